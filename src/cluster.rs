@@ -1,0 +1,816 @@
+//! Cluster operations on top of the Docker facade and the RPC client: `up` as a reconcile from the
+//! manifest to running, wired, verified nodes; opening a cluster from what Docker knows; peers, mining,
+//! status and teardown.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use rand::RngCore;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, State};
+use crate::image::{self, ImageError};
+use crate::layout::{self, NodeLayout, Networks, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE};
+use crate::manifest::ClusterSpec;
+use crate::progress::Progress;
+use crate::rpc::{PeerInfo, RpcClient, RpcError, Transport};
+use crate::topology::{diff, Edge, Graph, NodeId};
+use crate::wait::{self, interval_for, on_all, wait_until, Check, Timeout};
+
+/// Label value of the metadata container's role: it is never started and holds the manifest and the RPC
+/// password in its labels, so every later process can read the cluster back from Docker alone.
+const ROLE_META: &str = "meta";
+const LABEL_SPEC: &str = layout::LABEL_SPEC;
+const LABEL_PASSWORD: &str = layout::LABEL_RPC_PASSWORD;
+
+/// Containers created or started at once: more only queues inside the engine on small machines.
+const DOCKER_CONCURRENCY: usize = 16;
+
+/// A failed cluster operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+    #[error("node `{node}`: {source}")]
+    Rpc { node: String, source: RpcError },
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
+    #[error("node `{node}` stopped while starting; its last log lines:\n{logs}")]
+    Exited { node: String, logs: String },
+    #[error("no regbox cluster exists")]
+    NoCluster,
+    #[error("several clusters exist ({0}); name one")]
+    Ambiguous(String),
+    #[error("no cluster named `{0}` exists")]
+    UnknownCluster(String),
+    #[error("no node `{node}` in cluster `{cluster}` (nodes are {known}, or indices 0..{count})")]
+    UnknownNode { cluster: String, node: String, known: String, count: usize },
+    #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
+    Damaged(String),
+    #[error("the peer graph differs from the declared one: {0}")]
+    Graph(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("no free subnet left in {pool} for network `{network}`")]
+    NoSubnet { pool: Subnet, network: String },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("could not remove: {}", .0.join(", "))]
+    Leftovers(Vec<String>),
+    #[error("{source}\n{cleanup}")]
+    RolledBack { source: Box<Error>, cleanup: String },
+}
+
+impl Error {
+    /// The user asked for something that does not exist or cannot be: exit code 2, not 1.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::NoCluster | Error::Ambiguous(_) | Error::UnknownCluster(_) | Error::UnknownNode { .. } => true,
+            Error::RolledBack { source, .. } => source.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// The operation stopped because the user interrupted it.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::RolledBack { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A node of a running cluster: where it lives and how to talk to it.
+#[derive(Clone)]
+pub struct Node {
+    pub layout: NodeLayout,
+    pub rpc: RpcClient,
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        &self.layout.name
+    }
+
+    /// The address peers dial to reach this node over the data network.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.layout.data_ip.into(), layout::P2P_PORT)
+    }
+
+    /// Tags an RPC failure with this node's name.
+    pub fn rpc_error(&self, source: RpcError) -> Error {
+        Error::Rpc { node: self.name().to_string(), source }
+    }
+}
+
+/// How `up` behaves.
+#[derive(Clone)]
+pub struct UpOptions {
+    pub progress: Progress,
+    /// Limit for each wait (readiness, wiring, verification).
+    pub timeout: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions { progress: Progress::default(), timeout: Duration::from_secs(120) }
+    }
+}
+
+/// What one `up` run created, so an interrupted or failed run can take it back.
+#[derive(Default)]
+struct Journal {
+    containers: Vec<String>,
+    volumes: Vec<String>,
+    networks: Vec<String>,
+}
+
+/// A cluster as regbox knows it: the declared spec plus where each node lives.
+pub struct Cluster {
+    docker: Docker,
+    spec: ClusterSpec,
+    nodes: Vec<Node>,
+    by_name: HashMap<String, NodeId>,
+}
+
+/// One node's state as `status` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub index: usize,
+    pub name: String,
+    pub image: String,
+    pub state: State,
+    pub control_ip: String,
+    pub data_ip: String,
+    pub height: Option<u64>,
+    pub best_hash: Option<String>,
+    pub peers: Vec<String>,
+    /// Why the RPC fields are empty, when they are.
+    pub error: Option<String>,
+}
+
+/// A cluster as `ls` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSummary {
+    pub name: String,
+    pub nodes: usize,
+    pub running: usize,
+    pub networks: Vec<String>,
+}
+
+/// What `down` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownReport {
+    pub cluster: String,
+    pub containers: usize,
+    pub volumes: usize,
+    pub networks: usize,
+}
+
+impl Cluster {
+    /// Brings the cluster declared by `spec` up — or, if it already exists, to the declared state — and
+    /// verifies the peer graph. On failure, what this run created is removed again.
+    pub async fn up(spec: ClusterSpec, opts: &UpOptions) -> Result<Cluster> {
+        Cluster::up_until(spec, opts, std::future::pending()).await
+    }
+
+    /// `up` that stops when `cancel` completes (e.g. on Ctrl-C): in-flight work is dropped and what this
+    /// run created is removed.
+    pub async fn up_until(spec: ClusterSpec, opts: &UpOptions, cancel: impl Future<Output = ()>) -> Result<Cluster> {
+        let docker = Docker::connect().await?;
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let result = tokio::select! {
+            r = reconcile(&docker, spec, opts, &journal) => r,
+            () = cancel => Err(Error::Interrupted),
+        };
+        match result {
+            Ok(cluster) => Ok(cluster),
+            Err(source) => {
+                opts.progress.finish();
+                let journal = std::mem::take(&mut *journal.lock().unwrap());
+                let cleanup = rollback(&docker, journal).await;
+                Err(Error::RolledBack { source: Box::new(source), cleanup })
+            }
+        }
+    }
+
+    /// Reads an existing cluster back from Docker. With no name, the only cluster there is.
+    pub async fn open(name: Option<&str>) -> Result<Cluster> {
+        let docker = Docker::connect().await?;
+        let name = resolve_cluster(&docker, name).await?;
+        let containers = docker.cluster_containers(Some(&name)).await?;
+        let meta = containers
+            .iter()
+            .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+            .ok_or_else(|| Error::Damaged(name.clone()))?;
+        let spec: ClusterSpec = meta
+            .labels
+            .get(LABEL_SPEC)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| Error::Damaged(name.clone()))?;
+        let password = meta.labels.get(LABEL_PASSWORD).ok_or_else(|| Error::Damaged(name.clone()))?;
+        let nets = docker.cluster_networks(Some(&name)).await?;
+        let subnet = |role: &str| {
+            nets.iter()
+                .find(|n| n.labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
+                .and_then(|n| n.subnets.first().copied())
+                .ok_or_else(|| Error::Damaged(name.clone()))
+        };
+        let networks = Networks { control: subnet("control")?, data: subnet("data")?, rpcauth: rpcauth_for(password) };
+        Ok(Cluster::assemble(docker, spec, &networks, password))
+    }
+
+    fn assemble(docker: Docker, spec: ClusterSpec, nets: &Networks, password: &str) -> Cluster {
+        let transport = Transport::default();
+        let nodes: Vec<Node> = layout::nodes(&spec, nets)
+            .into_iter()
+            .map(|l| {
+                let addr = SocketAddr::new(l.control_ip.into(), layout::RPC_PORT);
+                Node { rpc: RpcClient::new(transport.clone(), addr, layout::RPC_USER, password), layout: l }
+            })
+            .collect();
+        let by_name = nodes.iter().map(|n| (n.name().to_string(), n.layout.index)).collect();
+        Cluster { docker, spec, nodes, by_name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The node named `r`, or with index `r`.
+    pub fn node(&self, r: &str) -> Result<&Node> {
+        self.spec.resolve(r).map(|i| &self.nodes[i]).ok_or_else(|| Error::UnknownNode {
+            cluster: self.spec.name.clone(),
+            node: r.to_string(),
+            known: describe_names(self.nodes.iter().map(Node::name)),
+            count: self.nodes.len(),
+        })
+    }
+
+    /// Which node a peer entry is, by the node name its user agent carries (`-uacomment`).
+    fn identify(&self, peer: &PeerInfo) -> Option<NodeId> {
+        peer.ua_comments().find_map(|c| self.by_name.get(c).copied())
+    }
+
+    async fn peers_of(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Vec<PeerInfo>>> {
+        let lists = stream::iter(ids.iter().map(|&i| async move {
+            let node = &self.nodes[i];
+            node.rpc.get_peer_info().await.map(|p| (i, p)).map_err(|e| node.rpc_error(e))
+        }))
+        .buffer_unordered(wait::RPC_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        lists.into_iter().collect()
+    }
+
+    /// The peer graph as the nodes report it, with the peers no node name could be matched to.
+    pub async fn peer_graph(&self) -> Result<(Graph, Vec<String>)> {
+        let all: Vec<NodeId> = (0..self.nodes.len()).collect();
+        let peers = self.peers_of(&all).await?;
+        let mut graph = Graph::new();
+        let mut unknown = Vec::new();
+        for (&i, list) in &peers {
+            for p in list {
+                match self.identify(p) {
+                    Some(j) => {
+                        graph.insert(i, j);
+                    }
+                    None => unknown.push(format!("{} has unidentified peer {} `{}`", self.nodes[i].name(), p.addr, p.subver)),
+                }
+            }
+        }
+        unknown.sort();
+        Ok((graph, unknown))
+    }
+
+    /// Checks that the nodes' peer graph is exactly the declared one.
+    pub async fn verify(&self) -> Result<()> {
+        let (actual, unknown) = self.peer_graph().await?;
+        let d = diff(&self.spec.graph(), &actual);
+        if d.is_empty() && unknown.is_empty() {
+            return Ok(());
+        }
+        let names = |edges: &[(NodeId, NodeId)]| {
+            edges.iter().map(|(a, b)| format!("{}-{}", self.nodes[*a].name(), self.nodes[*b].name())).collect::<Vec<_>>().join(", ")
+        };
+        let mut parts = Vec::new();
+        if !d.missing.is_empty() {
+            parts.push(format!("missing {}", names(&d.missing)));
+        }
+        if !d.extra.is_empty() {
+            parts.push(format!("extra {}", names(&d.extra)));
+        }
+        parts.extend(unknown);
+        Err(Error::Graph(parts.join("; ")))
+    }
+
+    /// Brings the live peer graph to the declared one: connects missing edges, drops extra ones.
+    pub async fn wire(&self, timeout: Duration) -> Result<()> {
+        let (actual, _) = self.peer_graph().await?;
+        let declared = self.spec.graph();
+        let d = diff(&declared, &actual);
+        let wanted: HashSet<(NodeId, NodeId)> = d.missing.iter().copied().collect();
+        let missing: Vec<Edge> = self.spec.edges.iter().copied().filter(|e| wanted.contains(&e.key())).collect();
+        let extra: Vec<Edge> = d.extra.iter().map(|&(a, b)| Edge::new(a, b)).collect();
+        tokio::try_join!(self.connect_edges(&missing, timeout), self.disconnect_edges(&extra, timeout))?;
+        Ok(())
+    }
+
+    /// Connects node `a` to node `b` (a dials b) and waits for the handshake on both sides.
+    pub async fn connect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+        let edge = Edge::new(self.node(a)?.layout.index, self.node(b)?.layout.index);
+        self.connect_edges(&[edge], timeout).await
+    }
+
+    /// Closes every session between `a` and `b` and waits until neither lists the other.
+    pub async fn disconnect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+        let edge = Edge::new(self.node(a)?.layout.index, self.node(b)?.layout.index);
+        self.disconnect_edges(&[edge], timeout).await
+    }
+
+    /// Opens every edge (`from` runs `addnode to onetry`) concurrently, then waits until each dialer lists
+    /// its peer as outbound and each listener lists the dialer as inbound, both with a pong received — a
+    /// pong can only follow the version handshake. A dial that left no trace on either side within a
+    /// second (the listener was not up yet) is tried again.
+    pub async fn connect_edges(&self, edges: &[Edge], timeout: Duration) -> Result<()> {
+        if edges.is_empty() {
+            return Ok(());
+        }
+        let dial = |e: Edge| async move {
+            let node = &self.nodes[e.from];
+            node.rpc.add_node_onetry(self.nodes[e.to].p2p_addr()).await.map_err(|err| node.rpc_error(err))
+        };
+        run_all(edges.iter().map(|&e| dial(e)), wait::RPC_CONCURRENCY).await?;
+        let involved = involved(edges);
+        let last_dial = std::cell::Cell::new(Instant::now());
+        let what = format!("{} connection(s) to finish the handshake", edges.len());
+        wait_until(&what, timeout, interval_for(involved.len()), || {
+            let involved = &involved;
+            let last = &last_dial;
+            async move {
+                let peers = self.peers_of(involved).await?;
+                let listed = |x: NodeId, y: NodeId, inbound: bool| {
+                    peers[&x].iter().any(|p| self.identify(p) == Some(y) && p.inbound == inbound && p.handshake_done())
+                };
+                let seen = |x: NodeId, y: NodeId| peers[&x].iter().any(|p| self.identify(p) == Some(y) || p.subver.is_empty());
+                let pending: Vec<&Edge> = edges.iter().filter(|e| !(listed(e.from, e.to, false) && listed(e.to, e.from, true))).collect();
+                if pending.is_empty() {
+                    return Ok(Check::Ready(()));
+                }
+                if last.get().elapsed() > Duration::from_secs(1) {
+                    let lost: Vec<Edge> = pending.iter().filter(|e| !seen(e.from, e.to) && !seen(e.to, e.from)).map(|e| **e).collect();
+                    if !lost.is_empty() {
+                        tracing::debug!("re-dialing {} connection(s)", lost.len());
+                        run_all(lost.into_iter().map(dial), wait::RPC_CONCURRENCY).await?;
+                    }
+                    last.set(Instant::now());
+                }
+                Ok(Check::Pending(format!("not yet connected: {}", self.describe_edges(pending.into_iter().copied()))))
+            }
+        })
+        .await
+    }
+
+    /// Disconnects every edge from both ends (`disconnectnode` by peer id; a peer already gone is fine)
+    /// and waits until neither end lists the other.
+    pub async fn disconnect_edges(&self, edges: &[Edge], timeout: Duration) -> Result<()> {
+        if edges.is_empty() {
+            return Ok(());
+        }
+        let involved = involved(edges);
+        let what = format!("{} connection(s) to close", edges.len());
+        wait_until(&what, timeout, interval_for(involved.len()), || async {
+            let peers = self.peers_of(&involved).await?;
+            let mut drops = Vec::new();
+            for e in edges {
+                for (x, y) in [(e.from, e.to), (e.to, e.from)] {
+                    for p in peers[&x].iter().filter(|p| self.identify(p) == Some(y)) {
+                        drops.push((x, p.id));
+                    }
+                }
+            }
+            if drops.is_empty() {
+                return Ok(Check::Ready(()));
+            }
+            run_all(
+                drops.iter().map(|&(x, id)| async move {
+                    let node = &self.nodes[x];
+                    node.rpc.disconnect_node(id).await.map_err(|e| node.rpc_error(e))
+                }),
+                wait::RPC_CONCURRENCY,
+            )
+            .await?;
+            Ok(Check::Pending(format!("{} session(s) still listed", drops.len())))
+        })
+        .await
+    }
+
+    fn describe_edges(&self, edges: impl Iterator<Item = Edge>) -> String {
+        edges.map(|e| format!("{}->{}", self.nodes[e.from].name(), self.nodes[e.to].name())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Mines `blocks` blocks on `node` to an anyone-can-spend script unique to the node (so two nodes
+    /// mining on the same parent in the same second never produce the same block). Needs no wallet.
+    pub async fn mine(&self, node: &str, blocks: u64) -> Result<Vec<String>> {
+        let node = self.node(node)?;
+        // <push node name> OP_DROP OP_TRUE
+        let name = node.name().as_bytes();
+        let script = format!("{:02x}{}7551", name.len(), hex::encode(name));
+        let rpc = &node.rpc;
+        let descriptor = rpc.descriptor_with_checksum(&format!("raw({script})")).await.map_err(|e| node.rpc_error(e))?;
+        rpc.generate_to_descriptor(blocks, &descriptor).await.map_err(|e| node.rpc_error(e))
+    }
+
+    /// Waits until every node has the same best block; returns its hash.
+    pub async fn sync_blocks(&self, timeout: Duration) -> Result<String> {
+        wait::sync_blocks(&self.nodes, timeout).await
+    }
+
+    /// Waits until every node's mempool holds the same transactions; returns how many.
+    pub async fn sync_mempools(&self, timeout: Duration) -> Result<usize> {
+        wait::sync_mempools(&self.nodes, timeout).await
+    }
+
+    /// Each node's container state, chain tip and peers.
+    pub async fn status(&self) -> Result<Vec<NodeStatus>> {
+        let containers: HashMap<String, ContainerInfo> =
+            self.docker.cluster_containers(Some(self.name())).await?.into_iter().map(|c| (c.name.clone(), c)).collect();
+        on_all(&self.nodes, |n| {
+            let container = containers.get(&n.layout.container);
+            async move {
+                let state = container.map_or(State::Unknown, |c| c.state);
+                let mut status = NodeStatus {
+                    index: n.layout.index,
+                    name: n.name().to_string(),
+                    image: container.map_or(n.layout.image.clone(), |c| c.image.clone()),
+                    state,
+                    control_ip: n.layout.control_ip.to_string(),
+                    data_ip: n.layout.data_ip.to_string(),
+                    height: None,
+                    best_hash: None,
+                    peers: Vec::new(),
+                    error: None,
+                };
+                if state != State::Running {
+                    status.error = Some(format!("container is {}", serde_json::to_value(state).unwrap().as_str().unwrap_or("?")));
+                    return Ok(status);
+                }
+                let answers = tokio::try_join!(n.rpc.get_block_count(), n.rpc.get_best_block_hash(), n.rpc.get_peer_info());
+                match answers {
+                    Ok((height, hash, peers)) => {
+                        status.height = Some(height);
+                        status.best_hash = Some(hash);
+                        let mut names: Vec<String> = peers
+                            .iter()
+                            .map(|p| self.identify(p).map_or_else(|| p.addr.clone(), |i| self.nodes[i].name().to_string()))
+                            .collect();
+                        names.sort();
+                        status.peers = names;
+                    }
+                    Err(e) => status.error = Some(e.to_string()),
+                }
+                Ok(status)
+            }
+        })
+        .await
+    }
+
+    /// Removes every container, volume and network of the cluster.
+    pub async fn down(self, progress: &Progress) -> Result<DownReport> {
+        down(&self.docker, &self.spec.name, progress).await
+    }
+}
+
+/// Which nodes an edge list touches.
+fn involved(edges: &[Edge]) -> Vec<NodeId> {
+    edges.iter().flat_map(|e| [e.from, e.to]).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Runs futures with at most `limit` in flight; the first error wins.
+async fn run_all<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>, limit: usize) -> Result<()> {
+    let results: Vec<Result<()>> = stream::iter(futures).buffer_unordered(limit).collect().await;
+    results.into_iter().collect()
+}
+
+fn describe_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.len() > 8 {
+        format!("{}, …, {}", names[..4].join(", "), names[names.len() - 1])
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
+/// with it each container's configuration hash, is the same on every run.
+fn rpcauth_for(password: &str) -> String {
+    use sha2::Digest;
+    let salt = sha2::Sha256::digest(format!("regbox-salt:{password}").as_bytes());
+    layout::rpcauth(&salt[..16], password)
+}
+
+/// Every cluster name found on regbox's labels.
+async fn cluster_names(docker: &Docker) -> Result<BTreeSet<String>> {
+    let (containers, networks) = tokio::try_join!(docker.cluster_containers(None), docker.cluster_networks(None))?;
+    Ok(containers
+        .iter()
+        .map(|c| &c.labels)
+        .chain(networks.iter().map(|n| &n.labels))
+        .filter_map(|l| l.get(LABEL_CLUSTER).cloned())
+        .collect())
+}
+
+/// The cluster a command means: the one named, or the only one there is.
+async fn resolve_cluster(docker: &Docker, name: Option<&str>) -> Result<String> {
+    let names = cluster_names(docker).await?;
+    match name {
+        Some(n) if names.contains(n) => Ok(n.to_string()),
+        Some(n) => Err(Error::UnknownCluster(n.to_string())),
+        None if names.len() == 1 => Ok(names.into_iter().next().unwrap()),
+        None if names.is_empty() => Err(Error::NoCluster),
+        None => Err(Error::Ambiguous(names.into_iter().collect::<Vec<_>>().join(", "))),
+    }
+}
+
+/// Lists every regbox cluster on the engine.
+pub async fn list() -> Result<Vec<ClusterSummary>> {
+    let docker = Docker::connect().await?;
+    let (containers, networks) = tokio::try_join!(docker.cluster_containers(None), docker.cluster_networks(None))?;
+    let names = cluster_names(&docker).await?;
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let nodes: Vec<&ContainerInfo> = containers
+                .iter()
+                .filter(|c| c.labels.get(LABEL_CLUSTER) == Some(&name) && c.labels.contains_key(layout::LABEL_NODE))
+                .collect();
+            ClusterSummary {
+                nodes: nodes.len(),
+                running: nodes.iter().filter(|c| c.state == State::Running).count(),
+                networks: networks.iter().filter(|n| n.labels.get(LABEL_CLUSTER) == Some(&name)).map(|n| n.name.clone()).collect(),
+                name,
+            }
+        })
+        .collect())
+}
+
+/// Removes every container, volume and network labeled with cluster `name` (works on half-made
+/// clusters too), retrying Docker 20.10's stale-endpoint refusals, and names whatever it could not remove.
+pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownReport> {
+    let docker = Docker::connect().await?;
+    let name = resolve_cluster(&docker, name).await?;
+    down(&docker, &name, progress).await
+}
+
+async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
+    let containers = docker.cluster_containers(Some(name)).await?;
+    progress.stage(&format!("removing {} containers of `{name}`", containers.len()), containers.len() as u64);
+    let mut left = Vec::new();
+    let removed = remove_all(containers.iter().map(|c| c.name.clone()), progress, |n| async move { docker.remove_container(&n).await }).await;
+    let mut report = DownReport { cluster: name.to_string(), ..Default::default() };
+    report.containers = count_removed(removed, &mut left);
+    // Volumes and networks go only once their containers are gone.
+    let volumes = docker.cluster_volumes(Some(name)).await?;
+    let networks = docker.cluster_networks(Some(name)).await?;
+    progress.stage(&format!("removing {} volumes and {} networks", volumes.len(), networks.len()), (volumes.len() + networks.len()) as u64);
+    let removed = remove_all(volumes.into_iter().map(|v| v.name), progress, |n| async move { docker.remove_volume(&n).await }).await;
+    report.volumes = count_removed(removed, &mut left);
+    let removed = remove_all(networks.into_iter().map(|n| n.name), progress, |n| async move { docker.remove_network(&n).await }).await;
+    report.networks = count_removed(removed, &mut left);
+    progress.finish();
+    if left.is_empty() {
+        Ok(report)
+    } else {
+        Err(Error::Leftovers(left))
+    }
+}
+
+async fn remove_all<F, Fut>(names: impl Iterator<Item = String>, progress: &Progress, remove: F) -> Vec<(String, Result<(), DockerError>)>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), DockerError>>,
+{
+    stream::iter(names.map(|n| {
+        let fut = remove(n.clone());
+        async move {
+            let r = fut.await;
+            progress.inc();
+            (n, r)
+        }
+    }))
+    .buffer_unordered(DOCKER_CONCURRENCY)
+    .collect()
+    .await
+}
+
+fn count_removed(results: Vec<(String, Result<(), DockerError>)>, left: &mut Vec<String>) -> usize {
+    let mut n = 0;
+    for (name, r) in results {
+        match r {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::warn!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+                left.push(name);
+            }
+        }
+    }
+    n
+}
+
+/// Removes what an interrupted or failed `up` created and says what happened.
+async fn rollback(docker: &Docker, journal: Journal) -> String {
+    if journal.containers.is_empty() && journal.networks.is_empty() {
+        return "nothing was created by this run".into();
+    }
+    let quiet = Progress::default();
+    let mut left = Vec::new();
+    let removed = remove_all(journal.containers.into_iter(), &quiet, |n| async move { docker.remove_container(&n).await }).await;
+    let containers = count_removed(removed, &mut left);
+    let removed = remove_all(journal.volumes.into_iter(), &quiet, |n| async move { docker.remove_volume(&n).await }).await;
+    count_removed(removed, &mut left);
+    let removed = remove_all(journal.networks.into_iter(), &quiet, |n| async move { docker.remove_network(&n).await }).await;
+    let networks = count_removed(removed, &mut left);
+    let mut msg = format!("removed what this run created: {containers} container(s), {networks} network(s)");
+    if !left.is_empty() {
+        msg.push_str(&format!("; could NOT remove: {}", left.join(", ")));
+    }
+    msg
+}
+
+/// The body of `up`: observe what exists, act on the difference, verify.
+async fn reconcile(docker: &Docker, spec: ClusterSpec, opts: &UpOptions, journal: &Mutex<Journal>) -> Result<Cluster> {
+    let progress = &opts.progress;
+    let name = spec.name.clone();
+    let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
+    for img in images {
+        image::ensure(docker, img, progress).await?;
+    }
+
+    let existing = docker.cluster_containers(Some(&name)).await?;
+    let (metas, nodes): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) =
+        existing.iter().partition(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META));
+    let spec_json = serde_json::to_string(&spec).expect("a spec serializes");
+    let password = metas.first().and_then(|m| m.labels.get(LABEL_PASSWORD).cloned()).unwrap_or_else(|| {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    });
+    if metas.first().and_then(|m| m.labels.get(LABEL_SPEC)) != Some(&spec_json) {
+        for m in &metas {
+            docker.remove_container(&m.name).await?;
+        }
+        let mut labels = layout::cluster_labels(&name);
+        labels.insert(LABEL_ROLE.into(), ROLE_META.into());
+        labels.insert(LABEL_SPEC.into(), spec_json);
+        labels.insert(LABEL_PASSWORD.into(), password.clone());
+        let meta = format!("regbox-{name}-meta");
+        docker.create_marker(&meta, &spec.nodes[0].image, labels).await?;
+        journal.lock().unwrap().containers.push(meta);
+    }
+
+    let networks = Networks {
+        control: ensure_network(docker, &name, "control", &layout::control_network(&name), journal).await?,
+        data: ensure_network(docker, &name, "data", &layout::data_network(&name), journal).await?,
+        rpcauth: rpcauth_for(&password),
+    };
+    let cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
+
+    // Containers that are not declared, or were made from another configuration, go.
+    let wanted: HashMap<&str, &NodeLayout> = cluster.nodes.iter().map(|n| (n.layout.container.as_str(), &n.layout)).collect();
+    let stale: Vec<&str> = nodes
+        .iter()
+        .filter(|c| wanted.get(c.name.as_str()).is_none_or(|l| c.labels.get(LABEL_CONFIG) != l.labels.get(LABEL_CONFIG)))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !stale.is_empty() {
+        progress.stage(&format!("removing {} outdated containers", stale.len()), stale.len() as u64);
+        run_all(stale.iter().map(|c| async move { Ok(docker.remove_container(c).await?) }), DOCKER_CONCURRENCY).await?;
+    }
+    let state: HashMap<&str, State> = nodes.iter().filter(|c| !stale.contains(&c.name.as_str())).map(|c| (c.name.as_str(), c.state)).collect();
+
+    let data_net = layout::data_network(&name);
+    let control_net = layout::control_network(&name);
+    progress.stage(&format!("starting {} nodes", cluster.nodes.len()), cluster.nodes.len() as u64);
+    // Each node's readiness wait starts as soon as its container runs, overlapping with the others' creation.
+    let timeout = opts.timeout;
+    let (state, control_net, data_net) = (&state, control_net.as_str(), data_net.as_str());
+    run_all(
+        cluster.nodes.iter().map(|n| async move {
+            let current = state.get(n.layout.container.as_str()).copied();
+            start_node(docker, &n.layout, current, control_net, data_net, journal).await?;
+            wait_ready(docker, n, timeout).await?;
+            progress.inc();
+            Ok(())
+        }),
+        DOCKER_CONCURRENCY,
+    )
+    .await?;
+
+    progress.stage(&format!("wiring {} edges", cluster.spec.edges.len()), 0);
+    cluster.wire(opts.timeout).await?;
+    progress.stage("verifying the peer graph", 0);
+    cluster.verify().await?;
+    progress.finish();
+    Ok(cluster)
+}
+
+/// Makes one node's container run: unpause, start, or create (on the control network, then attached to
+/// the data network, each with its static address) and start.
+async fn start_node(
+    docker: &Docker,
+    l: &NodeLayout,
+    current: Option<State>,
+    control_net: &str,
+    data_net: &str,
+    journal: &Mutex<Journal>,
+) -> Result<()> {
+    match current {
+        Some(State::Running) => {}
+        Some(State::Paused) => docker.unpause(&l.container).await?,
+        Some(_) => docker.start(&l.container).await?,
+        None => {
+            let config = ContainerConfig {
+                name: l.container.clone(),
+                image: l.image.clone(),
+                args: l.args.clone(),
+                labels: l.labels.clone(),
+                network: (control_net.to_string(), l.control_ip),
+                volume: (l.volume.clone(), layout::DATADIR.to_string()),
+            };
+            docker.create_container(&config).await?;
+            {
+                let mut j = journal.lock().unwrap();
+                j.containers.push(l.container.clone());
+                j.volumes.push(l.volume.clone());
+            }
+            docker.connect_network(&l.container, data_net, l.data_ip).await?;
+            docker.start(&l.container).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds the cluster's network of `role`, or creates it on a subnet that overlaps no Docker network and
+/// no host route. Docker refuses a subnet another process took meanwhile; the next free one is tried.
+async fn ensure_network(docker: &Docker, cluster: &str, role: &str, name: &str, journal: &Mutex<Journal>) -> Result<Subnet> {
+    let existing = docker.cluster_networks(Some(cluster)).await?;
+    if let Some(subnet) = existing.iter().find(|n| n.name == name).and_then(|n| n.subnets.first()) {
+        return Ok(*subnet);
+    }
+    let mut taken = docker.all_subnets().await?;
+    taken.extend(std::fs::read_to_string("/proc/net/route").map(|t| layout::parse_routes(&t)).unwrap_or_default());
+    let mut labels = layout::cluster_labels(cluster);
+    labels.insert(LABEL_ROLE.into(), role.into());
+    for subnet in layout::free_subnets(&taken, name).take(64) {
+        match docker.create_network(name, subnet, labels.clone()).await {
+            Ok(()) => {
+                journal.lock().unwrap().networks.push(name.to_string());
+                return Ok(subnet);
+            }
+            Err(e) if e.is_pool_overlap() => tracing::debug!("{subnet} was taken meanwhile; trying the next one"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::NoSubnet { pool: layout::POOL, network: name.to_string() })
+}
+
+/// Waits until a node answers RPC (tolerating refused connections and warm-up) and has loaded its
+/// mempool. If its container stops meanwhile, fails at once with its last log lines.
+pub async fn wait_ready(docker: &Docker, node: &Node, timeout: Duration) -> Result<()> {
+    let what = format!("node `{}` to answer RPC", node.name());
+    wait_until(&what, timeout, Duration::from_millis(20), || async {
+        let err = match node.rpc.get_block_count().await {
+            Ok(_) => match node.rpc.get_mempool_info().await {
+                Ok(m) if m.loaded => return Ok(Check::Ready(())),
+                Ok(_) => return Ok(Check::Pending("mempool still loading".into())),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if !err.is_not_ready() {
+            return Err(node.rpc_error(err));
+        }
+        if !docker.is_running(&node.layout.container).await? {
+            let lines: Vec<String> = docker.logs(&node.layout.container, Some(20), false).filter_map(|l| async { l.ok() }).collect().await;
+            return Err(Error::Exited { node: node.name().to_string(), logs: lines.concat() });
+        }
+        Ok(Check::Pending(err.to_string()))
+    })
+    .await
+}

@@ -1,0 +1,493 @@
+//! The one facade over the Docker engine (bollard): every Docker call regbox makes goes through here.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam,
+    IpamConfig, Mount, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::{Stream, StreamExt, TryStreamExt};
+
+use crate::layout::{Subnet, LABEL_CLUSTER};
+
+/// A failed Docker operation, naming what it was done to.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("reach the Docker engine (is it running, and may this user use its socket?)")]
+    Connect(#[source] BollardError),
+    #[error("list {what}")]
+    List { what: &'static str, source: BollardError },
+    #[error("create network `{name}` ({subnet})")]
+    CreateNetwork { name: String, subnet: Subnet, source: BollardError },
+    #[error("remove network `{name}`")]
+    RemoveNetwork { name: String, source: BollardError },
+    #[error("attach `{container}` to network `{network}`")]
+    Attach { container: String, network: String, source: BollardError },
+    #[error("detach `{container}` from network `{network}`")]
+    Disconnect { container: String, network: String, source: BollardError },
+    #[error("create container `{name}`")]
+    CreateContainer { name: String, source: BollardError },
+    #[error("{action} container `{name}`")]
+    Container { action: &'static str, name: String, source: BollardError },
+    #[error("remove volume `{name}`")]
+    RemoveVolume { name: String, source: BollardError },
+    #[error("inspect image `{name}`")]
+    InspectImage { name: String, source: BollardError },
+    #[error("import image `{name}`")]
+    ImportImage { name: String, source: BollardError },
+    #[error("read logs of `{name}`")]
+    Logs { name: String, source: BollardError },
+}
+
+impl DockerError {
+    /// Docker refused a network because its subnet overlaps another one (someone took it first).
+    pub fn is_pool_overlap(&self) -> bool {
+        matches!(self, DockerError::CreateNetwork { .. }) && self.to_source_string().contains("overlaps")
+    }
+
+    /// The object was not there (already removed, or never created).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    fn status(&self) -> Option<u16> {
+        let source = match self {
+            DockerError::RemoveNetwork { source, .. }
+            | DockerError::Container { source, .. }
+            | DockerError::RemoveVolume { source, .. }
+            | DockerError::Disconnect { source, .. }
+            | DockerError::InspectImage { source, .. } => source,
+            _ => return None,
+        };
+        match source {
+            BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, DockerError>;
+
+/// A container as listed by the engine.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub image: String,
+    pub state: State,
+    pub labels: HashMap<String, String>,
+    /// Network name → the container's IPv4 address on it.
+    pub networks: HashMap<String, Option<Ipv4Addr>>,
+}
+
+/// What the engine says a container is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Removing,
+    Dead,
+    Unknown,
+}
+
+/// A network as listed by the engine.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub subnets: Vec<Subnet>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A volume as listed by the engine.
+#[derive(Debug, Clone)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// What a node container is created from.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// The network it is created on, with its static address there.
+    pub network: (String, Ipv4Addr),
+    /// A named volume mounted at the path; Docker creates it, with these labels, on first use.
+    pub volume: (String, String),
+}
+
+/// Handle to the Docker engine.
+#[derive(Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+}
+
+fn label_filter(key: &str, value: Option<&str>) -> HashMap<&'static str, Vec<String>> {
+    let label = match value {
+        Some(v) => format!("{key}={v}"),
+        None => key.to_string(),
+    };
+    HashMap::from([("label", vec![label])])
+}
+
+impl Docker {
+    /// Connects to the engine named by `DOCKER_HOST` (or the local socket) and checks that it answers.
+    /// No API version is pinned: the daemon answers at its own.
+    pub async fn connect() -> Result<Docker> {
+        let api = bollard::Docker::connect_with_defaults().map_err(DockerError::Connect)?;
+        api.ping().await.map_err(DockerError::Connect)?;
+        Ok(Docker { api })
+    }
+
+    /// Every network's subnets, regbox's or not, so new ones overlap nothing.
+    pub async fn all_subnets(&self) -> Result<Vec<Subnet>> {
+        Ok(self.networks(None).await?.into_iter().flat_map(|n| n.subnets).collect())
+    }
+
+    /// Networks carrying `regbox.cluster` (of one cluster, or of all when `cluster` is None).
+    pub async fn cluster_networks(&self, cluster: Option<&str>) -> Result<Vec<NetworkInfo>> {
+        self.networks(Some(label_filter(LABEL_CLUSTER, cluster))).await
+    }
+
+    async fn networks(&self, filters: Option<HashMap<&'static str, Vec<String>>>) -> Result<Vec<NetworkInfo>> {
+        let mut opts = ListNetworksOptionsBuilder::new();
+        if let Some(f) = &filters {
+            opts = opts.filters(f);
+        }
+        let list = self
+            .api
+            .list_networks(Some(opts.build()))
+            .await
+            .map_err(|source| DockerError::List { what: "networks", source })?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkInfo {
+                name: n.name.unwrap_or_default(),
+                subnets: n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.subnet?.parse().ok())
+                    .collect(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Creates a bridge network on `subnet`, leaving only the top /24 for Docker's own address choice.
+    pub async fn create_network(&self, name: &str, subnet: Subnet, labels: HashMap<String, String>) -> Result<()> {
+        let config = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ip_range: Some(subnet.dynamic_range().to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.api
+            .create_network(config)
+            .await
+            .map(|_| ())
+            .map_err(|source| DockerError::CreateNetwork { name: name.into(), subnet, source })
+    }
+
+    /// Removes a network. Docker 20.10 sometimes keeps stale endpoints of containers just removed
+    /// ("has active endpoints"), so this retries for a while before giving up.
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.api.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(source) => {
+                    let err = DockerError::RemoveNetwork { name: name.into(), source };
+                    if err.is_not_found() {
+                        return Ok(());
+                    }
+                    attempt += 1;
+                    if attempt >= 20 || !err.to_source_string().contains("active endpoints") {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
+                }
+            }
+        }
+    }
+
+    /// Attaches a container to a network with a static address. The address must be given on every
+    /// attach: Docker forgets it on detach.
+    pub async fn connect_network(&self, container: &str, network: &str, ip: Ipv4Addr) -> Result<()> {
+        let config = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(static_endpoint(ip)),
+        };
+        self.api.connect_network(network, config).await.map_err(|source| DockerError::Attach {
+            container: container.into(),
+            network: network.into(),
+            source,
+        })
+    }
+
+    /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
+    pub async fn disconnect_network(&self, container: &str, network: &str) -> Result<()> {
+        let config = NetworkDisconnectRequest { container: container.to_string(), force: Some(true) };
+        self.api.disconnect_network(network, config).await.map_err(|source| DockerError::Disconnect {
+            container: container.into(),
+            network: network.into(),
+            source,
+        })
+    }
+
+    /// Creates (does not start) a node container on its first network. API 1.41 creates a container on
+    /// one network only; the others are attached with `connect_network`.
+    pub async fn create_container(&self, c: &ContainerConfig) -> Result<()> {
+        let (network, ip) = &c.network;
+        let body = ContainerCreateBody {
+            image: Some(c.image.clone()),
+            // Any image with bitcoind on its PATH works: its own entrypoint is bypassed.
+            entrypoint: Some(vec!["bitcoind".into()]),
+            cmd: Some(c.args.clone()),
+            // Root inside the container so the fresh volume is writable whatever the image's user.
+            user: Some("0:0".into()),
+            labels: Some(c.labels.clone()),
+            stop_timeout: Some(10),
+            host_config: Some(HostConfig {
+                network_mode: Some(network.clone()),
+                init: Some(true),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(c.volume.0.clone()),
+                    target: Some(c.volume.1.clone()),
+                    volume_options: Some(MountVolumeOptions {
+                        labels: Some(c.labels.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(network.clone(), static_endpoint(*ip))])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&c.name).build();
+        self.api
+            .create_container(Some(opts), body)
+            .await
+            .map(|_| ())
+            .map_err(|source| DockerError::CreateContainer { name: c.name.clone(), source })
+    }
+
+    /// Creates a container that is never started and attached to no network: its labels carry data
+    /// (the cluster's manifest) that must be readable from Docker alone.
+    pub async fn create_marker(&self, name: &str, image: &str, labels: HashMap<String, String>) -> Result<()> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["true".into()]),
+            labels: Some(labels),
+            host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.api
+            .create_container(Some(opts), body)
+            .await
+            .map(|_| ())
+            .map_err(|source| DockerError::CreateContainer { name: name.into(), source })
+    }
+
+    /// Containers carrying `regbox.cluster` (of one cluster, or of all), stopped ones included.
+    pub async fn cluster_containers(&self, cluster: Option<&str>) -> Result<Vec<ContainerInfo>> {
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&label_filter(LABEL_CLUSTER, cluster)).build();
+        let list = self
+            .api
+            .list_containers(Some(opts))
+            .await
+            .map_err(|source| DockerError::List { what: "containers", source })?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').into(),
+                image: c.image.unwrap_or_default(),
+                state: match c.state {
+                    Some(ContainerSummaryStateEnum::CREATED) => State::Created,
+                    Some(ContainerSummaryStateEnum::RUNNING) => State::Running,
+                    Some(ContainerSummaryStateEnum::PAUSED) => State::Paused,
+                    Some(ContainerSummaryStateEnum::RESTARTING) => State::Restarting,
+                    Some(ContainerSummaryStateEnum::EXITED) => State::Exited,
+                    Some(ContainerSummaryStateEnum::REMOVING) => State::Removing,
+                    Some(ContainerSummaryStateEnum::DEAD) => State::Dead,
+                    _ => State::Unknown,
+                },
+                labels: c.labels.unwrap_or_default(),
+                networks: c
+                    .network_settings
+                    .and_then(|s| s.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(net, ep)| (net, ep.ip_address.and_then(|ip| ip.parse().ok())))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Whether a container is still running (false when it exited or is gone).
+    pub async fn is_running(&self, name: &str) -> Result<bool> {
+        match self.api.inspect_container(name, None).await {
+            Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(source) => {
+                let err = DockerError::Container { action: "inspect", name: name.into(), source };
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Starts a created or stopped container.
+    pub async fn start(&self, name: &str) -> Result<()> {
+        self.api.start_container(name, None).await.map_err(container_err("start", name))
+    }
+
+    /// Stops a container (SIGTERM, then SIGKILL after `grace`).
+    pub async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
+        let opts = StopContainerOptionsBuilder::new().t(grace.as_secs() as i32).build();
+        self.api.stop_container(name, Some(opts)).await.map_err(container_err("stop", name))
+    }
+
+    /// Sends SIGKILL.
+    pub async fn kill(&self, name: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
+        self.api.kill_container(name, Some(opts)).await.map_err(container_err("kill", name))
+    }
+
+    /// Freezes every process of a container.
+    pub async fn pause(&self, name: &str) -> Result<()> {
+        self.api.pause_container(name).await.map_err(container_err("pause", name))
+    }
+
+    /// Thaws a paused container.
+    pub async fn unpause(&self, name: &str) -> Result<()> {
+        self.api.unpause_container(name).await.map_err(container_err("unpause", name))
+    }
+
+    /// Removes a container, running or not; a container already gone is not an error.
+    pub async fn remove_container(&self, name: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match self.api.remove_container(name, Some(opts)).await.map_err(container_err("remove", name)) {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Volumes carrying `regbox.cluster` (of one cluster, or of all).
+    pub async fn cluster_volumes(&self, cluster: Option<&str>) -> Result<Vec<VolumeInfo>> {
+        let opts = ListVolumesOptionsBuilder::new().filters(&label_filter(LABEL_CLUSTER, cluster)).build();
+        let list = self
+            .api
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|source| DockerError::List { what: "volumes", source })?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeInfo { name: v.name, labels: v.labels })
+            .collect())
+    }
+
+    /// Removes a volume; one already gone is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
+        match self.api.remove_volume(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(source) => {
+                let err = DockerError::RemoveVolume { name: name.into(), source };
+                if err.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Whether an image exists locally.
+    pub async fn has_image(&self, name: &str) -> Result<bool> {
+        match self.api.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(source) => {
+                let err = DockerError::InspectImage { name: name.into(), source };
+                if err.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Imports a root filesystem tar as image `repo:tag` (what `docker import` does), applying Dockerfile
+    /// instructions such as `ENTRYPOINT` or `LABEL` from `changes`.
+    pub async fn import_image(&self, rootfs: bytes::Bytes, repo: &str, tag: &str, changes: Vec<String>) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::new().from_src("-").repo(repo).tag(tag).changes(changes).build();
+        self.api
+            .create_image(Some(opts), Some(bollard::body_full(rootfs)), None)
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .map_err(|source| DockerError::ImportImage { name: format!("{repo}:{tag}"), source })
+    }
+
+    /// The container's log lines (stdout and stderr): the last `tail` of them, then new ones if `follow`.
+    pub fn logs(&self, name: &str, tail: Option<usize>, follow: bool) -> impl Stream<Item = Result<String>> + '_ {
+        let tail = tail.map_or("all".to_string(), |n| n.to_string());
+        let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        let name = name.to_string();
+        self.api.logs(&name, Some(opts)).map(move |item| {
+            item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+                .map_err(|source| DockerError::Logs { name: name.clone(), source })
+        })
+    }
+}
+
+fn container_err<'a>(action: &'static str, name: &'a str) -> impl FnOnce(BollardError) -> DockerError + 'a {
+    move |source| DockerError::Container { action, name: name.into(), source }
+}
+
+fn static_endpoint(ip: Ipv4Addr) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+impl DockerError {
+    fn to_source_string(&self) -> String {
+        std::error::Error::source(self).map(|s| s.to_string()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,101 @@
+//! The node image: finding it, and building `regbox/bitcoind:<version>` offline from Debian's
+//! bitcoin-knots package with `images/bitcoind/build.sh` (embedded in the binary).
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::docker::{Docker, DockerError};
+use crate::progress::Progress;
+
+/// Repository of the images regbox builds itself; any other image must already be present.
+pub const REPO: &str = "regbox/bitcoind";
+
+const BUILD_SCRIPT: &str = include_str!("../images/bitcoind/build.sh");
+
+/// Why the node image is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image `{0}` is not present and no registry can be assumed; `docker pull` or `docker load` it first (or use `{REPO}:…`, which regbox builds itself)")]
+    Missing(String),
+    #[error("image build failed: {0}")]
+    Build(String),
+    #[error("the Debian archive now carries bitcoind {built} (built as `{REPO}:{tag}`), not the `{wanted}` asked for; use image `{REPO}:{tag}`")]
+    OtherVersion { wanted: String, built: String, tag: String },
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+}
+
+/// Makes sure `image` exists, building it when it is one of regbox's own.
+pub async fn ensure(docker: &Docker, image: &str, progress: &Progress) -> Result<(), ImageError> {
+    if docker.has_image(image).await? {
+        return Ok(());
+    }
+    if !image.starts_with(&format!("{REPO}:")) {
+        return Err(ImageError::Missing(image.to_string()));
+    }
+    let built = build(docker, progress).await?;
+    if built != image {
+        let tag = built.rsplit(':').next().unwrap_or_default().to_string();
+        return Err(ImageError::OtherVersion { wanted: image.to_string(), built: tag.clone(), tag });
+    }
+    Ok(())
+}
+
+/// Builds the image from Debian sid's `bitcoin-knots` with a private apt configuration (the host's apt
+/// state is never touched) and imports the minimal root filesystem. Returns the image name, whose tag
+/// carries the bitcoind version (`regbox/bitcoind:knots-29.4`).
+pub async fn build(docker: &Docker, progress: &Progress) -> Result<String, ImageError> {
+    progress.stage("building the bitcoind image from Debian's bitcoin-knots", 0);
+    let fail = |what: &str, e: &dyn std::fmt::Display| ImageError::Build(format!("{what}: {e}"));
+    let dir = tempdir().map_err(|e| fail("create a temporary directory", &e))?;
+    let script = dir.join("build.sh");
+    std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
+    let out = dir.join("out");
+    let mut child = tokio::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail("run bash", &e))?;
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let mut tail = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        progress.note(&format!("image: {line}"));
+        tracing::info!("image build: {line}");
+        tail.push(line);
+    }
+    let status = child.wait().await.map_err(|e| fail("wait for the build", &e))?;
+    let result = async {
+        if !status.success() {
+            let n = tail.len().saturating_sub(5);
+            return Err(ImageError::Build(tail[n..].join("\n")));
+        }
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
+        let version = read("version").map_err(|e| fail("read the built version", &e))?;
+        let package = read("package").map_err(|e| fail("read the built package name", &e))?;
+        let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package).to_string();
+        let tag = format!("{flavour}-{version}");
+        let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
+        progress.note(&format!("importing {REPO}:{tag}"));
+        let changes = vec![
+            "ENV HOME=/root".to_string(),
+            r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
+            format!("LABEL regbox.image={package}-{version}"),
+        ];
+        docker.import_image(rootfs.into(), REPO, &tag, changes).await?;
+        Ok(format!("{REPO}:{tag}"))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    progress.finish();
+    result
+}
+
+fn tempdir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("regbox-image-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}

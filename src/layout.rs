@@ -1,0 +1,337 @@
+//! Where everything of a cluster lives: Docker names, labels, subnets, static addresses and the bitcoind
+//! command line of each node, computed from a `ClusterSpec` without any I/O.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::ClusterSpec;
+
+/// Label every regbox resource carries; scripts find a cluster's resources by it.
+pub const LABEL_CLUSTER: &str = "regbox.cluster";
+/// Label naming the node a container or volume belongs to.
+pub const LABEL_NODE: &str = "regbox.node";
+/// Label holding the node's index in the manifest.
+pub const LABEL_INDEX: &str = "regbox.index";
+/// Label naming a network's role: `control` or `data`.
+pub const LABEL_ROLE: &str = "regbox.role";
+/// Label holding a hash of everything a container was created from; a different hash means recreate.
+pub const LABEL_CONFIG: &str = "regbox.config";
+/// Label on the control network holding the resolved manifest as JSON, so any later process can read it back.
+pub const LABEL_SPEC: &str = "regbox.spec";
+/// Label on the control network holding the cluster's RPC password (see README: Docker access is root access).
+pub const LABEL_RPC_PASSWORD: &str = "regbox.rpc-password";
+
+/// RPC user every node accepts (through `-rpcauth`).
+pub const RPC_USER: &str = "regbox";
+/// bitcoind's regtest RPC port.
+pub const RPC_PORT: u16 = 18443;
+/// bitcoind's regtest P2P port.
+pub const P2P_PORT: u16 = 18444;
+/// Where a node's data directory is mounted.
+pub const DATADIR: &str = "/data";
+
+/// Prefix length of every network regbox creates: 4096 addresses, enough for 1000 static nodes and a
+/// dynamic range for anything else Docker attaches.
+pub const NETWORK_PREFIX: u8 = 20;
+/// First host offset handed to nodes; below it sit the gateway and room for future fixed services.
+const NODE_OFFSET: u32 = 10;
+
+/// The address space regbox carves cluster networks from (`10.128.0.0/9`: 2048 networks of /20).
+pub const POOL: Subnet = Subnet { base: 0x0a80_0000, prefix: 9 };
+
+/// An IPv4 network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Subnet {
+    base: u32,
+    prefix: u8,
+}
+
+impl Subnet {
+    /// The network containing `addr` with the given prefix (host bits cleared).
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
+        let mask = mask(prefix);
+        Subnet { base: u32::from(addr) & mask, prefix }
+    }
+
+    /// Number of addresses in the network.
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - self.prefix)
+    }
+
+    /// The address `offset` places after the network address.
+    pub fn host(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + offset)
+    }
+
+    /// Whether the two networks share any address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let prefix = self.prefix.min(other.prefix);
+        self.base & mask(prefix) == other.base & mask(prefix)
+    }
+
+    /// The gateway Docker's bridge takes: the first host address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.host(1)
+    }
+
+    /// The dynamic range Docker may hand out on its own: the top /24. Static node addresses stay below it,
+    /// so a node's address is never taken by someone else while it is detached.
+    pub fn dynamic_range(&self) -> Subnet {
+        Subnet { base: self.base + (self.size() as u32 - 256), prefix: 24 }
+    }
+
+    /// The `index`-th sub-network of length `prefix` inside this one.
+    pub fn nth(&self, prefix: u8, index: u32) -> Subnet {
+        Subnet { base: self.base + (index << (32 - prefix)), prefix }
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.base), self.prefix)
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet, String> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("`{s}` is not in CIDR form"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("`{s}` is not an IPv4 network"))?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("bad prefix in `{s}`"))?;
+        Ok(Subnet::new(addr, prefix))
+    }
+}
+
+/// Candidate subnets for a new network, in the order to try them: every /20 of the pool that overlaps
+/// nothing in `taken`, starting at a place derived from `seed` so that two processes creating different
+/// clusters at the same moment rarely race for the same one (Docker refuses the loser, which moves on).
+pub fn free_subnets<'a>(taken: &'a [Subnet], seed: &str) -> impl Iterator<Item = Subnet> + 'a {
+    let count = 1u32 << (NETWORK_PREFIX - POOL.prefix);
+    let start = u32::from_be_bytes(Sha256::digest(seed.as_bytes())[..4].try_into().unwrap()) % count;
+    (0..count)
+        .map(move |i| POOL.nth(NETWORK_PREFIX, (start + i) % count))
+        .filter(move |candidate| !taken.iter().any(|t| t.overlaps(candidate)))
+}
+
+/// Parses the destinations of the host's IPv4 routing table (`/proc/net/route` format) so subnets that
+/// a VPN or another tool routes are never chosen.
+pub fn parse_routes(table: &str) -> Vec<Subnet> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let dest = u32::from_str_radix(cols.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(cols.get(7)?, 16).ok()?;
+            // The kernel prints the raw network-order word as a native integer.
+            let dest = Ipv4Addr::from(dest.to_ne_bytes());
+            let prefix = u32::from_be_bytes(mask.to_ne_bytes()).count_ones() as u8;
+            (prefix != 0).then(|| Subnet::new(dest, prefix))
+        })
+        .collect()
+}
+
+/// Docker name of a cluster's control network.
+pub fn control_network(cluster: &str) -> String {
+    format!("regbox-{cluster}-ctl")
+}
+
+/// Docker name of a cluster's data (P2P) network.
+pub fn data_network(cluster: &str) -> String {
+    format!("regbox-{cluster}-data")
+}
+
+/// Docker name of a node's container.
+pub fn container_name(cluster: &str, node: &str) -> String {
+    format!("regbox-{cluster}-{node}")
+}
+
+/// Docker name of a node's data volume.
+pub fn volume_name(cluster: &str, node: &str) -> String {
+    format!("regbox-{cluster}-{node}-data")
+}
+
+/// Labels of a cluster-wide resource.
+pub fn cluster_labels(cluster: &str) -> HashMap<String, String> {
+    HashMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string())])
+}
+
+/// The static address of node `index` on a network with subnet `net`.
+pub fn node_address(net: Subnet, index: usize) -> Ipv4Addr {
+    net.host(NODE_OFFSET + index as u32)
+}
+
+/// `-rpcauth` value for `password`: bitcoind stores only the salted HMAC, so the password itself never
+/// appears in a container's command line.
+pub fn rpcauth(salt: &[u8], password: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let salt = hex::encode(salt);
+    let mut mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes()).expect("hmac takes any key length");
+    mac.update(password.as_bytes());
+    format!("{RPC_USER}:{salt}${}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Everything a node's container is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLayout {
+    pub index: usize,
+    pub name: String,
+    pub container: String,
+    pub volume: String,
+    pub image: String,
+    pub control_ip: Ipv4Addr,
+    pub data_ip: Ipv4Addr,
+    /// bitcoind's arguments, lab settings first, the manifest's own last.
+    pub args: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// The networks and credentials a cluster's nodes are laid out on.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    pub control: Subnet,
+    pub data: Subnet,
+    /// The `-rpcauth` line (salted hash), never the password.
+    pub rpcauth: String,
+}
+
+/// Lays every node of `spec` out on `nets`.
+pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
+    spec.nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let control_ip = node_address(nets.control, index);
+            let data_ip = node_address(nets.data, index);
+            let mut args: Vec<String> = [
+                "-regtest".to_string(),
+                "-printtoconsole".to_string(),
+                format!("-datadir={DATADIR}"),
+                "-server=1".to_string(),
+                // connect=0 keeps gossiped addresses from becoming unplanned peers, but also switches
+                // listening off: listen=1 turns it back on.
+                "-connect=0".to_string(),
+                "-listen=1".to_string(),
+                format!("-bind=0.0.0.0:{P2P_PORT}"),
+                "-dnsseed=0".to_string(),
+                "-fixedseeds=0".to_string(),
+                "-discover=0".to_string(),
+                "-listenonion=0".to_string(),
+                "-natpmp=0".to_string(),
+                format!("-uacomment={}", node.name),
+                // RPC answers on the control network only, which partitions never touch.
+                format!("-rpcbind={control_ip}:{RPC_PORT}"),
+                format!("-rpcallowip={}", nets.control),
+                format!("-rpcauth={}", nets.rpcauth),
+                // Peers inside the pool skip the inbound transaction trickle, so mempools sync fast.
+                format!("-whitelist=noban@{POOL}"),
+            ]
+            .into();
+            args.extend(node.args.iter().cloned());
+            let container = container_name(&spec.name, &node.name);
+            let mut labels = cluster_labels(&spec.name);
+            labels.insert(LABEL_NODE.into(), node.name.clone());
+            labels.insert(LABEL_INDEX.into(), index.to_string());
+            let mut layout = NodeLayout {
+                index,
+                name: node.name.clone(),
+                volume: volume_name(&spec.name, &node.name),
+                container,
+                image: node.image.clone(),
+                control_ip,
+                data_ip,
+                args,
+                labels,
+            };
+            layout.labels.insert(LABEL_CONFIG.into(), layout.config_hash());
+            layout
+        })
+        .collect()
+}
+
+impl NodeLayout {
+    /// A short hash of what the container is made from; `up` recreates a container whose hash differs.
+    pub fn config_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [&self.image, &self.control_ip.to_string(), &self.data_ip.to_string()]
+            .into_iter()
+            .chain(&self.args)
+        {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Subnet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn overlap_is_symmetric_and_prefix_aware() {
+        assert!(net("10.128.0.0/9").overlaps(&net("10.130.16.0/20")));
+        assert!(net("10.130.16.0/20").overlaps(&net("10.128.0.0/9")));
+        assert!(!net("10.130.16.0/20").overlaps(&net("10.130.32.0/20")));
+        assert!(net("0.0.0.0/0").overlaps(&net("192.168.1.0/24")));
+    }
+
+    #[test]
+    fn free_subnets_skip_taken_and_stay_in_pool() {
+        let taken = vec![net("10.128.0.0/12")];
+        let first: Vec<Subnet> = free_subnets(&taken, "x").take(300).collect();
+        assert_eq!(first.len(), 300);
+        for s in &first {
+            assert!(POOL.overlaps(s) && !s.overlaps(&taken[0]), "{s}");
+            assert_eq!(s.prefix, NETWORK_PREFIX);
+        }
+        // Every /20 of the pool but the 256 taken ones.
+        assert_eq!(free_subnets(&taken, "x").count(), 2048 - 256);
+    }
+
+    #[test]
+    fn addresses_stay_below_the_dynamic_range() {
+        let s = net("10.140.16.0/20");
+        assert_eq!(s.gateway(), Ipv4Addr::new(10, 140, 16, 1));
+        assert_eq!(s.dynamic_range(), net("10.140.31.0/24"));
+        let last = node_address(s, 999);
+        assert!(!s.dynamic_range().overlaps(&Subnet::new(last, 32)));
+        assert!(s.overlaps(&Subnet::new(last, 32)));
+    }
+
+    #[test]
+    fn routes_are_read_from_proc_format() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        assert_eq!(parse_routes(table), vec![net("192.168.1.0/24"), net("172.17.0.0/16")]);
+    }
+
+    #[test]
+    fn rpcauth_matches_bitcoin_core_rpcauth_py() {
+        // Same construction as share/rpcauth/rpcauth.py: HMAC-SHA256 keyed by the hex salt.
+        let line = rpcauth(&[0u8; 16], "pw");
+        let (user, rest) = line.split_once(':').unwrap();
+        let (salt, hash) = rest.split_once('$').unwrap();
+        assert_eq!(user, RPC_USER);
+        assert_eq!(salt, "00000000000000000000000000000000");
+        assert_eq!(hash.len(), 64);
+    }
+}

@@ -1,0 +1,30 @@
+//! The `regbox` binary: parse arguments, set up logging, run one command, map its failure to an exit code
+//! (0 ok, 1 runtime failure, 2 bad input, 130 interrupted).
+
+use clap::Parser;
+use regbox::cli::{run, Cli};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "regbox=info",
+        _ => "regbox=debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
+        .init();
+    if let Err(failure) = run(cli).await {
+        let mut message = format!("error: {failure}");
+        let mut cause = std::error::Error::source(&failure);
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        eprintln!("{message}");
+        std::process::exit(failure.exit_code());
+    }
+}

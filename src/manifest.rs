@@ -1,0 +1,859 @@
+//! Cluster manifests: the YAML format, its validation with located errors, and the resolved `ClusterSpec`.
+//!
+//! The YAML is first loaded into a small tree in which every node carries its
+//! source position, and validated by hand from there. Serde's derived
+//! `deny_unknown_fields` would be shorter, but serde-saphyr can only attribute
+//! errors raised inside a derived field visitor to the enclosing mapping, not
+//! to the offending key, and the derived messages cannot be reworded.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Serialize;
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::options::AliasLimits;
+use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
+
+use crate::topology::{generate, Edge, Graph, Kind, NodeId};
+
+pub const DEFAULT_IMAGE: &str = "regbox/bitcoind:knots-29.4";
+/// Keeps each node's memory small so that hundreds fit on one machine.
+pub const DEFAULT_ARGS: &[&str] = &["-dbcache=4", "-maxmempool=5"];
+pub const MAX_NODES: usize = 1000;
+/// Checked before parsing so that an oversized file costs nothing.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// A real manifest nests at most four levels (`topology.edges[i][j]`), so
+/// anything much deeper is hostile and is cut off before it can exhaust the stack.
+const MAX_DEPTH: usize = 32;
+/// Bounds the tree built from the document. 1 MiB of YAML holds at most a few
+/// hundred thousand values; a 1000-node cluster with explicit edges needs far fewer.
+const MAX_YAML_NODES: usize = 100_000;
+const MAX_ALIASES: usize = 10_000;
+/// Alias expansions are what a YAML bomb multiplies. 1000 nodes each merging a
+/// `defaults`-sized anchor stay well below this, and a bomb hits it in milliseconds.
+const MAX_REPLAYED_EVENTS: usize = 30_000;
+
+/// Options that regbox sets on every node; overriding them would break
+/// networking, RPC access or the topology itself.
+pub const RESERVED_OPTIONS: &[&str] = &[
+    "regtest",
+    "chain",
+    "testnet",
+    "signet",
+    "connect",
+    "listen",
+    "bind",
+    "port",
+    "rpcbind",
+    "rpcallowip",
+    "rpcport",
+    "rpcauth",
+    "rpcuser",
+    "rpcpassword",
+    "uacomment",
+    "datadir",
+    "dnsseed",
+    "fixedseeds",
+    "discover",
+    "listenonion",
+    "natpmp",
+    "daemon",
+    "printtoconsole",
+    "conf",
+];
+
+const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology"];
+const DEFAULTS_FIELDS: &[&str] = &["image", "args"];
+const NODE_FIELDS: &[&str] = &["name", "image", "args"];
+const EDGES_FIELDS: &[&str] = &["edges"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub nodes: Vec<NodeSpec>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+}
+
+impl ClusterSpec {
+    /// What `regbox` runs without a manifest; identical to parsing
+    /// `name: regbox`, `nodes: 4`.
+    pub fn default_ring4() -> Self {
+        let nodes = (0..4)
+            .map(|i| NodeSpec {
+                name: format!("n{i}"),
+                image: DEFAULT_IMAGE.to_owned(),
+                args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+            })
+            .collect();
+        ClusterSpec {
+            name: "regbox".to_owned(),
+            nodes,
+            edges: generate(Kind::Ring, 4),
+        }
+    }
+
+    /// Looks up a node by name, or by decimal index as typed on a command line.
+    pub fn resolve(&self, r: &str) -> Option<NodeId> {
+        if let Some(id) = self.nodes.iter().position(|n| n.name == r) {
+            return Some(id);
+        }
+        if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) {
+            return r.parse::<NodeId>().ok().filter(|&i| i < self.nodes.len());
+        }
+        None
+    }
+
+    pub fn graph(&self) -> Graph {
+        Graph::from_edges(&self.edges)
+    }
+}
+
+/// Every manifest problem, located in the source. `line` and `column` are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}")]
+pub struct ManifestError {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parses and validates a manifest. `origin` only names the source in errors.
+pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, ManifestError> {
+    let cx = Cx { origin };
+    if source.len() > MAX_MANIFEST_BYTES {
+        return Err(cx.error(
+            Pos::START,
+            format!(
+                "manifest is {} bytes, more than the limit of {MAX_MANIFEST_BYTES} bytes (1 MiB)",
+                source.len()
+            ),
+        ));
+    }
+    let doc: Yaml =
+        serde_saphyr::from_str_with_options(source, options()).map_err(|e| cx.yaml_error(&e))?;
+    cx.cluster(&doc)
+}
+
+fn options() -> Options {
+    Options {
+        budget: Some(Budget {
+            max_events: 2 * MAX_YAML_NODES,
+            max_aliases: MAX_ALIASES,
+            max_anchors: MAX_ALIASES,
+            max_depth: MAX_DEPTH,
+            // Not 1: a breach on the second document is swallowed once the first
+            // has ended, and the second would be silently ignored. At 2,
+            // serde-saphyr's own multiple-document check reports it.
+            max_documents: 2,
+            max_nodes: MAX_YAML_NODES,
+            max_total_scalar_bytes: 4 * MAX_MANIFEST_BYTES,
+            max_merge_keys: MAX_ALIASES,
+            // The ratio heuristic rejects the legitimate "every node uses one
+            // anchor" pattern; MAX_REPLAYED_EVENTS already bounds the expansion.
+            enforce_alias_anchor_ratio: false,
+            ..Budget::default()
+        }),
+        alias_limits: AliasLimits {
+            max_total_replayed_events: MAX_REPLAYED_EVENTS,
+            max_replay_stack_depth: MAX_DEPTH,
+            max_alias_expansions_per_anchor: MAX_REPLAYED_EVENTS,
+        },
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        // YAML 1.1 would read a node called `n`, `y`, `on` or `off` as a boolean.
+        strict_booleans: true,
+        // Snippets would be rendered only to be thrown away; errors are re-rendered here.
+        with_snippet: false,
+        ..Options::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+impl Pos {
+    const START: Pos = Pos { line: 1, column: 1 };
+
+    fn from_location(loc: &serde_saphyr::Location) -> Pos {
+        // serde-saphyr uses 0:0 for "unknown"; pointing at the start beats pointing nowhere.
+        if loc.line() == 0 {
+            return Pos::START;
+        }
+        Pos {
+            line: loc.line() as usize,
+            column: loc.column().max(1) as usize,
+        }
+    }
+}
+
+/// A YAML node with the place it was used (for an alias: the alias, not the anchor).
+#[derive(Debug)]
+struct Yaml {
+    at: Pos,
+    value: Value,
+}
+
+#[derive(Debug)]
+enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Yaml>),
+    Map(Vec<(Yaml, Yaml)>),
+}
+
+impl<'de> Deserialize<'de> for Yaml {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(d)?;
+        Ok(Yaml {
+            at: Pos::from_location(&spanned.referenced),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        i128::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom("integer is too large"))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// What a value is, for "expected X, found Y" messages.
+fn found(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".to_owned(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Int(i) => format!("integer `{i}`"),
+        Value::Float(f) => format!("number `{f}`"),
+        Value::Str(s) => format!("string `{}`", shown(s)),
+        Value::Seq(_) => "a list".to_owned(),
+        Value::Map(_) => "a mapping".to_owned(),
+    }
+}
+
+/// Echoes user text into a one-line message without letting it flood or break the line.
+fn shown(s: &str) -> String {
+    const LIMIT: usize = 64;
+    let mut out: String = s.chars().take(LIMIT).flat_map(char::escape_debug).collect();
+    if s.chars().nth(LIMIT).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+fn backticked(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+fn is_cluster_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=40).contains(&b.len()) && ok(&b[0]) && b[1..].iter().all(|c| ok(c) || *c == b'-')
+}
+
+fn is_node_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_alphabetic()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The option an argument sets, as bitcoind sees it: `--regtest.nolisten=1` sets `listen`.
+fn reserved_option(arg: &str) -> Option<&'static str> {
+    let key = arg.trim_start_matches('-');
+    let key = key.split_once('=').map_or(key, |(k, _)| k);
+    // bitcoind accepts a network section prefix on the command line.
+    let key = key.rsplit_once('.').map_or(key, |(_, k)| k);
+    let key = key.to_ascii_lowercase();
+    let find = |k: &str| RESERVED_OPTIONS.iter().copied().find(|r| *r == k);
+    find(&key).or_else(|| key.strip_prefix("no").and_then(find))
+}
+
+/// Mapping entries after checking that every key is a known field.
+struct Fields<'y> {
+    at: Pos,
+    entries: Vec<(&'y str, &'y Yaml)>,
+}
+
+impl<'y> Fields<'y> {
+    fn get(&self, name: &str) -> Option<&'y Yaml> {
+        self.entries
+            .iter()
+            .find_map(|(k, v)| (*k == name).then_some(*v))
+    }
+}
+
+/// Where a node name came from, to point back at it in later errors.
+struct NodeNames<'a> {
+    names: Vec<&'a str>,
+    counted: bool,
+}
+
+impl NodeNames<'_> {
+    fn hint(&self) -> String {
+        let n = self.names.len();
+        let names = if self.counted {
+            if n == 1 {
+                "n0".to_owned()
+            } else {
+                format!("n0..n{}", n - 1)
+            }
+        } else if n <= 6 {
+            backticked(&self.names)
+        } else {
+            format!(
+                "{}, …, `{}`",
+                backticked(&self.names[..3]),
+                self.names[n - 1]
+            )
+        };
+        if n == 1 {
+            format!("the only node is {names} or index 0")
+        } else {
+            format!("nodes are {names} or indices 0..{}", n - 1)
+        }
+    }
+}
+
+struct Cx<'a> {
+    origin: &'a str,
+}
+
+type Check<T> = Result<T, ManifestError>;
+
+impl Cx<'_> {
+    fn error(&self, at: Pos, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            origin: self.origin.to_owned(),
+            line: at.line,
+            column: at.column,
+            message: message.into(),
+        }
+    }
+
+    fn yaml_error(&self, e: &serde_saphyr::Error) -> ManifestError {
+        use serde_saphyr::Error;
+        let e = e.without_snippet();
+        let at = e
+            .location()
+            .map_or(Pos::START, |l| Pos::from_location(&l));
+        let message = match e {
+            Error::Budget { breach, .. } => budget_message(breach),
+            Error::Eof { .. } => "unexpected end of input".to_owned(),
+            Error::Message { msg, .. } if msg.starts_with("multiple YAML documents") => {
+                "expected a single YAML document, found another one".to_owned()
+            }
+            Error::Message { msg, .. } if msg.starts_with("duplicate mapping key: ") => {
+                format!("duplicate key `{}`", &msg["duplicate mapping key: ".len()..])
+            }
+            // The scanner counts flow nesting in a u8 and may trip before the budget.
+            Error::Message { msg, .. } if msg == "recursion limit exceeded" => {
+                "manifest too complex: nested too deeply".to_owned()
+            }
+            Error::Message { msg, .. } if msg.starts_with("alias ") => {
+                format!("manifest too complex: {msg}")
+            }
+            Error::Message { msg, .. } => msg.clone(),
+            other => {
+                // Display appends " at line L, column C", which ManifestError already says.
+                let text = other.to_string();
+                match text.rfind(" at line ") {
+                    Some(i) if other.location().is_some() => text[..i].to_owned(),
+                    _ => text,
+                }
+            }
+        };
+        self.error(at, message)
+    }
+
+    fn fields<'y>(&self, map: &'y Yaml, what: &str, allowed: &[&str]) -> Check<Fields<'y>> {
+        let Value::Map(entries) = &map.value else {
+            return Err(self.error(
+                map.at,
+                format!("{what} must be a mapping, found {}", found(&map.value)),
+            ));
+        };
+        let mut fields = Fields {
+            at: map.at,
+            entries: Vec::with_capacity(entries.len()),
+        };
+        for (key, value) in entries {
+            let Value::Str(k) = &key.value else {
+                return Err(self.error(
+                    key.at,
+                    format!(
+                        "expected a field name ({}), found {}",
+                        backticked(allowed),
+                        found(&key.value)
+                    ),
+                ));
+            };
+            if !allowed.contains(&k.as_str()) {
+                let expected = match allowed {
+                    [one] => format!("expected `{one}`"),
+                    _ => format!("expected one of {}", backticked(allowed)),
+                };
+                return Err(self.error(
+                    key.at,
+                    format!("unknown field `{}`, {expected}", shown(k)),
+                ));
+            }
+            fields.entries.push((k.as_str(), value));
+        }
+        Ok(fields)
+    }
+
+    fn required<'y>(&self, fields: &Fields<'y>, name: &str) -> Check<&'y Yaml> {
+        fields
+            .get(name)
+            .ok_or_else(|| self.error(fields.at, format!("missing field `{name}`")))
+    }
+
+    fn string<'y>(&self, v: &'y Yaml, what: &str) -> Check<&'y str> {
+        match &v.value {
+            Value::Str(s) => Ok(s),
+            other @ (Value::Bool(_) | Value::Int(_) | Value::Float(_)) => Err(self.error(
+                v.at,
+                format!(
+                    "{what} must be a string, found {} (quote it to use it as text)",
+                    found(other)
+                ),
+            )),
+            other => Err(self.error(
+                v.at,
+                format!("{what} must be a string, found {}", found(other)),
+            )),
+        }
+    }
+
+    fn cluster(&self, doc: &Yaml) -> Check<ClusterSpec> {
+        if let Value::Null = doc.value {
+            return Err(self.error(
+                doc.at,
+                "manifest is empty, expected a mapping with at least `name` and `nodes`",
+            ));
+        }
+        let top = self.fields(doc, "a manifest", TOP_FIELDS)?;
+
+        let name_value = self.required(&top, "name")?;
+        let name = self.string(name_value, "`name`")?;
+        if !is_cluster_name(name) {
+            return Err(self.error(
+                name_value.at,
+                format!(
+                    "invalid cluster name `{}`, expected 1 to 40 lower-case letters, digits or `-`, not starting with `-`",
+                    shown(name)
+                ),
+            ));
+        }
+
+        let (image, args) = match top.get("defaults") {
+            Some(d) => self.defaults(d)?,
+            None => (
+                DEFAULT_IMAGE.to_owned(),
+                DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+            ),
+        };
+
+        let (nodes, names_counted) = self.nodes(self.required(&top, "nodes")?, &image, &args)?;
+        let names = NodeNames {
+            names: nodes.iter().map(|n| n.name.as_str()).collect(),
+            counted: names_counted,
+        };
+
+        let edges = match top.get("topology") {
+            Some(t) => self.topology(t, &names)?,
+            None => generate(Kind::Ring, nodes.len()),
+        };
+
+        Ok(ClusterSpec {
+            name: name.to_owned(),
+            nodes,
+            edges,
+        })
+    }
+
+    fn defaults(&self, v: &Yaml) -> Check<(String, Vec<String>)> {
+        let fields = self.fields(v, "`defaults`", DEFAULTS_FIELDS)?;
+        let image = match fields.get("image") {
+            Some(i) => self.image(i)?,
+            None => DEFAULT_IMAGE.to_owned(),
+        };
+        let args = match fields.get("args") {
+            Some(a) => self.args(a)?,
+            None => DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+        };
+        Ok((image, args))
+    }
+
+    fn image(&self, v: &Yaml) -> Check<String> {
+        let image = self.string(v, "`image`")?;
+        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.error(
+                v.at,
+                format!(
+                    "invalid image `{}`, expected a docker image reference without spaces",
+                    shown(image)
+                ),
+            ));
+        }
+        Ok(image.to_owned())
+    }
+
+    fn args(&self, v: &Yaml) -> Check<Vec<String>> {
+        let Value::Seq(items) = &v.value else {
+            return Err(self.error(
+                v.at,
+                format!(
+                    "`args` must be a list of bitcoind arguments, found {}",
+                    found(&v.value)
+                ),
+            ));
+        };
+        let mut args = Vec::with_capacity(items.len());
+        for item in items {
+            let arg = self.string(item, "an argument")?;
+            let name = arg.trim_start_matches('-');
+            let name = name.split_once('=').map_or(name, |(k, _)| k);
+            if !arg.starts_with('-') {
+                return Err(self.error(
+                    item.at,
+                    format!("argument `{}` must start with `-`", shown(arg)),
+                ));
+            }
+            if name.is_empty() {
+                return Err(self.error(
+                    item.at,
+                    format!("argument `{}` has no option name", shown(arg)),
+                ));
+            }
+            if reserved_option(arg).is_some() {
+                // The value is elided so that a password does not end up in a log.
+                let written = match arg.split_once('=') {
+                    Some((k, _)) => format!("{k}=…"),
+                    None => arg.to_owned(),
+                };
+                return Err(self.error(
+                    item.at,
+                    format!(
+                        "argument `{}` is set by regbox and may not be overridden",
+                        shown(&written)
+                    ),
+                ));
+            }
+            args.push(arg.to_owned());
+        }
+        Ok(args)
+    }
+
+    /// Returns the nodes and whether their names were generated from a count.
+    fn nodes(&self, v: &Yaml, image: &str, args: &[String]) -> Check<(Vec<NodeSpec>, bool)> {
+        let out_of_range = |got: String| {
+            self.error(
+                v.at,
+                format!("nodes must be between 1 and {MAX_NODES}, got {got}"),
+            )
+        };
+        match &v.value {
+            Value::Int(n) => {
+                let n = usize::try_from(*n)
+                    .ok()
+                    .filter(|n| (1..=MAX_NODES).contains(n))
+                    .ok_or_else(|| out_of_range(n.to_string()))?;
+                let nodes = (0..n)
+                    .map(|i| NodeSpec {
+                        name: format!("n{i}"),
+                        image: image.to_owned(),
+                        args: args.to_vec(),
+                    })
+                    .collect();
+                Ok((nodes, true))
+            }
+            Value::Seq(items) => {
+                if !(1..=MAX_NODES).contains(&items.len()) {
+                    return Err(out_of_range(items.len().to_string()));
+                }
+                let mut seen: HashMap<&str, Pos> = HashMap::new();
+                let mut nodes = Vec::with_capacity(items.len());
+                for item in items {
+                    let fields = self.fields(item, "a node", NODE_FIELDS)?;
+                    let name_value = self.required(&fields, "name")?;
+                    let name = self.string(name_value, "a node name")?;
+                    if !is_node_name(name) {
+                        return Err(self.error(
+                            name_value.at,
+                            format!(
+                                "invalid node name `{}`, expected a letter followed by up to 62 letters, digits, `_`, `.` or `-`",
+                                shown(name)
+                            ),
+                        ));
+                    }
+                    if let Some(first) = seen.insert(name, name_value.at) {
+                        return Err(self.error(
+                            name_value.at,
+                            format!(
+                                "duplicate node name `{name}` (first declared at line {})",
+                                first.line
+                            ),
+                        ));
+                    }
+                    let image = match fields.get("image") {
+                        Some(i) => self.image(i)?,
+                        None => image.to_owned(),
+                    };
+                    let mut node_args = args.to_vec();
+                    if let Some(a) = fields.get("args") {
+                        node_args.extend(self.args(a)?);
+                    }
+                    nodes.push(NodeSpec {
+                        name: name.to_owned(),
+                        image,
+                        args: node_args,
+                    });
+                }
+                Ok((nodes, false))
+            }
+            other => Err(self.error(
+                v.at,
+                format!(
+                    "`nodes` must be a node count or a list of nodes, found {}",
+                    found(other)
+                ),
+            )),
+        }
+    }
+
+    fn topology(&self, v: &Yaml, names: &NodeNames) -> Check<Vec<Edge>> {
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        match &v.value {
+            Value::Str(s) => match Kind::from_name(s) {
+                Some(kind) => Ok(generate(kind, names.names.len())),
+                None => Err(self.error(
+                    v.at,
+                    format!(
+                        "unknown topology `{}`, expected one of {} or `{{ edges: [[a, b], ...] }}`",
+                        shown(s),
+                        backticked(&kinds)
+                    ),
+                )),
+            },
+            Value::Map(_) => {
+                let fields = self.fields(v, "`topology`", EDGES_FIELDS)?;
+                self.edges(self.required(&fields, "edges")?, names)
+            }
+            other => Err(self.error(
+                v.at,
+                format!(
+                    "`topology` must be one of {} or `{{ edges: [[a, b], ...] }}`, found {}",
+                    backticked(&kinds),
+                    found(other)
+                ),
+            )),
+        }
+    }
+
+    fn edges(&self, v: &Yaml, names: &NodeNames) -> Check<Vec<Edge>> {
+        let Value::Seq(items) = &v.value else {
+            return Err(self.error(
+                v.at,
+                format!(
+                    "`edges` must be a list of pairs like `[a, b]`, found {}",
+                    found(&v.value)
+                ),
+            ));
+        };
+        let mut declared: HashMap<(NodeId, NodeId), Pos> = HashMap::new();
+        let mut edges = Vec::with_capacity(items.len());
+        for item in items {
+            let [a, b] = match &item.value {
+                Value::Seq(pair) if pair.len() == 2 => [&pair[0], &pair[1]],
+                Value::Seq(other) => {
+                    return Err(self.error(
+                        item.at,
+                        format!(
+                            "an edge must be a pair `[a, b]`, found a list of {}",
+                            other.len()
+                        ),
+                    ))
+                }
+                other => {
+                    return Err(self.error(
+                        item.at,
+                        format!("an edge must be a pair `[a, b]`, found {}", found(other)),
+                    ))
+                }
+            };
+            let edge = Edge::new(self.endpoint(a, names)?, self.endpoint(b, names)?);
+            let name = |id: NodeId| names.names[id];
+            if edge.from == edge.to {
+                return Err(self.error(
+                    item.at,
+                    format!("self-loop: edge connects `{}` to itself", name(edge.from)),
+                ));
+            }
+            if let Some(first) = declared.insert(edge.key(), item.at) {
+                return Err(self.error(
+                    item.at,
+                    format!(
+                        "duplicate edge `{}`-`{}` (already declared at line {})",
+                        name(edge.from),
+                        name(edge.to),
+                        first.line
+                    ),
+                ));
+            }
+            edges.push(edge);
+        }
+        Ok(edges)
+    }
+
+    fn endpoint(&self, v: &Yaml, names: &NodeNames) -> Check<NodeId> {
+        let n = names.names.len();
+        match &v.value {
+            Value::Int(i) => usize::try_from(*i)
+                .ok()
+                .filter(|&i| i < n)
+                .ok_or_else(|| {
+                    self.error(
+                        v.at,
+                        format!(
+                            "edge refers to unknown node index {i} ({})",
+                            names.hint()
+                        ),
+                    )
+                }),
+            Value::Str(s) => names.names.iter().position(|n| n == s).ok_or_else(|| {
+                self.error(
+                    v.at,
+                    format!(
+                        "edge refers to unknown node `{}` ({})",
+                        shown(s),
+                        names.hint()
+                    ),
+                )
+            }),
+            other => Err(self.error(
+                v.at,
+                format!(
+                    "an edge endpoint must be a node name or index, found {}",
+                    found(other)
+                ),
+            )),
+        }
+    }
+}
+
+fn budget_message(breach: &BudgetBreach) -> String {
+    let mut m = String::from("manifest too complex: ");
+    let _ = match breach {
+        BudgetBreach::Depth { .. } => write!(m, "nested deeper than {MAX_DEPTH} levels"),
+        BudgetBreach::Aliases { .. } => write!(m, "more than {MAX_ALIASES} aliases"),
+        BudgetBreach::Anchors { .. } => write!(m, "more than {MAX_ALIASES} anchors"),
+        BudgetBreach::MergeKeys { .. } => write!(m, "more than {MAX_ALIASES} merge keys"),
+        BudgetBreach::Events { .. } | BudgetBreach::Nodes { .. } => write!(
+            m,
+            "more than {MAX_YAML_NODES} values after expanding aliases"
+        ),
+        BudgetBreach::ScalarBytes { .. } => write!(
+            m,
+            "more than {} bytes of text after expanding aliases",
+            4 * MAX_MANIFEST_BYTES
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => write!(
+            m,
+            "{aliases} aliases for {anchors} anchors looks like an alias bomb"
+        ),
+        BudgetBreach::Documents { .. } => write!(m, "more than one YAML document"),
+        other => write!(m, "{other:?}"),
+    };
+    m
+}

@@ -1,0 +1,249 @@
+//! The one JSON-RPC client for bitcoind: HTTP with basic auth over a shared connection pool, plus typed
+//! helpers whose structs tolerate missing and extra fields so any node version can answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// bitcoind's "still starting" error code.
+pub const RPC_IN_WARMUP: i64 = -28;
+/// bitcoind's "node is not connected" error code (disconnectnode of a peer already gone).
+pub const RPC_CLIENT_NODE_NOT_CONNECTED: i64 = -29;
+
+/// A failed RPC call.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// No HTTP exchange happened (refused, reset, timed out): the node may be starting or gone.
+    #[error("call `{method}` on {addr}: {message}")]
+    Transport { addr: SocketAddr, method: String, message: String },
+    #[error("call `{method}` on {addr}: HTTP {status}")]
+    Http { addr: SocketAddr, method: String, status: u16 },
+    /// bitcoind answered with an error object.
+    #[error("`{method}` returned error {code}: {message}")]
+    Node { method: String, code: i64, message: String },
+    #[error("decode the answer to `{method}`: {source}")]
+    Decode { method: String, source: serde_json::Error },
+}
+
+impl RpcError {
+    /// The bitcoind error code, when the node answered with one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            RpcError::Node { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The node is not (yet) able to serve: it refuses connections or is warming up.
+    pub fn is_not_ready(&self) -> bool {
+        matches!(self, RpcError::Transport { .. }) || self.code() == Some(RPC_IN_WARMUP)
+    }
+}
+
+type Result<T> = std::result::Result<T, RpcError>;
+
+/// Shared HTTP machinery; cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        Transport { http }
+    }
+}
+
+/// An RPC endpoint of one node.
+#[derive(Clone)]
+pub struct RpcClient {
+    transport: Transport,
+    addr: SocketAddr,
+    auth: String,
+}
+
+/// One entry of `getpeerinfo`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct PeerInfo {
+    pub id: i64,
+    #[serde(default)]
+    pub addr: String,
+    #[serde(default)]
+    pub inbound: bool,
+    #[serde(default)]
+    pub subver: String,
+    #[serde(default)]
+    pub bytesrecv_per_msg: HashMap<String, u64>,
+}
+
+impl PeerInfo {
+    /// The version handshake is done and a pong came back (a pong can only follow the handshake).
+    pub fn handshake_done(&self) -> bool {
+        self.bytesrecv_per_msg.get("pong").copied().unwrap_or(0) >= 29
+    }
+
+    /// The comments of the peer's user agent, e.g. `n1` from `/Satoshi:29.4.0(n1)/`.
+    pub fn ua_comments(&self) -> impl Iterator<Item = &str> {
+        let inner = self.subver.rsplit_once('(').and_then(|(_, rest)| rest.split_once(')')).map(|(c, _)| c);
+        inner.into_iter().flat_map(|c| c.split("; "))
+    }
+}
+
+/// `getmempoolinfo` fields regbox reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MempoolInfo {
+    #[serde(default = "yes")]
+    pub loaded: bool,
+    #[serde(default)]
+    pub size: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RpcClient {
+    /// A client for the node answering at `addr` with the given credentials.
+    pub fn new(transport: Transport, addr: SocketAddr, user: &str, password: &str) -> RpcClient {
+        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        RpcClient { transport, addr, auth }
+    }
+
+    /// The node's RPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Calls `method` and returns the raw `result`.
+    pub async fn call_raw(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
+        let body = serde_json::to_vec(&json!({"jsonrpc": "1.0", "id": "regbox", "method": method, "params": params}))
+            .expect("a JSON value serializes");
+        let request = hyper::Request::post(format!("http://{}/", self.addr))
+            .header(hyper::header::AUTHORIZATION, &self.auth)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a well-formed request");
+        let transport = |message: String| RpcError::Transport { addr: self.addr, method: method.into(), message };
+        let exchange = async {
+            let response = self.transport.http.request(request).await.map_err(|e| transport(error_chain(&e)))?;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.map_err(|e| transport(error_chain(&e)))?.to_bytes();
+            Ok::<_, RpcError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| transport(format!("no answer within {timeout:?}")))??;
+        // bitcoind reports RPC errors with HTTP 500 (or 404 for unknown methods) and a JSON body.
+        #[derive(Deserialize)]
+        struct Reply {
+            result: Option<Value>,
+            error: Option<ErrorObject>,
+        }
+        #[derive(Deserialize)]
+        struct ErrorObject {
+            code: i64,
+            message: String,
+        }
+        match serde_json::from_slice::<Reply>(&bytes) {
+            Ok(Reply { error: Some(e), .. }) => Err(RpcError::Node { method: method.into(), code: e.code, message: e.message }),
+            Ok(Reply { result, .. }) if status == 200 => Ok(result.unwrap_or(Value::Null)),
+            _ => Err(RpcError::Http { addr: self.addr, method: method.into(), status }),
+        }
+    }
+
+    /// Calls `method` and decodes the result.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T> {
+        let value = self.call_raw(method, params, Duration::from_secs(60)).await?;
+        serde_json::from_value(value).map_err(|source| RpcError::Decode { method: method.into(), source })
+    }
+
+    pub async fn get_block_count(&self) -> Result<u64> {
+        self.call("getblockcount", json!([])).await
+    }
+
+    pub async fn get_best_block_hash(&self) -> Result<String> {
+        self.call("getbestblockhash", json!([])).await
+    }
+
+    pub async fn get_peer_info(&self) -> Result<Vec<PeerInfo>> {
+        self.call("getpeerinfo", json!([])).await
+    }
+
+    pub async fn get_mempool_info(&self) -> Result<MempoolInfo> {
+        self.call("getmempoolinfo", json!([])).await
+    }
+
+    pub async fn get_raw_mempool(&self) -> Result<Vec<String>> {
+        self.call("getrawmempool", json!([])).await
+    }
+
+    /// Asks the node to open one outbound connection to `peer`; returns at once.
+    pub async fn add_node_onetry(&self, peer: SocketAddr) -> Result<()> {
+        self.call::<Value>("addnode", json!([peer.to_string(), "onetry"])).await.map(|_| ())
+    }
+
+    /// Closes the session with peer `id`; a peer already gone is not an error.
+    pub async fn disconnect_node(&self, id: i64) -> Result<()> {
+        match self.call::<Value>("disconnectnode", json!(["", id])).await {
+            Err(e) if e.code() == Some(RPC_CLIENT_NODE_NOT_CONNECTED) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Mines `blocks` blocks paying to `descriptor`; needs no wallet.
+    pub async fn generate_to_descriptor(&self, blocks: u64, descriptor: &str) -> Result<Vec<String>> {
+        self.call("generatetodescriptor", json!([blocks, descriptor])).await
+    }
+
+    /// Adds the checksum bitcoind expects to a descriptor.
+    pub async fn descriptor_with_checksum(&self, descriptor: &str) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Info {
+            checksum: String,
+        }
+        let info: Info = self.call("getdescriptorinfo", json!([descriptor])).await?;
+        Ok(format!("{descriptor}#{}", info.checksum))
+    }
+}
+
+/// The error and its causes on one line: hyper's own message alone ("client error (Connect)") hides why.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(subver: &str) -> PeerInfo {
+        PeerInfo { id: 0, addr: String::new(), inbound: false, subver: subver.into(), bytesrecv_per_msg: HashMap::new() }
+    }
+
+    #[test]
+    fn ua_comments_are_read_from_the_last_component() {
+        assert_eq!(peer("/Satoshi:29.4.0(n1)/").ua_comments().collect::<Vec<_>>(), vec!["n1"]);
+        assert_eq!(peer("/Satoshi:29.4.0/Knots:20250305(a; b)/").ua_comments().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(peer("/Satoshi:29.4.0/").ua_comments().count(), 0);
+        assert_eq!(peer("").ua_comments().count(), 0);
+    }
+}
