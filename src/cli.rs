@@ -62,7 +62,11 @@ pub enum Command {
         timeout: u64,
     },
     /// Call an RPC method on NODE; arguments are JSON when they parse as JSON, strings otherwise.
-    Rpc { node: String, method: String, args: Vec<String> },
+    Rpc {
+        node: String,
+        method: String,
+        args: Vec<String>,
+    },
     /// Print a node's log (bitcoind's console output).
     Logs {
         node: String,
@@ -115,12 +119,24 @@ impl Failure {
 /// Reads and validates a manifest file, refusing huge files before reading them.
 pub fn load_manifest(path: &std::path::Path) -> Result<ClusterSpec, Failure> {
     let origin = path.display().to_string();
-    let located = |message: String| ManifestError { origin: origin.clone(), line: 1, column: 1, message };
-    let meta = std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    let located = |message: String| ManifestError {
+        origin: origin.clone(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
     if meta.len() > manifest::MAX_MANIFEST_BYTES as u64 {
-        return Err(located(format!("file is {} bytes; manifests may be at most {} bytes", meta.len(), manifest::MAX_MANIFEST_BYTES)).into());
+        return Err(located(format!(
+            "file is {} bytes; manifests may be at most {} bytes",
+            meta.len(),
+            manifest::MAX_MANIFEST_BYTES
+        ))
+        .into());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
     Ok(manifest::parse(&text, &origin)?)
 }
 
@@ -134,7 +150,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(path) => load_manifest(path)?,
                 None => ClusterSpec::default_ring4(),
             };
-            let opts = UpOptions { progress: Progress::new(tty), timeout: Duration::from_secs(timeout) };
+            let opts = UpOptions {
+                progress: Progress::new(tty),
+                timeout: Duration::from_secs(timeout),
+            };
             let started = Instant::now();
             let cluster = Cluster::up_until(spec, &opts, interrupted()).await?;
             let took = started.elapsed();
@@ -148,7 +167,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print_status(&cluster.status().await?, cli.json);
         }
         Command::Down { cluster } => {
-            let report = cluster::down_named(wanted(cluster).as_deref(), &Progress::new(tty)).await?;
+            let report =
+                cluster::down_named(wanted(cluster).as_deref(), &Progress::new(tty)).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&report).unwrap());
             } else {
@@ -165,7 +185,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 let rows = list
                     .iter()
-                    .map(|c| vec![c.name.clone(), format!("{}/{}", c.running, c.nodes), c.networks.join(",")])
+                    .map(|c| {
+                        vec![
+                            c.name.clone(),
+                            format!("{}/{}", c.running, c.nodes),
+                            c.networks.join(","),
+                        ]
+                    })
                     .collect();
                 print_table(&["CLUSTER", "RUNNING", "NETWORKS"], rows);
             }
@@ -187,27 +213,46 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Mine { node, blocks } => {
             let cluster = Cluster::open(cli.cluster.as_deref()).await?;
             let hashes = cluster.mine(&node, blocks).await?;
-            let height = cluster.node(&node)?.rpc.get_block_count().await.map_err(|e| cluster.node(&node).unwrap().rpc_error(e))?;
+            let height = cluster
+                .node(&node)?
+                .rpc
+                .get_block_count()
+                .await
+                .map_err(|e| cluster.node(&node).unwrap().rpc_error(e))?;
             if cli.json {
-                println!("{}", json!({"node": node, "height": height, "blocks": hashes}));
+                println!(
+                    "{}",
+                    json!({"node": node, "height": height, "blocks": hashes})
+                );
             } else {
-                println!("mined {} blocks on {node}; height {height}, tip {}", hashes.len(), hashes.last().map_or("-", |h| h.as_str()));
+                println!(
+                    "mined {} blocks on {node}; height {height}, tip {}",
+                    hashes.len(),
+                    hashes.last().map_or("-", |h| h.as_str())
+                );
             }
         }
         Command::Sync { cluster, timeout } => {
             let cluster = Cluster::open(wanted(cluster).as_deref()).await?;
             let timeout = Duration::from_secs(timeout);
-            let (tip, txs) = tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout))?;
+            let (tip, txs) =
+                tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout))?;
             if cli.json {
                 println!("{}", json!({"best_hash": tip, "mempool_size": txs}));
             } else {
-                println!("all {} nodes on {tip} with {txs} mempool transactions", cluster.nodes().len());
+                println!(
+                    "all {} nodes on {tip} with {txs} mempool transactions",
+                    cluster.nodes().len()
+                );
             }
         }
         Command::Rpc { node, method, args } => {
             let cluster = Cluster::open(cli.cluster.as_deref()).await?;
             let target = cluster.node(&node)?;
-            let params: Vec<Value> = args.iter().map(|a| serde_json::from_str(a).unwrap_or_else(|_| Value::String(a.clone()))).collect();
+            let params: Vec<Value> = args
+                .iter()
+                .map(|a| serde_json::from_str(a).unwrap_or_else(|_| Value::String(a.clone())))
+                .collect();
             let result = target
                 .rpc
                 .call_raw(&method, Value::Array(params), Duration::from_secs(300))
@@ -228,7 +273,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 print!("{}", chunk.map_err(cluster::Error::from)?);
             }
         }
-        Command::Image { command: ImageCommand::Build } => {
+        Command::Image {
+            command: ImageCommand::Build,
+        } => {
             let docker = Docker::connect().await.map_err(cluster::Error::from)?;
             let name = image::build(&docker, &Progress::new(tty)).await?;
             println!("{name}");
@@ -260,15 +307,26 @@ fn print_status(nodes: &[NodeStatus], json: bool) {
             vec![
                 n.name.clone(),
                 n.image.clone(),
-                serde_json::to_value(n.state).unwrap().as_str().unwrap_or("?").to_string(),
+                serde_json::to_value(n.state)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
                 n.data_ip.clone(),
                 n.height.map_or("-".into(), |h| h.to_string()),
-                n.best_hash.as_deref().map_or("-".into(), |h| crate::wait::short(h).to_string()),
+                n.best_hash
+                    .as_deref()
+                    .map_or("-".into(), |h| crate::wait::short(h).to_string()),
                 n.error.clone().unwrap_or_else(|| n.peers.join(",")),
             ]
         })
         .collect();
-    print_table(&["NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "PEERS"], rows);
+    print_table(
+        &[
+            "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "PEERS",
+        ],
+        rows,
+    );
 }
 
 fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
@@ -279,7 +337,11 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());

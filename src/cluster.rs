@@ -5,17 +5,18 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use rand::RngCore;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, State};
 use crate::image::{self, ImageError};
-use crate::layout::{self, NodeLayout, Networks, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE};
+use crate::layout::{self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE};
 use crate::manifest::ClusterSpec;
 use crate::progress::Progress;
 use crate::rpc::{PeerInfo, RpcClient, RpcError, Transport};
@@ -49,7 +50,12 @@ pub enum Error {
     #[error("no cluster named `{0}` exists")]
     UnknownCluster(String),
     #[error("no node `{node}` in cluster `{cluster}` (nodes are {known}, or indices 0..{count})")]
-    UnknownNode { cluster: String, node: String, known: String, count: usize },
+    UnknownNode {
+        cluster: String,
+        node: String,
+        known: String,
+        count: usize,
+    },
     #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
     Damaged(String),
     #[error("the peer graph differs from the declared one: {0}")]
@@ -70,7 +76,10 @@ impl Error {
     /// The user asked for something that does not exist or cannot be: exit code 2, not 1.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::NoCluster | Error::Ambiguous(_) | Error::UnknownCluster(_) | Error::UnknownNode { .. } => true,
+            Error::NoCluster
+            | Error::Ambiguous(_)
+            | Error::UnknownCluster(_)
+            | Error::UnknownNode { .. } => true,
             Error::RolledBack { source, .. } => source.is_bad_input(),
             _ => false,
         }
@@ -107,7 +116,10 @@ impl Node {
 
     /// Tags an RPC failure with this node's name.
     pub fn rpc_error(&self, source: RpcError) -> Error {
-        Error::Rpc { node: self.name().to_string(), source }
+        Error::Rpc {
+            node: self.name().to_string(),
+            source,
+        }
     }
 }
 
@@ -121,7 +133,10 @@ pub struct UpOptions {
 
 impl Default for UpOptions {
     fn default() -> Self {
-        UpOptions { progress: Progress::default(), timeout: Duration::from_secs(120) }
+        UpOptions {
+            progress: Progress::default(),
+            timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -184,12 +199,25 @@ impl Cluster {
 
     /// `up` that stops when `cancel` completes (e.g. on Ctrl-C): in-flight work is dropped and what this
     /// run created is removed.
-    pub async fn up_until(spec: ClusterSpec, opts: &UpOptions, cancel: impl Future<Output = ()>) -> Result<Cluster> {
+    pub async fn up_until(
+        spec: ClusterSpec,
+        opts: &UpOptions,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Cluster> {
         let docker = Docker::connect().await?;
-        let journal = Arc::new(Mutex::new(Journal::default()));
+        let journal = Mutex::new(Journal::default());
+        let (tx, rx) = watch::channel(false);
+        let work = reconcile(&docker, spec, opts, &journal, Cancel(rx));
+        tokio::pin!(work);
+        tokio::pin!(cancel);
+        // Cancelling never drops a Docker call half-way (the engine would finish it after the rollback):
+        // it stops new work from starting and cuts the waits short, then `work` returns Interrupted.
         let result = tokio::select! {
-            r = reconcile(&docker, spec, opts, &journal) => r,
-            () = cancel => Err(Error::Interrupted),
+            r = &mut work => r,
+            () = &mut cancel => {
+                let _ = tx.send(true);
+                work.await
+            }
         };
         match result {
             Ok(cluster) => Ok(cluster),
@@ -197,7 +225,10 @@ impl Cluster {
                 opts.progress.finish();
                 let journal = std::mem::take(&mut *journal.lock().unwrap());
                 let cleanup = rollback(&docker, journal).await;
-                Err(Error::RolledBack { source: Box::new(source), cleanup })
+                Err(Error::RolledBack {
+                    source: Box::new(source),
+                    cleanup,
+                })
             }
         }
     }
@@ -216,7 +247,10 @@ impl Cluster {
             .get(LABEL_SPEC)
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| Error::Damaged(name.clone()))?;
-        let password = meta.labels.get(LABEL_PASSWORD).ok_or_else(|| Error::Damaged(name.clone()))?;
+        let password = meta
+            .labels
+            .get(LABEL_PASSWORD)
+            .ok_or_else(|| Error::Damaged(name.clone()))?;
         let nets = docker.cluster_networks(Some(&name)).await?;
         let subnet = |role: &str| {
             nets.iter()
@@ -224,7 +258,11 @@ impl Cluster {
                 .and_then(|n| n.subnets.first().copied())
                 .ok_or_else(|| Error::Damaged(name.clone()))
         };
-        let networks = Networks { control: subnet("control")?, data: subnet("data")?, rpcauth: rpcauth_for(password) };
+        let networks = Networks {
+            control: subnet("control")?,
+            data: subnet("data")?,
+            rpcauth: rpcauth_for(password),
+        };
         Ok(Cluster::assemble(docker, spec, &networks, password))
     }
 
@@ -234,11 +272,22 @@ impl Cluster {
             .into_iter()
             .map(|l| {
                 let addr = SocketAddr::new(l.control_ip.into(), layout::RPC_PORT);
-                Node { rpc: RpcClient::new(transport.clone(), addr, layout::RPC_USER, password), layout: l }
+                Node {
+                    rpc: RpcClient::new(transport.clone(), addr, layout::RPC_USER, password),
+                    layout: l,
+                }
             })
             .collect();
-        let by_name = nodes.iter().map(|n| (n.name().to_string(), n.layout.index)).collect();
-        Cluster { docker, spec, nodes, by_name }
+        let by_name = nodes
+            .iter()
+            .map(|n| (n.name().to_string(), n.layout.index))
+            .collect();
+        Cluster {
+            docker,
+            spec,
+            nodes,
+            by_name,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -255,23 +304,31 @@ impl Cluster {
 
     /// The node named `r`, or with index `r`.
     pub fn node(&self, r: &str) -> Result<&Node> {
-        self.spec.resolve(r).map(|i| &self.nodes[i]).ok_or_else(|| Error::UnknownNode {
-            cluster: self.spec.name.clone(),
-            node: r.to_string(),
-            known: describe_names(self.nodes.iter().map(Node::name)),
-            count: self.nodes.len(),
-        })
+        self.spec
+            .resolve(r)
+            .map(|i| &self.nodes[i])
+            .ok_or_else(|| Error::UnknownNode {
+                cluster: self.spec.name.clone(),
+                node: r.to_string(),
+                known: describe_names(self.nodes.iter().map(Node::name)),
+                count: self.nodes.len(),
+            })
     }
 
     /// Which node a peer entry is, by the node name its user agent carries (`-uacomment`).
     fn identify(&self, peer: &PeerInfo) -> Option<NodeId> {
-        peer.ua_comments().find_map(|c| self.by_name.get(c).copied())
+        peer.ua_comments()
+            .find_map(|c| self.by_name.get(c).copied())
     }
 
     async fn peers_of(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Vec<PeerInfo>>> {
         let lists = stream::iter(ids.iter().map(|&i| async move {
             let node = &self.nodes[i];
-            node.rpc.get_peer_info().await.map(|p| (i, p)).map_err(|e| node.rpc_error(e))
+            node.rpc
+                .get_peer_info()
+                .await
+                .map(|p| (i, p))
+                .map_err(|e| node.rpc_error(e))
         }))
         .buffer_unordered(wait::RPC_CONCURRENCY)
         .collect::<Vec<_>>()
@@ -291,7 +348,12 @@ impl Cluster {
                     Some(j) => {
                         graph.insert(i, j);
                     }
-                    None => unknown.push(format!("{} has unidentified peer {} `{}`", self.nodes[i].name(), p.addr, p.subver)),
+                    None => unknown.push(format!(
+                        "{} has unidentified peer {} `{}`",
+                        self.nodes[i].name(),
+                        p.addr,
+                        p.subver
+                    )),
                 }
             }
         }
@@ -307,7 +369,11 @@ impl Cluster {
             return Ok(());
         }
         let names = |edges: &[(NodeId, NodeId)]| {
-            edges.iter().map(|(a, b)| format!("{}-{}", self.nodes[*a].name(), self.nodes[*b].name())).collect::<Vec<_>>().join(", ")
+            edges
+                .iter()
+                .map(|(a, b)| format!("{}-{}", self.nodes[*a].name(), self.nodes[*b].name()))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let mut parts = Vec::new();
         if !d.missing.is_empty() {
@@ -326,9 +392,18 @@ impl Cluster {
         let declared = self.spec.graph();
         let d = diff(&declared, &actual);
         let wanted: HashSet<(NodeId, NodeId)> = d.missing.iter().copied().collect();
-        let missing: Vec<Edge> = self.spec.edges.iter().copied().filter(|e| wanted.contains(&e.key())).collect();
+        let missing: Vec<Edge> = self
+            .spec
+            .edges
+            .iter()
+            .copied()
+            .filter(|e| wanted.contains(&e.key()))
+            .collect();
         let extra: Vec<Edge> = d.extra.iter().map(|&(a, b)| Edge::new(a, b)).collect();
-        tokio::try_join!(self.connect_edges(&missing, timeout), self.disconnect_edges(&extra, timeout))?;
+        tokio::try_join!(
+            self.connect_edges(&missing, timeout),
+            self.disconnect_edges(&extra, timeout)
+        )?;
         Ok(())
     }
 
@@ -354,7 +429,10 @@ impl Cluster {
         }
         let dial = |e: Edge| async move {
             let node = &self.nodes[e.from];
-            node.rpc.add_node_onetry(self.nodes[e.to].p2p_addr()).await.map_err(|err| node.rpc_error(err))
+            node.rpc
+                .add_node_onetry(self.nodes[e.to].p2p_addr())
+                .await
+                .map_err(|err| node.rpc_error(err))
         };
         run_all(edges.iter().map(|&e| dial(e)), wait::RPC_CONCURRENCY).await?;
         let involved = involved(edges);
@@ -366,22 +444,38 @@ impl Cluster {
             async move {
                 let peers = self.peers_of(involved).await?;
                 let listed = |x: NodeId, y: NodeId, inbound: bool| {
-                    peers[&x].iter().any(|p| self.identify(p) == Some(y) && p.inbound == inbound && p.handshake_done())
+                    peers[&x].iter().any(|p| {
+                        self.identify(p) == Some(y) && p.inbound == inbound && p.handshake_done()
+                    })
                 };
-                let seen = |x: NodeId, y: NodeId| peers[&x].iter().any(|p| self.identify(p) == Some(y) || p.subver.is_empty());
-                let pending: Vec<&Edge> = edges.iter().filter(|e| !(listed(e.from, e.to, false) && listed(e.to, e.from, true))).collect();
+                let seen = |x: NodeId, y: NodeId| {
+                    peers[&x]
+                        .iter()
+                        .any(|p| self.identify(p) == Some(y) || p.subver.is_empty())
+                };
+                let pending: Vec<&Edge> = edges
+                    .iter()
+                    .filter(|e| !(listed(e.from, e.to, false) && listed(e.to, e.from, true)))
+                    .collect();
                 if pending.is_empty() {
                     return Ok(Check::Ready(()));
                 }
                 if last.get().elapsed() > Duration::from_secs(1) {
-                    let lost: Vec<Edge> = pending.iter().filter(|e| !seen(e.from, e.to) && !seen(e.to, e.from)).map(|e| **e).collect();
+                    let lost: Vec<Edge> = pending
+                        .iter()
+                        .filter(|e| !seen(e.from, e.to) && !seen(e.to, e.from))
+                        .map(|e| **e)
+                        .collect();
                     if !lost.is_empty() {
                         tracing::debug!("re-dialing {} connection(s)", lost.len());
                         run_all(lost.into_iter().map(dial), wait::RPC_CONCURRENCY).await?;
                     }
                     last.set(Instant::now());
                 }
-                Ok(Check::Pending(format!("not yet connected: {}", self.describe_edges(pending.into_iter().copied()))))
+                Ok(Check::Pending(format!(
+                    "not yet connected: {}",
+                    self.describe_edges(pending.into_iter().copied())
+                )))
             }
         })
         .await
@@ -411,18 +505,27 @@ impl Cluster {
             run_all(
                 drops.iter().map(|&(x, id)| async move {
                     let node = &self.nodes[x];
-                    node.rpc.disconnect_node(id).await.map_err(|e| node.rpc_error(e))
+                    node.rpc
+                        .disconnect_node(id)
+                        .await
+                        .map_err(|e| node.rpc_error(e))
                 }),
                 wait::RPC_CONCURRENCY,
             )
             .await?;
-            Ok(Check::Pending(format!("{} session(s) still listed", drops.len())))
+            Ok(Check::Pending(format!(
+                "{} session(s) still listed",
+                drops.len()
+            )))
         })
         .await
     }
 
     fn describe_edges(&self, edges: impl Iterator<Item = Edge>) -> String {
-        edges.map(|e| format!("{}->{}", self.nodes[e.from].name(), self.nodes[e.to].name())).collect::<Vec<_>>().join(", ")
+        edges
+            .map(|e| format!("{}->{}", self.nodes[e.from].name(), self.nodes[e.to].name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Mines `blocks` blocks on `node` to an anyone-can-spend script unique to the node (so two nodes
@@ -433,8 +536,13 @@ impl Cluster {
         let name = node.name().as_bytes();
         let script = format!("{:02x}{}7551", name.len(), hex::encode(name));
         let rpc = &node.rpc;
-        let descriptor = rpc.descriptor_with_checksum(&format!("raw({script})")).await.map_err(|e| node.rpc_error(e))?;
-        rpc.generate_to_descriptor(blocks, &descriptor).await.map_err(|e| node.rpc_error(e))
+        let descriptor = rpc
+            .descriptor_with_checksum(&format!("raw({script})"))
+            .await
+            .map_err(|e| node.rpc_error(e))?;
+        rpc.generate_to_descriptor(blocks, &descriptor)
+            .await
+            .map_err(|e| node.rpc_error(e))
     }
 
     /// Waits until every node has the same best block; returns its hash.
@@ -449,8 +557,13 @@ impl Cluster {
 
     /// Each node's container state, chain tip and peers.
     pub async fn status(&self) -> Result<Vec<NodeStatus>> {
-        let containers: HashMap<String, ContainerInfo> =
-            self.docker.cluster_containers(Some(self.name())).await?.into_iter().map(|c| (c.name.clone(), c)).collect();
+        let containers: HashMap<String, ContainerInfo> = self
+            .docker
+            .cluster_containers(Some(self.name()))
+            .await?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
         on_all(&self.nodes, |n| {
             let container = containers.get(&n.layout.container);
             async move {
@@ -468,17 +581,29 @@ impl Cluster {
                     error: None,
                 };
                 if state != State::Running {
-                    status.error = Some(format!("container is {}", serde_json::to_value(state).unwrap().as_str().unwrap_or("?")));
+                    status.error = Some(format!(
+                        "container is {}",
+                        serde_json::to_value(state).unwrap().as_str().unwrap_or("?")
+                    ));
                     return Ok(status);
                 }
-                let answers = tokio::try_join!(n.rpc.get_block_count(), n.rpc.get_best_block_hash(), n.rpc.get_peer_info());
+                let answers = tokio::try_join!(
+                    n.rpc.get_block_count(),
+                    n.rpc.get_best_block_hash(),
+                    n.rpc.get_peer_info()
+                );
                 match answers {
                     Ok((height, hash, peers)) => {
                         status.height = Some(height);
                         status.best_hash = Some(hash);
                         let mut names: Vec<String> = peers
                             .iter()
-                            .map(|p| self.identify(p).map_or_else(|| p.addr.clone(), |i| self.nodes[i].name().to_string()))
+                            .map(|p| {
+                                self.identify(p).map_or_else(
+                                    || p.addr.clone(),
+                                    |i| self.nodes[i].name().to_string(),
+                                )
+                            })
                             .collect();
                         names.sort();
                         status.peers = names;
@@ -499,12 +624,23 @@ impl Cluster {
 
 /// Which nodes an edge list touches.
 fn involved(edges: &[Edge]) -> Vec<NodeId> {
-    edges.iter().flat_map(|e| [e.from, e.to]).collect::<BTreeSet<_>>().into_iter().collect()
+    edges
+        .iter()
+        .flat_map(|e| [e.from, e.to])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Runs futures with at most `limit` in flight; the first error wins.
-async fn run_all<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>, limit: usize) -> Result<()> {
-    let results: Vec<Result<()>> = stream::iter(futures).buffer_unordered(limit).collect().await;
+async fn run_all<F: Future<Output = Result<()>>>(
+    futures: impl Iterator<Item = F>,
+    limit: usize,
+) -> Result<()> {
+    let results: Vec<Result<()>> = stream::iter(futures)
+        .buffer_unordered(limit)
+        .collect()
+        .await;
     results.into_iter().collect()
 }
 
@@ -527,7 +663,10 @@ fn rpcauth_for(password: &str) -> String {
 
 /// Every cluster name found on regbox's labels.
 async fn cluster_names(docker: &Docker) -> Result<BTreeSet<String>> {
-    let (containers, networks) = tokio::try_join!(docker.cluster_containers(None), docker.cluster_networks(None))?;
+    let (containers, networks) = tokio::try_join!(
+        docker.cluster_containers(None),
+        docker.cluster_networks(None)
+    )?;
     Ok(containers
         .iter()
         .map(|c| &c.labels)
@@ -544,26 +683,38 @@ async fn resolve_cluster(docker: &Docker, name: Option<&str>) -> Result<String> 
         Some(n) => Err(Error::UnknownCluster(n.to_string())),
         None if names.len() == 1 => Ok(names.into_iter().next().unwrap()),
         None if names.is_empty() => Err(Error::NoCluster),
-        None => Err(Error::Ambiguous(names.into_iter().collect::<Vec<_>>().join(", "))),
+        None => Err(Error::Ambiguous(
+            names.into_iter().collect::<Vec<_>>().join(", "),
+        )),
     }
 }
 
 /// Lists every regbox cluster on the engine.
 pub async fn list() -> Result<Vec<ClusterSummary>> {
     let docker = Docker::connect().await?;
-    let (containers, networks) = tokio::try_join!(docker.cluster_containers(None), docker.cluster_networks(None))?;
+    let (containers, networks) = tokio::try_join!(
+        docker.cluster_containers(None),
+        docker.cluster_networks(None)
+    )?;
     let names = cluster_names(&docker).await?;
     Ok(names
         .into_iter()
         .map(|name| {
             let nodes: Vec<&ContainerInfo> = containers
                 .iter()
-                .filter(|c| c.labels.get(LABEL_CLUSTER) == Some(&name) && c.labels.contains_key(layout::LABEL_NODE))
+                .filter(|c| {
+                    c.labels.get(LABEL_CLUSTER) == Some(&name)
+                        && c.labels.contains_key(layout::LABEL_NODE)
+                })
                 .collect();
             ClusterSummary {
                 nodes: nodes.len(),
                 running: nodes.iter().filter(|c| c.state == State::Running).count(),
-                networks: networks.iter().filter(|n| n.labels.get(LABEL_CLUSTER) == Some(&name)).map(|n| n.name.clone()).collect(),
+                networks: networks
+                    .iter()
+                    .filter(|n| n.labels.get(LABEL_CLUSTER) == Some(&name))
+                    .map(|n| n.name.clone())
+                    .collect(),
                 name,
             }
         })
@@ -580,18 +731,46 @@ pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownR
 
 async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
     let containers = docker.cluster_containers(Some(name)).await?;
-    progress.stage(&format!("removing {} containers of `{name}`", containers.len()), containers.len() as u64);
+    progress.stage(
+        &format!("removing {} containers of `{name}`", containers.len()),
+        containers.len() as u64,
+    );
     let mut left = Vec::new();
-    let removed = remove_all(containers.iter().map(|c| c.name.clone()), progress, |n| async move { docker.remove_container(&n).await }).await;
-    let mut report = DownReport { cluster: name.to_string(), ..Default::default() };
+    let removed = remove_all(
+        containers.iter().map(|c| c.name.clone()),
+        progress,
+        |n| async move { docker.remove_container(&n).await },
+    )
+    .await;
+    let mut report = DownReport {
+        cluster: name.to_string(),
+        ..Default::default()
+    };
     report.containers = count_removed(removed, &mut left);
     // Volumes and networks go only once their containers are gone.
     let volumes = docker.cluster_volumes(Some(name)).await?;
     let networks = docker.cluster_networks(Some(name)).await?;
-    progress.stage(&format!("removing {} volumes and {} networks", volumes.len(), networks.len()), (volumes.len() + networks.len()) as u64);
-    let removed = remove_all(volumes.into_iter().map(|v| v.name), progress, |n| async move { docker.remove_volume(&n).await }).await;
+    progress.stage(
+        &format!(
+            "removing {} volumes and {} networks",
+            volumes.len(),
+            networks.len()
+        ),
+        (volumes.len() + networks.len()) as u64,
+    );
+    let removed = remove_all(
+        volumes.into_iter().map(|v| v.name),
+        progress,
+        |n| async move { docker.remove_volume(&n).await },
+    )
+    .await;
     report.volumes = count_removed(removed, &mut left);
-    let removed = remove_all(networks.into_iter().map(|n| n.name), progress, |n| async move { docker.remove_network(&n).await }).await;
+    let removed = remove_all(
+        networks.into_iter().map(|n| n.name),
+        progress,
+        |n| async move { docker.remove_network(&n).await },
+    )
+    .await;
     report.networks = count_removed(removed, &mut left);
     progress.finish();
     if left.is_empty() {
@@ -601,7 +780,11 @@ async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownRe
     }
 }
 
-async fn remove_all<F, Fut>(names: impl Iterator<Item = String>, progress: &Progress, remove: F) -> Vec<(String, Result<(), DockerError>)>
+async fn remove_all<F, Fut>(
+    names: impl Iterator<Item = String>,
+    progress: &Progress,
+    remove: F,
+) -> Vec<(String, Result<(), DockerError>)>
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<(), DockerError>>,
@@ -625,12 +808,40 @@ fn count_removed(results: Vec<(String, Result<(), DockerError>)>, left: &mut Vec
         match r {
             Ok(()) => n += 1,
             Err(e) => {
-                tracing::warn!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+                tracing::warn!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
                 left.push(name);
             }
         }
     }
     n
+}
+
+/// The interruption signal of one `up` run.
+struct Cancel(watch::Receiver<bool>);
+
+impl Cancel {
+    /// Refuses to start new work once cancelled.
+    fn check(&self) -> Result<()> {
+        if *self.0.borrow() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `work` (a wait, never a Docker mutation) unless cancelled first.
+    async fn guard<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut rx = self.0.clone();
+        tokio::select! {
+            r = work => r,
+            _ = rx.wait_for(|c| *c) => Err(Error::Interrupted),
+        }
+    }
 }
 
 /// Removes what an interrupted or failed `up` created and says what happened.
@@ -640,13 +851,23 @@ async fn rollback(docker: &Docker, journal: Journal) -> String {
     }
     let quiet = Progress::default();
     let mut left = Vec::new();
-    let removed = remove_all(journal.containers.into_iter(), &quiet, |n| async move { docker.remove_container(&n).await }).await;
+    let removed = remove_all(journal.containers.into_iter(), &quiet, |n| async move {
+        docker.remove_container(&n).await
+    })
+    .await;
     let containers = count_removed(removed, &mut left);
-    let removed = remove_all(journal.volumes.into_iter(), &quiet, |n| async move { docker.remove_volume(&n).await }).await;
+    let removed = remove_all(journal.volumes.into_iter(), &quiet, |n| async move {
+        docker.remove_volume(&n).await
+    })
+    .await;
     count_removed(removed, &mut left);
-    let removed = remove_all(journal.networks.into_iter(), &quiet, |n| async move { docker.remove_network(&n).await }).await;
+    let removed = remove_all(journal.networks.into_iter(), &quiet, |n| async move {
+        docker.remove_network(&n).await
+    })
+    .await;
     let networks = count_removed(removed, &mut left);
-    let mut msg = format!("removed what this run created: {containers} container(s), {networks} network(s)");
+    let mut msg =
+        format!("removed what this run created: {containers} container(s), {networks} network(s)");
     if !left.is_empty() {
         msg.push_str(&format!("; could NOT remove: {}", left.join(", ")));
     }
@@ -654,23 +875,37 @@ async fn rollback(docker: &Docker, journal: Journal) -> String {
 }
 
 /// The body of `up`: observe what exists, act on the difference, verify.
-async fn reconcile(docker: &Docker, spec: ClusterSpec, opts: &UpOptions, journal: &Mutex<Journal>) -> Result<Cluster> {
+async fn reconcile(
+    docker: &Docker,
+    spec: ClusterSpec,
+    opts: &UpOptions,
+    journal: &Mutex<Journal>,
+    cancel: Cancel,
+) -> Result<Cluster> {
+    let cancel = &cancel;
     let progress = &opts.progress;
     let name = spec.name.clone();
     let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
     for img in images {
-        image::ensure(docker, img, progress).await?;
+        cancel
+            .guard(async { Ok(image::ensure(docker, img, progress).await?) })
+            .await?;
     }
 
     let existing = docker.cluster_containers(Some(&name)).await?;
-    let (metas, nodes): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) =
-        existing.iter().partition(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META));
+    let (metas, nodes): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = existing
+        .iter()
+        .partition(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META));
     let spec_json = serde_json::to_string(&spec).expect("a spec serializes");
-    let password = metas.first().and_then(|m| m.labels.get(LABEL_PASSWORD).cloned()).unwrap_or_else(|| {
-        let mut bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    });
+    let password = metas
+        .first()
+        .and_then(|m| m.labels.get(LABEL_PASSWORD).cloned())
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        });
+    cancel.check()?;
     if metas.first().and_then(|m| m.labels.get(LABEL_SPEC)) != Some(&spec_json) {
         for m in &metas {
             docker.remove_container(&m.name).await?;
@@ -680,41 +915,87 @@ async fn reconcile(docker: &Docker, spec: ClusterSpec, opts: &UpOptions, journal
         labels.insert(LABEL_SPEC.into(), spec_json);
         labels.insert(LABEL_PASSWORD.into(), password.clone());
         let meta = format!("regbox-{name}-meta");
-        docker.create_marker(&meta, &spec.nodes[0].image, labels).await?;
-        journal.lock().unwrap().containers.push(meta);
+        if metas.is_empty() {
+            // A replaced metadata container stays even if this run fails: it holds the declared state.
+            journal.lock().unwrap().containers.push(meta.clone());
+        }
+        docker
+            .create_marker(&meta, &spec.nodes[0].image, labels)
+            .await?;
     }
 
+    cancel.check()?;
     let networks = Networks {
-        control: ensure_network(docker, &name, "control", &layout::control_network(&name), journal).await?,
+        control: ensure_network(
+            docker,
+            &name,
+            "control",
+            &layout::control_network(&name),
+            journal,
+        )
+        .await?,
         data: ensure_network(docker, &name, "data", &layout::data_network(&name), journal).await?,
         rpcauth: rpcauth_for(&password),
     };
     let cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
 
     // Containers that are not declared, or were made from another configuration, go.
-    let wanted: HashMap<&str, &NodeLayout> = cluster.nodes.iter().map(|n| (n.layout.container.as_str(), &n.layout)).collect();
+    let wanted: HashMap<&str, &NodeLayout> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.layout.container.as_str(), &n.layout))
+        .collect();
     let stale: Vec<&str> = nodes
         .iter()
-        .filter(|c| wanted.get(c.name.as_str()).is_none_or(|l| c.labels.get(LABEL_CONFIG) != l.labels.get(LABEL_CONFIG)))
+        .filter(|c| {
+            wanted
+                .get(c.name.as_str())
+                .is_none_or(|l| c.labels.get(LABEL_CONFIG) != l.labels.get(LABEL_CONFIG))
+        })
         .map(|c| c.name.as_str())
         .collect();
     if !stale.is_empty() {
-        progress.stage(&format!("removing {} outdated containers", stale.len()), stale.len() as u64);
-        run_all(stale.iter().map(|c| async move { Ok(docker.remove_container(c).await?) }), DOCKER_CONCURRENCY).await?;
+        progress.stage(
+            &format!("removing {} outdated containers", stale.len()),
+            stale.len() as u64,
+        );
+        run_all(
+            stale
+                .iter()
+                .map(|c| async move { Ok(docker.remove_container(c).await?) }),
+            DOCKER_CONCURRENCY,
+        )
+        .await?;
     }
-    let state: HashMap<&str, State> = nodes.iter().filter(|c| !stale.contains(&c.name.as_str())).map(|c| (c.name.as_str(), c.state)).collect();
+    let state: HashMap<&str, State> = nodes
+        .iter()
+        .filter(|c| !stale.contains(&c.name.as_str()))
+        .map(|c| (c.name.as_str(), c.state))
+        .collect();
 
     let data_net = layout::data_network(&name);
     let control_net = layout::control_network(&name);
-    progress.stage(&format!("starting {} nodes", cluster.nodes.len()), cluster.nodes.len() as u64);
+    progress.stage(
+        &format!("starting {} nodes", cluster.nodes.len()),
+        cluster.nodes.len() as u64,
+    );
     // Each node's readiness wait starts as soon as its container runs, overlapping with the others' creation.
     let timeout = opts.timeout;
     let (state, control_net, data_net) = (&state, control_net.as_str(), data_net.as_str());
     run_all(
         cluster.nodes.iter().map(|n| async move {
             let current = state.get(n.layout.container.as_str()).copied();
-            start_node(docker, &n.layout, current, control_net, data_net, journal).await?;
-            wait_ready(docker, n, timeout).await?;
+            start_node(
+                docker,
+                &n.layout,
+                current,
+                control_net,
+                data_net,
+                journal,
+                cancel,
+            )
+            .await?;
+            cancel.guard(wait_ready(docker, n, timeout)).await?;
             progress.inc();
             Ok(())
         }),
@@ -723,9 +1004,9 @@ async fn reconcile(docker: &Docker, spec: ClusterSpec, opts: &UpOptions, journal
     .await?;
 
     progress.stage(&format!("wiring {} edges", cluster.spec.edges.len()), 0);
-    cluster.wire(opts.timeout).await?;
+    cancel.guard(cluster.wire(opts.timeout)).await?;
     progress.stage("verifying the peer graph", 0);
-    cluster.verify().await?;
+    cancel.guard(cluster.verify()).await?;
     progress.finish();
     Ok(cluster)
 }
@@ -739,7 +1020,9 @@ async fn start_node(
     control_net: &str,
     data_net: &str,
     journal: &Mutex<Journal>,
+    cancel: &Cancel,
 ) -> Result<()> {
+    cancel.check()?;
     match current {
         Some(State::Running) => {}
         Some(State::Paused) => docker.unpause(&l.container).await?,
@@ -753,13 +1036,17 @@ async fn start_node(
                 network: (control_net.to_string(), l.control_ip),
                 volume: (l.volume.clone(), layout::DATADIR.to_string()),
             };
-            docker.create_container(&config).await?;
             {
                 let mut j = journal.lock().unwrap();
                 j.containers.push(l.container.clone());
                 j.volumes.push(l.volume.clone());
             }
-            docker.connect_network(&l.container, data_net, l.data_ip).await?;
+            docker.create_container(&config).await?;
+            cancel.check()?;
+            docker
+                .connect_network(&l.container, data_net, l.data_ip)
+                .await?;
+            cancel.check()?;
             docker.start(&l.container).await?;
         }
     }
@@ -768,13 +1055,27 @@ async fn start_node(
 
 /// Finds the cluster's network of `role`, or creates it on a subnet that overlaps no Docker network and
 /// no host route. Docker refuses a subnet another process took meanwhile; the next free one is tried.
-async fn ensure_network(docker: &Docker, cluster: &str, role: &str, name: &str, journal: &Mutex<Journal>) -> Result<Subnet> {
+async fn ensure_network(
+    docker: &Docker,
+    cluster: &str,
+    role: &str,
+    name: &str,
+    journal: &Mutex<Journal>,
+) -> Result<Subnet> {
     let existing = docker.cluster_networks(Some(cluster)).await?;
-    if let Some(subnet) = existing.iter().find(|n| n.name == name).and_then(|n| n.subnets.first()) {
+    if let Some(subnet) = existing
+        .iter()
+        .find(|n| n.name == name)
+        .and_then(|n| n.subnets.first())
+    {
         return Ok(*subnet);
     }
     let mut taken = docker.all_subnets().await?;
-    taken.extend(std::fs::read_to_string("/proc/net/route").map(|t| layout::parse_routes(&t)).unwrap_or_default());
+    taken.extend(
+        std::fs::read_to_string("/proc/net/route")
+            .map(|t| layout::parse_routes(&t))
+            .unwrap_or_default(),
+    );
     let mut labels = layout::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), role.into());
     for subnet in layout::free_subnets(&taken, name).take(64) {
@@ -783,11 +1084,16 @@ async fn ensure_network(docker: &Docker, cluster: &str, role: &str, name: &str, 
                 journal.lock().unwrap().networks.push(name.to_string());
                 return Ok(subnet);
             }
-            Err(e) if e.is_pool_overlap() => tracing::debug!("{subnet} was taken meanwhile; trying the next one"),
+            Err(e) if e.is_pool_overlap() => {
+                tracing::debug!("{subnet} was taken meanwhile; trying the next one")
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::NoSubnet { pool: layout::POOL, network: name.to_string() })
+    Err(Error::NoSubnet {
+        pool: layout::POOL,
+        network: name.to_string(),
+    })
 }
 
 /// Waits until a node answers RPC (tolerating refused connections and warm-up) and has loaded its
@@ -807,8 +1113,15 @@ pub async fn wait_ready(docker: &Docker, node: &Node, timeout: Duration) -> Resu
             return Err(node.rpc_error(err));
         }
         if !docker.is_running(&node.layout.container).await? {
-            let lines: Vec<String> = docker.logs(&node.layout.container, Some(20), false).filter_map(|l| async { l.ok() }).collect().await;
-            return Err(Error::Exited { node: node.name().to_string(), logs: lines.concat() });
+            let lines: Vec<String> = docker
+                .logs(&node.layout.container, Some(20), false)
+                .filter_map(|l| async { l.ok() })
+                .collect()
+                .await;
+            return Err(Error::Exited {
+                node: node.name().to_string(),
+                logs: lines.concat(),
+            });
         }
         Ok(Check::Pending(err.to_string()))
     })

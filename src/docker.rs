@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam,
-    IpamConfig, Mount, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
+    HostConfig, Ipam, IpamConfig, Mount, MountType, MountVolumeOptions, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -25,19 +26,38 @@ pub enum DockerError {
     #[error("reach the Docker engine (is it running, and may this user use its socket?)")]
     Connect(#[source] BollardError),
     #[error("list {what}")]
-    List { what: &'static str, source: BollardError },
+    List {
+        what: &'static str,
+        source: BollardError,
+    },
     #[error("create network `{name}` ({subnet})")]
-    CreateNetwork { name: String, subnet: Subnet, source: BollardError },
+    CreateNetwork {
+        name: String,
+        subnet: Subnet,
+        source: BollardError,
+    },
     #[error("remove network `{name}`")]
     RemoveNetwork { name: String, source: BollardError },
     #[error("attach `{container}` to network `{network}`")]
-    Attach { container: String, network: String, source: BollardError },
+    Attach {
+        container: String,
+        network: String,
+        source: BollardError,
+    },
     #[error("detach `{container}` from network `{network}`")]
-    Disconnect { container: String, network: String, source: BollardError },
+    Disconnect {
+        container: String,
+        network: String,
+        source: BollardError,
+    },
     #[error("create container `{name}`")]
     CreateContainer { name: String, source: BollardError },
     #[error("{action} container `{name}`")]
-    Container { action: &'static str, name: String, source: BollardError },
+    Container {
+        action: &'static str,
+        name: String,
+        source: BollardError,
+    },
     #[error("remove volume `{name}`")]
     RemoveVolume { name: String, source: BollardError },
     #[error("inspect image `{name}`")]
@@ -51,7 +71,8 @@ pub enum DockerError {
 impl DockerError {
     /// Docker refused a network because its subnet overlaps another one (someone took it first).
     pub fn is_pool_overlap(&self) -> bool {
-        matches!(self, DockerError::CreateNetwork { .. }) && self.to_source_string().contains("overlaps")
+        matches!(self, DockerError::CreateNetwork { .. })
+            && self.to_source_string().contains("overlaps")
     }
 
     /// The object was not there (already removed, or never created).
@@ -155,15 +176,24 @@ impl Docker {
 
     /// Every network's subnets, regbox's or not, so new ones overlap nothing.
     pub async fn all_subnets(&self) -> Result<Vec<Subnet>> {
-        Ok(self.networks(None).await?.into_iter().flat_map(|n| n.subnets).collect())
+        Ok(self
+            .networks(None)
+            .await?
+            .into_iter()
+            .flat_map(|n| n.subnets)
+            .collect())
     }
 
     /// Networks carrying `regbox.cluster` (of one cluster, or of all when `cluster` is None).
     pub async fn cluster_networks(&self, cluster: Option<&str>) -> Result<Vec<NetworkInfo>> {
-        self.networks(Some(label_filter(LABEL_CLUSTER, cluster))).await
+        self.networks(Some(label_filter(LABEL_CLUSTER, cluster)))
+            .await
     }
 
-    async fn networks(&self, filters: Option<HashMap<&'static str, Vec<String>>>) -> Result<Vec<NetworkInfo>> {
+    async fn networks(
+        &self,
+        filters: Option<HashMap<&'static str, Vec<String>>>,
+    ) -> Result<Vec<NetworkInfo>> {
         let mut opts = ListNetworksOptionsBuilder::new();
         if let Some(f) = &filters {
             opts = opts.filters(f);
@@ -172,7 +202,10 @@ impl Docker {
             .api
             .list_networks(Some(opts.build()))
             .await
-            .map_err(|source| DockerError::List { what: "networks", source })?;
+            .map_err(|source| DockerError::List {
+                what: "networks",
+                source,
+            })?;
         Ok(list
             .into_iter()
             .map(|n| NetworkInfo {
@@ -190,7 +223,12 @@ impl Docker {
     }
 
     /// Creates a bridge network on `subnet`, leaving only the top /24 for Docker's own address choice.
-    pub async fn create_network(&self, name: &str, subnet: Subnet, labels: HashMap<String, String>) -> Result<()> {
+    pub async fn create_network(
+        &self,
+        name: &str,
+        subnet: Subnet,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
         let config = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
@@ -210,7 +248,11 @@ impl Docker {
             .create_network(config)
             .await
             .map(|_| ())
-            .map_err(|source| DockerError::CreateNetwork { name: name.into(), subnet, source })
+            .map_err(|source| DockerError::CreateNetwork {
+                name: name.into(),
+                subnet,
+                source,
+            })
     }
 
     /// Removes a network. Docker 20.10 sometimes keeps stale endpoints of containers just removed
@@ -221,7 +263,10 @@ impl Docker {
             match self.api.remove_network(name).await {
                 Ok(()) => return Ok(()),
                 Err(source) => {
-                    let err = DockerError::RemoveNetwork { name: name.into(), source };
+                    let err = DockerError::RemoveNetwork {
+                        name: name.into(),
+                        source,
+                    };
                     if err.is_not_found() {
                         return Ok(());
                     }
@@ -237,26 +282,40 @@ impl Docker {
 
     /// Attaches a container to a network with a static address. The address must be given on every
     /// attach: Docker forgets it on detach.
-    pub async fn connect_network(&self, container: &str, network: &str, ip: Ipv4Addr) -> Result<()> {
+    pub async fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        ip: Ipv4Addr,
+    ) -> Result<()> {
         let config = NetworkConnectRequest {
             container: container.to_string(),
             endpoint_config: Some(static_endpoint(ip)),
         };
-        self.api.connect_network(network, config).await.map_err(|source| DockerError::Attach {
-            container: container.into(),
-            network: network.into(),
-            source,
-        })
+        self.api
+            .connect_network(network, config)
+            .await
+            .map_err(|source| DockerError::Attach {
+                container: container.into(),
+                network: network.into(),
+                source,
+            })
     }
 
     /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
     pub async fn disconnect_network(&self, container: &str, network: &str) -> Result<()> {
-        let config = NetworkDisconnectRequest { container: container.to_string(), force: Some(true) };
-        self.api.disconnect_network(network, config).await.map_err(|source| DockerError::Disconnect {
-            container: container.into(),
-            network: network.into(),
-            source,
-        })
+        let config = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        self.api
+            .disconnect_network(network, config)
+            .await
+            .map_err(|source| DockerError::Disconnect {
+                container: container.into(),
+                network: network.into(),
+                source,
+            })
     }
 
     /// Creates (does not start) a node container on its first network. API 1.41 creates a container on
@@ -297,17 +356,28 @@ impl Docker {
             .create_container(Some(opts), body)
             .await
             .map(|_| ())
-            .map_err(|source| DockerError::CreateContainer { name: c.name.clone(), source })
+            .map_err(|source| DockerError::CreateContainer {
+                name: c.name.clone(),
+                source,
+            })
     }
 
     /// Creates a container that is never started and attached to no network: its labels carry data
     /// (the cluster's manifest) that must be readable from Docker alone.
-    pub async fn create_marker(&self, name: &str, image: &str, labels: HashMap<String, String>) -> Result<()> {
+    pub async fn create_marker(
+        &self,
+        name: &str,
+        image: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["true".into()]),
             labels: Some(labels),
-            host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
@@ -315,21 +385,35 @@ impl Docker {
             .create_container(Some(opts), body)
             .await
             .map(|_| ())
-            .map_err(|source| DockerError::CreateContainer { name: name.into(), source })
+            .map_err(|source| DockerError::CreateContainer {
+                name: name.into(),
+                source,
+            })
     }
 
     /// Containers carrying `regbox.cluster` (of one cluster, or of all), stopped ones included.
     pub async fn cluster_containers(&self, cluster: Option<&str>) -> Result<Vec<ContainerInfo>> {
-        let opts = ListContainersOptionsBuilder::new().all(true).filters(&label_filter(LABEL_CLUSTER, cluster)).build();
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(LABEL_CLUSTER, cluster))
+            .build();
         let list = self
             .api
             .list_containers(Some(opts))
             .await
-            .map_err(|source| DockerError::List { what: "containers", source })?;
+            .map_err(|source| DockerError::List {
+                what: "containers",
+                source,
+            })?;
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
-                name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').into(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .into(),
                 image: c.image.unwrap_or_default(),
                 state: match c.state {
                     Some(ContainerSummaryStateEnum::CREATED) => State::Created,
@@ -358,7 +442,11 @@ impl Docker {
         match self.api.inspect_container(name, None).await {
             Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
             Err(source) => {
-                let err = DockerError::Container { action: "inspect", name: name.into(), source };
+                let err = DockerError::Container {
+                    action: "inspect",
+                    name: name.into(),
+                    source,
+                };
                 if err.is_not_found() {
                     Ok(false)
                 } else {
@@ -370,35 +458,60 @@ impl Docker {
 
     /// Starts a created or stopped container.
     pub async fn start(&self, name: &str) -> Result<()> {
-        self.api.start_container(name, None).await.map_err(container_err("start", name))
+        self.api
+            .start_container(name, None)
+            .await
+            .map_err(container_err("start", name))
     }
 
     /// Stops a container (SIGTERM, then SIGKILL after `grace`).
     pub async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
-        let opts = StopContainerOptionsBuilder::new().t(grace.as_secs() as i32).build();
-        self.api.stop_container(name, Some(opts)).await.map_err(container_err("stop", name))
+        let opts = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs() as i32)
+            .build();
+        self.api
+            .stop_container(name, Some(opts))
+            .await
+            .map_err(container_err("stop", name))
     }
 
     /// Sends SIGKILL.
     pub async fn kill(&self, name: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
-        self.api.kill_container(name, Some(opts)).await.map_err(container_err("kill", name))
+        self.api
+            .kill_container(name, Some(opts))
+            .await
+            .map_err(container_err("kill", name))
     }
 
     /// Freezes every process of a container.
     pub async fn pause(&self, name: &str) -> Result<()> {
-        self.api.pause_container(name).await.map_err(container_err("pause", name))
+        self.api
+            .pause_container(name)
+            .await
+            .map_err(container_err("pause", name))
     }
 
     /// Thaws a paused container.
     pub async fn unpause(&self, name: &str) -> Result<()> {
-        self.api.unpause_container(name).await.map_err(container_err("unpause", name))
+        self.api
+            .unpause_container(name)
+            .await
+            .map_err(container_err("unpause", name))
     }
 
     /// Removes a container, running or not; a container already gone is not an error.
     pub async fn remove_container(&self, name: &str) -> Result<()> {
-        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match self.api.remove_container(name, Some(opts)).await.map_err(container_err("remove", name)) {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .api
+            .remove_container(name, Some(opts))
+            .await
+            .map_err(container_err("remove", name))
+        {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
@@ -406,17 +519,25 @@ impl Docker {
 
     /// Volumes carrying `regbox.cluster` (of one cluster, or of all).
     pub async fn cluster_volumes(&self, cluster: Option<&str>) -> Result<Vec<VolumeInfo>> {
-        let opts = ListVolumesOptionsBuilder::new().filters(&label_filter(LABEL_CLUSTER, cluster)).build();
+        let opts = ListVolumesOptionsBuilder::new()
+            .filters(&label_filter(LABEL_CLUSTER, cluster))
+            .build();
         let list = self
             .api
             .list_volumes(Some(opts))
             .await
-            .map_err(|source| DockerError::List { what: "volumes", source })?;
+            .map_err(|source| DockerError::List {
+                what: "volumes",
+                source,
+            })?;
         Ok(list
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| VolumeInfo { name: v.name, labels: v.labels })
+            .map(|v| VolumeInfo {
+                name: v.name,
+                labels: v.labels,
+            })
             .collect())
     }
 
@@ -426,7 +547,10 @@ impl Docker {
         match self.api.remove_volume(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(source) => {
-                let err = DockerError::RemoveVolume { name: name.into(), source };
+                let err = DockerError::RemoveVolume {
+                    name: name.into(),
+                    source,
+                };
                 if err.is_not_found() {
                     Ok(())
                 } else {
@@ -441,7 +565,10 @@ impl Docker {
         match self.api.inspect_image(name).await {
             Ok(_) => Ok(true),
             Err(source) => {
-                let err = DockerError::InspectImage { name: name.into(), source };
+                let err = DockerError::InspectImage {
+                    name: name.into(),
+                    source,
+                };
                 if err.is_not_found() {
                     Ok(false)
                 } else {
@@ -453,41 +580,80 @@ impl Docker {
 
     /// Imports a root filesystem tar as image `repo:tag` (what `docker import` does), applying Dockerfile
     /// instructions such as `ENTRYPOINT` or `LABEL` from `changes`.
-    pub async fn import_image(&self, rootfs: bytes::Bytes, repo: &str, tag: &str, changes: Vec<String>) -> Result<()> {
-        let opts = CreateImageOptionsBuilder::new().from_src("-").repo(repo).tag(tag).changes(changes).build();
+    pub async fn import_image(
+        &self,
+        rootfs: bytes::Bytes,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+    ) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes)
+            .build();
         self.api
             .create_image(Some(opts), Some(bollard::body_full(rootfs)), None)
             .try_collect::<Vec<_>>()
             .await
             .map(|_| ())
-            .map_err(|source| DockerError::ImportImage { name: format!("{repo}:{tag}"), source })
+            .map_err(|source| DockerError::ImportImage {
+                name: format!("{repo}:{tag}"),
+                source,
+            })
     }
 
     /// The container's log lines (stdout and stderr): the last `tail` of them, then new ones if `follow`.
-    pub fn logs(&self, name: &str, tail: Option<usize>, follow: bool) -> impl Stream<Item = Result<String>> + '_ {
+    pub fn logs(
+        &self,
+        name: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> impl Stream<Item = Result<String>> + '_ {
         let tail = tail.map_or("all".to_string(), |n| n.to_string());
-        let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
         let name = name.to_string();
         self.api.logs(&name, Some(opts)).map(move |item| {
             item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
-                .map_err(|source| DockerError::Logs { name: name.clone(), source })
+                .map_err(|source| DockerError::Logs {
+                    name: name.clone(),
+                    source,
+                })
         })
     }
 }
 
-fn container_err<'a>(action: &'static str, name: &'a str) -> impl FnOnce(BollardError) -> DockerError + 'a {
-    move |source| DockerError::Container { action, name: name.into(), source }
+fn container_err<'a>(
+    action: &'static str,
+    name: &'a str,
+) -> impl FnOnce(BollardError) -> DockerError + 'a {
+    move |source| DockerError::Container {
+        action,
+        name: name.into(),
+        source,
+    }
 }
 
 fn static_endpoint(ip: Ipv4Addr) -> EndpointSettings {
     EndpointSettings {
-        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 impl DockerError {
     fn to_source_string(&self) -> String {
-        std::error::Error::source(self).map(|s| s.to_string()).unwrap_or_default()
+        std::error::Error::source(self)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
     }
 }

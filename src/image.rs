@@ -21,7 +21,11 @@ pub enum ImageError {
     #[error("image build failed: {0}")]
     Build(String),
     #[error("the Debian archive now carries bitcoind {built} (built as `{REPO}:{tag}`), not the `{wanted}` asked for; use image `{REPO}:{tag}`")]
-    OtherVersion { wanted: String, built: String, tag: String },
+    OtherVersion {
+        wanted: String,
+        built: String,
+        tag: String,
+    },
     #[error("docker: {0}")]
     Docker(#[from] DockerError),
 }
@@ -37,7 +41,11 @@ pub async fn ensure(docker: &Docker, image: &str, progress: &Progress) -> Result
     let built = build(docker, progress).await?;
     if built != image {
         let tag = built.rsplit(':').next().unwrap_or_default().to_string();
-        return Err(ImageError::OtherVersion { wanted: image.to_string(), built: tag.clone(), tag });
+        return Err(ImageError::OtherVersion {
+            wanted: image.to_string(),
+            built: tag.clone(),
+            tag,
+        });
     }
     Ok(())
 }
@@ -67,7 +75,10 @@ pub async fn build(docker: &Docker, progress: &Progress) -> Result<String, Image
         tracing::info!("image build: {line}");
         tail.push(line);
     }
-    let status = child.wait().await.map_err(|e| fail("wait for the build", &e))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| fail("wait for the build", &e))?;
     let result = async {
         if !status.success() {
             let n = tail.len().saturating_sub(5);
@@ -76,16 +87,22 @@ pub async fn build(docker: &Docker, progress: &Progress) -> Result<String, Image
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
         let version = read("version").map_err(|e| fail("read the built version", &e))?;
         let package = read("package").map_err(|e| fail("read the built package name", &e))?;
-        let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package).to_string();
+        let flavour = package
+            .strip_prefix("bitcoin-")
+            .unwrap_or(&package)
+            .to_string();
         let tag = format!("{flavour}-{version}");
-        let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
+        let rootfs =
+            std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
         progress.note(&format!("importing {REPO}:{tag}"));
         let changes = vec![
             "ENV HOME=/root".to_string(),
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
             format!("LABEL regbox.image={package}-{version}"),
         ];
-        docker.import_image(rootfs.into(), REPO, &tag, changes).await?;
+        docker
+            .import_image(rootfs.into(), REPO, &tag, changes)
+            .await?;
         Ok(format!("{REPO}:{tag}"))
     }
     .await;
@@ -95,7 +112,11 @@ pub async fn build(docker: &Docker, progress: &Progress) -> Result<String, Image
 }
 
 fn tempdir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("regbox-image-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "regbox-image-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir(&dir)?;
     Ok(dir)
 }

@@ -41,7 +41,10 @@ pub const NETWORK_PREFIX: u8 = 20;
 const NODE_OFFSET: u32 = 10;
 
 /// The address space regbox carves cluster networks from (`10.128.0.0/9`: 2048 networks of /20).
-pub const POOL: Subnet = Subnet { base: 0x0a80_0000, prefix: 9 };
+pub const POOL: Subnet = Subnet {
+    base: 0x0a80_0000,
+    prefix: 9,
+};
 
 /// An IPv4 network in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,7 +57,10 @@ impl Subnet {
     /// The network containing `addr` with the given prefix (host bits cleared).
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
         let mask = mask(prefix);
-        Subnet { base: u32::from(addr) & mask, prefix }
+        Subnet {
+            base: u32::from(addr) & mask,
+            prefix,
+        }
     }
 
     /// Number of addresses in the network.
@@ -81,12 +87,18 @@ impl Subnet {
     /// The dynamic range Docker may hand out on its own: the top /24. Static node addresses stay below it,
     /// so a node's address is never taken by someone else while it is detached.
     pub fn dynamic_range(&self) -> Subnet {
-        Subnet { base: self.base + (self.size() as u32 - 256), prefix: 24 }
+        Subnet {
+            base: self.base + (self.size() as u32 - 256),
+            prefix: 24,
+        }
     }
 
     /// The `index`-th sub-network of length `prefix` inside this one.
     pub fn nth(&self, prefix: u8, index: u32) -> Subnet {
-        Subnet { base: self.base + (index << (32 - prefix)), prefix }
+        Subnet {
+            base: self.base + (index << (32 - prefix)),
+            prefix,
+        }
     }
 }
 
@@ -107,9 +119,17 @@ impl fmt::Display for Subnet {
 impl FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Subnet, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("`{s}` is not in CIDR form"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("`{s}` is not an IPv4 network"))?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("bad prefix in `{s}`"))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not in CIDR form"))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IPv4 network"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("bad prefix in `{s}`"))?;
         Ok(Subnet::new(addr, prefix))
     }
 }
@@ -119,7 +139,8 @@ impl FromStr for Subnet {
 /// clusters at the same moment rarely race for the same one (Docker refuses the loser, which moves on).
 pub fn free_subnets<'a>(taken: &'a [Subnet], seed: &str) -> impl Iterator<Item = Subnet> + 'a {
     let count = 1u32 << (NETWORK_PREFIX - POOL.prefix);
-    let start = u32::from_be_bytes(Sha256::digest(seed.as_bytes())[..4].try_into().unwrap()) % count;
+    let start =
+        u32::from_be_bytes(Sha256::digest(seed.as_bytes())[..4].try_into().unwrap()) % count;
     (0..count)
         .map(move |i| POOL.nth(NETWORK_PREFIX, (start + i) % count))
         .filter(move |candidate| !taken.iter().any(|t| t.overlaps(candidate)))
@@ -178,9 +199,13 @@ pub fn node_address(net: Subnet, index: usize) -> Ipv4Addr {
 pub fn rpcauth(salt: &[u8], password: &str) -> String {
     use hmac::{Hmac, Mac};
     let salt = hex::encode(salt);
-    let mut mac = Hmac::<Sha256>::new_from_slice(salt.as_bytes()).expect("hmac takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(salt.as_bytes()).expect("hmac takes any key length");
     mac.update(password.as_bytes());
-    format!("{RPC_USER}:{salt}${}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "{RPC_USER}:{salt}${}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Everything a node's container is made from.
@@ -255,7 +280,9 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 args,
                 labels,
             };
-            layout.labels.insert(LABEL_CONFIG.into(), layout.config_hash());
+            layout
+                .labels
+                .insert(LABEL_CONFIG.into(), layout.config_hash());
             layout
         })
         .collect()
@@ -265,9 +292,13 @@ impl NodeLayout {
     /// A short hash of what the container is made from; `up` recreates a container whose hash differs.
     pub fn config_hash(&self) -> String {
         let mut h = Sha256::new();
-        for part in [&self.image, &self.control_ip.to_string(), &self.data_ip.to_string()]
-            .into_iter()
-            .chain(&self.args)
+        for part in [
+            &self.image,
+            &self.control_ip.to_string(),
+            &self.data_ip.to_string(),
+        ]
+        .into_iter()
+        .chain(&self.args)
         {
             h.update(part.as_bytes());
             h.update([0]);
@@ -317,11 +348,15 @@ mod tests {
 
     #[test]
     fn routes_are_read_from_proc_format() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
             eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
             docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
-        assert_eq!(parse_routes(table), vec![net("192.168.1.0/24"), net("172.17.0.0/16")]);
+        assert_eq!(
+            parse_routes(table),
+            vec![net("192.168.1.0/24"), net("172.17.0.0/16")]
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! to the offending key, and the derived messages cannot be reworded.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
@@ -117,7 +116,8 @@ impl ClusterSpec {
     }
 }
 
-/// Every manifest problem, located in the source. `line` and `column` are 1-based.
+/// Every manifest problem, located in the source. `line` and `column` are
+/// 1-based; `column` counts characters, not bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}:{line}:{column}: {message}")]
 pub struct ManifestError {
@@ -372,7 +372,7 @@ impl<'y> Fields<'y> {
     }
 }
 
-/// Where a node name came from, to point back at it in later errors.
+/// Node names in order; names generated from a count get a shorter hint.
 struct NodeNames<'a> {
     names: Vec<&'a str>,
     counted: bool,
@@ -423,9 +423,7 @@ impl Cx<'_> {
     fn yaml_error(&self, e: &serde_saphyr::Error) -> ManifestError {
         use serde_saphyr::Error;
         let e = e.without_snippet();
-        let at = e
-            .location()
-            .map_or(Pos::START, |l| Pos::from_location(&l));
+        let at = e.location().map_or(Pos::START, |l| Pos::from_location(&l));
         let message = match e {
             Error::Budget { breach, .. } => budget_message(breach),
             Error::Eof { .. } => "unexpected end of input".to_owned(),
@@ -433,7 +431,10 @@ impl Cx<'_> {
                 "expected a single YAML document, found another one".to_owned()
             }
             Error::Message { msg, .. } if msg.starts_with("duplicate mapping key: ") => {
-                format!("duplicate key `{}`", &msg["duplicate mapping key: ".len()..])
+                format!(
+                    "duplicate key `{}`",
+                    &msg["duplicate mapping key: ".len()..]
+                )
             }
             // The scanner counts flow nesting in a u8 and may trip before the budget.
             Error::Message { msg, .. } if msg == "recursion limit exceeded" => {
@@ -482,10 +483,7 @@ impl Cx<'_> {
                     [one] => format!("expected `{one}`"),
                     _ => format!("expected one of {}", backticked(allowed)),
                 };
-                return Err(self.error(
-                    key.at,
-                    format!("unknown field `{}`, {expected}", shown(k)),
-                ));
+                return Err(self.error(key.at, format!("unknown field `{}`, {expected}", shown(k))));
             }
             fields.entries.push((k.as_str(), value));
         }
@@ -602,15 +600,14 @@ impl Cx<'_> {
         let mut args = Vec::with_capacity(items.len());
         for item in items {
             let arg = self.string(item, "an argument")?;
-            let name = arg.trim_start_matches('-');
-            let name = name.split_once('=').map_or(name, |(k, _)| k);
             if !arg.starts_with('-') {
                 return Err(self.error(
                     item.at,
                     format!("argument `{}` must start with `-`", shown(arg)),
                 ));
             }
-            if name.is_empty() {
+            let name = arg.trim_start_matches('-');
+            if name.is_empty() || name.starts_with('=') {
                 return Err(self.error(
                     item.at,
                     format!("argument `{}` has no option name", shown(arg)),
@@ -760,7 +757,7 @@ impl Cx<'_> {
                     return Err(self.error(
                         item.at,
                         format!(
-                            "an edge must be a pair `[a, b]`, found a list of {}",
+                            "an edge must be a pair `[a, b]`, found a list of {} items",
                             other.len()
                         ),
                     ))
@@ -799,18 +796,12 @@ impl Cx<'_> {
     fn endpoint(&self, v: &Yaml, names: &NodeNames) -> Check<NodeId> {
         let n = names.names.len();
         match &v.value {
-            Value::Int(i) => usize::try_from(*i)
-                .ok()
-                .filter(|&i| i < n)
-                .ok_or_else(|| {
-                    self.error(
-                        v.at,
-                        format!(
-                            "edge refers to unknown node index {i} ({})",
-                            names.hint()
-                        ),
-                    )
-                }),
+            Value::Int(i) => usize::try_from(*i).ok().filter(|&i| i < n).ok_or_else(|| {
+                self.error(
+                    v.at,
+                    format!("edge refers to unknown node index {i} ({})", names.hint()),
+                )
+            }),
             Value::Str(s) => names.names.iter().position(|n| n == s).ok_or_else(|| {
                 self.error(
                     v.at,
@@ -833,27 +824,547 @@ impl Cx<'_> {
 }
 
 fn budget_message(breach: &BudgetBreach) -> String {
-    let mut m = String::from("manifest too complex: ");
-    let _ = match breach {
-        BudgetBreach::Depth { .. } => write!(m, "nested deeper than {MAX_DEPTH} levels"),
-        BudgetBreach::Aliases { .. } => write!(m, "more than {MAX_ALIASES} aliases"),
-        BudgetBreach::Anchors { .. } => write!(m, "more than {MAX_ALIASES} anchors"),
-        BudgetBreach::MergeKeys { .. } => write!(m, "more than {MAX_ALIASES} merge keys"),
-        BudgetBreach::Events { .. } | BudgetBreach::Nodes { .. } => write!(
-            m,
-            "more than {MAX_YAML_NODES} values after expanding aliases"
-        ),
-        BudgetBreach::ScalarBytes { .. } => write!(
-            m,
+    let what = match breach {
+        BudgetBreach::Depth { .. } => format!("nested deeper than {MAX_DEPTH} levels"),
+        BudgetBreach::Aliases { .. } => format!("more than {MAX_ALIASES} aliases"),
+        BudgetBreach::Anchors { .. } => format!("more than {MAX_ALIASES} anchors"),
+        BudgetBreach::MergeKeys { .. } => format!("more than {MAX_ALIASES} merge keys"),
+        BudgetBreach::Events { .. } | BudgetBreach::Nodes { .. } => {
+            format!("more than {MAX_YAML_NODES} values after expanding aliases")
+        }
+        BudgetBreach::ScalarBytes { .. } => format!(
             "more than {} bytes of text after expanding aliases",
             4 * MAX_MANIFEST_BYTES
         ),
-        BudgetBreach::AliasAnchorRatio { aliases, anchors } => write!(
-            m,
-            "{aliases} aliases for {anchors} anchors looks like an alias bomb"
-        ),
-        BudgetBreach::Documents { .. } => write!(m, "more than one YAML document"),
-        other => write!(m, "{other:?}"),
+        BudgetBreach::Documents { .. } => "more than one YAML document".to_owned(),
+        other => format!("{other:?}"),
     };
-    m
+    format!("manifest too complex: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(source: &str) -> ClusterSpec {
+        parse(source, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(source: &str) -> ManifestError {
+        match parse(source, "test.yaml") {
+            Ok(spec) => panic!("expected an error, parsed {spec:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Snapshots the message users see, with the offending YAML as the description.
+    macro_rules! assert_error {
+        ($name:literal, $source:expr) => {{
+            let source: &str = $source;
+            let message = err(source).to_string();
+            insta::with_settings!({ description => source, omit_expression => true }, {
+                insta::assert_snapshot!($name, message);
+            });
+        }};
+    }
+
+    fn names(spec: &ClusterSpec) -> Vec<&str> {
+        spec.nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    fn pairs(spec: &ClusterSpec) -> Vec<(NodeId, NodeId)> {
+        spec.edges.iter().map(|e| (e.from, e.to)).collect()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn count_form_names_nodes_and_uses_defaults() {
+        let spec = ok("name: lab\nnodes: 3\n");
+        assert_eq!(spec.name, "lab");
+        assert_eq!(names(&spec), ["n0", "n1", "n2"]);
+        for node in &spec.nodes {
+            assert_eq!(node.image, DEFAULT_IMAGE);
+            assert_eq!(node.args, DEFAULT_ARGS);
+        }
+        // Without `topology` the cluster is a ring.
+        assert_eq!(pairs(&spec), [(0, 1), (1, 2), (2, 0)]);
+    }
+
+    #[test]
+    fn default_ring4_is_the_minimal_manifest() {
+        assert_eq!(ClusterSpec::default_ring4(), ok("name: regbox\nnodes: 4\n"));
+    }
+
+    #[test]
+    fn list_form_with_per_node_overrides() {
+        let spec = ok(r#"
+name: lab
+defaults:
+  image: base:1
+  args: ["-debug=net"]
+nodes:
+  - name: alice
+  - name: bob
+    image: other:2
+  - name: carol
+    args: ["-whitelist=noban@0.0.0.0/0"]
+topology: line
+"#);
+        assert_eq!(names(&spec), ["alice", "bob", "carol"]);
+        assert_eq!(spec.nodes[0].image, "base:1");
+        assert_eq!(spec.nodes[0].args, ["-debug=net"]);
+        assert_eq!(spec.nodes[1].image, "other:2");
+        assert_eq!(spec.nodes[1].args, ["-debug=net"]);
+        assert_eq!(spec.nodes[2].image, "base:1");
+        // Node args come after the defaults so that bitcoind's last-one-wins applies to them.
+        assert_eq!(
+            spec.nodes[2].args,
+            ["-debug=net", "-whitelist=noban@0.0.0.0/0"]
+        );
+        assert_eq!(pairs(&spec), [(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn defaults_are_optional_piecewise() {
+        let spec = ok("name: lab\ndefaults: {image: custom:1}\nnodes: 1\n");
+        assert_eq!(spec.nodes[0].image, "custom:1");
+        assert_eq!(spec.nodes[0].args, DEFAULT_ARGS);
+
+        let spec = ok("name: lab\ndefaults: {args: [-debug=net]}\nnodes: 1\n");
+        assert_eq!(spec.nodes[0].image, DEFAULT_IMAGE);
+        assert_eq!(spec.nodes[0].args, ["-debug=net"]);
+
+        let spec = ok("name: lab\ndefaults: {args: []}\nnodes: [{name: a, args: [-debug=net]}]\n");
+        assert_eq!(spec.nodes[0].args, ["-debug=net"]);
+    }
+
+    #[test]
+    fn every_topology_kind() {
+        for kind in Kind::ALL {
+            let spec = ok(&format!("name: lab\nnodes: 5\ntopology: {kind}\n"));
+            assert_eq!(spec.edges, generate(kind, 5), "{kind}");
+        }
+    }
+
+    #[test]
+    fn edges_by_name_and_index_keep_the_dialer_first() {
+        let spec = ok(r#"
+name: lab
+nodes: [{name: a}, {name: b}, {name: c}, {name: d}]
+topology:
+  edges: [[a, b], [2, 1], [d, 0], [c, 3]]
+"#);
+        assert_eq!(pairs(&spec), [(0, 1), (2, 1), (3, 0), (2, 3)]);
+        let spec = ok("name: lab\nnodes: 3\ntopology: {edges: [[n2, 0], [1, n2]]}\n");
+        assert_eq!(pairs(&spec), [(2, 0), (1, 2)]);
+    }
+
+    #[test]
+    fn empty_edge_list_means_no_connections() {
+        assert!(ok("name: lab\nnodes: 3\ntopology: {edges: []}\n")
+            .edges
+            .is_empty());
+    }
+
+    #[test]
+    fn yaml_1_1_boolean_words_are_names() {
+        let spec = ok("name: lab\nnodes: [{name: y}, {name: n}, {name: on}, {name: off}]\ntopology: {edges: [[y, n], [on, off]]}\n");
+        assert_eq!(names(&spec), ["y", "n", "on", "off"]);
+        assert_eq!(pairs(&spec), [(0, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_work() {
+        let spec = ok(r#"
+name: lab
+nodes:
+  - &net {name: a, args: [-debug=net]}
+  - <<: *net
+    name: b
+"#);
+        assert_eq!(spec.nodes[1].args, spec.nodes[0].args);
+        assert_eq!(spec.nodes[1].name, "b");
+    }
+
+    #[test]
+    fn one_anchor_shared_by_a_thousand_nodes_is_fine() {
+        let mut source =
+            String::from("name: lab\ndefaults: {args: &a [-debug=net, -debug=rpc]}\nnodes:\n");
+        for i in 0..MAX_NODES {
+            source += &format!("  - {{name: n{i}, args: *a}}\n");
+        }
+        assert_eq!(ok(&source).nodes.len(), MAX_NODES);
+    }
+
+    #[test]
+    fn node_count_limits_are_inclusive() {
+        assert_eq!(ok("name: lab\nnodes: 1\n").nodes.len(), 1);
+        assert!(ok("name: lab\nnodes: 1\n").edges.is_empty());
+        assert_eq!(ok("name: lab\nnodes: 1000\n").nodes.len(), 1000);
+    }
+
+    #[test]
+    fn name_limits() {
+        ok(&format!("name: {}\nnodes: 1\n", "a".repeat(40)));
+        ok("name: 0-lab\nnodes: 1\n");
+        ok(&format!(
+            "name: lab\nnodes: [{{name: A{}}}]\n",
+            "b_.-9".repeat(12) + "xx"
+        ));
+    }
+
+    #[test]
+    fn permitted_arguments() {
+        let spec = ok("name: lab\ndefaults: {args: [-dbcache=4, --debug=net, -notify=x, -listenx=1, -nodebug, -whitelist=noban@10.0.0.0/8]}\nnodes: 1\n");
+        assert_eq!(spec.nodes[0].args.len(), 6);
+    }
+
+    #[test]
+    fn reserved_option_parsing() {
+        assert_eq!(reserved_option("-rpcbind=0.0.0.0"), Some("rpcbind"));
+        assert_eq!(reserved_option("--port"), Some("port"));
+        assert_eq!(reserved_option("-nolisten"), Some("listen"));
+        assert_eq!(reserved_option("-regtest.rpcport=1"), Some("rpcport"));
+        assert_eq!(reserved_option("-RegTest"), Some("regtest"));
+        assert_eq!(reserved_option("-noregtest.connect"), Some("connect"));
+        assert_eq!(reserved_option("-nodebug"), None);
+        assert_eq!(reserved_option("-portx"), None);
+        assert_eq!(reserved_option("-dbcache=4"), None);
+    }
+
+    #[test]
+    fn example_ring4() {
+        let spec = parse(include_str!("../manifests/ring4.yaml"), "ring4.yaml").unwrap();
+        assert_eq!(spec.name, "ring4");
+        assert_eq!(names(&spec), ["n0", "n1", "n2", "n3"]);
+        assert_eq!(
+            spec.graph().edges().collect::<Vec<_>>(),
+            [(0, 1), (0, 3), (1, 2), (2, 3)]
+        );
+        assert!(spec.nodes.iter().all(|n| n.image == DEFAULT_IMAGE));
+    }
+
+    #[test]
+    fn example_mesh8() {
+        let spec = parse(include_str!("../manifests/mesh8.yaml"), "mesh8.yaml").unwrap();
+        assert_eq!(spec.name, "mesh8");
+        assert_eq!(spec.nodes.len(), 8);
+        assert_eq!(spec.edges.len(), 28);
+        let erin = &spec.nodes[spec.resolve("erin").unwrap()];
+        assert_eq!(
+            erin.args,
+            strings(&["-dbcache=4", "-maxmempool=5", "-debug=net"])
+        );
+    }
+
+    #[test]
+    fn example_star_edges() {
+        let spec = parse(
+            include_str!("../manifests/star-edges.yaml"),
+            "star-edges.yaml",
+        )
+        .unwrap();
+        insta::assert_snapshot!(
+            "star_edges_spec",
+            serde_json::to_string_pretty(&spec).unwrap()
+        );
+    }
+
+    #[test]
+    fn resolve_by_name_or_index() {
+        let spec = ok("name: lab\nnodes: [{name: a}, {name: b}]\n");
+        assert_eq!(spec.resolve("a"), Some(0));
+        assert_eq!(spec.resolve("b"), Some(1));
+        assert_eq!(spec.resolve("1"), Some(1));
+        assert_eq!(spec.resolve("2"), None);
+        assert_eq!(spec.resolve("-1"), None);
+        assert_eq!(spec.resolve("+1"), None);
+        assert_eq!(spec.resolve(""), None);
+        assert_eq!(spec.resolve("c"), None);
+    }
+
+    #[test]
+    fn graph_matches_edges() {
+        let spec = ok("name: lab\nnodes: 4\ntopology: star\n");
+        let graph = spec.graph();
+        assert_eq!(graph.len(), 3);
+        assert!(graph.contains(2, 0));
+    }
+
+    #[test]
+    fn error_fields() {
+        let e = err("name: lab\nnodes: 4\ntopology: rong\n");
+        assert_eq!((e.origin.as_str(), e.line, e.column), ("test.yaml", 3, 11));
+    }
+
+    // Each validation error, snapshotted with its location.
+
+    #[test]
+    fn unknown_fields() {
+        assert_error!(
+            "unknown_top_field",
+            include_str!("../tests/data/bad/unknown-field.yaml")
+        );
+        assert_error!(
+            "unknown_defaults_field",
+            "name: lab\ndefaults:\n  image: x\n  arg: [-debug]\nnodes: 1\n"
+        );
+        assert_error!(
+            "unknown_node_field",
+            "name: lab\nnodes:\n  - name: a\n  - name: b\n    imagez: x\n"
+        );
+        assert_error!(
+            "unknown_topology_field",
+            "name: lab\nnodes: 2\ntopology:\n  edge: [[0, 1]]\n"
+        );
+        assert_error!("non_string_key", "name: lab\nnodes: 2\n7: x\n");
+    }
+
+    #[test]
+    fn missing_fields() {
+        assert_error!("missing_name", "nodes: 2\n");
+        assert_error!("missing_nodes", "name: lab\ntopology: line\n");
+        assert_error!(
+            "missing_node_name",
+            "name: lab\nnodes:\n  - name: a\n  - image: x\n"
+        );
+        assert_error!("missing_edges", "name: lab\nnodes: 2\ntopology: {}\n");
+    }
+
+    #[test]
+    fn wrong_types() {
+        assert_error!("manifest_is_list", "- name: lab\n");
+        assert_error!("manifest_is_scalar", "lab\n");
+        assert_error!("name_is_list", "name: [lab]\nnodes: 2\n");
+        assert_error!("name_is_number", "name: 42\nnodes: 2\n");
+        assert_error!("nodes_is_string", "name: lab\nnodes: four\n");
+        assert_error!("nodes_is_float", "name: lab\nnodes: 2.5\n");
+        assert_error!("node_is_string", "name: lab\nnodes:\n  - a\n");
+        assert_error!("node_name_is_bool", "name: lab\nnodes:\n  - name: true\n");
+        assert_error!("defaults_is_list", "name: lab\ndefaults: [x]\nnodes: 1\n");
+        assert_error!(
+            "image_is_null",
+            "name: lab\ndefaults:\n  image:\nnodes: 1\n"
+        );
+        assert_error!(
+            "args_is_string",
+            "name: lab\ndefaults:\n  args: -debug=net\nnodes: 1\n"
+        );
+        assert_error!(
+            "arg_is_number",
+            "name: lab\nnodes:\n  - name: a\n    args: [-debug, 5]\n"
+        );
+        assert_error!("topology_is_number", "name: lab\nnodes: 2\ntopology: 3\n");
+        assert_error!(
+            "edges_is_mapping",
+            "name: lab\nnodes: 2\ntopology:\n  edges: {a: b}\n"
+        );
+        assert_error!(
+            "edge_is_string",
+            "name: lab\nnodes: 2\ntopology:\n  edges:\n    - n0-n1\n"
+        );
+        assert_error!(
+            "edge_has_three_ends",
+            "name: lab\nnodes: 3\ntopology:\n  edges:\n    - [n0, n1, n2]\n"
+        );
+        assert_error!(
+            "endpoint_is_float",
+            "name: lab\nnodes: 3\ntopology:\n  edges:\n    - [n0, 1.5]\n"
+        );
+    }
+
+    #[test]
+    fn unknown_topology_kind() {
+        assert_error!("unknown_topology", "name: lab\nnodes: 4\ntopology: Ring\n");
+    }
+
+    #[test]
+    fn bad_names() {
+        assert_error!("cluster_name_upper_case", "name: Lab\nnodes: 1\n");
+        assert_error!("cluster_name_leading_dash", "name: -lab\nnodes: 1\n");
+        assert_error!(
+            "cluster_name_too_long",
+            &format!("name: {}\nnodes: 1\n", "a".repeat(41))
+        );
+        assert_error!("cluster_name_empty", "name: ''\nnodes: 1\n");
+        assert_error!(
+            "node_name_starts_with_digit",
+            "name: lab\nnodes:\n  - name: \"1a\"\n"
+        );
+        assert_error!("node_name_with_space", "name: lab\nnodes:\n  - name: a b\n");
+        assert_error!(
+            "node_name_too_long",
+            &format!("name: lab\nnodes:\n  - name: {}\n", "a".repeat(64))
+        );
+        assert_error!(
+            "node_name_control_chars_are_escaped",
+            "name: lab\nnodes:\n  - name: \"a\\nb\"\n"
+        );
+    }
+
+    #[test]
+    fn duplicate_node_name() {
+        assert_error!(
+            "duplicate_node_name",
+            "name: lab\nnodes:\n  - name: a\n  - name: b\n  - name: a\n"
+        );
+    }
+
+    #[test]
+    fn unknown_edge_endpoints() {
+        assert_error!(
+            "edge_to_unknown_name",
+            include_str!("../tests/data/bad/unknown-node.yaml")
+        );
+        assert_error!(
+            "edge_to_unknown_name_in_list",
+            "name: lab\nnodes: [{name: alice}, {name: bob}]\ntopology: {edges: [[alice, carol]]}\n"
+        );
+        assert_error!(
+            "edge_to_unknown_name_in_long_list",
+            "name: lab\nnodes: [{name: a}, {name: b}, {name: c}, {name: d}, {name: e}, {name: f}, {name: g}]\ntopology: {edges: [[a, h]]}\n"
+        );
+        assert_error!(
+            "edge_index_out_of_range",
+            "name: lab\nnodes: 4\ntopology: {edges: [[0, 4]]}\n"
+        );
+        assert_error!(
+            "edge_index_negative",
+            "name: lab\nnodes: 4\ntopology: {edges: [[-1, 0]]}\n"
+        );
+        assert_error!(
+            "edge_index_single_node",
+            "name: lab\nnodes: 1\ntopology: {edges: [[0, 1]]}\n"
+        );
+        // A quoted number is a name, and names never look like numbers.
+        assert_error!(
+            "edge_quoted_index_is_a_name",
+            "name: lab\nnodes: 2\ntopology: {edges: [[\"0\", 1]]}\n"
+        );
+    }
+
+    #[test]
+    fn self_loop() {
+        assert_error!(
+            "self_loop",
+            "name: lab\nnodes: 4\ntopology:\n  edges:\n    - [n0, n1]\n    - [n1, 1]\n"
+        );
+    }
+
+    #[test]
+    fn duplicate_edges() {
+        assert_error!(
+            "duplicate_edge_reversed",
+            include_str!("../tests/data/bad/duplicate-edge.yaml")
+        );
+        assert_error!(
+            "duplicate_edge_same_direction",
+            "name: lab\nnodes: 4\ntopology:\n  edges:\n    - [n0, n1]\n    - [0, 1]\n"
+        );
+    }
+
+    #[test]
+    fn node_count_out_of_range() {
+        assert_error!("nodes_zero", "name: lab\nnodes: 0\n");
+        assert_error!("nodes_negative", "name: lab\nnodes: -3\n");
+        assert_error!("nodes_too_many", "name: lab\nnodes: 1001\n");
+        assert_error!("nodes_empty_list", "name: lab\nnodes: []\n");
+        let mut source = String::from("name: lab\nnodes:\n");
+        for i in 0..=MAX_NODES {
+            source += &format!("  - name: n{i}\n");
+        }
+        // Plain snapshot: the 1001-entry source would swamp the description.
+        insta::assert_snapshot!("nodes_list_too_long", err(&source).to_string());
+    }
+
+    #[test]
+    fn bad_arguments() {
+        assert_error!(
+            "reserved_arg_in_defaults",
+            include_str!("../tests/data/bad/reserved-arg.yaml")
+        );
+        assert_error!(
+            "reserved_arg_in_node",
+            "name: lab\nnodes:\n  - name: a\n    args: [-debug=net, -uacomment=me]\n"
+        );
+        assert_error!(
+            "reserved_arg_negated",
+            "name: lab\ndefaults: {args: [-nolisten]}\nnodes: 1\n"
+        );
+        assert_error!(
+            "reserved_arg_with_section",
+            "name: lab\ndefaults: {args: [--regtest.port=1]}\nnodes: 1\n"
+        );
+        assert_error!(
+            "arg_without_dash",
+            "name: lab\ndefaults: {args: [dbcache=4]}\nnodes: 1\n"
+        );
+        assert_error!(
+            "arg_only_dashes",
+            "name: lab\ndefaults: {args: [\"--\"]}\nnodes: 1\n"
+        );
+    }
+
+    #[test]
+    fn bad_images() {
+        assert_error!(
+            "image_empty",
+            "name: lab\ndefaults: {image: ''}\nnodes: 1\n"
+        );
+        assert_error!(
+            "image_with_space",
+            "name: lab\nnodes:\n  - name: a\n    image: \"bitcoind knots\"\n"
+        );
+    }
+
+    #[test]
+    fn yaml_level_errors() {
+        assert_error!("empty_document", "");
+        assert_error!("comment_only_document", "# nothing here\n");
+        assert_error!("unclosed_bracket", "name: lab\nnodes: [{name: a}\n");
+        assert_error!("bad_indentation", "name: lab\nnodes: 2\n  topology: ring\n");
+        assert_error!("duplicate_key", "name: lab\nnodes: 2\nname: other\n");
+        assert_error!("two_documents", "name: lab\nnodes: 2\n---\nname: other\n");
+        assert_error!("unknown_anchor", "name: lab\nnodes: *count\n");
+    }
+
+    #[test]
+    fn oversized_source_is_refused_before_parsing() {
+        // Invalid YAML past the limit proves the parser never ran.
+        let source = format!("name: [\n#{}", "x".repeat(MAX_MANIFEST_BYTES));
+        insta::assert_snapshot!("too_large", err(&source).to_string());
+    }
+
+    #[test]
+    fn billion_laughs_fails_fast() {
+        let mut source = String::from("name: lab\nnodes: 1\n");
+        source += "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            source += &format!("a{i}: &a{i} [{refs}]\n");
+        }
+        insta::assert_snapshot!("billion_laughs", err(&source).to_string());
+    }
+
+    #[test]
+    fn deep_nesting_fails_fast() {
+        let depth = 10_000;
+        let flow_seq = format!(
+            "name: lab\nnodes: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        insta::assert_snapshot!("deep_flow_sequence", err(&flow_seq).to_string());
+        let flow_map = format!(
+            "name: lab\nnodes: {}1{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        );
+        insta::assert_snapshot!("deep_flow_mapping", err(&flow_map).to_string());
+        let block_seq = format!("name: lab\nnodes:\n{}x\n", "- ".repeat(depth));
+        insta::assert_snapshot!("deep_block_sequence", err(&block_seq).to_string());
+    }
 }

@@ -31,7 +31,11 @@ impl Progress {
             } else {
                 "{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}"
             };
-            bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
             bar.set_length(total);
             bar.set_position(0);
             bar.set_message(message.to_string());

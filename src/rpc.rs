@@ -24,14 +24,29 @@ pub const RPC_CLIENT_NODE_NOT_CONNECTED: i64 = -29;
 pub enum RpcError {
     /// No HTTP exchange happened (refused, reset, timed out): the node may be starting or gone.
     #[error("call `{method}` on {addr}: {message}")]
-    Transport { addr: SocketAddr, method: String, message: String },
+    Transport {
+        addr: SocketAddr,
+        method: String,
+        message: String,
+    },
     #[error("call `{method}` on {addr}: HTTP {status}")]
-    Http { addr: SocketAddr, method: String, status: u16 },
+    Http {
+        addr: SocketAddr,
+        method: String,
+        status: u16,
+    },
     /// bitcoind answered with an error object.
     #[error("`{method}` returned error {code}: {message}")]
-    Node { method: String, code: i64, message: String },
+    Node {
+        method: String,
+        code: i64,
+        message: String,
+    },
     #[error("decode the answer to `{method}`: {source}")]
-    Decode { method: String, source: serde_json::Error },
+    Decode {
+        method: String,
+        source: serde_json::Error,
+    },
 }
 
 impl RpcError {
@@ -62,7 +77,9 @@ impl Default for Transport {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
         Transport { http }
     }
 }
@@ -97,7 +114,11 @@ impl PeerInfo {
 
     /// The comments of the peer's user agent, e.g. `n1` from `/Satoshi:29.4.0(n1)/`.
     pub fn ua_comments(&self) -> impl Iterator<Item = &str> {
-        let inner = self.subver.rsplit_once('(').and_then(|(_, rest)| rest.split_once(')')).map(|(c, _)| c);
+        let inner = self
+            .subver
+            .rsplit_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(c, _)| c);
         inner.into_iter().flat_map(|c| c.split("; "))
     }
 }
@@ -118,8 +139,15 @@ fn yes() -> bool {
 impl RpcClient {
     /// A client for the node answering at `addr` with the given credentials.
     pub fn new(transport: Transport, addr: SocketAddr, user: &str, password: &str) -> RpcClient {
-        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
-        RpcClient { transport, addr, auth }
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        RpcClient {
+            transport,
+            addr,
+            auth,
+        }
     }
 
     /// The node's RPC address.
@@ -129,18 +157,34 @@ impl RpcClient {
 
     /// Calls `method` and returns the raw `result`.
     pub async fn call_raw(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
-        let body = serde_json::to_vec(&json!({"jsonrpc": "1.0", "id": "regbox", "method": method, "params": params}))
-            .expect("a JSON value serializes");
+        let body = serde_json::to_vec(
+            &json!({"jsonrpc": "1.0", "id": "regbox", "method": method, "params": params}),
+        )
+        .expect("a JSON value serializes");
         let request = hyper::Request::post(format!("http://{}/", self.addr))
             .header(hyper::header::AUTHORIZATION, &self.auth)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a well-formed request");
-        let transport = |message: String| RpcError::Transport { addr: self.addr, method: method.into(), message };
+        let transport = |message: String| RpcError::Transport {
+            addr: self.addr,
+            method: method.into(),
+            message,
+        };
         let exchange = async {
-            let response = self.transport.http.request(request).await.map_err(|e| transport(error_chain(&e)))?;
+            let response = self
+                .transport
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport(error_chain(&e)))?;
             let status = response.status().as_u16();
-            let bytes = response.into_body().collect().await.map_err(|e| transport(error_chain(&e)))?.to_bytes();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| transport(error_chain(&e)))?
+                .to_bytes();
             Ok::<_, RpcError>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
@@ -158,16 +202,29 @@ impl RpcClient {
             message: String,
         }
         match serde_json::from_slice::<Reply>(&bytes) {
-            Ok(Reply { error: Some(e), .. }) => Err(RpcError::Node { method: method.into(), code: e.code, message: e.message }),
+            Ok(Reply { error: Some(e), .. }) => Err(RpcError::Node {
+                method: method.into(),
+                code: e.code,
+                message: e.message,
+            }),
             Ok(Reply { result, .. }) if status == 200 => Ok(result.unwrap_or(Value::Null)),
-            _ => Err(RpcError::Http { addr: self.addr, method: method.into(), status }),
+            _ => Err(RpcError::Http {
+                addr: self.addr,
+                method: method.into(),
+                status,
+            }),
         }
     }
 
     /// Calls `method` and decodes the result.
     pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T> {
-        let value = self.call_raw(method, params, Duration::from_secs(60)).await?;
-        serde_json::from_value(value).map_err(|source| RpcError::Decode { method: method.into(), source })
+        let value = self
+            .call_raw(method, params, Duration::from_secs(60))
+            .await?;
+        serde_json::from_value(value).map_err(|source| RpcError::Decode {
+            method: method.into(),
+            source,
+        })
     }
 
     pub async fn get_block_count(&self) -> Result<u64> {
@@ -192,7 +249,9 @@ impl RpcClient {
 
     /// Asks the node to open one outbound connection to `peer`; returns at once.
     pub async fn add_node_onetry(&self, peer: SocketAddr) -> Result<()> {
-        self.call::<Value>("addnode", json!([peer.to_string(), "onetry"])).await.map(|_| ())
+        self.call::<Value>("addnode", json!([peer.to_string(), "onetry"]))
+            .await
+            .map(|_| ())
     }
 
     /// Closes the session with peer `id`; a peer already gone is not an error.
@@ -204,8 +263,13 @@ impl RpcClient {
     }
 
     /// Mines `blocks` blocks paying to `descriptor`; needs no wallet.
-    pub async fn generate_to_descriptor(&self, blocks: u64, descriptor: &str) -> Result<Vec<String>> {
-        self.call("generatetodescriptor", json!([blocks, descriptor])).await
+    pub async fn generate_to_descriptor(
+        &self,
+        blocks: u64,
+        descriptor: &str,
+    ) -> Result<Vec<String>> {
+        self.call("generatetodescriptor", json!([blocks, descriptor]))
+            .await
     }
 
     /// Adds the checksum bitcoind expects to a descriptor.
@@ -236,13 +300,29 @@ mod tests {
     use super::*;
 
     fn peer(subver: &str) -> PeerInfo {
-        PeerInfo { id: 0, addr: String::new(), inbound: false, subver: subver.into(), bytesrecv_per_msg: HashMap::new() }
+        PeerInfo {
+            id: 0,
+            addr: String::new(),
+            inbound: false,
+            subver: subver.into(),
+            bytesrecv_per_msg: HashMap::new(),
+        }
     }
 
     #[test]
     fn ua_comments_are_read_from_the_last_component() {
-        assert_eq!(peer("/Satoshi:29.4.0(n1)/").ua_comments().collect::<Vec<_>>(), vec!["n1"]);
-        assert_eq!(peer("/Satoshi:29.4.0/Knots:20250305(a; b)/").ua_comments().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(
+            peer("/Satoshi:29.4.0(n1)/")
+                .ua_comments()
+                .collect::<Vec<_>>(),
+            vec!["n1"]
+        );
+        assert_eq!(
+            peer("/Satoshi:29.4.0/Knots:20250305(a; b)/")
+                .ua_comments()
+                .collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
         assert_eq!(peer("/Satoshi:29.4.0/").ua_comments().count(), 0);
         assert_eq!(peer("").ua_comments().count(), 0);
     }

@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(keys(Kind::Ring, 2), [(0, 1)]);
         assert_eq!(keys(Kind::Ring, 3), [(0, 1), (0, 2), (1, 2)]);
         assert_eq!(keys(Kind::Ring, 4), [(0, 1), (0, 3), (1, 2), (2, 3)]);
-        assert_eq!(keys(Kind::Ring, 5), [(0, 1), (0, 4), (1, 2), (2, 3), (3, 4)]);
+        assert_eq!(
+            keys(Kind::Ring, 5),
+            [(0, 1), (0, 4), (1, 2), (2, 3), (3, 4)]
+        );
     }
 
     #[test]

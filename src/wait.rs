@@ -27,7 +27,12 @@ pub struct Timeout {
 
 /// Polls `check` every `interval` until it is ready, fails, or `timeout` passes. A check that itself hangs
 /// is cut off at the deadline too.
-pub async fn wait_until<T, E, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut check: F) -> Result<T, E>
+pub async fn wait_until<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut check: F,
+) -> Result<T, E>
 where
     E: From<Timeout>,
     F: FnMut() -> Fut,
@@ -47,7 +52,12 @@ where
         }
         tokio::time::sleep(interval).await;
     }
-    Err(Timeout { what: what.to_string(), timeout, last }.into())
+    Err(Timeout {
+        what: what.to_string(),
+        timeout,
+        last,
+    }
+    .into())
 }
 
 /// How many RPCs to have in flight at once across a cluster.
@@ -64,7 +74,10 @@ where
     F: Fn(&'a Node) -> Fut,
     Fut: Future<Output = Result<T, Error>> + 'a,
 {
-    stream::iter(nodes.iter().map(f)).buffered(RPC_CONCURRENCY).try_collect().await
+    stream::iter(nodes.iter().map(f))
+        .buffered(RPC_CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// Waits until every node reports the same best block hash. On timeout the error names the nodes that
@@ -73,7 +86,11 @@ pub async fn sync_blocks(nodes: &[Node], timeout: Duration) -> Result<String, Er
     let what = format!("{} nodes to share one best block", nodes.len());
     wait_until(&what, timeout, interval_for(nodes.len()), || async {
         let tips = on_all(nodes, |n| async move {
-            let hash = n.rpc.get_best_block_hash().await.map_err(|e| n.rpc_error(e))?;
+            let hash = n
+                .rpc
+                .get_best_block_hash()
+                .await
+                .map_err(|e| n.rpc_error(e))?;
             let height = n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))?;
             Ok((height, hash))
         })
@@ -113,7 +130,11 @@ pub async fn sync_mempools(nodes: &[Node], timeout: Duration) -> Result<usize, E
         for p in &pools {
             *counts.entry(p).or_default() += 1;
         }
-        let reference = pools.iter().max_by_key(|p| p.len()).cloned().unwrap_or_default();
+        let reference = pools
+            .iter()
+            .max_by_key(|p| p.len())
+            .cloned()
+            .unwrap_or_default();
         if counts.len() <= 1 {
             return Ok(Check::Ready(reference.len()));
         }
@@ -123,7 +144,11 @@ pub async fn sync_mempools(nodes: &[Node], timeout: Duration) -> Result<usize, E
             .filter(|(_, p)| **p != reference)
             .map(|(n, p)| format!("{} has {} txs", n.name(), p.len()))
             .collect();
-        Ok(Check::Pending(format!("largest mempool {} txs; differing: {}", reference.len(), differ.join(", "))))
+        Ok(Check::Pending(format!(
+            "largest mempool {} txs; differing: {}",
+            reference.len(),
+            differ.join(", ")
+        )))
     })
     .await
 }
@@ -141,28 +166,50 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn wait_until_returns_when_ready_and_reports_last_seen_on_timeout() {
         let calls = Cell::new(0);
-        let got: Result<u32, Timeout> = wait_until("three calls", Duration::from_secs(5), Duration::from_millis(10), || {
-            calls.set(calls.get() + 1);
-            let n = calls.get();
-            async move { Ok(if n == 3 { Check::Ready(n) } else { Check::Pending(format!("call {n}")) }) }
-        })
+        let got: Result<u32, Timeout> = wait_until(
+            "three calls",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    Ok(if n == 3 {
+                        Check::Ready(n)
+                    } else {
+                        Check::Pending(format!("call {n}"))
+                    })
+                }
+            },
+        )
         .await;
         assert_eq!(got.unwrap(), 3);
 
-        let err = wait_until::<(), Timeout, _, _>("never", Duration::from_secs(1), Duration::from_millis(100), || async {
-            Ok(Check::Pending("still no".into()))
-        })
+        let err = wait_until::<(), Timeout, _, _>(
+            "never",
+            Duration::from_secs(1),
+            Duration::from_millis(100),
+            || async { Ok(Check::Pending("still no".into())) },
+        )
         .await
         .unwrap_err();
-        assert_eq!(err.to_string(), "wait for never within 1s; last seen: still no");
+        assert_eq!(
+            err.to_string(),
+            "wait for never within 1s; last seen: still no"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_check_is_cut_off_at_the_deadline() {
-        let err = wait_until::<(), Timeout, _, _>("hang", Duration::from_secs(1), Duration::from_millis(100), || async {
-            std::future::pending::<()>().await;
-            unreachable!()
-        })
+        let err = wait_until::<(), Timeout, _, _>(
+            "hang",
+            Duration::from_secs(1),
+            Duration::from_millis(100),
+            || async {
+                std::future::pending::<()>().await;
+                unreachable!()
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.last, "nothing yet");
