@@ -2,17 +2,16 @@
 //!
 //! The YAML is first loaded into a small tree in which every node carries its
 //! source position, and validated by hand from there. Serde's derived
-//! `deny_unknown_fields` would be shorter, but serde-saphyr can only attribute
-//! errors raised inside a derived field visitor to the enclosing mapping, not
-//! to the offending key, and the derived messages cannot be reworded.
+//! `deny_unknown_fields` would be shorter, and serde-saphyr 2 does locate its
+//! errors at the offending key, but the derived messages cannot be reworded
+//! (no "quote it to use it as text", no list of node names in the hint).
 
 use std::collections::HashMap;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_saphyr::budget::BudgetBreach;
-use serde_saphyr::options::AliasLimits;
-use serde_saphyr::{Budget, DuplicateKeyPolicy, Options, Spanned};
+use serde_saphyr::{DuplicateKeyPolicy, NonFiniteFloatPolicy, Options, Spanned};
 
 use crate::topology::{generate, Edge, Graph, Kind, NodeId};
 
@@ -145,15 +144,17 @@ pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, ManifestError> {
 }
 
 fn options() -> Options {
-    Options {
-        budget: Some(Budget {
+    // Options, Budget and AliasLimits are `#[non_exhaustive]`: built with the
+    // crate's macros, which start from the defaults and assign the listed fields.
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
             max_events: 2 * MAX_YAML_NODES,
             max_aliases: MAX_ALIASES,
             max_anchors: MAX_ALIASES,
             max_depth: MAX_DEPTH,
-            // Not 1: a breach on the second document is swallowed once the first
-            // has ended, and the second would be silently ignored. At 2,
-            // serde-saphyr's own multiple-document check reports it.
+            // Not 1: that would report a second document as a budget breach
+            // ("too complex"). At 2, serde-saphyr's own single-document check
+            // refuses it with a message that says what is wrong.
             max_documents: 2,
             max_nodes: MAX_YAML_NODES,
             max_total_scalar_bytes: 4 * MAX_MANIFEST_BYTES,
@@ -161,19 +162,24 @@ fn options() -> Options {
             // The ratio heuristic rejects the legitimate "every node uses one
             // anchor" pattern; MAX_REPLAYED_EVENTS already bounds the expansion.
             enforce_alias_anchor_ratio: false,
-            ..Budget::default()
-        }),
-        alias_limits: AliasLimits {
+        },
+        alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: MAX_REPLAYED_EVENTS,
             max_replay_stack_depth: MAX_DEPTH,
             max_alias_expansions_per_anchor: MAX_REPLAYED_EVENTS,
         },
         duplicate_keys: DuplicateKeyPolicy::Error,
+        // Comments are not used; emitted, each would count against `max_events`,
+        // and a file of comments would be reported as too many values.
+        emit_comments: false,
+        // `.inf`, `.nan` and overflowing literals such as `1e999` are no node
+        // count, index or name: read as text (`.inf`), they get the usual
+        // "expected X, found string" message, and `-.inf` stays a valid argument.
+        non_finite_float_policy: NonFiniteFloatPolicy::AsString,
         // YAML 1.1 would read a node called `n`, `y`, `on` or `off` as a boolean.
         strict_booleans: true,
         // Snippets would be rendered only to be thrown away; errors are re-rendered here.
         with_snippet: false,
-        ..Options::default()
     }
 }
 
@@ -421,37 +427,41 @@ impl Cx<'_> {
     }
 
     fn yaml_error(&self, e: &serde_saphyr::Error) -> ManifestError {
-        use serde_saphyr::Error;
-        let e = e.without_snippet();
+        use serde_saphyr::granit_parser::ErrorKind;
+        use serde_saphyr::{Error, ExternalMessageSource};
+        // For an error met while replaying an alias, `location` is the alias
+        // that was being expanded; the wrapped error says what went wrong.
         let at = e.location().map_or(Pos::START, |l| Pos::from_location(&l));
+        let mut e = e.without_snippet();
+        while let Error::AliasError { error, .. } = e {
+            e = error.without_snippet();
+        }
         let message = match e {
             Error::Budget { breach, .. } => budget_message(breach),
             Error::Eof { .. } => "unexpected end of input".to_owned(),
-            Error::Message { msg, .. } if msg.starts_with("multiple YAML documents") => {
+            Error::MultipleDocuments { .. } => {
                 "expected a single YAML document, found another one".to_owned()
             }
-            Error::Message { msg, .. } if msg.starts_with("duplicate mapping key: ") => {
-                format!(
-                    "duplicate key `{}`",
-                    &msg["duplicate mapping key: ".len()..]
-                )
+            Error::DuplicateMappingKey { key: Some(key), .. } => {
+                format!("duplicate key `{}`", shown(key))
             }
-            // The scanner counts flow nesting in a u8 and may trip before the budget.
-            Error::Message { msg, .. } if msg == "recursion limit exceeded" => {
+            Error::DuplicateMappingKey { key: None, .. } => "duplicate key".to_owned(),
+            // The scanner must look past a flow collection that may be a key, so its
+            // own flow-nesting limit (`Budget::flow_nesting_limit`, 255) can trip
+            // before the depth budget sees the events.
+            Error::ExternalMessage { source, .. }
+                if matches!(&**source, ExternalMessageSource::Parser(scan)
+                    if *scan.kind() == ErrorKind::RecursionLimitExceeded) =>
+            {
                 "manifest too complex: nested too deeply".to_owned()
             }
-            Error::Message { msg, .. } if msg.starts_with("alias ") => {
-                format!("manifest too complex: {msg}")
+            Error::AliasReplayLimitExceeded { .. }
+            | Error::AliasReplayCounterOverflow { .. }
+            | Error::AliasExpansionLimitExceeded { .. }
+            | Error::AliasReplayStackDepthExceeded { .. } => {
+                format!("manifest too complex: {}", crate_message(e))
             }
-            Error::Message { msg, .. } => msg.clone(),
-            other => {
-                // Display appends " at line L, column C", which ManifestError already says.
-                let text = other.to_string();
-                match text.rfind(" at line ") {
-                    Some(i) if other.location().is_some() => text[..i].to_owned(),
-                    _ => text,
-                }
-            }
+            other => crate_message(other),
         };
         self.error(at, message)
     }
@@ -823,6 +833,21 @@ impl Cx<'_> {
     }
 }
 
+/// serde-saphyr's own wording, without the " at line L, column C" that
+/// `ManifestError` already says, kept on one line.
+fn crate_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+    let mut out = String::new();
+    for c in DefaultMessageFormatter.format_message(e).chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn budget_message(breach: &BudgetBreach) -> String {
     let what = match breach {
         BudgetBreach::Depth { .. } => format!("nested deeper than {MAX_DEPTH} levels"),
@@ -837,6 +862,13 @@ fn budget_message(breach: &BudgetBreach) -> String {
             4 * MAX_MANIFEST_BYTES
         ),
         BudgetBreach::Documents { .. } => "more than one YAML document".to_owned(),
+        // Anchored content is kept for replay once for every anchor around it.
+        BudgetBreach::RecordedAnchorEvents { .. } => {
+            "too many values inside nested anchors".to_owned()
+        }
+        BudgetBreach::RecordedAnchorBytes { .. } => {
+            "too much text inside nested anchors".to_owned()
+        }
         other => format!("{other:?}"),
     };
     format!("manifest too complex: {what}")
@@ -1347,6 +1379,35 @@ nodes:
             source += &format!("a{i}: &a{i} [{refs}]\n");
         }
         insta::assert_snapshot!("billion_laughs", err(&source).to_string());
+    }
+
+    #[test]
+    fn nested_anchors_fail_fast() {
+        // No alias at all: every value is kept once for each of the 30 anchors around it.
+        let source = format!(
+            "name: lab\nnodes: 1\nx: {}{}{}\n",
+            (0..30).map(|i| format!("&a{i} [")).collect::<String>(),
+            vec!["1"; 60_000].join(", "),
+            "]".repeat(30)
+        );
+        insta::assert_snapshot!("nested_anchors", err(&source).to_string());
+    }
+
+    #[test]
+    fn comments_are_not_values() {
+        let source = format!("name: lab\nnodes: 1\n{}", "#\n".repeat(3 * MAX_YAML_NODES));
+        assert!(source.len() <= MAX_MANIFEST_BYTES);
+        assert_eq!(ok(&source).nodes.len(), 1);
+    }
+
+    #[test]
+    fn non_finite_floats_are_text() {
+        let spec = ok("name: lab\ndefaults: {args: [-.inf]}\nnodes: 1\n");
+        assert_eq!(spec.nodes[0].args, ["-.inf"]);
+        assert_eq!(
+            err("name: lab\nnodes: 1e999\n").message,
+            "`nodes` must be a node count or a list of nodes, found string `.inf`"
+        );
     }
 
     #[test]
