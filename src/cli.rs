@@ -77,7 +77,7 @@ pub enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
-    /// Build or inspect the node image.
+    /// Build the node image.
     Image {
         #[command(subcommand)]
         command: ImageCommand,
@@ -347,5 +347,37 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     line(header.to_vec());
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_text() {
+        let mut cmd = Cli::command();
+        insta::assert_snapshot!(cmd.render_long_help().to_string());
+    }
+
+    #[test]
+    fn arguments_are_parsed_without_io() {
+        let cli = Cli::try_parse_from([
+            "regbox",
+            "-c",
+            "lab",
+            "--json",
+            "rpc",
+            "n1",
+            "getblockhash",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(cli.cluster.as_deref(), Some("lab"));
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Rpc { ref args, .. } if args == &["0"]));
+        let err = Cli::try_parse_from(["regbox", "mine", "n0", "many"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 }

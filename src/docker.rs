@@ -74,26 +74,6 @@ impl DockerError {
         matches!(self, DockerError::CreateNetwork { .. })
             && self.to_source_string().contains("overlaps")
     }
-
-    /// The object was not there (already removed, or never created).
-    pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
-    }
-
-    fn status(&self) -> Option<u16> {
-        let source = match self {
-            DockerError::RemoveNetwork { source, .. }
-            | DockerError::Container { source, .. }
-            | DockerError::RemoveVolume { source, .. }
-            | DockerError::Disconnect { source, .. }
-            | DockerError::InspectImage { source, .. } => source,
-            _ => return None,
-        };
-        match source {
-            BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-            _ => None,
-        }
-    }
 }
 
 type Result<T> = std::result::Result<T, DockerError>;
@@ -260,22 +240,16 @@ impl Docker {
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         let mut attempt = 0;
         loop {
-            match self.api.remove_network(name).await {
-                Ok(()) => return Ok(()),
-                Err(source) => {
-                    let err = DockerError::RemoveNetwork {
-                        name: name.into(),
-                        source,
-                    };
-                    if err.is_not_found() {
-                        return Ok(());
-                    }
+            let removed = self.api.remove_network(name).await;
+            match absent_is(removed, (), |source| DockerError::RemoveNetwork {
+                name: name.into(),
+                source,
+            }) {
+                Err(e) if attempt < 20 && e.to_source_string().contains("active endpoints") => {
                     attempt += 1;
-                    if attempt >= 20 || !err.to_source_string().contains("active endpoints") {
-                        return Err(err);
-                    }
                     tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
                 }
+                other => return other,
             }
         }
     }
@@ -439,21 +413,12 @@ impl Docker {
 
     /// Whether a container is still running (false when it exited or is gone).
     pub async fn is_running(&self, name: &str) -> Result<bool> {
-        match self.api.inspect_container(name, None).await {
-            Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
-            Err(source) => {
-                let err = DockerError::Container {
-                    action: "inspect",
-                    name: name.into(),
-                    source,
-                };
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let state = self
+            .api
+            .inspect_container(name, None)
+            .await
+            .map(|c| c.state.and_then(|s| s.running) == Some(true));
+        absent_is(state, false, container_err("inspect", name))
     }
 
     /// Starts a created or stopped container.
@@ -506,15 +471,8 @@ impl Docker {
             .force(true)
             .v(true)
             .build();
-        match self
-            .api
-            .remove_container(name, Some(opts))
-            .await
-            .map_err(container_err("remove", name))
-        {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
+        let removed = self.api.remove_container(name, Some(opts)).await;
+        absent_is(removed, (), container_err("remove", name))
     }
 
     /// Volumes carrying `regbox.cluster` (of one cluster, or of all).
@@ -544,38 +502,20 @@ impl Docker {
     /// Removes a volume; one already gone is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
-        match self.api.remove_volume(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(source) => {
-                let err = DockerError::RemoveVolume {
-                    name: name.into(),
-                    source,
-                };
-                if err.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let removed = self.api.remove_volume(name, Some(opts)).await;
+        absent_is(removed, (), |source| DockerError::RemoveVolume {
+            name: name.into(),
+            source,
+        })
     }
 
     /// Whether an image exists locally.
     pub async fn has_image(&self, name: &str) -> Result<bool> {
-        match self.api.inspect_image(name).await {
-            Ok(_) => Ok(true),
-            Err(source) => {
-                let err = DockerError::InspectImage {
-                    name: name.into(),
-                    source,
-                };
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let found = self.api.inspect_image(name).await.map(|_| true);
+        absent_is(found, false, |source| DockerError::InspectImage {
+            name: name.into(),
+            source,
+        })
     }
 
     /// Imports a root filesystem tar as image `repo:tag` (what `docker import` does), applying Dockerfile
@@ -637,6 +577,20 @@ fn container_err<'a>(
         action,
         name: name.into(),
         source,
+    }
+}
+
+/// Maps "no such object" (HTTP 404) to `absent` and every other error through `err`.
+fn absent_is<T>(
+    r: std::result::Result<T, BollardError>,
+    absent: T,
+    err: impl FnOnce(BollardError) -> DockerError,
+) -> Result<T> {
+    match r {
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(absent),
+        other => other.map_err(err),
     }
 }
 

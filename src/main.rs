@@ -1,6 +1,8 @@
 //! The `regbox` binary: parse arguments, set up logging, run one command, map its failure to an exit code
 //! (0 ok, 1 runtime failure, 2 bad input, 130 interrupted).
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use regbox::cli::{run, Cli};
 use tracing_subscriber::EnvFilter;
@@ -8,13 +10,17 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    // A progress bar says what is going on at a terminal; elsewhere (CI logs) the stages are logged.
+    let bar = std::io::stderr().is_terminal() && !cli.json;
     let default = match cli.verbose {
-        0 => "warn",
+        0 if bar => "warn",
+        0 => "regbox=info",
         1 => "regbox=info",
         _ => "regbox=debug",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_target(false)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
