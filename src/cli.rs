@@ -11,9 +11,13 @@ use serde_json::{json, Value};
 
 use crate::cluster::{self, Cluster, NodeStatus, UpOptions};
 use crate::docker::Docker;
+use crate::faults::Fault;
 use crate::image;
 use crate::manifest::{self, ClusterSpec, ManifestError};
+use crate::partition::{CutMode, PartitionKind};
 use crate::progress::Progress;
+use crate::run::{Outcome, RunOptions};
+use crate::scenario::{self, ClusterSource, Scenario};
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -77,6 +81,72 @@ pub enum Command {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// Split the data network into partitions (replacing any active one) and verify the peer graph.
+    ///
+    /// Groups are comma-separated node names or indices (`n0,n1 n2,n3`); nodes not named form one more
+    /// group. A first argument that names an existing cluster selects it.
+    Partition {
+        groups: Vec<String>,
+        /// Two halves by index.
+        #[arg(long)]
+        halves: bool,
+        /// Two halves after a seeded shuffle (the seed is printed so a run can be repeated).
+        #[arg(long)]
+        random_halves: bool,
+        /// Seed for --random-halves.
+        #[arg(long, requires = "random_halves")]
+        seed: Option<u64>,
+        /// One node alone, everybody else together.
+        #[arg(long, value_name = "NODE")]
+        isolate: Option<String>,
+        /// Two halves and one node in both.
+        #[arg(long)]
+        bridge: bool,
+        /// Every node sees a majority, no two nodes the same one.
+        #[arg(long)]
+        majorities_ring: bool,
+        /// Leave cross-partition sessions frozen (as a real network failure would) instead of closing them.
+        #[arg(long)]
+        silent: bool,
+        /// Seconds to wait for the re-wiring.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Put every node back on the base segment with its original address and re-wire the declared edges.
+    Heal {
+        cluster: Option<String>,
+        /// Also wait until every node is on the most-work tip, and report each node's reorg depth.
+        #[arg(long)]
+        sync: bool,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Stop a node (SIGTERM, then SIGKILL after 10 s).
+    Stop { node: String },
+    /// Start a stopped node, wait until it is ready, re-wire its edges.
+    Start { node: String },
+    /// Stop and start a node.
+    Restart { node: String },
+    /// Kill a node (SIGKILL).
+    Kill { node: String },
+    /// Freeze a node's processes.
+    Pause { node: String },
+    /// Thaw a paused node, wait until it is ready, re-wire its edges.
+    Unpause { node: String },
+    /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
+    ///
+    /// Without a file, runs the built-in split-and-heal scenario. `-c NAME` renames the scenario's
+    /// cluster (so parallel CI jobs don't collide).
+    Run {
+        scenario: Option<PathBuf>,
+        /// Write JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Leave the cluster running afterwards (also after a failure).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Build the node image.
     Image {
         #[command(subcommand)]
@@ -100,15 +170,19 @@ pub enum Failure {
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    /// A scenario step failed (each failure was printed with what was expected and seen).
+    #[error("scenario `{0}` failed")]
+    Scenario(String),
+    /// Arguments that parse but make no sense together: exit code 2.
     #[error("{0}")]
-    Other(String),
+    Usage(String),
 }
 
 impl Failure {
     /// 2 for bad input, 130 for an interruption, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Failure::Manifest(_) => 2,
+            Failure::Manifest(_) | Failure::Usage(_) => 2,
             Failure::Cluster(e) if e.is_bad_input() => 2,
             Failure::Cluster(e) if e.is_interrupted() => 130,
             _ => 1,
@@ -140,6 +214,56 @@ pub fn load_manifest(path: &std::path::Path) -> Result<ClusterSpec, Failure> {
     Ok(manifest::parse(&text, &origin)?)
 }
 
+/// Reads, parses and validates a scenario (or the built-in one) and the cluster manifest it names.
+pub fn load_scenario(path: Option<&std::path::Path>) -> Result<(Scenario, ClusterSpec), Failure> {
+    let (text, origin) = match path {
+        None => (
+            scenario::DEFAULT_SCENARIO.to_string(),
+            "split-and-heal.scenario.yaml (built in)".to_string(),
+        ),
+        Some(p) => {
+            let origin = p.display().to_string();
+            let located = |message: String| ManifestError {
+                origin: origin.clone(),
+                line: 1,
+                column: 1,
+                message,
+            };
+            (
+                std::fs::read_to_string(p)
+                    .map_err(|e| located(format!("cannot read the file: {e}")))?,
+                origin,
+            )
+        }
+    };
+    let scenario = scenario::parse(&text, &origin)?;
+    let spec = match &scenario.cluster {
+        ClusterSource::Inline(spec) => spec.clone(),
+        ClusterSource::File {
+            path: file,
+            line,
+            column,
+        } => {
+            let base = path
+                .and_then(|p| p.parent())
+                .unwrap_or(std::path::Path::new("."));
+            let full = base.join(file);
+            if !full.exists() {
+                return Err(ManifestError {
+                    origin,
+                    line: *line,
+                    column: *column,
+                    message: format!("cluster file `{}` does not exist", full.display()),
+                }
+                .into());
+            }
+            load_manifest(&full)?
+        }
+    };
+    scenario::validate(&scenario, &spec, &origin)?;
+    Ok((scenario, spec))
+}
+
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let tty = std::io::stderr().is_terminal() && !cli.json;
@@ -153,6 +277,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let opts = UpOptions {
                 progress: Progress::new(tty),
                 timeout: Duration::from_secs(timeout),
+                teardown_on_drop: false,
             };
             let started = Instant::now();
             let cluster = Cluster::up_until(spec, &opts, interrupted()).await?;
@@ -273,6 +398,187 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 print!("{}", chunk.map_err(cluster::Error::from)?);
             }
         }
+        Command::Partition {
+            mut groups,
+            halves,
+            random_halves,
+            seed,
+            isolate,
+            bridge,
+            majorities_ring,
+            silent,
+            timeout,
+        } => {
+            let mut target = cli.cluster.clone();
+            if target.is_none()
+                && !groups.is_empty()
+                && cluster::list().await?.iter().any(|c| c.name == groups[0])
+            {
+                target = Some(groups.remove(0));
+            }
+            let mut kinds = Vec::new();
+            if halves {
+                kinds.push(PartitionKind::Halves);
+            }
+            if random_halves {
+                let seed = seed.unwrap_or_else(rand::random);
+                eprintln!("random halves with --seed {seed}");
+                kinds.push(PartitionKind::RandomHalves { seed });
+            }
+            if let Some(node) = isolate {
+                kinds.push(PartitionKind::Isolate(node));
+            }
+            if bridge {
+                kinds.push(PartitionKind::Bridge);
+            }
+            if majorities_ring {
+                kinds.push(PartitionKind::MajoritiesRing);
+            }
+            if !groups.is_empty() {
+                kinds.push(PartitionKind::Groups(
+                    groups
+                        .iter()
+                        .map(|g| g.split(',').map(str::to_string).collect())
+                        .collect(),
+                ));
+            }
+            let kind =
+                match kinds.len() {
+                    1 => kinds.pop().unwrap(),
+                    0 => return Err(Failure::Usage(
+                        "name groups (`a,b c,d`) or choose a kind (--halves, --isolate NODE, …)"
+                            .into(),
+                    )),
+                    _ => {
+                        return Err(Failure::Usage(
+                            "give either groups or one partition kind, not several".into(),
+                        ))
+                    }
+                };
+            let mode = if silent {
+                CutMode::Silent
+            } else {
+                CutMode::Drop
+            };
+            let mut cluster = Cluster::open(target.as_deref()).await?;
+            let report = cluster
+                .partition(&kind, mode, Duration::from_secs(timeout))
+                .await?;
+            print_partition(&report, cli.json);
+        }
+        Command::Heal {
+            cluster,
+            sync,
+            timeout,
+        } => {
+            let mut cluster = Cluster::open(wanted(cluster).as_deref()).await?;
+            let timeout = Duration::from_secs(timeout);
+            if sync {
+                let report = cluster.heal_and_sync(timeout).await?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+                } else {
+                    println!(
+                        "healed; all nodes on {} at height {}",
+                        report.tip, report.height
+                    );
+                    let rows = report
+                        .nodes
+                        .iter()
+                        .map(|n| {
+                            vec![
+                                n.node.clone(),
+                                n.old_height.to_string(),
+                                crate::wait::short(&n.old_tip).to_string(),
+                                n.reorg_depth.to_string(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["NODE", "OLD-HEIGHT", "OLD-TIP", "REORG-DEPTH"], rows);
+                }
+            } else {
+                let report = cluster.heal(timeout).await?;
+                print_partition(&report, cli.json);
+            }
+        }
+        Command::Stop { node } => fault_command(cli.cluster.as_deref(), Fault::Stop, &node).await?,
+        Command::Start { node } => {
+            fault_command(cli.cluster.as_deref(), Fault::Start, &node).await?
+        }
+        Command::Restart { node } => {
+            fault_command(cli.cluster.as_deref(), Fault::Restart, &node).await?
+        }
+        Command::Kill { node } => fault_command(cli.cluster.as_deref(), Fault::Kill, &node).await?,
+        Command::Pause { node } => {
+            fault_command(cli.cluster.as_deref(), Fault::Pause, &node).await?
+        }
+        Command::Unpause { node } => {
+            fault_command(cli.cluster.as_deref(), Fault::Unpause, &node).await?
+        }
+        Command::Run {
+            scenario,
+            junit,
+            keep,
+        } => {
+            let (scenario, mut spec) = load_scenario(scenario.as_deref())?;
+            if let Some(name) = &cli.cluster {
+                spec.name = name.clone();
+            }
+            if cluster::list().await?.iter().any(|c| c.name == spec.name) {
+                return Err(Failure::Usage(format!(
+                    "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
+                    spec.name
+                )));
+            }
+            let opts = RunOptions {
+                up: UpOptions {
+                    progress: Progress::new(tty),
+                    timeout: Duration::from_secs(120),
+                    teardown_on_drop: false,
+                },
+                keep,
+            };
+            let json = cli.json;
+            let report = crate::run::run(&scenario, spec, &opts, interrupted(), |step| {
+                if json {
+                    println!("{}", serde_json::to_string(step).unwrap());
+                    return;
+                }
+                let (word, detail) = match &step.outcome {
+                    Outcome::Passed => ("PASS", None),
+                    Outcome::Failed(m) => ("FAIL", Some(m)),
+                    Outcome::Skipped => ("SKIP", None),
+                };
+                println!("{word}  {:<48} {:>7.2}s", step.label, step.seconds);
+                if let Some(m) = detail {
+                    for line in m.lines() {
+                        println!("      {line}");
+                    }
+                }
+            })
+            .await;
+            if let Some(path) = junit {
+                std::fs::write(&path, report.junit())
+                    .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+            }
+            let failed = report
+                .steps
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+                .count();
+            if !json {
+                println!(
+                    "scenario `{}`: {} ({} steps, {failed} failed) in {:.1}s",
+                    report.scenario,
+                    if report.passed() { "PASSED" } else { "FAILED" },
+                    report.steps.len(),
+                    report.seconds
+                );
+            }
+            if !report.passed() {
+                return Err(Failure::Scenario(report.scenario.clone()));
+            }
+        }
         Command::Image {
             command: ImageCommand::Build,
         } => {
@@ -282,6 +588,41 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn fault_command(cluster: Option<&str>, fault: Fault, node: &str) -> Result<(), Failure> {
+    let cluster = Cluster::open(cluster).await?;
+    cluster.fault(node, fault, Duration::from_secs(60)).await?;
+    eprintln!(
+        "{node}: {} done",
+        serde_json::to_value(fault).unwrap().as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+fn print_partition(report: &crate::segments::PartitionReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).unwrap());
+        return;
+    }
+    let rows = report
+        .segments
+        .iter()
+        .map(|s| vec![s.network.clone(), s.subnet.clone(), s.members.join(",")])
+        .collect();
+    print_table(&["SEGMENT", "SUBNET", "NODES"], rows);
+    println!(
+        "peer graph ({} cut): {}",
+        serde_json::to_value(report.mode)
+            .unwrap()
+            .as_str()
+            .unwrap_or("?"),
+        if report.graph.is_empty() {
+            "no edges".to_string()
+        } else {
+            report.graph.join(" ")
+        }
+    );
 }
 
 /// Completes on the first Ctrl-C; a second one exits at once.
@@ -317,13 +658,18 @@ fn print_status(nodes: &[NodeStatus], json: bool) {
                 n.best_hash
                     .as_deref()
                     .map_or("-".into(), |h| crate::wait::short(h).to_string()),
+                n.segments
+                    .iter()
+                    .map(|s| s.rsplit('-').next().unwrap_or(s))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 n.error.clone().unwrap_or_else(|| n.peers.join(",")),
             ]
         })
         .collect();
     print_table(
         &[
-            "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "PEERS",
+            "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "SEGMENTS", "PEERS",
         ],
         rows,
     );

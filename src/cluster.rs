@@ -2,7 +2,7 @@
 //! manifest to running, wired, verified nodes; opening a cluster from what Docker knows; peers, mining,
 //! status and teardown.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -12,16 +12,16 @@ use futures::stream::{self, StreamExt};
 use rand::RngCore;
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, State};
 use crate::image::{self, ImageError};
 use crate::layout::{self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE};
 use crate::manifest::ClusterSpec;
+use crate::partition::{CutMode, Membership, SegmentId};
 use crate::progress::Progress;
-use crate::rpc::{PeerInfo, RpcClient, RpcError, Transport};
-use crate::topology::{diff, Edge, Graph, NodeId};
-use crate::wait::{self, interval_for, on_all, wait_until, Check, Timeout};
+use crate::rpc::{RpcClient, RpcError, Transport};
+use crate::topology::NodeId;
+use crate::wait::{self, on_all, wait_until, Check, Timeout};
 
 /// Label value of the metadata container's role: it is never started and holds the manifest and the RPC
 /// password in its labels, so every later process can read the cluster back from Docker alone.
@@ -30,7 +30,7 @@ const LABEL_SPEC: &str = layout::LABEL_SPEC;
 const LABEL_PASSWORD: &str = layout::LABEL_RPC_PASSWORD;
 
 /// Containers created or started at once: more only queues inside the engine on small machines.
-const DOCKER_CONCURRENCY: usize = 16;
+pub(crate) const DOCKER_CONCURRENCY: usize = 16;
 
 /// A failed cluster operation.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,16 @@ pub enum Error {
     },
     #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
     Damaged(String),
-    #[error("the peer graph differs from the declared one: {0}")]
+    #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]
+    NoPath { a: String, b: String },
+    #[error("the peer graph differs from the expected one: {0}")]
     Graph(String),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("no free subnet left in {pool} for network `{network}`")]
     NoSubnet { pool: Subnet, network: String },
+    #[error(transparent)]
+    Partition(#[from] crate::partition::PartitionError),
     #[error("interrupted")]
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]
@@ -79,7 +83,8 @@ impl Error {
             Error::NoCluster
             | Error::Ambiguous(_)
             | Error::UnknownCluster(_)
-            | Error::UnknownNode { .. } => true,
+            | Error::UnknownNode { .. }
+            | Error::Partition(_) => true,
             Error::RolledBack { source, .. } => source.is_bad_input(),
             _ => false,
         }
@@ -129,6 +134,9 @@ pub struct UpOptions {
     pub progress: Progress,
     /// Limit for each wait (readiness, wiring, verification).
     pub timeout: Duration,
+    /// Tear the cluster down when the returned handle is dropped without `down` or `keep` (the
+    /// fallback for library users whose test panics).
+    pub teardown_on_drop: bool,
 }
 
 impl Default for UpOptions {
@@ -136,6 +144,7 @@ impl Default for UpOptions {
         UpOptions {
             progress: Progress::default(),
             timeout: Duration::from_secs(120),
+            teardown_on_drop: true,
         }
     }
 }
@@ -150,10 +159,45 @@ struct Journal {
 
 /// A cluster as regbox knows it: the declared spec plus where each node lives.
 pub struct Cluster {
-    docker: Docker,
-    spec: ClusterSpec,
-    nodes: Vec<Node>,
-    by_name: HashMap<String, NodeId>,
+    pub(crate) docker: Docker,
+    pub(crate) spec: ClusterSpec,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) by_name: HashMap<String, NodeId>,
+    /// The data-plane segments (0: the data network) and their subnets, as observed in Docker.
+    pub(crate) segments: BTreeMap<SegmentId, Subnet>,
+    /// Per node, the segments it is attached to, as observed in Docker.
+    pub(crate) membership: Membership,
+    /// How the active partition cut sessions (kept on its segment networks' labels).
+    pub(crate) mode: CutMode,
+    /// Tear the cluster down when this handle is dropped without `down` or `keep`.
+    armed: bool,
+}
+
+impl Drop for Cluster {
+    /// The fallback for a test that panics or returns early: blocks until the cluster is removed. An
+    /// explicit `down().await` is cheaper and reports errors.
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let name = self.spec.name.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(down_named(Some(&name), &Progress::default()))
+                .ok()
+        })
+        .join();
+        if !matches!(done, Ok(Some(_))) {
+            tracing::warn!(
+                "could not tear down cluster `{}` on drop; `regbox down {}` removes it",
+                self.spec.name,
+                self.spec.name
+            );
+        }
+    }
 }
 
 /// One node's state as `status` reports it.
@@ -168,6 +212,8 @@ pub struct NodeStatus {
     pub height: Option<u64>,
     pub best_hash: Option<String>,
     pub peers: Vec<String>,
+    /// The data-plane networks the node is attached to.
+    pub segments: Vec<String>,
     /// Why the RPC fields are empty, when they are.
     pub error: Option<String>,
 }
@@ -263,7 +309,9 @@ impl Cluster {
             data: subnet("data")?,
             rpcauth: rpcauth_for(password),
         };
-        Ok(Cluster::assemble(docker, spec, &networks, password))
+        let mut cluster = Cluster::assemble(docker, spec, &networks, password);
+        cluster.observe().await?;
+        Ok(cluster)
     }
 
     fn assemble(docker: Docker, spec: ClusterSpec, nets: &Networks, password: &str) -> Cluster {
@@ -282,11 +330,16 @@ impl Cluster {
             .iter()
             .map(|n| (n.name().to_string(), n.layout.index))
             .collect();
+        let membership = crate::partition::healed(nodes.len());
         Cluster {
             docker,
             spec,
             nodes,
             by_name,
+            segments: BTreeMap::from([(0, nets.data)]),
+            membership,
+            mode: CutMode::Drop,
+            armed: false,
         }
     }
 
@@ -315,223 +368,22 @@ impl Cluster {
             })
     }
 
-    /// Which node a peer entry is, by the node name its user agent carries (`-uacomment`).
-    fn identify(&self, peer: &PeerInfo) -> Option<NodeId> {
-        peer.ua_comments()
-            .find_map(|c| self.by_name.get(c).copied())
-    }
-
-    async fn peers_of(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Vec<PeerInfo>>> {
-        let lists = stream::iter(ids.iter().map(|&i| async move {
-            let node = &self.nodes[i];
-            node.rpc
-                .get_peer_info()
-                .await
-                .map(|p| (i, p))
-                .map_err(|e| node.rpc_error(e))
-        }))
-        .buffer_unordered(wait::RPC_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-        lists.into_iter().collect()
-    }
-
-    /// The peer graph as the nodes report it, with the peers no node name could be matched to.
-    pub async fn peer_graph(&self) -> Result<(Graph, Vec<String>)> {
-        let all: Vec<NodeId> = (0..self.nodes.len()).collect();
-        let peers = self.peers_of(&all).await?;
-        let mut graph = Graph::new();
-        let mut unknown = Vec::new();
-        for (&i, list) in &peers {
-            for p in list {
-                match self.identify(p) {
-                    Some(j) => {
-                        graph.insert(i, j);
-                    }
-                    None => unknown.push(format!(
-                        "{} has unidentified peer {} `{}`",
-                        self.nodes[i].name(),
-                        p.addr,
-                        p.subver
-                    )),
-                }
-            }
-        }
-        unknown.sort();
-        Ok((graph, unknown))
-    }
-
-    /// Checks that the nodes' peer graph is exactly the declared one.
-    pub async fn verify(&self) -> Result<()> {
-        let (actual, unknown) = self.peer_graph().await?;
-        let d = diff(&self.spec.graph(), &actual);
-        if d.is_empty() && unknown.is_empty() {
-            return Ok(());
-        }
-        let names = |edges: &[(NodeId, NodeId)]| {
-            edges
-                .iter()
-                .map(|(a, b)| format!("{}-{}", self.nodes[*a].name(), self.nodes[*b].name()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut parts = Vec::new();
-        if !d.missing.is_empty() {
-            parts.push(format!("missing {}", names(&d.missing)));
-        }
-        if !d.extra.is_empty() {
-            parts.push(format!("extra {}", names(&d.extra)));
-        }
-        parts.extend(unknown);
-        Err(Error::Graph(parts.join("; ")))
-    }
-
-    /// Brings the live peer graph to the declared one: connects missing edges, drops extra ones.
-    pub async fn wire(&self, timeout: Duration) -> Result<()> {
-        let (actual, _) = self.peer_graph().await?;
-        let declared = self.spec.graph();
-        let d = diff(&declared, &actual);
-        let wanted: HashSet<(NodeId, NodeId)> = d.missing.iter().copied().collect();
-        let missing: Vec<Edge> = self
-            .spec
-            .edges
-            .iter()
-            .copied()
-            .filter(|e| wanted.contains(&e.key()))
-            .collect();
-        let extra: Vec<Edge> = d.extra.iter().map(|&(a, b)| Edge::new(a, b)).collect();
-        tokio::try_join!(
-            self.connect_edges(&missing, timeout),
-            self.disconnect_edges(&extra, timeout)
-        )?;
-        Ok(())
-    }
-
-    /// Connects node `a` to node `b` (a dials b) and waits for the handshake on both sides.
-    pub async fn connect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        let edge = Edge::new(self.node(a)?.layout.index, self.node(b)?.layout.index);
-        self.connect_edges(&[edge], timeout).await
-    }
-
-    /// Closes every session between `a` and `b` and waits until neither lists the other.
-    pub async fn disconnect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        let edge = Edge::new(self.node(a)?.layout.index, self.node(b)?.layout.index);
-        self.disconnect_edges(&[edge], timeout).await
-    }
-
-    /// Opens every edge (`from` runs `addnode to onetry`) concurrently, then waits until each dialer lists
-    /// its peer as outbound and each listener lists the dialer as inbound, both with a pong received — a
-    /// pong can only follow the version handshake. A dial that left no trace on either side within a
-    /// second (the listener was not up yet) is tried again.
-    pub async fn connect_edges(&self, edges: &[Edge], timeout: Duration) -> Result<()> {
-        if edges.is_empty() {
-            return Ok(());
-        }
-        let dial = |e: Edge| async move {
-            let node = &self.nodes[e.from];
-            node.rpc
-                .add_node_onetry(self.nodes[e.to].p2p_addr())
-                .await
-                .map_err(|err| node.rpc_error(err))
-        };
-        run_all(edges.iter().map(|&e| dial(e)), wait::RPC_CONCURRENCY).await?;
-        let involved = involved(edges);
-        let last_dial = std::cell::Cell::new(Instant::now());
-        let what = format!("{} connection(s) to finish the handshake", edges.len());
-        wait_until(&what, timeout, interval_for(involved.len()), || {
-            let involved = &involved;
-            let last = &last_dial;
-            async move {
-                let peers = self.peers_of(involved).await?;
-                let listed = |x: NodeId, y: NodeId, inbound: bool| {
-                    peers[&x].iter().any(|p| {
-                        self.identify(p) == Some(y) && p.inbound == inbound && p.handshake_done()
-                    })
-                };
-                let seen = |x: NodeId, y: NodeId| {
-                    peers[&x]
-                        .iter()
-                        .any(|p| self.identify(p) == Some(y) || p.subver.is_empty())
-                };
-                let pending: Vec<&Edge> = edges
-                    .iter()
-                    .filter(|e| !(listed(e.from, e.to, false) && listed(e.to, e.from, true)))
-                    .collect();
-                if pending.is_empty() {
-                    return Ok(Check::Ready(()));
-                }
-                if last.get().elapsed() > Duration::from_secs(1) {
-                    let lost: Vec<Edge> = pending
-                        .iter()
-                        .filter(|e| !seen(e.from, e.to) && !seen(e.to, e.from))
-                        .map(|e| **e)
-                        .collect();
-                    if !lost.is_empty() {
-                        tracing::debug!("re-dialing {} connection(s)", lost.len());
-                        run_all(lost.into_iter().map(dial), wait::RPC_CONCURRENCY).await?;
-                    }
-                    last.set(Instant::now());
-                }
-                Ok(Check::Pending(format!(
-                    "not yet connected: {}",
-                    self.describe_edges(pending.into_iter().copied())
-                )))
-            }
-        })
-        .await
-    }
-
-    /// Disconnects every edge from both ends (`disconnectnode` by peer id; a peer already gone is fine)
-    /// and waits until neither end lists the other.
-    pub async fn disconnect_edges(&self, edges: &[Edge], timeout: Duration) -> Result<()> {
-        if edges.is_empty() {
-            return Ok(());
-        }
-        let involved = involved(edges);
-        let what = format!("{} connection(s) to close", edges.len());
-        wait_until(&what, timeout, interval_for(involved.len()), || async {
-            let peers = self.peers_of(&involved).await?;
-            let mut drops = Vec::new();
-            for e in edges {
-                for (x, y) in [(e.from, e.to), (e.to, e.from)] {
-                    for p in peers[&x].iter().filter(|p| self.identify(p) == Some(y)) {
-                        drops.push((x, p.id));
-                    }
-                }
-            }
-            if drops.is_empty() {
-                return Ok(Check::Ready(()));
-            }
-            run_all(
-                drops.iter().map(|&(x, id)| async move {
-                    let node = &self.nodes[x];
-                    node.rpc
-                        .disconnect_node(id)
-                        .await
-                        .map_err(|e| node.rpc_error(e))
-                }),
-                wait::RPC_CONCURRENCY,
-            )
-            .await?;
-            Ok(Check::Pending(format!(
-                "{} session(s) still listed",
-                drops.len()
-            )))
-        })
-        .await
-    }
-
-    fn describe_edges(&self, edges: impl Iterator<Item = Edge>) -> String {
-        edges
-            .map(|e| format!("{}->{}", self.nodes[e.from].name(), self.nodes[e.to].name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     /// Mines `blocks` blocks on `node` to an anyone-can-spend script unique to the node (so two nodes
     /// mining on the same parent in the same second never produce the same block). Needs no wallet.
     pub async fn mine(&self, node: &str, blocks: u64) -> Result<Vec<String>> {
         let node = self.node(node)?;
+        if self.spec.nodes[node.layout.index].wallet {
+            let address = node
+                .rpc
+                .get_new_address()
+                .await
+                .map_err(|e| node.rpc_error(e))?;
+            return node
+                .rpc
+                .generate_to_address(blocks, &address)
+                .await
+                .map_err(|e| node.rpc_error(e));
+        }
         // <push node name> OP_DROP OP_TRUE
         let name = node.name().as_bytes();
         let script = format!("{:02x}{}7551", name.len(), hex::encode(name));
@@ -578,6 +430,7 @@ impl Cluster {
                     height: None,
                     best_hash: None,
                     peers: Vec::new(),
+                    segments: self.segments_of(n.layout.index),
                     error: None,
                 };
                 if state != State::Running {
@@ -617,23 +470,33 @@ impl Cluster {
     }
 
     /// Removes every container, volume and network of the cluster.
-    pub async fn down(self, progress: &Progress) -> Result<DownReport> {
+    pub async fn down(mut self, progress: &Progress) -> Result<DownReport> {
+        self.armed = false;
         down(&self.docker, &self.spec.name, progress).await
+    }
+
+    /// Lets the cluster outlive this handle (no teardown on drop).
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Sends `amount_sat` from `from`'s wallet to a new address of `to`'s wallet; returns the txid.
+    pub async fn send(&self, from: &str, to: &str, amount_sat: u64) -> Result<String> {
+        let (from, to) = (self.node(from)?, self.node(to)?);
+        let address = to
+            .rpc
+            .get_new_address()
+            .await
+            .map_err(|e| to.rpc_error(e))?;
+        from.rpc
+            .send_to_address(&address, amount_sat)
+            .await
+            .map_err(|e| from.rpc_error(e))
     }
 }
 
-/// Which nodes an edge list touches.
-fn involved(edges: &[Edge]) -> Vec<NodeId> {
-    edges
-        .iter()
-        .flat_map(|e| [e.from, e.to])
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 /// Runs futures with at most `limit` in flight; the first error wins.
-async fn run_all<F: Future<Output = Result<()>>>(
+pub(crate) async fn run_all<F: Future<Output = Result<()>>>(
     futures: impl Iterator<Item = F>,
     limit: usize,
 ) -> Result<()> {
@@ -937,7 +800,7 @@ async fn reconcile(
         data: ensure_network(docker, &name, "data", &layout::data_network(&name), journal).await?,
         rpcauth: rpcauth_for(&password),
     };
-    let cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
+    let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
 
     // Containers that are not declared, or were made from another configuration, go.
     let wanted: HashMap<&str, &NodeLayout> = cluster
@@ -982,6 +845,8 @@ async fn reconcile(
     // Each node's readiness wait starts as soon as its container runs, overlapping with the others' creation.
     let timeout = opts.timeout;
     let (state, control_net, data_net) = (&state, control_net.as_str(), data_net.as_str());
+    let wallets: Vec<bool> = cluster.spec.nodes.iter().map(|n| n.wallet).collect();
+    let wallets = &wallets;
     run_all(
         cluster.nodes.iter().map(|n| async move {
             let current = state.get(n.layout.container.as_str()).copied();
@@ -996,6 +861,9 @@ async fn reconcile(
             )
             .await?;
             cancel.guard(wait_ready(docker, n, timeout)).await?;
+            if wallets[n.layout.index] {
+                n.rpc.ensure_wallet().await.map_err(|e| n.rpc_error(e))?;
+            }
             progress.inc();
             Ok(())
         }),
@@ -1004,10 +872,18 @@ async fn reconcile(
     .await?;
 
     progress.stage(&format!("wiring {} edges", cluster.spec.edges.len()), 0);
-    cancel.guard(cluster.wire(opts.timeout)).await?;
+    // The declared state has no partition: nodes go back to the base segment, edges are re-wired.
+    cancel
+        .guard(async {
+            cluster.observe().await?;
+            let plan = crate::partition::plan(&cluster.membership, None);
+            cluster.apply(&plan, CutMode::Drop, opts.timeout).await
+        })
+        .await?;
     progress.stage("verifying the peer graph", 0);
-    cancel.guard(cluster.verify()).await?;
+    cancel.guard(cluster.verify(false)).await?;
     progress.finish();
+    cluster.armed = opts.teardown_on_drop;
     Ok(cluster)
 }
 
@@ -1053,8 +929,7 @@ async fn start_node(
     Ok(())
 }
 
-/// Finds the cluster's network of `role`, or creates it on a subnet that overlaps no Docker network and
-/// no host route. Docker refuses a subnet another process took meanwhile; the next free one is tried.
+/// Finds the cluster's network of `role`, or creates it.
 async fn ensure_network(
     docker: &Docker,
     cluster: &str,
@@ -1070,20 +945,28 @@ async fn ensure_network(
     {
         return Ok(*subnet);
     }
+    let mut labels = layout::cluster_labels(cluster);
+    labels.insert(LABEL_ROLE.into(), role.into());
+    journal.lock().unwrap().networks.push(name.to_string());
+    create_network(docker, name, labels).await
+}
+
+/// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
+/// refuses a subnet another process took meanwhile; the next free one is tried.
+pub(crate) async fn create_network(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<Subnet> {
     let mut taken = docker.all_subnets().await?;
     taken.extend(
         std::fs::read_to_string("/proc/net/route")
             .map(|t| layout::parse_routes(&t))
             .unwrap_or_default(),
     );
-    let mut labels = layout::cluster_labels(cluster);
-    labels.insert(LABEL_ROLE.into(), role.into());
     for subnet in layout::free_subnets(&taken, name).take(64) {
         match docker.create_network(name, subnet, labels.clone()).await {
-            Ok(()) => {
-                journal.lock().unwrap().networks.push(name.to_string());
-                return Ok(subnet);
-            }
+            Ok(()) => return Ok(subnet),
             Err(e) if e.is_pool_overlap() => {
                 tracing::debug!("{subnet} was taken meanwhile; trying the next one")
             }

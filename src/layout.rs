@@ -264,6 +264,10 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 format!("-whitelist=noban@{POOL}"),
             ]
             .into();
+            if node.wallet {
+                // Regtest has no fee estimates; without a fallback fee every send fails.
+                args.push("-fallbackfee=0.0002".to_string());
+            }
             args.extend(node.args.iter().cloned());
             let container = container_name(&spec.name, &node.name);
             let mut labels = cluster_labels(&spec.name);

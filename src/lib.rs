@@ -5,13 +5,19 @@
 pub mod cli;
 pub mod cluster;
 pub mod docker;
+pub mod faults;
 pub mod image;
 pub mod layout;
 pub mod manifest;
+pub mod partition;
 pub mod progress;
 pub mod rpc;
+pub mod run;
+pub mod scenario;
+pub mod segments;
 pub mod topology;
 pub mod wait;
+pub mod wiring;
 
 pub use cluster::{Cluster, Node, UpOptions};
 pub use manifest::ClusterSpec;

@@ -79,6 +79,8 @@ pub struct NodeSpec {
     pub name: String,
     pub image: String,
     pub args: Vec<String>,
+    #[serde(default)]
+    pub wallet: bool,
 }
 
 impl ClusterSpec {
@@ -90,6 +92,7 @@ impl ClusterSpec {
                 name: format!("n{i}"),
                 image: DEFAULT_IMAGE.to_owned(),
                 args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+                wallet: false,
             })
             .collect();
         ClusterSpec {
@@ -661,6 +664,7 @@ impl Cx<'_> {
                         name: format!("n{i}"),
                         image: image.to_owned(),
                         args: args.to_vec(),
+                        wallet: false,
                     })
                     .collect();
                 Ok((nodes, true))
@@ -705,6 +709,7 @@ impl Cx<'_> {
                         name: name.to_owned(),
                         image,
                         args: node_args,
+                        wallet: false,
                     });
                 }
                 Ok((nodes, false))

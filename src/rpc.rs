@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// The wallet regbox creates on nodes declared with `wallet: true`.
+pub const WALLET: &str = "regbox";
+
 /// bitcoind's "still starting" error code.
 pub const RPC_IN_WARMUP: i64 = -28;
 /// bitcoind's "node is not connected" error code (disconnectnode of a peer already gone).
@@ -98,6 +101,9 @@ pub struct PeerInfo {
     pub id: i64,
     #[serde(default)]
     pub addr: String,
+    /// The local end of the session.
+    #[serde(default)]
+    pub addrbind: String,
     #[serde(default)]
     pub inbound: bool,
     #[serde(default)]
@@ -121,6 +127,19 @@ impl PeerInfo {
             .map(|(c, _)| c);
         inner.into_iter().flat_map(|c| c.split("; "))
     }
+}
+
+/// `getblockheader` fields regbox reads.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct BlockHeader {
+    pub hash: String,
+    pub height: u64,
+    /// -1 when the block is not in the active chain.
+    pub confirmations: i64,
+    #[serde(default)]
+    pub previousblockhash: Option<String>,
+    /// Total work up to this block, as fixed-width hex (so it compares as text).
+    pub chainwork: String,
 }
 
 /// `getmempoolinfo` fields regbox reads.
@@ -235,6 +254,10 @@ impl RpcClient {
         self.call("getbestblockhash", json!([])).await
     }
 
+    pub async fn get_block_header(&self, hash: &str) -> Result<BlockHeader> {
+        self.call("getblockheader", json!([hash])).await
+    }
+
     pub async fn get_peer_info(&self) -> Result<Vec<PeerInfo>> {
         self.call("getpeerinfo", json!([])).await
     }
@@ -260,6 +283,45 @@ impl RpcClient {
             Err(e) if e.code() == Some(RPC_CLIENT_NODE_NOT_CONNECTED) => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    /// Creates (or, after a restart, loads) the node's wallet `regbox`.
+    pub async fn ensure_wallet(&self) -> Result<()> {
+        match self.call::<Value>("createwallet", json!([WALLET])).await {
+            Ok(_) => Ok(()),
+            // -4: the wallet exists on disk (the node restarted): load it.
+            Err(e) if e.code() == Some(-4) => {
+                match self.call::<Value>("loadwallet", json!([WALLET])).await {
+                    Err(e) if e.code() != Some(-35) => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            // -35: already loaded.
+            Err(e) if e.code() == Some(-35) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new bech32 address of the node's wallet.
+    pub async fn get_new_address(&self) -> Result<String> {
+        self.call("getnewaddress", json!(["", "bech32"])).await
+    }
+
+    /// Pays `amount_sat` to `address` from the node's wallet; returns the txid.
+    pub async fn send_to_address(&self, address: &str, amount_sat: u64) -> Result<String> {
+        let btc = format!(
+            "{}.{:08}",
+            amount_sat / 100_000_000,
+            amount_sat % 100_000_000
+        );
+        let amount: Value = serde_json::from_str(&btc).expect("a decimal number");
+        self.call("sendtoaddress", json!([address, amount])).await
+    }
+
+    /// Mines `blocks` blocks paying to `address`.
+    pub async fn generate_to_address(&self, blocks: u64, address: &str) -> Result<Vec<String>> {
+        self.call("generatetoaddress", json!([blocks, address]))
+            .await
     }
 
     /// Mines `blocks` blocks paying to `descriptor`; needs no wallet.

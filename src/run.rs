@@ -1,0 +1,450 @@
+//! Running a scenario: bring its cluster up, carry out the steps in order with per-step timing and a
+//! pass/fail outcome (what was expected, what was seen), tear down, and render the result as JUnit XML.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, Error, Node, UpOptions};
+use crate::scenario::{Action, Check as Assertion, Scenario, Step, Until};
+use crate::wait::{self, on_all, wait_until, Check};
+
+/// How one step ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", content = "message", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    /// Not run because an earlier step failed or the run was interrupted.
+    Skipped,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub label: String,
+    pub line: usize,
+    pub seconds: f64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub cluster: String,
+    pub steps: Vec<StepResult>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Passed))
+    }
+
+    /// The report as JUnit XML: one test suite, one test case per step (cluster up and teardown included).
+    pub fn junit(&self) -> String {
+        let failures = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+            .count();
+        let skipped = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Skipped))
+            .count();
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        xml.push_str(&format!(
+            "<testsuites name=\"regbox\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
+            self.steps.len(),
+            self.seconds
+        ));
+        xml.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
+            escape(&self.scenario),
+            self.steps.len(),
+            self.seconds
+        ));
+        for (i, s) in self.steps.iter().enumerate() {
+            let name = format!("{:02} {}", i + 1, s.label);
+            xml.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                escape(&self.scenario),
+                escape(&name),
+                s.seconds
+            ));
+            match &s.outcome {
+                Outcome::Passed => xml.push_str("/>\n"),
+                Outcome::Skipped => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
+                Outcome::Failed(message) => {
+                    let first = message.lines().next().unwrap_or_default();
+                    xml.push_str(&format!(
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                        escape(first),
+                        escape(message)
+                    ));
+                }
+            }
+        }
+        xml.push_str("  </testsuite>\n</testsuites>\n");
+        xml
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&apos;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// How `run` behaves.
+pub struct RunOptions {
+    pub up: UpOptions,
+    /// Leave the cluster running afterwards (also after a failure).
+    pub keep: bool,
+}
+
+/// Runs `scenario` on a fresh cluster made from `spec`; `on_step` sees each result as it happens.
+/// The cluster is torn down at the end unless `keep` — also after a failure or when `cancel` completes.
+pub async fn run(
+    scenario: &Scenario,
+    spec: crate::manifest::ClusterSpec,
+    opts: &RunOptions,
+    cancel: impl Future<Output = ()>,
+    mut on_step: impl FnMut(&StepResult),
+) -> RunReport {
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let cluster_name = spec.name.clone();
+    tokio::pin!(cancel);
+    let mut record = |label: String,
+                      line: usize,
+                      t: Instant,
+                      outcome: Outcome,
+                      results: &mut Vec<StepResult>| {
+        let r = StepResult {
+            label,
+            line,
+            seconds: t.elapsed().as_secs_f64(),
+            outcome,
+        };
+        on_step(&r);
+        results.push(r);
+    };
+
+    let t = Instant::now();
+    let up_label = format!(
+        "cluster up ({} nodes, {} edges)",
+        spec.nodes.len(),
+        spec.edges.len()
+    );
+    let cluster = Cluster::up_until(spec, &opts.up, &mut cancel).await;
+    let mut cluster = match cluster {
+        Ok(c) => {
+            record(up_label, 0, t, Outcome::Passed, &mut results);
+            Some(c)
+        }
+        Err(e) => {
+            record(up_label, 0, t, Outcome::Failed(e.to_string()), &mut results);
+            None
+        }
+    };
+
+    let mut interrupted = false;
+    if let Some(c) = cluster.as_mut() {
+        let mut state = State::default();
+        let mut failed = false;
+        for step in &scenario.steps {
+            if failed || interrupted {
+                record(
+                    step.label.clone(),
+                    step.line,
+                    Instant::now(),
+                    Outcome::Skipped,
+                    &mut results,
+                );
+                continue;
+            }
+            let t = Instant::now();
+            let outcome = tokio::select! {
+                r = execute(c, step, &mut state) => match r {
+                    Ok(()) => Outcome::Passed,
+                    Err(message) => { failed = true; Outcome::Failed(message) }
+                },
+                () = &mut cancel => { interrupted = true; Outcome::Failed("interrupted".into()) }
+            };
+            record(step.label.clone(), step.line, t, outcome, &mut results);
+        }
+    }
+
+    if let Some(c) = cluster.take() {
+        if opts.keep {
+            c.keep();
+        } else {
+            let t = Instant::now();
+            let outcome = match c.down(&Default::default()).await {
+                Ok(_) => Outcome::Passed,
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+            record("teardown".into(), 0, t, outcome, &mut results);
+        }
+    }
+    RunReport {
+        scenario: scenario.name.clone(),
+        cluster: cluster_name,
+        steps: results,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// What steps leave for later steps: transaction ids by name.
+#[derive(Default)]
+struct State {
+    txids: HashMap<String, String>,
+    last_tx: Option<String>,
+}
+
+fn fail(e: Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    message
+}
+
+/// The nodes a step names, or all of them.
+fn pick<'a>(c: &'a Cluster, names: &Option<Vec<String>>) -> Result<Vec<Node>, String> {
+    match names {
+        None => Ok(c.nodes().to_vec()),
+        Some(list) => list
+            .iter()
+            .map(|n| c.node(n).cloned().map_err(fail))
+            .collect(),
+    }
+}
+
+async fn tip(n: &Node) -> Result<String, Error> {
+    n.rpc
+        .get_best_block_hash()
+        .await
+        .map_err(|e| n.rpc_error(e))
+}
+
+async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), String> {
+    const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+    match &step.action {
+        Action::Mine { node, blocks } => c.mine(node, *blocks).await.map(|_| ()).map_err(fail),
+        Action::Send {
+            from,
+            to,
+            amount_sat,
+            id,
+        } => {
+            let txid = c.send(from, to, *amount_sat).await.map_err(fail)?;
+            if let Some(id) = id {
+                state.txids.insert(id.clone(), txid.clone());
+            }
+            state.last_tx = Some(txid);
+            Ok(())
+        }
+        Action::Connect { a, b } => c.connect(a, b, STEP_TIMEOUT).await.map_err(fail),
+        Action::Disconnect { a, b } => c.disconnect(a, b, STEP_TIMEOUT).await.map_err(fail),
+        Action::Partition { kind, mode } => c
+            .partition(kind, *mode, STEP_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(fail),
+        Action::Heal {
+            sync: false,
+            timeout,
+        } => c.heal(*timeout).await.map(|_| ()).map_err(fail),
+        Action::Heal {
+            sync: true,
+            timeout,
+        } => c.heal_and_sync(*timeout).await.map(|_| ()).map_err(fail),
+        Action::Fault { fault, node } => c.fault(node, *fault, STEP_TIMEOUT).await.map_err(fail),
+        Action::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            Ok(())
+        }
+        Action::Wait { until, timeout } => match until {
+            Until::SyncBlocks(names) => wait::sync_blocks(&pick(c, names)?, *timeout)
+                .await
+                .map(|_| ())
+                .map_err(fail),
+            Until::SyncMempools(names) => wait::sync_mempools(&pick(c, names)?, *timeout)
+                .await
+                .map(|_| ())
+                .map_err(fail),
+            Until::Height { node, height } => {
+                let nodes = pick(c, &node.clone().map(|n| vec![n]))?;
+                let what = format!("height {height}");
+                wait_until(&what, *timeout, wait::interval_for(nodes.len()), || async {
+                    let heights = on_all(&nodes, |n| async move {
+                        n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))
+                    })
+                    .await?;
+                    if heights.iter().all(|h| h >= height) {
+                        return Ok(Check::Ready(()));
+                    }
+                    Ok(Check::Pending(describe(&nodes, &heights)))
+                })
+                .await
+                .map_err(fail)
+            }
+            Until::Peers { node, count } => {
+                let n = c.node(node).map_err(fail)?;
+                let what = format!("{} to have {count} peers", n.name());
+                wait_until(&what, *timeout, wait::interval_for(2), || async {
+                    let peers = n.rpc.get_peer_info().await.map_err(|e| n.rpc_error(e))?;
+                    if peers.len() == *count {
+                        return Ok(Check::Ready(()));
+                    }
+                    Ok(Check::Pending(format!("{} peers", peers.len())))
+                })
+                .await
+                .map_err(fail)
+            }
+        },
+        Action::Assert(check) => assert(c, check, state).await,
+        Action::Rpc {
+            node,
+            method,
+            params,
+            expect,
+        } => {
+            let n = c.node(node).map_err(fail)?;
+            let result = n
+                .rpc
+                .call_raw(method, Value::Array(params.clone()), STEP_TIMEOUT)
+                .await
+                .map_err(|e| fail(n.rpc_error(e)))?;
+            match expect {
+                Some(want) if *want != result => Err(format!("expected {want}, saw {result}")),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn describe<T: std::fmt::Display>(nodes: &[Node], values: &[T]) -> String {
+    nodes
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{}={v}", n.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), String> {
+    let tips_of = |nodes: Vec<Node>| async move {
+        let tips = on_all(&nodes, |n| tip(n)).await.map_err(fail)?;
+        Ok::<_, String>((nodes, tips))
+    };
+    match check {
+        Assertion::SameTip(names) => {
+            let (nodes, tips) = tips_of(pick(c, names)?).await?;
+            if tips.windows(2).all(|w| w[0] == w[1]) {
+                Ok(())
+            } else {
+                let short: Vec<&str> = tips.iter().map(|t| wait::short(t)).collect();
+                Err(format!(
+                    "expected one tip, saw {}",
+                    describe(&nodes, &short)
+                ))
+            }
+        }
+        Assertion::DifferentTips(names) => {
+            let (nodes, tips) = tips_of(pick(c, &Some(names.clone()))?).await?;
+            for i in 0..tips.len() {
+                for j in i + 1..tips.len() {
+                    if tips[i] == tips[j] {
+                        return Err(format!(
+                            "expected different tips, saw {} and {} both on {}",
+                            nodes[i].name(),
+                            nodes[j].name(),
+                            wait::short(&tips[i])
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Assertion::Height { node, height } => {
+            let nodes = pick(c, &node.clone().map(|n| vec![n]))?;
+            let heights = on_all(&nodes, |n| async move {
+                n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))
+            })
+            .await
+            .map_err(fail)?;
+            if heights.iter().all(|h| h == height) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected height {height}, saw {}",
+                    describe(&nodes, &heights)
+                ))
+            }
+        }
+        Assertion::TipOf { a, b } => {
+            let (nodes, tips) = tips_of(pick(c, &Some(vec![a.clone(), b.clone()]))?).await?;
+            if tips[0] == tips[1] {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected tip_of {a} == tip_of {b}, saw {} on {} and {} on {}",
+                    nodes[0].name(),
+                    wait::short(&tips[0]),
+                    nodes[1].name(),
+                    wait::short(&tips[1])
+                ))
+            }
+        }
+        Assertion::MempoolHas { node, tx } => {
+            let txid = match tx {
+                Some(id) => state
+                    .txids
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| format!("no transaction named `{id}` was sent"))?,
+                None => state
+                    .last_tx
+                    .clone()
+                    .ok_or("no transaction was sent before")?,
+            };
+            let n = c.node(node).map_err(fail)?;
+            let pool = n
+                .rpc
+                .get_raw_mempool()
+                .await
+                .map_err(|e| fail(n.rpc_error(e)))?;
+            if pool.contains(&txid) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected {} in the mempool of {}, saw {} other transaction(s)",
+                    wait::short(&txid),
+                    n.name(),
+                    pool.len()
+                ))
+            }
+        }
+    }
+}
