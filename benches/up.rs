@@ -1,6 +1,7 @@
 //! Benchmark (`cargo bench --bench up`): time from `up` to a verified peer graph for a 4-ring and for 50
 //! nodes, next to the engine's raw create+start of the same 50 containers, measured interleaved in one
-//! run and reported as medians with their ratio.
+//! run and reported as medians with their ratio; then, on a 10-node ring, a partition into two groups
+//! applied and verified, and heal until every node is on one tip, each as a median.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use regbox::cluster::{self, Cluster, UpOptions};
 use regbox::docker::{ContainerConfig, Docker};
 use regbox::layout::{self, Networks};
 use regbox::manifest::{self, ClusterSpec};
+use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::Progress;
 
 fn ring(name: &str, n: usize) -> ClusterSpec {
@@ -138,4 +140,40 @@ async fn main() {
         "ratio up50 / raw50            {:.2}x (target <= 1.30x)",
         u50.as_secs_f64() / w50.as_secs_f64()
     );
+
+    let (split, heal) = partition_rounds(&format!("b{tag}-p10"), rounds * 3).await;
+    println!("10 nodes: partition in 2 groups, applied + verified  median {} over {} runs (target <= 1.00s)", secs(split), rounds * 3);
+    println!("10 nodes: heal -> all on one tip                     median {} over {} runs (target <= 2.00s)", secs(heal), rounds * 3);
+}
+
+/// Splits a 10-node ring in halves, mines on both sides (untimed), heals until one tip; `n` times.
+async fn partition_rounds(name: &str, n: usize) -> (Duration, Duration) {
+    let wait = Duration::from_secs(60);
+    let mut cluster = Cluster::up(ring(name, 10), &UpOptions::default())
+        .await
+        .expect("up");
+    cluster.mine("n0", 101).await.unwrap();
+    cluster.sync_blocks(wait).await.unwrap();
+    let (mut split, mut heal) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let started = Instant::now();
+        cluster
+            .partition(&PartitionKind::Halves, CutMode::Drop, wait)
+            .await
+            .expect("partition");
+        split.push(started.elapsed());
+        cluster.mine("n0", 1).await.unwrap();
+        cluster.mine("n9", 2).await.unwrap();
+        let started = Instant::now();
+        cluster.heal_and_sync(wait).await.expect("heal");
+        heal.push(started.elapsed());
+        eprintln!(
+            "partition round {}: split {} heal {}",
+            i + 1,
+            secs(split[i]),
+            secs(heal[i])
+        );
+    }
+    cluster.down(&Progress::default()).await.unwrap();
+    (median(&mut split), median(&mut heal))
 }

@@ -1,6 +1,7 @@
 //! regbox — regtest in a box: many bitcoind nodes in Docker containers, wired into any topology through
-//! RPC, brought up, verified and torn down precisely. The pure core (`manifest`, `topology`, `layout`)
-//! does no I/O; `docker` and `rpc` are the only doors to the outside; `cluster` builds on them.
+//! RPC, split into partitions by network segments, healed, verified and torn down precisely. The pure core
+//! (`manifest`, `topology`, `layout`, `partition`, `scenario`) does no I/O; `docker` and `rpc` are the only
+//! doors to the outside; `cluster`, `wiring`, `segments`, `faults` and `run` build on them.
 
 pub mod cli;
 pub mod cluster;

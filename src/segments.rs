@@ -216,8 +216,9 @@ impl Cluster {
         })
     }
 
-    /// Carries out a plan: new segments first, then attachments (so no node is ever on no segment),
-    /// then detachments, then the segments no longer used; then re-wires.
+    /// Carries out a plan: new segments, then detachments before attachments (so no two nodes share a
+    /// segment the target does not allow, even briefly, when a segment is reused), then the segments no
+    /// longer used; then re-wires.
     pub(crate) async fn apply(
         &mut self,
         plan: &Plan,
@@ -246,19 +247,19 @@ impl Cluster {
         let container = |node: NodeId| this.nodes[node].layout.container.as_str();
         let network = |segment: SegmentId| segment_network(&name, segment);
         run_all(
-            plan.attach.iter().map(|&(node, segment)| async move {
-                let ip = this.address(node, segment).expect("segment exists");
+            plan.detach.iter().map(|&(node, segment)| async move {
                 Ok(docker
-                    .connect_network(container(node), &network(segment), ip)
+                    .disconnect_network(container(node), &network(segment))
                     .await?)
             }),
             DOCKER_CONCURRENCY,
         )
         .await?;
         run_all(
-            plan.detach.iter().map(|&(node, segment)| async move {
+            plan.attach.iter().map(|&(node, segment)| async move {
+                let ip = this.address(node, segment).expect("segment exists");
                 Ok(docker
-                    .disconnect_network(container(node), &network(segment))
+                    .connect_network(container(node), &network(segment), ip)
                     .await?)
             }),
             DOCKER_CONCURRENCY,
@@ -275,9 +276,11 @@ impl Cluster {
             self.segments.remove(segment);
         }
         self.membership = plan.target.clone();
-        if !plan.create.is_empty() || !plan.remove.is_empty() {
-            self.mode = mode;
-        }
+        self.mode = if self.segments.len() > 1 {
+            mode
+        } else {
+            CutMode::Drop
+        };
         self.rewire(mode, timeout).await
     }
 

@@ -207,7 +207,7 @@ fn connect_and_disconnect_change_the_graph_as_nodes_report_it() {
         let g = graph(&cluster).await;
         assert!(!g.contains(0, 1) && g.contains(0, 2) && g.contains(1, 2));
         // The declared graph no longer holds, and verify says exactly how.
-        let err = cluster.verify().await.unwrap_err().to_string();
+        let err = cluster.verify(false).await.unwrap_err().to_string();
         assert!(
             err.contains("missing n0-n1") && err.contains("extra n0-n2"),
             "{err}"
