@@ -593,10 +593,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 async fn fault_command(cluster: Option<&str>, fault: Fault, node: &str) -> Result<(), Failure> {
     let cluster = Cluster::open(cluster).await?;
     cluster.fault(node, fault, Duration::from_secs(60)).await?;
-    eprintln!(
-        "{node}: {} done",
-        serde_json::to_value(fault).unwrap().as_str().unwrap_or("?")
-    );
+    eprintln!("{node}: {} done", fault.name());
     Ok(())
 }
 

@@ -23,6 +23,29 @@ pub enum Fault {
     Unpause,
 }
 
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::Stop,
+        Fault::Start,
+        Fault::Restart,
+        Fault::Kill,
+        Fault::Pause,
+        Fault::Unpause,
+    ];
+
+    /// The spelling used on the command line and in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Stop => "stop",
+            Fault::Start => "start",
+            Fault::Restart => "restart",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Unpause => "unpause",
+        }
+    }
+}
+
 impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and
     /// re-wires its declared edges that the current segments allow.

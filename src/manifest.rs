@@ -63,8 +63,8 @@ pub const RESERVED_OPTIONS: &[&str] = &[
 ];
 
 const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology"];
-const DEFAULTS_FIELDS: &[&str] = &["image", "args"];
-const NODE_FIELDS: &[&str] = &["name", "image", "args"];
+const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet"];
+const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet"];
 const EDGES_FIELDS: &[&str] = &["edges"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -79,6 +79,8 @@ pub struct NodeSpec {
     pub name: String,
     pub image: String,
     pub args: Vec<String>,
+    /// Whether the node gets a wallet. Defaulted so that specs stored before
+    /// the field existed still load.
     #[serde(default)]
     pub wallet: bool,
 }
@@ -131,19 +133,8 @@ pub struct ManifestError {
 
 /// Parses and validates a manifest. `origin` only names the source in errors.
 pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, ManifestError> {
-    let cx = Cx { origin };
-    if source.len() > MAX_MANIFEST_BYTES {
-        return Err(cx.error(
-            Pos::START,
-            format!(
-                "manifest is {} bytes, more than the limit of {MAX_MANIFEST_BYTES} bytes (1 MiB)",
-                source.len()
-            ),
-        ));
-    }
-    let doc: Yaml =
-        serde_saphyr::from_str_with_options(source, options()).map_err(|e| cx.yaml_error(&e))?;
-    cx.cluster(&doc)
+    let cx = Cx::new(origin, "manifest");
+    cx.cluster(&cx.load(source)?)
 }
 
 fn options() -> Options {
@@ -187,13 +178,13 @@ fn options() -> Options {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pos {
-    line: usize,
-    column: usize,
+pub(crate) struct Pos {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 impl Pos {
-    const START: Pos = Pos { line: 1, column: 1 };
+    pub(crate) const START: Pos = Pos { line: 1, column: 1 };
 
     fn from_location(loc: &serde_saphyr::Location) -> Pos {
         // serde-saphyr uses 0:0 for "unknown"; pointing at the start beats pointing nowhere.
@@ -209,13 +200,13 @@ impl Pos {
 
 /// A YAML node with the place it was used (for an alias: the alias, not the anchor).
 #[derive(Debug)]
-struct Yaml {
-    at: Pos,
-    value: Value,
+pub(crate) struct Yaml {
+    pub(crate) at: Pos,
+    pub(crate) value: Value,
 }
 
 #[derive(Debug)]
-enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Int(i128),
@@ -314,7 +305,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 }
 
 /// What a value is, for "expected X, found Y" messages.
-fn found(value: &Value) -> String {
+pub(crate) fn found(value: &Value) -> String {
     match value {
         Value::Null => "nothing (null)".to_owned(),
         Value::Bool(b) => format!("boolean `{b}`"),
@@ -327,7 +318,7 @@ fn found(value: &Value) -> String {
 }
 
 /// Echoes user text into a one-line message without letting it flood or break the line.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     const LIMIT: usize = 64;
     let mut out: String = s.chars().take(LIMIT).flat_map(char::escape_debug).collect();
     if s.chars().nth(LIMIT).is_some() {
@@ -336,7 +327,7 @@ fn shown(s: &str) -> String {
     out
 }
 
-fn backticked(names: &[&str]) -> String {
+pub(crate) fn backticked(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     quoted.join(", ")
 }
@@ -347,7 +338,7 @@ fn is_cluster_name(s: &str) -> bool {
     (1..=40).contains(&b.len()) && ok(&b[0]) && b[1..].iter().all(|c| ok(c) || *c == b'-')
 }
 
-fn is_node_name(s: &str) -> bool {
+pub(crate) fn is_node_name(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=63).contains(&b.len())
         && b[0].is_ascii_alphabetic()
@@ -368,27 +359,34 @@ fn reserved_option(arg: &str) -> Option<&'static str> {
 }
 
 /// Mapping entries after checking that every key is a known field.
-struct Fields<'y> {
-    at: Pos,
-    entries: Vec<(&'y str, &'y Yaml)>,
+pub(crate) struct Fields<'y> {
+    pub(crate) at: Pos,
+    /// Field name, where the key is, value.
+    pub(crate) entries: Vec<(&'y str, Pos, &'y Yaml)>,
 }
 
 impl<'y> Fields<'y> {
-    fn get(&self, name: &str) -> Option<&'y Yaml> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'y Yaml> {
         self.entries
             .iter()
-            .find_map(|(k, v)| (*k == name).then_some(*v))
+            .find_map(|(k, _, v)| (*k == name).then_some(*v))
+    }
+
+    pub(crate) fn key_at(&self, name: &str) -> Option<Pos> {
+        self.entries
+            .iter()
+            .find_map(|(k, at, _)| (*k == name).then_some(*at))
     }
 }
 
 /// Node names in order; names generated from a count get a shorter hint.
-struct NodeNames<'a> {
-    names: Vec<&'a str>,
-    counted: bool,
+pub(crate) struct NodeNames<'a> {
+    pub(crate) names: Vec<&'a str>,
+    pub(crate) counted: bool,
 }
 
 impl NodeNames<'_> {
-    fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         let n = self.names.len();
         let names = if self.counted {
             if n == 1 {
@@ -413,14 +411,36 @@ impl NodeNames<'_> {
     }
 }
 
-struct Cx<'a> {
+/// Error context: where the document came from and what to call it in
+/// messages about the document as a whole ("manifest", "scenario").
+pub(crate) struct Cx<'a> {
     origin: &'a str,
+    document: &'static str,
 }
 
 type Check<T> = Result<T, ManifestError>;
 
-impl Cx<'_> {
-    fn error(&self, at: Pos, message: impl Into<String>) -> ManifestError {
+impl<'a> Cx<'a> {
+    pub(crate) fn new(origin: &'a str, document: &'static str) -> Self {
+        Cx { origin, document }
+    }
+
+    /// Reads the YAML tree under the shared size and complexity budget.
+    pub(crate) fn load(&self, source: &str) -> Check<Yaml> {
+        if source.len() > MAX_MANIFEST_BYTES {
+            return Err(self.error(
+                Pos::START,
+                format!(
+                    "{} is {} bytes, more than the limit of {MAX_MANIFEST_BYTES} bytes (1 MiB)",
+                    self.document,
+                    source.len()
+                ),
+            ));
+        }
+        serde_saphyr::from_str_with_options(source, options()).map_err(|e| self.yaml_error(&e))
+    }
+
+    pub(crate) fn error(&self, at: Pos, message: impl Into<String>) -> ManifestError {
         ManifestError {
             origin: self.origin.to_owned(),
             line: at.line,
@@ -440,7 +460,7 @@ impl Cx<'_> {
             e = error.without_snippet();
         }
         let message = match e {
-            Error::Budget { breach, .. } => budget_message(breach),
+            Error::Budget { breach, .. } => budget_message(breach, self.document),
             Error::Eof { .. } => "unexpected end of input".to_owned(),
             Error::MultipleDocuments { .. } => {
                 "expected a single YAML document, found another one".to_owned()
@@ -456,20 +476,25 @@ impl Cx<'_> {
                 if matches!(&**source, ExternalMessageSource::Parser(scan)
                     if *scan.kind() == ErrorKind::RecursionLimitExceeded) =>
             {
-                "manifest too complex: nested too deeply".to_owned()
+                format!("{} too complex: nested too deeply", self.document)
             }
             Error::AliasReplayLimitExceeded { .. }
             | Error::AliasReplayCounterOverflow { .. }
             | Error::AliasExpansionLimitExceeded { .. }
             | Error::AliasReplayStackDepthExceeded { .. } => {
-                format!("manifest too complex: {}", crate_message(e))
+                format!("{} too complex: {}", self.document, crate_message(e))
             }
             other => crate_message(other),
         };
         self.error(at, message)
     }
 
-    fn fields<'y>(&self, map: &'y Yaml, what: &str, allowed: &[&str]) -> Check<Fields<'y>> {
+    pub(crate) fn fields<'y>(
+        &self,
+        map: &'y Yaml,
+        what: &str,
+        allowed: &[&str],
+    ) -> Check<Fields<'y>> {
         let Value::Map(entries) = &map.value else {
             return Err(self.error(
                 map.at,
@@ -498,18 +523,18 @@ impl Cx<'_> {
                 };
                 return Err(self.error(key.at, format!("unknown field `{}`, {expected}", shown(k))));
             }
-            fields.entries.push((k.as_str(), value));
+            fields.entries.push((k.as_str(), key.at, value));
         }
         Ok(fields)
     }
 
-    fn required<'y>(&self, fields: &Fields<'y>, name: &str) -> Check<&'y Yaml> {
+    pub(crate) fn required<'y>(&self, fields: &Fields<'y>, name: &str) -> Check<&'y Yaml> {
         fields
             .get(name)
             .ok_or_else(|| self.error(fields.at, format!("missing field `{name}`")))
     }
 
-    fn string<'y>(&self, v: &'y Yaml, what: &str) -> Check<&'y str> {
+    pub(crate) fn string<'y>(&self, v: &'y Yaml, what: &str) -> Check<&'y str> {
         match &v.value {
             Value::Str(s) => Ok(s),
             other @ (Value::Bool(_) | Value::Int(_) | Value::Float(_)) => Err(self.error(
@@ -526,7 +551,17 @@ impl Cx<'_> {
         }
     }
 
-    fn cluster(&self, doc: &Yaml) -> Check<ClusterSpec> {
+    pub(crate) fn boolean(&self, v: &Yaml, what: &str) -> Check<bool> {
+        match &v.value {
+            Value::Bool(b) => Ok(*b),
+            other => Err(self.error(
+                v.at,
+                format!("{what} must be `true` or `false`, found {}", found(other)),
+            )),
+        }
+    }
+
+    pub(crate) fn cluster(&self, doc: &Yaml) -> Check<ClusterSpec> {
         if let Value::Null = doc.value {
             return Err(self.error(
                 doc.at,
@@ -547,15 +582,17 @@ impl Cx<'_> {
             ));
         }
 
-        let (image, args) = match top.get("defaults") {
+        let defaults = match top.get("defaults") {
             Some(d) => self.defaults(d)?,
-            None => (
-                DEFAULT_IMAGE.to_owned(),
-                DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
-            ),
+            None => NodeSpec {
+                name: String::new(),
+                image: DEFAULT_IMAGE.to_owned(),
+                args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+                wallet: false,
+            },
         };
 
-        let (nodes, names_counted) = self.nodes(self.required(&top, "nodes")?, &image, &args)?;
+        let (nodes, names_counted) = self.nodes(self.required(&top, "nodes")?, &defaults)?;
         let names = NodeNames {
             names: nodes.iter().map(|n| n.name.as_str()).collect(),
             counted: names_counted,
@@ -573,7 +610,8 @@ impl Cx<'_> {
         })
     }
 
-    fn defaults(&self, v: &Yaml) -> Check<(String, Vec<String>)> {
+    /// The defaults as a node without a name.
+    fn defaults(&self, v: &Yaml) -> Check<NodeSpec> {
         let fields = self.fields(v, "`defaults`", DEFAULTS_FIELDS)?;
         let image = match fields.get("image") {
             Some(i) => self.image(i)?,
@@ -583,7 +621,16 @@ impl Cx<'_> {
             Some(a) => self.args(a)?,
             None => DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
         };
-        Ok((image, args))
+        let wallet = match fields.get("wallet") {
+            Some(w) => self.boolean(w, "`wallet`")?,
+            None => false,
+        };
+        Ok(NodeSpec {
+            name: String::new(),
+            image,
+            args,
+            wallet,
+        })
     }
 
     fn image(&self, v: &Yaml) -> Check<String> {
@@ -646,7 +693,7 @@ impl Cx<'_> {
     }
 
     /// Returns the nodes and whether their names were generated from a count.
-    fn nodes(&self, v: &Yaml, image: &str, args: &[String]) -> Check<(Vec<NodeSpec>, bool)> {
+    fn nodes(&self, v: &Yaml, defaults: &NodeSpec) -> Check<(Vec<NodeSpec>, bool)> {
         let out_of_range = |got: String| {
             self.error(
                 v.at,
@@ -662,9 +709,7 @@ impl Cx<'_> {
                 let nodes = (0..n)
                     .map(|i| NodeSpec {
                         name: format!("n{i}"),
-                        image: image.to_owned(),
-                        args: args.to_vec(),
-                        wallet: false,
+                        ..defaults.clone()
                     })
                     .collect();
                 Ok((nodes, true))
@@ -699,17 +744,21 @@ impl Cx<'_> {
                     }
                     let image = match fields.get("image") {
                         Some(i) => self.image(i)?,
-                        None => image.to_owned(),
+                        None => defaults.image.clone(),
                     };
-                    let mut node_args = args.to_vec();
+                    let mut args = defaults.args.clone();
                     if let Some(a) = fields.get("args") {
-                        node_args.extend(self.args(a)?);
+                        args.extend(self.args(a)?);
                     }
+                    let wallet = match fields.get("wallet") {
+                        Some(w) => self.boolean(w, "`wallet`")?,
+                        None => defaults.wallet,
+                    };
                     nodes.push(NodeSpec {
                         name: name.to_owned(),
                         image,
-                        args: node_args,
-                        wallet: false,
+                        args,
+                        wallet,
                     });
                 }
                 Ok((nodes, false))
@@ -853,7 +902,7 @@ fn crate_message(e: &serde_saphyr::Error) -> String {
     out
 }
 
-fn budget_message(breach: &BudgetBreach) -> String {
+fn budget_message(breach: &BudgetBreach, document: &str) -> String {
     let what = match breach {
         BudgetBreach::Depth { .. } => format!("nested deeper than {MAX_DEPTH} levels"),
         BudgetBreach::Aliases { .. } => format!("more than {MAX_ALIASES} aliases"),
@@ -876,7 +925,7 @@ fn budget_message(breach: &BudgetBreach) -> String {
         }
         other => format!("{other:?}"),
     };
-    format!("manifest too complex: {what}")
+    format!("{document} too complex: {what}")
 }
 
 #[cfg(test)]
@@ -911,6 +960,10 @@ mod tests {
 
     fn pairs(spec: &ClusterSpec) -> Vec<(NodeId, NodeId)> {
         spec.edges.iter().map(|e| (e.from, e.to)).collect()
+    }
+
+    fn wallets(spec: &ClusterSpec) -> Vec<bool> {
+        spec.nodes.iter().map(|n| n.wallet).collect()
     }
 
     fn strings(items: &[&str]) -> Vec<String> {
@@ -976,6 +1029,26 @@ topology: line
 
         let spec = ok("name: lab\ndefaults: {args: []}\nnodes: [{name: a, args: [-debug=net]}]\n");
         assert_eq!(spec.nodes[0].args, ["-debug=net"]);
+    }
+
+    #[test]
+    fn wallets_default_off_and_nodes_override_defaults() {
+        let spec = ok("name: lab\nnodes: [{name: a}, {name: b, wallet: true}]\n");
+        assert_eq!(wallets(&spec), [false, true]);
+        let spec = ok("name: lab\ndefaults: {wallet: true}\nnodes: 2\n");
+        assert_eq!(wallets(&spec), [true, true]);
+        let spec = ok(
+            "name: lab\ndefaults: {wallet: true}\nnodes: [{name: a, wallet: false}, {name: b}]\n",
+        );
+        assert_eq!(wallets(&spec), [false, true]);
+        assert!(!ClusterSpec::default_ring4().nodes[0].wallet);
+    }
+
+    #[test]
+    fn specs_stored_without_wallet_still_load() {
+        let node: NodeSpec =
+            serde_json::from_str(r#"{"name": "a", "image": "x", "args": []}"#).unwrap();
+        assert!(!node.wallet);
     }
 
     #[test]
@@ -1193,6 +1266,14 @@ nodes:
         assert_error!(
             "arg_is_number",
             "name: lab\nnodes:\n  - name: a\n    args: [-debug, 5]\n"
+        );
+        assert_error!(
+            "wallet_is_word",
+            "name: lab\ndefaults: {wallet: yes}\nnodes: 1\n"
+        );
+        assert_error!(
+            "wallet_is_null",
+            "name: lab\nnodes:\n  - name: a\n    wallet:\n"
         );
         assert_error!("topology_is_number", "name: lab\nnodes: 2\ntopology: 3\n");
         assert_error!(

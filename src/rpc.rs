@@ -365,6 +365,7 @@ mod tests {
         PeerInfo {
             id: 0,
             addr: String::new(),
+            addrbind: String::new(),
             inbound: false,
             subver: subver.into(),
             bytesrecv_per_msg: HashMap::new(),
