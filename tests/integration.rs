@@ -917,7 +917,13 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in ["mine", "partition", "heal", "PASSED"] {
+    for step in [
+        "mine n0 101",
+        "split the ring",
+        "heal",
+        "longest chain wins",
+        "PASSED",
+    ] {
         assert!(stdout.contains(step), "{stdout}");
     }
 
