@@ -114,11 +114,6 @@ impl Node {
         &self.layout.name
     }
 
-    /// The address peers dial to reach this node over the data network.
-    pub fn p2p_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.layout.data_ip.into(), layout::P2P_PORT)
-    }
-
     /// Tags an RPC failure with this node's name.
     pub fn rpc_error(&self, source: RpcError) -> Error {
         Error::Rpc {
@@ -243,8 +238,8 @@ impl Cluster {
         Cluster::up_until(spec, opts, std::future::pending()).await
     }
 
-    /// `up` that stops when `cancel` completes (e.g. on Ctrl-C): in-flight work is dropped and what this
-    /// run created is removed.
+    /// `up` that stops when `cancel` completes (e.g. on Ctrl-C): no new work starts, Docker calls in
+    /// flight finish, waits are cut short, and what this run created is removed.
     pub async fn up_until(
         spec: ClusterSpec,
         opts: &UpOptions,
