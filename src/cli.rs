@@ -190,8 +190,8 @@ impl Failure {
     }
 }
 
-/// Reads and validates a manifest file, refusing huge files before reading them.
-pub fn load_manifest(path: &std::path::Path) -> Result<ClusterSpec, Failure> {
+/// Reads a user-written file, refusing huge ones before reading them; errors point at the file.
+fn read_source(path: &std::path::Path) -> Result<(String, String), Failure> {
     let origin = path.display().to_string();
     let located = |message: String| ManifestError {
         origin: origin.clone(),
@@ -202,15 +202,21 @@ pub fn load_manifest(path: &std::path::Path) -> Result<ClusterSpec, Failure> {
     let meta =
         std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
     if meta.len() > manifest::MAX_MANIFEST_BYTES as u64 {
+        let limit = manifest::MAX_MANIFEST_BYTES;
         return Err(located(format!(
-            "file is {} bytes; manifests may be at most {} bytes",
-            meta.len(),
-            manifest::MAX_MANIFEST_BYTES
+            "file is {} bytes; at most {limit} bytes are read",
+            meta.len()
         ))
         .into());
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    Ok((text, origin))
+}
+
+/// Reads and validates a manifest file.
+pub fn load_manifest(path: &std::path::Path) -> Result<ClusterSpec, Failure> {
+    let (text, origin) = read_source(path)?;
     Ok(manifest::parse(&text, &origin)?)
 }
 
@@ -221,20 +227,7 @@ pub fn load_scenario(path: Option<&std::path::Path>) -> Result<(Scenario, Cluste
             scenario::DEFAULT_SCENARIO.to_string(),
             "split-and-heal.scenario.yaml (built in)".to_string(),
         ),
-        Some(p) => {
-            let origin = p.display().to_string();
-            let located = |message: String| ManifestError {
-                origin: origin.clone(),
-                line: 1,
-                column: 1,
-                message,
-            };
-            (
-                std::fs::read_to_string(p)
-                    .map_err(|e| located(format!("cannot read the file: {e}")))?,
-                origin,
-            )
-        }
+        Some(p) => read_source(p)?,
     };
     let scenario = scenario::parse(&text, &origin)?;
     let spec = match &scenario.cluster {
@@ -574,6 +567,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     report.steps.len(),
                     report.seconds
                 );
+            }
+            if report.interrupted {
+                return Err(cluster::Error::Interrupted.into());
             }
             if !report.passed() {
                 return Err(Failure::Scenario(report.scenario.clone()));

@@ -39,6 +39,8 @@ pub struct RunReport {
     pub cluster: String,
     pub steps: Vec<StepResult>,
     pub seconds: f64,
+    /// The run was stopped by the caller (Ctrl-C) rather than by a failed step.
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -153,6 +155,7 @@ pub async fn run(
         spec.nodes.len(),
         spec.edges.len()
     );
+    let mut interrupted = false;
     let cluster = Cluster::up_until(spec, &opts.up, &mut cancel).await;
     let mut cluster = match cluster {
         Ok(c) => {
@@ -160,12 +163,12 @@ pub async fn run(
             Some(c)
         }
         Err(e) => {
+            interrupted = e.is_interrupted();
             record(up_label, 0, t, Outcome::Failed(e.to_string()), &mut results);
             None
         }
     };
 
-    let mut interrupted = false;
     if let Some(c) = cluster.as_mut() {
         let mut state = State::default();
         let mut failed = false;
@@ -209,6 +212,7 @@ pub async fn run(
         cluster: cluster_name,
         steps: results,
         seconds: started.elapsed().as_secs_f64(),
+        interrupted,
     }
 }
 
@@ -230,7 +234,7 @@ fn fail(e: Error) -> String {
 }
 
 /// The nodes a step names, or all of them.
-fn pick<'a>(c: &'a Cluster, names: &Option<Vec<String>>) -> Result<Vec<Node>, String> {
+fn pick(c: &Cluster, names: &Option<Vec<String>>) -> Result<Vec<Node>, String> {
     match names {
         None => Ok(c.nodes().to_vec()),
         Some(list) => list
@@ -355,7 +359,7 @@ fn describe<T: std::fmt::Display>(nodes: &[Node], values: &[T]) -> String {
 
 async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), String> {
     let tips_of = |nodes: Vec<Node>| async move {
-        let tips = on_all(&nodes, |n| tip(n)).await.map_err(fail)?;
+        let tips = on_all(&nodes, tip).await.map_err(fail)?;
         Ok::<_, String>((nodes, tips))
     };
     match check {

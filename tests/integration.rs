@@ -86,12 +86,13 @@ fn load(file: &str, name: &str) -> ClusterSpec {
     spec
 }
 
+fn cluster_spec(name: &str, n: usize, topology: &str) -> ClusterSpec {
+    let yaml = format!("name: {name}\nnodes: {n}\ntopology: {topology}\n");
+    manifest::parse(&yaml, "inline").unwrap()
+}
+
 fn ring(name: &str, n: usize) -> ClusterSpec {
-    manifest::parse(
-        &format!("name: {name}\nnodes: {n}\ntopology: ring\n"),
-        "inline",
-    )
-    .unwrap()
+    cluster_spec(name, n, "ring")
 }
 
 async fn up(spec: ClusterSpec) -> (Cluster, Teardown) {
@@ -191,11 +192,7 @@ fn every_example_manifest_comes_up_with_its_declared_graph() {
 fn connect_and_disconnect_change_the_graph_as_nodes_report_it() {
     run(async {
         let name = unique("wire");
-        let spec = manifest::parse(
-            &format!("name: {name}\nnodes: 3\ntopology: line\n"),
-            "inline",
-        )
-        .unwrap();
+        let spec = cluster_spec(&name, 3, "line");
         let (cluster, _guard) = up(spec).await;
         assert!(!graph(&cluster).await.contains(0, 2));
 
@@ -578,11 +575,7 @@ fn halves_cut_the_ring_and_heal_reorganises_everyone_onto_the_most_work_tip() {
 fn every_generated_kind_and_explicit_groups_give_the_expected_graph() {
     run(async {
         let name = unique("kinds");
-        let spec = manifest::parse(
-            &format!("name: {name}\nnodes: 6\ntopology: mesh\n"),
-            "inline",
-        )
-        .unwrap();
+        let spec = cluster_spec(&name, 6, "mesh");
         let (mut cluster, _guard) = up(spec).await;
         cluster.mine("n0", 1).await.unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
@@ -964,4 +957,89 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
         Vec::<String>::new(),
         "torn down after a failure"
     );
+}
+
+#[test]
+fn a_dropped_cluster_handle_tears_the_cluster_down() {
+    run(async {
+        let name = unique("drop");
+        let cluster = Cluster::up(ring(&name, 3), &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(leftovers(&name).await.len(), 3 + 1 + 3 + 2);
+        drop(cluster); // no `down`: the fallback removes it
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn up_on_a_partitioned_cluster_heals_it_back_to_the_declared_state() {
+    run(async {
+        let name = unique("uphl");
+        let (mut cluster, _guard) = up(ring(&name, 4)).await;
+        cluster
+            .partition(&PartitionKind::Isolate("n2".into()), CutMode::Silent, WAIT)
+            .await
+            .unwrap();
+        let again = Cluster::up(ring(&name, 4), &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            edges(&graph(&again).await),
+            vec![(0, 1), (0, 3), (1, 2), (2, 3)]
+        );
+        let docker = Docker::connect().await.unwrap();
+        assert_eq!(
+            docker.cluster_networks(Some(&name)).await.unwrap().len(),
+            2,
+            "the segment is gone"
+        );
+        again.keep();
+    });
+}
+
+#[test]
+fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
+    run(async {
+        let name = unique("rintr");
+        let _guard = Teardown(name.clone());
+        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
+        std::fs::write(&file, "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - wait: { height: 1, timeout: 120 }\n").unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+            .args(["-c", &name, "run"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt while the wait step runs: once both nodes exist and answer, the wait is the only thing left.
+        let docker = Docker::connect().await.unwrap();
+        loop {
+            let running = docker
+                .cluster_containers(Some(&name))
+                .await
+                .unwrap()
+                .iter()
+                .filter(|c| c.state == regbox::docker::State::Running)
+                .count();
+            if running == 2 {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it could be interrupted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Command::new("kill")
+            .args(["-INT", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("run stops")
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(out.code(), Some(130));
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
 }
