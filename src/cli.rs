@@ -1,7 +1,7 @@
 //! The command line: argument types (clap derive) and one function per command, printing tables to a
 //! terminal and JSON with `--json`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -527,14 +527,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 up: UpOptions {
                     progress: Progress::new(tty),
                     timeout: Duration::from_secs(120),
-                    teardown_on_drop: false,
+                    teardown_on_drop: !keep,
                 },
                 keep,
             };
             let json = cli.json;
             let report = crate::run::run(&scenario, spec, &opts, interrupted(), |step| {
+                // A closed stdout (`| head`) must not abort the run before its teardown.
+                let mut out = std::io::stdout().lock();
                 if json {
-                    println!("{}", serde_json::to_string(step).unwrap());
+                    let _ = writeln!(out, "{}", serde_json::to_string(step).unwrap());
                     return;
                 }
                 let (word, detail) = match &step.outcome {
@@ -542,11 +544,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     Outcome::Failed(m) => ("FAIL", Some(m)),
                     Outcome::Skipped => ("SKIP", None),
                 };
-                println!("{word}  {:<48} {:>7.2}s", step.label, step.seconds);
-                if let Some(m) = detail {
-                    for line in m.lines() {
-                        println!("      {line}");
-                    }
+                let _ = writeln!(out, "{word}  {:<48} {:>7.2}s", step.label, step.seconds);
+                for line in detail.into_iter().flat_map(|m| m.lines()) {
+                    let _ = writeln!(out, "      {line}");
                 }
             })
             .await;

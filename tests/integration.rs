@@ -369,6 +369,21 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
 
+        // A scenario is validated whole — node names included — before any container exists.
+        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
+        let yaml = "cluster: { name: x, nodes: 2 }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - stop: n7\n";
+        std::fs::write(&file, yaml).unwrap();
+        let out = regbox()
+            .args(["-c", &name, "run"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(".scenario.yaml:4:"), "{stderr}");
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+
         // Unknown clusters and bad arguments are bad input too.
         let out = regbox().args(["status", &name]).output().unwrap();
         assert_eq!(out.status.code(), Some(2));
