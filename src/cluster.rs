@@ -868,12 +868,12 @@ async fn reconcile(
 
     progress.stage(&format!("wiring {} edges", cluster.spec.edges.len()), 0);
     // The declared state has no partition: nodes go back to the base segment, edges are re-wired.
+    cancel.check()?;
+    cluster.observe().await?;
+    let plan = crate::partition::plan(&cluster.membership, None);
+    cluster.move_nodes(&plan, CutMode::Drop).await?;
     cancel
-        .guard(async {
-            cluster.observe().await?;
-            let plan = crate::partition::plan(&cluster.membership, None);
-            cluster.apply(&plan, CutMode::Drop, opts.timeout).await
-        })
+        .guard(cluster.rewire(CutMode::Drop, opts.timeout))
         .await?;
     progress.stage("verifying the peer graph", 0);
     cancel.guard(cluster.verify(false)).await?;

@@ -219,12 +219,13 @@ impl Cluster {
     /// Carries out a plan: new segments, then detachments before attachments (so no two nodes share a
     /// segment the target does not allow, even briefly, when a segment is reused), then the segments no
     /// longer used; then re-wires.
-    pub(crate) async fn apply(
-        &mut self,
-        plan: &Plan,
-        mode: CutMode,
-        timeout: Duration,
-    ) -> Result<()> {
+    async fn apply(&mut self, plan: &Plan, mode: CutMode, timeout: Duration) -> Result<()> {
+        self.move_nodes(plan, mode).await?;
+        self.rewire(mode, timeout).await
+    }
+
+    /// The Docker half of `apply`: segment networks and attachments, no sessions.
+    pub(crate) async fn move_nodes(&mut self, plan: &Plan, mode: CutMode) -> Result<()> {
         let docker = &self.docker;
         let name = self.spec.name.clone();
         for &segment in &plan.create {
@@ -281,7 +282,7 @@ impl Cluster {
         } else {
             CutMode::Drop
         };
-        self.rewire(mode, timeout).await
+        Ok(())
     }
 
     /// The segments, their members and the expected graph.
