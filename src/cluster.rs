@@ -15,19 +15,16 @@ use tokio::sync::watch;
 
 use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, State};
 use crate::image::{self, ImageError};
-use crate::layout::{self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE};
+use crate::layout::{
+    self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE,
+    LABEL_RPC_PASSWORD, LABEL_SPEC, ROLE_META,
+};
 use crate::manifest::ClusterSpec;
 use crate::partition::{CutMode, Membership, SegmentId};
 use crate::progress::Progress;
 use crate::rpc::{RpcClient, RpcError, Transport};
 use crate::topology::NodeId;
 use crate::wait::{self, on_all, wait_until, Check, Timeout};
-
-/// Label value of the metadata container's role: it is never started and holds the manifest and the RPC
-/// password in its labels, so every later process can read the cluster back from Docker alone.
-const ROLE_META: &str = "meta";
-const LABEL_SPEC: &str = layout::LABEL_SPEC;
-const LABEL_PASSWORD: &str = layout::LABEL_RPC_PASSWORD;
 
 /// Containers created or started at once: more only queues inside the engine on small machines.
 pub(crate) const DOCKER_CONCURRENCY: usize = 16;
@@ -290,7 +287,7 @@ impl Cluster {
             .ok_or_else(|| Error::Damaged(name.clone()))?;
         let password = meta
             .labels
-            .get(LABEL_PASSWORD)
+            .get(LABEL_RPC_PASSWORD)
             .ok_or_else(|| Error::Damaged(name.clone()))?;
         let nets = docker.cluster_networks(Some(&name)).await?;
         let subnet = |role: &str| {
@@ -757,7 +754,7 @@ async fn reconcile(
     let spec_json = serde_json::to_string(&spec).expect("a spec serializes");
     let password = metas
         .first()
-        .and_then(|m| m.labels.get(LABEL_PASSWORD).cloned())
+        .and_then(|m| m.labels.get(LABEL_RPC_PASSWORD).cloned())
         .unwrap_or_else(|| {
             let mut bytes = [0u8; 24];
             rand::rng().fill_bytes(&mut bytes);
@@ -771,8 +768,8 @@ async fn reconcile(
         let mut labels = layout::cluster_labels(&name);
         labels.insert(LABEL_ROLE.into(), ROLE_META.into());
         labels.insert(LABEL_SPEC.into(), spec_json);
-        labels.insert(LABEL_PASSWORD.into(), password.clone());
-        let meta = format!("regbox-{name}-meta");
+        labels.insert(LABEL_RPC_PASSWORD.into(), password.clone());
+        let meta = layout::meta_container(&name);
         if metas.is_empty() {
             // A replaced metadata container stays even if this run fails: it holds the declared state.
             journal.lock().unwrap().containers.push(meta.clone());

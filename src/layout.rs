@@ -16,13 +16,22 @@ pub const LABEL_CLUSTER: &str = "regbox.cluster";
 pub const LABEL_NODE: &str = "regbox.node";
 /// Label holding the node's index in the manifest.
 pub const LABEL_INDEX: &str = "regbox.index";
-/// Label naming a network's role: `control` or `data`.
+/// Label naming a resource's role: `control`, `data` or `segment` for networks, `meta` for the
+/// metadata container.
 pub const LABEL_ROLE: &str = "regbox.role";
+/// Role of the metadata container: never started, its labels hold the manifest and the RPC password so
+/// every later process can read the cluster back from Docker alone.
+pub const ROLE_META: &str = "meta";
+/// Label on a partition segment's network holding its segment id.
+pub const LABEL_SEGMENT: &str = "regbox.segment";
+/// Label on a partition segment's network holding the cut mode of the partition that made it.
+pub const LABEL_MODE: &str = "regbox.mode";
 /// Label holding a hash of everything a container was created from; a different hash means recreate.
 pub const LABEL_CONFIG: &str = "regbox.config";
-/// Label on the control network holding the resolved manifest as JSON, so any later process can read it back.
+/// Label on the metadata container holding the resolved manifest as JSON.
 pub const LABEL_SPEC: &str = "regbox.spec";
-/// Label on the control network holding the cluster's RPC password (see README: Docker access is root access).
+/// Label on the metadata container holding the cluster's RPC password (see README: Docker access is
+/// root access).
 pub const LABEL_RPC_PASSWORD: &str = "regbox.rpc-password";
 
 /// RPC user every node accepts (through `-rpcauth`).
@@ -172,6 +181,20 @@ pub fn control_network(cluster: &str) -> String {
 /// Docker name of a cluster's data (P2P) network.
 pub fn data_network(cluster: &str) -> String {
     format!("regbox-{cluster}-data")
+}
+
+/// Docker name of partition segment `segment`'s network (segment 0 is the data network).
+pub fn segment_network(cluster: &str, segment: usize) -> String {
+    if segment == 0 {
+        data_network(cluster)
+    } else {
+        format!("regbox-{cluster}-seg{segment}")
+    }
+}
+
+/// Docker name of a cluster's metadata container.
+pub fn meta_container(cluster: &str) -> String {
+    format!("regbox-{cluster}-meta")
 }
 
 /// Docker name of a node's container.

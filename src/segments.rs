@@ -8,24 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cluster::{create_network, run_all, Cluster, Error, Result, DOCKER_CONCURRENCY};
-use crate::layout::{self, LABEL_ROLE};
+use crate::layout::{self, segment_network, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT};
 use crate::partition::{self, CutMode, PartitionKind, Plan, SegmentId};
 use crate::topology::NodeId;
 use crate::wait::{self, on_all};
-
-/// Label on a segment network holding its segment id.
-const LABEL_SEGMENT: &str = "regbox.segment";
-/// Label on a segment network holding the cut mode of the partition that made it.
-const LABEL_MODE: &str = "regbox.mode";
-
-/// Docker name of a partition segment's network.
-pub fn segment_network(cluster: &str, segment: SegmentId) -> String {
-    if segment == 0 {
-        layout::data_network(cluster)
-    } else {
-        format!("regbox-{cluster}-seg{segment}")
-    }
-}
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
 #[derive(Debug, Clone, Serialize)]

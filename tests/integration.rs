@@ -510,6 +510,24 @@ async fn tips(cluster: &Cluster) -> Vec<String> {
     out
 }
 
+/// Every node's peer ids, sorted: unchanged ids mean untouched sessions.
+async fn peer_ids(cluster: &Cluster) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for n in cluster.nodes() {
+        let mut ids: Vec<i64> = n
+            .rpc
+            .get_peer_info()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        ids.sort();
+        out.push(ids);
+    }
+    out
+}
+
 /// Mines on `miner`, waits until its own side has the block, and checks that no node of `other` has it.
 async fn isolation_shown_by_the_chain(
     cluster: &Cluster,
@@ -560,6 +578,15 @@ fn halves_cut_the_ring_and_heal_reorganises_everyone_onto_the_most_work_tip() {
         isolation_shown_by_the_chain(&cluster, 0, &[0, 1], &[2, 3]).await;
         isolation_shown_by_the_chain(&cluster, 2, &[2, 3], &[0, 1]).await;
         cluster.mine("n2", 2).await.unwrap(); // the 2-3 side now has 3 blocks against 1
+
+        // Applying the same partition again moves nothing and touches no session.
+        let before = peer_ids(&cluster).await;
+        let again = cluster
+            .partition(&PartitionKind::Halves, CutMode::Drop, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(again.segments.len(), 2);
+        assert_eq!(peer_ids(&cluster).await, before);
 
         let healed = cluster.heal_and_sync(WAIT).await.unwrap();
         assert_eq!(
@@ -764,29 +791,10 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
     run(async {
         let name = unique("noop");
         let (mut cluster, _guard) = up(ring(&name, 4)).await;
-        let snapshot = |c: &Cluster| {
-            let nodes = c.nodes().to_vec();
-            async move {
-                let mut out = Vec::new();
-                for n in &nodes {
-                    let mut ids: Vec<i64> = n
-                        .rpc
-                        .get_peer_info()
-                        .await
-                        .unwrap()
-                        .into_iter()
-                        .map(|p| p.id)
-                        .collect();
-                    ids.sort();
-                    out.push(ids);
-                }
-                out
-            }
-        };
-        let before = snapshot(&cluster).await;
+        let before = peer_ids(&cluster).await;
         cluster.heal(WAIT).await.unwrap();
         assert_eq!(
-            snapshot(&cluster).await,
+            peer_ids(&cluster).await,
             before,
             "heal of a healed cluster touched sessions"
         );
@@ -831,7 +839,7 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
         assert_eq!(out.status.code(), Some(2));
         let docker = Docker::connect().await.unwrap();
         assert_eq!(docker.cluster_networks(Some(&name)).await.unwrap().len(), 2);
-        assert_eq!(snapshot(&cluster).await, before);
+        assert_eq!(peer_ids(&cluster).await, before);
     });
 }
 
