@@ -47,7 +47,12 @@ pub enum Command {
         timeout: u64,
     },
     /// Remove every container, volume and network of a cluster.
-    Down { cluster: Option<String> },
+    Down {
+        cluster: Option<String>,
+        /// Remove every regbox cluster on this engine.
+        #[arg(long, conflicts_with = "cluster")]
+        all: bool,
+    },
     /// List clusters.
     Ls,
     /// Per node: image, state, data address, height, best block, peers.
@@ -284,16 +289,31 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             );
             print_status(&cluster.status().await?, cli.json);
         }
-        Command::Down { cluster } => {
-            let report =
-                cluster::down_named(wanted(cluster).as_deref(), &Progress::new(tty)).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        Command::Down { cluster, all } => {
+            let names: Vec<Option<String>> = if all {
+                cluster::list()
+                    .await?
+                    .into_iter()
+                    .map(|c| Some(c.name))
+                    .collect()
             } else {
-                println!(
-                    "removed cluster `{}`: {} containers, {} volumes, {} networks",
-                    report.cluster, report.containers, report.volumes, report.networks
-                );
+                vec![wanted(cluster)]
+            };
+            let mut reports = Vec::new();
+            for name in names {
+                let report = cluster::down_named(name.as_deref(), &Progress::new(tty)).await?;
+                if !cli.json {
+                    println!(
+                        "removed cluster `{}`: {} containers, {} volumes, {} networks",
+                        report.cluster, report.containers, report.volumes, report.networks
+                    );
+                }
+                reports.push(report);
+            }
+            if cli.json && all {
+                println!("{}", serde_json::to_string_pretty(&reports).unwrap());
+            } else if cli.json {
+                println!("{}", serde_json::to_string_pretty(&reports[0]).unwrap());
             }
         }
         Command::Ls => {
