@@ -327,8 +327,26 @@ fn a_node_that_exits_fails_up_at_once_with_its_log_and_nothing_is_left() {
     });
 }
 
-fn regbox() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_regbox"))
+/// The regbox binary, killed if the test gives up on it (every test runs under a time limit).
+fn regbox() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs regbox and returns its stdout, failing the test on a non-zero exit.
+async fn ok(args: &[&str]) -> String {
+    let out = regbox().args(args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn ok_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args).await).unwrap()
 }
 
 #[test]
@@ -357,7 +375,7 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
         for (i, (yaml, location, message)) in cases.iter().enumerate() {
             let file = dir.join(format!("bad{i}.yaml"));
             std::fs::write(&file, yaml).unwrap();
-            let out = regbox().arg("up").arg(&file).output().unwrap();
+            let out = regbox().arg("up").arg(&file).output().await.unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{stderr}");
             assert!(
@@ -377,6 +395,7 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
             .args(["-c", &name, "run"])
             .arg(&file)
             .output()
+            .await
             .unwrap();
         std::fs::remove_file(&file).unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -385,9 +404,13 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
 
         // Unknown clusters and bad arguments are bad input too.
-        let out = regbox().args(["status", &name]).output().unwrap();
+        let out = regbox().args(["status", &name]).output().await.unwrap();
         assert_eq!(out.status.code(), Some(2));
-        let out = regbox().args(["mine", "n0", "many"]).output().unwrap();
+        let out = regbox()
+            .args(["mine", "n0", "many"])
+            .output()
+            .await
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
     });
 }
@@ -399,23 +422,12 @@ fn the_cli_drives_a_cluster_end_to_end() {
         let _guard = Teardown(name.clone());
         let file = std::env::temp_dir().join(format!("{name}.yaml"));
         std::fs::write(&file, format!("name: {name}\nnodes: 3\ntopology: star\n")).unwrap();
-        let ok = |args: &[&str]| {
-            let out = regbox().args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
-        let json = |args: &[&str]| serde_json::from_str::<serde_json::Value>(&ok(args)).unwrap();
-
-        let status = json(&["up", file.to_str().unwrap(), "--json"]);
+        let status = ok_json(&["up", file.to_str().unwrap(), "--json"]).await;
         std::fs::remove_file(&file).unwrap();
         assert_eq!(status.as_array().unwrap().len(), 3);
         assert_eq!(status[0]["peers"], serde_json::json!(["n1", "n2"]));
 
-        let ls = json(&["ls", "--json"]);
+        let ls = ok_json(&["ls", "--json"]).await;
         let me = ls
             .as_array()
             .unwrap()
@@ -424,28 +436,34 @@ fn the_cli_drives_a_cluster_end_to_end() {
             .expect("listed");
         assert_eq!(me["running"], 3);
 
-        let mined = json(&["-c", &name, "mine", "n1", "3", "--json"]);
+        let mined = ok_json(&["-c", &name, "mine", "n1", "3", "--json"]).await;
         assert_eq!(mined["height"], 3);
-        ok(&["sync", &name]);
-        assert_eq!(ok(&["-c", &name, "rpc", "n2", "getblockcount"]).trim(), "3");
-        let hash = ok(&["-c", &name, "rpc", "n2", "getblockhash", "3"]);
+        ok(&["sync", &name]).await;
+        assert_eq!(
+            ok(&["-c", &name, "rpc", "n2", "getblockcount"])
+                .await
+                .trim(),
+            "3"
+        );
+        let hash = ok(&["-c", &name, "rpc", "n2", "getblockhash", "3"]).await;
         assert_eq!(hash.trim(), mined["blocks"][2].as_str().unwrap());
         let err = regbox()
             .args(["-c", &name, "rpc", "n2", "nosuchmethod"])
             .output()
+            .await
             .unwrap();
         assert_eq!(err.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&err.stderr).contains("-32601"));
 
-        ok(&["-c", &name, "disconnect", "n0", "n1"]);
-        let status = json(&["status", &name, "--json"]);
+        ok(&["-c", &name, "disconnect", "n0", "n1"]).await;
+        let status = ok_json(&["status", &name, "--json"]).await;
         assert_eq!(status[0]["peers"], serde_json::json!(["n2"]));
-        ok(&["-c", &name, "connect", "n1", "n0"]);
+        ok(&["-c", &name, "connect", "n1", "n0"]).await;
 
-        let logs = ok(&["-c", &name, "logs", "n0", "--tail", "50"]);
+        let logs = ok(&["-c", &name, "logs", "n0", "--tail", "50"]).await;
         assert!(logs.contains("UpdateTip"), "{logs}");
 
-        let down = json(&["down", &name, "--json"]);
+        let down = ok_json(&["down", &name, "--json"]).await;
         assert_eq!(down["containers"], 4);
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
@@ -458,11 +476,7 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
         let _guard = Teardown(name.clone());
         let file = std::env::temp_dir().join(format!("{name}.yaml"));
         std::fs::write(&file, format!("name: {name}\nnodes: 12\ntopology: mesh\n")).unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
-            .arg("up")
-            .arg(&file)
-            .spawn()
-            .unwrap();
+        let mut child = regbox().arg("up").arg(&file).spawn().unwrap();
         // Interrupt as soon as the first node container exists.
         let docker = Docker::connect().await.unwrap();
         loop {
@@ -825,6 +839,7 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
         let out = regbox()
             .args(["-c", &name, "partition", "n0,n1", "n1,n2"])
             .output()
+            .await
             .unwrap();
         assert_eq!(
             out.status.code(),
@@ -835,6 +850,7 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
         let out = regbox()
             .args(["-c", &name, "partition", "--halves", "--bridge"])
             .output()
+            .await
             .unwrap();
         assert_eq!(out.status.code(), Some(2));
         let docker = Docker::connect().await.unwrap();
@@ -877,18 +893,79 @@ fn node_faults_are_survived_and_rewired() {
 
 #[test]
 fn every_example_scenario_passes_and_writes_junit() {
-    ensure_image();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".scenario.yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "{files:?}");
-    for file in files {
-        let name = unique("scn");
+    run(async {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".scenario.yaml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 5, "{files:?}");
+        for file in files {
+            let name = unique("scn");
+            let _guard = Teardown(name.clone());
+            let junit = std::env::temp_dir().join(format!("{name}.xml"));
+            let out = regbox()
+                .args(["-c", &name, "run"])
+                .arg(&file)
+                .arg("--junit")
+                .arg(&junit)
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}:\n{stdout}\n{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains("PASSED"), "{stdout}");
+            let xml = std::fs::read_to_string(&junit).unwrap();
+            std::fs::remove_file(&junit).unwrap();
+            assert!(
+                xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
+                "{xml}"
+            );
+            assert_eq!(
+                leftovers(&name).await,
+                Vec::<String>::new(),
+                "{}",
+                file.display()
+            );
+        }
+    });
+}
+
+#[test]
+fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw() {
+    run(async {
+        let name = unique("dflt");
         let _guard = Teardown(name.clone());
+        let out = regbox().args(["-c", &name, "run"]).output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for step in [
+            "mine n0 101",
+            "split the ring",
+            "heal",
+            "longest chain wins",
+            "PASSED",
+        ] {
+            assert!(stdout.contains(step), "{stdout}");
+        }
+
+        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
+        std::fs::write(
+            &file,
+            "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - assert: { height: 5, node: n1 }\n  - mine: { node: n0, blocks: 1 }\n",
+        )
+        .unwrap();
         let junit = std::env::temp_dir().join(format!("{name}.xml"));
         let out = regbox()
             .args(["-c", &name, "run"])
@@ -896,90 +973,31 @@ fn every_example_scenario_passes_and_writes_junit() {
             .arg("--junit")
             .arg(&junit)
             .output()
+            .await
             .unwrap();
+        std::fs::remove_file(&file).unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
         assert!(
-            out.status.success(),
-            "{}:\n{stdout}\n{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
+            stdout.contains("FAIL") && stdout.contains("expected height 5"),
+            "{stdout}"
         );
-        assert!(stdout.contains("PASSED"), "{stdout}");
+        assert!(
+            stdout.contains("SKIP"),
+            "the step after a failure is skipped: {stdout}"
+        );
         let xml = std::fs::read_to_string(&junit).unwrap();
         std::fs::remove_file(&junit).unwrap();
         assert!(
-            xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
+            xml.contains("<failure message=\"expected height 5"),
             "{xml}"
         );
-        let rt = tokio::runtime::Runtime::new().unwrap();
         assert_eq!(
-            rt.block_on(leftovers(&name)),
+            leftovers(&name).await,
             Vec::<String>::new(),
-            "{}",
-            file.display()
+            "torn down after a failure"
         );
-    }
-}
-
-#[test]
-fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw() {
-    ensure_image();
-    let name = unique("dflt");
-    let _guard = Teardown(name.clone());
-    let out = regbox().args(["-c", &name, "run"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for step in [
-        "mine n0 101",
-        "split the ring",
-        "heal",
-        "longest chain wins",
-        "PASSED",
-    ] {
-        assert!(stdout.contains(step), "{stdout}");
-    }
-
-    let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
-    std::fs::write(
-        &file,
-        "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - assert: { height: 5, node: n1 }\n  - mine: { node: n0, blocks: 1 }\n",
-    )
-    .unwrap();
-    let junit = std::env::temp_dir().join(format!("{name}.xml"));
-    let out = regbox()
-        .args(["-c", &name, "run"])
-        .arg(&file)
-        .arg("--junit")
-        .arg(&junit)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&file).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains("FAIL") && stdout.contains("expected height 5"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("SKIP"),
-        "the step after a failure is skipped: {stdout}"
-    );
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    std::fs::remove_file(&junit).unwrap();
-    assert!(
-        xml.contains("<failure message=\"expected height 5"),
-        "{xml}"
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    assert_eq!(
-        rt.block_on(leftovers(&name)),
-        Vec::<String>::new(),
-        "torn down after a failure"
-    );
+    });
 }
 
 #[test]
@@ -1028,7 +1046,7 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
         let _guard = Teardown(name.clone());
         let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
         std::fs::write(&file, "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - wait: { height: 1, timeout: 120 }\n").unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+        let mut child = regbox()
             .args(["-c", &name, "run"])
             .arg(&file)
             .stdout(std::process::Stdio::piped())
