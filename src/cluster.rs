@@ -747,6 +747,7 @@ async fn reconcile(
             .await?;
     }
 
+    warn_if_arp_table_small(spec.nodes.len());
     let existing = docker.cluster_containers(Some(&name)).await?;
     let (metas, nodes): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = existing
         .iter()
@@ -877,6 +878,27 @@ async fn reconcile(
     progress.finish();
     cluster.armed = opts.teardown_on_drop;
     Ok(cluster)
+}
+
+/// Past a few hundred containers the host's neighbour (ARP) table overflows and addresses stop
+/// resolving at random; say so before it shows up as a wiring timeout.
+fn warn_if_arp_table_small(nodes: usize) {
+    let path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+    let Some(limit) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        return;
+    };
+    // Each node has an address on the control and the data network, both bridged on this host.
+    let needed = nodes * 2 + 64;
+    if limit < needed {
+        tracing::warn!(
+            "{nodes} nodes need about {needed} neighbour entries but net.ipv4.neigh.default.gc_thresh3 is {limit}; \
+             raise it (sysctl -w net.ipv4.neigh.default.gc_thresh3={}) or expect wiring timeouts",
+            needed.next_power_of_two() * 2
+        );
+    }
 }
 
 /// Makes one node's container run: unpause, start, or create (on the control network, then attached to

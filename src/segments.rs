@@ -112,9 +112,12 @@ impl Cluster {
         let partition = partition::build(&self.spec, kind)?;
         self.observe().await?;
         let plan = partition::plan(&self.membership, Some(&partition));
+        let mut groups = partition.describe(&self.spec);
+        if groups.len() > 200 {
+            groups = format!("{} into {} groups", kind.name(), partition.groups.len());
+        }
         tracing::info!(
-            "partition {}: {} attach, {} detach",
-            partition.describe(&self.spec),
+            "partition {groups}: {} attach, {} detach",
             plan.attach.len(),
             plan.detach.len()
         );
