@@ -334,6 +334,20 @@ fn regbox() -> tokio::process::Command {
     cmd
 }
 
+/// `regbox -c NAME run [FILE] --junit …`: the process output and the JUnit XML it wrote.
+async fn run_scenario(name: &str, file: Option<&Path>) -> (std::process::Output, String) {
+    let junit = std::env::temp_dir().join(format!("{name}.xml"));
+    let mut cmd = regbox();
+    cmd.args(["-c", name, "run"]);
+    if let Some(file) = file {
+        cmd.arg(file);
+    }
+    let out = cmd.arg("--junit").arg(&junit).output().await.unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let _ = std::fs::remove_file(&junit);
+    (out, xml)
+}
+
 /// Runs regbox and returns its stdout, failing the test on a non-zero exit.
 async fn ok(args: &[&str]) -> String {
     let out = regbox().args(args).output().await.unwrap();
@@ -905,15 +919,7 @@ fn every_example_scenario_passes_and_writes_junit() {
         for file in files {
             let name = unique("scn");
             let _guard = Teardown(name.clone());
-            let junit = std::env::temp_dir().join(format!("{name}.xml"));
-            let out = regbox()
-                .args(["-c", &name, "run"])
-                .arg(&file)
-                .arg("--junit")
-                .arg(&junit)
-                .output()
-                .await
-                .unwrap();
+            let (out, xml) = run_scenario(&name, Some(&file)).await;
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.status.success(),
@@ -922,8 +928,6 @@ fn every_example_scenario_passes_and_writes_junit() {
                 String::from_utf8_lossy(&out.stderr)
             );
             assert!(stdout.contains("PASSED"), "{stdout}");
-            let xml = std::fs::read_to_string(&junit).unwrap();
-            std::fs::remove_file(&junit).unwrap();
             assert!(
                 xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
                 "{xml}"
@@ -943,7 +947,7 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
     run(async {
         let name = unique("dflt");
         let _guard = Teardown(name.clone());
-        let out = regbox().args(["-c", &name, "run"]).output().await.unwrap();
+        let (out, _) = run_scenario(&name, None).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -966,15 +970,7 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
             "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - assert: { height: 5, node: n1 }\n  - mine: { node: n0, blocks: 1 }\n",
         )
         .unwrap();
-        let junit = std::env::temp_dir().join(format!("{name}.xml"));
-        let out = regbox()
-            .args(["-c", &name, "run"])
-            .arg(&file)
-            .arg("--junit")
-            .arg(&junit)
-            .output()
-            .await
-            .unwrap();
+        let (out, xml) = run_scenario(&name, Some(&file)).await;
         std::fs::remove_file(&file).unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -986,8 +982,6 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
             stdout.contains("SKIP"),
             "the step after a failure is skipped: {stdout}"
         );
-        let xml = std::fs::read_to_string(&junit).unwrap();
-        std::fs::remove_file(&junit).unwrap();
         assert!(
             xml.contains("<failure message=\"expected height 5"),
             "{xml}"
