@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, State};
+use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, NetworkInfo, State};
 use crate::image::{self, ImageError};
 use crate::layout::{
     self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE,
@@ -432,15 +432,10 @@ impl Cluster {
                     ));
                     return Ok(status);
                 }
-                let answers = tokio::try_join!(
-                    n.rpc.get_block_count(),
-                    n.rpc.get_best_block_hash(),
-                    n.rpc.get_peer_info()
-                );
-                match answers {
-                    Ok((height, hash, peers)) => {
-                        status.height = Some(height);
-                        status.best_hash = Some(hash);
+                match tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info()) {
+                    Ok((tip, peers)) => {
+                        status.height = Some(tip.height);
+                        status.best_hash = Some(tip.hash);
                         let mut names: Vec<String> = peers
                             .iter()
                             .map(|p| {
@@ -522,12 +517,16 @@ async fn cluster_names(docker: &Docker) -> Result<BTreeSet<String>> {
         docker.cluster_containers(None),
         docker.cluster_networks(None)
     )?;
-    Ok(containers
+    Ok(names_in(&containers, &networks))
+}
+
+fn names_in(containers: &[ContainerInfo], networks: &[NetworkInfo]) -> BTreeSet<String> {
+    containers
         .iter()
         .map(|c| &c.labels)
         .chain(networks.iter().map(|n| &n.labels))
         .filter_map(|l| l.get(LABEL_CLUSTER).cloned())
-        .collect())
+        .collect()
 }
 
 /// The cluster a command means: the one named, or the only one there is.
@@ -551,8 +550,7 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
         docker.cluster_containers(None),
         docker.cluster_networks(None)
     )?;
-    let names = cluster_names(&docker).await?;
-    Ok(names
+    Ok(names_in(&containers, &networks)
         .into_iter()
         .map(|name| {
             let nodes: Vec<&ContainerInfo> = containers
@@ -613,11 +611,9 @@ async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownRe
         ),
         (volumes.len() + networks.len()) as u64,
     );
-    let removed = remove_all(
-        volumes.into_iter().map(|v| v.name),
-        progress,
-        |n| async move { docker.remove_volume(&n).await },
-    )
+    let removed = remove_all(volumes.into_iter(), progress, |n| async move {
+        docker.remove_volume(&n).await
+    })
     .await;
     report.volumes = count_removed(removed, &mut left);
     let removed = remove_all(

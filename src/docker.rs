@@ -111,13 +111,6 @@ pub struct NetworkInfo {
     pub labels: HashMap<String, String>,
 }
 
-/// A volume as listed by the engine.
-#[derive(Debug, Clone)]
-pub struct VolumeInfo {
-    pub name: String,
-    pub labels: HashMap<String, String>,
-}
-
 /// What a node container is created from.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
@@ -475,8 +468,8 @@ impl Docker {
         absent_is(removed, (), container_err("remove", name))
     }
 
-    /// Volumes carrying `regbox.cluster` (of one cluster, or of all).
-    pub async fn cluster_volumes(&self, cluster: Option<&str>) -> Result<Vec<VolumeInfo>> {
+    /// Names of the volumes carrying `regbox.cluster` (of one cluster, or of all).
+    pub async fn cluster_volumes(&self, cluster: Option<&str>) -> Result<Vec<String>> {
         let opts = ListVolumesOptionsBuilder::new()
             .filters(&label_filter(LABEL_CLUSTER, cluster))
             .build();
@@ -492,10 +485,7 @@ impl Docker {
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| VolumeInfo {
-                name: v.name,
-                labels: v.labels,
-            })
+            .map(|v| v.name)
             .collect())
     }
 

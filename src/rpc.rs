@@ -129,6 +129,15 @@ impl PeerInfo {
     }
 }
 
+/// A node's active tip, read in one call so height and hash belong together.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct Tip {
+    #[serde(rename = "blocks")]
+    pub height: u64,
+    #[serde(rename = "bestblockhash")]
+    pub hash: String,
+}
+
 /// `getblockheader` fields regbox reads.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct BlockHeader {
@@ -252,6 +261,11 @@ impl RpcClient {
 
     pub async fn get_best_block_hash(&self) -> Result<String> {
         self.call("getbestblockhash", json!([])).await
+    }
+
+    /// Height and hash of the active tip (`getblockchaininfo`).
+    pub async fn get_tip(&self) -> Result<Tip> {
+        self.call("getblockchaininfo", json!([])).await
     }
 
     pub async fn get_block_header(&self, hash: &str) -> Result<BlockHeader> {

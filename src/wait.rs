@@ -86,13 +86,8 @@ pub async fn sync_blocks(nodes: &[Node], timeout: Duration) -> Result<String, Er
     let what = format!("{} nodes to share one best block", nodes.len());
     wait_until(&what, timeout, interval_for(nodes.len()), || async {
         let tips = on_all(nodes, |n| async move {
-            let hash = n
-                .rpc
-                .get_best_block_hash()
-                .await
-                .map_err(|e| n.rpc_error(e))?;
-            let height = n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))?;
-            Ok((height, hash))
+            let tip = n.rpc.get_tip().await.map_err(|e| n.rpc_error(e))?;
+            Ok((tip.height, tip.hash))
         })
         .await?;
         let best = tips.iter().max().cloned().unwrap_or_default();

@@ -142,6 +142,14 @@ impl Cluster {
             .collect())
     }
 
+    /// Which nodes run, and the sessions the running ones report.
+    async fn observed(&self) -> Result<(Vec<bool>, Sessions)> {
+        let up = self.running().await?;
+        let ids: Vec<NodeId> = (0..self.nodes.len()).filter(|&i| up[i]).collect();
+        let sessions = self.sessions(&self.peers_of(&ids).await?);
+        Ok((up, sessions))
+    }
+
     /// The graph the nodes should report now: declared edges whose ends share a segment.
     pub fn expected_graph(&self) -> Graph {
         partition::expected_graph(&self.spec.edges, &self.membership)
@@ -150,9 +158,7 @@ impl Cluster {
     /// The peer graph as the running nodes report it (frozen sessions included), with the peers no node
     /// name could be matched to.
     pub async fn peer_graph(&self) -> Result<(Graph, Vec<String>)> {
-        let up = self.running().await?;
-        let ids: Vec<NodeId> = (0..self.nodes.len()).filter(|&i| up[i]).collect();
-        let sessions = self.sessions(&self.peers_of(&ids).await?);
+        let (_, sessions) = self.observed().await?;
         Ok((
             sessions.list.iter().map(|s| (s.at, s.peer)).collect(),
             sessions.unknown,
@@ -162,9 +168,7 @@ impl Cluster {
     /// Checks that the running nodes' peer graph is exactly the expected one. With `frozen_allowed`
     /// (silent cuts), frozen sessions of declared edges that cross the partition are tolerated.
     pub async fn verify(&self, frozen_allowed: bool) -> Result<()> {
-        let up = self.running().await?;
-        let ids: Vec<NodeId> = (0..self.nodes.len()).filter(|&i| up[i]).collect();
-        let sessions = self.sessions(&self.peers_of(&ids).await?);
+        let (up, sessions) = self.observed().await?;
         let declared = self.spec.graph();
         let actual: Graph = sessions
             .list

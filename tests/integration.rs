@@ -113,14 +113,7 @@ async fn leftovers(name: &str) -> Vec<String> {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    left.extend(
-        docker
-            .cluster_volumes(Some(name))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| v.name),
-    );
+    left.extend(docker.cluster_volumes(Some(name)).await.unwrap());
     left.extend(
         docker
             .cluster_networks(Some(name))
