@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use regbox::cluster::{self, Cluster, UpOptions};
-use regbox::docker::{ContainerConfig, Docker};
-use regbox::layout::{self, Networks};
+use regbox::core::blueprint::{self as layout, Networks};
+use regbox::core::subnet;
+use regbox::engine::docker::{ContainerConfig, Docker};
 use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::Progress;
@@ -35,10 +36,10 @@ async fn time_raw(docker: &Docker, spec: &ClusterSpec) -> Duration {
     let mut taken = docker.all_subnets().await.unwrap();
     taken.extend(
         std::fs::read_to_string("/proc/net/route")
-            .map(|t| layout::parse_routes(&t))
+            .map(|t| subnet::parse_routes(&t))
             .unwrap_or_default(),
     );
-    let subnet = layout::free_subnets(&taken, &spec.name).next().unwrap();
+    let subnet = subnet::free_subnets(&taken, &spec.name).next().unwrap();
     let network = layout::control_network(&spec.name);
     docker
         .create_network(&network, subnet, layout::cluster_labels(&spec.name))

@@ -1,24 +1,18 @@
 //! regbox — regtest in a box: many bitcoind nodes in Docker containers, wired into any topology through
-//! RPC, split into partitions by network segments, healed, verified and torn down precisely. The pure core
-//! (`manifest`, `topology`, `layout`, `partition`, `scenario`) does no I/O; `docker` and `rpc` are the only
-//! doors to the outside; `cluster`, `wiring`, `segments`, `faults` and `run` build on them.
+//! RPC, split into partitions by network segments, healed, verified and torn down precisely.
+//!
+//! Three rooms: [`core`] is plain data and functions (manifest, topology, partition plans, the reconcile
+//! planner, scenarios) with no I/O; [`engine`] talks to the outside through one Docker facade and one RPC
+//! client and runs the one reconcile loop; [`cli`] is the thin command line on top.
 
 pub mod cli;
-pub mod cluster;
-pub mod docker;
-pub mod faults;
-pub mod image;
-pub mod layout;
-pub mod manifest;
-pub mod partition;
-pub mod progress;
-pub mod rpc;
-pub mod run;
-pub mod scenario;
-pub mod segments;
-pub mod topology;
-pub mod wait;
-pub mod wiring;
+pub mod core;
+pub mod engine;
 
-pub use cluster::{Cluster, Node, UpOptions};
-pub use manifest::ClusterSpec;
+// The library's public paths, by concept.
+pub use crate::core::{fault, manifest, partition, scenario, topology};
+pub use crate::engine::{cluster, image, progress, rpc, runner, wait};
+
+pub use crate::core::manifest::ClusterSpec;
+pub use crate::engine::cluster::{Cluster, Node, UpOptions};
+pub use crate::engine::error::Error;

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use regbox::cluster::{self, Cluster, UpOptions};
-use regbox::docker::Docker;
+use regbox::engine::docker::Docker;
 use regbox::manifest::{self, ClusterSpec};
 use regbox::progress::Progress;
 use regbox::topology::Graph;
@@ -869,7 +869,7 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
 #[test]
 fn node_faults_are_survived_and_rewired() {
     run(async {
-        use regbox::faults::Fault;
+        use regbox::fault::Fault;
         let name = unique("faults");
         let (cluster, _guard) = up(ring(&name, 4)).await;
         cluster.fault("n1", Fault::Stop, WAIT).await.unwrap();
@@ -1047,7 +1047,7 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
                 .await
                 .unwrap()
                 .iter()
-                .filter(|c| c.state == regbox::docker::State::Running)
+                .filter(|c| c.state == regbox::engine::docker::State::Running)
                 .count();
             if running == 2 {
                 break;

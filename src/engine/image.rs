@@ -5,13 +5,13 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::docker::{Docker, DockerError};
-use crate::progress::Progress;
+use crate::engine::docker::{Docker, DockerError};
+use crate::engine::progress::Progress;
 
 /// Repository of the images regbox builds itself; any other image must already be present.
 pub const REPO: &str = "regbox/bitcoind";
 
-const BUILD_SCRIPT: &str = include_str!("../images/bitcoind/build.sh");
+const BUILD_SCRIPT: &str = include_str!("../../images/bitcoind/build.sh");
 
 /// Why the node image is not there.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::ClusterSpec;
-use crate::topology::{Edge, Graph, NodeId};
+use crate::core::manifest::ClusterSpec;
+use crate::core::names::{shown, NodeNames};
+use crate::core::topology::{Edge, Graph, NodeId};
 
 /// A data segment; 0 is the base segment.
 pub type SegmentId = usize;
@@ -149,57 +150,11 @@ fn one_group(nodes: usize) -> String {
     }
 }
 
-/// Echoes user text into a one-line message without letting it flood or break the line.
-fn shown(s: &str) -> String {
-    const LIMIT: usize = 64;
-    let mut out: String = s.chars().take(LIMIT).flat_map(char::escape_debug).collect();
-    if s.chars().nth(LIMIT).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// The valid node references, worded as in manifest errors.
-fn node_hint(spec: &ClusterSpec) -> String {
-    let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
-    let n = names.len();
-    if n == 0 {
-        return "the cluster has no nodes".to_owned();
-    }
-    let counted = names
-        .iter()
-        .enumerate()
-        .all(|(i, name)| *name == format!("n{i}"));
-    let backticked = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let listed = if counted {
-        if n == 1 {
-            "n0".to_owned()
-        } else {
-            format!("n0..n{}", n - 1)
-        }
-    } else if n <= 6 {
-        backticked(&names)
-    } else {
-        format!("{}, …, `{}`", backticked(&names[..3]), names[n - 1])
-    };
-    if n == 1 {
-        format!("the only node is {listed} or index 0")
-    } else {
-        format!("nodes are {listed} or indices 0..{}", n - 1)
-    }
-}
-
 fn resolve(spec: &ClusterSpec, r: &str, group: Option<usize>) -> Result<NodeId, PartitionError> {
     spec.resolve(r).ok_or_else(|| PartitionError::UnknownNode {
         node: r.to_owned(),
         group,
-        hint: node_hint(spec),
+        hint: NodeNames::of(spec).hint(),
     })
 }
 
@@ -541,8 +496,8 @@ pub fn shared_segment(membership: &Membership, a: NodeId, b: NodeId) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
-    use crate::topology::{generate, Kind};
+    use crate::core::manifest;
+    use crate::core::topology::{generate, Kind};
 
     fn spec(n: usize) -> ClusterSpec {
         manifest::parse(&format!("name: lab\nnodes: {n}\n"), "test.yaml").unwrap()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use crate::cluster::{Error, Node};
+use crate::engine::cluster::{Error, Node};
 
 /// One look at a condition: met (with a value), or not yet (with what was seen, for the timeout message).
 pub enum Check<T> {

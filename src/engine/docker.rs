@@ -18,7 +18,8 @@ use bollard::query_parameters::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::layout::{Subnet, LABEL_CLUSTER};
+use crate::core::blueprint::LABEL_CLUSTER;
+use crate::core::subnet::Subnet;
 
 /// A failed Docker operation, naming what it was done to.
 #[derive(Debug, thiserror::Error)]

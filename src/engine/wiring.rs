@@ -10,13 +10,13 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 
-use crate::cluster::{run_all, Cluster, Error, Result};
-use crate::docker::State;
-use crate::layout;
-use crate::partition::{self, CutMode, SegmentId};
-use crate::rpc::PeerInfo;
-use crate::topology::{diff, Edge, Graph, NodeId};
-use crate::wait::{self, interval_for, wait_until, Check};
+use crate::core::blueprint;
+use crate::core::partition::{self, CutMode, SegmentId};
+use crate::core::topology::{diff, Edge, Graph, NodeId};
+use crate::engine::cluster::{run_all, Cluster, Error, Result};
+use crate::engine::docker::State;
+use crate::engine::rpc::PeerInfo;
+use crate::engine::wait::{self, interval_for, wait_until, Check};
 
 /// One end's view of a P2P session.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl Cluster {
     pub fn address(&self, node: NodeId, segment: SegmentId) -> Option<Ipv4Addr> {
         self.segments
             .get(&segment)
-            .map(|subnet| layout::node_address(*subnet, node))
+            .map(|subnet| blueprint::node_address(*subnet, node))
     }
 
     /// Where `from` reaches `to`: `to`'s address on the lowest segment they share.
@@ -71,7 +71,7 @@ impl Cluster {
         let segment = partition::shared_segment(&self.membership, from, to)?;
         Some(SocketAddr::new(
             self.address(to, segment)?.into(),
-            layout::P2P_PORT,
+            blueprint::P2P_PORT,
         ))
     }
 

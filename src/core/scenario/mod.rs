@@ -49,14 +49,13 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::faults::Fault;
-use crate::manifest::{
-    backticked, found, is_node_name, shown, ClusterSpec, Cx, Fields, ManifestError, NodeNames, Pos,
-    Value, Yaml,
-};
-use crate::partition::{CutMode, PartitionKind};
+use crate::core::fault::Fault;
+use crate::core::manifest::{is_node_name, ClusterSpec};
+use crate::core::names::{backticked, shown, NodeNames};
+use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
 
-pub const DEFAULT_SCENARIO: &str = include_str!("../manifests/split-and-heal.scenario.yaml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A CI scenario that needs to wait longer than an hour for one condition is stuck.
 pub const MAX_SECONDS: u64 = 3600;
@@ -126,7 +125,7 @@ pub enum ClusterSource {
 pub struct Step {
     /// The step's `name`, or a summary of the action such as `mine n0 101`.
     pub label: String,
-    /// Where the action key (or bare word) is, 1-based like `ManifestError`.
+    /// Where the action key (or bare word) is, 1-based like `SourceError`.
     pub line: usize,
     pub column: usize,
     pub action: Action,
@@ -218,7 +217,7 @@ pub enum Check {
 
 /// Parses a scenario and checks everything that does not need the cluster.
 /// `origin` names the source in errors and, without `name:`, names the scenario.
-pub fn parse(source: &str, origin: &str) -> Result<Scenario, ManifestError> {
+pub fn parse(source: &str, origin: &str) -> Result<Scenario, SourceError> {
     let cx = Cx::new(origin, "scenario");
     let doc = cx.load(source)?;
     Parser {
@@ -232,11 +231,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Scenario, ManifestError> {
 /// Checks the steps against the cluster they will run on: every node reference
 /// resolves, senders and receivers have wallets, and nodes that must differ do.
 /// Errors point at the step.
-pub fn validate(
-    scenario: &Scenario,
-    spec: &ClusterSpec,
-    origin: &str,
-) -> Result<(), ManifestError> {
+pub fn validate(scenario: &Scenario, spec: &ClusterSpec, origin: &str) -> Result<(), SourceError> {
     let cx = Cx::new(origin, "scenario");
     let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
     // The spec no longer says whether a count made the names; n0..nK is what one makes.
@@ -257,7 +252,7 @@ pub fn validate(
     Ok(())
 }
 
-type Res<T> = Result<T, ManifestError>;
+type Res<T> = Result<T, SourceError>;
 
 struct Parser<'a> {
     cx: Cx<'a>,
@@ -752,7 +747,7 @@ impl Parser<'_> {
                 height: self.int(v, "`height`", 0, MAX_HEIGHT)?,
             },
             _ => Until::Peers {
-                count: self.int(v, "`peers`", 0, crate::manifest::MAX_NODES as u64)? as usize,
+                count: self.int(v, "`peers`", 0, crate::core::manifest::MAX_NODES as u64)? as usize,
                 node: node.ok_or_else(|| {
                     cx.error(
                         f.at,
@@ -1327,13 +1322,13 @@ fn on(node: &Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
+    use crate::core::manifest;
 
     fn ok(source: &str) -> Scenario {
         parse(source, "test.scenario.yaml").unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn err(source: &str) -> ManifestError {
+    fn err(source: &str) -> SourceError {
         match parse(source, "test.scenario.yaml") {
             Ok(s) => panic!("expected an error, parsed {s:?}"),
             Err(e) => e,
@@ -1348,7 +1343,7 @@ mod tests {
     }
 
     /// Parses and validates against the scenario's own inline cluster.
-    fn invalid(source: &str) -> ManifestError {
+    fn invalid(source: &str) -> SourceError {
         let s = ok(source);
         match validate(&s, inline(&s), "test.scenario.yaml") {
             Ok(()) => panic!("expected a validation error for {s:?}"),
@@ -1396,27 +1391,27 @@ mod tests {
     const EXAMPLES: &[(&str, &str)] = &[
         (
             "split-and-heal.scenario.yaml",
-            include_str!("../manifests/split-and-heal.scenario.yaml"),
+            include_str!("../../../manifests/split-and-heal.scenario.yaml"),
         ),
         (
             "silent-partition.scenario.yaml",
-            include_str!("../manifests/silent-partition.scenario.yaml"),
+            include_str!("../../../manifests/silent-partition.scenario.yaml"),
         ),
         (
             "faults.scenario.yaml",
-            include_str!("../manifests/faults.scenario.yaml"),
+            include_str!("../../../manifests/faults.scenario.yaml"),
         ),
         (
             "wallet-relay.scenario.yaml",
-            include_str!("../manifests/wallet-relay.scenario.yaml"),
+            include_str!("../../../manifests/wallet-relay.scenario.yaml"),
         ),
         (
             "isolate.scenario.yaml",
-            include_str!("../manifests/isolate.scenario.yaml"),
+            include_str!("../../../manifests/isolate.scenario.yaml"),
         ),
         (
             "ring4-rewire.scenario.yaml",
-            include_str!("../manifests/ring4-rewire.scenario.yaml"),
+            include_str!("../../../manifests/ring4-rewire.scenario.yaml"),
         ),
     ];
 
@@ -1429,7 +1424,7 @@ mod tests {
                 ClusterSource::Inline(spec) => spec.clone(),
                 ClusterSource::File { path, .. } => {
                     assert_eq!(path, "ring4.yaml");
-                    manifest::parse(include_str!("../manifests/ring4.yaml"), path).unwrap()
+                    manifest::parse(include_str!("../../../manifests/ring4.yaml"), path).unwrap()
                 }
             };
             validate(&s, &spec, file).unwrap_or_else(|e| panic!("{e}"));
@@ -1945,7 +1940,7 @@ mod tests {
     fn resource_budget_matches_manifests() {
         let big = format!(
             "cluster: a.yaml\nsteps: [heal]\n#{}",
-            "x".repeat(manifest::MAX_MANIFEST_BYTES)
+            "x".repeat(crate::core::yaml::MAX_SOURCE_BYTES)
         );
         insta::assert_snapshot!("too_large", err(&big).to_string());
         let mut bomb = String::from(
@@ -2019,7 +2014,8 @@ mod tests {
             "a.scenario.yaml",
         )
         .unwrap();
-        let spec = manifest::parse(include_str!("../manifests/ring4.yaml"), "ring4.yaml").unwrap();
+        let spec =
+            manifest::parse(include_str!("../../../manifests/ring4.yaml"), "ring4.yaml").unwrap();
         let e = validate(&s, &spec, "a.scenario.yaml").unwrap_err();
         assert_eq!(
             (e.origin.as_str(), e.line, e.column),

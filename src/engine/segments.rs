@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cluster::{create_network, run_all, Cluster, Error, Result, DOCKER_CONCURRENCY};
-use crate::layout::{self, segment_network, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT};
-use crate::partition::{self, CutMode, PartitionKind, Plan, SegmentId};
-use crate::topology::NodeId;
-use crate::wait::{self, on_all};
+use crate::core::blueprint::{self, segment_network, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT};
+use crate::core::partition::{self, CutMode, PartitionKind, Plan, SegmentId};
+use crate::core::topology::NodeId;
+use crate::engine::cluster::{create_network, run_all, Cluster, Error, Result, DOCKER_CONCURRENCY};
+use crate::engine::wait::{self, on_all};
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
 #[derive(Debug, Clone, Serialize)]
@@ -218,7 +218,7 @@ impl Cluster {
         let docker = &self.docker;
         let name = self.spec.name.clone();
         for &segment in &plan.create {
-            let mut labels = layout::cluster_labels(&name);
+            let mut labels = blueprint::cluster_labels(&name);
             labels.insert(LABEL_ROLE.into(), "segment".into());
             labels.insert(LABEL_SEGMENT.into(), segment.to_string());
             labels.insert(

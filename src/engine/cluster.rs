@@ -13,91 +13,25 @@ use rand::RngCore;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::docker::{ContainerConfig, ContainerInfo, Docker, DockerError, NetworkInfo, State};
-use crate::image::{self, ImageError};
-use crate::layout::{
-    self, Networks, NodeLayout, Subnet, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE,
-    LABEL_RPC_PASSWORD, LABEL_SPEC, ROLE_META,
+use crate::core::blueprint::{
+    self, Networks, NodeLayout, LABEL_CLUSTER, LABEL_CONFIG, LABEL_ROLE, LABEL_RPC_PASSWORD,
+    LABEL_SPEC, ROLE_META,
 };
-use crate::manifest::ClusterSpec;
-use crate::partition::{CutMode, Membership, SegmentId};
-use crate::progress::Progress;
-use crate::rpc::{RpcClient, RpcError, Transport};
-use crate::topology::NodeId;
-use crate::wait::{self, on_all, wait_until, Check, Timeout};
+use crate::core::manifest::ClusterSpec;
+use crate::core::partition::{CutMode, Membership, SegmentId};
+use crate::core::subnet::{self, Subnet};
+use crate::core::topology::NodeId;
+use crate::engine::docker::{
+    ContainerConfig, ContainerInfo, Docker, DockerError, NetworkInfo, State,
+};
+pub use crate::engine::error::{Error, Result};
+use crate::engine::image;
+use crate::engine::progress::Progress;
+use crate::engine::rpc::{RpcClient, RpcError, Transport};
+use crate::engine::wait::{self, on_all, wait_until, Check};
 
 /// Containers created or started at once: more only queues inside the engine on small machines.
 pub(crate) const DOCKER_CONCURRENCY: usize = 16;
-
-/// A failed cluster operation.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("docker: {0}")]
-    Docker(#[from] DockerError),
-    #[error("node `{node}`: {source}")]
-    Rpc { node: String, source: RpcError },
-    #[error(transparent)]
-    Timeout(#[from] Timeout),
-    #[error("node `{node}` stopped while starting; its last log lines:\n{logs}")]
-    Exited { node: String, logs: String },
-    #[error("no regbox cluster exists")]
-    NoCluster,
-    #[error("several clusters exist ({0}); name one")]
-    Ambiguous(String),
-    #[error("no cluster named `{0}` exists")]
-    UnknownCluster(String),
-    #[error("no node `{node}` in cluster `{cluster}` (nodes are {known}, or indices 0..{count})")]
-    UnknownNode {
-        cluster: String,
-        node: String,
-        known: String,
-        count: usize,
-    },
-    #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
-    Damaged(String),
-    #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]
-    NoPath { a: String, b: String },
-    #[error("the peer graph differs from the expected one: {0}")]
-    Graph(String),
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error("no free subnet left in {pool} for network `{network}`")]
-    NoSubnet { pool: Subnet, network: String },
-    #[error(transparent)]
-    Partition(#[from] crate::partition::PartitionError),
-    #[error("interrupted")]
-    Interrupted,
-    #[error("could not remove: {}", .0.join(", "))]
-    Leftovers(Vec<String>),
-    #[error("{source}\n{cleanup}")]
-    RolledBack { source: Box<Error>, cleanup: String },
-}
-
-impl Error {
-    /// The user asked for something that does not exist or cannot be: exit code 2, not 1.
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            Error::NoCluster
-            | Error::Ambiguous(_)
-            | Error::UnknownCluster(_)
-            | Error::UnknownNode { .. }
-            | Error::Partition(_) => true,
-            Error::RolledBack { source, .. } => source.is_bad_input(),
-            _ => false,
-        }
-    }
-
-    /// The operation stopped because the user interrupted it.
-    pub fn is_interrupted(&self) -> bool {
-        match self {
-            Error::Interrupted => true,
-            Error::RolledBack { source, .. } => source.is_interrupted(),
-            _ => false,
-        }
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A node of a running cluster: where it lives and how to talk to it.
 #[derive(Clone)]
@@ -308,12 +242,12 @@ impl Cluster {
 
     fn assemble(docker: Docker, spec: ClusterSpec, nets: &Networks, password: &str) -> Cluster {
         let transport = Transport::default();
-        let nodes: Vec<Node> = layout::nodes(&spec, nets)
+        let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
             .map(|l| {
-                let addr = SocketAddr::new(l.control_ip.into(), layout::RPC_PORT);
+                let addr = SocketAddr::new(l.control_ip.into(), blueprint::RPC_PORT);
                 Node {
-                    rpc: RpcClient::new(transport.clone(), addr, layout::RPC_USER, password),
+                    rpc: RpcClient::new(transport.clone(), addr, blueprint::RPC_USER, password),
                     layout: l,
                 }
             })
@@ -322,7 +256,7 @@ impl Cluster {
             .iter()
             .map(|n| (n.name().to_string(), n.layout.index))
             .collect();
-        let membership = crate::partition::healed(nodes.len());
+        let membership = crate::core::partition::healed(nodes.len());
         Cluster {
             docker,
             spec,
@@ -508,7 +442,7 @@ fn describe_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
 fn rpcauth_for(password: &str) -> String {
     use sha2::Digest;
     let salt = sha2::Sha256::digest(format!("regbox-salt:{password}").as_bytes());
-    layout::rpcauth(&salt[..16], password)
+    blueprint::rpcauth(&salt[..16], password)
 }
 
 /// Every cluster name found on regbox's labels.
@@ -557,7 +491,7 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
                 .iter()
                 .filter(|c| {
                     c.labels.get(LABEL_CLUSTER) == Some(&name)
-                        && c.labels.contains_key(layout::LABEL_NODE)
+                        && c.labels.contains_key(blueprint::LABEL_NODE)
                 })
                 .collect();
             ClusterSummary {
@@ -762,11 +696,11 @@ async fn reconcile(
         for m in &metas {
             docker.remove_container(&m.name).await?;
         }
-        let mut labels = layout::cluster_labels(&name);
+        let mut labels = blueprint::cluster_labels(&name);
         labels.insert(LABEL_ROLE.into(), ROLE_META.into());
         labels.insert(LABEL_SPEC.into(), spec_json);
         labels.insert(LABEL_RPC_PASSWORD.into(), password.clone());
-        let meta = layout::meta_container(&name);
+        let meta = blueprint::meta_container(&name);
         if metas.is_empty() {
             // A replaced metadata container stays even if this run fails: it holds the declared state.
             journal.lock().unwrap().containers.push(meta.clone());
@@ -782,11 +716,18 @@ async fn reconcile(
             docker,
             &name,
             "control",
-            &layout::control_network(&name),
+            &blueprint::control_network(&name),
             journal,
         )
         .await?,
-        data: ensure_network(docker, &name, "data", &layout::data_network(&name), journal).await?,
+        data: ensure_network(
+            docker,
+            &name,
+            "data",
+            &blueprint::data_network(&name),
+            journal,
+        )
+        .await?,
         rpcauth: rpcauth_for(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
@@ -825,8 +766,8 @@ async fn reconcile(
         .map(|c| (c.name.as_str(), c.state))
         .collect();
 
-    let data_net = layout::data_network(&name);
-    let control_net = layout::control_network(&name);
+    let data_net = blueprint::data_network(&name);
+    let control_net = blueprint::control_network(&name);
     progress.stage(
         &format!("starting {} nodes", cluster.nodes.len()),
         cluster.nodes.len() as u64,
@@ -864,7 +805,7 @@ async fn reconcile(
     // The declared state has no partition: nodes go back to the base segment, edges are re-wired.
     cancel.check()?;
     cluster.observe().await?;
-    let plan = crate::partition::plan(&cluster.membership, None);
+    let plan = crate::core::partition::plan(&cluster.membership, None);
     cluster.move_nodes(&plan, CutMode::Drop).await?;
     cancel
         .guard(cluster.rewire(CutMode::Drop, opts.timeout))
@@ -920,7 +861,7 @@ async fn start_node(
                 args: l.args.clone(),
                 labels: l.labels.clone(),
                 network: (control_net.to_string(), l.control_ip),
-                volume: (l.volume.clone(), layout::DATADIR.to_string()),
+                volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
             };
             {
                 let mut j = journal.lock().unwrap();
@@ -955,7 +896,7 @@ async fn ensure_network(
     {
         return Ok(*subnet);
     }
-    let mut labels = layout::cluster_labels(cluster);
+    let mut labels = blueprint::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), role.into());
     journal.lock().unwrap().networks.push(name.to_string());
     create_network(docker, name, labels).await
@@ -971,10 +912,10 @@ pub(crate) async fn create_network(
     let mut taken = docker.all_subnets().await?;
     taken.extend(
         std::fs::read_to_string("/proc/net/route")
-            .map(|t| layout::parse_routes(&t))
+            .map(|t| subnet::parse_routes(&t))
             .unwrap_or_default(),
     );
-    for subnet in layout::free_subnets(&taken, name).take(64) {
+    for subnet in subnet::free_subnets(&taken, name).take(64) {
         match docker.create_network(name, subnet, labels.clone()).await {
             Ok(()) => return Ok(subnet),
             Err(e) if e.is_pool_overlap() => {
@@ -984,7 +925,7 @@ pub(crate) async fn create_network(
         }
     }
     Err(Error::NoSubnet {
-        pool: layout::POOL,
+        pool: subnet::POOL,
         network: name.to_string(),
     })
 }

@@ -9,15 +9,16 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::cluster::{self, Cluster, NodeStatus, UpOptions};
-use crate::docker::Docker;
-use crate::faults::Fault;
-use crate::image;
-use crate::manifest::{self, ClusterSpec, ManifestError};
-use crate::partition::{CutMode, PartitionKind};
-use crate::progress::Progress;
-use crate::run::{Outcome, RunOptions};
-use crate::scenario::{self, ClusterSource, Scenario};
+use crate::core::fault::Fault;
+use crate::core::manifest::{self, ClusterSpec};
+use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::scenario::{self, ClusterSource, Scenario};
+use crate::core::yaml::SourceError;
+use crate::engine::cluster::{self, Cluster, NodeStatus, UpOptions};
+use crate::engine::docker::Docker;
+use crate::engine::image;
+use crate::engine::progress::Progress;
+use crate::engine::runner::{Outcome, RunOptions};
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -170,7 +171,7 @@ pub enum ImageCommand {
 pub enum Failure {
     /// Bad input (manifest, arguments, unknown cluster or node): exit code 2.
     #[error(transparent)]
-    Manifest(#[from] ManifestError),
+    Manifest(#[from] SourceError),
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
@@ -198,7 +199,7 @@ impl Failure {
 /// Reads a user-written file, refusing huge ones before reading them; errors point at the file.
 fn read_source(path: &std::path::Path) -> Result<(String, String), Failure> {
     let origin = path.display().to_string();
-    let located = |message: String| ManifestError {
+    let located = |message: String| SourceError {
         origin: origin.clone(),
         line: 1,
         column: 1,
@@ -206,8 +207,8 @@ fn read_source(path: &std::path::Path) -> Result<(String, String), Failure> {
     };
     let meta =
         std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
-    if meta.len() > manifest::MAX_MANIFEST_BYTES as u64 {
-        let limit = manifest::MAX_MANIFEST_BYTES;
+    if meta.len() > crate::core::yaml::MAX_SOURCE_BYTES as u64 {
+        let limit = crate::core::yaml::MAX_SOURCE_BYTES;
         return Err(located(format!(
             "file is {} bytes; at most {limit} bytes are read",
             meta.len()
@@ -247,7 +248,7 @@ pub fn load_scenario(path: Option<&std::path::Path>) -> Result<(Scenario, Cluste
                 .unwrap_or(std::path::Path::new("."));
             let full = base.join(file);
             if !full.exists() {
-                return Err(ManifestError {
+                return Err(SourceError {
                     origin,
                     line: *line,
                     column: *column,
@@ -502,7 +503,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                             vec![
                                 n.node.clone(),
                                 n.old_height.to_string(),
-                                crate::wait::short(&n.old_tip).to_string(),
+                                crate::engine::wait::short(&n.old_tip).to_string(),
                                 n.reorg_depth.to_string(),
                             ]
                         })
@@ -552,24 +553,25 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 keep,
             };
             let json = cli.json;
-            let report = crate::run::run(&scenario, spec, &opts, interrupted(), |step| {
-                // A closed stdout (`| head`) must not abort the run before its teardown.
-                let mut out = std::io::stdout().lock();
-                if json {
-                    let _ = writeln!(out, "{}", serde_json::to_string(step).unwrap());
-                    return;
-                }
-                let (word, detail) = match &step.outcome {
-                    Outcome::Passed => ("PASS", None),
-                    Outcome::Failed(m) => ("FAIL", Some(m)),
-                    Outcome::Skipped => ("SKIP", None),
-                };
-                let _ = writeln!(out, "{word}  {:<48} {:>7.2}s", step.label, step.seconds);
-                for line in detail.into_iter().flat_map(|m| m.lines()) {
-                    let _ = writeln!(out, "      {line}");
-                }
-            })
-            .await;
+            let report =
+                crate::engine::runner::run(&scenario, spec, &opts, interrupted(), |step| {
+                    // A closed stdout (`| head`) must not abort the run before its teardown.
+                    let mut out = std::io::stdout().lock();
+                    if json {
+                        let _ = writeln!(out, "{}", serde_json::to_string(step).unwrap());
+                        return;
+                    }
+                    let (word, detail) = match &step.outcome {
+                        Outcome::Passed => ("PASS", None),
+                        Outcome::Failed(m) => ("FAIL", Some(m)),
+                        Outcome::Skipped => ("SKIP", None),
+                    };
+                    let _ = writeln!(out, "{word}  {:<48} {:>7.2}s", step.label, step.seconds);
+                    for line in detail.into_iter().flat_map(|m| m.lines()) {
+                        let _ = writeln!(out, "      {line}");
+                    }
+                })
+                .await;
             if let Some(path) = junit {
                 std::fs::write(&path, report.junit())
                     .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
@@ -613,7 +615,7 @@ async fn fault_command(cluster: Option<&str>, fault: Fault, node: &str) -> Resul
     Ok(())
 }
 
-fn print_partition(report: &crate::segments::PartitionReport, json: bool) {
+fn print_partition(report: &crate::engine::segments::PartitionReport, json: bool) {
     if json {
         println!("{}", serde_json::to_string_pretty(report).unwrap());
         return;
@@ -670,7 +672,7 @@ fn print_status(nodes: &[NodeStatus], json: bool) {
                 n.height.map_or("-".into(), |h| h.to_string()),
                 n.best_hash
                     .as_deref()
-                    .map_or("-".into(), |h| crate::wait::short(h).to_string()),
+                    .map_or("-".into(), |h| crate::engine::wait::short(h).to_string()),
                 n.segments
                     .iter()
                     .map(|s| s.rsplit('-').next().unwrap_or(s))

@@ -3,48 +3,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use crate::core::fault::Fault;
 
-use crate::cluster::{wait_ready, Cluster, Result};
-
-/// What can happen to a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fault {
-    /// SIGTERM, then SIGKILL after 10 s; bitcoind shuts down cleanly.
-    Stop,
-    Start,
-    /// Stop, then start.
-    Restart,
-    /// SIGKILL: bitcoind gets no chance to flush.
-    Kill,
-    /// Freezes every process of the node (its sessions freeze, its peers keep listing it).
-    Pause,
-    Unpause,
-}
-
-impl Fault {
-    pub const ALL: [Fault; 6] = [
-        Fault::Stop,
-        Fault::Start,
-        Fault::Restart,
-        Fault::Kill,
-        Fault::Pause,
-        Fault::Unpause,
-    ];
-
-    /// The spelling used on the command line and in scenario files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Stop => "stop",
-            Fault::Start => "start",
-            Fault::Restart => "restart",
-            Fault::Kill => "kill",
-            Fault::Pause => "pause",
-            Fault::Unpause => "unpause",
-        }
-    }
-}
+use crate::engine::cluster::{wait_ready, Cluster, Result};
 
 impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, Error, Node, UpOptions};
-use crate::scenario::{Action, Check as Assertion, Scenario, Step, Until};
-use crate::wait::{self, on_all, wait_until, Check};
+use crate::core::scenario::{Action, Check as Assertion, Scenario, Step, Until};
+use crate::engine::cluster::{Cluster, Error, Node, UpOptions};
+use crate::engine::wait::{self, on_all, wait_until, Check};
 
 /// How one step ended.
 #[derive(Debug, Clone, Serialize)]
@@ -125,7 +125,7 @@ pub struct RunOptions {
 /// The cluster is torn down at the end unless `keep` — also after a failure or when `cancel` completes.
 pub async fn run(
     scenario: &Scenario,
-    spec: crate::manifest::ClusterSpec,
+    spec: crate::core::manifest::ClusterSpec,
     opts: &RunOptions,
     cancel: impl Future<Output = ()>,
     mut on_step: impl FnMut(&StepResult),

@@ -1,0 +1,12 @@
+//! The pure core: plain data and functions, no tokio, bollard or HTTP. Everything here is unit-tested in
+//! milliseconds and imports nothing from `engine` or `cli`.
+
+pub mod blueprint;
+pub mod fault;
+pub mod manifest;
+pub mod names;
+pub mod partition;
+pub mod scenario;
+pub mod subnet;
+pub mod topology;
+pub mod yaml;

@@ -1,0 +1,78 @@
+//! The engine's one error type: what can go wrong when regbox acts on a cluster, and which failures are
+//! the user's input (exit code 2) or an interruption (130) rather than a runtime failure.
+
+use crate::core::subnet::Subnet;
+use crate::engine::docker::DockerError;
+use crate::engine::image::ImageError;
+use crate::engine::rpc::RpcError;
+use crate::engine::wait::Timeout;
+
+/// A failed cluster operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("docker: {0}")]
+    Docker(#[from] DockerError),
+    #[error("node `{node}`: {source}")]
+    Rpc { node: String, source: RpcError },
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
+    #[error("node `{node}` stopped while starting; its last log lines:\n{logs}")]
+    Exited { node: String, logs: String },
+    #[error("no regbox cluster exists")]
+    NoCluster,
+    #[error("several clusters exist ({0}); name one")]
+    Ambiguous(String),
+    #[error("no cluster named `{0}` exists")]
+    UnknownCluster(String),
+    #[error("no node `{node}` in cluster `{cluster}` (nodes are {known}, or indices 0..{count})")]
+    UnknownNode {
+        cluster: String,
+        node: String,
+        known: String,
+        count: usize,
+    },
+    #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
+    Damaged(String),
+    #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]
+    NoPath { a: String, b: String },
+    #[error("the peer graph differs from the expected one: {0}")]
+    Graph(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("no free subnet left in {pool} for network `{network}`")]
+    NoSubnet { pool: Subnet, network: String },
+    #[error(transparent)]
+    Partition(#[from] crate::core::partition::PartitionError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("could not remove: {}", .0.join(", "))]
+    Leftovers(Vec<String>),
+    #[error("{source}\n{cleanup}")]
+    RolledBack { source: Box<Error>, cleanup: String },
+}
+
+impl Error {
+    /// The user asked for something that does not exist or cannot be: exit code 2, not 1.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::NoCluster
+            | Error::Ambiguous(_)
+            | Error::UnknownCluster(_)
+            | Error::UnknownNode { .. }
+            | Error::Partition(_) => true,
+            Error::RolledBack { source, .. } => source.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// The operation stopped because the user interrupted it.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Error::Interrupted => true,
+            Error::RolledBack { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,15 @@
+//! The engine: everything that talks to the outside, through two facades — `docker` (the only user of
+//! bollard) and `rpc` (the only builder of JSON-RPC) — and the one reconcile loop that brings a cluster
+//! to its desired state.
+
+pub mod cluster;
+pub mod docker;
+pub mod error;
+pub mod faults;
+pub mod image;
+pub mod progress;
+pub mod rpc;
+pub mod runner;
+pub mod segments;
+pub mod wait;
+pub mod wiring;
