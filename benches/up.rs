@@ -95,7 +95,7 @@ async fn main() {
     let docker = Docker::connect()
         .await
         .expect("the benchmark needs a reachable Docker engine");
-    regbox::image::ensure(&docker, manifest::DEFAULT_IMAGE, &Progress::default())
+    regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
         .await
         .expect("node image");
     let tag = std::process::id();

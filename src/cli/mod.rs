@@ -15,7 +15,6 @@ use crate::core::partition::{CutMode, PartitionKind};
 use crate::core::scenario::{self, ClusterSource, Scenario};
 use crate::core::yaml::SourceError;
 use crate::engine::cluster::{self, Cluster, NodeStatus, UpOptions};
-use crate::engine::docker::Docker;
 use crate::engine::image;
 use crate::engine::progress::Progress;
 use crate::engine::runner::{Outcome, RunOptions};
@@ -405,11 +404,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Logs { node, follow, tail } => {
             let cluster = Cluster::open(cli.cluster.as_deref()).await?;
-            let container = cluster.node(&node)?.layout.container.clone();
-            let docker = Docker::connect().await.map_err(cluster::Error::from)?;
-            let mut lines = std::pin::pin!(docker.logs(&container, tail, follow));
+            let mut lines = std::pin::pin!(cluster.logs(&node, tail, follow)?);
             while let Some(chunk) = lines.next().await {
-                print!("{}", chunk.map_err(cluster::Error::from)?);
+                print!("{}", chunk?);
             }
         }
         Command::Partition {
@@ -600,8 +597,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Image {
             command: ImageCommand::Build,
         } => {
-            let docker = Docker::connect().await.map_err(cluster::Error::from)?;
-            let name = image::build(&docker, &Progress::new(tty)).await?;
+            let name = image::build(&Progress::new(tty)).await?;
             println!("{name}");
         }
     }

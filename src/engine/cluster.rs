@@ -294,6 +294,20 @@ impl Cluster {
             })
     }
 
+    /// A node's console output: the last `tail` lines, then new ones while `follow`.
+    pub fn logs(
+        &self,
+        node: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<impl futures::Stream<Item = Result<String>> + '_> {
+        let container = &self.node(node)?.layout.container;
+        Ok(self
+            .docker
+            .logs(container, tail, follow)
+            .map(|line| line.map_err(Error::from)))
+    }
+
     /// Mines `blocks` blocks on `node` to an anyone-can-spend script unique to the node (so two nodes
     /// mining on the same parent in the same second never produce the same block). Needs no wallet.
     pub async fn mine(&self, node: &str, blocks: u64) -> Result<Vec<String>> {
@@ -673,7 +687,7 @@ async fn reconcile(
     let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
     for img in images {
         cancel
-            .guard(async { Ok(image::ensure(docker, img, progress).await?) })
+            .guard(async { Ok(image::ensure_on(docker, img, progress).await?) })
             .await?;
     }
 

@@ -30,15 +30,29 @@ pub enum ImageError {
     Docker(#[from] DockerError),
 }
 
-/// Makes sure `image` exists, building it when it is one of regbox's own.
-pub async fn ensure(docker: &Docker, image: &str, progress: &Progress) -> Result<(), ImageError> {
+/// Makes sure `image` exists on the local engine, building it when it is one of regbox's own.
+pub async fn ensure(image: &str, progress: &Progress) -> Result<(), ImageError> {
+    ensure_on(&Docker::connect().await?, image, progress).await
+}
+
+/// Builds the node image on the local engine (see `build_on`); returns its name.
+pub async fn build(progress: &Progress) -> Result<String, ImageError> {
+    build_on(&Docker::connect().await?, progress).await
+}
+
+/// `ensure` on an engine already connected.
+pub(crate) async fn ensure_on(
+    docker: &Docker,
+    image: &str,
+    progress: &Progress,
+) -> Result<(), ImageError> {
     if docker.has_image(image).await? {
         return Ok(());
     }
     if !image.starts_with(&format!("{REPO}:")) {
         return Err(ImageError::Missing(image.to_string()));
     }
-    let built = build(docker, progress).await?;
+    let built = build_on(docker, progress).await?;
     if built != image {
         let tag = built.rsplit(':').next().unwrap_or_default().to_string();
         return Err(ImageError::OtherVersion {
@@ -53,7 +67,7 @@ pub async fn ensure(docker: &Docker, image: &str, progress: &Progress) -> Result
 /// Builds the image from Debian sid's `bitcoin-knots` with a private apt configuration (the host's apt
 /// state is never touched) and imports the minimal root filesystem. Returns the image name, whose tag
 /// carries the bitcoind version (`regbox/bitcoind:knots-29.4`).
-pub async fn build(docker: &Docker, progress: &Progress) -> Result<String, ImageError> {
+pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<String, ImageError> {
     progress.stage("building the bitcoind image from Debian's bitcoin-knots", 0);
     let fail = |what: &str, e: &dyn std::fmt::Display| ImageError::Build(format!("{what}: {e}"));
     let dir = tempdir().map_err(|e| fail("create a temporary directory", &e))?;
