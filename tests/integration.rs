@@ -34,7 +34,10 @@ fn ensure_image() {
         std::thread::spawn(|| {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
-                regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
+                let docker = Docker::connect()
+                    .await
+                    .expect("these tests need a reachable Docker engine");
+                regbox::image::ensure(&docker, manifest::DEFAULT_IMAGE, &Progress::default())
                     .await
                     .expect("node image");
             })
@@ -102,6 +105,9 @@ async fn up(spec: ClusterSpec) -> (Cluster, Teardown) {
 
 /// Every container, volume and network carrying the cluster's label.
 async fn leftovers(name: &str) -> Vec<String> {
+    let docker = Docker::connect().await.unwrap();
+    let mut left: Vec<String> = docker
+        .cluster_containers(Some(name))
         .await
         .unwrap()
         .into_iter()
@@ -230,6 +236,9 @@ fn up_on_an_existing_cluster_brings_it_to_the_declared_state() {
             .await
             .unwrap();
         assert_eq!(graph(&bigger).await, bigger.spec().graph());
+        let docker = Docker::connect().await.unwrap();
+        let containers = docker.cluster_containers(Some(&name)).await.unwrap();
+        assert_eq!(containers.len(), 6, "5 nodes and the metadata container");
 
         // A smaller one removes the node that is no longer declared.
         let smaller = Cluster::up(ring(&name, 3), &UpOptions::default())
@@ -249,6 +258,9 @@ fn two_clusters_run_side_by_side_without_touching_each_other() {
         let (a, b) = (unique("a"), unique("b"));
         // Brought up at the same moment: they race for subnets and must both win one.
         let ((ca, _ga), (cb, _gb)) = tokio::join!(up(ring(&a, 3)), up(ring(&b, 3)));
+        let docker = Docker::connect().await.unwrap();
+        let nets = docker.cluster_networks(None).await.unwrap();
+        let subnets: Vec<_> = nets
             .iter()
             .filter(|n| n.name.contains(&a) || n.name.contains(&b))
             .flat_map(|n| n.subnets.clone())
@@ -473,6 +485,9 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
         std::fs::write(&file, format!("name: {name}\nnodes: 12\ntopology: mesh\n")).unwrap();
         let mut child = regbox().arg("up").arg(&file).spawn().unwrap();
         // Interrupt as soon as the first node container exists.
+        let docker = Docker::connect().await.unwrap();
+        loop {
+            let containers = docker.cluster_containers(Some(&name)).await.unwrap();
             if containers
                 .iter()
                 .any(|c| c.labels.contains_key("regbox.node"))
@@ -603,6 +618,9 @@ fn halves_cut_the_ring_and_heal_reorganises_everyone_onto_the_most_work_tip() {
         let depth: Vec<u64> = healed.nodes.iter().map(|n| n.reorg_depth).collect();
         assert_eq!(depth, vec![1, 1, 0, 0]);
         // Every segment but the base one is gone, every node back on its original address.
+        let docker = Docker::connect().await.unwrap();
+        assert_eq!(docker.cluster_networks(Some(&name)).await.unwrap().len(), 2);
+        for c in docker.cluster_containers(Some(&name)).await.unwrap() {
             if let Some(node) = c.labels.get("regbox.node") {
                 let i: usize = node[1..].parse().unwrap();
                 let data = c
@@ -842,6 +860,9 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
             .await
             .unwrap();
         assert_eq!(out.status.code(), Some(2));
+        let docker = Docker::connect().await.unwrap();
+        assert_eq!(docker.cluster_networks(Some(&name)).await.unwrap().len(), 2);
+        assert_eq!(peer_ids(&cluster).await, before);
     });
 }
 
@@ -995,6 +1016,9 @@ fn up_on_a_partitioned_cluster_heals_it_back_to_the_declared_state() {
             edges(&graph(&again).await),
             vec![(0, 1), (0, 3), (1, 2), (2, 3)]
         );
+        let docker = Docker::connect().await.unwrap();
+        assert_eq!(
+            docker.cluster_networks(Some(&name)).await.unwrap().len(),
             2,
             "the segment is gone"
         );
@@ -1016,6 +1040,9 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
             .spawn()
             .unwrap();
         // Interrupt while the wait step runs: once both nodes exist and answer, the wait is the only thing left.
+        let docker = Docker::connect().await.unwrap();
+        loop {
+            let running = docker
                 .cluster_containers(Some(&name))
                 .await
                 .unwrap()
