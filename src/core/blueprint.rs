@@ -89,6 +89,13 @@ pub fn node_address(net: Subnet, index: usize) -> Ipv4Addr {
     net.host(NODE_OFFSET + index as u32)
 }
 
+/// The node whose static address on `net` is `ip`, if any (the inverse of `node_address`).
+pub fn node_at(net: Subnet, ip: Ipv4Addr) -> Option<usize> {
+    let first = u32::from(node_address(net, 0));
+    let offset = u32::from(ip).checked_sub(first)?;
+    (net.overlaps(&Subnet::new(ip, 32))).then_some(offset as usize)
+}
+
 /// `-rpcauth` value for `password`: bitcoind stores only the salted HMAC, so the password itself never
 /// appears in a container's command line.
 pub fn rpcauth(salt: &[u8], password: &str) -> String {

@@ -454,7 +454,8 @@ fn assign(current: &Membership, partition: &Partition) -> Membership {
     target
 }
 
-fn moves(current: &Membership, target: Membership) -> Plan {
+/// The moves from `current` to `target` (empty when they are equal).
+pub fn moves(current: &Membership, target: Membership) -> Plan {
     let extra = |m: &Membership| -> BTreeSet<SegmentId> {
         m.iter().flatten().copied().filter(|&s| s != BASE).collect()
     };
@@ -491,6 +492,19 @@ pub fn shared_segment(membership: &Membership, a: NodeId, b: NodeId) -> Option<S
         .intersection(membership.get(b)?)
         .next()
         .copied()
+}
+
+/// How a partition treats the sessions that cross it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CutMode {
+    /// Cross-partition sessions are closed with `disconnectnode` on both ends: the nodes see the split
+    /// at once.
+    #[default]
+    Drop,
+    /// Cross-partition sessions are left to freeze, as a real network failure leaves them (Docker sends
+    /// no reset; bitcoind keeps listing the peer); healed with the same addresses, they resume.
+    Silent,
 }
 
 #[cfg(test)]
@@ -1008,17 +1022,4 @@ mod tests {
             PartitionKind::MajoritiesRing
         );
     }
-}
-
-/// How a partition treats the sessions that cross it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CutMode {
-    /// Cross-partition sessions are closed with `disconnectnode` on both ends: the nodes see the split
-    /// at once.
-    #[default]
-    Drop,
-    /// Cross-partition sessions are left to freeze, as a real network failure leaves them (Docker sends
-    /// no reset; bitcoind keeps listing the peer); healed with the same addresses, they resume.
-    Silent,
 }

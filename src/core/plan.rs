@@ -1,0 +1,573 @@
+//! The reconcile planner: from the desired state of a cluster and one observation of it, the next pass of
+//! actions — containers first, then segment moves, then sessions. The engine's one loop observes, asks
+//! `next`, acts, and observes again until `next` says `Done`; nothing is decided anywhere else.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::core::partition::{self, CutMode, Partition};
+use crate::core::session::{DataPlane, Sessions};
+use crate::core::topology::{diff, Edge, Graph, NodeId};
+
+/// What the engine says a container is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Removing,
+    Dead,
+    Unknown,
+}
+
+impl State {
+    /// The lower-case word `docker ps` would show.
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Restarting => "restarting",
+            State::Exited => "exited",
+            State::Removing => "removing",
+            State::Dead => "dead",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+/// A declared node's container as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeSeen {
+    pub state: State,
+    /// It was made from the node's current configuration (image, arguments, addresses).
+    pub current: bool,
+}
+
+/// Which containers should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containers {
+    /// Every declared node runs, made from its current configuration; nothing else of the cluster
+    /// exists (`up`).
+    Declared,
+    /// Leave containers as they are: a node stopped or paused on purpose stays so (partition, heal,
+    /// node faults).
+    AsTheyAre,
+}
+
+/// Which segments each node should be on.
+#[derive(Debug, Clone, Copy)]
+pub enum Segments<'a> {
+    /// Keep the current membership (node faults re-wire inside the active partition).
+    Keep,
+    /// Every node on the base segment alone.
+    Heal,
+    /// The given partition, reached with as few moves as possible.
+    Split(&'a Partition),
+}
+
+/// The desired state of a cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Desired<'a> {
+    /// The declared edges (dialer first).
+    pub edges: &'a [Edge],
+    pub containers: Containers,
+    pub segments: Segments<'a>,
+    /// What happens to declared sessions that cross the partition.
+    pub mode: CutMode,
+}
+
+/// One look at a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Per declared node, its container (None: there is none).
+    pub nodes: Vec<Option<NodeSeen>>,
+    /// Containers labeled with the cluster that are neither a declared node nor the metadata container.
+    pub strays: Vec<String>,
+    pub plane: DataPlane,
+    /// The sessions the running nodes report.
+    pub sessions: Sessions,
+}
+
+impl Observed {
+    /// Per node, whether its container runs (only a running node answers RPC).
+    pub fn running(&self) -> Vec<bool> {
+        self.nodes
+            .iter()
+            .map(|n| matches!(n, Some(NodeSeen { state: State::Running, .. })))
+            .collect()
+    }
+}
+
+/// Container work of one pass, carried out in this order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerActions {
+    /// Containers to remove: strays, and nodes made from another configuration.
+    pub remove: Vec<String>,
+    /// Nodes to create (on the control network, attached to the data network) and start.
+    pub create: Vec<NodeId>,
+    pub start: Vec<NodeId>,
+    pub unpause: Vec<NodeId>,
+}
+
+impl ContainerActions {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.create.is_empty()
+            && self.start.is_empty()
+            && self.unpause.is_empty()
+    }
+}
+
+/// Session work of one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionActions {
+    /// Sessions to close: `(node, peer id at that node)`.
+    pub drop: Vec<(NodeId, i64)>,
+    /// Edges to dial now (`addnode onetry` from `from` to `to`).
+    pub dial: Vec<Edge>,
+    /// Expected edges not yet connected both ways with a finished handshake.
+    pub pending: Vec<Edge>,
+}
+
+impl SessionActions {
+    /// What is still open, for a progress line or a timeout message.
+    pub fn describe(&self, name: impl Fn(NodeId) -> String) -> String {
+        let pending: Vec<String> = self
+            .pending
+            .iter()
+            .map(|e| format!("{}->{}", name(e.from), name(e.to)))
+            .collect();
+        format!(
+            "{} session(s) to close; not yet connected: {}",
+            self.drop.len(),
+            if pending.is_empty() {
+                "none".to_string()
+            } else {
+                pending.join(", ")
+            }
+        )
+    }
+}
+
+/// The next pass of a reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// The cluster is in the desired state.
+    Done,
+    Containers(ContainerActions),
+    Segments(partition::Plan),
+    Sessions(SessionActions),
+}
+
+/// The next pass from `desired` and one observation. Containers come first (a node must run before it
+/// can be moved or wired), then segment moves (sessions depend on which segments nodes share), then
+/// sessions. `recently_dialed` holds the `(from, to)` dials made too recently to repeat.
+pub fn next(
+    desired: &Desired,
+    observed: &Observed,
+    recently_dialed: &BTreeSet<(NodeId, NodeId)>,
+) -> Pass {
+    let containers = containers(desired.containers, observed);
+    if !containers.is_empty() {
+        return Pass::Containers(containers);
+    }
+    let moves = segments(desired.segments, &observed.plane);
+    if !moves.is_empty() {
+        return Pass::Segments(moves);
+    }
+    let sessions = sessions(desired, observed, recently_dialed);
+    if sessions.drop.is_empty() && sessions.pending.is_empty() {
+        Pass::Done
+    } else {
+        Pass::Sessions(sessions)
+    }
+}
+
+/// Container work: under `Declared`, strays and outdated containers go, missing ones are created,
+/// stopped ones started and paused ones unpaused.
+pub fn containers(goal: Containers, observed: &Observed) -> ContainerActions {
+    let mut out = ContainerActions::default();
+    if goal == Containers::AsTheyAre {
+        return out;
+    }
+    out.remove = observed.strays.clone();
+    for (node, seen) in observed.nodes.iter().enumerate() {
+        match seen {
+            None => out.create.push(node),
+            Some(NodeSeen { current: false, .. }) => out.create.push(node),
+            Some(NodeSeen {
+                state: State::Running,
+                ..
+            }) => {}
+            Some(NodeSeen {
+                state: State::Paused,
+                ..
+            }) => out.unpause.push(node),
+            Some(_) => out.start.push(node),
+        }
+    }
+    out
+}
+
+/// Segment moves from the observed membership to the desired one.
+pub fn segments(goal: Segments, plane: &DataPlane) -> partition::Plan {
+    let current = &plane.membership;
+    match goal {
+        Segments::Keep => partition::moves(current, current.clone()),
+        Segments::Heal => partition::plan(current, None),
+        Segments::Split(p) => partition::plan(current, Some(p)),
+    }
+}
+
+/// Session work among the running nodes: sessions of undeclared edges close; sessions over addresses
+/// that no longer exist close (and are re-made over a shared segment); declared sessions whose ends share
+/// no segment close (`Drop`) or stay frozen as a real network failure leaves them (`Silent`); declared
+/// edges whose ends share a segment and have no live session are dialed, dialer first.
+pub fn sessions(
+    desired: &Desired,
+    observed: &Observed,
+    recently_dialed: &BTreeSet<(NodeId, NodeId)>,
+) -> SessionActions {
+    let up = observed.running();
+    let membership = &observed.plane.membership;
+    let shared = |a: NodeId, b: NodeId| partition::shared_segment(membership, a, b).is_some();
+    let declared = Graph::from_edges(desired.edges);
+    let mut out = SessionActions::default();
+    // (at, peer) pairs with a live session; `connected` only those whose handshake is done.
+    let mut listed = BTreeSet::new();
+    let mut connected = BTreeSet::new();
+    for s in &observed.sessions.list {
+        if !up[s.peer] {
+            continue; // a stopped or paused peer's sessions are frozen; they are handled when it runs
+        }
+        let keep = if !declared.contains(s.at, s.peer) {
+            false
+        } else if shared(s.at, s.peer) {
+            s.live
+        } else {
+            desired.mode == CutMode::Silent && !s.live
+        };
+        if !keep {
+            out.drop.push((s.at, s.id));
+            continue;
+        }
+        if s.live {
+            listed.insert((s.at, s.peer));
+            if s.handshake {
+                connected.insert((s.at, s.peer));
+            }
+        }
+    }
+    for e in desired.edges {
+        if !(up[e.from] && up[e.to] && shared(e.from, e.to)) {
+            continue;
+        }
+        if connected.contains(&(e.from, e.to)) && connected.contains(&(e.to, e.from)) {
+            continue;
+        }
+        out.pending.push(*e);
+        // A dial that left a trace at either end is under way; one that left none is made again once
+        // it is no longer recent (the listener may not have been up yet).
+        let traced = listed.contains(&(e.from, e.to)) || listed.contains(&(e.to, e.from));
+        if !traced && !recently_dialed.contains(&(e.from, e.to)) {
+            out.dial.push(*e);
+        }
+    }
+    out
+}
+
+/// How the observed peer graph differs from the expected one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mismatch {
+    pub missing: Vec<(NodeId, NodeId)>,
+    pub extra: Vec<(NodeId, NodeId)>,
+    /// Peers no node name could be matched to.
+    pub unknown: Vec<String>,
+}
+
+impl Mismatch {
+    pub fn describe(&self, name: impl Fn(NodeId) -> String) -> String {
+        let pairs = |edges: &[(NodeId, NodeId)]| {
+            edges
+                .iter()
+                .map(|&(a, b)| format!("{}-{}", name(a), name(b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("missing {}", pairs(&self.missing)));
+        }
+        if !self.extra.is_empty() {
+            parts.push(format!("extra {}", pairs(&self.extra)));
+        }
+        parts.extend(self.unknown.iter().cloned());
+        parts.join("; ")
+    }
+}
+
+/// Checks that the running nodes' peer graph is exactly the expected one: declared edges whose ends run
+/// and share a segment. With `frozen_allowed` (silent cuts), frozen sessions of declared edges are
+/// tolerated.
+pub fn verify(edges: &[Edge], observed: &Observed, frozen_allowed: bool) -> Result<(), Mismatch> {
+    let up = observed.running();
+    let declared = Graph::from_edges(edges);
+    let actual: Graph = observed
+        .sessions
+        .list
+        .iter()
+        .filter(|s| up[s.peer] && !(frozen_allowed && !s.live && declared.contains(s.at, s.peer)))
+        .map(|s| (s.at, s.peer))
+        .collect();
+    let expected: Graph = partition::expected_graph(edges, &observed.plane.membership)
+        .edges()
+        .filter(|&(a, b)| up[a] && up[b])
+        .collect();
+    let d = diff(&expected, &actual);
+    if d.is_empty() && observed.sessions.unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Mismatch {
+        missing: d.missing,
+        extra: d.extra,
+        unknown: observed.sessions.unknown.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::partition::SegmentId;
+    use crate::core::session::tests::{entry, identify, plane};
+    use crate::core::session::PeerInfo;
+    use crate::core::topology::{generate, Kind};
+
+    fn running(n: usize) -> Vec<Option<NodeSeen>> {
+        vec![
+            Some(NodeSeen {
+                state: State::Running,
+                current: true,
+            });
+            n
+        ]
+    }
+
+    /// An observation of `membership` with the given peer lists (node → entries).
+    fn observed(membership: &[&[SegmentId]], peers: Vec<(NodeId, Vec<PeerInfo>)>) -> Observed {
+        let plane = plane(membership);
+        let sessions = plane.sessions(
+            peers.iter().map(|(n, l)| (*n, l.as_slice())),
+            identify,
+            |i| format!("n{i}"),
+        );
+        Observed {
+            nodes: running(membership.len()),
+            strays: Vec::new(),
+            plane,
+            sessions,
+        }
+    }
+
+    /// Both ends of a live session between `a` and `b` on `segment` (a dialed b).
+    fn both(p: &DataPlane, a: NodeId, b: NodeId, segment: SegmentId) -> [(NodeId, PeerInfo); 2] {
+        [
+            (a, entry(p, 10 + b as i64, (a, segment), (b, segment))),
+            (b, entry(p, 10 + a as i64, (b, segment), (a, segment))),
+        ]
+    }
+
+    fn group(list: impl IntoIterator<Item = (NodeId, PeerInfo)>) -> Vec<(NodeId, Vec<PeerInfo>)> {
+        let mut out: Vec<(NodeId, Vec<PeerInfo>)> = Vec::new();
+        for (n, p) in list {
+            match out.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, l)) => l.push(p),
+                None => out.push((n, vec![p])),
+            }
+        }
+        out
+    }
+
+    fn desired<'a>(edges: &'a [Edge], segments: Segments<'a>, mode: CutMode) -> Desired<'a> {
+        Desired {
+            edges,
+            containers: Containers::AsTheyAre,
+            segments,
+            mode,
+        }
+    }
+
+    #[test]
+    fn a_fresh_cluster_creates_every_node_first() {
+        let edges = generate(Kind::Ring, 3);
+        let mut o = observed(&[&[], &[], &[]], vec![]);
+        o.nodes = vec![None; 3];
+        let d = Desired {
+            containers: Containers::Declared,
+            ..desired(&edges, Segments::Heal, CutMode::Drop)
+        };
+        let Pass::Containers(c) = next(&d, &o, &BTreeSet::new()) else {
+            panic!("containers come first");
+        };
+        assert_eq!(c.create, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn outdated_stray_stopped_and_paused_containers_each_get_their_action() {
+        let mut o = observed(&[&[0], &[0], &[0], &[0]], vec![]);
+        o.nodes[0] = Some(NodeSeen {
+            state: State::Running,
+            current: false,
+        });
+        o.nodes[1] = Some(NodeSeen {
+            state: State::Exited,
+            current: true,
+        });
+        o.nodes[2] = Some(NodeSeen {
+            state: State::Paused,
+            current: true,
+        });
+        o.strays = vec!["regbox-lab-old".into()];
+        let c = containers(Containers::Declared, &o);
+        assert_eq!(
+            c,
+            ContainerActions {
+                remove: vec!["regbox-lab-old".into()],
+                create: vec![0],
+                start: vec![1],
+                unpause: vec![2],
+            }
+        );
+        // Partition, heal and faults leave a node that was stopped on purpose alone.
+        assert!(containers(Containers::AsTheyAre, &o).is_empty());
+    }
+
+    #[test]
+    fn a_half_applied_partition_moves_segments_before_any_session() {
+        // Halves of 4: n2 already moved to segment 1, n3 still on the base segment.
+        let edges = generate(Kind::Ring, 4);
+        let o = observed(&[&[0], &[0], &[1], &[0]], vec![]);
+        let p = Partition {
+            groups: vec![BTreeSet::from([0, 1]), BTreeSet::from([2, 3])],
+        };
+        let d = desired(&edges, Segments::Split(&p), CutMode::Drop);
+        let Pass::Segments(moves) = next(&d, &o, &BTreeSet::new()) else {
+            panic!("segments before sessions");
+        };
+        assert_eq!(moves.attach, vec![(3, 1)]);
+        assert_eq!(moves.detach, vec![(3, 0)]);
+        assert!(moves.create.is_empty());
+    }
+
+    #[test]
+    fn keep_touches_no_segment() {
+        let o = observed(&[&[0], &[1], &[0, 1]], vec![]);
+        assert!(segments(Segments::Keep, &o.plane).is_empty());
+    }
+
+    #[test]
+    fn a_frozen_session_over_a_vanished_address_is_dropped_and_the_edge_redialed() {
+        // n0-n1 was live on segment 0; n1 was moved to segment 1 and back to {0, 1}: the old session
+        // still names n1's segment-1 address, which it no longer has.
+        let edges = [Edge::new(0, 1)];
+        let before = plane(&[&[1], &[1]]);
+        let peers = group([
+            (0, entry(&before, 5, (0, 1), (1, 1))),
+            (1, entry(&before, 6, (1, 1), (0, 1))),
+        ]);
+        let o = observed(&[&[0], &[0]], peers);
+        let d = desired(&edges, Segments::Keep, CutMode::Drop);
+        let Pass::Sessions(s) = next(&d, &o, &BTreeSet::new()) else {
+            panic!("sessions to fix");
+        };
+        assert_eq!(s.drop, vec![(0, 5), (1, 6)]);
+        assert_eq!(s.dial, vec![Edge::new(0, 1)]);
+        assert_eq!(
+            s.describe(|i| format!("n{i}")),
+            "2 session(s) to close; not yet connected: n0->n1"
+        );
+    }
+
+    #[test]
+    fn a_silent_cut_keeps_frozen_declared_sessions_and_drop_closes_them() {
+        let edges = [Edge::new(0, 1)];
+        let before = plane(&[&[0], &[0]]);
+        let peers = group(both(&before, 0, 1, 0));
+        let o = observed(&[&[0], &[1]], peers);
+        let silent = desired(&edges, Segments::Keep, CutMode::Silent);
+        assert_eq!(next(&silent, &o, &BTreeSet::new()), Pass::Done);
+        let drop = desired(&edges, Segments::Keep, CutMode::Drop);
+        let Pass::Sessions(s) = next(&drop, &o, &BTreeSet::new()) else {
+            panic!("drop closes crossing sessions");
+        };
+        assert_eq!(s.drop.len(), 2);
+        assert!(s.dial.is_empty() && s.pending.is_empty());
+    }
+
+    #[test]
+    fn undeclared_sessions_close_and_a_dead_peer_is_left_alone() {
+        let edges = [Edge::new(0, 1)];
+        let p = plane(&[&[0], &[0], &[0]]);
+        let mut peers = both(&p, 0, 1, 0).to_vec();
+        peers.extend(both(&p, 1, 2, 0)); // n1-n2 is not declared
+        let mut o = observed(&[&[0], &[0], &[0]], group(peers));
+        let d = desired(&edges, Segments::Keep, CutMode::Drop);
+        let Pass::Sessions(s) = next(&d, &o, &BTreeSet::new()) else {
+            panic!("the undeclared session closes");
+        };
+        assert_eq!(s.drop, vec![(1, 12), (2, 11)]);
+        // n2 died: its sessions are frozen and its own restart re-wires them.
+        o.nodes[2] = Some(NodeSeen {
+            state: State::Exited,
+            current: true,
+        });
+        o.sessions.list.retain(|s| s.at != 2);
+        assert_eq!(next(&d, &o, &BTreeSet::new()), Pass::Done);
+    }
+
+    #[test]
+    fn a_recent_dial_is_not_repeated_and_a_traced_one_is_awaited() {
+        let edges = [Edge::new(0, 1)];
+        let o = observed(&[&[0], &[0]], vec![]);
+        let d = desired(&edges, Segments::Keep, CutMode::Drop);
+        let recent = BTreeSet::from([(0, 1)]);
+        let Pass::Sessions(s) = next(&d, &o, &recent) else {
+            panic!("still pending");
+        };
+        assert!(s.dial.is_empty());
+        assert_eq!(s.pending, vec![Edge::new(0, 1)]);
+        // The dialer lists the session but no pong yet: wait, don't dial again.
+        let p = plane(&[&[0], &[0]]);
+        let mut half = entry(&p, 1, (0, 0), (1, 0));
+        half.bytesrecv_per_msg.clear();
+        let o = observed(&[&[0], &[0]], vec![(0, vec![half])]);
+        let Pass::Sessions(s) = next(&d, &o, &BTreeSet::new()) else {
+            panic!("still pending");
+        };
+        assert!(s.dial.is_empty() && s.drop.is_empty());
+    }
+
+    #[test]
+    fn verify_names_missing_extra_and_unknown_peers() {
+        let edges = [Edge::new(0, 1), Edge::new(1, 2)];
+        let p = plane(&[&[0], &[0], &[0]]);
+        let mut peers = group(both(&p, 0, 1, 0).into_iter().chain(both(&p, 0, 2, 0)));
+        peers[0].1.push(crate::core::session::tests::peer("/x(stranger)/"));
+        let o = observed(&[&[0], &[0], &[0]], peers);
+        let m = verify(&edges, &o, false).unwrap_err();
+        assert_eq!(
+            m.describe(|i| format!("n{i}")),
+            "missing n1-n2; extra n0-n2; n0 has unidentified peer  `/x(stranger)/`"
+        );
+        let p2 = plane(&[&[0], &[0], &[0]]);
+        let good = observed(
+            &[&[0], &[0], &[0]],
+            group(both(&p2, 0, 1, 0).into_iter().chain(both(&p2, 1, 2, 0))),
+        );
+        assert_eq!(verify(&edges, &good, false), Ok(()));
+    }
+}
