@@ -11,4 +11,5 @@ pub mod scenario;
 pub mod session;
 pub mod subnet;
 pub mod topology;
+pub mod wait;
 pub mod yaml;
