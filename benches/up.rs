@@ -7,9 +7,15 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use regbox::cluster::{self, Cluster, UpOptions};
-use regbox::core::blueprint::{self as layout, Networks};
-use regbox::core::subnet;
-use regbox::engine::docker::{ContainerConfig, Docker};
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
+    MountType, MountVolumeOptions, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use regbox::core::blueprint::{self, Networks};
+use regbox::core::subnet::{self, Subnet};
 use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::Progress;
@@ -32,39 +38,95 @@ async fn time_up(spec: ClusterSpec) -> Duration {
 
 /// Creates and starts the containers `up` would for `spec` — same image, command, labels, volume and
 /// static address, at the same parallelism — with nothing else: no second network, no waits, no wiring.
-async fn time_raw(docker: &Docker, spec: &ClusterSpec) -> Duration {
-    let mut taken = docker.all_subnets().await.unwrap();
+/// It talks to the engine through bollard directly, so the baseline owes nothing to regbox's facade.
+async fn time_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> Duration {
+    let mut taken: Vec<Subnet> = engine
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+        .filter_map(|c| c.subnet?.parse().ok())
+        .collect();
     taken.extend(
         std::fs::read_to_string("/proc/net/route")
             .map(|t| subnet::parse_routes(&t))
             .unwrap_or_default(),
     );
     let subnet = subnet::free_subnets(&taken, &spec.name).next().unwrap();
-    let network = layout::control_network(&spec.name);
-    docker
-        .create_network(&network, subnet, layout::cluster_labels(&spec.name))
+    let network = blueprint::control_network(&spec.name);
+    engine
+        .create_network(NetworkCreateRequest {
+            name: network.clone(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ip_range: Some(subnet.dynamic_range().to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(blueprint::cluster_labels(&spec.name)),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let nets = Networks {
         control: subnet,
         data: subnet,
-        rpcauth: layout::rpcauth(&[0; 16], "bench"),
+        rpcauth: blueprint::rpcauth(&[0; 16], "bench"),
     };
-    let configs: Vec<ContainerConfig> = layout::nodes(spec, &nets)
+    let bodies: Vec<(String, ContainerCreateBody)> = blueprint::nodes(spec, &nets)
         .into_iter()
-        .map(|l| ContainerConfig {
-            name: l.container,
-            image: l.image,
-            args: l.args,
-            labels: l.labels,
-            network: (network.clone(), l.control_ip),
-            volume: (l.volume, layout::DATADIR.into()),
+        .map(|l| {
+            let endpoint = EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(l.control_ip.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let body = ContainerCreateBody {
+                image: Some(l.image),
+                entrypoint: Some(vec!["bitcoind".into()]),
+                cmd: Some(l.args),
+                user: Some("0:0".into()),
+                labels: Some(l.labels.clone()),
+                host_config: Some(HostConfig {
+                    network_mode: Some(network.clone()),
+                    init: Some(true),
+                    mounts: Some(vec![Mount {
+                        typ: Some(MountType::VOLUME),
+                        source: Some(l.volume),
+                        target: Some(blueprint::DATADIR.into()),
+                        volume_options: Some(MountVolumeOptions {
+                            labels: Some(l.labels),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(network.clone(), endpoint)])),
+                }),
+                ..Default::default()
+            };
+            (l.container, body)
         })
         .collect();
     let started = Instant::now();
-    stream::iter(configs.iter().map(|c| async move {
-        docker.create_container(c).await?;
-        docker.start(&c.name).await
+    stream::iter(bodies.into_iter().map(|(name, body)| async move {
+        let opts = CreateContainerOptionsBuilder::new().name(&name).build();
+        engine.create_container(Some(opts), body).await?;
+        engine
+            .start_container(
+                &name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
     }))
     .buffer_unordered(16)
     .try_collect::<Vec<()>>()
@@ -92,8 +154,7 @@ async fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let docker = Docker::connect()
-        .await
+    let engine = bollard::Docker::connect_with_defaults()
         .expect("the benchmark needs a reachable Docker engine");
     regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
         .await
@@ -104,7 +165,7 @@ async fn main() {
     time_up(ring(&format!("b{tag}-warm"), 4)).await;
     for round in 0..rounds {
         let spec50 = ring(&format!("b{tag}-up50-{round}"), 50);
-        raw50.push(time_raw(&docker, &ring(&format!("b{tag}-raw50-{round}"), 50)).await);
+        raw50.push(time_raw(&engine, &ring(&format!("b{tag}-raw50-{round}"), 50)).await);
         up50.push(time_up(spec50).await);
         for i in 0..3 {
             ring4.push(time_up(ring(&format!("b{tag}-r4-{round}-{i}"), 4)).await);

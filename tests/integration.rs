@@ -9,10 +9,112 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use regbox::cluster::{self, Cluster, UpOptions};
-use regbox::engine::docker::Docker;
 use regbox::manifest::{self, ClusterSpec};
 use regbox::progress::Progress;
 use regbox::topology::Graph;
+
+/// What the engine holds, read straight through bollard rather than regbox's own facade: an outside
+/// view for the checks.
+mod outside {
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    use bollard::query_parameters::{
+        ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    };
+    use regbox::core::subnet::Subnet;
+
+    pub struct Container {
+        pub name: String,
+        pub running: bool,
+        pub labels: HashMap<String, String>,
+        pub networks: HashMap<String, Option<Ipv4Addr>>,
+    }
+
+    pub struct Network {
+        pub name: String,
+        pub subnets: Vec<Subnet>,
+    }
+
+    fn engine() -> bollard::Docker {
+        bollard::Docker::connect_with_defaults()
+            .expect("these tests need a reachable Docker engine")
+    }
+
+    fn filter(cluster: Option<&str>) -> HashMap<&'static str, Vec<String>> {
+        let label = cluster.map_or("regbox.cluster".to_string(), |c| {
+            format!("regbox.cluster={c}")
+        });
+        HashMap::from([("label", vec![label])])
+    }
+
+    /// The cluster's containers, stopped ones included.
+    pub async fn containers(cluster: &str) -> Vec<Container> {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filter(Some(cluster)))
+            .build();
+        engine()
+            .list_containers(Some(opts))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| Container {
+                name: c.names.unwrap_or_default()[0]
+                    .trim_start_matches('/')
+                    .to_string(),
+                running: c.state.map(|s| s.to_string()).as_deref() == Some("running"),
+                labels: c.labels.unwrap_or_default(),
+                networks: c
+                    .network_settings
+                    .and_then(|s| s.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(net, ep)| (net, ep.ip_address.and_then(|ip| ip.parse().ok())))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The networks of one cluster, or of every cluster.
+    pub async fn networks(cluster: Option<&str>) -> Vec<Network> {
+        let opts = ListNetworksOptionsBuilder::new()
+            .filters(&filter(cluster))
+            .build();
+        engine()
+            .list_networks(Some(opts))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| Network {
+                name: n.name.unwrap_or_default(),
+                subnets: n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.subnet?.parse().ok())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The cluster's volumes.
+    pub async fn volumes(cluster: &str) -> Vec<String> {
+        let opts = ListVolumesOptionsBuilder::new()
+            .filters(&filter(Some(cluster)))
+            .build();
+        engine()
+            .list_volumes(Some(opts))
+            .await
+            .unwrap()
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect()
+    }
+}
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const WAIT: Duration = Duration::from_secs(60);
@@ -102,20 +204,15 @@ async fn up(spec: ClusterSpec) -> (Cluster, Teardown) {
 
 /// Every container, volume and network carrying the cluster's label.
 async fn leftovers(name: &str) -> Vec<String> {
-    let docker = Docker::connect().await.unwrap();
-    let mut left: Vec<String> = docker
-        .cluster_containers(Some(name))
+    let mut left: Vec<String> = outside::containers(&name)
         .await
-        .unwrap()
         .into_iter()
         .map(|c| c.name)
         .collect();
-    left.extend(docker.cluster_volumes(Some(name)).await.unwrap());
+    left.extend(outside::volumes(&name).await);
     left.extend(
-        docker
-            .cluster_networks(Some(name))
+        outside::networks(Some(&name))
             .await
-            .unwrap()
             .into_iter()
             .map(|n| n.name),
     );
@@ -233,8 +330,7 @@ fn up_on_an_existing_cluster_brings_it_to_the_declared_state() {
             .await
             .unwrap();
         assert_eq!(graph(&bigger).await, bigger.spec().graph());
-        let docker = Docker::connect().await.unwrap();
-        let containers = docker.cluster_containers(Some(&name)).await.unwrap();
+        let containers = outside::containers(&name).await;
         assert_eq!(containers.len(), 6, "5 nodes and the metadata container");
 
         // A smaller one removes the node that is no longer declared.
@@ -242,10 +338,7 @@ fn up_on_an_existing_cluster_brings_it_to_the_declared_state() {
             .await
             .unwrap();
         assert_eq!(graph(&smaller).await, smaller.spec().graph());
-        assert_eq!(
-            docker.cluster_containers(Some(&name)).await.unwrap().len(),
-            4
-        );
+        assert_eq!(outside::containers(&name).await.len(), 4);
     });
 }
 
@@ -255,8 +348,7 @@ fn two_clusters_run_side_by_side_without_touching_each_other() {
         let (a, b) = (unique("a"), unique("b"));
         // Brought up at the same moment: they race for subnets and must both win one.
         let ((ca, _ga), (cb, _gb)) = tokio::join!(up(ring(&a, 3)), up(ring(&b, 3)));
-        let docker = Docker::connect().await.unwrap();
-        let nets = docker.cluster_networks(None).await.unwrap();
+        let nets = outside::networks(None).await;
         let subnets: Vec<_> = nets
             .iter()
             .filter(|n| n.name.contains(&a) || n.name.contains(&b))
@@ -482,9 +574,8 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
         std::fs::write(&file, format!("name: {name}\nnodes: 12\ntopology: mesh\n")).unwrap();
         let mut child = regbox().arg("up").arg(&file).spawn().unwrap();
         // Interrupt as soon as the first node container exists.
-        let docker = Docker::connect().await.unwrap();
         loop {
-            let containers = docker.cluster_containers(Some(&name)).await.unwrap();
+            let containers = outside::containers(&name).await;
             if containers
                 .iter()
                 .any(|c| c.labels.contains_key("regbox.node"))
@@ -615,9 +706,8 @@ fn halves_cut_the_ring_and_heal_reorganises_everyone_onto_the_most_work_tip() {
         let depth: Vec<u64> = healed.nodes.iter().map(|n| n.reorg_depth).collect();
         assert_eq!(depth, vec![1, 1, 0, 0]);
         // Every segment but the base one is gone, every node back on its original address.
-        let docker = Docker::connect().await.unwrap();
-        assert_eq!(docker.cluster_networks(Some(&name)).await.unwrap().len(), 2);
-        for c in docker.cluster_containers(Some(&name)).await.unwrap() {
+        assert_eq!(outside::networks(Some(&name)).await.len(), 2);
+        for c in outside::containers(&name).await {
             if let Some(node) = c.labels.get("regbox.node") {
                 let i: usize = node[1..].parse().unwrap();
                 let data = c
@@ -857,8 +947,7 @@ fn heal_when_not_partitioned_and_invalid_partitions_change_nothing() {
             .await
             .unwrap();
         assert_eq!(out.status.code(), Some(2));
-        let docker = Docker::connect().await.unwrap();
-        assert_eq!(docker.cluster_networks(Some(&name)).await.unwrap().len(), 2);
+        assert_eq!(outside::networks(Some(&name)).await.len(), 2);
         assert_eq!(peer_ids(&cluster).await, before);
     });
 }
@@ -1013,9 +1102,8 @@ fn up_on_a_partitioned_cluster_heals_it_back_to_the_declared_state() {
             edges(&graph(&again).await),
             vec![(0, 1), (0, 3), (1, 2), (2, 3)]
         );
-        let docker = Docker::connect().await.unwrap();
         assert_eq!(
-            docker.cluster_networks(Some(&name)).await.unwrap().len(),
+            outside::networks(Some(&name)).await.len(),
             2,
             "the segment is gone"
         );
@@ -1037,14 +1125,11 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
             .spawn()
             .unwrap();
         // Interrupt while the wait step runs: once both nodes exist and answer, the wait is the only thing left.
-        let docker = Docker::connect().await.unwrap();
         loop {
-            let running = docker
-                .cluster_containers(Some(&name))
+            let running = outside::containers(&name)
                 .await
-                .unwrap()
                 .iter()
-                .filter(|c| c.state == regbox::engine::docker::State::Running)
+                .filter(|c| c.running)
                 .count();
             if running == 2 {
                 break;

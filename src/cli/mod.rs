@@ -356,7 +356,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .rpc
                 .get_block_count()
                 .await
-                .map_err(|e| cluster.node(&node).unwrap().rpc_error(e))?;
+                .map_err(cluster::Error::from)?;
             if cli.json {
                 println!(
                     "{}",
@@ -395,7 +395,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .rpc
                 .call_raw(&method, Value::Array(params), Duration::from_secs(300))
                 .await
-                .map_err(|e| target.rpc_error(e))?;
+                .map_err(cluster::Error::from)?;
             match result {
                 Value::String(s) if !cli.json => println!("{s}"),
                 Value::Null if !cli.json => {}

@@ -79,6 +79,14 @@ pub fn volume_name(cluster: &str, node: &str) -> String {
     format!("regbox-{cluster}-{node}-data")
 }
 
+/// The Docker label filter that finds one cluster's resources, or every regbox resource.
+pub fn cluster_filter(cluster: Option<&str>) -> String {
+    match cluster {
+        Some(name) => format!("{LABEL_CLUSTER}={name}"),
+        None => LABEL_CLUSTER.to_string(),
+    }
+}
+
 /// Labels of a cluster-wide resource.
 pub fn cluster_labels(cluster: &str) -> HashMap<String, String> {
     HashMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string())])

@@ -4,7 +4,7 @@
 use crate::core::manifest::ClusterSpec;
 
 /// Echoes user text into a one-line message without letting it flood or break the line.
-pub(crate) fn shown(s: &str) -> String {
+pub fn shown(s: &str) -> String {
     const LIMIT: usize = 64;
     let mut out: String = s.chars().take(LIMIT).flat_map(char::escape_debug).collect();
     if s.chars().nth(LIMIT).is_some() {

@@ -98,7 +98,15 @@ impl Observed {
     pub fn running(&self) -> Vec<bool> {
         self.nodes
             .iter()
-            .map(|n| matches!(n, Some(NodeSeen { state: State::Running, .. })))
+            .map(|n| {
+                matches!(
+                    n,
+                    Some(NodeSeen {
+                        state: State::Running,
+                        ..
+                    })
+                )
+            })
             .collect()
     }
 }
@@ -279,6 +287,46 @@ pub fn sessions(
         }
     }
     out
+}
+
+/// What a user's `connect a b` needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairStep {
+    /// Both list each other over a live session with the handshake done.
+    Done,
+    /// A live session exists at one end at least: the handshake is under way.
+    Wait,
+    /// No trace at either end: dial (again).
+    Dial,
+}
+
+/// The next step of connecting `a` to `b`, from the sessions both report. `redial_due` says the last
+/// dial is old enough to repeat.
+pub fn connect_step(sessions: &Sessions, a: NodeId, b: NodeId, redial_due: bool) -> PairStep {
+    let between = |x: NodeId, y: NodeId| {
+        sessions
+            .list
+            .iter()
+            .filter(move |s| s.at == x && s.peer == y && s.live)
+    };
+    let done = |x, y| between(x, y).any(|s| s.handshake);
+    if done(a, b) && done(b, a) {
+        PairStep::Done
+    } else if between(a, b).next().is_some() || between(b, a).next().is_some() || !redial_due {
+        PairStep::Wait
+    } else {
+        PairStep::Dial
+    }
+}
+
+/// Every session between `a` and `b`, at both ends, as `(node, peer id)` to close.
+pub fn pair_sessions(sessions: &Sessions, a: NodeId, b: NodeId) -> Vec<(NodeId, i64)> {
+    sessions
+        .list
+        .iter()
+        .filter(|s| (s.at, s.peer) == (a, b) || (s.at, s.peer) == (b, a))
+        .map(|s| (s.at, s.id))
+        .collect()
 }
 
 /// How the observed peer graph differs from the expected one.
@@ -552,11 +600,54 @@ mod tests {
     }
 
     #[test]
+    fn connect_waits_for_both_ends_and_redials_only_without_a_trace() {
+        let p = plane(&[&[0], &[0]]);
+        let none = observed(&[&[0], &[0]], vec![]);
+        assert_eq!(connect_step(&none.sessions, 0, 1, false), PairStep::Wait);
+        assert_eq!(connect_step(&none.sessions, 0, 1, true), PairStep::Dial);
+        let half = observed(&[&[0], &[0]], vec![(0, vec![entry(&p, 1, (0, 0), (1, 0))])]);
+        assert_eq!(connect_step(&half.sessions, 0, 1, true), PairStep::Wait);
+        let full = observed(&[&[0], &[0]], group(both(&p, 0, 1, 0)));
+        assert_eq!(connect_step(&full.sessions, 0, 1, true), PairStep::Done);
+        assert_eq!(pair_sessions(&full.sessions, 0, 1), vec![(0, 11), (1, 10)]);
+    }
+
+    #[test]
+    fn every_partition_is_stable_once_applied() {
+        // The loop re-plans after each pass: a realised partition must plan no further moves.
+        use crate::core::manifest;
+        use crate::core::partition::PartitionKind;
+        let spec = manifest::parse("name: lab\nnodes: 7\n", "t.yaml").unwrap();
+        let kinds = [
+            PartitionKind::Halves,
+            PartitionKind::RandomHalves { seed: 3 },
+            PartitionKind::Isolate("n3".into()),
+            PartitionKind::Bridge,
+            PartitionKind::MajoritiesRing,
+        ];
+        for kind in kinds {
+            let p = partition::build(&spec, &kind).unwrap();
+            let mut current = partition::healed(7);
+            for _ in 0..2 {
+                let moves = partition::plan(&current, Some(&p));
+                current = moves.target.clone();
+            }
+            let plane = DataPlane {
+                membership: current,
+                ..Default::default()
+            };
+            assert!(segments(Segments::Split(&p), &plane).is_empty(), "{kind:?}");
+        }
+    }
+
+    #[test]
     fn verify_names_missing_extra_and_unknown_peers() {
         let edges = [Edge::new(0, 1), Edge::new(1, 2)];
         let p = plane(&[&[0], &[0], &[0]]);
         let mut peers = group(both(&p, 0, 1, 0).into_iter().chain(both(&p, 0, 2, 0)));
-        peers[0].1.push(crate::core::session::tests::peer("/x(stranger)/"));
+        peers[0]
+            .1
+            .push(crate::core::session::tests::peer("/x(stranger)/"));
         let o = observed(&[&[0], &[0], &[0]], peers);
         let m = verify(&edges, &o, false).unwrap_err();
         assert_eq!(

@@ -35,7 +35,10 @@ pub enum Sample {
     Ready,
     /// Not (yet) able to serve, and why.
     NotReady(String),
-    Tip { height: u64, hash: String },
+    Tip {
+        height: u64,
+        hash: String,
+    },
     /// The mempool's txids, sorted.
     Mempool(Vec<String>),
     Height(u64),
@@ -89,7 +92,9 @@ impl WaitFor {
                         _ => None,
                     })
                     .collect();
-                met_unless(waiting, Met::Yes, |w| format!("not ready: {}", w.join("; ")))
+                met_unless(waiting, Met::Yes, |w| {
+                    format!("not ready: {}", w.join("; "))
+                })
             }
             WaitFor::SyncBlocks(_) => judge_tips(samples),
             WaitFor::SyncMempools(_) => judge_mempools(samples),
@@ -217,7 +222,11 @@ mod tests {
     #[test]
     fn tips_name_the_lagging_nodes() {
         let w = WaitFor::SyncBlocks(None);
-        let v = w.judge(&[("n0", tip(5, "aa")), ("n1", tip(3, "bb")), ("n2", tip(5, "aa"))]);
+        let v = w.judge(&[
+            ("n0", tip(5, "aa")),
+            ("n1", tip(3, "bb")),
+            ("n2", tip(5, "aa")),
+        ]);
         assert_eq!(
             v,
             Verdict::Pending("highest tip 5 (aa); lagging: n1 at 3 (bb)".into())
@@ -256,13 +265,13 @@ mod tests {
             node: "n0".into(),
             count: 2,
         };
-        assert_eq!(
-            p.judge(&[("n0", Sample::Peers(2))]),
-            Verdict::Met(Met::Yes)
-        );
+        assert_eq!(p.judge(&[("n0", Sample::Peers(2))]), Verdict::Met(Met::Yes));
         let r = WaitFor::Ready(None);
         assert_eq!(
-            r.judge(&[("n0", Sample::Ready), ("n1", Sample::NotReady("refused".into()))]),
+            r.judge(&[
+                ("n0", Sample::Ready),
+                ("n1", Sample::NotReady("refused".into()))
+            ]),
             Verdict::Pending("not ready: n1: refused".into())
         );
         assert_eq!(p.nodes(), Some(vec!["n0".to_string()]));

@@ -1,4 +1,5 @@
-//! The one facade over the Docker engine (bollard): every Docker call regbox makes goes through here.
+//! The one facade over the Docker engine (bollard): every Docker call regbox makes goes through here. It
+//! knows Docker, not regbox: resources are found by a label filter the caller builds.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -18,7 +19,7 @@ use bollard::query_parameters::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::core::blueprint::LABEL_CLUSTER;
+use crate::core::plan::State;
 use crate::core::subnet::Subnet;
 
 /// A failed Docker operation, naming what it was done to.
@@ -90,20 +91,6 @@ pub struct ContainerInfo {
     pub networks: HashMap<String, Option<Ipv4Addr>>,
 }
 
-/// What the engine says a container is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Created,
-    Running,
-    Paused,
-    Restarting,
-    Exited,
-    Removing,
-    Dead,
-    Unknown,
-}
-
 /// A network as listed by the engine.
 #[derive(Debug, Clone)]
 pub struct NetworkInfo {
@@ -131,12 +118,9 @@ pub struct Docker {
     api: bollard::Docker,
 }
 
-fn label_filter(key: &str, value: Option<&str>) -> HashMap<&'static str, Vec<String>> {
-    let label = match value {
-        Some(v) => format!("{key}={v}"),
-        None => key.to_string(),
-    };
-    HashMap::from([("label", vec![label])])
+/// A filter on one label: `key` (any value) or `key=value`.
+fn label_filter(label: &str) -> HashMap<&'static str, Vec<String>> {
+    HashMap::from([("label", vec![label.to_string()])])
 }
 
 impl Docker {
@@ -158,10 +142,9 @@ impl Docker {
             .collect())
     }
 
-    /// Networks carrying `regbox.cluster` (of one cluster, or of all when `cluster` is None).
-    pub async fn cluster_networks(&self, cluster: Option<&str>) -> Result<Vec<NetworkInfo>> {
-        self.networks(Some(label_filter(LABEL_CLUSTER, cluster)))
-            .await
+    /// Networks carrying `label` (`key` or `key=value`).
+    pub async fn labeled_networks(&self, label: &str) -> Result<Vec<NetworkInfo>> {
+        self.networks(Some(label_filter(label))).await
     }
 
     async fn networks(
@@ -359,11 +342,11 @@ impl Docker {
             })
     }
 
-    /// Containers carrying `regbox.cluster` (of one cluster, or of all), stopped ones included.
-    pub async fn cluster_containers(&self, cluster: Option<&str>) -> Result<Vec<ContainerInfo>> {
+    /// Containers carrying `label` (`key` or `key=value`), stopped ones included.
+    pub async fn labeled_containers(&self, label: &str) -> Result<Vec<ContainerInfo>> {
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
-            .filters(&label_filter(LABEL_CLUSTER, cluster))
+            .filters(&label_filter(label))
             .build();
         let list = self
             .api
@@ -469,10 +452,10 @@ impl Docker {
         absent_is(removed, (), container_err("remove", name))
     }
 
-    /// Names of the volumes carrying `regbox.cluster` (of one cluster, or of all).
-    pub async fn cluster_volumes(&self, cluster: Option<&str>) -> Result<Vec<String>> {
+    /// Names of the volumes carrying `label` (`key` or `key=value`).
+    pub async fn labeled_volumes(&self, label: &str) -> Result<Vec<String>> {
         let opts = ListVolumesOptionsBuilder::new()
-            .filters(&label_filter(LABEL_CLUSTER, cluster))
+            .filters(&label_filter(label))
             .build();
         let list = self
             .api

@@ -12,8 +12,8 @@ use crate::engine::wait::Timeout;
 pub enum Error {
     #[error("docker: {0}")]
     Docker(#[from] DockerError),
-    #[error("node `{node}`: {source}")]
-    Rpc { node: String, source: RpcError },
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
     #[error(transparent)]
     Timeout(#[from] Timeout),
     #[error("node `{node}` stopped while starting; its last log lines:\n{logs}")]
@@ -24,12 +24,12 @@ pub enum Error {
     Ambiguous(String),
     #[error("no cluster named `{0}` exists")]
     UnknownCluster(String),
-    #[error("no node `{node}` in cluster `{cluster}` (nodes are {known}, or indices 0..{count})")]
+    #[error("no node `{}` in cluster `{cluster}` ({hint})", crate::core::names::shown(.node))]
     UnknownNode {
         cluster: String,
         node: String,
-        known: String,
-        count: usize,
+        /// The valid names or index range, worded as in manifest errors.
+        hint: String,
     },
     #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
     Damaged(String),
@@ -76,3 +76,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `: `-separated (a bare "client error (Connect)" hides why).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

@@ -3,9 +3,14 @@
 
 use std::time::Duration;
 
-use crate::core::fault::Fault;
+use std::sync::Mutex;
 
-use crate::engine::cluster::{wait_ready, Cluster, Result};
+use crate::core::fault::Fault;
+use crate::core::plan::{Containers, Desired, Segments};
+use crate::engine::cluster::Cluster;
+use crate::engine::error::Result;
+use crate::engine::progress::Progress;
+use crate::engine::reconcile::{Cancel, Effects, Journal};
 
 impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and
@@ -25,16 +30,25 @@ impl Cluster {
             }
             Fault::Unpause => docker.unpause(container).await?,
         }
-        if matches!(fault, Fault::Start | Fault::Restart | Fault::Unpause) {
-            wait_ready(docker, node, timeout).await?;
-            if self.spec.nodes[node.layout.index].wallet {
-                node.rpc
-                    .ensure_wallet()
-                    .await
-                    .map_err(|e| node.rpc_error(e))?;
-            }
-            self.rewire(self.mode, timeout).await?;
+        if !matches!(fault, Fault::Start | Fault::Restart | Fault::Unpause) {
+            return Ok(());
         }
+        self.wait_ready(node.layout.index, timeout).await?;
+        // The node's declared edges come back inside the active partition, through the one loop.
+        let journal = Mutex::new(Journal::default());
+        let progress = Progress::default();
+        let fx = Effects {
+            cancel: Cancel::never(),
+            journal: &journal,
+            progress: &progress,
+        };
+        let desired = Desired {
+            edges: &self.spec.edges,
+            containers: Containers::AsTheyAre,
+            segments: Segments::Keep,
+            mode: self.mode,
+        };
+        self.converge(&desired, timeout, &fx).await?;
         Ok(())
     }
 }

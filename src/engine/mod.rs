@@ -3,11 +3,14 @@
 //! to its desired state.
 
 pub mod cluster;
-pub mod docker;
+pub(crate) mod docker;
 pub mod error;
 pub mod faults;
 pub mod image;
+pub mod lifecycle;
+pub mod node;
 pub mod progress;
+pub(crate) mod reconcile;
 pub mod rpc;
 pub mod runner;
 pub mod segments;

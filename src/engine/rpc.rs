@@ -1,7 +1,6 @@
 //! The one JSON-RPC client for bitcoind: HTTP with basic auth over a shared connection pool, plus typed
 //! helpers whose structs tolerate missing and extra fields so any node version can answer.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,6 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::engine::error::error_chain;
+
+pub use crate::core::session::PeerInfo;
+
 /// The wallet regbox creates on nodes declared with `wallet: true`.
 pub const WALLET: &str = "regbox";
 
@@ -22,9 +25,17 @@ pub const RPC_IN_WARMUP: i64 = -28;
 /// bitcoind's "node is not connected" error code (disconnectnode of a peer already gone).
 pub const RPC_CLIENT_NODE_NOT_CONNECTED: i64 = -29;
 
-/// A failed RPC call.
+/// A failed RPC call, naming the node it went to.
 #[derive(Debug, thiserror::Error)]
-pub enum RpcError {
+#[error("node `{node}`: {failure}")]
+pub struct RpcError {
+    pub node: String,
+    pub failure: RpcFailure,
+}
+
+/// How an RPC call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcFailure {
     /// No HTTP exchange happened (refused, reset, timed out): the node may be starting or gone.
     #[error("call `{method}` on {addr}: {message}")]
     Transport {
@@ -55,15 +66,15 @@ pub enum RpcError {
 impl RpcError {
     /// The bitcoind error code, when the node answered with one.
     pub fn code(&self) -> Option<i64> {
-        match self {
-            RpcError::Node { code, .. } => Some(*code),
+        match &self.failure {
+            RpcFailure::Node { code, .. } => Some(*code),
             _ => None,
         }
     }
 
     /// The node is not (yet) able to serve: it refuses connections or is warming up.
     pub fn is_not_ready(&self) -> bool {
-        matches!(self, RpcError::Transport { .. }) || self.code() == Some(RPC_IN_WARMUP)
+        matches!(self.failure, RpcFailure::Transport { .. }) || self.code() == Some(RPC_IN_WARMUP)
     }
 }
 
@@ -91,42 +102,9 @@ impl Default for Transport {
 #[derive(Clone)]
 pub struct RpcClient {
     transport: Transport,
+    node: String,
     addr: SocketAddr,
     auth: String,
-}
-
-/// One entry of `getpeerinfo`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct PeerInfo {
-    pub id: i64,
-    #[serde(default)]
-    pub addr: String,
-    /// The local end of the session.
-    #[serde(default)]
-    pub addrbind: String,
-    #[serde(default)]
-    pub inbound: bool,
-    #[serde(default)]
-    pub subver: String,
-    #[serde(default)]
-    pub bytesrecv_per_msg: HashMap<String, u64>,
-}
-
-impl PeerInfo {
-    /// The version handshake is done and a pong came back (a pong can only follow the handshake).
-    pub fn handshake_done(&self) -> bool {
-        self.bytesrecv_per_msg.get("pong").copied().unwrap_or(0) >= 29
-    }
-
-    /// The comments of the peer's user agent, e.g. `n1` from `/Satoshi:29.4.0(n1)/`.
-    pub fn ua_comments(&self) -> impl Iterator<Item = &str> {
-        let inner = self
-            .subver
-            .rsplit_once('(')
-            .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(c, _)| c);
-        inner.into_iter().flat_map(|c| c.split("; "))
-    }
 }
 
 /// A node's active tip, read in one call so height and hash belong together.
@@ -165,14 +143,21 @@ fn yes() -> bool {
 }
 
 impl RpcClient {
-    /// A client for the node answering at `addr` with the given credentials.
-    pub fn new(transport: Transport, addr: SocketAddr, user: &str, password: &str) -> RpcClient {
+    /// A client for node `node` answering at `addr` with the given credentials.
+    pub fn new(
+        transport: Transport,
+        node: &str,
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> RpcClient {
         let auth = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
         RpcClient {
             transport,
+            node: node.to_string(),
             addr,
             auth,
         }
@@ -185,6 +170,20 @@ impl RpcClient {
 
     /// Calls `method` and returns the raw `result`.
     pub async fn call_raw(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
+        self.exchange(method, params, timeout)
+            .await
+            .map_err(|failure| RpcError {
+                node: self.node.clone(),
+                failure,
+            })
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> std::result::Result<Value, RpcFailure> {
         let body = serde_json::to_vec(
             &json!({"jsonrpc": "1.0", "id": "regbox", "method": method, "params": params}),
         )
@@ -194,7 +193,7 @@ impl RpcClient {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a well-formed request");
-        let transport = |message: String| RpcError::Transport {
+        let transport = |message: String| RpcFailure::Transport {
             addr: self.addr,
             method: method.into(),
             message,
@@ -213,7 +212,7 @@ impl RpcClient {
                 .await
                 .map_err(|e| transport(error_chain(&e)))?
                 .to_bytes();
-            Ok::<_, RpcError>((status, bytes))
+            Ok::<_, RpcFailure>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
             .await
@@ -230,13 +229,13 @@ impl RpcClient {
             message: String,
         }
         match serde_json::from_slice::<Reply>(&bytes) {
-            Ok(Reply { error: Some(e), .. }) => Err(RpcError::Node {
+            Ok(Reply { error: Some(e), .. }) => Err(RpcFailure::Node {
                 method: method.into(),
                 code: e.code,
                 message: e.message,
             }),
             Ok(Reply { result, .. }) if status == 200 => Ok(result.unwrap_or(Value::Null)),
-            _ => Err(RpcError::Http {
+            _ => Err(RpcFailure::Http {
                 addr: self.addr,
                 method: method.into(),
                 status,
@@ -249,9 +248,12 @@ impl RpcClient {
         let value = self
             .call_raw(method, params, Duration::from_secs(60))
             .await?;
-        serde_json::from_value(value).map_err(|source| RpcError::Decode {
-            method: method.into(),
-            source,
+        serde_json::from_value(value).map_err(|source| RpcError {
+            node: self.node.clone(),
+            failure: RpcFailure::Decode {
+                method: method.into(),
+                source,
+            },
         })
     }
 
@@ -356,51 +358,5 @@ impl RpcClient {
         }
         let info: Info = self.call("getdescriptorinfo", json!([descriptor])).await?;
         Ok(format!("{descriptor}#{}", info.checksum))
-    }
-}
-
-/// The error and its causes on one line: hyper's own message alone ("client error (Connect)") hides why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(subver: &str) -> PeerInfo {
-        PeerInfo {
-            id: 0,
-            addr: String::new(),
-            addrbind: String::new(),
-            inbound: false,
-            subver: subver.into(),
-            bytesrecv_per_msg: HashMap::new(),
-        }
-    }
-
-    #[test]
-    fn ua_comments_are_read_from_the_last_component() {
-        assert_eq!(
-            peer("/Satoshi:29.4.0(n1)/")
-                .ua_comments()
-                .collect::<Vec<_>>(),
-            vec!["n1"]
-        );
-        assert_eq!(
-            peer("/Satoshi:29.4.0/Knots:20250305(a; b)/")
-                .ua_comments()
-                .collect::<Vec<_>>(),
-            vec!["a", "b"]
-        );
-        assert_eq!(peer("/Satoshi:29.4.0/").ua_comments().count(), 0);
-        assert_eq!(peer("").ua_comments().count(), 0);
     }
 }

@@ -245,10 +245,7 @@ fn pick(c: &Cluster, names: &Option<Vec<String>>) -> Result<Vec<Node>, String> {
 }
 
 async fn tip(n: &Node) -> Result<String, Error> {
-    n.rpc
-        .get_best_block_hash()
-        .await
-        .map_err(|e| n.rpc_error(e))
+    Ok(n.rpc.get_best_block_hash().await?)
 }
 
 async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), String> {
@@ -302,7 +299,7 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
                 let what = format!("height {height}");
                 wait_until(&what, *timeout, wait::interval_for(nodes.len()), || async {
                     let heights = on_all(&nodes, |n| async move {
-                        n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))
+                        n.rpc.get_block_count().await.map_err(Error::from)
                     })
                     .await?;
                     if heights.iter().all(|h| h >= height) {
@@ -317,7 +314,7 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
                 let n = c.node(node).map_err(fail)?;
                 let what = format!("{} to have {count} peers", n.name());
                 wait_until(&what, *timeout, wait::interval_for(2), || async {
-                    let peers = n.rpc.get_peer_info().await.map_err(|e| n.rpc_error(e))?;
+                    let peers = n.rpc.get_peer_info().await.map_err(Error::from)?;
                     if peers.len() == *count {
                         return Ok(Check::Ready(()));
                     }
@@ -339,7 +336,7 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
                 .rpc
                 .call_raw(method, Value::Array(params.clone()), STEP_TIMEOUT)
                 .await
-                .map_err(|e| fail(n.rpc_error(e)))?;
+                .map_err(|e| fail(e.into()))?;
             match expect {
                 Some(want) if *want != result => Err(format!("expected {want}, saw {result}")),
                 _ => Ok(()),
@@ -394,7 +391,7 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
         Assertion::Height { node, height } => {
             let nodes = pick(c, &node.clone().map(|n| vec![n]))?;
             let heights = on_all(&nodes, |n| async move {
-                n.rpc.get_block_count().await.map_err(|e| n.rpc_error(e))
+                n.rpc.get_block_count().await.map_err(Error::from)
             })
             .await
             .map_err(fail)?;
@@ -434,11 +431,7 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
                     .ok_or("no transaction was sent before")?,
             };
             let n = c.node(node).map_err(fail)?;
-            let pool = n
-                .rpc
-                .get_raw_mempool()
-                .await
-                .map_err(|e| fail(n.rpc_error(e)))?;
+            let pool = n.rpc.get_raw_mempool().await.map_err(|e| fail(e.into()))?;
             if pool.contains(&txid) {
                 Ok(())
             } else {

@@ -1,16 +1,18 @@
-//! Partitions carried out on Docker: segment networks created and removed, containers moved between
-//! them with their static addresses, sessions re-wired and the result verified; and heal, which brings
-//! every node back to the base segment with its original address.
+//! Partitions and heal as commands: the desired segments handed to the reconcile loop, the result
+//! verified and reported; `heal --sync` also waits for one tip and measures each node's reorg.
 
-use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::core::blueprint::{self, segment_network, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT};
-use crate::core::partition::{self, CutMode, PartitionKind, Plan, SegmentId};
-use crate::core::topology::NodeId;
-use crate::engine::cluster::{create_network, run_all, Cluster, Error, Result, DOCKER_CONCURRENCY};
+use crate::core::blueprint::segment_network;
+use crate::core::partition::{self, CutMode, PartitionKind, SegmentId};
+use crate::core::plan::{Containers, Desired, Segments};
+use crate::engine::cluster::Cluster;
+use crate::engine::error::{Error, Result};
+use crate::engine::progress::Progress;
+use crate::engine::reconcile::{Cancel, Effects, Journal};
 use crate::engine::wait::{self, on_all};
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
@@ -49,55 +51,34 @@ pub struct NodeReorg {
 }
 
 impl Cluster {
-    /// Reads the segments and each node's attachments back from Docker.
-    pub(crate) async fn observe(&mut self) -> Result<()> {
-        let (nets, containers) = tokio::try_join!(
-            self.docker.cluster_networks(Some(self.name())),
-            self.docker.cluster_containers(Some(self.name()))
-        )?;
-        let mut by_network: HashMap<&str, SegmentId> = HashMap::new();
-        self.segments.clear();
-        self.mode = CutMode::Drop;
-        for net in &nets {
-            let id = match net.labels.get(LABEL_ROLE).map(String::as_str) {
-                Some("data") => 0,
-                Some("segment") => match net.labels.get(LABEL_SEGMENT).and_then(|s| s.parse().ok())
-                {
-                    Some(id) => id,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            if net.labels.get(LABEL_MODE).map(String::as_str) == Some("silent") {
-                self.mode = CutMode::Silent;
-            }
-            if let Some(subnet) = net.subnets.first() {
-                self.segments.insert(id, *subnet);
-                by_network.insert(&net.name, id);
-            }
-        }
-        let attached: HashMap<&str, BTreeSet<SegmentId>> = containers
-            .iter()
-            .map(|c| {
-                (
-                    c.name.as_str(),
-                    c.networks
-                        .keys()
-                        .filter_map(|n| by_network.get(n.as_str()).copied())
-                        .collect(),
-                )
-            })
-            .collect();
-        self.membership = self
-            .nodes
-            .iter()
-            .map(|n| {
-                attached
-                    .get(n.layout.container.as_str())
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
+    /// Brings the cluster to `segments` under `mode` with containers as they are, through the one loop.
+    async fn converge_segments(
+        &mut self,
+        segments: Segments<'_>,
+        mode: CutMode,
+        timeout: Duration,
+    ) -> Result<()> {
+        let journal = Mutex::new(Journal::default());
+        let progress = Progress::default();
+        let fx = Effects {
+            cancel: Cancel::never(),
+            journal: &journal,
+            progress: &progress,
+        };
+        let edges = self.spec.edges.clone();
+        let desired = Desired {
+            edges: &edges,
+            containers: Containers::AsTheyAre,
+            segments,
+            mode,
+        };
+        self.plane = self.converge(&desired, timeout, &fx).await?;
+        // The segments' labels keep the mode they were made with; this run's mode is the one in force.
+        self.mode = if self.plane.segments.len() > 1 {
+            mode
+        } else {
+            CutMode::Drop
+        };
         Ok(())
     }
 
@@ -110,18 +91,13 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<PartitionReport> {
         let partition = partition::build(&self.spec, kind)?;
-        self.observe().await?;
-        let plan = partition::plan(&self.membership, Some(&partition));
         let mut groups = partition.describe(&self.spec);
         if groups.len() > 200 {
             groups = format!("{} into {} groups", kind.name(), partition.groups.len());
         }
-        tracing::info!(
-            "partition {groups}: {} attach, {} detach",
-            plan.attach.len(),
-            plan.detach.len()
-        );
-        self.apply(&plan, mode, timeout).await?;
+        tracing::info!("partition {groups}");
+        self.converge_segments(Segments::Split(&partition), mode, timeout)
+            .await?;
         self.verify(mode == CutMode::Silent).await?;
         Ok(self.report())
     }
@@ -129,9 +105,8 @@ impl Cluster {
     /// Every node back on the base segment with its original address, partition segments removed,
     /// declared edges re-wired and verified. Frozen sessions of a silent cut resume.
     pub async fn heal(&mut self, timeout: Duration) -> Result<PartitionReport> {
-        self.observe().await?;
-        let plan = partition::plan(&self.membership, None);
-        self.apply(&plan, CutMode::Drop, timeout).await?;
+        self.converge_segments(Segments::Heal, CutMode::Drop, timeout)
+            .await?;
         self.verify(false).await?;
         Ok(self.report())
     }
@@ -140,25 +115,14 @@ impl Cluster {
     /// tip any node had, and reports how deep each node reorganised.
     pub async fn heal_and_sync(&mut self, timeout: Duration) -> Result<HealReport> {
         let before = on_all(&self.nodes, |n| async move {
-            let hash = n
-                .rpc
-                .get_best_block_hash()
-                .await
-                .map_err(|e| n.rpc_error(e))?;
-            n.rpc
-                .get_block_header(&hash)
-                .await
-                .map_err(|e| n.rpc_error(e))
+            let hash = n.rpc.get_best_block_hash().await?;
+            Ok::<_, Error>(n.rpc.get_block_header(&hash).await?)
         })
         .await?;
         self.heal(timeout).await?;
         let tip = self.sync_blocks(timeout).await?;
         let first = &self.nodes[0];
-        let header = first
-            .rpc
-            .get_block_header(&tip)
-            .await
-            .map_err(|e| first.rpc_error(e))?;
+        let header = first.rpc.get_block_header(&tip).await?;
         if let Some(better) = before.iter().find(|b| b.chainwork > header.chainwork) {
             return Err(Error::Graph(format!(
                 "the nodes agreed on {} (height {}) although {} (height {}) has more work",
@@ -173,23 +137,15 @@ impl Cluster {
             async move {
                 // Walk back from the old tip until a block that is still in the active chain.
                 let mut depth = 0;
-                let mut cursor = n
-                    .rpc
-                    .get_block_header(&old.hash)
-                    .await
-                    .map_err(|e| n.rpc_error(e))?;
+                let mut cursor = n.rpc.get_block_header(&old.hash).await?;
                 while cursor.confirmations < 1 {
                     depth += 1;
                     let Some(prev) = cursor.previousblockhash.clone() else {
                         break;
                     };
-                    cursor = n
-                        .rpc
-                        .get_block_header(&prev)
-                        .await
-                        .map_err(|e| n.rpc_error(e))?;
+                    cursor = n.rpc.get_block_header(&prev).await?;
                 }
-                Ok(NodeReorg {
+                Ok::<_, Error>(NodeReorg {
                     node: n.name().to_string(),
                     old_tip: old.hash,
                     old_height: old.height,
@@ -205,78 +161,10 @@ impl Cluster {
         })
     }
 
-    /// Carries out a plan: new segments, then detachments before attachments (so no two nodes share a
-    /// segment the target does not allow, even briefly, when a segment is reused), then the segments no
-    /// longer used; then re-wires.
-    async fn apply(&mut self, plan: &Plan, mode: CutMode, timeout: Duration) -> Result<()> {
-        self.move_nodes(plan, mode).await?;
-        self.rewire(mode, timeout).await
-    }
-
-    /// The Docker half of `apply`: segment networks and attachments, no sessions.
-    pub(crate) async fn move_nodes(&mut self, plan: &Plan, mode: CutMode) -> Result<()> {
-        let docker = &self.docker;
-        let name = self.spec.name.clone();
-        for &segment in &plan.create {
-            let mut labels = blueprint::cluster_labels(&name);
-            labels.insert(LABEL_ROLE.into(), "segment".into());
-            labels.insert(LABEL_SEGMENT.into(), segment.to_string());
-            labels.insert(
-                LABEL_MODE.into(),
-                if mode == CutMode::Silent {
-                    "silent"
-                } else {
-                    "drop"
-                }
-                .into(),
-            );
-            let subnet = create_network(docker, &segment_network(&name, segment), labels).await?;
-            self.segments.insert(segment, subnet);
-        }
-        let this = &*self;
-        let container = |node: NodeId| this.nodes[node].layout.container.as_str();
-        let network = |segment: SegmentId| segment_network(&name, segment);
-        run_all(
-            plan.detach.iter().map(|&(node, segment)| async move {
-                Ok(docker
-                    .disconnect_network(container(node), &network(segment))
-                    .await?)
-            }),
-            DOCKER_CONCURRENCY,
-        )
-        .await?;
-        run_all(
-            plan.attach.iter().map(|&(node, segment)| async move {
-                let ip = this.address(node, segment).expect("segment exists");
-                Ok(docker
-                    .connect_network(container(node), &network(segment), ip)
-                    .await?)
-            }),
-            DOCKER_CONCURRENCY,
-        )
-        .await?;
-        run_all(
-            plan.remove
-                .iter()
-                .map(|&segment| async move { Ok(docker.remove_network(&network(segment)).await?) }),
-            DOCKER_CONCURRENCY,
-        )
-        .await?;
-        for segment in &plan.remove {
-            self.segments.remove(segment);
-        }
-        self.membership = plan.target.clone();
-        self.mode = if self.segments.len() > 1 {
-            mode
-        } else {
-            CutMode::Drop
-        };
-        Ok(())
-    }
-
     /// The segments, their members and the expected graph.
     pub fn report(&self) -> PartitionReport {
         let segments = self
+            .plane
             .segments
             .iter()
             .map(|(&id, subnet)| SegmentReport {
@@ -284,6 +172,7 @@ impl Cluster {
                 network: segment_network(self.name(), id),
                 subnet: subnet.to_string(),
                 members: self
+                    .plane
                     .membership
                     .iter()
                     .enumerate()
@@ -302,13 +191,5 @@ impl Cluster {
             segments,
             graph,
         }
-    }
-
-    /// Each node's segments, by network name.
-    pub fn segments_of(&self, node: NodeId) -> Vec<String> {
-        self.membership[node]
-            .iter()
-            .map(|&s| segment_network(self.name(), s))
-            .collect()
     }
 }

@@ -1,14 +1,17 @@
-//! Waiting on conditions instead of sleeping: a general `wait_until` with a deadline and a poll interval,
-//! and the cluster-wide conditions built on it (`sync_blocks`, `sync_mempools`).
+//! Waiting on conditions instead of sleeping: the one poll loop (`wait_until`: a deadline, an interval,
+//! one timeout error saying what was awaited and what was seen last), and `wait_for`, which polls the
+//! data conditions of `core::wait` on a set of nodes.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use crate::engine::cluster::{Error, Node};
+pub use crate::core::wait::{short, Met, WaitFor};
+use crate::core::wait::{Sample, Verdict};
+use crate::engine::error::Error;
+use crate::engine::node::Node;
 
 /// One look at a condition: met (with a value), or not yet (with what was seen, for the timeout message).
 pub enum Check<T> {
@@ -69,10 +72,10 @@ pub fn interval_for(nodes: usize) -> Duration {
 }
 
 /// Runs `f` on every node concurrently (bounded) and returns the answers in node order.
-pub async fn on_all<'a, T, F, Fut>(nodes: &'a [Node], f: F) -> Result<Vec<T>, Error>
+pub async fn on_all<'a, T, E, F, Fut>(nodes: &'a [Node], f: F) -> Result<Vec<T>, E>
 where
     F: Fn(&'a Node) -> Fut,
-    Fut: Future<Output = Result<T, Error>> + 'a,
+    Fut: Future<Output = Result<T, E>> + 'a,
 {
     stream::iter(nodes.iter().map(f))
         .buffered(RPC_CONCURRENCY)
@@ -80,77 +83,53 @@ where
         .await
 }
 
-/// Waits until every node reports the same best block hash. On timeout the error names the nodes that
-/// are not on the highest tip seen and what they reported.
+/// Waits until `what` holds on `nodes` (the caller picked them: `what.nodes()` names them), polling
+/// every node each round. On timeout the error names the condition, the nodes and what they last
+/// reported.
+pub async fn wait_for(nodes: &[Node], what: &WaitFor, timeout: Duration) -> Result<Met, Error> {
+    let reading = what.reading();
+    let names: Vec<&str> = nodes.iter().map(Node::name).collect();
+    let label = format!("{what} on {}", describe_nodes(&names));
+    wait_until(&label, timeout, interval_for(nodes.len()), || async {
+        let samples = on_all(nodes, |n| n.sample(reading)).await?;
+        let named: Vec<(&str, Sample)> = names.iter().copied().zip(samples).collect();
+        Ok(match what.judge(&named) {
+            Verdict::Met(met) => Check::Ready(met),
+            Verdict::Pending(seen) => Check::Pending(seen),
+        })
+    })
+    .await
+}
+
+/// Waits until every node reports the same best block hash; returns it.
 pub async fn sync_blocks(nodes: &[Node], timeout: Duration) -> Result<String, Error> {
-    let what = format!("{} nodes to share one best block", nodes.len());
-    wait_until(&what, timeout, interval_for(nodes.len()), || async {
-        let tips = on_all(nodes, |n| async move {
-            let tip = n.rpc.get_tip().await.map_err(|e| n.rpc_error(e))?;
-            Ok((tip.height, tip.hash))
-        })
-        .await?;
-        let best = tips.iter().max().cloned().unwrap_or_default();
-        if tips.iter().all(|t| t.1 == best.1) {
-            return Ok(Check::Ready(best.1));
-        }
-        let lagging: Vec<String> = nodes
-            .iter()
-            .zip(&tips)
-            .filter(|(_, t)| t.1 != best.1)
-            .map(|(n, (h, hash))| format!("{} at {h} ({})", n.name(), short(hash)))
-            .collect();
-        Ok(Check::Pending(format!(
-            "highest tip {} ({}); lagging: {}",
-            best.0,
-            short(&best.1),
-            lagging.join(", ")
-        )))
-    })
-    .await
+    match wait_for(nodes, &WaitFor::SyncBlocks(None), timeout).await? {
+        Met::Tip(tip) => Ok(tip),
+        other => unreachable!("sync_blocks met with {other:?}"),
+    }
 }
 
-/// Waits until every node's mempool holds the same set of transactions. On timeout the error names the
-/// nodes whose mempool differs from the largest one.
+/// Waits until every node's mempool holds the same transactions; returns how many.
 pub async fn sync_mempools(nodes: &[Node], timeout: Duration) -> Result<usize, Error> {
-    let what = format!("{} nodes to hold the same mempool", nodes.len());
-    wait_until(&what, timeout, interval_for(nodes.len()), || async {
-        let pools = on_all(nodes, |n| async move {
-            let mut txs = n.rpc.get_raw_mempool().await.map_err(|e| n.rpc_error(e))?;
-            txs.sort();
-            Ok(txs)
-        })
-        .await?;
-        let mut counts: BTreeMap<&Vec<String>, usize> = BTreeMap::new();
-        for p in &pools {
-            *counts.entry(p).or_default() += 1;
-        }
-        let reference = pools
-            .iter()
-            .max_by_key(|p| p.len())
-            .cloned()
-            .unwrap_or_default();
-        if counts.len() <= 1 {
-            return Ok(Check::Ready(reference.len()));
-        }
-        let differ: Vec<String> = nodes
-            .iter()
-            .zip(&pools)
-            .filter(|(_, p)| **p != reference)
-            .map(|(n, p)| format!("{} has {} txs", n.name(), p.len()))
-            .collect();
-        Ok(Check::Pending(format!(
-            "largest mempool {} txs; differing: {}",
-            reference.len(),
-            differ.join(", ")
-        )))
-    })
-    .await
+    match wait_for(nodes, &WaitFor::SyncMempools(None), timeout).await? {
+        Met::Mempool(size) => Ok(size),
+        other => unreachable!("sync_mempools met with {other:?}"),
+    }
 }
 
-/// The first 12 hex digits of a hash, enough to tell tips apart in a message.
-pub fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+/// `n0, n1, n2` or, for many, `40 nodes (n0 … n39)`.
+fn describe_nodes(names: &[&str]) -> String {
+    match names {
+        [] => "no node".into(),
+        [one] => (*one).to_string(),
+        _ if names.len() <= 6 => names.join(", "),
+        _ => format!(
+            "{} nodes ({} … {})",
+            names.len(),
+            names[0],
+            names[names.len() - 1]
+        ),
+    }
 }
 
 #[cfg(test)]

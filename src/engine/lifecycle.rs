@@ -1,0 +1,479 @@
+//! A cluster's life: `up` (the cluster-wide resources — image, metadata container, control and data
+//! networks — then the reconcile loop and a verification, rolled back on failure or Ctrl-C), `ls`, and
+//! `down`, which removes everything labeled with the cluster and names what it could not remove.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use rand::RngCore;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::core::blueprint::{
+    self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
+    ROLE_META,
+};
+use crate::core::manifest::ClusterSpec;
+use crate::core::partition::CutMode;
+use crate::core::plan::{Containers, Desired, Segments, State};
+use crate::core::subnet::{self, Subnet};
+use crate::engine::cluster::Cluster;
+use crate::engine::docker::{ContainerInfo, Docker, DockerError, NetworkInfo};
+use crate::engine::error::{Error, Result};
+use crate::engine::image;
+use crate::engine::progress::Progress;
+use crate::engine::reconcile::{Cancel, Effects, Journal};
+
+/// Containers created or started at once: more only queues inside the engine on small machines.
+pub(crate) const DOCKER_CONCURRENCY: usize = 16;
+
+/// How `up` behaves.
+#[derive(Clone)]
+pub struct UpOptions {
+    pub progress: Progress,
+    /// Limit for each wait (readiness, wiring, verification).
+    pub timeout: Duration,
+    /// Tear the cluster down when the returned handle is dropped without `down` or `keep` (the
+    /// fallback for library users whose test panics).
+    pub teardown_on_drop: bool,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            progress: Progress::default(),
+            timeout: Duration::from_secs(120),
+            teardown_on_drop: true,
+        }
+    }
+}
+
+/// A cluster as `ls` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSummary {
+    pub name: String,
+    pub nodes: usize,
+    pub running: usize,
+    pub networks: Vec<String>,
+}
+
+/// What `down` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownReport {
+    pub cluster: String,
+    pub containers: usize,
+    pub volumes: usize,
+    pub networks: usize,
+}
+
+impl Cluster {
+    /// Brings the cluster declared by `spec` up — or, if it already exists, to the declared state — and
+    /// verifies the peer graph. On failure, what this run created is removed again.
+    pub async fn up(spec: ClusterSpec, opts: &UpOptions) -> Result<Cluster> {
+        Cluster::up_until(spec, opts, std::future::pending()).await
+    }
+
+    /// `up` that stops when `cancel` completes (e.g. on Ctrl-C): no new work starts, Docker calls in
+    /// flight finish, waits are cut short, and what this run created is removed.
+    pub async fn up_until(
+        spec: ClusterSpec,
+        opts: &UpOptions,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Cluster> {
+        let docker = Docker::connect().await?;
+        let journal = Mutex::new(Journal::default());
+        let (tx, rx) = watch::channel(false);
+        let fx = Effects {
+            cancel: Cancel(rx),
+            journal: &journal,
+            progress: &opts.progress,
+        };
+        let work = up(&docker, spec, opts, &fx);
+        tokio::pin!(work);
+        tokio::pin!(cancel);
+        // Cancelling never drops a Docker call half-way (the engine would finish it after the rollback):
+        // it stops new work from starting and cuts the waits short, then `work` returns Interrupted.
+        let result = tokio::select! {
+            r = &mut work => r,
+            () = &mut cancel => {
+                let _ = tx.send(true);
+                work.await
+            }
+        };
+        match result {
+            Ok(cluster) => Ok(cluster),
+            Err(source) => {
+                opts.progress.finish();
+                let journal = std::mem::take(&mut *journal.lock().unwrap());
+                let cleanup = rollback(&docker, journal).await;
+                Err(Error::RolledBack {
+                    source: Box::new(source),
+                    cleanup,
+                })
+            }
+        }
+    }
+}
+
+/// The body of `up`: the cluster-wide resources, then the one loop with every declared node running and
+/// every node on the base segment, then a check of the peer graph.
+async fn up(
+    docker: &Docker,
+    spec: ClusterSpec,
+    opts: &UpOptions,
+    fx: &Effects<'_>,
+) -> Result<Cluster> {
+    let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
+    for img in images {
+        fx.cancel
+            .guard(async { Ok(image::ensure_on(docker, img, fx.progress).await?) })
+            .await?;
+    }
+    warn_if_arp_table_small(spec.nodes.len());
+    let password = ensure_meta(docker, &spec, fx).await?;
+    fx.cancel.check()?;
+    let name = spec.name.clone();
+    let networks = Networks {
+        control: ensure_network(
+            docker,
+            &name,
+            "control",
+            &blueprint::control_network(&name),
+            fx,
+        )
+        .await?,
+        data: ensure_network(docker, &name, "data", &blueprint::data_network(&name), fx).await?,
+        rpcauth: rpcauth_for(&password),
+    };
+    let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
+    let edges = cluster.spec.edges.clone();
+    let desired = Desired {
+        edges: &edges,
+        containers: Containers::Declared,
+        segments: Segments::Heal,
+        mode: CutMode::Drop,
+    };
+    cluster.plane = cluster.converge(&desired, opts.timeout, fx).await?;
+    fx.progress.stage("verifying the peer graph", 0);
+    fx.cancel.guard(cluster.verify(false)).await?;
+    fx.progress.finish();
+    cluster.armed = opts.teardown_on_drop;
+    Ok(cluster)
+}
+
+/// Makes sure the metadata container holds this spec (replacing one made from another spec); returns
+/// the cluster's RPC password (kept from an existing cluster, else new).
+async fn ensure_meta(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> Result<String> {
+    let name = &spec.name;
+    let existing = docker
+        .labeled_containers(&blueprint::cluster_filter(Some(name)))
+        .await?;
+    let metas: Vec<&ContainerInfo> = existing
+        .iter()
+        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+        .collect();
+    let spec_json = serde_json::to_string(spec).expect("a spec serializes");
+    let password = metas
+        .first()
+        .and_then(|m| m.labels.get(LABEL_RPC_PASSWORD).cloned())
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        });
+    fx.cancel.check()?;
+    if metas.first().and_then(|m| m.labels.get(LABEL_SPEC)) == Some(&spec_json) {
+        return Ok(password);
+    }
+    for m in &metas {
+        docker.remove_container(&m.name).await?;
+    }
+    let mut labels = blueprint::cluster_labels(name);
+    labels.insert(LABEL_ROLE.into(), ROLE_META.into());
+    labels.insert(LABEL_SPEC.into(), spec_json);
+    labels.insert(LABEL_RPC_PASSWORD.into(), password.clone());
+    let meta = blueprint::meta_container(name);
+    if metas.is_empty() {
+        // A replaced metadata container stays even if this run fails: it holds the declared state.
+        fx.journal.lock().unwrap().containers.push(meta.clone());
+    }
+    docker
+        .create_marker(&meta, &spec.nodes[0].image, labels)
+        .await?;
+    Ok(password)
+}
+
+/// Past a few hundred containers the host's neighbour (ARP) table overflows and addresses stop
+/// resolving at random; say so before it shows up as a wiring timeout.
+fn warn_if_arp_table_small(nodes: usize) {
+    let path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+    let Some(limit) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        return;
+    };
+    // Each node has an address on the control and the data network, both bridged on this host.
+    let needed = nodes * 2 + 64;
+    if limit < needed {
+        tracing::warn!(
+            "{nodes} nodes need about {needed} neighbour entries but net.ipv4.neigh.default.gc_thresh3 is {limit}; \
+             raise it (sysctl -w net.ipv4.neigh.default.gc_thresh3={}) or expect wiring timeouts",
+            needed.next_power_of_two() * 2
+        );
+    }
+}
+
+/// Finds the cluster's network of `role`, or creates it.
+async fn ensure_network(
+    docker: &Docker,
+    cluster: &str,
+    role: &str,
+    name: &str,
+    fx: &Effects<'_>,
+) -> Result<Subnet> {
+    let existing = docker
+        .labeled_networks(&blueprint::cluster_filter(Some(cluster)))
+        .await?;
+    if let Some(subnet) = existing
+        .iter()
+        .find(|n| n.name == name)
+        .and_then(|n| n.subnets.first())
+    {
+        return Ok(*subnet);
+    }
+    let mut labels = blueprint::cluster_labels(cluster);
+    labels.insert(LABEL_ROLE.into(), role.into());
+    fx.journal.lock().unwrap().networks.push(name.to_string());
+    create_network(docker, name, labels).await
+}
+
+/// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
+/// refuses a subnet another process took meanwhile; the next free one is tried.
+pub(crate) async fn create_network(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<Subnet> {
+    let mut taken = docker.all_subnets().await?;
+    taken.extend(
+        std::fs::read_to_string("/proc/net/route")
+            .map(|t| subnet::parse_routes(&t))
+            .unwrap_or_default(),
+    );
+    for subnet in subnet::free_subnets(&taken, name).take(64) {
+        match docker.create_network(name, subnet, labels.clone()).await {
+            Ok(()) => return Ok(subnet),
+            Err(e) if e.is_pool_overlap() => {
+                tracing::debug!("{subnet} was taken meanwhile; trying the next one")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::NoSubnet {
+        pool: subnet::POOL,
+        network: name.to_string(),
+    })
+}
+
+/// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
+/// with it each container's configuration hash, is the same on every run.
+pub(crate) fn rpcauth_for(password: &str) -> String {
+    use sha2::Digest;
+    let salt = sha2::Sha256::digest(format!("regbox-salt:{password}").as_bytes());
+    blueprint::rpcauth(&salt[..16], password)
+}
+
+/// Every cluster name found on regbox's labels.
+fn names_in(containers: &[ContainerInfo], networks: &[NetworkInfo]) -> BTreeSet<String> {
+    containers
+        .iter()
+        .map(|c| &c.labels)
+        .chain(networks.iter().map(|n| &n.labels))
+        .filter_map(|l| l.get(LABEL_CLUSTER).cloned())
+        .collect()
+}
+
+/// Every regbox container and network on the engine.
+async fn everything(docker: &Docker) -> Result<(Vec<ContainerInfo>, Vec<NetworkInfo>)> {
+    let all = blueprint::cluster_filter(None);
+    Ok(tokio::try_join!(
+        docker.labeled_containers(&all),
+        docker.labeled_networks(&all)
+    )?)
+}
+
+/// The cluster a command means: the one named, or the only one there is.
+pub(crate) async fn resolve_cluster(docker: &Docker, name: Option<&str>) -> Result<String> {
+    let (containers, networks) = everything(docker).await?;
+    let names = names_in(&containers, &networks);
+    match name {
+        Some(n) if names.contains(n) => Ok(n.to_string()),
+        Some(n) => Err(Error::UnknownCluster(n.to_string())),
+        None if names.len() == 1 => Ok(names.into_iter().next().unwrap()),
+        None if names.is_empty() => Err(Error::NoCluster),
+        None => Err(Error::Ambiguous(
+            names.into_iter().collect::<Vec<_>>().join(", "),
+        )),
+    }
+}
+
+/// Lists every regbox cluster on the engine.
+pub async fn list() -> Result<Vec<ClusterSummary>> {
+    let docker = Docker::connect().await?;
+    let (containers, networks) = everything(&docker).await?;
+    let of = |labels: &HashMap<String, String>, name: &str| {
+        labels.get(LABEL_CLUSTER).map(String::as_str) == Some(name)
+    };
+    Ok(names_in(&containers, &networks)
+        .into_iter()
+        .map(|name| {
+            let nodes: Vec<&ContainerInfo> = containers
+                .iter()
+                .filter(|c| of(&c.labels, &name) && c.labels.contains_key(LABEL_NODE))
+                .collect();
+            ClusterSummary {
+                nodes: nodes.len(),
+                running: nodes.iter().filter(|c| c.state == State::Running).count(),
+                networks: networks
+                    .iter()
+                    .filter(|n| of(&n.labels, &name))
+                    .map(|n| n.name.clone())
+                    .collect(),
+                name,
+            }
+        })
+        .collect())
+}
+
+/// Removes every container, volume and network labeled with cluster `name` (works on half-made
+/// clusters too), retrying Docker 20.10's stale-endpoint refusals, and names whatever it could not remove.
+pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownReport> {
+    let docker = Docker::connect().await?;
+    let name = resolve_cluster(&docker, name).await?;
+    down(&docker, &name, progress).await
+}
+
+pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
+    let filter = blueprint::cluster_filter(Some(name));
+    let containers = docker.labeled_containers(&filter).await?;
+    progress.stage(
+        &format!("removing {} containers of `{name}`", containers.len()),
+        containers.len() as u64,
+    );
+    let mut removal = Removal::new(docker, progress);
+    let containers = removal
+        .containers(containers.into_iter().map(|c| c.name))
+        .await;
+    // Volumes and networks go only once their containers are gone.
+    let volumes = docker.labeled_volumes(&filter).await?;
+    let networks = docker.labeled_networks(&filter).await?;
+    progress.stage(
+        &format!(
+            "removing {} volumes and {} networks",
+            volumes.len(),
+            networks.len()
+        ),
+        (volumes.len() + networks.len()) as u64,
+    );
+    let report = DownReport {
+        cluster: name.to_string(),
+        containers,
+        volumes: removal.volumes(volumes).await,
+        networks: removal.networks(networks.into_iter().map(|n| n.name)).await,
+    };
+    progress.finish();
+    if removal.left.is_empty() {
+        Ok(report)
+    } else {
+        Err(Error::Leftovers(removal.left))
+    }
+}
+
+/// Removes what an interrupted or failed `up` created and says what happened.
+async fn rollback(docker: &Docker, journal: Journal) -> String {
+    if journal.containers.is_empty() && journal.networks.is_empty() {
+        return "nothing was created by this run".into();
+    }
+    let quiet = Progress::default();
+    let mut removal = Removal::new(docker, &quiet);
+    let containers = removal.containers(journal.containers.into_iter()).await;
+    removal.volumes(journal.volumes).await;
+    let networks = removal.networks(journal.networks.into_iter()).await;
+    let mut msg =
+        format!("removed what this run created: {containers} container(s), {networks} network(s)");
+    if !removal.left.is_empty() {
+        msg.push_str(&format!("; could NOT remove: {}", removal.left.join(", ")));
+    }
+    msg
+}
+
+/// Bounded parallel removal that counts what went and remembers what did not.
+struct Removal<'a> {
+    docker: &'a Docker,
+    progress: &'a Progress,
+    left: Vec<String>,
+}
+
+impl<'a> Removal<'a> {
+    fn new(docker: &'a Docker, progress: &'a Progress) -> Self {
+        Removal {
+            docker,
+            progress,
+            left: Vec::new(),
+        }
+    }
+
+    async fn containers(&mut self, names: impl Iterator<Item = String>) -> usize {
+        let docker = self.docker;
+        self.each(names, |n| async move { docker.remove_container(&n).await })
+            .await
+    }
+
+    async fn volumes(&mut self, names: Vec<String>) -> usize {
+        let docker = self.docker;
+        self.each(names.into_iter(), |n| async move {
+            docker.remove_volume(&n).await
+        })
+        .await
+    }
+
+    async fn networks(&mut self, names: impl Iterator<Item = String>) -> usize {
+        let docker = self.docker;
+        self.each(names, |n| async move { docker.remove_network(&n).await })
+            .await
+    }
+
+    async fn each<F, Fut>(&mut self, names: impl Iterator<Item = String>, remove: F) -> usize
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<(), DockerError>>,
+    {
+        let progress = self.progress;
+        let results: Vec<(String, Result<(), DockerError>)> = stream::iter(names.map(|n| {
+            let fut = remove(n.clone());
+            async move {
+                let r = fut.await;
+                progress.inc();
+                (n, r)
+            }
+        }))
+        .buffer_unordered(DOCKER_CONCURRENCY)
+        .collect()
+        .await;
+        let mut removed = 0;
+        for (name, r) in results {
+            match r {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!("{}", crate::engine::error::error_chain(&e));
+                    self.left.push(name);
+                }
+            }
+        }
+        removed
+    }
+}

@@ -1,0 +1,66 @@
+//! One running node: where it lives (its blueprint), its RPC client, and what regbox reads from it or
+//! asks of it on its own — a reading for a wait, mining, its wallet.
+
+use crate::core::blueprint::NodeLayout;
+use crate::core::wait::{Reading, Sample};
+use crate::engine::rpc::{RpcClient, RpcError};
+
+/// A node of a cluster: where it lives and how to talk to it.
+#[derive(Clone)]
+pub struct Node {
+    pub layout: NodeLayout,
+    pub rpc: RpcClient,
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        &self.layout.name
+    }
+
+    /// One reading for a wait. A node that refuses connections or warms up is `NotReady`, not an error.
+    pub async fn sample(&self, reading: Reading) -> Result<Sample, RpcError> {
+        let rpc = &self.rpc;
+        match reading {
+            Reading::Ready => {
+                let loaded = match rpc.get_block_count().await {
+                    Ok(_) => rpc.get_mempool_info().await.map(|m| m.loaded),
+                    Err(e) => Err(e),
+                };
+                match loaded {
+                    Ok(true) => Ok(Sample::Ready),
+                    Ok(false) => Ok(Sample::NotReady("mempool still loading".into())),
+                    Err(e) if e.is_not_ready() => Ok(Sample::NotReady(e.failure.to_string())),
+                    Err(e) => Err(e),
+                }
+            }
+            Reading::Tip => rpc.get_tip().await.map(|t| Sample::Tip {
+                height: t.height,
+                hash: t.hash,
+            }),
+            Reading::Mempool => rpc.get_raw_mempool().await.map(|mut txs| {
+                txs.sort();
+                Sample::Mempool(txs)
+            }),
+            Reading::Height => rpc.get_block_count().await.map(Sample::Height),
+            Reading::Peers => rpc.get_peer_info().await.map(|p| Sample::Peers(p.len())),
+        }
+    }
+
+    /// Mines `blocks` blocks: to the node's wallet when it has one, otherwise to an anyone-can-spend
+    /// script unique to the node (so two nodes mining on the same parent in the same second never make
+    /// the same block).
+    pub async fn mine(&self, blocks: u64, wallet: bool) -> Result<Vec<String>, RpcError> {
+        if wallet {
+            let address = self.rpc.get_new_address().await?;
+            return self.rpc.generate_to_address(blocks, &address).await;
+        }
+        // <push node name> OP_DROP OP_TRUE
+        let name = self.name().as_bytes();
+        let script = format!("{:02x}{}7551", name.len(), hex::encode(name));
+        let descriptor = self
+            .rpc
+            .descriptor_with_checksum(&format!("raw({script})"))
+            .await?;
+        self.rpc.generate_to_descriptor(blocks, &descriptor).await
+    }
+}

@@ -1,0 +1,542 @@
+//! The one reconcile loop: observe the cluster (containers, attachments, sessions), let
+//! `core::plan::next` decide the next pass, carry it out, observe again — until nothing is left to do or
+//! the deadline passes. `up`, `partition`, `heal` and the node faults all converge here; the loop holds
+//! no decisions of its own.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::core::blueprint::{
+    self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_META,
+};
+use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
+use crate::core::plan::{
+    self, ContainerActions, Desired, NodeSeen, Observed, Pass, SessionActions, State,
+};
+use crate::core::session::{DataPlane, PeerInfo, Sessions};
+use crate::core::topology::{Edge, Graph, NodeId};
+use crate::core::wait::{Sample, WaitFor};
+use crate::engine::cluster::Cluster;
+use crate::engine::docker::ContainerConfig;
+use crate::engine::error::{Error, Result};
+use crate::engine::lifecycle::{create_network, DOCKER_CONCURRENCY};
+use crate::engine::node::Node;
+use crate::engine::progress::Progress;
+use crate::engine::wait::{interval_for, wait_until, Check, Timeout, RPC_CONCURRENCY};
+
+/// A dial that left no trace at either end is repeated after this long (the listener was not up yet).
+const REDIAL_AFTER: Duration = Duration::from_secs(1);
+
+/// The interruption signal of one run: set once, never cleared.
+pub(crate) struct Cancel(pub(crate) watch::Receiver<bool>);
+
+impl Cancel {
+    /// A signal that never fires (commands that are not interruptible half-way).
+    pub(crate) fn never() -> Cancel {
+        let (tx, rx) = watch::channel(false);
+        // Keep the sender alive for the life of the process: a dropped sender would end `wait_for`.
+        std::mem::forget(tx);
+        Cancel(rx)
+    }
+
+    /// Refuses to start new work once cancelled.
+    pub(crate) fn check(&self) -> Result<()> {
+        if *self.0.borrow() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs `work` (a wait, never a Docker mutation) unless cancelled first.
+    pub(crate) async fn guard<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut rx = self.0.clone();
+        tokio::select! {
+            r = work => r,
+            _ = rx.wait_for(|c| *c) => Err(Error::Interrupted),
+        }
+    }
+}
+
+/// What one `up` run created, so an interrupted or failed run can take it back.
+#[derive(Default)]
+pub(crate) struct Journal {
+    pub(crate) containers: Vec<String>,
+    pub(crate) volumes: Vec<String>,
+    pub(crate) networks: Vec<String>,
+}
+
+/// What a run carries besides the desired state: its interruption signal, its journal, its progress.
+pub(crate) struct Effects<'a> {
+    pub(crate) cancel: Cancel,
+    pub(crate) journal: &'a Mutex<Journal>,
+    pub(crate) progress: &'a Progress,
+}
+
+/// Runs futures with at most `limit` in flight; the first error wins.
+pub(crate) async fn run_all<F: Future<Output = Result<()>>>(
+    futures: impl Iterator<Item = F>,
+    limit: usize,
+) -> Result<()> {
+    let results: Vec<Result<()>> = stream::iter(futures)
+        .buffer_unordered(limit)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Container and attachment state read from Docker (it changes only when someone acts on it, so a
+/// pass that only touched sessions keeps it).
+pub(crate) struct DockerView {
+    nodes: Vec<Option<NodeSeen>>,
+    strays: Vec<String>,
+    pub(crate) plane: DataPlane,
+    /// The cut mode recorded on the partition's segment networks.
+    pub(crate) mode: CutMode,
+}
+
+impl Cluster {
+    /// Brings the cluster to `desired` and returns the data plane it ended with. Container work waits
+    /// for each node it starts to be ready (`timeout` per node); session work has `timeout` from its
+    /// first pass to converge.
+    pub(crate) async fn converge(
+        &self,
+        desired: &Desired<'_>,
+        timeout: Duration,
+        fx: &Effects<'_>,
+    ) -> Result<DataPlane> {
+        let interval = interval_for(self.nodes.len());
+        let mut dials: HashMap<(NodeId, NodeId), Instant> = HashMap::new();
+        let mut docker: Option<DockerView> = None;
+        let mut wiring_deadline: Option<Instant> = None;
+        loop {
+            fx.cancel.check()?;
+            let view = match docker.take() {
+                Some(v) => v,
+                None => self.observe_docker().await?,
+            };
+            let running: Vec<bool> = view.nodes.iter().map(is_running).collect();
+            let sessions = fx
+                .cancel
+                .guard(self.sessions(&view.plane, &running))
+                .await?;
+            let mode = view.mode;
+            let observed = Observed {
+                nodes: view.nodes,
+                strays: view.strays,
+                plane: view.plane,
+                sessions,
+            };
+            let recent: BTreeSet<(NodeId, NodeId)> = dials
+                .iter()
+                .filter(|(_, t)| t.elapsed() < REDIAL_AFTER)
+                .map(|(&k, _)| k)
+                .collect();
+            match plan::next(desired, &observed, &recent) {
+                Pass::Done => return Ok(observed.plane),
+                Pass::Containers(actions) => self.act_containers(&actions, timeout, fx).await?,
+                Pass::Segments(moves) => {
+                    self.move_nodes(&observed.plane, &moves, desired.mode)
+                        .await?
+                }
+                Pass::Sessions(actions) => {
+                    let deadline = *wiring_deadline.get_or_insert_with(|| Instant::now() + timeout);
+                    if Instant::now() >= deadline {
+                        return Err(self.wiring_timeout(&observed, desired, timeout, &actions));
+                    }
+                    self.act_sessions(&observed.plane, &actions).await?;
+                    for e in &actions.dial {
+                        dials.insert((e.from, e.to), Instant::now());
+                    }
+                    docker = Some(DockerView {
+                        nodes: observed.nodes,
+                        strays: observed.strays,
+                        plane: observed.plane,
+                        mode,
+                    });
+                    let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
+                    fx.cancel
+                        .guard(async { Ok(tokio::time::sleep(pause).await) })
+                        .await?;
+                }
+            }
+        }
+    }
+
+    fn wiring_timeout(
+        &self,
+        observed: &Observed,
+        desired: &Desired,
+        timeout: Duration,
+        actions: &SessionActions,
+    ) -> Error {
+        let up = observed.running();
+        let membership = &observed.plane.membership;
+        let expected = desired
+            .edges
+            .iter()
+            .filter(|e| {
+                up[e.from]
+                    && up[e.to]
+                    && partition::shared_segment(membership, e.from, e.to).is_some()
+            })
+            .count();
+        let running = up.iter().filter(|r| **r).count();
+        Timeout {
+            what: format!("{running} nodes to hold exactly the expected {expected} connection(s)"),
+            timeout,
+            last: actions.describe(|i| self.nodes[i].name().to_string()),
+        }
+        .into()
+    }
+
+    /// Reads containers, segments and attachments back from Docker.
+    pub(crate) async fn observe_docker(&self) -> Result<DockerView> {
+        let filter = blueprint::cluster_filter(Some(self.name()));
+        let (nets, containers) = tokio::try_join!(
+            self.docker.labeled_networks(&filter),
+            self.docker.labeled_containers(&filter)
+        )?;
+        let mut by_network: HashMap<&str, SegmentId> = HashMap::new();
+        let mut view = DockerView {
+            nodes: vec![None; self.nodes.len()],
+            strays: Vec::new(),
+            plane: DataPlane {
+                segments: Default::default(),
+                membership: vec![BTreeSet::new(); self.nodes.len()],
+            },
+            mode: CutMode::Drop,
+        };
+        for net in &nets {
+            let id = match net.labels.get(LABEL_ROLE).map(String::as_str) {
+                Some("data") => BASE,
+                Some("segment") => match net.labels.get(LABEL_SEGMENT).and_then(|s| s.parse().ok())
+                {
+                    Some(id) => id,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if net.labels.get(LABEL_MODE).map(String::as_str) == Some("silent") {
+                view.mode = CutMode::Silent;
+            }
+            if let Some(subnet) = net.subnets.first() {
+                view.plane.segments.insert(id, *subnet);
+                by_network.insert(&net.name, id);
+            }
+        }
+        let index: HashMap<&str, &Node> = self
+            .nodes
+            .iter()
+            .map(|n| (n.layout.container.as_str(), n))
+            .collect();
+        for c in &containers {
+            let Some(node) = index.get(c.name.as_str()) else {
+                if c.labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE_META) {
+                    view.strays.push(c.name.clone());
+                }
+                continue;
+            };
+            let i = node.layout.index;
+            view.nodes[i] = Some(NodeSeen {
+                state: c.state,
+                current: c.labels.get(LABEL_CONFIG) == node.layout.labels.get(LABEL_CONFIG),
+            });
+            view.plane.membership[i] = c
+                .networks
+                .keys()
+                .filter_map(|n| by_network.get(n.as_str()).copied())
+                .collect();
+        }
+        Ok(view)
+    }
+
+    /// The sessions the running nodes report.
+    async fn sessions(&self, plane: &DataPlane, running: &[bool]) -> Result<Sessions> {
+        let ids: Vec<NodeId> = (0..self.nodes.len()).filter(|&i| running[i]).collect();
+        self.sessions_of(plane, &ids).await
+    }
+
+    /// The sessions the given nodes report, read against `plane`.
+    pub(crate) async fn sessions_of(&self, plane: &DataPlane, ids: &[NodeId]) -> Result<Sessions> {
+        let peers = self.peers_of(ids).await?;
+        Ok(plane.sessions(
+            peers.iter().map(|(i, p)| (*i, p.as_slice())),
+            |c| self.by_name.get(c).copied(),
+            |i| self.nodes[i].name().to_string(),
+        ))
+    }
+
+    /// `getpeerinfo` of the given nodes.
+    async fn peers_of(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, Vec<PeerInfo>)>> {
+        let lists: Vec<Result<(NodeId, Vec<PeerInfo>)>> = stream::iter(
+            ids.iter()
+                .map(|&i| async move { Ok((i, self.nodes[i].rpc.get_peer_info().await?)) }),
+        )
+        .buffer_unordered(RPC_CONCURRENCY)
+        .collect()
+        .await;
+        lists.into_iter().collect()
+    }
+
+    /// A fresh observation: containers, attachments and sessions.
+    pub(crate) async fn observe(&self) -> Result<Observed> {
+        let view = self.observe_docker().await?;
+        let running: Vec<bool> = view.nodes.iter().map(is_running).collect();
+        let sessions = self.sessions(&view.plane, &running).await?;
+        Ok(Observed {
+            nodes: view.nodes,
+            strays: view.strays,
+            plane: view.plane,
+            sessions,
+        })
+    }
+
+    /// Checks that the running nodes' peer graph is exactly the expected one. With `frozen_allowed`
+    /// (silent cuts), frozen sessions of declared edges that cross the partition are tolerated.
+    pub async fn verify(&self, frozen_allowed: bool) -> Result<()> {
+        let observed = self.observe().await?;
+        plan::verify(&self.spec.edges, &observed, frozen_allowed)
+            .map_err(|m| Error::Graph(m.describe(|i| self.nodes[i].name().to_string())))
+    }
+
+    /// The graph the nodes should report now: declared edges whose ends share a segment.
+    pub fn expected_graph(&self) -> Graph {
+        partition::expected_graph(&self.spec.edges, &self.plane.membership)
+    }
+
+    /// The peer graph as the running nodes report it (frozen sessions included), with the peers no node
+    /// name could be matched to.
+    pub async fn peer_graph(&self) -> Result<(Graph, Vec<String>)> {
+        let observed = self.observe().await?;
+        let graph = observed
+            .sessions
+            .list
+            .iter()
+            .map(|s| (s.at, s.peer))
+            .collect();
+        Ok((graph, observed.sessions.unknown))
+    }
+
+    /// Container work: removals first, then every node to start is created, started or unpaused and
+    /// awaited (each node's readiness wait overlaps with the others' creation).
+    async fn act_containers(
+        &self,
+        actions: &ContainerActions,
+        timeout: Duration,
+        fx: &Effects<'_>,
+    ) -> Result<()> {
+        let docker = &self.docker;
+        if !actions.remove.is_empty() {
+            fx.progress.stage(
+                &format!("removing {} outdated containers", actions.remove.len()),
+                actions.remove.len() as u64,
+            );
+            run_all(
+                actions
+                    .remove
+                    .iter()
+                    .map(|c| async move { Ok(docker.remove_container(c).await?) }),
+                DOCKER_CONCURRENCY,
+            )
+            .await?;
+        }
+        let work: Vec<(NodeId, Start)> = (actions.create.iter().map(|&n| (n, Start::Create)))
+            .chain(actions.start.iter().map(|&n| (n, Start::Start)))
+            .chain(actions.unpause.iter().map(|&n| (n, Start::Unpause)))
+            .collect();
+        fx.progress
+            .stage(&format!("starting {} nodes", work.len()), work.len() as u64);
+        run_all(
+            work.iter().map(|&(node, how)| async move {
+                fx.cancel.check()?;
+                self.start_node(node, how, fx).await?;
+                fx.cancel.guard(self.wait_ready(node, timeout)).await?;
+                fx.progress.inc();
+                Ok(())
+            }),
+            DOCKER_CONCURRENCY,
+        )
+        .await?;
+        fx.progress
+            .stage(&format!("wiring {} edges", self.spec.edges.len()), 0);
+        Ok(())
+    }
+
+    /// Makes one node's container run: unpause, start, or create (on the control network, then attached
+    /// to the data network, each with its static address) and start.
+    async fn start_node(&self, node: NodeId, how: Start, fx: &Effects<'_>) -> Result<()> {
+        let l = &self.nodes[node].layout;
+        let docker = &self.docker;
+        match how {
+            Start::Unpause => docker.unpause(&l.container).await?,
+            Start::Start => docker.start(&l.container).await?,
+            Start::Create => {
+                let config = ContainerConfig {
+                    name: l.container.clone(),
+                    image: l.image.clone(),
+                    args: l.args.clone(),
+                    labels: l.labels.clone(),
+                    network: (blueprint::control_network(self.name()), l.control_ip),
+                    volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
+                };
+                {
+                    let mut j = fx.journal.lock().unwrap();
+                    j.containers.push(l.container.clone());
+                    j.volumes.push(l.volume.clone());
+                }
+                docker.create_container(&config).await?;
+                fx.cancel.check()?;
+                let data = blueprint::data_network(self.name());
+                docker
+                    .connect_network(&l.container, &data, l.data_ip)
+                    .await?;
+                fx.cancel.check()?;
+                docker.start(&l.container).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until a node answers RPC (tolerating refused connections and warm-up) and has loaded its
+    /// mempool, then loads its wallet if it has one. If its container stops meanwhile, fails at once
+    /// with its last log lines.
+    pub(crate) async fn wait_ready(&self, node: NodeId, timeout: Duration) -> Result<()> {
+        let n = &self.nodes[node];
+        let what = WaitFor::Ready(Some(vec![n.name().to_string()]));
+        let label = format!("node `{}` to answer RPC", n.name());
+        wait_until(&label, timeout, Duration::from_millis(20), || async {
+            let Sample::NotReady(why) = n.sample(what.reading()).await? else {
+                return Ok(Check::Ready(()));
+            };
+            if !self.docker.is_running(&n.layout.container).await? {
+                return Err(self.exited(n).await);
+            }
+            Ok(Check::Pending(why))
+        })
+        .await?;
+        if self.spec.nodes[node].wallet {
+            n.rpc.ensure_wallet().await?;
+        }
+        Ok(())
+    }
+
+    async fn exited(&self, n: &Node) -> Error {
+        let lines: Vec<String> = self
+            .docker
+            .logs(&n.layout.container, Some(20), false)
+            .filter_map(|l| async { l.ok() })
+            .collect()
+            .await;
+        Error::Exited {
+            node: n.name().to_string(),
+            logs: lines.concat(),
+        }
+    }
+
+    /// Session work: close what must close, dial what must be dialed.
+    async fn act_sessions(&self, plane: &DataPlane, actions: &SessionActions) -> Result<()> {
+        run_all(
+            actions
+                .drop
+                .iter()
+                .map(|&(at, id)| async move { Ok(self.nodes[at].rpc.disconnect_node(id).await?) }),
+            RPC_CONCURRENCY,
+        )
+        .await?;
+        run_all(
+            actions.dial.iter().map(|&e| self.dial(plane, e)),
+            RPC_CONCURRENCY,
+        )
+        .await
+    }
+
+    /// `addnode onetry` from `e.from` to `e.to`'s address on the lowest segment they share.
+    pub(crate) async fn dial(&self, plane: &DataPlane, e: Edge) -> Result<()> {
+        let node = &self.nodes[e.from];
+        let addr = partition::shared_segment(&plane.membership, e.from, e.to)
+            .and_then(|segment| plane.address(e.to, segment))
+            .map(|ip| SocketAddr::new(ip.into(), blueprint::P2P_PORT))
+            .ok_or_else(|| Error::NoPath {
+                a: node.name().into(),
+                b: self.nodes[e.to].name().into(),
+            })?;
+        Ok(node.rpc.add_node_onetry(addr).await?)
+    }
+
+    /// Segment moves: new segments, then detachments before attachments (so no two nodes share a
+    /// segment the target does not allow, even briefly, when a segment is reused), then the segments no
+    /// longer used.
+    async fn move_nodes(&self, plane: &DataPlane, plan: &Plan, mode: CutMode) -> Result<()> {
+        let docker = &self.docker;
+        let name = self.spec.name.clone();
+        let mut plane = plane.clone();
+        for &segment in &plan.create {
+            let mut labels = blueprint::cluster_labels(&name);
+            labels.insert(LABEL_ROLE.into(), "segment".into());
+            labels.insert(LABEL_SEGMENT.into(), segment.to_string());
+            let word = if mode == CutMode::Silent {
+                "silent"
+            } else {
+                "drop"
+            };
+            labels.insert(LABEL_MODE.into(), word.into());
+            let subnet = create_network(docker, &segment_network(&name, segment), labels).await?;
+            plane.segments.insert(segment, subnet);
+        }
+        let (this, plane) = (self, &plane);
+        let container = |node: NodeId| this.nodes[node].layout.container.as_str();
+        let network = |segment: SegmentId| segment_network(&name, segment);
+        run_all(
+            plan.detach.iter().map(|&(node, segment)| async move {
+                Ok(docker
+                    .disconnect_network(container(node), &network(segment))
+                    .await?)
+            }),
+            DOCKER_CONCURRENCY,
+        )
+        .await?;
+        run_all(
+            plan.attach.iter().map(|&(node, segment)| async move {
+                let ip = plane.address(node, segment).expect("segment exists");
+                Ok(docker
+                    .connect_network(container(node), &network(segment), ip)
+                    .await?)
+            }),
+            DOCKER_CONCURRENCY,
+        )
+        .await?;
+        run_all(
+            plan.remove
+                .iter()
+                .map(|&segment| async move { Ok(docker.remove_network(&network(segment)).await?) }),
+            DOCKER_CONCURRENCY,
+        )
+        .await
+    }
+}
+
+/// How a node's container is brought to run.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Create,
+    Start,
+    Unpause,
+}
+
+fn is_running(seen: &Option<NodeSeen>) -> bool {
+    matches!(
+        seen,
+        Some(NodeSeen {
+            state: State::Running,
+            ..
+        })
+    )
+}
