@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::core::scenario::{Action, Check as Assertion, Scenario, Step, Until};
+use crate::core::scenario::{Action, Check as Assertion, Scenario, Step};
 use crate::engine::cluster::{Cluster, Error, Node, UpOptions};
-use crate::engine::wait::{self, on_all, wait_until, Check};
+use crate::engine::wait::{self, on_all};
 
 /// How one step ended.
 #[derive(Debug, Clone, Serialize)]
@@ -285,45 +285,7 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
             tokio::time::sleep(*d).await;
             Ok(())
         }
-        Action::Wait { until, timeout } => match until {
-            Until::SyncBlocks(names) => wait::sync_blocks(&pick(c, names)?, *timeout)
-                .await
-                .map(|_| ())
-                .map_err(fail),
-            Until::SyncMempools(names) => wait::sync_mempools(&pick(c, names)?, *timeout)
-                .await
-                .map(|_| ())
-                .map_err(fail),
-            Until::Height { node, height } => {
-                let nodes = pick(c, &node.clone().map(|n| vec![n]))?;
-                let what = format!("height {height}");
-                wait_until(&what, *timeout, wait::interval_for(nodes.len()), || async {
-                    let heights = on_all(&nodes, |n| async move {
-                        n.rpc.get_block_count().await.map_err(Error::from)
-                    })
-                    .await?;
-                    if heights.iter().all(|h| h >= height) {
-                        return Ok(Check::Ready(()));
-                    }
-                    Ok(Check::Pending(describe(&nodes, &heights)))
-                })
-                .await
-                .map_err(fail)
-            }
-            Until::Peers { node, count } => {
-                let n = c.node(node).map_err(fail)?;
-                let what = format!("{} to have {count} peers", n.name());
-                wait_until(&what, *timeout, wait::interval_for(2), || async {
-                    let peers = n.rpc.get_peer_info().await.map_err(Error::from)?;
-                    if peers.len() == *count {
-                        return Ok(Check::Ready(()));
-                    }
-                    Ok(Check::Pending(format!("{} peers", peers.len())))
-                })
-                .await
-                .map_err(fail)
-            }
-        },
+        Action::Wait { until, timeout } => c.wait(until, *timeout).await.map(drop).map_err(fail),
         Action::Assert(check) => assert(c, check, state).await,
         Action::Rpc {
             node,

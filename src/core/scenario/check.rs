@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use crate::core::manifest::ClusterSpec;
 use crate::core::names::{shown, NodeNames};
 use crate::core::partition::PartitionKind;
-use crate::core::scenario::model::{Action, Check, Scenario, Until};
+use crate::core::scenario::model::{Action, Check, Scenario};
+use crate::core::wait::WaitFor;
 use crate::core::yaml::{Cx, Pos, SourceError};
 
 /// Checks the steps against the cluster they will run on: every node reference
@@ -86,12 +87,12 @@ impl StepCheck<'_> {
             | Action::Fault { node, .. }
             | Action::Rpc { node, .. }
             | Action::Wait {
-                until: Until::Peers { node, .. },
+                until: WaitFor::Peers { node, .. },
                 ..
             }
             | Action::Assert(Check::MempoolHas { node, .. }) => self.resolve(node).map(drop),
             Action::Wait {
-                until: Until::Height { node, .. },
+                until: WaitFor::Height { node, .. },
                 ..
             }
             | Action::Assert(Check::Height { node, .. }) => node
@@ -118,14 +119,18 @@ impl StepCheck<'_> {
                 }
             }
             Action::Wait {
-                until: Until::SyncBlocks(Some(nodes)) | Until::SyncMempools(Some(nodes)),
+                until:
+                    WaitFor::Ready(Some(nodes))
+                    | WaitFor::SyncBlocks(Some(nodes))
+                    | WaitFor::SyncMempools(Some(nodes)),
                 ..
             }
             | Action::Assert(Check::SameTip(Some(nodes)) | Check::DifferentTips(nodes)) => {
                 self.distinct(nodes)
             }
             Action::Wait {
-                until: Until::SyncBlocks(None) | Until::SyncMempools(None),
+                until:
+                    WaitFor::Ready(None) | WaitFor::SyncBlocks(None) | WaitFor::SyncMempools(None),
                 ..
             }
             | Action::Assert(Check::SameTip(None))

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::wait::WaitFor;
 
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,8 +86,9 @@ pub enum Action {
         fault: Fault,
         node: String,
     },
+    /// Waits on a condition shared with the library (`core::wait`), not a translation of it.
     Wait {
-        until: Until,
+        until: WaitFor,
         timeout: Duration,
     },
     Assert(Check),
@@ -97,22 +99,6 @@ pub enum Action {
         expect: Option<Json>,
     },
     Sleep(Duration),
-}
-
-/// `None` in a node list means every node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Until {
-    SyncBlocks(Option<Vec<String>>),
-    SyncMempools(Option<Vec<String>>),
-    Height {
-        node: Option<String>,
-        height: u64,
-    },
-    /// The node has exactly `count` peers.
-    Peers {
-        node: String,
-        count: usize,
-    },
 }
 
 /// `None` in a node list means every node.
@@ -178,15 +164,7 @@ impl fmt::Display for Action {
             Action::Heal { sync: false, .. } => f.write_str("heal"),
             Action::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Action::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
-            Action::Wait { until, .. } => {
-                f.write_str("wait ")?;
-                match until {
-                    Until::SyncBlocks(nodes) => write!(f, "sync_blocks{}", list(nodes)),
-                    Until::SyncMempools(nodes) => write!(f, "sync_mempools{}", list(nodes)),
-                    Until::Height { node, height } => write!(f, "height {height}{}", on(node)),
-                    Until::Peers { node, count } => write!(f, "peers {count} on {node}"),
-                }
-            }
+            Action::Wait { until, .. } => write!(f, "wait {until}"),
             Action::Assert(check) => {
                 f.write_str("assert ")?;
                 match check {

@@ -11,9 +11,10 @@ use crate::core::manifest::is_node_name;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind};
 use crate::core::scenario::model::{
-    Action, Check, ClusterSource, Scenario, Step, Until, DEFAULT_TIMEOUT, MAX_BLOCKS, MAX_HEIGHT,
+    Action, Check, ClusterSource, Scenario, Step, DEFAULT_TIMEOUT, MAX_BLOCKS, MAX_HEIGHT,
     MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
 };
+use crate::core::wait::WaitFor;
 use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
 
 const TOP_FIELDS: &[&str] = &["name", "cluster", "steps"];
@@ -552,13 +553,13 @@ impl Parser<'_> {
         }
         let node = f.get("node").map(|n| self.node(n)).transpose()?;
         let until = match cond {
-            "sync_blocks" => Until::SyncBlocks(self.node_set(v, "`sync_blocks`")?),
-            "sync_mempools" => Until::SyncMempools(self.node_set(v, "`sync_mempools`")?),
-            "height" => Until::Height {
+            "sync_blocks" => WaitFor::SyncBlocks(self.node_set(v, "`sync_blocks`")?),
+            "sync_mempools" => WaitFor::SyncMempools(self.node_set(v, "`sync_mempools`")?),
+            "height" => WaitFor::Height {
                 node,
                 height: self.int(v, "`height`", 0, MAX_HEIGHT)?,
             },
-            _ => Until::Peers {
+            _ => WaitFor::Peers {
                 count: self.int(v, "`peers`", 0, crate::core::manifest::MAX_NODES as u64)? as usize,
                 node: node.ok_or_else(|| {
                     cx.error(
@@ -1197,7 +1198,7 @@ mod tests {
         assert_eq!(
             a[16],
             &Action::Wait {
-                until: Until::SyncMempools(None),
+                until: WaitFor::SyncMempools(None),
                 timeout: Duration::from_secs(5)
             }
         );
