@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::engine::error::error_chain;
+
 /// The wallet regbox creates on nodes declared with `wallet: true`.
 pub const WALLET: &str = "regbox";
 
@@ -357,18 +359,6 @@ impl RpcClient {
         let info: Info = self.call("getdescriptorinfo", json!([descriptor])).await?;
         Ok(format!("{descriptor}#{}", info.checksum))
     }
-}
-
-/// The error and its causes on one line: hyper's own message alone ("client error (Connect)") hides why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
