@@ -1,10 +1,10 @@
-//! The `regbox` binary: parse arguments, set up logging, run one command, map its failure to an exit code
-//! (0 ok, 1 runtime failure, 2 bad input, 130 interrupted).
+//! The `regbox` binary: parse arguments, set up logging, run one command, print its failure and exit with
+//! its code (the constants in [`regbox::cli::exit`]: 0 ok, 1 runtime failure, 2 bad input, 130 interrupted).
 
 use std::io::IsTerminal;
 
 use clap::Parser;
-use regbox::cli::{run, Cli};
+use regbox::cli::{error_chain, run, Cli};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -25,14 +25,9 @@ async fn main() {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
+    // On success main returns (exit code 0) so the runtime and stdout wind down normally.
     if let Err(failure) = run(cli).await {
-        let mut message = format!("error: {failure}");
-        let mut cause = std::error::Error::source(&failure);
-        while let Some(c) = cause {
-            message.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        eprintln!("{message}");
+        eprintln!("error: {}", error_chain(&failure));
         std::process::exit(failure.exit_code());
     }
 }

@@ -77,7 +77,8 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error and its causes on one line, `: `-separated (a bare "client error (Connect)" hides why).
+/// An error and all its causes (its `source()` chain) on one line, joined by ": " — a wrapper's own
+/// message alone (hyper's "client error (Connect)", a rolled-back step) often hides why.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::core::scenario::{Action, Check as Assertion, Scenario, Step};
 use crate::engine::cluster::{Cluster, Error, Node, UpOptions};
+use crate::engine::error::error_chain;
 use crate::engine::wait::{self, on_all};
 
 /// How one step ended.
@@ -223,14 +224,9 @@ struct State {
     last_tx: Option<String>,
 }
 
+/// A failed step's message: the error with its whole cause chain.
 fn fail(e: Error) -> String {
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        message.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    message
+    error_chain(&e)
 }
 
 /// The nodes a step names, or all of them.

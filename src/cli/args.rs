@@ -1,0 +1,184 @@
+//! The command line's argument types (clap derive): global flags, commands and their arguments. Parsing
+//! does no I/O; what a word means (a cluster, a node, a file) is decided when the command runs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
+#[derive(Debug, Parser)]
+#[command(name = "regbox", version, about)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Machine-readable JSON on stdout instead of tables (read commands), and no progress bars.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The cluster to act on; may be omitted when only one exists.
+    #[arg(short, long, global = true, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring a cluster up (or to its declared state), wire and verify its topology, print its status.
+    Up {
+        /// Cluster manifest (YAML); without one, a ring of 4 nodes named `regbox`.
+        manifest: Option<PathBuf>,
+        /// Limit for each wait (readiness, wiring, verification), in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Remove every container, volume and network of a cluster.
+    Down {
+        cluster: Option<String>,
+        /// Remove every regbox cluster on this engine.
+        #[arg(long, conflicts_with = "cluster")]
+        all: bool,
+    },
+    /// List clusters.
+    Ls,
+    /// Per node: image, state, data address, height, best block, peers.
+    Status { cluster: Option<String> },
+    /// Connect node A to node B (A dials B) and wait for the handshake.
+    Connect { a: String, b: String },
+    /// Close the sessions between A and B and wait until neither lists the other.
+    Disconnect { a: String, b: String },
+    /// Mine N blocks on NODE (no wallet needed).
+    Mine { node: String, blocks: u64 },
+    /// Wait until every node has the same best block and the same mempool.
+    Sync {
+        cluster: Option<String>,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Call an RPC method on NODE; arguments are JSON when they parse as JSON, strings otherwise.
+    Rpc {
+        node: String,
+        method: String,
+        args: Vec<String>,
+    },
+    /// Print a node's log (bitcoind's console output).
+    Logs {
+        node: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// Split the data network into partitions (replacing any active one) and verify the peer graph.
+    ///
+    /// Groups are comma-separated node names or indices (`n0,n1 n2,n3`); nodes not named form one more
+    /// group. A first argument that names an existing cluster selects it.
+    Partition {
+        groups: Vec<String>,
+        /// Two halves by index.
+        #[arg(long)]
+        halves: bool,
+        /// Two halves after a seeded shuffle (the seed is printed so a run can be repeated).
+        #[arg(long)]
+        random_halves: bool,
+        /// Seed for --random-halves.
+        #[arg(long, requires = "random_halves")]
+        seed: Option<u64>,
+        /// One node alone, everybody else together.
+        #[arg(long, value_name = "NODE")]
+        isolate: Option<String>,
+        /// Two halves and one node in both.
+        #[arg(long)]
+        bridge: bool,
+        /// Every node sees a majority, no two nodes the same one.
+        #[arg(long)]
+        majorities_ring: bool,
+        /// Leave cross-partition sessions frozen (as a real network failure would) instead of closing them.
+        #[arg(long)]
+        silent: bool,
+        /// Seconds to wait for the re-wiring.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Put every node back on the base segment with its original address and re-wire the declared edges.
+    Heal {
+        cluster: Option<String>,
+        /// Also wait until every node is on the most-work tip, and report each node's reorg depth.
+        #[arg(long)]
+        sync: bool,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Stop a node (SIGTERM, then SIGKILL after 10 s).
+    Stop { node: String },
+    /// Start a stopped node, wait until it is ready, re-wire its edges.
+    Start { node: String },
+    /// Stop and start a node.
+    Restart { node: String },
+    /// Kill a node (SIGKILL).
+    Kill { node: String },
+    /// Freeze a node's processes.
+    Pause { node: String },
+    /// Thaw a paused node, wait until it is ready, re-wire its edges.
+    Unpause { node: String },
+    /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
+    ///
+    /// Without a file, runs the built-in split-and-heal scenario. `-c NAME` renames the scenario's
+    /// cluster (so parallel CI jobs don't collide).
+    Run {
+        scenario: Option<PathBuf>,
+        /// Write JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Leave the cluster running afterwards (also after a failure).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Build the node image.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build regbox/bitcoind:<version> offline from Debian's bitcoin-knots package.
+    Build,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_text() {
+        let mut cmd = Cli::command();
+        insta::assert_snapshot!(cmd.render_long_help().to_string());
+    }
+
+    #[test]
+    fn arguments_are_parsed_without_io() {
+        let cli = Cli::try_parse_from([
+            "regbox",
+            "-c",
+            "lab",
+            "--json",
+            "rpc",
+            "n1",
+            "getblockhash",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(cli.cluster.as_deref(), Some("lab"));
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Rpc { ref args, .. } if args == &["0"]));
+        let err = Cli::try_parse_from(["regbox", "mine", "n0", "many"]).unwrap_err();
+        assert_eq!(err.exit_code(), crate::cli::exit::BAD_INPUT);
+    }
+}

@@ -1,0 +1,407 @@
+//! One function per command (the six node faults share one), and [`run`], which only picks it. Each
+//! reads its input, calls the engine, and hands the result to `output`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::cli::args::{Cli, Command, ImageCommand};
+use crate::cli::exit::{Failure, INTERRUPTED};
+use crate::cli::load::{load_manifest, load_scenario};
+use crate::cli::output;
+use crate::core::fault::Fault;
+use crate::core::manifest::ClusterSpec;
+use crate::core::partition::{CutMode, PartitionKind};
+use crate::engine::cluster::{self, Cluster, UpOptions};
+use crate::engine::image;
+use crate::engine::progress::Progress;
+use crate::engine::runner::{self, RunOptions};
+
+/// How long connect, disconnect and the node faults wait.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `regbox rpc` waits for an answer.
+const RPC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long each wait of a scenario's `up` may take.
+const SCENARIO_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What every command may need from the global flags.
+struct Context {
+    /// `--json`: JSON on stdout, no progress bars.
+    json: bool,
+    /// Progress bars on stderr: it is a terminal and `--json` is off.
+    tty: bool,
+    /// `-c CLUSTER`.
+    cluster: Option<String>,
+}
+
+impl Context {
+    /// A command's positional cluster name, else `-c`.
+    fn wanted(&self, positional: Option<String>) -> Option<String> {
+        positional.or(self.cluster.clone())
+    }
+
+    fn progress(&self) -> Progress {
+        Progress::new(self.tty)
+    }
+
+    /// The cluster named by `-c` (or the only one).
+    async fn open(&self) -> Result<Cluster, Failure> {
+        Ok(Cluster::open(self.cluster.as_deref()).await?)
+    }
+}
+
+/// The partition kinds chosen by flags (groups come as positional words).
+struct KindFlags {
+    halves: bool,
+    random_halves: bool,
+    seed: Option<u64>,
+    isolate: Option<String>,
+    bridge: bool,
+    majorities_ring: bool,
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let ctx = Context {
+        json: cli.json,
+        tty: std::io::stderr().is_terminal() && !cli.json,
+        cluster: cli.cluster,
+    };
+    match cli.command {
+        Command::Up { manifest, timeout } => up(&ctx, manifest.as_deref(), timeout).await,
+        Command::Down { cluster, all } => down(&ctx, cluster, all).await,
+        Command::Ls => ls(&ctx).await,
+        Command::Status { cluster } => status(&ctx, cluster).await,
+        Command::Connect { a, b } => connect(&ctx, &a, &b).await,
+        Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
+        Command::Mine { node, blocks } => mine(&ctx, &node, blocks).await,
+        Command::Sync { cluster, timeout } => sync(&ctx, cluster, timeout).await,
+        Command::Rpc { node, method, args } => rpc(&ctx, &node, &method, &args).await,
+        Command::Logs { node, follow, tail } => logs(&ctx, &node, follow, tail).await,
+        Command::Partition {
+            groups,
+            halves,
+            random_halves,
+            seed,
+            isolate,
+            bridge,
+            majorities_ring,
+            silent,
+            timeout,
+        } => {
+            let flags = KindFlags {
+                halves,
+                random_halves,
+                seed,
+                isolate,
+                bridge,
+                majorities_ring,
+            };
+            partition(&ctx, groups, flags, silent, timeout).await
+        }
+        Command::Heal {
+            cluster,
+            sync,
+            timeout,
+        } => heal(&ctx, cluster, sync, timeout).await,
+        Command::Stop { node } => fault(&ctx, Fault::Stop, &node).await,
+        Command::Start { node } => fault(&ctx, Fault::Start, &node).await,
+        Command::Restart { node } => fault(&ctx, Fault::Restart, &node).await,
+        Command::Kill { node } => fault(&ctx, Fault::Kill, &node).await,
+        Command::Pause { node } => fault(&ctx, Fault::Pause, &node).await,
+        Command::Unpause { node } => fault(&ctx, Fault::Unpause, &node).await,
+        Command::Run {
+            scenario,
+            junit,
+            keep,
+        } => run_scenario(&ctx, scenario.as_deref(), junit, keep).await,
+        Command::Image {
+            command: ImageCommand::Build,
+        } => image_build(&ctx).await,
+    }
+}
+
+/// Completes on the first Ctrl-C; a second one exits at once.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return std::future::pending().await;
+    }
+    eprintln!("interrupted: removing what this run created (Ctrl-C again to exit at once)");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(INTERRUPTED);
+    });
+}
+
+async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), Failure> {
+    let spec = match manifest {
+        Some(path) => load_manifest(path)?,
+        None => ClusterSpec::default_ring4(),
+    };
+    let opts = UpOptions {
+        progress: ctx.progress(),
+        timeout: Duration::from_secs(timeout),
+        teardown_on_drop: false,
+    };
+    let started = Instant::now();
+    let cluster = Cluster::up_until(spec, &opts, interrupted()).await?;
+    let took = started.elapsed();
+    eprintln!(
+        "cluster `{}` is up: {} nodes, {} edges verified in {:.1}s",
+        cluster.name(),
+        cluster.nodes().len(),
+        cluster.spec().edges.len(),
+        took.as_secs_f64()
+    );
+    output::print_status(&cluster.status().await?, ctx.json);
+    Ok(())
+}
+
+async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), Failure> {
+    let names: Vec<Option<String>> = if all {
+        cluster::list()
+            .await?
+            .into_iter()
+            .map(|c| Some(c.name))
+            .collect()
+    } else {
+        vec![ctx.wanted(cluster)]
+    };
+    let mut reports = Vec::new();
+    for name in names {
+        let report = cluster::down_named(name.as_deref(), &ctx.progress()).await?;
+        if !ctx.json {
+            output::print_removed(&report);
+        }
+        reports.push(report);
+    }
+    if ctx.json && all {
+        output::print_json(&reports);
+    } else if ctx.json {
+        output::print_json(&reports[0]);
+    }
+    Ok(())
+}
+
+async fn ls(ctx: &Context) -> Result<(), Failure> {
+    output::print_clusters(&cluster::list().await?, ctx.json);
+    Ok(())
+}
+
+async fn status(ctx: &Context, cluster: Option<String>) -> Result<(), Failure> {
+    let cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    output::print_status(&cluster.status().await?, ctx.json);
+    Ok(())
+}
+
+async fn connect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    cluster.connect(a, b, STEP_TIMEOUT).await?;
+    eprintln!("{a} -> {b} connected");
+    Ok(())
+}
+
+async fn disconnect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    cluster.disconnect(a, b, STEP_TIMEOUT).await?;
+    eprintln!("{a} and {b} disconnected");
+    Ok(())
+}
+
+async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    let hashes = cluster.mine(node, blocks).await?;
+    let height = cluster.node(node)?.rpc.get_block_count().await?;
+    output::print_mined(node, height, &hashes, ctx.json);
+    Ok(())
+}
+
+async fn sync(ctx: &Context, cluster: Option<String>, timeout: u64) -> Result<(), Failure> {
+    let cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    let timeout = Duration::from_secs(timeout);
+    let (tip, txs) =
+        tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout))?;
+    output::print_synced(cluster.nodes().len(), &tip, txs, ctx.json);
+    Ok(())
+}
+
+/// Arguments are JSON when they parse as JSON, strings otherwise.
+async fn rpc(ctx: &Context, node: &str, method: &str, args: &[String]) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    let target = cluster.node(node)?;
+    let params: Vec<Value> = args
+        .iter()
+        .map(|a| serde_json::from_str(a).unwrap_or_else(|_| Value::String(a.clone())))
+        .collect();
+    let result = target
+        .rpc
+        .call_raw(method, Value::Array(params), RPC_TIMEOUT)
+        .await?;
+    output::print_rpc_result(result, ctx.json);
+    Ok(())
+}
+
+async fn logs(ctx: &Context, node: &str, follow: bool, tail: Option<usize>) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    let mut lines = std::pin::pin!(cluster.logs(node, tail, follow)?);
+    while let Some(chunk) = lines.next().await {
+        print!("{}", chunk?);
+    }
+    Ok(())
+}
+
+async fn partition(
+    ctx: &Context,
+    groups: Vec<String>,
+    flags: KindFlags,
+    silent: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let (target, groups) = split_cluster_word(ctx.cluster.clone(), groups).await?;
+    let kind = partition_kind(groups, flags)?;
+    let mode = if silent {
+        CutMode::Silent
+    } else {
+        CutMode::Drop
+    };
+    let mut cluster = Cluster::open(target.as_deref()).await?;
+    let report = cluster
+        .partition(&kind, mode, Duration::from_secs(timeout))
+        .await?;
+    output::print_partition(&report, ctx.json);
+    Ok(())
+}
+
+/// `regbox partition lab n0,n1 n2,n3`: without `-c`, a first positional word that names an existing
+/// cluster selects that cluster instead of being a group. Deciding that needs the list of clusters (a
+/// Docker call), so it happens here, when the command runs, not while parsing arguments.
+async fn split_cluster_word(
+    mut target: Option<String>,
+    mut groups: Vec<String>,
+) -> Result<(Option<String>, Vec<String>), Failure> {
+    if target.is_none()
+        && !groups.is_empty()
+        && cluster::list().await?.iter().any(|c| c.name == groups[0])
+    {
+        target = Some(groups.remove(0));
+    }
+    Ok((target, groups))
+}
+
+/// The one partition the flags and groups ask for; none or several is a usage error.
+fn partition_kind(groups: Vec<String>, flags: KindFlags) -> Result<PartitionKind, Failure> {
+    let mut kinds = Vec::new();
+    if flags.halves {
+        kinds.push(PartitionKind::Halves);
+    }
+    if flags.random_halves {
+        let seed = flags.seed.unwrap_or_else(rand::random);
+        eprintln!("random halves with --seed {seed}");
+        kinds.push(PartitionKind::RandomHalves { seed });
+    }
+    if let Some(node) = flags.isolate {
+        kinds.push(PartitionKind::Isolate(node));
+    }
+    if flags.bridge {
+        kinds.push(PartitionKind::Bridge);
+    }
+    if flags.majorities_ring {
+        kinds.push(PartitionKind::MajoritiesRing);
+    }
+    if !groups.is_empty() {
+        kinds.push(PartitionKind::Groups(
+            groups
+                .iter()
+                .map(|g| g.split(',').map(str::to_string).collect())
+                .collect(),
+        ));
+    }
+    match kinds.len() {
+        1 => Ok(kinds.pop().unwrap()),
+        0 => Err(Failure::Usage(
+            "name groups (`a,b c,d`) or choose a kind (--halves, --isolate NODE, …)".into(),
+        )),
+        _ => Err(Failure::Usage(
+            "give either groups or one partition kind, not several".into(),
+        )),
+    }
+}
+
+async fn heal(
+    ctx: &Context,
+    cluster: Option<String>,
+    sync: bool,
+    timeout: u64,
+) -> Result<(), Failure> {
+    let mut cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    let timeout = Duration::from_secs(timeout);
+    if sync {
+        output::print_heal(&cluster.heal_and_sync(timeout).await?, ctx.json);
+    } else {
+        output::print_partition(&cluster.heal(timeout).await?, ctx.json);
+    }
+    Ok(())
+}
+
+/// stop, start, restart, kill, pause, unpause.
+async fn fault(ctx: &Context, fault: Fault, node: &str) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    cluster.fault(node, fault, STEP_TIMEOUT).await?;
+    eprintln!("{node}: {} done", fault.name());
+    Ok(())
+}
+
+/// `regbox run`: up, steps, teardown; the exit code says whether every step passed.
+async fn run_scenario(
+    ctx: &Context,
+    scenario: Option<&Path>,
+    junit: Option<PathBuf>,
+    keep: bool,
+) -> Result<(), Failure> {
+    let (scenario, mut spec) = load_scenario(scenario)?;
+    if let Some(name) = &ctx.cluster {
+        spec.name = name.clone();
+    }
+    if cluster::list().await?.iter().any(|c| c.name == spec.name) {
+        return Err(Failure::Usage(format!(
+            "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
+            spec.name
+        )));
+    }
+    let opts = RunOptions {
+        up: UpOptions {
+            progress: ctx.progress(),
+            timeout: SCENARIO_UP_TIMEOUT,
+            teardown_on_drop: !keep,
+        },
+        keep,
+    };
+    let json = ctx.json;
+    let report = runner::run(&scenario, spec, &opts, interrupted(), |step| {
+        output::print_step(step, json)
+    })
+    .await;
+    if let Some(path) = junit {
+        std::fs::write(&path, report.junit())
+            .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if !json {
+        output::print_run_summary(&report);
+    }
+    if report.interrupted {
+        return Err(cluster::Error::Interrupted.into());
+    }
+    if !report.passed() {
+        return Err(Failure::Scenario(report.scenario.clone()));
+    }
+    Ok(())
+}
+
+async fn image_build(ctx: &Context) -> Result<(), Failure> {
+    let name = image::build(&ctx.progress()).await?;
+    println!("{name}");
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! How a command ends: the process exit codes, the [`Failure`] a command returns, which code each failure
+//! maps to, and the one-line rendering of an error with its causes.
+
+use crate::core::yaml::SourceError;
+use crate::engine::{cluster, image};
+
+/// How `main` prints a failure: the error and its causes on one line (the same rendering as a failed
+/// scenario step's message).
+pub use crate::engine::error::error_chain;
+
+/// The command did what was asked.
+pub const SUCCESS: i32 = 0;
+/// A runtime failure: Docker, a node, a timeout, a failed scenario step.
+pub const FAILURE: i32 = 1;
+/// Bad input: a manifest or scenario, arguments, an unknown cluster or node (clap's own code for bad
+/// arguments too).
+pub const BAD_INPUT: i32 = 2;
+/// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: i32 = 130;
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad input (manifest, arguments, unknown cluster or node): exit code 2.
+    #[error(transparent)]
+    Manifest(#[from] SourceError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// A scenario step failed (each failure was printed with what was expected and seen).
+    #[error("scenario `{0}` failed")]
+    Scenario(String),
+    /// Arguments that parse but make no sense together: exit code 2.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<crate::engine::rpc::RpcError> for Failure {
+    fn from(e: crate::engine::rpc::RpcError) -> Self {
+        Failure::Cluster(e.into())
+    }
+}
+
+impl Failure {
+    /// 2 for bad input, 130 for an interruption, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Manifest(_) | Failure::Usage(_) => BAD_INPUT,
+            Failure::Cluster(e) if e.is_bad_input() => BAD_INPUT,
+            Failure::Cluster(e) if e.is_interrupted() => INTERRUPTED,
+            _ => FAILURE,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Reading the user's files: manifests and scenarios (or the built-in scenario), size-checked before they
+//! are read, with every error located in the file it comes from.
+
+use std::path::Path;
+
+use crate::cli::exit::Failure;
+use crate::core::manifest::{self, ClusterSpec};
+use crate::core::scenario::{self, ClusterSource, Scenario};
+use crate::core::yaml::{SourceError, MAX_SOURCE_BYTES};
+
+/// Reads a user-written file, refusing huge ones before reading them; errors point at the file.
+fn read_source(path: &Path) -> Result<(String, String), Failure> {
+    let origin = path.display().to_string();
+    let located = |message: String| SourceError {
+        origin: origin.clone(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    if meta.len() > MAX_SOURCE_BYTES as u64 {
+        let limit = MAX_SOURCE_BYTES;
+        return Err(located(format!(
+            "file is {} bytes; at most {limit} bytes are read",
+            meta.len()
+        ))
+        .into());
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    Ok((text, origin))
+}
+
+/// Reads and validates a manifest file.
+pub fn load_manifest(path: &Path) -> Result<ClusterSpec, Failure> {
+    let (text, origin) = read_source(path)?;
+    Ok(manifest::parse(&text, &origin)?)
+}
+
+/// Reads, parses and validates a scenario (or the built-in one) and the cluster manifest it names.
+pub fn load_scenario(path: Option<&Path>) -> Result<(Scenario, ClusterSpec), Failure> {
+    let (text, origin) = match path {
+        None => (
+            scenario::DEFAULT_SCENARIO.to_string(),
+            "split-and-heal.scenario.yaml (built in)".to_string(),
+        ),
+        Some(p) => read_source(p)?,
+    };
+    let scenario = scenario::parse(&text, &origin)?;
+    let spec = match &scenario.cluster {
+        ClusterSource::Inline(spec) => spec.clone(),
+        ClusterSource::File {
+            path: file,
+            line,
+            column,
+        } => {
+            // A relative cluster file is found next to the scenario that names it.
+            let base = path.and_then(|p| p.parent()).unwrap_or(Path::new("."));
+            let full = base.join(file);
+            if !full.exists() {
+                return Err(SourceError {
+                    origin,
+                    line: *line,
+                    column: *column,
+                    message: format!("cluster file `{}` does not exist", full.display()),
+                }
+                .into());
+            }
+            load_manifest(&full)?
+        }
+    };
+    scenario::validate(&scenario, &spec, &origin)?;
+    Ok((scenario, spec))
+}

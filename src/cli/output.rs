@@ -1,0 +1,225 @@
+//! What the commands print: tables and sentences for people, JSON with `--json` (pretty for a command's
+//! result, one compact object per line for scenario steps).
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::engine::cluster::{ClusterSummary, DownReport, NodeStatus};
+use crate::engine::runner::{Outcome, RunReport, StepResult};
+use crate::engine::segments::{HealReport, PartitionReport};
+use crate::engine::wait::short;
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap());
+}
+
+/// A serde enum's word (`"drop"`, `"running"`), as JSON shows it.
+fn word<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .unwrap()
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// `regbox ls`.
+pub fn print_clusters(list: &[ClusterSummary], json: bool) {
+    if json {
+        return print_json(list);
+    }
+    let rows = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                format!("{}/{}", c.running, c.nodes),
+                c.networks.join(","),
+            ]
+        })
+        .collect();
+    print_table(&["CLUSTER", "RUNNING", "NETWORKS"], rows);
+}
+
+/// One removed cluster, as a sentence (with `--json` the reports are printed together at the end).
+pub fn print_removed(report: &DownReport) {
+    println!(
+        "removed cluster `{}`: {} containers, {} volumes, {} networks",
+        report.cluster, report.containers, report.volumes, report.networks
+    );
+}
+
+/// `regbox mine`: the new height and tip.
+pub fn print_mined(node: &str, height: u64, hashes: &[String], json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"node": node, "height": height, "blocks": hashes})
+        );
+    } else {
+        println!(
+            "mined {} blocks on {node}; height {height}, tip {}",
+            hashes.len(),
+            hashes.last().map_or("-", |h| h.as_str())
+        );
+    }
+}
+
+/// `regbox sync`: the common tip and mempool size.
+pub fn print_synced(nodes: usize, tip: &str, txs: usize, json: bool) {
+    if json {
+        println!("{}", json!({"best_hash": tip, "mempool_size": txs}));
+    } else {
+        println!("all {nodes} nodes on {tip} with {txs} mempool transactions");
+    }
+}
+
+/// `regbox rpc`: a string result bare, nothing for null, anything else (or everything with `--json`) as
+/// pretty JSON.
+pub fn print_rpc_result(result: Value, json: bool) {
+    match result {
+        Value::String(s) if !json => println!("{s}"),
+        Value::Null if !json => {}
+        other => print_json(&other),
+    }
+}
+
+/// The segments of a partition (or of the healed cluster) and the verified peer graph.
+pub fn print_partition(report: &PartitionReport, json: bool) {
+    if json {
+        return print_json(report);
+    }
+    let rows = report
+        .segments
+        .iter()
+        .map(|s| vec![s.network.clone(), s.subnet.clone(), s.members.join(",")])
+        .collect();
+    print_table(&["SEGMENT", "SUBNET", "NODES"], rows);
+    println!(
+        "peer graph ({} cut): {}",
+        word(report.mode),
+        if report.graph.is_empty() {
+            "no edges".to_string()
+        } else {
+            report.graph.join(" ")
+        }
+    );
+}
+
+/// `regbox heal --sync`: the common tip, and per node where it was and how deep it reorganised.
+pub fn print_heal(report: &HealReport, json: bool) {
+    if json {
+        return print_json(report);
+    }
+    println!(
+        "healed; all nodes on {} at height {}",
+        report.tip, report.height
+    );
+    let rows = report
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node.clone(),
+                n.old_height.to_string(),
+                short(&n.old_tip).to_string(),
+                n.reorg_depth.to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["NODE", "OLD-HEIGHT", "OLD-TIP", "REORG-DEPTH"], rows);
+}
+
+/// One finished scenario step: `PASS`/`FAIL`/`SKIP`, its label and time, a failure's explanation
+/// indented below; with `--json` one compact object per line.
+pub fn print_step(step: &StepResult, json: bool) {
+    // A closed stdout (`| head`) must not abort the run before its teardown.
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string(step).unwrap());
+        return;
+    }
+    let (word, detail) = match &step.outcome {
+        Outcome::Passed => ("PASS", None),
+        Outcome::Failed(m) => ("FAIL", Some(m)),
+        Outcome::Skipped => ("SKIP", None),
+    };
+    let _ = writeln!(out, "{word}  {:<48} {:>7.2}s", step.label, step.seconds);
+    for line in detail.into_iter().flat_map(|m| m.lines()) {
+        let _ = writeln!(out, "      {line}");
+    }
+}
+
+/// The scenario's verdict after its steps (not with `--json`, where the steps say it all).
+pub fn print_run_summary(report: &RunReport) {
+    let failed = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
+        .count();
+    println!(
+        "scenario `{}`: {} ({} steps, {failed} failed) in {:.1}s",
+        report.scenario,
+        if report.passed() { "PASSED" } else { "FAILED" },
+        report.steps.len(),
+        report.seconds
+    );
+}
+
+/// Per node: image, state, data address, height, best block, segments, peers (or why they are unknown).
+pub fn print_status(nodes: &[NodeStatus], json: bool) {
+    if json {
+        return print_json(nodes);
+    }
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.image.clone(),
+                word(n.state),
+                n.data_ip.clone(),
+                n.height.map_or("-".into(), |h| h.to_string()),
+                n.best_hash
+                    .as_deref()
+                    .map_or("-".into(), |h| short(h).to_string()),
+                n.segments
+                    .iter()
+                    .map(|s| s.rsplit('-').next().unwrap_or(s))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                n.error.clone().unwrap_or_else(|| n.peers.join(",")),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "SEGMENTS", "PEERS",
+        ],
+        rows,
+    );
+}
+
+/// Left-aligned columns two spaces apart, each as wide as its widest cell; no trailing spaces.
+fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
