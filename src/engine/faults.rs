@@ -3,14 +3,10 @@
 
 use std::time::Duration;
 
-use std::sync::Mutex;
-
 use crate::core::fault::Fault;
 use crate::core::plan::{Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Result;
-use crate::engine::progress::Progress;
-use crate::engine::reconcile::{Cancel, Effects, Journal};
 
 impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and
@@ -35,20 +31,13 @@ impl Cluster {
         }
         self.wait_ready(node.layout.index, timeout).await?;
         // The node's declared edges come back inside the active partition, through the one loop.
-        let journal = Mutex::new(Journal::default());
-        let progress = Progress::default();
-        let fx = Effects {
-            cancel: Cancel::never(),
-            journal: &journal,
-            progress: &progress,
-        };
         let desired = Desired {
             edges: &self.spec.edges,
             containers: Containers::AsTheyAre,
             segments: Segments::Keep,
             mode: self.mode,
         };
-        self.converge(&desired, timeout, &fx).await?;
+        self.converge_quietly(&desired, timeout).await?;
         Ok(())
     }
 }

@@ -170,6 +170,23 @@ impl Cluster {
         }
     }
 
+    /// `converge` for a command that creates nothing to roll back and is not interrupted half-way
+    /// (partition, heal, node faults).
+    pub(crate) async fn converge_quietly(
+        &self,
+        desired: &Desired<'_>,
+        timeout: Duration,
+    ) -> Result<DataPlane> {
+        let journal = Mutex::new(Journal::default());
+        let progress = Progress::default();
+        let fx = Effects {
+            cancel: Cancel::never(),
+            journal: &journal,
+            progress: &progress,
+        };
+        self.converge(desired, timeout, &fx).await
+    }
+
     fn wiring_timeout(
         &self,
         observed: &Observed,

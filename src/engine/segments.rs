@@ -1,7 +1,6 @@
 //! Partitions and heal as commands: the desired segments handed to the reconcile loop, the result
 //! verified and reported; `heal --sync` also waits for one tip and measures each node's reorg.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,8 +10,6 @@ use crate::core::partition::{self, CutMode, PartitionKind, SegmentId};
 use crate::core::plan::{Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
-use crate::engine::progress::Progress;
-use crate::engine::reconcile::{Cancel, Effects, Journal};
 use crate::engine::wait::{self, on_all};
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
@@ -58,13 +55,6 @@ impl Cluster {
         mode: CutMode,
         timeout: Duration,
     ) -> Result<()> {
-        let journal = Mutex::new(Journal::default());
-        let progress = Progress::default();
-        let fx = Effects {
-            cancel: Cancel::never(),
-            journal: &journal,
-            progress: &progress,
-        };
         let edges = self.spec.edges.clone();
         let desired = Desired {
             edges: &edges,
@@ -72,7 +62,7 @@ impl Cluster {
             segments,
             mode,
         };
-        self.plane = self.converge(&desired, timeout, &fx).await?;
+        self.plane = self.converge_quietly(&desired, timeout).await?;
         // The segments' labels keep the mode they were made with; this run's mode is the one in force.
         self.mode = if self.plane.segments.len() > 1 {
             mode
