@@ -14,5 +14,6 @@ pub use crate::core::{fault, manifest, partition, scenario, topology};
 pub use crate::engine::{cluster, image, progress, rpc, runner, wait};
 
 pub use crate::core::manifest::ClusterSpec;
+pub use crate::core::wait::WaitFor;
 pub use crate::engine::cluster::{Cluster, Node, UpOptions};
 pub use crate::engine::error::Error;
