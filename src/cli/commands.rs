@@ -15,8 +15,10 @@ use crate::cli::output;
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
-use crate::engine::cluster::{self, Cluster, UpOptions};
+use crate::engine::cluster::Cluster;
+use crate::engine::error::Error;
 use crate::engine::image;
+use crate::engine::lifecycle::{self, UpOptions};
 use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions};
 
@@ -162,7 +164,7 @@ async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), 
 
 async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), Failure> {
     let names: Vec<Option<String>> = if all {
-        cluster::list()
+        lifecycle::list()
             .await?
             .into_iter()
             .map(|c| Some(c.name))
@@ -172,7 +174,7 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
     };
     let mut reports = Vec::new();
     for name in names {
-        let report = cluster::down_named(name.as_deref(), &ctx.progress()).await?;
+        let report = lifecycle::down_named(name.as_deref(), &ctx.progress()).await?;
         if !ctx.json {
             output::print_removed(&report);
         }
@@ -187,7 +189,7 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
 }
 
 async fn ls(ctx: &Context) -> Result<(), Failure> {
-    output::print_clusters(&cluster::list().await?, ctx.json);
+    output::print_clusters(&lifecycle::list().await?, ctx.json);
     Ok(())
 }
 
@@ -284,7 +286,7 @@ async fn split_cluster_word(
 ) -> Result<(Option<String>, Vec<String>), Failure> {
     if target.is_none()
         && !groups.is_empty()
-        && cluster::list().await?.iter().any(|c| c.name == groups[0])
+        && lifecycle::list().await?.iter().any(|c| c.name == groups[0])
     {
         target = Some(groups.remove(0));
     }
@@ -365,7 +367,7 @@ async fn run_scenario(
     if let Some(name) = &ctx.cluster {
         spec.name = name.clone();
     }
-    if cluster::list().await?.iter().any(|c| c.name == spec.name) {
+    if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
             spec.name
@@ -392,7 +394,7 @@ async fn run_scenario(
         output::print_run_summary(&report);
     }
     if report.interrupted {
-        return Err(cluster::Error::Interrupted.into());
+        return Err(Error::Interrupted.into());
     }
     if !report.passed() {
         return Err(Failure::Scenario(report.scenario.clone()));

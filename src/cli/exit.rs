@@ -2,11 +2,11 @@
 //! maps to, and the one-line rendering of an error with its causes.
 
 use crate::core::yaml::SourceError;
-use crate::engine::{cluster, image};
+use crate::engine::{error, image};
 
 /// How `main` prints a failure: the error and its causes on one line (the same rendering as a failed
 /// scenario step's message).
-pub use crate::engine::error::error_chain;
+pub use crate::core::names::error_chain;
 
 /// The command did what was asked.
 pub const SUCCESS: i32 = 0;
@@ -25,7 +25,7 @@ pub enum Failure {
     #[error(transparent)]
     Manifest(#[from] SourceError),
     #[error(transparent)]
-    Cluster(#[from] cluster::Error),
+    Cluster(#[from] error::Error),
     #[error(transparent)]
     Image(#[from] image::ImageError),
     /// A scenario step failed (each failure was printed with what was expected and seen).

@@ -6,7 +6,8 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::cluster::{ClusterSummary, DownReport, NodeStatus};
+use crate::engine::cluster::NodeStatus;
+use crate::engine::lifecycle::{ClusterSummary, DownReport};
 use crate::engine::runner::{Outcome, RunReport, StepResult};
 use crate::engine::segments::{HealReport, PartitionReport};
 use crate::engine::wait::short;

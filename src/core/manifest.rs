@@ -100,6 +100,16 @@ impl ClusterSpec {
         None
     }
 
+    /// The node names, worded for "which nodes exist" hints.
+    pub(crate) fn node_names(&self) -> NodeNames<'_> {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        let counted = names
+            .iter()
+            .enumerate()
+            .all(|(i, name)| *name == format!("n{i}"));
+        NodeNames { names, counted }
+    }
+
     pub fn graph(&self) -> Graph {
         Graph::from_edges(&self.edges)
     }

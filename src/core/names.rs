@@ -1,7 +1,6 @@
-//! How user-typed names are echoed in messages: escaped and cut short, and the one wording of "which
-//! nodes exist" that manifest, scenario, partition and engine errors share.
-
-use crate::core::manifest::ClusterSpec;
+//! How messages are worded: user text echoed escaped and cut short, the one wording of "which nodes
+//! exist" that manifest, scenario, partition and engine errors share, and an error with its causes on
+//! one line.
 
 /// Echoes user text into a one-line message without letting it flood or break the line.
 pub fn shown(s: &str) -> String {
@@ -54,14 +53,15 @@ impl NodeNames<'_> {
     }
 }
 
-impl<'a> NodeNames<'a> {
-    /// The node names of a resolved cluster; `counted` when they are the generated `n0..`.
-    pub(crate) fn of(spec: &'a ClusterSpec) -> NodeNames<'a> {
-        let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
-        let counted = names
-            .iter()
-            .enumerate()
-            .all(|(i, name)| *name == format!("n{i}"));
-        NodeNames { names, counted }
+/// An error and all its causes (its `source()` chain) on one line, joined by ": " — a wrapper's own
+/// message alone (hyper's "client error (Connect)", a rolled-back step) often hides why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
     }
+    out
 }

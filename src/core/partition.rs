@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::core::manifest::ClusterSpec;
-use crate::core::names::{shown, NodeNames};
+use crate::core::names::shown;
 use crate::core::topology::{Edge, Graph, NodeId};
 
 /// A data segment; 0 is the base segment.
@@ -154,7 +154,7 @@ fn resolve(spec: &ClusterSpec, r: &str, group: Option<usize>) -> Result<NodeId, 
     spec.resolve(r).ok_or_else(|| PartitionError::UnknownNode {
         node: r.to_owned(),
         group,
-        hint: NodeNames::of(spec).hint(),
+        hint: spec.node_names().hint(),
     })
 }
 

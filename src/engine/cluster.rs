@@ -1,6 +1,6 @@
-//! The cluster handle: a cluster as regbox knows it (declared spec, nodes, data plane), read back from
-//! Docker by `open`, with the operations on running nodes — mining, sending, waiting, status, logs.
-//! Bringing it up and down lives in `lifecycle`, the reconcile loop in `reconcile`.
+//! The cluster handle: a cluster as regbox knows it (declared spec, nodes, data plane) and the
+//! operations on its running nodes — mining, sending, waiting, status, logs. Bringing it up, reading it
+//! back and taking it down live in `lifecycle`, the reconcile loop in `reconcile`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -9,21 +9,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::core::blueprint::{
-    self, segment_network, Networks, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC, ROLE_META,
-};
+use crate::core::blueprint::{self, segment_network, Networks};
 use crate::core::manifest::ClusterSpec;
-use crate::core::names::NodeNames;
 use crate::core::partition::{self, CutMode};
 use crate::core::plan::State;
 use crate::core::session::DataPlane;
 use crate::core::topology::NodeId;
 use crate::engine::docker::{ContainerInfo, Docker};
-pub use crate::engine::error::{Error, Result};
-pub use crate::engine::lifecycle::{down_named, list, ClusterSummary, DownReport, UpOptions};
-use crate::engine::lifecycle::{resolve_cluster, rpcauth_for};
-pub use crate::engine::node::Node;
-use crate::engine::progress::Progress;
+use crate::engine::error::{Error, Result};
+use crate::engine::node::Node;
 use crate::engine::rpc::{RpcClient, Transport};
 use crate::engine::wait::{self, on_all, Met, WaitFor};
 
@@ -39,33 +33,6 @@ pub struct Cluster {
     pub(crate) mode: CutMode,
     /// Tear the cluster down when this handle is dropped without `down` or `keep`.
     pub(crate) armed: bool,
-}
-
-impl Drop for Cluster {
-    /// The fallback for a test that panics or returns early: blocks until the cluster is removed. An
-    /// explicit `down().await` is cheaper and reports errors.
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let name = self.spec.name.clone();
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(down_named(Some(&name), &Progress::default()))
-                .ok()
-        })
-        .join();
-        if !matches!(done, Ok(Some(_))) {
-            tracing::warn!(
-                "could not tear down cluster `{}` on drop; `regbox down {}` removes it",
-                self.spec.name,
-                self.spec.name
-            );
-        }
-    }
 }
 
 /// One node's state as `status` reports it.
@@ -87,42 +54,6 @@ pub struct NodeStatus {
 }
 
 impl Cluster {
-    /// Reads an existing cluster back from Docker. With no name, the only cluster there is.
-    pub async fn open(name: Option<&str>) -> Result<Cluster> {
-        let docker = Docker::connect().await?;
-        let name = resolve_cluster(&docker, name).await?;
-        let filter = blueprint::cluster_filter(Some(&name));
-        let containers = docker.labeled_containers(&filter).await?;
-        let damaged = || Error::Damaged(name.clone());
-        let meta = containers
-            .iter()
-            .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
-            .ok_or_else(damaged)?;
-        let spec: ClusterSpec = meta
-            .labels
-            .get(LABEL_SPEC)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(damaged)?;
-        let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
-        let nets = docker.labeled_networks(&filter).await?;
-        let subnet = |role: &str| {
-            nets.iter()
-                .find(|n| n.labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
-                .and_then(|n| n.subnets.first().copied())
-                .ok_or_else(damaged)
-        };
-        let networks = Networks {
-            control: subnet("control")?,
-            data: subnet("data")?,
-            rpcauth: rpcauth_for(password),
-        };
-        let mut cluster = Cluster::assemble(docker, spec, &networks, password);
-        let view = cluster.observe_docker().await?;
-        cluster.plane = view.plane;
-        cluster.mode = view.mode;
-        Ok(cluster)
-    }
-
     pub(crate) fn assemble(
         docker: Docker,
         spec: ClusterSpec,
@@ -185,7 +116,7 @@ impl Cluster {
             .ok_or_else(|| Error::UnknownNode {
                 cluster: self.spec.name.clone(),
                 node: r.to_string(),
-                hint: NodeNames::of(&self.spec).hint(),
+                hint: self.spec.node_names().hint(),
             })
     }
 
@@ -303,16 +234,5 @@ impl Cluster {
             .iter()
             .map(|&s| segment_network(self.name(), s))
             .collect()
-    }
-
-    /// Removes every container, volume and network of the cluster.
-    pub async fn down(mut self, progress: &Progress) -> Result<DownReport> {
-        self.armed = false;
-        crate::engine::lifecycle::down(&self.docker, &self.spec.name, progress).await
-    }
-
-    /// Lets the cluster outlive this handle (no teardown on drop).
-    pub fn keep(mut self) {
-        self.armed = false;
     }
 }

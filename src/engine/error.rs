@@ -1,11 +1,21 @@
 //! The engine's one error type: what can go wrong when regbox acts on a cluster, and which failures are
 //! the user's input (exit code 2) or an interruption (130) rather than a runtime failure.
 
+use std::time::Duration;
+
 use crate::core::subnet::Subnet;
 use crate::engine::docker::DockerError;
 use crate::engine::image::ImageError;
 use crate::engine::rpc::RpcError;
-use crate::engine::wait::Timeout;
+
+/// A condition that did not become true in time.
+#[derive(Debug, thiserror::Error)]
+#[error("wait for {what} within {timeout:?}; last seen: {last}")]
+pub struct Timeout {
+    pub what: String,
+    pub timeout: Duration,
+    pub last: String,
+}
 
 /// A failed cluster operation.
 #[derive(Debug, thiserror::Error)]
@@ -76,16 +86,3 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// An error and all its causes (its `source()` chain) on one line, joined by ": " — a wrapper's own
-/// message alone (hyper's "client error (Connect)", a rolled-back step) often hides why.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}

@@ -1,6 +1,7 @@
 //! A cluster's life: `up` (the cluster-wide resources — image, metadata container, control and data
-//! networks — then the reconcile loop and a verification, rolled back on failure or Ctrl-C), `ls`, and
-//! `down`, which removes everything labeled with the cluster and names what it could not remove.
+//! networks — then the reconcile loop and a verification, rolled back on failure or Ctrl-C), `open`
+//! (reading a cluster back from Docker), `ls`, and `down`, which removes everything labeled with the
+//! cluster and names what it could not remove (also when a handle is dropped).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -19,16 +20,13 @@ use crate::core::blueprint::{
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::CutMode;
 use crate::core::plan::{Containers, Desired, Segments, State};
-use crate::core::subnet::{self, Subnet};
+use crate::core::subnet::Subnet;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::{ContainerInfo, Docker, DockerError, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::progress::Progress;
-use crate::engine::reconcile::{Cancel, Effects, Journal};
-
-/// Containers created or started at once: more only queues inside the engine on small machines.
-pub(crate) const DOCKER_CONCURRENCY: usize = 16;
+use crate::engine::reconcile::{create_network, Cancel, Effects, Journal, DOCKER_CONCURRENCY};
 
 /// How `up` behaves.
 #[derive(Clone)]
@@ -69,7 +67,81 @@ pub struct DownReport {
     pub networks: usize,
 }
 
+impl Drop for Cluster {
+    /// The fallback for a test that panics or returns early: blocks until the cluster is removed. An
+    /// explicit `down().await` is cheaper and reports errors.
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let name = self.spec.name.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(down_named(Some(&name), &Progress::default()))
+                .ok()
+        })
+        .join();
+        if !matches!(done, Ok(Some(_))) {
+            tracing::warn!(
+                "could not tear down cluster `{}` on drop; `regbox down {}` removes it",
+                self.spec.name,
+                self.spec.name
+            );
+        }
+    }
+}
+
 impl Cluster {
+    /// Reads an existing cluster back from Docker. With no name, the only cluster there is.
+    pub async fn open(name: Option<&str>) -> Result<Cluster> {
+        let docker = Docker::connect().await?;
+        let name = resolve_cluster(&docker, name).await?;
+        let filter = blueprint::cluster_filter(Some(&name));
+        let containers = docker.labeled_containers(&filter).await?;
+        let damaged = || Error::Damaged(name.clone());
+        let meta = containers
+            .iter()
+            .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+            .ok_or_else(damaged)?;
+        let spec: ClusterSpec = meta
+            .labels
+            .get(LABEL_SPEC)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(damaged)?;
+        let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
+        let nets = docker.labeled_networks(&filter).await?;
+        let subnet = |role: &str| {
+            nets.iter()
+                .find(|n| n.labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
+                .and_then(|n| n.subnets.first().copied())
+                .ok_or_else(damaged)
+        };
+        let networks = Networks {
+            control: subnet("control")?,
+            data: subnet("data")?,
+            rpcauth: rpcauth_for(password),
+        };
+        let mut cluster = Cluster::assemble(docker, spec, &networks, password);
+        let view = cluster.observe_docker().await?;
+        cluster.plane = view.plane;
+        cluster.mode = view.mode;
+        Ok(cluster)
+    }
+
+    /// Removes every container, volume and network of the cluster.
+    pub async fn down(mut self, progress: &Progress) -> Result<DownReport> {
+        self.armed = false;
+        crate::engine::lifecycle::down(&self.docker, &self.spec.name, progress).await
+    }
+
+    /// Lets the cluster outlive this handle (no teardown on drop).
+    pub fn keep(mut self) {
+        self.armed = false;
+    }
+
     /// Brings the cluster declared by `spec` up — or, if it already exists, to the declared state — and
     /// verifies the peer graph. On failure, what this run created is removed again.
     pub async fn up(spec: ClusterSpec, opts: &UpOptions) -> Result<Cluster> {
@@ -249,34 +321,6 @@ async fn ensure_network(
     labels.insert(LABEL_ROLE.into(), role.into());
     fx.journal.lock().unwrap().networks.push(name.to_string());
     create_network(docker, name, labels).await
-}
-
-/// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
-/// refuses a subnet another process took meanwhile; the next free one is tried.
-pub(crate) async fn create_network(
-    docker: &Docker,
-    name: &str,
-    labels: HashMap<String, String>,
-) -> Result<Subnet> {
-    let mut taken = docker.all_subnets().await?;
-    taken.extend(
-        std::fs::read_to_string("/proc/net/route")
-            .map(|t| subnet::parse_routes(&t))
-            .unwrap_or_default(),
-    );
-    for subnet in subnet::free_subnets(&taken, name).take(64) {
-        match docker.create_network(name, subnet, labels.clone()).await {
-            Ok(()) => return Ok(subnet),
-            Err(e) if e.is_pool_overlap() => {
-                tracing::debug!("{subnet} was taken meanwhile; trying the next one")
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::NoSubnet {
-        pool: subnet::POOL,
-        network: name.to_string(),
-    })
 }
 
 /// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
@@ -469,7 +513,7 @@ impl<'a> Removal<'a> {
             match r {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!("{}", crate::engine::error::error_chain(&e));
+                    tracing::warn!("{}", crate::core::names::error_chain(&e));
                     self.left.push(name);
                 }
             }

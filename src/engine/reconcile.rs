@@ -21,15 +21,19 @@ use crate::core::plan::{
     self, ContainerActions, Desired, NodeSeen, Observed, Pass, SessionActions, State,
 };
 use crate::core::session::{DataPlane, PeerInfo, Sessions};
+use crate::core::subnet::{self, Subnet};
 use crate::core::topology::{Edge, Graph, NodeId};
 use crate::core::wait::{Sample, WaitFor};
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::ContainerConfig;
+use crate::engine::docker::Docker;
 use crate::engine::error::{Error, Result};
-use crate::engine::lifecycle::{create_network, DOCKER_CONCURRENCY};
 use crate::engine::node::Node;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{interval_for, wait_until, Check, Timeout, RPC_CONCURRENCY};
+
+/// Containers created or started at once: more only queues inside the engine on small machines.
+pub(crate) const DOCKER_CONCURRENCY: usize = 16;
 
 /// A dial that left no trace at either end is repeated after this long (the listener was not up yet).
 const REDIAL_AFTER: Duration = Duration::from_secs(1);
@@ -78,6 +82,34 @@ pub(crate) struct Effects<'a> {
     pub(crate) cancel: Cancel,
     pub(crate) journal: &'a Mutex<Journal>,
     pub(crate) progress: &'a Progress,
+}
+
+/// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
+/// refuses a subnet another process took meanwhile; the next free one is tried.
+pub(crate) async fn create_network(
+    docker: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<Subnet> {
+    let mut taken = docker.all_subnets().await?;
+    taken.extend(
+        std::fs::read_to_string("/proc/net/route")
+            .map(|t| subnet::parse_routes(&t))
+            .unwrap_or_default(),
+    );
+    for subnet in subnet::free_subnets(&taken, name).take(64) {
+        match docker.create_network(name, subnet, labels.clone()).await {
+            Ok(()) => return Ok(subnet),
+            Err(e) if e.is_pool_overlap() => {
+                tracing::debug!("{subnet} was taken meanwhile; trying the next one")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::NoSubnet {
+        pool: subnet::POOL,
+        network: name.to_string(),
+    })
 }
 
 /// Runs futures with at most `limit` in flight; the first error wins.

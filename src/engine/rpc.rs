@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::engine::error::error_chain;
+use crate::core::names::error_chain;
 
 pub use crate::core::session::PeerInfo;
 

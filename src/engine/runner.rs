@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::core::names::error_chain;
 use crate::core::scenario::{Action, Check as Assertion, Scenario, Step};
-use crate::engine::cluster::{Cluster, Error, Node, UpOptions};
-use crate::engine::error::error_chain;
+use crate::engine::cluster::Cluster;
+use crate::engine::error::Error;
+use crate::engine::lifecycle::UpOptions;
+use crate::engine::node::Node;
 use crate::engine::wait::{self, on_all};
 
 /// How one step ended.

@@ -11,21 +11,13 @@ use tokio::time::Instant;
 pub use crate::core::wait::{short, Met, WaitFor};
 use crate::core::wait::{Sample, Verdict};
 use crate::engine::error::Error;
+pub use crate::engine::error::Timeout;
 use crate::engine::node::Node;
 
 /// One look at a condition: met (with a value), or not yet (with what was seen, for the timeout message).
 pub enum Check<T> {
     Ready(T),
     Pending(String),
-}
-
-/// A condition that did not become true in time.
-#[derive(Debug, thiserror::Error)]
-#[error("wait for {what} within {timeout:?}; last seen: {last}")]
-pub struct Timeout {
-    pub what: String,
-    pub timeout: Duration,
-    pub last: String,
 }
 
 /// Polls `check` every `interval` until it is ready, fails, or `timeout` passes. A check that itself hangs
