@@ -18,6 +18,16 @@ pub struct Cli {
     /// The cluster to act on; may be omitted when only one exists.
     #[arg(short, long, global = true, value_name = "CLUSTER")]
     pub cluster: Option<String>,
+    /// Seconds a command that changes a cluster waits while another regbox is changing it (0: fail at
+    /// once, naming the holder).
+    #[arg(
+        long,
+        global = true,
+        value_name = "S",
+        env = "REGBOX_WAIT_LOCK",
+        default_value_t = 120
+    )]
+    pub wait_lock: u64,
     #[command(subcommand)]
     pub command: Command,
 }

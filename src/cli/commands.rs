@@ -67,6 +67,7 @@ struct KindFlags {
 
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    crate::engine::lock::set_wait(Duration::from_secs(cli.wait_lock));
     let ctx = Context {
         json: cli.json,
         tty: std::io::stderr().is_terminal() && !cli.json,

@@ -3,6 +3,7 @@
 
 pub mod blueprint;
 pub mod fault;
+pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod partition;

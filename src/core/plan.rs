@@ -2,11 +2,11 @@
 //! actions — containers first, then segment moves, then sessions. The engine's one loop observes, asks
 //! `next`, acts, and observes again until `next` says `Done`; nothing is decided anywhere else.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::core::partition::{self, CutMode, Partition};
+use crate::core::partition::{self, CutMode, Partition, SegmentId, BASE};
 use crate::core::session::{DataPlane, Sessions};
 use crate::core::topology::{diff, Edge, Graph, NodeId};
 
@@ -88,6 +88,8 @@ pub struct Observed {
     pub nodes: Vec<Option<NodeSeen>>,
     /// Containers labeled with the cluster that are neither a declared node nor the metadata container.
     pub strays: Vec<String>,
+    /// Networks that duplicate another of the same role (see [`pick_networks`]), by id.
+    pub duplicates: Vec<String>,
     pub plane: DataPlane,
     /// The sessions the running nodes report.
     pub sessions: Sessions,
@@ -167,19 +169,25 @@ impl SessionActions {
 pub enum Pass {
     /// The cluster is in the desired state.
     Done,
+    /// Duplicate networks to remove (by id), their members detached first.
+    Networks(Vec<String>),
     Containers(ContainerActions),
     Segments(partition::Plan),
     Sessions(SessionActions),
 }
 
-/// The next pass from `desired` and one observation. Containers come first (a node must run before it
-/// can be moved or wired), then segment moves (sessions depend on which segments nodes share), then
-/// sessions. `recently_dialed` holds the `(from, to)` dials made too recently to repeat.
+/// The next pass from `desired` and one observation. Duplicate networks go first (until they do, which
+/// segment a node is on is ambiguous), then containers (a node must run before it can be moved or
+/// wired), then segment moves (sessions depend on which segments nodes share), then sessions.
+/// `recently_dialed` holds the `(from, to)` dials made too recently to repeat.
 pub fn next(
     desired: &Desired,
     observed: &Observed,
     recently_dialed: &BTreeSet<(NodeId, NodeId)>,
 ) -> Pass {
+    if !observed.duplicates.is_empty() {
+        return Pass::Networks(observed.duplicates.clone());
+    }
     let containers = containers(desired.containers, observed);
     if !containers.is_empty() {
         return Pass::Containers(containers);
@@ -222,14 +230,66 @@ pub fn containers(goal: Containers, observed: &Observed) -> ContainerActions {
     out
 }
 
-/// Segment moves from the observed membership to the desired one.
+/// Segment moves from the observed membership to the desired one. A segment network that exists with
+/// no member (left half-made by an interrupted command) is reused when the target needs it, never made
+/// twice, and removed otherwise.
 pub fn segments(goal: Segments, plane: &DataPlane) -> partition::Plan {
     let current = &plane.membership;
-    match goal {
+    let mut moves = match goal {
         Segments::Keep => partition::moves(current, current.clone()),
         Segments::Heal => partition::plan(current, None),
         Segments::Split(p) => partition::plan(current, Some(p)),
+    };
+    let used: BTreeSet<SegmentId> = moves.target.iter().flatten().copied().collect();
+    moves.create.retain(|s| !plane.segments.contains_key(s));
+    for &s in plane.segments.keys() {
+        if s != BASE && !used.contains(&s) && !moves.remove.contains(&s) {
+            moves.remove.push(s);
+        }
     }
+    moves.remove.sort_unstable();
+    moves
+}
+
+/// What a cluster's network is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NetRole {
+    Control,
+    /// A data segment (the base segment is the data network).
+    Segment(SegmentId),
+}
+
+/// A cluster network as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSeen {
+    pub id: String,
+    pub role: NetRole,
+    /// How many of the cluster's containers are attached to it.
+    pub members: usize,
+}
+
+/// Which network serves each role when the engine holds several (Docker 20.10 lets two networks share
+/// a name, and an interrupted or racing command may have made a second one): the one with the most
+/// members, then the lowest id, so every reader picks the same. Returns the kept network's index per
+/// role and the indices of the others, to remove.
+pub fn pick_networks(seen: &[NetworkSeen]) -> (BTreeMap<NetRole, usize>, Vec<usize>) {
+    let mut kept: BTreeMap<NetRole, usize> = BTreeMap::new();
+    for (i, n) in seen.iter().enumerate() {
+        let better = |k: &NetworkSeen| {
+            (n.members, std::cmp::Reverse(&n.id)) > (k.members, std::cmp::Reverse(&k.id))
+        };
+        match kept.get(&n.role) {
+            Some(&k) if !better(&seen[k]) => {}
+            _ => {
+                kept.insert(n.role, i);
+            }
+        }
+    }
+    let mut extra: Vec<usize> = (0..seen.len())
+        .filter(|i| !kept.values().any(|k| k == i))
+        .collect();
+    extra.sort_unstable();
+    (kept, extra)
 }
 
 /// Session work among the running nodes: sessions of undeclared edges close; sessions over addresses
@@ -413,9 +473,14 @@ mod tests {
             identify,
             |i| format!("n{i}"),
         );
+        // The fixture plane knows segments 0 and 1; only those in use exist as networks here.
+        let mut plane = plane;
+        let used: BTreeSet<SegmentId> = plane.membership.iter().flatten().copied().collect();
+        plane.segments.retain(|s, _| *s == BASE || used.contains(s));
         Observed {
             nodes: running(membership.len()),
             strays: Vec::new(),
+            duplicates: Vec::new(),
             plane,
             sessions,
         }
@@ -509,6 +574,67 @@ mod tests {
         assert_eq!(moves.attach, vec![(3, 1)]);
         assert_eq!(moves.detach, vec![(3, 0)]);
         assert!(moves.create.is_empty());
+    }
+
+    #[test]
+    fn a_node_on_no_data_segment_is_put_back_by_heal() {
+        // An interrupted move detached n1 from everything.
+        let o = observed(&[&[0], &[], &[0]], vec![]);
+        let moves = segments(Segments::Heal, &o.plane);
+        assert_eq!(moves.attach, vec![(1, 0)]);
+        assert!(moves.detach.is_empty() && moves.create.is_empty());
+    }
+
+    #[test]
+    fn a_half_made_segment_is_reused_when_needed_and_removed_otherwise() {
+        // Segment 1's network exists but nobody was attached before the command was cut off.
+        let mut o = observed(&[&[0], &[0], &[0], &[0]], vec![]);
+        o.plane
+            .segments
+            .insert(1, "10.129.16.0/20".parse().unwrap());
+        let p = Partition {
+            groups: vec![BTreeSet::from([0, 1]), BTreeSet::from([2, 3])],
+        };
+        let split = segments(Segments::Split(&p), &o.plane);
+        assert!(split.create.is_empty(), "never made twice");
+        assert_eq!(split.attach, vec![(2, 1), (3, 1)]);
+        let heal = segments(Segments::Heal, &o.plane);
+        assert_eq!(heal.remove, vec![1]);
+        assert!(heal.attach.is_empty() && heal.detach.is_empty());
+        assert_eq!(segments(Segments::Keep, &o.plane).remove, vec![1]);
+    }
+
+    #[test]
+    fn duplicate_networks_keep_the_one_in_use_and_go_first() {
+        let net = |id: &str, role, members| NetworkSeen {
+            id: id.into(),
+            role,
+            members,
+        };
+        let seen = [
+            net("b1", NetRole::Segment(1), 2),
+            net("a1", NetRole::Segment(1), 0),
+            net("c0", NetRole::Segment(0), 4),
+            net("ctl", NetRole::Control, 4),
+            net("a2", NetRole::Segment(2), 1),
+            net("b2", NetRole::Segment(2), 1),
+        ];
+        let (kept, extra) = pick_networks(&seen);
+        assert_eq!(kept[&NetRole::Segment(1)], 0, "the one with members");
+        assert_eq!(
+            kept[&NetRole::Segment(2)],
+            4,
+            "equal members: the lowest id"
+        );
+        assert_eq!(kept[&NetRole::Control], 3);
+        assert_eq!(extra, vec![1, 5]);
+        let mut o = observed(&[&[0], &[0]], vec![]);
+        o.duplicates = vec!["a1".into()];
+        let d = desired(&[], Segments::Heal, CutMode::Drop);
+        assert_eq!(
+            next(&d, &o, &BTreeSet::new()),
+            Pass::Networks(vec!["a1".into()])
+        );
     }
 
     #[test]

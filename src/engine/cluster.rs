@@ -33,6 +33,8 @@ pub struct Cluster {
     pub(crate) mode: CutMode,
     /// Tear the cluster down when this handle is dropped without `down` or `keep`.
     pub(crate) armed: bool,
+    /// The image the cluster's lock marker is made from (the metadata container's, by id).
+    pub(crate) lock_image: String,
 }
 
 /// One node's state as `status` reports it.
@@ -61,6 +63,7 @@ impl Cluster {
         password: &str,
     ) -> Cluster {
         let transport = Transport::default();
+        let spec_image = spec.nodes[0].image.clone();
         let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
             .map(|l| {
@@ -93,6 +96,7 @@ impl Cluster {
             plane,
             mode: CutMode::Drop,
             armed: false,
+            lock_image: spec_image,
         }
     }
 

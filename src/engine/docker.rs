@@ -76,6 +76,18 @@ impl DockerError {
         matches!(self, DockerError::CreateNetwork { .. })
             && self.to_source_string().contains("overlaps")
     }
+
+    /// The engine refused because the name is taken (HTTP 409).
+    pub fn is_conflict(&self) -> bool {
+        let source = std::error::Error::source(self).and_then(|s| s.downcast_ref::<BollardError>());
+        matches!(
+            source,
+            Some(BollardError::DockerResponseServerError {
+                status_code: 409,
+                ..
+            })
+        )
+    }
 }
 
 type Result<T> = std::result::Result<T, DockerError>;
@@ -83,17 +95,45 @@ type Result<T> = std::result::Result<T, DockerError>;
 /// A container as listed by the engine.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
+    pub id: String,
     pub name: String,
     pub image: String,
+    /// The image's id: it stays usable when the tag was removed or moved.
+    pub image_id: String,
     pub state: State,
     pub labels: HashMap<String, String>,
-    /// Network name → the container's IPv4 address on it.
-    pub networks: HashMap<String, Option<Ipv4Addr>>,
+    /// The networks it is attached to.
+    pub networks: Vec<Endpoint>,
+}
+
+/// A container's attachment to a network.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The network's id (names are not unique on every engine).
+    pub network: String,
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// A network to act on: its id, and its name for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Net {
+    pub id: String,
+    pub name: String,
+}
+
+/// A marker container as inspected.
+#[derive(Debug, Clone)]
+pub struct MarkerInfo {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    /// When it was last started, in the engine's clock (changes on every start).
+    pub started_at: String,
 }
 
 /// A network as listed by the engine.
 #[derive(Debug, Clone)]
 pub struct NetworkInfo {
+    pub id: String,
     pub name: String,
     pub subnets: Vec<Subnet>,
     pub labels: HashMap<String, String>,
@@ -107,7 +147,7 @@ pub struct ContainerConfig {
     pub args: Vec<String>,
     pub labels: HashMap<String, String>,
     /// The network it is created on, with its static address there.
-    pub network: (String, Ipv4Addr),
+    pub network: (Net, Ipv4Addr),
     /// A named volume mounted at the path; Docker creates it, with these labels, on first use.
     pub volume: (String, String),
 }
@@ -132,14 +172,9 @@ impl Docker {
         Ok(Docker { api })
     }
 
-    /// Every network's subnets, regbox's or not, so new ones overlap nothing.
-    pub async fn all_subnets(&self) -> Result<Vec<Subnet>> {
-        Ok(self
-            .networks(None)
-            .await?
-            .into_iter()
-            .flat_map(|n| n.subnets)
-            .collect())
+    /// Every network, regbox's or not (new ones must overlap none, and share no name).
+    pub async fn all_networks(&self) -> Result<Vec<NetworkInfo>> {
+        self.networks(None).await
     }
 
     /// Networks carrying `label` (`key` or `key=value`).
@@ -166,6 +201,7 @@ impl Docker {
         Ok(list
             .into_iter()
             .map(|n| NetworkInfo {
+                id: n.id.unwrap_or_default(),
                 name: n.name.unwrap_or_default(),
                 subnets: n
                     .ipam
@@ -179,13 +215,14 @@ impl Docker {
             .collect())
     }
 
-    /// Creates a bridge network on `subnet`, leaving only the top /24 for Docker's own address choice.
+    /// Creates a bridge network on `subnet`, leaving only the top /24 for Docker's own address choice;
+    /// returns its id. (Docker 20.10 would take a second network of the same name: callers check.)
     pub async fn create_network(
         &self,
         name: &str,
         subnet: Subnet,
         labels: HashMap<String, String>,
-    ) -> Result<()> {
+    ) -> Result<Net> {
         let config = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
@@ -204,7 +241,10 @@ impl Docker {
         self.api
             .create_network(config)
             .await
-            .map(|_| ())
+            .map(|r| Net {
+                id: r.id,
+                name: name.to_string(),
+            })
             .map_err(|source| DockerError::CreateNetwork {
                 name: name.into(),
                 subnet,
@@ -214,12 +254,12 @@ impl Docker {
 
     /// Removes a network. Docker 20.10 sometimes keeps stale endpoints of containers just removed
     /// ("has active endpoints"), so this retries for a while before giving up.
-    pub async fn remove_network(&self, name: &str) -> Result<()> {
+    pub async fn remove_network(&self, net: &Net) -> Result<()> {
         let mut attempt = 0;
         loop {
-            let removed = self.api.remove_network(name).await;
+            let removed = self.api.remove_network(&net.id).await;
             match absent_is(removed, (), |source| DockerError::RemoveNetwork {
-                name: name.into(),
+                name: net.name.clone(),
                 source,
             }) {
                 Err(e) if attempt < 20 && e.to_source_string().contains("active endpoints") => {
@@ -233,40 +273,33 @@ impl Docker {
 
     /// Attaches a container to a network with a static address. The address must be given on every
     /// attach: Docker forgets it on detach.
-    pub async fn connect_network(
-        &self,
-        container: &str,
-        network: &str,
-        ip: Ipv4Addr,
-    ) -> Result<()> {
+    pub async fn connect_network(&self, container: &str, net: &Net, ip: Ipv4Addr) -> Result<()> {
         let config = NetworkConnectRequest {
             container: container.to_string(),
             endpoint_config: Some(static_endpoint(ip)),
         };
         self.api
-            .connect_network(network, config)
+            .connect_network(&net.id, config)
             .await
             .map_err(|source| DockerError::Attach {
                 container: container.into(),
-                network: network.into(),
+                network: net.name.clone(),
                 source,
             })
     }
 
     /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
-    pub async fn disconnect_network(&self, container: &str, network: &str) -> Result<()> {
+    pub async fn disconnect_network(&self, container: &str, net: &Net) -> Result<()> {
         let config = NetworkDisconnectRequest {
             container: container.to_string(),
             force: Some(true),
         };
-        self.api
-            .disconnect_network(network, config)
-            .await
-            .map_err(|source| DockerError::Disconnect {
-                container: container.into(),
-                network: network.into(),
-                source,
-            })
+        let detached = self.api.disconnect_network(&net.id, config).await;
+        absent_is(detached, (), |source| DockerError::Disconnect {
+            container: container.into(),
+            network: net.name.clone(),
+            source,
+        })
     }
 
     /// Creates (does not start) a node container on its first network. API 1.41 creates a container on
@@ -283,7 +316,7 @@ impl Docker {
             labels: Some(c.labels.clone()),
             stop_timeout: Some(10),
             host_config: Some(HostConfig {
-                network_mode: Some(network.clone()),
+                network_mode: Some(network.id.clone()),
                 init: Some(true),
                 mounts: Some(vec![Mount {
                     typ: Some(MountType::VOLUME),
@@ -298,7 +331,7 @@ impl Docker {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(network.clone(), static_endpoint(*ip))])),
+                endpoints_config: Some(HashMap::from([(network.id.clone(), static_endpoint(*ip))])),
             }),
             ..Default::default()
         };
@@ -313,17 +346,19 @@ impl Docker {
             })
     }
 
-    /// Creates a container that is never started and attached to no network: its labels carry data
-    /// (the cluster's manifest) that must be readable from Docker alone.
+    /// Creates a container attached to no network whose labels carry data that must be readable from
+    /// Docker alone (the cluster's manifest, a lock's holder); returns its id. The engine refuses a
+    /// second container of the same name (`is_conflict`). Started, it runs `entrypoint` and exits.
     pub async fn create_marker(
         &self,
         name: &str,
         image: &str,
+        entrypoint: &[&str],
         labels: HashMap<String, String>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
-            entrypoint: Some(vec!["true".into()]),
+            entrypoint: Some(entrypoint.iter().map(|s| s.to_string()).collect()),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
@@ -335,11 +370,23 @@ impl Docker {
         self.api
             .create_container(Some(opts), body)
             .await
-            .map(|_| ())
+            .map(|r| r.id)
             .map_err(|source| DockerError::CreateContainer {
                 name: name.into(),
                 source,
             })
+    }
+
+    /// A marker container by name or id, or None when there is none.
+    pub async fn inspect_marker(&self, name: &str) -> Result<Option<MarkerInfo>> {
+        let found = self.api.inspect_container(name, None).await.map(|c| {
+            Some(MarkerInfo {
+                id: c.id.unwrap_or_default(),
+                labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+                started_at: c.state.and_then(|s| s.started_at).unwrap_or_default(),
+            })
+        });
+        absent_is(found, None, container_err("inspect", name))
     }
 
     /// Containers carrying `label` (`key` or `key=value`), stopped ones included.
@@ -359,6 +406,8 @@ impl Docker {
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
                 name: c
                     .names
                     .and_then(|n| n.into_iter().next())
@@ -381,8 +430,11 @@ impl Docker {
                     .network_settings
                     .and_then(|s| s.networks)
                     .unwrap_or_default()
-                    .into_iter()
-                    .map(|(net, ep)| (net, ep.ip_address.and_then(|ip| ip.parse().ok())))
+                    .into_values()
+                    .map(|ep| Endpoint {
+                        network: ep.network_id.unwrap_or_default(),
+                        ip: ep.ip_address.and_then(|ip| ip.parse().ok()),
+                    })
                     .collect(),
             })
             .collect())

@@ -43,6 +43,8 @@ pub enum Error {
     },
     #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
     Damaged(String),
+    #[error("cluster `{cluster}` has no network `{network}` (half-created or half-removed); `regbox up` or `regbox down {cluster}` repairs it")]
+    MissingNetwork { cluster: String, network: String },
     #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]
     NoPath { a: String, b: String },
     #[error("the peer graph differs from the expected one: {0}")]
@@ -53,6 +55,16 @@ pub enum Error {
     NoSubnet { pool: Subnet, network: String },
     #[error(transparent)]
     Partition(#[from] crate::core::partition::PartitionError),
+    #[error("cluster `{cluster}` is being changed by another regbox ({holder}); waited {} s (--wait-lock)", .waited.as_secs())]
+    Locked {
+        cluster: String,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("cluster `{0}` was removed by another command")]
+    Removed(String),
+    #[error("network `{0}` exists already and is not this cluster's (or another command made it at the same moment)")]
+    NetworkTaken(String),
     #[error("interrupted")]
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]

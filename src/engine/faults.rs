@@ -12,6 +12,14 @@ impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and
     /// re-wires its declared edges that the current segments allow.
     pub async fn fault(&self, node: &str, fault: Fault, timeout: Duration) -> Result<()> {
+        self.node(node)?; // unknown nodes are refused before waiting for anyone
+        let guard = self.lock(&format!("{} {node}", fault.name())).await?;
+        let result = self.fault_locked(node, fault, timeout).await;
+        guard.release().await;
+        result
+    }
+
+    async fn fault_locked(&self, node: &str, fault: Fault, timeout: Duration) -> Result<()> {
         let node = self.node(node)?;
         let container = node.layout.container.as_str();
         let docker = &self.docker;

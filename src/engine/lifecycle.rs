@@ -17,16 +17,21 @@ use crate::core::blueprint::{
     self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
     ROLE_META,
 };
+use crate::core::lock::ROLE_LOCK;
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::CutMode;
+use crate::core::partition::{CutMode, BASE};
+use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State};
 use crate::core::subnet::Subnet;
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::{ContainerInfo, Docker, DockerError, NetworkInfo};
+use crate::engine::docker::{ContainerInfo, Docker, DockerError, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
+use crate::engine::lock::{self, LockGuard};
 use crate::engine::progress::Progress;
-use crate::engine::reconcile::{create_network, Cancel, Effects, Journal, DOCKER_CONCURRENCY};
+use crate::engine::reconcile::{
+    create_network, pick, Cancel, Effects, Journal, DOCKER_CONCURRENCY,
+};
 
 /// How `up` behaves.
 #[derive(Clone)]
@@ -112,19 +117,21 @@ impl Cluster {
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(damaged)?;
         let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
+        let lock_image = meta.image_id.clone();
         let nets = docker.labeled_networks(&filter).await?;
-        let subnet = |role: &str| {
-            nets.iter()
-                .find(|n| n.labels.get(LABEL_ROLE).map(String::as_str) == Some(role))
+        let kept = pick(&nets, &containers).kept;
+        let subnet = |role: NetRole| {
+            kept.get(&role)
                 .and_then(|n| n.subnets.first().copied())
                 .ok_or_else(damaged)
         };
         let networks = Networks {
-            control: subnet("control")?,
-            data: subnet("data")?,
+            control: subnet(NetRole::Control)?,
+            data: subnet(NetRole::Segment(BASE))?,
             rpcauth: rpcauth_for(password),
         };
         let mut cluster = Cluster::assemble(docker, spec, &networks, password);
+        cluster.lock_image = lock_image;
         let view = cluster.observe_docker().await?;
         cluster.plane = view.plane;
         cluster.mode = view.mode;
@@ -134,7 +141,19 @@ impl Cluster {
     /// Removes every container, volume and network of the cluster.
     pub async fn down(mut self, progress: &Progress) -> Result<DownReport> {
         self.armed = false;
-        crate::engine::lifecycle::down(&self.docker, &self.spec.name, progress).await
+        down(&self.docker, &self.spec.name, progress).await
+    }
+
+    /// Takes the cluster's lock for `command` (see `engine::lock`), and makes sure the cluster still
+    /// exists once it is held: another command may have removed it while this one waited.
+    pub(crate) async fn lock(&self, command: &str) -> Result<LockGuard> {
+        let guard = lock::acquire(&self.docker, self.name(), &self.lock_image, command).await?;
+        let meta = blueprint::meta_container(self.name());
+        if self.docker.inspect_marker(&meta).await?.is_none() {
+            guard.release().await;
+            return Err(Error::Removed(self.name().to_string()));
+        }
+        Ok(guard)
     }
 
     /// Lets the cluster outlive this handle (no teardown on drop).
@@ -163,7 +182,21 @@ impl Cluster {
             journal: &journal,
             progress: &opts.progress,
         };
-        let work = up(&docker, spec, opts, &fx);
+        let guard: Mutex<Option<LockGuard>> = Mutex::new(None);
+        let work = async {
+            ensure_images(&docker, &spec, &fx).await?;
+            let held = fx
+                .cancel
+                .guard(lock::acquire(
+                    &docker,
+                    &spec.name,
+                    &spec.nodes[0].image,
+                    "up",
+                ))
+                .await?;
+            *guard.lock().unwrap() = Some(held);
+            up(&docker, spec, opts, &fx).await
+        };
         tokio::pin!(work);
         tokio::pin!(cancel);
         // Cancelling never drops a Docker call half-way (the engine would finish it after the rollback):
@@ -175,7 +208,7 @@ impl Cluster {
                 work.await
             }
         };
-        match result {
+        let result = match result {
             Ok(cluster) => Ok(cluster),
             Err(source) => {
                 opts.progress.finish();
@@ -186,38 +219,41 @@ impl Cluster {
                     cleanup,
                 })
             }
+        };
+        let held = guard.lock().unwrap().take();
+        if let Some(held) = held {
+            held.release().await;
         }
+        result
     }
 }
 
-/// The body of `up`: the cluster-wide resources, then the one loop with every declared node running and
-/// every node on the base segment, then a check of the peer graph.
-async fn up(
-    docker: &Docker,
-    spec: ClusterSpec,
-    opts: &UpOptions,
-    fx: &Effects<'_>,
-) -> Result<Cluster> {
+/// Finds or builds every image the spec names.
+async fn ensure_images(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> Result<()> {
     let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
     for img in images {
         fx.cancel
             .guard(async { Ok(image::ensure_on(docker, img, fx.progress).await?) })
             .await?;
     }
+    Ok(())
+}
+
+/// The body of `up`, under the cluster's lock: the cluster-wide resources, then the one loop with every
+/// declared node running and every node on the base segment, then a check of the peer graph.
+async fn up(
+    docker: &Docker,
+    spec: ClusterSpec,
+    opts: &UpOptions,
+    fx: &Effects<'_>,
+) -> Result<Cluster> {
     warn_if_arp_table_small(spec.nodes.len());
     let password = ensure_meta(docker, &spec, fx).await?;
     fx.cancel.check()?;
     let name = spec.name.clone();
     let networks = Networks {
-        control: ensure_network(
-            docker,
-            &name,
-            "control",
-            &blueprint::control_network(&name),
-            fx,
-        )
-        .await?,
-        data: ensure_network(docker, &name, "data", &blueprint::data_network(&name), fx).await?,
+        control: ensure_network(docker, &name, NetRole::Control, fx).await?,
+        data: ensure_network(docker, &name, NetRole::Segment(BASE), fx).await?,
         rpcauth: rpcauth_for(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
@@ -273,7 +309,7 @@ async fn ensure_meta(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> R
         fx.journal.lock().unwrap().containers.push(meta.clone());
     }
     docker
-        .create_marker(&meta, &spec.nodes[0].image, labels)
+        .create_marker(&meta, &spec.nodes[0].image, &["true"], labels)
         .await?;
     Ok(password)
 }
@@ -299,28 +335,35 @@ fn warn_if_arp_table_small(nodes: usize) {
     }
 }
 
-/// Finds the cluster's network of `role`, or creates it.
+/// Finds the cluster's network of `role` (the one the loop keeps, when there are duplicates), or
+/// creates it.
 async fn ensure_network(
     docker: &Docker,
     cluster: &str,
-    role: &str,
-    name: &str,
+    role: NetRole,
     fx: &Effects<'_>,
 ) -> Result<Subnet> {
-    let existing = docker
-        .labeled_networks(&blueprint::cluster_filter(Some(cluster)))
-        .await?;
-    if let Some(subnet) = existing
-        .iter()
-        .find(|n| n.name == name)
+    let filter = blueprint::cluster_filter(Some(cluster));
+    let (nets, containers) = tokio::try_join!(
+        docker.labeled_networks(&filter),
+        docker.labeled_containers(&filter)
+    )?;
+    if let Some(subnet) = pick(&nets, &containers)
+        .kept
+        .get(&role)
         .and_then(|n| n.subnets.first())
     {
         return Ok(*subnet);
     }
+    let (word, name) = match role {
+        NetRole::Control => ("control", blueprint::control_network(cluster)),
+        NetRole::Segment(_) => ("data", blueprint::data_network(cluster)),
+    };
     let mut labels = blueprint::cluster_labels(cluster);
-    labels.insert(LABEL_ROLE.into(), role.into());
-    fx.journal.lock().unwrap().networks.push(name.to_string());
-    create_network(docker, name, labels).await
+    labels.insert(LABEL_ROLE.into(), word.into());
+    let (net, subnet) = create_network(docker, &name, labels).await?;
+    fx.journal.lock().unwrap().networks.push(net);
+    Ok(subnet)
 }
 
 /// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
@@ -401,16 +444,46 @@ pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownR
     down(&docker, &name, progress).await
 }
 
+/// `down` under the cluster's lock: every labeled resource goes, by id (duplicates of a name included),
+/// the lock itself last.
 pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
     let filter = blueprint::cluster_filter(Some(name));
-    let containers = docker.labeled_containers(&filter).await?;
+    // The lock's marker needs an image; any of the cluster's containers has one (by id, so a removed
+    // tag does not matter). A cluster with no container left has nothing a writer could race on.
+    let image = docker
+        .labeled_containers(&filter)
+        .await?
+        .into_iter()
+        .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE_LOCK))
+        .map(|c| c.image_id);
+    let guard = match image {
+        Some(image) => Some(lock::acquire(docker, name, &image, "down").await?),
+        None => None,
+    };
+    let result = remove_all(docker, name, progress).await;
+    if let Some(guard) = guard {
+        guard.release().await;
+    }
+    result
+}
+
+async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
+    let filter = blueprint::cluster_filter(Some(name));
+    let own_lock = lock::lock_name(name);
+    // A lock left by a process that is gone goes too; the one this command holds goes on release.
+    let containers: Vec<ContainerInfo> = docker
+        .labeled_containers(&filter)
+        .await?
+        .into_iter()
+        .filter(|c| c.name != own_lock)
+        .collect();
     progress.stage(
         &format!("removing {} containers of `{name}`", containers.len()),
         containers.len() as u64,
     );
     let mut removal = Removal::new(docker, progress);
     let containers = removal
-        .containers(containers.into_iter().map(|c| c.name))
+        .containers(containers.into_iter().map(|c| (c.name, c.id)))
         .await;
     // Volumes and networks go only once their containers are gone.
     let volumes = docker.labeled_volumes(&filter).await?;
@@ -427,7 +500,12 @@ pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Re
         cluster: name.to_string(),
         containers,
         volumes: removal.volumes(volumes).await,
-        networks: removal.networks(networks.into_iter().map(|n| n.name)).await,
+        networks: removal
+            .networks(networks.into_iter().map(|n| Net {
+                id: n.id,
+                name: n.name,
+            }))
+            .await,
     };
     progress.finish();
     if removal.left.is_empty() {
@@ -444,7 +522,9 @@ async fn rollback(docker: &Docker, journal: Journal) -> String {
     }
     let quiet = Progress::default();
     let mut removal = Removal::new(docker, &quiet);
-    let containers = removal.containers(journal.containers.into_iter()).await;
+    let containers = removal
+        .containers(journal.containers.into_iter().map(|c| (c.clone(), c)))
+        .await;
     removal.volumes(journal.volumes).await;
     let networks = removal.networks(journal.networks.into_iter()).await;
     let mut msg =
@@ -471,38 +551,52 @@ impl<'a> Removal<'a> {
         }
     }
 
-    async fn containers(&mut self, names: impl Iterator<Item = String>) -> usize {
+    /// Containers as `(name, id)`: removed by id, named in messages.
+    async fn containers(&mut self, list: impl Iterator<Item = (String, String)>) -> usize {
         let docker = self.docker;
-        self.each(names, |n| async move { docker.remove_container(&n).await })
-            .await
+        self.each(
+            list,
+            |(_, id)| async move { docker.remove_container(&id).await },
+        )
+        .await
     }
 
     async fn volumes(&mut self, names: Vec<String>) -> usize {
         let docker = self.docker;
-        self.each(names.into_iter(), |n| async move {
-            docker.remove_volume(&n).await
+        self.each(
+            names.into_iter().map(|n| (n.clone(), n)),
+            |(n, _)| async move { docker.remove_volume(&n).await },
+        )
+        .await
+    }
+
+    async fn networks(&mut self, nets: impl Iterator<Item = Net>) -> usize {
+        let docker = self.docker;
+        self.each(nets.map(|n| (n.name.clone(), n)), |(_, n)| async move {
+            docker.remove_network(&n).await
         })
         .await
     }
 
-    async fn networks(&mut self, names: impl Iterator<Item = String>) -> usize {
-        let docker = self.docker;
-        self.each(names, |n| async move { docker.remove_network(&n).await })
-            .await
-    }
-
-    async fn each<F, Fut>(&mut self, names: impl Iterator<Item = String>, remove: F) -> usize
+    /// Removes every item (`(name, what removal needs)`) with bounded parallelism.
+    async fn each<T, F, Fut>(
+        &mut self,
+        items: impl Iterator<Item = (String, T)>,
+        remove: F,
+    ) -> usize
     where
-        F: Fn(String) -> Fut,
+        T: Clone,
+        F: Fn((String, T)) -> Fut,
         Fut: Future<Output = Result<(), DockerError>>,
     {
         let progress = self.progress;
-        let results: Vec<(String, Result<(), DockerError>)> = stream::iter(names.map(|n| {
-            let fut = remove(n.clone());
+        let results: Vec<(String, Result<(), DockerError>)> = stream::iter(items.map(|item| {
+            let name = item.0.clone();
+            let fut = remove(item);
             async move {
                 let r = fut.await;
                 progress.inc();
-                (n, r)
+                (name, r)
             }
         }))
         .buffer_unordered(DOCKER_CONCURRENCY)

@@ -8,6 +8,7 @@ pub mod error;
 pub mod faults;
 pub mod image;
 pub mod lifecycle;
+pub mod lock;
 pub mod node;
 pub mod progress;
 pub(crate) mod reconcile;

@@ -3,7 +3,7 @@
 //! the deadline passes. `up`, `partition`, `heal` and the node faults all converge here; the loop holds
 //! no decisions of its own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -16,17 +16,18 @@ use tokio::time::Instant;
 use crate::core::blueprint::{
     self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_META,
 };
+use crate::core::lock::ROLE_LOCK;
 use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
 use crate::core::plan::{
-    self, ContainerActions, Desired, NodeSeen, Observed, Pass, SessionActions, State,
+    self, ContainerActions, Desired, NetRole, NetworkSeen, NodeSeen, Observed, Pass,
+    SessionActions, State,
 };
 use crate::core::session::{DataPlane, PeerInfo, Sessions};
 use crate::core::subnet::{self, Subnet};
 use crate::core::topology::{Edge, Graph, NodeId};
 use crate::core::wait::{Sample, WaitFor};
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::ContainerConfig;
-use crate::engine::docker::Docker;
+use crate::engine::docker::{ContainerConfig, ContainerInfo, Docker, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
 use crate::engine::progress::Progress;
@@ -74,7 +75,7 @@ impl Cancel {
 pub(crate) struct Journal {
     pub(crate) containers: Vec<String>,
     pub(crate) volumes: Vec<String>,
-    pub(crate) networks: Vec<String>,
+    pub(crate) networks: Vec<Net>,
 }
 
 /// What a run carries besides the desired state: its interruption signal, its journal, its progress.
@@ -85,13 +86,19 @@ pub(crate) struct Effects<'a> {
 }
 
 /// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
-/// refuses a subnet another process took meanwhile; the next free one is tried.
+/// refuses a subnet another process took meanwhile; the next free one is tried. Docker 20.10 would also
+/// take a second network of a name that exists (and bollard cannot ask it to refuse), so the name is
+/// checked before, and after: a twin made at the same moment makes this one go again.
 pub(crate) async fn create_network(
     docker: &Docker,
     name: &str,
     labels: HashMap<String, String>,
-) -> Result<Subnet> {
-    let mut taken = docker.all_subnets().await?;
+) -> Result<(Net, Subnet)> {
+    let existing = docker.all_networks().await?;
+    if existing.iter().any(|n| n.name == name) {
+        return Err(Error::NetworkTaken(name.to_string()));
+    }
+    let mut taken: Vec<Subnet> = existing.into_iter().flat_map(|n| n.subnets).collect();
     taken.extend(
         std::fs::read_to_string("/proc/net/route")
             .map(|t| subnet::parse_routes(&t))
@@ -99,7 +106,14 @@ pub(crate) async fn create_network(
     );
     for subnet in subnet::free_subnets(&taken, name).take(64) {
         match docker.create_network(name, subnet, labels.clone()).await {
-            Ok(()) => return Ok(subnet),
+            Ok(net) => {
+                let twins = docker.all_networks().await?;
+                if twins.iter().filter(|n| n.name == name).count() > 1 {
+                    docker.remove_network(&net).await?;
+                    return Err(Error::NetworkTaken(name.to_string()));
+                }
+                return Ok((net, subnet));
+            }
             Err(e) if e.is_pool_overlap() => {
                 tracing::debug!("{subnet} was taken meanwhile; trying the next one")
             }
@@ -132,6 +146,27 @@ pub(crate) struct DockerView {
     pub(crate) plane: DataPlane,
     /// The cut mode recorded on the partition's segment networks.
     pub(crate) mode: CutMode,
+    pub(crate) nets: Nets,
+    /// Networks duplicating a kept one, with the containers attached to them.
+    duplicates: Vec<(Net, Vec<String>)>,
+}
+
+/// The cluster's networks by role, by id: names are not trusted to be unique.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nets {
+    pub(crate) control: Option<Net>,
+    pub(crate) segments: BTreeMap<SegmentId, Net>,
+}
+
+impl Nets {
+    fn segment(&self, cluster: &str, segment: SegmentId) -> Result<&Net> {
+        self.segments
+            .get(&segment)
+            .ok_or_else(|| Error::MissingNetwork {
+                cluster: cluster.to_string(),
+                network: segment_network(cluster, segment),
+            })
+    }
 }
 
 impl Cluster {
@@ -159,11 +194,19 @@ impl Cluster {
                 .cancel
                 .guard(self.sessions(&view.plane, &running))
                 .await?;
-            let mode = view.mode;
+            let DockerView {
+                nodes,
+                strays,
+                plane,
+                mode,
+                nets,
+                duplicates,
+            } = view;
             let observed = Observed {
-                nodes: view.nodes,
-                strays: view.strays,
-                plane: view.plane,
+                nodes,
+                strays,
+                duplicates: duplicates.iter().map(|(n, _)| n.id.clone()).collect(),
+                plane,
                 sessions,
             };
             let recent: BTreeSet<(NodeId, NodeId)> = dials
@@ -173,9 +216,12 @@ impl Cluster {
                 .collect();
             match plan::next(desired, &observed, &recent) {
                 Pass::Done => return Ok(observed.plane),
-                Pass::Containers(actions) => self.act_containers(&actions, timeout, fx).await?,
+                Pass::Networks(_) => self.remove_duplicates(&duplicates).await?,
+                Pass::Containers(actions) => {
+                    self.act_containers(&actions, &nets, timeout, fx).await?
+                }
                 Pass::Segments(moves) => {
-                    self.move_nodes(&observed.plane, &moves, desired.mode)
+                    self.move_nodes(&observed.plane, &nets, &moves, desired.mode)
                         .await?
                 }
                 Pass::Sessions(actions) => {
@@ -192,6 +238,8 @@ impl Cluster {
                         strays: observed.strays,
                         plane: observed.plane,
                         mode,
+                        nets,
+                        duplicates,
                     });
                     let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
                     fx.cancel
@@ -246,14 +294,16 @@ impl Cluster {
         .into()
     }
 
-    /// Reads containers, segments and attachments back from Docker.
+    /// Reads containers, segments and attachments back from Docker. Of networks sharing a role, one
+    /// is kept (`plan::pick_networks`) and membership is read from it alone; the others are reported as
+    /// duplicates.
     pub(crate) async fn observe_docker(&self) -> Result<DockerView> {
         let filter = blueprint::cluster_filter(Some(self.name()));
         let (nets, containers) = tokio::try_join!(
             self.docker.labeled_networks(&filter),
             self.docker.labeled_containers(&filter)
         )?;
-        let mut by_network: HashMap<&str, SegmentId> = HashMap::new();
+        let picked = pick(&nets, &containers);
         let mut view = DockerView {
             nodes: vec![None; self.nodes.len()],
             strays: Vec::new(),
@@ -262,25 +312,29 @@ impl Cluster {
                 membership: vec![BTreeSet::new(); self.nodes.len()],
             },
             mode: CutMode::Drop,
+            nets: Nets::default(),
+            duplicates: picked.duplicates,
         };
-        for net in &nets {
-            let id = match net.labels.get(LABEL_ROLE).map(String::as_str) {
-                Some("data") => BASE,
-                Some("segment") => match net.labels.get(LABEL_SEGMENT).and_then(|s| s.parse().ok())
-                {
-                    Some(id) => id,
-                    None => continue,
-                },
-                _ => continue,
+        let mut by_network: HashMap<&str, SegmentId> = HashMap::new();
+        for (role, info) in picked.kept {
+            let net = Net {
+                id: info.id.clone(),
+                name: info.name.clone(),
             };
-            if net.labels.get(LABEL_MODE).map(String::as_str) == Some("silent") {
+            let NetRole::Segment(id) = role else {
+                view.nets.control = Some(net);
+                continue;
+            };
+            if info.labels.get(LABEL_MODE).map(String::as_str) == Some("silent") {
                 view.mode = CutMode::Silent;
             }
-            if let Some(subnet) = net.subnets.first() {
+            if let Some(subnet) = info.subnets.first() {
                 view.plane.segments.insert(id, *subnet);
-                by_network.insert(&net.name, id);
+                view.nets.segments.insert(id, net);
+                by_network.insert(&info.id, id);
             }
         }
+        let control = view.nets.control.as_ref().map(|n| n.id.as_str());
         let index: HashMap<&str, &Node> = self
             .nodes
             .iter()
@@ -288,23 +342,47 @@ impl Cluster {
             .collect();
         for c in &containers {
             let Some(node) = index.get(c.name.as_str()) else {
-                if c.labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE_META) {
+                let role = c.labels.get(LABEL_ROLE).map(String::as_str);
+                if role != Some(ROLE_META) && role != Some(ROLE_LOCK) {
                     view.strays.push(c.name.clone());
                 }
                 continue;
             };
             let i = node.layout.index;
+            // A node cut off from the kept control network cannot be reached: it is remade.
+            let on_control = c
+                .networks
+                .iter()
+                .any(|e| Some(e.network.as_str()) == control);
             view.nodes[i] = Some(NodeSeen {
                 state: c.state,
-                current: c.labels.get(LABEL_CONFIG) == node.layout.labels.get(LABEL_CONFIG),
+                current: on_control
+                    && c.labels.get(LABEL_CONFIG) == node.layout.labels.get(LABEL_CONFIG),
             });
             view.plane.membership[i] = c
                 .networks
-                .keys()
-                .filter_map(|n| by_network.get(n.as_str()).copied())
+                .iter()
+                .filter_map(|e| by_network.get(e.network.as_str()).copied())
                 .collect();
         }
         Ok(view)
+    }
+
+    /// Removes networks that duplicate a kept one, detaching their containers first (by id).
+    async fn remove_duplicates(&self, duplicates: &[(Net, Vec<String>)]) -> Result<()> {
+        let docker = &self.docker;
+        for (net, members) in duplicates {
+            tracing::warn!("removing duplicate network `{}` ({})", net.name, net.id);
+            run_all(
+                members
+                    .iter()
+                    .map(|c| async move { Ok(docker.disconnect_network(c, net).await?) }),
+                DOCKER_CONCURRENCY,
+            )
+            .await?;
+            docker.remove_network(net).await?;
+        }
+        Ok(())
     }
 
     /// The sessions the running nodes report.
@@ -343,6 +421,7 @@ impl Cluster {
         Ok(Observed {
             nodes: view.nodes,
             strays: view.strays,
+            duplicates: view.duplicates.into_iter().map(|(n, _)| n.id).collect(),
             plane: view.plane,
             sessions,
         })
@@ -379,6 +458,7 @@ impl Cluster {
     async fn act_containers(
         &self,
         actions: &ContainerActions,
+        nets: &Nets,
         timeout: Duration,
         fx: &Effects<'_>,
     ) -> Result<()> {
@@ -406,7 +486,7 @@ impl Cluster {
         run_all(
             work.iter().map(|&(node, how)| async move {
                 fx.cancel.check()?;
-                self.start_node(node, how, fx).await?;
+                self.start_node(node, how, nets, fx).await?;
                 fx.cancel.guard(self.wait_ready(node, timeout)).await?;
                 fx.progress.inc();
                 Ok(())
@@ -421,19 +501,29 @@ impl Cluster {
 
     /// Makes one node's container run: unpause, start, or create (on the control network, then attached
     /// to the data network, each with its static address) and start.
-    async fn start_node(&self, node: NodeId, how: Start, fx: &Effects<'_>) -> Result<()> {
+    async fn start_node(
+        &self,
+        node: NodeId,
+        how: Start,
+        nets: &Nets,
+        fx: &Effects<'_>,
+    ) -> Result<()> {
         let l = &self.nodes[node].layout;
         let docker = &self.docker;
         match how {
             Start::Unpause => docker.unpause(&l.container).await?,
             Start::Start => docker.start(&l.container).await?,
             Start::Create => {
+                let control = nets.control.clone().ok_or_else(|| Error::MissingNetwork {
+                    cluster: self.name().to_string(),
+                    network: blueprint::control_network(self.name()),
+                })?;
                 let config = ContainerConfig {
                     name: l.container.clone(),
                     image: l.image.clone(),
                     args: l.args.clone(),
                     labels: l.labels.clone(),
-                    network: (blueprint::control_network(self.name()), l.control_ip),
+                    network: (control, l.control_ip),
                     volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
                 };
                 {
@@ -443,9 +533,9 @@ impl Cluster {
                 }
                 docker.create_container(&config).await?;
                 fx.cancel.check()?;
-                let data = blueprint::data_network(self.name());
+                let data = nets.segment(self.name(), BASE)?;
                 docker
-                    .connect_network(&l.container, &data, l.data_ip)
+                    .connect_network(&l.container, data, l.data_ip)
                     .await?;
                 fx.cancel.check()?;
                 docker.start(&l.container).await?;
@@ -522,11 +612,18 @@ impl Cluster {
 
     /// Segment moves: new segments, then detachments before attachments (so no two nodes share a
     /// segment the target does not allow, even briefly, when a segment is reused), then the segments no
-    /// longer used.
-    async fn move_nodes(&self, plane: &DataPlane, plan: &Plan, mode: CutMode) -> Result<()> {
+    /// longer used. Every network is addressed by id.
+    async fn move_nodes(
+        &self,
+        plane: &DataPlane,
+        nets: &Nets,
+        plan: &Plan,
+        mode: CutMode,
+    ) -> Result<()> {
         let docker = &self.docker;
         let name = self.spec.name.clone();
         let mut plane = plane.clone();
+        let mut nets = nets.clone();
         for &segment in &plan.create {
             let mut labels = blueprint::cluster_labels(&name);
             labels.insert(LABEL_ROLE.into(), "segment".into());
@@ -537,17 +634,17 @@ impl Cluster {
                 "drop"
             };
             labels.insert(LABEL_MODE.into(), word.into());
-            let subnet = create_network(docker, &segment_network(&name, segment), labels).await?;
+            let (net, subnet) =
+                create_network(docker, &segment_network(&name, segment), labels).await?;
             plane.segments.insert(segment, subnet);
+            nets.segments.insert(segment, net);
         }
-        let (this, plane) = (self, &plane);
+        let (this, plane, nets) = (self, &plane, &nets);
         let container = |node: NodeId| this.nodes[node].layout.container.as_str();
-        let network = |segment: SegmentId| segment_network(&name, segment);
         run_all(
             plan.detach.iter().map(|&(node, segment)| async move {
-                Ok(docker
-                    .disconnect_network(container(node), &network(segment))
-                    .await?)
+                let net = nets.segment(&this.spec.name, segment)?;
+                Ok(docker.disconnect_network(container(node), net).await?)
             }),
             DOCKER_CONCURRENCY,
         )
@@ -555,20 +652,79 @@ impl Cluster {
         run_all(
             plan.attach.iter().map(|&(node, segment)| async move {
                 let ip = plane.address(node, segment).expect("segment exists");
-                Ok(docker
-                    .connect_network(container(node), &network(segment), ip)
-                    .await?)
+                let net = nets.segment(&this.spec.name, segment)?;
+                Ok(docker.connect_network(container(node), net, ip).await?)
             }),
             DOCKER_CONCURRENCY,
         )
         .await?;
         run_all(
-            plan.remove
-                .iter()
-                .map(|&segment| async move { Ok(docker.remove_network(&network(segment)).await?) }),
+            plan.remove.iter().map(|&segment| async move {
+                let net = nets.segment(&this.spec.name, segment)?;
+                Ok(docker.remove_network(net).await?)
+            }),
             DOCKER_CONCURRENCY,
         )
         .await
+    }
+}
+
+/// A cluster's networks sorted out: the one kept per role, and the duplicates with their members.
+pub(crate) struct Picked<'a> {
+    pub(crate) kept: BTreeMap<NetRole, &'a NetworkInfo>,
+    pub(crate) duplicates: Vec<(Net, Vec<String>)>,
+}
+
+/// Sorts a cluster's networks by role with `plan::pick_networks`, counting members from the containers'
+/// attachments (by network id).
+pub(crate) fn pick<'a>(nets: &'a [NetworkInfo], containers: &[ContainerInfo]) -> Picked<'a> {
+    let mut attached: HashMap<&str, Vec<String>> = HashMap::new();
+    for c in containers {
+        for e in &c.networks {
+            attached.entry(&e.network).or_default().push(c.id.clone());
+        }
+    }
+    let ours: Vec<&NetworkInfo> = nets
+        .iter()
+        .filter(|n| network_role(&n.labels).is_some())
+        .collect();
+    let seen: Vec<NetworkSeen> = ours
+        .iter()
+        .map(|n| NetworkSeen {
+            id: n.id.clone(),
+            role: network_role(&n.labels).expect("filtered"),
+            members: attached.get(n.id.as_str()).map_or(0, Vec::len),
+        })
+        .collect();
+    let (kept, extra) = plan::pick_networks(&seen);
+    Picked {
+        kept: kept.into_iter().map(|(role, i)| (role, ours[i])).collect(),
+        duplicates: extra
+            .into_iter()
+            .map(|i| {
+                let net = Net {
+                    id: ours[i].id.clone(),
+                    name: ours[i].name.clone(),
+                };
+                (
+                    net,
+                    attached.remove(ours[i].id.as_str()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The role a cluster network's labels give it (None: not one of the data plane's or the control's).
+fn network_role(labels: &HashMap<String, String>) -> Option<NetRole> {
+    match labels.get(LABEL_ROLE).map(String::as_str) {
+        Some("control") => Some(NetRole::Control),
+        Some("data") => Some(NetRole::Segment(BASE)),
+        Some("segment") => labels
+            .get(LABEL_SEGMENT)
+            .and_then(|s| s.parse().ok())
+            .map(NetRole::Segment),
+        _ => None,
     }
 }
 

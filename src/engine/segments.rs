@@ -81,12 +81,25 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<PartitionReport> {
         let partition = partition::build(&self.spec, kind)?;
+        let guard = self.lock("partition").await?;
+        let result = self.split(kind, &partition, mode, timeout).await;
+        guard.release().await;
+        result
+    }
+
+    async fn split(
+        &mut self,
+        kind: &PartitionKind,
+        partition: &partition::Partition,
+        mode: CutMode,
+        timeout: Duration,
+    ) -> Result<PartitionReport> {
         let mut groups = partition.describe(&self.spec);
         if groups.len() > 200 {
             groups = format!("{} into {} groups", kind.name(), partition.groups.len());
         }
         tracing::info!("partition {groups}");
-        self.converge_segments(Segments::Split(&partition), mode, timeout)
+        self.converge_segments(Segments::Split(partition), mode, timeout)
             .await?;
         self.verify(mode == CutMode::Silent).await?;
         Ok(self.report())
@@ -95,6 +108,13 @@ impl Cluster {
     /// Every node back on the base segment with its original address, partition segments removed,
     /// declared edges re-wired and verified. Frozen sessions of a silent cut resume.
     pub async fn heal(&mut self, timeout: Duration) -> Result<PartitionReport> {
+        let guard = self.lock("heal").await?;
+        let result = self.heal_locked(timeout).await;
+        guard.release().await;
+        result
+    }
+
+    async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
         self.converge_segments(Segments::Heal, CutMode::Drop, timeout)
             .await?;
         self.verify(false).await?;
@@ -104,12 +124,19 @@ impl Cluster {
     /// `heal`, then waits until every node is on the same best block, checks that it is the most-work
     /// tip any node had, and reports how deep each node reorganised.
     pub async fn heal_and_sync(&mut self, timeout: Duration) -> Result<HealReport> {
+        let guard = self.lock("heal").await?;
+        let result = self.heal_and_sync_locked(timeout).await;
+        guard.release().await;
+        result
+    }
+
+    async fn heal_and_sync_locked(&mut self, timeout: Duration) -> Result<HealReport> {
         let before = on_all(&self.nodes, |n| async move {
             let hash = n.rpc.get_best_block_hash().await?;
             Ok::<_, Error>(n.rpc.get_block_header(&hash).await?)
         })
         .await?;
-        self.heal(timeout).await?;
+        self.heal_locked(timeout).await?;
         let tip = self.sync_blocks(timeout).await?;
         let first = &self.nodes[0];
         let header = first.rpc.get_block_header(&tip).await?;
