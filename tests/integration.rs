@@ -1491,7 +1491,9 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         );
         assert!(started.elapsed() >= Duration::from_secs(1));
         ok(&["status", &name, "--json"]).await;
-        ok(&["ls"]).await;
+        let ls = ok_json(&["ls", "--json"]).await;
+        let me = ls.as_array().unwrap().iter().find(|c| c["name"] == name.as_str()).unwrap();
+        assert!(me["changing"].as_str().unwrap().contains(&format!("pid {pid}")), "{me}");
         // Nothing changed while the lock was held by someone else.
         assert_eq!(settled(&name).await.unwrap(), RING6);
         outside::remove_container(&lock).await;

@@ -174,12 +174,25 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
         vec![ctx.wanted(cluster)]
     };
     let mut reports = Vec::new();
+    let mut failed = Vec::new();
     for name in names {
-        let report = lifecycle::down_named(name.as_deref(), &ctx.progress()).await?;
+        // With --all, one cluster that cannot go does not keep the others.
+        let report = match lifecycle::down_named(name.as_deref(), &ctx.progress()).await {
+            Ok(report) => report,
+            Err(e) if all => {
+                eprintln!("error: {}", crate::core::names::error_chain(&e));
+                failed.push(name.unwrap_or_default());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !ctx.json {
             output::print_removed(&report);
         }
         reports.push(report);
+    }
+    if !failed.is_empty() {
+        return Err(Error::Leftovers(failed).into());
     }
     if ctx.json && all {
         output::print_json(&reports);

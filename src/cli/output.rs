@@ -38,10 +38,11 @@ pub fn print_clusters(list: &[ClusterSummary], json: bool) {
                 c.name.clone(),
                 format!("{}/{}", c.running, c.nodes),
                 c.networks.join(","),
+                c.changing.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    print_table(&["CLUSTER", "RUNNING", "NETWORKS"], rows);
+    print_table(&["CLUSTER", "RUNNING", "NETWORKS", "BEING CHANGED BY"], rows);
 }
 
 /// One removed cluster, as a sentence (with `--json` the reports are printed together at the end).

@@ -69,6 +69,11 @@ impl Holder {
     }
 }
 
+/// The holder a lock's labels name, worded for a message (labels made by hand may name none).
+pub fn holder_of(labels: &HashMap<String, String>) -> String {
+    Holder::from_labels(labels).map_or_else(|| "an unreadable holder".into(), |h| h.describe())
+}
+
 /// `HH:MM:SS UTC` of a Unix time.
 pub fn time_of_day(unix: u64) -> String {
     let s = unix % 86_400;

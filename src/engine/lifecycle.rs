@@ -17,7 +17,7 @@ use crate::core::blueprint::{
     self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
     ROLE_META,
 };
-use crate::core::lock::ROLE_LOCK;
+use crate::core::lock::{holder_of, ROLE_LOCK};
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
@@ -61,6 +61,8 @@ pub struct ClusterSummary {
     pub nodes: usize,
     pub running: usize,
     pub networks: Vec<String>,
+    /// The holder of the cluster's lock, when a command is changing it.
+    pub changing: Option<String>,
 }
 
 /// What `down` removed.
@@ -430,6 +432,11 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
                     .filter(|n| of(&n.labels, &name))
                     .map(|n| n.name.clone())
                     .collect(),
+                changing: containers
+                    .iter()
+                    .filter(|c| of(&c.labels, &name))
+                    .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_LOCK))
+                    .map(|c| holder_of(&c.labels)),
                 name,
             }
         })

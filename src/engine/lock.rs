@@ -172,9 +172,7 @@ pub async fn acquire(
             process_start,
             silent_for: now - since,
         };
-        let who = holder
-            .as_ref()
-            .map_or_else(|| "an unreadable holder".to_string(), Holder::describe);
+        let who = lock::holder_of(&held.labels);
         match lock::liveness(&seen, STALE_AFTER) {
             Liveness::Gone(why) => {
                 tracing::warn!("took over the lock of cluster `{cluster}` from {who}: {why}");
