@@ -1262,7 +1262,7 @@ fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
         let file = std::env::temp_dir().join(format!("{name}.yaml"));
         std::fs::write(&file, format!("name: {name}\nnodes: 6\ntopology: ring\n")).unwrap();
         let file = file.to_str().unwrap().to_string();
-        for round in 0..3 {
+        for round in 0..5 {
             // up/up: both succeed (the second waits, then finds nothing to do).
             let (a, b) = at_once(&["up", &file], &["up", &file]).await;
             assert!(
