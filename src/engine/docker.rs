@@ -77,6 +77,12 @@ impl DockerError {
             && self.to_source_string().contains("overlaps")
     }
 
+    /// Docker refused to remove a network that "has active endpoints".
+    pub fn is_stale_endpoints(&self) -> bool {
+        matches!(self, DockerError::RemoveNetwork { .. })
+            && self.to_source_string().contains("active endpoints")
+    }
+
     /// The engine refused because the name is taken (HTTP 409).
     pub fn is_conflict(&self) -> bool {
         let source = std::error::Error::source(self).and_then(|s| s.downcast_ref::<BollardError>());
@@ -262,7 +268,7 @@ impl Docker {
                 name: net.name.clone(),
                 source,
             }) {
-                Err(e) if attempt < 20 && e.to_source_string().contains("active endpoints") => {
+                Err(e) if attempt < 20 && e.is_stale_endpoints() => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
                 }

@@ -69,6 +69,8 @@ pub enum Error {
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]
     Leftovers(Vec<String>),
+    #[error("could not remove network(s) {}: the Docker daemon still counts endpoints of containers that are gone (a Docker 20.10 bug, moby#42119); nothing but a restart of the Docker daemon clears them, after which `regbox down` finishes", .0.join(", "))]
+    StaleEndpoints(Vec<String>),
     #[error("{source}\n{cleanup}")]
     RolledBack { source: Box<Error>, cleanup: String },
 }

@@ -456,13 +456,15 @@ pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownR
 pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
     let filter = blueprint::cluster_filter(Some(name));
     // The lock's marker needs an image; any of the cluster's containers has one (by id, so a removed
-    // tag does not matter). A cluster with no container left has nothing a writer could race on.
+    // tag does not matter) — another command's lock too: an `up` that holds it has made nothing else
+    // yet, and removing networks under a container being created on them leaves Docker 20.10 with a
+    // network it can never remove (moby#42119). A cluster with no container at all has no writer.
     let image = docker
         .labeled_containers(&filter)
         .await?
         .into_iter()
-        .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE_LOCK))
-        .map(|c| c.image_id);
+        .map(|c| c.image_id)
+        .find(|id| !id.is_empty());
     let guard = match image {
         Some(image) => Some(lock::acquire(docker, name, &image, "down").await?),
         None => None,
@@ -518,7 +520,11 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
     if removal.left.is_empty() {
         Ok(report)
     } else {
-        Err(Error::Leftovers(removal.left))
+        Err(if removal.stale.len() == removal.left.len() {
+            Error::StaleEndpoints(removal.stale)
+        } else {
+            Error::Leftovers(removal.left)
+        })
     }
 }
 
@@ -547,6 +553,8 @@ struct Removal<'a> {
     docker: &'a Docker,
     progress: &'a Progress,
     left: Vec<String>,
+    /// Networks Docker would not remove for endpoints no container holds.
+    stale: Vec<String>,
 }
 
 impl<'a> Removal<'a> {
@@ -555,6 +563,7 @@ impl<'a> Removal<'a> {
             docker,
             progress,
             left: Vec::new(),
+            stale: Vec::new(),
         }
     }
 
@@ -615,6 +624,9 @@ impl<'a> Removal<'a> {
                 Ok(()) => removed += 1,
                 Err(e) => {
                     tracing::warn!("{}", crate::core::names::error_chain(&e));
+                    if e.is_stale_endpoints() {
+                        self.stale.push(name.clone());
+                    }
                     self.left.push(name);
                 }
             }
