@@ -1501,3 +1501,65 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_manifest() {
+    run(async {
+        let (a, b) = (unique("cfa"), unique("cfb"));
+        let _guards = (Teardown(a.clone()), Teardown(b.clone()));
+        let file = std::env::temp_dir().join(format!("{a}.yaml"));
+        std::fs::write(&file, "name: shared\nnodes: 3\ntopology: line\n").unwrap();
+        let file = file.to_str().unwrap().to_string();
+        // One manifest brought up twice at the same moment under two names, as two CI jobs would.
+        let (x, y) = at_once(&["-c", &a, "up", &file], &["up", &file, "-c", &b]).await;
+        assert!(x.status.success() && y.status.success(), "{}\n{}", stderr(&x), stderr(&y));
+        std::fs::remove_file(&file).unwrap();
+        let commands: &[&[&str]] = &[
+            &["status"],
+            &["ls"],
+            &["mine", "n0", "2"],
+            &["sync"],
+            &["rpc", "n0", "getblockcount"],
+            &["logs", "n0", "--tail", "1"],
+            &["connect", "n0", "n2"],
+            &["disconnect", "n0", "n2"],
+            &["partition", "--halves"],
+            &["heal", "--sync"],
+            &["stop", "n1"],
+            &["start", "n1"],
+            &["restart", "n1"],
+            &["pause", "n1"],
+            &["unpause", "n1"],
+            &["kill", "n1"],
+            &["start", "n1"],
+        ];
+        for cmd in commands {
+            // Two clusters exist: each command must act on the one the flag names, wherever it is.
+            let mut before = vec!["-c", a.as_str()];
+            before.extend_from_slice(cmd);
+            let mut after = cmd.to_vec();
+            after.extend_from_slice(&["-c", b.as_str()]);
+            ok(&before).await;
+            ok(&after).await;
+        }
+        for name in [&a, &b] {
+            let ls = ok_json(&["ls", "--json", "-c", name]).await;
+            assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
+            let status = ok_json(&["status", "--json", "--cluster", name]).await;
+            assert!(status.as_array().unwrap().iter().all(|n| n["height"] == 2), "{status}");
+        }
+        // The environment variable works like the flag; two different names are refused.
+        let out = regbox().args(["status"]).env("REGBOX_CLUSTER", &a).output().await.unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = regbox().args(["status", &b, "-c", &a]).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("two clusters named"), "{}", stderr(&out));
+        let out = regbox().args(["-c", "Bad Name", "up"]).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("invalid cluster name"), "{}", stderr(&out));
+        ok(&["-c", &a, "down"]).await;
+        ok(&["down", "-c", &b]).await;
+        assert_eq!(leftovers(&a).await, Vec::<String>::new());
+        assert_eq!(leftovers(&b).await, Vec::<String>::new());
+    });
+}

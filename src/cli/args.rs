@@ -15,8 +15,9 @@ pub struct Cli {
     /// Machine-readable JSON on stdout instead of tables (read commands), and no progress bars.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The cluster to act on; may be omitted when only one exists.
-    #[arg(short, long, global = true, value_name = "CLUSTER")]
+    /// The cluster to act on, in any position; may be omitted when only one exists. `up` and `run`
+    /// take it as the cluster's name instead of the manifest's.
+    #[arg(short, long, global = true, value_name = "CLUSTER", env = "REGBOX_CLUSTER")]
     pub cluster: Option<String>,
     /// Seconds a command that changes a cluster waits while another regbox is changing it (0: fail at
     /// once, naming the holder).
@@ -44,15 +45,21 @@ pub enum Command {
     },
     /// Remove every container, volume and network of a cluster.
     Down {
-        cluster: Option<String>,
+        /// The cluster (the same as -c).
+        #[arg(value_name = "CLUSTER")]
+        name: Option<String>,
         /// Remove every regbox cluster on this engine.
-        #[arg(long, conflicts_with = "cluster")]
+        #[arg(long, conflicts_with = "name")]
         all: bool,
     },
     /// List clusters.
     Ls,
     /// Per node: image, state, data address, height, best block, peers.
-    Status { cluster: Option<String> },
+    Status {
+        /// The cluster (the same as -c).
+        #[arg(value_name = "CLUSTER")]
+        name: Option<String>,
+    },
     /// Connect node A to node B (A dials B) and wait for the handshake.
     Connect { a: String, b: String },
     /// Close the sessions between A and B and wait until neither lists the other.
@@ -61,7 +68,9 @@ pub enum Command {
     Mine { node: String, blocks: u64 },
     /// Wait until every node has the same best block and the same mempool.
     Sync {
-        cluster: Option<String>,
+        /// The cluster (the same as -c).
+        #[arg(value_name = "CLUSTER")]
+        name: Option<String>,
         /// Seconds to wait.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -115,7 +124,9 @@ pub enum Command {
     },
     /// Put every node back on the base segment with its original address and re-wire the declared edges.
     Heal {
-        cluster: Option<String>,
+        /// The cluster (the same as -c).
+        #[arg(value_name = "CLUSTER")]
+        name: Option<String>,
         /// Also wait until every node is on the most-work tip, and report each node's reorg depth.
         #[arg(long)]
         sync: bool,
@@ -188,6 +199,17 @@ mod tests {
         assert_eq!(cli.cluster.as_deref(), Some("lab"));
         assert!(cli.json);
         assert!(matches!(cli.command, Command::Rpc { ref args, .. } if args == &["0"]));
+        // `-c` is taken in any position, also by commands with a positional cluster.
+        for args in [
+            &["regbox", "status", "-c", "lab"][..],
+            &["regbox", "-c", "lab", "status"],
+            &["regbox", "heal", "--sync", "-c", "lab"],
+            &["regbox", "down", "-c", "lab"],
+            &["regbox", "sync", "--cluster", "lab"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.cluster.as_deref(), Some("lab"), "{args:?}");
+        }
         let err = Cli::try_parse_from(["regbox", "mine", "n0", "many"]).unwrap_err();
         assert_eq!(err.exit_code(), crate::cli::exit::BAD_INPUT);
     }

@@ -40,9 +40,15 @@ struct Context {
 }
 
 impl Context {
-    /// A command's positional cluster name, else `-c`.
-    fn wanted(&self, positional: Option<String>) -> Option<String> {
-        positional.or(self.cluster.clone())
+    /// A command's positional cluster name, else `-c` (or `REGBOX_CLUSTER`); two different names are a
+    /// usage error, never one silently hiding the other.
+    fn wanted(&self, positional: Option<String>) -> Result<Option<String>, Failure> {
+        match (positional, &self.cluster) {
+            (Some(p), Some(c)) if &p != c => Err(Failure::Usage(format!(
+                "two clusters named: `{p}` and `{c}` (-c or REGBOX_CLUSTER); name one"
+            ))),
+            (p, c) => Ok(p.or(c.clone())),
+        }
     }
 
     fn progress(&self) -> Progress {
@@ -75,13 +81,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     };
     match cli.command {
         Command::Up { manifest, timeout } => up(&ctx, manifest.as_deref(), timeout).await,
-        Command::Down { cluster, all } => down(&ctx, cluster, all).await,
+        Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
-        Command::Status { cluster } => status(&ctx, cluster).await,
+        Command::Status { name } => status(&ctx, name).await,
         Command::Connect { a, b } => connect(&ctx, &a, &b).await,
         Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
         Command::Mine { node, blocks } => mine(&ctx, &node, blocks).await,
-        Command::Sync { cluster, timeout } => sync(&ctx, cluster, timeout).await,
+        Command::Sync { name, timeout } => sync(&ctx, name, timeout).await,
         Command::Rpc { node, method, args } => rpc(&ctx, &node, &method, &args).await,
         Command::Logs { node, follow, tail } => logs(&ctx, &node, follow, tail).await,
         Command::Partition {
@@ -106,10 +112,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             partition(&ctx, groups, flags, silent, timeout).await
         }
         Command::Heal {
-            cluster,
+            name,
             sync,
             timeout,
-        } => heal(&ctx, cluster, sync, timeout).await,
+        } => heal(&ctx, name, sync, timeout).await,
         Command::Stop { node } => fault(&ctx, Fault::Stop, &node).await,
         Command::Start { node } => fault(&ctx, Fault::Start, &node).await,
         Command::Restart { node } => fault(&ctx, Fault::Restart, &node).await,
@@ -140,10 +146,14 @@ async fn interrupted() {
 }
 
 async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), Failure> {
-    let spec = match manifest {
+    let mut spec = match manifest {
         Some(path) => load_manifest(path)?,
         None => ClusterSpec::default_ring4(),
     };
+    // `-c` names the cluster this manifest makes, so two jobs can bring up one manifest side by side.
+    if let Some(name) = &ctx.cluster {
+        spec.rename(name).map_err(Failure::Usage)?;
+    }
     let opts = UpOptions {
         progress: ctx.progress(),
         timeout: Duration::from_secs(timeout),
@@ -171,7 +181,7 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
             .map(|c| Some(c.name))
             .collect()
     } else {
-        vec![ctx.wanted(cluster)]
+        vec![ctx.wanted(cluster)?]
     };
     let mut reports = Vec::new();
     let mut failed = Vec::new();
@@ -202,13 +212,18 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
     Ok(())
 }
 
+/// Every cluster, or with `-c` only that one (an empty list when it does not exist).
 async fn ls(ctx: &Context) -> Result<(), Failure> {
-    output::print_clusters(&lifecycle::list().await?, ctx.json);
+    let mut list = lifecycle::list().await?;
+    if let Some(name) = &ctx.cluster {
+        list.retain(|c| &c.name == name);
+    }
+    output::print_clusters(&list, ctx.json);
     Ok(())
 }
 
 async fn status(ctx: &Context, cluster: Option<String>) -> Result<(), Failure> {
-    let cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
     output::print_status(&cluster.status().await?, ctx.json);
     Ok(())
 }
@@ -236,7 +251,7 @@ async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
 }
 
 async fn sync(ctx: &Context, cluster: Option<String>, timeout: u64) -> Result<(), Failure> {
-    let cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
     let timeout = Duration::from_secs(timeout);
     let (tip, txs) =
         tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout))?;
@@ -352,7 +367,7 @@ async fn heal(
     sync: bool,
     timeout: u64,
 ) -> Result<(), Failure> {
-    let mut cluster = Cluster::open(ctx.wanted(cluster).as_deref()).await?;
+    let mut cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
     let timeout = Duration::from_secs(timeout);
     if sync {
         output::print_heal(&cluster.heal_and_sync(timeout).await?, ctx.json);
@@ -379,7 +394,7 @@ async fn run_scenario(
 ) -> Result<(), Failure> {
     let (scenario, mut spec) = load_scenario(scenario)?;
     if let Some(name) = &ctx.cluster {
-        spec.name = name.clone();
+        spec.rename(name).map_err(Failure::Usage)?;
     }
     if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(

@@ -100,6 +100,18 @@ impl ClusterSpec {
         None
     }
 
+    /// Gives the cluster another name (`-c` on `up` and `run`), checked as the manifest's is.
+    pub fn rename(&mut self, name: &str) -> Result<(), String> {
+        if !is_cluster_name(name) {
+            return Err(format!(
+                "invalid cluster name `{}`, expected {CLUSTER_NAME_RULE}",
+                shown(name)
+            ));
+        }
+        self.name = name.to_string();
+        Ok(())
+    }
+
     /// The node names, worded for "which nodes exist" hints.
     pub(crate) fn node_names(&self) -> NodeNames<'_> {
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -120,6 +132,10 @@ pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, SourceError> {
     let cx = Cx::new(origin, "manifest");
     cx.cluster(&cx.load(source)?)
 }
+
+/// What a cluster name may be, worded for errors.
+const CLUSTER_NAME_RULE: &str =
+    "1 to 40 lower-case letters, digits or `-`, not starting with `-`";
 
 fn is_cluster_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -164,7 +180,7 @@ impl Cx<'_> {
             return Err(self.error(
                 name_value.at,
                 format!(
-                    "invalid cluster name `{}`, expected 1 to 40 lower-case letters, digits or `-`, not starting with `-`",
+                    "invalid cluster name `{}`, expected {CLUSTER_NAME_RULE}",
                     shown(name)
                 ),
             ));
