@@ -146,6 +146,37 @@ mod outside {
         engine().create_container(Some(opts), body).await.unwrap();
     }
 
+    /// A container's settings as the engine reports them, and the uids its processes run as.
+    pub async fn inspect(name: &str) -> (bollard::models::ContainerInspectResponse, Vec<String>) {
+        use bollard::query_parameters::TopOptionsBuilder;
+        let info = engine().inspect_container(name, None).await.unwrap();
+        let top = engine()
+            .top_processes(name, Some(TopOptionsBuilder::new().ps_args("-o uid,pid,comm").build()))
+            .await
+            .unwrap();
+        let uids = top
+            .processes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p[0].clone())
+            .collect();
+        (info, uids)
+    }
+
+    /// Gives an image a second name.
+    pub async fn tag(image: &str, repo: &str, tag: &str) {
+        use bollard::query_parameters::TagImageOptionsBuilder;
+        let opts = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        engine().tag_image(image, Some(opts)).await.unwrap();
+    }
+
+    pub async fn untag(image: &str) {
+        engine()
+            .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .await
+            .unwrap();
+    }
+
     pub async fn remove_container(name: &str) {
         use bollard::query_parameters::RemoveContainerOptionsBuilder;
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
@@ -519,6 +550,11 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
                 format!("name: {name}\nnodes: 0\n"),
                 ":2:",
                 "between 1 and 1000",
+            ),
+            (
+                format!("name: {name}\nnodes:\n  - name: a\n    resources: {{ memory: 1t }}\n"),
+                ":4:26",
+                "invalid memory",
             ),
         ];
         for (i, (yaml, location, message)) in cases.iter().enumerate() {
@@ -1561,5 +1597,91 @@ fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_m
         ok(&["down", "-c", &b]).await;
         assert_eq!(leftovers(&a).await, Vec::<String>::new());
         assert_eq!(leftovers(&b).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
+    run(async {
+        let name = unique("hard");
+        // Another name for the node image stands for a foreign image (one regbox did not build).
+        let foreign = format!("regbox-test/other:{name}");
+        outside::tag(manifest::DEFAULT_IMAGE, "regbox-test/other", &name).await;
+        let yaml = format!(
+            "name: {name}\ndefaults:\n  wallet: true\nnodes:\n  - name: a\n  - name: b\n    resources: {{ memory: 256m, cpus: 0.5 }}\n  - name: c\n    image: \"{foreign}\"\ntopology: ring\n"
+        );
+        let spec = manifest::parse(&yaml, "inline").unwrap();
+        let (cluster, _guard) = up(spec).await;
+        // They work as lab nodes: mining, a wallet send, relay to all.
+        cluster.mine("a", 101).await.unwrap();
+        cluster.sync_blocks(WAIT).await.unwrap();
+        cluster.send("a", "c", 100_000).await.unwrap();
+        cluster.sync_mempools(WAIT).await.unwrap();
+        let mib = 1 << 20;
+        for (node, memory, nano_cpus, user) in [
+            ("a", 512 * mib, 0, "10001:10001"),
+            ("b", 256 * mib, 500_000_000, "10001:10001"),
+            ("c", 512 * mib, 0, "0:0"),
+        ] {
+            let (info, uids) = outside::inspect(&format!("regbox-{name}-{node}")).await;
+            let host = info.host_config.unwrap();
+            assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]), "{node}");
+            assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]), "{node}");
+            assert_eq!(host.readonly_rootfs, Some(true), "{node}");
+            assert_eq!(host.pids_limit, Some(512), "{node}");
+            assert_eq!(host.memory, Some(memory), "{node}");
+            assert_eq!(host.memory_swap, Some(memory), "{node}: no swap on top");
+            assert_eq!(host.nano_cpus.unwrap_or(0), nano_cpus, "{node}");
+            assert_eq!(info.config.unwrap().user.as_deref(), Some(user), "{node}");
+            let uid = user.split(':').next().unwrap();
+            assert!(!uids.is_empty() && uids.iter().all(|u| u == uid), "{node}: {uids:?}");
+            if user == "0:0" {
+                // Root in a foreign image keeps only the right to write a datadir of any owner.
+                assert_eq!(host.cap_add, Some(vec!["DAC_OVERRIDE".to_string()]));
+            } else {
+                assert!(host.cap_add.unwrap_or_default().is_empty());
+            }
+        }
+        cluster.down(&Progress::default()).await.unwrap();
+        outside::untag(&foreign).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn check_validates_every_example_without_docker_and_locates_the_first_error() {
+    run(async {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+        files.sort();
+        // No engine is reachable at this address: check must not need one.
+        let out = regbox()
+            .arg("check")
+            .args(&files)
+            .arg("--json")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let kinds: Vec<&str> = checked
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.len(), files.len());
+        assert!(kinds.contains(&"scenario") && kinds.contains(&"manifest"), "{kinds:?}");
+        let bad = std::env::temp_dir().join(format!("{}.yaml", unique("chk")));
+        std::fs::write(&bad, "name: x\nnodes: 3\ntopology: { edges: [[0, 5]] }\n").unwrap();
+        let out = regbox().arg("check").arg(&files[0]).arg(&bad).output().await.unwrap();
+        std::fs::remove_file(&bad).unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains(&format!("{}:3:25:", bad.display())), "{}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
     });
 }

@@ -184,8 +184,9 @@ mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/data" "$ROOT/root"
 chmod 1777 "$ROOT/tmp"
 chmod 0755 "$ROOT/data"
 chmod 0700 "$ROOT/root"
-printf 'root:x:0:0:root:/root:/usr/sbin/nologin\n' >"$ROOT/etc/passwd"
-printf 'root:x:0:\n' >"$ROOT/etc/group"
+# bitcoind runs as an unprivileged user that owns /data (Docker copies /data's owner into a fresh volume).
+printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nbitcoin:x:10001:10001:bitcoind:/data:/usr/sbin/nologin\n' >"$ROOT/etc/passwd"
+printf 'root:x:0:\nbitcoin:x:10001:\n' >"$ROOT/etc/group"
 # Without nsswitch.conf glibc tries DNS before /etc/hosts for host names.
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ROOT/etc/nsswitch.conf"
 chmod 0644 "$ROOT"/etc/*
@@ -216,9 +217,11 @@ size=$(du -sb "$ROOT" | cut -f1)
 log "writing $OUTDIR/rootfs.tar ($((size / 1000 / 1000)) MB, $(find "$ROOT" -type f | wc -l) files) ..."
 mkdir -p "$OUTDIR"
 mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$STAGE/usr/bin/bitcoind")}
-mapfile -t top < <(find "$ROOT" -mindepth 1 -maxdepth 1 -printf '%P\n' | LC_ALL=C sort)
+mapfile -t top < <(find "$ROOT" -mindepth 1 -maxdepth 1 ! -name data -printf '%P\n' | LC_ALL=C sort)
 tar -C "$ROOT" --sort=name --numeric-owner --owner=0 --group=0 --mtime="@$mtime" \
     -cf "$OUTDIR/rootfs.tar.tmp" "${top[@]}"
+tar -C "$ROOT" --numeric-owner --owner=10001 --group=10001 --mtime="@$mtime" \
+    -rf "$OUTDIR/rootfs.tar.tmp" data
 printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "$PACKAGE" >"$OUTDIR/package.tmp"
 mv -f "$OUTDIR/rootfs.tar.tmp" "$OUTDIR/rootfs.tar"

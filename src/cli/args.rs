@@ -159,6 +159,13 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Validate manifests and scenarios without Docker: exit 0 when every file is valid, 2 (with the
+    /// file, line and column of the first problem) when one is not — the same checks as `up` and `run`.
+    Check {
+        /// Manifest or scenario files (a scenario is a `*.scenario.yaml` file, or one with `steps:`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Build the node image.
     Image {
         #[command(subcommand)]

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cli::args::{Cli, Command, ImageCommand};
 use crate::cli::exit::{Failure, INTERRUPTED};
-use crate::cli::load::{load_manifest, load_scenario};
+use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::output;
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
@@ -127,10 +127,26 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             junit,
             keep,
         } => run_scenario(&ctx, scenario.as_deref(), junit, keep).await,
+        Command::Check { files } => check(&ctx, &files),
         Command::Image {
             command: ImageCommand::Build,
         } => image_build(&ctx).await,
     }
+}
+
+/// `regbox check`: every file is validated and reported; the first invalid one's error is the failure.
+fn check(ctx: &Context, files: &[PathBuf]) -> Result<(), Failure> {
+    let mut valid = Vec::new();
+    let mut first_error = None;
+    for file in files {
+        match check_file(file) {
+            Ok(checked) => valid.push(checked),
+            Err(e) if first_error.is_none() => first_error = Some(e),
+            Err(e) => eprintln!("error: {}", crate::core::names::error_chain(&e)),
+        }
+    }
+    output::print_checked(&valid, ctx.json);
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Completes on the first Ctrl-C; a second one exits at once.

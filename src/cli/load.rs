@@ -73,3 +73,49 @@ pub fn load_scenario(path: Option<&Path>) -> Result<(Scenario, ClusterSpec), Fai
     scenario::validate(&scenario, &spec, &origin)?;
     Ok((scenario, spec))
 }
+
+/// What `regbox check` found valid in one file.
+#[derive(Debug, serde::Serialize)]
+pub struct Checked {
+    pub file: String,
+    /// `manifest` or `scenario`.
+    pub kind: &'static str,
+    /// The cluster's (or the scenario's) name.
+    pub name: String,
+    pub nodes: usize,
+    pub edges: usize,
+    /// Scenario steps (0 for a manifest).
+    pub steps: usize,
+}
+
+/// Validates one file as a scenario when its name or its top-level `steps:` says it is one, else as a
+/// manifest.
+pub fn check_file(path: &Path) -> Result<Checked, Failure> {
+    let file = path.display().to_string();
+    let named = file.ends_with(".scenario.yaml") || file.ends_with(".scenario.yml");
+    let has_steps = || {
+        std::fs::read_to_string(path)
+            .map(|t| t.lines().any(|l| l.starts_with("steps:")))
+            .unwrap_or(false)
+    };
+    if named || has_steps() {
+        let (scenario, spec) = load_scenario(Some(path))?;
+        return Ok(Checked {
+            file,
+            kind: "scenario",
+            name: scenario.name,
+            nodes: spec.nodes.len(),
+            edges: spec.edges.len(),
+            steps: scenario.steps.len(),
+        });
+    }
+    let spec = load_manifest(path)?;
+    Ok(Checked {
+        file,
+        kind: "manifest",
+        name: spec.name,
+        nodes: spec.nodes.len(),
+        edges: spec.edges.len(),
+        steps: 0,
+    })
+}

@@ -6,6 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::cli::load::Checked;
 use crate::engine::cluster::NodeStatus;
 use crate::engine::lifecycle::{ClusterSummary, DownReport};
 use crate::engine::runner::{Outcome, RunReport, StepResult};
@@ -43,6 +44,21 @@ pub fn print_clusters(list: &[ClusterSummary], json: bool) {
         })
         .collect();
     print_table(&["CLUSTER", "RUNNING", "NETWORKS", "BEING CHANGED BY"], rows);
+}
+
+/// `regbox check`: one line per valid file.
+pub fn print_checked(list: &[Checked], json: bool) {
+    if json {
+        return print_json(list);
+    }
+    for c in list {
+        let what = if c.kind == "scenario" {
+            format!("scenario `{}`, {} steps on {} nodes", c.name, c.steps, c.nodes)
+        } else {
+            format!("cluster `{}`, {} nodes, {} edges", c.name, c.nodes, c.edges)
+        };
+        println!("{}: ok ({what})", c.file);
+    }
 }
 
 /// One removed cluster, as a sentence (with `--json` the reports are printed together at the end).

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
 
-use crate::core::manifest::ClusterSpec;
+use crate::core::manifest::{ClusterSpec, Resources};
 use crate::core::subnet::{Subnet, POOL};
 
 /// Label every regbox resource carries; scripts find a cluster's resources by it.
@@ -41,6 +41,14 @@ pub const RPC_PORT: u16 = 18443;
 pub const P2P_PORT: u16 = 18444;
 /// Where a node's data directory is mounted.
 pub const DATADIR: &str = "/data";
+/// Repository of the node images regbox builds itself. They run bitcoind as [`NODE_USER`] and own
+/// `/data` as that user; any other image runs as root (with no capability but overriding file
+/// permissions), since regbox cannot know which user its datadir suits.
+pub const NODE_IMAGE_REPO: &str = "regbox/bitcoind";
+/// The unprivileged user of regbox's node images.
+pub const NODE_USER: &str = "10001:10001";
+/// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
+pub const PIDS_LIMIT: i64 = 512;
 
 /// First host offset handed to nodes; below it sit the gateway and room for future fixed services.
 const NODE_OFFSET: u32 = 10;
@@ -130,6 +138,9 @@ pub struct NodeLayout {
     pub data_ip: Ipv4Addr,
     /// bitcoind's arguments, lab settings first, the manifest's own last.
     pub args: Vec<String>,
+    pub resources: Resources,
+    /// The image is not one of regbox's own: bitcoind runs as root inside it (see `NODE_IMAGE_REPO`).
+    pub as_root: bool,
     pub labels: HashMap<String, String>,
 }
 
@@ -192,6 +203,8 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 control_ip,
                 data_ip,
                 args,
+                resources: node.resources,
+                as_root: !node.image.starts_with(&format!("{NODE_IMAGE_REPO}:")),
                 labels,
             };
             layout
@@ -206,10 +219,15 @@ impl NodeLayout {
     /// A short hash of what the container is made from; `up` recreates a container whose hash differs.
     pub fn config_hash(&self) -> String {
         let mut h = Sha256::new();
+        let limits = format!(
+            "memory={} cpus={:?} root={}",
+            self.resources.memory, self.resources.nano_cpus, self.as_root
+        );
         for part in [
             &self.image,
             &self.control_ip.to_string(),
             &self.data_ip.to_string(),
+            &limits,
         ]
         .into_iter()
         .chain(&self.args)

@@ -48,8 +48,16 @@ pub const RESERVED_OPTIONS: &[&str] = &[
 ];
 
 const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology"];
-const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet"];
-const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet"];
+const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet", "resources"];
+const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet", "resources"];
+const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];
+/// A node's memory limit unless the manifest says otherwise: an idle lab node holds ≈ 40 MiB, a busy one
+/// (mining, a large mempool) a few times that.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+/// Below this bitcoind cannot start.
+const MIN_MEMORY: u64 = 32 << 20;
+const MAX_MEMORY: u64 = 1 << 40;
+const MAX_CPUS: f64 = 1024.0;
 const EDGES_FIELDS: &[&str] = &["edges"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -68,6 +76,26 @@ pub struct NodeSpec {
     /// the field existed still load.
     #[serde(default)]
     pub wallet: bool,
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// What a node's container may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes (swap included: the container gets no swap).
+    pub memory: u64,
+    /// CPU limit in billionths of a CPU; None leaves CPU unlimited.
+    pub nano_cpus: Option<u64>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            memory: DEFAULT_MEMORY,
+            nano_cpus: None,
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -80,6 +108,7 @@ impl ClusterSpec {
                 image: DEFAULT_IMAGE.to_owned(),
                 args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
                 wallet: false,
+                resources: Resources::default(),
             })
             .collect();
         ClusterSpec {
@@ -137,6 +166,24 @@ pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, SourceError> {
 const CLUSTER_NAME_RULE: &str =
     "1 to 40 lower-case letters, digits or `-`, not starting with `-`";
 
+/// `512m`, `2g`, `1.5g`, `65536k`, `300000000` (bytes); k, m, g (also `kb`, `mib`, …) are powers of 1024
+/// as in `docker run --memory`.
+fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "ki" | "kib" => 10,
+        "m" | "mb" | "mi" | "mib" => 20,
+        "g" | "gb" | "gi" | "gib" => 30,
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    let bytes = value * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 fn is_cluster_name(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -193,6 +240,7 @@ impl Cx<'_> {
                 image: DEFAULT_IMAGE.to_owned(),
                 args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
                 wallet: false,
+                resources: Resources::default(),
             },
         };
 
@@ -229,12 +277,63 @@ impl Cx<'_> {
             Some(w) => self.boolean(w, "`wallet`")?,
             None => false,
         };
+        let resources = match fields.get("resources") {
+            Some(r) => self.resources(r, Resources::default())?,
+            None => Resources::default(),
+        };
         Ok(NodeSpec {
             name: String::new(),
             image,
             args,
             wallet,
+            resources,
         })
+    }
+
+    /// `resources: {memory: 256m, cpus: 0.5}`; fields not given keep `base`.
+    fn resources(&self, v: &Yaml, base: Resources) -> Check<Resources> {
+        let fields = self.fields(v, "`resources`", RESOURCES_FIELDS)?;
+        let mut out = base;
+        if let Some(m) = fields.get("memory") {
+            let bytes = match &m.value {
+                Value::Int(n) => u64::try_from(*n).ok(),
+                Value::Str(s) => parse_memory(s),
+                _ => None,
+            };
+            out.memory = bytes
+                .filter(|b| (MIN_MEMORY..=MAX_MEMORY).contains(b))
+                .ok_or_else(|| {
+                    self.error(
+                        m.at,
+                        format!(
+                            "invalid memory {}, expected a size from 32m to 1024g such as `256m` or `2g` (k, m, g: powers of 1024)",
+                            found(&m.value)
+                        ),
+                    )
+                })?;
+        }
+        if let Some(c) = fields.get("cpus") {
+            let cpus = match &c.value {
+                Value::Int(n) => Some(*n as f64),
+                Value::Float(f) => Some(*f),
+                _ => None,
+            };
+            let nano = cpus
+                .filter(|c| *c > 0.0 && *c <= MAX_CPUS)
+                .map(|c| (c * 1e9).round() as u64)
+                .filter(|&n| n >= 10_000_000)
+                .ok_or_else(|| {
+                    self.error(
+                        c.at,
+                        format!(
+                            "invalid cpus {}, expected a number of CPUs from 0.01 to {MAX_CPUS} such as `0.5` or `2`",
+                            found(&c.value)
+                        ),
+                    )
+                })?;
+            out.nano_cpus = Some(nano);
+        }
+        Ok(out)
     }
 
     fn image(&self, v: &Yaml) -> Check<String> {
@@ -358,11 +457,16 @@ impl Cx<'_> {
                         Some(w) => self.boolean(w, "`wallet`")?,
                         None => defaults.wallet,
                     };
+                    let resources = match fields.get("resources") {
+                        Some(r) => self.resources(r, defaults.resources)?,
+                        None => defaults.resources,
+                    };
                     nodes.push(NodeSpec {
                         name: name.to_owned(),
                         image,
                         args,
                         wallet,
+                        resources,
                     });
                 }
                 Ok((nodes, false))
@@ -516,6 +620,51 @@ mod tests {
                 insta::assert_snapshot!($name, message);
             });
         }};
+    }
+
+    #[test]
+    fn resources_default_and_override_per_field() {
+        let spec = ok("name: a\ndefaults:\n  resources: {memory: 256m, cpus: 1.5}\nnodes:\n  - name: x\n  - name: y\n    resources: {memory: 1g}\n  - name: z\n    resources: {cpus: 1}\n");
+        let r: Vec<(u64, Option<u64>)> = spec
+            .nodes
+            .iter()
+            .map(|n| (n.resources.memory, n.resources.nano_cpus))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (256 << 20, Some(1_500_000_000)),
+                (1 << 30, Some(1_500_000_000)),
+                (256 << 20, Some(1_000_000_000)),
+            ]
+        );
+        let plain = ok("name: a\nnodes: 1\n");
+        assert_eq!(plain.nodes[0].resources, Resources::default());
+        assert_eq!(parse_memory("65536k"), Some(64 << 20));
+        assert_eq!(parse_memory("1.5G"), Some(3 << 29));
+        assert_eq!(parse_memory("100MiB"), Some(100 << 20));
+        assert_eq!(parse_memory("lots"), None);
+        assert_eq!(parse_memory("5t"), None);
+    }
+
+    #[test]
+    fn bad_resources_are_refused_with_their_place() {
+        assert_error!(
+            "resources_memory_word",
+            "name: a\nnodes:\n  - name: x\n    resources: {memory: lots}\n"
+        );
+        assert_error!(
+            "resources_memory_too_small",
+            "name: a\ndefaults:\n  resources: {memory: 1m}\nnodes: 1\n"
+        );
+        assert_error!(
+            "resources_cpus_zero",
+            "name: a\ndefaults:\n  resources: {cpus: 0}\nnodes: 1\n"
+        );
+        assert_error!(
+            "resources_unknown_field",
+            "name: a\ndefaults:\n  resources: {disk: 1g}\nnodes: 1\n"
+        );
     }
 
     fn names(spec: &ClusterSpec) -> Vec<&str> {

@@ -9,7 +9,12 @@ use crate::engine::docker::{Docker, DockerError};
 use crate::engine::progress::Progress;
 
 /// Repository of the images regbox builds itself; any other image must already be present.
-pub const REPO: &str = "regbox/bitcoind";
+pub const REPO: &str = crate::core::blueprint::NODE_IMAGE_REPO;
+
+/// Label on regbox's node images naming how they are made; an image of an older format (before bitcoind
+/// ran unprivileged, say) is rebuilt.
+const LABEL_FORMAT: &str = "regbox.format";
+const FORMAT: &str = "2";
 
 const BUILD_SCRIPT: &str = include_str!("../../images/bitcoind/build.sh");
 
@@ -46,11 +51,14 @@ pub(crate) async fn ensure_on(
     image: &str,
     progress: &Progress,
 ) -> Result<(), ImageError> {
-    if docker.has_image(image).await? {
-        return Ok(());
-    }
-    if !image.starts_with(&format!("{REPO}:")) {
-        return Err(ImageError::Missing(image.to_string()));
+    let own = image.starts_with(&format!("{REPO}:"));
+    match docker.image_labels(image).await? {
+        Some(labels) if !own || labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT) => {
+            return Ok(());
+        }
+        Some(_) => tracing::info!("`{image}` was made by an older regbox; building it again"),
+        None if !own => return Err(ImageError::Missing(image.to_string())),
+        None => {}
     }
     let built = build_on(docker, progress).await?;
     if built != image {
@@ -110,9 +118,11 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
             std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
         progress.note(&format!("importing {REPO}:{tag}"));
         let changes = vec![
-            "ENV HOME=/root".to_string(),
+            "ENV HOME=/data".to_string(),
+            format!("USER {}", crate::core::blueprint::NODE_USER),
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
             format!("LABEL regbox.image={package}-{version}"),
+            format!("LABEL {LABEL_FORMAT}={FORMAT}"),
         ];
         docker
             .import_image(rootfs.into(), REPO, &tag, changes)

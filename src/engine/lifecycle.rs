@@ -567,13 +567,13 @@ impl<'a> Removal<'a> {
         }
     }
 
-    /// Containers as `(name, id)`: removed by id, named in messages.
+    /// Containers as `(name, id)`: killed and awaited, then removed, by id; named in messages.
     async fn containers(&mut self, list: impl Iterator<Item = (String, String)>) -> usize {
         let docker = self.docker;
-        self.each(
-            list,
-            |(_, id)| async move { docker.remove_container(&id).await },
-        )
+        self.each(list, |(_, id)| async move {
+            docker.kill_and_wait(&id).await?;
+            docker.remove_container(&id).await
+        })
         .await
     }
 

@@ -472,7 +472,10 @@ impl Cluster {
                 actions
                     .remove
                     .iter()
-                    .map(|c| async move { Ok(docker.remove_container(c).await?) }),
+                    .map(|c| async move {
+                        docker.kill_and_wait(c).await?;
+                        Ok(docker.remove_container(c).await?)
+                    }),
                 DOCKER_CONCURRENCY,
             )
             .await?;
@@ -525,6 +528,10 @@ impl Cluster {
                     labels: l.labels.clone(),
                     network: (control, l.control_ip),
                     volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
+                    memory: l.resources.memory,
+                    nano_cpus: l.resources.nano_cpus,
+                    pids_limit: blueprint::PIDS_LIMIT,
+                    as_root: l.as_root,
                 };
                 {
                     let mut j = fx.journal.lock().unwrap();
