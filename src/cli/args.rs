@@ -5,9 +5,34 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: the crate version and the node image a cluster gets unless it names one.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (default node image ",
+    "regbox/bitcoind:knots-29.4",
+    "; `regbox version` also asks the Docker engine)"
+);
+
+/// Exit codes and environment variables, at the end of `--help`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    success
+  1    runtime failure (Docker, bitcoind, a timeout, a graph mismatch, a failed scenario step, a lock held too long)
+  2    bad input (manifest, scenario, arguments, unknown cluster or node, invalid partition); nothing was changed
+  130  interrupted (Ctrl-C)
+
+Environment:
+  REGBOX_CLUSTER        the cluster, as -c
+  REGBOX_WAIT_LOCK      seconds to wait for another regbox changing the cluster, as --wait-lock
+  REGBOX_DEBIAN_MIRROR  the Debian mirror the node image is built from (default http://deb.debian.org/debian)
+  REGBOX_PACKAGE        the Debian package providing bitcoind (default bitcoin-knots)
+  REGBOX_DEBIAN_KEYRING the keyring that verifies the mirror (default Debian's archive keyring)
+  DOCKER_HOST           the Docker engine (default: the local socket)
+  RUST_LOG              log filter for stderr (e.g. regbox=debug)";
+
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
-#[command(name = "regbox", version, about)]
+#[command(name = "regbox", version, long_version = LONG_VERSION, about, after_long_help = AFTER_HELP)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -166,6 +191,15 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print regbox's version, the default node image, and the Docker engine's version and API version.
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print regbox's man page (roff) to stdout.
+    Man,
     /// Build the node image.
     Image {
         #[command(subcommand)]
@@ -183,6 +217,11 @@ pub enum ImageCommand {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_long_version_names_the_default_image() {
+        assert!(LONG_VERSION.contains(crate::core::manifest::DEFAULT_IMAGE));
+    }
 
     #[test]
     fn help_text() {

@@ -128,10 +128,46 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             keep,
         } => run_scenario(&ctx, scenario.as_deref(), junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
+        Command::Version => version(&ctx).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "regbox", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure::Usage(format!("cannot write the man page: {e}")))
+        }
         Command::Image {
             command: ImageCommand::Build,
         } => image_build(&ctx).await,
     }
+}
+
+/// `regbox version`: this program, the default node image, and the engine (or why it is not reachable).
+async fn version(ctx: &Context) -> Result<(), Failure> {
+    let engine = match lifecycle::engine_version().await {
+        Ok((version, api)) => serde_json::json!({"version": version, "api_version": api}),
+        Err(e) => serde_json::json!({"error": crate::core::names::error_chain(&e)}),
+    };
+    let report = serde_json::json!({
+        "regbox": env!("CARGO_PKG_VERSION"),
+        "default_image": crate::core::manifest::DEFAULT_IMAGE,
+        "engine": engine,
+    });
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        println!("regbox {}", env!("CARGO_PKG_VERSION"));
+        println!("default node image {}", crate::core::manifest::DEFAULT_IMAGE);
+        match (&engine["version"], &engine["api_version"]) {
+            (Value::String(v), Value::String(api)) => println!("docker engine {v} (API {api})"),
+            _ => println!("docker engine not reachable: {}", engine["error"].as_str().unwrap_or("?")),
+        }
+    }
+    Ok(())
 }
 
 /// `regbox check`: every file is validated and reported; the first invalid one's error is the failure.

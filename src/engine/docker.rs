@@ -184,6 +184,15 @@ impl Docker {
         Ok(Docker { api })
     }
 
+    /// The engine's version and API version.
+    pub async fn version(&self) -> Result<(String, String)> {
+        let v = self.api.version().await.map_err(|source| DockerError::List {
+            what: "the engine's version",
+            source,
+        })?;
+        Ok((v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
+    }
+
     /// Every network, regbox's or not (new ones must overlap none, and share no name).
     pub async fn all_networks(&self) -> Result<Vec<NetworkInfo>> {
         self.networks(None).await

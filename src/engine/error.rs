@@ -20,7 +20,8 @@ pub struct Timeout {
 /// A failed cluster operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("docker: {0}")]
+    /// Transparent: the error chain printer shows the Docker operation and the engine's answer once.
+    #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
     Rpc(#[from] RpcError),

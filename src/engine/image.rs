@@ -31,7 +31,8 @@ pub enum ImageError {
         built: String,
         tag: String,
     },
-    #[error("docker: {0}")]
+    /// Transparent: the error chain printer shows the Docker operation and the engine's answer once.
+    #[error(transparent)]
     Docker(#[from] DockerError),
 }
 

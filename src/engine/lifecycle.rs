@@ -410,6 +410,11 @@ pub(crate) async fn resolve_cluster(docker: &Docker, name: Option<&str>) -> Resu
     }
 }
 
+/// The Docker engine's version and API version.
+pub async fn engine_version() -> Result<(String, String)> {
+    Ok(Docker::connect().await?.version().await?)
+}
+
 /// Lists every regbox cluster on the engine.
 pub async fn list() -> Result<Vec<ClusterSummary>> {
     let docker = Docker::connect().await?;
@@ -490,6 +495,7 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
         &format!("removing {} containers of `{name}`", containers.len()),
         containers.len() as u64,
     );
+    detach_all(docker, &containers).await;
     let mut removal = Removal::new(docker, progress);
     let containers = removal
         .containers(containers.into_iter().map(|c| (c.name, c.id)))
@@ -526,6 +532,36 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
             Error::Leftovers(removal.left)
         })
     }
+}
+
+/// Detaches every running container from each of its networks before anything is removed: one
+/// network's endpoints one after another, the networks side by side. Docker 20.10 loses count of a
+/// network's endpoints when several of them are deleted at once (many containers of one network stopped
+/// or removed together), and a network left counting an endpoint nothing holds refuses removal until the
+/// daemon restarts (moby#42119; reproduced here: four parallel up/down loops of an 8-node mesh left one
+/// such network in 24 cycles). Failures are left to the removal that follows.
+async fn detach_all(docker: &Docker, containers: &[ContainerInfo]) {
+    let mut by_network: HashMap<&str, Vec<&str>> = HashMap::new();
+    for c in containers.iter().filter(|c| c.state == State::Running) {
+        for e in &c.networks {
+            by_network.entry(&e.network).or_default().push(&c.id);
+        }
+    }
+    let per_network = by_network.into_iter().map(|(network, members)| async move {
+        let net = Net {
+            id: network.to_string(),
+            name: network.to_string(),
+        };
+        for id in members {
+            if let Err(e) = docker.disconnect_network(id, &net).await {
+                tracing::debug!("{}", crate::core::names::error_chain(&e));
+            }
+        }
+    });
+    stream::iter(per_network)
+        .buffer_unordered(DOCKER_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// Removes what an interrupted or failed `up` created and says what happened.

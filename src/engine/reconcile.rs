@@ -648,10 +648,19 @@ impl Cluster {
         }
         let (this, plane, nets) = (self, &plane, &nets);
         let container = |node: NodeId| this.nodes[node].layout.container.as_str();
+        // One segment's detachments one after another (segments side by side): Docker 20.10 loses count
+        // of a network's endpoints when several are deleted at once (see `lifecycle::detach_all`).
+        let mut by_segment: BTreeMap<SegmentId, Vec<NodeId>> = BTreeMap::new();
+        for &(node, segment) in &plan.detach {
+            by_segment.entry(segment).or_default().push(node);
+        }
         run_all(
-            plan.detach.iter().map(|&(node, segment)| async move {
+            by_segment.into_iter().map(|(segment, nodes)| async move {
                 let net = nets.segment(&this.spec.name, segment)?;
-                Ok(docker.disconnect_network(container(node), net).await?)
+                for node in nodes {
+                    docker.disconnect_network(container(node), net).await?;
+                }
+                Ok(())
             }),
             DOCKER_CONCURRENCY,
         )
