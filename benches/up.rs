@@ -20,12 +20,18 @@ use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::Progress;
 
+/// The node image every run uses: resolved once, so `up` and the raw baseline run the same image.
+static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn ring(name: &str, n: usize) -> ClusterSpec {
-    manifest::parse(
+    let mut spec = manifest::parse(
         &format!("name: {name}\nnodes: {n}\ntopology: ring\n"),
         "bench",
     )
-    .unwrap()
+    .unwrap();
+    spec.with_image(IMAGE.get().expect("image resolved first"))
+        .unwrap();
+    spec
 }
 
 async fn time_up(spec: ClusterSpec) -> Duration {
@@ -156,9 +162,10 @@ async fn main() {
         .unwrap_or(3);
     let engine = bollard::Docker::connect_with_defaults()
         .expect("the benchmark needs a reachable Docker engine");
-    regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
+    let image = regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
         .await
         .expect("node image");
+    IMAGE.set(image).unwrap();
     let tag = std::process::id();
     let (mut ring4, mut up50, mut raw50) = (Vec::new(), Vec::new(), Vec::new());
     // Warm-up: first container starts pay for page cache and image layer setup.

@@ -15,16 +15,19 @@ pub use crate::engine::{image, progress, rpc, runner, wait};
 
 /// A cluster's handle and life: up, open, status, partition, heal, faults, down.
 pub mod cluster {
-    pub use crate::engine::cluster::{Cluster, NodeStatus};
+    pub use crate::engine::cluster::{Cluster, Connection, NodeStatus};
     pub use crate::engine::error::{Error, Result};
     pub use crate::engine::lifecycle::{down_named, list, ClusterSummary, DownReport, UpOptions};
     pub use crate::engine::node::Node;
     pub use crate::engine::segments::{HealReport, NodeReorg, PartitionReport, SegmentReport};
 }
 
-pub use crate::core::manifest::ClusterSpec;
+pub use crate::core::manifest::{ClusterSpec, NodeSpec, Resources};
+pub use crate::core::partition::{CutMode, PartitionKind};
+pub use crate::core::topology::Kind as TopologyKind;
 pub use crate::core::wait::WaitFor;
 pub use crate::engine::cluster::Cluster;
 pub use crate::engine::error::Error;
+pub use crate::engine::lifecycle::unique_name;
 pub use crate::engine::lifecycle::UpOptions;
 pub use crate::engine::node::Node;

@@ -151,7 +151,10 @@ mod outside {
         use bollard::query_parameters::TopOptionsBuilder;
         let info = engine().inspect_container(name, None).await.unwrap();
         let top = engine()
-            .top_processes(name, Some(TopOptionsBuilder::new().ps_args("-o uid,pid,comm").build()))
+            .top_processes(
+                name,
+                Some(TopOptionsBuilder::new().ps_args("-o uid,pid,comm").build()),
+            )
             .await
             .unwrap();
         let uids = top
@@ -172,7 +175,11 @@ mod outside {
 
     pub async fn untag(image: &str) {
         engine()
-            .remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
             .await
             .unwrap();
     }
@@ -203,31 +210,27 @@ mod outside {
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A cluster name no other test (or earlier run) uses.
+/// A cluster name no other test (or earlier run) uses: the library's helper for parallel tests.
 fn unique(tag: &str) -> String {
-    format!(
-        "t{}-{tag}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    regbox::unique_name(tag)
 }
 
 /// Builds the node image once per test binary, before any test brings a cluster up, so tests running in
 /// parallel don't all build it at once.
-fn ensure_image() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
+fn ensure_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
         std::thread::spawn(|| {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
                 regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default())
                     .await
-                    .expect("node image");
+                    .expect("node image")
             })
         })
         .join()
-        .expect("image build thread");
-    });
+        .expect("image build thread")
+    })
 }
 
 /// Removes a cluster when dropped, so a failing test leaves nothing behind.
@@ -244,6 +247,28 @@ impl Drop for Teardown {
                     Err(e) => eprintln!("teardown of {name} failed: {e}"),
                 }
             })
+        })
+        .join();
+    }
+}
+
+/// Gives the node image a second name for a test, and takes that name away when dropped.
+struct Alias(String);
+
+impl Alias {
+    async fn new(repo: &str, tag: &str) -> Alias {
+        outside::tag(ensure_image(), repo, tag).await;
+        Alias(format!("{repo}:{tag}"))
+    }
+}
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(outside::untag(&name))
         })
         .join();
     }
@@ -1491,7 +1516,7 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         );
         outside::create_marker(
             &lock,
-            manifest::DEFAULT_IMAGE,
+            ensure_image(),
             &[
                 ("regbox.cluster", &name),
                 ("regbox.role", "lock"),
@@ -1528,8 +1553,19 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         assert!(started.elapsed() >= Duration::from_secs(1));
         ok(&["status", &name, "--json"]).await;
         let ls = ok_json(&["ls", "--json"]).await;
-        let me = ls.as_array().unwrap().iter().find(|c| c["name"] == name.as_str()).unwrap();
-        assert!(me["changing"].as_str().unwrap().contains(&format!("pid {pid}")), "{me}");
+        let me = ls
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name.as_str())
+            .unwrap();
+        assert!(
+            me["changing"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("pid {pid}")),
+            "{me}"
+        );
         // Nothing changed while the lock was held by someone else.
         assert_eq!(settled(&name).await.unwrap(), RING6);
         outside::remove_container(&lock).await;
@@ -1548,11 +1584,18 @@ fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_m
         let file = file.to_str().unwrap().to_string();
         // One manifest brought up twice at the same moment under two names, as two CI jobs would.
         let (x, y) = at_once(&["-c", &a, "up", &file], &["up", &file, "-c", &b]).await;
-        assert!(x.status.success() && y.status.success(), "{}\n{}", stderr(&x), stderr(&y));
+        assert!(
+            x.status.success() && y.status.success(),
+            "{}\n{}",
+            stderr(&x),
+            stderr(&y)
+        );
         std::fs::remove_file(&file).unwrap();
         let commands: &[&[&str]] = &[
             &["status"],
+            &["status", "-o", "wide"],
             &["ls"],
+            &["url", "n1"],
             &["mine", "n0", "2"],
             &["sync"],
             &["rpc", "n0", "getblockcount"],
@@ -1582,17 +1625,69 @@ fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_m
             let ls = ok_json(&["ls", "--json", "-c", name]).await;
             assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
             let status = ok_json(&["status", "--json", "--cluster", name]).await;
-            assert!(status.as_array().unwrap().iter().all(|n| n["height"] == 2), "{status}");
+            assert!(
+                status.as_array().unwrap().iter().all(|n| n["height"] == 2),
+                "{status}"
+            );
         }
+        // `url` gives another program all it needs: a plain HTTP client gets an answer with it.
+        let url = ok_json(&["url", "n2", "--json", "-c", &a]).await;
+        let (user, password) = (
+            url["rpc_user"].as_str().unwrap(),
+            url["rpc_password"].as_str().unwrap(),
+        );
+        assert_eq!(
+            url["rpc_url"].as_str().unwrap(),
+            format!(
+                "http://{user}:{password}@{}",
+                url["rpc_address"].as_str().unwrap()
+            )
+        );
+        let body = r#"{"jsonrpc":"1.0","id":1,"method":"getblockcount","params":[]}"#;
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: node\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(url["rpc_address"].as_str().unwrap())
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.contains(r#""result":2"#), "{answer}");
         // The environment variable works like the flag; two different names are refused.
-        let out = regbox().args(["status"]).env("REGBOX_CLUSTER", &a).output().await.unwrap();
+        let out = regbox()
+            .args(["status"])
+            .env("REGBOX_CLUSTER", &a)
+            .output()
+            .await
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        let out = regbox().args(["status", &b, "-c", &a]).output().await.unwrap();
+        let out = regbox()
+            .args(["status", &b, "-c", &a])
+            .output()
+            .await
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("two clusters named"), "{}", stderr(&out));
-        let out = regbox().args(["-c", "Bad Name", "up"]).output().await.unwrap();
+        assert!(
+            stderr(&out).contains("two clusters named"),
+            "{}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["-c", "Bad Name", "up"])
+            .output()
+            .await
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("invalid cluster name"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid cluster name"),
+            "{}",
+            stderr(&out)
+        );
         ok(&["-c", &a, "down"]).await;
         ok(&["down", "-c", &b]).await;
         assert_eq!(leftovers(&a).await, Vec::<String>::new());
@@ -1605,13 +1700,15 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
     run(async {
         let name = unique("hard");
         // Another name for the node image stands for a foreign image (one regbox did not build).
-        let foreign = format!("regbox-test/other:{name}");
-        outside::tag(manifest::DEFAULT_IMAGE, "regbox-test/other", &name).await;
+        let foreign_guard = Alias::new("regbox-test/other", &name).await;
+        let foreign = foreign_guard.0.clone();
         let yaml = format!(
             "name: {name}\ndefaults:\n  wallet: true\nnodes:\n  - name: a\n  - name: b\n    resources: {{ memory: 256m, cpus: 0.5 }}\n  - name: c\n    image: \"{foreign}\"\ntopology: ring\n"
         );
         let spec = manifest::parse(&yaml, "inline").unwrap();
         let (cluster, _guard) = up(spec).await;
+        // The containers hold the image by id: the second name can go now.
+        drop(foreign_guard);
         // They work as lab nodes: mining, a wallet send, relay to all.
         cluster.mine("a", 101).await.unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
@@ -1626,7 +1723,11 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
             let (info, uids) = outside::inspect(&format!("regbox-{name}-{node}")).await;
             let host = info.host_config.unwrap();
             assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]), "{node}");
-            assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]), "{node}");
+            assert_eq!(
+                host.security_opt,
+                Some(vec!["no-new-privileges".to_string()]),
+                "{node}"
+            );
             assert_eq!(host.readonly_rootfs, Some(true), "{node}");
             assert_eq!(host.pids_limit, Some(512), "{node}");
             assert_eq!(host.memory, Some(memory), "{node}");
@@ -1634,7 +1735,10 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
             assert_eq!(host.nano_cpus.unwrap_or(0), nano_cpus, "{node}");
             assert_eq!(info.config.unwrap().user.as_deref(), Some(user), "{node}");
             let uid = user.split(':').next().unwrap();
-            assert!(!uids.is_empty() && uids.iter().all(|u| u == uid), "{node}: {uids:?}");
+            assert!(
+                !uids.is_empty() && uids.iter().all(|u| u == uid),
+                "{node}: {uids:?}"
+            );
             if user == "0:0" {
                 // Root in a foreign image keeps only the right to write a datadir of any owner.
                 assert_eq!(host.cap_add, Some(vec!["DAC_OVERRIDE".to_string()]));
@@ -1643,7 +1747,6 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
             }
         }
         cluster.down(&Progress::default()).await.unwrap();
-        outside::untag(&foreign).await;
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
@@ -1675,13 +1778,179 @@ fn check_validates_every_example_without_docker_and_locates_the_first_error() {
             .map(|c| c["kind"].as_str().unwrap())
             .collect();
         assert_eq!(kinds.len(), files.len());
-        assert!(kinds.contains(&"scenario") && kinds.contains(&"manifest"), "{kinds:?}");
+        assert!(
+            kinds.contains(&"scenario") && kinds.contains(&"manifest"),
+            "{kinds:?}"
+        );
         let bad = std::env::temp_dir().join(format!("{}.yaml", unique("chk")));
         std::fs::write(&bad, "name: x\nnodes: 3\ntopology: { edges: [[0, 5]] }\n").unwrap();
-        let out = regbox().arg("check").arg(&files[0]).arg(&bad).output().await.unwrap();
+        let out = regbox()
+            .arg("check")
+            .arg(&files[0])
+            .arg(&bad)
+            .output()
+            .await
+            .unwrap();
         std::fs::remove_file(&bad).unwrap();
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains(&format!("{}:3:25:", bad.display())), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{}:3:25:", bad.display())),
+            "{}",
+            stderr(&out)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+    });
+}
+
+#[test]
+fn ctrl_c_during_an_image_build_leaves_no_temporary_files() {
+    run(async {
+        let tmp = std::env::temp_dir().join(unique("tmp"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child = regbox()
+            .args(["image", "build"])
+            .env("TMPDIR", &tmp)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Interrupt once the build has made its working directory.
+        while std::fs::read_dir(&tmp).unwrap().next().is_none() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended before it was interrupted"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let kill = Command::new("kill")
+            .args(["-INT", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        assert_eq!(child.wait().await.unwrap().code(), Some(130));
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir(&tmp).unwrap();
+    });
+}
+
+#[test]
+fn the_example_ci_workflow_parses_and_names_only_commands_that_exist() {
+    use clap::Parser;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    let job = &workflow["jobs"]["regtest"];
+    assert!(job["env"]["REGBOX_CLUSTER"]
+        .as_str()
+        .unwrap()
+        .contains("github.run_id"));
+    let steps = job["steps"].as_array().unwrap();
+    let mut invocations: Vec<Vec<String>> = Vec::new();
+    for step in steps {
+        let Some(run) = step["run"].as_str() else {
+            continue;
+        };
+        // Shell lines split into simple commands at `;`, `&&`, `||` and the words of `if … fi`.
+        let mut current: Vec<String> = Vec::new();
+        let words = run.split_whitespace().flat_map(|w| {
+            let bare = w.trim_end_matches(';');
+            let sep = (bare.len() != w.len()).then_some(";");
+            [Some(bare), sep].into_iter().flatten()
+        });
+        for word in words.chain([";"]) {
+            if [";", "&&", "||", "if", "then", "else", "fi"].contains(&word) {
+                if current.first().map(String::as_str) == Some("regbox") {
+                    invocations.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            } else {
+                current.push(word.to_string());
+            }
+        }
+    }
+    let text_of = |v: &[String]| v.join(" ");
+    for words in &invocations {
+        regbox::cli::Cli::try_parse_from(words)
+            .unwrap_or_else(|e| panic!("`{}` is not a regbox command: {e}", text_of(words)));
+    }
+    let all: Vec<String> = invocations.iter().map(|w| text_of(w)).collect();
+    for expected in [
+        "regbox image build",
+        "regbox check",
+        "regbox run",
+        "regbox down --all",
+    ] {
+        assert!(
+            all.iter().any(|c| c.starts_with(expected)),
+            "{expected} missing from {all:?}"
+        );
+    }
+    assert!(all.iter().any(|c| c.contains("--junit")), "{all:?}");
+    let last = steps.last().unwrap();
+    assert_eq!(last["if"], "always()");
+    assert_eq!(last["run"], "regbox down --all");
+    assert!(text.contains("docker save regbox/bitcoind") && text.contains("docker load"));
+}
+
+#[test]
+fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
+    run(async {
+        let name = unique("img");
+        let _guard = Teardown(name.clone());
+        let built = ensure_image();
+        assert!(built.starts_with("regbox/bitcoind:"), "{built}");
+        let alias_guard = Alias::new("regbox-test/alias", &name).await;
+        let alias = alias_guard.0.clone();
+        let file = std::env::temp_dir().join(format!("{name}.yaml"));
+        // `c` names the bare default itself: `--image` leaves a node's own image alone.
+        std::fs::write(
+            &file,
+            format!("name: {name}\nnodes:\n  - name: a\n  - name: b\n  - name: c\n    image: regbox/bitcoind\ntopology: line\n"),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap().to_string();
+        ok(&["up", &file, "--image", &alias]).await;
+        let images = || async {
+            let status = ok_json(&["status", &name, "--json"]).await;
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["image"].as_str().unwrap().to_string())
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(
+            images().await,
+            vec![alias.clone(), alias.clone(), built.to_string()]
+        );
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        for (image, cluster_uses_it) in [(built, true), (alias.as_str(), true)] {
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == image)
+                .unwrap_or_else(|| panic!("{image} missing from {listed}"));
+            assert!(
+                entry["bitcoind"].as_str().unwrap().contains("version"),
+                "{entry}"
+            );
+            let clusters = entry["clusters"].as_array().unwrap();
+            assert_eq!(
+                clusters.iter().any(|c| c == name.as_str()),
+                cluster_uses_it,
+                "{entry}"
+            );
+        }
+        // The exact images are recorded: a later `up` of the same manifest keeps them.
+        ok(&["up", &file]).await;
+        assert_eq!(
+            images().await,
+            vec![alias.clone(), alias.clone(), built.to_string()]
+        );
+        drop(alias_guard);
+        ok(&["down", &name]).await;
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (default node image ",
-    "regbox/bitcoind:knots-29.4",
-    "; `regbox version` also asks the Docker engine)"
+    "regbox/bitcoind",
+    ": the newest regbox node image on the engine, else one built from Debian's bitcoin-knots; \
+     `regbox version` also asks the engine)"
 );
 
 /// Exit codes and environment variables, at the end of `--help`.
@@ -24,6 +25,7 @@ Exit codes:
 Environment:
   REGBOX_CLUSTER        the cluster, as -c
   REGBOX_WAIT_LOCK      seconds to wait for another regbox changing the cluster, as --wait-lock
+  REGBOX_IMAGE          the image of nodes without their own, as `up --image`
   REGBOX_DEBIAN_MIRROR  the Debian mirror the node image is built from (default http://deb.debian.org/debian)
   REGBOX_PACKAGE        the Debian package providing bitcoind (default bitcoin-knots)
   REGBOX_DEBIAN_KEYRING the keyring that verifies the mirror (default Debian's archive keyring)
@@ -37,12 +39,23 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Machine-readable JSON on stdout instead of tables (read commands), and no progress bars.
+    /// Machine-readable JSON on stdout instead of tables (read commands), and no progress bars; the same
+    /// as `-o json`.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Output form: `table` (default), `wide` (tables with more columns: `status` adds control
+    /// addresses and RPC endpoints) or `json`.
+    #[arg(short, long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
     /// The cluster to act on, in any position; may be omitted when only one exists. `up` and `run`
     /// take it as the cluster's name instead of the manifest's.
-    #[arg(short, long, global = true, value_name = "CLUSTER", env = "REGBOX_CLUSTER")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "CLUSTER",
+        env = "REGBOX_CLUSTER"
+    )]
     pub cluster: Option<String>,
     /// Seconds a command that changes a cluster waits while another regbox is changing it (0: fail at
     /// once, naming the holder).
@@ -58,6 +71,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `-o` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Wide,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Bring a cluster up (or to its declared state), wire and verify its topology, print its status.
@@ -67,6 +88,9 @@ pub enum Command {
         /// Limit for each wait (readiness, wiring, verification), in seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// The image of every node without an `image:` of its own (in place of `defaults.image`).
+        #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
+        image: Option<String>,
     },
     /// Remove every container, volume and network of a cluster.
     Down {
@@ -89,6 +113,11 @@ pub enum Command {
     Connect { a: String, b: String },
     /// Close the sessions between A and B and wait until neither lists the other.
     Disconnect { a: String, b: String },
+    /// Print how other programs reach NODE: its RPC URL with credentials and its P2P address.
+    Url {
+        /// The node (name or index).
+        node: String,
+    },
     /// Mine N blocks on NODE (no wallet needed).
     Mine { node: String, blocks: u64 },
     /// Wait until every node has the same best block and the same mempool.
@@ -211,6 +240,9 @@ pub enum Command {
 pub enum ImageCommand {
     /// Build regbox/bitcoind:<version> offline from Debian's bitcoin-knots package.
     Build,
+    /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
+    /// reports.
+    Ls,
 }
 
 #[cfg(test)]

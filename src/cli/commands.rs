@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cli::args::{Cli, Command, ImageCommand};
+use crate::cli::args::{Cli, Command, ImageCommand, OutputFormat};
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::output;
@@ -31,8 +31,10 @@ const SCENARIO_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What every command may need from the global flags.
 struct Context {
-    /// `--json`: JSON on stdout, no progress bars.
+    /// `--json` or `-o json`: JSON on stdout, no progress bars.
     json: bool,
+    /// `-o wide`: tables with more columns.
+    wide: bool,
     /// Progress bars on stderr: it is a terminal and `--json` is off.
     tty: bool,
     /// `-c CLUSTER`.
@@ -74,18 +76,29 @@ struct KindFlags {
 /// Runs one parsed command.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     crate::engine::lock::set_wait(Duration::from_secs(cli.wait_lock));
+    let json = cli.json || cli.output == Some(OutputFormat::Json);
     let ctx = Context {
-        json: cli.json,
-        tty: std::io::stderr().is_terminal() && !cli.json,
+        json,
+        wide: cli.output == Some(OutputFormat::Wide),
+        tty: std::io::stderr().is_terminal() && !json,
         cluster: cli.cluster,
     };
     match cli.command {
-        Command::Up { manifest, timeout } => up(&ctx, manifest.as_deref(), timeout).await,
+        Command::Up {
+            manifest,
+            timeout,
+            image,
+        } => up(&ctx, manifest.as_deref(), timeout, image.as_deref()).await,
         Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
         Command::Status { name } => status(&ctx, name).await,
         Command::Connect { a, b } => connect(&ctx, &a, &b).await,
         Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
+        Command::Url { node } => {
+            let connection = ctx.open().await?.connection(&node)?;
+            output::print_connection(&connection, ctx.json);
+            Ok(())
+        }
         Command::Mine { node, blocks } => mine(&ctx, &node, blocks).await,
         Command::Sync { name, timeout } => sync(&ctx, name, timeout).await,
         Command::Rpc { node, method, args } => rpc(&ctx, &node, &method, &args).await,
@@ -143,6 +156,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Image {
             command: ImageCommand::Build,
         } => image_build(&ctx).await,
+        Command::Image {
+            command: ImageCommand::Ls,
+        } => {
+            output::print_images(&image::list().await?, ctx.json);
+            Ok(())
+        }
     }
 }
 
@@ -161,10 +180,16 @@ async fn version(ctx: &Context) -> Result<(), Failure> {
         output::print_json(&report);
     } else {
         println!("regbox {}", env!("CARGO_PKG_VERSION"));
-        println!("default node image {}", crate::core::manifest::DEFAULT_IMAGE);
+        println!(
+            "default node image {}",
+            crate::core::manifest::DEFAULT_IMAGE
+        );
         match (&engine["version"], &engine["api_version"]) {
             (Value::String(v), Value::String(api)) => println!("docker engine {v} (API {api})"),
-            _ => println!("docker engine not reachable: {}", engine["error"].as_str().unwrap_or("?")),
+            _ => println!(
+                "docker engine not reachable: {}",
+                engine["error"].as_str().unwrap_or("?")
+            ),
         }
     }
     Ok(())
@@ -197,7 +222,12 @@ async fn interrupted() {
     });
 }
 
-async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), Failure> {
+async fn up(
+    ctx: &Context,
+    manifest: Option<&Path>,
+    timeout: u64,
+    image: Option<&str>,
+) -> Result<(), Failure> {
     let mut spec = match manifest {
         Some(path) => load_manifest(path)?,
         None => ClusterSpec::default_ring4(),
@@ -205,6 +235,9 @@ async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), 
     // `-c` names the cluster this manifest makes, so two jobs can bring up one manifest side by side.
     if let Some(name) = &ctx.cluster {
         spec.rename(name).map_err(Failure::Usage)?;
+    }
+    if let Some(image) = image {
+        spec.with_image(image).map_err(Failure::Usage)?;
     }
     let opts = UpOptions {
         progress: ctx.progress(),
@@ -221,7 +254,7 @@ async fn up(ctx: &Context, manifest: Option<&Path>, timeout: u64) -> Result<(), 
         cluster.spec().edges.len(),
         took.as_secs_f64()
     );
-    output::print_status(&cluster.status().await?, ctx.json);
+    output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
     Ok(())
 }
 
@@ -276,7 +309,7 @@ async fn ls(ctx: &Context) -> Result<(), Failure> {
 
 async fn status(ctx: &Context, cluster: Option<String>) -> Result<(), Failure> {
     let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
-    output::print_status(&cluster.status().await?, ctx.json);
+    output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
     Ok(())
 }
 
@@ -484,7 +517,12 @@ async fn run_scenario(
 }
 
 async fn image_build(ctx: &Context) -> Result<(), Failure> {
-    let name = image::build(&ctx.progress()).await?;
+    // Ctrl-C drops the build: its script is killed and its temporary directory removed.
+    let progress = ctx.progress();
+    let name = tokio::select! {
+        built = image::build(&progress) => built?,
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+    };
     println!("{name}");
     Ok(())
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
-use crate::engine::cluster::NodeStatus;
+use crate::engine::cluster::{Connection, NodeStatus};
+use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::{ClusterSummary, DownReport};
 use crate::engine::runner::{Outcome, RunReport, StepResult};
 use crate::engine::segments::{HealReport, PartitionReport};
@@ -43,7 +44,34 @@ pub fn print_clusters(list: &[ClusterSummary], json: bool) {
             ]
         })
         .collect();
-    print_table(&["CLUSTER", "RUNNING", "NETWORKS", "BEING CHANGED BY"], rows);
+    print_table(
+        &["CLUSTER", "RUNNING", "NETWORKS", "BEING CHANGED BY"],
+        rows,
+    );
+}
+
+/// `regbox image ls`.
+pub fn print_images(list: &[NodeImage], json: bool) {
+    if json {
+        return print_json(list);
+    }
+    let rows = list
+        .iter()
+        .map(|i| {
+            let id = i.id.trim_start_matches("sha256:");
+            vec![
+                i.name.clone(),
+                id[..id.len().min(12)].to_string(),
+                i.bitcoind.clone(),
+                if i.clusters.is_empty() {
+                    "-".into()
+                } else {
+                    i.clusters.join(",")
+                },
+            ]
+        })
+        .collect();
+    print_table(&["IMAGE", "ID", "BITCOIND", "CLUSTERS"], rows);
 }
 
 /// `regbox check`: one line per valid file.
@@ -53,7 +81,10 @@ pub fn print_checked(list: &[Checked], json: bool) {
     }
     for c in list {
         let what = if c.kind == "scenario" {
-            format!("scenario `{}`, {} steps on {} nodes", c.name, c.steps, c.nodes)
+            format!(
+                "scenario `{}`, {} steps on {} nodes",
+                c.name, c.steps, c.nodes
+            )
         } else {
             format!("cluster `{}`, {} nodes, {} edges", c.name, c.nodes, c.edges)
         };
@@ -187,14 +218,14 @@ pub fn print_run_summary(report: &RunReport) {
 }
 
 /// Per node: image, state, data address, height, best block, segments, peers (or why they are unknown).
-pub fn print_status(nodes: &[NodeStatus], json: bool) {
+pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     if json {
         return print_json(nodes);
     }
     let rows = nodes
         .iter()
         .map(|n| {
-            vec![
+            let mut row = vec![
                 n.name.clone(),
                 n.image.clone(),
                 word(n.state),
@@ -209,15 +240,32 @@ pub fn print_status(nodes: &[NodeStatus], json: bool) {
                     .collect::<Vec<_>>()
                     .join(","),
                 n.error.clone().unwrap_or_else(|| n.peers.join(",")),
-            ]
+            ];
+            if wide {
+                row.insert(
+                    4,
+                    format!("{}:{}", n.control_ip, crate::core::blueprint::RPC_PORT),
+                );
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "SEGMENTS", "PEERS",
-        ],
-        rows,
-    );
+    let mut header = vec![
+        "NODE", "IMAGE", "STATE", "DATA-IP", "HEIGHT", "BEST", "SEGMENTS", "PEERS",
+    ];
+    if wide {
+        header.insert(4, "RPC");
+    }
+    print_table(&header, rows);
+}
+
+/// `regbox url`: the RPC URL, then the P2P address.
+pub fn print_connection(c: &Connection, json: bool) {
+    if json {
+        return print_json(c);
+    }
+    println!("rpc  {}", c.rpc_url);
+    println!("p2p  {}", c.p2p_address);
 }
 
 /// Left-aligned columns two spaces apart, each as wide as its widest cell; no trailing spaces.

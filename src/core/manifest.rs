@@ -14,7 +14,10 @@ use crate::core::names::{backticked, shown, NodeNames};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
 use crate::core::yaml::{found, Check, Cx, Pos, SourceError, Value, Yaml};
 
-pub const DEFAULT_IMAGE: &str = "regbox/bitcoind:knots-29.4";
+/// The image a node gets unless the manifest (or `up --image`) names one: "the regbox node image this
+/// machine has or can build". `up` resolves it to a tag (the newest such image here, else one it builds)
+/// and records that tag in the cluster's metadata, so a cluster keeps its image across `up`s.
+pub const DEFAULT_IMAGE: &str = "regbox/bitcoind";
 /// Keeps each node's memory small so that hundreds fit on one machine.
 pub const DEFAULT_ARGS: &[&str] = &["-dbcache=4", "-maxmempool=5"];
 pub const MAX_NODES: usize = 1000;
@@ -78,6 +81,9 @@ pub struct NodeSpec {
     pub wallet: bool,
     #[serde(default)]
     pub resources: Resources,
+    /// The node names its own `image:` (so `up --image` leaves it alone).
+    #[serde(default)]
+    pub own_image: bool,
 }
 
 /// What a node's container may use.
@@ -109,6 +115,7 @@ impl ClusterSpec {
                 args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
                 wallet: false,
                 resources: Resources::default(),
+                own_image: false,
             })
             .collect();
         ClusterSpec {
@@ -127,6 +134,40 @@ impl ClusterSpec {
             return r.parse::<NodeId>().ok().filter(|&i| i < self.nodes.len());
         }
         None
+    }
+
+    /// A cluster built in code: `nodes` nodes `n0..` with the default image, arguments and resources,
+    /// wired as `kind` — exactly what the manifest `name: NAME`, `nodes: N`, `topology: KIND` gives, and
+    /// checked the same way.
+    pub fn generated(name: &str, nodes: usize, kind: Kind) -> Result<ClusterSpec, SourceError> {
+        if !is_cluster_name(name) {
+            return Err(SourceError {
+                origin: "code".into(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "invalid cluster name `{}`, expected {CLUSTER_NAME_RULE}",
+                    shown(name)
+                ),
+            });
+        }
+        let yaml = format!("name: {name}\nnodes: {nodes}\ntopology: {}\n", kind.name());
+        parse(&yaml, "code")
+    }
+
+    /// `up --image`: every node without an `image:` of its own runs `image` (it takes `defaults.image`'s
+    /// place). Checked as a manifest's image is.
+    pub fn with_image(&mut self, image: &str) -> Result<(), String> {
+        if !is_image_reference(image) {
+            return Err(format!(
+                "invalid image `{}`, expected a docker image reference without spaces",
+                shown(image)
+            ));
+        }
+        for node in self.nodes.iter_mut().filter(|n| !n.own_image) {
+            node.image = image.to_string();
+        }
+        Ok(())
     }
 
     /// Gives the cluster another name (`-c` on `up` and `run`), checked as the manifest's is.
@@ -163,14 +204,15 @@ pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, SourceError> {
 }
 
 /// What a cluster name may be, worded for errors.
-const CLUSTER_NAME_RULE: &str =
-    "1 to 40 lower-case letters, digits or `-`, not starting with `-`";
+const CLUSTER_NAME_RULE: &str = "1 to 40 lower-case letters, digits or `-`, not starting with `-`";
 
 /// `512m`, `2g`, `1.5g`, `65536k`, `300000000` (bytes); k, m, g (also `kb`, `mib`, …) are powers of 1024
 /// as in `docker run --memory`.
 fn parse_memory(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let shift = match unit.trim() {
         "" | "b" => 0,
@@ -182,6 +224,10 @@ fn parse_memory(s: &str) -> Option<u64> {
     let value: f64 = number.parse().ok()?;
     let bytes = value * (1u64 << shift) as f64;
     (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+fn is_image_reference(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn is_cluster_name(s: &str) -> bool {
@@ -241,6 +287,7 @@ impl Cx<'_> {
                 args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
                 wallet: false,
                 resources: Resources::default(),
+                own_image: false,
             },
         };
 
@@ -287,6 +334,7 @@ impl Cx<'_> {
             args,
             wallet,
             resources,
+            own_image: false,
         })
     }
 
@@ -338,7 +386,7 @@ impl Cx<'_> {
 
     fn image(&self, v: &Yaml) -> Check<String> {
         let image = self.string(v, "`image`")?;
-        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !is_image_reference(image) {
             return Err(self.error(
                 v.at,
                 format!(
@@ -445,6 +493,7 @@ impl Cx<'_> {
                             ),
                         ));
                     }
+                    let own_image = fields.get("image").is_some();
                     let image = match fields.get("image") {
                         Some(i) => self.image(i)?,
                         None => defaults.image.clone(),
@@ -467,6 +516,7 @@ impl Cx<'_> {
                         args,
                         wallet,
                         resources,
+                        own_image,
                     });
                 }
                 Ok((nodes, false))
@@ -620,6 +670,14 @@ mod tests {
                 insta::assert_snapshot!($name, message);
             });
         }};
+    }
+
+    #[test]
+    fn a_spec_built_in_code_is_the_manifest_it_stands_for() {
+        let spec = ClusterSpec::generated("lab", 5, Kind::Star).unwrap();
+        assert_eq!(spec, ok("name: lab\nnodes: 5\ntopology: star\n"));
+        assert!(ClusterSpec::generated("Lab!", 5, Kind::Star).is_err());
+        assert!(ClusterSpec::generated("lab", 0, Kind::Star).is_err());
     }
 
     #[test]

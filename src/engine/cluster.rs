@@ -35,6 +35,21 @@ pub struct Cluster {
     pub(crate) armed: bool,
     /// The image the cluster's lock marker is made from (the metadata container's, by id).
     pub(crate) lock_image: String,
+    /// The RPC password every node accepts (for `connection`).
+    pub(crate) password: String,
+}
+
+/// How another program reaches a node (`regbox url`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub node: String,
+    /// `http://USER:PASSWORD@CONTROL-IP:18443`
+    pub rpc_url: String,
+    pub rpc_user: String,
+    pub rpc_password: String,
+    pub rpc_address: SocketAddr,
+    /// The node's P2P address on the base segment.
+    pub p2p_address: SocketAddr,
 }
 
 /// One node's state as `status` reports it.
@@ -97,6 +112,7 @@ impl Cluster {
             mode: CutMode::Drop,
             armed: false,
             lock_image: spec_image,
+            password: password.to_string(),
         }
     }
 
@@ -122,6 +138,21 @@ impl Cluster {
                 node: r.to_string(),
                 hint: self.spec.node_names().hint(),
             })
+    }
+
+    /// How another program reaches `node`: its RPC URL with credentials, and its P2P address. Both
+    /// are bridge addresses, reachable from the Docker host (and from containers on those networks).
+    pub fn connection(&self, node: &str) -> Result<Connection> {
+        let n = self.node(node)?;
+        let rpc = SocketAddr::new(n.layout.control_ip.into(), blueprint::RPC_PORT);
+        Ok(Connection {
+            node: n.name().to_string(),
+            rpc_url: format!("http://{}:{}@{rpc}", blueprint::RPC_USER, self.password),
+            rpc_user: blueprint::RPC_USER.to_string(),
+            rpc_password: self.password.clone(),
+            rpc_address: rpc,
+            p2p_address: SocketAddr::new(n.layout.data_ip.into(), blueprint::P2P_PORT),
+        })
     }
 
     /// The nodes named (all of them for `None`).

@@ -13,9 +13,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -145,6 +145,17 @@ pub struct NetworkInfo {
     pub labels: HashMap<String, String>,
 }
 
+/// A local image by one of its names.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    /// `repo:tag`.
+    pub name: String,
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub labels: HashMap<String, String>,
+}
+
 /// What a node container is created from.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
@@ -186,11 +197,18 @@ impl Docker {
 
     /// The engine's version and API version.
     pub async fn version(&self) -> Result<(String, String)> {
-        let v = self.api.version().await.map_err(|source| DockerError::List {
-            what: "the engine's version",
-            source,
-        })?;
-        Ok((v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
+        let v = self
+            .api
+            .version()
+            .await
+            .map_err(|source| DockerError::List {
+                what: "the engine's version",
+                source,
+            })?;
+        Ok((
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+        ))
     }
 
     /// Every network, regbox's or not (new ones must overlap none, and share no name).
@@ -598,17 +616,86 @@ impl Docker {
         })
     }
 
-    /// The labels of a local image, or None when the image is not here.
-    pub async fn image_labels(&self, name: &str) -> Result<Option<HashMap<String, String>>> {
-        let found = self
-            .api
-            .inspect_image(name)
-            .await
-            .map(|i| Some(i.config.and_then(|c| c.labels).unwrap_or_default()));
+    /// A local image's id and labels, or None when the image is not here.
+    pub async fn image(&self, name: &str) -> Result<Option<(String, HashMap<String, String>)>> {
+        let found = self.api.inspect_image(name).await.map(|i| {
+            let labels = i.config.and_then(|c| c.labels).unwrap_or_default();
+            Some((i.id.unwrap_or_default(), labels))
+        });
         absent_is(found, None, |source| DockerError::InspectImage {
             name: name.into(),
             source,
         })
+    }
+
+    /// The local images of repository `repo`, one entry per tag.
+    pub async fn images_of(&self, repo: &str) -> Result<Vec<ImageInfo>> {
+        let filters = HashMap::from([("reference", vec![repo.to_string()])]);
+        let opts = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .api
+            .list_images(Some(opts))
+            .await
+            .map_err(|source| DockerError::List {
+                what: "images",
+                source,
+            })?;
+        Ok(list
+            .into_iter()
+            .flat_map(|i| {
+                let (id, created, labels) = (i.id, i.created, i.labels);
+                i.repo_tags
+                    .into_iter()
+                    .filter(|t| t.starts_with(&format!("{repo}:")))
+                    .map(move |name| ImageInfo {
+                        name,
+                        id: id.clone(),
+                        created,
+                        labels: labels.clone(),
+                    })
+            })
+            .collect())
+    }
+
+    /// Runs `image` once with `command` as its entrypoint (no network, nothing kept) and returns what
+    /// it printed.
+    pub async fn run_once(&self, image: &str, command: &[&str]) -> Result<String> {
+        let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
+        let id = self
+            .create_marker(
+                &name,
+                image,
+                command,
+                HashMap::from([("regbox.probe".to_string(), "1".to_string())]),
+            )
+            .await?;
+        let result = async {
+            self.start(&id).await?;
+            let opts = WaitContainerOptionsBuilder::new()
+                .condition("not-running")
+                .build();
+            let _ = self.api.wait_container(&id, Some(opts)).next().await;
+            let lines: Vec<String> = self.logs(&id, None, false).try_collect().await?;
+            Ok(lines.concat())
+        }
+        .await;
+        let _ = self.remove_container(&id).await;
+        result
+    }
+
+    /// Removes an image no container uses (an image still in use stays: that is not an error).
+    pub async fn remove_unused_image(&self, id: &str) {
+        let removed = self
+            .api
+            .remove_image(
+                id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+        if let Err(e) = removed {
+            tracing::debug!("kept image {id}: {e}");
+        }
     }
 
     /// Imports a root filesystem tar as image `repo:tag` (what `docker import` does), applying Dockerfile

@@ -36,9 +36,91 @@ pub enum ImageError {
     Docker(#[from] DockerError),
 }
 
-/// Makes sure `image` exists on the local engine, building it when it is one of regbox's own.
-pub async fn ensure(image: &str, progress: &Progress) -> Result<(), ImageError> {
-    ensure_on(&Docker::connect().await?, image, progress).await
+/// Makes sure `image` exists on the local engine, building it when it is one of regbox's own, and
+/// returns its exact name: the bare `regbox/bitcoind` (the manifest's default) resolves to the newest
+/// regbox node image here, or to the one built now.
+pub async fn ensure(image: &str, progress: &Progress) -> Result<String, ImageError> {
+    resolve_on(&Docker::connect().await?, image, progress).await
+}
+
+/// A node image as `regbox image ls` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeImage {
+    pub name: String,
+    pub id: String,
+    /// The first line `bitcoind -version` prints in it.
+    pub bitcoind: String,
+    /// Clusters whose nodes use it.
+    pub clusters: Vec<String>,
+}
+
+/// regbox's node images and every image a cluster's nodes use, each asked for its bitcoind version.
+pub async fn list() -> Result<Vec<NodeImage>, ImageError> {
+    use crate::core::blueprint::{cluster_filter, LABEL_CLUSTER, LABEL_NODE};
+    let docker = Docker::connect().await?;
+    let mut images: std::collections::BTreeMap<String, NodeImage> = docker
+        .images_of(REPO)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let image = NodeImage {
+                name: i.name.clone(),
+                id: i.id,
+                bitcoind: String::new(),
+                clusters: Vec::new(),
+            };
+            (i.name, image)
+        })
+        .collect();
+    for c in docker.labeled_containers(&cluster_filter(None)).await? {
+        if !c.labels.contains_key(LABEL_NODE) {
+            continue;
+        }
+        let entry = images.entry(c.image.clone()).or_insert_with(|| NodeImage {
+            name: c.image.clone(),
+            id: c.image_id.clone(),
+            bitcoind: String::new(),
+            clusters: Vec::new(),
+        });
+        let cluster = c.labels.get(LABEL_CLUSTER).cloned().unwrap_or_default();
+        if !entry.clusters.contains(&cluster) {
+            entry.clusters.push(cluster);
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut image) in images {
+        image.bitcoind = match docker.run_once(&image.id, &["bitcoind", "-version"]).await {
+            Ok(text) => text.lines().next().unwrap_or("").trim().to_string(),
+            Err(e) => format!(
+                "cannot run bitcoind: {}",
+                crate::core::names::error_chain(&e)
+            ),
+        };
+        out.push(image);
+    }
+    Ok(out)
+}
+
+/// `ensure` on an engine already connected.
+pub(crate) async fn resolve_on(
+    docker: &Docker,
+    image: &str,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    if image != REPO {
+        ensure_on(docker, image, progress).await?;
+        return Ok(image.to_string());
+    }
+    let current = docker
+        .images_of(REPO)
+        .await?
+        .into_iter()
+        .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT))
+        .max_by_key(|i| i.created);
+    match current {
+        Some(found) => Ok(found.name),
+        None => build_on(docker, progress).await,
+    }
 }
 
 /// Builds the node image on the local engine (see `build_on`); returns its name.
@@ -53,7 +135,7 @@ pub(crate) async fn ensure_on(
     progress: &Progress,
 ) -> Result<(), ImageError> {
     let own = image.starts_with(&format!("{REPO}:"));
-    match docker.image_labels(image).await? {
+    match docker.image(image).await?.map(|(_, labels)| labels) {
         Some(labels) if !own || labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT) => {
             return Ok(());
         }
@@ -79,13 +161,21 @@ pub(crate) async fn ensure_on(
 pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<String, ImageError> {
     progress.stage("building the bitcoind image from Debian's bitcoin-knots", 0);
     let fail = |what: &str, e: &dyn std::fmt::Display| ImageError::Build(format!("{what}: {e}"));
-    let dir = tempdir().map_err(|e| fail("create a temporary directory", &e))?;
+    // Removed when dropped: on success, on failure, and when the build is cancelled (Ctrl-C).
+    let tmp = tempfile::Builder::new()
+        .prefix("regbox-image-")
+        .tempdir()
+        .map_err(|e| fail("create a temporary directory", &e))?;
+    let dir = tmp.path();
     let script = dir.join("build.sh");
     std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
     let out = dir.join("out");
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .arg(&out)
+        // The script's own working directory goes inside ours, so it goes with ours even when the
+        // script is killed before its exit trap runs.
+        .env("TMPDIR", dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -125,23 +215,18 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
             format!("LABEL regbox.image={package}-{version}"),
             format!("LABEL {LABEL_FORMAT}={FORMAT}"),
         ];
+        let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
         docker
             .import_image(rootfs.into(), REPO, &tag, changes)
             .await?;
+        // The image this build replaces would linger untagged; it goes unless a container uses it.
+        if let Some((old, _)) = replaced {
+            docker.remove_unused_image(&old).await;
+        }
         Ok(format!("{REPO}:{tag}"))
     }
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     progress.finish();
     result
-}
-
-fn tempdir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "regbox-image-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir(&dir)?;
-    Ok(dir)
 }

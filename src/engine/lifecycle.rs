@@ -18,7 +18,7 @@ use crate::core::blueprint::{
     ROLE_META,
 };
 use crate::core::lock::{holder_of, ROLE_LOCK};
-use crate::core::manifest::ClusterSpec;
+use crate::core::manifest::{ClusterSpec, DEFAULT_IMAGE};
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State};
@@ -186,7 +186,8 @@ impl Cluster {
         };
         let guard: Mutex<Option<LockGuard>> = Mutex::new(None);
         let work = async {
-            ensure_images(&docker, &spec, &fx).await?;
+            let mut spec = spec;
+            resolve_images(&docker, &mut spec, &fx).await?;
             let held = fx
                 .cancel
                 .guard(lock::acquire(
@@ -230,10 +231,40 @@ impl Cluster {
     }
 }
 
-/// Finds or builds every image the spec names.
-async fn ensure_images(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> Result<()> {
-    let images: BTreeSet<&str> = spec.nodes.iter().map(|n| n.image.as_str()).collect();
-    for img in images {
+/// Gives every node an exact image and makes sure each exists (building regbox's own when missing). A
+/// node on the default image keeps the one its cluster recorded when it was made; a new node gets the
+/// newest regbox node image here, or one built now.
+async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_>) -> Result<()> {
+    let recorded: HashMap<String, String> = docker
+        .labeled_containers(&blueprint::cluster_filter(Some(&spec.name)))
+        .await?
+        .iter()
+        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+        .filter_map(|m| serde_json::from_str::<ClusterSpec>(m.labels.get(LABEL_SPEC)?).ok())
+        .flat_map(|old| old.nodes)
+        .filter(|n| n.image != DEFAULT_IMAGE)
+        .map(|n| (n.name, n.image))
+        .collect();
+    let mut default: Option<String> = None;
+    for node in spec.nodes.iter_mut().filter(|n| n.image == DEFAULT_IMAGE) {
+        node.image = match recorded.get(&node.name) {
+            Some(image) => image.clone(),
+            None => match &default {
+                Some(image) => image.clone(),
+                None => {
+                    let image = fx
+                        .cancel
+                        .guard(async {
+                            Ok(image::resolve_on(docker, DEFAULT_IMAGE, fx.progress).await?)
+                        })
+                        .await?;
+                    default.insert(image).clone()
+                }
+            },
+        };
+    }
+    let images: BTreeSet<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
+    for img in &images {
         fx.cancel
             .guard(async { Ok(image::ensure_on(docker, img, fx.progress).await?) })
             .await?;
@@ -408,6 +439,22 @@ pub(crate) async fn resolve_cluster(docker: &Docker, name: Option<&str>) -> Resu
             names.into_iter().collect::<Vec<_>>().join(", "),
         )),
     }
+}
+
+/// A cluster name no other process is likely to use — `prefix` (cut to fit), this process's id and a
+/// random suffix — for tests that bring clusters up in parallel (`cargo test` runs tests side by side, and
+/// CI jobs share engines).
+pub fn unique_name(prefix: &str) -> String {
+    let suffix = format!("-{:x}-{:04x}", std::process::id(), rand::random::<u16>());
+    let keep: String = prefix
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+        .take(40 - suffix.len())
+        .collect();
+    let keep = keep.trim_start_matches('-');
+    let head = if keep.is_empty() { "t" } else { keep };
+    format!("{head}{suffix}")
 }
 
 /// The Docker engine's version and API version.
@@ -668,5 +715,19 @@ impl<'a> Removal<'a> {
             }
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_names_are_valid_cluster_names_and_differ() {
+        let a = super::unique_name("My_Test::case-with-a-very-long-name-indeed");
+        let b = super::unique_name("My_Test::case-with-a-very-long-name-indeed");
+        assert_ne!(a, b);
+        for name in [&a, &b, &super::unique_name(""), &super::unique_name("--x")] {
+            let mut spec = crate::core::manifest::ClusterSpec::default_ring4();
+            spec.rename(name).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }

@@ -469,13 +469,10 @@ impl Cluster {
                 actions.remove.len() as u64,
             );
             run_all(
-                actions
-                    .remove
-                    .iter()
-                    .map(|c| async move {
-                        docker.kill_and_wait(c).await?;
-                        Ok(docker.remove_container(c).await?)
-                    }),
+                actions.remove.iter().map(|c| async move {
+                    docker.kill_and_wait(c).await?;
+                    Ok(docker.remove_container(c).await?)
+                }),
                 DOCKER_CONCURRENCY,
             )
             .await?;
