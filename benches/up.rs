@@ -3,11 +3,11 @@
 //! run and reported as medians with their ratio; then, on a 10-node ring, a partition into two groups
 //! applied and verified, and heal until every node is on one tip, each as a median.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use regbox::cluster::{self, Cluster, UpOptions};
-use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
@@ -42,8 +42,8 @@ async fn time_up(spec: ClusterSpec) -> Duration {
     took
 }
 
-/// Creates and starts the containers `up` would for `spec` — same image, command, labels, volume and
-/// static address, at the same parallelism — with nothing else: no second network, no waits, no wiring.
+/// Creates and starts the containers `up` would for `spec` — same image, command, labels, volume, static
+/// address and hardening, at the same parallelism — with nothing else: no second network, no waits, no wiring.
 /// It talks to the engine through bollard directly, so the baseline owes nothing to regbox's facade.
 async fn time_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> Duration {
     let mut taken: Vec<Subnet> = engine
@@ -98,11 +98,22 @@ async fn time_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> Duration {
                 image: Some(l.image),
                 entrypoint: Some(vec!["bitcoind".into()]),
                 cmd: Some(l.args),
-                user: Some("0:0".into()),
                 labels: Some(l.labels.clone()),
                 host_config: Some(HostConfig {
                     network_mode: Some(network.clone()),
                     init: Some(true),
+                    // The same hardening regbox applies, so the ratio measures regbox, not the
+                    // engine's cost of cgroup limits, a read-only root and a tmpfs.
+                    cap_drop: Some(vec!["ALL".into()]),
+                    security_opt: Some(vec!["no-new-privileges".into()]),
+                    readonly_rootfs: Some(true),
+                    tmpfs: Some(HashMap::from([(
+                        "/tmp".to_string(),
+                        "rw,noexec,nosuid,size=16m".to_string(),
+                    )])),
+                    memory: Some(l.resources.memory as i64),
+                    memory_swap: Some(l.resources.memory as i64),
+                    pids_limit: Some(blueprint::PIDS_LIMIT),
                     mounts: Some(vec![Mount {
                         typ: Some(MountType::VOLUME),
                         source: Some(l.volume),
