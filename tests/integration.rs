@@ -1954,3 +1954,53 @@ fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn up_dry_run_prints_the_plan_and_changes_nothing() {
+    run(async {
+        let name = unique("dry");
+        let _guard = Teardown(name.clone());
+        let write = |n: usize| {
+            let file = std::env::temp_dir().join(format!("{name}-{n}.yaml"));
+            std::fs::write(&file, format!("name: {name}\nnodes: {n}\ntopology: ring\n")).unwrap();
+            file.to_str().unwrap().to_string()
+        };
+        let (four, five) = (write(4), write(5));
+        let plan = ok_json(&["up", &four, "--dry-run", "--json"]).await;
+        assert_eq!(plan["exists"], false);
+        assert_eq!(plan["create"], serde_json::json!(["n0", "n1", "n2", "n3"]));
+        assert_eq!(plan["connect"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            leftovers(&name).await,
+            Vec::<String>::new(),
+            "a dry run creates nothing"
+        );
+        ok(&["up", &four]).await;
+        ok(&["-c", &name, "stop", "n2"]).await;
+        let plan = ok_json(&["up", &five, "--dry-run", "--json"]).await;
+        assert_eq!(plan["exists"], true);
+        assert_eq!(plan["create"], serde_json::json!(["n4"]));
+        assert_eq!(plan["start"], serde_json::json!(["n2"]));
+        assert_eq!(plan["disconnect"], serde_json::json!(["n0-n3"]));
+        let connect: Vec<&str> = plan["connect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(connect, vec!["n1-n2", "n2-n3", "n3-n4", "n4-n0"]);
+        // Nothing changed: n2 still stopped, no n4.
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert_eq!(status.as_array().unwrap().len(), 4);
+        assert_eq!(status[2]["state"], "exited");
+        // Carried out, the plan leaves nothing more to do.
+        ok(&["up", &five]).await;
+        let text = ok(&["up", &five, "--dry-run"]).await;
+        assert!(text.contains("nothing to do"), "{text}");
+        ok(&["down", &name]).await;
+        for f in [four, five] {
+            std::fs::remove_file(f).unwrap();
+        }
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}

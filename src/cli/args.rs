@@ -91,6 +91,10 @@ pub enum Command {
         /// The image of every node without an `image:` of its own (in place of `defaults.image`).
         #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
         image: Option<String>,
+        /// Print what `up` would do (containers to create, recreate, start or remove; nodes to heal;
+        /// edges to connect or disconnect) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Remove every container, volume and network of a cluster.
     Down {

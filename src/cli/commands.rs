@@ -88,7 +88,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             manifest,
             timeout,
             image,
-        } => up(&ctx, manifest.as_deref(), timeout, image.as_deref()).await,
+            dry_run,
+        } => {
+            up(
+                &ctx,
+                manifest.as_deref(),
+                timeout,
+                image.as_deref(),
+                dry_run,
+            )
+            .await
+        }
         Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
         Command::Status { name } => status(&ctx, name).await,
@@ -142,17 +152,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => run_scenario(&ctx, scenario.as_deref(), junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
         Command::Version => version(&ctx).await,
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "regbox", &mut std::io::stdout());
-            Ok(())
-        }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| Failure::Usage(format!("cannot write the man page: {e}")))
-        }
+        Command::Completions { shell } => generated(Some(shell)),
+        Command::Man => generated(None),
         Command::Image {
             command: ImageCommand::Build,
         } => image_build(&ctx).await,
@@ -162,6 +163,24 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             output::print_images(&image::list().await?, ctx.json);
             Ok(())
         }
+    }
+}
+
+/// A completion script for `shell`, or (None) the man page, on stdout.
+fn generated(shell: Option<clap_complete::Shell>) -> Result<(), Failure> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    match shell {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut cmd, "regbox", &mut std::io::stdout());
+            Ok(())
+        }
+        // A reader that stops early (`| head`) is not a failure.
+        None => match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Failure::Usage(format!("cannot write the man page: {e}")))
+            }
+            _ => Ok(()),
+        },
     }
 }
 
@@ -227,6 +246,7 @@ async fn up(
     manifest: Option<&Path>,
     timeout: u64,
     image: Option<&str>,
+    dry_run: bool,
 ) -> Result<(), Failure> {
     let mut spec = match manifest {
         Some(path) => load_manifest(path)?,
@@ -238,6 +258,11 @@ async fn up(
     }
     if let Some(image) = image {
         spec.with_image(image).map_err(Failure::Usage)?;
+    }
+    if dry_run {
+        let (spec, exists, plan) = lifecycle::plan_up(spec).await?;
+        output::print_up_plan(&spec, exists, &plan, ctx.json);
+        return Ok(());
     }
     let opts = UpOptions {
         progress: ctx.progress(),

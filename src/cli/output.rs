@@ -7,6 +7,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
+use crate::core::manifest::ClusterSpec;
+use crate::core::plan::UpPlan;
 use crate::engine::cluster::{Connection, NodeStatus};
 use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::{ClusterSummary, DownReport};
@@ -257,6 +259,54 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
         header.insert(4, "RPC");
     }
     print_table(&header, rows);
+}
+
+/// `regbox up --dry-run`: one line per kind of change, nodes by name.
+pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool) {
+    let name = |i: &usize| spec.nodes[*i].name.clone();
+    let pair = |&(a, b): &(usize, usize)| format!("{}-{}", name(&a), name(&b));
+    if json {
+        let nodes = |ids: &[usize]| ids.iter().map(name).collect::<Vec<_>>();
+        let pairs = |ps: &[(usize, usize)]| ps.iter().map(pair).collect::<Vec<_>>();
+        return print_json(&json!({
+            "cluster": spec.name,
+            "exists": exists,
+            "create": nodes(&plan.create),
+            "recreate": nodes(&plan.recreate),
+            "remove": plan.remove,
+            "start": nodes(&plan.start),
+            "unpause": nodes(&plan.unpause),
+            "heal": nodes(&plan.heal),
+            "connect": pairs(&plan.connect),
+            "disconnect": pairs(&plan.disconnect),
+            "duplicate_networks": plan.duplicates,
+            "images": spec.nodes.iter().map(|n| (n.name.clone(), n.image.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        }));
+    }
+    let state = if exists {
+        "exists"
+    } else {
+        "does not exist yet: networks, metadata and every node are made"
+    };
+    println!("cluster `{}` {state}", spec.name);
+    let lines: [(&str, Vec<String>); 9] = [
+        ("create", plan.create.iter().map(name).collect()),
+        ("recreate", plan.recreate.iter().map(name).collect()),
+        ("remove", plan.remove.clone()),
+        ("start", plan.start.iter().map(name).collect()),
+        ("unpause", plan.unpause.iter().map(name).collect()),
+        ("heal", plan.heal.iter().map(name).collect()),
+        ("connect", plan.connect.iter().map(pair).collect()),
+        ("disconnect", plan.disconnect.iter().map(pair).collect()),
+        ("dedupe", plan.duplicates.clone()),
+    ];
+    for (what, items) in lines.iter().filter(|(_, items)| !items.is_empty()) {
+        println!("  {what:<10} {}", items.join(" "));
+    }
+    if plan.is_empty() {
+        println!("  nothing to do");
+    }
+    println!("(dry run: nothing was changed)");
 }
 
 /// `regbox url`: the RPC URL, then the P2P address.

@@ -447,6 +447,77 @@ pub fn verify(edges: &[Edge], observed: &Observed, frozen_allowed: bool) -> Resu
     })
 }
 
+/// Everything `up` would do to reach the declared state, worked out in one go for `up --dry-run` (the
+/// loop itself goes pass by pass, observing again in between).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpPlan {
+    /// Nodes with no container yet.
+    pub create: Vec<NodeId>,
+    /// Nodes whose container was made from another configuration (image, arguments, limits).
+    pub recreate: Vec<NodeId>,
+    /// Containers of the cluster that are no declared node, by name.
+    pub remove: Vec<String>,
+    pub start: Vec<NodeId>,
+    pub unpause: Vec<NodeId>,
+    /// Nodes to put back on the base segment (a partition is active).
+    pub heal: Vec<NodeId>,
+    /// Declared edges no live session carries yet, dialer first.
+    pub connect: Vec<(NodeId, NodeId)>,
+    /// Sessions between nodes that no declared edge joins.
+    pub disconnect: Vec<(NodeId, NodeId)>,
+    /// Duplicate networks to remove, by id.
+    pub duplicates: Vec<String>,
+}
+
+impl UpPlan {
+    pub fn is_empty(&self) -> bool {
+        *self == UpPlan::default()
+    }
+}
+
+/// The whole of what `up` would change in the observed cluster (see [`UpPlan`]). Nodes that will be
+/// (re)made lose their sessions, so their declared edges count as to connect.
+pub fn up_plan(edges: &[Edge], observed: &Observed) -> UpPlan {
+    let containers = containers(Containers::Declared, observed);
+    let mut out = UpPlan {
+        remove: containers.remove,
+        start: containers.start,
+        unpause: containers.unpause,
+        duplicates: observed.duplicates.clone(),
+        ..UpPlan::default()
+    };
+    for node in containers.create {
+        match observed.nodes[node] {
+            None => out.create.push(node),
+            Some(_) => out.recreate.push(node),
+        }
+    }
+    // Nodes (re)made start on the base segment; the others may need moving back to it.
+    let remade: BTreeSet<NodeId> = out.create.iter().chain(&out.recreate).copied().collect();
+    let moves = segments(Segments::Heal, &observed.plane);
+    let mut heal: BTreeSet<NodeId> = moves.attach.iter().map(|&(n, _)| n).collect();
+    heal.extend(moves.detach.iter().map(|&(n, _)| n));
+    out.heal = heal.difference(&remade).copied().collect();
+    let live: Graph = observed
+        .sessions
+        .list
+        .iter()
+        .filter(|s| s.live && !remade.contains(&s.at) && !remade.contains(&s.peer))
+        .map(|s| (s.at, s.peer))
+        .collect();
+    let declared = Graph::from_edges(edges);
+    out.connect = edges
+        .iter()
+        .filter(|e| !live.contains(e.from, e.to))
+        .map(|e| (e.from, e.to))
+        .collect();
+    out.disconnect = live
+        .edges()
+        .filter(|&(a, b)| !declared.contains(a, b))
+        .collect();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,6 +706,40 @@ mod tests {
             next(&d, &o, &BTreeSet::new()),
             Pass::Networks(vec!["a1".into()])
         );
+    }
+
+    #[test]
+    fn the_up_plan_lists_every_change_at_once() {
+        // A 4-ring on the books; observed: n1 made from an old configuration, n2 stopped, a stray
+        // container, n3 alone on a segment, and an undeclared session n0-n2 next to the live n0-n1.
+        let edges = generate(Kind::Ring, 4);
+        let p = plane(&[&[0], &[0], &[0], &[1]]);
+        let peers = group(both(&p, 0, 1, 0).into_iter().chain(both(&p, 0, 2, 0)));
+        let mut o = observed(&[&[0], &[0], &[0], &[1]], peers);
+        o.nodes[1] = Some(NodeSeen {
+            state: State::Running,
+            current: false,
+        });
+        o.nodes[2] = Some(NodeSeen {
+            state: State::Exited,
+            current: true,
+        });
+        o.strays = vec!["regbox-lab-old".into()];
+        let plan = up_plan(&edges, &o);
+        assert_eq!(plan.recreate, vec![1]);
+        assert_eq!(plan.start, vec![2]);
+        assert_eq!(plan.remove, vec!["regbox-lab-old".to_string()]);
+        assert_eq!(plan.heal, vec![3]);
+        // n0-n1 is live but n1 is remade: every declared edge is to connect.
+        assert_eq!(plan.connect, vec![(0, 1), (1, 2), (2, 3), (3, 0)]);
+        assert_eq!(plan.disconnect, vec![(0, 2)]);
+        // A fresh cluster: everything is created and connected.
+        let mut fresh = observed(&[&[], &[], &[], &[]], vec![]);
+        fresh.nodes = vec![None; 4];
+        let plan = up_plan(&edges, &fresh);
+        assert_eq!(plan.create, vec![0, 1, 2, 3]);
+        assert_eq!(plan.connect.len(), 4);
+        assert!(plan.heal.is_empty() && plan.disconnect.is_empty());
     }
 
     #[test]

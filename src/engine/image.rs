@@ -111,16 +111,21 @@ pub(crate) async fn resolve_on(
         ensure_on(docker, image, progress).await?;
         return Ok(image.to_string());
     }
-    let current = docker
+    match newest_on(docker).await? {
+        Some(found) => Ok(found),
+        None => build_on(docker, progress).await,
+    }
+}
+
+/// The newest regbox node image of the current format on the engine, if any.
+pub(crate) async fn newest_on(docker: &Docker) -> Result<Option<String>, ImageError> {
+    Ok(docker
         .images_of(REPO)
         .await?
         .into_iter()
         .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT))
-        .max_by_key(|i| i.created);
-    match current {
-        Some(found) => Ok(found.name),
-        None => build_on(docker, progress).await,
-    }
+        .max_by_key(|i| i.created)
+        .map(|i| i.name))
 }
 
 /// Builds the node image on the local engine (see `build_on`); returns its name.

@@ -21,7 +21,7 @@ use crate::core::lock::{holder_of, ROLE_LOCK};
 use crate::core::manifest::{ClusterSpec, DEFAULT_IMAGE};
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
-use crate::core::plan::{Containers, Desired, Segments, State};
+use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
 use crate::core::subnet::Subnet;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::{ContainerInfo, Docker, DockerError, Net, NetworkInfo};
@@ -235,16 +235,7 @@ impl Cluster {
 /// node on the default image keeps the one its cluster recorded when it was made; a new node gets the
 /// newest regbox node image here, or one built now.
 async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_>) -> Result<()> {
-    let recorded: HashMap<String, String> = docker
-        .labeled_containers(&blueprint::cluster_filter(Some(&spec.name)))
-        .await?
-        .iter()
-        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
-        .filter_map(|m| serde_json::from_str::<ClusterSpec>(m.labels.get(LABEL_SPEC)?).ok())
-        .flat_map(|old| old.nodes)
-        .filter(|n| n.image != DEFAULT_IMAGE)
-        .map(|n| (n.name, n.image))
-        .collect();
+    let recorded = recorded_images(docker, &spec.name).await?;
     let mut default: Option<String> = None;
     for node in spec.nodes.iter_mut().filter(|n| n.image == DEFAULT_IMAGE) {
         node.image = match recorded.get(&node.name) {
@@ -270,6 +261,58 @@ async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_
             .await?;
     }
     Ok(())
+}
+
+/// Node name → the exact image the cluster's metadata recorded for it.
+async fn recorded_images(docker: &Docker, cluster: &str) -> Result<HashMap<String, String>> {
+    Ok(docker
+        .labeled_containers(&blueprint::cluster_filter(Some(cluster)))
+        .await?
+        .iter()
+        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+        .filter_map(|m| serde_json::from_str::<ClusterSpec>(m.labels.get(LABEL_SPEC)?).ok())
+        .flat_map(|old| old.nodes)
+        .filter(|n| n.image != DEFAULT_IMAGE)
+        .map(|n| (n.name, n.image))
+        .collect())
+}
+
+/// What `up` would do, changing nothing (`up --dry-run`): the spec with the images `up` would use
+/// (an image still to be built stays `regbox/bitcoind`), whether the cluster exists, and the plan.
+pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan)> {
+    let docker = Docker::connect().await?;
+    let recorded = recorded_images(&docker, &spec.name).await?;
+    let newest = image::newest_on(&docker).await?;
+    for node in spec.nodes.iter_mut().filter(|n| n.image == DEFAULT_IMAGE) {
+        if let Some(image) = recorded.get(&node.name).or(newest.as_ref()) {
+            node.image = image.clone();
+        }
+    }
+    let exists = lifecycle_exists(&docker, &spec.name).await?;
+    if !exists {
+        let plan = UpPlan {
+            create: (0..spec.nodes.len()).collect(),
+            connect: spec.edges.iter().map(|e| (e.from, e.to)).collect(),
+            ..UpPlan::default()
+        };
+        return Ok((spec, false, plan));
+    }
+    let existing = Cluster::open(Some(&spec.name)).await?;
+    let wanted = Cluster::assemble(docker, spec, &existing.networks, &existing.password);
+    existing.keep();
+    let observed = wanted.observe().await?;
+    let plan = crate::core::plan::up_plan(&wanted.spec.edges, &observed);
+    let spec = wanted.spec.clone();
+    wanted.keep();
+    Ok((spec, true, plan))
+}
+
+/// Whether the engine holds a cluster of this name (its metadata container).
+async fn lifecycle_exists(docker: &Docker, cluster: &str) -> Result<bool> {
+    Ok(docker
+        .inspect_marker(&blueprint::meta_container(cluster))
+        .await?
+        .is_some())
 }
 
 /// The body of `up`, under the cluster's lock: the cluster-wide resources, then the one loop with every
