@@ -1109,29 +1109,55 @@ fn every_example_scenario_passes_and_writes_junit() {
             .collect();
         files.sort();
         assert!(files.len() >= 5, "{files:?}");
-        for file in files {
-            let name = unique("scn");
-            let _guard = Teardown(name.clone());
-            let (out, xml) = run_scenario(&name, Some(&file)).await;
-            let stdout = String::from_utf8_lossy(&out.stdout);
+        // All of them in one run, one after another under one name, into one JUnit report.
+        let name = unique("scn");
+        let _guard = Teardown(name.clone());
+        let junit = std::env::temp_dir().join(format!("{name}.xml"));
+        let out = regbox()
+            .args(["-c", &name, "run"])
+            .args(&files)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+        assert_eq!(stdout.matches("PASSED").count(), files.len(), "{stdout}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        std::fs::remove_file(&junit).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(root.attribute("failures"), Some("0"), "{xml}");
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        assert_eq!(suites.len(), files.len());
+        for suite in suites {
+            let props: Vec<(&str, &str)> = suite
+                .descendants()
+                .filter(|n| n.has_tag_name("property"))
+                .map(|p| (p.attribute("name").unwrap(), p.attribute("value").unwrap()))
+                .collect();
+            assert!(props.contains(&("cluster", name.as_str())), "{props:?}");
             assert!(
-                out.status.success(),
-                "{}:\n{stdout}\n{}",
-                file.display(),
-                String::from_utf8_lossy(&out.stderr)
+                props
+                    .iter()
+                    .any(|(k, v)| *k == "image" && v.starts_with("regbox/bitcoind:")),
+                "{props:?}"
             );
-            assert!(stdout.contains("PASSED"), "{stdout}");
-            assert!(
-                xml.contains("<testsuite ") && xml.contains("failures=\"0\""),
-                "{xml}"
-            );
-            assert_eq!(
-                leftovers(&name).await,
-                Vec::<String>::new(),
-                "{}",
-                file.display()
-            );
+            let cases: Vec<_> = suite
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .collect();
+            assert!(cases.len() >= 3, "cluster up, steps, teardown");
+            assert!(cases
+                .iter()
+                .all(|c| c.children().all(|e| !e.has_tag_name("failure"))));
         }
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
 
@@ -1175,8 +1201,31 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
             stdout.contains("SKIP"),
             "the step after a failure is skipped: {stdout}"
         );
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+        let failed = doc
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap_or_else(|| panic!("no failure in {xml}"));
         assert!(
-            xml.contains("<failure message=\"expected height 5"),
+            failed
+                .attribute("message")
+                .unwrap()
+                .starts_with("expected height 5"),
+            "{xml}"
+        );
+        // The failed step's case keeps the nodes' last log lines.
+        let case = failed.parent().unwrap();
+        let out = case
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .and_then(|n| n.text())
+            .unwrap_or_else(|| panic!("no system-out in {xml}"));
+        assert!(out.contains("n0| ") && out.contains("n1| "), "{out}");
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("skipped"))
+                .count(),
+            1,
             "{xml}"
         );
         assert_eq!(

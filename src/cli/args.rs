@@ -209,11 +209,13 @@ pub enum Command {
     /// Without a file, runs the built-in split-and-heal scenario. `-c NAME` renames the scenario's
     /// cluster (so parallel CI jobs don't collide).
     Run {
-        scenario: Option<PathBuf>,
-        /// Write JUnit XML to FILE.
+        /// Scenario files, run one after another, each on its own fresh cluster (none: the built-in
+        /// split-and-heal).
+        scenarios: Vec<PathBuf>,
+        /// Write one JUnit XML report to FILE: a test suite per scenario.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-        /// Leave the cluster running afterwards (also after a failure).
+        /// Leave the cluster running afterwards (also after a failure); one scenario only.
         #[arg(long)]
         keep: bool,
     },

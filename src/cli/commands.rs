@@ -15,12 +15,13 @@ use crate::cli::output;
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::scenario::Scenario;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::image;
 use crate::engine::lifecycle::{self, UpOptions};
 use crate::engine::progress::Progress;
-use crate::engine::runner::{self, RunOptions};
+use crate::engine::runner::{self, RunOptions, RunReport};
 
 /// How long connect, disconnect and the node faults wait.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -146,10 +147,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Pause { node } => fault(&ctx, Fault::Pause, &node).await,
         Command::Unpause { node } => fault(&ctx, Fault::Unpause, &node).await,
         Command::Run {
-            scenario,
+            scenarios,
             junit,
             keep,
-        } => run_scenario(&ctx, scenario.as_deref(), junit, keep).await,
+        } => run_scenarios(&ctx, &scenarios, junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
         Command::Version => version(&ctx).await,
         Command::Completions { shell } => generated(Some(shell)),
@@ -496,16 +497,63 @@ async fn fault(ctx: &Context, fault: Fault, node: &str) -> Result<(), Failure> {
 }
 
 /// `regbox run`: up, steps, teardown; the exit code says whether every step passed.
-async fn run_scenario(
+/// `regbox run`: every scenario is validated before any runs; then each runs on its own fresh cluster,
+/// one after another, and one JUnit report holds them all.
+async fn run_scenarios(
     ctx: &Context,
-    scenario: Option<&Path>,
+    files: &[PathBuf],
     junit: Option<PathBuf>,
     keep: bool,
 ) -> Result<(), Failure> {
-    let (scenario, mut spec) = load_scenario(scenario)?;
-    if let Some(name) = &ctx.cluster {
-        spec.rename(name).map_err(Failure::Usage)?;
+    if keep && files.len() > 1 {
+        return Err(Failure::Usage("--keep takes one scenario".into()));
     }
+    let files: Vec<Option<&Path>> = if files.is_empty() {
+        vec![None]
+    } else {
+        files.iter().map(|f| Some(f.as_path())).collect()
+    };
+    let mut loaded = Vec::new();
+    for file in &files {
+        let (scenario, mut spec) = load_scenario(*file)?;
+        if let Some(name) = &ctx.cluster {
+            spec.rename(name).map_err(Failure::Usage)?;
+        }
+        loaded.push((scenario, spec));
+    }
+    let mut reports = Vec::new();
+    for (scenario, spec) in loaded {
+        let report = run_one(ctx, &scenario, spec, keep).await?;
+        let stop = report.interrupted;
+        reports.push(report);
+        if stop {
+            break;
+        }
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, runner::junit(&reports))
+            .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if reports.iter().any(|r| r.interrupted) {
+        return Err(Error::Interrupted.into());
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.scenario.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure::Scenario(failed.join("`, `")));
+    }
+    Ok(())
+}
+
+async fn run_one(
+    ctx: &Context,
+    scenario: &Scenario,
+    spec: ClusterSpec,
+    keep: bool,
+) -> Result<RunReport, Failure> {
     if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
@@ -521,24 +569,14 @@ async fn run_scenario(
         keep,
     };
     let json = ctx.json;
-    let report = runner::run(&scenario, spec, &opts, interrupted(), |step| {
+    let report = runner::run(scenario, spec, &opts, interrupted(), |step| {
         output::print_step(step, json)
     })
     .await;
-    if let Some(path) = junit {
-        std::fs::write(&path, report.junit())
-            .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
-    }
     if !json {
         output::print_run_summary(&report);
     }
-    if report.interrupted {
-        return Err(Error::Interrupted.into());
-    }
-    if !report.passed() {
-        return Err(Failure::Scenario(report.scenario.clone()));
-    }
-    Ok(())
+    Ok(report)
 }
 
 async fn image_build(ctx: &Context) -> Result<(), Failure> {

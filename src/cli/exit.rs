@@ -31,6 +31,9 @@ pub enum Failure {
     /// A scenario step failed (each failure was printed with what was expected and seen).
     #[error("scenario `{0}` failed")]
     Scenario(String),
+    /// The run finished but its report could not be written: a runtime failure (exit code 1).
+    #[error("{0}")]
+    Report(String),
     /// Arguments that parse but make no sense together: exit code 2.
     #[error("{0}")]
     Usage(String),

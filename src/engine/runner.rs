@@ -34,6 +34,9 @@ pub struct StepResult {
     pub seconds: f64,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// After a failure: the last log lines of every node, as they were then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 /// A whole run.
@@ -42,6 +45,8 @@ pub struct RunReport {
     pub scenario: String,
     pub cluster: String,
     pub steps: Vec<StepResult>,
+    /// The exact images the cluster ran.
+    pub images: Vec<String>,
     pub seconds: f64,
     /// The run was stopped by the caller (Ctrl-C) rather than by a failed step.
     pub interrupted: bool,
@@ -54,68 +59,51 @@ impl RunReport {
             .all(|s| matches!(s.outcome, Outcome::Passed))
     }
 
-    /// The report as JUnit XML: one test suite, one test case per step (cluster up and teardown included).
+    /// This run alone as JUnit XML (see [`junit`]).
     pub fn junit(&self) -> String {
-        let failures = self
-            .steps
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Failed(_)))
-            .count();
-        let skipped = self
-            .steps
-            .iter()
-            .filter(|s| matches!(s.outcome, Outcome::Skipped))
-            .count();
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        xml.push_str(&format!(
-            "<testsuites name=\"regbox\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
-            self.steps.len(),
-            self.seconds
-        ));
-        xml.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
-            escape(&self.scenario),
-            self.steps.len(),
-            self.seconds
-        ));
-        for (i, s) in self.steps.iter().enumerate() {
-            let name = format!("{:02} {}", i + 1, s.label);
-            xml.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                escape(&self.scenario),
-                escape(&name),
-                s.seconds
-            ));
-            match &s.outcome {
-                Outcome::Passed => xml.push_str("/>\n"),
-                Outcome::Skipped => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
-                Outcome::Failed(message) => {
-                    let first = message.lines().next().unwrap_or_default();
-                    xml.push_str(&format!(
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                        escape(first),
-                        escape(message)
-                    ));
-                }
-            }
-        }
-        xml.push_str("  </testsuite>\n</testsuites>\n");
-        xml
+        junit(std::slice::from_ref(self))
     }
 }
 
-fn escape(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+/// Runs as one JUnit XML report (quick-junit): a test suite per scenario, with the cluster and its
+/// images as properties, and a test case per step (cluster up and teardown included). A failed step's
+/// case carries the whole message and, in `<system-out>`, the nodes' last log lines.
+pub fn junit(reports: &[RunReport]) -> String {
+    use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("regbox");
+    report.set_time(Duration::from_secs_f64(
+        reports.iter().map(|r| r.seconds).sum(),
+    ));
+    for run in reports {
+        let mut suite = TestSuite::new(run.scenario.as_str());
+        suite.set_time(Duration::from_secs_f64(run.seconds));
+        suite.add_property(Property::new("cluster", run.cluster.as_str()));
+        for image in &run.images {
+            suite.add_property(Property::new("image", image.as_str()));
+        }
+        for (i, s) in run.steps.iter().enumerate() {
+            let status = match &s.outcome {
+                Outcome::Passed => TestCaseStatus::success(),
+                Outcome::Skipped => TestCaseStatus::skipped(),
+                Outcome::Failed(message) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status
+                        .set_message(message.lines().next().unwrap_or_default())
+                        .set_description(message.as_str());
+                    status
+                }
+            };
+            let mut case = TestCase::new(format!("{:02} {}", i + 1, s.label), status);
+            case.set_classname(run.scenario.as_str())
+                .set_time(Duration::from_secs_f64(s.seconds));
+            if let Some(logs) = &s.logs {
+                case.set_system_out(logs.as_str());
+            }
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().expect("a report of strings serializes")
 }
 
 /// How `run` behaves.
@@ -148,6 +136,7 @@ pub async fn run(
             line,
             seconds: t.elapsed().as_secs_f64(),
             outcome,
+            logs: None,
         };
         on_step(&r);
         results.push(r);
@@ -160,10 +149,12 @@ pub async fn run(
         spec.edges.len()
     );
     let mut interrupted = false;
+    let mut images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
     let cluster = Cluster::up_until(spec, &opts.up, &mut cancel).await;
     let mut cluster = match cluster {
         Ok(c) => {
             record(up_label, 0, t, Outcome::Passed, &mut results);
+            images = c.spec().nodes.iter().map(|n| n.image.clone()).collect();
             Some(c)
         }
         Err(e) => {
@@ -196,6 +187,12 @@ pub async fn run(
                 () = &mut cancel => { interrupted = true; Outcome::Failed("interrupted".into()) }
             };
             record(step.label.clone(), step.line, t, outcome, &mut results);
+            if failed {
+                let logs = last_logs(c).await;
+                if let Some(last) = results.last_mut() {
+                    last.logs = Some(logs);
+                }
+            }
         }
     }
 
@@ -211,14 +208,36 @@ pub async fn run(
             record("teardown".into(), 0, t, outcome, &mut results);
         }
     }
+    images.sort();
+    images.dedup();
     RunReport {
         scenario: scenario.name.clone(),
         cluster: cluster_name,
         steps: results,
+        images,
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
     }
 }
+
+/// The last lines of every node's log, each line prefixed with its node.
+async fn last_logs(c: &Cluster) -> String {
+    use futures::StreamExt;
+    let mut out = String::new();
+    for node in c.nodes() {
+        let Ok(lines) = c.logs(node.name(), Some(LOG_LINES), false) else {
+            continue;
+        };
+        let text: Vec<String> = lines.filter_map(|l| async { l.ok() }).collect().await;
+        for line in text.concat().lines() {
+            out.push_str(&format!("{}| {line}\n", node.name()));
+        }
+    }
+    out
+}
+
+/// Log lines per node kept with a failed step.
+const LOG_LINES: usize = 15;
 
 /// What steps leave for later steps: transaction ids by name.
 #[derive(Default)]
