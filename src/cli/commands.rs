@@ -580,11 +580,14 @@ async fn run_one(
 }
 
 async fn image_build(ctx: &Context) -> Result<(), Failure> {
-    // Ctrl-C drops the build: its script is killed and its temporary directory removed.
+    // Ctrl-C drops the build: its script is killed and its temporary directory removed. The handler
+    // is in place before the build makes anything, so no early Ctrl-C takes the default way out.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Failure::Report(format!("cannot watch for Ctrl-C: {e}")))?;
     let progress = ctx.progress();
     let name = tokio::select! {
         built = image::build(&progress) => built?,
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+        _ = sigint.recv() => return Err(Error::Interrupted.into()),
     };
     println!("{name}");
     Ok(())

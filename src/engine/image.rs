@@ -160,6 +160,33 @@ pub(crate) async fn ensure_on(
     Ok(())
 }
 
+/// A build's temporary directory and the process group working in it. Dropped — also when the build is
+/// cancelled half-way — it kills the whole group first, then removes the directory (retrying while the
+/// killed processes finish dying), so nothing is left behind.
+struct Workspace {
+    tmp: tempfile::TempDir,
+    group: Option<u32>,
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(self.tmp.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
 /// Builds the image from Debian sid's `bitcoin-knots` with a private apt configuration (the host's apt
 /// state is never touched) and imports the minimal root filesystem. Returns the image name, whose tag
 /// carries the bitcoind version (`regbox/bitcoind:knots-29.4`).
@@ -171,7 +198,9 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
         .prefix("regbox-image-")
         .tempdir()
         .map_err(|e| fail("create a temporary directory", &e))?;
-    let dir = tmp.path();
+    let mut work = Workspace { tmp, group: None };
+    let dir = work.tmp.path().to_path_buf();
+    let dir = dir.as_path();
     let script = dir.join("build.sh");
     std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
     let out = dir.join("out");
@@ -181,11 +210,14 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
         // The script's own working directory goes inside ours, so it goes with ours even when the
         // script is killed before its exit trap runs.
         .env("TMPDIR", dir)
+        // Its own process group, so a cancelled build stops apt and dpkg too, not only bash.
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| fail("run bash", &e))?;
+    work.group = child.id();
     let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
     let mut tail = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -231,7 +263,9 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
         Ok(format!("{REPO}:{tag}"))
     }
     .await;
-    drop(tmp);
+    // The script has exited: there is no group left to kill (its id may even be reused by now).
+    work.group = None;
+    drop(work);
     progress.finish();
     result
 }

@@ -196,17 +196,8 @@ pub async fn run(
         }
     }
 
-    if let Some(c) = cluster.take() {
-        if opts.keep {
-            c.keep();
-        } else {
-            let t = Instant::now();
-            let outcome = match c.down(&Default::default()).await {
-                Ok(_) => Outcome::Passed,
-                Err(e) => Outcome::Failed(e.to_string()),
-            };
-            record("teardown".into(), 0, t, outcome, &mut results);
-        }
+    if let Some((t, outcome)) = teardown(cluster.take(), opts.keep).await {
+        record("teardown".into(), 0, t, outcome, &mut results);
     }
     images.sort();
     images.dedup();
@@ -218,6 +209,21 @@ pub async fn run(
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
     }
+}
+
+/// Removes the run's cluster unless it is kept; the teardown step's start and outcome.
+async fn teardown(cluster: Option<Cluster>, keep: bool) -> Option<(Instant, Outcome)> {
+    let c = cluster?;
+    if keep {
+        c.keep();
+        return None;
+    }
+    let t = Instant::now();
+    let outcome = match c.down(&Default::default()).await {
+        Ok(_) => Outcome::Passed,
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    Some((t, outcome))
 }
 
 /// The last lines of every node's log, each line prefixed with its node.
