@@ -58,6 +58,15 @@ impl Context {
         Progress::new(self.tty)
     }
 
+    /// Awaits `work` with a spinner saying what is awaited (on a terminal only; never with `--json`).
+    async fn awaiting<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> T {
+        let progress = self.progress();
+        progress.stage(what, 0);
+        let out = work.await;
+        progress.finish();
+        out
+    }
+
     /// The cluster named by `-c` (or the only one).
     async fn open(&self) -> Result<Cluster, Failure> {
         Ok(Cluster::open(self.cluster.as_deref()).await?)
@@ -364,8 +373,14 @@ async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
 async fn sync(ctx: &Context, cluster: Option<String>, timeout: u64) -> Result<(), Failure> {
     let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
     let timeout = Duration::from_secs(timeout);
-    let (tip, txs) =
-        tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout))?;
+    let waits =
+        async { tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout)) };
+    let (tip, txs) = ctx
+        .awaiting(
+            "waiting for one best block and one mempool on every node",
+            waits,
+        )
+        .await?;
     output::print_synced(cluster.nodes().len(), &tip, txs, ctx.json);
     Ok(())
 }
@@ -410,8 +425,11 @@ async fn partition(
         CutMode::Drop
     };
     let mut cluster = Cluster::open(target.as_deref()).await?;
-    let report = cluster
-        .partition(&kind, mode, Duration::from_secs(timeout))
+    let report = ctx
+        .awaiting(
+            "partitioning and waiting for the nodes to report the expected graph",
+            cluster.partition(&kind, mode, Duration::from_secs(timeout)),
+        )
         .await?;
     output::print_partition(&report, ctx.json);
     Ok(())
@@ -481,9 +499,13 @@ async fn heal(
     let mut cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
     let timeout = Duration::from_secs(timeout);
     if sync {
-        output::print_heal(&cluster.heal_and_sync(timeout).await?, ctx.json);
+        let what = "healing and waiting for every node to reach the most-work tip";
+        let report = ctx.awaiting(what, cluster.heal_and_sync(timeout)).await?;
+        output::print_heal(&report, ctx.json);
     } else {
-        output::print_partition(&cluster.heal(timeout).await?, ctx.json);
+        let what = "healing and waiting for the nodes to report the declared graph";
+        let report = ctx.awaiting(what, cluster.heal(timeout)).await?;
+        output::print_partition(&report, ctx.json);
     }
     Ok(())
 }
