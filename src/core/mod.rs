@@ -1,4 +1,4 @@
-//! The pure core: plain data and functions, no tokio, bollard or HTTP. Everything here is unit-tested in
+//! The pure core: plain data and functions, no async runtime, no Docker client, no HTTP. Everything here is unit-tested in
 //! milliseconds and imports nothing from `engine` or `cli`.
 
 pub mod blueprint;

@@ -54,7 +54,7 @@ impl NodeNames<'_> {
 }
 
 /// An error and all its causes (its `source()` chain) on one line, joined by ": " — a wrapper's own
-/// message alone (hyper's "client error (Connect)", a rolled-back step) often hides why.
+/// message alone (the HTTP client's "client error (Connect)", a rolled-back step) often hides why.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();

@@ -1,5 +1,5 @@
-//! The engine: everything that talks to the outside, through two facades — `docker` (the only user of
-//! bollard) and `rpc` (the only builder of JSON-RPC) — and the one reconcile loop that brings a cluster
+//! The engine: everything that talks to the outside, through two facades — `docker` (the only module
+//! that calls the Docker API) and `rpc` (the only builder of JSON-RPC) — and the one reconcile loop that brings a cluster
 //! to its desired state.
 
 pub mod cluster;

@@ -87,7 +87,7 @@ pub(crate) struct Effects<'a> {
 
 /// Creates a bridge network on a subnet that overlaps no Docker network and no host route. Docker
 /// refuses a subnet another process took meanwhile; the next free one is tried. Docker 20.10 would also
-/// take a second network of a name that exists (and bollard cannot ask it to refuse), so the name is
+/// take a second network of a name that exists (and the Docker client library cannot ask it to refuse), so the name is
 /// checked before, and after: a twin made at the same moment makes this one go again.
 pub(crate) async fn create_network(
     docker: &Docker,
