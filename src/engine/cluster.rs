@@ -37,8 +37,6 @@ pub struct Cluster {
     pub(crate) lock_image: String,
     /// The RPC password every node accepts (for `connection`).
     pub(crate) password: String,
-    /// The control and data subnets and the `-rpcauth` line the nodes are laid out with.
-    pub(crate) networks: Networks,
 }
 
 /// How another program reaches a node (`regbox url`).
@@ -115,7 +113,6 @@ impl Cluster {
             armed: false,
             lock_image: spec_image,
             password: password.to_string(),
-            networks: nets.clone(),
         }
     }
 

@@ -341,6 +341,25 @@ impl Docker {
         })
     }
 
+    /// Detaches containers from networks, `(network, containers)` at a time: one network's endpoints
+    /// one after another, the networks side by side. Docker 20.10 loses count of a network's endpoints
+    /// when several of them are deleted at once, and a network left counting an endpoint nothing holds
+    /// refuses removal until the daemon restarts (moby#42119). Every network is tried; the first
+    /// failure is returned.
+    pub async fn detach(&self, groups: Vec<(Net, Vec<String>)>) -> Result<()> {
+        let results: Vec<Result<()>> =
+            futures::stream::iter(groups.into_iter().map(|(net, members)| async move {
+                for container in &members {
+                    self.disconnect_network(container, &net).await?;
+                }
+                Ok(())
+            }))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
     /// Creates (does not start) a node container on its first network. API 1.41 creates a container on
     /// one network only; the others are attached with `connect_network`.
     pub async fn create_container(&self, c: &ContainerConfig) -> Result<()> {
@@ -549,10 +568,8 @@ impl Docker {
     }
 
     /// Kills a container and waits until the engine has finished with its exit (network release
-    /// included); a container that is not running, or is gone, is left as it is. Removing a running
-    /// container with force instead races the engine's own exit cleanup against the removal's, which on
-    /// Docker 20.10 can leave a network counting an endpoint nothing holds (moby#42119).
-    pub async fn kill_and_wait(&self, name: &str) -> Result<()> {
+    /// included); a container that is not running, or is gone, is left as it is.
+    async fn kill_and_wait(&self, name: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
         if self.api.kill_container(name, Some(opts)).await.is_err() {
             return Ok(()); // not running (409), gone (404) or paused: removal handles those
@@ -575,8 +592,12 @@ impl Docker {
         }
     }
 
-    /// Removes a container, running or not; a container already gone is not an error.
+    /// Removes a container, running or not; a container already gone is not an error. A running one is
+    /// killed and awaited first: removing it with force races the engine's exit cleanup against the
+    /// removal's, which on Docker 20.10 can leave a network counting an endpoint nothing holds
+    /// (moby#42119).
     pub async fn remove_container(&self, name: &str) -> Result<()> {
+        self.kill_and_wait(name).await?;
         let opts = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)

@@ -87,8 +87,9 @@ pub async fn list() -> Result<Vec<NodeImage>, ImageError> {
             entry.clusters.push(cluster);
         }
     }
-    let mut out = Vec::new();
-    for (_, mut image) in images {
+    // Each image is asked in its own throwaway container, a few at a time; the order stays by name.
+    let docker = &docker;
+    let asked = futures::stream::iter(images.into_values().map(|mut image| async move {
         image.bitcoind = match docker.run_once(&image.id, &["bitcoind", "-version"]).await {
             Ok(text) => text.lines().next().unwrap_or("").trim().to_string(),
             Err(e) => format!(
@@ -96,9 +97,9 @@ pub async fn list() -> Result<Vec<NodeImage>, ImageError> {
                 crate::core::names::error_chain(&e)
             ),
         };
-        out.push(image);
-    }
-    Ok(out)
+        image
+    }));
+    Ok(futures::StreamExt::collect(futures::StreamExt::buffered(asked, 4)).await)
 }
 
 /// `ensure` on an engine already connected.

@@ -30,7 +30,7 @@ use crate::engine::image;
 use crate::engine::lock::{self, LockGuard};
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::{
-    create_network, pick, Cancel, Effects, Journal, DOCKER_CONCURRENCY,
+    create_network, pick, running_groups, Cancel, Effects, Journal, DOCKER_CONCURRENCY,
 };
 
 /// How `up` behaves.
@@ -106,34 +106,11 @@ impl Cluster {
     pub async fn open(name: Option<&str>) -> Result<Cluster> {
         let docker = Docker::connect().await?;
         let name = resolve_cluster(&docker, name).await?;
-        let filter = blueprint::cluster_filter(Some(&name));
-        let containers = docker.labeled_containers(&filter).await?;
-        let damaged = || Error::Damaged(name.clone());
-        let meta = containers
-            .iter()
-            .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
-            .ok_or_else(damaged)?;
-        let spec: ClusterSpec = meta
-            .labels
-            .get(LABEL_SPEC)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(damaged)?;
-        let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
-        let lock_image = meta.image_id.clone();
-        let nets = docker.labeled_networks(&filter).await?;
-        let kept = pick(&nets, &containers).kept;
-        let subnet = |role: NetRole| {
-            kept.get(&role)
-                .and_then(|n| n.subnets.first().copied())
-                .ok_or_else(damaged)
-        };
-        let networks = Networks {
-            control: subnet(NetRole::Control)?,
-            data: subnet(NetRole::Segment(BASE))?,
-            rpcauth: rpcauth_for(password),
-        };
-        let mut cluster = Cluster::assemble(docker, spec, &networks, password);
-        cluster.lock_image = lock_image;
+        let r = read_back(&docker, &name)
+            .await?
+            .ok_or_else(|| Error::Damaged(name.clone()))?;
+        let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password);
+        cluster.lock_image = r.lock_image;
         let view = cluster.observe_docker().await?;
         cluster.plane = view.plane;
         cluster.mode = view.mode;
@@ -235,7 +212,8 @@ impl Cluster {
 /// node on the default image keeps the one its cluster recorded when it was made; a new node gets the
 /// newest regbox node image here, or one built now.
 async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_>) -> Result<()> {
-    let recorded = recorded_images(docker, &spec.name).await?;
+    // A cluster whose metadata is unreadable keeps nothing: its nodes get the default.
+    let recorded = recorded_images(read_back(docker, &spec.name).await.ok().flatten().as_ref());
     let mut default: Option<String> = None;
     for node in spec.nodes.iter_mut().filter(|n| n.image == DEFAULT_IMAGE) {
         node.image = match recorded.get(&node.name) {
@@ -263,56 +241,91 @@ async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_
     Ok(())
 }
 
-/// Node name → the exact image the cluster's metadata recorded for it.
-async fn recorded_images(docker: &Docker, cluster: &str) -> Result<HashMap<String, String>> {
-    Ok(docker
-        .labeled_containers(&blueprint::cluster_filter(Some(cluster)))
-        .await?
+/// A cluster as its metadata container and networks record it.
+struct Recorded {
+    spec: ClusterSpec,
+    networks: Networks,
+    password: String,
+    /// The metadata container's image, by id (what the lock marker is made from).
+    lock_image: String,
+}
+
+/// Reads cluster `name` back from Docker: None when it has no metadata container; `Damaged` when the
+/// metadata or a network is unreadable or missing.
+async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
+    let filter = blueprint::cluster_filter(Some(name));
+    let (containers, nets) = tokio::try_join!(
+        docker.labeled_containers(&filter),
+        docker.labeled_networks(&filter)
+    )?;
+    let Some(meta) = containers
         .iter()
-        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
-        .filter_map(|m| serde_json::from_str::<ClusterSpec>(m.labels.get(LABEL_SPEC)?).ok())
-        .flat_map(|old| old.nodes)
+        .find(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+    else {
+        return Ok(None);
+    };
+    let damaged = || Error::Damaged(name.to_string());
+    let spec: ClusterSpec = meta
+        .labels
+        .get(LABEL_SPEC)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(damaged)?;
+    let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
+    let kept = pick(&nets, &containers).kept;
+    let subnet = |role: NetRole| {
+        kept.get(&role)
+            .and_then(|n| n.subnets.first().copied())
+            .ok_or_else(damaged)
+    };
+    Ok(Some(Recorded {
+        networks: Networks {
+            control: subnet(NetRole::Control)?,
+            data: subnet(NetRole::Segment(BASE))?,
+            rpcauth: rpcauth_for(password),
+        },
+        password: password.clone(),
+        lock_image: meta.image_id.clone(),
+        spec,
+    }))
+}
+
+/// Node name → the exact image the cluster recorded for it.
+fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
+    recorded
+        .map(|r| r.spec.nodes.iter())
+        .into_iter()
+        .flatten()
         .filter(|n| n.image != DEFAULT_IMAGE)
-        .map(|n| (n.name, n.image))
-        .collect())
+        .map(|n| (n.name.clone(), n.image.clone()))
+        .collect()
 }
 
 /// What `up` would do, changing nothing (`up --dry-run`): the spec with the images `up` would use
 /// (an image still to be built stays `regbox/bitcoind`), whether the cluster exists, and the plan.
 pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan)> {
     let docker = Docker::connect().await?;
-    let recorded = recorded_images(&docker, &spec.name).await?;
+    let recorded = read_back(&docker, &spec.name).await?;
+    let images = recorded_images(recorded.as_ref());
     let newest = image::newest_on(&docker).await?;
     for node in spec.nodes.iter_mut().filter(|n| n.image == DEFAULT_IMAGE) {
-        if let Some(image) = recorded.get(&node.name).or(newest.as_ref()) {
+        if let Some(image) = images.get(&node.name).or(newest.as_ref()) {
             node.image = image.clone();
         }
     }
-    let exists = lifecycle_exists(&docker, &spec.name).await?;
-    if !exists {
+    let Some(r) = recorded else {
         let plan = UpPlan {
             create: (0..spec.nodes.len()).collect(),
             connect: spec.edges.iter().map(|e| (e.from, e.to)).collect(),
             ..UpPlan::default()
         };
         return Ok((spec, false, plan));
-    }
-    let existing = Cluster::open(Some(&spec.name)).await?;
-    let wanted = Cluster::assemble(docker, spec, &existing.networks, &existing.password);
-    existing.keep();
+    };
+    let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password);
     let observed = wanted.observe().await?;
     let plan = crate::core::plan::up_plan(&wanted.spec.edges, &observed);
     let spec = wanted.spec.clone();
     wanted.keep();
     Ok((spec, true, plan))
-}
-
-/// Whether the engine holds a cluster of this name (its metadata container).
-async fn lifecycle_exists(docker: &Docker, cluster: &str) -> Result<bool> {
-    Ok(docker
-        .inspect_marker(&blueprint::meta_container(cluster))
-        .await?
-        .is_some())
 }
 
 /// The body of `up`, under the cluster's lock: the cluster-wide resources, then the one loop with every
@@ -585,11 +598,8 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
         &format!("removing {} containers of `{name}`", containers.len()),
         containers.len() as u64,
     );
-    detach_all(docker, &containers).await;
     let mut removal = Removal::new(docker, progress);
-    let containers = removal
-        .containers(containers.into_iter().map(|c| (c.name, c.id)))
-        .await;
+    let containers = removal.cluster_containers(containers).await;
     // Volumes and networks go only once their containers are gone.
     let volumes = docker.labeled_volumes(&filter).await?;
     let networks = docker.labeled_networks(&filter).await?;
@@ -624,36 +634,6 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
     }
 }
 
-/// Detaches every running container from each of its networks before anything is removed: one
-/// network's endpoints one after another, the networks side by side. Docker 20.10 loses count of a
-/// network's endpoints when several of them are deleted at once (many containers of one network stopped
-/// or removed together), and a network left counting an endpoint nothing holds refuses removal until the
-/// daemon restarts (moby#42119; reproduced here: four parallel up/down loops of an 8-node mesh left one
-/// such network in 24 cycles). Failures are left to the removal that follows.
-async fn detach_all(docker: &Docker, containers: &[ContainerInfo]) {
-    let mut by_network: HashMap<&str, Vec<&str>> = HashMap::new();
-    for c in containers.iter().filter(|c| c.state == State::Running) {
-        for e in &c.networks {
-            by_network.entry(&e.network).or_default().push(&c.id);
-        }
-    }
-    let per_network = by_network.into_iter().map(|(network, members)| async move {
-        let net = Net {
-            id: network.to_string(),
-            name: network.to_string(),
-        };
-        for id in members {
-            if let Err(e) = docker.disconnect_network(id, &net).await {
-                tracing::debug!("{}", crate::core::names::error_chain(&e));
-            }
-        }
-    });
-    stream::iter(per_network)
-        .buffer_unordered(DOCKER_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-}
-
 /// Removes what an interrupted or failed `up` created and says what happened.
 async fn rollback(docker: &Docker, journal: Journal) -> String {
     if journal.containers.is_empty() && journal.networks.is_empty() {
@@ -661,9 +641,7 @@ async fn rollback(docker: &Docker, journal: Journal) -> String {
     }
     let quiet = Progress::default();
     let mut removal = Removal::new(docker, &quiet);
-    let containers = removal
-        .containers(journal.containers.into_iter().map(|c| (c.clone(), c)))
-        .await;
+    let containers = removal.some_containers(journal.containers).await;
     removal.volumes(journal.volumes).await;
     let networks = removal.networks(journal.networks.into_iter()).await;
     let mut msg =
@@ -693,28 +671,47 @@ impl<'a> Removal<'a> {
         }
     }
 
-    /// Containers as `(name, id)`: killed and awaited, then removed, by id; named in messages.
-    async fn containers(&mut self, list: impl Iterator<Item = (String, String)>) -> usize {
+    /// A whole cluster's containers (`down`): the running ones detached from their networks first
+    /// (see `Docker::detach`; a failure there is left to the removal), then removed side by side, by
+    /// id, named in messages. Detached first, the nodes never see each other go, which does not matter
+    /// when all of them go.
+    async fn cluster_containers(&mut self, list: Vec<ContainerInfo>) -> usize {
         let docker = self.docker;
-        self.each(list, |(_, id)| async move {
-            docker.kill_and_wait(&id).await?;
+        let listed: Vec<&ContainerInfo> = list.iter().collect();
+        if let Err(e) = docker.detach(running_groups(&listed)).await {
+            tracing::debug!("{}", crate::core::names::error_chain(&e));
+        }
+        let items = list.into_iter().map(|c| (c.name, c.id));
+        self.each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
             docker.remove_container(&id).await
+        })
+        .await
+    }
+
+    /// Some of a cluster's containers (a rolled-back `up`), one at a time and still attached, so the
+    /// nodes that stay see their sessions close and no network's endpoints go at once.
+    async fn some_containers(&mut self, names: Vec<String>) -> usize {
+        let docker = self.docker;
+        let items = names.into_iter().map(|n| (n.clone(), n));
+        self.each(items, 1, |(_, name)| async move {
+            docker.remove_container(&name).await
         })
         .await
     }
 
     async fn volumes(&mut self, names: Vec<String>) -> usize {
         let docker = self.docker;
-        self.each(
-            names.into_iter().map(|n| (n.clone(), n)),
-            |(n, _)| async move { docker.remove_volume(&n).await },
-        )
+        let items = names.into_iter().map(|n| (n.clone(), n));
+        self.each(items, DOCKER_CONCURRENCY, |(n, _)| async move {
+            docker.remove_volume(&n).await
+        })
         .await
     }
 
     async fn networks(&mut self, nets: impl Iterator<Item = Net>) -> usize {
         let docker = self.docker;
-        self.each(nets.map(|n| (n.name.clone(), n)), |(_, n)| async move {
+        let items = nets.map(|n| (n.name.clone(), n));
+        self.each(items, DOCKER_CONCURRENCY, |(_, n)| async move {
             docker.remove_network(&n).await
         })
         .await
@@ -724,6 +721,7 @@ impl<'a> Removal<'a> {
     async fn each<T, F, Fut>(
         &mut self,
         items: impl Iterator<Item = (String, T)>,
+        concurrency: usize,
         remove: F,
     ) -> usize
     where
@@ -741,7 +739,7 @@ impl<'a> Removal<'a> {
                 (name, r)
             }
         }))
-        .buffer_unordered(DOCKER_CONCURRENCY)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
         let mut removed = 0;

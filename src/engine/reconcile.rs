@@ -370,17 +370,12 @@ impl Cluster {
 
     /// Removes networks that duplicate a kept one, detaching their containers first (by id).
     async fn remove_duplicates(&self, duplicates: &[(Net, Vec<String>)]) -> Result<()> {
-        let docker = &self.docker;
-        for (net, members) in duplicates {
+        for (net, _) in duplicates {
             tracing::warn!("removing duplicate network `{}` ({})", net.name, net.id);
-            run_all(
-                members
-                    .iter()
-                    .map(|c| async move { Ok(docker.disconnect_network(c, net).await?) }),
-                DOCKER_CONCURRENCY,
-            )
-            .await?;
-            docker.remove_network(net).await?;
+        }
+        self.docker.detach(duplicates.to_vec()).await?;
+        for (net, _) in duplicates {
+            self.docker.remove_network(net).await?;
         }
         Ok(())
     }
@@ -468,14 +463,12 @@ impl Cluster {
                 &format!("removing {} outdated containers", actions.remove.len()),
                 actions.remove.len() as u64,
             );
-            run_all(
-                actions.remove.iter().map(|c| async move {
-                    docker.kill_and_wait(c).await?;
-                    Ok(docker.remove_container(c).await?)
-                }),
-                DOCKER_CONCURRENCY,
-            )
-            .await?;
+            // One at a time and still attached: the nodes that stay see these sessions close (a
+            // detached node's sessions would freeze), and no network's endpoints go at once
+            // (`Docker::detach` says why that matters).
+            for c in &actions.remove {
+                docker.remove_container(c).await?;
+            }
         }
         let work: Vec<(NodeId, Start)> = (actions.create.iter().map(|&n| (n, Start::Create)))
             .chain(actions.start.iter().map(|&n| (n, Start::Start)))
@@ -645,23 +638,20 @@ impl Cluster {
         }
         let (this, plane, nets) = (self, &plane, &nets);
         let container = |node: NodeId| this.nodes[node].layout.container.as_str();
-        // One segment's detachments one after another (segments side by side): Docker 20.10 loses count
-        // of a network's endpoints when several are deleted at once (see `lifecycle::detach_all`).
-        let mut by_segment: BTreeMap<SegmentId, Vec<NodeId>> = BTreeMap::new();
+        let mut by_segment: BTreeMap<SegmentId, Vec<String>> = BTreeMap::new();
         for &(node, segment) in &plan.detach {
-            by_segment.entry(segment).or_default().push(node);
+            by_segment
+                .entry(segment)
+                .or_default()
+                .push(container(node).to_string());
         }
-        run_all(
-            by_segment.into_iter().map(|(segment, nodes)| async move {
-                let net = nets.segment(&this.spec.name, segment)?;
-                for node in nodes {
-                    docker.disconnect_network(container(node), net).await?;
-                }
-                Ok(())
-            }),
-            DOCKER_CONCURRENCY,
-        )
-        .await?;
+        let groups = by_segment
+            .into_iter()
+            .map(|(segment, members)| {
+                Ok((nets.segment(&this.spec.name, segment)?.clone(), members))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        docker.detach(groups).await?;
         run_all(
             plan.attach.iter().map(|&(node, segment)| async move {
                 let ip = plane.address(node, segment).expect("segment exists");
@@ -680,6 +670,27 @@ impl Cluster {
         )
         .await
     }
+}
+
+/// The networks the running ones among `containers` are attached to, as `Docker::detach` groups (by
+/// network id): detaching them before removal keeps the engine's endpoint counts right.
+pub(crate) fn running_groups(containers: &[&ContainerInfo]) -> Vec<(Net, Vec<String>)> {
+    let mut by_network: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for c in containers.iter().filter(|c| c.state == State::Running) {
+        for e in &c.networks {
+            by_network.entry(&e.network).or_default().push(c.id.clone());
+        }
+    }
+    by_network
+        .into_iter()
+        .map(|(id, members)| {
+            let net = Net {
+                id: id.to_string(),
+                name: id.to_string(),
+            };
+            (net, members)
+        })
+        .collect()
 }
 
 /// A cluster's networks sorted out: the one kept per role, and the duplicates with their members.
