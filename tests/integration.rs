@@ -146,6 +146,15 @@ mod outside {
         engine().create_container(Some(opts), body).await.unwrap();
     }
 
+    /// The files of `image`, as the tar stream of a never-started container made from it.
+    pub async fn export(image: &str, name: &str) -> Vec<u8> {
+        use futures::TryStreamExt;
+        create_marker(name, image, &[]).await;
+        let bytes: Vec<bytes::Bytes> = engine().export_container(name).try_collect().await.unwrap();
+        remove_container(name).await;
+        bytes.concat()
+    }
+
     /// A container's settings as the engine reports them, and the uids its processes run as.
     pub async fn inspect(name: &str) -> (bollard::models::ContainerInspectResponse, Vec<String>) {
         use bollard::query_parameters::TopOptionsBuilder;
@@ -313,14 +322,14 @@ async fn up(spec: ClusterSpec) -> (Cluster, Teardown) {
 
 /// Every container, volume and network carrying the cluster's label.
 async fn leftovers(name: &str) -> Vec<String> {
-    let mut left: Vec<String> = outside::containers(&name)
+    let mut left: Vec<String> = outside::containers(name)
         .await
         .into_iter()
         .map(|c| c.name)
         .collect();
-    left.extend(outside::volumes(&name).await);
+    left.extend(outside::volumes(name).await);
     left.extend(
-        outside::networks(Some(&name))
+        outside::networks(Some(name))
             .await
             .into_iter()
             .map(|n| n.name),
@@ -2051,5 +2060,167 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
             std::fs::remove_file(f).unwrap();
         }
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+/// Makes `dir/<top>` a Bitcoin Core release tree (bin/bitcoind, bin/bitcoin-cli, and lib/ with the
+/// libraries they need) from the files of the Debian-built node image, and returns the .tar.gz of it.
+fn release_tarball(files: &[u8], dir: &Path, top: &str) -> std::path::PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::write(dir.join("rootfs.tar"), files).unwrap();
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("tar -xf rootfs.tar -C rootfs usr");
+    sh(&format!(
+        "mkdir -p {top}/bin {top}/lib && cp rootfs/usr/bin/bitcoind rootfs/usr/bin/bitcoin-cli {top}/bin/ \
+         && cp rootfs/usr/lib/x86_64-linux-gnu/* {top}/lib/ && tar -czf {top}-x86_64-linux-gnu.tar.gz {top}"
+    ));
+    dir.join(format!("{top}-x86_64-linux-gnu.tar.gz"))
+}
+
+#[test]
+fn an_image_built_from_a_release_tarball_runs_in_one_cluster_with_the_debian_one() {
+    run(async {
+        let name = unique("from");
+        let _guard = Teardown(name.clone());
+        let debian = ensure_image();
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = release_tarball(
+            &outside::export(debian, &format!("{name}-export")).await,
+            dir.path(),
+            "bitcoin-29.4",
+        );
+        let tarball = tarball.to_str().unwrap();
+        // Named for the bitcoind inside it unless told otherwise; never the bare default.
+        let built = ok(&["image", "build", "--from", tarball]).await;
+        let built = built.trim();
+        let _built_guard = Alias(built.to_string());
+        assert!(built.starts_with("regbox/bitcoind:local-knots-"), "{built}");
+        let tagged = format!("regbox/bitcoind:test-{name}");
+        assert_eq!(
+            ok(&["image", "build", "--from", tarball, "--tag", &tagged[16..]])
+                .await
+                .trim(),
+            tagged
+        );
+        let _tagged_guard = Alias(tagged.clone());
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == tagged)
+            .unwrap();
+        assert!(
+            entry["bitcoind"].as_str().unwrap().contains("Knots"),
+            "{entry}"
+        );
+        // A cluster mixing the Debian image and the tarball's comes up verified and agrees on a chain.
+        let file = dir.path().join("mixed.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "name: {name}\nnodes:\n  - name: a\n  - name: b\n    image: {tagged}\n  - name: c\n  - name: d\n    image: {tagged}\ntopology: ring\n"
+            ),
+        )
+        .unwrap();
+        ok(&["up", file.to_str().unwrap()]).await;
+        let status = ok_json(&["status", "-c", &name, "--json"]).await;
+        let images: Vec<&str> = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["image"].as_str().unwrap())
+            .collect();
+        assert_eq!(images, [debian, &tagged, debian, &tagged]);
+        let (inside, _) = outside::inspect(&format!("regbox-{name}-b")).await;
+        assert_eq!(inside.config.unwrap().user.as_deref(), Some("10001:10001"));
+        ok(&["-c", &name, "mine", "b", "3"]).await;
+        ok(&["-c", &name, "sync"]).await;
+        let status = ok_json(&["status", "-c", &name, "--json"]).await;
+        assert!(
+            status.as_array().unwrap().iter().all(|n| n["height"] == 3),
+            "{status}"
+        );
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn image_build_from_refuses_what_it_cannot_use() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing-here.tar.gz");
+        let out = regbox()
+            .args(["image", "build", "--from", missing.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no such file or directory"),
+            "{}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["image", "build", "--tag", "x"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--tag needs --from: {}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["image", "build", "--from", ".", "--tag=a:b"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        // A self-built binary whose libraries neither it nor the host has: the library is named.
+        let files = outside::export(ensure_image(), &unique("export")).await;
+        std::fs::write(dir.path().join("rootfs.tar"), files).unwrap();
+        let untar = Command::new("tar")
+            .args(["-xf", "rootfs.tar", "usr/bin/bitcoind"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(untar.success());
+        let binary = dir.path().join("usr/bin/bitcoind");
+        let out = regbox()
+            .args(["image", "build", "--from", binary.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("needs lib"), "{}", stderr(&out));
+        // Not a tarball at all.
+        let out = regbox()
+            .args(["image", "build", "--from", "README.md"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("neither a directory, an ELF binary nor a tarball"),
+            "{}",
+            stderr(&out)
+        );
     });
 }

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Owns the regbox bitcoind image contents: bitcoind + bitcoin-cli and their library closure from Debian sid, fetched with a private apt config (host apt/dpkg state untouched), emitted as a minimal rootfs.tar for `docker import`.
+# Owns the regbox bitcoind image contents: bitcoind + bitcoin-cli and exactly the shared libraries they load, emitted as a minimal rootfs.tar for `docker import`; the binaries come from Debian sid (private apt config, host apt/dpkg state untouched) or from a release tarball, a directory or a self-built binary.
 #
 # Usage: build.sh OUTDIR
+#        build.sh --from PATH OUTDIR
+#
+# PATH (with --from) is one of:
+#   - a tarball (.tar, .tar.gz, .tar.xz, .tar.bz2) or a directory in the layout of Bitcoin Core's
+#     release tarballs: bitcoin-X/bin/bitcoind, bitcoin-X/bin/bitcoin-cli (optional), and any shared
+#     libraries the binaries need that the host lacks in a lib directory of the tree;
+#   - a self-built bitcoind binary.
+# Libraries are resolved as for Debian's binaries, by the dynamic loader itself: the tree's own first
+# (and the tree's loader, when it ships one), then the host's.
 #
 # Writes:
-#   OUTDIR/rootfs.tar  minimal root filesystem (paths relative to /, numeric owner root)
-#   OUTDIR/version     upstream bitcoind version, short form (e.g. 29.4)
-#   OUTDIR/package     Debian package the binaries came from (e.g. bitcoin-knots)
+#   OUTDIR/rootfs.tar    minimal root filesystem (paths relative to /, numeric owner root)
+#   OUTDIR/version       bitcoind version, short form (e.g. 29.4)
+#   OUTDIR/full_version  bitcoind version as it reports it, without the v (e.g. 29.4.3.knots20260508)
+#   OUTDIR/flavour       whose bitcoind: core, knots, or bitcoind when it does not say
+#   OUTDIR/package       Debian package the binaries came from (e.g. bitcoin-knots), or "local"
 #
 # Environment:
 #   REGBOX_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
@@ -14,8 +25,8 @@
 #   REGBOX_DEBIAN_KEYRING keyring verifying the mirror's InRelease
 #                         (default /usr/share/keyrings/debian-archive-keyring.gpg)
 #
-# Needs apt-get, dpkg-deb and GNU tar on the host; runs as root or as an ordinary user.
-# Only amd64 (x86_64) is supported.
+# Needs apt-get (Debian source only), dpkg-deb (Debian source only) and GNU tar on the host; runs as
+# root or as an ordinary user. Only amd64 (x86_64) is supported.
 set -euo pipefail
 
 readonly PROG=${0##*/}
@@ -26,47 +37,68 @@ KEYRING=${REGBOX_DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 readonly ARCH=amd64
 readonly TRIPLET=x86_64-linux-gnu
 readonly LOADER_NAME=ld-linux-x86-64.so.2
-readonly BINARIES=(bitcoind bitcoin-cli)
-readonly MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
+readonly HOST_LIBDIRS=(/lib/$TRIPLET /usr/lib/$TRIPLET /lib64 /usr/lib64 /lib /usr/lib)
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage() { printf 'usage: %s OUTDIR\n       %s --from PATH OUTDIR\n' "$PROG" "$PROG" >&2; exit 2; }
+is_elf() { [[ $(head -c 4 "$1" | od -An -tx1 | tr -d ' \n') == 7f454c46 ]]; }
 
-[[ $# -eq 1 && -n $1 ]] || { printf 'usage: %s OUTDIR\n' "$PROG" >&2; exit 2; }
+FROM=
+if [[ ${1:-} == --from ]]; then
+    [[ $# -eq 3 && -n $2 ]] || usage
+    FROM=$2
+    shift 2
+fi
+[[ $# -eq 1 && -n $1 ]] || usage
 OUTDIR=$1
 
-for tool in apt-get dpkg-deb tar find sort mktemp; do
+tools=(tar find sort mktemp od)
+[[ -n $FROM ]] || tools+=(apt-get dpkg-deb)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found (needs a Debian/Ubuntu host)"
 done
 case $(uname -m) in
     x86_64) ;;
     *) die "unsupported host architecture $(uname -m): only x86_64 (amd64) is supported" ;;
 esac
-[[ -r $KEYRING ]] || die "Debian archive keyring $KEYRING not readable (install debian-archive-keyring or set REGBOX_DEBIAN_KEYRING)"
-case $KEYRING in /*) ;; *) KEYRING=$PWD/$KEYRING ;; esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
-trap 'rm -rf "$WORK"; rm -f "$OUTDIR"/rootfs.tar.tmp "$OUTDIR"/version.tmp "$OUTDIR"/package.tmp' EXIT
+trap 'rm -rf "$WORK"; rm -f "$OUTDIR"/*.tmp' EXIT
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"
 
+# What a source provides for the assembly below:
+BIN_DIR=        # directory holding bitcoind (and bitcoin-cli, required from Debian)
+LOADER=         # the dynamic loader that resolves and runs the binaries
+LIBPATH=        # where it looks for libraries, before its defaults
+WITHIN=         # when set, every library must resolve under this directory
+SOURCE=         # the Debian package, or "local"
+WHERE=          # where libraries are looked for, as messages say it
+SOURCE_VERSION= # the package's version, when there is one
+MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
+
 # ---------------------------------------------------------------------------
-# Private apt configuration. APT_CONFIG is read before anything else, and it
-# redirects every directory apt would read or write (including the host's
-# apt.conf.d hooks, sources, preferences and keyrings) into $WORK. The dpkg
-# status file is empty, so apt resolves the full dependency closure (libc too).
-# Signatures are verified, but Valid-Until/Date are not: frozen snapshot
-# mirrors and skewed clocks must still work for a local regtest tool.
+# Source 1: Debian sid. A private apt configuration: APT_CONFIG is read before
+# anything else, and it redirects every directory apt would read or write
+# (including the host's apt.conf.d hooks, sources, preferences and keyrings)
+# into $WORK. The dpkg status file is empty, so apt resolves the full
+# dependency closure (libc too). Signatures are verified, but Valid-Until/Date
+# are not: frozen snapshot mirrors and skewed clocks must still work for a
+# local regtest tool.
 # ---------------------------------------------------------------------------
-A=$WORK/apt
-mkdir -p "$A"/etc/apt.conf.d "$A"/etc/sources.list.d "$A"/etc/preferences.d \
-    "$A"/etc/trusted.gpg.d "$A"/lists/partial "$A"/cache/archives/partial \
-    "$A"/state "$A"/log
-: >"$A/state/status"
-printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$ARCH" "$KEYRING" "$MIRROR" "$SUITE" \
-    >"$A/etc/sources.list"
-cat >"$A/apt.conf" <<EOF
+from_debian() {
+    [[ -r $KEYRING ]] || die "Debian archive keyring $KEYRING not readable (install debian-archive-keyring or set REGBOX_DEBIAN_KEYRING)"
+    case $KEYRING in /*) ;; *) KEYRING=$PWD/$KEYRING ;; esac
+    local A=$WORK/apt
+    mkdir -p "$A"/etc/apt.conf.d "$A"/etc/sources.list.d "$A"/etc/preferences.d \
+        "$A"/etc/trusted.gpg.d "$A"/lists/partial "$A"/cache/archives/partial \
+        "$A"/state "$A"/log
+    : >"$A/state/status"
+    printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$ARCH" "$KEYRING" "$MIRROR" "$SUITE" \
+        >"$A/etc/sources.list"
+    cat >"$A/apt.conf" <<EOF
 Dir::Etc "$A/etc";
 Dir::Etc::main "/dev/null";
 Dir::Etc::parts "apt.conf.d";
@@ -93,75 +125,136 @@ Acquire::Check-Date "false";
 Acquire::Retries "1";
 Acquire::http::Timeout "30";
 EOF
-export APT_CONFIG=$A/apt.conf
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+    export APT_CONFIG=$A/apt.conf
+    export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
-apt_log=$WORK/apt.log
-run_apt() { # run apt-get quietly; on failure show its last lines
-    if ! apt-get -q "$@" >"$apt_log" 2>&1; then
-        tail -n 15 "$apt_log" | sed 's/^/  apt: /' >&2
-        return 1
-    fi
+    local apt_log=$WORK/apt.log
+    run_apt() { # run apt-get quietly; on failure show its last lines
+        if ! apt-get -q "$@" >"$apt_log" 2>&1; then
+            tail -n 15 "$apt_log" | sed 's/^/  apt: /' >&2
+            return 1
+        fi
+    }
+
+    log "fetching $SUITE package index from $MIRROR ..."
+    run_apt -o APT::Update::Error-Mode=any update \
+        || die "cannot fetch the $SUITE index from $MIRROR (mirror unreachable, or InRelease not verifiable with $KEYRING)"
+    compgen -G "$A/lists/*_Packages*" >/dev/null \
+        || die "no Packages index was downloaded from $MIRROR for $SUITE"
+
+    log "downloading $PACKAGE and its dependency closure ..."
+    run_apt install --download-only "$PACKAGE" \
+        || die "cannot download $PACKAGE and its dependencies from $MIRROR $SUITE"
+    local debs=("$A"/cache/archives/*.deb)
+    [[ -e ${debs[0]} ]] || die "apt downloaded no packages for $PACKAGE"
+    local pkg_deb
+    pkg_deb=$(compgen -G "$A/cache/archives/${PACKAGE}_*.deb" | head -n 1) \
+        || die "package $PACKAGE itself was not downloaded"
+    SOURCE=$PACKAGE
+    WHERE="the packages $PACKAGE depends on"
+    SOURCE_VERSION=$(dpkg-deb -f "$pkg_deb" Version)
+    log "got ${#debs[@]} packages ($(du -sh "$A/cache/archives" | cut -f1)), $PACKAGE $SOURCE_VERSION"
+
+    log "unpacking ..."
+    local stage=$WORK/stage deb cand
+    mkdir -p "$stage"
+    for deb in "${debs[@]}"; do
+        dpkg-deb -x "$deb" "$stage" || die "cannot unpack $(basename "$deb")"
+    done
+    for cand in "$stage/usr/lib/$TRIPLET/$LOADER_NAME" "$stage/lib/$TRIPLET/$LOADER_NAME" \
+        "$stage/usr/lib64/$LOADER_NAME" "$stage/lib64/$LOADER_NAME"; do
+        if [[ -e $cand ]]; then LOADER=$(readlink -f "$cand"); break; fi
+    done
+    [[ -n $LOADER && -f $LOADER && $LOADER == "$stage"/* ]] \
+        || die "dynamic loader $LOADER_NAME not found in the unpacked packages"
+    BIN_DIR=$stage/usr/bin
+    LIBPATH=$stage/usr/lib/$TRIPLET:$stage/lib/$TRIPLET:$stage/usr/lib:$stage/lib
+    WITHIN=$stage
 }
 
-log "fetching $SUITE package index from $MIRROR ..."
-run_apt -o APT::Update::Error-Mode=any update \
-    || die "cannot fetch the $SUITE index from $MIRROR (mirror unreachable, or InRelease not verifiable with $KEYRING)"
-compgen -G "$A/lists/*_Packages*" >/dev/null \
-    || die "no Packages index was downloaded from $MIRROR for $SUITE"
+# ---------------------------------------------------------------------------
+# Source 2: what the user has (--from): a release-layout tarball or directory,
+# or one self-built binary. The tree's own libraries and loader come first,
+# then the host's.
+# ---------------------------------------------------------------------------
+from_local() {
+    local src=$1 tree=$WORK/from
+    [[ -e $src ]] || die "$src does not exist"
+    mkdir -p "$tree"
+    if [[ -d $src ]]; then
+        tree=$(cd "$src" && pwd -P)
+    elif is_elf "$src"; then
+        mkdir -p "$tree/bin"
+        install -m 0755 "$src" "$tree/bin/bitcoind"
+    else
+        log "unpacking $src ..."
+        tar -xf "$src" -C "$tree" 2>"$WORK/tar.log" \
+            || die "$src is neither a directory, an ELF binary nor a tarball tar can read: $(head -n 2 "$WORK/tar.log")"
+    fi
+    local found=()
+    mapfile -t found < <(find "$tree" -name bitcoind \( -type f -o -type l \) | LC_ALL=C sort)
+    ((${#found[@]} > 0)) || die "no bitcoind in $src (expected bitcoin-X/bin/bitcoind, as in a release tarball)"
+    ((${#found[@]} == 1)) || die "several bitcoind in $src: ${found[*]#"$tree"/}"
+    BIN_DIR=$(dirname "$(readlink -f "${found[0]}")")
+    is_elf "$BIN_DIR/bitcoind" \
+        && [[ $(od -An -tx1 -j 18 -N 2 "$BIN_DIR/bitcoind" | tr -d ' \n') == 3e00 ]] \
+        || die "${found[0]#"$tree"/} is not an x86-64 ELF binary"
+    local libdirs=() dir ours
+    mapfile -t libdirs < <(find "$tree" \( -name '*.so' -o -name '*.so.*' \) -printf '%h\n' | LC_ALL=C sort -u)
+    for dir in "${libdirs[@]}" "${HOST_LIBDIRS[@]}"; do
+        [[ -d $dir ]] && LIBPATH+=${LIBPATH:+:}$dir
+    done
+    ours=$(find "$tree" -name "$LOADER_NAME" \( -type f -o -type l \) | head -n 1)
+    if [[ -n $ours ]]; then
+        LOADER=$(readlink -f "$ours")
+        log "using the loader and libraries $src ships, then the host's"
+    else
+        LOADER=$(readlink -f "/lib64/$LOADER_NAME")
+        [[ -f $LOADER ]] || die "the host has no $LOADER_NAME and $src ships none"
+    fi
+    SOURCE=local
+    WHERE="$src or on this host"
+    MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # self-built binaries with debug symbols are large
+}
 
-log "downloading $PACKAGE and its dependency closure ..."
-run_apt install --download-only "$PACKAGE" \
-    || die "cannot download $PACKAGE and its dependencies from $MIRROR $SUITE"
-debs=("$A"/cache/archives/*.deb)
-[[ -e ${debs[0]} ]] || die "apt downloaded no packages for $PACKAGE"
-pkg_deb=$(compgen -G "$A/cache/archives/${PACKAGE}_*.deb" | head -n 1) \
-    || die "package $PACKAGE itself was not downloaded"
-deb_version=$(dpkg-deb -f "$pkg_deb" Version)
-log "got ${#debs[@]} packages ($(du -sh "$A/cache/archives" | cut -f1)), $PACKAGE $deb_version"
-
-log "unpacking ..."
-STAGE=$WORK/stage
-mkdir -p "$STAGE"
-for deb in "${debs[@]}"; do
-    dpkg-deb -x "$deb" "$STAGE" || die "cannot unpack $(basename "$deb")"
-done
-
-LOADER=
-for cand in "$STAGE/usr/lib/$TRIPLET/$LOADER_NAME" "$STAGE/lib/$TRIPLET/$LOADER_NAME" \
-    "$STAGE/usr/lib64/$LOADER_NAME" "$STAGE/lib64/$LOADER_NAME"; do
-    if [[ -e $cand ]]; then LOADER=$(readlink -f "$cand"); break; fi
-done
-[[ -n $LOADER && -f $LOADER && $LOADER == "$STAGE"/* ]] \
-    || die "dynamic loader $LOADER_NAME not found in the unpacked packages"
-LIBPATH=$STAGE/usr/lib/$TRIPLET:$STAGE/lib/$TRIPLET:$STAGE/usr/lib:$STAGE/lib
+if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
+BINARIES=(bitcoind)
+[[ -z $FROM || -e $BIN_DIR/bitcoin-cli ]] && BINARIES+=(bitcoin-cli)
 
 # ---------------------------------------------------------------------------
 # Assemble the root filesystem: the binaries, exactly the libraries the
-# bundled loader resolves for them (copied as real files under their soname),
+# source's loader resolves for them (copied as real files under their soname),
 # the loader at the binaries' PT_INTERP, and a few files/dirs a daemon needs.
 # ---------------------------------------------------------------------------
 log "resolving shared libraries ..."
 ROOT=$WORK/rootfs
 mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
-declare -A interps=()
+declare -A interps=() static=()
 for bin in "${BINARIES[@]}"; do
-    src=$STAGE/usr/bin/$bin
-    [[ -f $src ]] || die "$PACKAGE does not ship /usr/bin/$bin"
+    src=$BIN_DIR/$bin
+    [[ -f $src ]] || die "$SOURCE does not ship $bin"
     install -m 0755 "$src" "$ROOT/usr/bin/$bin"
-    listing=$("$LOADER" --inhibit-cache --library-path "$LIBPATH" --list "$src" 2>&1) \
-        || die "cannot resolve the shared libraries of $bin:"$'\n'"$listing"
+    if ! listing=$("$LOADER" --inhibit-cache --library-path "$LIBPATH" --list "$src" 2>&1); then
+        if [[ $listing == *'error while loading shared libraries: '* ]]; then
+            missing=${listing#*error while loading shared libraries: }
+            die "$bin needs ${missing%%:*}, not found in $WHERE (ship it in a lib directory of the tree)"
+        fi
+        [[ $listing == *'not a dynamic executable'* ]] \
+            || die "cannot resolve the shared libraries of $bin:"$'\n'"$listing"
+        static[$bin]=1
+        continue
+    fi
     while IFS= read -r line; do
         line=${line#"${line%%[![:space:]]*}"}
         case $line in
         *' => not found'*)
-            die "$bin needs ${line%% *}, which no package in the closure provides" ;;
+            die "$bin needs ${line%% *}, not found in $WHERE" ;;
         /*' => '*|/*' (0x'*)
             interps[${line%% *}]=1 ;;   # the PT_INTERP line
         *' => '*)
             soname=${line%% => *}
             path=${line#* => }; path=${path% (0x*}
-            [[ $path == "$STAGE"/* ]] \
+            [[ -z $WITHIN || $path == "$WITHIN"/* ]] \
                 || die "$bin: $soname resolved outside the unpacked packages ($path)"
             real=$(readlink -f "$path")
             [[ -f $real ]] || die "$bin: $soname resolves to a missing file ($path)"
@@ -195,20 +288,28 @@ chmod 0644 "$ROOT"/etc/*
 # Version: run the binaries through the bundled loader (proves they work) and
 # take MAJOR.MINOR of what bitcoind reports ("v29.4.3.knots20260508" -> 29.4);
 # cross-check with the .deb version (29.4-1, 29.4.knots20260508.3-1 -> 29.4).
+# The whole version and whose bitcoind it is name images built --from.
 # ---------------------------------------------------------------------------
 log "checking binaries ..."
 for bin in "${BINARIES[@]}"; do
-    "$LOADER" --inhibit-cache --library-path "$ROOT/usr/lib/$TRIPLET" "$ROOT/usr/bin/$bin" -version \
-        >"$WORK/$bin.version" 2>&1 \
+    run=("$LOADER" --inhibit-cache --library-path "$ROOT/usr/lib/$TRIPLET")
+    [[ -n ${static[$bin]:-} ]] && run=()
+    "${run[@]}" "$ROOT/usr/bin/$bin" -version >"$WORK/$bin.version" 2>&1 \
         || die "$bin does not run with the bundled libraries: $(head -n 3 "$WORK/$bin.version")"
 done
 full_version=$(head -n 1 "$WORK/bitcoind.version")
 bin_version=$(sed -nE '1s/.* v?([0-9]+\.[0-9]+)[^ ]*$/\1/p' "$WORK/bitcoind.version")
-deb_short=$(sed -nE 's/^([0-9]+:)?([0-9]+\.[0-9]+).*/\2/p' <<<"$deb_version")
+long_version=$(sed -nE '1s/.* v?([0-9][^ ]*)$/\1/p' "$WORK/bitcoind.version")
+deb_short=$(sed -nE 's/^([0-9]+:)?([0-9]+\.[0-9]+).*/\2/p' <<<"$SOURCE_VERSION")
 version=${bin_version:-$deb_short}
-[[ -n $version ]] || die "cannot determine the bitcoind version (binary says '$full_version', package $deb_version)"
+[[ -n $version ]] || die "cannot determine the bitcoind version (binary says '$full_version', package $SOURCE_VERSION)"
 [[ -z $deb_short || $deb_short == "$version" ]] \
-    || log "warning: binary version $version differs from package version $deb_version"
+    || log "warning: binary version $version differs from package version $SOURCE_VERSION"
+case $full_version in
+    *Knots*) flavour=knots ;;
+    *Core*) flavour=core ;;
+    *) flavour=bitcoind ;;
+esac
 log "$full_version"
 
 size=$(du -sb "$ROOT" | cut -f1)
@@ -216,15 +317,17 @@ size=$(du -sb "$ROOT" | cut -f1)
 
 log "writing $OUTDIR/rootfs.tar ($((size / 1000 / 1000)) MB, $(find "$ROOT" -type f | wc -l) files) ..."
 mkdir -p "$OUTDIR"
-mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$STAGE/usr/bin/bitcoind")}
+mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$BIN_DIR/bitcoind")}
 mapfile -t top < <(find "$ROOT" -mindepth 1 -maxdepth 1 ! -name data -printf '%P\n' | LC_ALL=C sort)
 tar -C "$ROOT" --sort=name --numeric-owner --owner=0 --group=0 --mtime="@$mtime" \
     -cf "$OUTDIR/rootfs.tar.tmp" "${top[@]}"
 tar -C "$ROOT" --numeric-owner --owner=10001 --group=10001 --mtime="@$mtime" \
     -rf "$OUTDIR/rootfs.tar.tmp" data
 printf '%s\n' "$version" >"$OUTDIR/version.tmp"
-printf '%s\n' "$PACKAGE" >"$OUTDIR/package.tmp"
-mv -f "$OUTDIR/rootfs.tar.tmp" "$OUTDIR/rootfs.tar"
-mv -f "$OUTDIR/version.tmp" "$OUTDIR/version"
-mv -f "$OUTDIR/package.tmp" "$OUTDIR/package"
-log "done: $PACKAGE $version"
+printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
+printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"
+printf '%s\n' "$SOURCE" >"$OUTDIR/package.tmp"
+for f in version full_version flavour package rootfs.tar; do
+    mv -f "$OUTDIR/$f.tmp" "$OUTDIR/$f"
+done
+log "done: $SOURCE $version"

@@ -244,11 +244,35 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build regbox/bitcoind:<version> offline from Debian's bitcoin-knots package.
-    Build,
+    /// Build a node image offline: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or,
+    /// with --from, from the bitcoind you have.
+    Build {
+        /// A Bitcoin Core release tarball (or a directory in its layout: bitcoin-X/bin/bitcoind, and
+        /// bin/bitcoin-cli), or a self-built bitcoind binary. Libraries the binaries need are taken
+        /// from the tree first (any lib directory in it), then from this host. The image is
+        /// regbox/bitcoind:local-<flavour>-<version>; name it in a manifest or with `up --image` (the
+        /// default image is never one built --from).
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+        /// The tag to give the image built --from (regbox/bitcoind:TAG).
+        #[arg(long, value_name = "TAG", requires = "from", value_parser = image_tag)]
+        tag: Option<String>,
+    },
     /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
     /// reports.
     Ls,
+}
+
+/// `--tag`: a tag Docker accepts.
+fn image_tag(text: &str) -> Result<String, String> {
+    if crate::core::blueprint::is_image_tag(text) {
+        Ok(text.to_string())
+    } else {
+        Err(
+            "expected letters, digits, `_`, `.` or `-` (up to 128, not starting with `.` or `-`)"
+                .into(),
+        )
+    }
 }
 
 #[cfg(test)]

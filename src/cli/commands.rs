@@ -165,8 +165,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Completions { shell } => generated(Some(shell)),
         Command::Man => generated(None),
         Command::Image {
-            command: ImageCommand::Build,
-        } => image_build(&ctx).await,
+            command: ImageCommand::Build { from, tag },
+        } => {
+            let source = match from {
+                None => image::Source::Debian,
+                Some(path) if path.exists() => image::Source::Local { path, tag },
+                Some(path) => {
+                    return Err(Failure::Usage(format!(
+                        "{}: no such file or directory",
+                        path.display()
+                    )))
+                }
+            };
+            image_build(&ctx, &source).await
+        }
         Command::Image {
             command: ImageCommand::Ls,
         } => {
@@ -601,14 +613,14 @@ async fn run_one(
     Ok(report)
 }
 
-async fn image_build(ctx: &Context) -> Result<(), Failure> {
+async fn image_build(ctx: &Context, source: &image::Source) -> Result<(), Failure> {
     // Ctrl-C drops the build: its script is killed and its temporary directory removed. The handler
     // is in place before the build makes anything, so no early Ctrl-C takes the default way out.
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Failure::Report(format!("cannot watch for Ctrl-C: {e}")))?;
     let progress = ctx.progress();
     let name = tokio::select! {
-        built = image::build(&progress) => built?,
+        built = image::build(source, &progress) => built?,
         _ = sigint.recv() => return Err(Error::Interrupted.into()),
     };
     println!("{name}");

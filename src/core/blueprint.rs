@@ -50,6 +50,28 @@ pub const NODE_USER: &str = "10001:10001";
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
 pub const PIDS_LIMIT: i64 = 512;
 
+/// A Docker image tag made of `text`: characters a tag cannot hold become `-`, a leading `.` or `-`
+/// gives way to `_`, and it is cut at Docker's 128 characters.
+pub fn image_tag(text: &str) -> String {
+    let mut tag: String = text
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '_' | '.' | '-' => c,
+            _ => '-',
+        })
+        .take(128)
+        .collect();
+    if !tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        tag.replace_range(..tag.chars().next().map_or(0, char::len_utf8), "_");
+    }
+    tag
+}
+
+/// Whether `tag` is one Docker accepts: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_image_tag(tag: &str) -> bool {
+    !tag.is_empty() && image_tag(tag) == tag
+}
+
 /// First host offset handed to nodes; below it sit the gateway and room for future fixed services.
 const NODE_OFFSET: u32 = 10;
 
@@ -241,6 +263,24 @@ impl NodeLayout {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn image_tags_keep_what_docker_accepts_and_replace_the_rest() {
+        assert_eq!(
+            super::image_tag("local-knots-29.4.3.knots20260508"),
+            "local-knots-29.4.3.knots20260508"
+        );
+        assert_eq!(
+            super::image_tag("local-core-27.99.0+dirty/x"),
+            "local-core-27.99.0-dirty-x"
+        );
+        assert_eq!(super::image_tag(".hidden"), "_hidden");
+        assert_eq!(super::image_tag(&"a".repeat(200)).len(), 128);
+        assert!(super::is_image_tag("core-27.0"));
+        for bad in ["", "-x", "a:b", "a b", "é"] {
+            assert!(!super::is_image_tag(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn net(s: &str) -> Subnet {

@@ -1,5 +1,6 @@
-//! The node image: finding it, and building `regbox/bitcoind:<version>` offline from Debian's
-//! bitcoin-knots package with `images/bitcoind/build.sh` (embedded in the binary).
+//! The node image: finding it, and building `regbox/bitcoind:<tag>` offline with
+//! `images/bitcoind/build.sh` (embedded in the binary) from Debian's bitcoin-knots package or from a
+//! bitcoind the user has (a release tarball, a directory in that layout, a self-built binary).
 
 use std::process::Stdio;
 
@@ -15,6 +16,23 @@ pub const REPO: &str = crate::core::blueprint::NODE_IMAGE_REPO;
 /// ran unprivileged, say) is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
 const FORMAT: &str = "2";
+/// Label naming where an image's bitcoind came from: `debian`, or `local` for `--from` builds, which
+/// the bare default never picks (a test build must not become every cluster's image).
+const LABEL_SOURCE: &str = "regbox.source";
+const SOURCE_LOCAL: &str = "local";
+
+/// Where a build takes bitcoind from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Debian sid's `bitcoin-knots` (or `REGBOX_PACKAGE`), tagged `<flavour>-<major.minor>`.
+    Debian,
+    /// A release-layout tarball or directory, or a self-built binary, tagged `tag` or else
+    /// `local-<flavour>-<version as bitcoind reports it>`.
+    Local {
+        path: std::path::PathBuf,
+        tag: Option<String>,
+    },
+}
 
 const BUILD_SCRIPT: &str = include_str!("../../images/bitcoind/build.sh");
 
@@ -23,6 +41,8 @@ const BUILD_SCRIPT: &str = include_str!("../../images/bitcoind/build.sh");
 pub enum ImageError {
     #[error("image `{0}` is not present and no registry can be assumed; `docker pull` or `docker load` it first (or use `{REPO}:…`, which regbox builds itself)")]
     Missing(String),
+    #[error("image `{0}` is not present; it was made by `regbox image build --from`, so make it again that way")]
+    MissingLocal(String),
     #[error("image build failed: {0}")]
     Build(String),
     #[error("the Debian archive now carries bitcoind {built} (built as `{REPO}:{tag}`), not the `{wanted}` asked for; use image `{REPO}:{tag}`")]
@@ -114,7 +134,7 @@ pub(crate) async fn resolve_on(
     }
     match newest_on(docker).await? {
         Some(found) => Ok(found),
-        None => build_on(docker, progress).await,
+        None => build_on(docker, &Source::Debian, progress).await,
     }
 }
 
@@ -125,13 +145,14 @@ pub(crate) async fn newest_on(docker: &Docker) -> Result<Option<String>, ImageEr
         .await?
         .into_iter()
         .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT))
+        .filter(|i| i.labels.get(LABEL_SOURCE).map(String::as_str) != Some(SOURCE_LOCAL))
         .max_by_key(|i| i.created)
         .map(|i| i.name))
 }
 
-/// Builds the node image on the local engine (see `build_on`); returns its name.
-pub async fn build(progress: &Progress) -> Result<String, ImageError> {
-    build_on(&Docker::connect().await?, progress).await
+/// Builds a node image on the local engine from `source` (see `build_on`); returns its name.
+pub async fn build(source: &Source, progress: &Progress) -> Result<String, ImageError> {
+    build_on(&Docker::connect().await?, source, progress).await
 }
 
 /// `ensure` on an engine already connected.
@@ -147,9 +168,12 @@ pub(crate) async fn ensure_on(
         }
         Some(_) => tracing::info!("`{image}` was made by an older regbox; building it again"),
         None if !own => return Err(ImageError::Missing(image.to_string())),
+        None if image.starts_with(&format!("{REPO}:{SOURCE_LOCAL}-")) => {
+            return Err(ImageError::MissingLocal(image.to_string()))
+        }
         None => {}
     }
-    let built = build_on(docker, progress).await?;
+    let built = build_on(docker, &Source::Debian, progress).await?;
     if built != image {
         let tag = built.rsplit(':').next().unwrap_or_default().to_string();
         return Err(ImageError::OtherVersion {
@@ -188,11 +212,24 @@ impl Drop for Workspace {
     }
 }
 
-/// Builds the image from Debian sid's `bitcoin-knots` with a private apt configuration (the host's apt
-/// state is never touched) and imports the minimal root filesystem. Returns the image name, whose tag
-/// carries the bitcoind version (`regbox/bitcoind:knots-29.4`).
-pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<String, ImageError> {
-    progress.stage("building the bitcoind image from Debian's bitcoin-knots", 0);
+/// Builds the image with the build script — from Debian sid's `bitcoin-knots` with a private apt
+/// configuration (the host's apt state is never touched), or from the user's bitcoind — and imports the
+/// minimal root filesystem. Returns the image name, whose tag carries the bitcoind version
+/// (`regbox/bitcoind:knots-29.4`, `regbox/bitcoind:local-core-27.0.0`).
+pub(crate) async fn build_on(
+    docker: &Docker,
+    source: &Source,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    match source {
+        Source::Debian => {
+            progress.stage("building the bitcoind image from Debian's bitcoin-knots", 0)
+        }
+        Source::Local { path, .. } => progress.stage(
+            &format!("building a bitcoind image from {}", path.display()),
+            0,
+        ),
+    }
     let fail = |what: &str, e: &dyn std::fmt::Display| ImageError::Build(format!("{what}: {e}"));
     // Removed when dropped: on success, on failure, and when the build is cancelled (Ctrl-C).
     let tmp = tempfile::Builder::new()
@@ -205,8 +242,12 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
     let script = dir.join("build.sh");
     std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
     let out = dir.join("out");
-    let mut child = tokio::process::Command::new("bash")
-        .arg(&script)
+    let mut command = tokio::process::Command::new("bash");
+    command.arg(&script);
+    if let Source::Local { path, .. } = source {
+        command.arg("--from").arg(path);
+    }
+    let mut child = command
         .arg(&out)
         // The script's own working directory goes inside ours, so it goes with ours even when the
         // script is killed before its exit trap runs.
@@ -236,13 +277,23 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
             return Err(ImageError::Build(tail[n..].join("\n")));
         }
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
-        let version = read("version").map_err(|e| fail("read the built version", &e))?;
-        let package = read("package").map_err(|e| fail("read the built package name", &e))?;
-        let flavour = package
-            .strip_prefix("bitcoin-")
-            .unwrap_or(&package)
-            .to_string();
-        let tag = format!("{flavour}-{version}");
+        let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
+        let (version, package) = (read("version")?, read("package")?);
+        let (tag, origin) = match source {
+            Source::Debian => {
+                let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
+                (format!("{flavour}-{version}"), "debian")
+            }
+            Source::Local { tag: Some(tag), .. } => (tag.clone(), SOURCE_LOCAL),
+            Source::Local { tag: None, .. } => {
+                let made = format!(
+                    "{SOURCE_LOCAL}-{}-{}",
+                    read("flavour")?,
+                    read("full_version")?
+                );
+                (crate::core::blueprint::image_tag(&made), SOURCE_LOCAL)
+            }
+        };
         let rootfs =
             std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
         progress.note(&format!("importing {REPO}:{tag}"));
@@ -252,6 +303,7 @@ pub(crate) async fn build_on(docker: &Docker, progress: &Progress) -> Result<Str
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
             format!("LABEL regbox.image={package}-{version}"),
             format!("LABEL {LABEL_FORMAT}={FORMAT}"),
+            format!("LABEL {LABEL_SOURCE}={origin}"),
         ];
         let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
         docker

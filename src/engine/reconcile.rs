@@ -243,7 +243,10 @@ impl Cluster {
                     });
                     let pause = interval.min(deadline.saturating_duration_since(Instant::now()));
                     fx.cancel
-                        .guard(async { Ok(tokio::time::sleep(pause).await) })
+                        .guard(async {
+                            tokio::time::sleep(pause).await;
+                            Ok(())
+                        })
                         .await?;
                 }
             }
@@ -470,9 +473,9 @@ impl Cluster {
                 docker.remove_container(c).await?;
             }
         }
-        let work: Vec<(NodeId, Start)> = (actions.create.iter().map(|&n| (n, Start::Create)))
-            .chain(actions.start.iter().map(|&n| (n, Start::Start)))
-            .chain(actions.unpause.iter().map(|&n| (n, Start::Unpause)))
+        let work: Vec<(NodeId, Launch)> = (actions.create.iter().map(|&n| (n, Launch::Create)))
+            .chain(actions.start.iter().map(|&n| (n, Launch::Start)))
+            .chain(actions.unpause.iter().map(|&n| (n, Launch::Unpause)))
             .collect();
         fx.progress
             .stage(&format!("starting {} nodes", work.len()), work.len() as u64);
@@ -497,16 +500,16 @@ impl Cluster {
     async fn start_node(
         &self,
         node: NodeId,
-        how: Start,
+        how: Launch,
         nets: &Nets,
         fx: &Effects<'_>,
     ) -> Result<()> {
         let l = &self.nodes[node].layout;
         let docker = &self.docker;
         match how {
-            Start::Unpause => docker.unpause(&l.container).await?,
-            Start::Start => docker.start(&l.container).await?,
-            Start::Create => {
+            Launch::Unpause => docker.unpause(&l.container).await?,
+            Launch::Start => docker.start(&l.container).await?,
+            Launch::Create => {
                 let control = nets.control.clone().ok_or_else(|| Error::MissingNetwork {
                     cluster: self.name().to_string(),
                     network: blueprint::control_network(self.name()),
@@ -754,7 +757,7 @@ fn network_role(labels: &HashMap<String, String>) -> Option<NetRole> {
 
 /// How a node's container is brought to run.
 #[derive(Debug, Clone, Copy)]
-enum Start {
+enum Launch {
     Create,
     Start,
     Unpause,

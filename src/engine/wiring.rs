@@ -21,7 +21,9 @@ impl Cluster {
     /// Connects node `a` to node `b` (a dials b over a segment they share) and waits until both list
     /// each other with the handshake done.
     pub async fn connect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        (self.node(a)?, self.node(b)?); // unknown nodes are refused before waiting for anyone
+        // Unknown nodes are refused before waiting for anyone.
+        self.node(a)?;
+        self.node(b)?;
         let guard = self.lock("connect").await?;
         let result = self.connect_locked(a, b, timeout).await;
         guard.release().await;
@@ -56,7 +58,8 @@ impl Cluster {
 
     /// Closes every session between `a` and `b` at both ends and waits until neither lists the other.
     pub async fn disconnect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        (self.node(a)?, self.node(b)?);
+        self.node(a)?;
+        self.node(b)?;
         let guard = self.lock("disconnect").await?;
         let result = self.disconnect_locked(a, b, timeout).await;
         guard.release().await;
