@@ -3,8 +3,10 @@
 //!
 //! Three rooms: [`core`] is plain data and functions (manifest, topology, partition plans, the reconcile
 //! planner, scenarios) with no I/O; [`engine`] talks to the outside through one Docker facade and one RPC
-//! client and runs the one reconcile loop; [`cli`] is the thin command line on top.
+//! client and runs the one reconcile loop; `cli` is the thin command line on top (the default `cli`
+//! feature; without it the library compiles no clap, indicatif or tracing-subscriber).
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod core;
 pub mod engine;

@@ -55,7 +55,7 @@ impl Context {
     }
 
     fn progress(&self) -> Progress {
-        Progress::new(self.tty)
+        crate::cli::bar::progress(self.tty)
     }
 
     /// Awaits `work` with a spinner saying what is awaited (on a terminal only; never with `--json`).

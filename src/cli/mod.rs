@@ -2,6 +2,7 @@
 //! command, what gets printed, and how a command's failure becomes an exit code.
 
 mod args;
+mod bar;
 mod commands;
 pub mod exit;
 mod load;

@@ -1,66 +1,62 @@
-//! Progress reporting for long operations: a bar on a terminal, nothing otherwise; every stage is also
-//! logged through tracing so non-TTY runs (CI) keep a record with `-v`.
+//! Progress reporting for long operations: every stage is logged through tracing (so non-TTY runs such
+//! as CI keep a record with `-v`) and handed to a display, if one is attached — the CLI attaches a
+//! terminal bar; a library user may attach their own or none.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+/// Where progress is shown. Implemented by the CLI's terminal bar; calls must return at once.
+pub trait Display: Send + Sync {
+    /// A stage of `total` steps begins (0: open-ended).
+    fn stage(&self, message: &str, total: u64);
+    /// One step of the current stage is done.
+    fn inc(&self);
+    /// The current stage's message changes (e.g. a line of a build's output).
+    fn note(&self, message: &str);
+    /// The work is over: clear what is shown.
+    fn finish(&self);
+}
 
-/// A progress bar that may be hidden. Cheap to clone; clones share the bar.
+/// Progress of long work, shown on an optional display. Cheap to clone; clones share the display.
 #[derive(Clone, Default)]
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    display: Option<Arc<dyn Display>>,
 }
 
 impl Progress {
-    /// A bar drawn on stderr when `visible` (a TTY and no `--json`), otherwise silent.
-    pub fn new(visible: bool) -> Progress {
-        if !visible {
-            return Progress::default();
+    /// Progress shown on `display` as well as logged.
+    pub fn on(display: Arc<dyn Display>) -> Progress {
+        Progress {
+            display: Some(display),
         }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Progress { bar: Some(bar) }
     }
 
     /// Starts a stage of `total` steps (0: an open-ended spinner).
     pub fn stage(&self, message: &str, total: u64) {
         tracing::info!("{message}");
-        if let Some(bar) = &self.bar {
-            let template = if total == 0 {
-                "{spinner} {msg} {elapsed}"
-            } else {
-                "{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}"
-            };
-            bar.set_style(
-                ProgressStyle::with_template(template)
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_length(total);
-            bar.set_position(0);
-            bar.set_message(message.to_string());
+        if let Some(d) = &self.display {
+            d.stage(message, total);
         }
     }
 
     /// One step of the current stage done.
     pub fn inc(&self) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
+        if let Some(d) = &self.display {
+            d.inc();
         }
     }
 
     /// Replaces the message of the current stage (e.g. a line of a build's output).
     pub fn note(&self, message: &str) {
         tracing::debug!("{message}");
-        if let Some(bar) = &self.bar {
-            bar.set_message(message.to_string());
+        if let Some(d) = &self.display {
+            d.note(message);
         }
     }
 
-    /// Removes the bar from the terminal.
+    /// Removes what the display shows.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        if let Some(d) = &self.display {
+            d.finish();
         }
     }
 }

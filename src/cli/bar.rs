@@ -1,0 +1,50 @@
+//! The terminal's progress display: one indicatif bar (or spinner) on stderr.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::engine::progress::{Display, Progress};
+
+/// A bar drawn on stderr.
+struct Bar(ProgressBar);
+
+impl Display for Bar {
+    fn stage(&self, message: &str, total: u64) {
+        let template = if total == 0 {
+            "{spinner} {msg} {elapsed}"
+        } else {
+            "{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}"
+        };
+        self.0.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(message.to_string());
+    }
+
+    fn inc(&self) {
+        self.0.inc(1);
+    }
+
+    fn note(&self, message: &str) {
+        self.0.set_message(message.to_string());
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Progress with a bar on stderr when `visible` (a terminal, no `--json`), otherwise only logged.
+pub fn progress(visible: bool) -> Progress {
+    if !visible {
+        return Progress::default();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Progress::on(std::sync::Arc::new(Bar(bar)))
+}
