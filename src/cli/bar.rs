@@ -6,8 +6,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::progress::{Display, Progress};
 
-/// A bar drawn on stderr.
-struct Bar(ProgressBar);
+/// How often a spinner turns.
+const TICK: Duration = Duration::from_millis(120);
+
+/// A bar drawn on stderr from its first stage on (before that it has no style to draw with).
+struct Bar(ProgressBar, std::sync::Once);
 
 impl Display for Bar {
     fn stage(&self, message: &str, total: u64) {
@@ -16,14 +19,18 @@ impl Display for Bar {
         } else {
             "{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}"
         };
+        self.0.set_length(total);
+        self.0.set_message(message.to_string());
         self.0.set_style(
             ProgressStyle::with_template(template)
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        self.0.set_length(total);
-        self.0.set_position(0);
-        self.0.set_message(message.to_string());
+        self.1
+            .call_once(|| self.0.set_draw_target(ProgressDrawTarget::stderr()));
+        // A bar finished by an earlier stage starts again, its clock at zero.
+        self.0.reset();
+        self.0.enable_steady_tick(TICK);
     }
 
     fn inc(&self) {
@@ -44,7 +51,6 @@ pub fn progress(visible: bool) -> Progress {
     if !visible {
         return Progress::default();
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Progress::on(std::sync::Arc::new(Bar(bar)))
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    Progress::on(std::sync::Arc::new(Bar(bar, std::sync::Once::new())))
 }

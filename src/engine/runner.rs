@@ -179,6 +179,7 @@ pub async fn run(
                 continue;
             }
             let t = Instant::now();
+            opts.up.progress.stage(&step.label, 0);
             let outcome = tokio::select! {
                 r = execute(c, step, &mut state) => match r {
                     Ok(()) => Outcome::Passed,
@@ -186,6 +187,7 @@ pub async fn run(
                 },
                 () = &mut cancel => { interrupted = true; Outcome::Failed("interrupted".into()) }
             };
+            opts.up.progress.finish();
             record(step.label.clone(), step.line, t, outcome, &mut results);
             if failed {
                 let logs = last_logs(c).await;
@@ -196,7 +198,12 @@ pub async fn run(
         }
     }
 
-    if let Some((t, outcome)) = teardown(cluster.take(), opts.keep).await {
+    if cluster.is_some() && !opts.keep {
+        opts.up.progress.stage("teardown", 0);
+    }
+    let torn_down = teardown(cluster.take(), opts.keep).await;
+    opts.up.progress.finish();
+    if let Some((t, outcome)) = torn_down {
         record("teardown".into(), 0, t, outcome, &mut results);
     }
     images.sort();
