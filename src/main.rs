@@ -3,12 +3,16 @@
 
 use std::io::IsTerminal;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use regbox::cli::{error_chain, run, Cli};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // `COMPLETE=bash regbox …` (what the script of `regbox completions` runs) answers a completion and
+    // exits; it runs before the command's runtime, since completing a name asks the engine on its own.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(regbox::cli::COMPLETE_VAR)
+        .complete();
     let cli = Cli::parse();
     // A progress bar says what is going on at a terminal; elsewhere (CI logs) the stages are logged.
     let bar = std::io::stderr().is_terminal() && !cli.json;
@@ -25,8 +29,12 @@ async fn main() {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     // On success main returns (exit code 0) so the runtime and stdout wind down normally.
-    if let Err(failure) = run(cli).await {
+    if let Err(failure) = runtime.block_on(run(cli)) {
         eprintln!("error: {}", error_chain(&failure));
         std::process::exit(failure.exit_code());
     }

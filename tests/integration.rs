@@ -2224,3 +2224,80 @@ fn image_build_from_refuses_what_it_cannot_use() {
         );
     });
 }
+
+/// What `COMPLETE=bash regbox -- WORDS…` offers for the last word (as the script of `regbox
+/// completions bash` asks it).
+async fn completions(words: &[&str]) -> Vec<String> {
+    let out = regbox()
+        .env("COMPLETE", "bash")
+        .env("_CLAP_IFS", "\n")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env_remove("REGBOX_CLUSTER")
+        .arg("--")
+        .args(words)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{words:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn completion_offers_the_clusters_and_nodes_on_the_engine() {
+    run(async {
+        let name = unique("comp");
+        let (_cluster, _guard) = up(load_nodes(&name, &["alpha", "beta"])).await;
+        let clusters = completions(&["regbox", "status", ""]).await;
+        assert!(clusters.contains(&name), "{clusters:?}");
+        let clusters = completions(&["regbox", "-c", ""]).await;
+        assert!(clusters.contains(&name), "{clusters:?}");
+        for line in [
+            &["regbox", "-c", &name, "stop", ""][..],
+            &["regbox", "mine", "--cluster", &name, ""],
+            &[
+                "regbox",
+                &format!("--cluster={name}"),
+                "partition",
+                "--isolate",
+                "",
+            ],
+        ] {
+            let nodes = completions(line).await;
+            assert!(
+                nodes.contains(&"alpha".to_string()) && nodes.contains(&"beta".to_string()),
+                "{line:?}: {nodes:?}"
+            );
+        }
+        let nodes = completions(&["regbox", "-c", &name, "stop", "al"]).await;
+        assert_eq!(nodes, ["alpha"]);
+        // The scripts: the default one calls back into regbox, --static does not.
+        for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+            let script = ok(&["completions", shell]).await;
+            assert!(script.contains("COMPLETE"), "{shell}: {script}");
+            let fixed = ok(&["completions", shell, "--static"]).await;
+            assert!(
+                !fixed.contains("COMPLETE=") && fixed.contains("partition"),
+                "{shell}"
+            );
+        }
+        let man = ok(&["man"]).await;
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH regbox"),
+            "{man}"
+        );
+    });
+}
+
+/// A line of named nodes.
+fn load_nodes(name: &str, nodes: &[&str]) -> ClusterSpec {
+    let list: String = nodes.iter().map(|n| format!("  - name: {n}\n")).collect();
+    manifest::parse(
+        &format!("name: {name}\nnodes:\n{list}topology: line\n"),
+        "inline",
+    )
+    .unwrap()
+}

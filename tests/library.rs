@@ -75,3 +75,39 @@ fn without_the_cli_feature_the_library_compiles() {
         target.to_str().unwrap(),
     ]);
 }
+
+#[test]
+fn every_environment_variable_the_code_reads_is_documented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut files = vec![root.join("images/bitcoind/build.sh")];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut named = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("REGBOX_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            named.insert(name.trim_end_matches('_').to_string());
+        }
+    }
+    assert!(named.contains("REGBOX_CLUSTER"), "{named:?}");
+    for name in named {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README does not document {name}"
+        );
+    }
+}

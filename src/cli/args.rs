@@ -1,9 +1,12 @@
 //! The command line's argument types (clap derive): global flags, commands and their arguments. Parsing
-//! does no I/O; what a word means (a cluster, a node, a file) is decided when the command runs.
+//! does no I/O; what a word means (a cluster, a node, a file) is decided when the command runs (shell
+//! completion alone asks the engine for names, see `complete`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use crate::cli::complete::{clusters, nodes};
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
 const LONG_VERSION: &str = concat!(
@@ -30,7 +33,10 @@ Environment:
   REGBOX_PACKAGE        the Debian package providing bitcoind (default bitcoin-knots)
   REGBOX_DEBIAN_KEYRING the keyring that verifies the mirror (default Debian's archive keyring)
   DOCKER_HOST           the Docker engine (default: the local socket)
-  RUST_LOG              log filter for stderr (e.g. regbox=debug)";
+  RUST_LOG              log filter for stderr (e.g. regbox=debug)
+  TMPDIR                where an image build works (removed afterwards)
+  SOURCE_DATE_EPOCH     the file times inside a built node image
+  COMPLETE              set by the completion script: answer a completion, run nothing";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -54,7 +60,8 @@ pub struct Cli {
         long,
         global = true,
         value_name = "CLUSTER",
-        env = "REGBOX_CLUSTER"
+        env = "REGBOX_CLUSTER",
+        add = clusters()
     )]
     pub cluster: Option<String>,
     /// Seconds a command that changes a cluster waits while another regbox is changing it (0: fail at
@@ -99,7 +106,7 @@ pub enum Command {
     /// Remove every container, volume and network of a cluster.
     Down {
         /// The cluster (the same as -c).
-        #[arg(value_name = "CLUSTER")]
+        #[arg(value_name = "CLUSTER", add = clusters())]
         name: Option<String>,
         /// Remove every regbox cluster on this engine.
         #[arg(long, conflicts_with = "name")]
@@ -110,24 +117,45 @@ pub enum Command {
     /// Per node: image, state, data address, height, best block, peers.
     Status {
         /// The cluster (the same as -c).
-        #[arg(value_name = "CLUSTER")]
+        #[arg(value_name = "CLUSTER", add = clusters())]
         name: Option<String>,
     },
     /// Connect node A to node B (A dials B) and wait for the handshake.
-    Connect { a: String, b: String },
+    Connect {
+        /// The node that dials (name or index).
+        #[arg(add = nodes())]
+        a: String,
+        /// The node it dials (name or index).
+        #[arg(add = nodes())]
+        b: String,
+    },
     /// Close the sessions between A and B and wait until neither lists the other.
-    Disconnect { a: String, b: String },
+    Disconnect {
+        /// One end (name or index).
+        #[arg(add = nodes())]
+        a: String,
+        /// The other end (name or index).
+        #[arg(add = nodes())]
+        b: String,
+    },
     /// Print how other programs reach NODE: its RPC URL with credentials and its P2P address.
     Url {
-        /// The node (name or index).
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
         node: String,
     },
     /// Mine N blocks on NODE (no wallet needed).
-    Mine { node: String, blocks: u64 },
+    Mine {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+        /// How many blocks.
+        blocks: u64,
+    },
     /// Wait until every node has the same best block and the same mempool.
     Sync {
         /// The cluster (the same as -c).
-        #[arg(value_name = "CLUSTER")]
+        #[arg(value_name = "CLUSTER", add = clusters())]
         name: Option<String>,
         /// Seconds to wait.
         #[arg(long, default_value_t = 60)]
@@ -135,12 +163,18 @@ pub enum Command {
     },
     /// Call an RPC method on NODE; arguments are JSON when they parse as JSON, strings otherwise.
     Rpc {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
         node: String,
+        /// The RPC method (`getblockchaininfo`, …).
         method: String,
+        /// Its arguments in order.
         args: Vec<String>,
     },
     /// Print a node's log (bitcoind's console output).
     Logs {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
         node: String,
         /// Keep printing new lines.
         #[arg(short, long)]
@@ -154,6 +188,8 @@ pub enum Command {
     /// Groups are comma-separated node names or indices (`n0,n1 n2,n3`); nodes not named form one more
     /// group. A first argument that names an existing cluster selects it.
     Partition {
+        /// The groups: comma-separated node names or indices, one argument per group.
+        #[arg(add = nodes())]
         groups: Vec<String>,
         /// Two halves by index.
         #[arg(long)]
@@ -165,7 +201,7 @@ pub enum Command {
         #[arg(long, requires = "random_halves")]
         seed: Option<u64>,
         /// One node alone, everybody else together.
-        #[arg(long, value_name = "NODE")]
+        #[arg(long, value_name = "NODE", add = nodes())]
         isolate: Option<String>,
         /// Two halves and one node in both.
         #[arg(long)]
@@ -183,7 +219,7 @@ pub enum Command {
     /// Put every node back on the base segment with its original address and re-wire the declared edges.
     Heal {
         /// The cluster (the same as -c).
-        #[arg(value_name = "CLUSTER")]
+        #[arg(value_name = "CLUSTER", add = clusters())]
         name: Option<String>,
         /// Also wait until every node is on the most-work tip, and report each node's reorg depth.
         #[arg(long)]
@@ -193,17 +229,41 @@ pub enum Command {
         timeout: u64,
     },
     /// Stop a node (SIGTERM, then SIGKILL after 10 s).
-    Stop { node: String },
+    Stop {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Start a stopped node, wait until it is ready, re-wire its edges.
-    Start { node: String },
+    Start {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Stop and start a node.
-    Restart { node: String },
+    Restart {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Kill a node (SIGKILL).
-    Kill { node: String },
+    Kill {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Freeze a node's processes.
-    Pause { node: String },
+    Pause {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Thaw a paused node, wait until it is ready, re-wire its edges.
-    Unpause { node: String },
+    Unpause {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+    },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///
     /// Without a file, runs the built-in split-and-heal scenario. `-c NAME` renames the scenario's
@@ -229,9 +289,15 @@ pub enum Command {
     /// Print regbox's version, the default node image, and the Docker engine's version and API version.
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    ///
+    /// `source <(regbox completions bash)`: cluster and node names are completed from the engine.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+        /// A script that completes subcommands and flags only, with no call back into regbox (for
+        /// packaging); the default script also completes cluster and node names by asking regbox.
+        #[arg(long = "static")]
+        fixed: bool,
     },
     /// Print regbox's man page (roff) to stdout.
     Man,
@@ -289,6 +355,24 @@ mod tests {
     fn help_text() {
         let mut cmd = Cli::command();
         insta::assert_snapshot!(cmd.render_long_help().to_string());
+    }
+
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "regbox", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 
     #[test]

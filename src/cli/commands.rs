@@ -162,8 +162,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => run_scenarios(&ctx, &scenarios, junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
         Command::Version => version(&ctx).await,
-        Command::Completions { shell } => generated(Some(shell)),
-        Command::Man => generated(None),
+        Command::Completions { shell, fixed } => completions(shell, fixed),
+        Command::Man => man(),
         Command::Image {
             command: ImageCommand::Build { from, tag },
         } => {
@@ -188,21 +188,41 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// A completion script for `shell`, or (None) the man page, on stdout.
-fn generated(shell: Option<clap_complete::Shell>) -> Result<(), Failure> {
-    let mut cmd = <Cli as clap::CommandFactory>::command();
-    match shell {
-        Some(shell) => {
-            clap_complete::generate(shell, &mut cmd, "regbox", &mut std::io::stdout());
-            Ok(())
+/// `regbox completions SHELL [--static]` on stdout. The default script registers regbox as its own
+/// completer (`COMPLETE=SHELL regbox …`, answered in `main`), so cluster and node names come from the
+/// engine; `--static` is clap's fixed script.
+fn completions(shell: clap_complete::Shell, fixed: bool) -> Result<(), Failure> {
+    let mut out = std::io::stdout();
+    if fixed {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "regbox", &mut out);
+        return Ok(());
+    }
+    let shells = clap_complete::env::Shells::builtins();
+    let Some(completer) = shells.completer(&shell.to_string()) else {
+        return Err(Failure::Usage(format!(
+            "no dynamic completion for {shell}; use --static"
+        )));
+    };
+    written(completer.write_registration(COMPLETE_VAR, "regbox", "regbox", "regbox", &mut out))
+}
+
+/// The variable that asks regbox for completions instead of running a command.
+pub const COMPLETE_VAR: &str = "COMPLETE";
+
+/// `regbox man` on stdout.
+fn man() -> Result<(), Failure> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    written(clap_mangen::Man::new(cmd).render(&mut std::io::stdout()))
+}
+
+/// A generated text written to stdout; a reader that stops early (`| head`) is not a failure.
+fn written(result: std::io::Result<()>) -> Result<(), Failure> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Report(format!("cannot write to stdout: {e}")))
         }
-        // A reader that stops early (`| head`) is not a failure.
-        None => match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                Err(Failure::Usage(format!("cannot write the man page: {e}")))
-            }
-            _ => Ok(()),
-        },
+        _ => Ok(()),
     }
 }
 

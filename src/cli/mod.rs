@@ -4,11 +4,12 @@
 mod args;
 mod bar;
 mod commands;
+mod complete;
 pub mod exit;
 mod load;
 mod output;
 
 pub use args::{Cli, Command, ImageCommand};
-pub use commands::run;
+pub use commands::{run, COMPLETE_VAR};
 pub use exit::{error_chain, Failure};
 pub use load::{load_manifest, load_scenario};
