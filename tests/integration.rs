@@ -242,6 +242,36 @@ fn ensure_image() -> &'static str {
     })
 }
 
+/// A file written for a test in a directory of its own, which goes when the value is dropped — also
+/// when the test fails.
+struct TempFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl TempFile {
+    fn new(file_name: &str, text: &str) -> TempFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name);
+        std::fs::write(&path, text).unwrap();
+        TempFile { _dir: dir, path }
+    }
+
+    fn to_str(&self) -> Option<&str> {
+        self.path.to_str()
+    }
+
+    fn display(&self) -> std::path::Display<'_> {
+        self.path.display()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempFile {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
 /// Removes a cluster when dropped, so a failing test leaves nothing behind.
 struct Teardown(String);
 
@@ -536,7 +566,8 @@ fn regbox() -> tokio::process::Command {
 
 /// `regbox -c NAME run [FILE] --junit …`: the process output and the JUnit XML it wrote.
 async fn run_scenario(name: &str, file: Option<&Path>) -> (std::process::Output, String) {
-    let junit = std::env::temp_dir().join(format!("{name}.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
     let mut cmd = regbox();
     cmd.args(["-c", name, "run"]);
     if let Some(file) = file {
@@ -544,7 +575,6 @@ async fn run_scenario(name: &str, file: Option<&Path>) -> (std::process::Output,
     }
     let out = cmd.arg("--junit").arg(&junit).output().await.unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    let _ = std::fs::remove_file(&junit);
     (out, xml)
 }
 
@@ -567,8 +597,6 @@ async fn ok_json(args: &[&str]) -> serde_json::Value {
 fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
     run(async {
         let name = unique("bad");
-        let dir = std::env::temp_dir().join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
         let cases = [
             (
                 format!("name: {name}\nnodes: 4\ntopology: {{ edges: [[0, 1], [1, 9]] }}\n"),
@@ -592,8 +620,7 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
             ),
         ];
         for (i, (yaml, location, message)) in cases.iter().enumerate() {
-            let file = dir.join(format!("bad{i}.yaml"));
-            std::fs::write(&file, yaml).unwrap();
+            let file = TempFile::new(&format!("bad{i}.yaml"), yaml);
             let out = regbox().arg("up").arg(&file).output().await.unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -603,20 +630,17 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
             );
             assert!(stderr.contains(message), "{stderr}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
 
         // A scenario is validated whole — node names included — before any container exists.
-        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
         let yaml = "cluster: { name: x, nodes: 2 }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - stop: n7\n";
-        std::fs::write(&file, yaml).unwrap();
+        let file = TempFile::new(&format!("{name}.scenario.yaml"), yaml);
         let out = regbox()
             .args(["-c", &name, "run"])
             .arg(&file)
             .output()
             .await
             .unwrap();
-        std::fs::remove_file(&file).unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(".scenario.yaml:4:"), "{stderr}");
@@ -639,10 +663,11 @@ fn the_cli_drives_a_cluster_end_to_end() {
     run(async {
         let name = unique("cli");
         let _guard = Teardown(name.clone());
-        let file = std::env::temp_dir().join(format!("{name}.yaml"));
-        std::fs::write(&file, format!("name: {name}\nnodes: 3\ntopology: star\n")).unwrap();
+        let file = TempFile::new(
+            "star.yaml",
+            &format!("name: {name}\nnodes: 3\ntopology: star\n"),
+        );
         let status = ok_json(&["up", file.to_str().unwrap(), "--json"]).await;
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(status.as_array().unwrap().len(), 3);
         assert_eq!(status[0]["peers"], serde_json::json!(["n1", "n2"]));
 
@@ -693,8 +718,10 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
     run(async {
         let name = unique("intr");
         let _guard = Teardown(name.clone());
-        let file = std::env::temp_dir().join(format!("{name}.yaml"));
-        std::fs::write(&file, format!("name: {name}\nnodes: 12\ntopology: mesh\n")).unwrap();
+        let file = TempFile::new(
+            "mesh.yaml",
+            &format!("name: {name}\nnodes: 12\ntopology: mesh\n"),
+        );
         let mut child = regbox().arg("up").arg(&file).spawn().unwrap();
         // Interrupt as soon as the first node container exists.
         loop {
@@ -717,7 +744,6 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
             .unwrap();
         assert!(kill.success());
         let status = child.wait().await.unwrap();
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(status.code(), Some(130));
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
@@ -1121,7 +1147,8 @@ fn every_example_scenario_passes_and_writes_junit() {
         // All of them in one run, one after another under one name, into one JUnit report.
         let name = unique("scn");
         let _guard = Teardown(name.clone());
-        let junit = std::env::temp_dir().join(format!("{name}.xml"));
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("junit.xml");
         let out = regbox()
             .args(["-c", &name, "run"])
             .args(&files)
@@ -1134,7 +1161,6 @@ fn every_example_scenario_passes_and_writes_junit() {
         assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
         assert_eq!(stdout.matches("PASSED").count(), files.len(), "{stdout}");
         let xml = std::fs::read_to_string(&junit).unwrap();
-        std::fs::remove_file(&junit).unwrap();
         let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "testsuites");
@@ -1192,14 +1218,11 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
             assert!(stdout.contains(step), "{stdout}");
         }
 
-        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
-        std::fs::write(
-            &file,
+        let file = TempFile::new(
+            "failing.scenario.yaml",
             "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - assert: { height: 5, node: n1 }\n  - mine: { node: n0, blocks: 1 }\n",
-        )
-        .unwrap();
-        let (out, xml) = run_scenario(&name, Some(&file)).await;
-        std::fs::remove_file(&file).unwrap();
+        );
+        let (out, xml) = run_scenario(&name, Some(&file.path)).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
         assert!(
@@ -1288,8 +1311,10 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
     run(async {
         let name = unique("rintr");
         let _guard = Teardown(name.clone());
-        let file = std::env::temp_dir().join(format!("{name}.scenario.yaml"));
-        std::fs::write(&file, "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - wait: { height: 1, timeout: 120 }\n").unwrap();
+        let file = TempFile::new(
+            "waiting.scenario.yaml",
+            "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - wait: { height: 1, timeout: 120 }\n",
+        );
         let mut child = regbox()
             .args(["-c", &name, "run"])
             .arg(&file)
@@ -1320,7 +1345,6 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
             .await
             .expect("run stops")
             .unwrap();
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(out.code(), Some(130));
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
@@ -1378,9 +1402,11 @@ fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
     run(async {
         let name = unique("race");
         let _guard = Teardown(name.clone());
-        let file = std::env::temp_dir().join(format!("{name}.yaml"));
-        std::fs::write(&file, format!("name: {name}\nnodes: 6\ntopology: ring\n")).unwrap();
-        let file = file.to_str().unwrap().to_string();
+        let manifest = TempFile::new(
+            "ring.yaml",
+            &format!("name: {name}\nnodes: 6\ntopology: ring\n"),
+        );
+        let file = manifest.to_str().unwrap().to_string();
         for round in 0..5 {
             // up/up: both succeed (the second waits, then finds nothing to do).
             let (a, b) = at_once(&["up", &file], &["up", &file]).await;
@@ -1458,7 +1484,6 @@ fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
         if settled(&name).await.is_some() {
             ok(&["down", &name]).await;
         }
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
@@ -1637,9 +1662,8 @@ fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_m
     run(async {
         let (a, b) = (unique("cfa"), unique("cfb"));
         let _guards = (Teardown(a.clone()), Teardown(b.clone()));
-        let file = std::env::temp_dir().join(format!("{a}.yaml"));
-        std::fs::write(&file, "name: shared\nnodes: 3\ntopology: line\n").unwrap();
-        let file = file.to_str().unwrap().to_string();
+        let manifest = TempFile::new("shared.yaml", "name: shared\nnodes: 3\ntopology: line\n");
+        let file = manifest.to_str().unwrap().to_string();
         // One manifest brought up twice at the same moment under two names, as two CI jobs would.
         let (x, y) = at_once(&["-c", &a, "up", &file], &["up", &file, "-c", &b]).await;
         assert!(
@@ -1648,7 +1672,6 @@ fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_m
             stderr(&x),
             stderr(&y)
         );
-        std::fs::remove_file(&file).unwrap();
         let commands: &[&[&str]] = &[
             &["status"],
             &["status", "-o", "wide"],
@@ -1840,8 +1863,10 @@ fn check_validates_every_example_without_docker_and_locates_the_first_error() {
             kinds.contains(&"scenario") && kinds.contains(&"manifest"),
             "{kinds:?}"
         );
-        let bad = std::env::temp_dir().join(format!("{}.yaml", unique("chk")));
-        std::fs::write(&bad, "name: x\nnodes: 3\ntopology: { edges: [[0, 5]] }\n").unwrap();
+        let bad = TempFile::new(
+            "bad.yaml",
+            "name: x\nnodes: 3\ntopology: { edges: [[0, 5]] }\n",
+        );
         let out = regbox()
             .arg("check")
             .arg(&files[0])
@@ -1849,7 +1874,6 @@ fn check_validates_every_example_without_docker_and_locates_the_first_error() {
             .output()
             .await
             .unwrap();
-        std::fs::remove_file(&bad).unwrap();
         assert_eq!(out.status.code(), Some(2));
         assert!(
             stderr(&out).contains(&format!("{}:3:25:", bad.display())),
@@ -1959,14 +1983,12 @@ fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
         assert!(built.starts_with("regbox/bitcoind:"), "{built}");
         let alias_guard = Alias::new("regbox-test/alias", &name).await;
         let alias = alias_guard.0.clone();
-        let file = std::env::temp_dir().join(format!("{name}.yaml"));
         // `c` names the bare default itself: `--image` leaves a node's own image alone.
-        std::fs::write(
-            &file,
-            format!("name: {name}\nnodes:\n  - name: a\n  - name: b\n  - name: c\n    image: regbox/bitcoind\ntopology: line\n"),
-        )
-        .unwrap();
-        let file = file.to_str().unwrap().to_string();
+        let manifest = TempFile::new(
+            "images.yaml",
+            &format!("name: {name}\nnodes:\n  - name: a\n  - name: b\n  - name: c\n    image: regbox/bitcoind\ntopology: line\n"),
+        );
+        let file = manifest.to_str().unwrap().to_string();
         ok(&["up", &file, "--image", &alias]).await;
         let images = || async {
             let status = ok_json(&["status", &name, "--json"]).await;
@@ -2008,7 +2030,6 @@ fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
         );
         drop(alias_guard);
         ok(&["down", &name]).await;
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
@@ -2019,11 +2040,13 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         let name = unique("dry");
         let _guard = Teardown(name.clone());
         let write = |n: usize| {
-            let file = std::env::temp_dir().join(format!("{name}-{n}.yaml"));
-            std::fs::write(&file, format!("name: {name}\nnodes: {n}\ntopology: ring\n")).unwrap();
-            file.to_str().unwrap().to_string()
+            TempFile::new(
+                &format!("ring{n}.yaml"),
+                &format!("name: {name}\nnodes: {n}\ntopology: ring\n"),
+            )
         };
-        let (four, five) = (write(4), write(5));
+        let (four_file, five_file) = (write(4), write(5));
+        let (four, five) = (four_file.to_str().unwrap(), five_file.to_str().unwrap());
         let plan = ok_json(&["up", &four, "--dry-run", "--json"]).await;
         assert_eq!(plan["exists"], false);
         assert_eq!(plan["create"], serde_json::json!(["n0", "n1", "n2", "n3"]));
@@ -2056,9 +2079,6 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         let text = ok(&["up", &five, "--dry-run"]).await;
         assert!(text.contains("nothing to do"), "{text}");
         ok(&["down", &name]).await;
-        for f in [four, five] {
-            std::fs::remove_file(f).unwrap();
-        }
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

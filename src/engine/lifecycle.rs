@@ -340,9 +340,10 @@ async fn up(
     let password = ensure_meta(docker, &spec, fx).await?;
     fx.cancel.check()?;
     let name = spec.name.clone();
+    let (control, data) = ensure_networks(docker, &name, fx).await?;
     let networks = Networks {
-        control: ensure_network(docker, &name, NetRole::Control, fx).await?,
-        data: ensure_network(docker, &name, NetRole::Segment(BASE), fx).await?,
+        control,
+        data,
         rpcauth: rpcauth_for(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
@@ -424,35 +425,37 @@ fn warn_if_arp_table_small(nodes: usize) {
     }
 }
 
-/// Finds the cluster's network of `role` (the one the loop keeps, when there are duplicates), or
-/// creates it.
-async fn ensure_network(
+/// Finds the cluster's control and base data networks (the ones the loop keeps, when there are
+/// duplicates) with one look at the engine, and creates those that are missing, one after the other
+/// (each takes a free subnet). Returns their subnets, control first.
+async fn ensure_networks(
     docker: &Docker,
     cluster: &str,
-    role: NetRole,
     fx: &Effects<'_>,
-) -> Result<Subnet> {
+) -> Result<(Subnet, Subnet)> {
     let filter = blueprint::cluster_filter(Some(cluster));
     let (nets, containers) = tokio::try_join!(
         docker.labeled_networks(&filter),
         docker.labeled_containers(&filter)
     )?;
-    if let Some(subnet) = pick(&nets, &containers)
-        .kept
-        .get(&role)
-        .and_then(|n| n.subnets.first())
-    {
-        return Ok(*subnet);
+    let kept = pick(&nets, &containers).kept;
+    let mut subnets = Vec::with_capacity(2);
+    for role in [NetRole::Control, NetRole::Segment(BASE)] {
+        if let Some(subnet) = kept.get(&role).and_then(|n| n.subnets.first()) {
+            subnets.push(*subnet);
+            continue;
+        }
+        let (word, name) = match role {
+            NetRole::Control => ("control", blueprint::control_network(cluster)),
+            NetRole::Segment(_) => ("data", blueprint::data_network(cluster)),
+        };
+        let mut labels = blueprint::cluster_labels(cluster);
+        labels.insert(LABEL_ROLE.into(), word.into());
+        let (net, subnet) = create_network(docker, &name, labels).await?;
+        fx.journal.lock().unwrap().networks.push(net);
+        subnets.push(subnet);
     }
-    let (word, name) = match role {
-        NetRole::Control => ("control", blueprint::control_network(cluster)),
-        NetRole::Segment(_) => ("data", blueprint::data_network(cluster)),
-    };
-    let mut labels = blueprint::cluster_labels(cluster);
-    labels.insert(LABEL_ROLE.into(), word.into());
-    let (net, subnet) = create_network(docker, &name, labels).await?;
-    fx.journal.lock().unwrap().networks.push(net);
-    Ok(subnet)
+    Ok((subnets[0], subnets[1]))
 }
 
 /// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
