@@ -2047,7 +2047,7 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         };
         let (four_file, five_file) = (write(4), write(5));
         let (four, five) = (four_file.to_str().unwrap(), five_file.to_str().unwrap());
-        let plan = ok_json(&["up", &four, "--dry-run", "--json"]).await;
+        let plan = ok_json(&["up", four, "--dry-run", "--json"]).await;
         assert_eq!(plan["exists"], false);
         assert_eq!(plan["create"], serde_json::json!(["n0", "n1", "n2", "n3"]));
         assert_eq!(plan["connect"].as_array().unwrap().len(), 4);
@@ -2056,9 +2056,9 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
             Vec::<String>::new(),
             "a dry run creates nothing"
         );
-        ok(&["up", &four]).await;
+        ok(&["up", four]).await;
         ok(&["-c", &name, "stop", "n2"]).await;
-        let plan = ok_json(&["up", &five, "--dry-run", "--json"]).await;
+        let plan = ok_json(&["up", five, "--dry-run", "--json"]).await;
         assert_eq!(plan["exists"], true);
         assert_eq!(plan["create"], serde_json::json!(["n4"]));
         assert_eq!(plan["start"], serde_json::json!(["n2"]));
@@ -2075,8 +2075,8 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         assert_eq!(status.as_array().unwrap().len(), 4);
         assert_eq!(status[2]["state"], "exited");
         // Carried out, the plan leaves nothing more to do.
-        ok(&["up", &five]).await;
-        let text = ok(&["up", &five, "--dry-run"]).await;
+        ok(&["up", five]).await;
+        let text = ok(&["up", five, "--dry-run"]).await;
         assert!(text.contains("nothing to do"), "{text}");
         ok(&["down", &name]).await;
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
