@@ -98,6 +98,7 @@ async fn time_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> Duration {
                 image: Some(l.image),
                 entrypoint: Some(vec!["bitcoind".into()]),
                 cmd: Some(l.args),
+                env: Some(l.env),
                 labels: Some(l.labels.clone()),
                 host_config: Some(HostConfig {
                     network_mode: Some(network.clone()),

@@ -8,7 +8,7 @@ use regbox::cli::{error_chain, run, Cli};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    // `COMPLETE=bash regbox …` (what the script of `regbox completions` runs) answers a completion and
+    // `REGBOX_COMPLETE=bash regbox …` (what the script of `regbox completions` runs) answers a completion and
     // exits; it runs before the command's runtime, since completing a name asks the engine on its own.
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(regbox::cli::COMPLETE_VAR)

@@ -2128,9 +2128,9 @@ fn an_image_built_from_a_release_tarball_runs_in_one_cluster_with_the_debian_one
         let built = built.trim();
         let _built_guard = Alias(built.to_string());
         assert!(built.starts_with("regbox/bitcoind:local-knots-"), "{built}");
-        let tagged = format!("regbox/bitcoind:test-{name}");
+        let tagged = format!("regbox/bitcoind:local-test-{name}");
         assert_eq!(
-            ok(&["image", "build", "--from", tarball, "--tag", &tagged[16..]])
+            ok(&["image", "build", "--from", tarball, "--tag", &tagged[22..]])
                 .await
                 .trim(),
             tagged
@@ -2245,11 +2245,11 @@ fn image_build_from_refuses_what_it_cannot_use() {
     });
 }
 
-/// What `COMPLETE=bash regbox -- WORDS…` offers for the last word (as the script of `regbox
+/// What `REGBOX_COMPLETE=bash regbox -- WORDS…` offers for the last word (as the script of `regbox
 /// completions bash` asks it).
 async fn completions(words: &[&str]) -> Vec<String> {
     let out = regbox()
-        .env("COMPLETE", "bash")
+        .env("REGBOX_COMPLETE", "bash")
         .env("_CLAP_IFS", "\n")
         .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
         .env_remove("REGBOX_CLUSTER")
@@ -2297,10 +2297,10 @@ fn completion_offers_the_clusters_and_nodes_on_the_engine() {
         // The scripts: the default one calls back into regbox, --static does not.
         for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
             let script = ok(&["completions", shell]).await;
-            assert!(script.contains("COMPLETE"), "{shell}: {script}");
+            assert!(script.contains("REGBOX_COMPLETE"), "{shell}: {script}");
             let fixed = ok(&["completions", shell, "--static"]).await;
             assert!(
-                !fixed.contains("COMPLETE=") && fixed.contains("partition"),
+                !fixed.contains("REGBOX_COMPLETE") && fixed.contains("partition"),
                 "{shell}"
             );
         }
@@ -2320,4 +2320,52 @@ fn load_nodes(name: &str, nodes: &[&str]) -> ClusterSpec {
         "inline",
     )
     .unwrap()
+}
+
+#[test]
+fn image_build_from_takes_dynamic_static_and_linked_binaries() {
+    run(async {
+        let name = unique("kinds");
+        let dir = tempfile::tempdir().unwrap();
+        let sh = |script: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        // A stand-in for a self-built bitcoind: what the image build does with a binary depends only
+        // on how it is linked, and this one answers `-version` like bitcoind does.
+        std::fs::write(
+            dir.path().join("fake.c"),
+            "#include <stdio.h>\nint main(void) { puts(\"Bitcoin Core version v0.0.1\"); return 0; }\n",
+        )
+        .unwrap();
+        sh("gcc -O1 -o dynamic fake.c && gcc -static -o static fake.c && gcc -static-pie -o static-pie fake.c");
+        // A release tree whose bin/bitcoind links to the real file, relying on the host's glibc.
+        sh("mkdir -p bitcoin-0.0.1/bin bitcoin-0.0.1/libexec && cp dynamic bitcoin-0.0.1/libexec/bitcoind \
+            && ln -s ../libexec/bitcoind bitcoin-0.0.1/bin/bitcoind && tar -czf linked.tar.gz bitcoin-0.0.1");
+        let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+        let mut guards = Vec::new();
+        for (kind, from) in [("linked", path("linked.tar.gz")), ("static", path("static")), ("pie", path("static-pie"))] {
+            let tag = format!("test-{name}-{kind}");
+            let built = ok(&["image", "build", "--from", &from, "--tag", &tag]).await;
+            assert_eq!(built.trim(), format!("regbox/bitcoind:local-{tag}"));
+            guards.push(Alias(built.trim().to_string()));
+        }
+        // Each runs in its image: `image ls` asks every regbox image's bitcoind for its version.
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        for guard in &guards {
+            let entry = listed.as_array().unwrap().iter().find(|i| i["name"] == guard.0.as_str());
+            let entry = entry.unwrap_or_else(|| panic!("{} missing from {listed}", guard.0));
+            assert_eq!(entry["bitcoind"], "Bitcoin Core version v0.0.1", "{entry}");
+        }
+        // A link out of the tree is refused.
+        sh("mkdir -p outside/bin && ln -s /bin/true outside/bin/bitcoind");
+        let out = regbox().args(["image", "build", "--from", &path("outside")]).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("links outside the tree"), "{}", stderr(&out));
+    });
 }

@@ -80,7 +80,9 @@ fn without_the_cli_feature_the_library_compiles() {
 fn every_environment_variable_the_code_reads_is_documented() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut files = vec![root.join("images/bitcoind/build.sh")];
+    let help = std::fs::read_to_string(root.join("src/cli/args.rs")).unwrap();
+    let script = std::fs::read_to_string(root.join("images/bitcoind/build.sh")).unwrap();
+    let mut sources = vec![script.clone()];
     let mut dirs = vec![root.join("src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -88,26 +90,40 @@ fn every_environment_variable_the_code_reads_is_documented() {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
+                sources.push(std::fs::read_to_string(&path).unwrap());
             }
         }
     }
+    let name_at = |text: &str| -> String {
+        text.chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect()
+    };
     let mut named = std::collections::BTreeSet::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
+    for text in &sources {
+        // regbox's own variables, wherever they are named; others where the code reads them.
         for (at, _) in text.match_indices("REGBOX_") {
-            let name: String = text[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
-                .collect();
-            named.insert(name.trim_end_matches('_').to_string());
+            named.insert(name_at(&text[at..]).trim_end_matches('_').to_string());
+        }
+        for opener in ["env::var(\"", "env = \""] {
+            for (at, _) in text.match_indices(opener) {
+                named.insert(name_at(&text[at + opener.len()..]));
+            }
         }
     }
-    assert!(named.contains("REGBOX_CLUSTER"), "{named:?}");
+    // The script's environment: `${NAME:-default}` of a variable it does not set itself.
+    for (at, _) in script.match_indices("${") {
+        let name = name_at(&script[at + 2..]);
+        if script[at + 2 + name.len()..].starts_with(":-") && !script.contains(&format!("\n{name}=")) {
+            named.insert(name);
+        }
+    }
+    named.retain(|n| n.starts_with(|c: char| c.is_ascii_uppercase()));
+    for expected in ["REGBOX_CLUSTER", "TMPDIR", "SOURCE_DATE_EPOCH", "REGBOX_DEBIAN_MIRROR"] {
+        assert!(named.contains(expected), "{expected} not found in {named:?}");
+    }
     for name in named {
-        assert!(
-            readme.contains(&format!("`{name}`")),
-            "README does not document {name}"
-        );
+        assert!(readme.contains(&format!("`{name}`")), "README does not document {name}");
+        assert!(help.contains(&format!("\n  {name} ")), "--help does not list {name}");
     }
 }

@@ -64,7 +64,8 @@ case $(uname -m) in
 esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
-trap 'rm -rf "$WORK"; rm -f "$OUTDIR"/*.tmp' EXIT
+OUTPUTS=(rootfs.tar version full_version flavour package)
+trap 'rm -rf "$WORK"; for f in "${OUTPUTS[@]}"; do rm -f "$OUTDIR/$f.tmp"; done' EXIT
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"
@@ -74,8 +75,10 @@ BIN_DIR=        # directory holding bitcoind (and bitcoin-cli, required from Deb
 LOADER=         # the dynamic loader that resolves and runs the binaries
 LIBPATH=        # where it looks for libraries, before its defaults
 WITHIN=         # when set, every library must resolve under this directory
+TREE=           # with --from: the tree the binaries must resolve into
 SOURCE=         # the Debian package, or "local"
 WHERE=          # where libraries are looked for, as messages say it
+HINT=           # what to do about a missing library, when the user can do something
 SOURCE_VERSION= # the package's version, when there is one
 MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
 
@@ -185,7 +188,7 @@ from_local() {
         tree=$(cd "$src" && pwd -P)
     elif is_elf "$src"; then
         mkdir -p "$tree/bin"
-        install -m 0755 "$src" "$tree/bin/bitcoind"
+        install -p -m 0755 "$src" "$tree/bin/bitcoind"
     else
         log "unpacking $src ..."
         tar -xf "$src" -C "$tree" 2>"$WORK/tar.log" \
@@ -194,10 +197,19 @@ from_local() {
     local found=()
     mapfile -t found < <(find "$tree" -name bitcoind \( -type f -o -type l \) | LC_ALL=C sort)
     ((${#found[@]} > 0)) || die "no bitcoind in $src (expected bitcoin-X/bin/bitcoind, as in a release tarball)"
-    ((${#found[@]} == 1)) || die "several bitcoind in $src: ${found[*]#"$tree"/}"
-    BIN_DIR=$(dirname "$(readlink -f "${found[0]}")")
-    is_elf "$BIN_DIR/bitcoind" \
-        && [[ $(od -An -tx1 -j 18 -N 2 "$BIN_DIR/bitcoind" | tr -d ' \n') == 3e00 ]] \
+    if ((${#found[@]} > 1)); then   # several: the one in a bin/ directory, as a release has it
+        local in_bin=() f
+        for f in "${found[@]}"; do [[ $f == */bin/bitcoind ]] && in_bin+=("$f"); done
+        ((${#in_bin[@]} == 1)) || die "several bitcoind in $src: ${found[*]#"$tree"/}"
+        found=("${in_bin[@]}")
+    fi
+    # The binaries' siblings are looked for beside bin/bitcoind, whatever it links to; what it links
+    # to must stay inside the tree.
+    TREE=$tree
+    BIN_DIR=$(dirname "${found[0]}")
+    local real
+    real=$(resolved "${found[0]}")
+    is_elf "$real" && [[ $(od -An -tx1 -j 18 -N 2 "$real" | tr -d ' \n') == 3e00 ]] \
         || die "${found[0]#"$tree"/} is not an x86-64 ELF binary"
     local libdirs=() dir ours
     mapfile -t libdirs < <(find "$tree" \( -name '*.so' -o -name '*.so.*' \) -printf '%h\n' | LC_ALL=C sort -u)
@@ -209,12 +221,28 @@ from_local() {
         LOADER=$(readlink -f "$ours")
         log "using the loader and libraries $src ships, then the host's"
     else
-        LOADER=$(readlink -f "/lib64/$LOADER_NAME")
-        [[ -f $LOADER ]] || die "the host has no $LOADER_NAME and $src ships none"
+        LOADER=$(readlink -f "/lib64/$LOADER_NAME" || true)
+        [[ -n $LOADER && -f $LOADER ]] || die "the host has no /lib64/$LOADER_NAME and $src ships none"
     fi
     SOURCE=local
     WHERE="$src or on this host"
+    HINT=" (ship it in a lib directory of the tree)"
     MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # self-built binaries with debug symbols are large
+}
+
+# Dies explaining a loader line "X: LIB: version `V' not found (required by Y)".
+too_old() {
+    local re=": ([^:]+): version .([^']+)' not found \(required by ([^)]+)\)"
+    [[ $1 =~ $re ]] || die "$bin: $1"
+    die "$bin: ${BASH_REMATCH[3]##*/} needs ${BASH_REMATCH[2]}, newer than the ${BASH_REMATCH[1]} found$HINT"
+}
+
+# The file `path` names, following links; inside the --from tree when there is one.
+resolved() {
+    local real
+    real=$(readlink -f "$1") && [[ -f $real ]] || die "$1 names no file"
+    [[ -z $TREE || $real == "$TREE"/* ]] || die "$1 links outside the tree it came in ($real)"
+    printf '%s\n' "$real"
 }
 
 if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
@@ -231,24 +259,32 @@ ROOT=$WORK/rootfs
 mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
 declare -A interps=() static=()
 for bin in "${BINARIES[@]}"; do
-    src=$BIN_DIR/$bin
-    [[ -f $src ]] || die "$SOURCE does not ship $bin"
-    install -m 0755 "$src" "$ROOT/usr/bin/$bin"
+    [[ -e $BIN_DIR/$bin ]] || die "$SOURCE does not ship $bin"
+    src=$(resolved "$BIN_DIR/$bin")
+    install -p -m 0755 "$src" "$ROOT/usr/bin/$bin"
+    # The loader tells a dynamic executable (0) from a static one (1) or a static PIE (2); only the
+    # first has libraries to resolve.
+    verify=0
+    "$LOADER" --verify "$src" >/dev/null 2>&1 || verify=$?
+    case $verify in
+        0) ;;
+        1 | 2) static[$bin]=1; continue ;;
+        *) die "$bin is not an executable the loader can run" ;;
+    esac
     if ! listing=$("$LOADER" --inhibit-cache --library-path "$LIBPATH" --list "$src" 2>&1); then
         if [[ $listing == *'error while loading shared libraries: '* ]]; then
             missing=${listing#*error while loading shared libraries: }
-            die "$bin needs ${missing%%:*}, not found in $WHERE (ship it in a lib directory of the tree)"
+            die "$bin needs ${missing%%:*}, not found in $WHERE$HINT"
         fi
-        [[ $listing == *'not a dynamic executable'* ]] \
-            || die "cannot resolve the shared libraries of $bin:"$'\n'"$listing"
-        static[$bin]=1
-        continue
+        die "cannot resolve the shared libraries of $bin:"$'\n'"$listing"
     fi
     while IFS= read -r line; do
         line=${line#"${line%%[![:space:]]*}"}
         case $line in
         *' => not found'*)
-            die "$bin needs ${line%% *}, not found in $WHERE" ;;
+            die "$bin needs ${line%% *}, not found in $WHERE$HINT" ;;
+        *"' not found (required by "*)   # a library too old for what needs it
+            too_old "$line" ;;
         /*' => '*|/*' (0x'*)
             interps[${line%% *}]=1 ;;   # the PT_INTERP line
         *' => '*)
@@ -327,7 +363,7 @@ printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
 printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"
 printf '%s\n' "$SOURCE" >"$OUTDIR/package.tmp"
-for f in version full_version flavour package rootfs.tar; do
+for f in "${OUTPUTS[@]}"; do
     mv -f "$OUTDIR/$f.tmp" "$OUTDIR/$f"
 done
 log "done: $SOURCE $version"

@@ -36,7 +36,7 @@ Environment:
   RUST_LOG              log filter for stderr (e.g. regbox=debug)
   TMPDIR                where an image build works (removed afterwards)
   SOURCE_DATE_EPOCH     the file times inside a built node image
-  COMPLETE              set by the completion script: answer a completion, run nothing";
+  REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -320,8 +320,8 @@ pub enum ImageCommand {
         /// default image is never one built --from).
         #[arg(long, value_name = "PATH")]
         from: Option<PathBuf>,
-        /// The tag to give the image built --from (regbox/bitcoind:TAG).
-        #[arg(long, value_name = "TAG", requires = "from", value_parser = image_tag)]
+        /// The tag to give the image built --from: regbox/bitcoind:local-TAG.
+        #[arg(long, value_name = "TAG", requires = "from", value_parser = parse_tag)]
         tag: Option<String>,
     },
     /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
@@ -330,7 +330,7 @@ pub enum ImageCommand {
 }
 
 /// `--tag`: a tag Docker accepts.
-fn image_tag(text: &str) -> Result<String, String> {
+fn parse_tag(text: &str) -> Result<String, String> {
     if crate::core::blueprint::is_image_tag(text) {
         Ok(text.to_string())
     } else {

@@ -189,7 +189,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// `regbox completions SHELL [--static]` on stdout. The default script registers regbox as its own
-/// completer (`COMPLETE=SHELL regbox …`, answered in `main`), so cluster and node names come from the
+/// completer (`REGBOX_COMPLETE=SHELL regbox …`, answered in `main`), so cluster and node names come from the
 /// engine; `--static` is clap's fixed script.
 fn completions(shell: clap_complete::Shell, fixed: bool) -> Result<(), Failure> {
     let mut out = std::io::stdout();
@@ -208,7 +208,7 @@ fn completions(shell: clap_complete::Shell, fixed: bool) -> Result<(), Failure> 
 }
 
 /// The variable that asks regbox for completions instead of running a command.
-pub const COMPLETE_VAR: &str = "COMPLETE";
+pub const COMPLETE_VAR: &str = "REGBOX_COMPLETE";
 
 /// `regbox man` on stdout.
 fn man() -> Result<(), Failure> {

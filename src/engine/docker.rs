@@ -162,6 +162,7 @@ pub struct ContainerConfig {
     pub name: String,
     pub image: String,
     pub args: Vec<String>,
+    pub env: Vec<String>,
     pub labels: HashMap<String, String>,
     /// The network it is created on, with its static address there.
     pub network: (Net, Ipv4Addr),
@@ -369,6 +370,7 @@ impl Docker {
             // Any image with bitcoind on its PATH works: its own entrypoint is bypassed.
             entrypoint: Some(vec!["bitcoind".into()]),
             cmd: Some(c.args.clone()),
+            env: Some(c.env.clone()),
             // The image's own user, or root where the image is not known to suit its datadir.
             user: c.as_root.then(|| "0:0".into()),
             labels: Some(c.labels.clone()),

@@ -26,7 +26,7 @@ const SOURCE_LOCAL: &str = "local";
 pub enum Source {
     /// Debian sid's `bitcoin-knots` (or `REGBOX_PACKAGE`), tagged `<flavour>-<major.minor>`.
     Debian,
-    /// A release-layout tarball or directory, or a self-built binary, tagged `tag` or else
+    /// A release-layout tarball or directory, or a self-built binary, tagged `local-<tag>` or else
     /// `local-<flavour>-<version as bitcoind reports it>`.
     Local {
         path: std::path::PathBuf,
@@ -284,7 +284,11 @@ pub(crate) async fn build_on(
                 let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
                 (format!("{flavour}-{version}"), "debian")
             }
-            Source::Local { tag: Some(tag), .. } => (tag.clone(), SOURCE_LOCAL),
+            // Every --from image is `local-…`, so none can take the place of a Debian-built one.
+            Source::Local { tag: Some(tag), .. } if tag.starts_with("local-") => {
+                (tag.clone(), SOURCE_LOCAL)
+            }
+            Source::Local { tag: Some(tag), .. } => (format!("{SOURCE_LOCAL}-{tag}"), SOURCE_LOCAL),
             Source::Local { tag: None, .. } => {
                 let made = format!(
                     "{SOURCE_LOCAL}-{}-{}",

@@ -518,6 +518,7 @@ impl Cluster {
                     name: l.container.clone(),
                     image: l.image.clone(),
                     args: l.args.clone(),
+                    env: l.env.clone(),
                     labels: l.labels.clone(),
                     network: (control, l.control_ip),
                     volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
