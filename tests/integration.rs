@@ -2334,7 +2334,11 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
                 .current_dir(dir.path())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         // A stand-in for a self-built bitcoind: what the image build does with a binary depends only
         // on how it is linked, and this one answers `-version` like bitcoind does.
@@ -2349,7 +2353,11 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
             && ln -s ../libexec/bitcoind bitcoin-0.0.1/bin/bitcoind && tar -czf linked.tar.gz bitcoin-0.0.1");
         let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
         let mut guards = Vec::new();
-        for (kind, from) in [("linked", path("linked.tar.gz")), ("static", path("static")), ("pie", path("static-pie"))] {
+        for (kind, from) in [
+            ("linked", path("linked.tar.gz")),
+            ("static", path("static")),
+            ("pie", path("static-pie")),
+        ] {
             let tag = format!("test-{name}-{kind}");
             let built = ok(&["image", "build", "--from", &from, "--tag", &tag]).await;
             assert_eq!(built.trim(), format!("regbox/bitcoind:local-{tag}"));
@@ -2358,14 +2366,26 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
         // Each runs in its image: `image ls` asks every regbox image's bitcoind for its version.
         let listed = ok_json(&["image", "ls", "--json"]).await;
         for guard in &guards {
-            let entry = listed.as_array().unwrap().iter().find(|i| i["name"] == guard.0.as_str());
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == guard.0.as_str());
             let entry = entry.unwrap_or_else(|| panic!("{} missing from {listed}", guard.0));
             assert_eq!(entry["bitcoind"], "Bitcoin Core version v0.0.1", "{entry}");
         }
         // A link out of the tree is refused.
         sh("mkdir -p outside/bin && ln -s /bin/true outside/bin/bitcoind");
-        let out = regbox().args(["image", "build", "--from", &path("outside")]).output().await.unwrap();
+        let out = regbox()
+            .args(["image", "build", "--from", &path("outside")])
+            .output()
+            .await
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert!(stderr(&out).contains("links outside the tree"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("links outside the tree"),
+            "{}",
+            stderr(&out)
+        );
     });
 }

@@ -114,16 +114,32 @@ fn every_environment_variable_the_code_reads_is_documented() {
     // The script's environment: `${NAME:-default}` of a variable it does not set itself.
     for (at, _) in script.match_indices("${") {
         let name = name_at(&script[at + 2..]);
-        if script[at + 2 + name.len()..].starts_with(":-") && !script.contains(&format!("\n{name}=")) {
+        if script[at + 2 + name.len()..].starts_with(":-")
+            && !script.contains(&format!("\n{name}="))
+        {
             named.insert(name);
         }
     }
     named.retain(|n| n.starts_with(|c: char| c.is_ascii_uppercase()));
-    for expected in ["REGBOX_CLUSTER", "TMPDIR", "SOURCE_DATE_EPOCH", "REGBOX_DEBIAN_MIRROR"] {
-        assert!(named.contains(expected), "{expected} not found in {named:?}");
+    for expected in [
+        "REGBOX_CLUSTER",
+        "TMPDIR",
+        "SOURCE_DATE_EPOCH",
+        "REGBOX_DEBIAN_MIRROR",
+    ] {
+        assert!(
+            named.contains(expected),
+            "{expected} not found in {named:?}"
+        );
     }
     for name in named {
-        assert!(readme.contains(&format!("`{name}`")), "README does not document {name}");
-        assert!(help.contains(&format!("\n  {name} ")), "--help does not list {name}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README does not document {name}"
+        );
+        assert!(
+            help.contains(&format!("\n  {name} ")),
+            "--help does not list {name}"
+        );
     }
 }
