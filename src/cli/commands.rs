@@ -232,17 +232,23 @@ async fn version(ctx: &Context) -> Result<(), Failure> {
         Ok((version, api)) => serde_json::json!({"version": version, "api_version": api}),
         Err(e) => serde_json::json!({"error": crate::core::names::error_chain(&e)}),
     };
+    let resolved = image::newest().await.ok().flatten();
     let report = serde_json::json!({
         "regbox": env!("CARGO_PKG_VERSION"),
         "default_image": crate::core::manifest::DEFAULT_IMAGE,
+        "default_image_now": resolved,
         "engine": engine,
     });
     if ctx.json {
         output::print_json(&report);
     } else {
         println!("regbox {}", env!("CARGO_PKG_VERSION"));
+        let now = match &resolved {
+            Some(image) => format!("now {image}"),
+            None => "none here yet: the first `up` builds it".to_string(),
+        };
         println!(
-            "default node image {}",
+            "default node image {} ({now})",
             crate::core::manifest::DEFAULT_IMAGE
         );
         match (&engine["version"], &engine["api_version"]) {
@@ -397,8 +403,10 @@ async fn disconnect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
 async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
     let cluster = ctx.open().await?;
     let hashes = cluster.mine(node, blocks).await?;
-    let height = cluster.node(node)?.rpc.get_block_count().await?;
-    output::print_mined(node, height, &hashes, ctx.json);
+    // By name, also when the node was given by index.
+    let node = cluster.node(node)?;
+    let height = node.rpc.get_block_count().await?;
+    output::print_mined(node.name(), height, &hashes, ctx.json);
     Ok(())
 }
 

@@ -138,6 +138,12 @@ pub(crate) async fn resolve_on(
     }
 }
 
+/// What the bare default names on the local engine now: the newest regbox node image built from
+/// Debian, if any (else `up` builds one).
+pub async fn newest() -> Result<Option<String>, ImageError> {
+    newest_on(&Docker::connect().await?).await
+}
+
 /// The newest regbox node image of the current format on the engine, if any.
 pub(crate) async fn newest_on(docker: &Docker) -> Result<Option<String>, ImageError> {
     Ok(docker

@@ -681,14 +681,18 @@ impl<'a> Removal<'a> {
     async fn cluster_containers(&mut self, list: Vec<ContainerInfo>) -> usize {
         let docker = self.docker;
         let listed: Vec<&ContainerInfo> = list.iter().collect();
+        let started = std::time::Instant::now();
         if let Err(e) = docker.detach(running_groups(&listed)).await {
             tracing::debug!("{}", crate::core::names::error_chain(&e));
         }
+        tracing::debug!("detached in {:?}", started.elapsed());
         let items = list.into_iter().map(|c| (c.name, c.id));
-        self.each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
+        let n = self.each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
             docker.remove_container(&id).await
         })
-        .await
+        .await;
+        tracing::debug!("removed in {:?}", started.elapsed());
+        n
     }
 
     /// Some of a cluster's containers (a rolled-back `up`), one at a time and still attached, so the

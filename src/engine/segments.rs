@@ -19,6 +19,9 @@ pub struct PartitionReport {
     pub segments: Vec<SegmentReport>,
     /// The peer graph the nodes were verified to hold (`a-b` by name).
     pub graph: Vec<String>,
+    /// The seed of a random partition, so the same split can be asked for again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +87,11 @@ impl Cluster {
         let guard = self.lock("partition").await?;
         let result = self.split(kind, &partition, mode, timeout).await;
         guard.release().await;
-        result
+        let seed = match kind {
+            PartitionKind::RandomHalves { seed } => Some(*seed),
+            _ => None,
+        };
+        result.map(|report| PartitionReport { seed, ..report })
     }
 
     async fn split(
@@ -207,6 +214,7 @@ impl Cluster {
             mode: self.mode,
             segments,
             graph,
+            seed: None,
         }
     }
 }
