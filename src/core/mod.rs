@@ -3,14 +3,19 @@
 
 pub mod blueprint;
 pub mod fault;
+pub mod generators;
+pub mod graphio;
 pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod partition;
 pub mod plan;
+pub(crate) mod rng;
 pub mod scenario;
 pub mod session;
+pub mod stats;
 pub mod subnet;
+pub mod svg;
 pub mod topology;
 pub mod wait;
 pub mod yaml;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::manifest::ClusterSpec;
 use crate::core::names::shown;
+use crate::core::rng::SplitMix64;
 use crate::core::topology::{Edge, Graph, NodeId};
 
 /// A data segment; 0 is the base segment.
@@ -275,40 +276,10 @@ fn majorities_ring(n: usize) -> Vec<BTreeSet<NodeId>> {
         .collect()
 }
 
-/// SplitMix64 (Steele, Lea and Flood, 2014). Written out because the split a seed stands for must
-/// never change, and `rand`'s `StdRng` reserves the right to change its algorithm between versions.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound`: draws past the last whole multiple of `bound` are redrawn, as a plain
-    /// `% bound` would favour small values.
-    fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let x = self.next();
-            if x < zone {
-                return x % bound;
-            }
-        }
-    }
-}
-
 /// `0..n` in the order of a Fisher–Yates shuffle driven by `seed`.
 fn shuffled(n: usize, seed: u64) -> Vec<NodeId> {
-    let mut rng = SplitMix64(seed);
     let mut order: Vec<NodeId> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        order.swap(i, j);
-    }
+    SplitMix64(seed).shuffle(&mut order);
     order
 }
 
@@ -634,15 +605,6 @@ mod tests {
             assert_eq!(p.groups[0], (0..n.div_ceil(2)).collect());
             assert_eq!(p.groups[1], (n.div_ceil(2)..n).collect());
         }
-    }
-
-    #[test]
-    fn splitmix64_matches_the_reference() {
-        // First outputs of the reference implementation (Vigna's splitmix64.c) seeded with 0.
-        let mut rng = SplitMix64(0);
-        assert_eq!(rng.next(), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(rng.next(), 0x6e78_9e6a_a1b9_65f4);
-        assert_eq!(rng.next(), 0x06c4_5d18_8009_454f);
     }
 
     #[test]
