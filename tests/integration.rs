@@ -325,10 +325,10 @@ fn run<F: Future<Output = ()>>(body: F) {
 }
 
 fn load(file: &str, name: &str) -> ClusterSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("manifests")
-        .join(file);
-    let mut spec = manifest::parse(&std::fs::read_to_string(&path).unwrap(), file).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let read = |named: &str| std::fs::read_to_string(dir.join(named)).map_err(|e| e.to_string());
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let mut spec = manifest::parse_reading(&text, file, &read).unwrap();
     spec.name = name.to_string();
     spec
 }
@@ -2387,5 +2387,66 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
             "{}",
             stderr(&out)
         );
+    });
+}
+
+#[test]
+fn topology_show_reports_draws_and_exports_a_graph_that_imports_back() {
+    run(async {
+        let name = unique("topo");
+        let _guard = Teardown(name.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("sf.yaml");
+        std::fs::write(
+            &manifest,
+            format!("name: {name}\nnodes: 10\ntopology: {{ kind: small-world, k: 4, beta: 0.3, seed: 3 }}\n"),
+        )
+        .unwrap();
+        let manifest = manifest.to_str().unwrap();
+        let shown = ok_json(&["topology", "show", manifest, "--json"]).await;
+        let stats = &shown["topology"];
+        assert_eq!(
+            (stats["nodes"].as_u64(), stats["edges"].as_u64()),
+            (Some(10), Some(20))
+        );
+        assert_eq!(stats["components"], 1);
+        assert!(stats["diameter"].as_u64().unwrap() >= 2, "{shown}");
+        // Exported in each format, the graph imports back as the same manifest topology.
+        for (format, file) in [
+            ("edgelist", "g.txt"),
+            ("graphml", "g.graphml"),
+            ("dot", "g.dot"),
+        ] {
+            let text = ok(&["topology", "show", manifest, "--export", format]).await;
+            std::fs::write(dir.path().join(file), text).unwrap();
+            let copy = dir.path().join(format!("copy-{format}.yaml"));
+            std::fs::write(
+                &copy,
+                format!("name: {name}\ntopology: {{ file: {file} }}\n"),
+            )
+            .unwrap();
+            let again = ok_json(&["topology", "show", copy.to_str().unwrap(), "--json"]).await;
+            assert_eq!(again["topology"], shown["topology"], "{format}");
+        }
+        // Brought up, the cluster's own topology is shown without a manifest, and drawn.
+        ok(&["up", manifest]).await;
+        let svg = dir.path().join("g.svg");
+        let live = ok_json(&[
+            "-c",
+            &name,
+            "topology",
+            "show",
+            "--json",
+            "--svg",
+            svg.to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(live["topology"], shown["topology"]);
+        let picture = std::fs::read_to_string(&svg).unwrap();
+        let doc = roxmltree::Document::parse(&picture).expect("SVG is XML");
+        let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+        assert_eq!((count("circle"), count("line")), (10, 20));
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

@@ -306,6 +306,50 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Look at a topology: its numbers, its picture, and the same graph in other tools' formats.
+    Topology {
+        #[command(subcommand)]
+        command: TopologyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Nodes, edges, degree min/mean/max, diameter, mean hops and connectivity of a manifest's
+    /// topology (or, without one, of the cluster's), as a table or `--json`; `--svg` draws it and
+    /// `--export` writes it as an edge list, GraphML or DOT.
+    Show {
+        /// A cluster manifest; without one, the running cluster's declared topology (-c).
+        manifest: Option<PathBuf>,
+        /// Draw the graph as SVG into FILE (a force layout up to 150 nodes, a circle above).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Print the graph in this format on stdout instead of the numbers.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        export: Option<GraphFormat>,
+        /// The same as `--export dot`.
+        #[arg(long, conflicts_with = "export")]
+        dot: bool,
+    },
+}
+
+/// A topology file format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Edgelist,
+    Graphml,
+    Dot,
+}
+
+impl GraphFormat {
+    pub fn format(self) -> crate::core::graphio::Format {
+        use crate::core::graphio::Format;
+        match self {
+            GraphFormat::Edgelist => Format::EdgeList,
+            GraphFormat::Graphml => Format::GraphMl,
+            GraphFormat::Dot => Format::Dot,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

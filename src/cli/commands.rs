@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cli::args::{Cli, Command, ImageCommand, OutputFormat};
+use crate::cli::args::{Cli, Command, GraphFormat, ImageCommand, OutputFormat, TopologyCommand};
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::output;
@@ -161,6 +161,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             keep,
         } => run_scenarios(&ctx, &scenarios, junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
+        Command::Topology {
+            command:
+                TopologyCommand::Show {
+                    manifest,
+                    svg,
+                    export,
+                    dot,
+                },
+        } => {
+            let export = export.or(dot.then_some(GraphFormat::Dot));
+            topology_show(&ctx, manifest.as_deref(), svg.as_deref(), export).await
+        }
         Command::Version => version(&ctx).await,
         Command::Completions { shell, fixed } => completions(shell, fixed),
         Command::Man => man(),
@@ -260,6 +272,37 @@ async fn version(ctx: &Context) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `regbox topology show`: the numbers of a manifest's topology (or the cluster's), its picture, or
+/// the graph in another format.
+async fn topology_show(
+    ctx: &Context,
+    manifest: Option<&Path>,
+    svg: Option<&Path>,
+    export: Option<GraphFormat>,
+) -> Result<(), Failure> {
+    let spec = match manifest {
+        Some(path) => load_manifest(path)?,
+        None => ctx.open().await?.spec().clone(),
+    };
+    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
+    if let Some(path) = svg {
+        let picture = crate::core::svg::render(&names, &spec.edges, None);
+        std::fs::write(path, picture)
+            .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))?;
+    }
+    match export {
+        Some(format) => {
+            let text = crate::core::graphio::export(&names, &spec.edges, format.format());
+            written(std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()))
+        }
+        None => {
+            let stats = crate::core::stats::stats(names.len(), &spec.edges);
+            output::print_topology(&spec.name, &stats, ctx.json);
+            Ok(())
+        }
+    }
 }
 
 /// `regbox check`: every file is validated and reported; the first invalid one's error is the failure.

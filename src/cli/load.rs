@@ -32,10 +32,23 @@ fn read_source(path: &Path) -> Result<(String, String), Failure> {
     Ok((text, origin))
 }
 
-/// Reads and validates a manifest file.
+/// Reads and validates a manifest file, and the topology file it may name.
 pub fn load_manifest(path: &Path) -> Result<ClusterSpec, Failure> {
     let (text, origin) = read_source(path)?;
-    Ok(manifest::parse(&text, &origin)?)
+    Ok(manifest::parse_reading(&text, &origin, &beside(path))?)
+}
+
+/// Reads the files a document names, a relative path next to the document, under the same size limit.
+fn beside(document: &Path) -> impl Fn(&str) -> Result<String, String> + '_ {
+    move |named: &str| {
+        let base = document.parent().unwrap_or(Path::new("."));
+        read_source(&base.join(named))
+            .map(|(text, _)| text)
+            .map_err(|e| match e {
+                Failure::Manifest(e) => e.message,
+                other => other.to_string(),
+            })
+    }
 }
 
 /// Reads, parses and validates a scenario (or the built-in one) and the cluster manifest it names.
@@ -47,7 +60,10 @@ pub fn load_scenario(path: Option<&Path>) -> Result<(Scenario, ClusterSpec), Fai
         ),
         Some(p) => read_source(p)?,
     };
-    let scenario = scenario::parse(&text, &origin)?;
+    let scenario = match path {
+        Some(p) => scenario::parse_reading(&text, &origin, &beside(p))?,
+        None => scenario::parse(&text, &origin)?,
+    };
     let spec = match &scenario.cluster {
         ClusterSource::Inline(spec) => spec.clone(),
         ClusterSource::File {

@@ -339,3 +339,32 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
         line(row.iter().map(String::as_str).collect());
     }
 }
+
+/// `regbox topology show`: a topology's numbers.
+pub fn print_topology(cluster: &str, stats: &crate::core::stats::Stats, json: bool) {
+    if json {
+        return print_json(&json!({"cluster": cluster, "topology": stats}));
+    }
+    let or_none = |v: Option<String>| v.unwrap_or_else(|| "- (disconnected)".into());
+    let rows = vec![
+        vec!["nodes".into(), stats.nodes.to_string()],
+        vec!["edges".into(), stats.edges.to_string()],
+        vec![
+            "degree".into(),
+            format!(
+                "min {} · mean {:.2} · max {}",
+                stats.degree_min, stats.degree_mean, stats.degree_max
+            ),
+        ],
+        vec!["diameter".into(), or_none(stats.diameter.map(|d| d.to_string()))],
+        vec!["mean hops".into(), or_none(stats.mean_distance.map(|d| format!("{d:.2}")))],
+        vec![
+            "connected".into(),
+            match stats.components {
+                1 => "yes".to_string(),
+                n => format!("no: {n} components"),
+            },
+        ],
+    ];
+    print_table(&["TOPOLOGY", cluster], rows);
+}

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::core::names::{backticked, shown, NodeNames};
+use crate::core::names::{shown, NodeNames};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
+pub use crate::core::yaml::ReadFile;
 use crate::core::yaml::{found, Check, Cx, Pos, SourceError, Value, Yaml};
 
 /// The image a node gets unless the manifest (or `up --image`) names one: "the regbox node image this
@@ -61,7 +62,6 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 const MIN_MEMORY: u64 = 32 << 20;
 const MAX_MEMORY: u64 = 1 << 40;
 const MAX_CPUS: f64 = 1024.0;
-const EDGES_FIELDS: &[&str] = &["edges"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClusterSpec {
@@ -197,9 +197,21 @@ impl ClusterSpec {
     }
 }
 
-/// Parses and validates a manifest. `origin` only names the source in errors.
+/// Parses and validates a manifest. `origin` only names the source in errors. A manifest that names a
+/// topology file is refused: use [`parse_reading`].
 pub fn parse(source: &str, origin: &str) -> Result<ClusterSpec, SourceError> {
     let cx = Cx::new(origin, "manifest");
+    cx.cluster(&cx.load(source)?)
+}
+
+/// [`parse`], reading the topology file the manifest may name (`topology: {file: PATH}`) with `read`,
+/// which is given PATH as written (the CLI reads it relative to the manifest's directory).
+pub fn parse_reading(
+    source: &str,
+    origin: &str,
+    read: ReadFile<'_>,
+) -> Result<ClusterSpec, SourceError> {
+    let cx = Cx::new(origin, "manifest").reading(read);
     cx.cluster(&cx.load(source)?)
 }
 
@@ -291,15 +303,36 @@ impl Cx<'_> {
             },
         };
 
-        let (nodes, names_counted) = self.nodes(self.required(&top, "nodes")?, &defaults)?;
+        // A topology file may declare the nodes itself.
+        let topology = top.get("topology");
+        let file = match topology {
+            Some(t) => self.topology_file(t)?,
+            None => None,
+        };
+        let (nodes, names_counted) = match (top.get("nodes"), &file) {
+            (Some(v), _) => self.nodes(v, &defaults)?,
+            (None, Some(f)) => {
+                let nodes = self
+                    .file_node_names(f)?
+                    .into_iter()
+                    .map(|name| NodeSpec {
+                        name,
+                        ..defaults.clone()
+                    })
+                    .collect();
+                (nodes, false)
+            }
+            (None, None) => return Err(self.error(top.at, "missing field `nodes`")),
+        };
         let names = NodeNames {
             names: nodes.iter().map(|n| n.name.as_str()).collect(),
             counted: names_counted,
         };
 
-        let edges = match top.get("topology") {
-            Some(t) => self.topology(t, &names)?,
-            None => generate(Kind::Ring, nodes.len()),
+        let edges = match (topology, &file) {
+            (_, Some(f)) => self.file_edges(f, &names)?,
+            (Some(t), None) => self.topology(t, &names)?,
+            (None, None) => generate(Kind::Ring, nodes.len()),
         };
 
         Ok(ClusterSpec {
@@ -525,119 +558,6 @@ impl Cx<'_> {
                 v.at,
                 format!(
                     "`nodes` must be a node count or a list of nodes, found {}",
-                    found(other)
-                ),
-            )),
-        }
-    }
-
-    fn topology(&self, v: &Yaml, names: &NodeNames) -> Check<Vec<Edge>> {
-        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        match &v.value {
-            Value::Str(s) => match Kind::from_name(s) {
-                Some(kind) => Ok(generate(kind, names.names.len())),
-                None => Err(self.error(
-                    v.at,
-                    format!(
-                        "unknown topology `{}`, expected one of {} or `{{ edges: [[a, b], ...] }}`",
-                        shown(s),
-                        backticked(&kinds)
-                    ),
-                )),
-            },
-            Value::Map(_) => {
-                let fields = self.fields(v, "`topology`", EDGES_FIELDS)?;
-                self.edges(self.required(&fields, "edges")?, names)
-            }
-            other => Err(self.error(
-                v.at,
-                format!(
-                    "`topology` must be one of {} or `{{ edges: [[a, b], ...] }}`, found {}",
-                    backticked(&kinds),
-                    found(other)
-                ),
-            )),
-        }
-    }
-
-    fn edges(&self, v: &Yaml, names: &NodeNames) -> Check<Vec<Edge>> {
-        let Value::Seq(items) = &v.value else {
-            return Err(self.error(
-                v.at,
-                format!(
-                    "`edges` must be a list of pairs like `[a, b]`, found {}",
-                    found(&v.value)
-                ),
-            ));
-        };
-        let mut declared: HashMap<(NodeId, NodeId), Pos> = HashMap::new();
-        let mut edges = Vec::with_capacity(items.len());
-        for item in items {
-            let [a, b] = match &item.value {
-                Value::Seq(pair) if pair.len() == 2 => [&pair[0], &pair[1]],
-                Value::Seq(other) => {
-                    return Err(self.error(
-                        item.at,
-                        format!(
-                            "an edge must be a pair `[a, b]`, found a list of {} items",
-                            other.len()
-                        ),
-                    ))
-                }
-                other => {
-                    return Err(self.error(
-                        item.at,
-                        format!("an edge must be a pair `[a, b]`, found {}", found(other)),
-                    ))
-                }
-            };
-            let edge = Edge::new(self.endpoint(a, names)?, self.endpoint(b, names)?);
-            let name = |id: NodeId| names.names[id];
-            if edge.from == edge.to {
-                return Err(self.error(
-                    item.at,
-                    format!("self-loop: edge connects `{}` to itself", name(edge.from)),
-                ));
-            }
-            if let Some(first) = declared.insert(edge.key(), item.at) {
-                return Err(self.error(
-                    item.at,
-                    format!(
-                        "duplicate edge `{}`-`{}` (already declared at line {})",
-                        name(edge.from),
-                        name(edge.to),
-                        first.line
-                    ),
-                ));
-            }
-            edges.push(edge);
-        }
-        Ok(edges)
-    }
-
-    fn endpoint(&self, v: &Yaml, names: &NodeNames) -> Check<NodeId> {
-        let n = names.names.len();
-        match &v.value {
-            Value::Int(i) => usize::try_from(*i).ok().filter(|&i| i < n).ok_or_else(|| {
-                self.error(
-                    v.at,
-                    format!("edge refers to unknown node index {i} ({})", names.hint()),
-                )
-            }),
-            Value::Str(s) => names.names.iter().position(|n| n == s).ok_or_else(|| {
-                self.error(
-                    v.at,
-                    format!(
-                        "edge refers to unknown node `{}` ({})",
-                        shown(s),
-                        names.hint()
-                    ),
-                )
-            }),
-            other => Err(self.error(
-                v.at,
-                format!(
-                    "an edge endpoint must be a node name or index, found {}",
                     found(other)
                 ),
             )),

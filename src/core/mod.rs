@@ -13,6 +13,7 @@ pub mod plan;
 pub(crate) mod rng;
 pub mod scenario;
 pub mod session;
+pub(crate) mod shape;
 pub mod stats;
 pub mod subnet;
 pub mod svg;

@@ -239,13 +239,36 @@ impl<'y> Fields<'y> {
 pub(crate) struct Cx<'a> {
     origin: &'a str,
     document: &'static str,
+    /// Reads a file the document names (a topology file), when the caller can read files.
+    read: Option<ReadFile<'a>>,
 }
+
+/// Reads a file a document names, as the caller sees fit (the core reads nothing itself): given the
+/// path as written, its text or why it cannot be read.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 
 pub(crate) type Check<T> = Result<T, SourceError>;
 
 impl<'a> Cx<'a> {
     pub(crate) fn new(origin: &'a str, document: &'static str) -> Self {
-        Cx { origin, document }
+        Cx {
+            origin,
+            document,
+            read: None,
+        }
+    }
+
+    /// The same context, able to read the files the document names.
+    pub(crate) fn reading(self, read: ReadFile<'a>) -> Self {
+        Cx {
+            read: Some(read),
+            ..self
+        }
+    }
+
+    /// The reader of named files, if the caller gave one.
+    pub(crate) fn reader(&self) -> Option<ReadFile<'a>> {
+        self.read
     }
 
     /// Reads the YAML tree under the shared size and complexity budget.

@@ -56,4 +56,4 @@ pub use crate::core::scenario::model::{
     Action, Check, ClusterSource, Scenario, Step, DEFAULT_SCENARIO, DEFAULT_TIMEOUT, MAX_BLOCKS,
     MAX_SECONDS,
 };
-pub use crate::core::scenario::parse::parse;
+pub use crate::core::scenario::parse::{parse, parse_reading};

@@ -55,7 +55,20 @@ const CHECKS: &[&str] = &[
 /// Parses a scenario and checks everything that does not need the cluster.
 /// `origin` names the source in errors and, without `name:`, names the scenario.
 pub fn parse(source: &str, origin: &str) -> Result<Scenario, SourceError> {
-    let cx = Cx::new(origin, "scenario");
+    parse_with(Cx::new(origin, "scenario"), source, origin)
+}
+
+/// [`parse`], reading the topology file an inline cluster may name with `read` (see
+/// `manifest::parse_reading`).
+pub fn parse_reading(
+    source: &str,
+    origin: &str,
+    read: crate::core::yaml::ReadFile<'_>,
+) -> Result<Scenario, SourceError> {
+    parse_with(Cx::new(origin, "scenario").reading(read), source, origin)
+}
+
+fn parse_with(cx: Cx<'_>, source: &str, origin: &str) -> Result<Scenario, SourceError> {
     let doc = cx.load(source)?;
     Parser {
         cx,
