@@ -2450,3 +2450,24 @@ fn topology_show_reports_draws_and_exports_a_graph_that_imports_back() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn a_host_limit_that_stops_a_cluster_refuses_it_before_anything_exists() {
+    run(async {
+        let name = unique("lim");
+        let file = TempFile::new("lim.yaml", &format!("name: {name}\nnodes: 60\n"));
+        // 60 nodes need about 184 open files; allow 100.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 100; exec {} up {}",
+                env!("CARGO_BIN_EXE_regbox"),
+                file.to_str().unwrap()
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("ulimit -n 256"), "{}", stderr(&out));
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}

@@ -5,6 +5,7 @@ pub mod blueprint;
 pub mod fault;
 pub mod generators;
 pub mod graphio;
+pub mod limits;
 pub mod lock;
 pub mod manifest;
 pub mod names;

@@ -70,6 +70,8 @@ pub enum Error {
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]
     Leftovers(Vec<String>),
+    #[error("this host cannot take the cluster: {}", .0.join("; "))]
+    HostLimits(Vec<String>),
     #[error("could not remove network(s) {}: the Docker daemon still counts endpoints of containers that are gone (a Docker 20.10 bug, moby#42119); nothing but a restart of the Docker daemon clears them, after which `regbox down` finishes", .0.join(", "))]
     StaleEndpoints(Vec<String>),
     #[error("{source}\n{cleanup}")]
@@ -84,7 +86,8 @@ impl Error {
             | Error::Ambiguous(_)
             | Error::UnknownCluster(_)
             | Error::UnknownNode { .. }
-            | Error::Partition(_) => true,
+            | Error::Partition(_)
+            | Error::HostLimits(_) => true,
             Error::RolledBack { source, .. } => source.is_bad_input(),
             _ => false,
         }

@@ -164,6 +164,11 @@ impl Cluster {
         let guard: Mutex<Option<LockGuard>> = Mutex::new(None);
         let work = async {
             let mut spec = spec;
+            // Every node sits on the control network and (healed) on one data segment.
+            crate::engine::host::admit(crate::core::limits::Demand {
+                nodes: spec.nodes.len(),
+                largest_network: spec.nodes.len(),
+            })?;
             resolve_images(&docker, &mut spec, &fx).await?;
             let held = fx
                 .cancel
@@ -336,7 +341,6 @@ async fn up(
     opts: &UpOptions,
     fx: &Effects<'_>,
 ) -> Result<Cluster> {
-    warn_if_arp_table_small(spec.nodes.len());
     let password = ensure_meta(docker, &spec, fx).await?;
     fx.cancel.check()?;
     let name = spec.name.clone();
@@ -402,27 +406,6 @@ async fn ensure_meta(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> R
         .create_marker(&meta, &spec.nodes[0].image, &["true"], labels)
         .await?;
     Ok(password)
-}
-
-/// Past a few hundred containers the host's neighbour (ARP) table overflows and addresses stop
-/// resolving at random; say so before it shows up as a wiring timeout.
-fn warn_if_arp_table_small(nodes: usize) {
-    let path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
-    let Some(limit) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    else {
-        return;
-    };
-    // Each node has an address on the control and the data network, both bridged on this host.
-    let needed = nodes * 2 + 64;
-    if limit < needed {
-        tracing::warn!(
-            "{nodes} nodes need about {needed} neighbour entries but net.ipv4.neigh.default.gc_thresh3 is {limit}; \
-             raise it (sysctl -w net.ipv4.neigh.default.gc_thresh3={}) or expect wiring timeouts",
-            needed.next_power_of_two() * 2
-        );
-    }
 }
 
 /// Finds the cluster's control and base data networks (the ones the loop keeps, when there are

@@ -6,6 +6,7 @@ pub mod cluster;
 pub(crate) mod docker;
 pub mod error;
 pub mod faults;
+pub mod host;
 pub mod image;
 pub mod lifecycle;
 pub mod lock;
