@@ -2471,3 +2471,61 @@ fn a_host_limit_that_stops_a_cluster_refuses_it_before_anything_exists() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
+    run(async {
+        let name = unique("cmp");
+        let manifest = TempFile::new(
+            "star.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: star\n"),
+        );
+        let text = ok(&["export", "compose", manifest.to_str().unwrap()]).await;
+        let file = TempFile::new("docker-compose.yml", &text);
+        let compose = |args: &[&str]| {
+            let out = Command::new("docker-compose")
+                .args(["-p", &name, "-f", file.to_str().unwrap()])
+                .args(args)
+                .output()
+                .expect("docker-compose is installed (.ci/run installs it)");
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        compose(&["up", "-d"]);
+        // The star's hub has three peers, each leaf one, as the nodes themselves report.
+        let peers = |node: &str| {
+            compose(&[
+                "exec",
+                "-T",
+                node,
+                "bitcoin-cli",
+                "-regtest",
+                "-datadir=/data",
+                "getconnectioncount",
+            ])
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + WAIT;
+        let wired = loop {
+            let counts: Vec<u32> = ["n0", "n1", "n2", "n3"].iter().map(|n| peers(n)).collect();
+            if counts == [3, 1, 1, 1] || std::time::Instant::now() > deadline {
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        compose(&["down", "-v"]);
+        assert_eq!(wired, [3, 1, 1, 1]);
+        let left = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=regbox.export={name}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(left.stdout.is_empty());
+    });
+}

@@ -306,10 +306,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Write a cluster for another tool.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Look at a topology: its numbers, its picture, and the same graph in other tools' formats.
     Topology {
         #[command(subcommand)]
         command: TopologyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Print a docker-compose file (format 2.4) of a manifest's nodes: the same images, settings,
+    /// limits and hardening, one network with static addresses, the topology wired by -connect at
+    /// start-up (no partitions, RPC only inside each container).
+    Compose {
+        /// A cluster manifest; without one, the ring of 4 that `up` makes without one.
+        manifest: Option<PathBuf>,
     },
 }
 

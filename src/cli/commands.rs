@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::cli::args::{Cli, Command, GraphFormat, ImageCommand, OutputFormat, TopologyCommand};
+use crate::cli::args::{
+    Cli, Command, ExportCommand, GraphFormat, ImageCommand, OutputFormat, TopologyCommand,
+};
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::output;
@@ -161,6 +163,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             keep,
         } => run_scenarios(&ctx, &scenarios, junit, keep).await,
         Command::Check { files } => check(&ctx, &files),
+        Command::Export {
+            command: ExportCommand::Compose { manifest },
+        } => {
+            let spec = match manifest {
+                Some(path) => load_manifest(&path)?,
+                None => ClusterSpec::default_ring4(),
+            };
+            let text = crate::engine::export::compose_file(spec, &ctx.progress()).await?;
+            written(std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()))
+        }
         Command::Topology {
             command:
                 TopologyCommand::Show {

@@ -2,6 +2,7 @@
 //! milliseconds and imports nothing from `engine` or `cli`.
 
 pub mod blueprint;
+pub mod compose;
 pub mod fault;
 pub mod generators;
 pub mod graphio;

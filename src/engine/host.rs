@@ -10,6 +10,8 @@ pub fn readings() -> HostReadings {
     HostReadings {
         arp_limit: read("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
             .and_then(|v| v.trim().parse().ok()),
+        arp_soft_limit: read("/proc/sys/net/ipv4/neigh/default/gc_thresh2")
+            .and_then(|v| v.trim().parse().ok()),
         open_files: read("/proc/self/limits").and_then(|t| limits::parse_open_files(&t)),
         memory_available: read("/proc/meminfo").and_then(|t| limits::parse_meminfo(&t)),
     }

@@ -167,6 +167,7 @@ impl Cluster {
             // Every node sits on the control network and (healed) on one data segment.
             crate::engine::host::admit(crate::core::limits::Demand {
                 nodes: spec.nodes.len(),
+                edges: spec.edges.len(),
                 largest_network: spec.nodes.len(),
             })?;
             resolve_images(&docker, &mut spec, &fx).await?;

@@ -98,13 +98,7 @@ pub(crate) async fn create_network(
     if existing.iter().any(|n| n.name == name) {
         return Err(Error::NetworkTaken(name.to_string()));
     }
-    let mut taken: Vec<Subnet> = existing.into_iter().flat_map(|n| n.subnets).collect();
-    taken.extend(
-        std::fs::read_to_string("/proc/net/route")
-            .map(|t| subnet::parse_routes(&t))
-            .unwrap_or_default(),
-    );
-    for subnet in subnet::free_subnets(&taken, name).take(64) {
+    for subnet in subnet::free_subnets(&taken_subnets(existing), name).take(64) {
         match docker.create_network(name, subnet, labels.clone()).await {
             Ok(net) => {
                 let twins = docker.all_networks().await?;
@@ -121,6 +115,28 @@ pub(crate) async fn create_network(
         }
     }
     Err(Error::NoSubnet {
+        pool: subnet::POOL,
+        network: name.to_string(),
+    })
+}
+
+/// Subnets in use: by Docker's networks and by the host's routes (a VPN's, say).
+fn taken_subnets(networks: Vec<crate::engine::docker::NetworkInfo>) -> Vec<Subnet> {
+    let mut taken: Vec<Subnet> = networks.into_iter().flat_map(|n| n.subnets).collect();
+    taken.extend(
+        std::fs::read_to_string("/proc/net/route")
+            .map(|t| subnet::parse_routes(&t))
+            .unwrap_or_default(),
+    );
+    taken
+}
+
+/// A subnet no network and no route uses now, the first of those `name` hashes to (see
+/// `subnet::free_subnets`); nothing reserves it.
+pub(crate) async fn free_subnet(docker: &Docker, name: &str) -> Result<Subnet> {
+    let taken = taken_subnets(docker.all_networks().await?);
+    let free = subnet::free_subnets(&taken, name).next();
+    free.ok_or_else(|| Error::NoSubnet {
         pool: subnet::POOL,
         network: name.to_string(),
     })
