@@ -171,7 +171,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 None => ClusterSpec::default_ring4(),
             };
             let text = crate::engine::export::compose_file(spec, &ctx.progress()).await?;
-            written(std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()))
+            written(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.as_bytes(),
+            ))
         }
         Command::Topology {
             command:
@@ -307,7 +310,10 @@ async fn topology_show(
     match export {
         Some(format) => {
             let text = crate::core::graphio::export(&names, &spec.edges, format.format());
-            written(std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()))
+            written(std::io::Write::write_all(
+                &mut std::io::stdout(),
+                text.as_bytes(),
+            ))
         }
         None => {
             let stats = crate::core::stats::stats(names.len(), &spec.edges);

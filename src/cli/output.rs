@@ -356,8 +356,14 @@ pub fn print_topology(cluster: &str, stats: &crate::core::stats::Stats, json: bo
                 stats.degree_min, stats.degree_mean, stats.degree_max
             ),
         ],
-        vec!["diameter".into(), or_none(stats.diameter.map(|d| d.to_string()))],
-        vec!["mean hops".into(), or_none(stats.mean_distance.map(|d| format!("{d:.2}")))],
+        vec![
+            "diameter".into(),
+            or_none(stats.diameter.map(|d| d.to_string())),
+        ],
+        vec![
+            "mean hops".into(),
+            or_none(stats.mean_distance.map(|d| format!("{d:.2}"))),
+        ],
         vec![
             "connected".into(),
             match stats.components {

@@ -118,7 +118,11 @@ pub fn render(spec: &ClusterSpec, subnet: Subnet) -> String {
                 read_only: true,
                 tmpfs: vec!["/tmp:rw,noexec,nosuid,size=16m".into()],
                 cap_drop: vec!["ALL".into()],
-                cap_add: if l.as_root { vec!["DAC_OVERRIDE".into()] } else { vec![] },
+                cap_add: if l.as_root {
+                    vec!["DAC_OVERRIDE".into()]
+                } else {
+                    vec![]
+                },
                 user: l.as_root.then(|| "0:0".into()),
                 security_opt: vec!["no-new-privileges".into()],
                 mem_limit: l.resources.memory,
@@ -163,7 +167,8 @@ pub fn render(spec: &ClusterSpec, subnet: Subnet) -> String {
         spec.name,
         spec.name
     );
-    header + &serde_saphyr::to_string(&file).expect("a compose file of strings and numbers serializes")
+    header
+        + &serde_saphyr::to_string(&file).expect("a compose file of strings and numbers serializes")
 }
 
 #[cfg(test)]
@@ -192,13 +197,20 @@ mod tests {
                 .map(|a| a.as_str().unwrap().to_string())
                 .collect()
         };
-        let n1 = services["n1"]["networks"]["lab"]["ipv4_address"].as_str().unwrap();
-        let n2 = services["n2"]["networks"]["lab"]["ipv4_address"].as_str().unwrap();
+        let n1 = services["n1"]["networks"]["lab"]["ipv4_address"]
+            .as_str()
+            .unwrap();
+        let n2 = services["n2"]["networks"]["lab"]["ipv4_address"]
+            .as_str()
+            .unwrap();
         assert!(command("n0").contains(&format!("-connect={n1}:18444")));
         assert!(!command("n0").contains(&"-connect=0".to_string()));
         assert!(command("n1").contains(&format!("-connect={n2}:18444")));
         assert_eq!(
-            command("n2").iter().filter(|a| a.starts_with("-connect")).collect::<Vec<_>>(),
+            command("n2")
+                .iter()
+                .filter(|a| a.starts_with("-connect"))
+                .collect::<Vec<_>>(),
             ["-connect=0"]
         );
         for s in ["n0", "n1", "n2"] {
@@ -208,7 +220,10 @@ mod tests {
             assert_eq!(services[s]["image"], "regbox/bitcoind:knots-29.4");
             assert_eq!(services[s]["read_only"], true);
         }
-        assert_eq!(doc["networks"]["lab"]["ipam"]["config"][0]["subnet"], "10.77.1.0/24");
+        assert_eq!(
+            doc["networks"]["lab"]["ipam"]["config"][0]["subnet"],
+            "10.77.1.0/24"
+        );
         assert_eq!(doc["volumes"].as_object().unwrap().len(), 3);
     }
 }

@@ -125,6 +125,22 @@ pub struct ContainerActions {
 }
 
 impl ContainerActions {
+    /// The declared edges a container pass may dial as soon as both ends are ready, before the
+    /// session pass: those between two nodes it creates, which start on the base segment — when the
+    /// cluster is to be whole (`Heal`). The session pass checks them like any other.
+    pub fn early_edges(&self, desired: &Desired) -> Vec<Edge> {
+        if !matches!(desired.segments, Segments::Heal) {
+            return Vec::new();
+        }
+        let created: BTreeSet<NodeId> = self.create.iter().copied().collect();
+        desired
+            .edges
+            .iter()
+            .filter(|e| created.contains(&e.from) && created.contains(&e.to))
+            .copied()
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()
             && self.create.is_empty()
@@ -574,6 +590,29 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn edges_between_nodes_created_together_are_dialed_early_only_for_a_whole_cluster() {
+        let edges = generate(Kind::Ring, 4);
+        let actions = ContainerActions {
+            create: vec![1, 2, 3],
+            start: vec![0],
+            ..Default::default()
+        };
+        let whole = desired(&edges, Segments::Heal, CutMode::Drop);
+        let early: Vec<(NodeId, NodeId)> = actions
+            .early_edges(&whole)
+            .iter()
+            .map(|e| (e.from, e.to))
+            .collect();
+        assert_eq!(
+            early,
+            [(1, 2), (2, 3)],
+            "0 was stopped: it may sit on another segment"
+        );
+        let kept = desired(&edges, Segments::Keep, CutMode::Drop);
+        assert!(actions.early_edges(&kept).is_empty());
     }
 
     fn desired<'a>(edges: &'a [Edge], segments: Segments<'a>, mode: CutMode) -> Desired<'a> {

@@ -234,7 +234,13 @@ impl Cluster {
                 Pass::Done => return Ok(observed.plane),
                 Pass::Networks(_) => self.remove_duplicates(&duplicates).await?,
                 Pass::Containers(actions) => {
-                    self.act_containers(&actions, &nets, timeout, fx).await?
+                    let early = actions.early_edges(desired);
+                    for (edge, at) in self
+                        .act_containers(&actions, &early, &nets, timeout, fx)
+                        .await?
+                    {
+                        dials.insert((edge.from, edge.to), at);
+                    }
                 }
                 Pass::Segments(moves) => {
                     self.move_nodes(&observed.plane, &nets, &moves, desired.mode)
@@ -468,14 +474,16 @@ impl Cluster {
     }
 
     /// Container work: removals first, then every node to start is created, started or unpaused and
-    /// awaited (each node's readiness wait overlaps with the others' creation).
+    /// awaited (each node's readiness wait overlaps with the others' creation); each of the `early`
+    /// edges is dialed as soon as both its ends are ready. Returns the edges dialed, and when.
     async fn act_containers(
         &self,
         actions: &ContainerActions,
+        early: &[Edge],
         nets: &Nets,
         timeout: Duration,
         fx: &Effects<'_>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(Edge, Instant)>> {
         let docker = &self.docker;
         if !actions.remove.is_empty() {
             fx.progress.stage(
@@ -495,12 +503,39 @@ impl Cluster {
             .collect();
         fx.progress
             .stage(&format!("starting {} nodes", work.len()), work.len() as u64);
+        let ready: std::sync::Mutex<BTreeSet<NodeId>> = Default::default();
+        let dialed: std::sync::Mutex<Vec<(Edge, Instant)>> = Default::default();
+        let (ready, dialed_ref) = (&ready, &dialed);
         run_all(
             work.iter().map(|&(node, how)| async move {
                 fx.cancel.check()?;
                 self.start_node(node, how, nets, fx).await?;
                 fx.cancel.guard(self.wait_ready(node, timeout)).await?;
                 fx.progress.inc();
+                let now_wired: Vec<Edge> = {
+                    let mut ready = ready.lock().unwrap();
+                    ready.insert(node);
+                    early
+                        .iter()
+                        .filter(|e| {
+                            (e.from == node && ready.contains(&e.to))
+                                || (e.to == node && ready.contains(&e.from))
+                        })
+                        .copied()
+                        .collect()
+                };
+                for e in now_wired {
+                    // Best effort: the session pass sees what did not take and dials it again.
+                    match self.dial_base(e).await {
+                        Ok(()) => dialed_ref.lock().unwrap().push((e, Instant::now())),
+                        Err(err) => tracing::debug!(
+                            "early dial {}-{}: {}",
+                            e.from,
+                            e.to,
+                            crate::core::names::error_chain(&err)
+                        ),
+                    }
+                }
                 Ok(())
             }),
             DOCKER_CONCURRENCY,
@@ -508,7 +543,13 @@ impl Cluster {
         .await?;
         fx.progress
             .stage(&format!("wiring {} edges", self.spec.edges.len()), 0);
-        Ok(())
+        Ok(dialed.into_inner().unwrap())
+    }
+
+    /// `dial` over the base segment, where a node created by this run is.
+    async fn dial_base(&self, e: Edge) -> Result<()> {
+        let to = SocketAddr::new(self.nodes[e.to].layout.data_ip.into(), blueprint::P2P_PORT);
+        Ok(self.nodes[e.from].rpc.add_node_onetry(to).await?)
     }
 
     /// Makes one node's container run: unpause, start, or create (on the control network, then attached
