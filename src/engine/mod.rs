@@ -9,6 +9,7 @@ pub mod faults;
 pub mod image;
 pub mod lifecycle;
 pub mod lock;
+pub mod measure;
 pub mod node;
 pub mod progress;
 pub(crate) mod reconcile;
