@@ -687,10 +687,11 @@ impl<'a> Removal<'a> {
         }
         tracing::debug!("detached in {:?}", started.elapsed());
         let items = list.into_iter().map(|c| (c.name, c.id));
-        let n = self.each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
-            docker.remove_container(&id).await
-        })
-        .await;
+        let n = self
+            .each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
+                docker.remove_container(&id).await
+            })
+            .await;
         tracing::debug!("removed in {:?}", started.elapsed());
         n
     }
