@@ -333,15 +333,15 @@ pub fn print_measurement(m: &Measurement, json: bool) {
     };
     let ms = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1}"));
     if let Some(p) = &m.prepared {
+        let split = (p.split_txid.as_deref())
+            .map_or(String::new(), |t| format!(", coins split by {}", short(t)));
         println!(
-            "prepared: {} block(s) mined on {}, coins split by {}",
-            p.blocks_mined,
-            m.origin,
-            short(&p.split_txid)
+            "prepared: {} block(s) mined on {}{split}",
+            p.blocks_mined, m.origin
         );
     }
     println!(
-        "{what} propagation from {}: {} round(s), {} arrivals; ms after {} took it",
+        "{what} propagation from {}: {} round(s), {} arrivals; ms after the {what} was born on {}",
         m.origin, s.rounds, s.samples, m.origin
     );
     println!(

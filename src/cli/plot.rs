@@ -91,7 +91,7 @@ fn draw_cdf<DB: DrawingBackend>(
         .build_cartesian_2d(0f64..x_max, 0f64..1.02)?;
     chart
         .configure_mesh()
-        .x_desc(format!("ms after {} took it", m.origin))
+        .x_desc(format!("ms after it was born on {}", m.origin))
         .y_desc("fraction of nodes")
         .label_style((FONT, 13))
         .draw()?;
@@ -132,7 +132,7 @@ fn draw_hops<DB: DrawingBackend>(
         .x_labels(hops_max + 2)
         .x_label_formatter(&whole)
         .x_desc(format!("hops from {}", m.origin))
-        .y_desc(format!("ms after {} took it", m.origin))
+        .y_desc(format!("ms after it was born on {}", m.origin))
         .label_style((FONT, 13))
         .draw()?;
     // Each round a little to the side of the hop's column, so rounds do not hide each other.

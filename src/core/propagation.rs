@@ -120,15 +120,37 @@ fn word_is(text: &str, word: &str) -> bool {
 
 /// The time of the first line of `log` that says the node has `target`.
 pub fn arrival(log: &str, target: &Target) -> Option<Stamp> {
+    first(log, |rest| mentions(rest, target))
+}
+
+/// When `target` came into being, from the origin's log: a block when its header entered the miner's
+/// block index (`Saw new header hash=<hash>`, logged before the block is relayed or connected; a
+/// node in initial block download logs it at debug level only), a transaction when the sender
+/// accepted it. Every arrival is timed from here, so none can be negative: a block's receivers
+/// often make it their tip before the miner has finished connecting it (compact blocks are relayed
+/// before validation), so the miner's own `UpdateTip` is no origin.
+pub fn born(log: &str, target: &Target) -> Option<Stamp> {
+    match target {
+        Target::Block(hash) => first(log, |rest| {
+            rest.split_once("Saw new header hash=")
+                .is_some_and(|(_, after)| word_is(after, hash))
+        }),
+        Target::Tx(_) => arrival(log, target),
+    }
+}
+
+fn first(log: &str, wanted: impl Fn(&str) -> bool) -> Option<Stamp> {
     log.lines()
         .filter_map(timestamp)
-        .filter(|(_, rest)| mentions(rest, target))
+        .filter(|(_, rest)| wanted(rest))
         .map(|(stamp, _)| stamp)
         .min()
 }
 
 /// One node's arrival in one round: hops from the origin in the peer graph (None: not reachable) and
-/// milliseconds after the origin took it (None: it never did, or it was not reachable).
+/// milliseconds after the target was born at the origin (None: it never arrived, or the node was not
+/// reachable). The origin's own arrival is its own `UpdateTip` for a block (the time it took to
+/// connect it), 0 for a transaction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Arrival {
     pub node: String,
@@ -149,25 +171,25 @@ pub struct Round {
     pub arrivals: Vec<Arrival>,
 }
 
-/// Arrivals relative to the origin's own time: `stamps[i]` is node `i`'s time (None: no line),
-/// `hops[i]` its distance from `origin`.
+/// Arrivals relative to `born` (see [`born`]): `stamps[i]` is node `i`'s time (None: no line),
+/// `hops[i]` its distance from the origin.
 pub fn arrivals(
     names: &[&str],
     hops: &[Option<usize>],
     stamps: &[Option<Stamp>],
-    origin: usize,
+    born: Stamp,
 ) -> Vec<Arrival> {
-    let zero = stamps.get(origin).copied().flatten();
     names
         .iter()
         .enumerate()
         .map(|(i, name)| Arrival {
             node: name.to_string(),
             hops: hops.get(i).copied().flatten(),
-            ms: match (zero, stamps.get(i).copied().flatten()) {
-                (Some(z), Some(t)) => Some((t.micros - z.micros) as f64 / 1000.0),
-                _ => None,
-            },
+            ms: stamps
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|t| (t.micros - born.micros) as f64 / 1000.0),
         })
         .collect()
 }
@@ -397,10 +419,17 @@ mod tests {
     }
 
     #[test]
-    fn a_block_arrives_with_its_update_tip() {
+    fn a_block_is_born_with_its_header_and_arrives_with_its_update_tip() {
+        let born = born(MINER, &block()).unwrap();
+        assert_eq!(born.micros % 1_000_000, 257_603);
         let miner = arrival(MINER, &block()).unwrap();
+        assert_eq!(miner.micros - born.micros, 6_678);
         let peer = arrival(PEER, &block()).unwrap();
         assert_eq!(peer.micros - miner.micros, 7_626);
+        // A receiver's header line (`Saw new cmpctblock header`) is no birth; the origin's counts.
+        let cmpct =
+            format!("2026-11-29T23:57:58.265000Z Saw new cmpctblock header hash={BLOCK} peer=0");
+        assert_eq!(super::born(&cmpct, &block()), None);
         // Only this exact hash: a prefix, another block or a header line is no arrival.
         assert_eq!(arrival(PEER, &Target::Block(BLOCK[..20].into())), None);
         assert_eq!(arrival(PEER, &Target::Block("00".repeat(32))), None);
@@ -414,6 +443,7 @@ mod tests {
         // category's line is its acceptance.
         let sender = arrival(MINER, &tx()).unwrap();
         assert_eq!(sender.micros % 1_000_000, 345_543);
+        assert_eq!(born(MINER, &tx()), Some(sender));
         let peer = arrival(PEER, &tx()).unwrap();
         assert_eq!(peer.micros % 1_000_000, 100_200);
         let only_validation: String = PEER.lines().skip(3).collect();
@@ -448,21 +478,19 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_are_relative_to_the_origin() {
-        let at = |micros| {
-            Some(Stamp {
-                micros,
-                precise: true,
-            })
+    fn arrivals_are_relative_to_the_birth_at_the_origin() {
+        let at = |micros| Stamp {
+            micros,
+            precise: true,
         };
         let a = arrivals(
             &["n0", "n1", "n2"],
             &[Some(1), Some(0), None],
-            &[at(1_500), at(1_000), None],
-            1,
+            &[Some(at(1_500)), Some(at(1_200)), None],
+            at(1_000),
         );
         assert_eq!(a[0].ms, Some(0.5));
-        assert_eq!((a[1].hops, a[1].ms), (Some(0), Some(0.0)));
+        assert_eq!((a[1].hops, a[1].ms), (Some(0), Some(0.2)));
         assert_eq!((a[2].hops, a[2].ms), (None, None));
     }
 

@@ -53,12 +53,15 @@ pub struct Measurement {
     pub summary: Summary,
 }
 
-/// Coins for a `tx` measurement: blocks mined to the anyone-can-spend script (when no mature coin of
-/// it existed) and the transaction that split one coin into one output per round (mined at once).
+/// What a measurement did before its rounds. A `block` measurement mines one block first when a node
+/// is in initial block download (a fresh chain): such a node logs new headers at debug level only and
+/// relays differently. A `tx` measurement mines to the anyone-can-spend script when no mature coin of
+/// it exists (100 blocks) and splits one coin into one output per round (one more block).
 #[derive(Debug, Clone, Serialize)]
 pub struct Prepared {
     pub blocks_mined: u64,
-    pub split_txid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_txid: Option<String>,
 }
 
 /// The nodes of a measurement: who sends, who it can reach, and how far each node is.
@@ -71,8 +74,20 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
-    fn arrivals(&self, stamps: &[Option<Stamp>]) -> Vec<propagation::Arrival> {
-        propagation::arrivals(&self.names, &self.hops, stamps, self.origin.layout.index)
+    fn arrivals(&self, (born, stamps): (Stamp, Vec<Option<Stamp>>)) -> Vec<propagation::Arrival> {
+        propagation::arrivals(&self.names, &self.hops, &stamps, born)
+    }
+
+    /// Waits until every reached node is at `height` or above.
+    async fn wait_height(&self, height: u64) -> Result<()> {
+        let what = format!(
+            "height {height} on every node {} reaches",
+            self.origin.name()
+        );
+        self.wait_all(&what, |n| async move {
+            Ok(n.rpc.get_block_count().await? >= height)
+        })
+        .await
     }
 
     /// Polls `has` on every reached node until it holds on all of them.
@@ -134,15 +149,12 @@ impl Cluster {
             hops,
             timeout: opts.timeout,
         };
-        let (prepared, rounds) = match opts.kind {
-            Kind::Block => (None, self.block_rounds(&field, opts.rounds, progress).await),
-            Kind::Tx => match self.tx_measure(&field, opts.rounds, progress).await {
-                Ok((prepared, rounds)) => (Some(prepared), Ok(rounds)),
-                Err(e) => (None, Err(e)),
-            },
+        let measured = match opts.kind {
+            Kind::Block => self.block_measure(&field, opts.rounds, progress).await,
+            Kind::Tx => self.tx_measure(&field, opts.rounds, progress).await,
         };
         progress.finish();
-        let rounds = rounds?;
+        let (prepared, rounds) = measured?;
         Ok(Measurement {
             kind: opts.kind,
             origin: origin.name().to_string(),
@@ -154,6 +166,27 @@ impl Cluster {
             summary: propagation::summarize(&rounds),
             rounds,
         })
+    }
+
+    /// One block first when a reached node is in initial block download, then the rounds.
+    async fn block_measure(
+        &self,
+        f: &Field<'_>,
+        count: usize,
+        progress: &Progress,
+    ) -> Result<(Option<Prepared>, Vec<Round>)> {
+        let ibd = on_all(&f.reached, |n| n.rpc.initial_block_download()).await?;
+        let mut prepared = None;
+        if ibd.contains(&true) {
+            progress.stage("mining one block to end initial block download", 0);
+            self.mine(f.origin.name(), 1).await?;
+            f.wait_height(f.origin.rpc.get_block_count().await?).await?;
+            prepared = Some(Prepared {
+                blocks_mined: 1,
+                split_txid: None,
+            });
+        }
+        Ok((prepared, self.block_rounds(f, count, progress).await?))
     }
 
     async fn block_rounds(
@@ -175,31 +208,27 @@ impl Cluster {
             let hash = (self.mine(f.origin.name(), 1).await?.pop())
                 .ok_or_else(|| Error::Measure("the node mined no block".into()))?;
             let height = f.origin.rpc.get_block_header(&hash).await?.height;
-            let what = format!("height {height} on every node {} reaches", f.origin.name());
-            f.wait_all(&what, |n| async move {
-                Ok(n.rpc.get_block_count().await? >= height)
-            })
-            .await?;
+            f.wait_height(height).await?;
             let stamps = self.stamps(f, &Target::Block(hash.clone()), since).await?;
             rounds.push(Round {
                 round,
                 id: hash,
                 height: Some(height),
-                arrivals: f.arrivals(&stamps),
+                arrivals: f.arrivals(stamps),
             });
             progress.inc();
         }
         Ok(rounds)
     }
 
-    /// Each node's time for `target` from its log since `since` (None for nodes not reached), polled
-    /// until every reached node's log shows it.
+    /// When `target` was born at the origin, and each node's time for it (None for nodes not
+    /// reached), from the logs since `since`, polled until every reached node's log shows it.
     async fn stamps(
         &self,
         f: &Field<'_>,
         target: &Target,
         since: SystemTime,
-    ) -> Result<Vec<Option<Stamp>>> {
+    ) -> Result<(Stamp, Vec<Option<Stamp>>)> {
         let id = match target {
             Target::Block(hash) => format!("block {}", short(hash)),
             Target::Tx(txid) => format!("transaction {}", short(txid)),
@@ -211,17 +240,22 @@ impl Cluster {
                 .iter()
                 .map(|log| propagation::arrival(log, target))
                 .collect();
-            let missing: Vec<&str> = (f.reached.iter().zip(&found))
+            let at_origin = f.reached.iter().position(|n| n.name() == f.origin.name());
+            let born = at_origin.and_then(|i| propagation::born(&logs[i], target));
+            let mut missing: Vec<&str> = (f.reached.iter().zip(&found))
                 .filter(|(_, s)| s.is_none())
                 .map(|(n, _)| n.name())
                 .collect();
-            Ok::<_, Error>(if missing.is_empty() {
-                Check::Ready(found)
-            } else {
-                Check::Pending(format!("no line yet on {}", missing.join(", ")))
+            if born.is_none() {
+                missing.push("the origin (its birth line)");
+            }
+            Ok::<_, Error>(match born {
+                Some(born) if missing.is_empty() => Check::Ready((born, found)),
+                _ => Check::Pending(format!("no line yet on {}", missing.join(", "))),
             })
         })
         .await?;
+        let (born, found) = found;
         let coarse = (f.reached.iter().zip(&found)).find(|(_, s)| s.is_some_and(|s| !s.precise));
         if let Some((node, _)) = coarse {
             return Err(Error::Measure(format!(
@@ -234,7 +268,7 @@ impl Cluster {
         for (node, stamp) in f.reached.iter().zip(found) {
             stamps[node.layout.index] = stamp;
         }
-        Ok(stamps)
+        Ok((born, stamps))
     }
 
     /// Coins first, then the `mempool` and `validation` log categories on for the rounds, and back
@@ -244,7 +278,7 @@ impl Cluster {
         f: &Field<'_>,
         count: usize,
         progress: &Progress,
-    ) -> Result<(Prepared, Vec<Round>)> {
+    ) -> Result<(Option<Prepared>, Vec<Round>)> {
         let (coins, prepared) = self.prepare_coins(f, count, progress).await?;
         let before = on_all(&f.reached, |n| n.rpc.logging(&[], &[])).await?;
         let rounds = async {
@@ -263,7 +297,7 @@ impl Cluster {
         for r in restored {
             r?;
         }
-        Ok((prepared, rounds))
+        Ok((Some(prepared), rounds))
     }
 
     async fn tx_rounds(
@@ -300,7 +334,7 @@ impl Cluster {
                 round: i + 1,
                 id: txid,
                 height: None,
-                arrivals: f.arrivals(&stamps),
+                arrivals: f.arrivals(stamps),
             });
             progress.inc();
         }
@@ -353,13 +387,8 @@ impl Cluster {
                 short(&split.txid)
             )));
         }
-        let height = rpc.get_block_count().await?;
         progress.stage("waiting for every node to take the prepared blocks", 0);
-        let what = format!("height {height} on every node {} reaches", f.origin.name());
-        f.wait_all(&what, |n| async move {
-            Ok(n.rpc.get_block_count().await? >= height)
-        })
-        .await?;
+        f.wait_height(rpc.get_block_count().await?).await?;
         let coins = (0..count as u32)
             .map(|vout| Coin {
                 txid: split.txid.clone(),
@@ -369,7 +398,7 @@ impl Cluster {
             .collect();
         let prepared = Prepared {
             blocks_mined,
-            split_txid: split.txid,
+            split_txid: Some(split.txid),
         };
         Ok((coins, prepared))
     }

@@ -290,6 +290,18 @@ impl RpcClient {
         self.call("getblockchaininfo", json!([])).await
     }
 
+    /// Whether the node is in initial block download (a fresh regtest chain, or a tip older than a
+    /// day after a restart): it then relays no transactions and logs new headers at debug level.
+    pub async fn initial_block_download(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Info {
+            #[serde(default)]
+            initialblockdownload: bool,
+        }
+        let info: Info = self.call("getblockchaininfo", json!([])).await?;
+        Ok(info.initialblockdownload)
+    }
+
     pub async fn get_block_header(&self, hash: &str) -> Result<BlockHeader> {
         self.call("getblockheader", json!([hash])).await
     }
