@@ -331,7 +331,8 @@ pub fn print_measurement(m: &Measurement, json: bool) {
         crate::core::propagation::Kind::Block => "block",
         crate::core::propagation::Kind::Tx => "transaction",
     };
-    let ms = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1}"));
+    let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+    let never = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1}"));
     if let Some(p) = &m.prepared {
         let split = (p.split_txid.as_deref())
             .map_or(String::new(), |t| format!(", coins split by {}", short(t)));
@@ -346,10 +347,10 @@ pub fn print_measurement(m: &Measurement, json: bool) {
     );
     println!(
         "p50 {}  p90 {}  p95 {}  max {}{}",
-        ms(s.p50),
-        ms(s.p90),
-        ms(s.p95),
-        ms(s.max),
+        never(s.p50),
+        never(s.p90),
+        never(s.p95),
+        never(s.max),
         if s.missing > 0 {
             format!("  ({} never arrived)", s.missing)
         } else {
@@ -364,17 +365,26 @@ pub fn print_measurement(m: &Measurement, json: bool) {
         );
     }
     println!();
+    let headers = s.per_hop.iter().any(|h| h.mean_header_ms.is_some());
     let rows = (s.per_hop.iter())
         .map(|h| {
-            vec![
+            let mut row = vec![
                 h.hops.to_string(),
                 h.samples.to_string(),
                 format!("{:.1}", h.mean_ms),
                 format!("{:.1}", h.max_ms),
-            ]
+            ];
+            if headers {
+                row.push(ms(h.mean_header_ms));
+            }
+            row
         })
         .collect();
-    print_table(&["HOPS", "ARRIVALS", "MEAN MS", "MAX MS"], rows);
+    let mut columns = vec!["HOPS", "ARRIVALS", "MEAN MS", "MAX MS"];
+    if headers {
+        columns.push("MEAN HEADER MS");
+    }
+    print_table(&columns, rows);
     println!();
     print_arrivals(m);
 }

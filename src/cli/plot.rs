@@ -105,7 +105,8 @@ fn draw_cdf<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Every arrival as a dot at its hop distance (rounds side by side), and the per-hop means as a line.
+/// Every arrival as a dot at its hop distance (rounds side by side), the per-hop means as a line,
+/// and for blocks the per-hop mean of when the header was first seen.
 fn draw_hops<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     m: &Measurement,
@@ -146,6 +147,17 @@ fn draw_hops<DB: DrawingBackend>(
         .draw_series(LineSeries::new(means, RED.stroke_width(2)))?
         .label("mean per hop")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.stroke_width(2)));
+    // Blocks: when the header was first seen, i.e. relay alone, without the node's validation.
+    let headers: Vec<(f64, f64)> = (m.summary.per_hop.iter())
+        .filter_map(|h| Some((h.hops as f64, h.mean_header_ms?)))
+        .collect();
+    if !headers.is_empty() {
+        let green = GREEN.mix(0.9).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(headers, green))?
+            .label("mean per hop, header seen")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], green));
+    }
     chart
         .configure_series_labels()
         .label_font((FONT, 13))

@@ -118,6 +118,20 @@ fn word_is(text: &str, word: &str) -> bool {
         .is_some_and(|tail| tail.is_empty() || tail.starts_with(' '))
 }
 
+/// When the node first saw block `hash`'s header: `Saw new header hash=<hash>` (its own block, or
+/// headers from a peer) or `Saw new cmpctblock header hash=<hash>` (a compact block). A node that
+/// got the block some other way (a whole `block` message with an unknown header) logs neither.
+pub fn header_seen(log: &str, hash: &str) -> Option<Stamp> {
+    first(log, |rest| {
+        ["Saw new header hash=", "Saw new cmpctblock header hash="]
+            .iter()
+            .any(|marker| {
+                rest.split_once(marker)
+                    .is_some_and(|(_, after)| word_is(after, hash))
+            })
+    })
+}
+
 /// The time of the first line of `log` that says the node has `target`.
 pub fn arrival(log: &str, target: &Target) -> Option<Stamp> {
     first(log, |rest| mentions(rest, target))
@@ -156,6 +170,10 @@ pub struct Arrival {
     pub node: String,
     pub hops: Option<usize>,
     pub ms: Option<f64>,
+    /// Blocks only: when the node first saw the block's header (see [`header_seen`]), which is pure
+    /// relay; `ms` adds the node's own validation and connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_ms: Option<f64>,
 }
 
 /// One block mined, or one transaction sent, and when each node took it.
@@ -171,25 +189,32 @@ pub struct Round {
     pub arrivals: Vec<Arrival>,
 }
 
-/// Arrivals relative to `born` (see [`born`]): `stamps[i]` is node `i`'s time (None: no line),
-/// `hops[i]` its distance from the origin.
-pub fn arrivals(
-    names: &[&str],
-    hops: &[Option<usize>],
-    stamps: &[Option<Stamp>],
-    born: Stamp,
-) -> Vec<Arrival> {
+/// What the logs of one round said, node by node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stamps {
+    /// When the target was born at the origin (see [`born`]).
+    pub born: Option<Stamp>,
+    /// Each node's [`arrival`] (None: no line).
+    pub arrived: Vec<Option<Stamp>>,
+    /// Each node's [`header_seen`] (blocks only).
+    pub header: Vec<Option<Stamp>>,
+}
+
+/// Arrivals relative to the birth at the origin; `hops[i]` is node `i`'s distance from it.
+pub fn arrivals(names: &[&str], hops: &[Option<usize>], stamps: &Stamps) -> Vec<Arrival> {
+    let since = |at: &[Option<Stamp>], i: usize| {
+        let born = stamps.born?;
+        let t = at.get(i).copied().flatten()?;
+        Some((t.micros - born.micros) as f64 / 1000.0)
+    };
     names
         .iter()
         .enumerate()
         .map(|(i, name)| Arrival {
             node: name.to_string(),
             hops: hops.get(i).copied().flatten(),
-            ms: stamps
-                .get(i)
-                .copied()
-                .flatten()
-                .map(|t| (t.micros - born.micros) as f64 / 1000.0),
+            ms: since(&stamps.arrived, i),
+            header_ms: since(&stamps.header, i),
         })
         .collect()
 }
@@ -202,6 +227,9 @@ pub struct HopStat {
     pub samples: usize,
     pub mean_ms: f64,
     pub max_ms: f64,
+    /// Blocks: the mean time the nodes at this distance first saw the header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_header_ms: Option<f64>,
 }
 
 /// A measurement in a few numbers. Quantiles are over every receiver (each node but the origin) in
@@ -261,30 +289,6 @@ fn rank(sorted: &[Option<f64>], q: f64) -> Option<f64> {
 /// The summary of a measurement.
 pub fn summarize(rounds: &[Round]) -> Summary {
     let times = sorted(receiver_times(rounds));
-    let mut per_hop: Vec<HopStat> = Vec::new();
-    for (hops, ms) in rounds
-        .iter()
-        .flat_map(|r| &r.arrivals)
-        .filter_map(|a| Some((a.hops?, a.ms?)))
-    {
-        match per_hop.iter_mut().find(|h| h.hops == hops) {
-            Some(h) => {
-                h.mean_ms += ms;
-                h.max_ms = h.max_ms.max(ms);
-                h.samples += 1;
-            }
-            None => per_hop.push(HopStat {
-                hops,
-                samples: 1,
-                mean_ms: ms,
-                max_ms: ms,
-            }),
-        }
-    }
-    for h in &mut per_hop {
-        h.mean_ms /= h.samples as f64;
-    }
-    per_hop.sort_by_key(|h| h.hops);
     Summary {
         rounds: rounds.len(),
         samples: times.len(),
@@ -293,8 +297,32 @@ pub fn summarize(rounds: &[Round]) -> Summary {
         p90: rank(&times, 0.9),
         p95: rank(&times, 0.95),
         max: rank(&times, 1.0),
-        per_hop,
+        per_hop: per_hop(rounds),
     }
+}
+
+/// Mean and max arrival at each hop distance (and the mean header time where there are any).
+fn per_hop(rounds: &[Round]) -> Vec<HopStat> {
+    let arrivals: Vec<&Arrival> = rounds.iter().flat_map(|r| &r.arrivals).collect();
+    let mut distances: Vec<usize> = arrivals.iter().filter_map(|a| a.hops).collect();
+    distances.sort_unstable();
+    distances.dedup();
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    distances
+        .into_iter()
+        .filter_map(|hops| {
+            let at: Vec<&&Arrival> = arrivals.iter().filter(|a| a.hops == Some(hops)).collect();
+            let ms: Vec<f64> = at.iter().filter_map(|a| a.ms).collect();
+            let headers: Vec<f64> = at.iter().filter_map(|a| a.header_ms).collect();
+            Some(HopStat {
+                hops,
+                samples: ms.len(),
+                mean_ms: mean(&ms)?,
+                max_ms: ms.iter().copied().fold(f64::MIN, f64::max),
+                mean_header_ms: mean(&headers),
+            })
+        })
+        .collect()
 }
 
 /// The empirical CDF of receiver arrivals: one point (ms, fraction of receivers arrived by then) per
@@ -430,6 +458,17 @@ mod tests {
         let cmpct =
             format!("2026-11-29T23:57:58.265000Z Saw new cmpctblock header hash={BLOCK} peer=0");
         assert_eq!(super::born(&cmpct, &block()), None);
+        // Header lines: the miner's own, a peer's header and a compact block's.
+        assert_eq!(header_seen(MINER, BLOCK), Some(born));
+        assert_eq!(
+            header_seen(PEER, BLOCK).unwrap().micros % 1_000_000,
+            265_230
+        );
+        assert_eq!(
+            header_seen(&cmpct, BLOCK).unwrap().micros % 1_000_000,
+            265_000
+        );
+        assert_eq!(header_seen(PEER, &BLOCK[..10]), None);
         // Only this exact hash: a prefix, another block or a header line is no arrival.
         assert_eq!(arrival(PEER, &Target::Block(BLOCK[..20].into())), None);
         assert_eq!(arrival(PEER, &Target::Block("00".repeat(32))), None);
@@ -441,6 +480,7 @@ mod tests {
     fn a_transaction_arrives_with_its_first_acceptance_line() {
         // The sender logs no AcceptToMemoryPool line for its own transaction: the validation
         // category's line is its acceptance.
+        assert_eq!(header_seen(MINER, TX), None);
         let sender = arrival(MINER, &tx()).unwrap();
         assert_eq!(sender.micros % 1_000_000, 345_543);
         assert_eq!(born(MINER, &tx()), Some(sender));
@@ -472,6 +512,7 @@ mod tests {
                     node: format!("n{i}"),
                     hops: Some(*hops),
                     ms: *ms,
+                    header_ms: ms.map(|ms| ms / 2.0),
                 })
                 .collect(),
         }
@@ -483,15 +524,19 @@ mod tests {
             micros,
             precise: true,
         };
-        let a = arrivals(
-            &["n0", "n1", "n2"],
-            &[Some(1), Some(0), None],
-            &[Some(at(1_500)), Some(at(1_200)), None],
-            at(1_000),
-        );
-        assert_eq!(a[0].ms, Some(0.5));
+        let mut stamps = Stamps {
+            born: Some(at(1_000)),
+            arrived: vec![Some(at(1_500)), Some(at(1_200)), None],
+            header: vec![Some(at(1_100)), Some(at(1_000)), None],
+        };
+        let a = arrivals(&["n0", "n1", "n2"], &[Some(1), Some(0), None], &stamps);
+        assert_eq!((a[0].ms, a[0].header_ms), (Some(0.5), Some(0.1)));
         assert_eq!((a[1].hops, a[1].ms), (Some(0), Some(0.2)));
         assert_eq!((a[2].hops, a[2].ms), (None, None));
+        stamps.header.clear();
+        stamps.born = None;
+        let a = arrivals(&["n0"], &[Some(0)], &stamps);
+        assert_eq!((a[0].ms, a[0].header_ms), (None, None));
     }
 
     #[test]
@@ -524,6 +569,7 @@ mod tests {
             .iter()
             .map(|h| (h.hops, h.samples, h.mean_ms, h.max_ms))
             .collect();
+        assert_eq!(s.per_hop[4].mean_header_ms, Some(25.0));
         assert_eq!(
             means,
             [

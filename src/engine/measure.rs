@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::core::propagation::{self, Kind, Round, Stamp, Summary, Target};
+use crate::core::propagation::{self, Kind, Round, Stamps, Summary, Target};
 use crate::core::rawtx::{self, Coin, COINBASE_MATURITY};
 use crate::core::stats::hops_from;
 use crate::core::topology::Edge;
@@ -74,8 +74,8 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
-    fn arrivals(&self, (born, stamps): (Stamp, Vec<Option<Stamp>>)) -> Vec<propagation::Arrival> {
-        propagation::arrivals(&self.names, &self.hops, &stamps, born)
+    fn arrivals(&self, stamps: &Stamps) -> Vec<propagation::Arrival> {
+        propagation::arrivals(&self.names, &self.hops, stamps)
     }
 
     /// Waits until every reached node is at `height` or above.
@@ -214,61 +214,61 @@ impl Cluster {
                 round,
                 id: hash,
                 height: Some(height),
-                arrivals: f.arrivals(stamps),
+                arrivals: f.arrivals(&stamps),
             });
             progress.inc();
         }
         Ok(rounds)
     }
 
-    /// When `target` was born at the origin, and each node's time for it (None for nodes not
-    /// reached), from the logs since `since`, polled until every reached node's log shows it.
-    async fn stamps(
-        &self,
-        f: &Field<'_>,
-        target: &Target,
-        since: SystemTime,
-    ) -> Result<(Stamp, Vec<Option<Stamp>>)> {
+    /// What every reached node's log since `since` says about `target` (nothing for nodes not
+    /// reached), polled until each shows its arrival and the origin's shows its birth.
+    async fn stamps(&self, f: &Field<'_>, target: &Target, since: SystemTime) -> Result<Stamps> {
         let id = match target {
             Target::Block(hash) => format!("block {}", short(hash)),
             Target::Tx(txid) => format!("transaction {}", short(txid)),
         };
+        let origin = (f.reached.iter())
+            .position(|n| n.name() == f.origin.name())
+            .expect("the origin reaches itself");
         let what = format!("the log line taking {id} on every node it reached");
-        let found = wait_until(&what, f.timeout, POLL, || async {
+        let logs = wait_until(&what, f.timeout, POLL, || async {
             let logs = on_all(&f.reached, |n| self.logs_since(n.name(), since)).await?;
-            let found: Vec<Option<Stamp>> = logs
-                .iter()
-                .map(|log| propagation::arrival(log, target))
-                .collect();
-            let at_origin = f.reached.iter().position(|n| n.name() == f.origin.name());
-            let born = at_origin.and_then(|i| propagation::born(&logs[i], target));
-            let mut missing: Vec<&str> = (f.reached.iter().zip(&found))
-                .filter(|(_, s)| s.is_none())
+            let mut missing: Vec<&str> = (f.reached.iter().zip(&logs))
+                .filter(|(_, log)| propagation::arrival(log, target).is_none())
                 .map(|(n, _)| n.name())
                 .collect();
-            if born.is_none() {
-                missing.push("the origin (its birth line)");
+            if propagation::born(&logs[origin], target).is_none() {
+                missing.push("the origin (the line of its birth)");
             }
-            Ok::<_, Error>(match born {
-                Some(born) if missing.is_empty() => Check::Ready((born, found)),
-                _ => Check::Pending(format!("no line yet on {}", missing.join(", "))),
+            Ok::<_, Error>(if missing.is_empty() {
+                Check::Ready(logs)
+            } else {
+                Check::Pending(format!("no line yet on {}", missing.join(", ")))
             })
         })
         .await?;
-        let (born, found) = found;
-        let coarse = (f.reached.iter().zip(&found)).find(|(_, s)| s.is_some_and(|s| !s.precise));
-        if let Some((node, _)) = coarse {
-            return Err(Error::Measure(format!(
-                "node `{}` logs whole seconds: it was started without -logtimemicros (by an older \
-                 regbox, or its args turn it off); `regbox up` recreates it with the current settings",
-                node.name()
-            )));
+        let mut stamps = Stamps {
+            born: propagation::born(&logs[origin], target),
+            arrived: vec![None; self.nodes.len()],
+            header: vec![None; self.nodes.len()],
+        };
+        for (node, log) in f.reached.iter().zip(&logs) {
+            let arrived = propagation::arrival(log, target);
+            if arrived.is_some_and(|s| !s.precise) {
+                return Err(Error::Measure(format!(
+                    "node `{}` logs whole seconds: it was started without -logtimemicros (by an \
+                     older regbox, or its args turn it off); `regbox up` recreates it with the \
+                     current settings",
+                    node.name()
+                )));
+            }
+            stamps.arrived[node.layout.index] = arrived;
+            if let Target::Block(hash) = target {
+                stamps.header[node.layout.index] = propagation::header_seen(log, hash);
+            }
         }
-        let mut stamps = vec![None; self.nodes.len()];
-        for (node, stamp) in f.reached.iter().zip(found) {
-            stamps[node.layout.index] = stamp;
-        }
-        Ok((born, stamps))
+        Ok(stamps)
     }
 
     /// Coins first, then the `mempool` and `validation` log categories on for the rounds, and back
@@ -334,7 +334,7 @@ impl Cluster {
                 round: i + 1,
                 id: txid,
                 height: None,
-                arrivals: f.arrivals(stamps),
+                arrivals: f.arrivals(&stamps),
             });
             progress.inc();
         }
