@@ -12,8 +12,9 @@ pub mod core;
 pub mod engine;
 
 // The library's public paths, by concept.
+pub use crate::core::propagation;
 pub use crate::core::{fault, manifest, partition, scenario, topology};
-pub use crate::engine::{image, progress, rpc, runner, wait};
+pub use crate::engine::{image, measure, progress, rpc, runner, wait};
 
 /// A cluster's handle and life: up, open, status, partition, heal, faults, down.
 pub mod cluster {

@@ -37,7 +37,9 @@ fn without_the_cli_feature_the_library_needs_no_command_line_crates() {
         "clap",
         "clap_complete",
         "clap_mangen",
+        "image",
         "indicatif",
+        "plotters",
         "tracing-subscriber",
     ] {
         assert!(

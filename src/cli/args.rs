@@ -316,6 +316,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TopologyCommand,
     },
+    /// Measure the cluster (how fast blocks and transactions propagate).
+    Measure {
+        #[command(subcommand)]
+        command: MeasureCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,6 +371,44 @@ impl GraphFormat {
             GraphFormat::Dot => Format::Dot,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeasureCommand {
+    /// Mine blocks (or send transactions) on one node, one at a time, and report when each node took
+    /// each one against its hop distance, from bitcoind's own log timestamps.
+    ///
+    /// A block arrives with the node's `UpdateTip` line, a transaction with its mempool acceptance
+    /// (the `mempool` and `validation` log categories are switched on for the measurement and back off
+    /// afterwards); times are milliseconds after the origin's own line. Hops are counted in the peer
+    /// graph the nodes report at the start.
+    Propagation {
+        /// The node that mines or sends (name or index; default: the first node).
+        #[arg(long, value_name = "NODE", add = nodes())]
+        from: Option<String>,
+        /// Rounds: blocks mined (or transactions sent, with --tx), one after another.
+        #[arg(
+            long,
+            value_name = "N",
+            visible_alias = "rounds",
+            default_value_t = 5,
+            value_parser = clap::value_parser!(u64).range(1..=crate::engine::measure::MAX_ROUNDS as u64)
+        )]
+        blocks: u64,
+        /// Send transactions instead of mining blocks (no wallet needed: they spend an
+        /// anyone-can-spend coin, mined first if the node has none).
+        #[arg(long)]
+        tx: bool,
+        /// Write the plots (arrival CDF, arrival vs hops) to FILE as SVG.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Write the plots (arrival CDF, arrival vs hops) to FILE as PNG.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Seconds each round (and each preparation step) may take to reach every node.
+        #[arg(long, value_name = "S", default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,19 +9,22 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::cli::args::{
-    Cli, Command, ExportCommand, GraphFormat, ImageCommand, OutputFormat, TopologyCommand,
+    Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand, OutputFormat,
+    TopologyCommand,
 };
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
-use crate::cli::output;
+use crate::cli::{output, plot};
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::image;
 use crate::engine::lifecycle::{self, UpOptions};
+use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions, RunReport};
 
@@ -212,7 +215,45 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             output::print_images(&image::list().await?, ctx.json);
             Ok(())
         }
+        Command::Measure {
+            command:
+                MeasureCommand::Propagation {
+                    from,
+                    blocks,
+                    tx,
+                    svg,
+                    png,
+                    timeout,
+                },
+        } => {
+            let opts = MeasureOptions {
+                kind: if tx { Kind::Tx } else { Kind::Block },
+                from: from.unwrap_or_else(|| "0".into()),
+                rounds: blocks as usize,
+                timeout: Duration::from_secs(timeout),
+            };
+            measure(&ctx, &opts, svg.as_deref(), png.as_deref()).await
+        }
     }
+}
+
+/// `regbox measure propagation`: the measurement as a table or JSON, then its plots.
+async fn measure(
+    ctx: &Context,
+    opts: &MeasureOptions,
+    svg: Option<&Path>,
+    png: Option<&Path>,
+) -> Result<(), Failure> {
+    let cluster = ctx.open().await?;
+    let m = cluster.measure_propagation(opts, &ctx.progress()).await?;
+    output::print_measurement(&m, ctx.json);
+    if let Some(path) = svg {
+        plot::svg(&m, path).map_err(Failure::Report)?;
+    }
+    if let Some(path) = png {
+        plot::png(&m, path).map_err(Failure::Report)?;
+    }
+    Ok(())
 }
 
 /// `regbox completions SHELL [--static]` on stdout. The default script registers regbox as its own

@@ -1,5 +1,5 @@
 //! The thin command line on top of the engine: arguments, reading the user's files, one function per
-//! command, what gets printed, and how a command's failure becomes an exit code.
+//! command, what gets printed (and plotted), and how a command's failure becomes an exit code.
 
 mod args;
 mod bar;
@@ -8,8 +8,9 @@ mod complete;
 pub mod exit;
 mod load;
 mod output;
+mod plot;
 
-pub use args::{Cli, Command, ImageCommand};
+pub use args::{Cli, Command, ImageCommand, MeasureCommand};
 pub use commands::{run, COMPLETE_VAR};
 pub use exit::{error_chain, Failure};
 pub use load::{load_manifest, load_scenario};

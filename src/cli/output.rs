@@ -12,6 +12,7 @@ use crate::core::plan::UpPlan;
 use crate::engine::cluster::{Connection, NodeStatus};
 use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::{ClusterSummary, DownReport};
+use crate::engine::measure::Measurement;
 use crate::engine::runner::{Outcome, RunReport, StepResult};
 use crate::engine::segments::{HealReport, PartitionReport};
 use crate::engine::wait::short;
@@ -319,6 +320,113 @@ pub fn print_connection(c: &Connection, json: bool) {
 }
 
 /// Left-aligned columns two spaces apart, each as wide as its widest cell; no trailing spaces.
+/// `regbox measure propagation`: the summary, the means per hop, and each node's arrivals (every
+/// round's with up to 8 rounds).
+pub fn print_measurement(m: &Measurement, json: bool) {
+    if json {
+        return print_json(m);
+    }
+    let s = &m.summary;
+    let what = match m.kind {
+        crate::core::propagation::Kind::Block => "block",
+        crate::core::propagation::Kind::Tx => "transaction",
+    };
+    let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+    let never = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1}"));
+    if let Some(p) = &m.prepared {
+        let split = (p.split_txid.as_deref())
+            .map_or(String::new(), |t| format!(", coins split by {}", short(t)));
+        println!(
+            "prepared: {} block(s) mined on {}{split}",
+            p.blocks_mined, m.origin
+        );
+    }
+    println!(
+        "{what} propagation from {}: {} round(s), {} arrivals; ms after the {what} was born on {}",
+        m.origin, s.rounds, s.samples, m.origin
+    );
+    println!(
+        "p50 {}  p90 {}  p95 {}  max {}{}",
+        never(s.p50),
+        never(s.p90),
+        never(s.p95),
+        never(s.max),
+        if s.missing > 0 {
+            format!("  ({} never arrived)", s.missing)
+        } else {
+            String::new()
+        }
+    );
+    if !m.unreachable.is_empty() {
+        println!(
+            "not reachable from {}: {}",
+            m.origin,
+            m.unreachable.join(", ")
+        );
+    }
+    println!();
+    let headers = s.per_hop.iter().any(|h| h.mean_header_ms.is_some());
+    let rows = (s.per_hop.iter())
+        .map(|h| {
+            let mut row = vec![
+                h.hops.to_string(),
+                h.samples.to_string(),
+                format!("{:.1}", h.mean_ms),
+                format!("{:.1}", h.max_ms),
+            ];
+            if headers {
+                row.push(ms(h.mean_header_ms));
+            }
+            row
+        })
+        .collect();
+    let mut columns = vec!["HOPS", "ARRIVALS", "MEAN MS", "MAX MS"];
+    if headers {
+        columns.push("MEAN HEADER MS");
+    }
+    print_table(&columns, rows);
+    println!();
+    print_arrivals(m);
+}
+
+/// One row per node: hops, mean and max over the rounds, and each round's time when there are few.
+fn print_arrivals(m: &Measurement) {
+    let every_round = m.rounds.len() <= 8;
+    let mut header = vec![
+        "NODE".to_string(),
+        "HOPS".into(),
+        "MEAN MS".into(),
+        "MAX MS".into(),
+    ];
+    if every_round {
+        header.extend(m.rounds.iter().map(|r| format!("#{}", r.round)));
+    }
+    let nodes = m.rounds.first().map_or(0, |r| r.arrivals.len());
+    let rows = (0..nodes)
+        .map(|i| {
+            let first = &m.rounds[0].arrivals[i];
+            let times: Vec<Option<f64>> = m.rounds.iter().map(|r| r.arrivals[i].ms).collect();
+            let got: Vec<f64> = times.iter().flatten().copied().collect();
+            let cell = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+            let mean = (got.len() == times.len() && !got.is_empty())
+                .then(|| got.iter().sum::<f64>() / got.len() as f64);
+            let max = (got.len() == times.len()).then(|| got.iter().copied().fold(0.0, f64::max));
+            let mut row = vec![
+                first.node.clone(),
+                first.hops.map_or("-".into(), |h| h.to_string()),
+                cell(mean),
+                cell(max),
+            ];
+            if every_round {
+                row.extend(times.into_iter().map(cell));
+            }
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    print_table(&header, rows);
+}
+
 fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {

@@ -191,6 +191,8 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
             let mut args: Vec<String> = [
                 "-regtest".to_string(),
                 "-printtoconsole".to_string(),
+                // Log times in microseconds: `measure propagation` reads arrivals from the log.
+                "-logtimemicros".to_string(),
                 format!("-datadir={DATADIR}"),
                 "-server=1".to_string(),
                 // connect=0 keeps gossiped addresses from becoming unplanned peers, but also switches

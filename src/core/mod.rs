@@ -12,6 +12,8 @@ pub mod manifest;
 pub mod names;
 pub mod partition;
 pub mod plan;
+pub mod propagation;
+pub mod rawtx;
 pub(crate) mod rng;
 pub mod scenario;
 pub mod session;

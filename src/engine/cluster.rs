@@ -208,6 +208,17 @@ impl Cluster {
             .map(|line| line.map_err(Error::from)))
     }
 
+    /// A node's console output from `since` on, to the second (the engine times each line as it
+    /// arrives; bitcoind's own timestamps are in the lines).
+    pub async fn logs_since(&self, node: &str, since: std::time::SystemTime) -> Result<String> {
+        let container = &self.node(node)?.layout.container;
+        let secs = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let since = i32::try_from(secs).unwrap_or(i32::MAX);
+        Ok(self.docker.logs_since(container, since).await?)
+    }
+
     /// Each node's container state, chain tip and peers.
     pub async fn status(&self) -> Result<Vec<NodeStatus>> {
         let containers: HashMap<String, ContainerInfo> = self

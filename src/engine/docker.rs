@@ -747,6 +747,27 @@ impl Docker {
             })
     }
 
+    /// The container's log (stdout and stderr) from `since` (Unix seconds, as the engine timed the
+    /// lines) on, as one text.
+    pub async fn logs_since(&self, name: &str, since: i32) -> Result<String> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .since(since)
+            .build();
+        let chunks: Vec<String> = self
+            .api
+            .logs(name, Some(opts))
+            .map_ok(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+            .try_collect()
+            .await
+            .map_err(|source| DockerError::Logs {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(chunks.concat())
+    }
+
     /// The container's log lines (stdout and stderr): the last `tail` of them, then new ones if `follow`.
     pub fn logs(
         &self,

@@ -66,6 +66,9 @@ pub enum Error {
     Removed(String),
     #[error("network `{0}` exists already and is not this cluster's (or another command made it at the same moment)")]
     NetworkTaken(String),
+    /// A propagation measurement could not be made (not: its result missed a bound).
+    #[error("measure propagation: {0}")]
+    Measure(String),
     #[error("interrupted")]
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]

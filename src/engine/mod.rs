@@ -11,6 +11,7 @@ pub mod host;
 pub mod image;
 pub mod lifecycle;
 pub mod lock;
+pub mod measure;
 pub mod node;
 pub mod progress;
 pub(crate) mod reconcile;

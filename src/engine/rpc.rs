@@ -129,6 +129,26 @@ pub struct BlockHeader {
     pub chainwork: String,
 }
 
+/// One output `scantxoutset` found.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Unspent {
+    pub txid: String,
+    pub vout: u32,
+    /// In BTC.
+    pub amount: f64,
+    #[serde(default)]
+    pub coinbase: bool,
+    #[serde(default)]
+    pub confirmations: u64,
+}
+
+impl Unspent {
+    /// The amount in satoshis (exact: 21 million BTC in satoshis is below 2^53).
+    pub fn sats(&self) -> u64 {
+        (self.amount * 100_000_000.0).round() as u64
+    }
+}
+
 /// `getmempoolinfo` fields regbox reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MempoolInfo {
@@ -270,6 +290,18 @@ impl RpcClient {
         self.call("getblockchaininfo", json!([])).await
     }
 
+    /// Whether the node is in initial block download (a fresh regtest chain, or a tip older than a
+    /// day after a restart): it then relays no transactions and logs new headers at debug level.
+    pub async fn initial_block_download(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Info {
+            #[serde(default)]
+            initialblockdownload: bool,
+        }
+        let info: Info = self.call("getblockchaininfo", json!([])).await?;
+        Ok(info.initialblockdownload)
+    }
+
     pub async fn get_block_header(&self, hash: &str) -> Result<BlockHeader> {
         self.call("getblockheader", json!([hash])).await
     }
@@ -348,6 +380,40 @@ impl RpcClient {
     ) -> Result<Vec<String>> {
         self.call("generatetodescriptor", json!([blocks, descriptor]))
             .await
+    }
+
+    /// Switches debug log categories on and off (`logging`); returns every category's state after.
+    pub async fn logging(
+        &self,
+        include: &[&str],
+        exclude: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, bool>> {
+        self.call("logging", json!([include, exclude])).await
+    }
+
+    /// The unspent outputs of the chain state matching `descriptor` (`scantxoutset`; the mempool is
+    /// not looked at).
+    pub async fn scan_outputs(&self, descriptor: &str) -> Result<Vec<Unspent>> {
+        #[derive(Deserialize)]
+        struct Scan {
+            #[serde(default)]
+            unspents: Vec<Unspent>,
+        }
+        let scan: Scan = self
+            .call("scantxoutset", json!(["start", [descriptor]]))
+            .await?;
+        Ok(scan.unspents)
+    }
+
+    /// Whether output `vout` of `txid` is unspent, counting spends in the mempool when `mempool`.
+    pub async fn is_unspent(&self, txid: &str, vout: u32, mempool: bool) -> Result<bool> {
+        let out: Value = self.call("gettxout", json!([txid, vout, mempool])).await?;
+        Ok(!out.is_null())
+    }
+
+    /// Submits a signed transaction (hex); returns its txid.
+    pub async fn send_raw_transaction(&self, hex: &str) -> Result<String> {
+        self.call("sendrawtransaction", json!([hex])).await
     }
 
     /// Adds the checksum bitcoind expects to a descriptor.

@@ -9,11 +9,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::core::names::error_chain;
+use crate::core::propagation;
 use crate::core::scenario::{Action, Check as Assertion, Scenario, Step};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::lifecycle::UpOptions;
+use crate::engine::measure::MeasureOptions;
 use crate::engine::node::Node;
+use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
 /// How one step ended.
@@ -317,6 +320,28 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
             Ok(())
         }
         Action::Wait { until, timeout } => c.wait(until, *timeout).await.map(drop).map_err(fail),
+        Action::Measure {
+            kind,
+            from,
+            rounds,
+            quantile,
+            within,
+            timeout,
+        } => {
+            let opts = MeasureOptions {
+                kind: *kind,
+                from: from.clone().unwrap_or_else(|| "0".into()),
+                rounds: *rounds,
+                timeout: *timeout,
+            };
+            // The step's own spinner stays: the measurement's stages are not shown.
+            let m = c
+                .measure_propagation(&opts, &Progress::default())
+                .await
+                .map_err(fail)?;
+            let within_ms = within.as_secs_f64() * 1000.0;
+            propagation::check_within(&m.rounds, *kind, &m.origin, *quantile, within_ms)
+        }
         Action::Assert(check) => assert(c, check, state).await,
         Action::Rpc {
             node,

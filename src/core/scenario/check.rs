@@ -128,6 +128,16 @@ impl StepCheck<'_> {
             | Action::Assert(Check::SameTip(Some(nodes)) | Check::DifferentTips(nodes)) => {
                 self.distinct(nodes)
             }
+            Action::Measure { from, .. } => {
+                if self.spec.nodes.len() < 2 {
+                    return Err(self.cx.error(
+                        self.at,
+                        "measuring propagation needs at least 2 nodes, the cluster has 1",
+                    ));
+                }
+                from.as_deref()
+                    .map_or(Ok(()), |n| self.resolve(n).map(drop))
+            }
             Action::Wait {
                 until:
                     WaitFor::Ready(None) | WaitFor::SyncBlocks(None) | WaitFor::SyncMempools(None),
@@ -223,6 +233,14 @@ mod tests {
         assert_invalid!(
             "partition_single_node",
             "cluster: {name: lab, nodes: 1}\nsteps:\n  - partition: {kind: halves}\n"
+        );
+        assert_invalid!(
+            "measure_from_unknown",
+            v("  - measure: {propagation: block, from: q, within: 2}\n")
+        );
+        assert_invalid!(
+            "measure_single_node",
+            "cluster: {name: lab, nodes: 1}\nsteps:\n  - measure: {propagation: tx, within: 2}\n"
         );
     }
 

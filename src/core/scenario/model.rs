@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::propagation::{percent, Kind as Propagation};
 use crate::core::wait::WaitFor;
 
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");
@@ -17,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_SECONDS: u64 = 3600;
 /// Regtest mines fast, but not instantly: more than this in one step is a typo.
 pub const MAX_BLOCKS: u64 = 10_000;
+/// Rounds of a `measure` step when it names none.
+pub const DEFAULT_ROUNDS: usize = 5;
 /// Heights are `int` in bitcoind.
 pub(super) const MAX_HEIGHT: u64 = i32::MAX as u64;
 pub(super) const SATS_PER_BTC: u64 = 100_000_000;
@@ -99,6 +102,17 @@ pub enum Action {
         expect: Option<Json>,
     },
     Sleep(Duration),
+    /// Propagation of blocks or transactions from `from` (default: the first node) over `rounds`
+    /// rounds; passes when at least a fraction `quantile` of the other nodes' arrivals came within
+    /// `within`.
+    Measure {
+        kind: Propagation,
+        from: Option<String>,
+        rounds: usize,
+        quantile: f64,
+        within: Duration,
+        timeout: Duration,
+    },
 }
 
 /// `None` in a node list means every node.
@@ -181,6 +195,21 @@ impl fmt::Display for Action {
             }
             Action::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
             Action::Sleep(d) => write!(f, "sleep {}s", d.as_secs_f64()),
+            Action::Measure {
+                kind,
+                from,
+                rounds,
+                quantile,
+                within,
+                ..
+            } => write!(
+                f,
+                "measure {kind} propagation{}, {rounds} round(s): {} within {}s",
+                from.as_ref()
+                    .map_or(String::new(), |n| format!(" from {n}")),
+                percent(*quantile),
+                within.as_secs_f64()
+            ),
         }
     }
 }

@@ -10,9 +10,10 @@ use crate::core::fault::Fault;
 use crate::core::manifest::is_node_name;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::scenario::model::{
-    Action, Check, ClusterSource, Scenario, Step, DEFAULT_TIMEOUT, MAX_BLOCKS, MAX_HEIGHT,
-    MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
+    Action, Check, ClusterSource, Scenario, Step, DEFAULT_ROUNDS, DEFAULT_TIMEOUT, MAX_BLOCKS,
+    MAX_HEIGHT, MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
 };
 use crate::core::wait::WaitFor;
 use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
@@ -35,6 +36,7 @@ const ACTIONS: &[&str] = &[
     "assert",
     "rpc",
     "sleep",
+    "measure",
 ];
 const PARTITION_KINDS: &[&str] = &[
     "halves",
@@ -43,6 +45,7 @@ const PARTITION_KINDS: &[&str] = &[
     "bridge",
     "majorities-ring",
 ];
+const MEASURE_KINDS: &[&str] = &["block", "tx"];
 const WAIT_CONDITIONS: &[&str] = &["sync_blocks", "sync_mempools", "height", "peers"];
 const CHECKS: &[&str] = &[
     "same_tip",
@@ -282,6 +285,7 @@ impl Parser<'_> {
             "assert" => self.check(value).map(Action::Assert),
             "rpc" => self.rpc(value),
             "sleep" => Ok(Action::Sleep(self.seconds(value, "`sleep`")?)),
+            "measure" => self.measure(value),
             _ => unreachable!("every action in ACTIONS is handled"),
         }
     }
@@ -720,6 +724,74 @@ impl Parser<'_> {
         })
     }
 
+    /// `{propagation: block | tx, from?, blocks? | rounds?, quantile?, within, timeout?}`.
+    fn measure(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(
+            value,
+            "`measure`",
+            &[
+                "propagation",
+                "from",
+                "blocks",
+                "rounds",
+                "quantile",
+                "within",
+                "timeout",
+            ],
+        )?;
+        let k = cx.required(&f, "propagation")?;
+        let kind = match cx.string(k, "`propagation`")? {
+            "block" => Propagation::Block,
+            "tx" => Propagation::Tx,
+            other => {
+                return Err(cx.error(
+                    k.at,
+                    format!(
+                        "unknown propagation `{}`, expected one of {}",
+                        shown(other),
+                        backticked(MEASURE_KINDS)
+                    ),
+                ))
+            }
+        };
+        let rounds = match (f.get("blocks"), f.get("rounds")) {
+            (Some(_), Some(r)) => {
+                return Err(cx.error(
+                    f.key_at("rounds").unwrap_or(r.at),
+                    "`blocks` and `rounds` are the same count; give one",
+                ))
+            }
+            (Some(n), None) => self.int(n, "`blocks`", 1, MAX_ROUNDS as u64)? as usize,
+            (None, Some(n)) => self.int(n, "`rounds`", 1, MAX_ROUNDS as u64)? as usize,
+            (None, None) => DEFAULT_ROUNDS,
+        };
+        let quantile = match f.get("quantile") {
+            None => 0.95,
+            Some(q) => match q.value {
+                Value::Int(1) => 1.0,
+                Value::Float(x) if x > 0.0 && x <= 1.0 => x,
+                ref other => {
+                    return Err(cx.error(
+                        q.at,
+                        format!(
+                            "`quantile` must be a fraction of the nodes, more than 0 and at most 1 (0.95: 95% of them), found {}",
+                            found(other)
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(Action::Measure {
+            kind,
+            from: f.get("from").map(|n| self.node(n)).transpose()?,
+            rounds,
+            quantile,
+            within: self.seconds(cx.required(&f, "within")?, "`within`")?,
+            timeout: self.timeout(&f)?,
+        })
+    }
+
     fn json(&self, v: &Yaml) -> Res<Json> {
         Ok(match &v.value {
             Value::Null => Json::Null,
@@ -909,6 +981,7 @@ fn example(kind: &str) -> &'static str {
         "assert" => "assert: { same_tip: true }",
         "rpc" => "rpc: { node: n0, method: getblockcount }",
         "sleep" => "sleep: 1",
+        "measure" => "measure: { propagation: block, quantile: 0.95, within: 2 }",
         _ => "stop: n0",
     }
 }
@@ -1029,6 +1102,10 @@ mod tests {
         (
             "ring4-rewire.scenario.yaml",
             include_str!("../../../manifests/ring4-rewire.scenario.yaml"),
+        ),
+        (
+            "propagation.scenario.yaml",
+            include_str!("../../../manifests/propagation.scenario.yaml"),
         ),
     ];
 
@@ -1252,6 +1329,90 @@ mod tests {
             ..inline(&s).clone()
         };
         validate(&s, &spec, "test").unwrap();
+    }
+
+    #[test]
+    fn measure_steps() {
+        let s = ok(&steps(concat!(
+            "  - measure: {propagation: block, within: 2}\n",
+            "  - measure: {propagation: tx, from: n3, rounds: 3, quantile: 1, within: 0.5, timeout: 90}\n",
+            "  - name: fast blocks\n    measure: {propagation: block, from: 1, blocks: 2, quantile: 0.5, within: 1.5}\n",
+        )));
+        assert_eq!(
+            actions(&s),
+            [
+                &Action::Measure {
+                    kind: Propagation::Block,
+                    from: None,
+                    rounds: DEFAULT_ROUNDS,
+                    quantile: 0.95,
+                    within: Duration::from_secs(2),
+                    timeout: DEFAULT_TIMEOUT,
+                },
+                &Action::Measure {
+                    kind: Propagation::Tx,
+                    from: Some("n3".into()),
+                    rounds: 3,
+                    quantile: 1.0,
+                    within: Duration::from_millis(500),
+                    timeout: Duration::from_secs(90),
+                },
+                &Action::Measure {
+                    kind: Propagation::Block,
+                    from: Some("1".into()),
+                    rounds: 2,
+                    quantile: 0.5,
+                    within: Duration::from_millis(1500),
+                    timeout: DEFAULT_TIMEOUT,
+                },
+            ]
+        );
+        assert_eq!(
+            labels(&s),
+            [
+                "measure block propagation, 5 round(s): 95% within 2s",
+                "measure tx propagation from n3, 3 round(s): 100% within 0.5s",
+                "fast blocks",
+            ]
+        );
+        validate(&s, inline(&s), "test").unwrap();
+    }
+
+    #[test]
+    fn measure_errors() {
+        let m = |args: &str| steps(&format!("  - measure: {{{args}}}\n"));
+        assert_error!("measure_without_propagation", m("within: 2"));
+        assert_error!(
+            "measure_unknown_propagation",
+            m("propagation: blocks, within: 2")
+        );
+        assert_error!("measure_without_within", m("propagation: block"));
+        assert_error!("measure_within_zero", m("propagation: block, within: 0"));
+        assert_error!(
+            "measure_within_with_unit",
+            m("propagation: block, within: 2s")
+        );
+        assert_error!(
+            "measure_quantile_above_one",
+            m("propagation: block, quantile: 1.5, within: 2")
+        );
+        assert_error!(
+            "measure_quantile_as_percent",
+            m("propagation: block, quantile: 95, within: 2")
+        );
+        assert_error!(
+            "measure_blocks_and_rounds",
+            m("propagation: tx, blocks: 2, rounds: 2, within: 2")
+        );
+        assert_error!(
+            "measure_zero_rounds",
+            m("propagation: tx, rounds: 0, within: 2")
+        );
+        assert_error!(
+            "measure_unknown_field",
+            m("propagation: tx, within: 2, hops: 3")
+        );
+        assert_error!("measure_needs_value", steps("  - measure\n"));
     }
 
     #[test]
