@@ -2527,6 +2527,9 @@ fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
             .output()
             .unwrap();
         assert!(left.stdout.is_empty());
+    });
+}
+
 /// Every node's arrival in every round of a `measure propagation --json` document, as (node, hops, ms).
 fn arrivals(m: &serde_json::Value) -> Vec<Vec<(String, u64, f64)>> {
     m["rounds"]
