@@ -24,12 +24,14 @@
 //!   leave a network that only a daemon restart removes (moby#42119). No detaching: that is regbox's own
 //!   care for endpoint counts, and part of what the ratio measures.
 //! - **compose up→wired**: the file `regbox export compose` writes for the same ring
-//!   (`engine::export::compose_file`; made untimed), then `docker-compose -p NAME -f FILE up -d` and
-//!   polling until every node lists exactly its declared peers, each with a completed handshake (a pong
-//!   received: the test regbox's verification applies). Polling runs `bitcoin-cli -regtest
-//!   -datadir=/data getpeerinfo` in every node not yet wired, as an exec through the engine API (what
-//!   `docker exec` does, without a CLI process per call), 16 at a time, 150 ms between rounds.
-//!   `docker-compose down -v` follows untimed, and a check that nothing labeled `regbox.export=NAME` is left.
+//!   (`engine::export::compose_file`; made untimed), then `docker-compose -p NAME -f FILE up -d` (with
+//!   `COMPOSE_PARALLEL_LIMIT` = 2 × N, at least its default 64: docker-compose 1.x deadlocks above 64
+//!   services with the default, docker/compose#5864) and polling until every node lists exactly its
+//!   declared peers, each with a completed handshake (a pong received: the test regbox's verification
+//!   applies). Polling runs `bitcoin-cli -regtest -datadir=/data getpeerinfo` in every node not yet
+//!   wired, as an exec through the engine API (what `docker exec` does, without a CLI process per call),
+//!   16 at a time, 150 ms between rounds. `docker-compose down -v` follows untimed, and a check that
+//!   nothing labeled `regbox.export=NAME` is left.
 //!
 //! At the end, on a 10-node ring: a partition into two groups applied and verified, and heal until every
 //! node is on one tip (after mining on both sides), each as a median over 3 × rounds runs.
@@ -150,12 +152,15 @@ impl Drop for Teardown {
                     }
                 }
                 if let Some((project, file)) = &compose {
-                    let _ = tokio::process::Command::new("docker-compose")
+                    // A hung docker-compose is cut short: the label sweep below removes the rest.
+                    let down = tokio::process::Command::new("docker-compose")
+                        .env("COMPOSE_PARALLEL_LIMIT", "2000")
                         .args(["-p", project, "-f"])
                         .arg(file)
                         .args(["down", "-v"])
-                        .output()
-                        .await;
+                        .kill_on_drop(true)
+                        .output();
+                    let _ = tokio::time::timeout(Duration::from_secs(300), down).await;
                 }
                 let engine = bollard::Docker::connect_with_defaults().unwrap();
                 let left = remove_labeled(&engine, &label).await;
@@ -536,13 +541,21 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
 // ---------------------------------------------------------------------------------------------------
 // docker-compose
 
-async fn compose(project: &str, file: &std::path::Path, args: &[&str]) {
-    let out = tokio::process::Command::new("docker-compose")
+/// Runs `docker-compose -p PROJECT -f FILE ARGS…` for a project of `n` services, killed after 10 minutes.
+/// docker-compose 1.x shares one thread limit (`COMPOSE_PARALLEL_LIMIT`, default 64) between a
+/// service's task and the container task it waits for, so above 64 services `up` can deadlock
+/// (docker/compose#5864, #7486; 31 of 100 containers here): the limit is raised to 2 × n.
+async fn compose(project: &str, file: &std::path::Path, n: usize, args: &[&str]) {
+    let run = tokio::process::Command::new("docker-compose")
+        .env("COMPOSE_PARALLEL_LIMIT", (2 * n).max(64).to_string())
         .args(["-p", project, "-f"])
         .arg(file)
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(600), run)
         .await
+        .unwrap_or_else(|_| panic!("docker-compose {args:?} still running after 600s"))
         .expect("docker-compose is installed");
     assert!(
         out.status.success(),
@@ -627,7 +640,7 @@ async fn run_compose(engine: &bollard::Docker, spec: ClusterSpec) -> Duration {
     let label = format!("{LABEL_EXPORT}={project}");
 
     let started = Instant::now();
-    compose(&project, &path, &["up", "-d"]).await;
+    compose(&project, &path, n, &["up", "-d"]).await;
     // Service name → container, from the labels compose puts on them.
     let by_service: HashMap<String, String> = engine
         .list_containers(Some(
@@ -678,7 +691,7 @@ async fn run_compose(engine: &bollard::Docker, spec: ClusterSpec) -> Duration {
     }
     let took = started.elapsed();
 
-    compose(&project, &path, &["down", "-v"]).await;
+    compose(&project, &path, n, &["down", "-v"]).await;
     assert_clean(engine, &label).await;
     guard.disarm();
     took
