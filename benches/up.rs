@@ -15,8 +15,9 @@
 //!   removed 16 at a time, then volumes and networks, the lock last); split at its stages (lock+list,
 //!   containers, volumes+networks).
 //! - **raw create+start**: the same containers (same image, command, environment, labels, volume, static
-//!   address and hardening) created and started through bollard directly, 16 at a time, on one
-//!   pre-made network (made untimed), with nothing else: no second network, no readiness wait, no wiring.
+//!   addresses and hardening, on the same two networks: created on the control network, attached to the
+//!   data network with its static address, started) through bollard directly, 16 at a time, on networks
+//!   made untimed beforehand, with nothing else: no readiness wait, no wiring.
 //! - **raw removal**: those containers removed through bollard, 16 at a time, each killed (SIGKILL), awaited
 //!   until it is not running and removed with force, then its volumes (16 at a time) and the network —
 //!   all of it timed. The wait after the kill is what `docker rm -f` does inside the engine anyway; asking
@@ -45,7 +46,7 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
-    MountType, MountVolumeOptions, NetworkCreateRequest, NetworkingConfig,
+    MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -402,8 +403,8 @@ struct RawRun {
 }
 
 /// Creates and starts the containers `up` would for `spec` — same image, command, environment, labels,
-/// volume, static address and hardening, at the same parallelism — with nothing else: no second network,
-/// no waits, no wiring; then removes them (see the module's doc). It talks to the engine through bollard
+/// volume, static addresses on the same two networks and hardening, at the same parallelism — with
+/// nothing else: no waits, no wiring; then removes them (see the module's doc). It talks to the engine through bollard
 /// directly, so the baseline owes nothing to regbox's facade.
 async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
     let guard = Teardown::cluster(&spec.name);
@@ -421,35 +422,42 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
             .unwrap_or_default(),
     );
     let subnet = subnet::free_subnets(&taken, &spec.name).next().unwrap();
+    taken.push(subnet);
+    let data_subnet = subnet::free_subnets(&taken, &spec.name).next().unwrap();
     let network = blueprint::control_network(&spec.name);
-    let network_id = engine
-        .create_network(NetworkCreateRequest {
-            name: network.clone(),
-            driver: Some("bridge".into()),
-            ipam: Some(Ipam {
-                config: Some(vec![IpamConfig {
-                    subnet: Some(subnet.to_string()),
-                    ip_range: Some(subnet.dynamic_range().to_string()),
-                    gateway: Some(subnet.gateway().to_string()),
+    let data_network = blueprint::data_network(&spec.name);
+    let make = |name: String, subnet: Subnet| async move {
+        engine
+            .create_network(NetworkCreateRequest {
+                name,
+                driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        ip_range: Some(subnet.dynamic_range().to_string()),
+                        gateway: Some(subnet.gateway().to_string()),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
-                }]),
+                }),
+                labels: Some(blueprint::cluster_labels(&spec.name)),
                 ..Default::default()
-            }),
-            labels: Some(blueprint::cluster_labels(&spec.name)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .id;
+            })
+            .await
+            .unwrap()
+            .id
+    };
+    let network_id = make(network.clone(), subnet).await;
+    let data_network_id = make(data_network.clone(), data_subnet).await;
     let nets = Networks {
         control: subnet,
-        data: subnet,
+        data: data_subnet,
         rpcauth: blueprint::rpcauth(&[0; 16], "bench"),
     };
     let layouts = blueprint::nodes(spec, &nets);
     let containers: Vec<String> = layouts.iter().map(|l| l.container.clone()).collect();
     let volumes: Vec<String> = layouts.iter().map(|l| l.volume.clone()).collect();
-    let bodies: Vec<(String, ContainerCreateBody)> = layouts
+    let bodies: Vec<(String, ContainerCreateBody, Ipv4Addr)> = layouts
         .into_iter()
         .map(|l| {
             let endpoint = EndpointSettings {
@@ -497,13 +505,25 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
                 }),
                 ..Default::default()
             };
-            (l.container, body)
+            (l.container, body, l.data_ip)
         })
         .collect();
     let started = Instant::now();
-    stream::iter(bodies.into_iter().map(|(name, body)| async move {
+    let data_network = &data_network;
+    stream::iter(bodies.into_iter().map(|(name, body, data_ip)| async move {
         let opts = CreateContainerOptionsBuilder::new().name(&name).build();
         engine.create_container(Some(opts), body).await?;
+        let attach = NetworkConnectRequest {
+            container: name.clone(),
+            endpoint_config: Some(EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(data_ip.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        engine.connect_network(data_network, attach).await?;
         engine
             .start_container(
                 &name,
@@ -528,6 +548,7 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
         .collect::<Vec<()>>()
         .await;
     remove_network(engine, &network_id).await;
+    remove_network(engine, &data_network_id).await;
     let end = Instant::now();
     assert_clean(engine, &format!("{LABEL_CLUSTER}={}", spec.name)).await;
     guard.disarm();
