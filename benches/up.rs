@@ -18,12 +18,12 @@
 //!   addresses and hardening, on the same two networks: created on the control network, attached to the
 //!   data network with its static address, started) through bollard directly, 16 at a time, on networks
 //!   made untimed beforehand, with nothing else: no readiness wait, no wiring.
-//! - **raw removal**: those containers removed through bollard, 16 at a time, each killed (SIGKILL), awaited
-//!   until it is not running and removed with force, then its volumes (16 at a time) and the network —
-//!   all of it timed. The wait after the kill is what `docker rm -f` does inside the engine anyway; asking
-//!   for it explicitly keeps Docker 20.10 from racing the exit cleanup against the removal, which can
-//!   leave a network that only a daemon restart removes (moby#42119). No detaching: that is regbox's own
-//!   care for endpoint counts, and part of what the ratio measures.
+//! - **raw removal**: the least a removal may do on Docker 20.10 without leaking a network, through
+//!   bollard: each network's endpoints disconnected one at a time (the two networks side by side), then
+//!   the containers killed, awaited and removed 16 at a time, then the volumes (16 at a time) and the
+//!   networks — all of it timed. A plain parallel kill-and-remove of attached containers is not a
+//!   baseline here: in this benchmark's first run it left `regbox-…-raw50-0-ctl` counting endpoints of
+//!   containers that were gone (moby#42119), removable only after a daemon restart.
 //! - **compose up→wired**: the file `regbox export compose` writes for the same ring
 //!   (`engine::export::compose_file`; made untimed), then `docker-compose -p NAME -f FILE up -d` (with
 //!   `COMPOSE_PARALLEL_LIMIT` = 2 × N, at least its default 64: docker-compose 1.x deadlocks above 64
@@ -46,7 +46,8 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount,
-    MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -538,6 +539,24 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
     let up = started.elapsed();
 
     let started = Instant::now();
+    // Each network's endpoints one at a time (the two networks side by side), then the containers.
+    let detach = |network: &'static str, net: String| {
+        let containers = &containers;
+        async move {
+            let _ = network;
+            for c in containers {
+                let request = NetworkDisconnectRequest {
+                    container: c.clone(),
+                    force: Some(true),
+                };
+                let _ = engine.disconnect_network(&net, request).await;
+            }
+        }
+    };
+    futures::join!(
+        detach("control", network.clone()),
+        detach("data", data_network.clone())
+    );
     stream::iter(containers.iter().map(|c| remove_container(engine, c)))
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<()>>()

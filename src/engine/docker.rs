@@ -346,12 +346,17 @@ impl Docker {
     /// one after another, the networks side by side. Docker 20.10 loses count of a network's endpoints
     /// when several of them are deleted at once, and a network left counting an endpoint nothing holds
     /// refuses removal until the daemon restarts (moby#42119). Every network is tried; the first
-    /// failure is returned.
-    pub async fn detach(&self, groups: Vec<(Net, Vec<String>)>) -> Result<()> {
+    /// failure is returned. `detached` hears of each container as it leaves a network.
+    pub async fn detach(
+        &self,
+        groups: Vec<(Net, Vec<String>)>,
+        detached: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
         let results: Vec<Result<()>> =
             futures::stream::iter(groups.into_iter().map(|(net, members)| async move {
                 for container in &members {
                     self.disconnect_network(container, &net).await?;
+                    detached(container);
                 }
                 Ok(())
             }))

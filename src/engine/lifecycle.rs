@@ -658,33 +658,62 @@ impl<'a> Removal<'a> {
         }
     }
 
-    /// A whole cluster's containers (`down`): the running ones detached from their networks first
-    /// (see `Docker::detach`; a failure there is left to the removal), then removed side by side, by
-    /// id, named in messages. Detached first, the nodes never see each other go, which does not matter
-    /// when all of them go.
+    /// A whole cluster's containers (`down`), by id, named in messages. The running ones are detached
+    /// from their networks first (see `Docker::detach`: one endpoint of a network at a time, networks
+    /// side by side), and each container is removed as soon as it has no endpoint left, while the
+    /// others are still being detached; a failure to detach is left to the removal. Detached first, the
+    /// nodes never see each other go, which does not matter when all of them go.
     async fn cluster_containers(&mut self, list: Vec<ContainerInfo>) -> usize {
         let docker = self.docker;
         let listed: Vec<&ContainerInfo> = list.iter().collect();
-        let started = std::time::Instant::now();
-        if let Err(e) = docker.detach(running_groups(&listed)).await {
-            tracing::debug!("{}", crate::core::names::error_chain(&e));
+        let groups = running_groups(&listed);
+        let mut attached: HashMap<String, usize> = HashMap::new();
+        for (_, members) in &groups {
+            for id in members {
+                *attached.entry(id.clone()).or_default() += 1;
+            }
         }
-        tracing::debug!("detached in {:?}", started.elapsed());
-        let items = list.into_iter().map(|c| (c.name, c.id));
-        let n = self
-            .each(items, DOCKER_CONCURRENCY, |(_, id)| async move {
-                docker.remove_container(&id).await
-            })
-            .await;
-        tracing::debug!("removed in {:?}", started.elapsed());
-        n
+        let names: HashMap<String, String> = list
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        let (free, freed) = futures::channel::mpsc::unbounded::<(String, String)>();
+        for c in list.iter().filter(|c| !attached.contains_key(&c.id)) {
+            let _ = free.unbounded_send((c.name.clone(), c.id.clone()));
+        }
+        let attached = Mutex::new(attached);
+        let release = |id: &str| {
+            let mut attached = attached.lock().unwrap();
+            if let Some(n) = attached.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    attached.remove(id);
+                    let _ = free.unbounded_send((names[id].clone(), id.to_string()));
+                }
+            }
+        };
+        let detaching = async {
+            if let Err(e) = docker.detach(groups, &release).await {
+                tracing::debug!("{}", crate::core::names::error_chain(&e));
+            }
+            // Whatever could not be detached is removed attached (by force).
+            for (id, _) in attached.lock().unwrap().drain() {
+                let _ = free.unbounded_send((names[&id].clone(), id));
+            }
+            free.close_channel();
+        };
+        let removing = self.each(freed, DOCKER_CONCURRENCY, |(_, id)| async move {
+            docker.remove_container(&id).await
+        });
+        let ((), removed) = tokio::join!(detaching, removing);
+        removed
     }
 
     /// Some of a cluster's containers (a rolled-back `up`), one at a time and still attached, so the
     /// nodes that stay see their sessions close and no network's endpoints go at once.
     async fn some_containers(&mut self, names: Vec<String>) -> usize {
         let docker = self.docker;
-        let items = names.into_iter().map(|n| (n.clone(), n));
+        let items = stream::iter(names.into_iter().map(|n| (n.clone(), n)));
         self.each(items, 1, |(_, name)| async move {
             docker.remove_container(&name).await
         })
@@ -693,7 +722,7 @@ impl<'a> Removal<'a> {
 
     async fn volumes(&mut self, names: Vec<String>) -> usize {
         let docker = self.docker;
-        let items = names.into_iter().map(|n| (n.clone(), n));
+        let items = stream::iter(names.into_iter().map(|n| (n.clone(), n)));
         self.each(items, DOCKER_CONCURRENCY, |(n, _)| async move {
             docker.remove_volume(&n).await
         })
@@ -702,7 +731,7 @@ impl<'a> Removal<'a> {
 
     async fn networks(&mut self, nets: impl Iterator<Item = Net>) -> usize {
         let docker = self.docker;
-        let items = nets.map(|n| (n.name.clone(), n));
+        let items = stream::iter(nets.map(|n| (n.name.clone(), n)));
         self.each(items, DOCKER_CONCURRENCY, |(_, n)| async move {
             docker.remove_network(&n).await
         })
@@ -712,7 +741,7 @@ impl<'a> Removal<'a> {
     /// Removes every item (`(name, what removal needs)`) with bounded parallelism.
     async fn each<T, F, Fut>(
         &mut self,
-        items: impl Iterator<Item = (String, T)>,
+        items: impl futures::Stream<Item = (String, T)>,
         concurrency: usize,
         remove: F,
     ) -> usize
@@ -722,18 +751,19 @@ impl<'a> Removal<'a> {
         Fut: Future<Output = Result<(), DockerError>>,
     {
         let progress = self.progress;
-        let results: Vec<(String, Result<(), DockerError>)> = stream::iter(items.map(|item| {
-            let name = item.0.clone();
-            let fut = remove(item);
-            async move {
-                let r = fut.await;
-                progress.inc();
-                (name, r)
-            }
-        }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+        let results: Vec<(String, Result<(), DockerError>)> =
+            stream::StreamExt::map(items, |item| {
+                let name = item.0.clone();
+                let fut = remove(item);
+                async move {
+                    let r = fut.await;
+                    progress.inc();
+                    (name, r)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         let mut removed = 0;
         for (name, r) in results {
             match r {

@@ -398,7 +398,7 @@ impl Cluster {
         for (net, _) in duplicates {
             tracing::warn!("removing duplicate network `{}` ({})", net.name, net.id);
         }
-        self.docker.detach(duplicates.to_vec()).await?;
+        self.docker.detach(duplicates.to_vec(), &|_| {}).await?;
         for (net, _) in duplicates {
             self.docker.remove_network(net).await?;
         }
@@ -712,7 +712,7 @@ impl Cluster {
                 Ok((nets.segment(&this.spec.name, segment)?.clone(), members))
             })
             .collect::<Result<Vec<_>>>()?;
-        docker.detach(groups).await?;
+        docker.detach(groups, &|_| {}).await?;
         run_all(
             plan.attach.iter().map(|&(node, segment)| async move {
                 let ip = plane.address(node, segment).expect("segment exists");
