@@ -2734,3 +2734,23 @@ fn a_measure_step_passes_within_its_bound_and_fails_with_what_it_measured() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn fifty_nodes_in_a_random_regular_graph_come_up_verified_and_go_down_cleanly() {
+    run(async {
+        let name = unique("fifty");
+        let spec = manifest::parse(
+            &format!(
+                "name: {name}\nnodes: 50\ntopology: {{ kind: random-regular, k: 4, seed: 11 }}\n"
+            ),
+            "inline",
+        )
+        .unwrap();
+        assert_eq!(spec.edges.len(), 100);
+        let declared = spec.graph();
+        let (cluster, _guard) = up(spec).await;
+        assert_eq!(graph(&cluster).await, declared);
+        cluster.down(&Progress::default()).await.unwrap();
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
