@@ -474,8 +474,9 @@ impl Cluster {
     }
 
     /// Container work: removals first, then every node to start is created, started or unpaused and
-    /// awaited (each node's readiness wait overlaps with the others' creation); each of the `early`
-    /// edges is dialed as soon as both its ends are ready. Returns the edges dialed, and when.
+    /// awaited (readiness waits hold none of the 16 engine slots, so creation goes on meanwhile); each
+    /// of the `early` edges is dialed as soon as both its ends are ready. Returns the edges dialed, and
+    /// when.
     async fn act_containers(
         &self,
         actions: &ContainerActions,
@@ -506,44 +507,62 @@ impl Cluster {
         let ready: std::sync::Mutex<BTreeSet<NodeId>> = Default::default();
         let dialed: std::sync::Mutex<Vec<(Edge, Instant)>> = Default::default();
         let (ready, dialed_ref) = (&ready, &dialed);
-        run_all(
-            work.iter().map(|&(node, how)| async move {
-                fx.cancel.check()?;
-                self.start_node(node, how, nets, fx).await?;
+        let started = stream::iter(work.iter().map(|&(node, how)| async move {
+            fx.cancel.check()?;
+            self.start_node(node, how, nets, fx).await?;
+            Ok::<NodeId, Error>(node)
+        }))
+        .buffer_unordered(DOCKER_CONCURRENCY);
+        // A started node is awaited outside the engine's slots, so the next containers start meanwhile.
+        let results: Vec<Result<()>> = started
+            .map(|started| async move {
+                let node = started?;
                 fx.cancel.guard(self.wait_ready(node, timeout)).await?;
                 fx.progress.inc();
-                let now_wired: Vec<Edge> = {
-                    let mut ready = ready.lock().unwrap();
-                    ready.insert(node);
-                    early
-                        .iter()
-                        .filter(|e| {
-                            (e.from == node && ready.contains(&e.to))
-                                || (e.to == node && ready.contains(&e.from))
-                        })
-                        .copied()
-                        .collect()
-                };
-                for e in now_wired {
-                    // Best effort: the session pass sees what did not take and dials it again.
-                    match self.dial_base(e).await {
-                        Ok(()) => dialed_ref.lock().unwrap().push((e, Instant::now())),
-                        Err(err) => tracing::debug!(
-                            "early dial {}-{}: {}",
-                            e.from,
-                            e.to,
-                            crate::core::names::error_chain(&err)
-                        ),
-                    }
-                }
+                self.dial_ready_edges(node, early, ready, dialed_ref).await;
                 Ok(())
-            }),
-            DOCKER_CONCURRENCY,
-        )
-        .await?;
+            })
+            .buffer_unordered(work.len().max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
         fx.progress
             .stage(&format!("wiring {} edges", self.spec.edges.len()), 0);
         Ok(dialed.into_inner().unwrap())
+    }
+
+    /// Marks `node` ready and dials each of the `early` edges whose ends are now both ready, best
+    /// effort: the session pass sees what did not take and dials it again.
+    async fn dial_ready_edges(
+        &self,
+        node: NodeId,
+        early: &[Edge],
+        ready: &std::sync::Mutex<BTreeSet<NodeId>>,
+        dialed: &std::sync::Mutex<Vec<(Edge, Instant)>>,
+    ) {
+        let now_wired: Vec<Edge> = {
+            let mut ready = ready.lock().unwrap();
+            ready.insert(node);
+            early
+                .iter()
+                .filter(|e| {
+                    (e.from == node && ready.contains(&e.to))
+                        || (e.to == node && ready.contains(&e.from))
+                })
+                .copied()
+                .collect()
+        };
+        for e in now_wired {
+            match self.dial_base(e).await {
+                Ok(()) => dialed.lock().unwrap().push((e, Instant::now())),
+                Err(err) => tracing::debug!(
+                    "early dial {}-{}: {}",
+                    e.from,
+                    e.to,
+                    crate::core::names::error_chain(&err)
+                ),
+            }
+        }
     }
 
     /// `dial` over the base segment, where a node created by this run is.
