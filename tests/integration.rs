@@ -558,6 +558,16 @@ fn a_node_that_exits_fails_up_at_once_with_its_log_and_nothing_is_left() {
 }
 
 /// The regbox binary, killed if the test gives up on it (every test runs under a time limit).
+/// Sends Ctrl-C (SIGINT) to a running regbox.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child
+        .id()
+        .expect("the process is still running")
+        .to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+}
+
 fn regbox() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"));
     cmd.kill_on_drop(true);
@@ -738,11 +748,7 @@ fn ctrl_c_during_up_removes_what_the_run_created() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let kill = Command::new("kill")
-            .args(["-INT", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
+        interrupt(&child);
         let status = child.wait().await.unwrap();
         assert_eq!(status.code(), Some(130));
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
@@ -1337,10 +1343,7 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Command::new("kill")
-            .args(["-INT", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap();
+        interrupt(&child);
         let out = tokio::time::timeout(Duration::from_secs(60), child.wait())
             .await
             .expect("run stops")
@@ -1905,11 +1908,7 @@ fn ctrl_c_during_an_image_build_leaves_no_temporary_files() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let kill = Command::new("kill")
-            .args(["-INT", &child.id().unwrap().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
+        interrupt(&child);
         assert_eq!(child.wait().await.unwrap().code(), Some(130));
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");

@@ -18,19 +18,17 @@ fn cargo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The crates the library compiles, one `name vX` per line, with these feature flags.
+fn dependencies(features: &[&str]) -> String {
+    let mut args = vec!["tree", "--offline", "--edges", "normal", "--prefix", "none"];
+    args.extend(["--format", "{p}"]);
+    args.extend(features);
+    cargo(&args)
+}
+
 #[test]
 fn without_the_cli_feature_the_library_needs_no_command_line_crates() {
-    let tree = cargo(&[
-        "tree",
-        "--offline",
-        "--no-default-features",
-        "--edges",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]);
+    let tree = dependencies(&["--no-default-features"]);
     let crates: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(crates.contains(&"bollard"), "{tree}");
     for cli_only in [
@@ -47,16 +45,7 @@ fn without_the_cli_feature_the_library_needs_no_command_line_crates() {
             "{cli_only} is compiled without `cli`:\n{tree}"
         );
     }
-    let with_cli = cargo(&[
-        "tree",
-        "--offline",
-        "--edges",
-        "normal",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]);
+    let with_cli = dependencies(&[]);
     assert!(
         with_cli.lines().any(|l| l.starts_with("clap ")),
         "{with_cli}"

@@ -29,13 +29,19 @@ pub fn nodes() -> ArgValueCandidates {
                 Some(name) => vec![name],
                 None => cluster_names().await,
             };
-            let mut nodes = Vec::new();
-            for name in names {
-                if let Ok(cluster) = Cluster::open(Some(&name)).await {
-                    nodes.extend(cluster.nodes().iter().map(|n| n.name().to_string()));
-                }
-            }
-            nodes
+            // Every cluster read back at once: a slow engine costs one round trip, not one per cluster.
+            let opened =
+                futures::future::join_all(names.iter().map(|n| Cluster::open(Some(n)))).await;
+            opened
+                .into_iter()
+                .flatten()
+                .flat_map(|c| {
+                    c.nodes()
+                        .iter()
+                        .map(|n| n.name().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
         })
     })
 }
