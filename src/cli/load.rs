@@ -9,7 +9,7 @@ use crate::core::scenario::{self, ClusterSource, Scenario};
 use crate::core::yaml::{SourceError, MAX_SOURCE_BYTES};
 
 /// Reads a user-written file, refusing huge ones before reading them; errors point at the file.
-fn read_source(path: &Path) -> Result<(String, String), Failure> {
+fn read_source(path: &Path) -> Result<(String, String), SourceError> {
     let origin = path.display().to_string();
     let located = |message: String| SourceError {
         origin: origin.clone(),
@@ -24,8 +24,7 @@ fn read_source(path: &Path) -> Result<(String, String), Failure> {
         return Err(located(format!(
             "file is {} bytes; at most {limit} bytes are read",
             meta.len()
-        ))
-        .into());
+        )));
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
@@ -44,10 +43,7 @@ fn beside(document: &Path) -> impl Fn(&str) -> Result<String, String> + '_ {
         let base = document.parent().unwrap_or(Path::new("."));
         read_source(&base.join(named))
             .map(|(text, _)| text)
-            .map_err(|e| match e {
-                Failure::Manifest(e) => e.message,
-                other => other.to_string(),
-            })
+            .map_err(|e| e.message)
     }
 }
 
