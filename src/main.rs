@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use clap::{CommandFactory, Parser};
 use regbox::cli::{error_chain, run, Cli};
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -22,9 +23,16 @@ fn main() {
         1 => "regbox=info",
         _ => "regbox=debug",
     };
+    // At -vv every node's create, attach, start and ready span logs its duration as it closes.
+    let spans = if cli.verbose >= 2 {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_span_events(spans)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )

@@ -21,6 +21,7 @@ pub(crate) mod shape;
 pub mod stats;
 pub mod subnet;
 pub mod svg;
+pub mod timing;
 pub mod topology;
 pub mod wait;
 pub mod yaml;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::core::blueprint::{
     self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_META,
@@ -24,6 +25,7 @@ use crate::core::plan::{
 };
 use crate::core::session::{DataPlane, PeerInfo, Sessions};
 use crate::core::subnet::{self, Subnet};
+use crate::core::timing::{self, NodeTimes};
 use crate::core::topology::{Edge, Graph, NodeId};
 use crate::core::wait::{Sample, WaitFor};
 use crate::engine::cluster::Cluster;
@@ -35,6 +37,9 @@ use crate::engine::wait::{interval_for, wait_until, Check, Timeout, RPC_CONCURRE
 
 /// Containers created or started at once: more only queues inside the engine on small machines.
 pub(crate) const DOCKER_CONCURRENCY: usize = 16;
+
+/// While a node is awaited, how often the engine is asked whether its container stopped.
+const EXIT_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// A dial that left no trace at either end is repeated after this long (the listener was not up yet).
 const REDIAL_AFTER: Duration = Duration::from_secs(1);
@@ -504,28 +509,44 @@ impl Cluster {
             .collect();
         fx.progress
             .stage(&format!("starting {} nodes", work.len()), work.len() as u64);
+        let begun = Instant::now();
         let ready: std::sync::Mutex<BTreeSet<NodeId>> = Default::default();
         let dialed: std::sync::Mutex<Vec<(Edge, Instant)>> = Default::default();
         let (ready, dialed_ref) = (&ready, &dialed);
-        let started = stream::iter(work.iter().map(|&(node, how)| async move {
-            fx.cancel.check()?;
-            self.start_node(node, how, nets, fx).await?;
-            Ok::<NodeId, Error>(node)
+        let started = stream::iter(work.iter().map(|&(node, how)| {
+            let span = tracing::debug_span!("node", name = self.nodes[node].name());
+            async move {
+                fx.cancel.check()?;
+                let mut times = NodeTimes::default();
+                times[0] = begun.elapsed();
+                self.start_node(node, how, nets, fx, &mut times).await?;
+                Ok::<_, Error>((node, times))
+            }
+            .instrument(span)
         }))
         .buffer_unordered(DOCKER_CONCURRENCY);
         // A started node is awaited outside the engine's slots, so the next containers start meanwhile.
-        let results: Vec<Result<()>> = started
+        let results: Vec<Result<NodeTimes>> = started
             .map(|started| async move {
-                let node = started?;
-                fx.cancel.guard(self.wait_ready(node, timeout)).await?;
+                let (node, mut times) = started?;
+                let span = tracing::debug_span!("ready", name = self.nodes[node].name());
+                let t = Instant::now();
+                fx.cancel
+                    .guard(self.wait_ready(node, timeout))
+                    .instrument(span)
+                    .await?;
+                times[4] = t.elapsed();
                 fx.progress.inc();
                 self.dial_ready_edges(node, early, ready, dialed_ref).await;
-                Ok(())
+                Ok(times)
             })
             .buffer_unordered(work.len().max(1))
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>>>()?;
+        let times = results.into_iter().collect::<Result<Vec<NodeTimes>>>()?;
+        if let Some(line) = timing::summary(begun.elapsed(), &times) {
+            tracing::info!("{line}");
+        }
         fx.progress
             .stage(&format!("wiring {} edges", self.spec.edges.len()), 0);
         Ok(dialed.into_inner().unwrap())
@@ -572,16 +593,18 @@ impl Cluster {
     }
 
     /// Makes one node's container run: unpause, start, or create (on the control network, then attached
-    /// to the data network, each with its static address) and start.
+    /// to the data network, each with its static address) and start; records how long each call took.
     async fn start_node(
         &self,
         node: NodeId,
         how: Launch,
         nets: &Nets,
         fx: &Effects<'_>,
+        times: &mut NodeTimes,
     ) -> Result<()> {
         let l = &self.nodes[node].layout;
         let docker = &self.docker;
+        let t = Instant::now();
         match how {
             Launch::Unpause => docker.unpause(&l.container).await?,
             Launch::Start => docker.start(&l.container).await?,
@@ -608,32 +631,52 @@ impl Cluster {
                     j.containers.push(l.container.clone());
                     j.volumes.push(l.volume.clone());
                 }
-                docker.create_container(&config).await?;
+                docker
+                    .create_container(&config)
+                    .instrument(tracing::debug_span!("create"))
+                    .await?;
+                times[1] = t.elapsed();
                 fx.cancel.check()?;
                 let data = nets.segment(self.name(), BASE)?;
+                let t = Instant::now();
                 docker
                     .connect_network(&l.container, data, l.data_ip)
+                    .instrument(tracing::debug_span!("attach"))
                     .await?;
+                times[2] = t.elapsed();
                 fx.cancel.check()?;
-                docker.start(&l.container).await?;
+                let t = Instant::now();
+                docker
+                    .start(&l.container)
+                    .instrument(tracing::debug_span!("start"))
+                    .await?;
+                times[3] = t.elapsed();
+                return Ok(());
             }
         }
+        times[3] = t.elapsed();
         Ok(())
     }
 
     /// Waits until a node answers RPC (tolerating refused connections and warm-up) and has loaded its
-    /// mempool, then loads its wallet if it has one. If its container stops meanwhile, fails at once
-    /// with its last log lines.
+    /// mempool, then loads its wallet if it has one. If its container stops meanwhile, fails within
+    /// `EXIT_CHECK_EVERY` with its last log lines.
     pub(crate) async fn wait_ready(&self, node: NodeId, timeout: Duration) -> Result<()> {
         let n = &self.nodes[node];
         let what = WaitFor::Ready(Some(vec![n.name().to_string()]));
         let label = format!("node `{}` to answer RPC", n.name());
+        // The engine is asked whether the container still runs only now and then: at 20 ms a look, one
+        // inspect per look and node would load the engine that is starting the other nodes.
+        let looked = std::cell::Cell::new(Instant::now());
         wait_until(&label, timeout, Duration::from_millis(20), || async {
             let Sample::NotReady(why) = n.sample(what.reading()).await? else {
                 return Ok(Check::Ready(()));
             };
-            if !self.docker.is_running(&n.layout.container).await? {
-                return Err(self.exited(n).await);
+            if looked.get().elapsed() >= EXIT_CHECK_EVERY {
+                looked.set(Instant::now());
+                if !self.docker.is_running(&n.layout.container).await? {
+                    return Err(self.exited(n).await);
+                }
             }
             Ok(Check::Pending(why))
         })
