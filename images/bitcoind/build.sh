@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Owns the regbox bitcoind image contents: bitcoind + bitcoin-cli and exactly the shared libraries they load, emitted as a minimal rootfs.tar for `docker import`; the binaries come from Debian sid (private apt config, host apt/dpkg state untouched) or from a release tarball, a directory or a self-built binary.
+# Owns the contents of regbox's images, each emitted as a minimal rootfs.tar for `docker import`: the node image (bitcoind + bitcoin-cli and exactly the shared libraries they load, from Debian sid — private apt config, host apt/dpkg state untouched — or from a release tarball, a directory or a self-built binary) and the regbox image (a regbox binary with Debian's iptables, for the fault agent).
 #
 # Usage: build.sh OUTDIR
 #        build.sh --from PATH OUTDIR
+#        build.sh --regbox BINARY OUTDIR
+#
+# With --regbox: the image holds BINARY as /usr/bin/regbox and iptables (its nftables backend,
+# xtables-nft-multi, with every extension module) from Debian sid's iptables package, each with the
+# libraries it loads from that package's dependency closure. Writes OUTDIR/rootfs.tar, OUTDIR/version
+# (iptables' version) and OUTDIR/package.
 #
 # PATH (with --from) is one of:
 #   - a tarball (.tar, .tar.gz, .tar.xz, .tar.bz2) or a directory in the layout of Bitcoin Core's
@@ -32,7 +38,7 @@ set -euo pipefail
 readonly PROG=${0##*/}
 readonly MIRROR=${REGBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 readonly SUITE=sid
-readonly PACKAGE=${REGBOX_PACKAGE:-bitcoin-knots}
+PACKAGE=${REGBOX_PACKAGE:-bitcoin-knots}
 KEYRING=${REGBOX_DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 readonly ARCH=amd64
 readonly TRIPLET=x86_64-linux-gnu
@@ -41,15 +47,22 @@ readonly HOST_LIBDIRS=(/lib/$TRIPLET /usr/lib/$TRIPLET /lib64 /usr/lib64 /lib /u
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
-usage() { printf 'usage: %s OUTDIR\n       %s --from PATH OUTDIR\n' "$PROG" "$PROG" >&2; exit 2; }
+usage() { printf 'usage: %s OUTDIR\n       %s --from PATH OUTDIR\n       %s --regbox BINARY OUTDIR\n' "$PROG" "$PROG" "$PROG" >&2; exit 2; }
 is_elf() { [[ $(head -c 4 "$1" | od -An -tx1 | tr -d ' \n') == 7f454c46 ]]; }
 
 FROM=
-if [[ ${1:-} == --from ]]; then
+REGBOX=
+case ${1:-} in
+--from)
     [[ $# -eq 3 && -n $2 ]] || usage
     FROM=$2
-    shift 2
-fi
+    shift 2 ;;
+--regbox)
+    [[ $# -eq 3 && -n $2 ]] || usage
+    REGBOX=$(readlink -f "$2") && [[ -f $REGBOX ]] || { printf '%s: error: %s names no file\n' "${0##*/}" "$2" >&2; exit 1; }
+    PACKAGE=iptables
+    shift 2 ;;
+esac
 [[ $# -eq 1 && -n $1 ]] || usage
 OUTDIR=$1
 
@@ -65,6 +78,7 @@ esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
 OUTPUTS=(rootfs.tar version full_version flavour package)
+[[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
 trap 'rm -rf "$WORK"; for f in "${OUTPUTS[@]}"; do rm -f "$OUTDIR/$f.tmp"; done' EXIT
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
@@ -81,6 +95,7 @@ WHERE=          # where libraries are looked for, as messages say it
 HINT=           # what to do about a missing library, when the user can do something
 SOURCE_VERSION= # the package's version, when there is one
 MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
+[[ -n $REGBOX ]] && MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # a debug build of regbox is large
 
 # ---------------------------------------------------------------------------
 # Source 1: Debian sid. A private apt configuration: APT_CONFIG is read before
@@ -246,8 +261,6 @@ resolved() {
 }
 
 if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
-BINARIES=(bitcoind)
-[[ -z $FROM || -e $BIN_DIR/bitcoin-cli ]] && BINARIES+=(bitcoin-cli)
 
 # ---------------------------------------------------------------------------
 # Assemble the root filesystem: the binaries, exactly the libraries the
@@ -258,19 +271,23 @@ log "resolving shared libraries ..."
 ROOT=$WORK/rootfs
 mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
 declare -A interps=() static=()
-for bin in "${BINARIES[@]}"; do
-    [[ -e $BIN_DIR/$bin ]] || die "$SOURCE does not ship $bin"
-    src=$(resolved "$BIN_DIR/$bin")
-    install -p -m 0755 "$src" "$ROOT/usr/bin/$bin"
+
+# Installs the ELF file SRC at DEST in the root filesystem with every library it loads; NAME is how
+# messages call it. A shared object (an iptables extension) is resolved the same way.
+install_elf() {
+    local src=$1 dest=$2 bin=$3 verify=0 listing line soname path real
+    mkdir -p "$ROOT${dest%/*}"
+    install -p -m 0755 "$src" "$ROOT$dest"
     # The loader tells a dynamic executable (0) from a static one (1) or a static PIE (2); only the
-    # first has libraries to resolve.
-    verify=0
-    "$LOADER" --verify "$src" >/dev/null 2>&1 || verify=$?
-    case $verify in
-        0) ;;
-        1 | 2) static[$bin]=1; continue ;;
-        *) die "$bin is not an executable the loader can run" ;;
-    esac
+    # first has libraries to resolve. Shared objects are not executables: they are resolved as they are.
+    if [[ $src != *.so ]]; then
+        "$LOADER" --verify "$src" >/dev/null 2>&1 || verify=$?
+        case $verify in
+            0) ;;
+            1 | 2) static[$bin]=1; return ;;
+            *) die "$bin is not an executable the loader can run" ;;
+        esac
+    fi
     if ! listing=$("$LOADER" --inhibit-cache --library-path "$LIBPATH" --list "$src" 2>&1); then
         if [[ $listing == *'error while loading shared libraries: '* ]]; then
             missing=${listing#*error while loading shared libraries: }
@@ -299,7 +316,29 @@ for bin in "${BINARIES[@]}"; do
         *) die "$bin: unexpected loader output: $line" ;;
         esac
     done <<<"$listing"
-done
+}
+
+if [[ -n $REGBOX ]]; then
+    BINARIES=(regbox xtables-nft-multi)
+    install_elf "$REGBOX" /usr/bin/regbox regbox
+    install_elf "$(resolved "$BIN_DIR/../sbin/xtables-nft-multi")" /usr/sbin/xtables-nft-multi xtables-nft-multi
+    # The extensions (targets such as NFQUEUE and REJECT, matches such as tcp) are loaded at run time.
+    xt=$WITHIN/usr/lib/$TRIPLET/xtables
+    [[ -d $xt ]] || die "$PACKAGE ships no xtables extensions directory"
+    for ext in "$xt"/*.so; do
+        install_elf "$ext" "/usr/lib/$TRIPLET/xtables/${ext##*/}" "${ext##*/}"
+    done
+    for name in iptables iptables-restore iptables-save; do
+        ln -s xtables-nft-multi "$ROOT/usr/sbin/$name"
+    done
+else
+    BINARIES=(bitcoind)
+    [[ -z $FROM || -e $BIN_DIR/bitcoin-cli ]] && BINARIES+=(bitcoin-cli)
+    for bin in "${BINARIES[@]}"; do
+        [[ -e $BIN_DIR/$bin ]] || die "$SOURCE does not ship $bin"
+        install_elf "$(resolved "$BIN_DIR/$bin")" "/usr/bin/$bin" "$bin"
+    done
+fi
 install -m 0755 "$LOADER" "$ROOT/usr/lib/$TRIPLET/$LOADER_NAME"
 interps[/lib64/$LOADER_NAME]=1
 for interp in "${!interps[@]}"; do
@@ -326,9 +365,43 @@ chmod 0644 "$ROOT"/etc/*
 # cross-check with the .deb version (29.4-1, 29.4.knots20260508.3-1 -> 29.4).
 # The whole version and whose bitcoind it is name images built --from.
 # ---------------------------------------------------------------------------
+# Writes OUTDIR/rootfs.tar.tmp from ROOT, dated like the file $1 (or SOURCE_DATE_EPOCH); /data is
+# owned by the unprivileged user.
+write_rootfs() {
+    local size mtime top
+    size=$(du -sb "$ROOT" | cut -f1)
+    ((size <= MAX_ROOTFS_BYTES)) || die "root filesystem is $size bytes, above the $MAX_ROOTFS_BYTES limit"
+    log "writing $OUTDIR/rootfs.tar ($((size / 1000 / 1000)) MB, $(find "$ROOT" -type f | wc -l) files) ..."
+    mkdir -p "$OUTDIR"
+    mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$1")}
+    mapfile -t top < <(find "$ROOT" -mindepth 1 -maxdepth 1 ! -name data -printf '%P\n' | LC_ALL=C sort)
+    tar -C "$ROOT" --sort=name --numeric-owner --owner=0 --group=0 --mtime="@$mtime" \
+        -cf "$OUTDIR/rootfs.tar.tmp" "${top[@]}"
+    tar -C "$ROOT" --numeric-owner --owner=10001 --group=10001 --mtime="@$mtime" \
+        -rf "$OUTDIR/rootfs.tar.tmp" data
+}
+
 log "checking binaries ..."
+run=("$LOADER" --inhibit-cache --library-path "$ROOT/usr/lib/$TRIPLET")
+if [[ -n $REGBOX ]]; then
+    "${run[@]}" "$ROOT/usr/bin/regbox" --version >"$WORK/regbox.version" 2>&1 \
+        || die "regbox does not run with the bundled libraries: $(head -n 3 "$WORK/regbox.version")"
+    XTABLES_LIBDIR=$ROOT/usr/lib/$TRIPLET/xtables "${run[@]}" --argv0 iptables-nft \
+        "$ROOT/usr/sbin/xtables-nft-multi" -V >"$WORK/iptables.version" 2>&1 \
+        || die "iptables does not run with the bundled libraries: $(head -n 3 "$WORK/iptables.version")"
+    version=$(sed -nE '1s/^iptables v([0-9.]+).*/\1/p' "$WORK/iptables.version")
+    [[ -n $version ]] || die "cannot read the iptables version from: $(head -n 1 "$WORK/iptables.version")"
+    log "$(head -n 1 "$WORK/regbox.version"), iptables $version"
+    write_rootfs "$REGBOX"
+    printf '%s\n' "$version" >"$OUTDIR/version.tmp"
+    printf '%s\n' "$SOURCE" >"$OUTDIR/package.tmp"
+    for f in "${OUTPUTS[@]}"; do
+        mv -f "$OUTDIR/$f.tmp" "$OUTDIR/$f"
+    done
+    log "done: regbox with $SOURCE $version"
+    exit 0
+fi
 for bin in "${BINARIES[@]}"; do
-    run=("$LOADER" --inhibit-cache --library-path "$ROOT/usr/lib/$TRIPLET")
     [[ -n ${static[$bin]:-} ]] && run=()
     "${run[@]}" "$ROOT/usr/bin/$bin" -version >"$WORK/$bin.version" 2>&1 \
         || die "$bin does not run with the bundled libraries: $(head -n 3 "$WORK/$bin.version")"
@@ -348,17 +421,7 @@ case $full_version in
 esac
 log "$full_version"
 
-size=$(du -sb "$ROOT" | cut -f1)
-((size <= MAX_ROOTFS_BYTES)) || die "root filesystem is $size bytes, above the $MAX_ROOTFS_BYTES limit"
-
-log "writing $OUTDIR/rootfs.tar ($((size / 1000 / 1000)) MB, $(find "$ROOT" -type f | wc -l) files) ..."
-mkdir -p "$OUTDIR"
-mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$BIN_DIR/bitcoind")}
-mapfile -t top < <(find "$ROOT" -mindepth 1 -maxdepth 1 ! -name data -printf '%P\n' | LC_ALL=C sort)
-tar -C "$ROOT" --sort=name --numeric-owner --owner=0 --group=0 --mtime="@$mtime" \
-    -cf "$OUTDIR/rootfs.tar.tmp" "${top[@]}"
-tar -C "$ROOT" --numeric-owner --owner=10001 --group=10001 --mtime="@$mtime" \
-    -rf "$OUTDIR/rootfs.tar.tmp" data
+write_rootfs "$BIN_DIR/bitcoind"
 printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
 printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"

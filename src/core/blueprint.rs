@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use sha2::{Digest, Sha256};
 
 use crate::core::manifest::{ClusterSpec, Resources};
-use crate::core::subnet::{Subnet, POOL};
+use crate::core::subnet::{self, Subnet, POOL};
 
 /// Label every regbox resource carries; scripts find a cluster's resources by it.
 pub const LABEL_CLUSTER: &str = "regbox.cluster";
@@ -128,6 +128,20 @@ pub fn cluster_labels(cluster: &str) -> HashMap<String, String> {
 /// The static address of node `index` on a network with subnet `net`.
 pub fn node_address(net: Subnet, index: usize) -> Ipv4Addr {
     net.host(NODE_OFFSET + index as u32)
+}
+
+/// Node `index`'s static address on every network regbox creates, as `address/mask` for a packet
+/// filter: a rule on it holds whichever segments the node is moved to.
+pub fn node_everywhere(index: usize) -> String {
+    let (addr, mask) = subnet::everywhere(NODE_OFFSET + index as u32);
+    format!("{addr}/{mask}")
+}
+
+/// The node whose static address, on any of regbox's networks, is `ip`.
+pub fn node_anywhere(ip: Ipv4Addr) -> Option<usize> {
+    subnet::offset_in_pool(ip)?
+        .checked_sub(NODE_OFFSET)
+        .map(|i| i as usize)
 }
 
 /// The node whose static address on `net` is `ip`, if any (the inverse of `node_address`).

@@ -4,9 +4,11 @@
 pub mod blueprint;
 pub mod compose;
 pub mod fault;
+pub mod firewall;
 pub mod generators;
 pub mod graphio;
 pub mod limits;
+pub mod link;
 pub mod lock;
 pub mod manifest;
 pub mod names;

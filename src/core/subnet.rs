@@ -105,6 +105,20 @@ impl FromStr for Subnet {
     }
 }
 
+/// `host offset` on every network of the pool at once, as an address and a non-contiguous mask (the
+/// pool's prefix, then the host part of a network): what a packet filter matches to hold on whichever
+/// of regbox's networks a host is.
+pub fn everywhere(offset: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let mask = mask(POOL.prefix) | !mask(NETWORK_PREFIX);
+    (Ipv4Addr::from(POOL.base | offset), Ipv4Addr::from(mask))
+}
+
+/// The host offset of `ip` within its network, if `ip` is in the pool: the inverse of [`everywhere`].
+pub fn offset_in_pool(ip: Ipv4Addr) -> Option<u32> {
+    let ip = u32::from(ip);
+    (ip & mask(POOL.prefix) == POOL.base).then_some(ip & !mask(NETWORK_PREFIX))
+}
+
 /// Candidate subnets for a new network, in the order to try them: every /20 of the pool that overlaps
 /// nothing in `taken`, starting at a place derived from `seed` so that two processes creating different
 /// clusters at the same moment rarely race for the same one (Docker refuses the loser, which moves on).
@@ -138,6 +152,20 @@ pub fn parse_routes(table: &str) -> Vec<Subnet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_everywhere_matches_its_address_on_every_network_and_no_other() {
+        let (addr, mask) = everywhere(12);
+        assert_eq!((addr.to_string(), mask.to_string()), ("10.128.0.12".into(), "255.128.15.255".into()));
+        let matches = |ip: Ipv4Addr| u32::from(ip) & u32::from(mask) == u32::from(addr);
+        for net in free_subnets(&[], "x").step_by(97) {
+            assert!(matches(net.host(12)));
+            assert!(!matches(net.host(13)));
+            assert_eq!(offset_in_pool(net.host(12)), Some(12));
+        }
+        assert!(!matches("10.0.0.12".parse().unwrap()));
+        assert_eq!(offset_in_pool("10.0.0.12".parse().unwrap()), None);
+    }
 
     fn net(s: &str) -> Subnet {
         s.parse().unwrap()
