@@ -7,13 +7,15 @@
 //! feature; without it the library compiles no clap, indicatif or tracing-subscriber).
 
 #[cfg(feature = "cli")]
+pub mod agent;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod core;
 pub mod engine;
 
 // The library's public paths, by concept.
 pub use crate::core::propagation;
-pub use crate::core::{fault, manifest, partition, scenario, topology};
+pub use crate::core::{fault, firewall, link, manifest, partition, scenario, topology};
 pub use crate::engine::{image, measure, progress, rpc, runner, wait};
 
 /// A cluster's handle and life: up, open, status, partition, heal, faults, down.

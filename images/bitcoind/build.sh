@@ -348,7 +348,7 @@ for interp in "${!interps[@]}"; do
     ln -sfn "${up}usr/lib/$TRIPLET/$LOADER_NAME" "$ROOT$interp"
 done
 
-mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/data" "$ROOT/root"
+mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/data" "$ROOT/root" "$ROOT/run"
 chmod 1777 "$ROOT/tmp"
 chmod 0755 "$ROOT/data"
 chmod 0700 "$ROOT/root"

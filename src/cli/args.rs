@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::cli::complete::{clusters, nodes};
+use crate::core::link;
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
 const LONG_VERSION: &str = concat!(
@@ -264,6 +265,76 @@ pub enum Command {
         #[arg(add = nodes())]
         node: String,
     },
+    /// Shape the P2P packets NODES send — delay, jitter, loss, duplication, corruption, reordering, a
+    /// rate — to the peers in --to, or to all; replaces what was set there.
+    ///
+    /// Only P2P traffic is shaped (never RPC). Shaping is one-way: `netem a --to b` slows a's packets to
+    /// b, not b's answers; shape both ends for a round trip. `netem --clear` removes it.
+    Netem {
+        /// Nodes (names or indices, comma-separated or one per argument; none: every node).
+        #[arg(add = nodes(), value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// Only the packets to these peers (comma-separated names or indices).
+        #[arg(long, value_name = "PEERS", value_delimiter = ',', add = nodes())]
+        to: Vec<String>,
+        /// Start from one of Blockade's shorthands: slow (delay 75ms ± 100ms normal), flaky (loss
+        /// 30%), duplicate (5%), fast (nothing); the other options change it.
+        #[arg(long, value_name = "SHORTHAND", value_parser = crate::core::link::SHORTHANDS)]
+        like: Option<String>,
+        /// Added to each packet's departure (100ms, 1.5s, 250us).
+        #[arg(long, value_name = "TIME", value_parser = link::parse_duration)]
+        delay: Option<u64>,
+        /// Spread around the delay (packets keep their order; see --reorder).
+        #[arg(long, value_name = "TIME", value_parser = link::parse_duration)]
+        jitter: Option<u64>,
+        /// How the jitter is drawn.
+        #[arg(long, value_parser = link::Distribution::NAMES)]
+        distribution: Option<String>,
+        /// Share of packets lost (1%, 0.1%).
+        #[arg(long, value_name = "PERCENT", value_parser = link::parse_percent)]
+        loss: Option<f64>,
+        /// Share of packets sent twice.
+        #[arg(long, value_name = "PERCENT", value_parser = link::parse_percent)]
+        duplicate: Option<f64>,
+        /// Share of packets with one bit flipped (the receiver's checksum drops them).
+        #[arg(long, value_name = "PERCENT", value_parser = link::parse_percent)]
+        corrupt: Option<f64>,
+        /// Share of packets sent at once, overtaking delayed ones.
+        #[arg(long, value_name = "PERCENT", value_parser = link::parse_percent)]
+        reorder: Option<f64>,
+        /// Bandwidth of the link (1mbit, 500kbit, 100kbps); packets queue behind each other.
+        #[arg(long, value_parser = link::parse_rate)]
+        rate: Option<u64>,
+        /// Remove the shaping of NODES (every node's when none are named); cuts stay.
+        #[arg(long, conflicts_with_all = ["to", "like", "delay", "jitter", "distribution", "loss", "duplicate", "corrupt", "reorder", "rate"])]
+        clear: bool,
+    },
+    /// Keep packets from crossing between nodes: `cut A B` both ways; `cut --from A --to B` one way
+    /// (A's packets to B are lost, B's reach A). `heal` or `cut --clear` removes cuts.
+    Cut {
+        /// Two ends to cut apart both ways (each a node or comma-separated nodes).
+        #[arg(add = nodes(), num_args = 0..=2)]
+        ends: Vec<String>,
+        /// One-way: the nodes whose packets are stopped (comma-separated).
+        #[arg(long, value_delimiter = ',', requires = "to", conflicts_with = "ends", add = nodes())]
+        from: Vec<String>,
+        /// One-way: where they are stopped from going (comma-separated).
+        #[arg(long, value_delimiter = ',', requires = "from", add = nodes())]
+        to: Vec<String>,
+        /// Answer stopped TCP packets with a reset, so the sender's session closes at once (default:
+        /// drop them silently; the session stalls until TCP gives up).
+        #[arg(long)]
+        reset: bool,
+        /// Remove the cuts of the named nodes (every node's when none are named).
+        #[arg(long, conflicts_with_all = ["from", "to", "reset"])]
+        clear: bool,
+    },
+    /// The fault agent, run inside the regbox image (not for direct use).
+    #[command(hide = true)]
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///
     /// Without a file, runs the built-in split-and-heal scenario. `-c NAME` renames the scenario's
@@ -408,6 +479,17 @@ pub enum MeasureCommand {
         /// Seconds each round (and each preparation step) may take to reach every node.
         #[arg(long, value_name = "S", default_value_t = 60)]
         timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Serve requests on the agent's socket until stopped.
+    Serve,
+    /// Send one JSON request to the serving agent and print its answer.
+    Call {
+        /// The request.
+        request: String,
     },
 }
 

@@ -9,13 +9,15 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::cli::args::{
-    Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand, OutputFormat,
-    TopologyCommand,
+    AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand,
+    OutputFormat, TopologyCommand,
 };
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::{output, plot};
 use crate::core::fault::Fault;
+use crate::core::firewall::Block;
+use crate::core::link::{self, Shaping};
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind};
 use crate::core::propagation::Kind;
@@ -160,6 +162,92 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Kill { node } => fault(&ctx, Fault::Kill, &node).await,
         Command::Pause { node } => fault(&ctx, Fault::Pause, &node).await,
         Command::Unpause { node } => fault(&ctx, Fault::Unpause, &node).await,
+        Command::Netem {
+            nodes,
+            to,
+            like,
+            delay,
+            jitter,
+            distribution,
+            loss,
+            duplicate,
+            corrupt,
+            reorder,
+            rate,
+            clear,
+        } => {
+            let cluster = ctx.open().await?;
+            let progress = ctx.progress();
+            let all: Vec<String> = cluster.nodes().iter().map(|n| n.name().to_string()).collect();
+            let nodes = if nodes.is_empty() { all } else { nodes };
+            let plane = if clear {
+                cluster
+                    .clear_links(Some(&nodes), true, false, &progress)
+                    .await?
+            } else {
+                let base = like.as_deref().and_then(Shaping::shorthand).unwrap_or_default();
+                let shaping = Shaping {
+                    delay_us: delay.unwrap_or(base.delay_us),
+                    jitter_us: jitter.unwrap_or(base.jitter_us),
+                    distribution: distribution
+                        .as_deref()
+                        .and_then(link::Distribution::parse)
+                        .unwrap_or(base.distribution),
+                    loss: loss.unwrap_or(base.loss),
+                    duplicate: duplicate.unwrap_or(base.duplicate),
+                    corrupt: corrupt.unwrap_or(base.corrupt),
+                    reorder: reorder.unwrap_or(base.reorder),
+                    rate_bps: rate.or(base.rate_bps),
+                };
+                let to = (!to.is_empty()).then_some(to.as_slice());
+                cluster.shape(&nodes, to, &shaping, &progress).await?
+            };
+            progress.finish();
+            output::print_plane(&cluster, &plane, ctx.json);
+            Ok(())
+        }
+        Command::Cut {
+            ends,
+            from,
+            to,
+            reset,
+            clear,
+        } => {
+            let cluster = ctx.open().await?;
+            let progress = ctx.progress();
+            let split = |s: &String| s.split(',').map(str::to_string).collect::<Vec<_>>();
+            let plane = if clear {
+                let nodes: Vec<String> = ends.iter().flat_map(split).collect();
+                let nodes = (!nodes.is_empty()).then_some(nodes);
+                cluster.clear_links(nodes.as_deref(), false, true, &progress).await?
+            } else {
+                let block = if reset { Block::Reset } else { Block::Drop };
+                let (from, to, both) = match (ends.as_slice(), from.is_empty()) {
+                    ([a, b], true) => (split(a), split(b), true),
+                    ([], false) => (from, to, false),
+                    _ => {
+                        return Err(Failure::Usage(
+                            "name two ends (`cut A B`) or --from and --to".into(),
+                        ))
+                    }
+                };
+                cluster.cut(&from, &to, both, block, &progress).await?
+            };
+            progress.finish();
+            output::print_plane(&cluster, &plane, ctx.json);
+            Ok(())
+        }
+        Command::Agent {
+            command: AgentCommand::Serve,
+        } => crate::agent::serve().map_err(|e| Failure::Report(format!("agent: {e}"))),
+        Command::Agent {
+            command: AgentCommand::Call { request },
+        } => {
+            let reply = crate::agent::call(&request)
+                .map_err(|e| Failure::Report(format!("agent: {e}")))?;
+            print!("{reply}");
+            Ok(())
+        }
         Command::Run {
             scenarios,
             junit,

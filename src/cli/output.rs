@@ -1,15 +1,18 @@
 //! What the commands print: tables and sentences for people, JSON with `--json` (pretty for a command's
 //! result, one compact object per line for scenario steps).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
+use crate::core::firewall::{self, Block, Plane};
+use crate::core::link::Shaping;
 use crate::core::manifest::ClusterSpec;
 use crate::core::plan::UpPlan;
-use crate::engine::cluster::{Connection, NodeStatus};
+use crate::engine::cluster::{Cluster, Connection, NodeStatus};
 use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::{ClusterSummary, DownReport};
 use crate::engine::measure::Measurement;
@@ -259,6 +262,14 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     if wide {
         header.insert(4, "RPC");
     }
+    // Link faults get a column only while some node has any.
+    let mut rows: Vec<Vec<String>> = rows;
+    if nodes.iter().any(|n| !n.links.is_empty()) {
+        header.push("LINK FAULTS");
+        for (row, n) in rows.iter_mut().zip(nodes) {
+            row.push(n.links.clone());
+        }
+    }
     print_table(&header, rows);
 }
 
@@ -308,6 +319,41 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
         println!("  nothing to do");
     }
     println!("(dry run: nothing was changed)");
+}
+
+/// `regbox netem` and `regbox cut`: each node's link faults afterwards (JSON: by node name, with
+/// peers by name).
+pub fn print_plane(cluster: &Cluster, plane: &Plane, json: bool) {
+    let name = |i: usize| cluster.nodes()[i].name().to_string();
+    if json {
+        #[derive(serde::Serialize)]
+        struct View {
+            shaping: Option<Shaping>,
+            links: BTreeMap<String, Shaping>,
+            cuts: BTreeMap<String, Block>,
+        }
+        let view: BTreeMap<String, View> = plane
+            .iter()
+            .map(|(&i, f)| {
+                let v = View {
+                    shaping: f.shaping.clone(),
+                    links: f.links.iter().map(|(&p, s)| (name(p), s.clone())).collect(),
+                    cuts: f.cuts.iter().map(|(&p, b)| (name(p), *b)).collect(),
+                };
+                (name(i), v)
+            })
+            .collect();
+        return print_json(&view);
+    }
+    if plane.is_empty() {
+        println!("no link faults");
+        return;
+    }
+    let rows = plane
+        .iter()
+        .map(|(&i, f)| vec![name(i), firewall::describe(f, name)])
+        .collect();
+    print_table(&["NODE", "LINK FAULTS"], rows);
 }
 
 /// `regbox url`: the RPC URL, then the P2P address.

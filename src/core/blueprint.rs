@@ -21,6 +21,8 @@ pub const LABEL_ROLE: &str = "regbox.role";
 /// Role of the metadata container: never started, its labels hold the manifest and the RPC password so
 /// every later process can read the cluster back from Docker alone.
 pub const ROLE_META: &str = "meta";
+/// `regbox.role` of a cluster's fault agent.
+pub const ROLE_AGENT: &str = "agent";
 /// Label on a partition segment's network holding its segment id.
 pub const LABEL_SEGMENT: &str = "regbox.segment";
 /// Label on a partition segment's network holding the cut mode of the partition that made it.
@@ -100,6 +102,11 @@ pub fn segment_network(cluster: &str, segment: usize) -> String {
 /// Docker name of a cluster's metadata container.
 pub fn meta_container(cluster: &str) -> String {
     format!("regbox-{cluster}-meta")
+}
+
+/// Docker name of a cluster's fault agent (a dot, which no node name has, so no node can take it).
+pub fn agent_container(cluster: &str) -> String {
+    format!("regbox-{cluster}.agent")
 }
 
 /// Docker name of a node's container.

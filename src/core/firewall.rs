@@ -72,6 +72,125 @@ impl NodeFaults {
     }
 }
 
+/// A node's faults in words, peers named by `name`: `delay 100ms; to n2: loss 1%; cut to n3 (reset)`.
+pub fn describe(f: &NodeFaults, name: impl Fn(usize) -> String) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = &f.shaping {
+        parts.push(s.to_string());
+    }
+    for (&p, s) in &f.links {
+        parts.push(format!("to {}: {s}", name(p)));
+    }
+    let mut by_block: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (&p, b) in &f.cuts {
+        by_block.entry(b.name()).or_default().push(name(p));
+    }
+    for (block, peers) in by_block {
+        parts.push(format!("cut to {} ({block})", peers.join(",")));
+    }
+    parts.join("; ")
+}
+
+/// The fault planes of a cluster's nodes by index (a node without faults is absent).
+pub type Plane = BTreeMap<usize, NodeFaults>;
+
+/// Shapes each of `nodes`' packets — to the peers in `to`, or to everyone — with `shaping`, replacing
+/// what was set there (an empty shaping clears it). Returns the nodes changed.
+pub fn shape(plane: &mut Plane, nodes: &[usize], to: Option<&[usize]>, shaping: &Shaping) -> Vec<usize> {
+    for &n in nodes {
+        let f = plane.entry(n).or_default();
+        match to {
+            None => f.shaping = Some(shaping.clone()),
+            Some(peers) => {
+                for &p in peers.iter().filter(|&&p| p != n) {
+                    f.links.insert(p, shaping.clone());
+                }
+            }
+        }
+    }
+    tidy(plane, nodes)
+}
+
+/// Keeps `from`'s packets from reaching `to` (and `to`'s from reaching `from` when `both`).
+pub fn cut(plane: &mut Plane, from: &[usize], to: &[usize], both: bool, block: Block) -> Vec<usize> {
+    let mut touched = Vec::new();
+    for (a, b) in from.iter().flat_map(|&a| to.iter().map(move |&b| (a, b))) {
+        if a == b {
+            continue;
+        }
+        plane.entry(a).or_default().cuts.insert(b, block);
+        touched.push(a);
+        if both {
+            plane.entry(b).or_default().cuts.insert(a, block);
+            touched.push(b);
+        }
+    }
+    touched.sort();
+    touched.dedup();
+    tidy(plane, &touched)
+}
+
+/// Removes the shaping (`shaping`), the cuts (`cuts`) or both of `nodes`. Returns the nodes changed.
+pub fn clear(plane: &mut Plane, nodes: &[usize], shaping: bool, cuts: bool) -> Vec<usize> {
+    let mut touched = Vec::new();
+    for n in nodes {
+        if let Some(f) = plane.get_mut(n) {
+            if shaping {
+                f.shaping = None;
+                f.links.clear();
+            }
+            if cuts {
+                f.cuts.clear();
+            }
+            touched.push(*n);
+        }
+    }
+    tidy(plane, &touched)
+}
+
+/// Normalizes the planes of `nodes`, dropping empty ones; returns `nodes`, sorted and unique.
+fn tidy(plane: &mut Plane, nodes: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = nodes.to_vec();
+    out.sort();
+    out.dedup();
+    for n in &out {
+        if let Some(f) = plane.remove(n) {
+            let f = f.normalized();
+            if !f.is_empty() {
+                plane.insert(*n, f);
+            }
+        }
+    }
+    out
+}
+
+/// What the agent is asked: set these nodes' fault planes, or only report.
+// Externally tagged: an internally tagged enum would buffer the nodes, and numeric map keys (peers)
+// do not survive that buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentRequest {
+    Set { nodes: Vec<AgentNode> },
+    Show,
+}
+
+/// One node as the agent is to set it: where its network namespace is, and its whole fault plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentNode {
+    pub name: String,
+    /// The node's container's main process on the agent's host (the agent shares the host's PIDs).
+    pub pid: u32,
+    pub faults: NodeFaults,
+}
+
+/// The agent's answer: every node it holds a fault plane for, and the failures of this request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReply {
+    pub nodes: BTreeMap<String, NodeFaults>,
+    /// Node name → what went wrong setting it (the node keeps its earlier plane).
+    pub errors: BTreeMap<String, String>,
+}
+
 /// The filter table `iptables-restore` installs in the node's namespace (replacing whatever was
 /// there: the namespace holds no other rules). Cuts come first, then the queue for shaped packets.
 /// Only P2P traffic is touched: RPC goes over the control network to another port.
@@ -150,6 +269,60 @@ mod tests {
         assert_eq!(f.shaping_to(Some(4)), Some(&delay(10)));
         assert_eq!(f.shaping_to(Some(5)), Some(&delay(100)));
         assert_eq!(f.shaping_to(None), Some(&delay(100)));
+    }
+
+    #[test]
+    fn plane_edits_touch_only_the_nodes_named() {
+        let mut plane = Plane::new();
+        assert_eq!(shape(&mut plane, &[0, 1], Some(&[1, 2]), &delay(50)), vec![0, 1]);
+        assert_eq!(plane[&0].links.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        // A node is never shaped towards itself.
+        assert_eq!(plane[&1].links.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(cut(&mut plane, &[0], &[3], false, Block::Drop), vec![0]);
+        assert!(!plane.contains_key(&3));
+        assert_eq!(cut(&mut plane, &[0], &[3], true, Block::Reset), vec![0, 3]);
+        assert_eq!(plane[&3].cuts[&0], Block::Reset);
+        assert_eq!(clear(&mut plane, &[0, 1, 3], true, false), vec![0, 1, 3]);
+        assert!(!plane.contains_key(&1));
+        assert_eq!(plane[&0].cuts.len(), 1);
+        clear(&mut plane, &[0, 3], false, true);
+        assert!(plane.is_empty());
+        // An empty shaping clears.
+        shape(&mut plane, &[4], None, &delay(10));
+        shape(&mut plane, &[4], None, &Shaping::default());
+        assert!(plane.is_empty());
+    }
+
+    #[test]
+    fn faults_are_described_in_words() {
+        let f = NodeFaults {
+            cuts: BTreeMap::from([(3, Block::Reset), (4, Block::Reset), (5, Block::Drop)]),
+            shaping: Some(delay(100)),
+            links: BTreeMap::from([(2, delay(10))]),
+        };
+        assert_eq!(
+            describe(&f, |p| format!("n{p}")),
+            "delay 100ms; to n2: delay 10ms; cut to n5 (drop); cut to n3,n4 (reset)"
+        );
+    }
+
+    #[test]
+    fn requests_survive_json_with_peers_as_keys() {
+        let request = AgentRequest::Set {
+            nodes: vec![AgentNode {
+                name: "n1".into(),
+                pid: 42,
+                faults: NodeFaults {
+                    cuts: BTreeMap::from([(2, Block::Reset)]),
+                    shaping: None,
+                    links: BTreeMap::from([(3, delay(5))]),
+                },
+            }],
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(serde_json::from_str::<AgentRequest>(&text).unwrap(), request);
+        let show = serde_json::to_string(&AgentRequest::Show).unwrap();
+        assert_eq!(serde_json::from_str::<AgentRequest>(&show).unwrap(), AgentRequest::Show);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::core::blueprint::{self, segment_network, Networks};
+use crate::core::firewall;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{self, CutMode};
 use crate::core::plan::State;
@@ -68,6 +69,8 @@ pub struct NodeStatus {
     pub segments: Vec<String>,
     /// Why the RPC fields are empty, when they are.
     pub error: Option<String>,
+    /// The node's link faults (shaping and cuts), worded; empty when it has none.
+    pub links: String,
 }
 
 impl Cluster {
@@ -228,11 +231,16 @@ impl Cluster {
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
-        on_all(&self.nodes, |n| {
+        let plane = self.fault_plane().await?;
+        let mut status = on_all(&self.nodes, |n| {
             let container = containers.get(&n.layout.container);
             async move { Ok::<_, Error>(self.node_status(n, container).await) }
         })
-        .await
+        .await?;
+        for (i, f) in plane {
+            status[i].links = firewall::describe(&f, |p| self.nodes[p].name().to_string());
+        }
+        Ok(status)
     }
 
     async fn node_status(&self, n: &Node, container: Option<&ContainerInfo>) -> NodeStatus {
@@ -249,6 +257,7 @@ impl Cluster {
             peers: Vec::new(),
             segments: self.segments_of(n.layout.index),
             error: None,
+            links: String::new(),
         };
         if state != State::Running {
             status.error = Some(format!("container is {}", state.word()));

@@ -520,6 +520,112 @@ impl Docker {
             .collect())
     }
 
+    /// Creates the fault agent's container: `regbox agent serve` from the regbox image, on no network,
+    /// in the host's PID namespace (to find each node's network namespace by its process), with only
+    /// the capabilities that entering a namespace and changing its packet filter take. Returns its id.
+    pub async fn create_agent(
+        &self,
+        name: &str,
+        image: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<String> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/usr/bin/regbox".into()]),
+            cmd: Some(vec!["agent".into(), "serve".into()]),
+            labels: Some(labels),
+            stop_timeout: Some(2),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                pid_mode: Some("host".into()),
+                init: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(vec![
+                    "NET_ADMIN".into(),
+                    "SYS_ADMIN".into(),
+                    "SYS_PTRACE".into(),
+                ]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/run".to_string(),
+                    "rw,noexec,nosuid,size=1m".to_string(),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.api
+            .create_container(Some(opts), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|source| DockerError::CreateContainer {
+                name: name.into(),
+                source,
+            })
+    }
+
+    /// The host PID of a running container's main process (`None` when it is not running or gone).
+    pub async fn pid(&self, name: &str) -> Result<Option<u32>> {
+        let pid = self.api.inspect_container(name, None).await.map(|c| {
+            c.state
+                .filter(|s| s.running == Some(true))
+                .and_then(|s| s.pid)
+                .filter(|&p| p > 0)
+                .map(|p| p as u32)
+        });
+        absent_is(pid, None, container_err("inspect", name))
+    }
+
+    /// Runs `cmd` in a running container and returns its exit code and standard output (standard error
+    /// is appended to the output when the command fails).
+    pub async fn exec(&self, name: &str, cmd: Vec<String>) -> Result<(i64, String)> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let err = |source| DockerError::Container {
+            action: "exec in",
+            name: name.into(),
+            source,
+        };
+        let exec = self
+            .api
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(&err)?;
+        let (mut out, mut errs) = (String::new(), String::new());
+        if let StartExecResults::Attached { mut output, .. } =
+            self.api.start_exec(&exec.id, None).await.map_err(&err)?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(&err)? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        out.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => errs.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                }
+            }
+        }
+        let code = self
+            .api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(&err)?
+            .exit_code
+            .unwrap_or(-1);
+        if code != 0 {
+            out.push_str(&errs);
+        }
+        Ok((code, out))
+    }
+
     /// Whether a container is still running (false when it exited or is gone).
     pub async fn is_running(&self, name: &str) -> Result<bool> {
         let state = self

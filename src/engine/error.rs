@@ -69,6 +69,8 @@ pub enum Error {
     /// A propagation measurement could not be made (not: its result missed a bound).
     #[error("measure propagation: {0}")]
     Measure(String),
+    #[error("fault agent: {0}")]
+    Agent(String),
     #[error("interrupted")]
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]

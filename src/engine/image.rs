@@ -236,52 +236,12 @@ pub(crate) async fn build_on(
             0,
         ),
     }
-    let fail = |what: &str, e: &dyn std::fmt::Display| ImageError::Build(format!("{what}: {e}"));
-    // Removed when dropped: on success, on failure, and when the build is cancelled (Ctrl-C).
-    let tmp = tempfile::Builder::new()
-        .prefix("regbox-image-")
-        .tempdir()
-        .map_err(|e| fail("create a temporary directory", &e))?;
-    let mut work = Workspace { tmp, group: None };
-    let dir = work.tmp.path().to_path_buf();
-    let dir = dir.as_path();
-    let script = dir.join("build.sh");
-    std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
-    let out = dir.join("out");
-    let mut command = tokio::process::Command::new("bash");
-    command.arg(&script);
+    let mut args = Vec::new();
     if let Source::Local { path, .. } = source {
-        command.arg("--from").arg(path);
+        args = vec!["--from".into(), path.clone().into_os_string()];
     }
-    let mut child = command
-        .arg(&out)
-        // The script's own working directory goes inside ours, so it goes with ours even when the
-        // script is killed before its exit trap runs.
-        .env("TMPDIR", dir)
-        // Its own process group, so a cancelled build stops apt and dpkg too, not only bash.
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| fail("run bash", &e))?;
-    work.group = child.id();
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
-    let mut tail = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        progress.note(&format!("image: {line}"));
-        tracing::info!("image build: {line}");
-        tail.push(line);
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| fail("wait for the build", &e))?;
+    let (work, out) = run_script(&args, progress).await?;
     let result = async {
-        if !status.success() {
-            let n = tail.len().saturating_sub(5);
-            return Err(ImageError::Build(tail[n..].join("\n")));
-        }
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
         let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
         let (version, package) = (read("version")?, read("package")?);
@@ -326,9 +286,104 @@ pub(crate) async fn build_on(
         Ok(format!("{REPO}:{tag}"))
     }
     .await;
-    // The script has exited: there is no group left to kill (its id may even be reused by now).
-    work.group = None;
     drop(work);
     progress.finish();
     result
+}
+
+fn fail(what: &str, e: &dyn std::fmt::Display) -> ImageError {
+    ImageError::Build(format!("{what}: {e}"))
+}
+
+/// Runs the build script with `args` and an output directory, showing its lines as progress; returns
+/// the workspace (the outputs go when it is dropped) and the output directory.
+async fn run_script(
+    args: &[std::ffi::OsString],
+    progress: &Progress,
+) -> Result<(Workspace, std::path::PathBuf), ImageError> {
+    // Removed when dropped: on success, on failure, and when the build is cancelled (Ctrl-C).
+    let tmp = tempfile::Builder::new()
+        .prefix("regbox-image-")
+        .tempdir()
+        .map_err(|e| fail("create a temporary directory", &e))?;
+    let mut work = Workspace { tmp, group: None };
+    let dir = work.tmp.path().to_path_buf();
+    let script = dir.join("build.sh");
+    std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
+    let out = dir.join("out");
+    let mut child = tokio::process::Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .arg(&out)
+        // The script's own working directory goes inside ours, so it goes with ours even when the
+        // script is killed before its exit trap runs.
+        .env("TMPDIR", &dir)
+        // Its own process group, so a cancelled build stops apt and dpkg too, not only bash.
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail("run bash", &e))?;
+    work.group = child.id();
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let mut tail = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        progress.note(&format!("image: {line}"));
+        tracing::info!("image build: {line}");
+        tail.push(line);
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| fail("wait for the build", &e))?;
+    // The script has exited: there is no group left to kill (its id may even be reused by now).
+    work.group = None;
+    if !status.success() {
+        let n = tail.len().saturating_sub(5);
+        return Err(ImageError::Build(tail[n..].join("\n")));
+    }
+    Ok((work, out))
+}
+
+/// Repository of the regbox image: a regbox binary with Debian's iptables, which the fault agent runs.
+pub const REGBOX_REPO: &str = "regbox/regbox";
+
+/// Makes sure the regbox image for `binary` exists — tagged with regbox's version and the binary's
+/// digest, so a rebuilt regbox gets its own image — building it when missing. Returns its name.
+pub(crate) async fn ensure_regbox_image(
+    docker: &Docker,
+    binary: &std::path::Path,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(binary).map_err(|e| fail(&format!("read {}", binary.display()), &e))?;
+    let tag = format!(
+        "{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        &hex::encode(Sha256::digest(&bytes))[..12]
+    );
+    drop(bytes);
+    let name = format!("{REGBOX_REPO}:{tag}");
+    if docker.image(&name).await?.is_some() {
+        return Ok(name);
+    }
+    progress.stage("building the regbox image (regbox and Debian's iptables)", 0);
+    let (work, out) = run_script(&["--regbox".into(), binary.as_os_str().to_owned()], progress).await?;
+    let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
+    drop(work);
+    progress.note(&format!("importing {name}"));
+    let changes = vec![
+        r#"ENTRYPOINT ["/usr/bin/regbox"]"#.to_string(),
+        "ENV PATH=/usr/sbin:/usr/bin".to_string(),
+    ];
+    docker.import_image(rootfs.into(), REGBOX_REPO, &tag, changes).await?;
+    // Images of other regbox builds go, unless an agent still runs one (the engine refuses then).
+    for old in docker.images_of(REGBOX_REPO).await? {
+        if old.name != name {
+            docker.remove_unused_image(&old.name).await;
+        }
+    }
+    progress.finish();
+    Ok(name)
 }

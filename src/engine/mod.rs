@@ -10,6 +10,7 @@ pub mod faults;
 pub mod host;
 pub mod image;
 pub mod lifecycle;
+pub mod links;
 pub mod lock;
 pub mod measure;
 pub mod node;

@@ -373,7 +373,7 @@ impl Cluster {
         for c in &containers {
             let Some(node) = index.get(c.name.as_str()) else {
                 let role = c.labels.get(LABEL_ROLE).map(String::as_str);
-                if role != Some(ROLE_META) && role != Some(ROLE_LOCK) {
+                if ![Some(ROLE_META), Some(ROLE_LOCK), Some(blueprint::ROLE_AGENT)].contains(&role) {
                     view.strays.push(c.name.clone());
                 }
                 continue;

@@ -1,0 +1,177 @@
+//! The fault agent (`regbox agent serve`): one container per cluster, from the regbox image, sharing the
+//! host's PID namespace with `NET_ADMIN`, `SYS_ADMIN` and `SYS_PTRACE`. It enters each node's network
+//! namespace to install the node's rules (`iptables-restore`, nftables backend) and to shape the node's
+//! P2P packets through NFQUEUE, and answers requests on a Unix socket that `regbox agent call` (run
+//! through `docker exec`) relays. Node containers themselves never get a capability.
+
+pub mod netns;
+pub mod nfqueue;
+mod shaping;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Mutex;
+
+use crate::core::firewall::{ruleset, AgentNode, AgentReply, AgentRequest, NodeFaults};
+
+/// Where the agent listens, inside its container.
+pub const SOCKET: &str = "/run/regbox-agent.sock";
+/// The program that installs a node's rules, inside the regbox image.
+const IPTABLES_RESTORE: &str = "/usr/sbin/iptables-restore";
+/// Nodes set at once (each runs one `iptables-restore`).
+const WORKERS: usize = 8;
+
+/// What the agent holds for one node.
+struct Node {
+    faults: NodeFaults,
+    shaping: Option<shaping::Handle>,
+}
+
+/// Serves requests until the process is stopped.
+pub fn serve() -> io::Result<()> {
+    let _ = std::fs::remove_file(SOCKET);
+    let listener = UnixListener::bind(SOCKET)?;
+    eprintln!("regbox agent: listening on {SOCKET}");
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    for conn in listener.incoming() {
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("regbox agent: accept: {e}");
+                continue;
+            }
+        };
+        let mut line = String::new();
+        if let Err(e) = BufReader::new(&conn).read_line(&mut line) {
+            eprintln!("regbox agent: read: {e}");
+            continue;
+        }
+        let reply = match serde_json::from_str::<AgentRequest>(&line) {
+            Ok(AgentRequest::Set { nodes: wanted }) => set(&mut nodes, wanted),
+            Ok(AgentRequest::Show) => AgentReply::default(),
+            Err(e) => AgentReply {
+                errors: BTreeMap::from([("request".to_string(), e.to_string())]),
+                ..AgentReply::default()
+            },
+        };
+        let reply = AgentReply {
+            nodes: nodes
+                .iter()
+                .map(|(n, node)| (n.clone(), node.faults.clone()))
+                .collect(),
+            ..reply
+        };
+        let text = serde_json::to_string(&reply).expect("a reply serializes");
+        if let Err(e) = writeln!(conn, "{text}") {
+            eprintln!("regbox agent: write: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Relays one request line to the serving agent and returns its reply line.
+pub fn call(request: &str) -> io::Result<String> {
+    let mut conn = UnixStream::connect(SOCKET)?;
+    writeln!(conn, "{}", request.trim())?;
+    conn.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// Sets each wanted node's fault plane, `WORKERS` at a time; a node that fails keeps its earlier one.
+fn set(nodes: &mut BTreeMap<String, Node>, wanted: Vec<AgentNode>) -> AgentReply {
+    let work: Mutex<Vec<(AgentNode, Option<Node>)>> = Mutex::new(
+        wanted
+            .into_iter()
+            .map(|w| {
+                let held = nodes.remove(&w.name);
+                (w, held)
+            })
+            .collect(),
+    );
+    let done: Mutex<Vec<(String, Option<Node>, Option<String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| loop {
+                let Some((wanted, held)) = work.lock().unwrap().pop() else {
+                    return;
+                };
+                let name = wanted.name.clone();
+                let (node, error) = match apply(&wanted, held) {
+                    Ok(node) => (Some(node), None),
+                    Err((held, e)) => (held, Some(e)),
+                };
+                done.lock().unwrap().push((name, node, error));
+            });
+        }
+    });
+    let mut reply = AgentReply::default();
+    for (name, node, error) in done.into_inner().unwrap() {
+        if let Some(node) = node {
+            nodes.insert(name.clone(), node);
+        }
+        if let Some(e) = error {
+            reply.errors.insert(name, e);
+        }
+    }
+    reply
+}
+
+/// One node: its shaping thread first (so queued packets find it), then its rules; the thread goes
+/// when nothing is shaped any more. On failure the node's earlier state is handed back.
+fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, String)> {
+    let fail = |held: Option<Node>, e: String| Err((held, format!("node `{}`: {e}", wanted.name)));
+    let ns = match netns::open(wanted.pid) {
+        Ok(ns) => ns,
+        Err(e) => return fail(held, format!("cannot open the network namespace of pid {}: {e}", wanted.pid)),
+    };
+    let inode = match netns::inode(&ns) {
+        Ok(i) => i,
+        Err(e) => return fail(held, format!("cannot read its network namespace: {e}")),
+    };
+    let faults = wanted.faults.clone().normalized();
+    let (old_faults, thread) = match held {
+        Some(n) => (n.faults, n.shaping),
+        None => (NodeFaults::default(), None),
+    };
+    // A thread in a namespace the node no longer has (it was restarted) is of no use.
+    let mut thread = thread.filter(|t| t.inode == inode);
+    if faults.queued() {
+        match &thread {
+            Some(t) => t.update(&faults),
+            None => {
+                let ns = match ns.try_clone() {
+                    Ok(n) => n,
+                    Err(e) => return fail(Some(Node { faults: old_faults, shaping: None }), e.to_string()),
+                };
+                match shaping::Handle::start(ns, inode, &wanted.name, &faults, seed(&wanted.name)) {
+                    Ok(t) => thread = Some(t),
+                    Err(e) => {
+                        return fail(
+                            Some(Node { faults: old_faults, shaping: None }),
+                            format!("cannot bind its packet queue: {e}"),
+                        )
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = netns::run_in(&ns, IPTABLES_RESTORE, &[], &ruleset(&faults)) {
+        return fail(Some(Node { faults: old_faults, shaping: thread }), e);
+    }
+    if !faults.queued() {
+        thread = None;
+    }
+    Ok(Node {
+        faults,
+        shaping: thread,
+    })
+}
+
+/// A per-node seed, the same on every run.
+fn seed(name: &str) -> u64 {
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}

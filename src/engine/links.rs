@@ -1,0 +1,200 @@
+//! Link faults from the engine's side: the cluster's fault agent (one container per cluster from the
+//! regbox image, labelled with the cluster so `down` removes it with the nodes), requests to it through
+//! `docker exec`, and the cluster's commands on the fault plane — shape, cut, clear, and reading it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
+use crate::core::firewall::{self, AgentNode, AgentReply, AgentRequest, Block, Plane};
+use crate::core::link::Shaping;
+use crate::engine::cluster::Cluster;
+use crate::engine::error::{Error, Result};
+use crate::engine::image;
+use crate::engine::progress::Progress;
+use crate::engine::wait::{wait_until, Check};
+
+/// How long a fresh agent may take to listen.
+const AGENT_START: Duration = Duration::from_secs(20);
+
+impl Cluster {
+    /// The active fault plane: every node's cuts and shaping, by node index (empty when the cluster has
+    /// no agent, i.e. never had a link fault).
+    pub async fn fault_plane(&self) -> Result<Plane> {
+        let name = blueprint::agent_container(self.name());
+        if !self.docker.is_running(&name).await? {
+            return Ok(Plane::new());
+        }
+        let reply = self.ask(&name, &AgentRequest::Show).await?;
+        Ok(self.by_index(reply))
+    }
+
+    /// Shapes the P2P packets each of `nodes` sends — to the peers in `to`, or to all — with
+    /// `shaping`, replacing what was set there (an empty shaping clears it). Returns the new plane.
+    pub async fn shape(
+        &self,
+        nodes: &[String],
+        to: Option<&[String]>,
+        shaping: &Shaping,
+        progress: &Progress,
+    ) -> Result<Plane> {
+        let nodes = self.indexes(nodes)?;
+        let to = to.map(|t| self.indexes(t)).transpose()?;
+        self.change_plane(&format!("netem {shaping}"), progress, |plane| {
+            firewall::shape(plane, &nodes, to.as_deref(), shaping)
+        })
+        .await
+    }
+
+    /// Keeps the packets of `from` from reaching `to` (and back, when `both`), dropped or reset.
+    pub async fn cut(
+        &self,
+        from: &[String],
+        to: &[String],
+        both: bool,
+        block: Block,
+        progress: &Progress,
+    ) -> Result<Plane> {
+        let (from, to) = (self.indexes(from)?, self.indexes(to)?);
+        self.change_plane("cut", progress, |plane| {
+            firewall::cut(plane, &from, &to, both, block)
+        })
+        .await
+    }
+
+    /// Removes the shaping (`shaping`) and/or the cuts (`cuts`) of `nodes` (every node for `None`).
+    pub async fn clear_links(
+        &self,
+        nodes: Option<&[String]>,
+        shaping: bool,
+        cuts: bool,
+        progress: &Progress,
+    ) -> Result<Plane> {
+        let nodes = match nodes {
+            Some(n) => self.indexes(n)?,
+            None => (0..self.nodes.len()).collect(),
+        };
+        if !self.docker.is_running(&blueprint::agent_container(self.name())).await? {
+            return Ok(Plane::new()); // nothing was ever set
+        }
+        self.change_plane("clear link faults", progress, |plane| {
+            firewall::clear(plane, &nodes, shaping, cuts)
+        })
+        .await
+    }
+
+    fn indexes(&self, names: &[String]) -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|n| self.node(n).map(|n| n.layout.index))
+            .collect()
+    }
+
+    fn by_index(&self, reply: AgentReply) -> Plane {
+        reply
+            .nodes
+            .into_iter()
+            .filter_map(|(name, f)| self.by_name.get(&name).map(|&i| (i, f)))
+            .filter(|(_, f)| !f.is_empty())
+            .collect()
+    }
+
+    /// Under the cluster's lock: reads the plane, edits it, and sends the agent the nodes changed.
+    async fn change_plane(
+        &self,
+        command: &str,
+        progress: &Progress,
+        edit: impl FnOnce(&mut Plane) -> Vec<usize>,
+    ) -> Result<Plane> {
+        let guard = self.lock(command).await?;
+        let result = async {
+            let agent = self.agent(progress).await?;
+            let mut plane = self.by_index(self.ask(&agent, &AgentRequest::Show).await?);
+            let touched = edit(&mut plane);
+            let mut nodes = Vec::new();
+            for i in touched {
+                let n = &self.nodes[i];
+                let pid = self.docker.pid(&n.layout.container).await?.ok_or_else(|| {
+                    Error::Agent(format!("node `{}` is not running", n.name()))
+                })?;
+                nodes.push(AgentNode {
+                    name: n.name().to_string(),
+                    pid,
+                    faults: plane.get(&i).cloned().unwrap_or_default(),
+                });
+            }
+            let reply = self.ask(&agent, &AgentRequest::Set { nodes }).await?;
+            if !reply.errors.is_empty() {
+                let errors: Vec<String> = reply.errors.values().cloned().collect();
+                return Err(Error::Agent(errors.join("; ")));
+            }
+            Ok(self.by_index(reply))
+        }
+        .await;
+        guard.release().await;
+        result
+    }
+
+    /// The cluster's running agent, started (and its image built) when there is none.
+    async fn agent(&self, progress: &Progress) -> Result<String> {
+        let name = blueprint::agent_container(self.name());
+        if self.docker.is_running(&name).await? {
+            return Ok(name);
+        }
+        let image = image::ensure_regbox_image(&self.docker, &regbox_binary()?, progress).await?;
+        // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still have.
+        self.docker.remove_container(&name).await?;
+        let mut labels = blueprint::cluster_labels(self.name());
+        labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
+        self.docker.create_agent(&name, &image, labels).await?;
+        self.docker.start(&name).await?;
+        let what = format!("the fault agent `{name}` to listen");
+        wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
+            match self.ask(&name, &AgentRequest::Show).await {
+                Ok(_) => Ok(Check::Ready(())),
+                Err(Error::Agent(e)) => Ok(Check::Pending(e)),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        Ok(name)
+    }
+
+    /// One request to the agent, relayed by `regbox agent call` inside its container.
+    async fn ask(&self, agent: &str, request: &AgentRequest) -> Result<AgentReply> {
+        let text = serde_json::to_string(request).expect("a request serializes");
+        let (code, out) = self
+            .docker
+            .exec(agent, ["/usr/bin/regbox", "agent", "call", &text].map(String::from).to_vec())
+            .await?;
+        if code != 0 {
+            return Err(Error::Agent(format!("no answer ({})", out.trim())));
+        }
+        serde_json::from_str(out.trim())
+            .map_err(|e| Error::Agent(format!("unreadable answer `{}`: {e}", out.trim())))
+    }
+}
+
+/// The regbox binary the agent's image is made from: `REGBOX_BIN`, else this program when it is regbox,
+/// else `regbox` on the PATH.
+fn regbox_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("REGBOX_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(me) = std::env::current_exe() {
+        if me.file_name().is_some_and(|n| n == "regbox") {
+            return Ok(me);
+        }
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("regbox"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Agent(
+                "its image is made from the regbox binary: set REGBOX_BIN to one, or put regbox on the PATH"
+                    .into(),
+            )
+        })
+}
