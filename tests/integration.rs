@@ -2753,3 +2753,145 @@ fn fifty_nodes_in_a_random_regular_graph_come_up_verified_and_go_down_cleanly() 
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+/// The ping time node `at` reports for its session with `peer`, after asking for a fresh ping; polls
+/// until `want` holds of it (or the deadline passes, failing with the last value).
+async fn pingtime(cluster: &Cluster, at: usize, peer: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let node = &cluster.nodes()[at];
+    let comment = format!("({peer})");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
+        // A ping round trip takes up to the delay being measured; look again soon after.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let peers: Vec<serde_json::Value> = node
+            .rpc
+            .call("getpeerinfo", serde_json::json!([]))
+            .await
+            .unwrap();
+        last = peers
+            .iter()
+            .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
+            .and_then(|p| p["pingtime"].as_f64());
+        if let Some(t) = last.filter(|&t| want(t)) {
+            return t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} to {peer}: ping time {last:?}",
+            node.name()
+        );
+    }
+}
+
+/// Whether `at` lists a session with `peer`.
+async fn lists(cluster: &Cluster, at: usize, peer: &str) -> bool {
+    let peers = cluster.nodes()[at].rpc.get_peer_info().await.unwrap();
+    peers.iter().any(|p| p.subver.contains(&format!("({peer})")))
+}
+
+/// A node's TCP segments retransmitted so far, from its network namespace's counters.
+fn retransmits(container: &str) -> u64 {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", container])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let snmp = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).unwrap();
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "RetransSegs")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+#[test]
+fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
+    run(async {
+        let name = unique("links");
+        let (cluster, _guard) = up(ring(&name, 4)).await;
+        let c = ["-c", name.as_str()];
+        // A delay on n0's packets: every ping time at n0, and n1's to n0, is about 100 ms.
+        let plane = ok(&[&c[..], &["netem", "n0", "--delay", "100ms"]].concat()).await;
+        assert!(plane.contains("n0    delay 100ms"), "{plane}");
+        let t = pingtime(&cluster, 1, "n0", |t| t > 0.095).await;
+        assert!(t < 0.15, "n1 to n0: {t}");
+        let t = pingtime(&cluster, 0, "n3", |t| t > 0.095).await;
+        assert!(t < 0.15, "n0 to n3: {t}");
+        // The other links are not shaped.
+        assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
+        // One link of n2's: only towards n3.
+        ok(&[&c[..], &["netem", "n2", "--to", "n3", "--delay", "200ms", "--jitter", "10ms"]].concat()).await;
+        let t = pingtime(&cluster, 3, "n2", |t| t > 0.17).await;
+        assert!(t < 0.26, "n3 to n2: {t}");
+        assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
+        // status shows each node's shaping, in the table and in JSON.
+        let status = ok_json(&[&c[..], &["status", "--json"]].concat()).await;
+        let links: Vec<&str> = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["links"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            links,
+            ["delay 100ms", "", "to n3: delay 200ms ± 10ms uniform", ""]
+        );
+        // Loss: n3 loses 30% of its packets; blocks still reach everyone, through retransmits.
+        ok(&[&c[..], &["netem", "n3", "--loss", "30%"]].concat()).await;
+        let container = format!("regbox-{name}-n3");
+        let before = retransmits(&container);
+        cluster.mine("n3", 30).await.unwrap();
+        cluster.sync_blocks(WAIT).await.unwrap();
+        let after = retransmits(&container);
+        assert!(after > before, "retransmits {before} → {after}");
+        // Clearing removes the shaping.
+        let plane = ok(&[&c[..], &["netem", "--clear"]].concat()).await;
+        assert_eq!(plane.trim(), "no link faults");
+        pingtime(&cluster, 1, "n0", |t| t < 0.05).await;
+
+        // A one-way cut answered with resets: n1 loses its session with n2 at once; n2, whose
+        // packets still flow, keeps listing n1 (nothing it sends is answered, nor refused).
+        ok(&[&c[..], &["cut", "--from", "n1", "--to", "n2", "--reset"]].concat()).await;
+        let _: serde_json::Value = cluster.nodes()[1].rpc.call("ping", serde_json::json!([])).await.unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while lists(&cluster, 1, "n2").await {
+            assert!(tokio::time::Instant::now() < deadline, "n1 still lists n2");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(lists(&cluster, 2, "n1").await);
+        // A silent cut both ways between n0 and n3: a block mined on n0 reaches n3 only around the
+        // ring (n0 → n1 → n2 → n3), which the cut from n1 to n2 blocks too: n3 stays behind.
+        ok(&[&c[..], &["cut", "n0", "n3"]].concat()).await;
+        let tip = cluster.mine("n0", 1).await.unwrap().pop().unwrap();
+        cluster
+            .wait(
+                &regbox::WaitFor::SyncBlocks(Some(vec!["n0".into(), "n1".into()])),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let n3: String = cluster.nodes()[3]
+            .rpc
+            .call("getbestblockhash", serde_json::json!([]))
+            .await
+            .unwrap();
+        assert_ne!(n3, tip);
+        // heal removes every cut and re-wires the ring: everyone is on one tip again.
+        ok(&[&c[..], &["heal", "--sync"]].concat()).await;
+        let status = ok_json(&[&c[..], &["status", "--json"]].concat()).await;
+        assert!(status.as_array().unwrap().iter().all(|n| n["links"] == ""));
+        assert_eq!(edges(&graph(&cluster).await), [(0, 1), (0, 3), (1, 2), (2, 3)]);
+
+        // The agent goes with the cluster.
+        assert!(outside::containers(&name)
+            .await
+            .iter()
+            .any(|c| c.name == format!("regbox-{name}.agent")));
+        cluster.down(&Progress::default()).await.unwrap();
+        assert!(leftovers(&name).await.is_empty());
+    });
+}

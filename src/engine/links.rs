@@ -107,7 +107,30 @@ impl Cluster {
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,
     ) -> Result<Plane> {
         let guard = self.lock(command).await?;
-        let result = async {
+        let result = self.change_plane_locked(progress, edit).await;
+        guard.release().await;
+        result
+    }
+
+    /// Removes every cut (not the shaping), under the lock the caller holds: part of `heal`.
+    pub(crate) async fn clear_cuts_locked(&self) -> Result<()> {
+        if !self.fault_plane().await?.values().any(|f| !f.cuts.is_empty()) {
+            return Ok(());
+        }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.change_plane_locked(&Progress::default(), |plane| {
+            firewall::clear(plane, &all, false, true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn change_plane_locked(
+        &self,
+        progress: &Progress,
+        edit: impl FnOnce(&mut Plane) -> Vec<usize>,
+    ) -> Result<Plane> {
+        {
             let agent = self.agent(progress).await?;
             let mut plane = self.by_index(self.ask(&agent, &AgentRequest::Show).await?);
             let touched = edit(&mut plane);
@@ -130,9 +153,6 @@ impl Cluster {
             }
             Ok(self.by_index(reply))
         }
-        .await;
-        guard.release().await;
-        result
     }
 
     /// The cluster's running agent, started (and its image built) when there is none.

@@ -122,6 +122,8 @@ impl Cluster {
     }
 
     async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
+        // Cuts by rule go first, so the re-wiring below finds the sessions' paths open.
+        self.clear_cuts_locked().await?;
         self.converge_segments(Segments::Heal, CutMode::Drop, timeout)
             .await?;
         self.verify(false).await?;
