@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn packets_go_through_their_peers_link_or_the_node_wide_shaping() {
-        let delay = |ms| Shaping {
+        let delay = |ms: u64| Shaping {
             delay_us: ms * 1000,
             ..Shaping::default()
         };

@@ -218,6 +218,8 @@ pub enum Command {
         timeout: u64,
     },
     /// Put every node back on the base segment with its original address and re-wire the declared edges.
+    ///
+    /// Every cut goes too; link shaping stays (`netem --clear` removes it).
     Heal {
         /// The cluster (the same as -c).
         #[arg(value_name = "CLUSTER", add = clusters())]
@@ -265,9 +267,9 @@ pub enum Command {
         #[arg(add = nodes())]
         node: String,
     },
-    /// Shape the P2P packets NODES send — delay, jitter, loss, duplication, corruption, reordering, a
-    /// rate — to the peers in --to, or to all; replaces what was set there.
+    /// Shape the P2P packets nodes send: delay, jitter, loss, duplication, corruption, reordering, rate.
     ///
+    /// NODES' packets to the peers in --to, or to all, are shaped; this replaces what was set there.
     /// Only P2P traffic is shaped (never RPC). Shaping is one-way: `netem a --to b` slows a's packets to
     /// b, not b's answers; shape both ends for a round trip. `netem --clear` removes it.
     Netem {
@@ -309,8 +311,10 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["to", "like", "delay", "jitter", "distribution", "loss", "duplicate", "corrupt", "reorder", "rate"])]
         clear: bool,
     },
-    /// Keep packets from crossing between nodes: `cut A B` both ways; `cut --from A --to B` one way
-    /// (A's packets to B are lost, B's reach A). `heal` or `cut --clear` removes cuts.
+    /// Stop packets between nodes, both ways or one way (`heal` removes every cut).
+    ///
+    /// `cut A B` both ways; `cut --from A --to B` one way (A's packets to B are lost, B's reach A).
+    /// `cut --clear` removes cuts too.
     Cut {
         /// Two ends to cut apart both ways (each a node or comma-separated nodes).
         #[arg(add = nodes(), num_args = 0..=2)]
