@@ -213,6 +213,15 @@ pub enum Command {
         /// Leave cross-partition sessions frozen (as a real network failure would) instead of closing them.
         #[arg(long)]
         silent: bool,
+        /// How the partition is made: `segments` moves nodes between Docker networks; `firewall` keeps
+        /// them in place and stops the packets between groups by rules in each node (one update per
+        /// node whatever the shape: much faster for majorities-ring and large clusters).
+        #[arg(long, value_parser = ["segments", "firewall"], default_value = "segments")]
+        via: String,
+        /// With --via firewall: answer the stopped TCP packets with a reset, so the nodes' sessions
+        /// close at once by the network itself (rather than by regbox closing them, or freezing).
+        #[arg(long, conflicts_with = "silent")]
+        reset: bool,
         /// Seconds to wait for the re-wiring.
         #[arg(long, default_value_t = 60)]
         timeout: u64,

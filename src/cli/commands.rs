@@ -19,7 +19,7 @@ use crate::core::fault::Fault;
 use crate::core::firewall::Block;
 use crate::core::link::{self, Shaping};
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
 use crate::engine::cluster::Cluster;
@@ -139,6 +139,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             bridge,
             majorities_ring,
             silent,
+            via,
+            reset,
             timeout,
         } => {
             let flags = KindFlags {
@@ -149,7 +151,15 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 bridge,
                 majorities_ring,
             };
-            partition(&ctx, groups, flags, silent, timeout).await
+            let via = if via == "firewall" {
+                Via::Firewall
+            } else {
+                Via::Segments
+            };
+            if reset && via != Via::Firewall {
+                return Err(Failure::Usage("--reset needs --via firewall".into()));
+            }
+            partition(&ctx, groups, flags, (silent, via, reset), timeout).await
         }
         Command::Heal {
             name,
@@ -644,7 +654,7 @@ async fn partition(
     ctx: &Context,
     groups: Vec<String>,
     flags: KindFlags,
-    silent: bool,
+    (silent, via, reset): (bool, Via, bool),
     timeout: u64,
 ) -> Result<(), Failure> {
     let (target, groups) = split_cluster_word(ctx.cluster.clone(), groups).await?;
@@ -658,7 +668,7 @@ async fn partition(
     let report = ctx
         .awaiting(
             "partitioning and waiting for the nodes to report the expected graph",
-            cluster.partition(&kind, mode, Duration::from_secs(timeout)),
+            cluster.partition_via(&kind, mode, via, reset, Duration::from_secs(timeout)),
         )
         .await?;
     output::print_partition(&report, ctx.json);

@@ -11,6 +11,7 @@ use crate::cli::load::Checked;
 use crate::core::firewall::{self, Block, Plane};
 use crate::core::link::Shaping;
 use crate::core::manifest::ClusterSpec;
+use crate::core::partition::Via;
 use crate::core::plan::UpPlan;
 use crate::engine::cluster::{Cluster, Connection, NodeStatus};
 use crate::engine::image::NodeImage;
@@ -146,12 +147,21 @@ pub fn print_partition(report: &PartitionReport, json: bool) {
     if json {
         return print_json(report);
     }
-    let rows = report
-        .segments
-        .iter()
-        .map(|s| vec![s.network.clone(), s.subnet.clone(), s.members.join(",")])
-        .collect();
-    print_table(&["SEGMENT", "SUBNET", "NODES"], rows);
+    if report.via == Via::Firewall {
+        let rows = report
+            .segments
+            .iter()
+            .map(|s| vec![s.id.to_string(), s.members.join(",")])
+            .collect();
+        print_table(&["GROUP (RULES)", "NODES"], rows);
+    } else {
+        let rows = report
+            .segments
+            .iter()
+            .map(|s| vec![s.network.clone(), s.subnet.clone(), s.members.join(",")])
+            .collect();
+        print_table(&["SEGMENT", "SUBNET", "NODES"], rows);
+    }
     println!(
         "peer graph ({} cut): {}",
         word(report.mode),

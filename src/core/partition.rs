@@ -448,12 +448,29 @@ pub fn moves(current: &Membership, target: Membership) -> Plan {
 }
 
 /// The declared edges whose ends share a segment: the peer graph to expect under `membership`.
-pub fn expected_graph(edges: &[Edge], membership: &Membership) -> Graph {
+pub fn expected_graph(edges: &[Edge], membership: &Membership, cut: &Cut) -> Graph {
     edges
         .iter()
         .map(Edge::key)
-        .filter(|&(a, b)| shared_segment(membership, a, b).is_some())
+        .filter(|&(a, b)| shared_segment(membership, a, b).is_some() && !cut.contains(&(a, b)))
         .collect()
+}
+
+/// Pairs of nodes (lower index first) whose packets a rule stops, one way or both: a TCP session
+/// cannot live across either.
+pub type Cut = BTreeSet<(NodeId, NodeId)>;
+
+/// The pairs to cut, both ways, so that only nodes sharing a group of `partition` reach each other.
+pub fn cut_pairs(partition: &Partition, nodes: usize) -> Cut {
+    let mut cut = Cut::new();
+    for a in 0..nodes {
+        for b in a + 1..nodes {
+            if !partition.groups.iter().any(|g| g.contains(&a) && g.contains(&b)) {
+                cut.insert((a, b));
+            }
+        }
+    }
+    cut
 }
 
 /// The lowest segment both nodes are on, so the base segment whenever they share it.
@@ -476,6 +493,28 @@ pub enum CutMode {
     /// Cross-partition sessions are left to freeze, as a real network failure leaves them (Docker sends
     /// no reset; bitcoind keeps listing the peer); healed with the same addresses, they resume.
     Silent,
+}
+
+/// How a partition is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Nodes are moved between Docker networks (the default: a network-level split).
+    #[default]
+    Segments,
+    /// Nodes stay on their networks; packet-filter rules in each node's namespace stop the packets
+    /// between groups (one update per node, whatever the shape). With `reset`, stopped TCP packets are
+    /// answered with a reset rather than dropped.
+    Firewall,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Segments => "segments",
+            Via::Firewall => "firewall",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -850,10 +889,10 @@ mod tests {
     fn expected_graph_keeps_edges_within_segments() {
         let edges = generate(Kind::Ring, 4);
         let m = plan(&healed(4), Some(&part(4, PartitionKind::Halves))).target;
-        let g = expected_graph(&edges, &m);
+        let g = expected_graph(&edges, &m, &Cut::new());
         assert_eq!(g.edges().collect::<Vec<_>>(), [(0, 1), (2, 3)]);
         assert_eq!(
-            expected_graph(&edges, &healed(4)),
+            expected_graph(&edges, &healed(4), &Cut::new()),
             Graph::from_edges(&edges)
         );
     }

@@ -93,6 +93,8 @@ pub struct Observed {
     pub plane: DataPlane,
     /// The sessions the running nodes report.
     pub sessions: Sessions,
+    /// Pairs a packet-filter rule keeps apart (a partition `--via firewall`, or `regbox cut`).
+    pub cut: partition::Cut,
 }
 
 impl Observed {
@@ -319,7 +321,10 @@ pub fn sessions(
 ) -> SessionActions {
     let up = observed.running();
     let membership = &observed.plane.membership;
-    let shared = |a: NodeId, b: NodeId| partition::shared_segment(membership, a, b).is_some();
+    let blocked = |a: NodeId, b: NodeId| observed.cut.contains(&(a.min(b), a.max(b)));
+    let shared = |a: NodeId, b: NodeId| {
+        partition::shared_segment(membership, a, b).is_some() && !blocked(a, b)
+    };
     let declared = Graph::from_edges(desired.edges);
     let mut out = SessionActions::default();
     // (at, peer) pairs with a live session; `connected` only those whose handshake is done.
@@ -334,7 +339,8 @@ pub fn sessions(
         } else if shared(s.at, s.peer) {
             s.live
         } else {
-            desired.mode == CutMode::Silent && !s.live
+            // A session over a detached address, or one a rule stops, is frozen.
+            desired.mode == CutMode::Silent && (!s.live || blocked(s.at, s.peer))
         };
         if !keep {
             out.drop.push((s.at, s.id));
@@ -445,10 +451,13 @@ pub fn verify(edges: &[Edge], observed: &Observed, frozen_allowed: bool) -> Resu
         .sessions
         .list
         .iter()
-        .filter(|s| up[s.peer] && !(frozen_allowed && !s.live && declared.contains(s.at, s.peer)))
+        .filter(|s| {
+            let frozen = !s.live || observed.cut.contains(&(s.at.min(s.peer), s.at.max(s.peer)));
+            up[s.peer] && !(frozen_allowed && frozen && declared.contains(s.at, s.peer))
+        })
         .map(|s| (s.at, s.peer))
         .collect();
-    let expected: Graph = partition::expected_graph(edges, &observed.plane.membership)
+    let expected: Graph = partition::expected_graph(edges, &observed.plane.membership, &observed.cut)
         .edges()
         .filter(|&(a, b)| up[a] && up[b])
         .collect();
@@ -570,6 +579,7 @@ mod tests {
             duplicates: Vec::new(),
             plane,
             sessions,
+            cut: Default::default(),
         }
     }
 

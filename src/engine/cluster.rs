@@ -36,6 +36,8 @@ pub struct Cluster {
     pub(crate) armed: bool,
     /// The image the cluster's lock marker is made from (the metadata container's, by id).
     pub(crate) lock_image: String,
+    /// The pairs packet-filter rules keep apart, as last observed.
+    pub(crate) cut: partition::Cut,
     /// The RPC password every node accepts (for `connection`).
     pub(crate) password: String,
 }
@@ -113,6 +115,7 @@ impl Cluster {
             by_name,
             plane,
             mode: CutMode::Drop,
+            cut: Default::default(),
             armed: false,
             lock_image: spec_image,
             password: password.to_string(),

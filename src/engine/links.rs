@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
 use crate::core::firewall::{self, AgentNode, AgentReply, AgentRequest, Block, Plane};
 use crate::core::link::Shaping;
+use crate::core::partition::Cut;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
@@ -83,6 +84,16 @@ impl Cluster {
         .await
     }
 
+    /// The pairs the active rules keep apart, one way or both.
+    pub(crate) async fn cut_now(&self) -> Result<Cut> {
+        Ok(self
+            .fault_plane()
+            .await?
+            .iter()
+            .flat_map(|(&a, f)| f.cuts.keys().map(move |&b| (a.min(b), a.max(b))))
+            .collect())
+    }
+
     fn indexes(&self, names: &[String]) -> Result<Vec<usize>> {
         names
             .iter()
@@ -125,7 +136,7 @@ impl Cluster {
         .map(|_| ())
     }
 
-    async fn change_plane_locked(
+    pub(crate) async fn change_plane_locked(
         &self,
         progress: &Progress,
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,

@@ -204,6 +204,8 @@ impl Cluster {
         let mut dials: HashMap<(NodeId, NodeId), Instant> = HashMap::new();
         let mut docker: Option<DockerView> = None;
         let mut wiring_deadline: Option<Instant> = None;
+        // Rules change only by command, under the lock this run holds: one look serves every pass.
+        let cut = self.cut_now().await?;
         loop {
             fx.cancel.check()?;
             let view = match docker.take() {
@@ -229,6 +231,7 @@ impl Cluster {
                 duplicates: duplicates.iter().map(|(n, _)| n.id.clone()).collect(),
                 plane,
                 sessions,
+                cut: cut.clone(),
             };
             let recent: BTreeSet<(NodeId, NodeId)> = dials
                 .iter()
@@ -449,6 +452,7 @@ impl Cluster {
             duplicates: view.duplicates.into_iter().map(|(n, _)| n.id).collect(),
             plane: view.plane,
             sessions,
+            cut: self.cut_now().await?,
         })
     }
 
@@ -462,7 +466,7 @@ impl Cluster {
 
     /// The graph the nodes should report now: declared edges whose ends share a segment.
     pub fn expected_graph(&self) -> Graph {
-        partition::expected_graph(&self.spec.edges, &self.plane.membership)
+        partition::expected_graph(&self.spec.edges, &self.plane.membership, &self.cut)
     }
 
     /// The peer graph as the running nodes report it (frozen sessions included), with the peers no node

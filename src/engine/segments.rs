@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::core::blueprint::segment_network;
-use crate::core::partition::{self, CutMode, PartitionKind, SegmentId};
+use crate::core::firewall::{self, Block};
+use crate::core::partition::{self, CutMode, PartitionKind, SegmentId, Via};
+use crate::engine::progress::Progress;
 use crate::core::plan::{Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
@@ -16,6 +18,7 @@ use crate::engine::wait::{self, on_all};
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionReport {
     pub mode: CutMode,
+    pub via: Via,
     pub segments: Vec<SegmentReport>,
     /// The peer graph the nodes were verified to hold (`a-b` by name).
     pub graph: Vec<String>,
@@ -66,6 +69,7 @@ impl Cluster {
             mode,
         };
         self.plane = self.converge_quietly(&desired, timeout).await?;
+        self.cut = self.cut_now().await?;
         // The segments' labels keep the mode they were made with; this run's mode is the one in force.
         self.mode = if self.plane.segments.len() > 1 {
             mode
@@ -83,9 +87,29 @@ impl Cluster {
         mode: CutMode,
         timeout: Duration,
     ) -> Result<PartitionReport> {
+        self.partition_via(kind, mode, Via::Segments, false, timeout)
+            .await
+    }
+
+    /// `partition` made `via` segments or firewall rules; with rules, `reset` answers stopped TCP packets
+    /// with a reset instead of dropping them.
+    pub async fn partition_via(
+        &mut self,
+        kind: &PartitionKind,
+        mode: CutMode,
+        via: Via,
+        reset: bool,
+        timeout: Duration,
+    ) -> Result<PartitionReport> {
         let partition = partition::build(&self.spec, kind)?;
-        let guard = self.lock("partition").await?;
-        let result = self.split(kind, &partition, mode, timeout).await;
+        let guard = self.lock(&format!("partition --via {}", via.name())).await?;
+        let result = match via {
+            Via::Segments => self.split(kind, &partition, mode, timeout).await,
+            Via::Firewall => {
+                let block = if reset { Block::Reset } else { Block::Drop };
+                self.split_by_rules(&partition, mode, block, timeout).await
+            }
+        };
         guard.release().await;
         let seed = match kind {
             PartitionKind::RandomHalves { seed } => Some(*seed),
@@ -106,10 +130,52 @@ impl Cluster {
             groups = format!("{} into {} groups", kind.name(), partition.groups.len());
         }
         tracing::info!("partition {groups}");
+        // A partition by rules gives way to this one.
+        self.clear_cuts_locked().await?;
         self.converge_segments(Segments::Split(partition), mode, timeout)
             .await?;
         self.verify(mode == CutMode::Silent).await?;
         Ok(self.report())
+    }
+
+    /// The partition as rules: every pair sharing no group is cut both ways (replacing every cut), then
+    /// every node goes back to the base segment and the sessions are settled as `mode` says.
+    async fn split_by_rules(
+        &mut self,
+        partition: &partition::Partition,
+        mode: CutMode,
+        block: Block,
+        timeout: Duration,
+    ) -> Result<PartitionReport> {
+        let n = self.nodes.len();
+        let cut = partition::cut_pairs(partition, n);
+        tracing::info!("partition by rules: {} pairs cut", cut.len());
+        self.change_plane_locked(&Progress::default(), |plane| {
+            let all: Vec<usize> = (0..n).collect();
+            firewall::clear(plane, &all, false, true);
+            for &(a, b) in &cut {
+                firewall::cut(plane, &[a], &[b], true, block);
+            }
+            all
+        })
+        .await?;
+        self.converge_segments(Segments::Heal, mode, timeout).await?;
+        self.mode = mode;
+        self.verify(mode == CutMode::Silent).await?;
+        let mut report = self.report();
+        report.via = Via::Firewall;
+        report.segments = partition
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(id, g)| SegmentReport {
+                id: id as SegmentId,
+                network: "firewall".into(),
+                subnet: "-".into(),
+                members: g.iter().map(|&i| self.nodes[i].name().to_string()).collect(),
+            })
+            .collect();
+        Ok(report)
     }
 
     /// Every node back on the base segment with its original address, partition segments removed,
@@ -214,6 +280,7 @@ impl Cluster {
             .collect();
         PartitionReport {
             mode: self.mode,
+            via: Via::Segments,
             segments,
             graph,
             seed: None,
