@@ -2895,3 +2895,67 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         assert!(leftovers(&name).await.is_empty());
     });
 }
+
+#[test]
+fn partitions_by_rules_give_the_same_graphs_as_by_segments_in_every_flavour() {
+    run(async {
+        let name = unique("fw");
+        let (cluster, _guard) = up(ring(&name, 6)).await;
+        let c = ["-c", name.as_str()];
+        let graph_of = |report: &serde_json::Value| -> Vec<String> {
+            let mut g: Vec<String> = report["graph"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_string())
+                .collect();
+            g.sort();
+            g
+        };
+        // The same shape both ways: the nodes report the same graph (each run verifies it).
+        let by_segments = ok_json(&[&c[..], &["--json", "partition", "--majorities-ring"]].concat()).await;
+        let by_rules = ok_json(
+            &[&c[..], &["--json", "partition", "--majorities-ring", "--via", "firewall"]].concat(),
+        )
+        .await;
+        assert_eq!(by_rules["via"], "firewall");
+        assert_eq!(graph_of(&by_rules), graph_of(&by_segments));
+        // Rules replaced the segments: every node is back on the base segment.
+        let status = ok_json(&[&c[..], &["status", "--json"]].concat()).await;
+        assert!(status
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["segments"].as_array().unwrap().len() == 1));
+
+        // Silent halves: the sessions across freeze (still listed), each side mines, heal reorganises
+        // the shorter side onto the longer chain.
+        let report = ok_json(
+            &[&c[..], &["--json", "partition", "--halves", "--via", "firewall", "--silent"]].concat(),
+        )
+        .await;
+        assert_eq!(graph_of(&report), ["n0-n1", "n1-n2", "n3-n4", "n4-n5"]);
+        assert!(lists(&cluster, 2, "n3").await, "a silent cut leaves the session listed");
+        cluster.mine("n0", 2).await.unwrap();
+        cluster.mine("n5", 3).await.unwrap();
+        let heal = ok_json(&[&c[..], &["--json", "heal", "--sync"]].concat()).await;
+        assert_eq!(heal["height"], 3);
+        let depths: Vec<u64> = heal["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["reorg_depth"].as_u64().unwrap())
+            .collect();
+        assert_eq!(depths, [2, 2, 2, 0, 0, 0]);
+
+        // Reset: n2 alone; its sessions are closed by the network's resets, and its neighbours' too.
+        ok(&[&c[..], &["partition", "--isolate", "n2", "--via", "firewall", "--reset"]].concat()).await;
+        assert!(cluster.nodes()[2].rpc.get_peer_info().await.unwrap().is_empty());
+        assert!(!lists(&cluster, 1, "n2").await && !lists(&cluster, 3, "n2").await);
+        ok(&[&c[..], &["heal"]].concat()).await;
+        assert_eq!(
+            edges(&graph(&cluster).await),
+            [(0, 1), (0, 5), (1, 2), (2, 3), (3, 4), (4, 5)]
+        );
+    });
+}
