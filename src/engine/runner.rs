@@ -301,8 +301,36 @@ async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), 
         }
         Action::Connect { a, b } => c.connect(a, b, STEP_TIMEOUT).await.map_err(fail),
         Action::Disconnect { a, b } => c.disconnect(a, b, STEP_TIMEOUT).await.map_err(fail),
-        Action::Partition { kind, mode } => c
-            .partition(kind, *mode, STEP_TIMEOUT)
+        Action::Partition {
+            kind,
+            mode,
+            via,
+            reset,
+        } => c
+            .partition_via(kind, *mode, *via, *reset, STEP_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(fail),
+        Action::Netem { nodes, to, shaping } => {
+            let all: Vec<String> = c.nodes().iter().map(|n| n.name().to_string()).collect();
+            let nodes = nodes.clone().unwrap_or(all);
+            c.shape(&nodes, to.as_deref(), shaping, &Progress::default())
+                .await
+                .map(|_| ())
+                .map_err(fail)
+        }
+        Action::Cut {
+            from,
+            to,
+            both,
+            block,
+        } => c
+            .cut(from, to, *both, *block, &Progress::default())
+            .await
+            .map(|_| ())
+            .map_err(fail),
+        Action::Clear { shaping, cuts } => c
+            .clear_links(None, *shaping, *cuts, &Progress::default())
             .await
             .map(|_| ())
             .map_err(fail),
@@ -433,6 +461,29 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
                     wait::short(&tips[0]),
                     nodes[1].name(),
                     wait::short(&tips[1])
+                ))
+            }
+        }
+        Assertion::StaleTips { node, count } => {
+            let n = c.node(node).map_err(fail)?;
+            let tips: Vec<Value> = n
+                .rpc
+                .call("getchaintips", serde_json::json!([]))
+                .await
+                .map_err(|e| fail(e.into()))?;
+            let stale: Vec<String> = tips
+                .iter()
+                .filter(|t| t["status"] != "active")
+                .map(|t| format!("{} at {} ({})", t["hash"].as_str().map_or("?", wait::short), t["height"], t["status"].as_str().unwrap_or("?")))
+                .collect();
+            if stale.len() as u64 == *count {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected {count} stale tip(s) at {}, saw {}: {}",
+                    n.name(),
+                    stale.len(),
+                    if stale.is_empty() { "none".to_string() } else { stale.join(", ") }
                 ))
             }
         }

@@ -90,7 +90,8 @@ impl StepCheck<'_> {
                 until: WaitFor::Peers { node, .. },
                 ..
             }
-            | Action::Assert(Check::MempoolHas { node, .. }) => self.resolve(node).map(drop),
+            | Action::Assert(Check::MempoolHas { node, .. })
+            | Action::Assert(Check::StaleTips { node, .. }) => self.resolve(node).map(drop),
             Action::Wait {
                 until: WaitFor::Height { node, .. },
                 ..
@@ -102,6 +103,16 @@ impl StepCheck<'_> {
                 self.wallet(from, "sends from")?;
                 self.wallet(to, "pays to")
             }
+            Action::Netem { nodes, to, .. } => {
+                for list in [nodes, to].into_iter().flatten() {
+                    list.iter().try_for_each(|n| self.resolve(n).map(drop))?;
+                }
+                Ok(())
+            }
+            Action::Cut { from, to, .. } => from
+                .iter()
+                .chain(to)
+                .try_for_each(|n| self.resolve(n).map(drop)),
             Action::Connect { a, b }
             | Action::Disconnect { a, b }
             | Action::Assert(Check::TipOf { a, b }) => self.distinct(&[a.clone(), b.clone()]),
@@ -145,6 +156,7 @@ impl StepCheck<'_> {
             }
             | Action::Assert(Check::SameTip(None))
             | Action::Heal { .. }
+            | Action::Clear { .. }
             | Action::Sleep(_) => Ok(()),
         }
     }

@@ -8,7 +8,9 @@ use serde_json::Value as Json;
 
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::firewall::Block;
+use crate::core::link::Shaping;
+use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::{percent, Kind as Propagation};
 use crate::core::wait::WaitFor;
 
@@ -80,6 +82,27 @@ pub enum Action {
     Partition {
         kind: PartitionKind,
         mode: CutMode,
+        via: Via,
+        /// With `via: firewall`: stopped TCP packets are answered with a reset.
+        reset: bool,
+    },
+    /// Shapes the P2P packets of `nodes` (every node for `None`) to `to` (everyone for `None`).
+    Netem {
+        nodes: Option<Vec<String>>,
+        to: Option<Vec<String>>,
+        shaping: Shaping,
+    },
+    /// Stops the packets of `from` to `to` (and back when `both`).
+    Cut {
+        from: Vec<String>,
+        to: Vec<String>,
+        both: bool,
+        block: Block,
+    },
+    /// Removes every node's shaping and/or cuts.
+    Clear {
+        shaping: bool,
+        cuts: bool,
     },
     Heal {
         sync: bool,
@@ -133,6 +156,12 @@ pub enum Check {
         node: String,
         tx: Option<String>,
     },
+    /// `node`'s chain holds exactly `count` tips besides the active one (`getchaintips`): blocks
+    /// that lost a race, i.e. forks it saw.
+    StaleTips {
+        node: String,
+        count: u64,
+    },
 }
 
 impl fmt::Display for Action {
@@ -154,7 +183,12 @@ impl fmt::Display for Action {
             }
             Action::Connect { a, b } => write!(f, "connect {a} {b}"),
             Action::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
-            Action::Partition { kind, mode } => {
+            Action::Partition {
+                kind,
+                mode,
+                via,
+                reset,
+            } => {
                 f.write_str("partition ")?;
                 match kind {
                     PartitionKind::Groups(groups) => {
@@ -170,11 +204,41 @@ impl fmt::Display for Action {
                     PartitionKind::Bridge => f.write_str("bridge")?,
                     PartitionKind::MajoritiesRing => f.write_str("majorities-ring")?,
                 }
-                match mode {
-                    CutMode::Drop => Ok(()),
-                    CutMode::Silent => f.write_str(" silent"),
+                if *via == Via::Firewall {
+                    f.write_str(" via firewall")?;
+                }
+                match (mode, reset) {
+                    (CutMode::Silent, _) => f.write_str(" silent"),
+                    (CutMode::Drop, true) => f.write_str(" reset"),
+                    (CutMode::Drop, false) => Ok(()),
                 }
             }
+            Action::Netem { nodes, to, shaping } => {
+                let all = |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
+                write!(f, "netem {}", all(nodes))?;
+                if to.is_some() {
+                    write!(f, " to {}", all(to))?;
+                }
+                write!(f, ": {shaping}")
+            }
+            Action::Cut {
+                from,
+                to,
+                both,
+                block,
+            } => write!(
+                f,
+                "cut {} {} {} ({})",
+                from.join(","),
+                if *both { "<->" } else { "->" },
+                to.join(","),
+                block.name()
+            ),
+            Action::Clear { shaping, cuts } => f.write_str(match (shaping, cuts) {
+                (true, true) => "clear link faults",
+                (true, false) => "clear netem",
+                _ => "clear cuts",
+            }),
             Action::Heal { sync: false, .. } => f.write_str("heal"),
             Action::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Action::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
@@ -191,6 +255,7 @@ impl fmt::Display for Action {
                     Check::MempoolHas { node, tx } => {
                         write!(f, "mempool_has {node}{}", on_tx(tx))
                     }
+                    Check::StaleTips { node, count } => write!(f, "stale_tips {node} == {count}"),
                 }
             }
             Action::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),

@@ -9,7 +9,9 @@ use serde_json::Value as Json;
 use crate::core::fault::Fault;
 use crate::core::manifest::is_node_name;
 use crate::core::names::{backticked, shown};
-use crate::core::partition::{CutMode, PartitionKind};
+use crate::core::firewall::Block;
+use crate::core::link::{self, Distribution, Shaping};
+use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::scenario::model::{
     Action, Check, ClusterSource, Scenario, Step, DEFAULT_ROUNDS, DEFAULT_TIMEOUT, MAX_BLOCKS,
@@ -37,6 +39,22 @@ const ACTIONS: &[&str] = &[
     "rpc",
     "sleep",
     "measure",
+    "netem",
+    "cut",
+    "clear",
+];
+const NETEM_FIELDS: &[&str] = &[
+    "nodes",
+    "to",
+    "like",
+    "delay",
+    "jitter",
+    "distribution",
+    "loss",
+    "duplicate",
+    "corrupt",
+    "reorder",
+    "rate",
 ];
 const PARTITION_KINDS: &[&str] = &[
     "halves",
@@ -53,6 +71,7 @@ const CHECKS: &[&str] = &[
     "height",
     "tip_of",
     "mempool_has",
+    "stale_tips",
 ];
 
 /// Parses a scenario and checks everything that does not need the cluster.
@@ -152,7 +171,7 @@ impl Parser<'_> {
         let cx = &self.cx;
         let (key, value, label) = match &item.value {
             Value::Str(word) => {
-                if word == "heal" {
+                if word == "heal" || word == "clear" {
                     (item, None, None)
                 } else if ACTIONS.contains(&word.as_str()) {
                     return Err(cx.error(item.at, needs_value(word)));
@@ -245,6 +264,12 @@ impl Parser<'_> {
                     timeout: DEFAULT_TIMEOUT,
                 })
             }
+            _ if kind == "clear" => {
+                return Ok(Action::Clear {
+                    shaping: true,
+                    cuts: true,
+                })
+            }
             _ => return Err(self.cx.error(at, needs_value(kind))),
         };
         if let Some(fault) = Fault::ALL.into_iter().find(|f| f.name() == kind) {
@@ -286,6 +311,25 @@ impl Parser<'_> {
             "rpc" => self.rpc(value),
             "sleep" => Ok(Action::Sleep(self.seconds(value, "`sleep`")?)),
             "measure" => self.measure(value),
+            "netem" => self.netem(value),
+            "cut" => self.cut(value),
+            "clear" => {
+                let (shaping, cuts) = match self.cx.string(value, "`clear`")? {
+                    "netem" => (true, false),
+                    "cuts" => (false, true),
+                    "all" => (true, true),
+                    other => {
+                        return Err(self.cx.error(
+                            value.at,
+                            format!(
+                                "unknown `clear` `{}`, expected `netem`, `cuts` or `all`",
+                                shown(other)
+                            ),
+                        ))
+                    }
+                };
+                Ok(Action::Clear { shaping, cuts })
+            }
             _ => unreachable!("every action in ACTIONS is handled"),
         }
     }
@@ -417,18 +461,41 @@ impl Parser<'_> {
         let f = cx.fields(
             value,
             "`partition`",
-            &["groups", "kind", "seed", "node", "mode"],
+            &["groups", "kind", "seed", "node", "mode", "via"],
         )?;
-        let mode = match f.get("mode") {
-            None => CutMode::Drop,
+        let via = match f.get("via") {
+            None => Via::Segments,
+            Some(v) => match cx.string(v, "`via`")? {
+                "segments" => Via::Segments,
+                "firewall" => Via::Firewall,
+                other => {
+                    return Err(cx.error(
+                        v.at,
+                        format!(
+                            "unknown `via` `{}`, expected `segments` or `firewall`",
+                            shown(other)
+                        ),
+                    ))
+                }
+            },
+        };
+        let (mode, reset) = match f.get("mode") {
+            None => (CutMode::Drop, false),
             Some(m) => match cx.string(m, "`mode`")? {
-                "drop" => CutMode::Drop,
-                "silent" => CutMode::Silent,
+                "drop" => (CutMode::Drop, false),
+                "silent" => (CutMode::Silent, false),
+                "reset" if via == Via::Firewall => (CutMode::Drop, true),
+                "reset" => {
+                    return Err(cx.error(
+                        m.at,
+                        "`mode: reset` needs `via: firewall` (segments cannot answer with a reset)",
+                    ))
+                }
                 other => {
                     return Err(cx.error(
                         m.at,
                         format!(
-                            "unknown partition mode `{}`, expected `drop` or `silent`",
+                            "unknown partition mode `{}`, expected `drop`, `silent` or `reset`",
                             shown(other)
                         ),
                     ))
@@ -457,6 +524,8 @@ impl Parser<'_> {
                 return Ok(Action::Partition {
                     kind: PartitionKind::Groups(self.groups(g)?),
                     mode,
+                    via,
+                    reset,
                 });
             }
             (None, Some(k)) => (cx.string(k, "`kind`")?, k),
@@ -496,7 +565,113 @@ impl Parser<'_> {
                 ))
             }
         };
-        Ok(Action::Partition { kind, mode })
+        Ok(Action::Partition {
+            kind,
+            mode,
+            via,
+            reset,
+        })
+    }
+
+    /// One node, or a list of them.
+    fn nodes(&self, v: &Yaml) -> Res<Vec<String>> {
+        match &v.value {
+            Value::Seq(items) if !items.is_empty() => items.iter().map(|i| self.node(i)).collect(),
+            Value::Seq(_) => Err(self.cx.error(v.at, "expected a node or a list of nodes, found an empty list")),
+            _ => Ok(vec![self.node(v)?]),
+        }
+    }
+
+    fn netem(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(value, "`netem`", NETEM_FIELDS)?;
+        let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
+        let to = f.get("to").map(|v| self.nodes(v)).transpose()?;
+        let text = |key: &str, parse: &dyn Fn(&str) -> Result<(), String>| -> Res<Option<String>> {
+            let Some(v) = f.get(key) else { return Ok(None) };
+            let s = cx.string(v, &format!("`{key}`"))?;
+            parse(s).map_err(|e| cx.error(v.at, format!("`{key}`: {e}")))?;
+            Ok(Some(s.to_string()))
+        };
+        let mut shaping = match text("like", &|s| {
+            Shaping::shorthand(s).map(drop).ok_or_else(|| {
+                format!("unknown shorthand `{}`, expected one of {}", shown(s), backticked(&link::SHORTHANDS))
+            })
+        })? {
+            Some(s) => Shaping::shorthand(&s).expect("checked"),
+            None => Shaping::default(),
+        };
+        let dur = |s: &str| link::parse_duration(s).map(drop);
+        let pct = |s: &str| link::parse_percent(s).map(drop);
+        if let Some(s) = text("delay", &dur)? {
+            shaping.delay_us = link::parse_duration(&s).expect("checked");
+        }
+        if let Some(s) = text("jitter", &dur)? {
+            shaping.jitter_us = link::parse_duration(&s).expect("checked");
+        }
+        if let Some(s) = text("distribution", &|s| {
+            Distribution::parse(s).map(drop).ok_or_else(|| {
+                format!("unknown distribution `{}`, expected one of {}", shown(s), backticked(&Distribution::NAMES))
+            })
+        })? {
+            shaping.distribution = Distribution::parse(&s).expect("checked");
+        }
+        for (key, slot) in [
+            ("loss", &mut shaping.loss),
+            ("duplicate", &mut shaping.duplicate),
+            ("corrupt", &mut shaping.corrupt),
+            ("reorder", &mut shaping.reorder),
+        ] {
+            if let Some(s) = text(key, &pct)? {
+                *slot = link::parse_percent(&s).expect("checked");
+            }
+        }
+        if let Some(s) = text("rate", &|s| link::parse_rate(s).map(drop))? {
+            shaping.rate_bps = Some(link::parse_rate(&s).expect("checked"));
+        }
+        if !NETEM_FIELDS[2..].iter().any(|k| f.get(k).is_some()) {
+            return Err(cx.error(
+                f.at,
+                format!(
+                    "`netem` needs at least one of {} (`clear: netem` removes shaping)",
+                    backticked(&NETEM_FIELDS[2..])
+                ),
+            ));
+        }
+        Ok(Action::Netem { nodes, to, shaping })
+    }
+
+    fn cut(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(value, "`cut`", &["between", "from", "to", "reset"])?;
+        let block = match f.get("reset") {
+            Some(r) if cx.boolean(r, "`reset`")? => Block::Reset,
+            _ => Block::Drop,
+        };
+        let (from, to, both) = match (f.get("between"), f.get("from"), f.get("to")) {
+            (Some(b), None, None) => {
+                let Value::Seq(ends) = &b.value else {
+                    return Err(cx.error(b.at, format!("`between` must be two ends `[a, b]` (each a node or a list), found {}", found(&b.value))));
+                };
+                let [a, z] = ends.as_slice() else {
+                    return Err(cx.error(b.at, format!("`between` must be two ends `[a, b]`, found {} entries", ends.len())));
+                };
+                (self.nodes(a)?, self.nodes(z)?, true)
+            }
+            (None, Some(a), Some(z)) => (self.nodes(a)?, self.nodes(z)?, false),
+            _ => {
+                return Err(cx.error(
+                    f.at,
+                    "`cut` takes `between: [a, b]` (both ways) or `from` and `to` (one way)",
+                ))
+            }
+        };
+        Ok(Action::Cut {
+            from,
+            to,
+            both,
+            block,
+        })
     }
 
     fn groups(&self, v: &Yaml) -> Res<Vec<Vec<String>>> {
@@ -620,6 +795,7 @@ impl Parser<'_> {
                 "tip_of",
                 "equals",
                 "mempool_has",
+                "stale_tips",
             ],
         )?;
         let (check, v) = one_of(cx, &f, "`assert`", CHECKS)?;
@@ -650,6 +826,13 @@ impl Parser<'_> {
                     ));
                 }
                 Check::TipOf { a, b }
+            }
+            "stale_tips" => {
+                let m = cx.fields(v, "`stale_tips`", &["node", "count"])?;
+                Check::StaleTips {
+                    node: self.node(cx.required(&m, "node")?)?,
+                    count: self.int(cx.required(&m, "count")?, "`count`", 0, MAX_BLOCKS)?,
+                }
             }
             _ => {
                 let m = cx.fields(v, "`mempool_has`", &["node", "tx"])?;
@@ -982,6 +1165,9 @@ fn example(kind: &str) -> &'static str {
         "rpc" => "rpc: { node: n0, method: getblockcount }",
         "sleep" => "sleep: 1",
         "measure" => "measure: { propagation: block, quantile: 0.95, within: 2 }",
+        "netem" => "netem: { nodes: n0, delay: 100ms }",
+        "cut" => "cut: { from: n0, to: n1 }",
+        "clear" => "clear: netem",
         _ => "stop: n0",
     }
 }
@@ -1107,6 +1293,10 @@ mod tests {
             "propagation.scenario.yaml",
             include_str!("../../../manifests/propagation.scenario.yaml"),
         ),
+        (
+            "latency-forks.scenario.yaml",
+            include_str!("../../../manifests/latency-forks.scenario.yaml"),
+        ),
     ];
 
     #[test]
@@ -1150,7 +1340,9 @@ mod tests {
             s.steps[2].action,
             Action::Partition {
                 kind: PartitionKind::Halves,
-                mode: CutMode::Drop
+                mode: CutMode::Drop,
+                via: Via::Segments,
+                reset: false,
             }
         );
         assert_eq!(s.steps[2].label, "split the ring");
@@ -1275,14 +1467,18 @@ mod tests {
             a[3],
             &Action::Partition {
                 kind: PartitionKind::Groups(vec![strings(&["n0"]), strings(&["n1", "n2", "n3"])]),
-                mode: CutMode::Silent
+                mode: CutMode::Silent,
+                via: Via::Segments,
+                reset: false,
             }
         );
         assert_eq!(
             a[5],
             &Action::Partition {
                 kind: PartitionKind::RandomHalves { seed: 0 },
-                mode: CutMode::Drop
+                mode: CutMode::Drop,
+                via: Via::Segments,
+                reset: false,
             }
         );
         assert_eq!(
@@ -1608,6 +1804,51 @@ mod tests {
                 "  - send: {from: n0, to: n1, amount: 1, id: tx}\n"
             ))
         );
+    }
+
+    #[test]
+    fn link_fault_steps_parse() {
+        let s = parse(
+            &steps(
+                "  - netem: {nodes: [n0, n1], to: n2, delay: 2s, jitter: 10ms, distribution: normal, loss: 1%, rate: 1mbit}\n\
+                 \x20 - netem: {like: slow, loss: 5%}\n\
+                 \x20 - cut: {from: n0, to: [n1, n2], reset: true}\n\
+                 \x20 - cut: {between: [[n0, n1], n3]}\n\
+                 \x20 - partition: {kind: majorities-ring, via: firewall, mode: reset}\n\
+                 \x20 - clear: netem\n\
+                 \x20 - clear\n",
+            ),
+            "t.scenario.yaml",
+        )
+        .unwrap();
+        let labels: Vec<String> = s.steps.iter().map(|s| s.action.to_string()).collect();
+        assert_eq!(
+            labels,
+            [
+                "netem n0,n1 to n2: delay 2000ms ± 10ms normal, loss 1%, rate 1mbit",
+                "netem all: delay 75ms ± 100ms normal, loss 5%",
+                "cut n0 -> n1,n2 (reset)",
+                "cut n0,n1 <-> n3 (drop)",
+                "partition majorities-ring via firewall reset",
+                "clear netem",
+                "clear link faults",
+            ]
+        );
+    }
+
+    #[test]
+    fn link_fault_step_errors() {
+        let one = |step: &str| steps(&format!("  - {step}\n"));
+        assert_error!("netem_nothing", one("netem: {nodes: n0}"));
+        assert_error!("netem_bad_delay", one("netem: {delay: 100}"));
+        assert_error!("netem_bad_loss", one("netem: {loss: 120%}"));
+        assert_error!("netem_bad_like", one("netem: {like: sluggish}"));
+        assert_error!("netem_unknown_field", one("netem: {latency: 5ms}"));
+        assert_error!("cut_neither_form", one("cut: {from: n0}"));
+        assert_error!("cut_three_ends", one("cut: {between: [n0, n1, n2]}"));
+        assert_error!("clear_unknown", one("clear: rules"));
+        assert_error!("reset_without_firewall", one("partition: {kind: halves, mode: reset}"));
+        assert_error!("unknown_via", one("partition: {kind: halves, via: iptables}"));
     }
 
     #[test]
