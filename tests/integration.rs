@@ -229,6 +229,8 @@ fn unique(tag: &str) -> String {
 fn ensure_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
+        // The library makes the fault agent's image from a regbox binary: the one under test.
+        std::env::set_var("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"));
         std::thread::spawn(|| {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
@@ -2788,7 +2790,9 @@ async fn pingtime(cluster: &Cluster, at: usize, peer: &str, want: impl Fn(f64) -
 /// Whether `at` lists a session with `peer`.
 async fn lists(cluster: &Cluster, at: usize, peer: &str) -> bool {
     let peers = cluster.nodes()[at].rpc.get_peer_info().await.unwrap();
-    peers.iter().any(|p| p.subver.contains(&format!("({peer})")))
+    peers
+        .iter()
+        .any(|p| p.subver.contains(&format!("({peer})")))
 }
 
 /// A node's TCP segments retransmitted so far, from its network namespace's counters.
@@ -2824,7 +2828,14 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         // The other links are not shaped.
         assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
         // One link of n2's: only towards n3.
-        ok(&[&c[..], &["netem", "n2", "--to", "n3", "--delay", "200ms", "--jitter", "10ms"]].concat()).await;
+        ok(&[
+            &c[..],
+            &[
+                "netem", "n2", "--to", "n3", "--delay", "200ms", "--jitter", "10ms",
+            ],
+        ]
+        .concat())
+        .await;
         let t = pingtime(&cluster, 3, "n2", |t| t > 0.17).await;
         assert!(t < 0.26, "n3 to n2: {t}");
         assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
@@ -2856,7 +2867,11 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         // A one-way cut answered with resets: n1 loses its session with n2 at once; n2, whose
         // packets still flow, keeps listing n1 (nothing it sends is answered, nor refused).
         ok(&[&c[..], &["cut", "--from", "n1", "--to", "n2", "--reset"]].concat()).await;
-        let _: serde_json::Value = cluster.nodes()[1].rpc.call("ping", serde_json::json!([])).await.unwrap();
+        let _: serde_json::Value = cluster.nodes()[1]
+            .rpc
+            .call("ping", serde_json::json!([]))
+            .await
+            .unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
         while lists(&cluster, 1, "n2").await {
             assert!(tokio::time::Instant::now() < deadline, "n1 still lists n2");
@@ -2884,7 +2899,10 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         ok(&[&c[..], &["heal", "--sync"]].concat()).await;
         let status = ok_json(&[&c[..], &["status", "--json"]].concat()).await;
         assert!(status.as_array().unwrap().iter().all(|n| n["links"] == ""));
-        assert_eq!(edges(&graph(&cluster).await), [(0, 1), (0, 3), (1, 2), (2, 3)]);
+        assert_eq!(
+            edges(&graph(&cluster).await),
+            [(0, 1), (0, 3), (1, 2), (2, 3)]
+        );
 
         // The agent goes with the cluster.
         assert!(outside::containers(&name)
@@ -2913,9 +2931,20 @@ fn partitions_by_rules_give_the_same_graphs_as_by_segments_in_every_flavour() {
             g
         };
         // The same shape both ways: the nodes report the same graph (each run verifies it).
-        let by_segments = ok_json(&[&c[..], &["--json", "partition", "--majorities-ring"]].concat()).await;
+        let by_segments =
+            ok_json(&[&c[..], &["--json", "partition", "--majorities-ring"]].concat()).await;
         let by_rules = ok_json(
-            &[&c[..], &["--json", "partition", "--majorities-ring", "--via", "firewall"]].concat(),
+            &[
+                &c[..],
+                &[
+                    "--json",
+                    "partition",
+                    "--majorities-ring",
+                    "--via",
+                    "firewall",
+                ],
+            ]
+            .concat(),
         )
         .await;
         assert_eq!(by_rules["via"], "firewall");
@@ -2931,11 +2960,25 @@ fn partitions_by_rules_give_the_same_graphs_as_by_segments_in_every_flavour() {
         // Silent halves: the sessions across freeze (still listed), each side mines, heal reorganises
         // the shorter side onto the longer chain.
         let report = ok_json(
-            &[&c[..], &["--json", "partition", "--halves", "--via", "firewall", "--silent"]].concat(),
+            &[
+                &c[..],
+                &[
+                    "--json",
+                    "partition",
+                    "--halves",
+                    "--via",
+                    "firewall",
+                    "--silent",
+                ],
+            ]
+            .concat(),
         )
         .await;
         assert_eq!(graph_of(&report), ["n0-n1", "n1-n2", "n3-n4", "n4-n5"]);
-        assert!(lists(&cluster, 2, "n3").await, "a silent cut leaves the session listed");
+        assert!(
+            lists(&cluster, 2, "n3").await,
+            "a silent cut leaves the session listed"
+        );
         cluster.mine("n0", 2).await.unwrap();
         cluster.mine("n5", 3).await.unwrap();
         let heal = ok_json(&[&c[..], &["--json", "heal", "--sync"]].concat()).await;
@@ -2949,13 +2992,59 @@ fn partitions_by_rules_give_the_same_graphs_as_by_segments_in_every_flavour() {
         assert_eq!(depths, [2, 2, 2, 0, 0, 0]);
 
         // Reset: n2 alone; its sessions are closed by the network's resets, and its neighbours' too.
-        ok(&[&c[..], &["partition", "--isolate", "n2", "--via", "firewall", "--reset"]].concat()).await;
-        assert!(cluster.nodes()[2].rpc.get_peer_info().await.unwrap().is_empty());
+        ok(&[
+            &c[..],
+            &[
+                "partition",
+                "--isolate",
+                "n2",
+                "--via",
+                "firewall",
+                "--reset",
+            ],
+        ]
+        .concat())
+        .await;
+        assert!(cluster.nodes()[2]
+            .rpc
+            .get_peer_info()
+            .await
+            .unwrap()
+            .is_empty());
         assert!(!lists(&cluster, 1, "n2").await && !lists(&cluster, 3, "n2").await);
         ok(&[&c[..], &["heal"]].concat()).await;
         assert_eq!(
             edges(&graph(&cluster).await),
             [(0, 1), (0, 5), (1, 2), (2, 3), (3, 4), (4, 5)]
         );
+    });
+}
+
+#[test]
+fn manifest_links_are_set_by_up_and_again_after_a_restart() {
+    run(async {
+        let name = unique("geo");
+        let (cluster, _guard) = up(load("continents.yaml", &name)).await;
+        // eu1 and us1 are peers across the ocean: 75 ms each way.
+        let t = pingtime(&cluster, 0, "us1", |t| t > 0.14).await;
+        assert!(t < 0.2, "eu1 to us1: {t}");
+        assert!(pingtime(&cluster, 0, "eu2", |_| true).await < 0.05);
+        let status = ok_json(&["-c", &name, "status", "--json"]).await;
+        assert_eq!(
+            status[3]["links"],
+            "to eu1: delay 75ms ± 5ms uniform; to eu2: delay 75ms ± 5ms uniform; to eu3: delay 75ms ± 5ms uniform"
+        );
+        // A restarted node has a fresh network namespace: its links are set again.
+        ok(&["-c", &name, "restart", "us1"]).await;
+        let t = pingtime(&cluster, 3, "eu1", |t| t > 0.14).await;
+        assert!(t < 0.2, "us1 to eu1 after the restart: {t}");
+        // netem changes them at run time; `up` brings back the manifest's.
+        ok(&["-c", &name, "netem", "--clear"]).await;
+        pingtime(&cluster, 0, "us1", |t| t < 0.05).await;
+        Cluster::up(load("continents.yaml", &name), &UpOptions::default())
+            .await
+            .unwrap()
+            .keep();
+        pingtime(&cluster, 0, "us1", |t| t > 0.14).await;
     });
 }

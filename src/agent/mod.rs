@@ -123,9 +123,24 @@ fn set(nodes: &mut BTreeMap<String, Node>, wanted: Vec<AgentNode>) -> AgentReply
 /// when nothing is shaped any more. On failure the node's earlier state is handed back.
 fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, String)> {
     let fail = |held: Option<Node>, e: String| Err((held, format!("node `{}`: {e}", wanted.name)));
+    // Not running: its plane is kept for when it runs (its namespace, and any rules in it, are gone).
+    if wanted.pid == 0 {
+        return Ok(Node {
+            faults: wanted.faults.clone().normalized(),
+            shaping: None,
+        });
+    }
     let ns = match netns::open(wanted.pid) {
         Ok(ns) => ns,
-        Err(e) => return fail(held, format!("cannot open the network namespace of pid {}: {e}", wanted.pid)),
+        Err(e) => {
+            return fail(
+                held,
+                format!(
+                    "cannot open the network namespace of pid {}: {e}",
+                    wanted.pid
+                ),
+            )
+        }
     };
     let inode = match netns::inode(&ns) {
         Ok(i) => i,
@@ -144,13 +159,24 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
             None => {
                 let ns = match ns.try_clone() {
                     Ok(n) => n,
-                    Err(e) => return fail(Some(Node { faults: old_faults, shaping: None }), e.to_string()),
+                    Err(e) => {
+                        return fail(
+                            Some(Node {
+                                faults: old_faults,
+                                shaping: None,
+                            }),
+                            e.to_string(),
+                        )
+                    }
                 };
                 match shaping::Handle::start(ns, inode, &wanted.name, &faults, seed(&wanted.name)) {
                     Ok(t) => thread = Some(t),
                     Err(e) => {
                         return fail(
-                            Some(Node { faults: old_faults, shaping: None }),
+                            Some(Node {
+                                faults: old_faults,
+                                shaping: None,
+                            }),
                             format!("cannot bind its packet queue: {e}"),
                         )
                     }
@@ -159,7 +185,13 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         }
     }
     if let Err(e) = netns::run_in(&ns, IPTABLES_RESTORE, &[], &ruleset(&faults)) {
-        return fail(Some(Node { faults: old_faults, shaping: thread }), e);
+        return fail(
+            Some(Node {
+                faults: old_faults,
+                shaping: thread,
+            }),
+            e,
+        );
     }
     if !faults.queued() {
         thread = None;
@@ -172,6 +204,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
 
 /// A per-node seed, the same on every run.
 fn seed(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }

@@ -78,7 +78,11 @@ impl RawSender {
     pub fn open(mark: u32) -> io::Result<RawSender> {
         // SAFETY: plain socket calls on a descriptor this function owns.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW);
+            let fd = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_RAW,
+            );
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -154,7 +154,11 @@ impl Queue {
 
     /// A configuration message, acknowledged.
     fn config(&mut self, attr: u16, value: &[u8]) -> io::Result<()> {
-        self.send(NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, &[(attr, value)])?;
+        self.send(
+            NFQNL_MSG_CONFIG,
+            NLM_F_REQUEST | NLM_F_ACK,
+            &[(attr, value)],
+        )?;
         loop {
             // SAFETY: `buf` is writable for its whole length.
             let n = check(unsafe {
@@ -211,7 +215,12 @@ impl Queue {
     }
 }
 
-fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: an int option of the right size.
     check(unsafe {
         libc::setsockopt(

@@ -1,8 +1,8 @@
 //! One node's shaping thread: it lives in the node's network namespace, reads the packets the node's
 //! queue rule hands over, asks the pure [`Shaper`]s their fate, and lets each go (or not) on time.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
@@ -42,7 +42,10 @@ impl Policy {
         for (key, shaping) in wanted {
             let kept = self.shapers.remove(&key).filter(|s| s.shaping() == shaping);
             let seed = self.seed ^ key.map_or(u64::MAX, |p| p as u64);
-            shapers.insert(key, kept.unwrap_or_else(|| Shaper::new(shaping.clone(), seed)));
+            shapers.insert(
+                key,
+                kept.unwrap_or_else(|| Shaper::new(shaping.clone(), seed)),
+            );
         }
         self.shapers = shapers;
         self.faults = faults.clone();
@@ -55,7 +58,9 @@ impl Policy {
             Some(p) if self.faults.links.contains_key(&p) => Some(p),
             _ => None,
         };
-        self.shapers.get_mut(&key).map(|s| s.fate(now, packet.len()))
+        self.shapers
+            .get_mut(&key)
+            .map(|s| s.fate(now, packet.len()))
     }
 }
 
@@ -87,7 +92,13 @@ pub struct Handle {
 
 impl Handle {
     /// Starts a thread in `ns` shaping by `faults`; returns once its queue is bound.
-    pub fn start(ns: File, inode: u64, name: &str, faults: &NodeFaults, seed: u64) -> io::Result<Handle> {
+    pub fn start(
+        ns: File,
+        inode: u64,
+        name: &str,
+        faults: &NodeFaults,
+        seed: u64,
+    ) -> io::Result<Handle> {
         let mut policy = Policy {
             faults: NodeFaults::default(),
             shapers: HashMap::new(),
@@ -167,7 +178,15 @@ fn run(
             }
             let Reverse((_, _, id, changed, copy)) = held.pop().unwrap();
             let original = payloads.remove(&id);
-            release(&mut queue, raw.as_ref(), id, changed.as_deref(), copy, original.as_deref(), name);
+            release(
+                &mut queue,
+                raw.as_ref(),
+                id,
+                changed.as_deref(),
+                copy,
+                original.as_deref(),
+                name,
+            );
         }
         if stopping {
             return;
@@ -212,7 +231,15 @@ fn run(
                         payload
                     });
                     if at <= now {
-                        release(&mut queue, raw.as_ref(), id, changed.as_deref(), duplicate, original.as_deref(), name);
+                        release(
+                            &mut queue,
+                            raw.as_ref(),
+                            id,
+                            changed.as_deref(),
+                            duplicate,
+                            original.as_deref(),
+                            name,
+                        );
                     } else {
                         if let Some(o) = original {
                             payloads.insert(id, o);

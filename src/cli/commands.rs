@@ -188,14 +188,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let cluster = ctx.open().await?;
             let progress = ctx.progress();
-            let all: Vec<String> = cluster.nodes().iter().map(|n| n.name().to_string()).collect();
+            let all: Vec<String> = cluster
+                .nodes()
+                .iter()
+                .map(|n| n.name().to_string())
+                .collect();
             let nodes = if nodes.is_empty() { all } else { nodes };
             let plane = if clear {
                 cluster
                     .clear_links(Some(&nodes), true, false, &progress)
                     .await?
             } else {
-                let base = like.as_deref().and_then(Shaping::shorthand).unwrap_or_default();
+                let base = like
+                    .as_deref()
+                    .and_then(Shaping::shorthand)
+                    .unwrap_or_default();
                 let shaping = Shaping {
                     delay_us: delay.unwrap_or(base.delay_us),
                     jitter_us: jitter.unwrap_or(base.jitter_us),
@@ -229,7 +236,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let plane = if clear {
                 let nodes: Vec<String> = ends.iter().flat_map(split).collect();
                 let nodes = (!nodes.is_empty()).then_some(nodes);
-                cluster.clear_links(nodes.as_deref(), false, true, &progress).await?
+                cluster
+                    .clear_links(nodes.as_deref(), false, true, &progress)
+                    .await?
             } else {
                 let block = if reset { Block::Reset } else { Block::Drop };
                 let (from, to, both) = match (ends.as_slice(), from.is_empty()) {
@@ -253,8 +262,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Agent {
             command: AgentCommand::Call { request },
         } => {
-            let reply = crate::agent::call(&request)
-                .map_err(|e| Failure::Report(format!("agent: {e}")))?;
+            let reply =
+                crate::agent::call(&request).map_err(|e| Failure::Report(format!("agent: {e}")))?;
             print!("{reply}");
             Ok(())
         }

@@ -31,7 +31,7 @@ impl Block {
 }
 
 /// Everything done to one node's outgoing packets. Peers are node indexes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeFaults {
     /// Peers this node's packets are kept from.
@@ -96,7 +96,12 @@ pub type Plane = BTreeMap<usize, NodeFaults>;
 
 /// Shapes each of `nodes`' packets — to the peers in `to`, or to everyone — with `shaping`, replacing
 /// what was set there (an empty shaping clears it). Returns the nodes changed.
-pub fn shape(plane: &mut Plane, nodes: &[usize], to: Option<&[usize]>, shaping: &Shaping) -> Vec<usize> {
+pub fn shape(
+    plane: &mut Plane,
+    nodes: &[usize],
+    to: Option<&[usize]>,
+    shaping: &Shaping,
+) -> Vec<usize> {
     for &n in nodes {
         let f = plane.entry(n).or_default();
         match to {
@@ -112,7 +117,13 @@ pub fn shape(plane: &mut Plane, nodes: &[usize], to: Option<&[usize]>, shaping: 
 }
 
 /// Keeps `from`'s packets from reaching `to` (and `to`'s from reaching `from` when `both`).
-pub fn cut(plane: &mut Plane, from: &[usize], to: &[usize], both: bool, block: Block) -> Vec<usize> {
+pub fn cut(
+    plane: &mut Plane,
+    from: &[usize],
+    to: &[usize],
+    both: bool,
+    block: Block,
+) -> Vec<usize> {
     let mut touched = Vec::new();
     for (a, b) in from.iter().flat_map(|&a| to.iter().map(move |&b| (a, b))) {
         if a == b {
@@ -178,7 +189,8 @@ pub enum AgentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentNode {
     pub name: String,
-    /// The node's container's main process on the agent's host (the agent shares the host's PIDs).
+    /// The node's container's main process on the agent's host (the agent shares the host's PIDs);
+    /// 0 for a node that is not running: its plane is recorded, to be set when it runs again.
     pub pid: u32,
     pub faults: NodeFaults,
 }
@@ -196,7 +208,8 @@ pub struct AgentReply {
 /// Only P2P traffic is touched: RPC goes over the control network to another port.
 pub fn ruleset(f: &NodeFaults) -> String {
     let p2p = format!("-p tcp -m multiport --ports {P2P_PORT}");
-    let mut out = String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    let mut out =
+        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
     for (&peer, &block) in &f.cuts {
         let to = node_everywhere(peer);
         if block == Block::Reset {
@@ -204,9 +217,7 @@ pub fn ruleset(f: &NodeFaults) -> String {
         }
         out += &format!("-A OUTPUT -d {to} -j DROP\n");
     }
-    let queue = format!(
-        "-m mark ! --mark {MARK:#x} -j NFQUEUE --queue-num {QUEUE} --queue-bypass"
-    );
+    let queue = format!("-m mark ! --mark {MARK:#x} -j NFQUEUE --queue-num {QUEUE} --queue-bypass");
     if f.shaping.is_some() {
         out += &format!("-A OUTPUT {p2p} {queue}\n");
     } else {
@@ -274,8 +285,14 @@ mod tests {
     #[test]
     fn plane_edits_touch_only_the_nodes_named() {
         let mut plane = Plane::new();
-        assert_eq!(shape(&mut plane, &[0, 1], Some(&[1, 2]), &delay(50)), vec![0, 1]);
-        assert_eq!(plane[&0].links.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            shape(&mut plane, &[0, 1], Some(&[1, 2]), &delay(50)),
+            vec![0, 1]
+        );
+        assert_eq!(
+            plane[&0].links.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         // A node is never shaped towards itself.
         assert_eq!(plane[&1].links.keys().copied().collect::<Vec<_>>(), vec![2]);
         assert_eq!(cut(&mut plane, &[0], &[3], false, Block::Drop), vec![0]);
@@ -320,9 +337,15 @@ mod tests {
             }],
         };
         let text = serde_json::to_string(&request).unwrap();
-        assert_eq!(serde_json::from_str::<AgentRequest>(&text).unwrap(), request);
+        assert_eq!(
+            serde_json::from_str::<AgentRequest>(&text).unwrap(),
+            request
+        );
         let show = serde_json::to_string(&AgentRequest::Show).unwrap();
-        assert_eq!(serde_json::from_str::<AgentRequest>(&show).unwrap(), AgentRequest::Show);
+        assert_eq!(
+            serde_json::from_str::<AgentRequest>(&show).unwrap(),
+            AgentRequest::Show
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::names::{backticked, shown};
 use crate::core::rng::SplitMix64;
+use crate::core::yaml::{Check, Cx, Fields};
 
 /// How the jitter around the delay is drawn (netem's names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +113,84 @@ impl Shaping {
     }
 }
 
+// Shaping has no NaN: every value comes through the parsers below or `invalid`.
+impl Eq for Shaping {}
+
 const MAX_DELAY_US: u64 = 60_000_000;
+
+/// The fields of a YAML mapping that spell a shaping, as `regbox netem`'s options do.
+pub const FIELDS: &[&str] = &[
+    "like",
+    "delay",
+    "jitter",
+    "distribution",
+    "loss",
+    "duplicate",
+    "corrupt",
+    "reorder",
+    "rate",
+];
+
+/// The shaping the [`FIELDS`] of `f` spell (`like:` first, the others change it), or `None` when `f`
+/// has none of them. Errors point at the bad value.
+pub(crate) fn from_fields(cx: &Cx, f: &Fields) -> Check<Option<Shaping>> {
+    if !FIELDS.iter().any(|k| f.get(k).is_some()) {
+        return Ok(None);
+    }
+    fn value<T>(
+        cx: &Cx,
+        f: &Fields,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Check<Option<T>> {
+        let Some(v) = f.get(key) else { return Ok(None) };
+        let s = cx.string(v, &format!("`{key}`"))?;
+        parse(s)
+            .map(Some)
+            .map_err(|e| cx.error(v.at, format!("`{key}`: {e}")))
+    }
+    let mut s = value(cx, f, "like", |w| {
+        Shaping::shorthand(w).ok_or_else(|| {
+            format!(
+                "unknown shorthand `{}`, expected one of {}",
+                shown(w),
+                backticked(&SHORTHANDS)
+            )
+        })
+    })?
+    .unwrap_or_default();
+    if let Some(d) = value(cx, f, "delay", parse_duration)? {
+        s.delay_us = d;
+    }
+    if let Some(d) = value(cx, f, "jitter", parse_duration)? {
+        s.jitter_us = d;
+    }
+    if let Some(d) = value(cx, f, "distribution", |w| {
+        Distribution::parse(w).ok_or_else(|| {
+            format!(
+                "unknown distribution `{}`, expected one of {}",
+                shown(w),
+                backticked(&Distribution::NAMES)
+            )
+        })
+    })? {
+        s.distribution = d;
+    }
+    for (key, slot) in [
+        ("loss", &mut s.loss),
+        ("duplicate", &mut s.duplicate),
+        ("corrupt", &mut s.corrupt),
+        ("reorder", &mut s.reorder),
+    ] {
+        if let Some(p) = value(cx, f, key, parse_percent)? {
+            *slot = p;
+        }
+    }
+    if let Some(r) = value(cx, f, "rate", parse_rate)? {
+        s.rate_bps = Some(r);
+    }
+    Ok(Some(s))
+}
 
 impl fmt::Display for Shaping {
     /// `delay 100ms ± 20ms normal, loss 1%, rate 1mbit`, or `none`.
@@ -159,7 +238,11 @@ fn percent(p: f64) -> String {
 }
 
 fn rate(bps: u64) -> String {
-    for (unit, size) in [("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1_000)] {
+    for (unit, size) in [
+        ("gbit", 1_000_000_000),
+        ("mbit", 1_000_000),
+        ("kbit", 1_000),
+    ] {
         if bps % size == 0 {
             return format!("{}{unit}", bps / size);
         }
@@ -336,8 +419,12 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Ok(100_000));
         assert_eq!(parse_duration("1.5s"), Ok(1_500_000));
         assert_eq!(parse_duration("250us"), Ok(250));
-        assert!(parse_duration("100").unwrap_err().contains("expected a duration"));
-        assert!(parse_duration("61s").unwrap_err().contains("between 0 and 60s"));
+        assert!(parse_duration("100")
+            .unwrap_err()
+            .contains("expected a duration"));
+        assert!(parse_duration("61s")
+            .unwrap_err()
+            .contains("between 0 and 60s"));
         assert_eq!(parse_percent("1%"), Ok(0.01));
         assert_eq!(parse_percent("0.1%"), Ok(0.001));
         assert!(parse_percent("1").is_err());
@@ -425,8 +512,7 @@ mod tests {
                 })
                 .collect();
             let mean = delays.iter().sum::<f64>() / delays.len() as f64;
-            let sd = (delays.iter().map(|d| (d - mean).powi(2)).sum::<f64>()
-                / delays.len() as f64)
+            let sd = (delays.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / delays.len() as f64)
                 .sqrt();
             assert!((mean - 100.0).abs() < 1.0, "{distribution:?} mean {mean}");
             let expected_sd = match distribution {
@@ -434,7 +520,11 @@ mod tests {
                 _ => 20.0,
             };
             // Pareto's heavy tail makes its sample deviation converge slowly.
-            let tolerance = if distribution == Distribution::Pareto { 4.0 } else { 1.5 };
+            let tolerance = if distribution == Distribution::Pareto {
+                4.0
+            } else {
+                1.5
+            };
             assert!(
                 (sd - expected_sd).abs() < tolerance,
                 "{distribution:?} sd {sd}, expected {expected_sd}"
@@ -474,10 +564,27 @@ mod tests {
         );
         let n = 100_000;
         let fates = sends(&mut s, n, ms(1), 100);
-        let share = |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|x| f(x)).count() as f64 / n as f64;
+        let share =
+            |f: &dyn Fn(&Fate) -> bool| fates.iter().filter(|x| f(x)).count() as f64 / n as f64;
         let lost = share(&|f| *f == Fate::Drop);
-        let dup = share(&|f| matches!(f, Fate::Send { duplicate: true, .. }));
-        let bad = share(&|f| matches!(f, Fate::Send { corrupt: Some(_), .. }));
+        let dup = share(&|f| {
+            matches!(
+                f,
+                Fate::Send {
+                    duplicate: true,
+                    ..
+                }
+            )
+        });
+        let bad = share(&|f| {
+            matches!(
+                f,
+                Fate::Send {
+                    corrupt: Some(_),
+                    ..
+                }
+            )
+        });
         let at_once = fates
             .iter()
             .enumerate()

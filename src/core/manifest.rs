@@ -6,14 +6,16 @@
 //! errors at the offending key, but the derived messages cannot be reworded
 //! (no "quote it to use it as text", no list of node names in the hint).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::core::names::{shown, NodeNames};
+use crate::core::firewall::{self, NodeFaults};
+use crate::core::link::{self, Shaping};
+use crate::core::names::{backticked, shown, NodeNames};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
 pub use crate::core::yaml::ReadFile;
-use crate::core::yaml::{found, Check, Cx, Pos, SourceError, Value, Yaml};
+use crate::core::yaml::{found, Check, Cx, Fields, Pos, SourceError, Value, Yaml};
 
 /// The image a node gets unless the manifest (or `up --image`) names one: "the regbox node image this
 /// machine has or can build". `up` resolves it to a tag (the newest such image here, else one it builds)
@@ -51,9 +53,9 @@ pub const RESERVED_OPTIONS: &[&str] = &[
     "conf",
 ];
 
-const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology"];
-const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet", "resources"];
-const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet", "resources"];
+const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology", "links"];
+const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet", "resources", "link"];
+const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet", "resources", "link"];
 const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];
 /// A node's memory limit unless the manifest says otherwise: an idle lab node holds ≈ 40 MiB, a busy one
 /// (mining, a large mempool) a few times that.
@@ -68,6 +70,10 @@ pub struct ClusterSpec {
     pub name: String,
     pub nodes: Vec<NodeSpec>,
     pub edges: Vec<Edge>,
+    /// The link shaping the manifest declares (`link:` on nodes or in `defaults`, and `links:`), by node
+    /// index: set by `up`, and again on a node that restarts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<usize, NodeFaults>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -122,6 +128,7 @@ impl ClusterSpec {
             name: "regbox".to_owned(),
             nodes,
             edges: generate(Kind::Ring, 4),
+            links: BTreeMap::new(),
         }
     }
 
@@ -335,11 +342,127 @@ impl Cx<'_> {
             (None, None) => generate(Kind::Ring, nodes.len()),
         };
 
+        let links = self.links(&top, &names)?;
         Ok(ClusterSpec {
             name: name.to_owned(),
             nodes,
             edges,
+            links,
         })
+    }
+
+    /// `link:` of the defaults and of each node (node-wide shaping), then `links:` entries (shaping
+    /// between nodes: `between: [a, b]` both ways, or `from:`/`to:` one way; each end a node or a list),
+    /// later ones replacing earlier ones where they overlap.
+    fn links(&self, top: &Fields, names: &NodeNames) -> Check<BTreeMap<usize, NodeFaults>> {
+        let n = names.names.len();
+        let mut plane = BTreeMap::new();
+        let set = |plane: &mut BTreeMap<usize, NodeFaults>,
+                   nodes: &[usize],
+                   to: Option<&[usize]>,
+                   s: &Shaping| {
+            firewall::shape(plane, nodes, to, s);
+        };
+        let own = |v: &Yaml, what: &str| -> Check<Option<Shaping>> {
+            let f = self.fields(v, what, link::FIELDS)?;
+            link::from_fields(self, &f)
+        };
+        if let Some(d) = top.get("defaults") {
+            if let Some(l) = self.fields(d, "`defaults`", DEFAULTS_FIELDS)?.get("link") {
+                if let Some(s) = own(l, "`link`")? {
+                    set(&mut plane, &(0..n).collect::<Vec<_>>(), None, &s);
+                }
+            }
+        }
+        if let Some(Value::Seq(items)) = top.get("nodes").map(|v| &v.value) {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(l) = self.fields(item, "a node", NODE_FIELDS)?.get("link") {
+                    if let Some(s) = own(l, "`link`")? {
+                        set(&mut plane, &[i], None, &s);
+                    }
+                }
+            }
+        }
+        let Some(list) = top.get("links") else {
+            return Ok(plane);
+        };
+        let Value::Seq(entries) = &list.value else {
+            return Err(self.error(
+                list.at,
+                format!(
+                    "`links` must be a list like `[{{between: [eu, us], delay: 75ms}}]`, found {}",
+                    found(&list.value)
+                ),
+            ));
+        };
+        let mut keys = vec!["between", "from", "to"];
+        keys.extend_from_slice(link::FIELDS);
+        for entry in entries {
+            let f = self.fields(entry, "a link", &keys)?;
+            let shaping = link::from_fields(self, &f)?.ok_or_else(|| {
+                self.error(
+                    f.at,
+                    format!("a link needs at least one of {}", backticked(link::FIELDS)),
+                )
+            })?;
+            match (f.get("between"), f.get("from"), f.get("to")) {
+                (Some(b), None, None) => {
+                    let ends = match &b.value {
+                        Value::Seq(ends) if ends.len() == 2 => ends,
+                        _ => return Err(self.error(
+                            b.at,
+                            "`between` must be two ends `[a, b]`, each a node or a list of nodes",
+                        )),
+                    };
+                    let (a, z) = (
+                        self.link_nodes(&ends[0], names)?,
+                        self.link_nodes(&ends[1], names)?,
+                    );
+                    set(&mut plane, &a, Some(&z), &shaping);
+                    set(&mut plane, &z, Some(&a), &shaping);
+                }
+                (None, Some(a), Some(z)) => {
+                    let (a, z) = (self.link_nodes(a, names)?, self.link_nodes(z, names)?);
+                    set(&mut plane, &a, Some(&z), &shaping);
+                }
+                _ => {
+                    return Err(self.error(
+                        f.at,
+                        "a link takes `between: [a, b]` (both ways) or `from` and `to` (one way)",
+                    ))
+                }
+            }
+        }
+        Ok(plane)
+    }
+
+    /// A node (name or index) or a list of them, as indexes.
+    fn link_nodes(&self, v: &Yaml, names: &NodeNames) -> Check<Vec<usize>> {
+        let one = |v: &Yaml| -> Check<usize> {
+            let n = names.names.len();
+            let found_at = match &v.value {
+                Value::Int(i) => usize::try_from(*i).ok().filter(|&i| i < n),
+                Value::Str(s) => names.names.iter().position(|x| x == s),
+                _ => None,
+            };
+            found_at.ok_or_else(|| {
+                self.error(
+                    v.at,
+                    format!(
+                        "unknown node {} in a link ({})",
+                        match &v.value {
+                            Value::Str(s) => format!("`{}`", shown(s)),
+                            other => found(other),
+                        },
+                        names.hint()
+                    ),
+                )
+            })
+        };
+        match &v.value {
+            Value::Seq(items) if !items.is_empty() => items.iter().map(one).collect(),
+            _ => Ok(vec![one(v)?]),
+        }
     }
 
     /// The defaults as a node without a name.
@@ -706,6 +829,62 @@ topology: line
             ["-debug=net", "-whitelist=noban@0.0.0.0/0"]
         );
         assert_eq!(pairs(&spec), [(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn links_come_from_defaults_nodes_and_the_links_list() {
+        let spec = ok("name: geo\n\
+            defaults: {link: {loss: 1%}}\n\
+            nodes: [{name: a}, {name: b, link: {delay: 10ms}}, {name: c}, {name: d}]\n\
+            links:\n  - {between: [[a, b], c], delay: 75ms}\n  - {from: d, to: 0, like: flaky}\n");
+        let words: Vec<String> = spec
+            .links
+            .iter()
+            .map(|(i, f)| {
+                format!(
+                    "{i}: {}",
+                    firewall::describe(f, |p| spec.nodes[p].name.clone())
+                )
+            })
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "0: loss 1%; to c: delay 75ms",
+                "1: delay 10ms; to c: delay 75ms",
+                "2: loss 1%; to a: delay 75ms; to b: delay 75ms",
+                "3: loss 1%; to a: loss 30%",
+            ]
+        );
+        assert!(ok("name: plain\nnodes: 2\n").links.is_empty());
+    }
+
+    #[test]
+    fn bad_links_are_refused_where_they_are() {
+        assert_error!(
+            "link_bad_delay",
+            "name: x\nnodes: 2\nlinks: [{between: [0, 1], delay: fast}]\n"
+        );
+        assert_error!(
+            "link_unknown_node",
+            "name: x\nnodes: 2\nlinks: [{from: n0, to: n7, delay: 5ms}]\n"
+        );
+        assert_error!(
+            "link_no_shaping",
+            "name: x\nnodes: 2\nlinks: [{between: [0, 1]}]\n"
+        );
+        assert_error!(
+            "link_neither_form",
+            "name: x\nnodes: 2\nlinks: [{to: 1, delay: 5ms}]\n"
+        );
+        assert_error!(
+            "link_not_a_list",
+            "name: x\nnodes: 2\nlinks: {between: [0, 1]}\n"
+        );
+        assert_error!(
+            "node_link_unknown_field",
+            "name: x\nnodes: [{name: a, link: {latency: 5ms}}]\n"
+        );
     }
 
     #[test]

@@ -465,7 +465,11 @@ pub fn cut_pairs(partition: &Partition, nodes: usize) -> Cut {
     let mut cut = Cut::new();
     for a in 0..nodes {
         for b in a + 1..nodes {
-            if !partition.groups.iter().any(|g| g.contains(&a) && g.contains(&b)) {
+            if !partition
+                .groups
+                .iter()
+                .any(|g| g.contains(&a) && g.contains(&b))
+            {
                 cut.insert((a, b));
             }
         }

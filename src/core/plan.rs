@@ -457,10 +457,11 @@ pub fn verify(edges: &[Edge], observed: &Observed, frozen_allowed: bool) -> Resu
         })
         .map(|s| (s.at, s.peer))
         .collect();
-    let expected: Graph = partition::expected_graph(edges, &observed.plane.membership, &observed.cut)
-        .edges()
-        .filter(|&(a, b)| up[a] && up[b])
-        .collect();
+    let expected: Graph =
+        partition::expected_graph(edges, &observed.plane.membership, &observed.cut)
+            .edges()
+            .filter(|&(a, b)| up[a] && up[b])
+            .collect();
     let d = diff(&expected, &actual);
     if d.is_empty() && observed.sessions.unknown.is_empty() {
         return Ok(());

@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn a_host_everywhere_matches_its_address_on_every_network_and_no_other() {
         let (addr, mask) = everywhere(12);
-        assert_eq!((addr.to_string(), mask.to_string()), ("10.128.0.12".into(), "255.128.15.255".into()));
+        assert_eq!(
+            (addr.to_string(), mask.to_string()),
+            ("10.128.0.12".into(), "255.128.15.255".into())
+        );
         let matches = |ip: Ipv4Addr| u32::from(ip) & u32::from(mask) == u32::from(addr);
         for net in free_subnets(&[], "x").step_by(97) {
             assert!(matches(net.host(12)));

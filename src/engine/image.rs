@@ -357,7 +357,8 @@ pub(crate) async fn ensure_regbox_image(
     progress: &Progress,
 ) -> Result<String, ImageError> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(binary).map_err(|e| fail(&format!("read {}", binary.display()), &e))?;
+    let bytes =
+        std::fs::read(binary).map_err(|e| fail(&format!("read {}", binary.display()), &e))?;
     let tag = format!(
         "{}-{}",
         env!("CARGO_PKG_VERSION"),
@@ -368,8 +369,15 @@ pub(crate) async fn ensure_regbox_image(
     if docker.image(&name).await?.is_some() {
         return Ok(name);
     }
-    progress.stage("building the regbox image (regbox and Debian's iptables)", 0);
-    let (work, out) = run_script(&["--regbox".into(), binary.as_os_str().to_owned()], progress).await?;
+    progress.stage(
+        "building the regbox image (regbox and Debian's iptables)",
+        0,
+    );
+    let (work, out) = run_script(
+        &["--regbox".into(), binary.as_os_str().to_owned()],
+        progress,
+    )
+    .await?;
     let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
     drop(work);
     progress.note(&format!("importing {name}"));
@@ -377,7 +385,9 @@ pub(crate) async fn ensure_regbox_image(
         r#"ENTRYPOINT ["/usr/bin/regbox"]"#.to_string(),
         "ENV PATH=/usr/sbin:/usr/bin".to_string(),
     ];
-    docker.import_image(rootfs.into(), REGBOX_REPO, &tag, changes).await?;
+    docker
+        .import_image(rootfs.into(), REGBOX_REPO, &tag, changes)
+        .await?;
     // Images of other regbox builds go, unless an agent still runs one (the engine refuses then).
     for old in docker.images_of(REGBOX_REPO).await? {
         if old.name != name {

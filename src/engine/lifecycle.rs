@@ -359,9 +359,12 @@ async fn up(
         segments: Segments::Heal,
         mode: CutMode::Drop,
     };
+    // The declared state has no cuts: they go before the wiring, which they would stop.
+    cluster.clear_cuts_locked().await?;
     cluster.plane = cluster.converge(&desired, opts.timeout, fx).await?;
     fx.progress.stage("verifying the peer graph", 0);
     fx.cancel.guard(cluster.verify(false)).await?;
+    cluster.declare_links_locked(&fx.progress).await?;
     fx.progress.finish();
     cluster.armed = opts.teardown_on_drop;
     Ok(cluster)

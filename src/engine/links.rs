@@ -75,7 +75,11 @@ impl Cluster {
             Some(n) => self.indexes(n)?,
             None => (0..self.nodes.len()).collect(),
         };
-        if !self.docker.is_running(&blueprint::agent_container(self.name())).await? {
+        if !self
+            .docker
+            .is_running(&blueprint::agent_container(self.name()))
+            .await?
+        {
             return Ok(Plane::new()); // nothing was ever set
         }
         self.change_plane("clear link faults", progress, |plane| {
@@ -123,9 +127,42 @@ impl Cluster {
         result
     }
 
+    /// Sets every node's plane to the manifest's links (no cuts, no other shaping), under the lock the
+    /// caller holds: the end of `up`. Nothing is started for a manifest without links and no agent.
+    pub(crate) async fn declare_links_locked(&self, progress: &Progress) -> Result<()> {
+        let agent = blueprint::agent_container(self.name());
+        if self.spec.links.is_empty() && !self.docker.is_running(&agent).await? {
+            return Ok(());
+        }
+        let declared = self.spec.links.clone();
+        let n = self.nodes.len();
+        self.change_plane_locked(progress, |plane| {
+            *plane = declared;
+            (0..n).collect()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets `node`'s plane again after its container started afresh (a new network namespace, with no
+    /// rules in it), under the lock the caller holds.
+    pub(crate) async fn reapply_links_locked(&self, node: usize) -> Result<()> {
+        if !self.fault_plane().await?.contains_key(&node) {
+            return Ok(());
+        }
+        self.change_plane_locked(&Progress::default(), |_| vec![node])
+            .await
+            .map(|_| ())
+    }
+
     /// Removes every cut (not the shaping), under the lock the caller holds: part of `heal`.
     pub(crate) async fn clear_cuts_locked(&self) -> Result<()> {
-        if !self.fault_plane().await?.values().any(|f| !f.cuts.is_empty()) {
+        if !self
+            .fault_plane()
+            .await?
+            .values()
+            .any(|f| !f.cuts.is_empty())
+        {
             return Ok(());
         }
         let all: Vec<usize> = (0..self.nodes.len()).collect();
@@ -148,9 +185,7 @@ impl Cluster {
             let mut nodes = Vec::new();
             for i in touched {
                 let n = &self.nodes[i];
-                let pid = self.docker.pid(&n.layout.container).await?.ok_or_else(|| {
-                    Error::Agent(format!("node `{}` is not running", n.name()))
-                })?;
+                let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
                 nodes.push(AgentNode {
                     name: n.name().to_string(),
                     pid,
@@ -196,7 +231,12 @@ impl Cluster {
         let text = serde_json::to_string(request).expect("a request serializes");
         let (code, out) = self
             .docker
-            .exec(agent, ["/usr/bin/regbox", "agent", "call", &text].map(String::from).to_vec())
+            .exec(
+                agent,
+                ["/usr/bin/regbox", "agent", "call", &text]
+                    .map(String::from)
+                    .to_vec(),
+            )
             .await?;
         if code != 0 {
             return Err(Error::Agent(format!("no answer ({})", out.trim())));

@@ -376,7 +376,13 @@ impl Cluster {
         for c in &containers {
             let Some(node) = index.get(c.name.as_str()) else {
                 let role = c.labels.get(LABEL_ROLE).map(String::as_str);
-                if ![Some(ROLE_META), Some(ROLE_LOCK), Some(blueprint::ROLE_AGENT)].contains(&role) {
+                if ![
+                    Some(ROLE_META),
+                    Some(ROLE_LOCK),
+                    Some(blueprint::ROLE_AGENT),
+                ]
+                .contains(&role)
+                {
                     view.strays.push(c.name.clone());
                 }
                 continue;

@@ -474,7 +474,14 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
             let stale: Vec<String> = tips
                 .iter()
                 .filter(|t| t["status"] != "active")
-                .map(|t| format!("{} at {} ({})", t["hash"].as_str().map_or("?", wait::short), t["height"], t["status"].as_str().unwrap_or("?")))
+                .map(|t| {
+                    format!(
+                        "{} at {} ({})",
+                        t["hash"].as_str().map_or("?", wait::short),
+                        t["height"],
+                        t["status"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect();
             if stale.len() as u64 == *count {
                 Ok(())
@@ -483,7 +490,11 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
                     "expected {count} stale tip(s) at {}, saw {}: {}",
                     n.name(),
                     stale.len(),
-                    if stale.is_empty() { "none".to_string() } else { stale.join(", ") }
+                    if stale.is_empty() {
+                        "none".to_string()
+                    } else {
+                        stale.join(", ")
+                    }
                 ))
             }
         }

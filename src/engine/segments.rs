@@ -8,10 +8,10 @@ use serde::Serialize;
 use crate::core::blueprint::segment_network;
 use crate::core::firewall::{self, Block};
 use crate::core::partition::{self, CutMode, PartitionKind, SegmentId, Via};
-use crate::engine::progress::Progress;
 use crate::core::plan::{Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
+use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
@@ -102,7 +102,9 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<PartitionReport> {
         let partition = partition::build(&self.spec, kind)?;
-        let guard = self.lock(&format!("partition --via {}", via.name())).await?;
+        let guard = self
+            .lock(&format!("partition --via {}", via.name()))
+            .await?;
         let result = match via {
             Via::Segments => self.split(kind, &partition, mode, timeout).await,
             Via::Firewall => {
@@ -159,7 +161,8 @@ impl Cluster {
             all
         })
         .await?;
-        self.converge_segments(Segments::Heal, mode, timeout).await?;
+        self.converge_segments(Segments::Heal, mode, timeout)
+            .await?;
         self.mode = mode;
         self.verify(mode == CutMode::Silent).await?;
         let mut report = self.report();
@@ -172,7 +175,10 @@ impl Cluster {
                 id: id as SegmentId,
                 network: "firewall".into(),
                 subnet: "-".into(),
-                members: g.iter().map(|&i| self.nodes[i].name().to_string()).collect(),
+                members: g
+                    .iter()
+                    .map(|&i| self.nodes[i].name().to_string())
+                    .collect(),
             })
             .collect();
         Ok(report)

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::core::fault::Fault;
-use crate::core::manifest::ClusterSpec;
 use crate::core::firewall::Block;
 use crate::core::link::Shaping;
+use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::{percent, Kind as Propagation};
 use crate::core::wait::WaitFor;
@@ -214,7 +214,8 @@ impl fmt::Display for Action {
                 }
             }
             Action::Netem { nodes, to, shaping } => {
-                let all = |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
+                let all =
+                    |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
                 write!(f, "netem {}", all(nodes))?;
                 if to.is_some() {
                     write!(f, " to {}", all(to))?;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::core::fault::Fault;
+use crate::core::firewall::Block;
+use crate::core::link;
 use crate::core::manifest::is_node_name;
 use crate::core::names::{backticked, shown};
-use crate::core::firewall::Block;
-use crate::core::link::{self, Distribution, Shaping};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::scenario::model::{
@@ -479,29 +479,28 @@ impl Parser<'_> {
                 }
             },
         };
-        let (mode, reset) = match f.get("mode") {
-            None => (CutMode::Drop, false),
-            Some(m) => match cx.string(m, "`mode`")? {
-                "drop" => (CutMode::Drop, false),
-                "silent" => (CutMode::Silent, false),
-                "reset" if via == Via::Firewall => (CutMode::Drop, true),
-                "reset" => {
-                    return Err(cx.error(
+        let (mode, reset) =
+            match f.get("mode") {
+                None => (CutMode::Drop, false),
+                Some(m) => match cx.string(m, "`mode`")? {
+                    "drop" => (CutMode::Drop, false),
+                    "silent" => (CutMode::Silent, false),
+                    "reset" if via == Via::Firewall => (CutMode::Drop, true),
+                    "reset" => return Err(cx.error(
                         m.at,
                         "`mode: reset` needs `via: firewall` (segments cannot answer with a reset)",
-                    ))
-                }
-                other => {
-                    return Err(cx.error(
-                        m.at,
-                        format!(
-                            "unknown partition mode `{}`, expected `drop`, `silent` or `reset`",
-                            shown(other)
-                        ),
-                    ))
-                }
-            },
-        };
+                    )),
+                    other => {
+                        return Err(cx.error(
+                            m.at,
+                            format!(
+                                "unknown partition mode `{}`, expected `drop`, `silent` or `reset`",
+                                shown(other)
+                            ),
+                        ))
+                    }
+                },
+            };
         let kind_name = match (f.get("groups"), f.get("kind")) {
             (Some(_), Some(k)) => {
                 return Err(cx.error(
@@ -577,7 +576,10 @@ impl Parser<'_> {
     fn nodes(&self, v: &Yaml) -> Res<Vec<String>> {
         match &v.value {
             Value::Seq(items) if !items.is_empty() => items.iter().map(|i| self.node(i)).collect(),
-            Value::Seq(_) => Err(self.cx.error(v.at, "expected a node or a list of nodes, found an empty list")),
+            Value::Seq(_) => Err(self.cx.error(
+                v.at,
+                "expected a node or a list of nodes, found an empty list",
+            )),
             _ => Ok(vec![self.node(v)?]),
         }
     }
@@ -587,57 +589,15 @@ impl Parser<'_> {
         let f = cx.fields(value, "`netem`", NETEM_FIELDS)?;
         let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
         let to = f.get("to").map(|v| self.nodes(v)).transpose()?;
-        let text = |key: &str, parse: &dyn Fn(&str) -> Result<(), String>| -> Res<Option<String>> {
-            let Some(v) = f.get(key) else { return Ok(None) };
-            let s = cx.string(v, &format!("`{key}`"))?;
-            parse(s).map_err(|e| cx.error(v.at, format!("`{key}`: {e}")))?;
-            Ok(Some(s.to_string()))
-        };
-        let mut shaping = match text("like", &|s| {
-            Shaping::shorthand(s).map(drop).ok_or_else(|| {
-                format!("unknown shorthand `{}`, expected one of {}", shown(s), backticked(&link::SHORTHANDS))
-            })
-        })? {
-            Some(s) => Shaping::shorthand(&s).expect("checked"),
-            None => Shaping::default(),
-        };
-        let dur = |s: &str| link::parse_duration(s).map(drop);
-        let pct = |s: &str| link::parse_percent(s).map(drop);
-        if let Some(s) = text("delay", &dur)? {
-            shaping.delay_us = link::parse_duration(&s).expect("checked");
-        }
-        if let Some(s) = text("jitter", &dur)? {
-            shaping.jitter_us = link::parse_duration(&s).expect("checked");
-        }
-        if let Some(s) = text("distribution", &|s| {
-            Distribution::parse(s).map(drop).ok_or_else(|| {
-                format!("unknown distribution `{}`, expected one of {}", shown(s), backticked(&Distribution::NAMES))
-            })
-        })? {
-            shaping.distribution = Distribution::parse(&s).expect("checked");
-        }
-        for (key, slot) in [
-            ("loss", &mut shaping.loss),
-            ("duplicate", &mut shaping.duplicate),
-            ("corrupt", &mut shaping.corrupt),
-            ("reorder", &mut shaping.reorder),
-        ] {
-            if let Some(s) = text(key, &pct)? {
-                *slot = link::parse_percent(&s).expect("checked");
-            }
-        }
-        if let Some(s) = text("rate", &|s| link::parse_rate(s).map(drop))? {
-            shaping.rate_bps = Some(link::parse_rate(&s).expect("checked"));
-        }
-        if !NETEM_FIELDS[2..].iter().any(|k| f.get(k).is_some()) {
-            return Err(cx.error(
+        let shaping = link::from_fields(cx, &f)?.ok_or_else(|| {
+            cx.error(
                 f.at,
                 format!(
                     "`netem` needs at least one of {} (`clear: netem` removes shaping)",
-                    backticked(&NETEM_FIELDS[2..])
+                    backticked(link::FIELDS)
                 ),
-            ));
-        }
+            )
+        })?;
         Ok(Action::Netem { nodes, to, shaping })
     }
 
@@ -651,10 +611,22 @@ impl Parser<'_> {
         let (from, to, both) = match (f.get("between"), f.get("from"), f.get("to")) {
             (Some(b), None, None) => {
                 let Value::Seq(ends) = &b.value else {
-                    return Err(cx.error(b.at, format!("`between` must be two ends `[a, b]` (each a node or a list), found {}", found(&b.value))));
+                    return Err(cx.error(
+                        b.at,
+                        format!(
+                            "`between` must be two ends `[a, b]` (each a node or a list), found {}",
+                            found(&b.value)
+                        ),
+                    ));
                 };
                 let [a, z] = ends.as_slice() else {
-                    return Err(cx.error(b.at, format!("`between` must be two ends `[a, b]`, found {} entries", ends.len())));
+                    return Err(cx.error(
+                        b.at,
+                        format!(
+                            "`between` must be two ends `[a, b]`, found {} entries",
+                            ends.len()
+                        ),
+                    ));
                 };
                 (self.nodes(a)?, self.nodes(z)?, true)
             }
@@ -1847,8 +1819,14 @@ mod tests {
         assert_error!("cut_neither_form", one("cut: {from: n0}"));
         assert_error!("cut_three_ends", one("cut: {between: [n0, n1, n2]}"));
         assert_error!("clear_unknown", one("clear: rules"));
-        assert_error!("reset_without_firewall", one("partition: {kind: halves, mode: reset}"));
-        assert_error!("unknown_via", one("partition: {kind: halves, via: iptables}"));
+        assert_error!(
+            "reset_without_firewall",
+            one("partition: {kind: halves, mode: reset}")
+        );
+        assert_error!(
+            "unknown_via",
+            one("partition: {kind: halves, via: iptables}")
+        );
     }
 
     #[test]
