@@ -28,7 +28,7 @@ pub mod cluster {
 }
 
 pub use crate::core::manifest::{ClusterSpec, NodeSpec, Resources};
-pub use crate::core::partition::{CutMode, PartitionKind};
+pub use crate::core::partition::{CutMode, PartitionKind, Via};
 pub use crate::core::topology::Kind as TopologyKind;
 pub use crate::core::wait::WaitFor;
 pub use crate::engine::cluster::Cluster;
