@@ -2762,7 +2762,6 @@ async fn pingtime(cluster: &Cluster, at: usize, peer: &str, want: impl Fn(f64) -
     let node = &cluster.nodes()[at];
     let comment = format!("({peer})");
     let deadline = tokio::time::Instant::now() + WAIT;
-    let mut last = None;
     loop {
         let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
         // A ping round trip takes up to the delay being measured; look again soon after.
@@ -2772,7 +2771,7 @@ async fn pingtime(cluster: &Cluster, at: usize, peer: &str, want: impl Fn(f64) -
             .call("getpeerinfo", serde_json::json!([]))
             .await
             .unwrap();
-        last = peers
+        let last = peers
             .iter()
             .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
             .and_then(|p| p["pingtime"].as_f64());

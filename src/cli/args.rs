@@ -37,7 +37,8 @@ Environment:
   RUST_LOG              log filter for stderr (e.g. regbox=debug)
   TMPDIR                where an image build works (removed afterwards)
   SOURCE_DATE_EPOCH     the file times inside a built node image
-  REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing";
+  REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
+  REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
