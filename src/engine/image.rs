@@ -347,7 +347,7 @@ async fn run_script(
 }
 
 /// Repository of the regbox image: a regbox binary with Debian's iptables, which the fault agent runs.
-pub const REGBOX_REPO: &str = "regbox/regbox";
+pub const SELF_REPO: &str = "regbox/regbox";
 
 /// Makes sure the regbox image for `binary` exists — tagged with regbox's version and the binary's
 /// digest, so a rebuilt regbox gets its own image — building it when missing. Returns its name.
@@ -365,7 +365,7 @@ pub(crate) async fn ensure_regbox_image(
         &hex::encode(Sha256::digest(&bytes))[..12]
     );
     drop(bytes);
-    let name = format!("{REGBOX_REPO}:{tag}");
+    let name = format!("{SELF_REPO}:{tag}");
     if docker.image(&name).await?.is_some() {
         return Ok(name);
     }
@@ -386,10 +386,10 @@ pub(crate) async fn ensure_regbox_image(
         "ENV PATH=/usr/sbin:/usr/bin".to_string(),
     ];
     docker
-        .import_image(rootfs.into(), REGBOX_REPO, &tag, changes)
+        .import_image(rootfs.into(), SELF_REPO, &tag, changes)
         .await?;
     // Images of other regbox builds go, unless an agent still runs one (the engine refuses then).
-    for old in docker.images_of(REGBOX_REPO).await? {
+    for old in docker.images_of(SELF_REPO).await? {
         if old.name != name {
             docker.remove_unused_image(&old.name).await;
         }
