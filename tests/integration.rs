@@ -3047,3 +3047,57 @@ fn manifest_links_are_set_by_up_and_again_after_a_restart() {
         pingtime(&cluster, 0, "us1", |t| t > 0.14).await;
     });
 }
+
+/// Mines, on n0 while n1 is disconnected, a block holding one transaction of 400 outputs (≈ 14 KB that
+/// n1 has never seen), reconnects the two, and returns the block's size and how long n1 took to have it.
+async fn large_block_relay(cluster: &Cluster) -> (u64, Duration) {
+    let n0 = &cluster.nodes()[0];
+    cluster.disconnect("n0", "n1", WAIT).await.unwrap();
+    let mut outputs = serde_json::Map::new();
+    for _ in 0..400 {
+        let address = n0.rpc.get_new_address().await.unwrap();
+        outputs.insert(address, serde_json::json!(0.001));
+    }
+    let _: String = n0
+        .rpc
+        .call("sendmany", serde_json::json!(["", outputs]))
+        .await
+        .unwrap();
+    let hash = cluster.mine("n0", 1).await.unwrap().pop().unwrap();
+    let block: serde_json::Value = n0
+        .rpc
+        .call("getblock", serde_json::json!([hash, 1]))
+        .await
+        .unwrap();
+    let size = block["size"].as_u64().unwrap();
+    let start = std::time::Instant::now();
+    cluster.connect("n0", "n1", WAIT).await.unwrap();
+    cluster.sync_blocks(WAIT).await.unwrap();
+    (size, start.elapsed())
+}
+
+#[test]
+fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
+    run(async {
+        let name = unique("rate");
+        let spec = manifest::parse(
+            &format!("name: {name}\ndefaults: {{wallet: true}}\nnodes: 2\ntopology: line\n"),
+            "inline",
+        )
+        .unwrap();
+        let (cluster, _guard) = up(spec).await;
+        cluster.mine("n0", 101).await.unwrap();
+        cluster.sync_blocks(WAIT).await.unwrap();
+        let (size, free) = large_block_relay(&cluster).await;
+        assert!(size > 10_000, "block of {size} bytes");
+        // 64 kbit/s on what n0 sends: the block alone needs size × 8 / 64000 seconds on the wire.
+        ok(&["-c", &name, "netem", "n0", "--rate", "64kbit"]).await;
+        let (size, limited) = large_block_relay(&cluster).await;
+        let wire = Duration::from_secs_f64(size as f64 * 8.0 / 64_000.0);
+        assert!(
+            limited >= wire.mul_f64(0.9),
+            "{size} bytes at 64 kbit/s arrived in {limited:?}, faster than the wire's {wire:?}"
+        );
+        assert!(free * 2 < limited, "unlimited {free:?}, limited {limited:?}");
+    });
+}
