@@ -3098,7 +3098,12 @@ fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
             limited >= wire.mul_f64(0.9),
             "{size} bytes at 64 kbit/s arrived in {limited:?}, faster than the wire's {wire:?}"
         );
-        assert!(free * 2 < limited, "unlimited {free:?}, limited {limited:?}");
-        eprintln!("a {size}-byte block: {free:?} unlimited, {limited:?} at 64 kbit/s (wire {wire:?})");
+        assert!(
+            free * 2 < limited,
+            "unlimited {free:?}, limited {limited:?}"
+        );
+        eprintln!(
+            "a {size}-byte block: {free:?} unlimited, {limited:?} at 64 kbit/s (wire {wire:?})"
+        );
     });
 }

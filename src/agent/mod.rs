@@ -153,6 +153,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
     };
     // A thread in a namespace the node no longer has (it was restarted) is of no use.
     let mut thread = thread.filter(|t| t.inode == inode);
+    let had_thread = thread.is_some();
     if faults.queued() {
         match &thread {
             Some(t) => t.update(&faults),
@@ -185,6 +186,11 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         }
     }
     if let Err(e) = netns::run_in(&ns, IPTABLES_RESTORE, &[], &ruleset(&faults)) {
+        // The old rules stand: the thread goes back to the old shaping, or away if it is new.
+        match &thread {
+            Some(t) if had_thread => t.update(&old_faults),
+            _ => thread = None,
+        }
         return fail(
             Some(Node {
                 faults: old_faults,

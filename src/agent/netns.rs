@@ -10,9 +10,17 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// The network namespace of process `pid` (a node container's main process, seen through the host's
-/// PID namespace).
+/// PID namespace). The host's own namespace is refused: a pid reused by a host process after the node
+/// stopped must not get the node's rules.
 pub fn open(pid: u32) -> io::Result<File> {
-    File::open(format!("/proc/{pid}/ns/net"))
+    let ns = File::open(format!("/proc/{pid}/ns/net"))?;
+    let host = File::open("/proc/1/ns/net").and_then(|h| inode(&h));
+    if host.is_ok_and(|h| inode(&ns).is_ok_and(|i| i == h)) {
+        return Err(io::Error::other(format!(
+            "pid {pid} is in the host's network namespace, not a node's"
+        )));
+    }
+    Ok(ns)
 }
 
 /// The namespace's identity: a restarted container has a new one.
@@ -50,17 +58,17 @@ pub fn run_in(ns: &File, program: &str, args: &[&str], input: &str) -> Result<()
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    child
+    // A program that exits early closes its input: its stderr says why, not the broken pipe.
+    let written = child
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(input.as_bytes())
-        .map_err(|e| format!("cannot write to {program}: {e}"))?;
+        .write_all(input.as_bytes());
     let out = child
         .wait_with_output()
         .map_err(|e| format!("cannot wait for {program}: {e}"))?;
     if out.status.success() {
-        Ok(())
+        written.map_err(|e| format!("cannot write to {program}: {e}"))
     } else {
         Err(format!(
             "{program} failed ({}): {}",

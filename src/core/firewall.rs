@@ -204,8 +204,9 @@ pub struct AgentReply {
 }
 
 /// The filter table `iptables-restore` installs in the node's namespace (replacing whatever was
-/// there: the namespace holds no other rules). Cuts come first, then the queue for shaped packets.
-/// Only P2P traffic is touched: RPC goes over the control network to another port.
+/// there: the namespace holds no other rules). Cuts come first — everything to the peer's addresses
+/// on regbox's networks, which only P2P uses — then the queue, which takes P2P packets only (RPC goes
+/// over the control network, to another port).
 pub fn ruleset(f: &NodeFaults) -> String {
     let p2p = format!("-p tcp -m multiport --ports {P2P_PORT}");
     let mut out =

@@ -1,6 +1,7 @@
-//! The node image: finding it, and building `regbox/bitcoind:<tag>` offline with
+//! regbox's images: the node image — finding it, and building `regbox/bitcoind:<tag>` offline with
 //! `images/bitcoind/build.sh` (embedded in the binary) from Debian's bitcoin-knots package or from a
-//! bitcoind the user has (a release tarball, a directory in that layout, a self-built binary).
+//! bitcoind the user has (a release tarball, a directory in that layout, a self-built binary) — and the
+//! regbox image the fault agent runs (`regbox/regbox:<version>-<digest>`).
 
 use std::process::Stdio;
 

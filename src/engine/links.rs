@@ -13,7 +13,8 @@ use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::progress::Progress;
-use crate::engine::wait::{wait_until, Check};
+use crate::engine::wait::{wait_until, Check, RPC_CONCURRENCY};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 /// How long a fresh agent may take to listen.
 const AGENT_START: Duration = Duration::from_secs(20);
@@ -182,20 +183,33 @@ impl Cluster {
             let agent = self.agent(progress).await?;
             let mut plane = self.by_index(self.ask(&agent, &AgentRequest::Show).await?);
             let touched = edit(&mut plane);
-            let mut nodes = Vec::new();
-            for i in touched {
+            let plane = &plane;
+            let nodes: Vec<AgentNode> = stream::iter(touched.into_iter().map(|i| async move {
                 let n = &self.nodes[i];
                 let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
-                nodes.push(AgentNode {
+                Ok::<_, Error>(AgentNode {
                     name: n.name().to_string(),
                     pid,
                     faults: plane.get(&i).cloned().unwrap_or_default(),
-                });
+                })
+            }))
+            .buffered(RPC_CONCURRENCY)
+            .try_collect()
+            .await?;
+            // One argument of `docker exec` holds at most 128 KiB: large planes go in several requests.
+            let mut reply = AgentReply::default();
+            let mut errors = Vec::new();
+            for batch in batches(nodes) {
+                reply = self
+                    .ask(&agent, &AgentRequest::Set { nodes: batch })
+                    .await?;
+                errors.extend(reply.errors.values().cloned());
             }
-            let reply = self.ask(&agent, &AgentRequest::Set { nodes }).await?;
-            if !reply.errors.is_empty() {
-                let errors: Vec<String> = reply.errors.values().cloned().collect();
-                return Err(Error::Agent(errors.join("; ")));
+            if !errors.is_empty() {
+                return Err(Error::Agent(format!(
+                    "{} (the other nodes were set)",
+                    errors.join("; ")
+                )));
             }
             Ok(self.by_index(reply))
         }
@@ -246,6 +260,25 @@ impl Cluster {
     }
 }
 
+/// Bytes of JSON per request, well under the 128 KiB one `docker exec` argument may hold.
+const REQUEST_BYTES: usize = 100_000;
+
+/// `nodes` in batches whose requests stay under `REQUEST_BYTES` (at least one node each).
+fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
+    let mut out: Vec<Vec<AgentNode>> = vec![Vec::new()];
+    let mut size = 0;
+    for node in nodes {
+        let bytes = serde_json::to_string(&node).map_or(0, |s| s.len());
+        if size + bytes > REQUEST_BYTES && !out.last().unwrap().is_empty() {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        out.last_mut().unwrap().push(node);
+    }
+    out
+}
+
 /// The regbox binary the agent's image is made from: `REGBOX_BIN`, else this program when it is regbox,
 /// else `regbox` on the PATH.
 fn regbox_binary() -> Result<PathBuf> {
@@ -268,4 +301,32 @@ fn regbox_binary() -> Result<PathBuf> {
                     .into(),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::firewall::NodeFaults;
+
+    #[test]
+    fn large_requests_are_split_under_the_argument_limit() {
+        let node = |i: usize| AgentNode {
+            name: format!("n{i}"),
+            pid: 1,
+            faults: NodeFaults {
+                cuts: (0..1000).map(|p| (p, Block::Drop)).collect(),
+                ..NodeFaults::default()
+            },
+        };
+        let nodes: Vec<AgentNode> = (0..100).map(node).collect();
+        let one = serde_json::to_string(&nodes[0]).unwrap().len();
+        let batches = batches(nodes);
+        assert!(batches.len() > 1);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 100);
+        for b in &batches {
+            let text = serde_json::to_string(&AgentRequest::Set { nodes: b.clone() }).unwrap();
+            assert!(text.len() <= REQUEST_BYTES + one, "{} bytes", text.len());
+        }
+        assert_eq!(super::batches(Vec::new()).len(), 1);
+    }
 }
