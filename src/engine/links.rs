@@ -76,17 +76,15 @@ impl Cluster {
             Some(n) => self.indexes(n)?,
             None => (0..self.nodes.len()).collect(),
         };
-        if !self
-            .docker
-            .is_running(&blueprint::agent_container(self.name()))
-            .await?
-        {
-            return Ok(Plane::new()); // nothing was ever set
-        }
-        self.change_plane("clear link faults", progress, |plane| {
-            firewall::clear(plane, &nodes, shaping, cuts)
-        })
-        .await
+        // Without an agent nothing was ever set: none is started to clear nothing.
+        let guard = self.lock("clear link faults").await?;
+        let result = self
+            .change_plane_locked(progress, false, |plane| {
+                firewall::clear(plane, &nodes, shaping, cuts)
+            })
+            .await;
+        guard.release().await;
+        result
     }
 
     /// The pairs the active rules keep apart, one way or both.
@@ -123,7 +121,7 @@ impl Cluster {
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,
     ) -> Result<Plane> {
         let guard = self.lock(command).await?;
-        let result = self.change_plane_locked(progress, edit).await;
+        let result = self.change_plane_locked(progress, true, edit).await;
         guard.release().await;
         result
     }
@@ -137,7 +135,7 @@ impl Cluster {
         }
         let declared = self.spec.links.clone();
         let n = self.nodes.len();
-        self.change_plane_locked(progress, |plane| {
+        self.change_plane_locked(progress, true, |plane| {
             *plane = declared;
             (0..n).collect()
         })
@@ -148,41 +146,51 @@ impl Cluster {
     /// Sets `node`'s plane again after its container started afresh (a new network namespace, with no
     /// rules in it), under the lock the caller holds.
     pub(crate) async fn reapply_links_locked(&self, node: usize) -> Result<()> {
-        if !self.fault_plane().await?.contains_key(&node) {
-            return Ok(());
-        }
-        self.change_plane_locked(&Progress::default(), |_| vec![node])
-            .await
-            .map(|_| ())
-    }
-
-    /// Removes every cut (not the shaping), under the lock the caller holds: part of `heal`.
-    pub(crate) async fn clear_cuts_locked(&self) -> Result<()> {
-        if !self
-            .fault_plane()
-            .await?
-            .values()
-            .any(|f| !f.cuts.is_empty())
-        {
-            return Ok(());
-        }
-        let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.change_plane_locked(&Progress::default(), |plane| {
-            firewall::clear(plane, &all, false, true)
+        self.change_plane_locked(&Progress::default(), false, |plane| {
+            plane.get(&node).map(|_| node).into_iter().collect()
         })
         .await
         .map(|_| ())
     }
 
+    /// Removes every cut (not the shaping), under the lock the caller holds: part of `heal`.
+    pub(crate) async fn clear_cuts_locked(&self) -> Result<()> {
+        self.change_plane_locked(&Progress::default(), false, |plane| {
+            let cut: Vec<usize> = plane
+                .iter()
+                .filter(|(_, f)| !f.cuts.is_empty())
+                .map(|(&i, _)| i)
+                .collect();
+            firewall::clear(plane, &cut, false, true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Under the lock the caller holds: reads the plane from the agent, edits it, and sends the agent
+    /// the nodes `edit` returns (none: no request). With `start`, an agent is started when none runs;
+    /// without, an absent agent means no faults, and nothing is done.
     pub(crate) async fn change_plane_locked(
         &self,
         progress: &Progress,
+        start: bool,
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,
     ) -> Result<Plane> {
         {
-            let agent = self.agent(progress).await?;
+            let agent = if start {
+                self.agent(progress).await?
+            } else {
+                let name = blueprint::agent_container(self.name());
+                if !self.docker.is_running(&name).await? {
+                    return Ok(Plane::new());
+                }
+                name
+            };
             let mut plane = self.by_index(self.ask(&agent, &AgentRequest::Show).await?);
             let touched = edit(&mut plane);
+            if touched.is_empty() {
+                return Ok(plane);
+            }
             let plane = &plane;
             let nodes: Vec<AgentNode> = stream::iter(touched.into_iter().map(|i| async move {
                 let n = &self.nodes[i];

@@ -152,7 +152,7 @@ impl Cluster {
         let n = self.nodes.len();
         let cut = partition::cut_pairs(partition, n);
         tracing::info!("partition by rules: {} pairs cut", cut.len());
-        self.change_plane_locked(&Progress::default(), |plane| {
+        self.change_plane_locked(&Progress::default(), true, |plane| {
             let all: Vec<usize> = (0..n).collect();
             firewall::clear(plane, &all, false, true);
             for &(a, b) in &cut {

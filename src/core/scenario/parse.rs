@@ -43,19 +43,6 @@ const ACTIONS: &[&str] = &[
     "cut",
     "clear",
 ];
-const NETEM_FIELDS: &[&str] = &[
-    "nodes",
-    "to",
-    "like",
-    "delay",
-    "jitter",
-    "distribution",
-    "loss",
-    "duplicate",
-    "corrupt",
-    "reorder",
-    "rate",
-];
 const PARTITION_KINDS: &[&str] = &[
     "halves",
     "random-halves",
@@ -586,7 +573,9 @@ impl Parser<'_> {
 
     fn netem(&self, value: &Yaml) -> Res<Action> {
         let cx = &self.cx;
-        let f = cx.fields(value, "`netem`", NETEM_FIELDS)?;
+        let mut keys = vec!["nodes", "to"];
+        keys.extend_from_slice(link::FIELDS);
+        let f = cx.fields(value, "`netem`", &keys)?;
         let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
         let to = f.get("to").map(|v| self.nodes(v)).transpose()?;
         let shaping = link::from_fields(cx, &f)?.ok_or_else(|| {
