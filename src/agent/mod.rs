@@ -26,6 +26,22 @@ const WORKERS: usize = 8;
 struct Node {
     faults: NodeFaults,
     shaping: Option<shaping::Handle>,
+    /// The process and network namespace the rules went into (None: recorded while not running).
+    set_in: Option<(u32, u64)>,
+}
+
+impl Node {
+    /// The node holds faults its namespace no longer has: they were recorded while it was stopped, or
+    /// its container started afresh since (a new namespace, with no rules in it).
+    fn stale(&self) -> bool {
+        if self.faults.is_empty() {
+            return false;
+        }
+        let Some((pid, inode)) = self.set_in else {
+            return true;
+        };
+        netns::open(pid).and_then(|ns| netns::inode(&ns)).ok() != Some(inode)
+    }
 }
 
 /// Serves requests until the process is stopped.
@@ -59,6 +75,11 @@ pub fn serve() -> io::Result<()> {
             nodes: nodes
                 .iter()
                 .map(|(n, node)| (n.clone(), node.faults.clone()))
+                .collect(),
+            stale: nodes
+                .iter()
+                .filter(|(_, node)| node.stale())
+                .map(|(n, _)| n.clone())
                 .collect(),
             ..reply
         };
@@ -128,6 +149,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         return Ok(Node {
             faults: wanted.faults.clone().normalized(),
             shaping: None,
+            set_in: None,
         });
     }
     let ns = match netns::open(wanted.pid) {
@@ -147,9 +169,9 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         Err(e) => return fail(held, format!("cannot read its network namespace: {e}")),
     };
     let faults = wanted.faults.clone().normalized();
-    let (old_faults, thread) = match held {
-        Some(n) => (n.faults, n.shaping),
-        None => (NodeFaults::default(), None),
+    let (old_faults, thread, old_set_in) = match held {
+        Some(n) => (n.faults, n.shaping, n.set_in),
+        None => (NodeFaults::default(), None, None),
     };
     // A thread in a namespace the node no longer has (it was restarted) is of no use.
     let mut thread = thread.filter(|t| t.inode == inode);
@@ -165,6 +187,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
                             Some(Node {
                                 faults: old_faults,
                                 shaping: None,
+                                set_in: old_set_in,
                             }),
                             e.to_string(),
                         )
@@ -177,6 +200,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
                             Some(Node {
                                 faults: old_faults,
                                 shaping: None,
+                                set_in: old_set_in,
                             }),
                             format!("cannot bind its packet queue: {e}"),
                         )
@@ -195,6 +219,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
             Some(Node {
                 faults: old_faults,
                 shaping: thread,
+                set_in: old_set_in,
             }),
             e,
         );
@@ -205,6 +230,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
     Ok(Node {
         faults,
         shaping: thread,
+        set_in: Some((wanted.pid, inode)),
     })
 }
 

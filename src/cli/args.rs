@@ -105,6 +105,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the changes a manifest makes to its cluster (nodes to add, remove or recreate, edges, link
+    /// faults) as a diff, then carry them out touching only what changed: `up`'s path.
+    Apply {
+        /// Cluster manifest (YAML).
+        manifest: PathBuf,
+        /// Limit for each wait (readiness, wiring, verification), in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// The image of every node without an `image:` of its own (in place of `defaults.image`).
+        #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
+        image: Option<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Remove every container, volume and network of a cluster.
     Down {
         /// The cluster (the same as -c).

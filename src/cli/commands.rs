@@ -107,14 +107,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             image,
             dry_run,
         } => {
-            up(
-                &ctx,
-                manifest.as_deref(),
-                timeout,
-                image.as_deref(),
-                dry_run,
-            )
-            .await
+            let plan = if dry_run { Plan::Only } else { Plan::Silent };
+            up(&ctx, manifest.as_deref(), timeout, image.as_deref(), plan).await
+        }
+        Command::Apply {
+            manifest,
+            timeout,
+            image,
+            dry_run,
+        } => {
+            let plan = if dry_run { Plan::Only } else { Plan::Print };
+            up(&ctx, Some(&manifest), timeout, image.as_deref(), plan).await
         }
         Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
@@ -498,12 +501,23 @@ async fn interrupted() {
     });
 }
 
+/// What `up` does with its plan.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Carries it out without printing it (`up`).
+    Silent,
+    /// Prints it, then carries it out when it holds anything (`apply`).
+    Print,
+    /// Prints it and changes nothing (`--dry-run`).
+    Only,
+}
+
 async fn up(
     ctx: &Context,
     manifest: Option<&Path>,
     timeout: u64,
     image: Option<&str>,
-    dry_run: bool,
+    plan: Plan,
 ) -> Result<(), Failure> {
     let mut spec = match manifest {
         Some(path) => load_manifest(path)?,
@@ -516,10 +530,12 @@ async fn up(
     if let Some(image) = image {
         spec.with_image(image).map_err(Failure::Usage)?;
     }
-    if dry_run {
-        let (spec, exists, plan) = lifecycle::plan_up(spec).await?;
-        output::print_up_plan(&spec, exists, &plan, ctx.json);
-        return Ok(());
+    if plan != Plan::Silent {
+        let (resolved, exists, steps) = lifecycle::plan_up(spec.clone()).await?;
+        output::print_up_plan(&resolved, exists, &steps, ctx.json);
+        if plan == Plan::Only || (exists && steps.is_empty()) {
+            return Ok(());
+        }
     }
     let opts = UpOptions {
         progress: ctx.progress(),
@@ -536,7 +552,10 @@ async fn up(
         cluster.spec().edges.len(),
         took.as_secs_f64()
     );
-    output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
+    // `apply --json` prints one document: its plan.
+    if !(plan == Plan::Print && ctx.json) {
+        output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
+    }
     Ok(())
 }
 

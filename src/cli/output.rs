@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
-use crate::core::firewall::{self, Block, Plane};
+use crate::core::firewall::{self, Block, NodeFaults, Plane};
 use crate::core::link::Shaping;
 use crate::core::manifest::ClusterSpec;
 use crate::core::partition::Via;
@@ -283,10 +283,18 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     print_table(&header, rows);
 }
 
-/// `regbox up --dry-run`: one line per kind of change, nodes by name.
+/// The plan of `apply` and `up --dry-run`, as a diff: `+` adds, `-` removes, `~` changes; one line per
+/// node, container, edge or link, nodes by name.
 pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool) {
     let name = |i: &usize| spec.nodes[*i].name.clone();
     let pair = |&(a, b): &(usize, usize)| format!("{}-{}", name(&a), name(&b));
+    let faults = |f: &NodeFaults| {
+        if f.is_empty() {
+            "none".to_string()
+        } else {
+            firewall::describe(f, |i| name(&i))
+        }
+    };
     if json {
         let nodes = |ids: &[usize]| ids.iter().map(name).collect::<Vec<_>>();
         let pairs = |ps: &[(usize, usize)]| ps.iter().map(pair).collect::<Vec<_>>();
@@ -295,14 +303,20 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
             "exists": exists,
             "create": nodes(&plan.create),
             "recreate": nodes(&plan.recreate),
+            "why": plan.why.iter().map(|(i, w)| (name(i), w.clone())).collect::<BTreeMap<_, _>>(),
             "remove": plan.remove,
             "start": nodes(&plan.start),
             "unpause": nodes(&plan.unpause),
             "heal": nodes(&plan.heal),
             "connect": pairs(&plan.connect),
             "disconnect": pairs(&plan.disconnect),
+            "links": plan.links.iter().map(|c| json!({
+                "node": name(&c.node),
+                "before": faults(&c.before),
+                "after": faults(&c.after),
+            })).collect::<Vec<_>>(),
             "duplicate_networks": plan.duplicates,
-            "images": spec.nodes.iter().map(|n| (n.name.clone(), n.image.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            "images": spec.nodes.iter().map(|n| (n.name.clone(), n.image.clone())).collect::<BTreeMap<_, _>>(),
         }));
     }
     let state = if exists {
@@ -311,24 +325,50 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
         "does not exist yet: networks, metadata and every node are made"
     };
     println!("cluster `{}` {state}", spec.name);
-    let lines: [(&str, Vec<String>); 9] = [
-        ("create", plan.create.iter().map(name).collect()),
-        ("recreate", plan.recreate.iter().map(name).collect()),
-        ("remove", plan.remove.clone()),
-        ("start", plan.start.iter().map(name).collect()),
-        ("unpause", plan.unpause.iter().map(name).collect()),
-        ("heal", plan.heal.iter().map(name).collect()),
-        ("connect", plan.connect.iter().map(pair).collect()),
-        ("disconnect", plan.disconnect.iter().map(pair).collect()),
-        ("dedupe", plan.duplicates.clone()),
-    ];
-    for (what, items) in lines.iter().filter(|(_, items)| !items.is_empty()) {
-        println!("  {what:<10} {}", items.join(" "));
+    let mut lines: Vec<(char, String, String)> = Vec::new();
+    for i in &plan.create {
+        lines.push(('+', format!("node {}", name(i)), spec.nodes[*i].image.clone()));
+    }
+    for i in &plan.recreate {
+        let why = plan.why.get(i).filter(|w| !w.is_empty());
+        let why = why.map_or("configuration changed".to_string(), |w| {
+            format!("{} changed", w.join(", "))
+        });
+        lines.push(('~', format!("node {}", name(i)), format!("recreate: {why}")));
+    }
+    for c in &plan.remove {
+        lines.push(('-', format!("container {c}"), "not declared".into()));
+    }
+    for i in &plan.start {
+        lines.push(('~', format!("node {}", name(i)), "start".into()));
+    }
+    for i in &plan.unpause {
+        lines.push(('~', format!("node {}", name(i)), "unpause".into()));
+    }
+    for i in &plan.heal {
+        lines.push(('~', format!("node {}", name(i)), "back to the base segment".into()));
+    }
+    for &(a, b) in &plan.connect {
+        lines.push(('+', format!("edge {} -> {}", name(&a), name(&b)), String::new()));
+    }
+    for &(a, b) in &plan.disconnect {
+        lines.push(('-', format!("session {} -- {}", name(&a), name(&b)), "not declared".into()));
+    }
+    for c in &plan.links {
+        let what = format!("{} -> {}", faults(&c.before), faults(&c.after));
+        lines.push(('~', format!("links of {}", name(&c.node)), what));
+    }
+    for id in &plan.duplicates {
+        lines.push(('-', format!("network {id}"), "duplicate".into()));
+    }
+    let width = lines.iter().map(|(_, what, _)| what.len()).max().unwrap_or(0);
+    for (sign, what, detail) in &lines {
+        let line = format!("  {sign} {what:<width$}  {detail}");
+        println!("{}", line.trim_end());
     }
     if plan.is_empty() {
         println!("  nothing to do");
     }
-    println!("(dry run: nothing was changed)");
 }
 
 /// `regbox netem` and `regbox cut`: each node's link faults afterwards (JSON: by node name, with

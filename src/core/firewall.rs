@@ -3,7 +3,7 @@
 //! network namespace. Peers are matched by their address on every regbox network at once, so the rules
 //! hold whichever segments the nodes are moved to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,17 @@ pub fn describe(f: &NodeFaults, name: impl Fn(usize) -> String) -> String {
 
 /// The fault planes of a cluster's nodes by index (a node without faults is absent).
 pub type Plane = BTreeMap<usize, NodeFaults>;
+
+/// The nodes whose faults differ between two planes (a node absent from one has none there): what
+/// setting `to` over `from` touches, and no other node.
+pub fn changed(from: &Plane, to: &Plane) -> Vec<usize> {
+    let none = NodeFaults::default();
+    let nodes: BTreeSet<usize> = from.keys().chain(to.keys()).copied().collect();
+    nodes
+        .into_iter()
+        .filter(|n| from.get(n).unwrap_or(&none) != to.get(n).unwrap_or(&none))
+        .collect()
+}
 
 /// Shapes each of `nodes`' packets — to the peers in `to`, or to everyone — with `shaping`, replacing
 /// what was set there (an empty shaping clears it). Returns the nodes changed.
@@ -201,6 +212,10 @@ pub struct AgentReply {
     pub nodes: BTreeMap<String, NodeFaults>,
     /// Node name → what went wrong setting it (the node keeps its earlier plane).
     pub errors: BTreeMap<String, String>,
+    /// Nodes whose faults are not in their network namespace: recorded while the node was stopped, or
+    /// set in a namespace its container no longer has (it started afresh). Setting them again mends it.
+    #[serde(default)]
+    pub stale: Vec<String>,
 }
 
 /// The filter table `iptables-restore` installs in the node's namespace (replacing whatever was
@@ -281,6 +296,19 @@ mod tests {
         assert_eq!(f.shaping_to(Some(4)), Some(&delay(10)));
         assert_eq!(f.shaping_to(Some(5)), Some(&delay(100)));
         assert_eq!(f.shaping_to(None), Some(&delay(100)));
+    }
+
+    #[test]
+    fn changed_names_the_nodes_whose_faults_differ_and_no_other() {
+        let shaped = |ms| NodeFaults {
+            shaping: Some(delay(ms)),
+            ..NodeFaults::default()
+        };
+        let now = Plane::from([(0, shaped(100)), (1, shaped(100)), (2, NodeFaults::default())]);
+        let declared = Plane::from([(1, shaped(100)), (3, shaped(50))]);
+        // n0 loses its delay, n1 keeps it, n2's empty entry equals none, n3 gains one.
+        assert_eq!(changed(&now, &declared), vec![0, 3]);
+        assert!(changed(&declared, &declared).is_empty());
     }
 
     #[test]

@@ -110,6 +110,23 @@ impl Default for Resources {
     }
 }
 
+impl NodeSpec {
+    /// What a container made from `before` lacks of this spec, by field name (`image`, `args`,
+    /// `wallet`, `resources`): why `apply` recreates it. Empty when the two make the same container.
+    pub fn differences(&self, before: &NodeSpec) -> Vec<&'static str> {
+        [
+            ("image", self.image != before.image),
+            ("args", self.args != before.args),
+            ("wallet", self.wallet != before.wallet),
+            ("resources", self.resources != before.resources),
+        ]
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(field, _)| field)
+        .collect()
+    }
+}
+
 impl ClusterSpec {
     /// What `regbox` runs without a manifest; identical to parsing
     /// `name: regbox`, `nodes: 4`.
@@ -713,6 +730,18 @@ mod tests {
                 insta::assert_snapshot!($name, message);
             });
         }};
+    }
+
+    #[test]
+    fn differences_name_the_fields_that_make_a_container_differ() {
+        let spec = ClusterSpec::default_ring4();
+        let before = spec.nodes[0].clone();
+        assert!(before.differences(&before).is_empty());
+        let mut after = before.clone();
+        after.image = "other:1".into();
+        after.args.push("-debug=net".into());
+        after.resources.memory *= 2;
+        assert_eq!(after.differences(&before), vec!["image", "args", "resources"]);
     }
 
     #[test]

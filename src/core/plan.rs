@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::core::firewall::{self, NodeFaults, Plane};
 use crate::core::partition::{self, CutMode, Partition, SegmentId, BASE};
 use crate::core::session::{DataPlane, Sessions};
 use crate::core::topology::{diff, Edge, Graph, NodeId};
@@ -118,8 +119,11 @@ impl Observed {
 /// Container work of one pass, carried out in this order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerActions {
-    /// Containers to remove: strays, and nodes made from another configuration.
+    /// Containers to remove: strays.
     pub remove: Vec<String>,
+    /// Nodes whose container, made from another configuration, is removed before it is made again
+    /// (their data volume stays, with their chain).
+    pub replace: Vec<NodeId>,
     /// Nodes to create (on the control network, attached to the data network) and start.
     pub create: Vec<NodeId>,
     pub start: Vec<NodeId>,
@@ -145,6 +149,7 @@ impl ContainerActions {
 
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()
+            && self.replace.is_empty()
             && self.create.is_empty()
             && self.start.is_empty()
             && self.unpause.is_empty()
@@ -233,7 +238,10 @@ pub fn containers(goal: Containers, observed: &Observed) -> ContainerActions {
     for (node, seen) in observed.nodes.iter().enumerate() {
         match seen {
             None => out.create.push(node),
-            Some(NodeSeen { current: false, .. }) => out.create.push(node),
+            Some(NodeSeen { current: false, .. }) => {
+                out.replace.push(node);
+                out.create.push(node);
+            }
             Some(NodeSeen {
                 state: State::Running,
                 ..
@@ -493,6 +501,31 @@ pub struct UpPlan {
     pub disconnect: Vec<(NodeId, NodeId)>,
     /// Duplicate networks to remove, by id.
     pub duplicates: Vec<String>,
+    /// Nodes whose link faults change: from what the agent holds to the manifest's `link`/`links`.
+    pub links: Vec<LinkChange>,
+    /// Why each node in `recreate` is remade: the fields of its spec that changed (see
+    /// `NodeSpec::differences`); empty when the recorded spec does not tell (addresses, say).
+    pub why: BTreeMap<NodeId, Vec<&'static str>>,
+}
+
+/// One node's link faults before and after `up`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkChange {
+    pub node: NodeId,
+    pub before: NodeFaults,
+    pub after: NodeFaults,
+}
+
+/// The nodes whose faults differ between the `links` in force and the `declared` ones.
+pub fn link_changes(links: &Plane, declared: &Plane) -> Vec<LinkChange> {
+    firewall::changed(links, declared)
+        .into_iter()
+        .map(|node| LinkChange {
+            node,
+            before: links.get(&node).cloned().unwrap_or_default(),
+            after: declared.get(&node).cloned().unwrap_or_default(),
+        })
+        .collect()
 }
 
 impl UpPlan {
@@ -501,15 +534,17 @@ impl UpPlan {
     }
 }
 
-/// The whole of what `up` would change in the observed cluster (see [`UpPlan`]). Nodes that will be
-/// (re)made lose their sessions, so their declared edges count as to connect.
-pub fn up_plan(edges: &[Edge], observed: &Observed) -> UpPlan {
+/// The whole of what `up` would change in the observed cluster (see [`UpPlan`]), given the link faults
+/// in force and those declared. Nodes that will be (re)made lose their sessions, so their declared
+/// edges count as to connect.
+pub fn up_plan(edges: &[Edge], observed: &Observed, links: &Plane, declared: &Plane) -> UpPlan {
     let containers = containers(Containers::Declared, observed);
     let mut out = UpPlan {
         remove: containers.remove,
         start: containers.start,
         unpause: containers.unpause,
         duplicates: observed.duplicates.clone(),
+        links: link_changes(links, declared),
         ..UpPlan::default()
     };
     for node in containers.create {
@@ -671,6 +706,9 @@ mod tests {
             c,
             ContainerActions {
                 remove: vec!["regbox-lab-old".into()],
+                // Regression: an outdated container was created again without being removed, and
+                // the engine refused the name (`apply` of a node's changed `args`).
+                replace: vec![0],
                 create: vec![0],
                 start: vec![1],
                 unpause: vec![2],
@@ -775,7 +813,7 @@ mod tests {
             current: true,
         });
         o.strays = vec!["regbox-lab-old".into()];
-        let plan = up_plan(&edges, &o);
+        let plan = up_plan(&edges, &o, &Plane::new(), &Plane::new());
         assert_eq!(plan.recreate, vec![1]);
         assert_eq!(plan.start, vec![2]);
         assert_eq!(plan.remove, vec!["regbox-lab-old".to_string()]);
@@ -786,7 +824,7 @@ mod tests {
         // A fresh cluster: everything is created and connected.
         let mut fresh = observed(&[&[], &[], &[], &[]], vec![]);
         fresh.nodes = vec![None; 4];
-        let plan = up_plan(&edges, &fresh);
+        let plan = up_plan(&edges, &fresh, &Plane::new(), &Plane::new());
         assert_eq!(plan.create, vec![0, 1, 2, 3]);
         assert_eq!(plan.connect.len(), 4);
         assert!(plan.heal.is_empty() && plan.disconnect.is_empty());

@@ -39,7 +39,7 @@ impl Cluster {
         }
         self.wait_ready(node.layout.index, timeout).await?;
         // A container started afresh has a new network namespace: its link faults are set again.
-        self.reapply_links_locked(node.layout.index).await?;
+        self.mend_links_locked().await?;
         // The node's declared edges come back inside the active partition, through the one loop.
         let desired = Desired {
             edges: &self.spec.edges,

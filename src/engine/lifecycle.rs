@@ -18,7 +18,7 @@ use crate::core::blueprint::{
     ROLE_META,
 };
 use crate::core::lock::{holder_of, ROLE_LOCK};
-use crate::core::manifest::{ClusterSpec, DEFAULT_IMAGE};
+use crate::core::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
@@ -322,13 +322,25 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan
         let plan = UpPlan {
             create: (0..spec.nodes.len()).collect(),
             connect: spec.edges.iter().map(|e| (e.from, e.to)).collect(),
+            links: crate::core::plan::link_changes(&Default::default(), &spec.links),
             ..UpPlan::default()
         };
         return Ok((spec, false, plan));
     };
     let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password);
-    let observed = wanted.observe().await?;
-    let plan = crate::core::plan::up_plan(&wanted.spec.edges, &observed);
+    let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
+    let mut plan = crate::core::plan::up_plan(
+        &wanted.spec.edges,
+        &observed,
+        &links,
+        &wanted.spec.links,
+    );
+    let before: HashMap<&str, &NodeSpec> = r.spec.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    for &i in &plan.recreate {
+        let node = &wanted.spec.nodes[i];
+        let why = before.get(node.name.as_str()).map_or_else(Vec::new, |b| node.differences(b));
+        plan.why.insert(i, why);
+    }
     let spec = wanted.spec.clone();
     wanted.keep();
     Ok((spec, true, plan))

@@ -2,6 +2,7 @@
 //! regbox image, labelled with the cluster so `down` removes it with the nodes), requests to it through
 //! `docker exec`, and the cluster's commands on the fault plane — shape, cut, clear, and reading it.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -127,30 +128,27 @@ impl Cluster {
     }
 
     /// Sets every node's plane to the manifest's links (no cuts, no other shaping), under the lock the
-    /// caller holds: the end of `up`. Nothing is started for a manifest without links and no agent.
+    /// caller holds: the end of `up`. Only nodes whose plane changes (or whose namespace lost it) are
+    /// sent; nothing is started for a manifest without links and no agent.
     pub(crate) async fn declare_links_locked(&self, progress: &Progress) -> Result<()> {
-        let agent = blueprint::agent_container(self.name());
-        if self.spec.links.is_empty() && !self.docker.is_running(&agent).await? {
-            return Ok(());
-        }
+        let start = !self.spec.links.is_empty();
         let declared = self.spec.links.clone();
-        let n = self.nodes.len();
-        self.change_plane_locked(progress, true, |plane| {
+        self.change_plane_locked(progress, start, |plane| {
+            let changed = firewall::changed(plane, &declared);
             *plane = declared;
-            (0..n).collect()
+            changed
         })
         .await
         .map(|_| ())
     }
 
-    /// Sets `node`'s plane again after its container started afresh (a new network namespace, with no
-    /// rules in it), under the lock the caller holds.
-    pub(crate) async fn reapply_links_locked(&self, node: usize) -> Result<()> {
-        self.change_plane_locked(&Progress::default(), false, |plane| {
-            plane.get(&node).map(|_| node).into_iter().collect()
-        })
-        .await
-        .map(|_| ())
+    /// Sets again the planes the nodes' namespaces lost (a container that started afresh has a new
+    /// one, with no rules in it), under the lock the caller holds. Returns the nodes set.
+    pub(crate) async fn mend_links_locked(&self) -> Result<Vec<usize>> {
+        let (_, mended) = self
+            .edit_plane_locked(&Progress::default(), false, |_| Vec::new())
+            .await?;
+        Ok(mended)
     }
 
     /// Removes every cut (not the shaping), under the lock the caller holds: part of `heal`.
@@ -176,51 +174,68 @@ impl Cluster {
         start: bool,
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,
     ) -> Result<Plane> {
-        {
-            let agent = if start {
-                self.agent(progress).await?
-            } else {
-                let name = blueprint::agent_container(self.name());
-                if !self.docker.is_running(&name).await? {
-                    return Ok(Plane::new());
-                }
-                name
-            };
-            let mut plane = self.by_index(self.ask(&agent, &AgentRequest::Show).await?);
-            let touched = edit(&mut plane);
-            if touched.is_empty() {
-                return Ok(plane);
+        Ok(self.edit_plane_locked(progress, start, edit).await?.0)
+    }
+
+    /// `change_plane_locked` that also sends every node whose namespace lost its plane (see
+    /// `AgentReply::stale`), and returns the nodes it sent.
+    async fn edit_plane_locked(
+        &self,
+        progress: &Progress,
+        start: bool,
+        edit: impl FnOnce(&mut Plane) -> Vec<usize>,
+    ) -> Result<(Plane, Vec<usize>)> {
+        let agent = if start {
+            self.agent(progress).await?
+        } else {
+            let name = blueprint::agent_container(self.name());
+            if !self.docker.is_running(&name).await? {
+                return Ok((Plane::new(), Vec::new()));
             }
-            let plane = &plane;
-            let nodes: Vec<AgentNode> = stream::iter(touched.into_iter().map(|i| async move {
-                let n = &self.nodes[i];
-                let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
-                Ok::<_, Error>(AgentNode {
-                    name: n.name().to_string(),
-                    pid,
-                    faults: plane.get(&i).cloned().unwrap_or_default(),
-                })
-            }))
-            .buffered(RPC_CONCURRENCY)
-            .try_collect()
-            .await?;
-            // One argument of `docker exec` holds at most 128 KiB: large planes go in several requests.
-            let mut reply = AgentReply::default();
-            let mut errors = Vec::new();
-            for batch in batches(nodes) {
-                reply = self
-                    .ask(&agent, &AgentRequest::Set { nodes: batch })
-                    .await?;
-                errors.extend(reply.errors.values().cloned());
-            }
-            if !errors.is_empty() {
-                return Err(Error::Agent(format!(
-                    "{} (the other nodes were set)",
-                    errors.join("; ")
-                )));
-            }
-            Ok(self.by_index(reply))
+            name
+        };
+        let reply = self.ask(&agent, &AgentRequest::Show).await?;
+        let stale: Vec<usize> = reply
+            .stale
+            .iter()
+            .filter_map(|n| self.by_name.get(n).copied())
+            .collect();
+        let mut plane = self.by_index(reply);
+        let mut touched: BTreeSet<usize> = edit(&mut plane).into_iter().collect();
+        touched.extend(stale.into_iter().filter(|i| plane.contains_key(i)));
+        if touched.is_empty() {
+            return Ok((plane, Vec::new()));
         }
+        let touched: Vec<usize> = touched.into_iter().collect();
+        let plane = &plane;
+        let nodes: Vec<AgentNode> = stream::iter(touched.iter().map(|&i| async move {
+            let n = &self.nodes[i];
+            let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
+            Ok::<_, Error>(AgentNode {
+                name: n.name().to_string(),
+                pid,
+                faults: plane.get(&i).cloned().unwrap_or_default(),
+            })
+        }))
+        .buffered(RPC_CONCURRENCY)
+        .try_collect()
+        .await?;
+        // One argument of `docker exec` holds at most 128 KiB: large planes go in several requests.
+        let mut reply = AgentReply::default();
+        let mut errors = Vec::new();
+        for batch in batches(nodes) {
+            reply = self
+                .ask(&agent, &AgentRequest::Set { nodes: batch })
+                .await?;
+            errors.extend(reply.errors.values().cloned());
+        }
+        if !errors.is_empty() {
+            return Err(Error::Agent(format!(
+                "{} (the other nodes were set)",
+                errors.join("; ")
+            )));
+        }
+        Ok((self.by_index(reply), touched))
     }
 
     /// The cluster's running agent, started (and its image built) when there is none.

@@ -501,16 +501,26 @@ impl Cluster {
         fx: &Effects<'_>,
     ) -> Result<Vec<(Edge, Instant)>> {
         let docker = &self.docker;
-        if !actions.remove.is_empty() {
+        let outdated: Vec<&String> = (actions.remove.iter())
+            .chain(actions.replace.iter().map(|&n| &self.nodes[n].layout.container))
+            .collect();
+        if !outdated.is_empty() {
             fx.progress.stage(
-                &format!("removing {} outdated containers", actions.remove.len()),
-                actions.remove.len() as u64,
+                &format!("removing {} outdated containers", outdated.len()),
+                outdated.len() as u64,
             );
             // One at a time and still attached: the nodes that stay see these sessions close (a
             // detached node's sessions would freeze), and no network's endpoints go at once
             // (`Docker::detach` says why that matters).
-            for c in &actions.remove {
+            for &n in &actions.replace {
+                // bitcoind flushes its chain to the volume the new container takes over.
+                docker
+                    .stop(&self.nodes[n].layout.container, Duration::from_secs(10))
+                    .await?;
+            }
+            for c in outdated {
                 docker.remove_container(c).await?;
+                fx.progress.inc();
             }
         }
         let work: Vec<(NodeId, Launch)> = (actions.create.iter().map(|&n| (n, Launch::Create)))
