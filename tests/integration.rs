@@ -2,6 +2,7 @@
 //! uniquely named cluster, checks what the nodes themselves report, and removes everything it made —
 //! also when it fails (a drop guard tears the cluster down).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
@@ -25,6 +26,7 @@ mod outside {
     use regbox::core::subnet::Subnet;
 
     pub struct Container {
+        pub id: String,
         pub name: String,
         pub running: bool,
         pub labels: HashMap<String, String>,
@@ -60,6 +62,7 @@ mod outside {
             .unwrap()
             .into_iter()
             .map(|c| Container {
+                id: c.id.unwrap_or_default(),
                 name: c.names.unwrap_or_default()[0]
                     .trim_start_matches('/')
                     .to_string(),
@@ -2038,17 +2041,17 @@ fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
 }
 
 #[test]
-fn up_dry_run_prints_the_plan_and_changes_nothing() {
+fn up_dry_run_and_apply_print_the_plan_and_apply_touches_only_what_changed() {
     run(async {
         let name = unique("dry");
         let _guard = Teardown(name.clone());
-        let write = |n: usize| {
+        let write = |n: usize, extra: &str| {
             TempFile::new(
                 &format!("ring{n}.yaml"),
-                &format!("name: {name}\nnodes: {n}\ntopology: ring\n"),
+                &format!("name: {name}\nnodes: {n}\ntopology: ring\n{extra}"),
             )
         };
-        let (four_file, five_file) = (write(4), write(5));
+        let (four_file, five_file) = (write(4, ""), write(5, ""));
         let (four, five) = (four_file.to_str().unwrap(), five_file.to_str().unwrap());
         let plan = ok_json(&["up", four, "--dry-run", "--json"]).await;
         assert_eq!(plan["exists"], false);
@@ -2061,7 +2064,7 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         );
         ok(&["up", four]).await;
         ok(&["-c", &name, "stop", "n2"]).await;
-        let plan = ok_json(&["up", five, "--dry-run", "--json"]).await;
+        let plan = ok_json(&["apply", five, "--dry-run", "--json"]).await;
         assert_eq!(plan["exists"], true);
         assert_eq!(plan["create"], serde_json::json!(["n4"]));
         assert_eq!(plan["start"], serde_json::json!(["n2"]));
@@ -2080,6 +2083,40 @@ fn up_dry_run_prints_the_plan_and_changes_nothing() {
         // Carried out, the plan leaves nothing more to do.
         ok(&["up", five]).await;
         let text = ok(&["up", five, "--dry-run"]).await;
+        assert!(text.contains("nothing to do"), "{text}");
+
+        // apply: n2's arguments change, n4 goes, every node gets a delay. Only n2 is remade.
+        let ids = |cs: Vec<outside::Container>| -> BTreeMap<String, String> {
+            cs.into_iter().map(|c| (c.name, c.id)).collect()
+        };
+        let before = ids(outside::containers(&name).await);
+        let changed = TempFile::new(
+            "changed.yaml",
+            &format!(
+                "name: {name}\ndefaults:\n  link: {{delay: 20ms}}\ntopology: ring\nnodes:\n  - {{name: n0}}\n  - {{name: n1}}\n  - {{name: n2, args: [-maxmempool=50]}}\n  - {{name: n3}}\n"
+            ),
+        );
+        let changed = changed.to_str().unwrap();
+        let plan = ok_json(&["apply", changed, "--dry-run", "--json"]).await;
+        assert_eq!(plan["recreate"], serde_json::json!(["n2"]));
+        assert_eq!(plan["why"], serde_json::json!({"n2": ["args"]}));
+        assert_eq!(plan["remove"], serde_json::json!([format!("regbox-{name}-n4")]));
+        assert_eq!(plan["links"].as_array().unwrap().len(), 4, "{plan}");
+        assert_eq!(plan["links"][0]["after"], "delay 20ms");
+        let text = ok(&["apply", changed]).await;
+        assert!(text.contains("~ node n2") && text.contains("recreate: args changed"), "{text}");
+        assert!(text.contains("- container regbox-"), "{text}");
+        let after = ids(outside::containers(&name).await);
+        for node in ["n0", "n1", "n3"] {
+            let c = format!("regbox-{name}-{node}");
+            assert_eq!(before[&c], after[&c], "{node} was not to be touched");
+        }
+        let n2 = format!("regbox-{name}-n2");
+        assert_ne!(before[&n2], after[&n2], "n2 is remade");
+        assert!(!after.contains_key(&format!("regbox-{name}-n4")));
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert!(status.as_array().unwrap().iter().all(|n| n["links"] == "delay 20ms"), "{status}");
+        let text = ok(&["apply", changed]).await;
         assert!(text.contains("nothing to do"), "{text}");
         ok(&["down", &name]).await;
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
