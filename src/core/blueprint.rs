@@ -23,6 +23,12 @@ pub const LABEL_ROLE: &str = "regbox.role";
 pub const ROLE_META: &str = "meta";
 /// `regbox.role` of a cluster's fault agent.
 pub const ROLE_AGENT: &str = "agent";
+/// `regbox.role` of a hold: a marker container (never started) that says a node was stopped, killed or
+/// paused on purpose, so the operator leaves it so. Its `regbox.node` names the node, `regbox.fault`
+/// the fault.
+pub const ROLE_HOLD: &str = "hold";
+/// Label on a hold naming the fault that holds the node.
+pub const LABEL_FAULT: &str = "regbox.fault";
 /// Label on a partition segment's network holding its segment id.
 pub const LABEL_SEGMENT: &str = "regbox.segment";
 /// Label on a partition segment's network holding the cut mode of the partition that made it.
@@ -107,6 +113,11 @@ pub fn meta_container(cluster: &str) -> String {
 /// Docker name of a cluster's fault agent (a dot, which no node name has, so no node can take it).
 pub fn agent_container(cluster: &str) -> String {
     format!("regbox-{cluster}.agent")
+}
+
+/// Docker name of the hold on a node (see [`ROLE_HOLD`]).
+pub fn hold_container(cluster: &str, node: &str) -> String {
+    format!("regbox-{cluster}.hold.{node}")
 }
 
 /// Docker name of a node's container.

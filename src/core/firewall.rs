@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::blueprint::{node_everywhere, P2P_PORT};
 use crate::core::link::Shaping;
+use crate::core::partition::CutMode;
 
 /// How a cut treats the packets it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +17,9 @@ use crate::core::link::Shaping;
 pub enum Block {
     /// Dropped without a word: the sender's TCP session stalls until it times out.
     Drop,
+    /// Dropped like `Drop`, by a partition whose frozen sessions regbox leaves listed (`--silent`);
+    /// kept in the plane so every later command knows the partition's mode.
+    Silent,
     /// TCP answered with a reset at once (nftables/iptables `reject with tcp reset`): the sender's
     /// session closes as if the peer had refused it.
     Reset,
@@ -25,6 +29,7 @@ impl Block {
     pub fn name(self) -> &'static str {
         match self {
             Block::Drop => "drop",
+            Block::Silent => "silent",
             Block::Reset => "reset",
         }
     }
@@ -93,6 +98,18 @@ pub fn describe(f: &NodeFaults, name: impl Fn(usize) -> String) -> String {
 
 /// The fault planes of a cluster's nodes by index (a node without faults is absent).
 pub type Plane = BTreeMap<usize, NodeFaults>;
+
+/// The mode of the partition the plane's cuts make: silent when a cut was made silent.
+pub fn cut_mode(plane: &Plane) -> CutMode {
+    let silent = plane
+        .values()
+        .any(|f| f.cuts.values().any(|&b| b == Block::Silent));
+    if silent {
+        CutMode::Silent
+    } else {
+        CutMode::Drop
+    }
+}
 
 /// The nodes whose faults differ between two planes (a node absent from one has none there): what
 /// setting `to` over `from` touches, and no other node.

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod link;
 pub mod lock;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod partition;
 pub mod plan;

@@ -47,6 +47,8 @@ pub struct NodeSeen {
     pub state: State,
     /// It was made from the node's current configuration (image, arguments, addresses).
     pub current: bool,
+    /// A command stopped, killed or paused it on purpose (a hold, see `blueprint::ROLE_HOLD`).
+    pub held: bool,
 }
 
 /// Which containers should exist.
@@ -58,6 +60,8 @@ pub enum Containers {
     /// Leave containers as they are: a node stopped or paused on purpose stays so (partition, heal,
     /// node faults).
     AsTheyAre,
+    /// What the operator keeps: `Declared`, except that a node held on purpose stays as it is.
+    Repair,
 }
 
 /// Which segments each node should be on.
@@ -117,7 +121,7 @@ impl Observed {
 }
 
 /// Container work of one pass, carried out in this order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ContainerActions {
     /// Containers to remove: strays.
     pub remove: Vec<String>,
@@ -128,6 +132,8 @@ pub struct ContainerActions {
     pub create: Vec<NodeId>,
     pub start: Vec<NodeId>,
     pub unpause: Vec<NodeId>,
+    /// Nodes whose hold goes: the declared state has every node running.
+    pub release: Vec<NodeId>,
 }
 
 impl ContainerActions {
@@ -153,6 +159,7 @@ impl ContainerActions {
             && self.create.is_empty()
             && self.start.is_empty()
             && self.unpause.is_empty()
+            && self.release.is_empty()
     }
 }
 
@@ -228,7 +235,8 @@ pub fn next(
 }
 
 /// Container work: under `Declared`, strays and outdated containers go, missing ones are created,
-/// stopped ones started and paused ones unpaused.
+/// stopped ones started, paused ones unpaused, and holds released; under `Repair` the same, but a held
+/// node is left as it is.
 pub fn containers(goal: Containers, observed: &Observed) -> ContainerActions {
     let mut out = ContainerActions::default();
     if goal == Containers::AsTheyAre {
@@ -236,6 +244,11 @@ pub fn containers(goal: Containers, observed: &Observed) -> ContainerActions {
     }
     out.remove = observed.strays.clone();
     for (node, seen) in observed.nodes.iter().enumerate() {
+        match seen {
+            Some(NodeSeen { held: true, .. }) if goal == Containers::Repair => continue,
+            Some(NodeSeen { held: true, .. }) => out.release.push(node),
+            _ => {}
+        }
         match seen {
             None => out.create.push(node),
             Some(NodeSeen { current: false, .. }) => {
@@ -481,6 +494,81 @@ pub fn verify(edges: &[Edge], observed: &Observed, frozen_allowed: bool) -> Resu
     })
 }
 
+/// What one observation shows out of place against `desired`: what a repair pass sets right, for the
+/// operator's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub containers: ContainerActions,
+    pub duplicates: Vec<String>,
+    /// Declared edges without a live session both ways, dialer first.
+    pub missing: Vec<Edge>,
+    /// Sessions to close, as `(node, peer)`.
+    pub unexpected: Vec<(NodeId, NodeId)>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+            && self.duplicates.is_empty()
+            && self.missing.is_empty()
+            && self.unexpected.is_empty()
+    }
+
+    /// One line per item, nodes by name.
+    pub fn describe(&self, name: impl Fn(NodeId) -> String) -> Vec<String> {
+        let c = &self.containers;
+        let mut out = Vec::new();
+        let nodes = |what: &str, ids: &[NodeId], out: &mut Vec<String>| {
+            out.extend(ids.iter().map(|&i| format!("{what} {}", name(i))));
+        };
+        out.extend(c.remove.iter().map(|s| format!("remove stray container {s}")));
+        nodes("remake", &c.replace, &mut out);
+        let fresh: Vec<NodeId> = (c.create.iter())
+            .filter(|n| !c.replace.contains(n))
+            .copied()
+            .collect();
+        nodes("create", &fresh, &mut out);
+        nodes("start", &c.start, &mut out);
+        nodes("unpause", &c.unpause, &mut out);
+        nodes("release the hold on", &c.release, &mut out);
+        out.extend(self.duplicates.iter().map(|d| format!("remove duplicate network {d}")));
+        out.extend(
+            self.missing
+                .iter()
+                .map(|e| format!("connect {} -> {}", name(e.from), name(e.to))),
+        );
+        out.extend(
+            self.unexpected
+                .iter()
+                .map(|&(a, b)| format!("close {}'s session with {}", name(a), name(b))),
+        );
+        out
+    }
+}
+
+/// The drift of `observed` from `desired` (see [`Drift`]).
+pub fn drift(desired: &Desired, observed: &Observed) -> Drift {
+    let sessions = sessions(desired, observed, &BTreeSet::new());
+    let peer_of = |at: NodeId, id: i64| {
+        observed
+            .sessions
+            .list
+            .iter()
+            .find(|s| s.at == at && s.id == id)
+            .map(|s| s.peer)
+    };
+    Drift {
+        containers: containers(desired.containers, observed),
+        duplicates: observed.duplicates.clone(),
+        missing: sessions.pending,
+        unexpected: sessions
+            .drop
+            .iter()
+            .filter_map(|&(at, id)| peer_of(at, id).map(|p| (at, p)))
+            .collect(),
+    }
+}
+
 /// Everything `up` would do to reach the declared state, worked out in one go for `up --dry-run` (the
 /// loop itself goes pass by pass, observing again in between).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -592,6 +680,7 @@ mod tests {
             Some(NodeSeen {
                 state: State::Running,
                 current: true,
+                held: false,
             });
             n
         ]
@@ -691,14 +780,17 @@ mod tests {
         o.nodes[0] = Some(NodeSeen {
             state: State::Running,
             current: false,
+            held: false,
         });
         o.nodes[1] = Some(NodeSeen {
             state: State::Exited,
             current: true,
+            held: false,
         });
         o.nodes[2] = Some(NodeSeen {
             state: State::Paused,
             current: true,
+            held: false,
         });
         o.strays = vec!["regbox-lab-old".into()];
         let c = containers(Containers::Declared, &o);
@@ -712,10 +804,52 @@ mod tests {
                 create: vec![0],
                 start: vec![1],
                 unpause: vec![2],
+                release: vec![],
             }
         );
         // Partition, heal and faults leave a node that was stopped on purpose alone.
         assert!(containers(Containers::AsTheyAre, &o).is_empty());
+        // The operator leaves a node held on purpose as it is; `up` releases and starts it.
+        o.nodes[1].as_mut().unwrap().held = true;
+        let repair = containers(Containers::Repair, &o);
+        assert_eq!(repair.start, Vec::<NodeId>::new());
+        assert_eq!((repair.create, repair.unpause), (vec![0], vec![2]));
+        let declared = containers(Containers::Declared, &o);
+        assert_eq!((declared.start, declared.release), (vec![1], vec![1]));
+    }
+
+    #[test]
+    fn drift_names_what_a_repair_pass_sets_right() {
+        // A 4-ring where n1 died, n0-n2 has an undeclared session, and n2-n3 is not connected.
+        let edges = generate(Kind::Ring, 4);
+        let p = plane(&[&[0], &[0], &[0], &[0]]);
+        let peers = group(
+            both(&p, 0, 1, 0)
+                .into_iter()
+                .chain(both(&p, 0, 3, 0))
+                .chain(both(&p, 0, 2, 0)),
+        );
+        let mut o = observed(&[&[0], &[0], &[0], &[0]], peers);
+        o.nodes[1].as_mut().unwrap().state = State::Exited;
+        let desired = Desired {
+            edges: &edges,
+            containers: Containers::Repair,
+            segments: Segments::Keep,
+            mode: CutMode::Drop,
+        };
+        let d = drift(&desired, &o);
+        assert_eq!(d.containers.start, vec![1]);
+        let lines = d.describe(|i| format!("n{i}"));
+        assert_eq!(
+            lines,
+            vec![
+                "start n1",
+                "connect n2 -> n3",
+                "close n0's session with n2",
+                "close n2's session with n0",
+            ]
+        );
+        assert!(!d.is_empty());
     }
 
     #[test]
@@ -807,10 +941,12 @@ mod tests {
         o.nodes[1] = Some(NodeSeen {
             state: State::Running,
             current: false,
+            held: false,
         });
         o.nodes[2] = Some(NodeSeen {
             state: State::Exited,
             current: true,
+            held: false,
         });
         o.strays = vec!["regbox-lab-old".into()];
         let plan = up_plan(&edges, &o, &Plane::new(), &Plane::new());
@@ -891,6 +1027,7 @@ mod tests {
         o.nodes[2] = Some(NodeSeen {
             state: State::Exited,
             current: true,
+            held: false,
         });
         o.sessions.list.retain(|s| s.at != 2);
         assert_eq!(next(&d, &o, &BTreeSet::new()), Pass::Done);

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use crate::core::blueprint::{self, LABEL_FAULT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD};
 use crate::core::fault::Fault;
 use crate::core::plan::{Containers, Desired, Segments};
+use crate::core::topology::NodeId;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Result;
 
@@ -23,6 +25,11 @@ impl Cluster {
         let node = self.node(node)?;
         let container = node.layout.container.as_str();
         let docker = &self.docker;
+        // The hold goes first and comes last, so the operator never sees a node down without one.
+        match fault {
+            Fault::Stop | Fault::Kill | Fault::Pause => self.hold(node.layout.index, fault).await?,
+            Fault::Start | Fault::Restart | Fault::Unpause => {}
+        }
         match fault {
             Fault::Stop => docker.stop(container, Duration::from_secs(10)).await?,
             Fault::Kill => docker.kill(container).await?,
@@ -37,6 +44,7 @@ impl Cluster {
         if !matches!(fault, Fault::Start | Fault::Restart | Fault::Unpause) {
             return Ok(());
         }
+        self.release(node.layout.index).await?;
         self.wait_ready(node.layout.index, timeout).await?;
         // A container started afresh has a new network namespace: its link faults are set again.
         self.mend_links_locked().await?;
@@ -49,5 +57,27 @@ impl Cluster {
         };
         self.converge_quietly(&desired, timeout).await?;
         Ok(())
+    }
+
+    /// Records that `node` is down on purpose (see `blueprint::ROLE_HOLD`); an existing hold stays.
+    pub(crate) async fn hold(&self, node: NodeId, fault: Fault) -> Result<()> {
+        let name = blueprint::hold_container(self.name(), self.nodes[node].name());
+        if self.docker.inspect_marker(&name).await?.is_some() {
+            return Ok(());
+        }
+        let mut labels = blueprint::cluster_labels(self.name());
+        labels.insert(LABEL_ROLE.into(), ROLE_HOLD.into());
+        labels.insert(LABEL_NODE.into(), self.nodes[node].name().into());
+        labels.insert(LABEL_FAULT.into(), fault.name().into());
+        self.docker
+            .create_marker(&name, &self.lock_image, &["true"], labels)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the hold on `node` away, if there is one.
+    pub(crate) async fn release(&self, node: NodeId) -> Result<()> {
+        let name = blueprint::hold_container(self.name(), self.nodes[node].name());
+        Ok(self.docker.remove_container(&name).await?)
     }
 }

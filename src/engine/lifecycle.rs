@@ -18,6 +18,7 @@ use crate::core::blueprint::{
     ROLE_META,
 };
 use crate::core::lock::{holder_of, ROLE_LOCK};
+use crate::core::firewall;
 use crate::core::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
@@ -111,9 +112,13 @@ impl Cluster {
             .ok_or_else(|| Error::Damaged(name.clone()))?;
         let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password);
         cluster.lock_image = r.lock_image;
-        let view = cluster.observe_docker().await?;
+        let (view, faults) = tokio::try_join!(cluster.observe_docker(), cluster.fault_plane())?;
         cluster.plane = view.plane;
-        cluster.mode = view.mode;
+        // A partition by rules records its mode in its cuts; one by segments, on its networks.
+        cluster.mode = match firewall::cut_mode(&faults) {
+            CutMode::Silent => CutMode::Silent,
+            CutMode::Drop => view.mode,
+        };
         Ok(cluster)
     }
 

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod measure;
 pub mod node;
 pub mod progress;
+pub mod repair;
 pub(crate) mod reconcile;
 pub mod rpc;
 pub mod runner;

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::core::blueprint::{
-    self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_META,
+    self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_HOLD,
+    ROLE_META,
 };
 use crate::core::lock::ROLE_LOCK;
 use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
@@ -373,15 +374,27 @@ impl Cluster {
             .iter()
             .map(|n| (n.layout.container.as_str(), n))
             .collect();
+        // Holds of declared nodes; a hold of a node no longer declared is a stray.
+        let held: BTreeSet<&str> = containers
+            .iter()
+            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_HOLD))
+            .filter_map(|c| c.labels.get(LABEL_NODE).map(String::as_str))
+            .filter(|n| self.by_name.contains_key(*n))
+            .collect();
         for c in &containers {
             let Some(node) = index.get(c.name.as_str()) else {
                 let role = c.labels.get(LABEL_ROLE).map(String::as_str);
-                if ![
-                    Some(ROLE_META),
-                    Some(ROLE_LOCK),
-                    Some(blueprint::ROLE_AGENT),
-                ]
-                .contains(&role)
+                let held_node = role == Some(ROLE_HOLD)
+                    && c.labels
+                        .get(LABEL_NODE)
+                        .is_some_and(|n| held.contains(n.as_str()));
+                if !held_node
+                    && ![
+                        Some(ROLE_META),
+                        Some(ROLE_LOCK),
+                        Some(blueprint::ROLE_AGENT),
+                    ]
+                    .contains(&role)
                 {
                     view.strays.push(c.name.clone());
                 }
@@ -394,6 +407,7 @@ impl Cluster {
                 .iter()
                 .any(|e| Some(e.network.as_str()) == control);
             view.nodes[i] = Some(NodeSeen {
+                held: held.contains(node.name()),
                 state: c.state,
                 current: on_control
                     && c.labels.get(LABEL_CONFIG) == node.layout.labels.get(LABEL_CONFIG),
@@ -522,6 +536,9 @@ impl Cluster {
                 docker.remove_container(c).await?;
                 fx.progress.inc();
             }
+        }
+        for &n in &actions.release {
+            self.release(n).await?;
         }
         let work: Vec<(NodeId, Launch)> = (actions.create.iter().map(|&n| (n, Launch::Create)))
             .chain(actions.start.iter().map(|&n| (n, Launch::Start)))

@@ -108,7 +108,11 @@ impl Cluster {
         let result = match via {
             Via::Segments => self.split(kind, &partition, mode, timeout).await,
             Via::Firewall => {
-                let block = if reset { Block::Reset } else { Block::Drop };
+                let block = match (reset, mode) {
+                    (true, _) => Block::Reset,
+                    (false, CutMode::Silent) => Block::Silent,
+                    (false, CutMode::Drop) => Block::Drop,
+                };
                 self.split_by_rules(&partition, mode, block, timeout).await
             }
         };
