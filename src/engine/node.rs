@@ -5,6 +5,20 @@ use crate::core::blueprint::NodeLayout;
 use crate::core::wait::{Reading, Sample};
 use crate::engine::rpc::{RpcClient, RpcError};
 
+/// A node's state as the operator samples it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Vitals {
+    pub height: u64,
+    pub best: String,
+    /// The best block's timestamp (seconds since the Unix epoch).
+    pub tip_time: u64,
+    /// Total work of the active chain (fixed-width hex).
+    pub chainwork: String,
+    pub peers: usize,
+    pub mempool_txs: u64,
+    pub mempool_bytes: u64,
+}
+
 /// A node of a cluster: where it lives and how to talk to it.
 #[derive(Clone)]
 pub struct Node {
@@ -44,6 +58,42 @@ impl Node {
             Reading::Height => rpc.get_block_count().await.map(Sample::Height),
             Reading::Peers => rpc.get_peer_info().await.map(|p| Sample::Peers(p.len())),
         }
+    }
+
+    /// Height, tip, peers and mempool, read together (the operator's sample).
+    pub async fn vitals(&self) -> Result<Vitals, RpcError> {
+        let rpc = &self.rpc;
+        let tip = rpc.get_tip().await?;
+        let (header, peers, mempool) = tokio::try_join!(
+            rpc.get_block_header(&tip.hash),
+            rpc.get_peer_info(),
+            rpc.get_mempool_info()
+        )?;
+        Ok(Vitals {
+            height: tip.height,
+            best: tip.hash,
+            tip_time: header.time,
+            chainwork: header.chainwork,
+            peers: peers.len(),
+            mempool_txs: mempool.size,
+            mempool_bytes: mempool.bytes,
+        })
+    }
+
+    /// How many blocks of the chain that ended at `old_tip` left the node's active chain: 0 when the
+    /// old tip is still in it (the chain was only extended).
+    pub async fn reorg_depth(&self, old_tip: &str) -> Result<u64, RpcError> {
+        // Walk back from the old tip until a block that is still in the active chain.
+        let mut depth = 0;
+        let mut cursor = self.rpc.get_block_header(old_tip).await?;
+        while cursor.confirmations < 1 {
+            depth += 1;
+            let Some(prev) = cursor.previousblockhash.clone() else {
+                break;
+            };
+            cursor = self.rpc.get_block_header(&prev).await?;
+        }
+        Ok(depth)
     }
 
     /// Mines `blocks` blocks: to the node's wallet when it has one, otherwise to an anyone-can-spend

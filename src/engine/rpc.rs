@@ -131,6 +131,9 @@ pub struct BlockHeader {
     pub previousblockhash: Option<String>,
     /// Total work up to this block, as fixed-width hex (so it compares as text).
     pub chainwork: String,
+    /// The block's timestamp, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub time: u64,
 }
 
 /// One output `scantxoutset` found.
@@ -160,6 +163,9 @@ pub struct MempoolInfo {
     pub loaded: bool,
     #[serde(default)]
     pub size: u64,
+    /// Sum of the transactions' virtual sizes.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 fn yes() -> bool {

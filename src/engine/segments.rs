@@ -237,16 +237,7 @@ impl Cluster {
         let nodes = on_all(&self.nodes, |n| {
             let old = before[n.layout.index].clone();
             async move {
-                // Walk back from the old tip until a block that is still in the active chain.
-                let mut depth = 0;
-                let mut cursor = n.rpc.get_block_header(&old.hash).await?;
-                while cursor.confirmations < 1 {
-                    depth += 1;
-                    let Some(prev) = cursor.previousblockhash.clone() else {
-                        break;
-                    };
-                    cursor = n.rpc.get_block_header(&prev).await?;
-                }
+                let depth = n.reorg_depth(&old.hash).await?;
                 Ok::<_, Error>(NodeReorg {
                     node: n.name().to_string(),
                     old_tip: old.hash,
