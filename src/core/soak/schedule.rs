@@ -283,7 +283,7 @@ fn some_nodes(rng: &mut SplitMix64, nodes: &[String]) -> Vec<String> {
 }
 
 /// Half the time one of Blockade's shorthands that shape something (`slow`, `flaky`, `duplicate`),
-/// otherwise a delay of 20–500 ms with a quarter of it as uniform jitter and 0–10 % loss.
+/// otherwise a delay of 20–500 ms with a quarter of it (in whole ms) as uniform jitter and 0–10 % loss.
 fn shaping(rng: &mut SplitMix64) -> Shaping {
     let shaping_shorthands: Vec<&str> = (SHORTHANDS.iter().copied())
         .filter(|w| Shaping::shorthand(w).is_some_and(|s| !s.is_none()))
@@ -296,7 +296,7 @@ fn shaping(rng: &mut SplitMix64) -> Shaping {
     let loss_permille = rng.below(101);
     Shaping {
         delay_us: delay_ms * 1000,
-        jitter_us: delay_ms * 250,
+        jitter_us: delay_ms / 4 * 1000,
         distribution: Distribution::Uniform,
         loss: loss_permille as f64 / 1000.0,
         ..Shaping::default()
