@@ -9,6 +9,7 @@ pub mod exit;
 mod load;
 mod output;
 mod plot;
+pub mod report;
 
 pub use args::{Cli, Command, ImageCommand, MeasureCommand};
 pub use commands::{run, COMPLETE_VAR};

@@ -13,11 +13,11 @@ use crate::engine::measure::Measurement;
 
 /// The picture's size in pixels (SVG user units).
 const SIZE: (u32, u32) = (1200, 480);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 const DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 /// Makes the bundled font the one plotters draws `sans-serif` with.
-fn register_font() {
+pub(super) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_err() {

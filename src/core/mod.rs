@@ -21,6 +21,7 @@ pub(crate) mod rng;
 pub mod scenario;
 pub mod session;
 pub(crate) mod shape;
+pub mod soak;
 pub mod stats;
 pub mod subnet;
 pub mod svg;

@@ -1,0 +1,510 @@
+//! The nemesis schedule of `regbox soak`: the fault kinds and how `--faults` spells them, and the
+//! seeded, non-overlapping list of faults (what, on which nodes, when, for how long) a run carries out.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::core::fault::Fault;
+use crate::core::link::{Distribution, Shaping, SHORTHANDS};
+use crate::core::names::{backticked, shown};
+use crate::core::rng::SplitMix64;
+
+/// What the nemesis can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// Split the nodes into two or three groups that cannot talk to each other.
+    Partition,
+    /// Shape some nodes' outgoing P2P packets (delay, loss, duplication).
+    Netem,
+    /// SIGKILL one node, start it again after the hold.
+    Kill,
+    /// Restart one node (stop, then start at once).
+    Restart,
+    /// Freeze one node, unfreeze it after the hold.
+    Pause,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Partition,
+        FaultKind::Netem,
+        FaultKind::Kill,
+        FaultKind::Restart,
+        FaultKind::Pause,
+    ];
+
+    /// The spellings of [`FaultKind::ALL`], in that order.
+    pub const NAMES: [&'static str; 5] = ["partition", "netem", "kill", "restart", "pause"];
+
+    /// The spelling used by `--faults` and in the event log.
+    pub fn name(self) -> &'static str {
+        FaultKind::NAMES[self as usize]
+    }
+
+    pub fn parse(word: &str) -> Option<FaultKind> {
+        let i = FaultKind::NAMES.iter().position(|n| *n == word)?;
+        Some(FaultKind::ALL[i])
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ScheduleError {
+    #[error("parse `--faults`: unknown fault `{word}`, expected one of {valid}", valid = backticked(&FaultKind::NAMES))]
+    UnknownFault { word: String },
+    #[error("parse `--faults`: empty fault name in `{list}`, expected a comma-separated list of {valid}", valid = backticked(&FaultKind::NAMES))]
+    EmptyFault { list: String },
+    #[error("schedule faults: the mean gap between faults must be above 0")]
+    ZeroGap,
+}
+
+/// The fault kinds of a comma-separated `--faults` list, in the order given. A kind named twice is
+/// drawn twice as often (`partition,partition,kill`).
+pub fn parse_faults(list: &str) -> Result<Vec<FaultKind>, ScheduleError> {
+    list.split(',')
+        .map(|word| {
+            let word = word.trim();
+            if word.is_empty() {
+                return Err(ScheduleError::EmptyFault { list: shown(list) });
+            }
+            FaultKind::parse(word).ok_or_else(|| ScheduleError::UnknownFault { word: shown(word) })
+        })
+        .collect()
+}
+
+/// What a schedule is drawn from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub seed: u64,
+    /// The whole run; every fault ends before it.
+    pub duration: Duration,
+    /// The kinds to draw from, each equally likely (a repeated kind counts as often as it is named).
+    pub faults: Vec<FaultKind>,
+    /// Mean quiet time between one fault's end and the next one's start.
+    pub mean_gap: Duration,
+    /// Mean time a fault lasts (restarts take none).
+    pub mean_fault: Duration,
+}
+
+impl ScheduleSpec {
+    /// A spec [`schedule`] cannot make progress with: with no quiet time between faults, instantaneous
+    /// faults would follow each other without end.
+    pub fn check(&self) -> Result<(), ScheduleError> {
+        if self.mean_gap.is_zero() {
+            return Err(ScheduleError::ZeroGap);
+        }
+        Ok(())
+    }
+}
+
+/// One fault of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the schedule, from 0.
+    pub index: usize,
+    /// When the fault begins, after the start of the run.
+    pub at: Duration,
+    pub kind: FaultKind,
+    /// The nodes the fault touches: all of them for a partition, the shaped ones for netem, the one
+    /// node otherwise.
+    pub targets: Vec<String>,
+    /// How long the fault lasts; zero for a restart.
+    pub hold: Duration,
+    pub detail: StepDetail,
+}
+
+/// What exactly a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepDetail {
+    /// The groups (each non-empty, in the nodes' order) that cannot reach each other while it holds.
+    Partition { groups: Vec<Vec<String>> },
+    /// The shaping every target's outgoing P2P packets get while it holds.
+    Netem { shaping: Shaping },
+    /// A container fault on the target: `begin` when the step starts, `end` (if any) after the hold.
+    Node { begin: Fault, end: Option<Fault> },
+}
+
+impl Step {
+    /// When the fault is over (nodes started again, partition healed, shaping cleared).
+    pub fn end(&self) -> Duration {
+        self.at + self.hold
+    }
+
+    /// One line for people and for the event log: `{n0, n2} | {n1}`, `n1, n3: loss 30%`,
+    /// `kill n2, start after 30s`, `restart n4`.
+    pub fn describe(&self) -> String {
+        match &self.detail {
+            StepDetail::Partition { groups } => {
+                let groups: Vec<String> = groups
+                    .iter()
+                    .map(|g| format!("{{{}}}", g.join(", ")))
+                    .collect();
+                groups.join(" | ")
+            }
+            StepDetail::Netem { shaping } => format!("{}: {shaping}", self.targets.join(", ")),
+            StepDetail::Node { begin, end } => {
+                let mut s = format!("{} {}", begin.name(), self.targets.join(", "));
+                if let Some(end) = end {
+                    s += &format!(", {} after {}", end.name(), seconds(self.hold));
+                }
+                s
+            }
+        }
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    let v = format!("{:.3}", d.as_secs_f64());
+    format!("{}s", v.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Schedules longer than this many steps are cut there, whatever the duration.
+pub const MAX_STEPS: usize = 100_000;
+
+/// The faults of a run over `nodes`: quiet gap, fault, quiet gap, fault, … Gaps and holds are drawn
+/// uniformly in [0.5×, 1.5×] of their means, in whole milliseconds. Faults never overlap, and the last
+/// one ends at least half a mean gap before `duration`, so the run closes with every node up and
+/// reachable and time for a last check. A partition needs two nodes; with one node it is never drawn.
+/// The same spec and nodes always give the same schedule.
+pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
+    let kinds: Vec<FaultKind> = (spec.faults.iter().copied())
+        .filter(|k| *k != FaultKind::Partition || nodes.len() >= 2)
+        .collect();
+    if kinds.is_empty() || nodes.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = SplitMix64(spec.seed);
+    // A zero mean gap (refused by `check`) still moves on by a millisecond, so this always ends.
+    let mean_gap = spec.mean_gap.max(Duration::from_millis(1));
+    let tail = mean_gap / 2;
+    let mut steps = Vec::new();
+    let mut t = Duration::ZERO;
+    while steps.len() < MAX_STEPS {
+        let at = t + around(&mut rng, mean_gap);
+        let kind = kinds[rng.index(kinds.len())];
+        let hold = match kind {
+            FaultKind::Restart => Duration::ZERO,
+            _ => around(&mut rng, spec.mean_fault),
+        };
+        if at + hold + tail > spec.duration {
+            break;
+        }
+        let (targets, detail) = match kind {
+            FaultKind::Partition => {
+                let groups = split(&mut rng, nodes);
+                (nodes.to_vec(), StepDetail::Partition { groups })
+            }
+            FaultKind::Netem => {
+                let targets = some_nodes(&mut rng, nodes);
+                let shaping = shaping(&mut rng);
+                (targets, StepDetail::Netem { shaping })
+            }
+            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause => {
+                let node = nodes[rng.index(nodes.len())].clone();
+                let (begin, end) = match kind {
+                    FaultKind::Kill => (Fault::Kill, Some(Fault::Start)),
+                    FaultKind::Pause => (Fault::Pause, Some(Fault::Unpause)),
+                    _ => (Fault::Restart, None),
+                };
+                (vec![node], StepDetail::Node { begin, end })
+            }
+        };
+        steps.push(Step {
+            index: steps.len(),
+            at,
+            kind,
+            targets,
+            hold,
+            detail,
+        });
+        t = at + hold;
+    }
+    steps
+}
+
+/// Uniform in [0.5×, 1.5×] of `mean`, in whole milliseconds.
+fn around(rng: &mut SplitMix64, mean: Duration) -> Duration {
+    let ms = mean.as_secs_f64() * 1e3 * (0.5 + rng.unit());
+    Duration::from_millis(ms.round() as u64)
+}
+
+/// A random split of `nodes` (at least two) into two groups, or one time in four (with three nodes or
+/// more) three; every group non-empty, each in the nodes' order, groups ordered by their first node.
+fn split(rng: &mut SplitMix64, nodes: &[String]) -> Vec<Vec<String>> {
+    let n = nodes.len();
+    let three = n >= 3 && rng.below(4) == 0;
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    // Cut the shuffled order at one or two distinct points in 1..n.
+    let mut cuts = vec![1 + rng.index(n - 1)];
+    if three {
+        let mut second = 1 + rng.index(n - 2);
+        if second >= cuts[0] {
+            second += 1;
+        }
+        cuts.push(second);
+        cuts.sort_unstable();
+    }
+    let mut bounds = vec![0];
+    bounds.extend(&cuts);
+    bounds.push(n);
+    let mut groups: Vec<Vec<usize>> = bounds
+        .windows(2)
+        .map(|w| {
+            let mut g = order[w[0]..w[1]].to_vec();
+            g.sort_unstable();
+            g
+        })
+        .collect();
+    groups.sort_unstable();
+    (groups.into_iter())
+        .map(|g| g.into_iter().map(|i| nodes[i].clone()).collect())
+        .collect()
+}
+
+/// One to half of `nodes` (at least one), in the nodes' order.
+fn some_nodes(rng: &mut SplitMix64, nodes: &[String]) -> Vec<String> {
+    let count = 1 + rng.index((nodes.len() / 2).max(1));
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    rng.shuffle(&mut order);
+    let mut picked = order[..count].to_vec();
+    picked.sort_unstable();
+    picked.into_iter().map(|i| nodes[i].clone()).collect()
+}
+
+/// Half the time one of Blockade's shorthands that shape something (`slow`, `flaky`, `duplicate`),
+/// otherwise a delay of 20–500 ms with a quarter of it (in whole ms) as uniform jitter and 0–10 % loss.
+fn shaping(rng: &mut SplitMix64) -> Shaping {
+    let shaping_shorthands: Vec<&str> = (SHORTHANDS.iter().copied())
+        .filter(|w| Shaping::shorthand(w).is_some_and(|s| !s.is_none()))
+        .collect();
+    if rng.below(2) == 0 {
+        let word = shaping_shorthands[rng.index(shaping_shorthands.len())];
+        return Shaping::shorthand(word).unwrap_or_default();
+    }
+    let delay_ms = 20 + rng.below(481);
+    let loss_permille = rng.below(101);
+    Shaping {
+        delay_us: delay_ms * 1000,
+        jitter_us: delay_ms / 4 * 1000,
+        distribution: Distribution::Uniform,
+        loss: loss_permille as f64 / 1000.0,
+        ..Shaping::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn spec(seed: u64) -> ScheduleSpec {
+        ScheduleSpec {
+            seed,
+            duration: Duration::from_secs(3600),
+            faults: FaultKind::ALL.to_vec(),
+            mean_gap: Duration::from_secs(60),
+            mean_fault: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn faults_parse_in_order_and_bad_words_are_named() {
+        assert_eq!(
+            parse_faults("partition, kill,netem").unwrap(),
+            vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Netem]
+        );
+        assert_eq!(
+            parse_faults("partition,netem,kill,restart,pause").unwrap(),
+            FaultKind::ALL.to_vec()
+        );
+        assert_eq!(
+            parse_faults("partition,crash").unwrap_err().to_string(),
+            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`"
+        );
+        assert_eq!(
+            parse_faults("kill,,pause").unwrap_err().to_string(),
+            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`"
+        );
+        for kind in FaultKind::ALL {
+            assert_eq!(FaultKind::parse(kind.name()), Some(kind));
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.name())
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
+        let a = schedule(&spec(7), &nodes(5));
+        let b = schedule(&spec(7), &nodes(5));
+        assert_eq!(a, b);
+        assert!(a.len() > 10, "{} steps", a.len());
+        let c = schedule(&spec(8), &nodes(5));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn faults_never_overlap_and_end_before_the_duration() {
+        for seed in 0..50 {
+            let s = spec(seed);
+            let steps = schedule(&s, &nodes(6));
+            let mut end = Duration::ZERO;
+            for (i, step) in steps.iter().enumerate() {
+                assert_eq!(step.index, i);
+                // Each gap is drawn in [0.5×, 1.5×] of the mean.
+                let gap = step.at - end;
+                assert!(
+                    gap >= s.mean_gap / 2 && gap <= s.mean_gap * 3 / 2,
+                    "{gap:?}"
+                );
+                if step.kind == FaultKind::Restart {
+                    assert_eq!(step.hold, Duration::ZERO);
+                } else {
+                    assert!(step.hold >= s.mean_fault / 2 && step.hold <= s.mean_fault * 3 / 2);
+                }
+                end = step.end();
+            }
+            assert!(end + s.mean_gap / 2 <= s.duration, "seed {seed}: {end:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_gets_the_targets_and_detail_it_needs() {
+        let names = nodes(7);
+        let steps = schedule(&spec(3), &names);
+        for kind in FaultKind::ALL {
+            assert!(steps.iter().any(|s| s.kind == kind), "no {kind}");
+        }
+        let mut three_groups = false;
+        for step in &steps {
+            assert!(step.targets.iter().all(|t| names.contains(t)));
+            match (&step.kind, &step.detail) {
+                (FaultKind::Partition, StepDetail::Partition { groups }) => {
+                    assert!(groups.len() == 2 || groups.len() == 3);
+                    assert!(groups.iter().all(|g| !g.is_empty()));
+                    let mut all: Vec<String> = groups.concat();
+                    all.sort();
+                    assert_eq!(all, names);
+                    assert_eq!(step.targets, names);
+                    three_groups |= groups.len() == 3;
+                }
+                (FaultKind::Netem, StepDetail::Netem { shaping }) => {
+                    assert!(!shaping.is_none());
+                    assert_eq!(shaping.invalid(), None);
+                    assert!(!step.targets.is_empty() && step.targets.len() <= 3);
+                }
+                (FaultKind::Kill, StepDetail::Node { begin, end }) => {
+                    assert_eq!((*begin, *end), (Fault::Kill, Some(Fault::Start)));
+                    assert_eq!(step.targets.len(), 1);
+                }
+                (FaultKind::Pause, StepDetail::Node { begin, end }) => {
+                    assert_eq!((*begin, *end), (Fault::Pause, Some(Fault::Unpause)));
+                    assert_eq!(step.targets.len(), 1);
+                }
+                (FaultKind::Restart, StepDetail::Node { begin, end }) => {
+                    assert_eq!((*begin, *end), (Fault::Restart, None));
+                    assert_eq!(step.targets.len(), 1);
+                }
+                other => panic!("mismatched step {other:?}"),
+            }
+        }
+        assert!(
+            three_groups,
+            "no three-way partition in {} steps",
+            steps.len()
+        );
+    }
+
+    #[test]
+    fn steps_describe_themselves_on_one_line() {
+        let step = |kind, targets: &[&str], detail| Step {
+            index: 0,
+            at: Duration::ZERO,
+            kind,
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            hold: Duration::from_millis(30_500),
+            detail,
+        };
+        let groups = vec![vec!["n0".into(), "n2".into()], vec!["n1".into()]];
+        assert_eq!(
+            step(
+                FaultKind::Partition,
+                &["n0", "n1", "n2"],
+                StepDetail::Partition { groups }
+            )
+            .describe(),
+            "{n0, n2} | {n1}"
+        );
+        let shaping = Shaping::shorthand("flaky").unwrap();
+        assert_eq!(
+            step(
+                FaultKind::Netem,
+                &["n1", "n3"],
+                StepDetail::Netem { shaping }
+            )
+            .describe(),
+            "n1, n3: loss 30%"
+        );
+        let kill = StepDetail::Node {
+            begin: Fault::Kill,
+            end: Some(Fault::Start),
+        };
+        assert_eq!(
+            step(FaultKind::Kill, &["n2"], kill).describe(),
+            "kill n2, start after 30.5s"
+        );
+        let restart = StepDetail::Node {
+            begin: Fault::Restart,
+            end: None,
+        };
+        assert_eq!(
+            step(FaultKind::Restart, &["n4"], restart).describe(),
+            "restart n4"
+        );
+    }
+
+    #[test]
+    fn a_lone_node_is_never_partitioned_and_nothing_fits_in_no_time() {
+        let mut s = spec(1);
+        s.faults = vec![FaultKind::Partition];
+        assert!(schedule(&s, &nodes(1)).is_empty());
+        s.faults = vec![FaultKind::Partition, FaultKind::Kill];
+        let steps = schedule(&s, &nodes(1));
+        assert!(!steps.is_empty());
+        assert!(steps.iter().all(|st| st.kind == FaultKind::Kill));
+        assert!(schedule(&spec(1), &[]).is_empty());
+        let mut short = spec(1);
+        short.duration = Duration::from_secs(20);
+        assert!(schedule(&short, &nodes(3)).is_empty());
+    }
+
+    #[test]
+    fn a_zero_gap_is_refused_but_still_terminates() {
+        let mut s = spec(2);
+        s.mean_gap = Duration::ZERO;
+        assert_eq!(
+            s.check().unwrap_err().to_string(),
+            "schedule faults: the mean gap between faults must be above 0"
+        );
+        s.faults = vec![FaultKind::Restart];
+        s.duration = Duration::from_secs(1);
+        let steps = schedule(&s, &nodes(2));
+        assert!(!steps.is_empty() && steps.len() <= 1000);
+        assert!(spec(2).check().is_ok());
+    }
+}
