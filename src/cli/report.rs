@@ -1255,7 +1255,7 @@ mod tests {
         e
     }
 
-    /// Set `REGBOX_REPORT_OUT` to a file name to write the sample report there and look at it.
+    /// Writes the sample report to `regbox-sample-report.html` in the temporary directory, to look at.
     #[test]
     fn a_sample_run_renders_every_plot() {
         let log = sample_run(5, 8, 12);
@@ -1265,8 +1265,7 @@ mod tests {
         assert_eq!(s.failed_invariants(), 1);
         let html = html(&log);
         assert_eq!(plots(&html), 5);
-        if let Some(path) = std::env::var_os("REGBOX_REPORT_OUT") {
-            std::fs::write(path, &html).unwrap();
-        }
+        let path = std::env::temp_dir().join("regbox-sample-report.html");
+        std::fs::write(&path, &html).unwrap();
     }
 }
