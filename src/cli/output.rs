@@ -325,42 +325,9 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
         "does not exist yet: networks, metadata and every node are made"
     };
     println!("cluster `{}` {state}", spec.name);
-    let mut lines: Vec<(char, String, String)> = Vec::new();
-    for i in &plan.create {
-        lines.push(('+', format!("node {}", name(i)), spec.nodes[*i].image.clone()));
-    }
-    for i in &plan.recreate {
-        let why = plan.why.get(i).filter(|w| !w.is_empty());
-        let why = why.map_or("configuration changed".to_string(), |w| {
-            format!("{} changed", w.join(", "))
-        });
-        lines.push(('~', format!("node {}", name(i)), format!("recreate: {why}")));
-    }
-    for c in &plan.remove {
-        lines.push(('-', format!("container {c}"), "not declared".into()));
-    }
-    for i in &plan.start {
-        lines.push(('~', format!("node {}", name(i)), "start".into()));
-    }
-    for i in &plan.unpause {
-        lines.push(('~', format!("node {}", name(i)), "unpause".into()));
-    }
-    for i in &plan.heal {
-        lines.push(('~', format!("node {}", name(i)), "back to the base segment".into()));
-    }
-    for &(a, b) in &plan.connect {
-        lines.push(('+', format!("edge {} -> {}", name(&a), name(&b)), String::new()));
-    }
-    for &(a, b) in &plan.disconnect {
-        lines.push(('-', format!("session {} -- {}", name(&a), name(&b)), "not declared".into()));
-    }
-    for c in &plan.links {
-        let what = format!("{} -> {}", faults(&c.before), faults(&c.after));
-        lines.push(('~', format!("links of {}", name(&c.node)), what));
-    }
-    for id in &plan.duplicates {
-        lines.push(('-', format!("network {id}"), "duplicate".into()));
-    }
+    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
+    let images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
+    let lines = plan.diff(&names, &images, faults);
     let width = lines.iter().map(|(_, what, _)| what.len()).max().unwrap_or(0);
     for (sign, what, detail) in &lines {
         let line = format!("  {sign} {what:<width$}  {detail}");

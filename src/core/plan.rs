@@ -620,6 +620,56 @@ impl UpPlan {
     pub fn is_empty(&self) -> bool {
         *self == UpPlan::default()
     }
+
+    /// The plan as a diff, one `(sign, what, detail)` per node, container, edge, link or network:
+    /// `+` adds, `-` removes, `~` changes. `names` and `images` are the nodes'; `faults` words a
+    /// node's link faults.
+    pub fn diff(
+        &self,
+        names: &[String],
+        images: &[String],
+        faults: impl Fn(&NodeFaults) -> String,
+    ) -> Vec<(char, String, String)> {
+        let name = |i: &NodeId| names[*i].clone();
+        let mut lines: Vec<(char, String, String)> = Vec::new();
+        for i in &self.create {
+            lines.push(('+', format!("node {}", name(i)), images[*i].clone()));
+        }
+        for i in &self.recreate {
+            let why = self.why.get(i).filter(|w| !w.is_empty());
+            let why = why.map_or("configuration changed".to_string(), |w| {
+                format!("{} changed", w.join(", "))
+            });
+            lines.push(('~', format!("node {}", name(i)), format!("recreate: {why}")));
+        }
+        for c in &self.remove {
+            lines.push(('-', format!("container {c}"), "not declared".into()));
+        }
+        for (what, ids) in [
+            ("start", &self.start),
+            ("unpause", &self.unpause),
+            ("back to the base segment", &self.heal),
+        ] {
+            for i in ids {
+                lines.push(('~', format!("node {}", name(i)), what.into()));
+            }
+        }
+        for (a, b) in &self.connect {
+            lines.push(('+', format!("edge {} -> {}", name(a), name(b)), String::new()));
+        }
+        for (a, b) in &self.disconnect {
+            let what = format!("session {} -- {}", name(a), name(b));
+            lines.push(('-', what, "not declared".into()));
+        }
+        for c in &self.links {
+            let what = format!("{} -> {}", faults(&c.before), faults(&c.after));
+            lines.push(('~', format!("links of {}", name(&c.node)), what));
+        }
+        for id in &self.duplicates {
+            lines.push(('-', format!("network {id}"), "duplicate".into()));
+        }
+        lines
+    }
 }
 
 /// The whole of what `up` would change in the observed cluster (see [`UpPlan`]), given the link faults
@@ -957,6 +1007,16 @@ mod tests {
         // n0-n1 is live but n1 is remade: every declared edge is to connect.
         assert_eq!(plan.connect, vec![(0, 1), (1, 2), (2, 3), (3, 0)]);
         assert_eq!(plan.disconnect, vec![(0, 2)]);
+        let names: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+        let images = vec!["img".to_string(); 4];
+        let diff = plan.diff(&names, &images, |_| "-".into());
+        let line = |sign, what: &str, detail: &str| (sign, what.to_string(), detail.to_string());
+        assert!(diff.contains(&line('~', "node n1", "recreate: configuration changed")));
+        assert!(diff.contains(&line('-', "container regbox-lab-old", "not declared")));
+        assert!(diff.contains(&line('~', "node n2", "start")));
+        assert!(diff.contains(&line('~', "node n3", "back to the base segment")));
+        assert!(diff.contains(&line('+', "edge n0 -> n1", "")));
+        assert!(diff.contains(&line('-', "session n0 -- n2", "not declared")));
         // A fresh cluster: everything is created and connected.
         let mut fresh = observed(&[&[], &[], &[], &[]], vec![]);
         fresh.nodes = vec![None; 4];

@@ -12,7 +12,8 @@ use bollard::models::{
     NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -27,6 +28,8 @@ use crate::core::subnet::Subnet;
 pub enum DockerError {
     #[error("reach the Docker engine (is it running, and may this user use its socket?)")]
     Connect(#[source] BollardError),
+    #[error("follow the engine's events")]
+    Events(#[source] BollardError),
     #[error("list {what}")]
     List {
         what: &'static str,
@@ -194,6 +197,28 @@ impl Docker {
         let api = bollard::Docker::connect_with_defaults().map_err(DockerError::Connect)?;
         api.ping().await.map_err(DockerError::Connect)?;
         Ok(Docker { api })
+    }
+
+    /// Events of regbox's containers as they happen — a container died (stopped, killed, crashed), was
+    /// killed for memory, paused or removed — each as `(cluster, container name, action)`. The stream
+    /// ends, or yields an error, when the engine goes away.
+    pub fn container_events(&self) -> impl Stream<Item = Result<(String, String, String)>> + 'static {
+        let filters = HashMap::from([
+            ("type", vec!["container"]),
+            ("label", vec![crate::core::blueprint::LABEL_CLUSTER]),
+            ("event", vec!["die", "oom", "pause", "destroy"]),
+        ]);
+        let opts = EventsOptionsBuilder::new().filters(&filters).build();
+        self.api.events(Some(opts)).map(|event| {
+            let event = event.map_err(DockerError::Events)?;
+            let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+            let get = |key: &str| attributes.get(key).cloned().unwrap_or_default();
+            Ok((
+                get(crate::core::blueprint::LABEL_CLUSTER),
+                get("name"),
+                event.action.unwrap_or_default(),
+            ))
+        })
     }
 
     /// The engine's version and API version.
