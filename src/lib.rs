@@ -12,6 +12,8 @@ pub mod agent;
 pub mod cli;
 pub mod core;
 pub mod engine;
+#[cfg(feature = "cli")]
+pub mod operator;
 
 // The library's public paths, by concept.
 pub use crate::core::propagation;

@@ -131,6 +131,24 @@ pub enum Command {
     },
     /// List clusters.
     Ls,
+    /// Keep clusters as declared until stopped: repair on a timer, on container events and on manifest
+    /// changes; serve /status, /metrics and actions over HTTP.
+    ///
+    /// With manifests, their clusters are applied (when missing or changed) and kept; without, every
+    /// cluster on the engine is kept as recorded. Nodes stopped, killed or paused by regbox stay so.
+    Operator {
+        /// Manifests of the clusters to keep.
+        manifests: Vec<PathBuf>,
+        /// Address of the HTTP interface.
+        #[arg(long, default_value = "127.0.0.1:9181", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Seconds between passes when nothing triggers one.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+        /// Limit for each wait inside a pass or a request, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Per node: image, state, data address, height, best block, peers.
     Status {
         /// The cluster (the same as -c).

@@ -121,6 +121,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
+        Command::Operator {
+            manifests,
+            listen,
+            interval,
+            timeout,
+        } => operator(manifests, listen, interval, timeout).await,
         Command::Status { name } => status(&ctx, name).await,
         Command::Connect { a, b } => connect(&ctx, &a, &b).await,
         Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
@@ -499,6 +505,59 @@ async fn interrupted() {
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(INTERRUPTED);
     });
+}
+
+/// `regbox operator`: manifests are checked before anything runs; then the HTTP interface and the
+/// watchers run until Ctrl-C or SIGTERM (what `docker stop` sends), on this thread.
+async fn operator(
+    manifests: Vec<PathBuf>,
+    listen: std::net::SocketAddr,
+    interval: u64,
+    timeout: u64,
+) -> Result<(), Failure> {
+    for path in &manifests {
+        load_manifest(path)?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+    eprintln!(
+        "operator listening on http://{}",
+        listener.local_addr().unwrap_or(listen)
+    );
+    let opts = crate::operator::Options {
+        manifests,
+        load: |path| load_manifest(path).map_err(|f| crate::cli::error_chain(&f)),
+        interval: Duration::from_secs(interval),
+        timeout: Duration::from_secs(timeout),
+    };
+    let op = crate::operator::Shared::default();
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let http = tokio::task::spawn_local(crate::operator::http::serve(
+                op.clone(),
+                listener,
+                opts.timeout,
+            ));
+            let result = crate::operator::run(opts, op, stopped()).await;
+            http.abort();
+            result
+        })
+        .await
+        .map_err(Failure::Usage)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stopped() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// What `up` does with its plan.

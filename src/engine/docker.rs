@@ -23,6 +23,17 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use crate::core::plan::State;
 use crate::core::subnet::Subnet;
 
+/// A container event (see [`Docker::container_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub cluster: String,
+    pub container: String,
+    /// The container's `regbox.role` (None for a node).
+    pub role: Option<String>,
+    /// `die`, `oom`, `pause` or `destroy`.
+    pub action: String,
+}
+
 /// A failed Docker operation, naming what it was done to.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -200,24 +211,26 @@ impl Docker {
     }
 
     /// Events of regbox's containers as they happen — a container died (stopped, killed, crashed), was
-    /// killed for memory, paused or removed — each as `(cluster, container name, action)`. The stream
-    /// ends, or yields an error, when the engine goes away.
-    pub fn container_events(&self) -> impl Stream<Item = Result<(String, String, String)>> + 'static {
+    /// killed for memory, paused or removed. The stream ends, or yields an error, when the engine goes
+    /// away.
+    pub fn container_events(&self) -> impl Stream<Item = Result<ContainerEvent>> + 'static {
+        use crate::core::blueprint::{LABEL_CLUSTER, LABEL_ROLE};
         let filters = HashMap::from([
             ("type", vec!["container"]),
-            ("label", vec![crate::core::blueprint::LABEL_CLUSTER]),
+            ("label", vec![LABEL_CLUSTER]),
             ("event", vec!["die", "oom", "pause", "destroy"]),
         ]);
         let opts = EventsOptionsBuilder::new().filters(&filters).build();
         self.api.events(Some(opts)).map(|event| {
             let event = event.map_err(DockerError::Events)?;
             let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
-            let get = |key: &str| attributes.get(key).cloned().unwrap_or_default();
-            Ok((
-                get(crate::core::blueprint::LABEL_CLUSTER),
-                get("name"),
-                event.action.unwrap_or_default(),
-            ))
+            let get = |key: &str| attributes.get(key).cloned();
+            Ok(ContainerEvent {
+                cluster: get(LABEL_CLUSTER).unwrap_or_default(),
+                container: get("name").unwrap_or_default(),
+                role: get(LABEL_ROLE),
+                action: event.action.unwrap_or_default(),
+            })
         })
     }
 

@@ -704,13 +704,20 @@ impl Cluster {
         let label = format!("node `{}` to answer RPC", n.name());
         // The engine is asked whether the container still runs only now and then: at 20 ms a look, one
         // inspect per look and node would load the engine that is starting the other nodes.
-        let looked = std::cell::Cell::new(Instant::now());
+        let looked = std::sync::Mutex::new(Instant::now());
         wait_until(&label, timeout, Duration::from_millis(20), || async {
             let Sample::NotReady(why) = n.sample(what.reading()).await? else {
                 return Ok(Check::Ready(()));
             };
-            if looked.get().elapsed() >= EXIT_CHECK_EVERY {
-                looked.set(Instant::now());
+            let look = {
+                let mut last = looked.lock().unwrap();
+                let due = last.elapsed() >= EXIT_CHECK_EVERY;
+                if due {
+                    *last = Instant::now();
+                }
+                due
+            };
+            if look {
                 if !self.docker.is_running(&n.layout.container).await? {
                     return Err(self.exited(n).await);
                 }

@@ -17,6 +17,8 @@ pub struct Repair {
     pub changes: Vec<String>,
     /// Nodes whose container was started (or made) again.
     pub restarted: Vec<String>,
+    /// Nodes held down on purpose, left as they are.
+    pub held: Vec<String>,
 }
 
 impl Cluster {
@@ -46,6 +48,10 @@ impl Cluster {
             restarted: (drift.containers.start.iter())
                 .chain(&drift.containers.create)
                 .map(|&i| name(i))
+                .collect(),
+            held: (observed.nodes.iter().enumerate())
+                .filter(|(_, n)| n.is_some_and(|n| n.held))
+                .map(|(i, _)| name(i))
                 .collect(),
         };
         if !drift.is_empty() {

@@ -1,0 +1,147 @@
+//! The operator (`regbox operator`): one reconciler per cluster, running until stopped. A pass runs on a
+//! timer, on the cluster's container events (a node died, was killed for memory, paused or removed from
+//! outside) and when its manifest changes; it applies the manifest when it changed, repairs the cluster
+//! (`Cluster::repair`), samples every node for `/metrics`, and is reported in `/status`. A failed pass
+//! waits an error backoff before the next. Nothing is kept but what Docker's labels hold, so the
+//! operator can restart, and the engine too.
+
+pub mod http;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::core::manifest::ClusterSpec;
+use crate::core::metrics::{self, ClusterMetrics};
+
+pub use watch::run;
+
+/// How the operator runs.
+pub struct Options {
+    /// Manifests whose clusters it keeps (applied when they change); none: every cluster on the engine,
+    /// as recorded.
+    pub manifests: Vec<PathBuf>,
+    /// Reads and validates a manifest (the CLI's reader, with located errors).
+    pub load: fn(&Path) -> Result<ClusterSpec, String>,
+    /// Time between passes when nothing triggers one.
+    pub interval: Duration,
+    /// Limit for each wait inside a pass or a request.
+    pub timeout: Duration,
+}
+
+/// One pass, as `/status` reports it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    /// When it started, in seconds since the Unix epoch.
+    pub started: f64,
+    pub seconds: f64,
+    /// What started it: `start`, `timer`, `event: <container> <action>`, `manifest changed`, or a
+    /// request.
+    pub trigger: String,
+    /// The manifest was applied (it changed, or its cluster did not exist).
+    pub applied: bool,
+    /// What the pass changed, one line each (empty: the cluster was as declared).
+    pub changes: Vec<String>,
+    pub error: Option<String>,
+    /// Seconds until the next pass unless something triggers one sooner (longer after errors).
+    pub next_in: f64,
+}
+
+/// What the operator knows of one cluster.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterState {
+    pub cluster: String,
+    pub manifest: Option<PathBuf>,
+    /// The declared size: nodes and edges.
+    pub declared_nodes: usize,
+    pub declared_edges: usize,
+    /// Nodes held down on purpose (`regbox stop`, `kill`, `pause`).
+    pub held: Vec<String>,
+    pub last_pass: Option<PassReport>,
+    /// Consecutive failed passes.
+    pub failing: u32,
+    pub metrics: ClusterMetrics,
+}
+
+/// The operator's shared state: every watched cluster's state and the channel that wakes its watcher.
+#[derive(Default)]
+pub struct Operator {
+    clusters: Mutex<BTreeMap<String, ClusterState>>,
+    kicks: Mutex<BTreeMap<String, mpsc::UnboundedSender<String>>>,
+}
+
+impl Operator {
+    /// Every watched cluster's state.
+    pub fn states(&self) -> Vec<ClusterState> {
+        self.clusters.lock().unwrap().values().cloned().collect()
+    }
+
+    /// The Prometheus text of every watched cluster.
+    pub fn exposition(&self) -> String {
+        let all: Vec<ClusterMetrics> = self
+            .clusters
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| s.metrics.clone())
+            .collect();
+        metrics::exposition(&all)
+    }
+
+    /// Whether `cluster` is watched.
+    pub fn watches(&self, cluster: &str) -> bool {
+        self.kicks.lock().unwrap().contains_key(cluster)
+    }
+
+    /// Wakes `cluster`'s watcher for a pass now, saying why.
+    pub fn kick(&self, cluster: &str, why: &str) {
+        if let Some(tx) = self.kicks.lock().unwrap().get(cluster) {
+            let _ = tx.send(why.to_string());
+        }
+    }
+
+    fn update(&self, cluster: &str, f: impl FnOnce(&mut ClusterState)) {
+        let mut all = self.clusters.lock().unwrap();
+        let state = all.entry(cluster.to_string()).or_insert_with(|| ClusterState {
+            cluster: cluster.to_string(),
+            ..ClusterState::default()
+        });
+        f(state);
+    }
+
+    fn state(&self, cluster: &str) -> Option<ClusterState> {
+        self.clusters.lock().unwrap().get(cluster).cloned()
+    }
+
+    fn forget(&self, cluster: &str) {
+        self.clusters.lock().unwrap().remove(cluster);
+        self.kicks.lock().unwrap().remove(cluster);
+    }
+}
+
+/// The wait before the next pass after `failures` failed ones in a row: 1 s, doubling, at most `cap`.
+pub fn backoff(failures: u32, cap: Duration) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(16);
+    Duration::from_secs(secs).min(cap)
+}
+
+/// Shared handle.
+pub type Shared = Arc<Operator>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_the_cap() {
+        let cap = Duration::from_secs(60);
+        let waits: Vec<u64> = (1..=8).map(|f| backoff(f, cap).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(1000, cap), cap);
+    }
+}

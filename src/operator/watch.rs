@@ -1,0 +1,454 @@
+//! The operator's loops: one watcher per cluster (a pass, then a wait for the next trigger or the
+//! error backoff), the follower of the engine's container events, and — with no manifest — the
+//! discovery of clusters on the engine.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::stream::{self, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::core::names::error_chain;
+use crate::core::metrics::{ClusterMetrics, NodeMetrics};
+use crate::engine::cluster::Cluster;
+use crate::engine::docker::Docker;
+use crate::engine::error::Error;
+use crate::engine::lifecycle::{self, UpOptions};
+use crate::engine::node::Node;
+use crate::engine::progress::Progress;
+use crate::engine::wait::RPC_CONCURRENCY;
+use crate::operator::{backoff, Operator, Options, PassReport, Shared};
+
+/// The longest wait after failed passes, or between reconnections to the engine.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often a watched manifest is read for changes.
+const MANIFEST_POLL: Duration = Duration::from_secs(1);
+
+/// How long one node's sample may take (a paused node does not answer).
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs the operator until `shutdown` completes: a watcher per manifest (or per cluster found on the
+/// engine), and the follower of the engine's events. Watchers finish their pass before they stop.
+/// Runs inside a `tokio::task::LocalSet`: the engine's futures are driven on this thread.
+pub async fn run(
+    opts: Options,
+    op: Shared,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let opts = Arc::new(opts);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for path in &opts.manifests {
+        let spec = (opts.load)(path)?;
+        let path = path.clone();
+        tasks.spawn_local(watch_cluster(
+            op.clone(),
+            opts.clone(),
+            spec.name,
+            Some(path),
+            stop.clone(),
+        ));
+    }
+    if opts.manifests.is_empty() {
+        tasks.spawn_local(discover(op.clone(), opts.clone(), stop.clone()));
+    }
+    let events = tokio::task::spawn_local(follow_events(op.clone()));
+    shutdown.await;
+    tracing::info!("operator stopping: waiting for passes under way");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    events.abort();
+    Ok(())
+}
+
+/// Watches every cluster on the engine, starting a watcher for each new one.
+async fn discover(op: Shared, opts: Arc<Options>, mut stop: watch::Receiver<bool>) {
+    let mut watchers = JoinSet::new();
+    loop {
+        match lifecycle::list().await {
+            Ok(clusters) => {
+                for c in clusters.into_iter().filter(|c| !op.watches(&c.name)) {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    op.kicks.lock().unwrap().insert(c.name.clone(), tx);
+                    watchers.spawn_local(watch_with(
+                        op.clone(),
+                        opts.clone(),
+                        c.name,
+                        None,
+                        rx,
+                        stop.clone(),
+                    ));
+                }
+            }
+            Err(e) => tracing::warn!("cannot list clusters: {}", error_chain(&e)),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(opts.interval) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    while watchers.join_next().await.is_some() {}
+}
+
+async fn watch_cluster(
+    op: Shared,
+    opts: Arc<Options>,
+    cluster: String,
+    manifest: Option<PathBuf>,
+    stop: watch::Receiver<bool>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    op.kicks.lock().unwrap().insert(cluster.clone(), tx);
+    watch_with(op, opts, cluster, manifest, rx, stop).await
+}
+
+/// One cluster's watcher: a pass, then a wait for the next trigger — the interval, a kick (an event,
+/// a request), a manifest change — or, after a failed pass, for the backoff.
+async fn watch_with(
+    op: Shared,
+    opts: Arc<Options>,
+    cluster: String,
+    manifest: Option<PathBuf>,
+    mut kicks: mpsc::UnboundedReceiver<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    op.update(&cluster, |s| s.manifest = manifest.clone());
+    let mut trigger = "start".to_string();
+    let mut applied: Option<String> = None;
+    loop {
+        let started = SystemTime::now();
+        let t = Instant::now();
+        let outcome = pass(&op, &opts, &cluster, manifest.as_deref(), &mut applied).await;
+        if let Err(PassError::Gone) = outcome {
+            tracing::info!("cluster `{cluster}` is gone; no longer watched");
+            op.forget(&cluster);
+            return;
+        }
+        let failing = match &outcome {
+            Ok(_) => 0,
+            Err(_) => op.state(&cluster).map_or(0, |s| s.failing) + 1,
+        };
+        let wait = if failing == 0 {
+            opts.interval
+        } else {
+            backoff(failing, MAX_BACKOFF)
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        let report = PassReport {
+            started: started
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            seconds,
+            trigger: trigger.clone(),
+            next_in: wait.as_secs_f64(),
+            ..PassReport::default()
+        };
+        let report = match outcome {
+            Ok(done) => {
+                if !done.changes.is_empty() {
+                    tracing::info!("{cluster}: {}", done.changes.join("; "));
+                }
+                op.update(&cluster, |s| {
+                    s.declared_nodes = done.metrics.nodes.len();
+                    s.declared_edges = done.edges;
+                    s.held = done.held;
+                    s.metrics = ClusterMetrics {
+                        passes: s.metrics.passes + 1,
+                        errors: s.metrics.errors,
+                        changes: s.metrics.changes + done.changes.len() as u64,
+                        pass_seconds_sum: s.metrics.pass_seconds_sum + seconds,
+                        last_pass_seconds: seconds,
+                        ..done.metrics
+                    };
+                });
+                PassReport {
+                    applied: done.applied,
+                    changes: done.changes,
+                    ..report
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                tracing::warn!("{cluster}: pass failed (next in {wait:?}): {e}");
+                op.update(&cluster, |s| {
+                    s.metrics.cluster = cluster.clone();
+                    s.metrics.passes += 1;
+                    s.metrics.errors += 1;
+                    s.metrics.pass_seconds_sum += seconds;
+                    s.metrics.last_pass_seconds = seconds;
+                });
+                PassReport {
+                    error: Some(e),
+                    ..report
+                }
+            }
+        };
+        op.update(&cluster, |s| {
+            s.failing = failing;
+            s.last_pass = Some(report);
+        });
+        let next = next_trigger(
+            wait,
+            failing > 0,
+            &mut kicks,
+            manifest.as_deref(),
+            applied.as_deref(),
+            &mut stop,
+        );
+        match next.await {
+            Some(why) => trigger = why,
+            None => return,
+        }
+    }
+}
+
+/// Waits for the next pass's trigger; None when the operator stops. After a failed pass (`backing_off`)
+/// only the wait ends it; the kicks that came meanwhile are folded into the trigger.
+async fn next_trigger(
+    wait: Duration,
+    backing_off: bool,
+    kicks: &mut mpsc::UnboundedReceiver<String>,
+    manifest: Option<&Path>,
+    applied: Option<&str>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    let mut poll = tokio::time::interval(MANIFEST_POLL);
+    poll.tick().await;
+    let why = loop {
+        tokio::select! {
+            () = &mut deadline => break if backing_off { "backoff over" } else { "timer" }.to_string(),
+            Some(why) = kicks.recv(), if !backing_off => break why,
+            _ = poll.tick(), if manifest.is_some() && !backing_off => {
+                if digest(manifest.unwrap()).as_deref() != applied {
+                    break "manifest changed".to_string();
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    };
+    // Kicks that came together make one pass.
+    let mut all = vec![why];
+    while let Ok(more) = kicks.try_recv() {
+        if !all.contains(&more) {
+            all.push(more);
+        }
+    }
+    Some(all.join("; "))
+}
+
+/// A manifest's contents as a hash (None when unreadable).
+fn digest(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|b| hex::encode(Sha256::digest(b)))
+}
+
+/// What a successful pass found and did.
+struct Done {
+    applied: bool,
+    changes: Vec<String>,
+    held: Vec<String>,
+    edges: usize,
+    metrics: ClusterMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    /// The cluster no longer exists and no manifest declares it.
+    #[error("the cluster is gone")]
+    Gone,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<Error> for PassError {
+    fn from(e: Error) -> Self {
+        PassError::Failed(error_chain(&e))
+    }
+}
+
+/// One pass: applies the manifest when it changed (or its cluster is missing), repairs the cluster,
+/// samples its nodes.
+async fn pass(
+    op: &Operator,
+    opts: &Options,
+    name: &str,
+    manifest: Option<&Path>,
+    applied: &mut Option<String>,
+) -> Result<Done, PassError> {
+    let mut changes = Vec::new();
+    let mut applied_now = false;
+    if let Some(path) = manifest {
+        let exists = lifecycle::list().await?.iter().any(|c| c.name == name);
+        let now = digest(path);
+        if !exists || now != *applied {
+            let spec = (opts.load)(path).map_err(PassError::Failed)?;
+            if spec.name != name {
+                return Err(PassError::Failed(format!(
+                    "{} now declares cluster `{}`, not `{name}`; restart the operator to follow it",
+                    path.display(),
+                    spec.name
+                )));
+            }
+            let (resolved, _, plan) = lifecycle::plan_up(spec.clone()).await?;
+            if !exists || !plan.is_empty() {
+                let names: Vec<String> = resolved.nodes.iter().map(|n| n.name.clone()).collect();
+                let images: Vec<String> = resolved.nodes.iter().map(|n| n.image.clone()).collect();
+                let faults = |f: &crate::core::firewall::NodeFaults| {
+                    crate::core::firewall::describe(f, |i| names[i].clone())
+                };
+                changes.extend(
+                    plan.diff(&names, &images, faults)
+                        .into_iter()
+                        .map(|(sign, what, detail)| format!("{sign} {what} {detail}").trim_end().to_string()),
+                );
+                let opts = UpOptions {
+                    progress: Progress::default(),
+                    timeout: opts.timeout,
+                    teardown_on_drop: false,
+                };
+                Cluster::up(spec, &opts).await?.keep();
+                applied_now = true;
+            }
+            *applied = now;
+        }
+    }
+    let mut cluster = match Cluster::open(Some(name)).await {
+        Ok(c) => c,
+        Err(Error::UnknownCluster(_)) if manifest.is_none() => return Err(PassError::Gone),
+        Err(e) => return Err(e.into()),
+    };
+    let repair = cluster.repair(opts.timeout).await?;
+    changes.extend(repair.changes);
+    let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
+    let metrics = sample(&cluster, &previous, &repair.restarted).await;
+    Ok(Done {
+        applied: applied_now,
+        changes,
+        held: repair.held,
+        edges: cluster.spec().edges.len(),
+        metrics,
+    })
+}
+
+/// Samples every node (a node that does not answer in time is down), carrying over the counters of
+/// `previous`: a best block that left the active chain since the last sample counts as a reorg.
+async fn sample(cluster: &Cluster, previous: &ClusterMetrics, restarted: &[String]) -> ClusterMetrics {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let samples: Vec<_> = (cluster.nodes().iter())
+        .map(|node| sample_node(node, previous, restarted, now))
+        .collect();
+    let nodes: Vec<NodeMetrics> = stream::iter(samples)
+        .buffered(RPC_CONCURRENCY)
+        .collect()
+        .await;
+    let report = cluster.report();
+    let segments = if report.segments.len() > 1 {
+        report.segments.len()
+    } else {
+        0
+    };
+    ClusterMetrics {
+        cluster: cluster.name().to_string(),
+        nodes,
+        segments,
+        cut_pairs: cluster.cut_now().await.map_or(0, |c| c.len()),
+        ..ClusterMetrics::default()
+    }
+}
+
+/// One node's sample (see [`sample`]).
+async fn sample_node(
+    node: &Node,
+    previous: &ClusterMetrics,
+    restarted: &[String],
+    now: f64,
+) -> NodeMetrics {
+    let before = previous
+        .nodes
+        .iter()
+        .find(|n| n.node == node.name())
+        .cloned()
+        .unwrap_or_default();
+    let mut m = NodeMetrics {
+        node: node.name().to_string(),
+        restarts: before.restarts + restarted.iter().any(|r| r == node.name()) as u64,
+        ..before.clone()
+    };
+    let vitals = tokio::time::timeout(SAMPLE_TIMEOUT, node.vitals()).await;
+    let Ok(Ok(v)) = vitals else {
+        m.up = false;
+        return m;
+    };
+    if before.up && !before.best.is_empty() && before.best != v.best {
+        let depth = tokio::time::timeout(SAMPLE_TIMEOUT, node.reorg_depth(&before.best)).await;
+        if let Ok(Ok(depth)) = depth {
+            m.record_reorg(depth);
+        }
+    }
+    NodeMetrics {
+        up: true,
+        height: v.height,
+        best: v.best,
+        tip_age_s: (now - v.tip_time as f64).max(0.0),
+        peers: v.peers,
+        mempool_txs: v.mempool_txs,
+        mempool_bytes: v.mempool_bytes,
+        ..m
+    }
+}
+
+/// Follows the engine's container events for as long as the operator runs, waking the watcher of the
+/// cluster a node event belongs to; reconnects with a backoff when the engine goes away, and then
+/// wakes every watcher (what happened meanwhile was not seen).
+async fn follow_events(op: Shared) {
+    let mut failures = 0;
+    let mut connected_before = false;
+    loop {
+        match Docker::connect().await {
+            Ok(docker) => {
+                failures = 0;
+                if connected_before {
+                    tracing::info!("reconnected to the engine");
+                    for state in op.states() {
+                        op.kick(&state.cluster, "engine reconnected");
+                    }
+                }
+                connected_before = true;
+                let mut events = Box::pin(docker.container_events());
+                while let Some(event) = events.next().await {
+                    match event {
+                        // Locks and the metadata come and go with every command; a hold goes with
+                        // a start, which has its own event.
+                        // Nodes carry no role. Locks, holds and the metadata come and go with
+                        // commands; their events say nothing about the nodes.
+                        Ok(e) if e.role.is_none() => {
+                            op.kick(&e.cluster, &format!("event: {} {}", e.container, e.action));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!("engine events: {e}");
+                            break;
+                        }
+                    }
+                }
+                tracing::warn!("lost the engine's events; reconnecting");
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!("cannot reach the engine: {}", error_chain(&Error::from(e)));
+            }
+        }
+        tokio::time::sleep(backoff(failures.max(1), MAX_BACKOFF)).await;
+    }
+}
