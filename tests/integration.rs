@@ -196,6 +196,14 @@ mod outside {
             .unwrap();
     }
 
+    /// Kills a container from outside regbox (SIGKILL).
+    pub async fn kill(name: &str) {
+        engine()
+            .kill_container(name, None::<bollard::query_parameters::KillContainerOptions>)
+            .await
+            .unwrap();
+    }
+
     pub async fn remove_container(name: &str) {
         use bollard::query_parameters::RemoveContainerOptionsBuilder;
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
@@ -3142,5 +3150,215 @@ fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
         eprintln!(
             "a {size}-byte block: {free:?} unlimited, {limited:?} at 64 kbit/s (wire {wire:?})"
         );
+    });
+}
+
+/// One HTTP request to the operator with a real HTTP client: the status and the body.
+async fn try_http(method: &str, url: &str, body: &str) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let res = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
+}
+
+async fn http(method: &str, url: &str, body: &str) -> (u16, String) {
+    try_http(method, url, body).await.unwrap()
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `regbox operator FILE` listening on `port`, passing every 2 s.
+fn start_operator(file: &str, port: u16) -> tokio::process::Child {
+    regbox()
+        .args(["operator", file, "--interval", "2", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls the operator's /status until `done` holds for the cluster's state, collecting every change
+/// a pass reported meanwhile; panics with the last state after `limit`.
+async fn status_until(
+    base: &str,
+    limit: Duration,
+    changes: &mut Vec<String>,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        let url = format!("{base}/status");
+        if let Ok(Ok((200, text))) =
+            tokio::time::timeout(Duration::from_secs(5), try_http("GET", &url, "")).await
+        {
+            let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if let Some(state) = all["clusters"].get(0) {
+                for c in state["last_pass"]["changes"].as_array().into_iter().flatten() {
+                    let c = c.as_str().unwrap().to_string();
+                    if !changes.contains(&c) {
+                        changes.push(c);
+                    }
+                }
+                if done(state) {
+                    return state.clone();
+                }
+                last = state.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the operator's status never got there; last: {last:#}");
+}
+
+/// The operator's metrics, parsed: metric name and node label (or "") to value.
+async fn metrics(base: &str) -> BTreeMap<(String, String), f64> {
+    let (status, text) = http("GET", &format!("{base}/metrics"), "").await;
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .into_iter()
+        .filter_map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => return None,
+            };
+            let node = s.labels.get("node").unwrap_or("").to_string();
+            Some(((s.metric, node), value))
+        })
+        .collect()
+}
+
+fn node_state<'a>(state: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    state["metrics"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn all_up_with_peers(state: &serde_json::Value, nodes: usize, peers: u64) -> bool {
+    let list = state["metrics"]["nodes"].as_array().cloned().unwrap_or_default();
+    state["last_pass"]["error"].is_null()
+        && list.len() == nodes
+        && list.iter().all(|n| n["up"] == true && n["peers"] == peers)
+}
+
+#[test]
+fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_actions() {
+    run(async {
+        let name = unique("op");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new("op.yaml", &format!("name: {name}\nnodes: 4\ntopology: ring\n"));
+        let path = file.to_str().unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut changes = Vec::new();
+        let limit = Duration::from_secs(90);
+
+        // The operator applies its manifest: the cluster comes up wired.
+        let mut operator = start_operator(path, port);
+        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        assert_eq!(state["last_pass"]["applied"], true, "{state:#}");
+        assert!(changes.contains(&"+ node n0 regbox/bitcoind:knots-29.4".to_string()) || changes.iter().any(|c| c.starts_with("+ node n0")), "{changes:?}");
+
+        // A node killed from outside is started again and wired back.
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        let state = status_until(&base, limit, &mut changes, |s| {
+            node_state(s, "n1")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        assert!(changes.contains(&"start n1".to_string()), "{changes:?} {state:#}");
+
+        // A node stopped by regbox stays stopped, pass after pass.
+        ok(&["-c", &name, "stop", "n2"]).await;
+        let passes = status_until(&base, limit, &mut changes, |s| s["held"] == serde_json::json!(["n2"]))
+            .await["metrics"]["passes"]
+            .as_u64()
+            .unwrap();
+        let state = status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["passes"].as_u64().unwrap() >= passes + 2
+        })
+        .await;
+        assert_eq!(node_state(&state, "n2")["up"], false, "{state:#}");
+        let n2 = outside::containers(&name).await.into_iter().find(|c| c.name.ends_with("-n2")).unwrap();
+        assert!(!n2.running);
+
+        // Actions over HTTP act as the CLI's commands do; bad ones are refused with their reason.
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/faults"), r#"{"node":"n2","fault":"start"}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n0","blocks":2}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let mined: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(mined["blocks"].as_array().unwrap().len(), 2);
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/partition"), r#"{"kind":"halves"}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(report["graph"], serde_json::json!(["n0-n1", "n2-n3"]));
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n9"}"#).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("no node `n9`"), "{body}");
+        let (status, _) = http("POST", &format!("{base}/clusters/no-such-cluster/heal"), "").await;
+        assert_eq!(status, 404);
+        let (status, _) = http("GET", &format!("{base}/clusters/{name}/heal"), "").await;
+        assert_eq!(status, 405);
+
+        // While split, the operator keeps the partition: no pass heals it.
+        status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["segments"] == 2 && all_up_with_peers(s, 4, 1)
+        })
+        .await;
+        let m = metrics(&base).await;
+        let get = |metric: &str, node: &str| m.get(&(metric.to_string(), node.to_string())).copied();
+        assert_eq!(get("regbox_cluster_partition_segments", ""), Some(2.0), "{m:?}");
+        for node in ["n0", "n1", "n2", "n3"] {
+            assert_eq!(get("regbox_node_height", node), Some(2.0), "{node}: {m:?}");
+            assert_eq!(get("regbox_node_up", node), Some(1.0));
+            assert_eq!(get("regbox_node_peers", node), Some(1.0));
+        }
+        assert_eq!(get("regbox_node_restarts_total", "n1"), Some(1.0));
+        assert!(get("regbox_reconcile_passes_total", "").unwrap() >= 3.0);
+        assert_eq!(get("regbox_reconcile_errors_total", "").map(|e| e >= 0.0), Some(true));
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/heal"), "").await;
+        assert_eq!(status, 200, "{body}");
+
+        // The manifest grows: the operator applies it, touching only what changed.
+        std::fs::write(path, format!("name: {name}\nnodes: 5\ntopology: ring\n")).unwrap();
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 5, 2)).await;
+        assert!(changes.iter().any(|c| c.starts_with("+ node n4")), "{changes:?}");
+
+        // Stopped, the operator keeps nothing: a hold made meanwhile is respected by the next one.
+        operator.kill().await.unwrap();
+        ok(&["-c", &name, "stop", "n3"]).await;
+        let mut operator = start_operator(path, port);
+        let state = status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["passes"].as_u64().unwrap_or(0) >= 2
+        })
+        .await;
+        assert_eq!(state["held"], serde_json::json!(["n3"]), "{state:#}");
+        assert_eq!(node_state(&state, "n3")["up"], false);
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

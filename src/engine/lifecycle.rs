@@ -311,6 +311,13 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
         .collect()
 }
 
+/// The spec cluster `name` recorded when it was last brought up (images resolved), or None when it
+/// does not exist.
+pub async fn recorded_spec(name: &str) -> Result<Option<ClusterSpec>> {
+    let docker = Docker::connect().await?;
+    Ok(read_back(&docker, name).await?.map(|r| r.spec))
+}
+
 /// What `up` would do, changing nothing (`up --dry-run`): the spec with the images `up` would use
 /// (an image still to be built stays `regbox/bitcoind`), whether the cluster exists, and the plan.
 pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan)> {

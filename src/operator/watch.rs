@@ -286,9 +286,9 @@ async fn pass(
     let mut changes = Vec::new();
     let mut applied_now = false;
     if let Some(path) = manifest {
-        let exists = lifecycle::list().await?.iter().any(|c| c.name == name);
         let now = digest(path);
-        if !exists || now != *applied {
+        let recorded = lifecycle::recorded_spec(name).await?;
+        if recorded.is_none() || now != *applied {
             let spec = (opts.load)(path).map_err(PassError::Failed)?;
             if spec.name != name {
                 return Err(PassError::Failed(format!(
@@ -297,18 +297,18 @@ async fn pass(
                     spec.name
                 )));
             }
+            // Applied only when it declares something else than the cluster recorded: a restarted
+            // operator finds its manifest applied, and leaves nodes held on purpose alone.
             let (resolved, _, plan) = lifecycle::plan_up(spec.clone()).await?;
-            if !exists || !plan.is_empty() {
+            if recorded.as_ref() != Some(&resolved) {
                 let names: Vec<String> = resolved.nodes.iter().map(|n| n.name.clone()).collect();
                 let images: Vec<String> = resolved.nodes.iter().map(|n| n.image.clone()).collect();
                 let faults = |f: &crate::core::firewall::NodeFaults| {
                     crate::core::firewall::describe(f, |i| names[i].clone())
                 };
-                changes.extend(
-                    plan.diff(&names, &images, faults)
-                        .into_iter()
-                        .map(|(sign, what, detail)| format!("{sign} {what} {detail}").trim_end().to_string()),
-                );
+                changes.extend(plan.diff(&names, &images, faults).into_iter().map(
+                    |(sign, what, detail)| format!("{sign} {what} {detail}").trim_end().to_string(),
+                ));
                 let opts = UpOptions {
                     progress: Progress::default(),
                     timeout: opts.timeout,
