@@ -531,7 +531,9 @@ async fn operator(
         interval: Duration::from_secs(interval),
         timeout: Duration::from_secs(timeout),
     };
-    let op = crate::operator::Shared::default();
+    let op = std::sync::Arc::new(crate::operator::Operator::new(
+        crate::operator::own_container().await,
+    ));
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -600,6 +602,7 @@ async fn up(
         progress: ctx.progress(),
         timeout: Duration::from_secs(timeout),
         teardown_on_drop: false,
+        attach: None,
     };
     let started = Instant::now();
     let cluster = Cluster::up_until(spec, &opts, interrupted()).await?;
@@ -914,6 +917,7 @@ async fn run_one(
             progress: ctx.progress(),
             timeout: SCENARIO_UP_TIMEOUT,
             teardown_on_drop: !keep,
+            attach: None,
         },
         keep,
     };

@@ -120,6 +120,17 @@ pub fn hold_container(cluster: &str, node: &str) -> String {
     format!("regbox-{cluster}.hold.{node}")
 }
 
+/// The id of the Docker container this process runs in, read from its `/proc/self/mountinfo`: Docker
+/// bind-mounts the container's `hostname`, `hosts` and `resolv.conf` from
+/// `…/containers/<64 hex digits>/`. None outside a container.
+pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (_, rest) = line.split_once("/containers/")?;
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
+    })
+}
+
 /// Docker name of a node's container.
 pub fn container_name(cluster: &str, node: &str) -> String {
     format!("regbox-{cluster}-{node}")
@@ -307,6 +318,19 @@ impl NodeLayout {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_container_id_is_found_in_mountinfo_and_nothing_outside_one() {
+        let id = "3f1c".repeat(16);
+        let inside = format!(
+            "812 790 0:45 / / rw,relatime - overlay overlay rw\n\
+             830 812 254:1 /var/lib/docker/containers/{id}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(container_id_in_mountinfo(&inside), Some(id));
+        let host = "25 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        assert_eq!(container_id_in_mountinfo(host), None);
+        assert_eq!(container_id_in_mountinfo("1 2 3:4 /x/containers/abc/y /y rw\n"), None);
+    }
+
     #[test]
     fn image_tags_keep_what_docker_accepts_and_replace_the_rest() {
         assert_eq!(

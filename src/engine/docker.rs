@@ -366,6 +366,55 @@ impl Docker {
             })
     }
 
+    /// The container this process runs in, when it runs in one on this engine (by id).
+    pub async fn own_container(&self) -> Option<String> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let id = crate::core::blueprint::container_id_in_mountinfo(&mountinfo)?;
+        // A container of another engine (Docker in Docker, a remote DOCKER_HOST) is not here.
+        self.api
+            .inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .ok()
+            .map(|_| id)
+    }
+
+    /// Attaches a container to a network with an address of the network's choosing; one already
+    /// attached stays as it is.
+    pub async fn join_network(&self, container: &str, net: &Net) -> Result<()> {
+        if self.network_members(net).await?.iter().any(|m| m == container) {
+            return Ok(());
+        }
+        let config = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(EndpointSettings::default()),
+        };
+        self.api
+            .connect_network(&net.id, config)
+            .await
+            .map_err(|source| DockerError::Attach {
+                container: container.into(),
+                network: net.name.clone(),
+                source,
+            })
+    }
+
+    /// Ids of the containers attached to a network (none when it is gone).
+    pub async fn network_members(&self, net: &Net) -> Result<Vec<String>> {
+        let found = self
+            .api
+            .inspect_network(&net.id, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await;
+        let info = absent_is(found.map(Some), None, |source| DockerError::List {
+            what: "a network's containers",
+            source,
+        })?;
+        Ok(info
+            .and_then(|n| n.containers)
+            .unwrap_or_default()
+            .into_keys()
+            .collect())
+    }
+
     /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
     pub async fn disconnect_network(&self, container: &str, net: &Net) -> Result<()> {
         let config = NetworkDisconnectRequest {

@@ -43,6 +43,9 @@ pub struct UpOptions {
     /// Tear the cluster down when the returned handle is dropped without `down` or `keep` (the
     /// fallback for library users whose test panics).
     pub teardown_on_drop: bool,
+    /// A container (by id) to attach to the cluster's control network as soon as it exists, so that a
+    /// regbox running in that container reaches the nodes' RPC.
+    pub attach: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -51,6 +54,7 @@ impl Default for UpOptions {
             progress: Progress::default(),
             timeout: Duration::from_secs(120),
             teardown_on_drop: true,
+            attach: None,
         }
     }
 }
@@ -370,12 +374,16 @@ async fn up(
     fx.cancel.check()?;
     let name = spec.name.clone();
     let (control, data) = ensure_networks(docker, &name, fx).await?;
+
     let networks = Networks {
         control,
         data,
         rpcauth: rpcauth_for(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
+    if let Some(me) = &opts.attach {
+        cluster.attach(me).await?;
+    }
     let edges = cluster.spec.edges.clone();
     let desired = Desired {
         edges: &edges,
@@ -760,6 +768,10 @@ impl<'a> Removal<'a> {
         let docker = self.docker;
         let items = stream::iter(nets.map(|n| (n.name.clone(), n)));
         self.each(items, DOCKER_CONCURRENCY, |(_, n)| async move {
+            // Containers of no cluster may have joined (an operator running in a container).
+            for member in docker.network_members(&n).await? {
+                docker.disconnect_network(&member, &n).await?;
+            }
             docker.remove_network(&n).await
         })
         .await

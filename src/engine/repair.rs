@@ -32,6 +32,17 @@ impl Cluster {
         result
     }
 
+    /// Attaches `container` to the cluster's control network (a regbox running in it then reaches the
+    /// nodes' RPC); one attached already stays as it is.
+    pub async fn attach(&self, container: &str) -> Result<()> {
+        let view = self.observe_docker().await?;
+        let control = view.nets.control.ok_or_else(|| crate::engine::error::Error::MissingNetwork {
+            cluster: self.name().to_string(),
+            network: crate::core::blueprint::control_network(self.name()),
+        })?;
+        Ok(self.docker.join_network(container, &control).await?)
+    }
+
     async fn repair_locked(&mut self, timeout: Duration) -> Result<Repair> {
         let edges = self.spec.edges.clone();
         let desired = Desired {

@@ -73,9 +73,19 @@ pub struct ClusterState {
 pub struct Operator {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     kicks: Mutex<BTreeMap<String, mpsc::UnboundedSender<String>>>,
+    /// The container the operator runs in (by id), which joins each cluster's control network.
+    pub container: Option<String>,
 }
 
 impl Operator {
+    /// An operator with nothing watched yet, running in `container` (by id) if it runs in one.
+    pub fn new(container: Option<String>) -> Operator {
+        Operator {
+            container,
+            ..Operator::default()
+        }
+    }
+
     /// Every watched cluster's state.
     pub fn states(&self) -> Vec<ClusterState> {
         self.clusters.lock().unwrap().values().cloned().collect()
@@ -122,6 +132,12 @@ impl Operator {
         self.clusters.lock().unwrap().remove(cluster);
         self.kicks.lock().unwrap().remove(cluster);
     }
+}
+
+/// The container this process runs in on the engine, if it runs in one (the operator then joins each
+/// cluster's control network).
+pub async fn own_container() -> Option<String> {
+    crate::engine::docker::Docker::connect().await.ok()?.own_container().await
 }
 
 /// The wait before the next pass after `failures` failed ones in a row: 1 s, doubling, at most `cap`.

@@ -285,6 +285,7 @@ async fn pass(
 ) -> Result<Done, PassError> {
     let mut changes = Vec::new();
     let mut applied_now = false;
+    let me = op.container.clone();
     if let Some(path) = manifest {
         let now = digest(path);
         let recorded = lifecycle::recorded_spec(name).await?;
@@ -313,6 +314,7 @@ async fn pass(
                     progress: Progress::default(),
                     timeout: opts.timeout,
                     teardown_on_drop: false,
+                    attach: me.clone(),
                 };
                 Cluster::up(spec, &opts).await?.keep();
                 applied_now = true;
@@ -325,6 +327,10 @@ async fn pass(
         Err(Error::UnknownCluster(_)) if manifest.is_none() => return Err(PassError::Gone),
         Err(e) => return Err(e.into()),
     };
+    // In a container, the operator reaches the nodes over the cluster's control network.
+    if let Some(me) = &me {
+        cluster.attach(me).await?;
+    }
     let repair = cluster.repair(opts.timeout).await?;
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
