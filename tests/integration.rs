@@ -3362,3 +3362,72 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+/// A docker-compose project of the repository's docker-compose.yml, taken down when dropped.
+struct Compose {
+    project: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Compose {
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml");
+        Command::new("docker-compose")
+            .args(["-p", &self.project, "-f"])
+            .arg(file)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("docker-compose runs (CI installs it)")
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.command(&["down", "--timeout", "5"]);
+    }
+}
+
+#[test]
+fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
+    run(async {
+        let name = unique("compose");
+        let _guard = Teardown(name.clone());
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut changes = Vec::new();
+        let limit = Duration::from_secs(120);
+        let image = ok(&["image", "build", "--self"]).await;
+        assert!(image.starts_with("regbox/regbox:0."), "{image}");
+        let compose = Compose {
+            project: name.clone(),
+            env: vec![
+                ("REGBOX_CLUSTER", name.clone()),
+                ("REGBOX_OPERATOR_PORT", port.to_string()),
+                ("REGBOX_MANIFEST", "ring4.yaml".into()),
+            ],
+        };
+        let up = compose.command(&["up", "-d"]);
+        assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+
+        // The operator, in its container, brings the cluster up and reaches every node's RPC.
+        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        assert_eq!(state["cluster"], name.as_str());
+        // It repairs a node killed from outside, and acts on requests.
+        outside::kill(&format!("regbox-{name}-n0")).await;
+        status_until(&base, limit, &mut changes, |s| {
+            node_state(s, "n0")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n1","blocks":1}"#).await;
+        assert_eq!(status, 200, "{body}");
+
+        // Stopped, its container stays attached to the control network: `down` detaches it.
+        let stop = compose.command(&["stop", "--timeout", "30"]);
+        assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        let down = compose.command(&["down"]);
+        assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    });
+}

@@ -555,6 +555,11 @@ pub enum ImageCommand {
         /// The tag to give the image built --from: regbox/bitcoind:local-TAG.
         #[arg(long, value_name = "TAG", requires = "from", value_parser = parse_tag)]
         tag: Option<String>,
+        /// Build the regbox image instead of a node image: this regbox binary (or REGBOX_BIN) with
+        /// Debian's iptables, which the fault agent and docker-compose.yml's operator run; tagged
+        /// regbox/regbox:<version>-<digest> and regbox/regbox:latest.
+        #[arg(long = "self", conflicts_with = "from")]
+        itself: bool,
     },
     /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
     /// reports.

@@ -126,7 +126,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             listen,
             interval,
             timeout,
-        } => operator(manifests, listen, interval, timeout).await,
+        } => operator(&ctx, manifests, listen, interval, timeout).await,
         Command::Status { name } => status(&ctx, name).await,
         Command::Connect { a, b } => connect(&ctx, &a, &b).await,
         Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
@@ -311,8 +311,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Completions { shell, fixed } => completions(shell, fixed),
         Command::Man => man(),
         Command::Image {
-            command: ImageCommand::Build { from, tag },
+            command: ImageCommand::Build { from, tag, itself },
         } => {
+            if itself {
+                let progress = ctx.progress();
+                println!("{}", image::build_self(&progress).await?);
+                return Ok(());
+            }
             let source = match from {
                 None => image::Source::Debian,
                 Some(path) if path.exists() => image::Source::Local { path, tag },
@@ -510,13 +515,28 @@ async fn interrupted() {
 /// `regbox operator`: manifests are checked before anything runs; then the HTTP interface and the
 /// watchers run until Ctrl-C or SIGTERM (what `docker stop` sends), on this thread.
 async fn operator(
+    ctx: &Context,
     manifests: Vec<PathBuf>,
     listen: std::net::SocketAddr,
     interval: u64,
     timeout: u64,
 ) -> Result<(), Failure> {
+    // `-c` names the cluster one manifest makes, as for `up`.
+    let rename = ctx.cluster.clone();
+    if rename.is_some() && manifests.len() != 1 {
+        return Err(Failure::Usage(
+            "-c renames the cluster of one manifest; give exactly one".into(),
+        ));
+    }
+    let load = move |path: &Path| -> Result<ClusterSpec, Failure> {
+        let mut spec = load_manifest(path)?;
+        if let Some(name) = &rename {
+            spec.rename(name).map_err(Failure::Usage)?;
+        }
+        Ok(spec)
+    };
     for path in &manifests {
-        load_manifest(path)?;
+        load(path)?;
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -527,7 +547,7 @@ async fn operator(
     );
     let opts = crate::operator::Options {
         manifests,
-        load: |path| load_manifest(path).map_err(|f| crate::cli::error_chain(&f)),
+        load: Box::new(move |path| load(path).map_err(|f| crate::cli::error_chain(&f))),
         interval: Duration::from_secs(interval),
         timeout: Duration::from_secs(timeout),
     };

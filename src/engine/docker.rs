@@ -850,6 +850,22 @@ impl Docker {
     }
 
     /// The local images of repository `repo`, one entry per tag.
+    /// Gives an image another name, `repo:tag` (moving that name from any image that had it).
+    pub async fn tag(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.api
+            .tag_image(image, Some(opts))
+            .await
+            .map_err(|source| DockerError::Container {
+                action: "tag the image of",
+                name: image.into(),
+                source,
+            })
+    }
+
     pub async fn images_of(&self, repo: &str) -> Result<Vec<ImageInfo>> {
         let filters = HashMap::from([("reference", vec![repo.to_string()])]);
         let opts = ListImagesOptionsBuilder::new().filters(&filters).build();

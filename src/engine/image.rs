@@ -350,6 +350,41 @@ async fn run_script(
 /// Repository of the regbox image: a regbox binary with Debian's iptables, which the fault agent runs.
 pub const SELF_REPO: &str = "regbox/regbox";
 
+/// Makes sure the regbox image — this regbox binary (or `REGBOX_BIN`) with Debian's iptables, which
+/// the fault agent and the operator's container run — exists, and names it `regbox/regbox:latest` too
+/// (what docker-compose.yml runs). Returns its exact name, `regbox/regbox:<version>-<digest>`.
+pub async fn build_self(progress: &Progress) -> Result<String, ImageError> {
+    let docker = Docker::connect().await?;
+    let name = ensure_regbox_image(&docker, &regbox_binary()?, progress).await?;
+    docker.tag(&name, SELF_REPO, "latest").await?;
+    Ok(name)
+}
+
+/// The regbox binary the regbox image is made from: `REGBOX_BIN`, else this program when it is regbox,
+/// else `regbox` on the PATH.
+pub(crate) fn regbox_binary() -> Result<std::path::PathBuf, ImageError> {
+    use std::path::PathBuf;
+    if let Some(path) = std::env::var_os("REGBOX_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(me) = std::env::current_exe() {
+        if me.file_name().is_some_and(|n| n == "regbox") {
+            return Ok(me);
+        }
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("regbox"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ImageError::Build(
+                "the regbox image is made from the regbox binary: set REGBOX_BIN to one, or put regbox on the PATH"
+                    .into(),
+            )
+        })
+}
+
 /// Makes sure the regbox image for `binary` exists — tagged with regbox's version and the binary's
 /// digest, so a rebuilt regbox gets its own image — building it when missing. Returns its name.
 pub(crate) async fn ensure_regbox_image(
@@ -389,9 +424,10 @@ pub(crate) async fn ensure_regbox_image(
     docker
         .import_image(rootfs.into(), SELF_REPO, &tag, changes)
         .await?;
-    // Images of other regbox builds go, unless an agent still runs one (the engine refuses then).
+    // Images of other regbox builds go, unless an agent still runs one (the engine refuses then);
+    // `latest` names what `image build --self` made last.
     for old in docker.images_of(SELF_REPO).await? {
-        if old.name != name {
+        if old.name != name && !old.name.ends_with(":latest") {
             docker.remove_unused_image(&old.name).await;
         }
     }

@@ -3,7 +3,6 @@
 //! `docker exec`, and the cluster's commands on the fault plane — shape, cut, clear, and reading it.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
@@ -244,7 +243,7 @@ impl Cluster {
         if self.docker.is_running(&name).await? {
             return Ok(name);
         }
-        let image = image::ensure_regbox_image(&self.docker, &regbox_binary()?, progress).await?;
+        let image = image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
         // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still have.
         self.docker.remove_container(&name).await?;
         let mut labels = blueprint::cluster_labels(self.name());
@@ -300,30 +299,6 @@ fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
         out.last_mut().unwrap().push(node);
     }
     out
-}
-
-/// The regbox binary the agent's image is made from: `REGBOX_BIN`, else this program when it is regbox,
-/// else `regbox` on the PATH.
-fn regbox_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("REGBOX_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    if let Ok(me) = std::env::current_exe() {
-        if me.file_name().is_some_and(|n| n == "regbox") {
-            return Ok(me);
-        }
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("regbox"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::Agent(
-                "its image is made from the regbox binary: set REGBOX_BIN to one, or put regbox on the PATH"
-                    .into(),
-            )
-        })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct Options {
     /// as recorded.
     pub manifests: Vec<PathBuf>,
     /// Reads and validates a manifest (the CLI's reader, with located errors).
-    pub load: fn(&Path) -> Result<ClusterSpec, String>,
+    pub load: Box<dyn Fn(&Path) -> Result<ClusterSpec, String>>,
     /// Time between passes when nothing triggers one.
     pub interval: Duration,
     /// Limit for each wait inside a pass or a request.
