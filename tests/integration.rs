@@ -3422,6 +3422,33 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n1","blocks":1}"#).await;
         assert_eq!(status, 200, "{body}");
 
+        // The CLI sends status, node faults, partition, heal and mine to the operator it is given.
+        let via = |args: &[&str]| {
+            let mut cmd = regbox();
+            cmd.env("REGBOX_OPERATOR", &base).args(args);
+            cmd
+        };
+        let out = via(&["status", "--json"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(nodes.as_array().unwrap().len(), 4, "{nodes}");
+        assert!(nodes.as_array().unwrap().iter().all(|n| n["state"] == "running"), "{nodes}");
+        let out = via(&["-c", &name, "mine", "n2", "2", "--json"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = via(&["-c", &name, "partition", "--halves", "--json"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["graph"], serde_json::json!(["n0-n1", "n2-n3"]), "{report}");
+        let out = via(&["-c", &name, "heal", "--sync", "--json"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = via(&["-c", &name, "stop", "n3"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = via(&["-c", &name, "stop", "n9"]).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "an unknown node is bad input, also via the operator");
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert_eq!(status[3]["state"], "exited", "{status}");
+        assert!(status.as_array().unwrap().iter().take(3).all(|n| n["height"] == 3), "{status}");
+
         // Stopped, its container stays attached to the control network: `down` detaches it.
         let stop = compose.command(&["stop", "--timeout", "30"]);
         assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));

@@ -38,7 +38,8 @@ Environment:
   TMPDIR                where an image build works (removed afterwards)
   SOURCE_DATE_EPOCH     the file times inside a built node image
   REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
-  REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)";
+  REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
+  REGBOX_OPERATOR       the operator to send status, partition, heal, node faults and mine to, as --operator";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -76,6 +77,11 @@ pub struct Cli {
         default_value_t = 120
     )]
     pub wait_lock: u64,
+    /// An operator's URL (e.g. http://127.0.0.1:9181): `status`, `partition`, `heal`, the node faults
+    /// and `mine` go to it. Without it they go to the operator at http://127.0.0.1:9181 only when the
+    /// nodes cannot be reached from here (remote DOCKER_HOST, Docker Desktop, a job in a container).
+    #[arg(long, global = true, value_name = "URL", env = "REGBOX_OPERATOR")]
+    pub operator: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

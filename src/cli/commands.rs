@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::cli::args::{
     AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand,
@@ -22,7 +22,9 @@ use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
-use crate::engine::cluster::Cluster;
+use crate::engine::cluster::{Cluster, NodeStatus};
+use crate::engine::segments::{HealReport, PartitionReport};
+use crate::operator::{self, client::Client};
 use crate::engine::error::Error;
 use crate::engine::image;
 use crate::engine::lifecycle::{self, UpOptions};
@@ -47,6 +49,16 @@ struct Context {
     tty: bool,
     /// `-c CLUSTER`.
     cluster: Option<String>,
+    /// `--operator URL`.
+    operator: Option<String>,
+}
+
+/// Where a command that an operator can carry out goes.
+enum Route {
+    /// Here: the cluster, opened.
+    Local(Cluster),
+    /// To an operator, for the named cluster.
+    Remote(Client, String),
 }
 
 impl Context {
@@ -78,6 +90,77 @@ impl Context {
     async fn open(&self) -> Result<Cluster, Failure> {
         Ok(Cluster::open(self.cluster.as_deref()).await?)
     }
+
+    /// Where a command an operator can carry out goes: to `--operator`; else here, unless the nodes
+    /// cannot be reached from here and an operator answers at the default address.
+    async fn route(&self, positional: Option<String>) -> Result<Route, Failure> {
+        let wanted = self.wanted(positional)?;
+        if let Some(url) = &self.operator {
+            let client = Client::new(url);
+            let name = match wanted {
+                Some(name) => name,
+                None => only_watched(&client).await?,
+            };
+            return Ok(Route::Remote(client, name));
+        }
+        let cluster = Cluster::open(wanted.as_deref()).await?;
+        if cluster.reachable().await {
+            return Ok(Route::Local(cluster));
+        }
+        match Client::probe_default().await {
+            Some(client) => {
+                tracing::info!(
+                    "the nodes cannot be reached from here; asking the operator at {}",
+                    client.base()
+                );
+                Ok(Route::Remote(client, cluster.name().to_string()))
+            }
+            None => Ok(Route::Local(cluster)),
+        }
+    }
+}
+
+/// The one cluster an operator watches (a command named none).
+async fn only_watched(client: &Client) -> Result<String, Failure> {
+    let status = client.get("/status").await.map_err(refused)?;
+    let names: Vec<String> = status["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["cluster"].as_str().map(str::to_string))
+        .collect();
+    match names.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Failure::Usage(format!("the operator at {} watches no cluster", client.base()))),
+        _ => Err(Failure::Usage(format!(
+            "the operator at {} watches several clusters ({}); name one with -c",
+            client.base(),
+            names.join(", ")
+        ))),
+    }
+}
+
+/// An operator's refusal as a failure: bad input (unknown cluster or node, a bad request) exits 2.
+fn refused(r: operator::client::Refusal) -> Failure {
+    match r.status {
+        Some(400 | 404) => Failure::Usage(r.message),
+        _ => Failure::Report(r.message),
+    }
+}
+
+/// A request to the operator for `cluster`, its reply read as `T`.
+async fn ask<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    cluster: &str,
+    action: &str,
+    body: Value,
+) -> Result<T, Failure> {
+    let reply = client
+        .post(&format!("/clusters/{cluster}/{action}"), body)
+        .await
+        .map_err(refused)?;
+    serde_json::from_value(reply)
+        .map_err(|e| Failure::Report(format!("unreadable reply of the operator: {e}")))
 }
 
 /// The partition kinds chosen by flags (groups come as positional words).
@@ -99,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         wide: cli.output == Some(OutputFormat::Wide),
         tty: std::io::stderr().is_terminal() && !json,
         cluster: cli.cluster,
+        operator: cli.operator,
     };
     match cli.command {
         Command::Up {
@@ -691,8 +775,18 @@ async fn ls(ctx: &Context) -> Result<(), Failure> {
 }
 
 async fn status(ctx: &Context, cluster: Option<String>) -> Result<(), Failure> {
-    let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
-    output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
+    let nodes: Vec<NodeStatus> = match ctx.route(cluster).await? {
+        Route::Local(cluster) => cluster.status().await?,
+        Route::Remote(client, name) => {
+            let reply = client
+                .get(&format!("/clusters/{name}/status"))
+                .await
+                .map_err(refused)?;
+            serde_json::from_value(reply)
+                .map_err(|e| Failure::Report(format!("unreadable reply of the operator: {e}")))?
+        }
+    };
+    output::print_status(&nodes, ctx.json, ctx.wide);
     Ok(())
 }
 
@@ -711,7 +805,21 @@ async fn disconnect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
 }
 
 async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
+    let cluster = match ctx.route(None).await? {
+        Route::Local(cluster) => cluster,
+        Route::Remote(client, name) => {
+            #[derive(serde::Deserialize)]
+            struct Mined {
+                node: String,
+                height: u64,
+                blocks: Vec<String>,
+            }
+            let body = json!({ "node": node, "blocks": blocks });
+            let m: Mined = ask(&client, &name, "mine", body).await?;
+            output::print_mined(&m.node, m.height, &m.blocks, ctx.json);
+            return Ok(());
+        }
+    };
     let hashes = cluster.mine(node, blocks).await?;
     // By name, also when the node was given by index.
     let node = cluster.node(node)?;
@@ -767,14 +875,26 @@ async fn partition(
     (silent, via, reset): (bool, Via, bool),
     timeout: u64,
 ) -> Result<(), Failure> {
-    let (target, groups) = split_cluster_word(ctx.cluster.clone(), groups).await?;
+    // The cluster-word split asks the engine; with --operator there may be none to ask.
+    let (target, groups) = match ctx.operator {
+        Some(_) => (ctx.cluster.clone(), groups),
+        None => split_cluster_word(ctx.cluster.clone(), groups).await?,
+    };
     let kind = partition_kind(groups, flags)?;
     let mode = if silent {
         CutMode::Silent
     } else {
         CutMode::Drop
     };
-    let mut cluster = Cluster::open(target.as_deref()).await?;
+    let mut cluster = match ctx.route(target).await? {
+        Route::Local(cluster) => cluster,
+        Route::Remote(client, name) => {
+            let body = json!({ "kind": kind, "via": via, "mode": mode, "reset": reset });
+            let report: PartitionReport = ask(&client, &name, "partition", body).await?;
+            output::print_partition(&report, ctx.json);
+            return Ok(());
+        }
+    };
     let report = ctx
         .awaiting(
             "partitioning and waiting for the nodes to report the expected graph",
@@ -846,7 +966,20 @@ async fn heal(
     sync: bool,
     timeout: u64,
 ) -> Result<(), Failure> {
-    let mut cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
+    let mut cluster = match ctx.route(cluster).await? {
+        Route::Local(cluster) => cluster,
+        Route::Remote(client, name) => {
+            let body = json!({ "sync": sync });
+            if sync {
+                let report: HealReport = ask(&client, &name, "heal", body).await?;
+                output::print_heal(&report, ctx.json);
+            } else {
+                let report: PartitionReport = ask(&client, &name, "heal", body).await?;
+                output::print_partition(&report, ctx.json);
+            }
+            return Ok(());
+        }
+    };
     let timeout = Duration::from_secs(timeout);
     if sync {
         let what = "healing and waiting for every node to reach the most-work tip";
@@ -862,8 +995,13 @@ async fn heal(
 
 /// stop, start, restart, kill, pause, unpause.
 async fn fault(ctx: &Context, fault: Fault, node: &str) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    cluster.fault(node, fault, STEP_TIMEOUT).await?;
+    match ctx.route(None).await? {
+        Route::Local(cluster) => cluster.fault(node, fault, STEP_TIMEOUT).await?,
+        Route::Remote(client, name) => {
+            let body = json!({ "node": node, "fault": fault });
+            ask::<Value>(&client, &name, "faults", body).await?;
+        }
+    }
     eprintln!("{node}: {} done", fault.name());
     Ok(())
 }

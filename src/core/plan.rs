@@ -12,7 +12,7 @@ use crate::core::session::{DataPlane, Sessions};
 use crate::core::topology::{diff, Edge, Graph, NodeId};
 
 /// What the engine says a container is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Created,

@@ -56,7 +56,7 @@ pub struct Connection {
 }
 
 /// One node's state as `status` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NodeStatus {
     pub index: usize,
     pub name: String,
@@ -287,6 +287,22 @@ impl Cluster {
     }
 
     /// Each node's segments, by network name.
+    /// Whether this process reaches the nodes' RPC: a TCP connection to any node opens within a moment
+    /// (not from another machine, or from a container on no control network).
+    pub async fn reachable(&self) -> bool {
+        let tries = self.nodes.iter().map(|n| {
+            let addr = n.rpc.addr();
+            Box::pin(async move {
+                let connect = tokio::net::TcpStream::connect(addr);
+                matches!(
+                    tokio::time::timeout(std::time::Duration::from_millis(300), connect).await,
+                    Ok(Ok(_))
+                )
+            })
+        });
+        futures::future::join_all(tries).await.into_iter().any(|ok| ok)
+    }
+
     pub fn segments_of(&self, node: NodeId) -> Vec<String> {
         self.plane.membership[node]
             .iter()

@@ -15,7 +15,7 @@ use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
 /// The data plane after a partition or heal, as `partition` and `status` report it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PartitionReport {
     pub mode: CutMode,
     pub via: Via,
@@ -27,7 +27,7 @@ pub struct PartitionReport {
     pub seed: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SegmentReport {
     pub id: SegmentId,
     pub network: String,
@@ -36,14 +36,14 @@ pub struct SegmentReport {
 }
 
 /// What `heal --sync` found: where every node ended and how deep it reorganised.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HealReport {
     pub tip: String,
     pub height: u64,
     pub nodes: Vec<NodeReorg>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NodeReorg {
     pub node: String,
     /// The tip the node had before the heal.

@@ -1,6 +1,6 @@
 //! The operator's HTTP interface (HTTP/1.1, JSON): `GET /status` (every watched cluster: declared size,
 //! holds, the last pass and its changes or error, the last sample), `GET /metrics` (Prometheus text),
-//! `GET /healthz`, and `POST /clusters/{name}/partition|heal|faults|mine`, which act on a cluster as
+//! `GET /healthz`, `GET /clusters/{name}/status` (what `regbox status` shows), and `POST /clusters/{name}/partition|heal|faults|mine`, which act on a cluster as
 //! the CLI's commands do (under its lock) and then wake its watcher.
 
 use std::convert::Infallible;
@@ -107,6 +107,10 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         (&Method::GET, ["healthz"]) => Ok(Reply::Text("ok\n".into())),
         (&Method::GET, ["status"]) => Ok(Reply::Json(json!({ "clusters": op.states() }))),
         (&Method::GET, ["metrics"]) => Ok(Reply::Text(op.exposition())),
+        (&Method::GET, ["clusters", cluster, "status"]) => {
+            let c = Cluster::open(Some(cluster)).await?;
+            Ok(Reply::Json(to_json(&c.status().await?)))
+        }
         (&Method::POST, ["clusters", cluster, action]) => {
             let cluster = cluster.to_string();
             let action = action.to_string();
@@ -122,7 +126,7 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         )),
         _ => Err(Refused(
             StatusCode::NOT_FOUND,
-            "no such endpoint: GET /status, /metrics, /healthz; POST /clusters/NAME/partition|heal|faults|mine".into(),
+            "no such endpoint: GET /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/partition|heal|faults|mine".into(),
         )),
     }
 }
@@ -216,7 +220,9 @@ async fn act(cluster: &str, action: &str, body: Value, timeout: Duration) -> Res
             let b: MineBody = parse(body)?;
             let c = Cluster::open(Some(cluster)).await?;
             let hashes = c.mine(&b.node, b.blocks).await?;
-            Ok(json!({ "node": b.node, "blocks": hashes }))
+            let node = c.node(&b.node)?;
+            let height = node.rpc.get_block_count().await.map_err(Error::from)?;
+            Ok(json!({ "node": node.name(), "height": height, "blocks": hashes }))
         }
         other => Err(Refused(
             StatusCode::NOT_FOUND,

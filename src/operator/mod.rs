@@ -5,6 +5,7 @@
 //! waits an error backoff before the next. Nothing is kept but what Docker's labels hold, so the
 //! operator can restart, and the engine too.
 
+pub mod client;
 pub mod http;
 mod watch;
 
