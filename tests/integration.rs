@@ -3290,6 +3290,19 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         .await;
         assert!(changes.contains(&"start n1".to_string()), "{changes:?} {state:#}");
 
+        // A session nobody declared is closed.
+        let made = |s: &serde_json::Value| s["metrics"]["changes"].as_u64().unwrap_or(0);
+        let before = made(&status_until(&base, limit, &mut changes, |_| true).await);
+        ok(&["-c", &name, "connect", "n0", "n2"]).await;
+        status_until(&base, limit, &mut changes, |s| {
+            made(s) > before && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        assert!(
+            changes.iter().any(|c| c.contains("session with n2") || c.contains("session with n0")),
+            "{changes:?}"
+        );
+
         // A node stopped by regbox stays stopped, pass after pass.
         ok(&["-c", &name, "stop", "n2"]).await;
         let passes = status_until(&base, limit, &mut changes, |s| s["held"] == serde_json::json!(["n2"]))
