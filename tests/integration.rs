@@ -199,7 +199,10 @@ mod outside {
     /// Kills a container from outside regbox (SIGKILL).
     pub async fn kill(name: &str) {
         engine()
-            .kill_container(name, None::<bollard::query_parameters::KillContainerOptions>)
+            .kill_container(
+                name,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            )
             .await
             .unwrap();
     }
@@ -2108,11 +2111,17 @@ fn up_dry_run_and_apply_print_the_plan_and_apply_touches_only_what_changed() {
         let plan = ok_json(&["apply", changed, "--dry-run", "--json"]).await;
         assert_eq!(plan["recreate"], serde_json::json!(["n2"]));
         assert_eq!(plan["why"], serde_json::json!({"n2": ["args"]}));
-        assert_eq!(plan["remove"], serde_json::json!([format!("regbox-{name}-n4")]));
+        assert_eq!(
+            plan["remove"],
+            serde_json::json!([format!("regbox-{name}-n4")])
+        );
         assert_eq!(plan["links"].as_array().unwrap().len(), 4, "{plan}");
         assert_eq!(plan["links"][0]["after"], "delay 20ms");
         let text = ok(&["apply", changed]).await;
-        assert!(text.contains("~ node n2") && text.contains("recreate: args changed"), "{text}");
+        assert!(
+            text.contains("~ node n2") && text.contains("recreate: args changed"),
+            "{text}"
+        );
         assert!(text.contains("- container regbox-"), "{text}");
         let after = ids(outside::containers(&name).await);
         for node in ["n0", "n1", "n3"] {
@@ -2123,7 +2132,14 @@ fn up_dry_run_and_apply_print_the_plan_and_apply_touches_only_what_changed() {
         assert_ne!(before[&n2], after[&n2], "n2 is remade");
         assert!(!after.contains_key(&format!("regbox-{name}-n4")));
         let status = ok_json(&["status", &name, "--json"]).await;
-        assert!(status.as_array().unwrap().iter().all(|n| n["links"] == "delay 20ms"), "{status}");
+        assert!(
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["links"] == "delay 20ms"),
+            "{status}"
+        );
         let text = ok(&["apply", changed]).await;
         assert!(text.contains("nothing to do"), "{text}");
         ok(&["down", &name]).await;
@@ -3166,7 +3182,12 @@ async fn try_http(method: &str, url: &str, body: &str) -> Result<(u16, String), 
         .unwrap();
     let res = client.request(req).await.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let bytes = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
 }
 
@@ -3210,7 +3231,11 @@ async fn status_until(
         {
             let all: serde_json::Value = serde_json::from_str(&text).unwrap();
             if let Some(state) = all["clusters"].get(0) {
-                for c in state["last_pass"]["changes"].as_array().into_iter().flatten() {
+                for c in state["last_pass"]["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     let c = c.as_str().unwrap().to_string();
                     if !changes.contains(&c) {
                         changes.push(c);
@@ -3258,7 +3283,10 @@ fn node_state<'a>(state: &'a serde_json::Value, node: &str) -> &'a serde_json::V
 }
 
 fn all_up_with_peers(state: &serde_json::Value, nodes: usize, peers: u64) -> bool {
-    let list = state["metrics"]["nodes"].as_array().cloned().unwrap_or_default();
+    let list = state["metrics"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     state["last_pass"]["error"].is_null()
         && list.len() == nodes
         && list.iter().all(|n| n["up"] == true && n["peers"] == peers)
@@ -3269,7 +3297,10 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
     run(async {
         let name = unique("op");
         let _guard = Teardown(name.clone());
-        let file = TempFile::new("op.yaml", &format!("name: {name}\nnodes: 4\ntopology: ring\n"));
+        let file = TempFile::new(
+            "op.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: ring\n"),
+        );
         let path = file.to_str().unwrap();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -3280,7 +3311,11 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         let mut operator = start_operator(path, port);
         let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
         assert_eq!(state["last_pass"]["applied"], true, "{state:#}");
-        assert!(changes.contains(&"+ node n0 regbox/bitcoind:knots-29.4".to_string()) || changes.iter().any(|c| c.starts_with("+ node n0")), "{changes:?}");
+        assert!(
+            changes.contains(&"+ node n0 regbox/bitcoind:knots-29.4".to_string())
+                || changes.iter().any(|c| c.starts_with("+ node n0")),
+            "{changes:?}"
+        );
 
         // A node killed from outside is started again and wired back.
         outside::kill(&format!("regbox-{name}-n1")).await;
@@ -3288,7 +3323,10 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
             node_state(s, "n1")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
         })
         .await;
-        assert!(changes.contains(&"start n1".to_string()), "{changes:?} {state:#}");
+        assert!(
+            changes.contains(&"start n1".to_string()),
+            "{changes:?} {state:#}"
+        );
 
         // A session nobody declared is closed.
         let made = |s: &serde_json::Value| s["metrics"]["changes"].as_u64().unwrap_or(0);
@@ -3299,14 +3337,18 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         })
         .await;
         assert!(
-            changes.iter().any(|c| c.contains("session with n2") || c.contains("session with n0")),
+            changes
+                .iter()
+                .any(|c| c.contains("session with n2") || c.contains("session with n0")),
             "{changes:?}"
         );
 
         // A node stopped by regbox stays stopped, pass after pass.
         ok(&["-c", &name, "stop", "n2"]).await;
-        let passes = status_until(&base, limit, &mut changes, |s| s["held"] == serde_json::json!(["n2"]))
-            .await["metrics"]["passes"]
+        let passes = status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+        })
+        .await["metrics"]["passes"]
             .as_u64()
             .unwrap();
         let state = status_until(&base, limit, &mut changes, |s| {
@@ -3314,21 +3356,45 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         })
         .await;
         assert_eq!(node_state(&state, "n2")["up"], false, "{state:#}");
-        let n2 = outside::containers(&name).await.into_iter().find(|c| c.name.ends_with("-n2")).unwrap();
+        let n2 = outside::containers(&name)
+            .await
+            .into_iter()
+            .find(|c| c.name.ends_with("-n2"))
+            .unwrap();
         assert!(!n2.running);
 
         // Actions over HTTP act as the CLI's commands do; bad ones are refused with their reason.
-        let (status, body) = http("POST", &format!("{base}/clusters/{name}/faults"), r#"{"node":"n2","fault":"start"}"#).await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/faults"),
+            r#"{"node":"n2","fault":"start"}"#,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n0","blocks":2}"#).await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n0","blocks":2}"#,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         let mined: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(mined["blocks"].as_array().unwrap().len(), 2);
-        let (status, body) = http("POST", &format!("{base}/clusters/{name}/partition"), r#"{"kind":"halves"}"#).await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/partition"),
+            r#"{"kind":"halves"}"#,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         let report: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(report["graph"], serde_json::json!(["n0-n1", "n2-n3"]));
-        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n9"}"#).await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n9"}"#,
+        )
+        .await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("no node `n9`"), "{body}");
         let (status, _) = http("POST", &format!("{base}/clusters/no-such-cluster/heal"), "").await;
@@ -3342,8 +3408,13 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         })
         .await;
         let m = metrics(&base).await;
-        let get = |metric: &str, node: &str| m.get(&(metric.to_string(), node.to_string())).copied();
-        assert_eq!(get("regbox_cluster_partition_segments", ""), Some(2.0), "{m:?}");
+        let get =
+            |metric: &str, node: &str| m.get(&(metric.to_string(), node.to_string())).copied();
+        assert_eq!(
+            get("regbox_cluster_partition_segments", ""),
+            Some(2.0),
+            "{m:?}"
+        );
         for node in ["n0", "n1", "n2", "n3"] {
             assert_eq!(get("regbox_node_height", node), Some(2.0), "{node}: {m:?}");
             assert_eq!(get("regbox_node_up", node), Some(1.0));
@@ -3351,14 +3422,20 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         }
         assert_eq!(get("regbox_node_restarts_total", "n1"), Some(1.0));
         assert!(get("regbox_reconcile_passes_total", "").unwrap() >= 3.0);
-        assert_eq!(get("regbox_reconcile_errors_total", "").map(|e| e >= 0.0), Some(true));
+        assert_eq!(
+            get("regbox_reconcile_errors_total", "").map(|e| e >= 0.0),
+            Some(true)
+        );
         let (status, body) = http("POST", &format!("{base}/clusters/{name}/heal"), "").await;
         assert_eq!(status, 200, "{body}");
 
         // The manifest grows: the operator applies it, touching only what changed.
         std::fs::write(path, format!("name: {name}\nnodes: 5\ntopology: ring\n")).unwrap();
         status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 5, 2)).await;
-        assert!(changes.iter().any(|c| c.starts_with("+ node n4")), "{changes:?}");
+        assert!(
+            changes.iter().any(|c| c.starts_with("+ node n4")),
+            "{changes:?}"
+        );
 
         // Stopped, the operator keeps nothing: a hold made meanwhile is respected by the next one.
         operator.kill().await.unwrap();
@@ -3421,7 +3498,11 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
             ],
         };
         let up = compose.command(&["up", "-d"]);
-        assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
 
         // The operator, in its container, brings the cluster up and reaches every node's RPC.
         let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
@@ -3432,7 +3513,12 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
             node_state(s, "n0")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
         })
         .await;
-        let (status, body) = http("POST", &format!("{base}/clusters/{name}/mine"), r#"{"node":"n1","blocks":1}"#).await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n1","blocks":1}"#,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
 
         // The CLI sends status, node faults, partition, heal and mine to the operator it is given.
@@ -3442,32 +3528,92 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
             cmd
         };
         let out = via(&["status", "--json"]).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(nodes.as_array().unwrap().len(), 4, "{nodes}");
-        assert!(nodes.as_array().unwrap().iter().all(|n| n["state"] == "running"), "{nodes}");
-        let out = via(&["-c", &name, "mine", "n2", "2", "--json"]).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = via(&["-c", &name, "partition", "--halves", "--json"]).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["state"] == "running"),
+            "{nodes}"
+        );
+        let out = via(&["-c", &name, "mine", "n2", "2", "--json"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = via(&["-c", &name, "partition", "--halves", "--json"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(report["graph"], serde_json::json!(["n0-n1", "n2-n3"]), "{report}");
-        let out = via(&["-c", &name, "heal", "--sync", "--json"]).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            report["graph"],
+            serde_json::json!(["n0-n1", "n2-n3"]),
+            "{report}"
+        );
+        let out = via(&["-c", &name, "heal", "--sync", "--json"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = via(&["-c", &name, "stop", "n3"]).output().await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = via(&["-c", &name, "stop", "n9"]).output().await.unwrap();
-        assert_eq!(out.status.code(), Some(2), "an unknown node is bad input, also via the operator");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "an unknown node is bad input, also via the operator"
+        );
         let status = ok_json(&["status", &name, "--json"]).await;
         assert_eq!(status[3]["state"], "exited", "{status}");
-        assert!(status.as_array().unwrap().iter().take(3).all(|n| n["height"] == 3), "{status}");
+        assert!(
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(3)
+                .all(|n| n["height"] == 3),
+            "{status}"
+        );
 
         // Stopped, its container stays attached to the control network: `down` detaches it.
         let stop = compose.command(&["stop", "--timeout", "30"]);
-        assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+        assert!(
+            stop.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
         ok(&["down", &name]).await;
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
         let down = compose.command(&["down"]);
-        assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+        assert!(
+            down.status.success(),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
     });
 }

@@ -23,14 +23,14 @@ use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
 use crate::engine::cluster::{Cluster, NodeStatus};
-use crate::engine::segments::{HealReport, PartitionReport};
-use crate::operator::{self, client::Client};
 use crate::engine::error::Error;
 use crate::engine::image;
 use crate::engine::lifecycle::{self, UpOptions};
 use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions, RunReport};
+use crate::engine::segments::{HealReport, PartitionReport};
+use crate::operator::{self, client::Client};
 
 /// How long connect, disconnect and the node faults wait.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,7 +131,10 @@ async fn only_watched(client: &Client) -> Result<String, Failure> {
         .collect();
     match names.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(Failure::Usage(format!("the operator at {} watches no cluster", client.base()))),
+        [] => Err(Failure::Usage(format!(
+            "the operator at {} watches no cluster",
+            client.base()
+        ))),
         _ => Err(Failure::Usage(format!(
             "the operator at {} watches several clusters ({}); name one with -c",
             client.base(),

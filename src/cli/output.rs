@@ -328,7 +328,11 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
     let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
     let images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
     let lines = plan.diff(&names, &images, faults);
-    let width = lines.iter().map(|(_, what, _)| what.len()).max().unwrap_or(0);
+    let width = lines
+        .iter()
+        .map(|(_, what, _)| what.len())
+        .max()
+        .unwrap_or(0);
     for (sign, what, detail) in &lines {
         let line = format!("  {sign} {what:<width$}  {detail}");
         println!("{}", line.trim_end());

@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(container_id_in_mountinfo(&inside), Some(id));
         let host = "25 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
         assert_eq!(container_id_in_mountinfo(host), None);
-        assert_eq!(container_id_in_mountinfo("1 2 3:4 /x/containers/abc/y /y rw\n"), None);
+        assert_eq!(
+            container_id_in_mountinfo("1 2 3:4 /x/containers/abc/y /y rw\n"),
+            None
+        );
     }
 
     #[test]

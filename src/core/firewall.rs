@@ -321,7 +321,11 @@ mod tests {
             shaping: Some(delay(ms)),
             ..NodeFaults::default()
         };
-        let now = Plane::from([(0, shaped(100)), (1, shaped(100)), (2, NodeFaults::default())]);
+        let now = Plane::from([
+            (0, shaped(100)),
+            (1, shaped(100)),
+            (2, NodeFaults::default()),
+        ]);
         let declared = Plane::from([(1, shaped(100)), (3, shaped(50))]);
         // n0 loses its delay, n1 keeps it, n2's empty entry equals none, n3 gains one.
         assert_eq!(changed(&now, &declared), vec![0, 3]);

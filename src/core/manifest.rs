@@ -741,7 +741,10 @@ mod tests {
         after.image = "other:1".into();
         after.args.push("-debug=net".into());
         after.resources.memory *= 2;
-        assert_eq!(after.differences(&before), vec!["image", "args", "resources"]);
+        assert_eq!(
+            after.differences(&before),
+            vec!["image", "args", "resources"]
+        );
     }
 
     #[test]

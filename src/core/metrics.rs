@@ -272,7 +272,11 @@ mod tests {
         };
         ClusterMetrics {
             cluster: "lab".into(),
-            nodes: vec![node("n0", "aa", 5), node("n1", "bb", 6), node("n2", "aa", 5)],
+            nodes: vec![
+                node("n0", "aa", 5),
+                node("n1", "bb", 6),
+                node("n2", "aa", 5),
+            ],
             segments: 2,
             passes: 3,
             pass_seconds_sum: 0.75,
@@ -289,7 +293,10 @@ mod tests {
         assert!(text.contains("regbox_reconcile_pass_seconds_sum{cluster=\"lab\"} 0.75\n"));
         assert!(text.contains("regbox_reconcile_pass_seconds_count{cluster=\"lab\"} 3\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, NODE_FAMILIES.len() * 3 + CLUSTER_FAMILIES.len() + 2);
+        assert_eq!(
+            samples,
+            NODE_FAMILIES.len() * 3 + CLUSTER_FAMILIES.len() + 2
+        );
     }
 
     #[test]

@@ -521,7 +521,11 @@ impl Drift {
         let nodes = |what: &str, ids: &[NodeId], out: &mut Vec<String>| {
             out.extend(ids.iter().map(|&i| format!("{what} {}", name(i))));
         };
-        out.extend(c.remove.iter().map(|s| format!("remove stray container {s}")));
+        out.extend(
+            c.remove
+                .iter()
+                .map(|s| format!("remove stray container {s}")),
+        );
         nodes("remake", &c.replace, &mut out);
         let fresh: Vec<NodeId> = (c.create.iter())
             .filter(|n| !c.replace.contains(n))
@@ -531,7 +535,11 @@ impl Drift {
         nodes("start", &c.start, &mut out);
         nodes("unpause", &c.unpause, &mut out);
         nodes("release the hold on", &c.release, &mut out);
-        out.extend(self.duplicates.iter().map(|d| format!("remove duplicate network {d}")));
+        out.extend(
+            self.duplicates
+                .iter()
+                .map(|d| format!("remove duplicate network {d}")),
+        );
         out.extend(
             self.missing
                 .iter()
@@ -655,7 +663,11 @@ impl UpPlan {
             }
         }
         for (a, b) in &self.connect {
-            lines.push(('+', format!("edge {} -> {}", name(a), name(b)), String::new()));
+            lines.push((
+                '+',
+                format!("edge {} -> {}", name(a), name(b)),
+                String::new(),
+            ));
         }
         for (a, b) in &self.disconnect {
             let what = format!("session {} -- {}", name(a), name(b));

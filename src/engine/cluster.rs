@@ -300,7 +300,10 @@ impl Cluster {
                 )
             })
         });
-        futures::future::join_all(tries).await.into_iter().any(|ok| ok)
+        futures::future::join_all(tries)
+            .await
+            .into_iter()
+            .any(|ok| ok)
     }
 
     pub fn segments_of(&self, node: NodeId) -> Vec<String> {

@@ -13,10 +13,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
@@ -372,7 +372,10 @@ impl Docker {
         let id = crate::core::blueprint::container_id_in_mountinfo(&mountinfo)?;
         // A container of another engine (Docker in Docker, a remote DOCKER_HOST) is not here.
         self.api
-            .inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
             .ok()
             .map(|_| id)
@@ -381,7 +384,12 @@ impl Docker {
     /// Attaches a container to a network with an address of the network's choosing; one already
     /// attached stays as it is.
     pub async fn join_network(&self, container: &str, net: &Net) -> Result<()> {
-        if self.network_members(net).await?.iter().any(|m| m == container) {
+        if self
+            .network_members(net)
+            .await?
+            .iter()
+            .any(|m| m == container)
+        {
             return Ok(());
         }
         let config = NetworkConnectRequest {
@@ -402,7 +410,10 @@ impl Docker {
     pub async fn network_members(&self, net: &Net) -> Result<Vec<String>> {
         let found = self
             .api
-            .inspect_network(&net.id, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .inspect_network(
+                &net.id,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
             .await;
         let info = absent_is(found.map(Some), None, |source| DockerError::List {
             what: "a network's containers",

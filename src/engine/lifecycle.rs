@@ -17,8 +17,8 @@ use crate::core::blueprint::{
     self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
     ROLE_META,
 };
-use crate::core::lock::{holder_of, ROLE_LOCK};
 use crate::core::firewall;
+use crate::core::lock::{holder_of, ROLE_LOCK};
 use crate::core::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
 use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
@@ -345,16 +345,15 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan
     };
     let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password);
     let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
-    let mut plan = crate::core::plan::up_plan(
-        &wanted.spec.edges,
-        &observed,
-        &links,
-        &wanted.spec.links,
-    );
-    let before: HashMap<&str, &NodeSpec> = r.spec.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut plan =
+        crate::core::plan::up_plan(&wanted.spec.edges, &observed, &links, &wanted.spec.links);
+    let before: HashMap<&str, &NodeSpec> =
+        r.spec.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     for &i in &plan.recreate {
         let node = &wanted.spec.nodes[i];
-        let why = before.get(node.name.as_str()).map_or_else(Vec::new, |b| node.differences(b));
+        let why = before
+            .get(node.name.as_str())
+            .map_or_else(Vec::new, |b| node.differences(b));
         plan.why.insert(i, why);
     }
     let spec = wanted.spec.clone();

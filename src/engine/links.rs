@@ -243,7 +243,8 @@ impl Cluster {
         if self.docker.is_running(&name).await? {
             return Ok(name);
         }
-        let image = image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
+        let image =
+            image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
         // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still have.
         self.docker.remove_container(&name).await?;
         let mut labels = blueprint::cluster_labels(self.name());

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::core::blueprint::{
-    self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_SEGMENT, ROLE_HOLD,
-    ROLE_META,
+    self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_SEGMENT,
+    ROLE_HOLD, ROLE_META,
 };
 use crate::core::lock::ROLE_LOCK;
 use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
@@ -516,7 +516,12 @@ impl Cluster {
     ) -> Result<Vec<(Edge, Instant)>> {
         let docker = &self.docker;
         let outdated: Vec<&String> = (actions.remove.iter())
-            .chain(actions.replace.iter().map(|&n| &self.nodes[n].layout.container))
+            .chain(
+                actions
+                    .replace
+                    .iter()
+                    .map(|&n| &self.nodes[n].layout.container),
+            )
             .collect();
         if !outdated.is_empty() {
             fx.progress.stage(

@@ -36,10 +36,13 @@ impl Cluster {
     /// nodes' RPC); one attached already stays as it is.
     pub async fn attach(&self, container: &str) -> Result<()> {
         let view = self.observe_docker().await?;
-        let control = view.nets.control.ok_or_else(|| crate::engine::error::Error::MissingNetwork {
-            cluster: self.name().to_string(),
-            network: crate::core::blueprint::control_network(self.name()),
-        })?;
+        let control =
+            view.nets
+                .control
+                .ok_or_else(|| crate::engine::error::Error::MissingNetwork {
+                    cluster: self.name().to_string(),
+                    network: crate::core::blueprint::control_network(self.name()),
+                })?;
         Ok(self.docker.join_network(container, &control).await?)
     }
 

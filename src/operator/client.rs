@@ -52,15 +52,19 @@ impl Client {
         self.request("POST", path, Some(body)).await
     }
 
-    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Refusal> {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Refusal> {
         let unanswered = |e: String| Refusal {
             status: None,
             message: format!("the operator at {} did not answer: {e}", self.base),
         };
-        let client = hyper_util::client::legacy::Client::builder(
-            hyper_util::rt::TokioExecutor::new(),
-        )
-        .build_http::<Full<Bytes>>();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = hyper::Request::builder()
             .method(method)

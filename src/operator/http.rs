@@ -71,7 +71,11 @@ async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Resp
     let result = route(op, req, timeout).await;
     match result {
         Ok(Reply::Json(v)) => reply(StatusCode::OK, "application/json", v.to_string() + "\n"),
-        Ok(Reply::Text(t)) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", t),
+        Ok(Reply::Text(t)) => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            t,
+        ),
         Err(Refused(status, message)) => {
             tracing::info!("{method} {path}: {status}: {message}");
             let body = json!({ "error": message }).to_string() + "\n";
@@ -136,13 +140,22 @@ async fn body(req: Request<Incoming>) -> Result<Value, Refused> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")))?
+        .map_err(|e| {
+            Refused(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            )
+        })?
         .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Refused(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
 }
 
 /// Reads a request body as `T`, naming what was wrong with it.
@@ -191,7 +204,12 @@ fn one() -> u64 {
 }
 
 /// Carries out one POST on `cluster`.
-async fn act(cluster: &str, action: &str, body: Value, timeout: Duration) -> Result<Value, Refused> {
+async fn act(
+    cluster: &str,
+    action: &str,
+    body: Value,
+    timeout: Duration,
+) -> Result<Value, Refused> {
     match action {
         "partition" => {
             let b: PartitionBody = parse(body)?;

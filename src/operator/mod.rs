@@ -118,10 +118,12 @@ impl Operator {
 
     fn update(&self, cluster: &str, f: impl FnOnce(&mut ClusterState)) {
         let mut all = self.clusters.lock().unwrap();
-        let state = all.entry(cluster.to_string()).or_insert_with(|| ClusterState {
-            cluster: cluster.to_string(),
-            ..ClusterState::default()
-        });
+        let state = all
+            .entry(cluster.to_string())
+            .or_insert_with(|| ClusterState {
+                cluster: cluster.to_string(),
+                ..ClusterState::default()
+            });
         f(state);
     }
 
@@ -138,7 +140,11 @@ impl Operator {
 /// The container this process runs in on the engine, if it runs in one (the operator then joins each
 /// cluster's control network).
 pub async fn own_container() -> Option<String> {
-    crate::engine::docker::Docker::connect().await.ok()?.own_container().await
+    crate::engine::docker::Docker::connect()
+        .await
+        .ok()?
+        .own_container()
+        .await
 }
 
 /// The wait before the next pass after `failures` failed ones in a row: 1 s, doubling, at most `cap`.

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::core::names::error_chain;
 use crate::core::metrics::{ClusterMetrics, NodeMetrics};
+use crate::core::names::error_chain;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::Docker;
 use crate::engine::error::Error;
@@ -247,7 +247,9 @@ async fn next_trigger(
 
 /// A manifest's contents as a hash (None when unreadable).
 fn digest(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|b| hex::encode(Sha256::digest(b)))
+    std::fs::read(path)
+        .ok()
+        .map(|b| hex::encode(Sha256::digest(b)))
 }
 
 /// What a successful pass found and did.
@@ -334,7 +336,7 @@ async fn pass(
     let repair = cluster.repair(opts.timeout).await?;
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
-    let metrics = sample(&cluster, &previous, &repair.restarted).await;
+    let metrics = sample(&cluster, &previous, &repair.restarted, &repair.held).await;
     Ok(Done {
         applied: applied_now,
         changes,
@@ -346,13 +348,18 @@ async fn pass(
 
 /// Samples every node (a node that does not answer in time is down), carrying over the counters of
 /// `previous`: a best block that left the active chain since the last sample counts as a reorg.
-async fn sample(cluster: &Cluster, previous: &ClusterMetrics, restarted: &[String]) -> ClusterMetrics {
+async fn sample(
+    cluster: &Cluster,
+    previous: &ClusterMetrics,
+    restarted: &[String],
+    held: &[String],
+) -> ClusterMetrics {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
     let samples: Vec<_> = (cluster.nodes().iter())
-        .map(|node| sample_node(node, previous, restarted, now))
+        .map(|node| sample_node(node, previous, restarted, held, now))
         .collect();
     let nodes: Vec<NodeMetrics> = stream::iter(samples)
         .buffered(RPC_CONCURRENCY)
@@ -378,6 +385,7 @@ async fn sample_node(
     node: &Node,
     previous: &ClusterMetrics,
     restarted: &[String],
+    held: &[String],
     now: f64,
 ) -> NodeMetrics {
     let before = previous
@@ -391,6 +399,11 @@ async fn sample_node(
         restarts: before.restarts + restarted.iter().any(|r| r == node.name()) as u64,
         ..before.clone()
     };
+    // A node held down does not answer; asking would only wait for the timeout.
+    if held.iter().any(|h| h == node.name()) {
+        m.up = false;
+        return m;
+    }
     let vitals = tokio::time::timeout(SAMPLE_TIMEOUT, node.vitals()).await;
     let Ok(Ok(v)) = vitals else {
         m.up = false;
