@@ -3525,15 +3525,17 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         let via = |args: &[&str]| {
             let mut cmd = regbox();
             cmd.env("REGBOX_OPERATOR", &base).args(args);
-            cmd
+            cmd.output()
         };
-        let out = via(&["status", "--json"]).output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json = |out: std::process::Output| -> serde_json::Value {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let nodes = json(via(&["status", "--json"]).await.unwrap());
         assert_eq!(nodes.as_array().unwrap().len(), 4, "{nodes}");
         assert!(
             nodes
@@ -3543,46 +3545,33 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
                 .all(|n| n["state"] == "running"),
             "{nodes}"
         );
-        let out = via(&["-c", &name, "mine", "n2", "2", "--json"])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        json(
+            via(&["-c", &name, "mine", "n2", "2", "--json"])
+                .await
+                .unwrap(),
         );
-        let out = via(&["-c", &name, "partition", "--halves", "--json"])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let report = json(
+            via(&["-c", &name, "partition", "--halves", "--json"])
+                .await
+                .unwrap(),
         );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             report["graph"],
             serde_json::json!(["n0-n1", "n2-n3"]),
             "{report}"
         );
-        let out = via(&["-c", &name, "heal", "--sync", "--json"])
-            .output()
-            .await
-            .unwrap();
+        json(
+            via(&["-c", &name, "heal", "--sync", "--json"])
+                .await
+                .unwrap(),
+        );
+        let out = via(&["-c", &name, "stop", "n3"]).await.unwrap();
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = via(&["-c", &name, "stop", "n3"]).output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = via(&["-c", &name, "stop", "n9"]).output().await.unwrap();
+        let out = via(&["-c", &name, "stop", "n9"]).await.unwrap();
         assert_eq!(
             out.status.code(),
             Some(2),

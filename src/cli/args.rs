@@ -86,6 +86,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How `up` and `apply` go about it.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Limit for each wait (readiness, wiring, verification), in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// The image of every node without an `image:` of its own (in place of `defaults.image`).
+    #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
+    pub image: Option<String>,
+    /// Print the plan (containers to create, recreate, start or remove; nodes to heal; edges to
+    /// connect or disconnect; link faults to change) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// What `-o` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -100,31 +115,16 @@ pub enum Command {
     Up {
         /// Cluster manifest (YAML); without one, a ring of 4 nodes named `regbox`.
         manifest: Option<PathBuf>,
-        /// Limit for each wait (readiness, wiring, verification), in seconds.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// The image of every node without an `image:` of its own (in place of `defaults.image`).
-        #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
-        image: Option<String>,
-        /// Print what `up` would do (containers to create, recreate, start or remove; nodes to heal;
-        /// edges to connect or disconnect) and change nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        how: UpArgs,
     },
     /// Print the changes a manifest makes to its cluster (nodes to add, remove or recreate, edges, link
     /// faults) as a diff, then carry them out touching only what changed: `up`'s path.
     Apply {
         /// Cluster manifest (YAML).
         manifest: PathBuf,
-        /// Limit for each wait (readiness, wiring, verification), in seconds.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// The image of every node without an `image:` of its own (in place of `defaults.image`).
-        #[arg(long, value_name = "IMAGE", env = "REGBOX_IMAGE")]
-        image: Option<String>,
-        /// Print the plan and change nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        how: UpArgs,
     },
     /// Remove every container, volume and network of a cluster.
     Down {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::args::{
     AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand,
-    OutputFormat, TopologyCommand,
+    OutputFormat, TopologyCommand, UpArgs,
 };
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
@@ -188,23 +188,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         operator: cli.operator,
     };
     match cli.command {
-        Command::Up {
-            manifest,
-            timeout,
-            image,
-            dry_run,
-        } => {
-            let plan = if dry_run { Plan::Only } else { Plan::Silent };
-            up(&ctx, manifest.as_deref(), timeout, image.as_deref(), plan).await
+        Command::Up { manifest, how } => {
+            let plan = if how.dry_run {
+                Plan::Only
+            } else {
+                Plan::Silent
+            };
+            up(&ctx, manifest.as_deref(), &how, plan).await
         }
-        Command::Apply {
-            manifest,
-            timeout,
-            image,
-            dry_run,
-        } => {
-            let plan = if dry_run { Plan::Only } else { Plan::Print };
-            up(&ctx, Some(&manifest), timeout, image.as_deref(), plan).await
+        Command::Apply { manifest, how } => {
+            let plan = if how.dry_run { Plan::Only } else { Plan::Print };
+            up(&ctx, Some(&manifest), &how, plan).await
         }
         Command::Down { name, all } => down(&ctx, name, all).await,
         Command::Ls => ls(&ctx).await,
@@ -683,10 +677,10 @@ enum Plan {
 async fn up(
     ctx: &Context,
     manifest: Option<&Path>,
-    timeout: u64,
-    image: Option<&str>,
+    how: &UpArgs,
     plan: Plan,
 ) -> Result<(), Failure> {
+    let (timeout, image) = (how.timeout, how.image.as_deref());
     let mut spec = match manifest {
         Some(path) => load_manifest(path)?,
         None => ClusterSpec::default_ring4(),

@@ -352,9 +352,19 @@ impl Docker {
     /// Attaches a container to a network with a static address. The address must be given on every
     /// attach: Docker forgets it on detach.
     pub async fn connect_network(&self, container: &str, net: &Net, ip: Ipv4Addr) -> Result<()> {
+        self.attach_endpoint(container, net, static_endpoint(ip))
+            .await
+    }
+
+    async fn attach_endpoint(
+        &self,
+        container: &str,
+        net: &Net,
+        endpoint: EndpointSettings,
+    ) -> Result<()> {
         let config = NetworkConnectRequest {
             container: container.to_string(),
-            endpoint_config: Some(static_endpoint(ip)),
+            endpoint_config: Some(endpoint),
         };
         self.api
             .connect_network(&net.id, config)
@@ -392,18 +402,8 @@ impl Docker {
         {
             return Ok(());
         }
-        let config = NetworkConnectRequest {
-            container: container.to_string(),
-            endpoint_config: Some(EndpointSettings::default()),
-        };
-        self.api
-            .connect_network(&net.id, config)
+        self.attach_endpoint(container, net, EndpointSettings::default())
             .await
-            .map_err(|source| DockerError::Attach {
-                container: container.into(),
-                network: net.name.clone(),
-                source,
-            })
     }
 
     /// Ids of the containers attached to a network (none when it is gone).
