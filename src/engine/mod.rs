@@ -20,5 +20,6 @@ pub(crate) mod reconcile;
 pub mod rpc;
 pub mod runner;
 pub mod segments;
+pub mod soak;
 pub mod wait;
 pub mod wiring;
