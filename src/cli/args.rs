@@ -24,7 +24,7 @@ const LONG_VERSION: &str = concat!(
 const AFTER_HELP: &str = "\
 Exit codes:
   0    success
-  1    runtime failure (Docker, bitcoind, a timeout, a graph mismatch, a failed scenario step, a lock held too long)
+  1    runtime failure (Docker, bitcoind, a timeout, a graph mismatch, a failed scenario step, a broken soak invariant, a lock held too long)
   2    bad input (manifest, scenario, arguments, unknown cluster or node, invalid partition); nothing was changed
   130  interrupted (Ctrl-C)
 
