@@ -2,7 +2,7 @@
 //! scheduled faults begun and ended, a sampler logging tips, reorgs and block propagation — with the
 //! invariants checked after every fault, an event log, and the run as JUnit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -216,6 +216,9 @@ struct Soak<'a> {
     on_event: &'a (dyn Fn(&Event) + Sync),
     /// Nodes down on purpose (killed, paused, restarting), with the fault that brings each back.
     held: Mutex<BTreeMap<usize, Fault>>,
+    /// Nodes killed or restarted since the sampler last looked: their next tip is not compared with the
+    /// last one (a node killed before bitcoind flushed its chain state comes back lower, which is no reorg).
+    restarted: Mutex<BTreeSet<usize>>,
     /// The step under way, if any: the end of the run ends it.
     active: Mutex<Option<usize>>,
     /// Background activity waits while the nodes are asked to agree.
@@ -240,6 +243,7 @@ impl<'a> Soak<'a> {
             events: Mutex::new(Vec::new()),
             on_event,
             held: Mutex::new(BTreeMap::new()),
+            restarted: Mutex::new(BTreeSet::new()),
             active: Mutex::new(None),
             quiet: AtomicBool::new(false),
             arrivals: Mutex::new(Arrivals::default()),
@@ -358,6 +362,9 @@ impl<'a> Soak<'a> {
                     .lock()
                     .unwrap()
                     .insert(node, end.unwrap_or(Fault::Start));
+                if matches!(begin, Fault::Kill | Fault::Restart) {
+                    self.restarted.lock().unwrap().insert(node);
+                }
                 cluster
                     .fault(&step.targets[0], *begin, STEP_TIMEOUT)
                     .await
@@ -679,6 +686,9 @@ impl<'a> Soak<'a> {
         loop {
             let tick = Instant::now();
             let held = self.held();
+            for i in std::mem::take(&mut *self.restarted.lock().unwrap()) {
+                tips[i] = None;
+            }
             let read: Vec<Option<std::result::Result<Vitals, String>>> =
                 stream::iter(self.nodes.iter().map(|node| {
                     let skip = held.contains_key(&node.layout.index);
