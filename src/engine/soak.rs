@@ -26,6 +26,8 @@ use crate::engine::node::{Node, Vitals};
 use crate::engine::progress::Progress;
 use crate::engine::wait::{self, RPC_CONCURRENCY};
 
+/// How long running nodes may sit on different tips of equal work before a block breaks the tie.
+const TIE_AFTER: Duration = Duration::from_secs(2);
 /// How long a fault's begin or end (a partition, a node started again and re-wired) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one node's sample may take; a node that takes longer counts as not running for that round.
@@ -214,8 +216,8 @@ struct Soak<'a> {
     start: Instant,
     events: Mutex<Vec<Event>>,
     on_event: &'a (dyn Fn(&Event) + Sync),
-    /// Nodes down on purpose (killed, paused, restarting), with the fault that brings each back.
-    held: Mutex<BTreeMap<usize, Fault>>,
+    /// Nodes down on purpose (killed, paused, restarting): not sampled, not picked, not expected up.
+    held: Mutex<BTreeSet<usize>>,
     /// Nodes killed or restarted since the sampler last looked: their next tip is not compared with the
     /// last one (a node killed before bitcoind flushed its chain state comes back lower, which is no reorg).
     restarted: Mutex<BTreeSet<usize>>,
@@ -242,7 +244,7 @@ impl<'a> Soak<'a> {
             start: Instant::now(),
             events: Mutex::new(Vec::new()),
             on_event,
-            held: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(BTreeSet::new()),
             restarted: Mutex::new(BTreeSet::new()),
             active: Mutex::new(None),
             quiet: AtomicBool::new(false),
@@ -277,7 +279,7 @@ impl<'a> Soak<'a> {
         events.push(event);
     }
 
-    fn held(&self) -> BTreeMap<usize, Fault> {
+    fn held(&self) -> BTreeSet<usize> {
         self.held.lock().unwrap().clone()
     }
 
@@ -358,10 +360,7 @@ impl<'a> Soak<'a> {
             StepDetail::Node { begin, end } => {
                 let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
                 // Held before the fault, so no background call picks a node going down.
-                self.held
-                    .lock()
-                    .unwrap()
-                    .insert(node, end.unwrap_or(Fault::Start));
+                self.held.lock().unwrap().insert(node);
                 if matches!(begin, Fault::Kill | Fault::Restart) {
                     self.restarted.lock().unwrap().insert(node);
                 }
@@ -442,9 +441,7 @@ impl<'a> Soak<'a> {
         last: bool,
     ) -> std::result::Result<(), Stop> {
         let deadline = ended + self.opts.converge;
-        let agreed = self
-            .poll(deadline, |s| converged(s).ok && crashed(s).ok)
-            .await;
+        let agreed = self.converge(deadline).await;
         if let (Some(step), true) = (step, agreed) {
             let seconds = ended.elapsed().as_secs_f64();
             tracing::info!("step {step}: converged in {seconds:.1}s");
@@ -481,10 +478,7 @@ impl<'a> Soak<'a> {
     /// which confirms what each holds, and they get `--converge` again.
     async fn agree_mempools(&self) {
         let same = |s: &[NodeSample]| mempools(s).ok;
-        if self
-            .poll_with(Instant::now() + self.opts.converge, true, same)
-            .await
-        {
+        if self.poll(Instant::now() + self.opts.converge, same).await {
             return;
         }
         tracing::info!("mempools differ: every node mines one block to confirm what it holds");
@@ -492,28 +486,51 @@ impl<'a> Soak<'a> {
         for node in self
             .nodes
             .iter()
-            .filter(|n| !held.contains_key(&n.layout.index))
+            .filter(|n| !held.contains(&n.layout.index))
         {
             self.mine_on(node).await;
             let _ = wait::sync_blocks(&self.nodes, self.opts.converge).await;
         }
-        self.poll_with(Instant::now() + self.opts.converge, true, same)
-            .await;
+        self.poll(Instant::now() + self.opts.converge, same).await;
     }
 
-    /// Samples every node until `done` holds or `deadline` passes; whether it held.
-    async fn poll(&self, deadline: Instant, done: impl Fn(&[NodeSample]) -> bool) -> bool {
-        self.poll_with(deadline, false, done).await
-    }
-
-    async fn poll_with(
-        &self,
-        deadline: Instant,
-        mempool: bool,
-        done: impl Fn(&[NodeSample]) -> bool,
-    ) -> bool {
+    /// Polls until every running node is up and on the most-work tip, or `deadline` passes; whether
+    /// they got there. Two sides of a healed partition with equal work each keep their own tip until a
+    /// block breaks the tie, and background mining is paused: a tie that lasts [`TIE_AFTER`] is broken
+    /// by one block on a node of the tip most nodes hold, as the next block would in a live network.
+    async fn converge(&self, deadline: Instant) -> bool {
+        let mut tied_since: Option<Instant> = None;
         loop {
-            if done(&self.sample_all(mempool).await) {
+            let samples = self.sample_all(false).await;
+            if converged(&samples).ok && crashed(&samples).ok {
+                return true;
+            }
+            match tie_breaker(&samples) {
+                Some(i) => {
+                    let since = *tied_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= TIE_AFTER {
+                        let node = &self.nodes[i];
+                        tracing::info!(
+                            "tips of equal work: {} mines a block to break the tie",
+                            node.name()
+                        );
+                        self.mine_on(node).await;
+                        tied_since = None;
+                    }
+                }
+                None => tied_since = None,
+            }
+            if Instant::now() + POLL >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Samples every node, mempools included, until `done` holds or `deadline` passes; whether it held.
+    async fn poll(&self, deadline: Instant, done: impl Fn(&[NodeSample]) -> bool) -> bool {
+        loop {
+            if done(&self.sample_all(true).await) {
                 return true;
             }
             if Instant::now() + POLL >= deadline {
@@ -548,7 +565,7 @@ impl<'a> Soak<'a> {
         let held = self.held();
         let now = unix_now();
         stream::iter(self.nodes.iter().map(|n| {
-            let expected = !held.contains_key(&n.layout.index);
+            let expected = !held.contains(&n.layout.index);
             async move {
                 if !expected {
                     return down(n.name(), false);
@@ -610,7 +627,7 @@ impl<'a> Soak<'a> {
     fn available(&self, wallet_only: bool) -> Vec<&Node> {
         let held = self.held();
         (self.nodes.iter())
-            .filter(|n| !held.contains_key(&n.layout.index))
+            .filter(|n| !held.contains(&n.layout.index))
             .filter(|n| !wallet_only || self.wallet[n.layout.index])
             .collect()
     }
@@ -691,7 +708,7 @@ impl<'a> Soak<'a> {
             }
             let read: Vec<Option<std::result::Result<Vitals, String>>> =
                 stream::iter(self.nodes.iter().map(|node| {
-                    let skip = held.contains_key(&node.layout.index);
+                    let skip = held.contains(&node.layout.index);
                     async move {
                         if skip {
                             return None;
@@ -835,6 +852,27 @@ fn what(step: &Step) -> String {
     }
 }
 
+/// When the running nodes are split over two or more tips with the same, highest work: the index of
+/// the first node holding the one most of them hold (on a tie, the smaller hash), where one more block
+/// ends the split with the fewest reorgs. `None` when one tip has the most work.
+fn tie_breaker(samples: &[NodeSample]) -> Option<usize> {
+    let up: Vec<(usize, &NodeSample)> = (samples.iter().enumerate())
+        .filter(|(_, s)| s.running)
+        .collect();
+    let most = up.iter().map(|(_, s)| s.chainwork).max()?;
+    let mut holders: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, s) in up.iter().filter(|(_, s)| s.chainwork == most) {
+        *holders.entry(&s.best_hash).or_default() += 1;
+    }
+    if holders.len() < 2 {
+        return None;
+    }
+    let (best, _) = (holders.iter()).max_by_key(|(hash, n)| (**n, std::cmp::Reverse(**hash)))?;
+    up.iter()
+        .find(|(_, s)| s.best_hash == *best)
+        .map(|(i, _)| *i)
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -946,6 +984,35 @@ mod tests {
         );
         let d = down("n1", true);
         assert!(!d.running && d.expected_running);
+    }
+
+    fn at(node: &str, hash: &str, work: u128) -> NodeSample {
+        let mut s = sample_of(node, &vitals(0), vec![], 0.0);
+        s.best_hash = hash.into();
+        s.chainwork = work;
+        s
+    }
+
+    #[test]
+    fn a_tie_of_equal_work_is_broken_on_the_side_most_nodes_are_on() {
+        // Agreement, or one tip with more work (the others will follow): nothing to break.
+        assert_eq!(tie_breaker(&[at("n0", "a", 5), at("n1", "a", 5)]), None);
+        assert_eq!(tie_breaker(&[at("n0", "a", 5), at("n1", "b", 6)]), None);
+        assert_eq!(tie_breaker(&[]), None);
+        // Two tips of equal, highest work: the one two nodes hold wins.
+        let split = [
+            at("n0", "b", 6),
+            at("n1", "a", 6),
+            at("n2", "a", 6),
+            at("n3", "c", 4),
+        ];
+        assert_eq!(tie_breaker(&split), Some(1));
+        // One node each: the smaller hash.
+        assert_eq!(tie_breaker(&[at("n0", "b", 6), at("n1", "a", 6)]), Some(1));
+        // A node that is down does not count.
+        let mut down = at("n1", "a", 6);
+        down.running = false;
+        assert_eq!(tie_breaker(&[at("n0", "b", 6), down]), None);
     }
 
     fn ev(t: f64, kind: EventKind) -> Event {
