@@ -26,6 +26,8 @@ use crate::engine::node::{Node, Vitals};
 use crate::engine::progress::Progress;
 use crate::engine::wait::{self, RPC_CONCURRENCY};
 
+/// How long the mempools get to agree at the end before every node mines a block to confirm its own.
+const MEMPOOL_RELAY: Duration = Duration::from_secs(10);
 /// How long running nodes may sit on different tips of equal work before a block breaks the tie.
 const TIE_AFTER: Duration = Duration::from_secs(2);
 /// How long a fault's begin or end (a partition, a node started again and re-wired) may take.
@@ -473,12 +475,14 @@ impl<'a> Soak<'a> {
 
     /// Mempools legitimately differ for a while (a killed node loses its mempool, transactions sent on
     /// one side of a partition are not announced again after the heal, a reorg returns transactions to
-    /// the mempools of the nodes that reorganised only). So at the end the nodes get `--converge` to
-    /// agree; if they still differ, every running node mines one block in turn (the others following),
-    /// which confirms what each holds, and they get `--converge` again.
+    /// the mempools of the nodes that reorganised only). So at the end the nodes get [`MEMPOOL_RELAY`]
+    /// (at most `--converge`) to agree; if they still differ, every running node mines one block in turn
+    /// (the others following), which confirms what each holds, and they get `--converge` to agree.
     async fn agree_mempools(&self) {
         let same = |s: &[NodeSample]| mempools(s).ok;
-        if self.poll(Instant::now() + self.opts.converge, same).await {
+        // Relay trickles a transaction out within seconds; what is still missing after that never comes.
+        let relay = self.opts.converge.min(MEMPOOL_RELAY);
+        if self.poll(Instant::now() + relay, same).await {
             return;
         }
         tracing::info!("mempools differ: every node mines one block to confirm what it holds");
