@@ -159,7 +159,7 @@ pub async fn soak(
                 r = soak.drive(&mut cluster) => r.err(),
                 () = &mut cancel => { outcome.interrupted = true; None }
             };
-            outcome.failure = stopped.map(|s| soak.failure(s));
+            outcome.failure = stopped.map(|s| s.failure(opts.seed, &soak.steps));
             let reason = match (&outcome.failure, outcome.interrupted) {
                 (_, true) => Some("interrupted".to_owned()),
                 (Some(f), _) => Some(f.message.clone()),
@@ -817,31 +817,30 @@ impl<'a> Soak<'a> {
             });
         }
     }
+}
 
-    /// How a stop reads: the step and its fault, the broken invariant and its nodes.
-    fn failure(&self, stop: Stop) -> SoakFailure {
-        let (step, invariant, message) = match stop {
+impl Stop {
+    /// How a stop reads: the seed, the step and its fault, the broken invariant and its nodes.
+    fn failure(self, seed: u64, steps: &[Step]) -> SoakFailure {
+        let (step, invariant, message) = match self {
             Stop::Violated { step, verdict } => {
-                let when = match step.and_then(|i| self.steps.get(i)) {
+                let when = match step.and_then(|i| steps.get(i)) {
                     Some(s) => format!("after step {} ({})", s.index, what(s)),
                     None => "at the end".to_owned(),
                 };
                 let message = format!(
-                    "seed {}: {when}: invariant `{}` broken by {}: {}",
-                    self.opts.seed,
+                    "seed {seed}: {when}: invariant `{}` broken by {}: {}",
                     verdict.name,
                     verdict.nodes.join(", "),
                     verdict.detail
                 );
                 (step, Some(verdict), message)
             }
-            Stop::Failed { step, message } => {
-                (step, None, format!("seed {}: {message}", self.opts.seed))
-            }
+            Stop::Failed { step, message } => (step, None, format!("seed {seed}: {message}")),
         };
         SoakFailure {
             step,
-            fault: step.and_then(|i| self.steps.get(i)).map(what),
+            fault: step.and_then(|i| steps.get(i)).map(what),
             invariant,
             message,
         }
@@ -1017,6 +1016,56 @@ mod tests {
         let mut down = at("n1", "a", 6);
         down.running = false;
         assert_eq!(tie_breaker(&[at("n0", "b", 6), down]), None);
+    }
+
+    #[test]
+    fn a_failure_names_the_seed_the_step_the_invariant_and_the_nodes() {
+        let steps = crate::core::soak::schedule(
+            &ScheduleSpec {
+                seed: 7,
+                duration: Duration::from_secs(100),
+                faults: vec![FaultKind::Kill],
+                mean_gap: Duration::from_secs(8),
+                mean_fault: Duration::from_secs(8),
+            },
+            &["n0".to_string(), "n1".to_string()],
+        );
+        let verdict = Verdict {
+            name: "converged".into(),
+            ok: false,
+            nodes: vec!["n1".into()],
+            detail: "1 of 2 running node(s) not on the most-work tip".into(),
+        };
+        let f = Stop::Violated {
+            step: Some(0),
+            verdict: verdict.clone(),
+        }
+        .failure(7, &steps);
+        let fault = what(&steps[0]);
+        assert!(fault.starts_with("kill n"), "{fault}");
+        assert_eq!(
+            f.message,
+            format!("seed 7: after step 0 ({fault}): invariant `converged` broken by n1: 1 of 2 running node(s) not on the most-work tip")
+        );
+        assert_eq!(
+            (f.step, f.fault.as_deref()),
+            (Some(0), Some(fault.as_str()))
+        );
+        let end = Stop::Violated {
+            step: None,
+            verdict,
+        }
+        .failure(7, &steps);
+        assert!(end
+            .message
+            .starts_with("seed 7: at the end: invariant `converged`"));
+        let failed = Stop::Failed {
+            step: Some(1),
+            message: "step 1: begin: no".into(),
+        }
+        .failure(9, &steps);
+        assert_eq!(failed.message, "seed 9: step 1: begin: no");
+        assert!(failed.invariant.is_none());
     }
 
     fn ev(t: f64, kind: EventKind) -> Event {
