@@ -57,8 +57,8 @@ pub struct Cli {
     /// addresses and RPC endpoints) or `json`.
     #[arg(short, long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
-    /// The cluster to act on, in any position; may be omitted when only one exists. `up` and `run`
-    /// take it as the cluster's name instead of the manifest's.
+    /// The cluster to act on, in any position; may be omitted when only one exists. `up`, `run` and
+    /// `soak` take it as the cluster's name instead of the manifest's.
     #[arg(
         short,
         long,
