@@ -3166,9 +3166,10 @@ fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
             .arg(&manifest)
             .args(["--duration", "100s", "--seed", "7", "--gap", "8s", "--hold", "8s"])
             .args(["--faults", "partition,kill,restart,pause,netem", "--json"])
-            // Seed 7 holds a two-way partition for 8 s: at 40 blocks a minute both sides mine, so the
-            // losing side reorganises and the report has all five plots.
-            .args(["--rate", "40"])
+            // Seed 7 holds a two-way partition for 8 s: at a block a second on random nodes both sides
+            // mine (all on one side: odds below 1 %), so one side reorganises and the report has all
+            // five plots.
+            .args(["--rate", "60"])
             .arg("--events")
             .arg(&events)
             .arg("--report")
