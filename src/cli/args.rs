@@ -3,11 +3,13 @@
 //! completion alone asks the engine for names, see `complete`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::cli::complete::{clusters, nodes};
 use crate::core::link;
+use crate::core::soak::{self, FaultKind};
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
 const LONG_VERSION: &str = concat!(
@@ -22,7 +24,7 @@ const LONG_VERSION: &str = concat!(
 const AFTER_HELP: &str = "\
 Exit codes:
   0    success
-  1    runtime failure (Docker, bitcoind, a timeout, a graph mismatch, a failed scenario step, a lock held too long)
+  1    runtime failure (Docker, bitcoind, a timeout, a graph mismatch, a failed scenario step, a broken soak invariant, a lock held too long)
   2    bad input (manifest, scenario, arguments, unknown cluster or node, invalid partition); nothing was changed
   130  interrupted (Ctrl-C)
 
@@ -56,8 +58,8 @@ pub struct Cli {
     /// addresses and RPC endpoints) or `json`.
     #[arg(short, long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
-    /// The cluster to act on, in any position; may be omitted when only one exists. `up` and `run`
-    /// take it as the cluster's name instead of the manifest's.
+    /// The cluster to act on, in any position; may be omitted when only one exists. `up`, `run` and
+    /// `soak` take it as the cluster's name instead of the manifest's.
     #[arg(
         short,
         long,
@@ -403,6 +405,59 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Run a cluster under a seeded nemesis for a while and check it keeps its invariants.
+    ///
+    /// Brings the manifest's cluster up (wallet nodes get mature coins), then for --duration: blocks
+    /// (and transactions between wallet nodes) in the background, faults drawn from --faults by the
+    /// seed, and after each fault a wait for one most-work tip and the invariant checks. Writes the
+    /// events (JSONL), an HTML report and optionally JUnit; tears the cluster down. Exit code 1 when
+    /// an invariant broke (the seed, step, invariant and nodes are printed).
+    Soak {
+        /// Cluster manifest (YAML).
+        manifest: PathBuf,
+        /// How long the faults go on (90s, 2m, 1h).
+        #[arg(long, value_name = "TIME", value_parser = soak::parse_span)]
+        duration: Duration,
+        /// The seed of the schedule and of the background activity (default: a random one, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause (a
+        /// kind named twice is drawn twice as often).
+        #[arg(
+            long,
+            value_name = "LIST",
+            default_value = "partition,netem,kill,restart,pause",
+            value_parser = parse_fault_list
+        )]
+        faults: FaultList,
+        /// Background blocks per minute, each on a random running node (0: none).
+        #[arg(long, value_name = "BLOCKS_PER_MIN", default_value_t = 6.0, value_parser = parse_rate_per_min)]
+        rate: f64,
+        /// Background transactions per minute between random wallet nodes (0: none).
+        #[arg(long, value_name = "TX_PER_MIN", default_value_t = 12.0, value_parser = parse_rate_per_min)]
+        tx_rate: f64,
+        /// Mean quiet time between faults (each gap is drawn within ±50 %).
+        #[arg(long, value_name = "TIME", default_value = "20s", value_parser = parse_positive_span)]
+        gap: Duration,
+        /// Mean time a fault holds (each drawn within ±50 %; a restart takes none).
+        #[arg(long, value_name = "TIME", default_value = "15s", value_parser = soak::parse_span)]
+        hold: Duration,
+        /// How long the nodes may take to agree on one tip after a fault ends.
+        #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_positive_span)]
+        converge: Duration,
+        /// Write the event log (JSON lines) to FILE (default: soak-CLUSTER-SEED.jsonl here).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Write the HTML report to FILE (default: soak-CLUSTER-SEED.html here).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write the invariant checks as JUnit XML to FILE (a test case per check).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Leave the cluster running afterwards (also after a failure).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Validate manifests and scenarios without Docker: exit 0 when every file is valid, 2 (with the
     /// file, line and column of the first problem) when one is not — the same checks as `up` and `run`.
     Check {
@@ -572,6 +627,35 @@ pub enum ImageCommand {
     Ls,
 }
 
+/// `soak --faults`: the fault kinds, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultList(pub Vec<FaultKind>);
+
+fn parse_fault_list(text: &str) -> Result<FaultList, String> {
+    soak::parse_faults(text)
+        .map(FaultList)
+        .map_err(|e| e.to_string())
+}
+
+/// `soak --gap`, `--converge`: a span above zero.
+fn parse_positive_span(text: &str) -> Result<Duration, String> {
+    match soak::parse_span(text)? {
+        d if d.is_zero() => Err(format!("`{text}`: must be above 0")),
+        d => Ok(d),
+    }
+}
+
+/// `soak --rate`, `--tx-rate`: how many per minute, 0 to 600.
+fn parse_rate_per_min(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=600.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("`{text}`: must be between 0 and 600 per minute")),
+        Err(_) => Err(format!(
+            "`{text}`: expected a number per minute such as 6 or 0.5"
+        )),
+    }
+}
+
 /// `--tag`: a tag Docker accepts.
 fn parse_tag(text: &str) -> Result<String, String> {
     if crate::core::blueprint::is_image_tag(text) {
@@ -645,6 +729,60 @@ mod tests {
             let cli = Cli::try_parse_from(args).unwrap();
             assert_eq!(cli.cluster.as_deref(), Some("lab"), "{args:?}");
         }
+        let cli = Cli::try_parse_from([
+            "regbox",
+            "soak",
+            "m.yaml",
+            "--duration",
+            "2m",
+            "--faults",
+            "kill,pause",
+            "--gap",
+            "8s",
+        ])
+        .unwrap();
+        let Command::Soak {
+            duration,
+            faults,
+            gap,
+            hold,
+            rate,
+            seed,
+            ..
+        } = cli.command
+        else {
+            panic!("not soak");
+        };
+        assert_eq!(duration, Duration::from_secs(120));
+        assert_eq!(faults, FaultList(vec![FaultKind::Kill, FaultKind::Pause]));
+        assert_eq!(
+            (gap, hold),
+            (Duration::from_secs(8), Duration::from_secs(15))
+        );
+        assert_eq!((rate, seed), (6.0, None));
+        for bad in [
+            &["--faults", "kill,crash"][..],
+            &["--gap", "0s"],
+            &["--rate", "-1"],
+            &["--converge", "soon"],
+        ] {
+            let mut args = vec!["regbox", "soak", "m.yaml", "--duration", "1m"];
+            args.extend(bad);
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(err.exit_code(), crate::cli::exit::BAD_INPUT, "{bad:?}");
+        }
+        let err = Cli::try_parse_from([
+            "regbox",
+            "soak",
+            "m.yaml",
+            "--faults",
+            "kill,crash",
+            "--duration",
+            "1m",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown fault `crash`"), "{err}");
         let err = Cli::try_parse_from(["regbox", "mine", "n0", "many"]).unwrap_err();
         assert_eq!(err.exit_code(), crate::cli::exit::BAD_INPUT);
     }

@@ -22,6 +22,7 @@ use crate::core::manifest::ClusterSpec;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
+use crate::core::soak::Event;
 use crate::engine::cluster::{Cluster, NodeStatus};
 use crate::engine::error::Error;
 use crate::engine::image;
@@ -30,6 +31,7 @@ use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions, RunReport};
 use crate::engine::segments::{HealReport, PartitionReport};
+use crate::engine::soak::{self, SoakOptions};
 use crate::operator::{self, client::Client};
 
 /// How long connect, disconnect and the node faults wait.
@@ -362,6 +364,50 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             junit,
             keep,
         } => run_scenarios(&ctx, &scenarios, junit, keep).await,
+        Command::Soak {
+            manifest,
+            duration,
+            seed,
+            faults,
+            rate,
+            tx_rate,
+            gap,
+            hold,
+            converge,
+            events,
+            report,
+            junit,
+            keep,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                let seed = rand::random::<u64>() >> 12;
+                eprintln!("soak seed {seed} (repeat the run with --seed {seed})");
+                seed
+            });
+            let opts = SoakOptions {
+                seed,
+                duration,
+                faults: faults.0,
+                mean_gap: gap,
+                mean_hold: hold,
+                blocks_per_min: rate,
+                txs_per_min: tx_rate,
+                converge,
+                up: UpOptions {
+                    progress: ctx.progress(),
+                    timeout: SCENARIO_UP_TIMEOUT,
+                    teardown_on_drop: !keep,
+                    attach: None,
+                },
+                keep,
+            };
+            let files = SoakFiles {
+                events,
+                report,
+                junit,
+            };
+            soak(&ctx, &manifest, opts, files).await
+        }
         Command::Check { files } => check(&ctx, &files),
         Command::Export {
             command: ExportCommand::Compose { manifest },
@@ -1085,6 +1131,85 @@ async fn run_one(
         output::print_run_summary(&report);
     }
     Ok(report)
+}
+
+/// Where `soak` writes: the event log and the report (defaults in the current directory), JUnit.
+struct SoakFiles {
+    events: Option<PathBuf>,
+    report: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+/// `regbox soak`: everything is checked before the cluster exists (the manifest, the cluster's name,
+/// the event log opened); events are written as they happen, the report and JUnit at the end.
+async fn soak(
+    ctx: &Context,
+    manifest: &Path,
+    opts: SoakOptions,
+    files: SoakFiles,
+) -> Result<(), Failure> {
+    let mut spec = load_manifest(manifest)?;
+    if let Some(name) = &ctx.cluster {
+        spec.rename(name).map_err(Failure::Usage)?;
+    }
+    opts.schedule_spec()
+        .check()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    if opts.duration.is_zero() {
+        return Err(Failure::Usage("--duration must be above 0".into()));
+    }
+    if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
+        return Err(Failure::Usage(format!(
+            "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
+            spec.name
+        )));
+    }
+    let default = |ext: &str| PathBuf::from(format!("soak-{}-{}.{ext}", spec.name, opts.seed));
+    let events_path = files.events.unwrap_or_else(|| default("jsonl"));
+    let report_path = files.report.unwrap_or_else(|| default("html"));
+    let log = std::fs::File::create(&events_path)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", events_path.display())))?;
+    let log = std::sync::Mutex::new(std::io::BufWriter::new(log));
+    let tty = ctx.tty;
+    // Each line is flushed as it is written, so a run cut short still leaves its log.
+    let on_event = |event: &Event| {
+        use std::io::Write;
+        let mut log = log.lock().unwrap();
+        let _ = writeln!(log, "{}", event.to_line()).and_then(|()| log.flush());
+        if tty {
+            output::print_soak_event(event);
+        }
+    };
+    let outcome = match soak::soak(spec, &opts, interrupted(), &on_event).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Nothing ran: no log is left behind.
+            let _ = std::fs::remove_file(&events_path);
+            return Err(e.into());
+        }
+    };
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))
+    };
+    if !outcome.events.is_empty() {
+        write(&report_path, crate::cli::report::html(&outcome.events))?;
+        if let Some(path) = &files.junit {
+            write(path, soak::junit(&outcome.events))?;
+        }
+    }
+    let paths = [Some(&events_path), Some(&report_path), files.junit.as_ref()];
+    output::print_soak_summary(&outcome, &paths, ctx.json);
+    if outcome.interrupted {
+        return Err(Error::Interrupted.into());
+    }
+    if let Some(f) = &outcome.failure {
+        return Err(Failure::Soak(f.message.clone()));
+    }
+    if let Some(why) = &outcome.teardown {
+        return Err(Failure::Report(format!("tear down: {why}")));
+    }
+    Ok(())
 }
 
 async fn image_build(ctx: &Context, source: &image::Source) -> Result<(), Failure> {

@@ -31,6 +31,10 @@ pub enum Failure {
     /// A scenario step failed (each failure was printed with what was expected and seen).
     #[error("scenario `{0}` failed")]
     Scenario(String),
+    /// A soak run broke an invariant or could not carry out a fault (the message names the seed, the
+    /// step, the invariant and the nodes): exit code 1.
+    #[error("soak failed: {0}")]
+    Soak(String),
     /// The run finished but its report could not be written: a runtime failure (exit code 1).
     #[error("{0}")]
     Report(String),

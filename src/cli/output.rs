@@ -549,3 +549,132 @@ pub fn print_topology(cluster: &str, stats: &crate::core::stats::Stats, json: bo
     ];
     print_table(&["TOPOLOGY", cluster], rows);
 }
+
+/// One line on stderr per fault, its end, a convergence and a broken invariant (at a terminal, where
+/// the log lines saying the same are off by default).
+pub fn print_soak_event(event: &crate::core::soak::Event) {
+    use crate::core::soak::{EventKind, FaultKind};
+    let t = event.t;
+    match &event.kind {
+        EventKind::Fault {
+            step,
+            detail,
+            fault,
+            ..
+        } => match fault {
+            // A node fault's detail starts with its verb (`kill n2, start after 8s`).
+            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause => {
+                eprintln!("{t:>8.1}s  step {step}: {detail}")
+            }
+            _ => eprintln!("{t:>8.1}s  step {step}: {fault} {detail}"),
+        },
+        EventKind::FaultEnd { step, fault, .. } => {
+            eprintln!("{t:>8.1}s  step {step}: {fault} over")
+        }
+        EventKind::Converged { step, seconds } => {
+            eprintln!("{t:>8.1}s  step {step}: converged in {seconds:.1}s")
+        }
+        EventKind::Invariant {
+            ok: false,
+            name,
+            nodes,
+            detail,
+            ..
+        } => eprintln!(
+            "{t:>8.1}s  invariant `{name}` broken by {}: {detail}",
+            nodes.join(", ")
+        ),
+        EventKind::Crash { node, detail } => eprintln!("{t:>8.1}s  {node} crashed: {detail}"),
+        _ => {}
+    }
+}
+
+/// A soak run's figures: faults, blocks, reorgs, convergence and propagation times, the verdict and
+/// the files written; one JSON object with `--json`.
+pub fn print_soak_summary(
+    outcome: &crate::engine::soak::SoakOutcome,
+    files: &[Option<&std::path::PathBuf>],
+    json: bool,
+) {
+    let s = crate::core::soak::summarize(&outcome.events);
+    let stats = |v: &mut Vec<f64>| -> Value {
+        if v.is_empty() {
+            return Value::Null;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        json!({
+            "count": v.len(),
+            "median": v[(v.len() - 1) / 2],
+            "mean": (mean * 1000.0).round() / 1000.0,
+            "max": v[v.len() - 1],
+        })
+    };
+    let mut convergence: Vec<f64> = s.convergence.iter().map(|c| c.1).collect();
+    let mut propagation: Vec<f64> = s.propagation.iter().map(|p| p.1).collect();
+    let files: Vec<String> = files
+        .iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    let summary = json!({
+        "cluster": outcome.cluster,
+        "seed": outcome.seed,
+        "ok": outcome.ok(),
+        "interrupted": outcome.interrupted,
+        "failure": outcome.failure,
+        "seconds": s.last_t,
+        "faults": s.fault_intervals.len(),
+        "faults_ended": s.fault_intervals.iter().filter(|f| f.end.is_some()).count(),
+        "blocks": s.blocks,
+        "txs": s.txs,
+        "reorgs": s.reorgs.len(),
+        "max_reorg_depth": s.reorgs.iter().map(|r| r.depth).max().unwrap_or(0),
+        "forks": s.forks,
+        "crashes": s.crashes.len(),
+        "invariant_checks": s.invariants.len(),
+        "invariants_broken": s.failed_invariants(),
+        "convergence_s": stats(&mut convergence),
+        "propagation_s": stats(&mut propagation),
+        "files": files,
+    });
+    if json {
+        return print_json(&summary);
+    }
+    let verdict = match (outcome.ok(), outcome.interrupted) {
+        (true, _) => "PASSED",
+        (_, true) => "INTERRUPTED",
+        _ => "FAILED",
+    };
+    println!(
+        "soak `{}` seed {}: {verdict} after {:.0}s",
+        outcome.cluster, outcome.seed, s.last_t
+    );
+    println!(
+        "  {} fault(s), {} block(s), {} tx(s), {} reorg(s) (deepest {}), {} invariant check(s), {} broken",
+        summary["faults"],
+        s.blocks,
+        s.txs,
+        s.reorgs.len(),
+        summary["max_reorg_depth"],
+        s.invariants.len(),
+        s.failed_invariants()
+    );
+    for (what, v) in [
+        ("convergence", &summary["convergence_s"]),
+        ("propagation", &summary["propagation_s"]),
+    ] {
+        if !v.is_null() {
+            println!(
+                "  {what}: median {}s, max {}s over {}",
+                v["median"], v["max"], v["count"]
+            );
+        }
+    }
+    if let Some(f) = &outcome.failure {
+        println!("  {}", f.message);
+    }
+    for file in files {
+        println!("  wrote {file}");
+    }
+}

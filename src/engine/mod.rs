@@ -20,5 +20,6 @@ pub mod repair;
 pub mod rpc;
 pub mod runner;
 pub mod segments;
+pub mod soak;
 pub mod wait;
 pub mod wiring;

@@ -81,6 +81,23 @@ pub fn parse_faults(list: &str) -> Result<Vec<FaultKind>, ScheduleError> {
         .collect()
 }
 
+/// A span of time as `soak` takes it: a number and a unit, `ms`, `s`, `m` or `h` (`90s`, `2m`, `1.5h`,
+/// `500ms`); a bare number is seconds. Fractions are kept to the millisecond.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let bad = || format!("`{text}`: expected a time such as 90s, 2m, 1.5h or 500ms");
+    let (number, scale) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, *scale)))
+        .unwrap_or((t, 1.0));
+    let v: f64 = number.trim().parse().map_err(|_| bad())?;
+    // A week is far beyond any soak and keeps the millisecond count exact in an f64.
+    if !v.is_finite() || v < 0.0 || v * scale > 7.0 * 86_400.0 {
+        return Err(format!("`{text}`: must be between 0 and 7 days"));
+    }
+    Ok(Duration::from_millis((v * scale * 1e3).round() as u64))
+}
+
 /// What a schedule is drawn from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleSpec {
@@ -346,6 +363,29 @@ mod tests {
                 format!("\"{}\"", kind.name())
             );
         }
+    }
+
+    #[test]
+    fn spans_take_a_unit_or_mean_seconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_span("90s"), Ok(ms(90_000)));
+        assert_eq!(parse_span("2m"), Ok(ms(120_000)));
+        assert_eq!(parse_span("1.5h"), Ok(ms(5_400_000)));
+        assert_eq!(parse_span("500ms"), Ok(ms(500)));
+        assert_eq!(parse_span(" 12 "), Ok(ms(12_000)));
+        assert_eq!(parse_span("0.25"), Ok(ms(250)));
+        assert_eq!(
+            parse_span("2 minutes").unwrap_err(),
+            "`2 minutes`: expected a time such as 90s, 2m, 1.5h or 500ms"
+        );
+        assert!(parse_span("-1s")
+            .unwrap_err()
+            .contains("between 0 and 7 days"));
+        assert!(parse_span("8000h")
+            .unwrap_err()
+            .contains("between 0 and 7 days"));
+        assert!(parse_span("NaNs").is_err());
+        assert!(parse_span("").is_err());
     }
 
     #[test]
