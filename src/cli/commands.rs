@@ -75,6 +75,16 @@ impl Context {
         }
     }
 
+    /// How `run` and `soak` bring their cluster up: torn down when dropped unless `--keep`.
+    fn run_up_options(&self, keep: bool) -> UpOptions {
+        UpOptions {
+            progress: self.progress(),
+            timeout: SCENARIO_UP_TIMEOUT,
+            teardown_on_drop: !keep,
+            attach: None,
+        }
+    }
+
     fn progress(&self) -> Progress {
         crate::cli::bar::progress(self.tty)
     }
@@ -393,12 +403,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 blocks_per_min: rate,
                 txs_per_min: tx_rate,
                 converge,
-                up: UpOptions {
-                    progress: ctx.progress(),
-                    timeout: SCENARIO_UP_TIMEOUT,
-                    teardown_on_drop: !keep,
-                    attach: None,
-                },
+                up: ctx.run_up_options(keep),
                 keep,
             };
             let files = SoakFiles {
@@ -1114,12 +1119,7 @@ async fn run_one(
         )));
     }
     let opts = RunOptions {
-        up: UpOptions {
-            progress: ctx.progress(),
-            timeout: SCENARIO_UP_TIMEOUT,
-            teardown_on_drop: !keep,
-            attach: None,
-        },
+        up: ctx.run_up_options(keep),
         keep,
     };
     let json = ctx.json;
