@@ -307,6 +307,7 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
             "remove": plan.remove,
             "start": nodes(&plan.start),
             "unpause": nodes(&plan.unpause),
+            "release": nodes(&plan.release),
             "heal": nodes(&plan.heal),
             "connect": pairs(&plan.connect),
             "disconnect": pairs(&plan.disconnect),

@@ -589,6 +589,8 @@ pub struct UpPlan {
     pub remove: Vec<String>,
     pub start: Vec<NodeId>,
     pub unpause: Vec<NodeId>,
+    /// Nodes whose hold goes (see `blueprint::ROLE_HOLD`).
+    pub release: Vec<NodeId>,
     /// Nodes to put back on the base segment (a partition is active).
     pub heal: Vec<NodeId>,
     /// Declared edges no live session carries yet, dialer first.
@@ -656,6 +658,7 @@ impl UpPlan {
         for (what, ids) in [
             ("start", &self.start),
             ("unpause", &self.unpause),
+            ("release its hold", &self.release),
             ("back to the base segment", &self.heal),
         ] {
             for i in ids {
@@ -693,6 +696,7 @@ pub fn up_plan(edges: &[Edge], observed: &Observed, links: &Plane, declared: &Pl
         remove: containers.remove,
         start: containers.start,
         unpause: containers.unpause,
+        release: containers.release,
         duplicates: observed.duplicates.clone(),
         links: link_changes(links, declared),
         ..UpPlan::default()

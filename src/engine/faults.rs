@@ -25,21 +25,28 @@ impl Cluster {
         let node = self.node(node)?;
         let container = node.layout.container.as_str();
         let docker = &self.docker;
-        // The hold goes first and comes last, so the operator never sees a node down without one.
-        match fault {
+        // The hold goes first and comes last, so the operator never sees a node down without one; a
+        // fault that fails takes back the hold it made.
+        let held = match fault {
             Fault::Stop | Fault::Kill | Fault::Pause => self.hold(node.layout.index, fault).await?,
-            Fault::Start | Fault::Restart | Fault::Unpause => {}
-        }
-        match fault {
-            Fault::Stop => docker.stop(container, Duration::from_secs(10)).await?,
-            Fault::Kill => docker.kill(container).await?,
-            Fault::Pause => docker.pause(container).await?,
-            Fault::Start => docker.start(container).await?,
-            Fault::Restart => {
-                docker.stop(container, Duration::from_secs(10)).await?;
-                docker.start(container).await?;
+            Fault::Start | Fault::Restart | Fault::Unpause => false,
+        };
+        let done = match fault {
+            Fault::Stop => docker.stop(container, Duration::from_secs(10)).await,
+            Fault::Kill => docker.kill(container).await,
+            Fault::Pause => docker.pause(container).await,
+            Fault::Start => docker.start(container).await,
+            Fault::Restart => match docker.stop(container, Duration::from_secs(10)).await {
+                Ok(()) => docker.start(container).await,
+                Err(e) => Err(e),
+            },
+            Fault::Unpause => docker.unpause(container).await,
+        };
+        if let Err(e) = done {
+            if held {
+                self.release(node.layout.index).await?;
             }
-            Fault::Unpause => docker.unpause(container).await?,
+            return Err(e.into());
         }
         if !matches!(fault, Fault::Start | Fault::Restart | Fault::Unpause) {
             return Ok(());
@@ -60,10 +67,11 @@ impl Cluster {
     }
 
     /// Records that `node` is down on purpose (see `blueprint::ROLE_HOLD`); an existing hold stays.
-    pub(crate) async fn hold(&self, node: NodeId, fault: Fault) -> Result<()> {
+    /// Says whether it made one.
+    pub(crate) async fn hold(&self, node: NodeId, fault: Fault) -> Result<bool> {
         let name = blueprint::hold_container(self.name(), self.nodes[node].name());
         if self.docker.inspect_marker(&name).await?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let mut labels = blueprint::cluster_labels(self.name());
         labels.insert(LABEL_ROLE.into(), ROLE_HOLD.into());
@@ -72,7 +80,7 @@ impl Cluster {
         self.docker
             .create_marker(&name, &self.lock_image, &["true"], labels)
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Takes the hold on `node` away, if there is one.

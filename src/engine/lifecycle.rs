@@ -116,7 +116,13 @@ impl Cluster {
             .ok_or_else(|| Error::Damaged(name.clone()))?;
         let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password);
         cluster.lock_image = r.lock_image;
-        let (view, faults) = tokio::try_join!(cluster.observe_docker(), cluster.fault_plane())?;
+        let (view, faults) = tokio::join!(cluster.observe_docker(), cluster.fault_plane());
+        let view = view?;
+        // An agent that does not answer must not stop every command: its cuts are then unknown.
+        let faults = faults.unwrap_or_else(|e| {
+            tracing::warn!("the fault agent of `{name}` does not answer: {e}");
+            Default::default()
+        });
         cluster.plane = view.plane;
         // A partition by rules records its mode in its cuts; one by segments, on its networks.
         cluster.mode = match firewall::cut_mode(&faults) {

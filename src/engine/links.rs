@@ -200,14 +200,17 @@ impl Cluster {
             .filter_map(|n| self.by_name.get(n).copied())
             .collect();
         let mut plane = self.by_index(reply);
-        let mut touched: BTreeSet<usize> = edit(&mut plane).into_iter().collect();
-        touched.extend(stale.into_iter().filter(|i| plane.contains_key(i)));
-        if touched.is_empty() {
+        let edited: BTreeSet<usize> = edit(&mut plane).into_iter().collect();
+        let stale: BTreeSet<usize> = stale
+            .into_iter()
+            .filter(|i| plane.contains_key(i) && !edited.contains(i))
+            .collect();
+        if edited.is_empty() && stale.is_empty() {
             return Ok((plane, Vec::new()));
         }
-        let touched: Vec<usize> = touched.into_iter().collect();
         let plane = &plane;
-        let nodes: Vec<AgentNode> = stream::iter(touched.iter().map(|&i| async move {
+        let all = edited.iter().chain(&stale).copied();
+        let nodes: Vec<AgentNode> = stream::iter(all.map(|i| async move {
             let n = &self.nodes[i];
             let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
             Ok::<_, Error>(AgentNode {
@@ -219,6 +222,18 @@ impl Cluster {
         .buffered(RPC_CONCURRENCY)
         .try_collect()
         .await?;
+        // A stale node that is not running has nothing to mend: it stays recorded, not sent again.
+        let nodes: Vec<AgentNode> = nodes
+            .into_iter()
+            .filter(|n| n.pid != 0 || self.by_name.get(&n.name).is_some_and(|i| edited.contains(i)))
+            .collect();
+        if nodes.is_empty() {
+            return Ok((plane.clone(), Vec::new()));
+        }
+        let touched: Vec<usize> = nodes
+            .iter()
+            .filter_map(|n| self.by_name.get(&n.name).copied())
+            .collect();
         // One argument of `docker exec` holds at most 128 KiB: large planes go in several requests.
         let mut reply = AgentReply::default();
         let mut errors = Vec::new();

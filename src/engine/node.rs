@@ -5,6 +5,16 @@ use crate::core::blueprint::NodeLayout;
 use crate::core::wait::{Reading, Sample};
 use crate::engine::rpc::{RpcClient, RpcError};
 
+/// How long one node's sample may take: a paused or dying node does not answer.
+pub(crate) const SAMPLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Seconds since the Unix epoch, as block timestamps count them.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// A node's state as the operator samples it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Vitals {
@@ -94,6 +104,19 @@ impl Node {
             cursor = self.rpc.get_block_header(&prev).await?;
         }
         Ok(depth)
+    }
+
+    /// `reorg_depth` within [`SAMPLE_TIMEOUT`]; 0 when the node cannot tell (a node killed before it
+    /// wrote its old tip down may not know that block any more).
+    pub(crate) async fn sampled_reorg_depth(&self, old_tip: &str) -> u64 {
+        match tokio::time::timeout(SAMPLE_TIMEOUT, self.reorg_depth(old_tip)).await {
+            Ok(Ok(depth)) => depth,
+            Ok(Err(e)) => {
+                tracing::debug!("reorg depth on {}: {e}", self.name());
+                0
+            }
+            Err(_) => 0,
+        }
     }
 
     /// Mines `blocks` blocks: to the node's wallet when it has one, otherwise to an anyone-can-spend

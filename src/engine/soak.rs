@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
@@ -22,7 +22,7 @@ use crate::core::soak::{
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
 use crate::engine::lifecycle::UpOptions;
-use crate::engine::node::{Node, Vitals};
+use crate::engine::node::{unix_now, Node, Vitals, SAMPLE_TIMEOUT};
 use crate::engine::progress::Progress;
 use crate::engine::wait::{self, RPC_CONCURRENCY};
 
@@ -33,7 +33,6 @@ const TIE_AFTER: Duration = Duration::from_secs(2);
 /// How long a fault's begin or end (a partition, a node started again and re-wired) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one node's sample may take; a node that takes longer counts as not running for that round.
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long background mining or sending on one node may take.
 const ACTIVITY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The sampler's pace: every second, and faster while a block is on its way (for its propagation time).
@@ -748,7 +747,7 @@ impl<'a> Soak<'a> {
                         running.push((node, v));
                         if tips[i].as_deref() != Some(v.best.as_str()) {
                             let depth = match &tips[i] {
-                                Some(old) => self.reorg_depth(node, old).await,
+                                Some(old) => node.sampled_reorg_depth(old).await,
                                 None => 0,
                             };
                             tips[i] = Some(v.best.clone());
@@ -768,18 +767,6 @@ impl<'a> Soak<'a> {
                 false => SAMPLE_EVERY_PENDING,
             };
             tokio::time::sleep_until((tick + pace).into()).await;
-        }
-    }
-
-    async fn reorg_depth(&self, node: &Node, old: &str) -> u64 {
-        match tokio::time::timeout(SAMPLE_TIMEOUT, node.reorg_depth(old)).await {
-            Ok(Ok(depth)) => depth,
-            // A node killed before it wrote its old tip down may not know it any more.
-            Ok(Err(e)) => {
-                tracing::debug!("reorg depth on {}: {e}", node.name());
-                0
-            }
-            Err(_) => 0,
         }
     }
 
@@ -874,12 +861,6 @@ fn tie_breaker(samples: &[NodeSample]) -> Option<usize> {
     up.iter()
         .find(|(_, s)| s.best_hash == *best)
         .map(|(i, _)| *i)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A node that did not answer (`expected`: it should have).

@@ -73,7 +73,7 @@ pub struct ClusterState {
 #[derive(Default)]
 pub struct Operator {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
-    kicks: Mutex<BTreeMap<String, mpsc::UnboundedSender<String>>>,
+    kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
     pub container: Option<String>,
 }
@@ -112,7 +112,7 @@ impl Operator {
     /// Wakes `cluster`'s watcher for a pass now, saying why.
     pub fn kick(&self, cluster: &str, why: &str) {
         if let Some(tx) = self.kicks.lock().unwrap().get(cluster) {
-            let _ = tx.send(why.to_string());
+            let _ = tx.try_send(why.to_string());
         }
     }
 

@@ -19,7 +19,7 @@ use crate::engine::cluster::Cluster;
 use crate::engine::docker::Docker;
 use crate::engine::error::Error;
 use crate::engine::lifecycle::{self, UpOptions};
-use crate::engine::node::Node;
+use crate::engine::node::{unix_now, Node, SAMPLE_TIMEOUT};
 use crate::engine::progress::Progress;
 use crate::engine::wait::RPC_CONCURRENCY;
 use crate::operator::{backoff, Operator, Options, PassReport, Shared};
@@ -27,11 +27,14 @@ use crate::operator::{backoff, Operator, Options, PassReport, Shared};
 /// The longest wait after failed passes, or between reconnections to the engine.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A pass may take this many `--timeout`s (an `up` waits several times) before it is given up.
+const PASS_TIMEOUTS: u32 = 5;
+
+/// Kicks waiting for a watcher; more are dropped (a pass is due anyway).
+const KICKS: usize = 64;
+
 /// How often a watched manifest is read for changes.
 const MANIFEST_POLL: Duration = Duration::from_secs(1);
-
-/// How long one node's sample may take (a paused node does not answer).
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs the operator until `shutdown` completes: a watcher per manifest (or per cluster found on the
 /// engine), and the follower of the engine's events. Watchers finish their pass before they stop.
@@ -71,10 +74,11 @@ pub async fn run(
 async fn discover(op: Shared, opts: Arc<Options>, mut stop: watch::Receiver<bool>) {
     let mut watchers = JoinSet::new();
     loop {
+        while watchers.try_join_next().is_some() {}
         match lifecycle::list().await {
             Ok(clusters) => {
                 for c in clusters.into_iter().filter(|c| !op.watches(&c.name)) {
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, rx) = mpsc::channel(KICKS);
                     op.kicks.lock().unwrap().insert(c.name.clone(), tx);
                     watchers.spawn_local(watch_with(
                         op.clone(),
@@ -103,7 +107,7 @@ async fn watch_cluster(
     manifest: Option<PathBuf>,
     stop: watch::Receiver<bool>,
 ) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(KICKS);
     op.kicks.lock().unwrap().insert(cluster.clone(), tx);
     watch_with(op, opts, cluster, manifest, rx, stop).await
 }
@@ -115,7 +119,7 @@ async fn watch_with(
     opts: Arc<Options>,
     cluster: String,
     manifest: Option<PathBuf>,
-    mut kicks: mpsc::UnboundedReceiver<String>,
+    mut kicks: mpsc::Receiver<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     op.update(&cluster, |s| s.manifest = manifest.clone());
@@ -124,7 +128,18 @@ async fn watch_with(
     loop {
         let started = SystemTime::now();
         let t = Instant::now();
-        let outcome = pass(&op, &opts, &cluster, manifest.as_deref(), &mut applied).await;
+        // A pass that hangs (a wedged engine call) is given up; dropping it releases the lock.
+        let outcome = tokio::time::timeout(
+            opts.timeout * PASS_TIMEOUTS,
+            pass(&op, &opts, &cluster, manifest.as_deref(), &mut applied),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(PassError::Failed(format!(
+                "the pass did not finish within {:?}",
+                opts.timeout * PASS_TIMEOUTS
+            )))
+        });
         if let Err(PassError::Gone) = outcome {
             tracing::info!("cluster `{cluster}` is gone; no longer watched");
             op.forget(&cluster);
@@ -214,7 +229,7 @@ async fn watch_with(
 async fn next_trigger(
     wait: Duration,
     backing_off: bool,
-    kicks: &mut mpsc::UnboundedReceiver<String>,
+    kicks: &mut mpsc::Receiver<String>,
     manifest: Option<&Path>,
     applied: Option<&str>,
     stop: &mut watch::Receiver<bool>,
@@ -354,10 +369,7 @@ async fn sample(
     restarted: &[String],
     held: &[String],
 ) -> ClusterMetrics {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = unix_now();
     let samples: Vec<_> = (cluster.nodes().iter())
         .map(|node| sample_node(node, previous, restarted, held, now))
         .collect();
@@ -410,10 +422,7 @@ async fn sample_node(
         return m;
     };
     if before.up && !before.best.is_empty() && before.best != v.best {
-        let depth = tokio::time::timeout(SAMPLE_TIMEOUT, node.reorg_depth(&before.best)).await;
-        if let Ok(Ok(depth)) = depth {
-            m.record_reorg(depth);
-        }
+        m.record_reorg(node.sampled_reorg_depth(&before.best).await);
     }
     NodeMetrics {
         up: true,
@@ -447,8 +456,6 @@ async fn follow_events(op: Shared) {
                 let mut events = Box::pin(docker.container_events());
                 while let Some(event) = events.next().await {
                     match event {
-                        // Locks and the metadata come and go with every command; a hold goes with
-                        // a start, which has its own event.
                         // Nodes carry no role. Locks, holds and the metadata come and go with
                         // commands; their events say nothing about the nodes.
                         Ok(e) if e.role.is_none() => {
