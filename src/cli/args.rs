@@ -143,7 +143,8 @@ pub enum Command {
     /// changes; serve /status, /metrics and actions over HTTP.
     ///
     /// With manifests, their clusters are applied (when missing or changed) and kept; without, every
-    /// cluster on the engine is kept as recorded. Nodes stopped, killed or paused by regbox stay so.
+    /// cluster on the engine is kept as recorded. Nodes stopped, killed or paused by regbox stay so
+    /// until a changed manifest is applied (its declared state has every node running and healed).
     Operator {
         /// Manifests of the clusters to keep.
         manifests: Vec<PathBuf>,

@@ -132,15 +132,20 @@ impl Context {
     }
 }
 
-/// The one cluster an operator watches (a command named none).
-async fn only_watched(client: &Client) -> Result<String, Failure> {
+/// The clusters an operator watches.
+async fn watched(client: &Client) -> Result<Vec<String>, Failure> {
     let status = client.get("/status").await.map_err(refused)?;
-    let names: Vec<String> = status["clusters"]
+    Ok(status["clusters"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|c| c["cluster"].as_str().map(str::to_string))
-        .collect();
+        .collect())
+}
+
+/// The one cluster an operator watches (a command named none).
+async fn only_watched(client: &Client) -> Result<String, Failure> {
+    let names = watched(client).await?;
     match names.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Failure::Usage(format!(
@@ -667,8 +672,15 @@ async fn operator(
         }
         Ok(spec)
     };
+    let mut names = std::collections::BTreeSet::new();
     for path in &manifests {
-        load(path)?;
+        let spec = load(path)?;
+        if !names.insert(spec.name.clone()) {
+            return Err(Failure::Usage(format!(
+                "two manifests declare cluster `{}`; one operator keeps a cluster by one manifest",
+                spec.name
+            )));
+        }
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -702,15 +714,32 @@ async fn operator(
         .map_err(Failure::Usage)
 }
 
-/// Ctrl-C or SIGTERM.
+/// Ctrl-C or SIGTERM; a second one exits at once (passes under way may take minutes).
 async fn stopped() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        () = signal_once(&mut term) => {}
+        () = signal_once(&mut int) => {}
+    }
+    eprintln!("stopping once the passes under way are done (again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            () = signal_once(&mut term) => {}
+            () = signal_once(&mut int) => {}
+        }
+        std::process::exit(INTERRUPTED);
+    });
+}
+
+/// The next delivery of a signal (never, when it could not be watched).
+async fn signal_once(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -923,11 +952,7 @@ async fn partition(
     (silent, via, reset): (bool, Via, bool),
     timeout: u64,
 ) -> Result<(), Failure> {
-    // The cluster-word split asks the engine; with --operator there may be none to ask.
-    let (target, groups) = match ctx.operator {
-        Some(_) => (ctx.cluster.clone(), groups),
-        None => split_cluster_word(ctx.cluster.clone(), groups).await?,
-    };
+    let (target, groups) = split_cluster_word(ctx, groups).await?;
     let kind = partition_kind(groups, flags)?;
     let mode = if silent {
         CutMode::Silent
@@ -957,14 +982,23 @@ async fn partition(
 /// cluster selects that cluster instead of being a group. Deciding that needs the list of clusters (a
 /// Docker call), so it happens here, when the command runs, not while parsing arguments.
 async fn split_cluster_word(
-    mut target: Option<String>,
+    ctx: &Context,
     mut groups: Vec<String>,
 ) -> Result<(Option<String>, Vec<String>), Failure> {
-    if target.is_none()
-        && !groups.is_empty()
-        && lifecycle::list().await?.iter().any(|c| c.name == groups[0])
-    {
-        target = Some(groups.remove(0));
+    let mut target = ctx.cluster.clone();
+    if target.is_none() && !groups.is_empty() {
+        // With --operator, the clusters are the operator's (there may be no engine to ask here).
+        let names: Vec<String> = match &ctx.operator {
+            Some(url) => watched(&Client::new(url)).await?,
+            None => lifecycle::list()
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+        };
+        if names.contains(&groups[0]) {
+            target = Some(groups.remove(0));
+        }
     }
     Ok((target, groups))
 }

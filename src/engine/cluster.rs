@@ -286,26 +286,29 @@ impl Cluster {
         status
     }
 
-    /// Each node's segments, by network name.
     /// Whether this process reaches the nodes' RPC: a TCP connection to any node opens within a moment
     /// (not from another machine, or from a container on no control network).
     pub async fn reachable(&self) -> bool {
-        let tries = self.nodes.iter().map(|n| {
-            let addr = n.rpc.addr();
-            Box::pin(async move {
-                let connect = tokio::net::TcpStream::connect(addr);
+        use futures::stream::{self, StreamExt};
+        let mut tries = stream::iter(self.nodes.iter().map(|n| {
+            let connect = tokio::net::TcpStream::connect(n.rpc.addr());
+            async move {
                 matches!(
                     tokio::time::timeout(std::time::Duration::from_millis(300), connect).await,
                     Ok(Ok(_))
                 )
-            })
-        });
-        futures::future::join_all(tries)
-            .await
-            .into_iter()
-            .any(|ok| ok)
+            }
+        }))
+        .buffer_unordered(crate::engine::wait::RPC_CONCURRENCY);
+        while let Some(ok) = tries.next().await {
+            if ok {
+                return true;
+            }
+        }
+        false
     }
 
+    /// Each node's segments, by network name.
     pub fn segments_of(&self, node: NodeId) -> Vec<String> {
         self.plane.membership[node]
             .iter()

@@ -860,7 +860,6 @@ impl Docker {
         })
     }
 
-    /// The local images of repository `repo`, one entry per tag.
     /// Gives an image another name, `repo:tag` (moving that name from any image that had it).
     pub async fn tag(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
         let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
@@ -877,6 +876,7 @@ impl Docker {
             })
     }
 
+    /// The local images of repository `repo`, one entry per tag.
     pub async fn images_of(&self, repo: &str) -> Result<Vec<ImageInfo>> {
         let filters = HashMap::from([("reference", vec![repo.to_string()])]);
         let opts = ListImagesOptionsBuilder::new().filters(&filters).build();

@@ -225,7 +225,13 @@ impl Cluster {
         // A stale node that is not running has nothing to mend: it stays recorded, not sent again.
         let nodes: Vec<AgentNode> = nodes
             .into_iter()
-            .filter(|n| n.pid != 0 || self.by_name.get(&n.name).is_some_and(|i| edited.contains(i)))
+            .filter(|n| {
+                n.pid != 0
+                    || self
+                        .by_name
+                        .get(&n.name)
+                        .is_some_and(|i| edited.contains(i))
+            })
             .collect();
         if nodes.is_empty() {
             return Ok((plane.clone(), Vec::new()));

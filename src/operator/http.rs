@@ -1,7 +1,8 @@
-//! The operator's HTTP interface (HTTP/1.1, JSON): `GET /status` (every watched cluster: declared size,
-//! holds, the last pass and its changes or error, the last sample), `GET /metrics` (Prometheus text),
-//! `GET /healthz`, `GET /clusters/{name}/status` (what `regbox status` shows), and `POST /clusters/{name}/partition|heal|faults|mine`, which act on a cluster as
-//! the CLI's commands do (under its lock) and then wake its watcher.
+//! The operator's HTTP interface (HTTP/1.1, JSON): `GET /status` (every watched cluster: declared
+//! size, holds, the last pass and its changes or error, the last sample), `GET /metrics` (Prometheus
+//! text), `GET /healthz`, `GET /clusters/{name}/status` (what `regbox status` shows), and
+//! `POST /clusters/{name}/partition|heal|faults|mine`, which act on a cluster as the CLI's commands do
+//! (under its lock) and then wake its watcher.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -31,7 +32,9 @@ pub async fn serve(op: Shared, listener: TcpListener, timeout: Duration) {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
+                // Out of descriptors, say: wait a moment rather than spin.
                 tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -56,7 +59,9 @@ struct Refused(StatusCode, String);
 impl From<Error> for Refused {
     fn from(e: Error) -> Self {
         let status = match &e {
-            Error::UnknownCluster(_) => StatusCode::NOT_FOUND,
+            Error::UnknownCluster(_) | Error::Removed(_) => StatusCode::NOT_FOUND,
+            Error::Locked { .. } => StatusCode::CONFLICT,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             e if e.is_bad_input() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -115,6 +120,10 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
             let c = Cluster::open(Some(cluster)).await?;
             Ok(Reply::Json(to_json(&c.status().await?)))
         }
+        (&Method::POST, ["clusters", _, "status"]) => Err(Refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST is not allowed here".into(),
+        )),
         (&Method::POST, ["clusters", cluster, action]) => {
             let cluster = cluster.to_string();
             let action = action.to_string();
