@@ -3734,3 +3734,51 @@ fn a_soak_with_a_bad_fault_word_exits_2_and_creates_nothing() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn a_fault_that_fails_takes_back_the_hold_it_made() {
+    run(async {
+        let name = unique("hold");
+        let (cluster, _guard) = up(ring(&name, 3)).await;
+        let hold = format!("regbox-{name}.hold.n1");
+        let holds = || async {
+            outside::containers(&name)
+                .await
+                .into_iter()
+                .filter(|c| c.name == hold)
+                .count()
+        };
+        // Stopped from outside: no hold. Killing a stopped node fails, and leaves none either.
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        let out = regbox()
+            .args(["-c", &name, "kill", "n1"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(holds().await, 0, "a failed kill made a hold that stayed");
+        // A stop that works leaves one; start takes it away.
+        cluster
+            .fault("n2", regbox::fault::Fault::Stop, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n2", regbox::fault::Fault::Start, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n1", regbox::fault::Fault::Start, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n1", regbox::fault::Fault::Pause, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(holds().await, 1);
+        cluster
+            .fault("n1", regbox::fault::Fault::Unpause, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(holds().await, 0);
+    });
+}
