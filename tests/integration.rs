@@ -3690,8 +3690,16 @@ fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
             );
         }
 
+        // Five plots; the reorg plot is a "none" when no side of a partition mined (rare at this rate,
+        // but not impossible: the run is seeded, which node mines when is not).
+        let reorgs = count(|k| matches!(k, EventKind::Tip { reorg_depth, .. } if *reorg_depth > 0));
         let html = std::fs::read_to_string(&report).unwrap();
-        assert_eq!(html.matches("<svg").count(), 5);
+        if reorgs > 0 {
+            assert_eq!(html.matches("<svg").count(), 5);
+        } else {
+            assert_eq!(html.matches("<svg").count(), 4);
+            assert!(html.contains("none — no node reorganised its chain"));
+        }
         let xml = std::fs::read_to_string(&junit).unwrap();
         let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
         let cases = doc
