@@ -58,7 +58,7 @@ struct Context {
 /// Where a command that an operator can carry out goes.
 enum Route {
     /// Here: the cluster, opened.
-    Local(Cluster),
+    Local(Box<Cluster>),
     /// To an operator, for the named cluster.
     Remote(Client, String),
 }
@@ -117,7 +117,7 @@ impl Context {
         }
         let cluster = Cluster::open(wanted.as_deref()).await?;
         if cluster.reachable().await {
-            return Ok(Route::Local(cluster));
+            return Ok(Route::Local(Box::new(cluster)));
         }
         match Client::probe_default().await {
             Some(client) => {
@@ -127,7 +127,7 @@ impl Context {
                 );
                 Ok(Route::Remote(client, cluster.name().to_string()))
             }
-            None => Ok(Route::Local(cluster)),
+            None => Ok(Route::Local(Box::new(cluster))),
         }
     }
 }

@@ -401,7 +401,7 @@ async fn up(
     cluster.plane = cluster.converge(&desired, opts.timeout, fx).await?;
     fx.progress.stage("verifying the peer graph", 0);
     fx.cancel.guard(cluster.verify(false)).await?;
-    cluster.declare_links_locked(&fx.progress).await?;
+    cluster.declare_links_locked(fx.progress).await?;
     fx.progress.finish();
     cluster.armed = opts.teardown_on_drop;
     Ok(cluster)

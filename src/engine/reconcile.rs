@@ -722,10 +722,8 @@ impl Cluster {
                 }
                 due
             };
-            if look {
-                if !self.docker.is_running(&n.layout.container).await? {
-                    return Err(self.exited(n).await);
-                }
+            if look && !self.docker.is_running(&n.layout.container).await? {
+                return Err(self.exited(n).await);
             }
             Ok(Check::Pending(why))
         })

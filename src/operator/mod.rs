@@ -22,13 +22,16 @@ use crate::core::metrics::{self, ClusterMetrics};
 
 pub use watch::run;
 
+/// Reads and validates a manifest; the error is worded for a person.
+pub type Loader = Box<dyn Fn(&Path) -> Result<ClusterSpec, String>>;
+
 /// How the operator runs.
 pub struct Options {
     /// Manifests whose clusters it keeps (applied when they change); none: every cluster on the engine,
     /// as recorded.
     pub manifests: Vec<PathBuf>,
     /// Reads and validates a manifest (the CLI's reader, with located errors).
-    pub load: Box<dyn Fn(&Path) -> Result<ClusterSpec, String>>,
+    pub load: Loader,
     /// Time between passes when nothing triggers one.
     pub interval: Duration,
     /// Limit for each wait inside a pass or a request.

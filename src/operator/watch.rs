@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
@@ -44,7 +44,7 @@ pub async fn run(
     op: Shared,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    let opts = Arc::new(opts);
+    let opts = Rc::new(opts);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for path in &opts.manifests {
@@ -71,7 +71,7 @@ pub async fn run(
 }
 
 /// Watches every cluster on the engine, starting a watcher for each new one.
-async fn discover(op: Shared, opts: Arc<Options>, mut stop: watch::Receiver<bool>) {
+async fn discover(op: Shared, opts: Rc<Options>, mut stop: watch::Receiver<bool>) {
     let mut watchers = JoinSet::new();
     loop {
         while watchers.try_join_next().is_some() {}
@@ -102,7 +102,7 @@ async fn discover(op: Shared, opts: Arc<Options>, mut stop: watch::Receiver<bool
 
 async fn watch_cluster(
     op: Shared,
-    opts: Arc<Options>,
+    opts: Rc<Options>,
     cluster: String,
     manifest: Option<PathBuf>,
     stop: watch::Receiver<bool>,
@@ -116,7 +116,7 @@ async fn watch_cluster(
 /// a request), a manifest change — or, after a failed pass, for the backoff.
 async fn watch_with(
     op: Shared,
-    opts: Arc<Options>,
+    opts: Rc<Options>,
     cluster: String,
     manifest: Option<PathBuf>,
     mut kicks: mpsc::Receiver<String>,
