@@ -3422,9 +3422,9 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         }
         assert_eq!(get("regbox_node_restarts_total", "n1"), Some(1.0));
         assert!(get("regbox_reconcile_passes_total", "").unwrap() >= 3.0);
-        assert_eq!(
-            get("regbox_reconcile_errors_total", "").map(|e| e >= 0.0),
-            Some(true)
+        assert!(
+            get("regbox_reconcile_errors_total", "").is_some(),
+            "the error counter is exported: {m:?}"
         );
         let (status, body) = http("POST", &format!("{base}/clusters/{name}/heal"), "").await;
         assert_eq!(status, 200, "{body}");

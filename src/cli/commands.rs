@@ -773,7 +773,8 @@ async fn up(
         spec.with_image(image).map_err(Failure::Usage)?;
     }
     if plan != Plan::Silent {
-        let (resolved, exists, steps) = lifecycle::plan_up(spec.clone()).await?;
+        let (resolved, recorded, steps) = lifecycle::plan_up(spec.clone()).await?;
+        let exists = recorded.is_some();
         output::print_up_plan(&resolved, exists, &steps, ctx.json);
         if plan == Plan::Only || (exists && steps.is_empty()) {
             return Ok(());

@@ -321,16 +321,10 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
         .collect()
 }
 
-/// The spec cluster `name` recorded when it was last brought up (images resolved), or None when it
-/// does not exist.
-pub async fn recorded_spec(name: &str) -> Result<Option<ClusterSpec>> {
-    let docker = Docker::connect().await?;
-    Ok(read_back(&docker, name).await?.map(|r| r.spec))
-}
-
 /// What `up` would do, changing nothing (`up --dry-run`): the spec with the images `up` would use
-/// (an image still to be built stays `regbox/bitcoind`), whether the cluster exists, and the plan.
-pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan)> {
+/// (an image still to be built stays `regbox/bitcoind`), the spec the cluster recorded when it was
+/// last brought up (None: it does not exist), and the plan.
+pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<ClusterSpec>, UpPlan)> {
     let docker = Docker::connect().await?;
     let recorded = read_back(&docker, &spec.name).await?;
     let images = recorded_images(recorded.as_ref());
@@ -347,7 +341,7 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan
             links: crate::core::plan::link_changes(&Default::default(), &spec.links),
             ..UpPlan::default()
         };
-        return Ok((spec, false, plan));
+        return Ok((spec, None, plan));
     };
     let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password);
     let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
@@ -364,7 +358,7 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, bool, UpPlan
     }
     let spec = wanted.spec.clone();
     wanted.keep();
-    Ok((spec, true, plan))
+    Ok((spec, Some(r.spec), plan))
 }
 
 /// The body of `up`, under the cluster's lock: the cluster-wide resources, then the one loop with every

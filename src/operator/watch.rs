@@ -303,45 +303,20 @@ async fn pass(
     let mut changes = Vec::new();
     let mut applied_now = false;
     let me = op.container.clone();
-    if let Some(path) = manifest {
-        let now = digest(path);
-        let recorded = lifecycle::recorded_spec(name).await?;
-        if recorded.is_none() || now != *applied {
-            let spec = (opts.load)(path).map_err(PassError::Failed)?;
-            if spec.name != name {
-                return Err(PassError::Failed(format!(
-                    "{} now declares cluster `{}`, not `{name}`; restart the operator to follow it",
-                    path.display(),
-                    spec.name
-                )));
-            }
-            // Applied only when it declares something else than the cluster recorded: a restarted
-            // operator finds its manifest applied, and leaves nodes held on purpose alone.
-            let (resolved, _, plan) = lifecycle::plan_up(spec.clone()).await?;
-            if recorded.as_ref() != Some(&resolved) {
-                let names: Vec<String> = resolved.nodes.iter().map(|n| n.name.clone()).collect();
-                let images: Vec<String> = resolved.nodes.iter().map(|n| n.image.clone()).collect();
-                let faults = |f: &crate::core::firewall::NodeFaults| {
-                    crate::core::firewall::describe(f, |i| names[i].clone())
-                };
-                changes.extend(plan.diff(&names, &images, faults).into_iter().map(
-                    |(sign, what, detail)| format!("{sign} {what} {detail}").trim_end().to_string(),
-                ));
-                let opts = UpOptions {
-                    progress: Progress::default(),
-                    timeout: opts.timeout,
-                    teardown_on_drop: false,
-                    attach: me.clone(),
-                };
-                Cluster::up(spec, &opts).await?.keep();
-                applied_now = true;
-            }
-            *applied = now;
-        }
+    // The manifest is read again when it changed; a cluster it declares that is missing is made.
+    if let Some(path) = manifest.filter(|p| digest(p) != *applied) {
+        applied_now = apply(opts, name, path, me.clone(), &mut changes).await?;
+        *applied = digest(path);
     }
     let mut cluster = match Cluster::open(Some(name)).await {
         Ok(c) => c,
-        Err(Error::UnknownCluster(_)) if manifest.is_none() => return Err(PassError::Gone),
+        Err(Error::UnknownCluster(_)) => match manifest {
+            None => return Err(PassError::Gone),
+            Some(path) => {
+                applied_now = apply(opts, name, path, me.clone(), &mut changes).await?;
+                Cluster::open(Some(name)).await?
+            }
+        },
         Err(e) => return Err(e.into()),
     };
     // In a container, the operator reaches the nodes over the cluster's control network.
@@ -359,6 +334,48 @@ async fn pass(
         edges: cluster.spec().edges.len(),
         metrics,
     })
+}
+
+/// Applies the manifest at `path` when it declares something other than what cluster `name` recorded
+/// (a restarted operator finds its manifest applied, and leaves nodes held on purpose alone); adds the
+/// plan's lines to `changes` and says whether it applied.
+async fn apply(
+    opts: &Options,
+    name: &str,
+    path: &Path,
+    attach: Option<String>,
+    changes: &mut Vec<String>,
+) -> Result<bool, PassError> {
+    let spec = (opts.load)(path).map_err(PassError::Failed)?;
+    if spec.name != name {
+        return Err(PassError::Failed(format!(
+            "{} now declares cluster `{}`, not `{name}`; restart the operator to follow it",
+            path.display(),
+            spec.name
+        )));
+    }
+    let (resolved, recorded, plan) = lifecycle::plan_up(spec.clone()).await?;
+    if recorded.as_ref() == Some(&resolved) {
+        return Ok(false);
+    }
+    let names: Vec<String> = resolved.nodes.iter().map(|n| n.name.clone()).collect();
+    let images: Vec<String> = resolved.nodes.iter().map(|n| n.image.clone()).collect();
+    let faults = |f: &crate::core::firewall::NodeFaults| {
+        crate::core::firewall::describe(f, |i| names[i].clone())
+    };
+    changes.extend(
+        plan.diff(&names, &images, faults)
+            .into_iter()
+            .map(|(sign, what, detail)| format!("{sign} {what} {detail}").trim_end().to_string()),
+    );
+    let up = UpOptions {
+        progress: Progress::default(),
+        timeout: opts.timeout,
+        teardown_on_drop: false,
+        attach,
+    };
+    Cluster::up(spec, &up).await?.keep();
+    Ok(true)
 }
 
 /// Samples every node (a node that does not answer in time is down), carrying over the counters of
