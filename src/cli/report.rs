@@ -432,16 +432,10 @@ fn heights_section(s: &Summary) -> String {
             .x_label_area_size(42)
             .y_label_area_size(64)
             .build_cartesian_2d(time_axis(s), y0..y1)?;
-        chart
-            .configure_mesh()
-            .light_line_style(RGBColor(244, 244, 244))
-            .y_max_light_lines(1)
-            .bold_line_style(RGBColor(225, 225, 225))
+        house_style(&mut chart.configure_mesh())
             .y_label_formatter(&|h| format!("{h:.0}"))
             .x_desc(time_desc(s))
             .y_desc("best tip height")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
         shade_faults(&mut chart, s, (y0, y1))?;
         let width = if many { 1 } else { 2 };
@@ -511,20 +505,14 @@ fn reorgs_section(s: &Summary) -> String {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .disable_x_mesh()
-            .light_line_style(RGBColor(244, 244, 244))
-            .y_max_light_lines(1)
-            .bold_line_style(RGBColor(225, 225, 225))
             .x_labels(deepest.max(8) as usize + 2)
             .y_labels(6.min(top as usize + 2))
             .x_label_formatter(&whole)
             .y_label_formatter(&whole)
             .x_desc("reorg depth (blocks left)")
             .y_desc("reorgs")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
         let bar = RGBColor(225, 87, 89);
         chart.draw_series((1..counts.len()).filter(|d| counts[*d] > 0).map(|d| {
@@ -587,19 +575,13 @@ fn convergence_section(s: &Summary) -> String {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .disable_x_mesh()
-            .light_line_style(RGBColor(244, 244, 244))
-            .y_max_light_lines(1)
-            .bold_line_style(RGBColor(225, 225, 225))
             .x_labels((last_step + 2).min(24))
             .x_label_formatter(&whole)
             .y_label_formatter(&|v| format!("{v:.1}"))
             .x_desc("fault step")
             .y_desc("seconds to converge")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
         let half = if last_step > 60 { 0.45 } else { 0.35 };
         chart.draw_series(s.convergence.iter().map(|&(step, secs)| {
@@ -649,16 +631,10 @@ fn propagation_section(s: &Summary) -> String {
             .x_label_area_size(42)
             .y_label_area_size(64)
             .build_cartesian_2d(time_axis(s), 0f64..top)?;
-        chart
-            .configure_mesh()
-            .light_line_style(RGBColor(244, 244, 244))
-            .y_max_light_lines(1)
-            .bold_line_style(RGBColor(225, 225, 225))
+        house_style(&mut chart.configure_mesh())
             .y_label_formatter(&|v| format!("{v:.1}"))
             .x_desc(time_desc(s))
             .y_desc("seconds to reach every node")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
         shade_faults(&mut chart, s, (0.0, top))?;
         chart.draw_series(
@@ -697,16 +673,10 @@ fn timeline_section(s: &Summary) -> String {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .disable_y_mesh()
-            .light_line_style(RGBColor(244, 244, 244))
-            .y_max_light_lines(1)
-            .bold_line_style(RGBColor(225, 225, 225))
             .y_label_formatter(&name)
             .x_desc(time_desc(s))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
             .draw()?;
         let min_width = xm * 0.003;
         chart.draw_series(s.fault_intervals.iter().map(|f| {
@@ -846,6 +816,22 @@ fn crashes_table(s: &Summary) -> String {
     }
     out.push_str("</tbody></table>");
     out
+}
+
+/// The mesh every plot of the report shares: faint grid lines, the bundled font.
+fn house_style<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType: std::fmt::Debug>,
+    Y: Ranged<ValueType: std::fmt::Debug>,
+    DB: DrawingBackend,
+{
+    mesh.light_line_style(RGBColor(244, 244, 244))
+        .y_max_light_lines(1)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
 }
 
 #[cfg(test)]
