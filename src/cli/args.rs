@@ -229,8 +229,9 @@ pub enum Command {
     },
     /// Split the data network into partitions (replacing any active one) and verify the peer graph.
     ///
-    /// Groups are comma-separated node names or indices (`n0,n1 n2,n3`); nodes not named form one more
-    /// group. A first argument that names an existing cluster selects it.
+    /// Groups are comma-separated node names or indices (`n0,n1 n2,n3`), or `@HOST` for every node on a
+    /// host of a cluster across hosts; nodes not named form one more group. A first argument that
+    /// names an existing cluster selects it.
     Partition {
         /// The groups: comma-separated node names or indices, one argument per group.
         #[arg(add = nodes())]

@@ -233,7 +233,7 @@ pub fn print_run_summary(report: &RunReport) {
     );
 }
 
-/// Per node: image, state, data address, height, best block, segments, peers (or why they are unknown).
+/// Per node: image, state, host (across hosts), data address, height, best block, segments, peers (or why they are unknown).
 pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     if json {
         return print_json(nodes);
@@ -272,8 +272,15 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     if wide {
         header.insert(4, "RPC");
     }
-    // Link faults get a column only while some node has any.
     let mut rows: Vec<Vec<String>> = rows;
+    // A cluster across hosts shows each node's host after its state.
+    if nodes.iter().any(|n| n.host.is_some()) {
+        header.insert(3, "HOST");
+        for (row, n) in rows.iter_mut().zip(nodes) {
+            row.insert(3, n.host.clone().unwrap_or_default());
+        }
+    }
+    // Link faults get a column only while some node has any.
     if nodes.iter().any(|n| !n.links.is_empty()) {
         header.push("LINK FAULTS");
         for (row, n) in rows.iter_mut().zip(nodes) {

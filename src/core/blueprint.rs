@@ -23,6 +23,8 @@ pub const LABEL_ROLE: &str = "regbox.role";
 pub const ROLE_META: &str = "meta";
 /// `regbox.role` of a cluster's fault agent.
 pub const ROLE_AGENT: &str = "agent";
+/// `regbox.role` of a multi-host cluster's RPC relay.
+pub const ROLE_RELAY: &str = "relay";
 /// `regbox.role` of a hold: a marker container (never started) that says a node was stopped, killed or
 /// paused on purpose, so the operator leaves it so. Its `regbox.node` names the node, `regbox.fault`
 /// the fault.
@@ -113,6 +115,11 @@ pub fn meta_container(cluster: &str) -> String {
 /// Docker name of a cluster's fault agent (a dot, which no node name has, so no node can take it).
 pub fn agent_container(cluster: &str) -> String {
     format!("regbox-{cluster}.agent")
+}
+
+/// Docker name of a multi-host cluster's RPC relay.
+pub fn relay_container(cluster: &str) -> String {
+    format!("regbox-{cluster}.relay")
 }
 
 /// Docker name of the hold on a node (see [`ROLE_HOLD`]).

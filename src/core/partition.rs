@@ -116,6 +116,12 @@ pub enum PartitionError {
         first: usize,
         second: usize,
     },
+    #[error("group {group} names unknown host `@{}` ({hint})", shown(.host))]
+    UnknownHost {
+        host: String,
+        group: usize,
+        hint: String,
+    },
     #[error("group {group} is empty; every group needs at least one node")]
     EmptyGroup { group: usize },
     #[error("{}", one_group(*.nodes))]
@@ -157,6 +163,23 @@ fn resolve(spec: &ClusterSpec, r: &str, group: Option<usize>) -> Result<NodeId, 
         group,
         hint: spec.node_names().hint(),
     })
+}
+
+/// `@HOST` in a group: every node on that host (of a cluster across hosts).
+fn on_host(spec: &ClusterSpec, host: &str, group: usize) -> Result<Vec<NodeId>, PartitionError> {
+    if !spec.hosts.iter().any(|h| h.name == host) {
+        let names: Vec<String> = spec.hosts.iter().map(|h| format!("@{}", h.name)).collect();
+        return Err(PartitionError::UnknownHost {
+            host: host.to_owned(),
+            group,
+            hint: if names.is_empty() {
+                "the cluster declares no hosts".into()
+            } else {
+                format!("hosts: {}", names.join(", "))
+            },
+        });
+    }
+    Ok(spec.nodes_on(host))
 }
 
 fn at_least(kind: &PartitionKind, nodes: usize) -> Result<(), PartitionError> {
@@ -217,8 +240,14 @@ fn named_groups(spec: &ClusterSpec, named: &[Vec<String>]) -> Result<Partition, 
             return Err(PartitionError::EmptyGroup { group: number });
         }
         let mut group = BTreeSet::new();
-        for r in refs {
-            let id = resolve(spec, r, Some(number))?;
+        let ids = refs
+            .iter()
+            .map(|r| match r.strip_prefix('@') {
+                Some(host) => on_host(spec, host, number),
+                None => resolve(spec, r, Some(number)).map(|id| vec![id]),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for id in ids.into_iter().flatten() {
             if let Some(first) = group_of[id].replace(number) {
                 return Err(PartitionError::NodeInTwoGroups {
                     node: spec.nodes[id].name.clone(),
@@ -227,6 +256,9 @@ fn named_groups(spec: &ClusterSpec, named: &[Vec<String>]) -> Result<Partition, 
                 });
             }
             group.insert(id);
+        }
+        if group.is_empty() {
+            return Err(PartitionError::EmptyGroup { group: number });
         }
         groups.push(group);
     }

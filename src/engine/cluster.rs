@@ -62,6 +62,9 @@ pub struct NodeStatus {
     pub name: String,
     pub image: String,
     pub state: State,
+    /// The host (engine) the node lives on, for a cluster across hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub control_ip: String,
     pub data_ip: String,
     pub height: Option<u64>,
@@ -81,12 +84,16 @@ impl Cluster {
         spec: ClusterSpec,
         nets: &Networks,
         password: &str,
+        relay: Option<SocketAddr>,
     ) -> Cluster {
-        let transport = Transport::default();
+        let transport = Transport::via(relay);
         let spec_image = spec.nodes[0].image.clone();
         let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
             .map(|l| {
+                if let Some(host) = &spec.nodes[l.index].host {
+                    docker.place(&l.container, host);
+                }
                 let addr = SocketAddr::new(l.control_ip.into(), blueprint::RPC_PORT);
                 Node {
                     rpc: RpcClient::new(
@@ -253,6 +260,7 @@ impl Cluster {
             name: n.name().to_string(),
             image: container.map_or(n.layout.image.clone(), |c| c.image.clone()),
             state,
+            host: self.spec.nodes[n.layout.index].host.clone(),
             control_ip: n.layout.control_ip.to_string(),
             data_ip: n.layout.data_ip.to_string(),
             height: None,

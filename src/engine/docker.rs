@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
@@ -82,6 +83,18 @@ pub enum DockerError {
     ImportImage { name: String, source: BollardError },
     #[error("read logs of `{name}`")]
     Logs { name: String, source: BollardError },
+    #[error("host `{host}` ({url}) {reason}")]
+    Host {
+        host: String,
+        url: String,
+        reason: String,
+    },
+    #[error("copy image `{name}` to host `{host}`")]
+    CopyImage {
+        name: String,
+        host: String,
+        source: BollardError,
+    },
 }
 
 impl DockerError {
@@ -124,6 +137,10 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     /// The networks it is attached to.
     pub networks: Vec<Endpoint>,
+    /// The host (engine) it lives on; empty with one engine.
+    pub host: String,
+    /// Its published ports: (container port, host port).
+    pub ports: Vec<(u16, u16)>,
 }
 
 /// A container's attachment to a network.
@@ -190,10 +207,39 @@ pub struct ContainerConfig {
     pub as_root: bool,
 }
 
-/// Handle to the Docker engine.
+/// Handle to the Docker engine — or to the engines of one swarm (a multi-host cluster): the first of
+/// them holds the networks (swarm-scoped overlays) and anything not placed elsewhere; a container call
+/// goes to the engine the container lives on, and lists merge what every engine has.
 #[derive(Clone)]
 pub struct Docker {
+    /// The (first) engine.
     api: bollard::Docker,
+    fleet: Option<Arc<Fleet>>,
+}
+
+/// The engines of a multi-host cluster and where each container lives.
+struct Fleet {
+    engines: Vec<Engine>,
+    /// Container name → index into `engines`, learned from placement and from every listing.
+    at: Mutex<HashMap<String, usize>>,
+}
+
+/// One engine of a swarm.
+struct Engine {
+    name: String,
+    api: bollard::Docker,
+    /// Where this process reaches ports the engine publishes.
+    address: Ipv4Addr,
+}
+
+/// An engine of a multi-host cluster, as the manifest names it.
+#[derive(Debug, Clone)]
+pub struct HostEngine {
+    pub name: String,
+    /// `unix:///…` or `tcp://HOST:PORT`.
+    pub url: String,
+    /// Where its published ports are reached (None: its swarm address).
+    pub address: Option<Ipv4Addr>,
 }
 
 /// A filter on one label: `key` (any value) or `key=value`.
@@ -207,7 +253,126 @@ impl Docker {
     pub async fn connect() -> Result<Docker> {
         let api = bollard::Docker::connect_with_defaults().map_err(DockerError::Connect)?;
         api.ping().await.map_err(DockerError::Connect)?;
-        Ok(Docker { api })
+        Ok(Docker { api, fleet: None })
+    }
+
+    /// Connects to the engines of a multi-host cluster, first one first, and checks what a cluster
+    /// across them needs: each answers, each is an active member of a swarm, the first is a manager
+    /// (it creates the overlays), and all are members of the first one's swarm.
+    pub async fn connect_hosts(hosts: &[HostEngine]) -> Result<Docker> {
+        let connected = futures::future::try_join_all(hosts.iter().map(|h| async move {
+            let fail = |reason: String| DockerError::Host {
+                host: h.name.clone(),
+                url: h.url.clone(),
+                reason,
+            };
+            let api = bollard::Docker::connect_with_host(&h.url)
+                .map_err(|e| fail(format!("cannot connect: {e}")))?;
+            let info = api
+                .info()
+                .await
+                .map_err(|e| fail(format!("does not answer: {e}")))?;
+            let swarm = info.swarm.unwrap_or_default();
+            let active = swarm.local_node_state
+                == Some(bollard::models::LocalNodeState::ACTIVE);
+            if !active {
+                return Err(fail(format!(
+                    "is not an active swarm member (state {}); join it to the first host's swarm \
+                     (`regbox swarm join`, or `docker swarm join`)",
+                    swarm
+                        .local_node_state
+                        .map_or("unknown".into(), |s| s.to_string())
+                )));
+            }
+            let address = match h.address {
+                Some(a) => a,
+                None => swarm
+                    .node_addr
+                    .as_deref()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| fail("has no swarm address; give it an `address`".into()))?,
+            };
+            let id = swarm.node_id.unwrap_or_default();
+            Ok((Engine { name: h.name.clone(), api, address }, id, swarm.control_available))
+        }))
+        .await?;
+        let (first, _, manager) = &connected[0];
+        if *manager != Some(true) {
+            return Err(DockerError::Host {
+                host: first.name.clone(),
+                url: hosts[0].url.clone(),
+                reason: "is not a swarm manager; the first host must be one (it creates the overlay \
+                         networks)"
+                    .into(),
+            });
+        }
+        let members: Vec<String> = first
+            .api
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await
+            .map_err(|source| DockerError::List {
+                what: "the swarm's nodes",
+                source,
+            })?
+            .into_iter()
+            .filter_map(|n| n.id)
+            .collect();
+        for ((engine, id, _), h) in connected.iter().zip(hosts) {
+            if !members.contains(id) {
+                return Err(DockerError::Host {
+                    host: engine.name.clone(),
+                    url: h.url.clone(),
+                    reason: format!("is in another swarm than host `{}`", first.name),
+                });
+            }
+        }
+        let engines: Vec<Engine> = connected.into_iter().map(|(e, _, _)| e).collect();
+        Ok(Docker {
+            api: engines[0].api.clone(),
+            fleet: Some(Arc::new(Fleet {
+                engines,
+                at: Mutex::new(HashMap::new()),
+            })),
+        })
+    }
+
+    /// Whether this handle spans several engines (networks are overlays).
+    pub fn is_multi_host(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// Records that container `name` lives (or is to be created) on host `host`.
+    pub fn place(&self, name: &str, host: &str) {
+        if let Some(f) = &self.fleet {
+            if let Some(i) = f.engines.iter().position(|e| e.name == host) {
+                f.at.lock().unwrap().insert(name.to_string(), i);
+            }
+        }
+    }
+
+    /// Where this process reaches ports that host `host` publishes (None: one engine, or no such host).
+    pub fn address_of(&self, host: &str) -> Option<Ipv4Addr> {
+        let f = self.fleet.as_ref()?;
+        f.engines.iter().find(|e| e.name == host).map(|e| e.address)
+    }
+
+    /// The engine container `name` lives on.
+    fn on(&self, name: &str) -> &bollard::Docker {
+        match &self.fleet {
+            Some(f) => {
+                let i = f.at.lock().unwrap().get(name).copied().unwrap_or(0);
+                &f.engines[i].api
+            }
+            None => &self.api,
+        }
+    }
+
+    /// Every engine with its host name ("" for a single engine).
+    fn engines(&self) -> Vec<(&str, &bollard::Docker)> {
+        match &self.fleet {
+            Some(f) => f.engines.iter().map(|e| (e.name.as_str(), &e.api)).collect(),
+            None => vec![("", &self.api)],
+        }
     }
 
     /// Events of regbox's containers as they happen — a container died (stopped, killed, crashed), was
@@ -221,7 +386,12 @@ impl Docker {
             ("event", vec!["die", "oom", "pause", "destroy"]),
         ]);
         let opts = EventsOptionsBuilder::new().filters(&filters).build();
-        self.api.events(Some(opts)).map(|event| {
+        let streams = self
+            .engines()
+            .into_iter()
+            .map(|(_, api)| api.events(Some(opts.clone())))
+            .collect::<Vec<_>>();
+        futures::stream::select_all(streams).map(|event| {
             let event = event.map_err(DockerError::Events)?;
             let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
             let get = |key: &str| attributes.get(key).cloned();
@@ -252,48 +422,23 @@ impl Docker {
 
     /// Every network, regbox's or not (new ones must overlap none, and share no name).
     pub async fn all_networks(&self) -> Result<Vec<NetworkInfo>> {
-        self.networks(None).await
+        let mut all = Vec::new();
+        for (_, api) in self.engines() {
+            for n in networks_on(api, None).await? {
+                if !all.iter().any(|m: &NetworkInfo| m.id == n.id) {
+                    all.push(n);
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// Networks carrying `label` (`key` or `key=value`).
     pub async fn labeled_networks(&self, label: &str) -> Result<Vec<NetworkInfo>> {
-        self.networks(Some(label_filter(label))).await
+        networks_on(&self.api, Some(label_filter(label))).await
     }
 
-    async fn networks(
-        &self,
-        filters: Option<HashMap<&'static str, Vec<String>>>,
-    ) -> Result<Vec<NetworkInfo>> {
-        let mut opts = ListNetworksOptionsBuilder::new();
-        if let Some(f) = &filters {
-            opts = opts.filters(f);
-        }
-        let list = self
-            .api
-            .list_networks(Some(opts.build()))
-            .await
-            .map_err(|source| DockerError::List {
-                what: "networks",
-                source,
-            })?;
-        Ok(list
-            .into_iter()
-            .map(|n| NetworkInfo {
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                subnets: n
-                    .ipam
-                    .and_then(|i| i.config)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|c| c.subnet?.parse().ok())
-                    .collect(),
-                labels: n.labels.unwrap_or_default(),
-            })
-            .collect())
-    }
-
-    /// Creates a bridge network on `subnet`, leaving only the top /24 for Docker's own address choice;
+    /// Creates a bridge network (an attachable overlay across hosts) on `subnet`, leaving only the top /24 for Docker's own address choice;
     /// returns its id. (Docker 20.10 would take a second network of the same name: callers check.)
     pub async fn create_network(
         &self,
@@ -303,7 +448,9 @@ impl Docker {
     ) -> Result<Net> {
         let config = NetworkCreateRequest {
             name: name.to_string(),
-            driver: Some("bridge".into()),
+            // Across hosts: a swarm-scoped overlay that plain containers may join.
+            driver: Some(if self.fleet.is_some() { "overlay" } else { "bridge" }.into()),
+            attachable: self.fleet.is_some().then_some(true),
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
                     subnet: Some(subnet.to_string()),
@@ -366,7 +513,7 @@ impl Docker {
             container: container.to_string(),
             endpoint_config: Some(endpoint),
         };
-        self.api
+        self.on(container)
             .connect_network(&net.id, config)
             .await
             .map_err(|source| DockerError::Attach {
@@ -407,23 +554,23 @@ impl Docker {
     }
 
     /// Ids of the containers attached to a network (none when it is gone).
+    /// An overlay lists only the members on the engine asked, so every engine is asked.
     pub async fn network_members(&self, net: &Net) -> Result<Vec<String>> {
-        let found = self
-            .api
-            .inspect_network(
-                &net.id,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await;
-        let info = absent_is(found.map(Some), None, |source| DockerError::List {
-            what: "a network's containers",
-            source,
-        })?;
-        Ok(info
-            .and_then(|n| n.containers)
-            .unwrap_or_default()
-            .into_keys()
-            .collect())
+        let mut members = Vec::new();
+        for (_, api) in self.engines() {
+            let found = api
+                .inspect_network(
+                    &net.id,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await;
+            let info = absent_is(found.map(Some), None, |source| DockerError::List {
+                what: "a network's containers",
+                source,
+            })?;
+            members.extend(info.and_then(|n| n.containers).unwrap_or_default().into_keys());
+        }
+        Ok(members)
     }
 
     /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
@@ -432,7 +579,7 @@ impl Docker {
             container: container.to_string(),
             force: Some(true),
         };
-        let detached = self.api.disconnect_network(&net.id, config).await;
+        let detached = self.on(container).disconnect_network(&net.id, config).await;
         absent_is(detached, (), |source| DockerError::Disconnect {
             container: container.into(),
             network: net.name.clone(),
@@ -514,7 +661,7 @@ impl Docker {
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::new().name(&c.name).build();
-        self.api
+        self.on(&c.name)
             .create_container(Some(opts), body)
             .await
             .map(|_| ())
@@ -545,7 +692,7 @@ impl Docker {
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.api
+        self.on(name)
             .create_container(Some(opts), body)
             .await
             .map(|r| r.id)
@@ -557,7 +704,7 @@ impl Docker {
 
     /// A marker container by name or id, or None when there is none.
     pub async fn inspect_marker(&self, name: &str) -> Result<Option<MarkerInfo>> {
-        let found = self.api.inspect_container(name, None).await.map(|c| {
+        let found = self.on(name).inspect_container(name, None).await.map(|c| {
             Some(MarkerInfo {
                 id: c.id.unwrap_or_default(),
                 labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
@@ -568,22 +715,37 @@ impl Docker {
     }
 
     /// Containers carrying `label` (`key` or `key=value`), stopped ones included.
+    /// Across hosts, every engine is listed, and each container's engine is remembered.
     pub async fn labeled_containers(&self, label: &str) -> Result<Vec<ContainerInfo>> {
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&label_filter(label))
             .build();
-        let list = self
-            .api
-            .list_containers(Some(opts))
-            .await
-            .map_err(|source| DockerError::List {
-                what: "containers",
-                source,
-            })?;
-        Ok(list
+        let lists = futures::future::try_join_all(self.engines().into_iter().map(|(host, api)| {
+            let opts = opts.clone();
+            async move {
+                let list = api.list_containers(Some(opts)).await.map_err(|source| {
+                    DockerError::List {
+                        what: "containers",
+                        source,
+                    }
+                })?;
+                Ok::<_, DockerError>(list.into_iter().map(move |c| (host, c)))
+            }
+        }))
+        .await?;
+        let found: Vec<ContainerInfo> = lists
             .into_iter()
-            .map(|c| ContainerInfo {
+            .flatten()
+            .map(|(host, c)| ContainerInfo {
+                host: host.to_string(),
+                ports: c
+                    .ports
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| Some((p.private_port, p.public_port?)))
+                    .collect(),
                 id: c.id.unwrap_or_default(),
                 image_id: c.image_id.unwrap_or_default(),
                 name: c
@@ -615,7 +777,11 @@ impl Docker {
                     })
                     .collect(),
             })
-            .collect())
+            .collect();
+        for c in &found {
+            self.place(&c.name, &c.host);
+        }
+        Ok(found)
     }
 
     /// Creates the fault agent's container: `regbox agent serve` from the regbox image, on no network,
@@ -654,7 +820,65 @@ impl Docker {
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.api
+        self.on(name)
+            .create_container(Some(opts), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|source| DockerError::CreateContainer {
+                name: name.into(),
+                source,
+            })
+    }
+
+    /// Creates the RPC relay's container: `regbox relay` from the regbox image on network `net`, letting
+    /// CONNECT tunnels reach `allow` only, its port published on an ephemeral port of its engine's
+    /// host. Returns its id.
+    pub async fn create_relay(
+        &self,
+        name: &str,
+        image: &str,
+        net: &Net,
+        allow: Subnet,
+        port: u16,
+        labels: HashMap<String, String>,
+    ) -> Result<String> {
+        let exposed = format!("{port}/tcp");
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/usr/bin/regbox".into()]),
+            cmd: Some(vec![
+                "relay".into(),
+                "--listen".into(),
+                format!("0.0.0.0:{port}"),
+                "--allow".into(),
+                allow.to_string(),
+            ]),
+            labels: Some(labels),
+            stop_timeout: Some(2),
+            exposed_ports: Some(vec![exposed.clone()]),
+            host_config: Some(HostConfig {
+                network_mode: Some(net.id.clone()),
+                init: Some(true),
+                restart_policy: Some(bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                port_bindings: Some(HashMap::from([(
+                    exposed,
+                    Some(vec![bollard::models::PortBinding {
+                        host_ip: Some("0.0.0.0".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                readonly_rootfs: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.on(name)
             .create_container(Some(opts), body)
             .await
             .map(|r| r.id)
@@ -666,7 +890,7 @@ impl Docker {
 
     /// The host PID of a running container's main process (`None` when it is not running or gone).
     pub async fn pid(&self, name: &str) -> Result<Option<u32>> {
-        let pid = self.api.inspect_container(name, None).await.map(|c| {
+        let pid = self.on(name).inspect_container(name, None).await.map(|c| {
             c.state
                 .filter(|s| s.running == Some(true))
                 .and_then(|s| s.pid)
@@ -685,8 +909,8 @@ impl Docker {
             name: name.into(),
             source,
         };
-        let exec = self
-            .api
+        let api = self.on(name);
+        let exec = api
             .create_exec(
                 name,
                 CreateExecOptions {
@@ -700,7 +924,7 @@ impl Docker {
             .map_err(&err)?;
         let (mut out, mut errs) = (String::new(), String::new());
         if let StartExecResults::Attached { mut output, .. } =
-            self.api.start_exec(&exec.id, None).await.map_err(&err)?
+            api.start_exec(&exec.id, None).await.map_err(&err)?
         {
             while let Some(chunk) = output.next().await {
                 match chunk.map_err(&err)? {
@@ -711,8 +935,7 @@ impl Docker {
                 }
             }
         }
-        let code = self
-            .api
+        let code = api
             .inspect_exec(&exec.id)
             .await
             .map_err(&err)?
@@ -727,7 +950,7 @@ impl Docker {
     /// Whether a container is still running (false when it exited or is gone).
     pub async fn is_running(&self, name: &str) -> Result<bool> {
         let state = self
-            .api
+            .on(name)
             .inspect_container(name, None)
             .await
             .map(|c| c.state.and_then(|s| s.running) == Some(true));
@@ -736,7 +959,7 @@ impl Docker {
 
     /// Starts a created or stopped container.
     pub async fn start(&self, name: &str) -> Result<()> {
-        self.api
+        self.on(name)
             .start_container(name, None)
             .await
             .map_err(container_err("start", name))
@@ -747,7 +970,7 @@ impl Docker {
         let opts = StopContainerOptionsBuilder::new()
             .t(grace.as_secs() as i32)
             .build();
-        self.api
+        self.on(name)
             .stop_container(name, Some(opts))
             .await
             .map_err(container_err("stop", name))
@@ -756,7 +979,7 @@ impl Docker {
     /// Sends SIGKILL.
     pub async fn kill(&self, name: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
-        self.api
+        self.on(name)
             .kill_container(name, Some(opts))
             .await
             .map_err(container_err("kill", name))
@@ -764,7 +987,7 @@ impl Docker {
 
     /// Freezes every process of a container.
     pub async fn pause(&self, name: &str) -> Result<()> {
-        self.api
+        self.on(name)
             .pause_container(name)
             .await
             .map_err(container_err("pause", name))
@@ -772,7 +995,7 @@ impl Docker {
 
     /// Thaws a paused container.
     pub async fn unpause(&self, name: &str) -> Result<()> {
-        self.api
+        self.on(name)
             .unpause_container(name)
             .await
             .map_err(container_err("unpause", name))
@@ -782,13 +1005,13 @@ impl Docker {
     /// included); a container that is not running, or is gone, is left as it is.
     async fn kill_and_wait(&self, name: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
-        if self.api.kill_container(name, Some(opts)).await.is_err() {
+        if self.on(name).kill_container(name, Some(opts)).await.is_err() {
             return Ok(()); // not running (409), gone (404) or paused: removal handles those
         }
         let opts = WaitContainerOptionsBuilder::new()
             .condition("not-running")
             .build();
-        let mut waits = self.api.wait_container(name, Some(opts));
+        let mut waits = self.on(name).wait_container(name, Some(opts));
         match waits.next().await {
             // A killed container exits non-zero, which bollard reports as an error; both mean it stopped.
             None | Some(Ok(_)) | Some(Err(BollardError::DockerContainerWaitError { .. })) => Ok(()),
@@ -813,7 +1036,7 @@ impl Docker {
             .force(true)
             .v(true)
             .build();
-        let removed = self.api.remove_container(name, Some(opts)).await;
+        let removed = self.on(name).remove_container(name, Some(opts)).await;
         absent_is(removed, (), container_err("remove", name))
     }
 
@@ -822,30 +1045,32 @@ impl Docker {
         let opts = ListVolumesOptionsBuilder::new()
             .filters(&label_filter(label))
             .build();
-        let list = self
-            .api
-            .list_volumes(Some(opts))
-            .await
-            .map_err(|source| DockerError::List {
-                what: "volumes",
-                source,
-            })?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
+        let mut names = Vec::new();
+        for (_, api) in self.engines() {
+            let list = api
+                .list_volumes(Some(opts.clone()))
+                .await
+                .map_err(|source| DockerError::List {
+                    what: "volumes",
+                    source,
+                })?;
+            names.extend(list.volumes.unwrap_or_default().into_iter().map(|v| v.name));
+        }
+        Ok(names)
     }
 
-    /// Removes a volume; one already gone is not an error.
+    /// Removes a volume (from every engine that has one of that name); one already gone is not an
+    /// error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
-        let removed = self.api.remove_volume(name, Some(opts)).await;
-        absent_is(removed, (), |source| DockerError::RemoveVolume {
-            name: name.into(),
-            source,
-        })
+        for (_, api) in self.engines() {
+            let removed = api.remove_volume(name, Some(opts.clone())).await;
+            absent_is(removed, (), |source| DockerError::RemoveVolume {
+                name: name.into(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// A local image's id and labels, or None when the image is not here.
@@ -858,6 +1083,53 @@ impl Docker {
             name: name.into(),
             source,
         })
+    }
+
+    /// Copies image `name` from the first engine to every other engine of the swarm that lacks it
+    /// (`docker save | docker load`, no registry); returns the hosts it went to.
+    pub async fn spread_image(&self, name: &str) -> Result<Vec<String>> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(Vec::new());
+        };
+        let mut copied = Vec::new();
+        let mut archive: Option<bytes::Bytes> = None;
+        for engine in &fleet.engines[1..] {
+            let copy_err = |source| DockerError::CopyImage {
+                name: name.into(),
+                host: engine.name.clone(),
+                source,
+            };
+            let there = engine.api.inspect_image(name).await;
+            if absent_is(there.map(Some), None, copy_err)?.is_some() {
+                continue;
+            }
+            let tar = match &archive {
+                Some(tar) => tar.clone(),
+                None => {
+                    let parts: Vec<bytes::Bytes> =
+                        self.api.export_image(name).try_collect().await.map_err(copy_err)?;
+                    archive.insert(parts.concat().into()).clone()
+                }
+            };
+            engine
+                .api
+                .import_image(
+                    bollard::query_parameters::ImportImageOptionsBuilder::new()
+                        .quiet(true)
+                        .build(),
+                    bollard::body_full(tar),
+                    None,
+                )
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|source| DockerError::CopyImage {
+                    name: name.into(),
+                    host: engine.name.clone(),
+                    source,
+                })?;
+            copied.push(engine.name.clone());
+        }
+        Ok(copied)
     }
 
     /// Gives an image another name, `repo:tag` (moving that name from any image that had it).
@@ -981,7 +1253,7 @@ impl Docker {
             .since(since)
             .build();
         let chunks: Vec<String> = self
-            .api
+            .on(name)
             .logs(name, Some(opts))
             .map_ok(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
             .try_collect()
@@ -1008,7 +1280,7 @@ impl Docker {
             .tail(&tail)
             .build();
         let name = name.to_string();
-        self.api.logs(&name, Some(opts)).map(move |item| {
+        self.on(&name).logs(&name, Some(opts)).map(move |item| {
             item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
                 .map_err(|source| DockerError::Logs {
                     name: name.clone(),
@@ -1016,6 +1288,39 @@ impl Docker {
                 })
         })
     }
+}
+
+/// The networks on one engine, those matching `filters` (all for None).
+async fn networks_on(
+    api: &bollard::Docker,
+    filters: Option<HashMap<&'static str, Vec<String>>>,
+) -> Result<Vec<NetworkInfo>> {
+    let mut opts = ListNetworksOptionsBuilder::new();
+    if let Some(f) = &filters {
+        opts = opts.filters(f);
+    }
+    let list = api
+        .list_networks(Some(opts.build()))
+            .await
+            .map_err(|source| DockerError::List {
+                what: "networks",
+                source,
+            })?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkInfo {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                subnets: n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.subnet?.parse().ok())
+                    .collect(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
 }
 
 fn container_err<'a>(

@@ -71,6 +71,8 @@ pub enum Error {
     Measure(String),
     #[error("fault agent: {0}")]
     Agent(String),
+    #[error("RPC relay: {0}")]
+    Relay(String),
     #[error("interrupted")]
     Interrupted,
     #[error("could not remove: {}", .0.join(", "))]

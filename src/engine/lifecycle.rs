@@ -25,11 +25,12 @@ use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
 use crate::core::subnet::Subnet;
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::{ContainerInfo, Docker, DockerError, Net, NetworkInfo};
+use crate::engine::docker::{ContainerInfo, Docker, DockerError, HostEngine, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::lock::{self, LockGuard};
 use crate::engine::progress::Progress;
+use crate::engine::relay;
 use crate::engine::reconcile::{
     create_network, pick, running_groups, Cancel, Effects, Journal, DOCKER_CONCURRENCY,
 };
@@ -87,13 +88,17 @@ impl Drop for Cluster {
             return;
         }
         let name = self.spec.name.clone();
+        let spec = self.spec.clone();
         let done = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            rt.block_on(down_named(Some(&name), &Progress::default()))
-                .ok()
+            rt.block_on(async {
+                let docker = connect(&spec).await?;
+                down(&docker, &name, &Progress::default()).await
+            })
+            .ok()
         })
         .join();
         if !matches!(done, Ok(Some(_))) {
@@ -114,7 +119,14 @@ impl Cluster {
         let r = read_back(&docker, &name)
             .await?
             .ok_or_else(|| Error::Damaged(name.clone()))?;
-        let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password);
+        let (docker, relay) = if r.spec.hosts.is_empty() {
+            (docker, None)
+        } else {
+            let docker = connect(&r.spec).await?;
+            let relay = relay::address(&docker, &name).await?;
+            (docker, relay)
+        };
+        let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password, relay);
         cluster.lock_image = r.lock_image;
         let (view, faults) = tokio::join!(cluster.observe_docker(), cluster.fault_plane());
         let view = view?;
@@ -168,7 +180,7 @@ impl Cluster {
         opts: &UpOptions,
         cancel: impl Future<Output = ()>,
     ) -> Result<Cluster> {
-        let docker = Docker::connect().await?;
+        let docker = connect(&spec).await?;
         let journal = Mutex::new(Journal::default());
         let (tx, rx) = watch::channel(false);
         let fx = Effects {
@@ -179,12 +191,15 @@ impl Cluster {
         let guard: Mutex<Option<LockGuard>> = Mutex::new(None);
         let work = async {
             let mut spec = spec;
-            // Every node sits on the control network and (healed) on one data segment.
-            crate::engine::host::admit(crate::core::limits::Demand {
-                nodes: spec.nodes.len(),
-                edges: spec.edges.len(),
-                largest_network: spec.nodes.len(),
-            })?;
+            // Every node sits on the control network and (healed) on one data segment. (The limits
+            // are this machine's: across hosts they are each host's own, which it does not read.)
+            if spec.hosts.is_empty() {
+                crate::engine::host::admit(crate::core::limits::Demand {
+                    nodes: spec.nodes.len(),
+                    edges: spec.edges.len(),
+                    largest_network: spec.nodes.len(),
+                })?;
+            }
             resolve_images(&docker, &mut spec, &fx).await?;
             let held = fx
                 .cancel
@@ -229,6 +244,24 @@ impl Cluster {
     }
 }
 
+/// The engine(s) a cluster of `spec` lives on: `DOCKER_HOST`'s, or the hosts it names (first one
+/// first), checked to form one swarm.
+pub(crate) async fn connect(spec: &ClusterSpec) -> Result<Docker> {
+    if spec.hosts.is_empty() {
+        return Ok(Docker::connect().await?);
+    }
+    let hosts: Vec<HostEngine> = spec
+        .hosts
+        .iter()
+        .map(|h| HostEngine {
+            name: h.name.clone(),
+            url: h.docker.clone(),
+            address: h.address,
+        })
+        .collect();
+    Ok(Docker::connect_hosts(&hosts).await?)
+}
+
 /// Gives every node an exact image and makes sure each exists (building regbox's own when missing). A
 /// node on the default image keeps the one its cluster recorded when it was made; a new node gets the
 /// newest regbox node image here, or one built now.
@@ -258,6 +291,17 @@ async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_
         fx.cancel
             .guard(async { Ok(image::ensure_on(docker, img, fx.progress).await?) })
             .await?;
+        if docker.is_multi_host() {
+            fx.progress
+                .stage(&format!("copying image {img} to the hosts lacking it"), 0);
+            let to = fx
+                .cancel
+                .guard(async { Ok(docker.spread_image(img).await?) })
+                .await?;
+            if !to.is_empty() {
+                tracing::info!("copied image {img} to {}", to.join(", "));
+            }
+        }
     }
     Ok(())
 }
@@ -325,7 +369,7 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
 /// (an image still to be built stays `regbox/bitcoind`), the spec the cluster recorded when it was
 /// last brought up (None: it does not exist), and the plan.
 pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<ClusterSpec>, UpPlan)> {
-    let docker = Docker::connect().await?;
+    let docker = connect(&spec).await?;
     let recorded = read_back(&docker, &spec.name).await?;
     let images = recorded_images(recorded.as_ref());
     let newest = image::newest_on(&docker).await?;
@@ -343,7 +387,11 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<Clust
         };
         return Ok((spec, None, plan));
     };
-    let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password);
+    let relay = match docker.is_multi_host() {
+        true => relay::address(&docker, &spec.name).await?,
+        false => None,
+    };
+    let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password, relay);
     let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
     let mut plan =
         crate::core::plan::up_plan(&wanted.spec.edges, &observed, &links, &wanted.spec.links);
@@ -372,14 +420,21 @@ async fn up(
     let password = ensure_meta(docker, &spec, fx).await?;
     fx.cancel.check()?;
     let name = spec.name.clone();
-    let (control, data) = ensure_networks(docker, &name, fx).await?;
+    let [(control_net, control), (_, data)] = ensure_networks(docker, &name, fx).await?;
+    let relay = match spec.hosts.first() {
+        Some(first) => Some(
+            relay::ensure(docker, &name, &first.name, (&control_net, control), fx.progress)
+                .await?,
+        ),
+        None => None,
+    };
 
     let networks = Networks {
         control,
         data,
         rpcauth: rpcauth_for(&password),
     };
-    let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password);
+    let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password, relay);
     if let Some(me) = &opts.attach {
         cluster.attach(me).await?;
     }
@@ -445,12 +500,12 @@ async fn ensure_meta(docker: &Docker, spec: &ClusterSpec, fx: &Effects<'_>) -> R
 
 /// Finds the cluster's control and base data networks (the ones the loop keeps, when there are
 /// duplicates) with one look at the engine, and creates those that are missing, one after the other
-/// (each takes a free subnet). Returns their subnets, control first.
+/// (each takes a free subnet). Returns them with their subnets, control first.
 async fn ensure_networks(
     docker: &Docker,
     cluster: &str,
     fx: &Effects<'_>,
-) -> Result<(Subnet, Subnet)> {
+) -> Result<[(Net, Subnet); 2]> {
     let filter = blueprint::cluster_filter(Some(cluster));
     let (nets, containers) = tokio::try_join!(
         docker.labeled_networks(&filter),
@@ -459,9 +514,15 @@ async fn ensure_networks(
     let kept = pick(&nets, &containers).kept;
     let mut subnets = Vec::with_capacity(2);
     for role in [NetRole::Control, NetRole::Segment(BASE)] {
-        if let Some(subnet) = kept.get(&role).and_then(|n| n.subnets.first()) {
-            subnets.push(*subnet);
-            continue;
+        if let Some(n) = kept.get(&role) {
+            if let Some(subnet) = n.subnets.first() {
+                let net = Net {
+                    id: n.id.clone(),
+                    name: n.name.clone(),
+                };
+                subnets.push((net, *subnet));
+                continue;
+            }
         }
         let (word, name) = match role {
             NetRole::Control => ("control", blueprint::control_network(cluster)),
@@ -470,10 +531,12 @@ async fn ensure_networks(
         let mut labels = blueprint::cluster_labels(cluster);
         labels.insert(LABEL_ROLE.into(), word.into());
         let (net, subnet) = create_network(docker, &name, labels).await?;
-        fx.journal.lock().unwrap().networks.push(net);
-        subnets.push(subnet);
+        fx.journal.lock().unwrap().networks.push(net.clone());
+        subnets.push((net, subnet));
     }
-    Ok((subnets[0], subnets[1]))
+    let data = subnets.pop().expect("two networks");
+    let control = subnets.pop().expect("two networks");
+    Ok([control, data])
 }
 
 /// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
@@ -577,6 +640,11 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
 pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownReport> {
     let docker = Docker::connect().await?;
     let name = resolve_cluster(&docker, name).await?;
+    // A cluster across hosts is recorded on its first one; its other hosts hold the rest.
+    let docker = match read_back(&docker, &name).await.ok().flatten() {
+        Some(r) if !r.spec.hosts.is_empty() => connect(&r.spec).await?,
+        _ => docker,
+    };
     down(&docker, &name, progress).await
 }
 

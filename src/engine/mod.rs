@@ -16,6 +16,7 @@ pub mod measure;
 pub mod node;
 pub mod progress;
 pub(crate) mod reconcile;
+pub(crate) mod relay;
 pub mod repair;
 pub mod rpc;
 pub mod runner;
