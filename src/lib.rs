@@ -14,6 +14,8 @@ pub mod core;
 pub mod engine;
 #[cfg(feature = "cli")]
 pub mod operator;
+#[cfg(feature = "cli")]
+pub mod relay;
 
 // The library's public paths, by concept.
 pub use crate::core::propagation;

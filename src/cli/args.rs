@@ -2,14 +2,17 @@
 //! does no I/O; what a word means (a cluster, a node, a file) is decided when the command runs (shell
 //! completion alone asks the engine for names, see `complete`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::cli::complete::{clusters, nodes};
+use crate::core::blueprint::RELAY_PORT;
 use crate::core::link;
 use crate::core::soak::{self, FaultKind};
+use crate::core::subnet::Subnet;
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
 const LONG_VERSION: &str = concat!(
@@ -391,6 +394,17 @@ pub enum Command {
     Agent {
         #[command(subcommand)]
         command: AgentCommand,
+    },
+    /// The RPC relay, run inside the regbox image on a cluster's control network (not for direct use):
+    /// an HTTP CONNECT proxy to the nodes' RPC, for clusters on networks this machine cannot route to.
+    #[command(hide = true)]
+    Relay {
+        /// Address and port to listen on.
+        #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], RELAY_PORT)))]
+        listen: SocketAddr,
+        /// A subnet (CIDR) tunnels may lead into; repeat for several.
+        #[arg(long, value_name = "CIDR", required = true)]
+        allow: Vec<Subnet>,
     },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///

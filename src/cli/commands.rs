@@ -374,6 +374,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{reply}");
             Ok(())
         }
+        Command::Relay { listen, allow } => crate::relay::serve(listen, allow)
+            .await
+            .map_err(|e| Failure::Report(format!("relay: {e}"))),
         Command::Run {
             scenarios,
             junit,

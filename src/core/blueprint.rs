@@ -47,6 +47,9 @@ pub const LABEL_RPC_PASSWORD: &str = "regbox.rpc-password";
 pub const RPC_USER: &str = "regbox";
 /// bitcoind's regtest RPC port.
 pub const RPC_PORT: u16 = 18443;
+/// The port the RPC relay (`regbox relay`, for clusters on overlay networks this machine cannot route
+/// to) listens on.
+pub const RELAY_PORT: u16 = 18400;
 /// bitcoind's regtest P2P port.
 pub const P2P_PORT: u16 = 18444;
 /// Where a node's data directory is mounted.

@@ -50,6 +50,11 @@ impl Subnet {
         self.base & mask(prefix) == other.base & mask(prefix)
     }
 
+    /// Whether `addr` lies in the network.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & mask(self.prefix) == self.base
+    }
+
     /// The gateway Docker's bridge takes: the first host address.
     pub fn gateway(&self) -> Ipv4Addr {
         self.host(1)
@@ -180,6 +185,18 @@ mod tests {
         assert!(net("10.130.16.0/20").overlaps(&net("10.128.0.0/9")));
         assert!(!net("10.130.16.0/20").overlaps(&net("10.130.32.0/20")));
         assert!(net("0.0.0.0/0").overlaps(&net("192.168.1.0/24")));
+    }
+
+    #[test]
+    fn contains_is_prefix_aware() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert!(net("10.130.16.0/20").contains(ip("10.130.16.0")));
+        assert!(net("10.130.16.0/20").contains(ip("10.130.31.255")));
+        assert!(!net("10.130.16.0/20").contains(ip("10.130.32.0")));
+        assert!(!net("10.130.16.0/20").contains(ip("10.130.15.255")));
+        assert!(net("0.0.0.0/0").contains(ip("192.168.1.7")));
+        assert!(net("127.0.0.1/32").contains(ip("127.0.0.1")));
+        assert!(!net("127.0.0.1/32").contains(ip("127.0.0.2")));
     }
 
     #[test]

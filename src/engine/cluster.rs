@@ -298,15 +298,11 @@ impl Cluster {
     /// (not from another machine, or from a container on no control network).
     pub async fn reachable(&self) -> bool {
         use futures::stream::{self, StreamExt};
-        let mut tries = stream::iter(self.nodes.iter().map(|n| {
-            let connect = tokio::net::TcpStream::connect(n.rpc.addr());
-            async move {
-                matches!(
-                    tokio::time::timeout(std::time::Duration::from_millis(300), connect).await,
-                    Ok(Ok(_))
-                )
-            }
-        }))
+        let mut tries = stream::iter(
+            self.nodes
+                .iter()
+                .map(|n| n.rpc.reachable(std::time::Duration::from_millis(300))),
+        )
         .buffer_unordered(crate::engine::wait::RPC_CONCURRENCY);
         while let Some(ok) = tries.next().await {
             if ok {

@@ -1,17 +1,21 @@
 //! The one JSON-RPC client for bitcoind: HTTP with basic auth over a shared connection pool, plus typed
 //! helpers whose structs tolerate missing and extra fields so any node version can answer.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
 
 use crate::core::names::error_chain;
 
@@ -80,26 +84,173 @@ impl RpcError {
 
 type Result<T> = std::result::Result<T, RpcError>;
 
-/// Shared HTTP machinery; cheap to clone.
+/// How long opening a TCP connection may take, to a node or to the relay.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a relay may take to answer a CONNECT (it gives itself [`CONNECT_TIMEOUT`] to reach the
+/// node).
+const TUNNEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest answer head a relay may send.
+const MAX_TUNNEL_HEAD: usize = 4096;
+
+/// Shared HTTP machinery; cheap to clone. Connects to nodes directly, or, with a relay, through HTTP
+/// CONNECT tunnels the relay opens (`regbox relay`, for nodes on networks this machine cannot route to).
 #[derive(Clone)]
 pub struct Transport {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
+    relay: Option<SocketAddr>,
 }
 
 impl Default for Transport {
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        connector.set_nodelay(true);
+        Transport::via(None)
+    }
+}
+
+impl Transport {
+    /// A transport reaching nodes through `relay` (an HTTP CONNECT proxy), or directly without one.
+    pub fn via(relay: Option<SocketAddr>) -> Transport {
+        let mut direct = HttpConnector::new();
+        direct.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        direct.set_nodelay(true);
         // bitcoind closes a keep-alive connection idle for 30 s (`-rpcservertimeout`); a pooled one
         // idle as long could be reused just as bitcoind closes it ("connection closed before message
         // completed", seen once in a 100-node `up`). Dropping idle connections well before that
         // leaves no such race.
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(10))
-            .build(connector);
-        Transport { http }
+            .build(Connector { direct, relay });
+        Transport { http, relay }
     }
+
+    /// The relay connections go through, if any.
+    pub fn relay(&self) -> Option<SocketAddr> {
+        self.relay
+    }
+
+    /// Whether a TCP connection to `addr` opens within `within` (through the relay when there is one:
+    /// the relay answered the CONNECT with 200).
+    pub async fn probe(&self, addr: SocketAddr, within: Duration) -> bool {
+        let attempt = async {
+            match self.relay {
+                None => TcpStream::connect(addr).await.map(drop),
+                Some(relay) => tunnel(relay, &addr.to_string()).await.map(drop),
+            }
+        };
+        matches!(tokio::time::timeout(within, attempt).await, Ok(Ok(())))
+    }
+}
+
+/// The client's connector: hyper's own for direct connections, or a CONNECT tunnel through the relay.
+#[derive(Clone)]
+struct Connector {
+    direct: HttpConnector,
+    relay: Option<SocketAddr>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<hyper::Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::result::Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        match self.relay {
+            None => {
+                let mut direct = self.direct.clone();
+                Box::pin(async move { Ok(direct.call(uri).await?) })
+            }
+            Some(relay) => Box::pin(async move {
+                let authority = uri
+                    .authority()
+                    .ok_or_else(|| format!("no host in `{uri}`"))?;
+                let target = match authority.port_u16() {
+                    Some(_) => authority.to_string(),
+                    None => format!("{}:80", authority.host()),
+                };
+                Ok(TokioIo::new(tunnel(relay, &target).await?))
+            }),
+        }
+    }
+}
+
+/// A TCP stream to `target` (`ip:port`) through the relay: CONNECT, a 200 answer, then the node's bytes.
+async fn tunnel(relay: SocketAddr, target: &str) -> std::io::Result<TcpStream> {
+    use std::io::{Error, ErrorKind};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(relay))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::TimedOut,
+                format!("relay {relay}: no connection within {CONNECT_TIMEOUT:?}"),
+            )
+        })?
+        .map_err(|e| Error::new(e.kind(), format!("relay {relay}: {e}")))?;
+    stream.set_nodelay(true)?;
+    let handshake = async {
+        stream
+            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await?;
+        // Byte by byte, so nothing after the head (the node's first bytes) is taken from the stream.
+        let mut head = Vec::with_capacity(64);
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= MAX_TUNNEL_HEAD {
+                return Err(Error::other(format!("relay {relay}: answer head too long")));
+            }
+            match stream.read_u8().await {
+                Ok(byte) => head.push(byte),
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return Err(Error::new(
+                        ErrorKind::ConnectionAborted,
+                        format!(
+                            "relay {relay} closed the connection to {target} without an answer"
+                        ),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match answer_status(&head) {
+            Some(200) => Ok(()),
+            Some(status) => Err(Error::new(
+                ErrorKind::ConnectionRefused,
+                format!("relay {relay} answered {status} to CONNECT {target}"),
+            )),
+            None => Err(Error::new(
+                ErrorKind::InvalidData,
+                format!("relay {relay}: not an HTTP answer"),
+            )),
+        }
+    };
+    tokio::time::timeout(TUNNEL_TIMEOUT, handshake)
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::TimedOut,
+                format!("relay {relay}: no answer to CONNECT {target} within {TUNNEL_TIMEOUT:?}"),
+            )
+        })??;
+    Ok(stream)
+}
+
+/// The status code of an HTTP/1.x answer head (`HTTP/1.1 200 Connection established`).
+fn answer_status(head: &[u8]) -> Option<u16> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut words = line.split(' ');
+    let version = words.next()?;
+    let status = words.next()?;
+    (version.starts_with("HTTP/1.") && status.len() == 3)
+        .then(|| status.parse().ok())
+        .flatten()
 }
 
 /// An RPC endpoint of one node.
@@ -196,6 +347,17 @@ impl RpcClient {
     /// The node's RPC address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP machinery the client calls through (shared with the cluster's other clients).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Whether a TCP connection to the node's RPC port opens within `within` (through the relay, if
+    /// any).
+    pub async fn reachable(&self, within: Duration) -> bool {
+        self.transport.probe(self.addr, within).await
     }
 
     /// Calls `method` and returns the raw `result`.
@@ -434,5 +596,28 @@ impl RpcClient {
         }
         let info: Info = self.call("getdescriptorinfo", json!([descriptor])).await?;
         Ok(format!("{descriptor}#{}", info.checksum))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_status_reads_the_status_line() {
+        assert_eq!(
+            answer_status(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            Some(200)
+        );
+        assert_eq!(answer_status(b"HTTP/1.0 403 Forbidden\r\n\r\n"), Some(403));
+        assert_eq!(
+            answer_status(b"HTTP/1.1 502 Bad Gateway\r\nX: y\r\n\r\n"),
+            Some(502)
+        );
+        assert_eq!(answer_status(b"HTTP/1.1 200\r\n\r\n"), Some(200));
+        assert_eq!(answer_status(b"SSH-2.0-OpenSSH\r\n\r\n"), None);
+        assert_eq!(answer_status(b"HTTP/2 200\r\n\r\n"), None);
+        assert_eq!(answer_status(b"HTTP/1.1 20x OK\r\n\r\n"), None);
+        assert_eq!(answer_status(b""), None);
     }
 }
