@@ -120,6 +120,11 @@ pub fn agent_container(cluster: &str) -> String {
     format!("regbox-{cluster}.agent")
 }
 
+/// Docker name of the fault agent on host `host` of a cluster across hosts.
+pub fn host_agent_container(cluster: &str, host: &str) -> String {
+    format!("regbox-{cluster}.agent.{host}")
+}
+
 /// Docker name of a multi-host cluster's RPC relay.
 pub fn relay_container(cluster: &str) -> String {
     format!("regbox-{cluster}.relay")

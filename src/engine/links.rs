@@ -1,8 +1,9 @@
-//! Link faults from the engine's side: the cluster's fault agent (one container per cluster from the
-//! regbox image, labelled with the cluster so `down` removes it with the nodes), requests to it through
-//! `docker exec`, and the cluster's commands on the fault plane — shape, cut, clear, and reading it.
+//! Link faults from the engine's side: the cluster's fault agents (one container per cluster — per host
+//! with nodes, across hosts — from the regbox image, labelled with the cluster so `down` removes them
+//! with the nodes), requests to them through `docker exec`, and the cluster's commands on the fault
+//! plane — shape, cut, clear, and reading it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
@@ -23,12 +24,59 @@ impl Cluster {
     /// The active fault plane: every node's cuts and shaping, by node index (empty when the cluster has
     /// no agent, i.e. never had a link fault).
     pub async fn fault_plane(&self) -> Result<Plane> {
-        let name = blueprint::agent_container(self.name());
-        if !self.docker.is_running(&name).await? {
-            return Ok(Plane::new());
+        let running = self.running_agents().await?;
+        Ok(self.by_index(self.show(&running).await?))
+    }
+
+    /// The cluster's agents, by container name: one, or across hosts one per host with nodes (which
+    /// sets the faults of that host's nodes: it enters their namespaces through its engine's PIDs).
+    fn agents(&self) -> Vec<(String, Option<&str>)> {
+        if self.spec.hosts.is_empty() {
+            return vec![(blueprint::agent_container(self.name()), None)];
         }
-        let reply = self.ask(&name, &AgentRequest::Show).await?;
-        Ok(self.by_index(reply))
+        self.spec
+            .hosts
+            .iter()
+            .filter(|h| !self.spec.nodes_on(&h.name).is_empty())
+            .map(|h| {
+                let name = blueprint::host_agent_container(self.name(), &h.name);
+                (name, Some(h.name.as_str()))
+            })
+            .collect()
+    }
+
+    /// The agent that sets node `i`'s faults.
+    fn agent_of(&self, i: usize) -> String {
+        match &self.spec.nodes[i].host {
+            Some(host) => blueprint::host_agent_container(self.name(), host),
+            None => blueprint::agent_container(self.name()),
+        }
+    }
+
+    /// The agents that run (none: the cluster never had a link fault).
+    async fn running_agents(&self) -> Result<Vec<String>> {
+        let mut running = Vec::new();
+        for (name, host) in self.agents() {
+            if let Some(host) = host {
+                self.docker.place(&name, host);
+            }
+            if self.docker.is_running(&name).await? {
+                running.push(name);
+            }
+        }
+        Ok(running)
+    }
+
+    /// What the agents hold, as one reply.
+    async fn show(&self, agents: &[String]) -> Result<AgentReply> {
+        let mut all = AgentReply::default();
+        for agent in agents {
+            let reply = self.ask(agent, &AgentRequest::Show).await?;
+            all.nodes.extend(reply.nodes);
+            all.errors.extend(reply.errors);
+            all.stale.extend(reply.stale);
+        }
+        Ok(all)
     }
 
     /// Shapes the P2P packets each of `nodes` sends — to the peers in `to`, or to all — with
@@ -184,16 +232,15 @@ impl Cluster {
         start: bool,
         edit: impl FnOnce(&mut Plane) -> Vec<usize>,
     ) -> Result<(Plane, Vec<usize>)> {
-        let agent = if start {
-            self.agent(progress).await?
+        let agents = if start {
+            self.start_agents(progress).await?
         } else {
-            let name = blueprint::agent_container(self.name());
-            if !self.docker.is_running(&name).await? {
-                return Ok((Plane::new(), Vec::new()));
-            }
-            name
+            self.running_agents().await?
         };
-        let reply = self.ask(&agent, &AgentRequest::Show).await?;
+        if agents.is_empty() {
+            return Ok((Plane::new(), Vec::new()));
+        }
+        let reply = self.show(&agents).await?;
         let stale: Vec<usize> = reply
             .stale
             .iter()
@@ -240,14 +287,25 @@ impl Cluster {
             .iter()
             .filter_map(|n| self.by_name.get(&n.name).copied())
             .collect();
-        // One argument of `docker exec` holds at most 128 KiB: large planes go in several requests.
-        let mut reply = AgentReply::default();
+        // Each node goes to its host's agent; one argument of `docker exec` holds at most 128 KiB:
+        // large planes go in several requests.
+        let mut by_agent: BTreeMap<String, Vec<AgentNode>> = BTreeMap::new();
+        for node in nodes {
+            let agent = self.agent_of(self.by_name[&node.name]);
+            by_agent.entry(agent).or_default().push(node);
+        }
+        // Each answer is its agent's whole plane: it replaces what that agent's nodes had.
+        let mut result = plane.clone();
         let mut errors = Vec::new();
-        for batch in batches(nodes) {
-            reply = self
-                .ask(&agent, &AgentRequest::Set { nodes: batch })
-                .await?;
-            errors.extend(reply.errors.values().cloned());
+        for (agent, nodes) in by_agent {
+            for batch in batches(nodes) {
+                let answer = self
+                    .ask(&agent, &AgentRequest::Set { nodes: batch })
+                    .await?;
+                errors.extend(answer.errors.values().cloned());
+                result.retain(|&i, _| self.agent_of(i) != agent);
+                result.extend(self.by_index(answer));
+            }
         }
         if !errors.is_empty() {
             return Err(Error::Agent(format!(
@@ -255,33 +313,50 @@ impl Cluster {
                 errors.join("; ")
             )));
         }
-        Ok((self.by_index(reply), touched))
+        Ok((result, touched))
     }
 
-    /// The cluster's running agent, started (and its image built) when there is none.
-    async fn agent(&self, progress: &Progress) -> Result<String> {
-        let name = blueprint::agent_container(self.name());
-        if self.docker.is_running(&name).await? {
-            return Ok(name);
-        }
-        let image =
-            image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
-        // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still have.
-        self.docker.remove_container(&name).await?;
-        let mut labels = blueprint::cluster_labels(self.name());
-        labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
-        self.docker.create_agent(&name, &image, labels).await?;
-        self.docker.start(&name).await?;
-        let what = format!("the fault agent `{name}` to listen");
-        wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
-            match self.ask(&name, &AgentRequest::Show).await {
-                Ok(_) => Ok(Check::Ready(())),
-                Err(Error::Agent(e)) => Ok(Check::Pending(e)),
-                Err(e) => Err(e),
+    /// The cluster's agents, each started (and their image built, and copied to the hosts) when it
+    /// does not run.
+    async fn start_agents(&self, progress: &Progress) -> Result<Vec<String>> {
+        let mut image = None;
+        let mut names = Vec::new();
+        for (name, host) in self.agents() {
+            if let Some(host) = host {
+                self.docker.place(&name, host);
             }
-        })
-        .await?;
-        Ok(name)
+            names.push(name.clone());
+            if self.docker.is_running(&name).await? {
+                continue;
+            }
+            let image = match &image {
+                Some(image) => image,
+                None => {
+                    let built =
+                        image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress)
+                            .await?;
+                    self.docker.spread_image(&built).await?;
+                    image.insert(built)
+                }
+            };
+            // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still
+            // have.
+            self.docker.remove_container(&name).await?;
+            let mut labels = blueprint::cluster_labels(self.name());
+            labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
+            self.docker.create_agent(&name, image, labels).await?;
+            self.docker.start(&name).await?;
+            let what = format!("the fault agent `{name}` to listen");
+            wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
+                match self.ask(&name, &AgentRequest::Show).await {
+                    Ok(_) => Ok(Check::Ready(())),
+                    Err(Error::Agent(e)) => Ok(Check::Pending(e)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        }
+        Ok(names)
     }
 
     /// One request to the agent, relayed by `regbox agent call` inside its container.

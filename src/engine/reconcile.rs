@@ -393,6 +393,7 @@ impl Cluster {
                         Some(ROLE_META),
                         Some(ROLE_LOCK),
                         Some(blueprint::ROLE_AGENT),
+                        Some(blueprint::ROLE_RELAY),
                     ]
                     .contains(&role)
                 {
@@ -672,6 +673,11 @@ impl Cluster {
                     let mut j = fx.journal.lock().unwrap();
                     j.containers.push(l.container.clone());
                     j.volumes.push(l.volume.clone());
+                }
+                // Across hosts, on the node's host (a listing may have placed an old container
+                // of the name on the host the node left).
+                if let Some(host) = &self.spec.nodes[l.index].host {
+                    docker.place(&l.container, host);
                 }
                 docker
                     .create_container(&config)

@@ -4,8 +4,8 @@
 # iproute2, nsenter/unshare (util-linux) and the machine's dockerd binary.
 #
 #   multihost.sh up [N] [IMAGE…]   start N engines (default 3) and load the images into each (default:
-#                                  every regbox/bitcoind image of the machine's engine); prints each
-#                                  engine's DOCKER_HOST
+#                                  every regbox/bitcoind image of the machine's engine; `none`: no
+#                                  image); prints each engine's DOCKER_HOST
 #   multihost.sh down              remove everything `up` made, whatever state it is in
 #
 # What this machine needs, learned the hard way:
@@ -32,6 +32,8 @@ up() {
     local images=("$@")
     if [ ${#images[@]} -eq 0 ]; then
         mapfile -t images < <(docker images --format '{{.Repository}}:{{.Tag}}' regbox/bitcoind)
+    elif [ "${images[*]}" = none ]; then
+        images=()
     fi
     if ip link show "$BRIDGE" >/dev/null 2>&1; then
         echo "multihost: a lab is up already ($BRIDGE exists); run \`$0 down\` first" >&2
@@ -50,7 +52,7 @@ up() {
     done
     for n in $(seq 1 "$count"); do
         wait_engine "$n"
-        for image in "${images[@]}"; do
+        for image in ${images[@]+"${images[@]}"}; do
             docker save "$image" | on "$n" load -q >/dev/null
         done
     done
@@ -120,5 +122,5 @@ down() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
-    *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac

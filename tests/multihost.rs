@@ -1,0 +1,265 @@
+//! Multi-host test: a cluster spread over three Docker engines of one swarm — the lab that
+//! `tests/lab/multihost.sh` starts on this machine (engines in network namespaces of their own, on one
+//! bridge) — brought up, checked by the peer graph the nodes report across hosts, partitioned by host,
+//! healed with a reorg, and taken down leaving nothing on any engine. Needs root (the lab makes network
+//! namespaces and starts engines); fails loudly without it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
+use futures::TryStreamExt;
+use regbox::manifest;
+use regbox::progress::Progress;
+
+const HOSTS: usize = 3;
+
+fn lab_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/multihost.sh")
+}
+
+fn socket(host: usize) -> String {
+    format!("unix:///run/regbox-lab/h{host}/docker.sock")
+}
+
+/// The lab, removed again when dropped (also when the test fails).
+struct Lab;
+
+impl Lab {
+    fn up() -> Lab {
+        // A lab left by an interrupted run goes first.
+        Lab::down();
+        let out = Command::new("bash")
+            .arg(lab_script())
+            .args(["up", &HOSTS.to_string(), "none"])
+            .output()
+            .expect("run tests/lab/multihost.sh");
+        assert!(
+            out.status.success(),
+            "the multi-host lab did not start (it needs root, iproute2, util-linux and dockerd): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Lab
+    }
+
+    fn down() {
+        let out = Command::new("bash")
+            .arg(lab_script())
+            .arg("down")
+            .output()
+            .expect("run tests/lab/multihost.sh down");
+        assert!(
+            out.status.success(),
+            "lab teardown: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        Lab::down();
+    }
+}
+
+fn engine(url: &str) -> bollard::Docker {
+    bollard::Docker::connect_with_host(url).expect("connect to an engine")
+}
+
+/// The node image, built on the machine's engine, loaded into the first host only: regbox copies it
+/// to the others.
+async fn seed_image(image: &str) {
+    let local = bollard::Docker::connect_with_defaults().expect("the machine's engine");
+    let tar: Vec<bytes::Bytes> = local.export_image(image).try_collect().await.unwrap();
+    engine(&socket(1))
+        .import_image(
+            bollard::query_parameters::ImportImageOptionsBuilder::new().build(),
+            bollard::body_full(tar.concat().into()),
+            None,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("load the node image into h1");
+}
+
+/// Everything labeled with `cluster` on one engine: containers (name → running), networks, volumes.
+async fn held(url: &str, cluster: &str) -> (HashMap<String, bool>, Vec<String>, Vec<String>) {
+    let api = engine(url);
+    let filter = HashMap::from([("label", vec![format!("regbox.cluster={cluster}")])]);
+    let containers = api
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let name = c.names.unwrap_or_default().concat();
+            (name.trim_start_matches('/').to_string(), c.state.map(|s| s.to_string()) == Some("running".into()))
+        })
+        .collect();
+    let networks = api
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filter).build()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    let volumes = api
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filter).build()))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    (containers, networks, volumes)
+}
+
+/// Runs regbox against the first host and returns its stdout, failing the test on a non-zero exit.
+async fn regbox(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+        .args(args)
+        .env("DOCKER_HOST", socket(1))
+        .env("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "regbox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&regbox(args).await).unwrap()
+}
+
+/// Node name → (host, sorted peers, height, best hash) from `regbox status --json`.
+async fn status(cluster: &str) -> HashMap<String, (String, Vec<String>, u64, String)> {
+    json(&["-c", cluster, "status", "--json"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            let mut peers: Vec<String> = n["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect();
+            peers.sort();
+            (
+                s("name"),
+                (s("host"), peers, n["height"].as_u64().unwrap_or(0), s("best_hash")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_removed() {
+    let image = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default()))
+            .expect("node image")
+    };
+    let _lab = Lab::up();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(600), async {
+            seed_image(&image).await;
+            let name = regbox::unique_name("hosts");
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("lab3.yaml");
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/lab3.yaml"),
+            )
+            .unwrap();
+            std::fs::write(&file, text).unwrap();
+            let file = file.to_str().unwrap();
+
+            // Up, through the CLI, as a user would: the image goes to h2 and h3 without a registry.
+            regbox(&["-c", &name, "up", file]).await;
+            let nodes = status(&name).await;
+            assert_eq!(nodes.len(), 6, "{nodes:?}");
+            // Spread: n0..n5 round the hosts in order, each node on its own host's engine.
+            for i in 0..6 {
+                let (host, ..) = &nodes[&format!("n{i}")];
+                assert_eq!(host, &format!("h{}", i % HOSTS + 1), "n{i}");
+            }
+            for h in 1..=HOSTS {
+                let (containers, ..) = held(&socket(h), &name).await;
+                for i in (h - 1..6).step_by(HOSTS) {
+                    let container = format!("regbox-{name}-n{i}");
+                    assert_eq!(containers.get(&container), Some(&true), "n{i} runs on h{h}: {containers:?}");
+                }
+            }
+            // The ring, as the nodes report it: every edge crosses hosts.
+            for i in 0..6 {
+                let (_, peers, ..) = &nodes[&format!("n{i}")];
+                let mut want = vec![format!("n{}", (i + 1) % 6), format!("n{}", (i + 5) % 6)];
+                want.sort();
+                assert_eq!(peers, &want, "n{i}");
+            }
+
+            // Partition by host: h1's nodes (n0, n3) against the rest; each side mines.
+            regbox(&["-c", &name, "mine", "n1", "101"]).await;
+            regbox(&["-c", &name, "sync"]).await;
+            regbox(&["-c", &name, "partition", "@h1"]).await;
+            let split = status(&name).await;
+            assert_eq!(split["n0"].1, vec!["n3".to_string()], "{split:?}");
+            assert_eq!(split["n3"].1, vec!["n0".to_string()], "{split:?}");
+            regbox(&["-c", &name, "mine", "n0", "2"]).await;
+            regbox(&["-c", &name, "mine", "n2", "5"]).await;
+            let split = status(&name).await;
+            assert_eq!((split["n3"].2, split["n4"].2), (103, 106), "{split:?}");
+
+            // Heal: h1's side reorganises onto the longer chain.
+            let healed = json(&["-c", &name, "heal", "--sync", "--json"]).await;
+            let after = status(&name).await;
+            let tip = &after["n2"].3;
+            for (node, (_, peers, height, hash)) in &after {
+                assert_eq!((height, hash), (&106, tip), "{node} after heal");
+                assert_eq!(peers.len(), 2, "{node}: {peers:?}");
+            }
+            // The heal's report: h1's two nodes each lost their 2 blocks, the others none.
+            assert_eq!(healed["height"], 106, "{healed}");
+            let depth: HashMap<String, u64> = healed["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| (n["node"].as_str().unwrap().to_string(), n["reorg_depth"].as_u64().unwrap()))
+                .collect();
+            for i in 0..6 {
+                let want = if i % HOSTS == 0 { 2 } else { 0 };
+                assert_eq!(depth[&format!("n{i}")], want, "n{i}: {healed}");
+            }
+
+            // Down leaves nothing on any engine.
+            regbox(&["-c", &name, "down"]).await;
+            for h in 1..=HOSTS {
+                let (containers, networks, volumes) = held(&socket(h), &name).await;
+                assert!(
+                    containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                    "h{h} keeps {containers:?} {networks:?} {volumes:?}"
+                );
+            }
+        })
+        .await
+        .expect("test timed out");
+    });
+}
