@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::core::firewall::{self, NodeFaults};
 use crate::core::link::{self, Shaping};
 use crate::core::names::{backticked, shown, NodeNames};
+use crate::core::placement::{self, HostSpec, PlaceError, Strategy};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
 pub use crate::core::yaml::ReadFile;
 use crate::core::yaml::{found, Check, Cx, Fields, Pos, SourceError, Value, Yaml};
@@ -53,9 +54,26 @@ pub const RESERVED_OPTIONS: &[&str] = &[
     "conf",
 ];
 
-const TOP_FIELDS: &[&str] = &["name", "defaults", "nodes", "topology", "links"];
+const TOP_FIELDS: &[&str] = &[
+    "name",
+    "hosts",
+    "placement",
+    "defaults",
+    "nodes",
+    "topology",
+    "links",
+];
 const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet", "resources", "link"];
-const NODE_FIELDS: &[&str] = &["name", "image", "args", "wallet", "resources", "link"];
+const NODE_FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "args",
+    "wallet",
+    "resources",
+    "link",
+    "host",
+];
+const HOST_FIELDS: &[&str] = &["name", "docker", "address", "labels", "capacity"];
 const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];
 /// A node's memory limit unless the manifest says otherwise: an idle lab node holds ≈ 40 MiB, a busy one
 /// (mining, a large mempool) a few times that.
@@ -74,6 +92,9 @@ pub struct ClusterSpec {
     /// index: set by `up`, and again on a node that restarts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<usize, NodeFaults>,
+    /// The Docker engines the nodes run on (`hosts:`); empty: the one engine regbox talks to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -90,6 +111,10 @@ pub struct NodeSpec {
     /// The node names its own `image:` (so `up --image` leaves it alone).
     #[serde(default)]
     pub own_image: bool,
+    /// The host (a name in `ClusterSpec::hosts`) the node runs on: set on every node when the
+    /// cluster declares hosts (pinned by `host:` or placed at parse time), None otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What a node's container may use.
@@ -112,13 +137,15 @@ impl Default for Resources {
 
 impl NodeSpec {
     /// What a container made from `before` lacks of this spec, by field name (`image`, `args`,
-    /// `wallet`, `resources`): why `apply` recreates it. Empty when the two make the same container.
+    /// `wallet`, `resources`, `host`): why `apply` recreates it. Empty when the two make the same
+    /// container.
     pub fn differences(&self, before: &NodeSpec) -> Vec<&'static str> {
         [
             ("image", self.image != before.image),
             ("args", self.args != before.args),
             ("wallet", self.wallet != before.wallet),
             ("resources", self.resources != before.resources),
+            ("host", self.host != before.host),
         ]
         .into_iter()
         .filter(|(_, differs)| *differs)
@@ -139,6 +166,7 @@ impl ClusterSpec {
                 wallet: false,
                 resources: Resources::default(),
                 own_image: false,
+                host: None,
             })
             .collect();
         ClusterSpec {
@@ -146,7 +174,21 @@ impl ClusterSpec {
             nodes,
             edges: generate(Kind::Ring, 4),
             links: BTreeMap::new(),
+            hosts: Vec::new(),
         }
+    }
+
+    /// The host node `node` runs on; None without `hosts` (or for a node index out of range).
+    pub fn host_of(&self, node: usize) -> Option<&HostSpec> {
+        let name = self.nodes.get(node)?.host.as_deref()?;
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The indexes of the nodes on the host named `host`, in node order.
+    pub fn nodes_on(&self, host: &str) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].host.as_deref() == Some(host))
+            .collect()
     }
 
     /// Looks up a node by name, or by decimal index as typed on a command line.
@@ -266,6 +308,33 @@ fn is_image_reference(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// `[a-z][a-z0-9-]{0,30}`
+fn is_host_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=31).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `unix:///PATH` (an absolute path) or `tcp://HOST:PORT`, without spaces.
+fn is_docker_url(s: &str) -> bool {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    if let Some(path) = s.strip_prefix("unix://") {
+        return path.len() > 1 && path.starts_with('/');
+    }
+    let Some(rest) = s.strip_prefix("tcp://") else {
+        return false;
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 fn is_cluster_name(s: &str) -> bool {
     let b = s.as_bytes();
     let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -315,6 +384,15 @@ impl Cx<'_> {
             ));
         }
 
+        let hosts = match top.get("hosts") {
+            Some(h) => self.hosts(h)?,
+            None => Vec::new(),
+        };
+        let strategy = match top.get("placement") {
+            Some(p) => self.placement(p, top.key_at("placement").unwrap_or(p.at), &hosts)?,
+            None => Strategy::default(),
+        };
+
         let defaults = match top.get("defaults") {
             Some(d) => self.defaults(d)?,
             None => NodeSpec {
@@ -324,6 +402,7 @@ impl Cx<'_> {
                 wallet: false,
                 resources: Resources::default(),
                 own_image: false,
+                host: None,
             },
         };
 
@@ -333,8 +412,8 @@ impl Cx<'_> {
             Some(t) => self.topology_file(t)?,
             None => None,
         };
-        let (nodes, names_counted) = match (top.get("nodes"), &file) {
-            (Some(v), _) => self.nodes(v, &defaults)?,
+        let (mut nodes, names_counted) = match (top.get("nodes"), &file) {
+            (Some(v), _) => self.nodes(v, &defaults, &hosts)?,
             (None, Some(f)) => {
                 let nodes = self
                     .file_node_names(f)?
@@ -348,6 +427,9 @@ impl Cx<'_> {
             }
             (None, None) => return Err(self.error(top.at, "missing field `nodes`")),
         };
+        if !hosts.is_empty() {
+            self.place(&top, &hosts, strategy, &mut nodes)?;
+        }
         let names = NodeNames {
             names: nodes.iter().map(|n| n.name.as_str()).collect(),
             counted: names_counted,
@@ -365,7 +447,246 @@ impl Cx<'_> {
             nodes,
             edges,
             links,
+            hosts,
         })
+    }
+
+    /// `hosts:`, a non-empty list of `{name, docker, address?, labels?, capacity?}`.
+    fn hosts(&self, v: &Yaml) -> Check<Vec<HostSpec>> {
+        let Value::Seq(items) = &v.value else {
+            return Err(self.error(
+                v.at,
+                format!(
+                    "`hosts` must be a list like `[{{name: h1, docker: unix:///run/h1/docker.sock}}]`, found {}",
+                    found(&v.value)
+                ),
+            ));
+        };
+        if items.is_empty() {
+            return Err(self.error(
+                v.at,
+                "`hosts` lists no host, expected at least one (without `hosts` the cluster runs on one engine)",
+            ));
+        }
+        let mut seen: HashMap<&str, Pos> = HashMap::new();
+        let mut hosts = Vec::with_capacity(items.len());
+        for item in items {
+            let fields = self.fields(item, "a host", HOST_FIELDS)?;
+            let name_value = self.required(&fields, "name")?;
+            let name = self.string(name_value, "a host name")?;
+            if !is_host_name(name) {
+                return Err(self.error(
+                    name_value.at,
+                    format!(
+                        "invalid host name `{}`, expected a lower-case letter followed by up to 30 lower-case letters, digits or `-`",
+                        shown(name)
+                    ),
+                ));
+            }
+            if let Some(first) = seen.insert(name, name_value.at) {
+                return Err(self.error(
+                    name_value.at,
+                    format!(
+                        "duplicate host name `{name}` (first declared at line {})",
+                        first.line
+                    ),
+                ));
+            }
+            let docker_value = self.required(&fields, "docker")?;
+            let docker = match &docker_value.value {
+                Value::Str(d) if is_docker_url(d) => d.clone(),
+                other => {
+                    return Err(self.error(
+                        docker_value.at,
+                        format!(
+                            "`docker` must be a unix:// or tcp:// URL (`unix:///PATH` or `tcp://HOST:PORT`), found {}",
+                            found(other)
+                        ),
+                    ))
+                }
+            };
+            let address = match fields.get("address") {
+                Some(a) => Some(
+                    match &a.value {
+                        Value::Str(s) => s.parse().ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        self.error(
+                            a.at,
+                            format!(
+                                "`address` must be an IPv4 address such as `10.99.0.11`, found {}",
+                                found(&a.value)
+                            ),
+                        )
+                    })?,
+                ),
+                None => None,
+            };
+            let labels = match fields.get("labels") {
+                Some(l) => self.labels(l)?,
+                None => BTreeMap::new(),
+            };
+            let capacity = match fields.get("capacity") {
+                Some(c) => Some(
+                    match &c.value {
+                        Value::Int(n) => usize::try_from(*n).ok().filter(|&n| n > 0),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        self.error(
+                            c.at,
+                            format!(
+                                "`capacity` must be a positive whole number of nodes, found {}",
+                                found(&c.value)
+                            ),
+                        )
+                    })?,
+                ),
+                None => None,
+            };
+            hosts.push(HostSpec {
+                name: name.to_owned(),
+                docker,
+                address,
+                labels,
+                capacity,
+            });
+        }
+        Ok(hosts)
+    }
+
+    /// A host's `labels: {zone: a}`: names and values are strings.
+    fn labels(&self, v: &Yaml) -> Check<BTreeMap<String, String>> {
+        let Value::Map(entries) = &v.value else {
+            return Err(self.error(
+                v.at,
+                format!(
+                    "`labels` must be a mapping of strings like `{{zone: a}}`, found {}",
+                    found(&v.value)
+                ),
+            ));
+        };
+        let mut labels = BTreeMap::new();
+        for (key, value) in entries {
+            let k = self.string(key, "a label name")?;
+            if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self.error(
+                    key.at,
+                    format!(
+                        "invalid label name `{}`, expected text without spaces",
+                        shown(k)
+                    ),
+                ));
+            }
+            let text = self.string(value, "a label value")?;
+            labels.insert(k.to_owned(), text.to_owned());
+        }
+        Ok(labels)
+    }
+
+    /// `placement: spread | binpack`, which only means something with `hosts`.
+    fn placement(&self, v: &Yaml, key: Pos, hosts: &[HostSpec]) -> Check<Strategy> {
+        if hosts.is_empty() {
+            return Err(self.error(key, "`placement` needs `hosts` at the top of the manifest"));
+        }
+        match &v.value {
+            Value::Str(s) => Strategy::from_name(s),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            self.error(
+                v.at,
+                format!(
+                    "`placement` must be spread or binpack, found {}",
+                    found(&v.value)
+                ),
+            )
+        })
+    }
+
+    /// A node's `host:` pin: one of the declared hosts.
+    fn node_host(&self, v: &Yaml, key: Pos, hosts: &[HostSpec]) -> Check<String> {
+        if hosts.is_empty() {
+            return Err(self.error(key, "`host` needs `hosts` at the top of the manifest"));
+        }
+        let name = self.string(v, "`host`")?;
+        if !hosts.iter().any(|h| h.name == name) {
+            let known: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+            return Err(self.error(
+                v.at,
+                format!(
+                    "unknown host `{}` (hosts: {})",
+                    shown(name),
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(name.to_owned())
+    }
+
+    /// Gives every node its host: pinned ones keep theirs, the others are placed by `strategy`.
+    fn place(
+        &self,
+        top: &Fields,
+        hosts: &[HostSpec],
+        strategy: Strategy,
+        nodes: &mut [NodeSpec],
+    ) -> Check<()> {
+        let index = |name: &str| hosts.iter().position(|h| h.name == name);
+        let pinned: Vec<Option<usize>> = nodes
+            .iter()
+            .map(|n| n.host.as_deref().and_then(index))
+            .collect();
+        let e = match placement::place(hosts, &pinned, strategy) {
+            Ok(placed) => {
+                for (node, h) in nodes.iter_mut().zip(placed) {
+                    node.host = Some(hosts[h].name.clone());
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let (at, message) = match &e {
+            PlaceError::PinnedOverCapacity { host, capacity, .. } => {
+                // At the first pin the host has no room for.
+                let items = match top.get("nodes").map(|v| &v.value) {
+                    Some(Value::Seq(items)) => items.as_slice(),
+                    _ => &[],
+                };
+                let at = items
+                    .iter()
+                    .filter_map(|item| self.fields(item, "a node", NODE_FIELDS).ok()?.get("host"))
+                    .filter(|h| matches!(&h.value, Value::Str(s) if s == host))
+                    .nth(*capacity)
+                    .map_or(top.at, |h| h.at);
+                (at, e.to_string())
+            }
+            PlaceError::TooSmall {
+                hosts: names,
+                capacity,
+                nodes: n,
+            } => {
+                let at = top
+                    .get("nodes")
+                    .or_else(|| top.get("topology"))
+                    .map_or(top.at, |v| v.at);
+                let which = match names.as_slice() {
+                    [one] => format!("host {one} takes"),
+                    _ => format!("hosts {} take", names.join(", ")),
+                };
+                (
+                    at,
+                    format!(
+                        "{which} {} at most (capacity), the manifest declares {n}",
+                        placement::nodes(*capacity)
+                    ),
+                )
+            }
+            // Not met: the hosts are not empty and every pin names one of them.
+            PlaceError::NoHosts { .. } | PlaceError::UnknownHost { .. } => (top.at, e.to_string()),
+        };
+        Err(self.error(at, message))
     }
 
     /// `link:` of the defaults and of each node (node-wide shaping), then `links:` entries (shaping
@@ -484,6 +805,18 @@ impl Cx<'_> {
 
     /// The defaults as a node without a name.
     fn defaults(&self, v: &Yaml) -> Check<NodeSpec> {
+        // Said before the unknown-field check, whose list of fields would not say why.
+        if let Value::Map(entries) = &v.value {
+            if let Some((key, _)) = entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Str(k) if k == "host"))
+            {
+                return Err(self.error(
+                    key.at,
+                    "`host` pins one node and cannot be in `defaults` (`placement` decides for the nodes without one)",
+                ));
+            }
+        }
         let fields = self.fields(v, "`defaults`", DEFAULTS_FIELDS)?;
         let image = match fields.get("image") {
             Some(i) => self.image(i)?,
@@ -508,6 +841,7 @@ impl Cx<'_> {
             wallet,
             resources,
             own_image: false,
+            host: None,
         })
     }
 
@@ -617,7 +951,12 @@ impl Cx<'_> {
     }
 
     /// Returns the nodes and whether their names were generated from a count.
-    fn nodes(&self, v: &Yaml, defaults: &NodeSpec) -> Check<(Vec<NodeSpec>, bool)> {
+    fn nodes(
+        &self,
+        v: &Yaml,
+        defaults: &NodeSpec,
+        hosts: &[HostSpec],
+    ) -> Check<(Vec<NodeSpec>, bool)> {
         let out_of_range = |got: String| {
             self.error(
                 v.at,
@@ -683,6 +1022,12 @@ impl Cx<'_> {
                         Some(r) => self.resources(r, defaults.resources)?,
                         None => defaults.resources,
                     };
+                    let host = match fields.get("host") {
+                        Some(h) => {
+                            Some(self.node_host(h, fields.key_at("host").unwrap_or(h.at), hosts)?)
+                        }
+                        None => None,
+                    };
                     nodes.push(NodeSpec {
                         name: name.to_owned(),
                         image,
@@ -690,6 +1035,7 @@ impl Cx<'_> {
                         wallet,
                         resources,
                         own_image,
+                        host,
                     });
                 }
                 Ok((nodes, false))
@@ -745,6 +1091,199 @@ mod tests {
             after.differences(&before),
             vec!["image", "args", "resources"]
         );
+    }
+
+    #[test]
+    fn a_node_that_moves_host_differs_by_host() {
+        let spec = ok(HOSTS2);
+        let before = spec.nodes[0].clone();
+        let mut after = before.clone();
+        after.host = Some("h2".into());
+        assert_eq!(after.differences(&before), vec!["host"]);
+    }
+
+    const HOSTS2: &str = "name: lab\nhosts:\n  - {name: h1, docker: unix:///run/h1/docker.sock}\n  - {name: h2, docker: 'tcp://10.0.0.2:2375'}\nnodes: 4\n";
+
+    #[test]
+    fn hosts_place_every_node_at_parse_time() {
+        let spec = ok(HOSTS2);
+        let on: Vec<&str> = spec
+            .nodes
+            .iter()
+            .map(|n| n.host.as_deref().unwrap())
+            .collect();
+        assert_eq!(on, ["h1", "h2", "h1", "h2"]);
+        assert_eq!(spec.nodes_on("h1"), [0, 2]);
+        assert_eq!(spec.nodes_on("h2"), [1, 3]);
+        assert!(spec.nodes_on("h3").is_empty());
+        assert_eq!(spec.host_of(1).unwrap().docker, "tcp://10.0.0.2:2375");
+        assert!(spec.host_of(4).is_none());
+        // Without hosts nothing changes: no host anywhere, and the record is what it was.
+        let plain = ok("name: lab\nnodes: 4\n");
+        assert!(plain.hosts.is_empty() && plain.nodes.iter().all(|n| n.host.is_none()));
+        assert!(plain.host_of(0).is_none());
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("host"), "{json}");
+    }
+
+    #[test]
+    fn host_fields_pins_and_binpack() {
+        let spec = ok(r#"
+name: lab
+hosts:
+  - name: h1
+    docker: unix:///run/regbox-lab/h1/docker.sock
+    address: 10.99.0.11
+    labels: {zone: a, rack: "3"}
+    capacity: 2
+  - name: h2
+    docker: unix:///run/regbox-lab/h2/docker.sock
+placement: binpack
+nodes:
+  - name: a
+    host: h2
+  - name: b
+  - name: c
+  - name: d
+"#);
+        let h1 = &spec.hosts[0];
+        assert_eq!(h1.address, Some(std::net::Ipv4Addr::new(10, 99, 0, 11)));
+        assert_eq!(h1.labels["zone"], "a");
+        assert_eq!(h1.labels["rack"], "3");
+        assert_eq!(h1.capacity, Some(2));
+        assert_eq!(spec.hosts[1].capacity, None);
+        assert_eq!(spec.nodes_on("h1"), [1, 2]);
+        assert_eq!(spec.nodes_on("h2"), [0, 3]);
+        // A record with hosts loads back as it was.
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ClusterSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn specs_stored_before_hosts_still_load() {
+        let spec: ClusterSpec = serde_json::from_str(
+            r#"{"name": "a", "nodes": [{"name": "n0", "image": "x", "args": []}], "edges": []}"#,
+        )
+        .unwrap();
+        assert!(spec.hosts.is_empty() && spec.nodes[0].host.is_none());
+    }
+
+    #[test]
+    fn nodes_from_a_topology_file_are_placed_too() {
+        let read = |_: &str| Ok("a b\nb c\n".to_string());
+        let spec = parse_reading(
+            "name: lab\nhosts: [{name: h1, docker: unix:///a.sock}, {name: h2, docker: unix:///b.sock}]\ntopology: {file: g.txt}\n",
+            "test.yaml",
+            &read,
+        )
+        .unwrap();
+        assert!(spec.nodes.iter().all(|n| n.host.is_some()));
+        assert_eq!(spec.nodes_on("h1").len(), 2);
+    }
+
+    #[test]
+    fn bad_hosts_are_refused_where_they_are() {
+        let h = "hosts:\n  - {name: h1, docker: unix:///run/h1.sock}\n  - {name: h2, docker: unix:///run/h2.sock}\n";
+        assert_error!(
+            "host_unknown",
+            &format!("name: lab\n{h}nodes:\n  - name: a\n    host: h9\n")
+        );
+        assert_error!(
+            "host_without_hosts",
+            "name: lab\nnodes:\n  - name: a\n    host: h1\n"
+        );
+        assert_error!(
+            "host_in_defaults",
+            &format!("name: lab\n{h}defaults: {{host: h1}}\nnodes: 2\n")
+        );
+        assert_error!(
+            "host_docker_not_a_url",
+            "name: lab\nhosts:\n  - name: h1\n    docker: /run/h1/docker.sock\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_docker_tcp_without_port",
+            "name: lab\nhosts: [{name: h1, docker: 'tcp://10.0.0.1'}]\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_docker_missing",
+            "name: lab\nhosts:\n  - name: h1\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_duplicate_name",
+            "name: lab\nhosts:\n  - {name: h1, docker: unix:///a.sock}\n  - {name: h1, docker: unix:///b.sock}\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_bad_name",
+            "name: lab\nhosts: [{name: H1, docker: unix:///a.sock}]\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_bad_address",
+            "name: lab\nhosts: [{name: h1, docker: unix:///a.sock, address: 10.99.0}]\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_capacity_zero",
+            "name: lab\nhosts: [{name: h1, docker: unix:///a.sock, capacity: 0}]\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_labels_not_a_mapping",
+            "name: lab\nhosts: [{name: h1, docker: unix:///a.sock, labels: [a]}]\nnodes: 2\n"
+        );
+        assert_error!(
+            "host_unknown_field",
+            "name: lab\nhosts: [{name: h1, docker: unix:///a.sock, cpus: 4}]\nnodes: 2\n"
+        );
+        assert_error!("hosts_empty", "name: lab\nhosts: []\nnodes: 2\n");
+        assert_error!(
+            "hosts_not_a_list",
+            "name: lab\nhosts: {h1: unix:///a.sock}\nnodes: 2\n"
+        );
+        assert_error!(
+            "placement_unknown",
+            &format!("name: lab\n{h}placement: pack\nnodes: 2\n")
+        );
+        assert_error!(
+            "placement_without_hosts",
+            "name: lab\nplacement: spread\nnodes: 2\n"
+        );
+    }
+
+    #[test]
+    fn host_capacity_errors_name_the_numbers() {
+        assert_error!(
+            "hosts_capacity_too_small",
+            "name: lab\nhosts:\n  - {name: h1, docker: unix:///a.sock, capacity: 10}\n  - {name: h2, docker: unix:///b.sock, capacity: 10}\nnodes: 25\n"
+        );
+        assert_error!(
+            "host_pinned_over_capacity",
+            "name: lab\nhosts:\n  - {name: h1, docker: unix:///a.sock, capacity: 1}\n  - {name: h2, docker: unix:///b.sock}\nnodes:\n  - {name: a, host: h1}\n  - {name: b}\n  - {name: c, host: h1}\n"
+        );
+    }
+
+    #[test]
+    fn docker_urls() {
+        for good in [
+            "unix:///var/run/docker.sock",
+            "tcp://10.0.0.1:2375",
+            "tcp://engine.lab:2376",
+            "tcp://[::1]:2375",
+        ] {
+            assert!(is_docker_url(good), "{good}");
+        }
+        for bad in [
+            "unix://",
+            "unix:///",
+            "unix://relative.sock",
+            "tcp://host",
+            "tcp://:2375",
+            "tcp://host:port",
+            "tcp://host:0",
+            "tcp://host:2375/path",
+            "http://host:2375",
+            "ssh://me@host",
+            "unix:///a b.sock",
+        ] {
+            assert!(!is_docker_url(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -1057,6 +1596,21 @@ nodes:
             [(0, 1), (0, 3), (1, 2), (2, 3)]
         );
         assert!(spec.nodes.iter().all(|n| n.image == DEFAULT_IMAGE));
+    }
+
+    #[test]
+    fn example_lab3() {
+        let spec = parse(include_str!("../../manifests/lab3.yaml"), "lab3.yaml").unwrap();
+        assert_eq!(spec.name, "lab3");
+        assert_eq!(spec.hosts.len(), 3);
+        for (i, host) in spec.hosts.iter().enumerate() {
+            assert_eq!(
+                host.docker,
+                format!("unix:///run/regbox-lab/h{}/docker.sock", i + 1)
+            );
+            assert_eq!(spec.nodes_on(&host.name), [i, i + 3]);
+        }
+        assert_eq!(spec.edges, generate(Kind::Ring, 6));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod partition;
+pub mod placement;
 pub mod plan;
 pub mod propagation;
 pub mod rawtx;
