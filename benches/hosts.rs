@@ -114,7 +114,10 @@ async fn print_memory(cluster: &str) {
         let api = bollard::Docker::connect_with_host(&socket(h)).unwrap();
         let filter = std::collections::HashMap::from([(
             "label",
-            vec![format!("regbox.cluster={cluster}"), "regbox.node".to_string()],
+            vec![
+                format!("regbox.cluster={cluster}"),
+                "regbox.node".to_string(),
+            ],
         )]);
         let list = api
             .list_containers(Some(
@@ -174,7 +177,10 @@ fn main() {
     std::env::set_var("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let image = rt
-        .block_on(regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default()))
+        .block_on(regbox::image::ensure(
+            manifest::DEFAULT_IMAGE,
+            &Progress::default(),
+        ))
         .expect("node image");
     lab(&["down"]);
     lab(&["up", &HOSTS.to_string(), &image]);
@@ -200,10 +206,16 @@ fn main() {
                 );
             }
         }
-        println!("{nodes} nodes, ring, medians over {rounds} rounds (1 engine | 3 engines | ratio 3/1)");
+        println!(
+            "{nodes} nodes, ring, medians over {rounds} rounds (1 engine | 3 engines | ratio 3/1)"
+        );
         for (what, a, b) in [
             ("up→verified", &one.up, &three.up),
-            ("partition (a host's nodes vs the rest)", &one.partition, &three.partition),
+            (
+                "partition (a host's nodes vs the rest)",
+                &one.partition,
+                &three.partition,
+            ),
             ("heal → one tip", &one.heal, &three.heal),
             ("down", &one.down, &three.down),
         ] {

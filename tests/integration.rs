@@ -431,6 +431,10 @@ fn every_example_manifest_comes_up_with_its_declared_graph() {
         assert!(files.len() >= 3, "{files:?}");
         for file in files {
             let spec = load(&file, &unique("ex"));
+            // A manifest across hosts needs the lab of engines: tests/multihost.rs brings it up.
+            if !spec.hosts.is_empty() {
+                continue;
+            }
             let declared = spec.graph();
             let (cluster, _guard) = up(spec).await;
             assert_eq!(graph(&cluster).await, declared, "{file}");

@@ -102,18 +102,25 @@ async fn held(url: &str, cluster: &str) -> (HashMap<String, bool>, Vec<String>, 
         .into_iter()
         .map(|c| {
             let name = c.names.unwrap_or_default().concat();
-            (name.trim_start_matches('/').to_string(), c.state.map(|s| s.to_string()) == Some("running".into()))
+            (
+                name.trim_start_matches('/').to_string(),
+                c.state.map(|s| s.to_string()) == Some("running".into()),
+            )
         })
         .collect();
     let networks = api
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filter).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        ))
         .await
         .unwrap()
         .into_iter()
         .filter_map(|n| n.name)
         .collect();
     let volumes = api
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filter).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filter).build(),
+        ))
         .await
         .unwrap()
         .volumes
@@ -164,18 +171,46 @@ async fn status(cluster: &str) -> HashMap<String, (String, Vec<String>, u64, Str
             peers.sort();
             (
                 s("name"),
-                (s("host"), peers, n["height"].as_u64().unwrap_or(0), s("best_hash")),
+                (
+                    s("host"),
+                    peers,
+                    n["height"].as_u64().unwrap_or(0),
+                    s("best_hash"),
+                ),
             )
         })
         .collect()
+}
+
+/// Polls `status` until the nodes n0.. have the heights `want` (60 s at most); returns that status.
+async fn until_heights(
+    cluster: &str,
+    want: [u64; 6],
+) -> HashMap<String, (String, Vec<String>, u64, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = status(cluster).await;
+        let heights = std::array::from_fn(|i| now[&format!("n{i}")].2);
+        if heights == want {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "heights {heights:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[test]
 fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_removed() {
     let image = {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(regbox::image::ensure(manifest::DEFAULT_IMAGE, &Progress::default()))
-            .expect("node image")
+        rt.block_on(regbox::image::ensure(
+            manifest::DEFAULT_IMAGE,
+            &Progress::default(),
+        ))
+        .expect("node image")
     };
     let _lab = Lab::up();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -196,19 +231,25 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
             regbox(&["-c", &name, "up", file]).await;
             let nodes = status(&name).await;
             assert_eq!(nodes.len(), 6, "{nodes:?}");
-            // Spread: n0..n5 round the hosts in order, each node on its own host's engine.
+            // Bin-packed two to a host: n0, n1 on h1, n2, n3 on h2, n4, n5 on h3, each node on its
+            // own host's engine.
+            let host_of = |i: usize| i / 2 + 1;
             for i in 0..6 {
                 let (host, ..) = &nodes[&format!("n{i}")];
-                assert_eq!(host, &format!("h{}", i % HOSTS + 1), "n{i}");
+                assert_eq!(host, &format!("h{}", host_of(i)), "n{i}");
             }
             for h in 1..=HOSTS {
                 let (containers, ..) = held(&socket(h), &name).await;
-                for i in (h - 1..6).step_by(HOSTS) {
+                for i in (0..6).filter(|&i| host_of(i) == h) {
                     let container = format!("regbox-{name}-n{i}");
-                    assert_eq!(containers.get(&container), Some(&true), "n{i} runs on h{h}: {containers:?}");
+                    assert_eq!(
+                        containers.get(&container),
+                        Some(&true),
+                        "n{i} runs on h{h}: {containers:?}"
+                    );
                 }
             }
-            // The ring, as the nodes report it: every edge crosses hosts.
+            // The ring, as the nodes report it, half of its edges across hosts.
             for i in 0..6 {
                 let (_, peers, ..) = &nodes[&format!("n{i}")];
                 let mut want = vec![format!("n{}", (i + 1) % 6), format!("n{}", (i + 5) % 6)];
@@ -216,22 +257,28 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 assert_eq!(peers, &want, "n{i}");
             }
 
-            // Partition by host: h1's nodes (n0, n3) against the rest; each side mines.
-            regbox(&["-c", &name, "mine", "n1", "101"]).await;
+            // Partition by host: h1's nodes (n0, n1) against the rest; each side mines.
+            regbox(&["-c", &name, "mine", "n2", "101"]).await;
             regbox(&["-c", &name, "sync"]).await;
             regbox(&["-c", &name, "partition", "@h1"]).await;
             let split = status(&name).await;
-            assert_eq!(split["n0"].1, vec!["n3".to_string()], "{split:?}");
-            assert_eq!(split["n3"].1, vec!["n0".to_string()], "{split:?}");
+            let peers = |n: &str| split[n].1.join(",");
+            assert_eq!(
+                ["n0", "n1", "n2", "n3", "n4", "n5"].map(peers),
+                ["n1", "n0", "n3", "n2,n4", "n3,n5", "n4"],
+                "{split:?}"
+            );
             regbox(&["-c", &name, "mine", "n0", "2"]).await;
-            regbox(&["-c", &name, "mine", "n2", "5"]).await;
-            let split = status(&name).await;
-            assert_eq!((split["n3"].2, split["n4"].2), (103, 106), "{split:?}");
+            regbox(&["-c", &name, "mine", "n4", "5"]).await;
+            // Each side agrees on its own chain; neither sees the other's.
+            let want = [103, 103, 106, 106, 106, 106];
+            let split = until_heights(&name, want).await;
+            assert_ne!(split["n1"].3, split["n2"].3, "{split:?}");
 
             // Heal: h1's side reorganises onto the longer chain.
             let healed = json(&["-c", &name, "heal", "--sync", "--json"]).await;
             let after = status(&name).await;
-            let tip = &after["n2"].3;
+            let tip = &after["n4"].3;
             for (node, (_, peers, height, hash)) in &after {
                 assert_eq!((height, hash), (&106, tip), "{node} after heal");
                 assert_eq!(peers.len(), 2, "{node}: {peers:?}");
@@ -242,10 +289,15 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|n| (n["node"].as_str().unwrap().to_string(), n["reorg_depth"].as_u64().unwrap()))
+                .map(|n| {
+                    (
+                        n["node"].as_str().unwrap().to_string(),
+                        n["reorg_depth"].as_u64().unwrap(),
+                    )
+                })
                 .collect();
             for i in 0..6 {
-                let want = if i % HOSTS == 0 { 2 } else { 0 };
+                let want = if host_of(i) == 1 { 2 } else { 0 };
                 assert_eq!(depth[&format!("n{i}")], want, "n{i}: {healed}");
             }
 

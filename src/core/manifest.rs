@@ -1608,7 +1608,7 @@ nodes:
                 host.docker,
                 format!("unix:///run/regbox-lab/h{}/docker.sock", i + 1)
             );
-            assert_eq!(spec.nodes_on(&host.name), [i, i + 3]);
+            assert_eq!(spec.nodes_on(&host.name), [2 * i, 2 * i + 1]);
         }
         assert_eq!(spec.edges, generate(Kind::Ring, 6));
     }

@@ -89,6 +89,12 @@ pub enum DockerError {
         url: String,
         reason: String,
     },
+    #[error("host `{host}` still lists network `{network}` {secs} s after its removal")]
+    Lingers {
+        host: String,
+        network: String,
+        secs: u64,
+    },
     #[error("copy image `{name}` to host `{host}`")]
     CopyImage {
         name: String,
@@ -110,6 +116,12 @@ impl DockerError {
             && self.to_source_string().contains("active endpoints")
     }
 
+    /// The swarm still counts a container's attachment to an overlay (a task) that is going away.
+    pub fn is_in_use_by_task(&self) -> bool {
+        matches!(self, DockerError::RemoveNetwork { .. })
+            && self.to_source_string().contains("in use by task")
+    }
+
     /// The engine refused because the name is taken (HTTP 409).
     pub fn is_conflict(&self) -> bool {
         let source = std::error::Error::source(self).and_then(|s| s.downcast_ref::<BollardError>());
@@ -124,6 +136,9 @@ impl DockerError {
 }
 
 type Result<T> = std::result::Result<T, DockerError>;
+
+/// How long the other engines of a swarm may go on listing an overlay the first one removed.
+const NETWORK_FORGET: Duration = Duration::from_secs(20);
 
 /// A container as listed by the engine.
 #[derive(Debug, Clone)]
@@ -273,8 +288,7 @@ impl Docker {
                 .await
                 .map_err(|e| fail(format!("does not answer: {e}")))?;
             let swarm = info.swarm.unwrap_or_default();
-            let active = swarm.local_node_state
-                == Some(bollard::models::LocalNodeState::ACTIVE);
+            let active = swarm.local_node_state == Some(bollard::models::LocalNodeState::ACTIVE);
             if !active {
                 return Err(fail(format!(
                     "is not an active swarm member (state {}); join it to the first host's swarm \
@@ -293,7 +307,15 @@ impl Docker {
                     .ok_or_else(|| fail("has no swarm address; give it an `address`".into()))?,
             };
             let id = swarm.node_id.unwrap_or_default();
-            Ok((Engine { name: h.name.clone(), api, address }, id, swarm.control_available))
+            Ok((
+                Engine {
+                    name: h.name.clone(),
+                    api,
+                    address,
+                },
+                id,
+                swarm.control_available,
+            ))
         }))
         .await?;
         let (first, _, manager) = &connected[0];
@@ -301,9 +323,10 @@ impl Docker {
             return Err(DockerError::Host {
                 host: first.name.clone(),
                 url: hosts[0].url.clone(),
-                reason: "is not a swarm manager; the first host must be one (it creates the overlay \
+                reason:
+                    "is not a swarm manager; the first host must be one (it creates the overlay \
                          networks)"
-                    .into(),
+                        .into(),
             });
         }
         let members: Vec<String> = first
@@ -341,7 +364,7 @@ impl Docker {
         self.fleet.is_some()
     }
 
-    /// Records that container `name` lives (or is to be created) on host `host`.
+    /// Records that container `name` (a name or an id) lives (or is to be created) on host `host`.
     pub fn place(&self, name: &str, host: &str) {
         if let Some(f) = &self.fleet {
             if let Some(i) = f.engines.iter().position(|e| e.name == host) {
@@ -370,7 +393,11 @@ impl Docker {
     /// Every engine with its host name ("" for a single engine).
     fn engines(&self) -> Vec<(&str, &bollard::Docker)> {
         match &self.fleet {
-            Some(f) => f.engines.iter().map(|e| (e.name.as_str(), &e.api)).collect(),
+            Some(f) => f
+                .engines
+                .iter()
+                .map(|e| (e.name.as_str(), &e.api))
+                .collect(),
             None => vec![("", &self.api)],
         }
     }
@@ -449,7 +476,14 @@ impl Docker {
         let config = NetworkCreateRequest {
             name: name.to_string(),
             // Across hosts: a swarm-scoped overlay that plain containers may join.
-            driver: Some(if self.fleet.is_some() { "overlay" } else { "bridge" }.into()),
+            driver: Some(
+                if self.fleet.is_some() {
+                    "overlay"
+                } else {
+                    "bridge"
+                }
+                .into(),
+            ),
             attachable: self.fleet.is_some().then_some(true),
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
@@ -491,9 +525,56 @@ impl Docker {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
                 }
-                other => return other,
+                // A container just removed on another host may still hold its overlay attachment.
+                Err(e) if attempt < 20 && self.fleet.is_some() && e.is_in_use_by_task() => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => break,
             }
         }
+        self.until_forgotten(net).await
+    }
+
+    /// Across hosts, waits until no engine lists a removed overlay any more (each forgets it when the
+    /// swarm tells it, a moment after the removal): what `down` removed is then gone everywhere.
+    async fn until_forgotten(&self, net: &Net) -> Result<()> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        for engine in &fleet.engines {
+            loop {
+                let found = engine
+                    .api
+                    .inspect_network(
+                        &net.id,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await;
+                match absent_is(found.map(Some), None, |source| DockerError::RemoveNetwork {
+                    name: net.name.clone(),
+                    source,
+                })? {
+                    None => break,
+                    Some(_) if started.elapsed() > NETWORK_FORGET => {
+                        return Err(DockerError::Lingers {
+                            host: engine.name.clone(),
+                            network: net.name.clone(),
+                            secs: NETWORK_FORGET.as_secs(),
+                        })
+                    }
+                    Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        tracing::debug!(
+            "every host forgot network `{}` after {:?}",
+            net.name,
+            started.elapsed()
+        );
+        Ok(())
     }
 
     /// Attaches a container to a network with a static address. The address must be given on every
@@ -568,7 +649,11 @@ impl Docker {
                 what: "a network's containers",
                 source,
             })?;
-            members.extend(info.and_then(|n| n.containers).unwrap_or_default().into_keys());
+            members.extend(
+                info.and_then(|n| n.containers)
+                    .unwrap_or_default()
+                    .into_keys(),
+            );
         }
         Ok(members)
     }
@@ -724,12 +809,13 @@ impl Docker {
         let lists = futures::future::try_join_all(self.engines().into_iter().map(|(host, api)| {
             let opts = opts.clone();
             async move {
-                let list = api.list_containers(Some(opts)).await.map_err(|source| {
-                    DockerError::List {
-                        what: "containers",
-                        source,
-                    }
-                })?;
+                let list =
+                    api.list_containers(Some(opts))
+                        .await
+                        .map_err(|source| DockerError::List {
+                            what: "containers",
+                            source,
+                        })?;
                 Ok::<_, DockerError>(list.into_iter().map(move |c| (host, c)))
             }
         }))
@@ -778,8 +864,10 @@ impl Docker {
                     .collect(),
             })
             .collect();
+        // Callers act on a container by name or by id.
         for c in &found {
             self.place(&c.name, &c.host);
+            self.place(&c.id, &c.host);
         }
         Ok(found)
     }
@@ -1005,7 +1093,12 @@ impl Docker {
     /// included); a container that is not running, or is gone, is left as it is.
     async fn kill_and_wait(&self, name: &str) -> Result<()> {
         let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
-        if self.on(name).kill_container(name, Some(opts)).await.is_err() {
+        if self
+            .on(name)
+            .kill_container(name, Some(opts))
+            .await
+            .is_err()
+        {
             return Ok(()); // not running (409), gone (404) or paused: removal handles those
         }
         let opts = WaitContainerOptionsBuilder::new()
@@ -1106,8 +1199,12 @@ impl Docker {
             let tar = match &archive {
                 Some(tar) => tar.clone(),
                 None => {
-                    let parts: Vec<bytes::Bytes> =
-                        self.api.export_image(name).try_collect().await.map_err(copy_err)?;
+                    let parts: Vec<bytes::Bytes> = self
+                        .api
+                        .export_image(name)
+                        .try_collect()
+                        .await
+                        .map_err(copy_err)?;
                     archive.insert(parts.concat().into()).clone()
                 }
             };
@@ -1301,26 +1398,26 @@ async fn networks_on(
     }
     let list = api
         .list_networks(Some(opts.build()))
-            .await
-            .map_err(|source| DockerError::List {
-                what: "networks",
-                source,
-            })?;
-        Ok(list
-            .into_iter()
-            .map(|n| NetworkInfo {
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                subnets: n
-                    .ipam
-                    .and_then(|i| i.config)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|c| c.subnet?.parse().ok())
-                    .collect(),
-                labels: n.labels.unwrap_or_default(),
-            })
-            .collect())
+        .await
+        .map_err(|source| DockerError::List {
+            what: "networks",
+            source,
+        })?;
+    Ok(list
+        .into_iter()
+        .map(|n| NetworkInfo {
+            id: n.id.unwrap_or_default(),
+            name: n.name.unwrap_or_default(),
+            subnets: n
+                .ipam
+                .and_then(|i| i.config)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| c.subnet?.parse().ok())
+                .collect(),
+            labels: n.labels.unwrap_or_default(),
+        })
+        .collect())
 }
 
 fn container_err<'a>(

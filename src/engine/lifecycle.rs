@@ -30,10 +30,10 @@ use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::lock::{self, LockGuard};
 use crate::engine::progress::Progress;
-use crate::engine::relay;
 use crate::engine::reconcile::{
     create_network, pick, running_groups, Cancel, Effects, Journal, DOCKER_CONCURRENCY,
 };
+use crate::engine::relay;
 
 /// How `up` behaves.
 #[derive(Clone)]
@@ -423,8 +423,14 @@ async fn up(
     let [(control_net, control), (_, data)] = ensure_networks(docker, &name, fx).await?;
     let relay = match spec.hosts.first() {
         Some(first) => Some(
-            relay::ensure(docker, &name, &first.name, (&control_net, control), fx.progress)
-                .await?,
+            relay::ensure(
+                docker,
+                &name,
+                &first.name,
+                (&control_net, control),
+                fx.progress,
+            )
+            .await?,
         ),
         None => None,
     };

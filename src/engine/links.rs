@@ -332,9 +332,12 @@ impl Cluster {
             let image = match &image {
                 Some(image) => image,
                 None => {
-                    let built =
-                        image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress)
-                            .await?;
+                    let built = image::ensure_regbox_image(
+                        &self.docker,
+                        &image::regbox_binary()?,
+                        progress,
+                    )
+                    .await?;
                     self.docker.spread_image(&built).await?;
                     image.insert(built)
                 }
