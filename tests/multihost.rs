@@ -301,6 +301,31 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 assert_eq!(depth[&format!("n{i}")], want, "n{i}: {healed}");
             }
 
+            // Link faults go through the agent of the node's host: one on h1 for n1, one on h2
+            // for n2, none on h3.
+            regbox(&["-c", &name, "netem", "n1", "n2", "--delay", "40ms"]).await;
+            let links: HashMap<String, String> = json(&["-c", &name, "status", "--json"])
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    (
+                        n["name"].as_str().unwrap().to_string(),
+                        n["links"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            for i in 0..6 {
+                let has = links[&format!("n{i}")].contains("40ms");
+                assert_eq!(has, i == 1 || i == 2, "n{i}: {links:?}");
+            }
+            for h in 1..=HOSTS {
+                let (containers, ..) = held(&socket(h), &name).await;
+                let agent = format!("regbox-{name}.agent.h{h}");
+                assert_eq!(containers.get(&agent), Some(&true), "h{h}: {containers:?}");
+            }
+
             // Down leaves nothing on any engine.
             regbox(&["-c", &name, "down"]).await;
             for h in 1..=HOSTS {
