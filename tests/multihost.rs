@@ -33,9 +33,11 @@ impl Lab {
     fn up() -> Lab {
         // A lab left by an interrupted run goes first.
         Lab::down();
+        // No swarm yet: `regbox swarm init` forms it.
         let out = Command::new("bash")
             .arg(lab_script())
             .args(["up", &HOSTS.to_string(), "none"])
+            .env("REGBOX_LAB_SWARM", "no")
             .output()
             .expect("run tests/lab/multihost.sh");
         assert!(
@@ -131,22 +133,48 @@ async fn held(url: &str, cluster: &str) -> (HashMap<String, bool>, Vec<String>, 
     (containers, networks, volumes)
 }
 
-/// Runs regbox against the first host and returns its stdout, failing the test on a non-zero exit.
-async fn regbox(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+/// Runs regbox against the first host.
+async fn run(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
         .args(args)
         .env("DOCKER_HOST", socket(1))
         .env("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"))
         .kill_on_drop(true)
         .output()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs regbox against the first host and returns its stdout, failing the test on a non-zero exit.
+async fn regbox(args: &[&str]) -> String {
+    let out = run(args).await;
     assert!(
         out.status.success(),
         "regbox {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Host name → (swarm state, manager) from `regbox swarm status --json`, and its problem.
+async fn swarm(file: &str) -> (HashMap<String, (String, bool)>, Option<String>) {
+    let out = run(&["swarm", "status", file, "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let state = h["state"].as_str().unwrap().to_string();
+            (
+                h["host"].as_str().unwrap().to_string(),
+                (state, h["manager"].as_bool().unwrap()),
+            )
+        })
+        .collect();
+    let problem = status["problem"].as_str().map(String::from);
+    assert_eq!(out.status.success(), problem.is_none(), "{status}");
+    (hosts, problem)
 }
 
 async fn json(args: &[&str]) -> serde_json::Value {
@@ -227,7 +255,24 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
             std::fs::write(&file, text).unwrap();
             let file = file.to_str().unwrap();
 
-            // Up, through the CLI, as a user would: the image goes to h2 and h3 without a registry.
+            // Three engines in no swarm: `up` would refuse; `regbox swarm init` makes one, with h1
+            // its manager and the others workers.
+            let (hosts, problem) = swarm(file).await;
+            assert!(
+                hosts.values().all(|(state, _)| state == "inactive"),
+                "{hosts:?}"
+            );
+            assert!(problem.unwrap().contains("not an active swarm member"));
+            regbox(&["swarm", "init", file]).await;
+            let (hosts, problem) = swarm(file).await;
+            assert_eq!(problem, None);
+            for h in 1..=HOSTS {
+                let want = ("active".to_string(), h == 1);
+                assert_eq!(hosts[&format!("h{h}")], want, "{hosts:?}");
+            }
+
+            // Up, through the CLI, as a user would: the image goes to h2 and h3 without a registry,
+            // nodes on the workers join the manager's overlays.
             regbox(&["-c", &name, "up", file]).await;
             let nodes = status(&name).await;
             assert_eq!(nodes.len(), 6, "{nodes:?}");
@@ -335,6 +380,12 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                     "h{h} keeps {containers:?} {networks:?} {volumes:?}"
                 );
             }
+            regbox(&["swarm", "leave", file]).await;
+            let (hosts, _) = swarm(file).await;
+            assert!(
+                hosts.values().all(|(state, _)| state == "inactive"),
+                "{hosts:?}"
+            );
         })
         .await
         .expect("test timed out");

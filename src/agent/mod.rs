@@ -112,7 +112,7 @@ fn set(nodes: &mut BTreeMap<String, Node>, wanted: Vec<AgentNode>) -> AgentReply
             })
             .collect(),
     );
-    let done: Mutex<Vec<(String, Option<Node>, Option<String>)>> = Mutex::new(Vec::new());
+    let done: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..WORKERS {
             s.spawn(|| loop {
@@ -140,8 +140,13 @@ fn set(nodes: &mut BTreeMap<String, Node>, wanted: Vec<AgentNode>) -> AgentReply
     reply
 }
 
+/// What setting one node came to: its name, what the agent now holds for it, and why it failed.
+type Outcome = (String, Option<Node>, Option<String>);
+
 /// One node: its shaping thread first (so queued packets find it), then its rules; the thread goes
-/// when nothing is shaped any more. On failure the node's earlier state is handed back.
+/// when nothing is shaped any more. On failure the node's earlier state is handed back (by value: it
+/// owns the node's shaping thread, which must not be dropped on the way).
+#[allow(clippy::result_large_err)]
 fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, String)> {
     let fail = |held: Option<Node>, e: String| Err((held, format!("node `{}`: {e}", wanted.name)));
     // Not running: its plane is kept for when it runs (its namespace, and any rules in it, are gone).

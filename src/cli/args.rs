@@ -501,6 +501,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// The hosts of a multi-host manifest as one Docker Swarm: their state, forming one, leaving it.
+    Swarm {
+        #[command(subcommand)]
+        command: SwarmCommand,
+    },
     /// Write a cluster for another tool.
     Export {
         #[command(subcommand)]
@@ -614,6 +619,29 @@ pub enum AgentCommand {
     Call {
         /// The request.
         request: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// Each host the manifest names: its engine, its part in a swarm (state, manager or worker,
+    /// address), the nodes placed on it, and whether `up` may start across them (the checks it makes).
+    /// Exit 1 when a check fails.
+    Status {
+        /// A manifest with `hosts:`.
+        manifest: PathBuf,
+    },
+    /// Make the manifest's hosts one swarm: the first initialises one if it is in none (advertising its
+    /// `address`), the others join it as workers if they are in none. Hosts already in it stay as they
+    /// are; a host in another swarm is an error. A swarm you made yourself needs none of this.
+    Init {
+        /// A manifest with `hosts:`.
+        manifest: PathBuf,
+    },
+    /// Every host the manifest names leaves its swarm (forced), the first one last.
+    Leave {
+        /// A manifest with `hosts:`.
+        manifest: PathBuf,
     },
 }
 

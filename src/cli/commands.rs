@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cli::args::{
     AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand,
-    OutputFormat, TopologyCommand, UpArgs,
+    OutputFormat, SwarmCommand, TopologyCommand, UpArgs,
 };
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
@@ -32,6 +32,7 @@ use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions, RunReport};
 use crate::engine::segments::{HealReport, PartitionReport};
 use crate::engine::soak::{self, SoakOptions};
+use crate::engine::swarm;
 use crate::operator::{self, client::Client};
 
 /// How long connect, disconnect and the node faults wait.
@@ -447,6 +448,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let export = export.or(dot.then_some(GraphFormat::Dot));
             topology_show(&ctx, manifest.as_deref(), svg.as_deref(), export).await
         }
+        Command::Swarm { command } => swarm(&ctx, command).await,
         Command::Version => version(&ctx).await,
         Command::Completions { shell, fixed } => completions(shell, fixed),
         Command::Man => man(),
@@ -979,6 +981,42 @@ async fn partition(
         )
         .await?;
     output::print_partition(&report, ctx.json);
+    Ok(())
+}
+
+/// `regbox swarm status|init|leave MANIFEST`.
+async fn swarm(ctx: &Context, command: SwarmCommand) -> Result<(), Failure> {
+    let path = match &command {
+        SwarmCommand::Status { manifest }
+        | SwarmCommand::Init { manifest }
+        | SwarmCommand::Leave { manifest } => manifest,
+    };
+    let spec = load_manifest(path)?;
+    if spec.hosts.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{}: the manifest names no `hosts:`; its cluster runs on one engine",
+            path.display()
+        )));
+    }
+    let done = match command {
+        SwarmCommand::Status { .. } => {
+            let status = swarm::status(&spec).await;
+            output::print_swarm(&status, ctx.json);
+            return match status.problem {
+                None => Ok(()),
+                Some(problem) => Err(Failure::Hosts(problem)),
+            };
+        }
+        SwarmCommand::Init { .. } => swarm::init(&spec).await?,
+        SwarmCommand::Leave { .. } => swarm::leave(&spec).await?,
+    };
+    if ctx.json {
+        output::print_json(&done);
+    } else {
+        for line in done {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 

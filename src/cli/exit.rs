@@ -38,6 +38,9 @@ pub enum Failure {
     /// The run finished but its report could not be written: a runtime failure (exit code 1).
     #[error("{0}")]
     Report(String),
+    /// A host of a multi-host manifest fails a check `up` makes (`regbox swarm status`): exit code 1.
+    #[error("the hosts are not ready: {0}")]
+    Hosts(String),
     /// Arguments that parse but make no sense together: exit code 2.
     #[error("{0}")]
     Usage(String),

@@ -290,6 +290,44 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     print_table(&header, rows);
 }
 
+/// `regbox swarm status`: one row per host, then whether `up` may start across them.
+pub fn print_swarm(status: &crate::engine::swarm::SwarmStatus, json: bool) {
+    if json {
+        return print_json(status);
+    }
+    let rows = status
+        .hosts
+        .iter()
+        .map(|h| {
+            let m = &h.member;
+            vec![
+                m.host.clone(),
+                m.url.clone(),
+                m.version.clone().unwrap_or_else(|| "-".into()),
+                m.state.clone(),
+                match (m.state.as_str(), m.manager) {
+                    ("active", true) => "manager".into(),
+                    ("active", false) => "worker".into(),
+                    _ => "-".into(),
+                },
+                m.address.clone().unwrap_or_else(|| "-".into()),
+                h.nodes.len().to_string(),
+                m.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "HOST", "DOCKER", "ENGINE", "SWARM", "ROLE", "ADDRESS", "NODES", "ERROR",
+        ],
+        rows,
+    );
+    match &status.problem {
+        None => println!("ready: every check `up` makes passes"),
+        Some(p) => println!("not ready: {p}"),
+    }
+}
+
 /// The plan of `apply` and `up --dry-run`, as a diff: `+` adds, `-` removes, `~` changes; one line per
 /// node, container, edge or link, nodes by name.
 pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool) {
@@ -392,6 +430,9 @@ pub fn print_connection(c: &Connection, json: bool) {
     }
     println!("rpc  {}", c.rpc_url);
     println!("p2p  {}", c.p2p_address);
+    if let Some(relay) = c.rpc_proxy {
+        println!("via  http://{relay} (HTTP CONNECT; curl -p -x http://{relay} …)");
+    }
 }
 
 /// Left-aligned columns two spaces apart, each as wide as its widest cell; no trailing spaces.

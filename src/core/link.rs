@@ -225,7 +225,7 @@ impl fmt::Display for Shaping {
 }
 
 fn micros(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{us}us")
@@ -243,7 +243,7 @@ fn rate(bps: u64) -> String {
         ("mbit", 1_000_000),
         ("kbit", 1_000),
     ] {
-        if bps % size == 0 {
+        if bps.is_multiple_of(size) {
             return format!("{}{unit}", bps / size);
         }
     }

@@ -53,6 +53,9 @@ pub struct Connection {
     pub rpc_address: SocketAddr,
     /// The node's P2P address on the base segment.
     pub p2p_address: SocketAddr,
+    /// Across hosts: the relay that reaches `rpc_address` by HTTP CONNECT (`curl -p -x http://RELAY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_proxy: Option<SocketAddr>,
 }
 
 /// One node's state as `status` reports it.
@@ -154,7 +157,8 @@ impl Cluster {
     }
 
     /// How another program reaches `node`: its RPC URL with credentials, and its P2P address. Both
-    /// are bridge addresses, reachable from the Docker host (and from containers on those networks).
+    /// are bridge addresses, reachable from the Docker host (and from containers on those networks);
+    /// across hosts, overlay addresses, reached through the relay.
     pub fn connection(&self, node: &str) -> Result<Connection> {
         let n = self.node(node)?;
         let rpc = SocketAddr::new(n.layout.control_ip.into(), blueprint::RPC_PORT);
@@ -165,6 +169,7 @@ impl Cluster {
             rpc_password: self.password.clone(),
             rpc_address: rpc,
             p2p_address: SocketAddr::new(n.layout.data_ip.into(), blueprint::P2P_PORT),
+            rpc_proxy: n.rpc.transport().relay(),
         })
     }
 

@@ -247,6 +247,22 @@ struct Engine {
     address: Ipv4Addr,
 }
 
+/// One host's engine and its part in a swarm (`regbox swarm status`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SwarmMember {
+    pub host: String,
+    pub url: String,
+    /// The engine's version (None: it did not answer).
+    pub version: Option<String>,
+    /// `inactive`, `pending`, `active`, `error`, `locked`, or `unreachable`.
+    pub state: String,
+    pub manager: bool,
+    /// Its swarm address.
+    pub address: Option<String>,
+    pub node_id: Option<String>,
+    pub error: Option<String>,
+}
+
 /// An engine of a multi-host cluster, as the manifest names it.
 #[derive(Debug, Clone)]
 pub struct HostEngine {
@@ -357,6 +373,160 @@ impl Docker {
                 at: Mutex::new(HashMap::new()),
             })),
         })
+    }
+
+    /// Each host's engine and its part in a swarm, asked without changing anything (a host that does
+    /// not answer says why).
+    pub async fn swarm_members(hosts: &[HostEngine]) -> Vec<SwarmMember> {
+        futures::future::join_all(hosts.iter().map(|h| async move {
+            let mut m = SwarmMember {
+                host: h.name.clone(),
+                url: h.url.clone(),
+                ..SwarmMember::default()
+            };
+            let info = match bollard::Docker::connect_with_host(&h.url) {
+                Ok(api) => api.info().await,
+                Err(e) => Err(e),
+            };
+            match info {
+                Ok(info) => {
+                    let swarm = info.swarm.unwrap_or_default();
+                    m.version = info.server_version;
+                    m.state = swarm
+                        .local_node_state
+                        .map_or("unknown".into(), |s| s.to_string());
+                    m.manager = swarm.control_available == Some(true);
+                    m.address = swarm.node_addr.filter(|a| !a.is_empty());
+                    m.node_id = swarm.node_id.filter(|a| !a.is_empty());
+                    m.error = swarm.error.filter(|e| !e.is_empty());
+                }
+                Err(e) => {
+                    m.state = "unreachable".into();
+                    m.error = Some(e.to_string());
+                }
+            }
+            m
+        }))
+        .await
+    }
+
+    /// Makes the hosts one swarm: the first initialises one when it is in none (advertising its
+    /// `address` when given), the others join it as workers when they are in none. Hosts already in
+    /// the first one's swarm are left as they are; a host in another swarm is an error. Returns what
+    /// was done, per host.
+    pub async fn form_swarm(hosts: &[HostEngine]) -> Result<Vec<String>> {
+        use bollard::models::{LocalNodeState, SwarmInitRequest, SwarmJoinRequest};
+        let fail = |h: &HostEngine, reason: String| DockerError::Host {
+            host: h.name.clone(),
+            url: h.url.clone(),
+            reason,
+        };
+        let connect = |h: &HostEngine| {
+            bollard::Docker::connect_with_host(&h.url)
+                .map_err(|e| fail(h, format!("cannot connect: {e}")))
+        };
+        let state = |api: bollard::Docker, h: HostEngine| async move {
+            let info = api
+                .info()
+                .await
+                .map_err(|e| fail(&h, format!("does not answer: {e}")))?;
+            Ok::<_, DockerError>(info.swarm.unwrap_or_default())
+        };
+        let mut done = Vec::new();
+        let first = &hosts[0];
+        let api = connect(first)?;
+        let mut swarm = state(api.clone(), first.clone()).await?;
+        if swarm.local_node_state != Some(LocalNodeState::ACTIVE) {
+            api.init_swarm(SwarmInitRequest {
+                listen_addr: Some("0.0.0.0:2377".into()),
+                advertise_addr: first.address.map(|a| a.to_string()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail(first, format!("cannot initialise a swarm: {e}")))?;
+            swarm = state(api.clone(), first.clone()).await?;
+            done.push(format!("{}: initialised a swarm", first.name));
+        } else {
+            done.push(format!("{}: in a swarm already", first.name));
+        }
+        if swarm.control_available != Some(true) {
+            return Err(fail(first, "is in a swarm but not a manager".into()));
+        }
+        let manager = format!("{}:2377", swarm.node_addr.unwrap_or_default());
+        let token = api
+            .inspect_swarm()
+            .await
+            .map_err(|e| fail(first, format!("cannot read the join token: {e}")))?
+            .join_tokens
+            .and_then(|t| t.worker)
+            .unwrap_or_default();
+        let members: Vec<String> = api
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await
+            .map_err(|source| DockerError::List {
+                what: "the swarm's nodes",
+                source,
+            })?
+            .into_iter()
+            .filter_map(|n| n.id)
+            .collect();
+        for h in &hosts[1..] {
+            let api = connect(h)?;
+            let swarm = state(api.clone(), h.clone()).await?;
+            if swarm.local_node_state == Some(LocalNodeState::ACTIVE) {
+                if members.contains(&swarm.node_id.unwrap_or_default()) {
+                    done.push(format!("{}: in the swarm already", h.name));
+                    continue;
+                }
+                return Err(fail(
+                    h,
+                    format!("is in another swarm than `{}`; leave it first", first.name),
+                ));
+            }
+            api.join_swarm(SwarmJoinRequest {
+                listen_addr: Some("0.0.0.0:2377".into()),
+                advertise_addr: h.address.map(|a| a.to_string()),
+                remote_addrs: Some(vec![manager.clone()]),
+                join_token: Some(token.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail(h, format!("cannot join the swarm at {manager}: {e}")))?;
+            done.push(format!("{}: joined as a worker", h.name));
+        }
+        Ok(done)
+    }
+
+    /// Every host leaves its swarm (forced: a last manager takes the swarm with it), the first one
+    /// last. Returns what was done, per host.
+    pub async fn leave_swarm(hosts: &[HostEngine]) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for h in hosts.iter().rev() {
+            let api =
+                bollard::Docker::connect_with_host(&h.url).map_err(|e| DockerError::Host {
+                    host: h.name.clone(),
+                    url: h.url.clone(),
+                    reason: format!("cannot connect: {e}"),
+                })?;
+            let opts = bollard::query_parameters::LeaveSwarmOptionsBuilder::new()
+                .force(true)
+                .build();
+            match api.leave_swarm(Some(opts)).await {
+                Ok(()) => done.push(format!("{}: left the swarm", h.name)),
+                // 503: not in a swarm.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 503, ..
+                }) => done.push(format!("{}: in no swarm", h.name)),
+                Err(e) => {
+                    return Err(DockerError::Host {
+                        host: h.name.clone(),
+                        url: h.url.clone(),
+                        reason: format!("cannot leave its swarm: {e}"),
+                    })
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Whether this handle spans several engines (networks are overlays).

@@ -25,7 +25,7 @@ use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
 use crate::core::subnet::Subnet;
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::{ContainerInfo, Docker, DockerError, HostEngine, Net, NetworkInfo};
+use crate::engine::docker::{ContainerInfo, Docker, DockerError, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::lock::{self, LockGuard};
@@ -250,16 +250,7 @@ pub(crate) async fn connect(spec: &ClusterSpec) -> Result<Docker> {
     if spec.hosts.is_empty() {
         return Ok(Docker::connect().await?);
     }
-    let hosts: Vec<HostEngine> = spec
-        .hosts
-        .iter()
-        .map(|h| HostEngine {
-            name: h.name.clone(),
-            url: h.docker.clone(),
-            address: h.address,
-        })
-        .collect();
-    Ok(Docker::connect_hosts(&hosts).await?)
+    Ok(Docker::connect_hosts(&crate::engine::swarm::engines(spec)).await?)
 }
 
 /// Gives every node an exact image and makes sure each exists (building regbox's own when missing). A

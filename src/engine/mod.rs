@@ -22,5 +22,6 @@ pub mod rpc;
 pub mod runner;
 pub mod segments;
 pub mod soak;
+pub mod swarm;
 pub mod wait;
 pub mod wiring;

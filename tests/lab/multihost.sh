@@ -8,6 +8,8 @@
 #                                  image); prints each engine's DOCKER_HOST
 #   multihost.sh down              remove everything `up` made, whatever state it is in
 #
+# With REGBOX_LAB_SWARM=no, `up` leaves the engines out of any swarm (for `regbox swarm init`).
+#
 # What this machine needs, learned the hard way:
 # - `ip netns exec` mounts a fresh /sys, hiding the cgroup mounts ("Devices cgroup isn't mounted"):
 #   the engines enter their namespace with `nsenter --net` instead, keeping the machine's mounts.
@@ -56,12 +58,14 @@ up() {
             docker save "$image" | on "$n" load -q >/dev/null
         done
     done
-    on 1 swarm init --advertise-addr "$SUBNET_PREFIX.11" >/dev/null
-    local token
-    token=$(on 1 swarm join-token -q manager)
-    for n in $(seq 2 "$count"); do
-        on "$n" swarm join --token "$token" "$SUBNET_PREFIX.11:2377" >/dev/null
-    done
+    if [ "${REGBOX_LAB_SWARM:-yes}" != no ]; then
+        on 1 swarm init --advertise-addr "$SUBNET_PREFIX.11" >/dev/null
+        local token
+        token=$(on 1 swarm join-token -q manager)
+        for n in $(seq 2 "$count"); do
+            on "$n" swarm join --token "$token" "$SUBNET_PREFIX.11:2377" >/dev/null
+        done
+    fi
     for n in $(seq 1 "$count"); do
         echo "h$n DOCKER_HOST=$(engine "$n") address $SUBNET_PREFIX.1$n"
     done
@@ -79,7 +83,7 @@ start_engine() {
     mkdir -p "$STATE/h$n" "$RUN/h$n"
     echo '{}' >"$STATE/h$n/daemon.json"
     # Its own hostname (swarm names nodes by it), the machine's mounts, the namespace's network.
-    nsenter --net="/var/run/netns/$ns" unshare --uts sh -c "hostname $ns && exec /usr/sbin/dockerd \
+    nsenter --net="/var/run/netns/$ns" unshare --uts sh -c "hostname $ns && exec $(command -v dockerd) \
         --config-file $STATE/h$n/daemon.json --data-root $STATE/h$n/data --exec-root $RUN/h$n/exec \
         --pidfile $RUN/h$n/docker.pid -H $(engine "$n") --storage-driver vfs --bridge none" \
         >"$STATE/h$n/dockerd.log" 2>&1 </dev/null &
@@ -122,5 +126,5 @@ down() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
