@@ -36,15 +36,29 @@ impl Refusal {
     }
 }
 
+/// Where tunnels may lead: addresses in one of `subnets`, on one of `ports` (any port when empty).
+#[derive(Debug, Clone)]
+pub struct Allow {
+    pub subnets: Vec<Subnet>,
+    pub ports: Vec<u16>,
+}
+
+impl Allow {
+    fn admits(&self, target: SocketAddrV4) -> bool {
+        self.subnets.iter().any(|s| s.contains(*target.ip()))
+            && (self.ports.is_empty() || self.ports.contains(&target.port()))
+    }
+}
+
 /// Serves tunnels on `listen` until an error stops the listener.
-pub async fn serve(listen: SocketAddr, allow: Vec<Subnet>) -> std::io::Result<()> {
+pub async fn serve(listen: SocketAddr, allow: Allow) -> std::io::Result<()> {
     serve_on(TcpListener::bind(listen).await?, allow).await
 }
 
 /// Serves tunnels on a bound listener (one task per connection).
-pub async fn serve_on(listener: TcpListener, allow: Vec<Subnet>) -> std::io::Result<()> {
-    let allowed: Vec<String> = allow.iter().map(Subnet::to_string).collect();
-    tracing::info!(listen = %listener.local_addr()?, allow = ?allowed, "relay serving");
+pub async fn serve_on(listener: TcpListener, allow: Allow) -> std::io::Result<()> {
+    let allowed: Vec<String> = allow.subnets.iter().map(Subnet::to_string).collect();
+    tracing::info!(listen = %listener.local_addr()?, allow = ?allowed, ports = ?allow.ports, "relay serving");
     let allow = Arc::new(allow);
     loop {
         let (client, peer) = match listener.accept().await {
@@ -67,7 +81,7 @@ pub async fn serve_on(listener: TcpListener, allow: Vec<Subnet>) -> std::io::Res
 
 /// One client connection: read the head, check it, connect, then copy both ways until either side
 /// closes.
-async fn tunnel(mut client: TcpStream, allow: &[Subnet]) -> std::io::Result<()> {
+async fn tunnel(mut client: TcpStream, allow: &Allow) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client, &mut buf))
@@ -85,8 +99,8 @@ async fn tunnel(mut client: TcpStream, allow: &[Subnet]) -> std::io::Result<()> 
             return refuse(client, refusal.answer()).await;
         }
     };
-    if !allow.iter().any(|s| s.contains(*target.ip())) {
-        tracing::info!(%target, "refused: not in an allowed subnet");
+    if !allow.admits(target) {
+        tracing::info!(%target, "refused: not an allowed subnet and port");
         return refuse(client, Refusal::Forbidden.answer()).await;
     }
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await;
@@ -259,7 +273,11 @@ mod tests {
     async fn rpc_goes_through_the_relay_to_allowed_addresses_only() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay = listener.local_addr().unwrap();
-        tokio::spawn(serve_on(listener, vec!["127.0.0.0/8".parse().unwrap()]));
+        let allow = Allow {
+            subnets: vec!["127.0.0.0/8".parse().unwrap()],
+            ports: Vec::new(),
+        };
+        tokio::spawn(serve_on(listener, allow));
         let server = echo_server().await;
         let closed = closed_port().await;
 

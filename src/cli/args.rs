@@ -405,6 +405,9 @@ pub enum Command {
         /// A subnet (CIDR) tunnels may lead into; repeat for several.
         #[arg(long, value_name = "CIDR", required = true)]
         allow: Vec<Subnet>,
+        /// A port tunnels may lead to; repeat for several (none: any port).
+        #[arg(long, value_name = "PORT")]
+        port: Vec<u16>,
     },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///
@@ -638,10 +641,14 @@ pub enum SwarmCommand {
         /// A manifest with `hosts:`.
         manifest: PathBuf,
     },
-    /// Every host the manifest names leaves its swarm (forced), the first one last.
+    /// Every host the manifest names leaves its swarm (forced), the first one last. Refused while a
+    /// host runs containers of a regbox cluster. A swarm you made yourself goes too.
     Leave {
         /// A manifest with `hosts:`.
         manifest: PathBuf,
+        /// Leave even while regbox containers run there.
+        #[arg(long)]
+        force: bool,
     },
 }
 

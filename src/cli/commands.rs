@@ -375,9 +375,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{reply}");
             Ok(())
         }
-        Command::Relay { listen, allow } => crate::relay::serve(listen, allow)
-            .await
-            .map_err(|e| Failure::Report(format!("relay: {e}"))),
+        Command::Relay {
+            listen,
+            allow,
+            port,
+        } => {
+            let allow = crate::relay::Allow {
+                subnets: allow,
+                ports: port,
+            };
+            crate::relay::serve(listen, allow)
+                .await
+                .map_err(|e| Failure::Report(format!("relay: {e}")))
+        }
         Command::Run {
             scenarios,
             junit,
@@ -989,7 +999,7 @@ async fn swarm(ctx: &Context, command: SwarmCommand) -> Result<(), Failure> {
     let path = match &command {
         SwarmCommand::Status { manifest }
         | SwarmCommand::Init { manifest }
-        | SwarmCommand::Leave { manifest } => manifest,
+        | SwarmCommand::Leave { manifest, .. } => manifest,
     };
     let spec = load_manifest(path)?;
     if spec.hosts.is_empty() {
@@ -1008,7 +1018,7 @@ async fn swarm(ctx: &Context, command: SwarmCommand) -> Result<(), Failure> {
             };
         }
         SwarmCommand::Init { .. } => swarm::init(&spec).await?,
-        SwarmCommand::Leave { .. } => swarm::leave(&spec).await?,
+        SwarmCommand::Leave { force, .. } => swarm::leave(&spec, force).await?,
     };
     if ctx.json {
         output::print_json(&done);

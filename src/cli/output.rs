@@ -322,9 +322,9 @@ pub fn print_swarm(status: &crate::engine::swarm::SwarmStatus, json: bool) {
         ],
         rows,
     );
-    match &status.problem {
-        None => println!("ready: every check `up` makes passes"),
-        Some(p) => println!("not ready: {p}"),
+    // What is not ready is the command's error (on stderr, exit 1).
+    if status.problem.is_none() {
+        println!("ready: every check `up` makes passes");
     }
 }
 

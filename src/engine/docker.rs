@@ -21,6 +21,7 @@ use bollard::query_parameters::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
+use crate::core::names::error_chain;
 use crate::core::plan::State;
 use crate::core::subnet::Subnet;
 
@@ -273,6 +274,32 @@ pub struct HostEngine {
     pub address: Option<Ipv4Addr>,
 }
 
+impl HostEngine {
+    /// An error about this host.
+    fn fail(&self, reason: String) -> DockerError {
+        DockerError::Host {
+            host: self.name.clone(),
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    /// A client for its engine (no call made yet).
+    fn api(&self) -> Result<bollard::Docker> {
+        bollard::Docker::connect_with_host(&self.url)
+            .map_err(|e| self.fail(format!("cannot connect: {e}")))
+    }
+
+    /// Its engine's swarm state.
+    async fn swarm(&self, api: &bollard::Docker) -> Result<bollard::models::SwarmInfo> {
+        let info = api
+            .info()
+            .await
+            .map_err(|e| self.fail(format!("does not answer: {e}")))?;
+        Ok(info.swarm.unwrap_or_default())
+    }
+}
+
 /// A filter on one label: `key` (any value) or `key=value`.
 fn label_filter(label: &str) -> HashMap<&'static str, Vec<String>> {
     HashMap::from([("label", vec![label.to_string()])])
@@ -292,23 +319,14 @@ impl Docker {
     /// (it creates the overlays), and all are members of the first one's swarm.
     pub async fn connect_hosts(hosts: &[HostEngine]) -> Result<Docker> {
         let connected = futures::future::try_join_all(hosts.iter().map(|h| async move {
-            let fail = |reason: String| DockerError::Host {
-                host: h.name.clone(),
-                url: h.url.clone(),
-                reason,
-            };
-            let api = bollard::Docker::connect_with_host(&h.url)
-                .map_err(|e| fail(format!("cannot connect: {e}")))?;
-            let info = api
-                .info()
-                .await
-                .map_err(|e| fail(format!("does not answer: {e}")))?;
-            let swarm = info.swarm.unwrap_or_default();
+            let fail = |reason: String| h.fail(reason);
+            let api = h.api()?;
+            let swarm = h.swarm(&api).await?;
             let active = swarm.local_node_state == Some(bollard::models::LocalNodeState::ACTIVE);
             if !active {
                 return Err(fail(format!(
-                    "is not an active swarm member (state {}); join it to the first host's swarm \
-                     (`regbox swarm join`, or `docker swarm join`)",
+                    "is not an active swarm member (state {}); `regbox swarm init MANIFEST` (or \
+                     `docker swarm join`) joins it to the first host's swarm",
                     swarm
                         .local_node_state
                         .map_or("unknown".into(), |s| s.to_string())
@@ -336,33 +354,25 @@ impl Docker {
         .await?;
         let (first, _, manager) = &connected[0];
         if *manager != Some(true) {
-            return Err(DockerError::Host {
-                host: first.name.clone(),
-                url: hosts[0].url.clone(),
-                reason:
-                    "is not a swarm manager; the first host must be one (it creates the overlay \
-                         networks)"
-                        .into(),
-            });
+            return Err(hosts[0].fail(
+                "is not a swarm manager; the first host must be one (it creates the overlay \
+                 networks)"
+                    .into(),
+            ));
         }
-        let members: Vec<String> = first
-            .api
-            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
-            .await
-            .map_err(|source| DockerError::List {
-                what: "the swarm's nodes",
-                source,
-            })?
-            .into_iter()
-            .filter_map(|n| n.id)
-            .collect();
-        for ((engine, id, _), h) in connected.iter().zip(hosts) {
+        let members = swarm_node_ids(&first.api).await.map_err(|e| {
+            hosts[0].fail(format!(
+                "cannot list its swarm's nodes: {}",
+                error_chain(&e)
+            ))
+        })?;
+        for (i, ((_, id, _), h)) in connected.iter().zip(hosts).enumerate() {
             if !members.contains(id) {
-                return Err(DockerError::Host {
-                    host: engine.name.clone(),
-                    url: h.url.clone(),
-                    reason: format!("is in another swarm than host `{}`", first.name),
-                });
+                return Err(h.fail(format!("is in another swarm than host `{}`", first.name)));
+            }
+            // Two hosts naming one engine would list every container twice.
+            if let Some(j) = connected[..i].iter().position(|(_, other, _)| other == id) {
+                return Err(h.fail(format!("is the same engine as host `{}`", hosts[j].name)));
             }
         }
         let engines: Vec<Engine> = connected.into_iter().map(|(e, _, _)| e).collect();
@@ -416,26 +426,10 @@ impl Docker {
     /// was done, per host.
     pub async fn form_swarm(hosts: &[HostEngine]) -> Result<Vec<String>> {
         use bollard::models::{LocalNodeState, SwarmInitRequest, SwarmJoinRequest};
-        let fail = |h: &HostEngine, reason: String| DockerError::Host {
-            host: h.name.clone(),
-            url: h.url.clone(),
-            reason,
-        };
-        let connect = |h: &HostEngine| {
-            bollard::Docker::connect_with_host(&h.url)
-                .map_err(|e| fail(h, format!("cannot connect: {e}")))
-        };
-        let state = |api: bollard::Docker, h: HostEngine| async move {
-            let info = api
-                .info()
-                .await
-                .map_err(|e| fail(&h, format!("does not answer: {e}")))?;
-            Ok::<_, DockerError>(info.swarm.unwrap_or_default())
-        };
         let mut done = Vec::new();
         let first = &hosts[0];
-        let api = connect(first)?;
-        let mut swarm = state(api.clone(), first.clone()).await?;
+        let api = first.api()?;
+        let mut swarm = first.swarm(&api).await?;
         if swarm.local_node_state != Some(LocalNodeState::ACTIVE) {
             api.init_swarm(SwarmInitRequest {
                 listen_addr: Some("0.0.0.0:2377".into()),
@@ -443,45 +437,36 @@ impl Docker {
                 ..Default::default()
             })
             .await
-            .map_err(|e| fail(first, format!("cannot initialise a swarm: {e}")))?;
-            swarm = state(api.clone(), first.clone()).await?;
+            .map_err(|e| first.fail(format!("cannot initialise a swarm: {e}")))?;
+            swarm = first.swarm(&api).await?;
             done.push(format!("{}: initialised a swarm", first.name));
         } else {
             done.push(format!("{}: in a swarm already", first.name));
         }
         if swarm.control_available != Some(true) {
-            return Err(fail(first, "is in a swarm but not a manager".into()));
+            return Err(first.fail("is in a swarm but not a manager".into()));
         }
         let manager = format!("{}:2377", swarm.node_addr.unwrap_or_default());
         let token = api
             .inspect_swarm()
             .await
-            .map_err(|e| fail(first, format!("cannot read the join token: {e}")))?
+            .map_err(|e| first.fail(format!("cannot read the join token: {e}")))?
             .join_tokens
             .and_then(|t| t.worker)
             .unwrap_or_default();
-        let members: Vec<String> = api
-            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
-            .await
-            .map_err(|source| DockerError::List {
-                what: "the swarm's nodes",
-                source,
-            })?
-            .into_iter()
-            .filter_map(|n| n.id)
-            .collect();
+        let members = swarm_node_ids(&api).await?;
         for h in &hosts[1..] {
-            let api = connect(h)?;
-            let swarm = state(api.clone(), h.clone()).await?;
+            let api = h.api()?;
+            let swarm = h.swarm(&api).await?;
             if swarm.local_node_state == Some(LocalNodeState::ACTIVE) {
                 if members.contains(&swarm.node_id.unwrap_or_default()) {
                     done.push(format!("{}: in the swarm already", h.name));
                     continue;
                 }
-                return Err(fail(
-                    h,
-                    format!("is in another swarm than `{}`; leave it first", first.name),
-                ));
+                return Err(h.fail(format!(
+                    "is in another swarm than `{}`; leave it first",
+                    first.name
+                )));
             }
             api.join_swarm(SwarmJoinRequest {
                 listen_addr: Some("0.0.0.0:2377".into()),
@@ -491,23 +476,41 @@ impl Docker {
                 ..Default::default()
             })
             .await
-            .map_err(|e| fail(h, format!("cannot join the swarm at {manager}: {e}")))?;
+            .map_err(|e| h.fail(format!("cannot join the swarm at {manager}: {e}")))?;
             done.push(format!("{}: joined as a worker", h.name));
         }
         Ok(done)
     }
 
     /// Every host leaves its swarm (forced: a last manager takes the swarm with it), the first one
-    /// last. Returns what was done, per host.
-    pub async fn leave_swarm(hosts: &[HostEngine]) -> Result<Vec<String>> {
+    /// last — unless, with `busy`, a host runs containers carrying that label. Returns what was done,
+    /// per host.
+    pub async fn leave_swarm(hosts: &[HostEngine], busy: Option<&str>) -> Result<Vec<String>> {
+        if let Some(label) = busy {
+            for h in hosts {
+                let opts = ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&label_filter(label))
+                    .build();
+                let found = h.api()?.list_containers(Some(opts)).await;
+                let names: Vec<String> = found
+                    .map_err(|e| h.fail(format!("cannot list its containers: {e}")))?
+                    .into_iter()
+                    .filter_map(|c| c.names?.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .collect();
+                if !names.is_empty() {
+                    return Err(h.fail(format!(
+                        "still runs {} regbox container(s) ({}…); take the clusters down first",
+                        names.len(),
+                        names[0]
+                    )));
+                }
+            }
+        }
         let mut done = Vec::new();
         for h in hosts.iter().rev() {
-            let api =
-                bollard::Docker::connect_with_host(&h.url).map_err(|e| DockerError::Host {
-                    host: h.name.clone(),
-                    url: h.url.clone(),
-                    reason: format!("cannot connect: {e}"),
-                })?;
+            let api = h.api()?;
             let opts = bollard::query_parameters::LeaveSwarmOptionsBuilder::new()
                 .force(true)
                 .build();
@@ -517,13 +520,7 @@ impl Docker {
                 Err(BollardError::DockerResponseServerError {
                     status_code: 503, ..
                 }) => done.push(format!("{}: in no swarm", h.name)),
-                Err(e) => {
-                    return Err(DockerError::Host {
-                        host: h.name.clone(),
-                        url: h.url.clone(),
-                        reason: format!("cannot leave its swarm: {e}"),
-                    })
-                }
+                Err(e) => return Err(h.fail(format!("cannot leave its swarm: {e}"))),
             }
         }
         Ok(done)
@@ -691,12 +688,13 @@ impl Docker {
                 name: net.name.clone(),
                 source,
             }) {
-                Err(e) if attempt < 20 && e.is_stale_endpoints() => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
-                }
-                // A container just removed on another host may still hold its overlay attachment.
-                Err(e) if attempt < 20 && self.fleet.is_some() && e.is_in_use_by_task() => {
+                // Across hosts, a container just removed on another host may still hold its
+                // overlay attachment (a task) for a moment.
+                Err(e)
+                    if attempt < 20
+                        && (e.is_stale_endpoints()
+                            || (self.fleet.is_some() && e.is_in_use_by_task())) =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
                 }
@@ -808,7 +806,7 @@ impl Docker {
     /// An overlay lists only the members on the engine asked, so every engine is asked.
     pub async fn network_members(&self, net: &Net) -> Result<Vec<String>> {
         let mut members = Vec::new();
-        for (_, api) in self.engines() {
+        for (host, api) in self.engines() {
             let found = api
                 .inspect_network(
                     &net.id,
@@ -819,11 +817,15 @@ impl Docker {
                 what: "a network's containers",
                 source,
             })?;
-            members.extend(
-                info.and_then(|n| n.containers)
-                    .unwrap_or_default()
-                    .into_keys(),
-            );
+            for id in info
+                .and_then(|n| n.containers)
+                .unwrap_or_default()
+                .into_keys()
+            {
+                // Callers act on them next (detach): on the engine they were found on.
+                self.place(&id, host);
+                members.push(id);
+            }
         }
         Ok(members)
     }
@@ -915,20 +917,26 @@ impl Docker {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::new().name(&c.name).build();
-        self.on(&c.name)
+        self.create(&c.name, body).await.map(|_| ())
+    }
+
+    /// Creates container `name` on its engine; returns its id.
+    async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.on(name)
             .create_container(Some(opts), body)
             .await
-            .map(|_| ())
+            .map(|r| r.id)
             .map_err(|source| DockerError::CreateContainer {
-                name: c.name.clone(),
+                name: name.into(),
                 source,
             })
     }
 
     /// Creates a container attached to no network whose labels carry data that must be readable from
-    /// Docker alone (the cluster's manifest, a lock's holder); returns its id. The engine refuses a
-    /// second container of the same name (`is_conflict`). Started, it runs `entrypoint` and exits.
+    /// Docker alone (the cluster's manifest, a lock's holder), on the first engine; returns its id.
+    /// The engine refuses a second container of the same name (`is_conflict`). Started, it runs
+    /// `entrypoint` and exits.
     pub async fn create_marker(
         &self,
         name: &str,
@@ -936,6 +944,10 @@ impl Docker {
         entrypoint: &[&str],
         labels: HashMap<String, String>,
     ) -> Result<String> {
+        // Markers live on the first engine, where a cluster is looked for.
+        if let Some(f) = &self.fleet {
+            f.at.lock().unwrap().insert(name.to_string(), 0);
+        }
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(entrypoint.iter().map(|s| s.to_string()).collect()),
@@ -946,15 +958,7 @@ impl Docker {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.on(name)
-            .create_container(Some(opts), body)
-            .await
-            .map(|r| r.id)
-            .map_err(|source| DockerError::CreateContainer {
-                name: name.into(),
-                source,
-            })
+        self.create(name, body).await
     }
 
     /// A marker container by name or id, or None when there is none.
@@ -1077,26 +1081,18 @@ impl Docker {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.on(name)
-            .create_container(Some(opts), body)
-            .await
-            .map(|r| r.id)
-            .map_err(|source| DockerError::CreateContainer {
-                name: name.into(),
-                source,
-            })
+        self.create(name, body).await
     }
 
     /// Creates the RPC relay's container: `regbox relay` from the regbox image on network `net`, letting
-    /// CONNECT tunnels reach `allow` only, its port published on an ephemeral port of its engine's
-    /// host. Returns its id.
+    /// CONNECT tunnels reach `allow` (subnet, port) only, listening on `port`, published on an
+    /// ephemeral port of its engine's host. Returns its id.
     pub async fn create_relay(
         &self,
         name: &str,
         image: &str,
         net: &Net,
-        allow: Subnet,
+        allow: (Subnet, u16),
         port: u16,
         labels: HashMap<String, String>,
     ) -> Result<String> {
@@ -1109,7 +1105,9 @@ impl Docker {
                 "--listen".into(),
                 format!("0.0.0.0:{port}"),
                 "--allow".into(),
-                allow.to_string(),
+                allow.0.to_string(),
+                "--port".into(),
+                allow.1.to_string(),
             ]),
             labels: Some(labels),
             stop_timeout: Some(2),
@@ -1135,15 +1133,7 @@ impl Docker {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.on(name)
-            .create_container(Some(opts), body)
-            .await
-            .map(|r| r.id)
-            .map_err(|source| DockerError::CreateContainer {
-                name: name.into(),
-                source,
-            })
+        self.create(name, body).await
     }
 
     /// The host PID of a running container's main process (`None` when it is not running or gone).
@@ -1348,22 +1338,19 @@ impl Docker {
         })
     }
 
-    /// Copies image `name` from the first engine to every other engine of the swarm that lacks it
-    /// (`docker save | docker load`, no registry); returns the hosts it went to.
+    /// Copies image `name` from the first engine to every other engine of the swarm whose image of
+    /// that name is missing or another one (`docker save | docker load`, no registry: the id is kept,
+    /// so equal ids mean the same image); returns the hosts it went to.
     pub async fn spread_image(&self, name: &str) -> Result<Vec<String>> {
         let Some(fleet) = &self.fleet else {
             return Ok(Vec::new());
         };
+        let first = &fleet.engines[0];
+        let want = image_id_on(first, name).await?;
         let mut copied = Vec::new();
         let mut archive: Option<bytes::Bytes> = None;
         for engine in &fleet.engines[1..] {
-            let copy_err = |source| DockerError::CopyImage {
-                name: name.into(),
-                host: engine.name.clone(),
-                source,
-            };
-            let there = engine.api.inspect_image(name).await;
-            if absent_is(there.map(Some), None, copy_err)?.is_some() {
+            if image_id_on(engine, name).await? == want {
                 continue;
             }
             let tar = match &archive {
@@ -1374,19 +1361,20 @@ impl Docker {
                         .export_image(name)
                         .try_collect()
                         .await
-                        .map_err(copy_err)?;
+                        .map_err(|source| DockerError::CopyImage {
+                            name: name.into(),
+                            host: first.name.clone(),
+                            source,
+                        })?;
                     archive.insert(parts.concat().into()).clone()
                 }
             };
+            let opts = bollard::query_parameters::ImportImageOptionsBuilder::new()
+                .quiet(true)
+                .build();
             engine
                 .api
-                .import_image(
-                    bollard::query_parameters::ImportImageOptionsBuilder::new()
-                        .quiet(true)
-                        .build(),
-                    bollard::body_full(tar),
-                    None,
-                )
+                .import_image(opts, bollard::body_full(tar), None)
                 .try_collect::<Vec<_>>()
                 .await
                 .map_err(|source| DockerError::CopyImage {
@@ -1555,6 +1543,30 @@ impl Docker {
                 })
         })
     }
+}
+
+/// The id of image `name` on one engine of a swarm (None: it has none of that name).
+async fn image_id_on(engine: &Engine, name: &str) -> Result<Option<String>> {
+    let found = engine.api.inspect_image(name).await.map(|i| i.id);
+    absent_is(found, None, |source| DockerError::CopyImage {
+        name: name.into(),
+        host: engine.name.clone(),
+        source,
+    })
+}
+
+/// The node ids of the swarm a manager engine manages.
+async fn swarm_node_ids(api: &bollard::Docker) -> Result<Vec<String>> {
+    Ok(api
+        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+        .await
+        .map_err(|source| DockerError::List {
+            what: "the swarm's nodes",
+            source,
+        })?
+        .into_iter()
+        .filter_map(|n| n.id)
+        .collect())
 }
 
 /// The networks on one engine, those matching `filters` (all for None).

@@ -13,6 +13,9 @@ use crate::engine::reconcile::free_subnet;
 
 /// `spec` as a docker-compose file that runs on this engine.
 pub async fn compose_file(mut spec: ClusterSpec, progress: &Progress) -> Result<String> {
+    if !spec.hosts.is_empty() {
+        tracing::warn!("the compose file runs every node on one engine: `hosts:` is left out");
+    }
     let docker = Docker::connect().await?;
     let mut resolved: BTreeMap<String, String> = BTreeMap::new();
     for node in &mut spec.nodes {

@@ -119,13 +119,11 @@ impl Cluster {
         let r = read_back(&docker, &name)
             .await?
             .ok_or_else(|| Error::Damaged(name.clone()))?;
-        let (docker, relay) = if r.spec.hosts.is_empty() {
-            (docker, None)
-        } else {
-            let docker = connect(&r.spec).await?;
-            let relay = relay::address(&docker, &name).await?;
-            (docker, relay)
+        let docker = match r.spec.hosts.is_empty() {
+            true => docker,
+            false => connect(&r.spec).await?,
         };
+        let relay = relay::reach(&docker, &name).await?;
         let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password, relay);
         cluster.lock_image = r.lock_image;
         let (view, faults) = tokio::join!(cluster.observe_docker(), cluster.fault_plane());
@@ -283,8 +281,6 @@ async fn resolve_images(docker: &Docker, spec: &mut ClusterSpec, fx: &Effects<'_
             .guard(async { Ok(image::ensure_on(docker, img, fx.progress).await?) })
             .await?;
         if docker.is_multi_host() {
-            fx.progress
-                .stage(&format!("copying image {img} to the hosts lacking it"), 0);
             let to = fx
                 .cancel
                 .guard(async { Ok(docker.spread_image(img).await?) })
@@ -378,10 +374,7 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<Clust
         };
         return Ok((spec, None, plan));
     };
-    let relay = match docker.is_multi_host() {
-        true => relay::address(&docker, &spec.name).await?,
-        false => None,
-    };
+    let relay = relay::reach(&docker, &spec.name).await?;
     let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password, relay);
     let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
     let mut plan =
@@ -413,16 +406,9 @@ async fn up(
     let name = spec.name.clone();
     let [(control_net, control), (_, data)] = ensure_networks(docker, &name, fx).await?;
     let relay = match spec.hosts.first() {
-        Some(first) => Some(
-            relay::ensure(
-                docker,
-                &name,
-                &first.name,
-                (&control_net, control),
-                fx.progress,
-            )
-            .await?,
-        ),
+        Some(first) => {
+            Some(relay::ensure(docker, &name, &first.name, (&control_net, control), fx).await?)
+        }
         None => None,
     };
 
@@ -638,8 +624,9 @@ pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownR
     let docker = Docker::connect().await?;
     let name = resolve_cluster(&docker, name).await?;
     // A cluster across hosts is recorded on its first one; its other hosts hold the rest.
-    let docker = match read_back(&docker, &name).await.ok().flatten() {
-        Some(r) if !r.spec.hosts.is_empty() => connect(&r.spec).await?,
+    // (A cluster with no readable record goes from this engine alone.)
+    let docker = match read_back(&docker, &name).await {
+        Ok(Some(r)) if !r.spec.hosts.is_empty() => connect(&r.spec).await?,
         _ => docker,
     };
     down(&docker, &name, progress).await

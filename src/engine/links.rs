@@ -28,11 +28,12 @@ impl Cluster {
         Ok(self.by_index(self.show(&running).await?))
     }
 
-    /// The cluster's agents, by container name: one, or across hosts one per host with nodes (which
-    /// sets the faults of that host's nodes: it enters their namespaces through its engine's PIDs).
-    fn agents(&self) -> Vec<(String, Option<&str>)> {
+    /// The cluster's agents, by container name (each placed on its host): one, or across hosts one
+    /// per host with nodes (which sets the faults of that host's nodes: it enters their namespaces
+    /// through its engine's PIDs).
+    fn agents(&self) -> Vec<String> {
         if self.spec.hosts.is_empty() {
-            return vec![(blueprint::agent_container(self.name()), None)];
+            return vec![blueprint::agent_container(self.name())];
         }
         self.spec
             .hosts
@@ -40,7 +41,8 @@ impl Cluster {
             .filter(|h| !self.spec.nodes_on(&h.name).is_empty())
             .map(|h| {
                 let name = blueprint::host_agent_container(self.name(), &h.name);
-                (name, Some(h.name.as_str()))
+                self.docker.place(&name, &h.name);
+                name
             })
             .collect()
     }
@@ -56,10 +58,7 @@ impl Cluster {
     /// The agents that run (none: the cluster never had a link fault).
     async fn running_agents(&self) -> Result<Vec<String>> {
         let mut running = Vec::new();
-        for (name, host) in self.agents() {
-            if let Some(host) = host {
-                self.docker.place(&name, host);
-            }
+        for name in self.agents() {
             if self.docker.is_running(&name).await? {
                 running.push(name);
             }
@@ -321,10 +320,7 @@ impl Cluster {
     async fn start_agents(&self, progress: &Progress) -> Result<Vec<String>> {
         let mut image = None;
         let mut names = Vec::new();
-        for (name, host) in self.agents() {
-            if let Some(host) = host {
-                self.docker.place(&name, host);
-            }
+        for name in self.agents() {
             names.push(name.clone());
             if self.docker.is_running(&name).await? {
                 continue;

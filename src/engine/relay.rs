@@ -5,52 +5,83 @@
 
 use std::net::SocketAddr;
 
-use crate::core::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY};
+use crate::core::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY, RPC_PORT};
+use crate::core::plan::State;
 use crate::core::subnet::Subnet;
-use crate::engine::docker::{Docker, Net};
+use crate::engine::docker::{ContainerInfo, Docker, Net};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
-use crate::engine::progress::Progress;
+use crate::engine::reconcile::Effects;
 
-/// Where this process reaches cluster `cluster`'s relay, when it has a running one.
-pub(crate) async fn address(docker: &Docker, cluster: &str) -> Result<Option<SocketAddr>> {
+/// The cluster's relay container, as listed (None: there is none).
+async fn find(docker: &Docker, cluster: &str) -> Result<Option<ContainerInfo>> {
     let name = blueprint::relay_container(cluster);
-    let found = docker
+    Ok(docker
         .labeled_containers(&format!("{LABEL_ROLE}={ROLE_RELAY}"))
         .await?
         .into_iter()
-        .find(|c| c.name == name && c.state == crate::core::plan::State::Running);
-    Ok(found.and_then(|c| {
-        let port = c.ports.iter().find(|(p, _)| *p == RELAY_PORT)?.1;
-        Some(SocketAddr::new(docker.address_of(&c.host)?.into(), port))
-    }))
+        .find(|c| c.name == name))
 }
 
-/// The cluster's relay on `control` (first host), started — and its image built —
-/// when none runs; returns where it is reached.
+/// Where this process reaches a running relay.
+fn address_of(docker: &Docker, relay: &ContainerInfo) -> Option<SocketAddr> {
+    if relay.state != State::Running {
+        return None;
+    }
+    let port = relay.ports.iter().find(|(p, _)| *p == RELAY_PORT)?.1;
+    Some(SocketAddr::new(
+        docker.address_of(&relay.host)?.into(),
+        port,
+    ))
+}
+
+/// How this process reaches the nodes' RPC: directly on one engine (None); across hosts, through the
+/// cluster's relay, which must run.
+pub(crate) async fn reach(docker: &Docker, cluster: &str) -> Result<Option<SocketAddr>> {
+    if !docker.is_multi_host() {
+        return Ok(None);
+    }
+    let relay = find(docker, cluster).await?;
+    match relay.as_ref().and_then(|r| address_of(docker, r)) {
+        Some(addr) => Ok(Some(addr)),
+        None => Err(Error::Relay(format!(
+            "`{}` does not run (or publishes no port) on the first host; `regbox up` starts it again",
+            blueprint::relay_container(cluster)
+        ))),
+    }
+}
+
+/// The cluster's relay on `control` (on `host`, the first), started — and its image built — when none
+/// runs on that network; returns where it is reached. One this run creates goes into its journal.
 pub(crate) async fn ensure(
     docker: &Docker,
     cluster: &str,
     host: &str,
     control: (&Net, Subnet),
-    progress: &Progress,
+    fx: &Effects<'_>,
 ) -> Result<SocketAddr> {
-    if let Some(addr) = address(docker, cluster).await? {
-        return Ok(addr);
-    }
+    let (net, subnet) = control;
     let name = blueprint::relay_container(cluster);
+    if let Some(relay) = find(docker, cluster).await? {
+        // A relay left on a control network that was since made again reaches nothing.
+        let on_control = relay.networks.iter().any(|e| e.network == net.id);
+        if let Some(addr) = address_of(docker, &relay).filter(|_| on_control) {
+            return Ok(addr);
+        }
+        docker.remove_container(&name).await?;
+    }
     docker.place(&name, host);
-    let image = image::ensure_regbox_image(docker, &image::regbox_binary()?, progress).await?;
-    // A stopped relay (its host rebooted, say) is replaced.
-    docker.remove_container(&name).await?;
+    let image = image::ensure_regbox_image(docker, &image::regbox_binary()?, fx.progress).await?;
     let mut labels = blueprint::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), ROLE_RELAY.into());
-    let (net, subnet) = control;
+    fx.journal.lock().unwrap().containers.push(name.clone());
     docker
-        .create_relay(&name, &image, net, subnet, RELAY_PORT, labels)
+        .create_relay(&name, &image, net, (subnet, RPC_PORT), RELAY_PORT, labels)
         .await?;
     docker.start(&name).await?;
-    address(docker, cluster)
-        .await?
+    let relay = find(docker, cluster).await?;
+    relay
+        .as_ref()
+        .and_then(|r| address_of(docker, r))
         .ok_or_else(|| Error::Relay(format!("`{name}` started but publishes no port")))
 }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
+use crate::core::blueprint;
 use crate::core::manifest::ClusterSpec;
+use crate::core::names::error_chain;
 pub use crate::engine::docker::SwarmMember;
 use crate::engine::docker::{Docker, HostEngine};
 use crate::engine::error::Result;
@@ -44,7 +46,7 @@ pub async fn status(spec: &ClusterSpec) -> SwarmStatus {
     let problem = Docker::connect_hosts(&engines)
         .await
         .err()
-        .map(|e| e.to_string());
+        .map(|e| error_chain(&e));
     let hosts = members
         .into_iter()
         .map(|member| HostStatus {
@@ -64,7 +66,9 @@ pub async fn init(spec: &ClusterSpec) -> Result<Vec<String>> {
     Ok(Docker::form_swarm(&engines(spec)).await?)
 }
 
-/// Every host of `spec` leaves its swarm; what was done, per host.
-pub async fn leave(spec: &ClusterSpec) -> Result<Vec<String>> {
-    Ok(Docker::leave_swarm(&engines(spec)).await?)
+/// Every host of `spec` leaves its swarm — refused while a host runs regbox containers, unless
+/// `force`; what was done, per host.
+pub async fn leave(spec: &ClusterSpec, force: bool) -> Result<Vec<String>> {
+    let busy = (!force).then(|| blueprint::cluster_filter(None));
+    Ok(Docker::leave_swarm(&engines(spec), busy.as_deref()).await?)
 }
