@@ -585,6 +585,29 @@ mod tests {
         build(&spec(n), &kind).unwrap()
     }
 
+    #[test]
+    fn a_host_in_a_group_stands_for_its_nodes() {
+        let hosts = "hosts: [{name: h1, docker: 'unix:///a'}, {name: h2, docker: 'unix:///b'}, \
+                     {name: h3, docker: 'unix:///c'}]\n";
+        let spec = manifest::parse(&format!("name: lab\nnodes: 6\n{hosts}"), "t.yaml").unwrap();
+        // Spread: h1 holds n0 and n3.
+        let p = build(&spec, &groups(&[&["@h1"]])).unwrap();
+        let want: Vec<BTreeSet<NodeId>> = vec![[0, 3].into(), [1, 2, 4, 5].into()];
+        assert_eq!(p.groups, want);
+        let p = build(&spec, &groups(&[&["@h2", "n0"], &["@h3"]])).unwrap();
+        let want: Vec<BTreeSet<NodeId>> = vec![[0, 1, 4].into(), [2, 5].into(), [3].into()];
+        assert_eq!(p.groups, want);
+        let err = build(&spec, &groups(&[&["@h9"]])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "group 1 names unknown host `@h9` (hosts: @h1, @h2, @h3)"
+        );
+        let err = build(&self::spec(4), &groups(&[&["@h1"]]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("declares no hosts"), "{err}");
+    }
+
     fn every_kind() -> Vec<PartitionKind> {
         vec![
             groups(&[&["n0"], &["n2", "n3"]]),
