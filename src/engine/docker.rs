@@ -848,12 +848,33 @@ impl Docker {
     /// one after another, the networks side by side. Docker 20.10 loses count of a network's endpoints
     /// when several of them are deleted at once, and a network left counting an endpoint nothing holds
     /// refuses removal until the daemon restarts (moby#42119). Every network is tried; the first
-    /// failure is returned. `detached` hears of each container as it leaves a network.
+    /// failure is returned. `detached` hears of each container as it leaves a network. Each engine
+    /// keeps its own count, so across hosts one network's endpoints go one at a time per engine.
     pub async fn detach(
         &self,
         groups: Vec<(Net, Vec<String>)>,
         detached: &(dyn Fn(&str) + Sync),
     ) -> Result<()> {
+        let groups: Vec<(Net, Vec<String>)> = match &self.fleet {
+            None => groups,
+            Some(fleet) => {
+                let at = fleet.at.lock().unwrap().clone();
+                groups
+                    .into_iter()
+                    .flat_map(|(net, members)| {
+                        let mut by_engine: std::collections::BTreeMap<usize, Vec<String>> =
+                            Default::default();
+                        for m in members {
+                            let engine = at.get(&m).copied().unwrap_or(0);
+                            by_engine.entry(engine).or_default().push(m);
+                        }
+                        by_engine
+                            .into_values()
+                            .map(move |members| (net.clone(), members))
+                    })
+                    .collect()
+            }
+        };
         let results: Vec<Result<()>> =
             futures::stream::iter(groups.into_iter().map(|(net, members)| async move {
                 for container in &members {
