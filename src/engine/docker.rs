@@ -174,6 +174,15 @@ pub struct Net {
     pub name: String,
 }
 
+impl From<&NetworkInfo> for Net {
+    fn from(n: &NetworkInfo) -> Net {
+        Net {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        }
+    }
+}
+
 /// A marker container as inspected.
 #[derive(Debug, Clone)]
 pub struct MarkerInfo {

@@ -499,11 +499,7 @@ async fn ensure_networks(
     for role in [NetRole::Control, NetRole::Segment(BASE)] {
         if let Some(n) = kept.get(&role) {
             if let Some(subnet) = n.subnets.first() {
-                let net = Net {
-                    id: n.id.clone(),
-                    name: n.name.clone(),
-                };
-                subnets.push((net, *subnet));
+                subnets.push((Net::from(*n), *subnet));
                 continue;
             }
         }
@@ -517,9 +513,7 @@ async fn ensure_networks(
         fx.journal.lock().unwrap().networks.push(net.clone());
         subnets.push((net, subnet));
     }
-    let data = subnets.pop().expect("two networks");
-    let control = subnets.pop().expect("two networks");
-    Ok([control, data])
+    Ok(subnets.try_into().expect("two networks"))
 }
 
 /// The `-rpcauth` line for a cluster's password. The salt derives from the password so the line, and
@@ -688,12 +682,7 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
         cluster: name.to_string(),
         containers,
         volumes: removal.volumes(volumes).await,
-        networks: removal
-            .networks(networks.into_iter().map(|n| Net {
-                id: n.id,
-                name: n.name,
-            }))
-            .await,
+        networks: removal.networks(networks.iter().map(Net::from)).await,
     };
     progress.finish();
     if removal.left.is_empty() {

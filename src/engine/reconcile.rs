@@ -351,10 +351,7 @@ impl Cluster {
         };
         let mut by_network: HashMap<&str, SegmentId> = HashMap::new();
         for (role, info) in picked.kept {
-            let net = Net {
-                id: info.id.clone(),
-                name: info.name.clone(),
-            };
+            let net = Net::from(info);
             let NetRole::Segment(id) = role else {
                 view.nets.control = Some(net);
                 continue;
@@ -902,10 +899,7 @@ pub(crate) fn pick<'a>(nets: &'a [NetworkInfo], containers: &[ContainerInfo]) ->
         duplicates: extra
             .into_iter()
             .map(|i| {
-                let net = Net {
-                    id: ours[i].id.clone(),
-                    name: ours[i].name.clone(),
-                };
+                let net = Net::from(ours[i]);
                 (
                     net,
                     attached.remove(ours[i].id.as_str()).unwrap_or_default(),
