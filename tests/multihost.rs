@@ -294,6 +294,21 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                     );
                 }
             }
+            // `ls` on the first host counts the nodes of every host.
+            let listed = json(&["ls", "--json"]).await;
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                (&entry["nodes"], &entry["running"]),
+                (&6.into(), &6.into()),
+                "{listed}"
+            );
+
             // The ring, as the nodes report it, half of its edges across hosts.
             for i in 0..6 {
                 let (_, peers, ..) = &nodes[&format!("n{i}")];

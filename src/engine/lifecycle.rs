@@ -582,10 +582,37 @@ pub async fn engine_version() -> Result<(String, String)> {
 /// Lists every regbox cluster on the engine.
 pub async fn list() -> Result<Vec<ClusterSummary>> {
     let docker = Docker::connect().await?;
-    let (containers, networks) = everything(&docker).await?;
+    let (mut containers, networks) = everything(&docker).await?;
     let of = |labels: &HashMap<String, String>, name: &str| {
         labels.get(LABEL_CLUSTER).map(String::as_str) == Some(name)
     };
+    // A cluster across hosts is recorded here, on its first host; its containers are on all of them.
+    let across: Vec<ClusterSpec> = containers
+        .iter()
+        .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
+        .filter_map(|c| serde_json::from_str::<ClusterSpec>(c.labels.get(LABEL_SPEC)?).ok())
+        .filter(|spec| !spec.hosts.is_empty())
+        .collect();
+    for spec in across {
+        let found = match connect(&spec).await {
+            Ok(hosts) => hosts
+                .labeled_containers(&blueprint::cluster_filter(Some(&spec.name)))
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(theirs) => {
+                containers.retain(|c| !of(&c.labels, &spec.name));
+                containers.extend(theirs);
+            }
+            Err(e) => tracing::warn!(
+                "cluster `{}`: its other hosts do not answer, counting this engine's nodes only: {}",
+                spec.name,
+                crate::core::names::error_chain(&e)
+            ),
+        }
+    }
     Ok(names_in(&containers, &networks)
         .into_iter()
         .map(|name| {
