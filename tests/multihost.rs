@@ -210,6 +210,36 @@ async fn status(cluster: &str) -> HashMap<String, (String, Vec<String>, u64, Str
         .collect()
 }
 
+/// Polls the operator's `/status` until `done` holds for its one cluster (60 s at most); returns that
+/// cluster's state.
+async fn operator_until(
+    listen: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut conn) = tokio::net::TcpStream::connect(listen).await {
+            conn.write_all(b"GET /status HTTP/1.0\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            let _ = conn.read_to_string(&mut answer).await;
+            if let Some((_, body)) = answer.split_once("\r\n\r\n") {
+                if let Ok(all) = serde_json::from_str::<serde_json::Value>(body) {
+                    last = all["clusters"][0].clone();
+                    if done(&last) {
+                        return last;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the operator's state never got there: {last:#}");
+}
+
 /// Polls `status` until the nodes n0.. have the heights `want` (60 s at most); returns that status.
 async fn until_heights(
     cluster: &str,
@@ -385,6 +415,63 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 let agent = format!("regbox-{name}.agent.h{h}");
                 assert_eq!(containers.get(&agent), Some(&true), "h{h}: {containers:?}");
             }
+
+            // The operator follows every host's events: a node killed on h2 from outside is
+            // started again at once (its timer is 10 minutes away).
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let listen = format!("127.0.0.1:{port}");
+            let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+                .args([
+                    "-c",
+                    &name,
+                    "operator",
+                    file,
+                    "--interval",
+                    "600",
+                    "--listen",
+                    &listen,
+                ])
+                .env("DOCKER_HOST", socket(1))
+                .env("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"))
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let first =
+                operator_until(&listen, |s| s["metrics"]["passes"].as_u64() >= Some(1)).await;
+            assert!(first["last_pass"]["error"].is_null(), "{first:#}");
+            engine(&socket(2))
+                .kill_container(
+                    &format!("regbox-{name}-n2"),
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
+                .await
+                .unwrap();
+            let killed = std::time::Instant::now();
+            let repaired = operator_until(&listen, |s| {
+                s["last_pass"]["trigger"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("event:")
+                    && s["last_pass"]["changes"].to_string().contains("start n2")
+            })
+            .await;
+            assert!(repaired["last_pass"]["error"].is_null(), "{repaired:#}");
+            let after = status(&name).await;
+            assert_eq!(
+                after["n2"].1,
+                vec!["n1".to_string(), "n3".to_string()],
+                "{after:?}"
+            );
+            eprintln!(
+                "n2 killed on h2, started and wired again by the operator in {:?}",
+                killed.elapsed()
+            );
+            operator.kill().await.unwrap();
 
             // Down leaves nothing on any engine.
             regbox(&["-c", &name, "down"]).await;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::core::manifest::ClusterSpec;
 use crate::core::metrics::{ClusterMetrics, NodeMetrics};
 use crate::core::names::error_chain;
 use crate::engine::cluster::Cluster;
@@ -47,8 +48,15 @@ pub async fn run(
     let opts = Rc::new(opts);
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut followers = vec![tokio::task::spawn_local(follow_events(op.clone(), None))];
     for path in &opts.manifests {
         let spec = (opts.load)(path)?;
+        // A cluster across hosts: the events of every host (its first one's come twice when it is
+        // this engine; kicks that come together make one pass).
+        if !spec.hosts.is_empty() {
+            let hosts = Some(spec.clone());
+            followers.push(tokio::task::spawn_local(follow_events(op.clone(), hosts)));
+        }
         let path = path.clone();
         tasks.spawn_local(watch_cluster(
             op.clone(),
@@ -61,12 +69,13 @@ pub async fn run(
     if opts.manifests.is_empty() {
         tasks.spawn_local(discover(op.clone(), opts.clone(), stop.clone()));
     }
-    let events = tokio::task::spawn_local(follow_events(op.clone()));
     shutdown.await;
     tracing::info!("operator stopping: waiting for passes under way");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    events.abort();
+    for follower in followers {
+        follower.abort();
+    }
     Ok(())
 }
 
@@ -453,14 +462,19 @@ async fn sample_node(
     }
 }
 
-/// Follows the engine's container events for as long as the operator runs, waking the watcher of the
-/// cluster a node event belongs to; reconnects with a backoff when the engine goes away, and then
-/// wakes every watcher (what happened meanwhile was not seen).
-async fn follow_events(op: Shared) {
+/// Follows the container events of the engine — or, given a spec with hosts, of every host of it — for
+/// as long as the operator runs, waking the watcher of the cluster a node event belongs to; reconnects
+/// with a backoff when an engine goes away, and then wakes every watcher (what happened meanwhile was
+/// not seen).
+async fn follow_events(op: Shared, hosts: Option<ClusterSpec>) {
     let mut failures = 0;
     let mut connected_before = false;
     loop {
-        match Docker::connect().await {
+        let connected = match &hosts {
+            Some(spec) => lifecycle::connect(spec).await,
+            None => Docker::connect().await.map_err(Error::from),
+        };
+        match connected {
             Ok(docker) => {
                 failures = 0;
                 if connected_before {
@@ -489,7 +503,7 @@ async fn follow_events(op: Shared) {
             }
             Err(e) => {
                 failures += 1;
-                tracing::warn!("cannot reach the engine: {}", error_chain(&Error::from(e)));
+                tracing::warn!("cannot reach the engine: {}", error_chain(&e));
             }
         }
         tokio::time::sleep(backoff(failures.max(1), MAX_BACKOFF)).await;
