@@ -61,15 +61,7 @@ pub async fn serve_on(listener: TcpListener, allow: Allow) -> std::io::Result<()
     tracing::info!(listen = %listener.local_addr()?, allow = ?allowed, ports = ?allow.ports, "relay serving");
     let allow = Arc::new(allow);
     loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a moment rather than spin.
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (client, peer) = crate::operator::http::accept(&listener).await;
         let allow = allow.clone();
         tokio::spawn(async move {
             if let Err(e) = tunnel(client, &allow).await {

@@ -94,9 +94,6 @@ impl Cluster {
         let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
             .map(|l| {
-                if let Some(host) = &spec.nodes[l.index].host {
-                    docker.place(&l.container, host);
-                }
                 let addr = SocketAddr::new(l.control_ip.into(), blueprint::RPC_PORT);
                 Node {
                     rpc: RpcClient::new(
@@ -118,7 +115,7 @@ impl Cluster {
             segments: BTreeMap::from([(partition::BASE, nets.data)]),
             membership: partition::healed(nodes.len()),
         };
-        Cluster {
+        let cluster = Cluster {
             docker,
             spec,
             nodes,
@@ -129,6 +126,17 @@ impl Cluster {
             armed: false,
             lock_image: spec_image,
             password: password.to_string(),
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.place_node(i);
+        }
+        cluster
+    }
+
+    /// Across hosts, tells the facade which engine node `i`'s container is on (or is to be made on).
+    pub(crate) fn place_node(&self, i: usize) {
+        if let Some(host) = &self.spec.nodes[i].host {
+            self.docker.place(&self.nodes[i].layout.container, host);
         }
     }
 

@@ -403,9 +403,9 @@ impl Docker {
                 url: h.url.clone(),
                 ..SwarmMember::default()
             };
-            let info = match bollard::Docker::connect_with_host(&h.url) {
-                Ok(api) => api.info().await,
-                Err(e) => Err(e),
+            let info = match h.api() {
+                Ok(api) => api.info().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             match info {
                 Ok(info) => {
@@ -421,7 +421,7 @@ impl Docker {
                 }
                 Err(e) => {
                     m.state = "unreachable".into();
-                    m.error = Some(e.to_string());
+                    m.error = Some(e);
                 }
             }
             m
@@ -555,15 +555,35 @@ impl Docker {
         f.engines.iter().find(|e| e.name == host).map(|e| e.address)
     }
 
+    /// The index of the engine container `name` lives on (the first when it is not known).
+    fn index_of(&self, name: &str) -> usize {
+        self.fleet
+            .as_ref()
+            .map_or(0, |f| f.at.lock().unwrap().get(name).copied().unwrap_or(0))
+    }
+
     /// The engine container `name` lives on.
     fn on(&self, name: &str) -> &bollard::Docker {
         match &self.fleet {
-            Some(f) => {
-                let i = f.at.lock().unwrap().get(name).copied().unwrap_or(0);
-                &f.engines[i].api
-            }
+            Some(f) => &f.engines[self.index_of(name)].api,
             None => &self.api,
         }
+    }
+
+    /// Runs `call` on every engine side by side (host name, client); the results in engine order.
+    async fn each_engine<'a, T, F>(
+        &'a self,
+        call: impl Fn(&'a str, &'a bollard::Docker) -> F,
+    ) -> Result<Vec<T>>
+    where
+        F: std::future::Future<Output = Result<T>> + 'a,
+    {
+        futures::future::try_join_all(
+            self.engines()
+                .into_iter()
+                .map(|(host, api)| call(host, api)),
+        )
+        .await
     }
 
     /// Every engine with its host name ("" for a single engine).
@@ -625,12 +645,15 @@ impl Docker {
 
     /// Every network, regbox's or not (new ones must overlap none, and share no name).
     pub async fn all_networks(&self) -> Result<Vec<NetworkInfo>> {
-        let mut all = Vec::new();
-        for (_, api) in self.engines() {
-            for n in networks_on(api, None).await? {
-                if !all.iter().any(|m: &NetworkInfo| m.id == n.id) {
-                    all.push(n);
-                }
+        let mut all: Vec<NetworkInfo> = Vec::new();
+        for n in self
+            .each_engine(|_, api| networks_on(api, None))
+            .await?
+            .into_iter()
+            .flatten()
+        {
+            if !all.iter().any(|m| m.id == n.id) {
+                all.push(n);
             }
         }
         Ok(all)
@@ -641,8 +664,8 @@ impl Docker {
         networks_on(&self.api, Some(label_filter(label))).await
     }
 
-    /// Creates a bridge network (an attachable overlay across hosts) on `subnet`, leaving only the top /24 for Docker's own address choice;
-    /// returns its id. (Docker 20.10 would take a second network of the same name: callers check.)
+    /// Creates a bridge network (an attachable overlay across hosts) on `subnet`, leaving only the top
+    /// /24 for Docker's own address choice; returns its id. (Docker 20.10 would take a second network of the same name: callers check.)
     pub async fn create_network(
         &self,
         name: &str,
@@ -717,27 +740,28 @@ impl Docker {
     /// Across hosts, waits until no engine lists a removed overlay any more (each forgets it when the
     /// swarm tells it, a moment after the removal): what `down` removed is then gone everywhere.
     async fn until_forgotten(&self, net: &Net) -> Result<()> {
-        let Some(fleet) = &self.fleet else {
+        if self.fleet.is_none() {
             return Ok(());
-        };
+        }
         let started = std::time::Instant::now();
-        for engine in &fleet.engines {
+        self.each_engine(|host, api| async move {
             loop {
-                let found = engine
-                    .api
+                let found = api
                     .inspect_network(
                         &net.id,
                         None::<bollard::query_parameters::InspectNetworkOptions>,
                     )
                     .await;
-                match absent_is(found.map(Some), None, |source| DockerError::RemoveNetwork {
-                    name: net.name.clone(),
-                    source,
-                })? {
-                    None => break,
+                let found =
+                    absent_is(found.map(Some), None, |source| DockerError::RemoveNetwork {
+                        name: net.name.clone(),
+                        source,
+                    })?;
+                match found {
+                    None => return Ok(()),
                     Some(_) if started.elapsed() > NETWORK_FORGET => {
                         return Err(DockerError::Lingers {
-                            host: engine.name.clone(),
+                            host: host.to_string(),
                             network: net.name.clone(),
                             secs: NETWORK_FORGET.as_secs(),
                         })
@@ -745,7 +769,8 @@ impl Docker {
                     Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
-        }
+        })
+        .await?;
         tracing::debug!(
             "every host forgot network `{}` after {:?}",
             net.name,
@@ -814,29 +839,31 @@ impl Docker {
     /// Ids of the containers attached to a network (none when it is gone).
     /// An overlay lists only the members on the engine asked, so every engine is asked.
     pub async fn network_members(&self, net: &Net) -> Result<Vec<String>> {
-        let mut members = Vec::new();
-        for (host, api) in self.engines() {
-            let found = api
-                .inspect_network(
-                    &net.id,
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                )
-                .await;
-            let info = absent_is(found.map(Some), None, |source| DockerError::List {
-                what: "a network's containers",
-                source,
-            })?;
-            for id in info
-                .and_then(|n| n.containers)
-                .unwrap_or_default()
-                .into_keys()
-            {
+        let found = self
+            .each_engine(|host, api| async move {
+                let found = api
+                    .inspect_network(
+                        &net.id,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await;
+                let info = absent_is(found.map(Some), None, |source| DockerError::List {
+                    what: "a network's containers",
+                    source,
+                })?;
+                let ids = info.and_then(|n| n.containers).unwrap_or_default();
+                Ok(ids.into_keys().map(|id| (host, id)).collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .flatten()
+            .map(|(host, id)| {
                 // Callers act on them next (detach): on the engine they were found on.
                 self.place(&id, host);
-                members.push(id);
-            }
-        }
-        Ok(members)
+                id
+            })
+            .collect())
     }
 
     /// Detaches a container from a network. Docker sends no TCP reset: sessions over it freeze.
@@ -866,23 +893,19 @@ impl Docker {
     ) -> Result<()> {
         let groups: Vec<(Net, Vec<String>)> = match &self.fleet {
             None => groups,
-            Some(fleet) => {
-                let at = fleet.at.lock().unwrap().clone();
-                groups
-                    .into_iter()
-                    .flat_map(|(net, members)| {
-                        let mut by_engine: std::collections::BTreeMap<usize, Vec<String>> =
-                            Default::default();
-                        for m in members {
-                            let engine = at.get(&m).copied().unwrap_or(0);
-                            by_engine.entry(engine).or_default().push(m);
-                        }
-                        by_engine
-                            .into_values()
-                            .map(move |members| (net.clone(), members))
-                    })
-                    .collect()
-            }
+            Some(_) => groups
+                .into_iter()
+                .flat_map(|(net, members)| {
+                    let mut by_engine: std::collections::BTreeMap<usize, Vec<String>> =
+                        Default::default();
+                    for m in members {
+                        by_engine.entry(self.index_of(&m)).or_default().push(m);
+                    }
+                    by_engine
+                        .into_values()
+                        .map(move |members| (net.clone(), members))
+                })
+                .collect(),
         };
         let results: Vec<Result<()>> =
             futures::stream::iter(groups.into_iter().map(|(net, members)| async move {
@@ -1010,20 +1033,20 @@ impl Docker {
             .all(true)
             .filters(&label_filter(label))
             .build();
-        let lists = futures::future::try_join_all(self.engines().into_iter().map(|(host, api)| {
-            let opts = opts.clone();
-            async move {
-                let list =
-                    api.list_containers(Some(opts))
-                        .await
-                        .map_err(|source| DockerError::List {
+        let lists = self
+            .each_engine(|host, api| {
+                let opts = opts.clone();
+                async move {
+                    let list = api.list_containers(Some(opts)).await.map_err(|source| {
+                        DockerError::List {
                             what: "containers",
                             source,
-                        })?;
-                Ok::<_, DockerError>(list.into_iter().map(move |c| (host, c)))
-            }
-        }))
-        .await?;
+                        }
+                    })?;
+                    Ok(list.into_iter().map(move |c| (host, c)))
+                }
+            })
+            .await?;
         let found: Vec<ContainerInfo> = lists
             .into_iter()
             .flatten()
@@ -1328,32 +1351,40 @@ impl Docker {
         let opts = ListVolumesOptionsBuilder::new()
             .filters(&label_filter(label))
             .build();
-        let mut names = Vec::new();
-        for (_, api) in self.engines() {
-            let list = api
-                .list_volumes(Some(opts.clone()))
-                .await
-                .map_err(|source| DockerError::List {
-                    what: "volumes",
-                    source,
-                })?;
-            names.extend(list.volumes.unwrap_or_default().into_iter().map(|v| v.name));
-        }
-        Ok(names)
+        let lists = self
+            .each_engine(|_, api| {
+                let opts = opts.clone();
+                async move {
+                    let list =
+                        api.list_volumes(Some(opts))
+                            .await
+                            .map_err(|source| DockerError::List {
+                                what: "volumes",
+                                source,
+                            })?;
+                    Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name))
+                }
+            })
+            .await?;
+        Ok(lists.into_iter().flatten().collect())
     }
 
     /// Removes a volume (from every engine that has one of that name); one already gone is not an
     /// error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
-        for (_, api) in self.engines() {
-            let removed = api.remove_volume(name, Some(opts.clone())).await;
-            absent_is(removed, (), |source| DockerError::RemoveVolume {
-                name: name.into(),
-                source,
-            })?;
-        }
-        Ok(())
+        self.each_engine(|_, api| {
+            let opts = opts.clone();
+            async move {
+                let removed = api.remove_volume(name, Some(opts)).await;
+                absent_is(removed, (), |source| DockerError::RemoveVolume {
+                    name: name.into(),
+                    source,
+                })
+            }
+        })
+        .await
+        .map(drop)
     }
 
     /// A local image's id and labels, or None when the image is not here.
@@ -1377,44 +1408,49 @@ impl Docker {
         };
         let first = &fleet.engines[0];
         let want = image_id_on(first, name).await?;
-        let mut copied = Vec::new();
-        let mut archive: Option<bytes::Bytes> = None;
-        for engine in &fleet.engines[1..] {
-            if image_id_on(engine, name).await? == want {
-                continue;
-            }
-            let tar = match &archive {
-                Some(tar) => tar.clone(),
-                None => {
-                    let parts: Vec<bytes::Bytes> = self
-                        .api
-                        .export_image(name)
-                        .try_collect()
-                        .await
-                        .map_err(|source| DockerError::CopyImage {
-                            name: name.into(),
-                            host: first.name.clone(),
-                            source,
-                        })?;
-                    archive.insert(parts.concat().into()).clone()
-                }
-            };
-            let opts = bollard::query_parameters::ImportImageOptionsBuilder::new()
-                .quiet(true)
-                .build();
-            engine
-                .api
-                .import_image(opts, bollard::body_full(tar), None)
-                .try_collect::<Vec<_>>()
+        let others = &fleet.engines[1..];
+        let ids =
+            futures::future::try_join_all(others.iter().map(|e| image_id_on(e, name))).await?;
+        let lacking: Vec<&Engine> = others
+            .iter()
+            .zip(ids)
+            .filter(|(_, id)| *id != want)
+            .map(|(e, _)| e)
+            .collect();
+        if lacking.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parts: Vec<bytes::Bytes> =
+            self.api
+                .export_image(name)
+                .try_collect()
                 .await
                 .map_err(|source| DockerError::CopyImage {
                     name: name.into(),
-                    host: engine.name.clone(),
+                    host: first.name.clone(),
                     source,
                 })?;
-            copied.push(engine.name.clone());
-        }
-        Ok(copied)
+        let tar: bytes::Bytes = parts.concat().into();
+        futures::future::try_join_all(lacking.iter().map(|engine| {
+            let opts = bollard::query_parameters::ImportImageOptionsBuilder::new()
+                .quiet(true)
+                .build();
+            let tar = tar.clone();
+            async move {
+                engine
+                    .api
+                    .import_image(opts, bollard::body_full(tar), None)
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|source| DockerError::CopyImage {
+                        name: name.into(),
+                        host: engine.name.clone(),
+                        source,
+                    })
+            }
+        }))
+        .await?;
+        Ok(lacking.iter().map(|e| e.name.clone()).collect())
     }
 
     /// Gives an image another name, `repo:tag` (moving that name from any image that had it).

@@ -15,6 +15,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{wait_until, Check, RPC_CONCURRENCY};
+use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 /// How long a fresh agent may take to listen.
@@ -57,20 +58,20 @@ impl Cluster {
 
     /// The agents that run (none: the cluster never had a link fault).
     async fn running_agents(&self) -> Result<Vec<String>> {
-        let mut running = Vec::new();
-        for name in self.agents() {
-            if self.docker.is_running(&name).await? {
-                running.push(name);
-            }
-        }
-        Ok(running)
+        let agents = self.agents();
+        let running = try_join_all(agents.iter().map(|name| self.docker.is_running(name))).await?;
+        Ok(agents
+            .into_iter()
+            .zip(running)
+            .filter_map(|(name, running)| running.then_some(name))
+            .collect())
     }
 
-    /// What the agents hold, as one reply.
+    /// What the agents hold, as one reply (asked side by side).
     async fn show(&self, agents: &[String]) -> Result<AgentReply> {
+        let replies = try_join_all(agents.iter().map(|a| self.ask(a, &AgentRequest::Show))).await?;
         let mut all = AgentReply::default();
-        for agent in agents {
-            let reply = self.ask(agent, &AgentRequest::Show).await?;
+        for reply in replies {
             all.nodes.extend(reply.nodes);
             all.errors.extend(reply.errors);
             all.stale.extend(reply.stale);
@@ -293,18 +294,26 @@ impl Cluster {
             let agent = self.agent_of(self.by_name[&node.name]);
             by_agent.entry(agent).or_default().push(node);
         }
-        // Each answer is its agent's whole plane: it replaces what that agent's nodes had.
-        let mut result = plane.clone();
-        let mut errors = Vec::new();
-        for (agent, nodes) in by_agent {
+        // The agents side by side, each one's batches in turn; the last answer of each is its
+        // agent's whole plane, which replaces what that agent's nodes had.
+        let answers = try_join_all(by_agent.into_iter().map(|(agent, nodes)| async move {
+            let mut last = AgentReply::default();
+            let mut errors = Vec::new();
             for batch in batches(nodes) {
-                let answer = self
+                last = self
                     .ask(&agent, &AgentRequest::Set { nodes: batch })
                     .await?;
-                errors.extend(answer.errors.values().cloned());
-                result.retain(|&i, _| self.agent_of(i) != agent);
-                result.extend(self.by_index(answer));
+                errors.extend(last.errors.values().cloned());
             }
+            Ok::<_, Error>((agent, last, errors))
+        }))
+        .await?;
+        let mut result = plane.clone();
+        let mut errors = Vec::new();
+        for (agent, last, failed) in answers {
+            result.retain(|&i, _| self.agent_of(i) != agent);
+            result.extend(self.by_index(last));
+            errors.extend(failed);
         }
         if !errors.is_empty() {
             return Err(Error::Agent(format!(
@@ -318,44 +327,41 @@ impl Cluster {
     /// The cluster's agents, each started (and their image built, and copied to the hosts) when it
     /// does not run.
     async fn start_agents(&self, progress: &Progress) -> Result<Vec<String>> {
-        let mut image = None;
-        let mut names = Vec::new();
-        for name in self.agents() {
-            names.push(name.clone());
-            if self.docker.is_running(&name).await? {
-                continue;
-            }
-            let image = match &image {
-                Some(image) => image,
-                None => {
-                    let built = image::ensure_regbox_image(
-                        &self.docker,
-                        &image::regbox_binary()?,
-                        progress,
-                    )
-                    .await?;
-                    self.docker.spread_image(&built).await?;
-                    image.insert(built)
-                }
-            };
-            // A stopped agent (its host rebooted, say) is replaced: it held nothing the nodes still
-            // have.
-            self.docker.remove_container(&name).await?;
-            let mut labels = blueprint::cluster_labels(self.name());
-            labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
-            self.docker.create_agent(&name, image, labels).await?;
-            self.docker.start(&name).await?;
-            let what = format!("the fault agent `{name}` to listen");
-            wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
-                match self.ask(&name, &AgentRequest::Show).await {
-                    Ok(_) => Ok(Check::Ready(())),
-                    Err(Error::Agent(e)) => Ok(Check::Pending(e)),
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
+        let agents = self.agents();
+        let running = self.running_agents().await?;
+        let missing: Vec<&String> = agents.iter().filter(|a| !running.contains(a)).collect();
+        if missing.is_empty() {
+            return Ok(agents);
         }
-        Ok(names)
+        let image =
+            image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
+        self.docker.spread_image(&image).await?;
+        try_join_all(
+            missing
+                .into_iter()
+                .map(|name| self.start_agent(name, &image)),
+        )
+        .await?;
+        Ok(agents)
+    }
+
+    /// Starts agent `name` from `image` and waits until it answers. A stopped agent (its host
+    /// rebooted, say) is replaced: it held nothing the nodes still have.
+    async fn start_agent(&self, name: &str, image: &str) -> Result<()> {
+        self.docker.remove_container(name).await?;
+        let mut labels = blueprint::cluster_labels(self.name());
+        labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
+        self.docker.create_agent(name, image, labels).await?;
+        self.docker.start(name).await?;
+        let what = format!("the fault agent `{name}` to listen");
+        wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
+            match self.ask(name, &AgentRequest::Show).await {
+                Ok(_) => Ok(Check::Ready(())),
+                Err(Error::Agent(e)) => Ok(Check::Pending(e)),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// One request to the agent, relayed by `regbox agent call` inside its container.

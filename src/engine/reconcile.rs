@@ -673,9 +673,7 @@ impl Cluster {
                 }
                 // Across hosts, on the node's host (a listing may have placed an old container
                 // of the name on the host the node left).
-                if let Some(host) = &self.spec.nodes[l.index].host {
-                    docker.place(&l.container, host);
-                }
+                self.place_node(l.index);
                 docker
                     .create_container(&config)
                     .instrument(tracing::debug_span!("create"))

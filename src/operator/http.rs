@@ -26,18 +26,26 @@ use crate::operator::Shared;
 /// The largest request body read.
 const MAX_BODY: usize = 1 << 20;
 
+/// The next connection on `listener`. A failed accept (out of descriptors, say) is logged and tried
+/// again a moment later rather than in a spin.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Serves requests on `listener` until the task is dropped; `timeout` bounds each request's waits.
 pub async fn serve(op: Shared, listener: TcpListener, timeout: Duration) {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of descriptors, say: wait a moment rather than spin.
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, _) = accept(&listener).await;
         let op = op.clone();
         tokio::task::spawn_local(async move {
             let service = hyper::service::service_fn(move |req| {
