@@ -448,7 +448,7 @@ fn connect_and_disconnect_change_the_graph_as_nodes_report_it() {
     run(async {
         let name = unique("wire");
         let spec = cluster_spec(&name, 3, "line");
-        let (cluster, _guard) = up(spec).await;
+        let (mut cluster, _guard) = up(spec).await;
         assert!(!graph(&cluster).await.contains(0, 2));
 
         cluster.connect("n0", "2", WAIT).await.unwrap();
@@ -475,7 +475,7 @@ fn connect_and_disconnect_change_the_graph_as_nodes_report_it() {
 fn up_on_an_existing_cluster_brings_it_to_the_declared_state() {
     run(async {
         let name = unique("reup");
-        let (cluster, _guard) = up(ring(&name, 4)).await;
+        let (mut cluster, _guard) = up(ring(&name, 4)).await;
         cluster.disconnect("n0", "n1", WAIT).await.unwrap();
         cluster.connect("n0", "n2", WAIT).await.unwrap();
         cluster.mine("n3", 5).await.unwrap();
@@ -1132,7 +1132,7 @@ fn node_faults_are_survived_and_rewired() {
     run(async {
         use regbox::fault::Fault;
         let name = unique("faults");
-        let (cluster, _guard) = up(ring(&name, 4)).await;
+        let (mut cluster, _guard) = up(ring(&name, 4)).await;
         cluster.fault("n1", Fault::Stop, WAIT).await.unwrap();
         cluster.mine("n0", 2).await.unwrap();
         cluster.fault("n1", Fault::Start, WAIT).await.unwrap();
@@ -3115,8 +3115,8 @@ fn manifest_links_are_set_by_up_and_again_after_a_restart() {
 
 /// Mines, on n0 while n1 is disconnected, a block holding one transaction of 400 outputs (≈ 14 KB that
 /// n1 has never seen), reconnects the two, and returns the block's size and how long n1 took to have it.
-async fn large_block_relay(cluster: &Cluster) -> (u64, Duration) {
-    let n0 = &cluster.nodes()[0];
+async fn large_block_relay(cluster: &mut Cluster) -> (u64, Duration) {
+    let n0 = cluster.nodes()[0].clone();
     cluster.disconnect("n0", "n1", WAIT).await.unwrap();
     let mut outputs = serde_json::Map::new();
     for _ in 0..400 {
@@ -3150,14 +3150,14 @@ fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
             "inline",
         )
         .unwrap();
-        let (cluster, _guard) = up(spec).await;
+        let (mut cluster, _guard) = up(spec).await;
         cluster.mine("n0", 101).await.unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
-        let (size, free) = large_block_relay(&cluster).await;
+        let (size, free) = large_block_relay(&mut cluster).await;
         assert!(size > 10_000, "block of {size} bytes");
         // 64 kbit/s on what n0 sends: the block alone needs size × 8 / 64000 seconds on the wire.
         ok(&["-c", &name, "netem", "n0", "--rate", "64kbit"]).await;
-        let (size, limited) = large_block_relay(&cluster).await;
+        let (size, limited) = large_block_relay(&mut cluster).await;
         let wire = Duration::from_secs_f64(size as f64 * 8.0 / 64_000.0);
         assert!(
             limited >= wire.mul_f64(0.9),
@@ -3751,7 +3751,7 @@ fn a_soak_with_a_bad_fault_word_exits_2_and_creates_nothing() {
 fn a_fault_that_fails_takes_back_the_hold_it_made() {
     run(async {
         let name = unique("hold");
-        let (cluster, _guard) = up(ring(&name, 3)).await;
+        let (mut cluster, _guard) = up(ring(&name, 3)).await;
         let hold = format!("regbox-{name}.hold.n1");
         let holds = || async {
             outside::containers(&name)
@@ -3792,5 +3792,177 @@ fn a_fault_that_fails_takes_back_the_hold_it_made() {
             .await
             .unwrap();
         assert_eq!(holds().await, 0);
+    });
+}
+
+/// `regbox ARGS --json` here, and the same through the operator at `base`: both reports.
+async fn here_and_there(
+    base: &str,
+    name: &str,
+    args: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    let here = ok_json(&[&["-c", name, "--json"], args].concat()).await;
+    let there = ok_json(&[&["--operator", base, "-c", name, "--json"], args].concat()).await;
+    (here, there)
+}
+
+#[test]
+fn every_verb_gives_the_same_report_through_the_operator_as_here() {
+    run(async {
+        let name = unique("verbs");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "verbs.yaml",
+            &format!(
+                "name: {name}\nnodes:\n  - {{name: n0, wallet: true}}\n  - {{name: n1, wallet: true}}\n  - {{name: n2}}\n  - {{name: n3}}\ntopology: ring\n"
+            ),
+        );
+        let path = file.to_str().unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        // The operator keeps the manifest's cluster: it brings it up itself.
+        let mut operator = start_operator(path, port);
+        let mut changes = Vec::new();
+        status_until(&base, Duration::from_secs(120), &mut changes, |s| {
+            all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        let nodes = |v: &serde_json::Value| -> Vec<(String, String, u64, Vec<String>)> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    let peers = serde_json::from_value(n["peers"].clone()).unwrap();
+                    let name = n["name"].as_str().unwrap().to_string();
+                    let state = n["state"].as_str().unwrap().to_string();
+                    (name, state, n["height"].as_u64().unwrap_or(0), peers)
+                })
+                .collect()
+        };
+
+        // Readers.
+        let (here, there) = here_and_there(&base, &name, &["status"]).await;
+        assert_eq!(nodes(&here), nodes(&there));
+        let (here, there) = here_and_there(&base, &name, &["url", "n1"]).await;
+        assert_eq!(here, there);
+        let (here, there) = here_and_there(&base, &name, &["mine", "n0", "101"]).await;
+        assert_eq!(
+            (&here["node"], &there["node"]),
+            (&"n0".into(), &"n0".into())
+        );
+        assert_eq!(
+            there["height"].as_u64(),
+            here["height"].as_u64().map(|h| h + 101)
+        );
+        assert_eq!(there["blocks"].as_array().unwrap().len(), 101);
+        let (here, there) = here_and_there(&base, &name, &["send", "n0", "n1", "0.5"]).await;
+        for v in [&here, &there] {
+            assert_eq!(
+                (&v["from"], &v["to"], &v["amount_sat"]),
+                (&"n0".into(), &"n1".into(), &50_000_000.into()),
+                "{v}"
+            );
+            assert_eq!(v["txid"].as_str().unwrap().len(), 64, "{v}");
+        }
+        let (here, there) = here_and_there(&base, &name, &["sync"]).await;
+        assert_eq!(here, there);
+        assert_eq!(here["mempool_size"], 2, "{here}");
+        let (here, there) = here_and_there(&base, &name, &["wait", "height", "202", "n3"]).await;
+        assert_eq!(here, there);
+        let (here, there) = here_and_there(&base, &name, &["rpc", "n2", "getblockcount"]).await;
+        assert_eq!((here.clone(), there), (here, serde_json::json!(202)));
+        let (here, there) = here_and_there(&base, &name, &["logs", "n3", "--tail", "5"]).await;
+        for v in [&here, &there] {
+            assert_eq!(v["node"], "n3");
+            assert_eq!(v["text"].as_str().unwrap().lines().count(), 5, "{v}");
+        }
+        let (here, there) =
+            here_and_there(&base, &name, &["measure", "propagation", "--blocks", "1"]).await;
+        for key in ["kind", "origin", "unreachable"] {
+            assert_eq!(here[key], there[key], "{key}");
+        }
+        assert_eq!(there["rounds"][0]["arrivals"].as_array().unwrap().len(), 4);
+        let (here, there) = here_and_there(&base, &name, &["apply", path, "--dry-run"]).await;
+        assert_eq!(here, there);
+        assert_eq!(
+            (&there["exists"], &there["diff"]),
+            (&true.into(), &serde_json::json!([]))
+        );
+
+        // Changes: the whole sequence here, then there; each sequence leaves the cluster as it found it.
+        let changes: [&[&str]; 10] = [
+            &["connect", "n0", "n2"][..],
+            &["disconnect", "n0", "n2"],
+            &["netem", "n0", "--delay", "10ms", "--to", "n1"],
+            &["cut", "n2", "n3"],
+            &["cut", "--clear"],
+            &["netem", "--clear"],
+            &["stop", "n3"],
+            &["start", "n3"],
+            &["partition", "--halves"],
+            &["heal"],
+        ];
+        let mut here = Vec::new();
+        for args in changes {
+            here.push(ok_json(&[&["-c", &name, "--json"], args].concat()).await);
+        }
+        for (args, here) in changes.iter().zip(here) {
+            let there =
+                ok_json(&[&["--operator", &base, "-c", &name, "--json"][..], *args].concat()).await;
+            assert_eq!(here, there, "{args:?}");
+        }
+        let here = ok_json(&["-c", &name, "--json", "partition", "--halves"]).await;
+        assert_eq!(here["graph"], serde_json::json!(["n0-n1", "n2-n3"]));
+        let there = ok_json(&["--operator", &base, "-c", &name, "--json", "heal", "--sync"]).await;
+        assert_eq!(there["height"], 204, "{there}");
+
+        // A followed log streams through the operator.
+        let mut follow = regbox()
+            .args([
+                "--operator",
+                &base,
+                "-c",
+                &name,
+                "logs",
+                "-f",
+                "n1",
+                "--tail",
+                "2",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = follow.stdout.take().unwrap();
+        ok(&["--operator", &base, "-c", &name, "mine", "n1", "1"]).await;
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !seen.contains("height=205") {
+            let mut buf = [0u8; 4096];
+            let read = tokio::time::timeout_at(
+                deadline,
+                tokio::io::AsyncReadExt::read(&mut out, &mut buf),
+            )
+            .await
+            .expect("the followed log shows the new block within 30 s")
+            .unwrap();
+            assert!(read > 0, "the stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..read]));
+        }
+        follow.kill().await.unwrap();
+
+        // Bad input through the operator exits 2 with the engine's reason, as here.
+        let bad = regbox()
+            .args(["--operator", &base, "-c", &name, "mine", "n9", "1"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("no node `n9`"));
+
+        // Down, through the operator, is the last verb.
+        let down = ok_json(&["--operator", &base, "-c", &name, "--json", "down"]).await;
+        assert_eq!(down["cluster"], name.as_str());
+        assert!(down["containers"].as_u64().unwrap() >= 4, "{down}");
+        operator.kill().await.unwrap();
     });
 }

@@ -44,7 +44,7 @@ Environment:
   SOURCE_DATE_EPOCH     the file times inside a built node image
   REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
   REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
-  REGBOX_OPERATOR       the operator to send status, partition, heal, node faults and mine to, as --operator";
+  REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -82,9 +82,10 @@ pub struct Cli {
         default_value_t = 120
     )]
     pub wait_lock: u64,
-    /// An operator's URL (e.g. http://127.0.0.1:9181): `status`, `partition`, `heal`, the node faults
-    /// and `mine` go to it. Without it they go to the operator at http://127.0.0.1:9181 only when the
-    /// nodes cannot be reached from here (remote DOCKER_HOST, Docker Desktop, a job in a container).
+    /// An operator's URL (e.g. http://127.0.0.1:9181): every command on a cluster goes to it (`up`,
+    /// `apply`, `down`, `status`, `partition`, `netem`, `logs -f`, …). Without it they go to the
+    /// operator at http://127.0.0.1:9181 only when the nodes cannot be reached from here (remote
+    /// DOCKER_HOST, Docker Desktop, a job in a container).
     #[arg(long, global = true, value_name = "URL", env = "REGBOX_OPERATOR")]
     pub operator: Option<String>,
     #[command(subcommand)]
@@ -198,6 +199,28 @@ pub enum Command {
         node: String,
         /// How many blocks.
         blocks: u64,
+    },
+    /// Send AMOUNT BTC from FROM's wallet to a new address of TO's wallet (both nodes need `wallet:`).
+    Send {
+        /// The sending node (name or 0-based index).
+        #[arg(add = nodes())]
+        from: String,
+        /// The receiving node.
+        #[arg(add = nodes())]
+        to: String,
+        /// BTC, up to 8 decimals (0.5, 2).
+        #[arg(value_parser = crate::core::verb::sats)]
+        amount: u64,
+    },
+    /// Wait until a condition holds: `ready [NODES]`, `sync_blocks [NODES]`, `sync_mempools [NODES]`,
+    /// `height H [NODE]`, `peers N NODE` (NODES: every node when none are named).
+    Wait {
+        /// The condition and its arguments.
+        #[arg(required = true, num_args = 1.., value_name = "CONDITION")]
+        condition: Vec<String>,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Wait until every node has the same best block and the same mempool.
     Sync {

@@ -3,198 +3,33 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::cli::args::{
-    AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, MeasureCommand,
-    OutputFormat, SwarmCommand, TopologyCommand, UpArgs,
+    AgentCommand, Cli, Command, ExportCommand, GraphFormat, ImageCommand, OutputFormat,
+    SwarmCommand, TopologyCommand,
 };
+use crate::cli::context::{interrupted, Context};
 use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
-use crate::cli::{output, plot};
-use crate::core::fault::Fault;
-use crate::core::firewall::Block;
-use crate::core::link::{self, Shaping};
+use crate::cli::output;
+use crate::cli::verbs::run_verb;
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::{CutMode, PartitionKind, Via};
-use crate::core::propagation::Kind;
 use crate::core::scenario::Scenario;
 use crate::core::soak::Event;
-use crate::engine::cluster::{Cluster, NodeStatus};
 use crate::engine::error::Error;
 use crate::engine::image;
 use crate::engine::lifecycle::{self, UpOptions};
-use crate::engine::measure::MeasureOptions;
-use crate::engine::progress::Progress;
 use crate::engine::runner::{self, RunOptions, RunReport};
-use crate::engine::segments::{HealReport, PartitionReport};
 use crate::engine::soak::{self, SoakOptions};
 use crate::engine::swarm;
-use crate::operator::{self, client::Client};
 
-/// How long connect, disconnect and the node faults wait.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `regbox rpc` waits for an answer.
-const RPC_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long each wait of a scenario's `up` may take.
 const SCENARIO_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// What every command may need from the global flags.
-struct Context {
-    /// `--json` or `-o json`: JSON on stdout, no progress bars.
-    json: bool,
-    /// `-o wide`: tables with more columns.
-    wide: bool,
-    /// Progress bars on stderr: it is a terminal and `--json` is off.
-    tty: bool,
-    /// `-c CLUSTER`.
-    cluster: Option<String>,
-    /// `--operator URL`.
-    operator: Option<String>,
-}
-
-/// Where a command that an operator can carry out goes.
-enum Route {
-    /// Here: the cluster, opened.
-    Local(Box<Cluster>),
-    /// To an operator, for the named cluster.
-    Remote(Client, String),
-}
-
-impl Context {
-    /// A command's positional cluster name, else `-c` (or `REGBOX_CLUSTER`); two different names are a
-    /// usage error, never one silently hiding the other.
-    fn wanted(&self, positional: Option<String>) -> Result<Option<String>, Failure> {
-        match (positional, &self.cluster) {
-            (Some(p), Some(c)) if &p != c => Err(Failure::Usage(format!(
-                "two clusters named: `{p}` and `{c}` (-c or REGBOX_CLUSTER); name one"
-            ))),
-            (p, c) => Ok(p.or(c.clone())),
-        }
-    }
-
-    /// How `run` and `soak` bring their cluster up: torn down when dropped unless `--keep`.
-    fn run_up_options(&self, keep: bool) -> UpOptions {
-        UpOptions {
-            progress: self.progress(),
-            timeout: SCENARIO_UP_TIMEOUT,
-            teardown_on_drop: !keep,
-            attach: None,
-        }
-    }
-
-    fn progress(&self) -> Progress {
-        crate::cli::bar::progress(self.tty)
-    }
-
-    /// Awaits `work` with a spinner saying what is awaited (on a terminal only; never with `--json`).
-    async fn awaiting<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> T {
-        let progress = self.progress();
-        progress.stage(what, 0);
-        let out = work.await;
-        progress.finish();
-        out
-    }
-
-    /// The cluster named by `-c` (or the only one).
-    async fn open(&self) -> Result<Cluster, Failure> {
-        Ok(Cluster::open(self.cluster.as_deref()).await?)
-    }
-
-    /// Where a command an operator can carry out goes: to `--operator`; else here, unless the nodes
-    /// cannot be reached from here and an operator answers at the default address.
-    async fn route(&self, positional: Option<String>) -> Result<Route, Failure> {
-        let wanted = self.wanted(positional)?;
-        if let Some(url) = &self.operator {
-            let client = Client::new(url);
-            let name = match wanted {
-                Some(name) => name,
-                None => only_watched(&client).await?,
-            };
-            return Ok(Route::Remote(client, name));
-        }
-        let cluster = Cluster::open(wanted.as_deref()).await?;
-        if cluster.reachable().await {
-            return Ok(Route::Local(Box::new(cluster)));
-        }
-        match Client::probe_default().await {
-            Some(client) => {
-                tracing::info!(
-                    "the nodes cannot be reached from here; asking the operator at {}",
-                    client.base()
-                );
-                Ok(Route::Remote(client, cluster.name().to_string()))
-            }
-            None => Ok(Route::Local(Box::new(cluster))),
-        }
-    }
-}
-
-/// The clusters an operator watches.
-async fn watched(client: &Client) -> Result<Vec<String>, Failure> {
-    let status = client.get("/status").await.map_err(refused)?;
-    Ok(status["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["cluster"].as_str().map(str::to_string))
-        .collect())
-}
-
-/// The one cluster an operator watches (a command named none).
-async fn only_watched(client: &Client) -> Result<String, Failure> {
-    let names = watched(client).await?;
-    match names.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(Failure::Usage(format!(
-            "the operator at {} watches no cluster",
-            client.base()
-        ))),
-        _ => Err(Failure::Usage(format!(
-            "the operator at {} watches several clusters ({}); name one with -c",
-            client.base(),
-            names.join(", ")
-        ))),
-    }
-}
-
-/// An operator's refusal as a failure: bad input (unknown cluster or node, a bad request) exits 2.
-fn refused(r: operator::client::Refusal) -> Failure {
-    match r.status {
-        Some(400 | 404) => Failure::Usage(r.message),
-        _ => Failure::Report(r.message),
-    }
-}
-
-/// A request to the operator for `cluster`, its reply read as `T`.
-async fn ask<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    cluster: &str,
-    action: &str,
-    body: Value,
-) -> Result<T, Failure> {
-    let reply = client
-        .post(&format!("/clusters/{cluster}/{action}"), body)
-        .await
-        .map_err(refused)?;
-    serde_json::from_value(reply)
-        .map_err(|e| Failure::Report(format!("unreadable reply of the operator: {e}")))
-}
-
-/// The partition kinds chosen by flags (groups come as positional words).
-struct KindFlags {
-    halves: bool,
-    random_halves: bool,
-    seed: Option<u64>,
-    isolate: Option<String>,
-    bridge: bool,
-    majorities_ring: bool,
-}
-
-/// Runs one parsed command.
+/// Runs one parsed command: a command on a cluster is a verb (`verbs`); the rest are here.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     crate::engine::lock::set_wait(Duration::from_secs(cli.wait_lock));
     let json = cli.json || cli.output == Some(OutputFormat::Json);
@@ -205,20 +40,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         cluster: cli.cluster,
         operator: cli.operator,
     };
-    match cli.command {
-        Command::Up { manifest, how } => {
-            let plan = if how.dry_run {
-                Plan::Only
-            } else {
-                Plan::Silent
-            };
-            up(&ctx, manifest.as_deref(), &how, plan).await
-        }
-        Command::Apply { manifest, how } => {
-            let plan = if how.dry_run { Plan::Only } else { Plan::Print };
-            up(&ctx, Some(&manifest), &how, plan).await
-        }
-        Command::Down { name, all } => down(&ctx, name, all).await,
+    let command = match run_verb(&ctx, cli.command).await {
+        Ok(done) => return done,
+        Err(command) => command,
+    };
+    match command {
         Command::Ls => ls(&ctx).await,
         Command::Operator {
             manifests,
@@ -226,144 +52,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             interval,
             timeout,
         } => operator(&ctx, manifests, listen, interval, timeout).await,
-        Command::Status { name } => status(&ctx, name).await,
-        Command::Connect { a, b } => connect(&ctx, &a, &b).await,
-        Command::Disconnect { a, b } => disconnect(&ctx, &a, &b).await,
-        Command::Url { node } => {
-            let connection = ctx.open().await?.connection(&node)?;
-            output::print_connection(&connection, ctx.json);
-            Ok(())
-        }
-        Command::Mine { node, blocks } => mine(&ctx, &node, blocks).await,
-        Command::Sync { name, timeout } => sync(&ctx, name, timeout).await,
-        Command::Rpc { node, method, args } => rpc(&ctx, &node, &method, &args).await,
-        Command::Logs { node, follow, tail } => logs(&ctx, &node, follow, tail).await,
-        Command::Partition {
-            groups,
-            halves,
-            random_halves,
-            seed,
-            isolate,
-            bridge,
-            majorities_ring,
-            silent,
-            via,
-            reset,
-            timeout,
-        } => {
-            let flags = KindFlags {
-                halves,
-                random_halves,
-                seed,
-                isolate,
-                bridge,
-                majorities_ring,
-            };
-            let via = if via == "firewall" {
-                Via::Firewall
-            } else {
-                Via::Segments
-            };
-            if reset && via != Via::Firewall {
-                return Err(Failure::Usage("--reset needs --via firewall".into()));
-            }
-            partition(&ctx, groups, flags, (silent, via, reset), timeout).await
-        }
-        Command::Heal {
-            name,
-            sync,
-            timeout,
-        } => heal(&ctx, name, sync, timeout).await,
-        Command::Stop { node } => fault(&ctx, Fault::Stop, &node).await,
-        Command::Start { node } => fault(&ctx, Fault::Start, &node).await,
-        Command::Restart { node } => fault(&ctx, Fault::Restart, &node).await,
-        Command::Kill { node } => fault(&ctx, Fault::Kill, &node).await,
-        Command::Pause { node } => fault(&ctx, Fault::Pause, &node).await,
-        Command::Unpause { node } => fault(&ctx, Fault::Unpause, &node).await,
-        Command::Netem {
-            nodes,
-            to,
-            like,
-            delay,
-            jitter,
-            distribution,
-            loss,
-            duplicate,
-            corrupt,
-            reorder,
-            rate,
-            clear,
-        } => {
-            let cluster = ctx.open().await?;
-            let progress = ctx.progress();
-            let all: Vec<String> = cluster
-                .nodes()
-                .iter()
-                .map(|n| n.name().to_string())
-                .collect();
-            let nodes = if nodes.is_empty() { all } else { nodes };
-            let plane = if clear {
-                cluster
-                    .clear_links(Some(&nodes), true, false, &progress)
-                    .await?
-            } else {
-                let base = like
-                    .as_deref()
-                    .and_then(Shaping::shorthand)
-                    .unwrap_or_default();
-                let shaping = Shaping {
-                    delay_us: delay.unwrap_or(base.delay_us),
-                    jitter_us: jitter.unwrap_or(base.jitter_us),
-                    distribution: distribution
-                        .as_deref()
-                        .and_then(link::Distribution::parse)
-                        .unwrap_or(base.distribution),
-                    loss: loss.unwrap_or(base.loss),
-                    duplicate: duplicate.unwrap_or(base.duplicate),
-                    corrupt: corrupt.unwrap_or(base.corrupt),
-                    reorder: reorder.unwrap_or(base.reorder),
-                    rate_bps: rate.or(base.rate_bps),
-                };
-                let to = (!to.is_empty()).then_some(to.as_slice());
-                cluster.shape(&nodes, to, &shaping, &progress).await?
-            };
-            progress.finish();
-            output::print_plane(&cluster, &plane, ctx.json);
-            Ok(())
-        }
-        Command::Cut {
-            ends,
-            from,
-            to,
-            reset,
-            clear,
-        } => {
-            let cluster = ctx.open().await?;
-            let progress = ctx.progress();
-            let split = |s: &String| s.split(',').map(str::to_string).collect::<Vec<_>>();
-            let plane = if clear {
-                let nodes: Vec<String> = ends.iter().flat_map(split).collect();
-                let nodes = (!nodes.is_empty()).then_some(nodes);
-                cluster
-                    .clear_links(nodes.as_deref(), false, true, &progress)
-                    .await?
-            } else {
-                let block = if reset { Block::Reset } else { Block::Drop };
-                let (from, to, both) = match (ends.as_slice(), from.is_empty()) {
-                    ([a, b], true) => (split(a), split(b), true),
-                    ([], false) => (from, to, false),
-                    _ => {
-                        return Err(Failure::Usage(
-                            "name two ends (`cut A B`) or --from and --to".into(),
-                        ))
-                    }
-                };
-                cluster.cut(&from, &to, both, block, &progress).await?
-            };
-            progress.finish();
-            output::print_plane(&cluster, &plane, ctx.json);
-            Ok(())
-        }
         Command::Agent {
             command: AgentCommand::Serve,
         } => crate::agent::serve().map_err(|e| Failure::Report(format!("agent: {e}"))),
@@ -393,45 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             junit,
             keep,
         } => run_scenarios(&ctx, &scenarios, junit, keep).await,
-        Command::Soak {
-            manifest,
-            duration,
-            seed,
-            faults,
-            rate,
-            tx_rate,
-            gap,
-            hold,
-            converge,
-            events,
-            report,
-            junit,
-            keep,
-        } => {
-            let seed = seed.unwrap_or_else(|| {
-                let seed = rand::random::<u64>() >> 12;
-                eprintln!("soak seed {seed} (repeat the run with --seed {seed})");
-                seed
-            });
-            let opts = SoakOptions {
-                seed,
-                duration,
-                faults: faults.0,
-                mean_gap: gap,
-                mean_hold: hold,
-                blocks_per_min: rate,
-                txs_per_min: tx_rate,
-                converge,
-                up: ctx.run_up_options(keep),
-                keep,
-            };
-            let files = SoakFiles {
-                events,
-                report,
-                junit,
-            };
-            soak(&ctx, &manifest, opts, files).await
-        }
+        command @ Command::Soak { .. } => soak_command(&ctx, command).await,
         Command::Check { files } => check(&ctx, &files),
         Command::Export {
             command: ExportCommand::Compose { manifest },
@@ -462,9 +112,60 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Version => version(&ctx).await,
         Command::Completions { shell, fixed } => completions(shell, fixed),
         Command::Man => man(),
-        Command::Image {
-            command: ImageCommand::Build { from, tag, itself },
-        } => {
+        Command::Image { command } => image(&ctx, command).await,
+        other => unreachable!("a verb's command is carried out by `run_verb`: {other:?}"),
+    }
+}
+
+/// `regbox soak`: its options, then the run.
+async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
+    let Command::Soak {
+        manifest,
+        duration,
+        seed,
+        faults,
+        rate,
+        tx_rate,
+        gap,
+        hold,
+        converge,
+        events,
+        report,
+        junit,
+        keep,
+    } = command
+    else {
+        unreachable!("soak is asked for soak only")
+    };
+    let seed = seed.unwrap_or_else(|| {
+        let seed = rand::random::<u64>() >> 12;
+        eprintln!("soak seed {seed} (repeat the run with --seed {seed})");
+        seed
+    });
+    let opts = SoakOptions {
+        seed,
+        duration,
+        faults: faults.0,
+        mean_gap: gap,
+        mean_hold: hold,
+        blocks_per_min: rate,
+        txs_per_min: tx_rate,
+        converge,
+        up: run_up_options(ctx, keep),
+        keep,
+    };
+    let files = SoakFiles {
+        events,
+        report,
+        junit,
+    };
+    soak(ctx, &manifest, opts, files).await
+}
+
+/// `regbox image build|ls`.
+async fn image(ctx: &Context, command: ImageCommand) -> Result<(), Failure> {
+    match command {
+        ImageCommand::Build { from, tag, itself } => {
             if itself {
                 let progress = ctx.progress();
                 println!("{}", image::build_self(&progress).await?);
@@ -480,53 +181,23 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     )))
                 }
             };
-            image_build(&ctx, &source).await
+            image_build(ctx, &source).await
         }
-        Command::Image {
-            command: ImageCommand::Ls,
-        } => {
+        ImageCommand::Ls => {
             output::print_images(&image::list().await?, ctx.json);
             Ok(())
-        }
-        Command::Measure {
-            command:
-                MeasureCommand::Propagation {
-                    from,
-                    blocks,
-                    tx,
-                    svg,
-                    png,
-                    timeout,
-                },
-        } => {
-            let opts = MeasureOptions {
-                kind: if tx { Kind::Tx } else { Kind::Block },
-                from: from.unwrap_or_else(|| "0".into()),
-                rounds: blocks as usize,
-                timeout: Duration::from_secs(timeout),
-            };
-            measure(&ctx, &opts, svg.as_deref(), png.as_deref()).await
         }
     }
 }
 
-/// `regbox measure propagation`: the measurement as a table or JSON, then its plots.
-async fn measure(
-    ctx: &Context,
-    opts: &MeasureOptions,
-    svg: Option<&Path>,
-    png: Option<&Path>,
-) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    let m = cluster.measure_propagation(opts, &ctx.progress()).await?;
-    output::print_measurement(&m, ctx.json);
-    if let Some(path) = svg {
-        plot::svg(&m, path).map_err(Failure::Report)?;
+/// How `run` and `soak` bring their cluster up: torn down when dropped unless `--keep`.
+fn run_up_options(ctx: &Context, keep: bool) -> UpOptions {
+    UpOptions {
+        progress: ctx.progress(),
+        timeout: SCENARIO_UP_TIMEOUT,
+        teardown_on_drop: !keep,
+        attach: None,
     }
-    if let Some(path) = png {
-        plot::png(&m, path).map_err(Failure::Report)?;
-    }
-    Ok(())
 }
 
 /// `regbox completions SHELL [--static]` on stdout. The default script registers regbox as its own
@@ -652,18 +323,6 @@ fn check(ctx: &Context, files: &[PathBuf]) -> Result<(), Failure> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// Completes on the first Ctrl-C; a second one exits at once.
-async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return std::future::pending().await;
-    }
-    eprintln!("interrupted: removing what this run created (Ctrl-C again to exit at once)");
-    tokio::spawn(async {
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(INTERRUPTED);
-    });
-}
-
 /// `regbox operator`: manifests are checked before anything runs; then the HTTP interface and the
 /// watchers run until Ctrl-C or SIGTERM (what `docker stop` sends), on this thread.
 async fn operator(
@@ -758,105 +417,6 @@ async fn signal_once(signal: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// What `up` does with its plan.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Plan {
-    /// Carries it out without printing it (`up`).
-    Silent,
-    /// Prints it, then carries it out when it holds anything (`apply`).
-    Print,
-    /// Prints it and changes nothing (`--dry-run`).
-    Only,
-}
-
-async fn up(
-    ctx: &Context,
-    manifest: Option<&Path>,
-    how: &UpArgs,
-    plan: Plan,
-) -> Result<(), Failure> {
-    let (timeout, image) = (how.timeout, how.image.as_deref());
-    let mut spec = match manifest {
-        Some(path) => load_manifest(path)?,
-        None => ClusterSpec::default_ring4(),
-    };
-    // `-c` names the cluster this manifest makes, so two jobs can bring up one manifest side by side.
-    if let Some(name) = &ctx.cluster {
-        spec.rename(name).map_err(Failure::Usage)?;
-    }
-    if let Some(image) = image {
-        spec.with_image(image).map_err(Failure::Usage)?;
-    }
-    if plan != Plan::Silent {
-        let (resolved, recorded, steps) = lifecycle::plan_up(spec.clone()).await?;
-        let exists = recorded.is_some();
-        output::print_up_plan(&resolved, exists, &steps, ctx.json);
-        if plan == Plan::Only || (exists && steps.is_empty()) {
-            return Ok(());
-        }
-    }
-    let opts = UpOptions {
-        progress: ctx.progress(),
-        timeout: Duration::from_secs(timeout),
-        teardown_on_drop: false,
-        attach: None,
-    };
-    let started = Instant::now();
-    let cluster = Cluster::up_until(spec, &opts, interrupted()).await?;
-    let took = started.elapsed();
-    eprintln!(
-        "cluster `{}` is up: {} nodes, {} edges verified in {:.1}s",
-        cluster.name(),
-        cluster.nodes().len(),
-        cluster.spec().edges.len(),
-        took.as_secs_f64()
-    );
-    // `apply --json` prints one document: its plan.
-    if !(plan == Plan::Print && ctx.json) {
-        output::print_status(&cluster.status().await?, ctx.json, ctx.wide);
-    }
-    Ok(())
-}
-
-async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), Failure> {
-    let names: Vec<Option<String>> = if all {
-        lifecycle::list()
-            .await?
-            .into_iter()
-            .map(|c| Some(c.name))
-            .collect()
-    } else {
-        vec![ctx.wanted(cluster)?]
-    };
-    let mut reports = Vec::new();
-    let mut failed = Vec::new();
-    for name in names {
-        // With --all, one cluster that cannot go does not keep the others.
-        let report = match lifecycle::down_named(name.as_deref(), &ctx.progress()).await {
-            Ok(report) => report,
-            Err(e) if all => {
-                eprintln!("error: {}", crate::core::names::error_chain(&e));
-                failed.push(name.unwrap_or_default());
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !ctx.json {
-            output::print_removed(&report);
-        }
-        reports.push(report);
-    }
-    if !failed.is_empty() {
-        return Err(Error::Leftovers(failed).into());
-    }
-    if ctx.json && all {
-        output::print_json(&reports);
-    } else if ctx.json {
-        output::print_json(&reports[0]);
-    }
-    Ok(())
-}
-
 /// Every cluster, or with `-c` only that one (an empty list when it does not exist).
 async fn ls(ctx: &Context) -> Result<(), Failure> {
     let mut list = lifecycle::list().await?;
@@ -864,133 +424,6 @@ async fn ls(ctx: &Context) -> Result<(), Failure> {
         list.retain(|c| &c.name == name);
     }
     output::print_clusters(&list, ctx.json);
-    Ok(())
-}
-
-async fn status(ctx: &Context, cluster: Option<String>) -> Result<(), Failure> {
-    let nodes: Vec<NodeStatus> = match ctx.route(cluster).await? {
-        Route::Local(cluster) => cluster.status().await?,
-        Route::Remote(client, name) => {
-            let reply = client
-                .get(&format!("/clusters/{name}/status"))
-                .await
-                .map_err(refused)?;
-            serde_json::from_value(reply)
-                .map_err(|e| Failure::Report(format!("unreadable reply of the operator: {e}")))?
-        }
-    };
-    output::print_status(&nodes, ctx.json, ctx.wide);
-    Ok(())
-}
-
-async fn connect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    cluster.connect(a, b, STEP_TIMEOUT).await?;
-    eprintln!("{a} -> {b} connected");
-    Ok(())
-}
-
-async fn disconnect(ctx: &Context, a: &str, b: &str) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    cluster.disconnect(a, b, STEP_TIMEOUT).await?;
-    eprintln!("{a} and {b} disconnected");
-    Ok(())
-}
-
-async fn mine(ctx: &Context, node: &str, blocks: u64) -> Result<(), Failure> {
-    let cluster = match ctx.route(None).await? {
-        Route::Local(cluster) => cluster,
-        Route::Remote(client, name) => {
-            #[derive(serde::Deserialize)]
-            struct Mined {
-                node: String,
-                height: u64,
-                blocks: Vec<String>,
-            }
-            let body = json!({ "node": node, "blocks": blocks });
-            let m: Mined = ask(&client, &name, "mine", body).await?;
-            output::print_mined(&m.node, m.height, &m.blocks, ctx.json);
-            return Ok(());
-        }
-    };
-    let hashes = cluster.mine(node, blocks).await?;
-    // By name, also when the node was given by index.
-    let node = cluster.node(node)?;
-    let height = node.rpc.get_block_count().await?;
-    output::print_mined(node.name(), height, &hashes, ctx.json);
-    Ok(())
-}
-
-async fn sync(ctx: &Context, cluster: Option<String>, timeout: u64) -> Result<(), Failure> {
-    let cluster = Cluster::open(ctx.wanted(cluster)?.as_deref()).await?;
-    let timeout = Duration::from_secs(timeout);
-    let waits =
-        async { tokio::try_join!(cluster.sync_blocks(timeout), cluster.sync_mempools(timeout)) };
-    let (tip, txs) = ctx
-        .awaiting(
-            "waiting for one best block and one mempool on every node",
-            waits,
-        )
-        .await?;
-    output::print_synced(cluster.nodes().len(), &tip, txs, ctx.json);
-    Ok(())
-}
-
-/// Arguments are JSON when they parse as JSON, strings otherwise.
-async fn rpc(ctx: &Context, node: &str, method: &str, args: &[String]) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    let target = cluster.node(node)?;
-    let params: Vec<Value> = args
-        .iter()
-        .map(|a| serde_json::from_str(a).unwrap_or_else(|_| Value::String(a.clone())))
-        .collect();
-    let result = target
-        .rpc
-        .call_raw(method, Value::Array(params), RPC_TIMEOUT)
-        .await?;
-    output::print_rpc_result(result, ctx.json);
-    Ok(())
-}
-
-async fn logs(ctx: &Context, node: &str, follow: bool, tail: Option<usize>) -> Result<(), Failure> {
-    let cluster = ctx.open().await?;
-    let mut lines = std::pin::pin!(cluster.logs(node, tail, follow)?);
-    while let Some(chunk) = lines.next().await {
-        print!("{}", chunk?);
-    }
-    Ok(())
-}
-
-async fn partition(
-    ctx: &Context,
-    groups: Vec<String>,
-    flags: KindFlags,
-    (silent, via, reset): (bool, Via, bool),
-    timeout: u64,
-) -> Result<(), Failure> {
-    let (target, groups) = split_cluster_word(ctx, groups).await?;
-    let kind = partition_kind(groups, flags)?;
-    let mode = if silent {
-        CutMode::Silent
-    } else {
-        CutMode::Drop
-    };
-    let mut cluster = match ctx.route(target).await? {
-        Route::Local(cluster) => cluster,
-        Route::Remote(client, name) => {
-            let body = json!({ "kind": kind, "via": via, "mode": mode, "reset": reset });
-            let report: PartitionReport = ask(&client, &name, "partition", body).await?;
-            output::print_partition(&report, ctx.json);
-            return Ok(());
-        }
-    };
-    let report = ctx
-        .awaiting(
-            "partitioning and waiting for the nodes to report the expected graph",
-            cluster.partition_via(&kind, mode, via, reset, Duration::from_secs(timeout)),
-        )
-        .await?;
-    output::print_partition(&report, ctx.json);
     Ok(())
 }
 
@@ -1030,117 +463,6 @@ async fn swarm(ctx: &Context, command: SwarmCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `regbox partition lab n0,n1 n2,n3`: without `-c`, a first positional word that names an existing
-/// cluster selects that cluster instead of being a group. Deciding that needs the list of clusters (a
-/// Docker call), so it happens here, when the command runs, not while parsing arguments.
-async fn split_cluster_word(
-    ctx: &Context,
-    mut groups: Vec<String>,
-) -> Result<(Option<String>, Vec<String>), Failure> {
-    let mut target = ctx.cluster.clone();
-    if target.is_none() && !groups.is_empty() {
-        // With --operator, the clusters are the operator's (there may be no engine to ask here).
-        let names: Vec<String> = match &ctx.operator {
-            Some(url) => watched(&Client::new(url)).await?,
-            None => lifecycle::list()
-                .await?
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-        };
-        if names.contains(&groups[0]) {
-            target = Some(groups.remove(0));
-        }
-    }
-    Ok((target, groups))
-}
-
-/// The one partition the flags and groups ask for; none or several is a usage error.
-fn partition_kind(groups: Vec<String>, flags: KindFlags) -> Result<PartitionKind, Failure> {
-    let mut kinds = Vec::new();
-    if flags.halves {
-        kinds.push(PartitionKind::Halves);
-    }
-    if flags.random_halves {
-        let seed = flags.seed.unwrap_or_else(rand::random);
-        eprintln!("random halves with --seed {seed}");
-        kinds.push(PartitionKind::RandomHalves { seed });
-    }
-    if let Some(node) = flags.isolate {
-        kinds.push(PartitionKind::Isolate(node));
-    }
-    if flags.bridge {
-        kinds.push(PartitionKind::Bridge);
-    }
-    if flags.majorities_ring {
-        kinds.push(PartitionKind::MajoritiesRing);
-    }
-    if !groups.is_empty() {
-        kinds.push(PartitionKind::Groups(
-            groups
-                .iter()
-                .map(|g| g.split(',').map(str::to_string).collect())
-                .collect(),
-        ));
-    }
-    match kinds.len() {
-        1 => Ok(kinds.pop().unwrap()),
-        0 => Err(Failure::Usage(
-            "name groups (`a,b c,d`) or choose a kind (--halves, --isolate NODE, …)".into(),
-        )),
-        _ => Err(Failure::Usage(
-            "give either groups or one partition kind, not several".into(),
-        )),
-    }
-}
-
-async fn heal(
-    ctx: &Context,
-    cluster: Option<String>,
-    sync: bool,
-    timeout: u64,
-) -> Result<(), Failure> {
-    let mut cluster = match ctx.route(cluster).await? {
-        Route::Local(cluster) => cluster,
-        Route::Remote(client, name) => {
-            let body = json!({ "sync": sync });
-            if sync {
-                let report: HealReport = ask(&client, &name, "heal", body).await?;
-                output::print_heal(&report, ctx.json);
-            } else {
-                let report: PartitionReport = ask(&client, &name, "heal", body).await?;
-                output::print_partition(&report, ctx.json);
-            }
-            return Ok(());
-        }
-    };
-    let timeout = Duration::from_secs(timeout);
-    if sync {
-        let what = "healing and waiting for every node to reach the most-work tip";
-        let report = ctx.awaiting(what, cluster.heal_and_sync(timeout)).await?;
-        output::print_heal(&report, ctx.json);
-    } else {
-        let what = "healing and waiting for the nodes to report the declared graph";
-        let report = ctx.awaiting(what, cluster.heal(timeout)).await?;
-        output::print_partition(&report, ctx.json);
-    }
-    Ok(())
-}
-
-/// stop, start, restart, kill, pause, unpause.
-async fn fault(ctx: &Context, fault: Fault, node: &str) -> Result<(), Failure> {
-    match ctx.route(None).await? {
-        Route::Local(cluster) => cluster.fault(node, fault, STEP_TIMEOUT).await?,
-        Route::Remote(client, name) => {
-            let body = json!({ "node": node, "fault": fault });
-            ask::<Value>(&client, &name, "faults", body).await?;
-        }
-    }
-    eprintln!("{node}: {} done", fault.name());
-    Ok(())
-}
-
-/// `regbox run`: up, steps, teardown; the exit code says whether every step passed.
 /// `regbox run`: every scenario is validated before any runs; then each runs on its own fresh cluster,
 /// one after another, and one JUnit report holds them all.
 async fn run_scenarios(
@@ -1205,7 +527,7 @@ async fn run_one(
         )));
     }
     let opts = RunOptions {
-        up: ctx.run_up_options(keep),
+        up: run_up_options(ctx, keep),
         keep,
     };
     let json = ctx.json;

@@ -5,11 +5,13 @@ mod args;
 mod bar;
 mod commands;
 mod complete;
+mod context;
 pub mod exit;
 mod load;
 mod output;
 mod plot;
 pub mod report;
+mod verbs;
 
 pub use args::{Cli, Command, ImageCommand, MeasureCommand};
 pub use commands::{run, COMPLETE_VAR};

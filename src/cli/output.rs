@@ -1,24 +1,22 @@
 //! What the commands print: tables and sentences for people, JSON with `--json` (pretty for a command's
 //! result, one compact object per line for scenario steps).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
-use crate::core::firewall::{self, Block, NodeFaults, Plane};
-use crate::core::link::Shaping;
-use crate::core::manifest::ClusterSpec;
 use crate::core::partition::Via;
-use crate::core::plan::UpPlan;
-use crate::engine::cluster::{Cluster, Connection, NodeStatus};
+use crate::core::propagation::Measurement;
+use crate::core::verb::{
+    describe_links, Connection, DownReport, HealReport, Links, NodeStatus, PartitionReport,
+    PlanDoc, Report,
+};
+use crate::core::wait::Met;
 use crate::engine::image::NodeImage;
-use crate::engine::lifecycle::{ClusterSummary, DownReport};
-use crate::engine::measure::Measurement;
+use crate::engine::lifecycle::ClusterSummary;
 use crate::engine::runner::{Outcome, RunReport, StepResult};
-use crate::engine::segments::{HealReport, PartitionReport};
 use crate::engine::wait::short;
 
 /// Prints a value as pretty JSON on stdout.
@@ -330,57 +328,19 @@ pub fn print_swarm(status: &crate::engine::swarm::SwarmStatus, json: bool) {
 
 /// The plan of `apply` and `up --dry-run`, as a diff: `+` adds, `-` removes, `~` changes; one line per
 /// node, container, edge or link, nodes by name.
-pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool) {
-    let name = |i: &usize| spec.nodes[*i].name.clone();
-    let pair = |&(a, b): &(usize, usize)| format!("{}-{}", name(&a), name(&b));
-    let faults = |f: &NodeFaults| {
-        if f.is_empty() {
-            "none".to_string()
-        } else {
-            firewall::describe(f, |i| name(&i))
-        }
-    };
+pub fn print_up_plan(plan: &PlanDoc, json: bool) {
     if json {
-        let nodes = |ids: &[usize]| ids.iter().map(name).collect::<Vec<_>>();
-        let pairs = |ps: &[(usize, usize)]| ps.iter().map(pair).collect::<Vec<_>>();
-        return print_json(&json!({
-            "cluster": spec.name,
-            "exists": exists,
-            "create": nodes(&plan.create),
-            "recreate": nodes(&plan.recreate),
-            "why": plan.why.iter().map(|(i, w)| (name(i), w.clone())).collect::<BTreeMap<_, _>>(),
-            "remove": plan.remove,
-            "start": nodes(&plan.start),
-            "unpause": nodes(&plan.unpause),
-            "release": nodes(&plan.release),
-            "heal": nodes(&plan.heal),
-            "connect": pairs(&plan.connect),
-            "disconnect": pairs(&plan.disconnect),
-            "links": plan.links.iter().map(|c| json!({
-                "node": name(&c.node),
-                "before": faults(&c.before),
-                "after": faults(&c.after),
-            })).collect::<Vec<_>>(),
-            "duplicate_networks": plan.duplicates,
-            "images": spec.nodes.iter().map(|n| (n.name.clone(), n.image.clone())).collect::<BTreeMap<_, _>>(),
-        }));
+        return print_json(plan);
     }
-    let state = if exists {
+    let state = if plan.exists {
         "exists"
     } else {
         "does not exist yet: networks, metadata and every node are made"
     };
-    println!("cluster `{}` {state}", spec.name);
-    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
-    let images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
-    let lines = plan.diff(&names, &images, faults);
-    let width = lines
-        .iter()
-        .map(|(_, what, _)| what.len())
-        .max()
-        .unwrap_or(0);
-    for (sign, what, detail) in &lines {
-        let line = format!("  {sign} {what:<width$}  {detail}");
+    println!("cluster `{}` {state}", plan.cluster);
+    let width = plan.diff.iter().map(|l| l.what.len()).max().unwrap_or(0);
+    for l in &plan.diff {
+        let line = format!("  {} {:<width$}  {}", l.sign, l.what, l.detail);
         println!("{}", line.trim_end());
     }
     if plan.is_empty() {
@@ -388,39 +348,61 @@ pub fn print_up_plan(spec: &ClusterSpec, exists: bool, plan: &UpPlan, json: bool
     }
 }
 
-/// `regbox netem` and `regbox cut`: each node's link faults afterwards (JSON: by node name, with
+/// `regbox netem`, `cut` and `clear`: each node's link faults afterwards (JSON: by node name, with
 /// peers by name).
-pub fn print_plane(cluster: &Cluster, plane: &Plane, json: bool) {
-    let name = |i: usize| cluster.nodes()[i].name().to_string();
+pub fn print_links(links: &Links, json: bool) {
     if json {
-        #[derive(serde::Serialize)]
-        struct View {
-            shaping: Option<Shaping>,
-            links: BTreeMap<String, Shaping>,
-            cuts: BTreeMap<String, Block>,
-        }
-        let view: BTreeMap<String, View> = plane
-            .iter()
-            .map(|(&i, f)| {
-                let v = View {
-                    shaping: f.shaping.clone(),
-                    links: f.links.iter().map(|(&p, s)| (name(p), s.clone())).collect(),
-                    cuts: f.cuts.iter().map(|(&p, b)| (name(p), *b)).collect(),
-                };
-                (name(i), v)
-            })
-            .collect();
-        return print_json(&view);
+        return print_json(links);
     }
-    if plane.is_empty() {
+    if links.is_empty() {
         println!("no link faults");
         return;
     }
-    let rows = plane
+    let rows = links
         .iter()
-        .map(|(&i, f)| vec![name(i), firewall::describe(f, name)])
+        .map(|(node, f)| vec![node.clone(), describe_links(f)])
         .collect();
     print_table(&["NODE", "LINK FAULTS"], rows);
+}
+
+/// A verb's report, as the command that asked for it prints it. `connect`, `disconnect` and the node
+/// faults say what they did on stderr (stdout stays for `--json`).
+pub fn print_report(report: &Report, json: bool, wide: bool) {
+    match report {
+        Report::Status(nodes) => print_status(nodes, json, wide),
+        Report::Url(c) => print_connection(c, json),
+        Report::Mined(m) => print_mined(&m.node, m.height, &m.blocks, json),
+        Report::Synced(s) => print_synced(s.nodes, &s.best_hash, s.mempool_size, json),
+        Report::Rpc(result) => print_rpc_result(result.clone(), json),
+        Report::Partition(r) => print_partition(r, json),
+        Report::Heal(r) => print_heal(r, json),
+        Report::Links(links) => print_links(links, json),
+        Report::Measured(m) => print_measurement(m, json),
+        Report::Plan(plan) => print_up_plan(plan, json),
+        Report::Down(r) if !json => print_removed(r),
+        Report::Logs(l) if !json => print!("{}", l.text),
+        Report::Sent(s) if !json => println!(
+            "sent {} BTC from {} to {}: {}",
+            crate::core::verb::btc(s.amount_sat),
+            s.from,
+            s.to,
+            s.txid
+        ),
+        Report::Waited(w) if !json => println!("{}: met{}", w.until, met(&w.met)),
+        Report::Wired(w) if !json && w.connected => eprintln!("{} -> {} connected", w.a, w.b),
+        Report::Wired(w) if !json => eprintln!("{} and {} disconnected", w.a, w.b),
+        Report::Fault(f) if !json => eprintln!("{}: {} done", f.node, f.fault.name()),
+        other => print_json(other),
+    }
+}
+
+/// What a met condition found, for a sentence.
+fn met(m: &Met) -> String {
+    match m {
+        Met::Yes => String::new(),
+        Met::Tip(hash) => format!(" (tip {hash})"),
+        Met::Mempool(n) => format!(" ({n} mempool transactions)"),
+    }
 }
 
 /// `regbox url`: the RPC URL, then the P2P address.

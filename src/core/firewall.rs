@@ -35,16 +35,30 @@ impl Block {
     }
 }
 
-/// Everything done to one node's outgoing packets. Peers are node indexes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NodeFaults {
+/// Everything done to one node's outgoing packets. Peers are node indexes (by name in reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    bound(deserialize = "P: Ord + Deserialize<'de>")
+)]
+pub struct NodeFaults<P: Ord = usize> {
     /// Peers this node's packets are kept from.
-    pub cuts: BTreeMap<usize, Block>,
+    pub cuts: BTreeMap<P, Block>,
     /// Shaping of all of this node's P2P packets, except to the peers in `links`.
     pub shaping: Option<Shaping>,
     /// Shaping of the packets to one peer.
-    pub links: BTreeMap<usize, Shaping>,
+    pub links: BTreeMap<P, Shaping>,
+}
+
+impl<P: Ord> Default for NodeFaults<P> {
+    fn default() -> Self {
+        NodeFaults {
+            cuts: BTreeMap::new(),
+            shaping: None,
+            links: BTreeMap::new(),
+        }
+    }
 }
 
 /// The NFQUEUE number the agent reads in every node's namespace (queues are per namespace).
@@ -53,11 +67,30 @@ pub const QUEUE: u16 = 0;
 /// Packets the agent sends itself (duplicates) carry this mark and skip the queue.
 pub const MARK: u32 = 0x5242;
 
-impl NodeFaults {
+impl<P: Ord + Clone> NodeFaults<P> {
     pub fn is_empty(&self) -> bool {
         self.cuts.is_empty() && self.shaping.is_none() && self.links.is_empty()
     }
 
+    /// The same faults with every peer renamed by `name`.
+    pub fn renamed<Q: Ord>(&self, name: impl Fn(P) -> Q) -> NodeFaults<Q> {
+        NodeFaults {
+            cuts: self
+                .cuts
+                .iter()
+                .map(|(p, b)| (name(p.clone()), *b))
+                .collect(),
+            shaping: self.shaping.clone(),
+            links: self
+                .links
+                .iter()
+                .map(|(p, s)| (name(p.clone()), s.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl NodeFaults {
     /// Some packets go through the agent's queue.
     pub fn queued(&self) -> bool {
         self.shaping.is_some() || !self.links.is_empty()
@@ -78,17 +111,17 @@ impl NodeFaults {
 }
 
 /// A node's faults in words, peers named by `name`: `delay 100ms; to n2: loss 1%; cut to n3 (reset)`.
-pub fn describe(f: &NodeFaults, name: impl Fn(usize) -> String) -> String {
+pub fn describe<P: Ord + Clone>(f: &NodeFaults<P>, name: impl Fn(P) -> String) -> String {
     let mut parts = Vec::new();
     if let Some(s) = &f.shaping {
         parts.push(s.to_string());
     }
-    for (&p, s) in &f.links {
-        parts.push(format!("to {}: {s}", name(p)));
+    for (p, s) in &f.links {
+        parts.push(format!("to {}: {s}", name(p.clone())));
     }
     let mut by_block: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (&p, b) in &f.cuts {
-        by_block.entry(b.name()).or_default().push(name(p));
+    for (p, b) in &f.cuts {
+        by_block.entry(b.name()).or_default().push(name(p.clone()));
     }
     for (block, peers) in by_block {
         parts.push(format!("cut to {} ({block})", peers.join(",")));

@@ -28,5 +28,6 @@ pub mod subnet;
 pub mod svg;
 pub mod timing;
 pub mod topology;
+pub mod verb;
 pub mod wait;
 pub mod yaml;

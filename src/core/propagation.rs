@@ -4,13 +4,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most rounds (blocks mined or transactions sent) one measurement takes.
 pub const MAX_ROUNDS: usize = 1000;
 
 /// What travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Block,
@@ -165,7 +165,7 @@ fn first(log: &str, wanted: impl Fn(&str) -> bool) -> Option<Stamp> {
 /// milliseconds after the target was born at the origin (None: it never arrived, or the node was not
 /// reachable). The origin's own arrival is its own `UpdateTip` for a block (the time it took to
 /// connect it), 0 for a transaction.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arrival {
     pub node: String,
     pub hops: Option<usize>,
@@ -177,7 +177,7 @@ pub struct Arrival {
 }
 
 /// One block mined, or one transaction sent, and when each node took it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Round {
     /// 1-based.
     pub round: usize,
@@ -220,7 +220,7 @@ pub fn arrivals(names: &[&str], hops: &[Option<usize>], stamps: &Stamps) -> Vec<
 }
 
 /// Arrivals at one hop distance, over every round.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HopStat {
     pub hops: usize,
     /// Arrivals counted (nodes at this distance × rounds, less those that never arrived).
@@ -235,7 +235,7 @@ pub struct HopStat {
 /// A measurement in a few numbers. Quantiles are over every receiver (each node but the origin) in
 /// every round, nearest rank; a receiver that never took the target counts as later than any time,
 /// so a quantile it reaches is None.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub rounds: usize,
     /// Receiver arrivals counted (receivers × rounds).
@@ -248,6 +248,31 @@ pub struct Summary {
     pub max: Option<f64>,
     /// Mean and max per hop distance, the origin's 0 included.
     pub per_hop: Vec<HopStat>,
+}
+
+/// A measurement: per round, when each node took the block or transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub kind: Kind,
+    pub origin: String,
+    /// Nodes the origin could not reach in the peer graph at the start; they count as never arrived.
+    pub unreachable: Vec<String>,
+    /// What a `tx` measurement did first to have coins to send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<Prepared>,
+    pub rounds: Vec<Round>,
+    pub summary: Summary,
+}
+
+/// What a measurement did before its rounds. A `block` measurement mines one block first when a node
+/// is in initial block download (a fresh chain): such a node logs new headers at debug level only and
+/// relays differently. A `tx` measurement mines to the anyone-can-spend script when no mature coin of
+/// it exists (100 blocks) and splits one coin into one output per round (one more block).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub blocks_mined: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_txid: Option<String>,
 }
 
 /// Every receiver's arrival (ms; None for never), over every round.

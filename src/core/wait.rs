@@ -4,8 +4,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// A condition on some nodes. `None` as a node list means every node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A condition on some nodes. `None` as a node list means every node. In JSON: `{"sync_blocks": null}`,
+/// `{"height": {"node": "n2", "height": 101}}`, `{"peers": {"node": "n0", "count": 2}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum WaitFor {
     /// The nodes answer RPC and have loaded their mempool.
     Ready(Option<Vec<String>>),
@@ -54,7 +56,9 @@ pub enum Verdict {
     Pending(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a met condition found: the common tip of `sync_blocks`, the mempool size of `sync_mempools`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Met {
     Yes,
     Tip(String),
@@ -68,6 +72,46 @@ impl WaitFor {
             WaitFor::Ready(n) | WaitFor::SyncBlocks(n) | WaitFor::SyncMempools(n) => n.clone(),
             WaitFor::Height { node, .. } => node.clone().map(|n| vec![n]),
             WaitFor::Peers { node, .. } => Some(vec![node.clone()]),
+        }
+    }
+
+    /// The condition as typed on the command line: `ready [NODES]`, `sync_blocks [NODES]`,
+    /// `sync_mempools [NODES]`, `height H [NODE]`, `peers N NODE` (`-` for `_` too).
+    pub fn from_words(words: &[String]) -> Result<WaitFor, String> {
+        let (first, rest) = words.split_first().ok_or("name a condition")?;
+        let nodes = || (!rest.is_empty()).then(|| rest.to_vec());
+        let number = |what: &str| -> Result<u64, String> {
+            let n = rest.first().ok_or(format!("`{first}` needs {what}"))?;
+            n.parse()
+                .map_err(|_| format!("`{first}` needs {what}, not `{n}`"))
+        };
+        let at_most = |n: usize| match rest.len() > n {
+            true => Err(format!("`{first}` takes at most {n} argument(s)")),
+            false => Ok(()),
+        };
+        match first.replace('-', "_").as_str() {
+            "ready" => Ok(WaitFor::Ready(nodes())),
+            "sync_blocks" => Ok(WaitFor::SyncBlocks(nodes())),
+            "sync_mempools" => Ok(WaitFor::SyncMempools(nodes())),
+            "height" => {
+                at_most(2)?;
+                Ok(WaitFor::Height {
+                    height: number("a height")?,
+                    node: rest.get(1).cloned(),
+                })
+            }
+            "peers" => {
+                at_most(2)?;
+                let count = number("a number of peers")? as usize;
+                let node = rest
+                    .get(1)
+                    .cloned()
+                    .ok_or("`peers` needs the node whose peers count")?;
+                Ok(WaitFor::Peers { node, count })
+            }
+            other => Err(format!(
+                "no condition `{other}`: ready, sync_blocks, sync_mempools, height or peers"
+            )),
         }
     }
 

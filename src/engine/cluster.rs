@@ -6,9 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde::Serialize;
-
 use crate::core::blueprint::{self, segment_network, Networks};
 use crate::core::firewall;
 use crate::core::manifest::ClusterSpec;
@@ -16,11 +13,13 @@ use crate::core::partition::{self, CutMode};
 use crate::core::plan::State;
 use crate::core::session::DataPlane;
 use crate::core::topology::NodeId;
+pub use crate::core::verb::{Connection, NodeStatus};
 use crate::engine::docker::{ContainerInfo, Docker};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
 use crate::engine::rpc::{RpcClient, Transport};
 use crate::engine::wait::{self, on_all, Met, WaitFor};
+use futures::StreamExt;
 
 /// A cluster as regbox knows it: the declared spec plus where each node lives.
 pub struct Cluster {
@@ -40,45 +39,6 @@ pub struct Cluster {
     pub(crate) cut: partition::Cut,
     /// The RPC password every node accepts (for `connection`).
     pub(crate) password: String,
-}
-
-/// How another program reaches a node (`regbox url`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Connection {
-    pub node: String,
-    /// `http://USER:PASSWORD@CONTROL-IP:18443`
-    pub rpc_url: String,
-    pub rpc_user: String,
-    pub rpc_password: String,
-    pub rpc_address: SocketAddr,
-    /// The node's P2P address on the base segment.
-    pub p2p_address: SocketAddr,
-    /// Across hosts: the relay that reaches `rpc_address` by HTTP CONNECT (`curl -p -x http://RELAY`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rpc_proxy: Option<SocketAddr>,
-}
-
-/// One node's state as `status` reports it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct NodeStatus {
-    pub index: usize,
-    pub name: String,
-    pub image: String,
-    pub state: State,
-    /// The host (engine) the node lives on, for a cluster across hosts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    pub control_ip: String,
-    pub data_ip: String,
-    pub height: Option<u64>,
-    pub best_hash: Option<String>,
-    pub peers: Vec<String>,
-    /// The data-plane networks the node is attached to.
-    pub segments: Vec<String>,
-    /// Why the RPC fields are empty, when they are.
-    pub error: Option<String>,
-    /// The node's link faults (shaping and cuts), worded; empty when it has none.
-    pub links: String,
 }
 
 impl Cluster {

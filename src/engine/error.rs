@@ -75,6 +75,9 @@ pub enum Error {
     Relay(String),
     #[error("interrupted")]
     Interrupted,
+    /// A verb that cannot be carried out as asked (checked before anything happens).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("could not remove: {}", .0.join(", "))]
     Leftovers(Vec<String>),
     #[error("this host cannot take the cluster: {}", .0.join("; "))]
@@ -94,6 +97,7 @@ impl Error {
             | Error::UnknownCluster(_)
             | Error::UnknownNode { .. }
             | Error::Partition(_)
+            | Error::BadRequest(_)
             | Error::HostLimits(_) => true,
             Error::RolledBack { source, .. } => source.is_bad_input(),
             _ => false,

@@ -7,21 +7,30 @@ use crate::core::blueprint::{self, LABEL_FAULT, LABEL_NODE, LABEL_ROLE, ROLE_HOL
 use crate::core::fault::Fault;
 use crate::core::plan::{Containers, Desired, Segments};
 use crate::core::topology::NodeId;
+use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Result;
+use crate::engine::exec::Exec;
 
 impl Cluster {
     /// Applies `fault` to `node`. After start, restart and unpause, waits until the node answers RPC and
     /// re-wires its declared edges that the current segments allow.
-    pub async fn fault(&self, node: &str, fault: Fault, timeout: Duration) -> Result<()> {
-        self.node(node)?; // unknown nodes are refused before waiting for anyone
-        let guard = self.lock(&format!("{} {node}", fault.name())).await?;
-        let result = self.fault_locked(node, fault, timeout).await;
-        guard.release().await;
-        result
+    pub async fn fault(&mut self, node: &str, fault: Fault, timeout: Duration) -> Result<()> {
+        let verb = Verb::Fault {
+            fault,
+            node: node.into(),
+        };
+        self.exec(&verb, &Exec::with_timeout(timeout))
+            .await
+            .map(drop)
     }
 
-    async fn fault_locked(&self, node: &str, fault: Fault, timeout: Duration) -> Result<()> {
+    pub(crate) async fn fault_locked(
+        &self,
+        node: &str,
+        fault: Fault,
+        timeout: Duration,
+    ) -> Result<()> {
         let node = self.node(node)?;
         let container = node.layout.container.as_str();
         let docker = &self.docker;

@@ -24,6 +24,8 @@ use crate::core::partition::{CutMode, BASE};
 use crate::core::plan::NetRole;
 use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
 use crate::core::subnet::Subnet;
+pub use crate::core::verb::DownReport;
+use crate::core::verb::{PlanDoc, Report};
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::{ContainerInfo, Docker, DockerError, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
@@ -69,15 +71,6 @@ pub struct ClusterSummary {
     pub networks: Vec<String>,
     /// The holder of the cluster's lock, when a command is changing it.
     pub changing: Option<String>,
-}
-
-/// What `down` removed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DownReport {
-    pub cluster: String,
-    pub containers: usize,
-    pub volumes: usize,
-    pub networks: usize,
 }
 
 impl Drop for Cluster {
@@ -350,6 +343,23 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
         .filter(|n| n.image != DEFAULT_IMAGE)
         .map(|n| (n.name.clone(), n.image.clone()))
         .collect()
+}
+
+/// `apply`: the cluster brought to the declared state, as `up` does, and every node's status; with
+/// `dry_run`, only the plan (what would change), changing nothing.
+pub async fn apply(
+    spec: &ClusterSpec,
+    dry_run: bool,
+    opts: &UpOptions,
+    cancel: impl Future<Output = ()>,
+) -> Result<Report> {
+    if dry_run {
+        let (resolved, recorded, steps) = plan_up(spec.clone()).await?;
+        let planned = PlanDoc::new(&resolved, recorded.is_some(), &steps);
+        return Ok(Report::Plan(Box::new(planned)));
+    }
+    let cluster = Cluster::up_until(spec.clone(), opts, cancel).await?;
+    Ok(Report::Status(cluster.status().await?))
 }
 
 /// What `up` would do, changing nothing (`up --dry-run`): the spec with the images `up` would use

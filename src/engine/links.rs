@@ -10,8 +10,10 @@ use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
 use crate::core::firewall::{self, AgentNode, AgentReply, AgentRequest, Block, Plane};
 use crate::core::link::Shaping;
 use crate::core::partition::Cut;
+use crate::core::verb::{Links, Report, Verb};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
+use crate::engine::exec::{unexpected, Exec};
 use crate::engine::image;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{wait_until, Check, RPC_CONCURRENCY};
@@ -80,8 +82,71 @@ impl Cluster {
     }
 
     /// Shapes the P2P packets each of `nodes` sends — to the peers in `to`, or to all — with
-    /// `shaping`, replacing what was set there (an empty shaping clears it). Returns the new plane.
+    /// `shaping`, replacing what was set there (an empty shaping clears it). Returns every node's link
+    /// faults afterwards.
     pub async fn shape(
+        &mut self,
+        nodes: &[String],
+        to: Option<&[String]>,
+        shaping: &Shaping,
+        progress: &Progress,
+    ) -> Result<Links> {
+        let verb = Verb::Netem {
+            nodes: Some(nodes.to_vec()),
+            to: to.map(<[String]>::to_vec),
+            shaping: shaping.clone(),
+        };
+        self.links_verb(&verb, progress).await
+    }
+
+    /// Keeps the packets of `from` from reaching `to` (and back, when `both`), dropped or reset.
+    pub async fn cut(
+        &mut self,
+        from: &[String],
+        to: &[String],
+        both: bool,
+        block: Block,
+        progress: &Progress,
+    ) -> Result<Links> {
+        let verb = Verb::Cut {
+            from: from.to_vec(),
+            to: to.to_vec(),
+            both,
+            block,
+        };
+        self.links_verb(&verb, progress).await
+    }
+
+    /// Removes the shaping (`shaping`) and/or the cuts (`cuts`) of `nodes` (every node for `None`).
+    pub async fn clear_links(
+        &mut self,
+        nodes: Option<&[String]>,
+        shaping: bool,
+        cuts: bool,
+        progress: &Progress,
+    ) -> Result<Links> {
+        let verb = Verb::Clear {
+            nodes: nodes.map(<[String]>::to_vec),
+            shaping,
+            cuts,
+        };
+        self.links_verb(&verb, progress).await
+    }
+
+    /// `netem`, `cut` or `clear` through the executor.
+    async fn links_verb(&mut self, verb: &Verb, progress: &Progress) -> Result<Links> {
+        let how = Exec {
+            progress: progress.clone(),
+            ..Exec::default()
+        };
+        match self.exec(verb, &how).await? {
+            Report::Links(links) => Ok(links),
+            other => Err(unexpected(verb, &other)),
+        }
+    }
+
+    /// `shape` under the lock the executor holds.
+    pub(crate) async fn shape_locked(
         &self,
         nodes: &[String],
         to: Option<&[String]>,
@@ -90,14 +155,14 @@ impl Cluster {
     ) -> Result<Plane> {
         let nodes = self.indexes(nodes)?;
         let to = to.map(|t| self.indexes(t)).transpose()?;
-        self.change_plane(&format!("netem {shaping}"), progress, |plane| {
+        self.change_plane_locked(progress, true, |plane| {
             firewall::shape(plane, &nodes, to.as_deref(), shaping)
         })
         .await
     }
 
-    /// Keeps the packets of `from` from reaching `to` (and back, when `both`), dropped or reset.
-    pub async fn cut(
+    /// `cut` under the lock the executor holds.
+    pub(crate) async fn cut_locked(
         &self,
         from: &[String],
         to: &[String],
@@ -106,14 +171,14 @@ impl Cluster {
         progress: &Progress,
     ) -> Result<Plane> {
         let (from, to) = (self.indexes(from)?, self.indexes(to)?);
-        self.change_plane("cut", progress, |plane| {
+        self.change_plane_locked(progress, true, |plane| {
             firewall::cut(plane, &from, &to, both, block)
         })
         .await
     }
 
-    /// Removes the shaping (`shaping`) and/or the cuts (`cuts`) of `nodes` (every node for `None`).
-    pub async fn clear_links(
+    /// `clear_links` under the lock the executor holds.
+    pub(crate) async fn clear_links_locked(
         &self,
         nodes: Option<&[String]>,
         shaping: bool,
@@ -125,14 +190,10 @@ impl Cluster {
             None => (0..self.nodes.len()).collect(),
         };
         // Without an agent nothing was ever set: none is started to clear nothing.
-        let guard = self.lock("clear link faults").await?;
-        let result = self
-            .change_plane_locked(progress, false, |plane| {
-                firewall::clear(plane, &nodes, shaping, cuts)
-            })
-            .await;
-        guard.release().await;
-        result
+        self.change_plane_locked(progress, false, |plane| {
+            firewall::clear(plane, &nodes, shaping, cuts)
+        })
+        .await
     }
 
     /// The pairs the active rules keep apart, one way or both.
@@ -159,19 +220,6 @@ impl Cluster {
             .filter_map(|(name, f)| self.by_name.get(&name).map(|&i| (i, f)))
             .filter(|(_, f)| !f.is_empty())
             .collect()
-    }
-
-    /// Under the cluster's lock: reads the plane, edits it, and sends the agent the nodes changed.
-    async fn change_plane(
-        &self,
-        command: &str,
-        progress: &Progress,
-        edit: impl FnOnce(&mut Plane) -> Vec<usize>,
-    ) -> Result<Plane> {
-        let guard = self.lock(command).await?;
-        let result = self.change_plane_locked(progress, true, edit).await;
-        guard.release().await;
-        result
     }
 
     /// Sets every node's plane to the manifest's links (no cuts, no other shaping), under the lock the

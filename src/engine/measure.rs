@@ -5,9 +5,8 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
-use crate::core::propagation::{self, Kind, Round, Stamps, Summary, Target};
+use crate::core::propagation::{self, Kind, Round, Stamps, Target};
+pub use crate::core::propagation::{Measurement, Prepared};
 use crate::core::rawtx::{self, Coin, COINBASE_MATURITY};
 use crate::core::stats::hops_from;
 use crate::core::topology::Edge;
@@ -37,31 +36,6 @@ pub struct MeasureOptions {
     pub rounds: usize,
     /// How long each round may take to reach every node (and each preparation step).
     pub timeout: Duration,
-}
-
-/// A measurement: per round, when each node took the block or transaction.
-#[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    pub kind: Kind,
-    pub origin: String,
-    /// Nodes the origin could not reach in the peer graph at the start; they count as never arrived.
-    pub unreachable: Vec<String>,
-    /// What a `tx` measurement did first to have coins to send.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prepared: Option<Prepared>,
-    pub rounds: Vec<Round>,
-    pub summary: Summary,
-}
-
-/// What a measurement did before its rounds. A `block` measurement mines one block first when a node
-/// is in initial block download (a fresh chain): such a node logs new headers at debug level only and
-/// relays differently. A `tx` measurement mines to the anyone-can-spend script when no mature coin of
-/// it exists (100 blocks) and splits one coin into one output per round (one more block).
-#[derive(Debug, Clone, Serialize)]
-pub struct Prepared {
-    pub blocks_mined: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub split_txid: Option<String>,
 }
 
 /// The nodes of a measurement: who sends, who it can reach, and how far each node is.

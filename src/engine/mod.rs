@@ -5,6 +5,7 @@
 pub mod cluster;
 pub(crate) mod docker;
 pub mod error;
+pub mod exec;
 pub mod export;
 pub mod faults;
 pub mod host;

@@ -3,55 +3,17 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::core::blueprint::segment_network;
 use crate::core::firewall::{self, Block};
 use crate::core::partition::{self, CutMode, PartitionKind, SegmentId, Via};
 use crate::core::plan::{Containers, Desired, Segments};
+pub use crate::core::verb::{HealReport, NodeReorg, PartitionReport, SegmentReport};
+use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
+use crate::engine::exec::{unexpected, Exec};
 use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
-
-/// The data plane after a partition or heal, as `partition` and `status` report it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct PartitionReport {
-    pub mode: CutMode,
-    pub via: Via,
-    pub segments: Vec<SegmentReport>,
-    /// The peer graph the nodes were verified to hold (`a-b` by name).
-    pub graph: Vec<String>,
-    /// The seed of a random partition, so the same split can be asked for again.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct SegmentReport {
-    pub id: SegmentId,
-    pub network: String,
-    pub subnet: String,
-    pub members: Vec<String>,
-}
-
-/// What `heal --sync` found: where every node ended and how deep it reorganised.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct HealReport {
-    pub tip: String,
-    pub height: u64,
-    pub nodes: Vec<NodeReorg>,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct NodeReorg {
-    pub node: String,
-    /// The tip the node had before the heal.
-    pub old_tip: String,
-    pub old_height: u64,
-    /// How many of its blocks left the active chain.
-    pub reorg_depth: u64,
-}
 
 impl Cluster {
     /// Brings the cluster to `segments` under `mode` with containers as they are, through the one loop.
@@ -101,10 +63,29 @@ impl Cluster {
         reset: bool,
         timeout: Duration,
     ) -> Result<PartitionReport> {
+        let verb = Verb::Partition {
+            kind: kind.clone(),
+            via,
+            mode,
+            reset,
+            timeout: Some(timeout),
+        };
+        match self.exec(&verb, &Exec::default()).await? {
+            Report::Partition(report) => Ok(report),
+            other => Err(unexpected(&verb, &other)),
+        }
+    }
+
+    /// `partition_via` under the lock the executor holds.
+    pub(crate) async fn partition_locked(
+        &mut self,
+        kind: &PartitionKind,
+        mode: CutMode,
+        via: Via,
+        reset: bool,
+        timeout: Duration,
+    ) -> Result<PartitionReport> {
         let partition = partition::build(&self.spec, kind)?;
-        let guard = self
-            .lock(&format!("partition --via {}", via.name()))
-            .await?;
         let result = match via {
             Via::Segments => self.split(kind, &partition, mode, timeout).await,
             Via::Firewall => {
@@ -116,7 +97,6 @@ impl Cluster {
                 self.split_by_rules(&partition, mode, block, timeout).await
             }
         };
-        guard.release().await;
         let seed = match kind {
             PartitionKind::RandomHalves { seed } => Some(*seed),
             _ => None,
@@ -191,13 +171,17 @@ impl Cluster {
     /// Every node back on the base segment with its original address, partition segments removed,
     /// declared edges re-wired and verified. Frozen sessions of a silent cut resume.
     pub async fn heal(&mut self, timeout: Duration) -> Result<PartitionReport> {
-        let guard = self.lock("heal").await?;
-        let result = self.heal_locked(timeout).await;
-        guard.release().await;
-        result
+        let verb = Verb::Heal {
+            sync: false,
+            timeout: Some(timeout),
+        };
+        match self.exec(&verb, &Exec::default()).await? {
+            Report::Partition(report) => Ok(report),
+            other => Err(unexpected(&verb, &other)),
+        }
     }
 
-    async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
+    pub(crate) async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
         // Cuts by rule go first, so the re-wiring below finds the sessions' paths open.
         self.clear_cuts_locked().await?;
         self.converge_segments(Segments::Heal, CutMode::Drop, timeout)
@@ -209,13 +193,17 @@ impl Cluster {
     /// `heal`, then waits until every node is on the same best block, checks that it is the most-work
     /// tip any node had, and reports how deep each node reorganised.
     pub async fn heal_and_sync(&mut self, timeout: Duration) -> Result<HealReport> {
-        let guard = self.lock("heal").await?;
-        let result = self.heal_and_sync_locked(timeout).await;
-        guard.release().await;
-        result
+        let verb = Verb::Heal {
+            sync: true,
+            timeout: Some(timeout),
+        };
+        match self.exec(&verb, &Exec::default()).await? {
+            Report::Heal(report) => Ok(report),
+            other => Err(unexpected(&verb, &other)),
+        }
     }
 
-    async fn heal_and_sync_locked(&mut self, timeout: Duration) -> Result<HealReport> {
+    pub(crate) async fn heal_and_sync_locked(&mut self, timeout: Duration) -> Result<HealReport> {
         let before = on_all(&self.nodes, |n| async move {
             let hash = n.rpc.get_best_block_hash().await?;
             Ok::<_, Error>(n.rpc.get_block_header(&hash).await?)

@@ -9,8 +9,10 @@ use tokio::time::Instant;
 
 use crate::core::plan::{connect_step, pair_sessions, PairStep};
 use crate::core::topology::Edge;
+use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Result;
+use crate::engine::exec::Exec;
 use crate::engine::reconcile::run_all;
 use crate::engine::wait::{interval_for, wait_until, Check, RPC_CONCURRENCY};
 
@@ -20,17 +22,17 @@ const REDIAL_AFTER: Duration = Duration::from_secs(1);
 impl Cluster {
     /// Connects node `a` to node `b` (a dials b over a segment they share) and waits until both list
     /// each other with the handshake done.
-    pub async fn connect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        // Unknown nodes are refused before waiting for anyone.
-        self.node(a)?;
-        self.node(b)?;
-        let guard = self.lock("connect").await?;
-        let result = self.connect_locked(a, b, timeout).await;
-        guard.release().await;
-        result
+    pub async fn connect(&mut self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+        let verb = Verb::Connect {
+            a: a.into(),
+            b: b.into(),
+        };
+        self.exec(&verb, &Exec::with_timeout(timeout))
+            .await
+            .map(drop)
     }
 
-    async fn connect_locked(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+    pub(crate) async fn connect_locked(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
         let (a, b) = (self.node(a)?.layout.index, self.node(b)?.layout.index);
         let plane = self.observe_docker().await?.plane;
         self.dial(&plane, Edge::new(a, b)).await?;
@@ -57,16 +59,22 @@ impl Cluster {
     }
 
     /// Closes every session between `a` and `b` at both ends and waits until neither lists the other.
-    pub async fn disconnect(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
-        self.node(a)?;
-        self.node(b)?;
-        let guard = self.lock("disconnect").await?;
-        let result = self.disconnect_locked(a, b, timeout).await;
-        guard.release().await;
-        result
+    pub async fn disconnect(&mut self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+        let verb = Verb::Disconnect {
+            a: a.into(),
+            b: b.into(),
+        };
+        self.exec(&verb, &Exec::with_timeout(timeout))
+            .await
+            .map(drop)
     }
 
-    async fn disconnect_locked(&self, a: &str, b: &str, timeout: Duration) -> Result<()> {
+    pub(crate) async fn disconnect_locked(
+        &self,
+        a: &str,
+        b: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         let (a, b) = (self.node(a)?.layout.index, self.node(b)?.layout.index);
         let plane = self.observe_docker().await?.plane;
         let what = format!(

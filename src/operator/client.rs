@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
+use crate::core::verb::{Report, Verb};
+
 /// Where `docker-compose.yml` publishes the operator, and where `regbox operator` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9181";
 
@@ -52,16 +54,66 @@ impl Client {
         self.request("POST", path, Some(body)).await
     }
 
+    /// Asks the operator to carry out `verb` on `cluster`; its reply read back as the verb's report.
+    pub async fn verb(&self, cluster: &str, verb: &Verb) -> Result<Report, Refusal> {
+        let body = serde_json::to_value(verb).expect("a verb serializes");
+        let reply = self.post(&verbs_path(cluster), body).await?;
+        Report::parse(verb, reply).map_err(|e| Refusal {
+            status: None,
+            message: format!("unreadable reply of the operator at {}: {e}", self.base),
+        })
+    }
+
+    /// Asks for a streamed verb (`logs` with `follow`) and hands each chunk of text to `each` as it
+    /// comes, until the operator ends the stream.
+    pub async fn stream(
+        &self,
+        cluster: &str,
+        verb: &Verb,
+        mut each: impl FnMut(&str),
+    ) -> Result<(), Refusal> {
+        let body = serde_json::to_value(verb).expect("a verb serializes");
+        let res = self.send("POST", &verbs_path(cluster), Some(body)).await?;
+        if res.status() != 200 {
+            let status = res.status().as_u16();
+            let text = self.read(res).await?;
+            return Err(refusal(status, &text));
+        }
+        let mut body = res.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.unanswered(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                each(&String::from_utf8_lossy(data));
+            }
+        }
+        Ok(())
+    }
+
     async fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Refusal> {
-        let unanswered = |e: String| Refusal {
-            status: None,
-            message: format!("the operator at {} did not answer: {e}", self.base),
-        };
+        let res = self.send(method, path, body).await?;
+        let status = res.status().as_u16();
+        let text = self.read(res).await?;
+        if status != 200 {
+            return Err(refusal(status, &text));
+        }
+        if path == "/healthz" || path == "/metrics" {
+            return Ok(Value::String(text));
+        }
+        serde_json::from_str(&text).map_err(|e| self.unanswered(format!("unreadable reply: {e}")))
+    }
+
+    /// Sends one request and returns the response as it starts.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Refusal> {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Full<Bytes>>();
@@ -71,32 +123,44 @@ impl Client {
             .uri(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| unanswered(e.to_string()))?;
-        let res = client
+            .map_err(|e| self.unanswered(e.to_string()))?;
+        client
             .request(req)
             .await
-            .map_err(|e| unanswered(crate::core::names::error_chain(&e)))?;
-        let status = res.status().as_u16();
+            .map_err(|e| self.unanswered(crate::core::names::error_chain(&e)))
+    }
+
+    /// A whole response body as text.
+    async fn read(&self, res: hyper::Response<hyper::body::Incoming>) -> Result<String, Refusal> {
         let bytes = res
             .into_body()
             .collect()
             .await
-            .map_err(|e| unanswered(e.to_string()))?
+            .map_err(|e| self.unanswered(e.to_string()))?
             .to_bytes();
-        let text = String::from_utf8_lossy(&bytes);
-        let value: Value = if path == "/healthz" || path == "/metrics" {
-            Value::String(text.to_string())
-        } else {
-            serde_json::from_str(&text).map_err(|e| unanswered(format!("unreadable reply: {e}")))?
-        };
-        if status == 200 {
-            return Ok(value);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn unanswered(&self, e: String) -> Refusal {
+        Refusal {
+            status: None,
+            message: format!("the operator at {} did not answer: {e}", self.base),
         }
-        Err(Refusal {
-            status: Some(status),
-            message: value["error"]
-                .as_str()
-                .map_or_else(|| text.to_string(), str::to_string),
-        })
+    }
+}
+
+/// The operator's one endpoint for verbs on `cluster`.
+fn verbs_path(cluster: &str) -> String {
+    format!("/clusters/{cluster}/verbs")
+}
+
+/// A refusal with `status`: the message of its `{"error": …}` body, else the body itself.
+fn refusal(status: u16, text: &str) -> Refusal {
+    let value: Value = serde_json::from_str(text).unwrap_or_default();
+    Refusal {
+        status: Some(status),
+        message: value["error"]
+            .as_str()
+            .map_or_else(|| text.trim().to_string(), str::to_string),
     }
 }

@@ -1,26 +1,28 @@
 //! The operator's HTTP interface (HTTP/1.1, JSON): `GET /status` (every watched cluster: declared
 //! size, holds, the last pass and its changes or error, the last sample), `GET /metrics` (Prometheus
-//! text), `GET /healthz`, `GET /clusters/{name}/status` (what `regbox status` shows), and
-//! `POST /clusters/{name}/partition|heal|faults|mine`, which act on a cluster as the CLI's commands do
-//! (under its lock) and then wake its watcher.
+//! text), `GET /healthz`, and `POST /clusters/{name}/verbs`, which takes any verb of the vocabulary
+//! (`core::verb`) as its body, carries it out through the one executor and answers with its report
+//! (`logs` with `follow` streams the log as text), then wakes the cluster's watcher.
+//! `GET /clusters/{name}/status` and `POST /clusters/{name}/partition|heal|faults|mine` are aliases:
+//! each is read as the verb of its name.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::core::fault::Fault;
 use crate::core::names::error_chain;
-use crate::core::partition::{CutMode, PartitionKind, Via};
+use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
+use crate::engine::exec::{self, Exec};
 use crate::operator::Shared;
 
 /// The largest request body read.
@@ -61,6 +63,9 @@ pub async fn serve(op: Shared, listener: TcpListener, timeout: Duration) {
     }
 }
 
+/// A reply's body: whole, or streamed (`logs` with `follow`).
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
 /// A failed request: its status and message.
 struct Refused(StatusCode, String);
 
@@ -77,7 +82,7 @@ impl From<Error> for Refused {
     }
 }
 
-async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Response<Full<Bytes>> {
+async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     tracing::debug!("{method} {path}");
@@ -89,6 +94,11 @@ async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Resp
             "text/plain; version=0.0.4; charset=utf-8",
             t,
         ),
+        Ok(Reply::Stream(body)) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(body)
+            .expect("a valid response"),
         Err(Refused(status, message)) => {
             tracing::info!("{method} {path}: {status}: {message}");
             let body = json!({ "error": message }).to_string() + "\n";
@@ -97,18 +107,22 @@ async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Resp
     }
 }
 
-fn reply(status: StatusCode, kind: &str, body: String) -> Response<Full<Bytes>> {
+fn reply(status: StatusCode, kind: &str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", kind)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).boxed_unsync())
         .expect("a valid response")
 }
 
 enum Reply {
     Json(Value),
     Text(String),
+    Stream(Body),
 }
+
+/// Where each endpoint goes.
+const ENDPOINTS: &str = "GET /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/verbs (or the aliases partition|heal|faults|mine)";
 
 async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result<Reply, Refused> {
     let path: Vec<String> = req
@@ -125,8 +139,7 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         (&Method::GET, ["status"]) => Ok(Reply::Json(json!({ "clusters": op.states() }))),
         (&Method::GET, ["metrics"]) => Ok(Reply::Text(op.exposition())),
         (&Method::GET, ["clusters", cluster, "status"]) => {
-            let c = Cluster::open(Some(cluster)).await?;
-            Ok(Reply::Json(to_json(&c.status().await?)))
+            carry_out(op, cluster, Verb::Status, timeout).await
         }
         (&Method::POST, ["clusters", _, "status"]) => Err(Refused(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -134,12 +147,8 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         )),
         (&Method::POST, ["clusters", cluster, action]) => {
             let cluster = cluster.to_string();
-            let action = action.to_string();
-            let body = body(req).await?;
-            let result = act(&cluster, &action, body, timeout).await;
-            // The watcher looks again at once, whatever the outcome.
-            op.kick(&cluster, &format!("request: {action}"));
-            result.map(Reply::Json)
+            let verb = verb_of(action, body(req).await?)?;
+            carry_out(op, &cluster, verb, timeout).await
         }
         (_, ["status" | "metrics" | "healthz"]) | (_, ["clusters", _, _]) => Err(Refused(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -147,21 +156,99 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         )),
         _ => Err(Refused(
             StatusCode::NOT_FOUND,
-            "no such endpoint: GET /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/partition|heal|faults|mine".into(),
+            format!("no such endpoint: {ENDPOINTS}"),
         )),
     }
 }
 
-/// The request's JSON body (an empty body is `{}`).
+/// The verb a POST asks for: the body itself at `verbs`; at an alias, the body with the alias's verb.
+fn verb_of(action: &str, mut body: Value) -> Result<Verb, Refused> {
+    let word = match action {
+        "verbs" => None,
+        "partition" | "heal" | "mine" => Some(action),
+        "faults" => Some("fault"),
+        other => {
+            return Err(Refused(
+                StatusCode::NOT_FOUND,
+                format!("no endpoint `{other}`: {ENDPOINTS}"),
+            ))
+        }
+    };
+    if let (Some(word), Some(fields)) = (word, body.as_object_mut()) {
+        fields.insert("verb".into(), word.into());
+    }
+    serde_json::from_value(body).map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("{e}")))
+}
+
+/// Carries `verb` out on `cluster` through the executor; the watcher looks again at once after a
+/// verb that may have changed the cluster, whatever the outcome.
+async fn carry_out(
+    op: &Shared,
+    cluster: &str,
+    verb: Verb,
+    timeout: Duration,
+) -> Result<Reply, Refused> {
+    if let Verb::Logs {
+        node,
+        tail,
+        follow: true,
+    } = &verb
+    {
+        return follow(cluster, node, *tail).await;
+    }
+    let how = Exec {
+        timeout,
+        attach: op.container.clone(),
+        ..Exec::default()
+    };
+    let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;
+    if !matches!(
+        verb,
+        Verb::Status | Verb::Url { .. } | Verb::Logs { .. } | Verb::Wait { .. } | Verb::Sync { .. }
+    ) {
+        op.kick(cluster, &format!("request: {}", verb.word()));
+    }
+    Ok(Reply::Json(result?.to_json()))
+}
+
+/// `logs` with `follow`: the node's log as it grows, streamed until the client goes away. The cluster is
+/// opened (and the node checked) before the reply starts, so those errors keep their status.
+async fn follow(cluster: &str, node: &str, tail: Option<usize>) -> Result<Reply, Refused> {
+    let c = Cluster::open(Some(cluster)).await?;
+    c.node(node)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let node = node.to_string();
+    tokio::task::spawn_local(async move {
+        use futures::StreamExt;
+        let Ok(lines) = c.logs(&node, tail, true) else {
+            return;
+        };
+        let mut lines = std::pin::pin!(lines);
+        while let Some(chunk) = lines.next().await {
+            let text = chunk.unwrap_or_else(|e| format!("error: {}\n", error_chain(&e)));
+            if tx.send(Bytes::from(text)).await.is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    let frames = futures::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), rx))
+    });
+    Ok(Reply::Stream(StreamBody::new(frames).boxed_unsync()))
+}
+
+/// The request's JSON body (an empty body is `{}`); one over the limit is refused with 413.
 async fn body(req: Request<Incoming>) -> Result<Value, Refused> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| {
-            Refused(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            )
+            let status = match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                None => StatusCode::BAD_REQUEST,
+            };
+            Refused(status, format!("cannot read the body: {e}"))
         })?
         .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -173,100 +260,4 @@ async fn body(req: Request<Incoming>) -> Result<Value, Refused> {
             format!("the body is not JSON: {e}"),
         )
     })
-}
-
-/// Reads a request body as `T`, naming what was wrong with it.
-fn parse<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T, Refused> {
-    serde_json::from_value(body).map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("{e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PartitionBody {
-    /// `"halves"`, `{"groups": [["n0","n1"],["n2"]]}`, `{"isolate": "n1"}`, … (as in scenarios).
-    kind: PartitionKind,
-    #[serde(default)]
-    via: Via,
-    #[serde(default)]
-    mode: CutMode,
-    #[serde(default)]
-    reset: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealBody {
-    /// Also wait until every node is on the most-work tip, and report reorg depths.
-    #[serde(default)]
-    sync: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultBody {
-    node: String,
-    fault: Fault,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MineBody {
-    node: String,
-    #[serde(default = "one")]
-    blocks: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-/// Carries out one POST on `cluster`.
-async fn act(
-    cluster: &str,
-    action: &str,
-    body: Value,
-    timeout: Duration,
-) -> Result<Value, Refused> {
-    match action {
-        "partition" => {
-            let b: PartitionBody = parse(body)?;
-            let mut c = Cluster::open(Some(cluster)).await?;
-            let report = c
-                .partition_via(&b.kind, b.mode, b.via, b.reset, timeout)
-                .await?;
-            Ok(to_json(&report))
-        }
-        "heal" => {
-            let b: HealBody = parse(body)?;
-            let mut c = Cluster::open(Some(cluster)).await?;
-            if b.sync {
-                Ok(to_json(&c.heal_and_sync(timeout).await?))
-            } else {
-                Ok(to_json(&c.heal(timeout).await?))
-            }
-        }
-        "faults" => {
-            let b: FaultBody = parse(body)?;
-            let c = Cluster::open(Some(cluster)).await?;
-            c.fault(&b.node, b.fault, timeout).await?;
-            Ok(json!({ "node": b.node, "fault": b.fault }))
-        }
-        "mine" => {
-            let b: MineBody = parse(body)?;
-            let c = Cluster::open(Some(cluster)).await?;
-            let hashes = c.mine(&b.node, b.blocks).await?;
-            let node = c.node(&b.node)?;
-            let height = node.rpc.get_block_count().await.map_err(Error::from)?;
-            Ok(json!({ "node": node.name(), "height": height, "blocks": hashes }))
-        }
-        other => Err(Refused(
-            StatusCode::NOT_FOUND,
-            format!("no action `{other}`: partition, heal, faults or mine"),
-        )),
-    }
-}
-
-/// A report as a reply.
-fn to_json<T: serde::Serialize>(report: &T) -> Value {
-    serde_json::to_value(report).expect("a report serializes")
 }

@@ -1,0 +1,567 @@
+//! The vocabulary: every verb a user can ask of a cluster, as one serialisable type. The CLI's flags, a
+//! scenario step, a soak fault's start and end and an HTTP request to the operator are all parsed into a
+//! [`Verb`]; the engine's one executor carries it out and answers with a [`Report`]. The JSON form of
+//! both is the operator's request and reply body and the CLI's `--json` output.
+
+mod report;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::core::fault::Fault;
+use crate::core::firewall::Block;
+use crate::core::link::Shaping;
+use crate::core::manifest::ClusterSpec;
+use crate::core::partition::{CutMode, PartitionKind, Via};
+use crate::core::propagation::Kind as Propagation;
+use crate::core::wait::WaitFor;
+
+pub use report::{
+    describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
+    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Waited,
+    Wired,
+};
+
+/// How long a verb that waits may wait when it names no timeout of its own.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One thing a user asks of a cluster. Nodes are as typed: a name or a 0-based index. A `timeout` of
+/// `None` is the caller's default ([`DEFAULT_TIMEOUT`] unless it says otherwise). In JSON the verb is
+/// the `verb` field: `{"verb": "mine", "node": "n0", "blocks": 101}`; durations are in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Verb {
+    /// Each node's container state, chain tip and peers.
+    Status,
+    /// How another program reaches a node: its RPC URL with credentials and its P2P address.
+    Url { node: String },
+    /// Mines `blocks` blocks on `node` (no wallet needed).
+    Mine {
+        node: String,
+        #[serde(default = "one")]
+        blocks: u64,
+    },
+    /// Sends `amount_sat` from `from`'s wallet to a new address of `to`'s wallet.
+    Send {
+        from: String,
+        to: String,
+        amount_sat: u64,
+    },
+    /// `a` dials `b`; done when both list each other with the handshake finished.
+    Connect { a: String, b: String },
+    /// Every session between `a` and `b` closed; done when neither lists the other.
+    Disconnect { a: String, b: String },
+    /// Splits the data network (replacing any active partition) and verifies the peer graph.
+    Partition {
+        kind: PartitionKind,
+        #[serde(default)]
+        via: Via,
+        #[serde(default)]
+        mode: CutMode,
+        /// With `via: firewall`: stopped TCP packets are answered with a reset.
+        #[serde(default)]
+        reset: bool,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Every node back on the base segment and every cut removed; with `sync`, also waits for one tip
+    /// and reports each node's reorg depth.
+    Heal {
+        #[serde(default)]
+        sync: bool,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Shapes the P2P packets of `nodes` (every node for `None`) to `to` (everyone for `None`).
+    Netem {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Vec<String>>,
+        #[serde(default)]
+        shaping: Shaping,
+    },
+    /// Stops the packets of `from` to `to` (and back when `both`).
+    Cut {
+        from: Vec<String>,
+        to: Vec<String>,
+        #[serde(default = "yes")]
+        both: bool,
+        #[serde(default = "dropped")]
+        block: Block,
+    },
+    /// Removes the shaping and/or the cuts of `nodes` (every node's for `None`).
+    Clear {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes: Option<Vec<String>>,
+        #[serde(default)]
+        shaping: bool,
+        #[serde(default)]
+        cuts: bool,
+    },
+    /// Stop, start, restart, kill, pause or unpause a node.
+    Fault { fault: Fault, node: String },
+    /// Waits until a condition holds.
+    Wait {
+        until: WaitFor,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Waits until every node has the same best block and the same mempool.
+    Sync {
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Propagation of blocks or transactions from `from` (default: the first node) over `rounds`.
+    Measure {
+        #[serde(default = "block")]
+        kind: Propagation,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default = "five")]
+        rounds: usize,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Any RPC method on a node.
+    Rpc {
+        node: String,
+        method: String,
+        #[serde(default)]
+        params: Vec<Json>,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// A node's console output: the last `tail` lines (all for `None`), then new ones while `follow`.
+    Logs {
+        node: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tail: Option<usize>,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Brings the cluster `spec` declares up, or to the declared state, and reports every node's
+    /// status; with `dry_run`, changes nothing and reports the plan (what would change).
+    Apply {
+        spec: Box<ClusterSpec>,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Removes every container, volume and network of the cluster.
+    Down,
+}
+
+fn one() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn five() -> usize {
+    5
+}
+fn dropped() -> Block {
+    Block::Drop
+}
+fn block() -> Propagation {
+    Propagation::Block
+}
+
+/// Every verb word, in the order of [`Verb`].
+pub const VERBS: [&str; 19] = [
+    "status",
+    "url",
+    "mine",
+    "send",
+    "connect",
+    "disconnect",
+    "partition",
+    "heal",
+    "netem",
+    "cut",
+    "clear",
+    "fault",
+    "wait",
+    "sync",
+    "measure",
+    "rpc",
+    "logs",
+    "apply",
+    "down",
+];
+
+impl Verb {
+    /// The verb's word (its `verb` in JSON).
+    pub fn word(&self) -> &'static str {
+        VERBS[match self {
+            Verb::Status => 0,
+            Verb::Url { .. } => 1,
+            Verb::Mine { .. } => 2,
+            Verb::Send { .. } => 3,
+            Verb::Connect { .. } => 4,
+            Verb::Disconnect { .. } => 5,
+            Verb::Partition { .. } => 6,
+            Verb::Heal { .. } => 7,
+            Verb::Netem { .. } => 8,
+            Verb::Cut { .. } => 9,
+            Verb::Clear { .. } => 10,
+            Verb::Fault { .. } => 11,
+            Verb::Wait { .. } => 12,
+            Verb::Sync { .. } => 13,
+            Verb::Measure { .. } => 14,
+            Verb::Rpc { .. } => 15,
+            Verb::Logs { .. } => 16,
+            Verb::Apply { .. } => 17,
+            Verb::Down => 18,
+        }]
+    }
+
+    /// Whether the verb changes the cluster's wiring, segments, link faults or containers, and so is
+    /// carried out under the cluster's lock (readers never take it). `apply` and `down` take it on
+    /// their own, as they make or remove the cluster itself.
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Verb::Connect { .. }
+                | Verb::Disconnect { .. }
+                | Verb::Partition { .. }
+                | Verb::Heal { .. }
+                | Verb::Netem { .. }
+                | Verb::Cut { .. }
+                | Verb::Clear { .. }
+                | Verb::Fault { .. }
+        )
+    }
+
+    /// Every node the verb names, as typed (checked before the verb waits for anything).
+    pub fn nodes(&self) -> Vec<String> {
+        let all = |l: &Option<Vec<String>>| l.clone().unwrap_or_default();
+        match self {
+            Verb::Url { node }
+            | Verb::Mine { node, .. }
+            | Verb::Fault { node, .. }
+            | Verb::Rpc { node, .. }
+            | Verb::Logs { node, .. } => vec![node.clone()],
+            Verb::Send { from, to, .. } => vec![from.clone(), to.clone()],
+            Verb::Connect { a, b } | Verb::Disconnect { a, b } => vec![a.clone(), b.clone()],
+            Verb::Netem { nodes, to, .. } => [all(nodes), all(to)].concat(),
+            Verb::Cut { from, to, .. } => [from.clone(), to.clone()].concat(),
+            Verb::Clear { nodes, .. } => all(nodes),
+            Verb::Wait { until, .. } => until.nodes().unwrap_or_default(),
+            Verb::Measure { from, .. } => from.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The verb's own timeout, if it names one.
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            Verb::Partition { timeout, .. }
+            | Verb::Heal { timeout, .. }
+            | Verb::Wait { timeout, .. }
+            | Verb::Sync { timeout }
+            | Verb::Measure { timeout, .. }
+            | Verb::Rpc { timeout, .. }
+            | Verb::Apply { timeout, .. } => *timeout,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Verb {
+    /// The verb in a few words, nodes as written: a scenario step's default label, and what the
+    /// cluster's lock says its holder is doing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
+        match self {
+            Verb::Status => f.write_str("status"),
+            Verb::Url { node } => write!(f, "url {node}"),
+            Verb::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
+            Verb::Send {
+                from,
+                to,
+                amount_sat,
+            } => write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat)),
+            Verb::Connect { a, b } => write!(f, "connect {a} {b}"),
+            Verb::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
+            Verb::Partition {
+                kind,
+                mode,
+                via,
+                reset,
+                ..
+            } => {
+                f.write_str("partition ")?;
+                partition_kind(f, kind)?;
+                if *via == Via::Firewall {
+                    f.write_str(" via firewall")?;
+                }
+                match (mode, reset) {
+                    (CutMode::Silent, _) => f.write_str(" silent"),
+                    (CutMode::Drop, true) => f.write_str(" reset"),
+                    (CutMode::Drop, false) => Ok(()),
+                }
+            }
+            Verb::Netem { nodes, to, shaping } => {
+                write!(f, "netem {}", all(nodes))?;
+                if to.is_some() {
+                    write!(f, " to {}", all(to))?;
+                }
+                write!(f, ": {shaping}")
+            }
+            Verb::Cut {
+                from,
+                to,
+                both,
+                block,
+            } => write!(
+                f,
+                "cut {} {} {} ({})",
+                from.join(","),
+                if *both { "<->" } else { "->" },
+                to.join(","),
+                block.name()
+            ),
+            Verb::Clear {
+                nodes,
+                shaping,
+                cuts,
+            } => {
+                f.write_str(match (shaping, cuts) {
+                    (true, true) => "clear link faults",
+                    (true, false) => "clear netem",
+                    _ => "clear cuts",
+                })?;
+                match nodes {
+                    Some(n) => write!(f, " of {}", n.join(",")),
+                    None => Ok(()),
+                }
+            }
+            Verb::Heal { sync: false, .. } => f.write_str("heal"),
+            Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
+            Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+            Verb::Wait { until, .. } => write!(f, "wait {until}"),
+            Verb::Sync { .. } => f.write_str("sync"),
+            Verb::Measure {
+                kind, from, rounds, ..
+            } => {
+                write!(f, "measure {kind} propagation")?;
+                if let Some(n) = from {
+                    write!(f, " from {n}")?;
+                }
+                write!(f, ", {rounds} round(s)")
+            }
+            Verb::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
+            Verb::Logs { node, .. } => write!(f, "logs {node}"),
+            Verb::Apply { spec, dry_run, .. } => {
+                let word = if *dry_run { "plan" } else { "apply" };
+                write!(f, "{word} {}", spec.name)
+            }
+            Verb::Down => f.write_str("down"),
+        }
+    }
+}
+
+fn partition_kind(f: &mut fmt::Formatter<'_>, kind: &PartitionKind) -> fmt::Result {
+    match kind {
+        PartitionKind::Groups(groups) => {
+            let groups: Vec<String> = groups
+                .iter()
+                .map(|g| format!("[{}]", g.join(" ")))
+                .collect();
+            f.write_str(&groups.join(" "))
+        }
+        PartitionKind::Halves => f.write_str("halves"),
+        PartitionKind::RandomHalves { seed } => write!(f, "random-halves seed {seed}"),
+        PartitionKind::Isolate(node) => write!(f, "isolate {node}"),
+        PartitionKind::Bridge => f.write_str("bridge"),
+        PartitionKind::MajoritiesRing => f.write_str("majorities-ring"),
+    }
+}
+
+const SATS_PER_BTC: u64 = 100_000_000;
+
+/// Satoshis as BTC, exact and trimmed: `2`, `0.00000001`.
+pub fn btc(sats: u64) -> String {
+    let text = format!("{}.{:08}", sats / SATS_PER_BTC, sats % SATS_PER_BTC);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// BTC as typed (`0.5`, `2`, `0.00000001`) to satoshis, exactly: no float is involved.
+pub fn sats(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is no amount of BTC (more than 0, at most 8 decimals)");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 8 {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = format!("{frac:0<8}").parse().map_err(|_| bad())?;
+    let sats = whole
+        .checked_mul(SATS_PER_BTC)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)?;
+    if sats == 0 || sats > 21_000_000 * SATS_PER_BTC {
+        return Err(bad());
+    }
+    Ok(sats)
+}
+
+/// An optional duration as a number of seconds in JSON.
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => Duration::try_from_secs_f64(s)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{s} is no number of seconds"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(v: &Verb) -> Verb {
+        serde_json::from_value(serde_json::to_value(v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_verb_survives_its_json_form() {
+        let spec = crate::core::manifest::ClusterSpec::default_ring4();
+        let verbs = vec![
+            Verb::Status,
+            Verb::Url { node: "n0".into() },
+            Verb::Mine {
+                node: "n0".into(),
+                blocks: 3,
+            },
+            Verb::Send {
+                from: "n0".into(),
+                to: "1".into(),
+                amount_sat: 5,
+            },
+            Verb::Partition {
+                kind: PartitionKind::Groups(vec![vec!["n0".into()]]),
+                via: Via::Firewall,
+                mode: CutMode::Silent,
+                reset: false,
+                timeout: Some(Duration::from_millis(1500)),
+            },
+            Verb::Wait {
+                until: WaitFor::Height {
+                    node: Some("n2".into()),
+                    height: 7,
+                },
+                timeout: None,
+            },
+            Verb::Apply {
+                spec: Box::new(spec),
+                dry_run: true,
+                timeout: None,
+            },
+            Verb::Down,
+        ];
+        for v in &verbs {
+            assert_eq!(&round_trip(v), v, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_body_names_its_verb_and_unknown_fields_are_refused() {
+        let v: Verb = serde_json::from_str(r#"{"verb":"mine","node":"n0"}"#).unwrap();
+        assert_eq!(
+            v,
+            Verb::Mine {
+                node: "n0".into(),
+                blocks: 1
+            }
+        );
+        let e = serde_json::from_str::<Verb>(r#"{"verb":"mine","node":"n0","blocs":2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `blocs`"), "{e}");
+        let e = serde_json::from_str::<Verb>(r#"{"verb":"explode"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `explode`"), "{e}");
+        let v: Verb = serde_json::from_str(r#"{"verb":"heal","timeout":2.5}"#).unwrap();
+        assert_eq!(v.timeout(), Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn the_words_follow_the_variants() {
+        let json = |w: &str| serde_json::json!({ "verb": w });
+        assert_eq!(
+            serde_json::from_value::<Verb>(json("status"))
+                .unwrap()
+                .word(),
+            "status"
+        );
+        assert_eq!(
+            serde_json::from_value::<Verb>(json("down")).unwrap().word(),
+            "down"
+        );
+        for w in VERBS {
+            // Each word is a variant (its fields may be missing, never the variant itself).
+            let e = serde_json::from_value::<Verb>(json(w))
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_none_or(|e| !e.contains("unknown variant")),
+                "{w}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_nodes_a_verb_names_are_its_own_strings() {
+        let v = Verb::Cut {
+            from: vec!["n0".into(), "n1".into()],
+            to: vec!["3".into()],
+            both: false,
+            block: Block::Reset,
+        };
+        assert_eq!(v.nodes(), vec!["n0", "n1", "3"]);
+        assert!(Verb::Status.nodes().is_empty());
+        assert!(v.changes() && !Verb::Status.changes());
+    }
+
+    #[test]
+    fn amounts_typed_in_btc_are_exact_satoshis() {
+        assert_eq!(sats("0.1"), Ok(10_000_000));
+        assert_eq!(sats("2"), Ok(200_000_000));
+        assert_eq!(sats(".5"), Ok(50_000_000));
+        assert_eq!(sats("0.00000001"), Ok(1));
+        for bad in ["0", "-1", "1.123456789", "abc", "", ".", "21000001", "1e3"] {
+            assert!(sats(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn btc_is_exact_and_trimmed() {
+        assert_eq!(btc(1), "0.00000001");
+        assert_eq!(btc(21_000_000 * SATS_PER_BTC), "21000000");
+    }
+}
