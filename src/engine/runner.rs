@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use crate::core::names::error_chain;
 use crate::core::propagation;
-use crate::core::scenario::{Action, Check as Assertion, Scenario, Step};
+use crate::core::scenario::{Action, Check as Assertion, Scenario, Step, Then};
+use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
+use crate::engine::exec::{self, Exec};
 use crate::engine::lifecycle::UpOptions;
-use crate::engine::measure::MeasureOptions;
 use crate::engine::node::Node;
-use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
 /// How one step ended.
@@ -167,8 +167,8 @@ pub async fn run(
         }
     };
 
+    let mut state = State::default();
     if let Some(c) = cluster.as_mut() {
-        let mut state = State::default();
         let mut failed = false;
         for step in &scenario.steps {
             if failed || interrupted {
@@ -201,6 +201,12 @@ pub async fn run(
         }
     }
 
+    // A `down` step removed the cluster already.
+    if state.down_at.is_some() {
+        if let Some(c) = cluster.take() {
+            c.keep();
+        }
+    }
     if cluster.is_some() && !opts.keep {
         opts.up.progress.stage("teardown", 0);
     }
@@ -255,11 +261,13 @@ async fn last_logs(c: &Cluster) -> String {
 /// Log lines per node kept with a failed step.
 const LOG_LINES: usize = 15;
 
-/// What steps leave for later steps: transaction ids by name.
+/// What steps leave for later steps: transaction ids by name, and whether a step took the cluster
+/// down.
 #[derive(Default)]
 struct State {
     txids: HashMap<String, String>,
     last_tx: Option<String>,
+    down_at: Option<usize>,
 }
 
 /// A failed step's message: the error with its whole cause chain.
@@ -283,111 +291,79 @@ async fn tip(n: &Node) -> Result<String, Error> {
 }
 
 async fn execute(c: &mut Cluster, step: &Step, state: &mut State) -> Result<(), String> {
-    const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+    if let Some(line) = state.down_at {
+        return Err(format!(
+            "the cluster was taken down by the step at line {line}"
+        ));
+    }
     match &step.action {
-        Action::Mine { node, blocks } => c.mine(node, *blocks).await.map(|_| ()).map_err(fail),
-        Action::Send {
-            from,
-            to,
-            amount_sat,
-            id,
-        } => {
-            let txid = c.send(from, to, *amount_sat).await.map_err(fail)?;
-            if let Some(id) = id {
-                state.txids.insert(id.clone(), txid.clone());
-            }
-            state.last_tx = Some(txid);
-            Ok(())
-        }
-        Action::Connect { a, b } => c.connect(a, b, STEP_TIMEOUT).await.map_err(fail),
-        Action::Disconnect { a, b } => c.disconnect(a, b, STEP_TIMEOUT).await.map_err(fail),
-        Action::Partition {
-            kind,
-            mode,
-            via,
-            reset,
-        } => c
-            .partition_via(kind, *mode, *via, *reset, STEP_TIMEOUT)
-            .await
-            .map(|_| ())
-            .map_err(fail),
-        Action::Netem { nodes, to, shaping } => {
-            let all: Vec<String> = c.nodes().iter().map(|n| n.name().to_string()).collect();
-            let nodes = nodes.clone().unwrap_or(all);
-            c.shape(&nodes, to.as_deref(), shaping, &Progress::default())
-                .await
-                .map(|_| ())
-                .map_err(fail)
-        }
-        Action::Cut {
-            from,
-            to,
-            both,
-            block,
-        } => c
-            .cut(from, to, *both, *block, &Progress::default())
-            .await
-            .map(|_| ())
-            .map_err(fail),
-        Action::Clear { shaping, cuts } => c
-            .clear_links(None, *shaping, *cuts, &Progress::default())
-            .await
-            .map(|_| ())
-            .map_err(fail),
-        Action::Heal {
-            sync: false,
-            timeout,
-        } => c.heal(*timeout).await.map(|_| ()).map_err(fail),
-        Action::Heal {
-            sync: true,
-            timeout,
-        } => c.heal_and_sync(*timeout).await.map(|_| ()).map_err(fail),
-        Action::Fault { fault, node } => c.fault(node, *fault, STEP_TIMEOUT).await.map_err(fail),
         Action::Sleep(d) => {
             tokio::time::sleep(*d).await;
             Ok(())
         }
-        Action::Wait { until, timeout } => c.wait(until, *timeout).await.map(drop).map_err(fail),
-        Action::Measure {
-            kind,
-            from,
-            rounds,
-            quantile,
-            within,
+        Action::Assert(check) => assert(c, check, state).await,
+        Action::Do { verb, then } => {
+            let report = carry_out(c, verb).await.map_err(fail)?;
+            if matches!(verb, Verb::Down) {
+                state.down_at = Some(step.line);
+            }
+            follow_up(report, then, state)
+        }
+    }
+}
+
+/// A step's verb, through the executor. The step's own spinner stays: the verb's stages are not
+/// shown. `apply` changes the scenario's cluster (its manifest takes the running cluster's name), and
+/// the handle is opened again on what it made; `down` removes it (the run's teardown then has nothing
+/// left to do).
+async fn carry_out(c: &mut Cluster, verb: &Verb) -> Result<Report, Error> {
+    let how = Exec::default();
+    let name = c.name().to_string();
+    match verb {
+        Verb::Apply {
+            spec,
+            dry_run,
             timeout,
         } => {
-            let opts = MeasureOptions {
-                kind: *kind,
-                from: from.clone().unwrap_or_else(|| "0".into()),
-                rounds: *rounds,
+            let mut spec = spec.clone();
+            spec.rename(&name).map_err(Error::BadRequest)?;
+            let verb = Verb::Apply {
+                spec,
+                dry_run: *dry_run,
                 timeout: *timeout,
             };
-            // The step's own spinner stays: the measurement's stages are not shown.
-            let m = c
-                .measure_propagation(&opts, &Progress::default())
-                .await
-                .map_err(fail)?;
-            let within_ms = within.as_secs_f64() * 1000.0;
-            propagation::check_within(&m.rounds, *kind, &m.origin, *quantile, within_ms)
+            let report = exec::execute(Some(&name), &verb, &how, std::future::pending()).await?;
+            let mut fresh = Cluster::open(Some(&name)).await?;
+            fresh.armed = c.armed;
+            std::mem::replace(c, fresh).keep();
+            Ok(report)
         }
-        Action::Assert(check) => assert(c, check, state).await,
-        Action::Rpc {
-            node,
-            method,
-            params,
-            expect,
-        } => {
-            let n = c.node(node).map_err(fail)?;
-            let result = n
-                .rpc
-                .call_raw(method, Value::Array(params.clone()), STEP_TIMEOUT)
-                .await
-                .map_err(|e| fail(e.into()))?;
-            match expect {
-                Some(want) if *want != result => Err(format!("expected {want}, saw {result}")),
-                _ => Ok(()),
+        Verb::Down => {
+            c.armed = false;
+            exec::execute(Some(&name), verb, &how, std::future::pending()).await
+        }
+        _ => c.exec(verb, &how).await,
+    }
+}
+
+/// What a step does with its verb's report: keeps a transaction for later steps, or checks a result.
+fn follow_up(report: Report, then: &Then, state: &mut State) -> Result<(), String> {
+    match (report, then) {
+        (Report::Sent(sent), then) => {
+            if let Then::Name(id) = then {
+                state.txids.insert(id.clone(), sent.txid.clone());
             }
+            state.last_tx = Some(sent.txid);
+            Ok(())
         }
+        (Report::Rpc(result), Then::Equals(want)) if *want != result => {
+            Err(format!("expected {want}, saw {result}"))
+        }
+        (Report::Measured(m), Then::Within { quantile, within }) => {
+            let within_ms = within.as_secs_f64() * 1000.0;
+            propagation::check_within(&m.rounds, m.kind, &m.origin, *quantile, within_ms)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -12,7 +12,6 @@ use futures::stream::{self, StreamExt};
 
 use crate::core::fault::Fault;
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::rng::SplitMix64;
 use crate::core::soak::invariants::MEMPOOLS_AGREE;
 use crate::core::soak::{
@@ -21,6 +20,7 @@ use crate::core::soak::{
 };
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
+use crate::engine::exec::Exec;
 use crate::engine::lifecycle::UpOptions;
 use crate::engine::node::{unix_now, Node, Vitals, SAMPLE_TIMEOUT};
 use crate::engine::progress::Progress;
@@ -30,8 +30,6 @@ use crate::engine::wait::{self, RPC_CONCURRENCY};
 const MEMPOOL_RELAY: Duration = Duration::from_secs(10);
 /// How long running nodes may sit on different tips of equal work before a block breaks the tie.
 const TIE_AFTER: Duration = Duration::from_secs(2);
-/// How long a fault's begin or end (a partition, a node started again and re-wired) may take.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one node's sample may take; a node that takes longer counts as not running for that round.
 /// How long background mining or sending on one node may take.
 const ACTIVITY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -344,36 +342,26 @@ impl<'a> Soak<'a> {
                 crate::core::names::error_chain(&e)
             ),
         };
-        match &step.detail {
-            StepDetail::Partition { groups } => {
-                let kind = PartitionKind::Groups(groups.clone());
-                cluster
-                    .partition_via(&kind, CutMode::Drop, Via::Segments, false, STEP_TIMEOUT)
-                    .await
-                    .map_err(failed)?;
+        if let StepDetail::Node { begin, end } = &step.detail {
+            let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
+            // Held before the fault, so no background call picks a node going down.
+            self.held.lock().unwrap().insert(node);
+            if matches!(begin, Fault::Kill | Fault::Restart) {
+                self.restarted.lock().unwrap().insert(node);
             }
-            StepDetail::Netem { shaping } => {
-                cluster
-                    .shape(&step.targets, None, shaping, &Progress::default())
-                    .await
-                    .map_err(failed)?;
+            cluster
+                .exec(&step.begin(), &Exec::default())
+                .await
+                .map_err(failed)?;
+            if end.is_none() {
+                // A restart is over once the node is back.
+                self.held.lock().unwrap().remove(&node);
             }
-            StepDetail::Node { begin, end } => {
-                let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
-                // Held before the fault, so no background call picks a node going down.
-                self.held.lock().unwrap().insert(node);
-                if matches!(begin, Fault::Kill | Fault::Restart) {
-                    self.restarted.lock().unwrap().insert(node);
-                }
-                cluster
-                    .fault(&step.targets[0], *begin, STEP_TIMEOUT)
-                    .await
-                    .map_err(failed)?;
-                if end.is_none() {
-                    // A restart is over once the node is back.
-                    self.held.lock().unwrap().remove(&node);
-                }
-            }
+        } else {
+            cluster
+                .exec(&step.begin(), &Exec::default())
+                .await
+                .map_err(failed)?;
         }
         Ok(())
     }
@@ -389,26 +377,15 @@ impl<'a> Soak<'a> {
                 crate::core::names::error_chain(&e)
             ),
         };
-        match &step.detail {
-            StepDetail::Partition { .. } => {
-                cluster.heal(STEP_TIMEOUT).await.map_err(failed)?;
-            }
-            StepDetail::Netem { .. } => {
-                cluster
-                    .clear_links(Some(&step.targets), true, false, &Progress::default())
-                    .await
-                    .map_err(failed)?;
-            }
-            StepDetail::Node { end, .. } => {
-                let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
-                if let Some(end) = end {
-                    cluster
-                        .fault(&step.targets[0], *end, STEP_TIMEOUT)
-                        .await
-                        .map_err(failed)?;
-                }
-                self.held.lock().unwrap().remove(&node);
-            }
+        if let Some(verb) = step.end_verb() {
+            cluster
+                .exec(&verb, &Exec::default())
+                .await
+                .map_err(failed)?;
+        }
+        if let StepDetail::Node { .. } = &step.detail {
+            let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
+            self.held.lock().unwrap().remove(&node);
         }
         *self.active.lock().unwrap() = None;
         self.emit(EventKind::FaultEnd {

@@ -7,19 +7,22 @@ use crate::core::manifest::ClusterSpec;
 use crate::core::names::{shown, NodeNames};
 use crate::core::partition::PartitionKind;
 use crate::core::scenario::model::{Action, Check, Scenario};
+use crate::core::verb::Verb;
 use crate::core::wait::WaitFor;
 use crate::core::yaml::{Cx, Pos, SourceError};
 
 /// Checks the steps against the cluster they will run on: every node reference
 /// resolves, senders and receivers have wallets, and nodes that must differ do.
 /// Errors point at the step.
+/// Steps after an `apply` are checked against the cluster it declares.
 pub fn validate(scenario: &Scenario, spec: &ClusterSpec, origin: &str) -> Result<(), SourceError> {
     let cx = Cx::new(origin, "scenario");
-    let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
-    // The spec no longer says whether a count made the names; n0..nK is what one makes.
-    let counted = names.iter().enumerate().all(|(i, n)| *n == format!("n{i}"));
-    let names = NodeNames { names, counted };
+    let mut spec = spec;
     for step in &scenario.steps {
+        let names: Vec<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
+        // The spec no longer says whether a count made the names; n0..nK is what one makes.
+        let counted = names.iter().enumerate().all(|(i, n)| *n == format!("n{i}"));
+        let names = NodeNames { names, counted };
         let v = StepCheck {
             cx: &cx,
             spec,
@@ -30,6 +33,13 @@ pub fn validate(scenario: &Scenario, spec: &ClusterSpec, origin: &str) -> Result
             },
         };
         v.step(&step.action)?;
+        if let Action::Do {
+            verb: Verb::Apply { spec: applied, .. },
+            ..
+        } = &step.action
+        {
+            spec = applied;
+        }
     }
     Ok(())
 }
@@ -83,40 +93,22 @@ impl StepCheck<'_> {
 
     fn step(&self, action: &Action) -> Res<()> {
         match action {
-            Action::Mine { node, .. }
-            | Action::Fault { node, .. }
-            | Action::Rpc { node, .. }
-            | Action::Wait {
-                until: WaitFor::Peers { node, .. },
-                ..
-            }
-            | Action::Assert(Check::MempoolHas { node, .. })
-            | Action::Assert(Check::StaleTips { node, .. }) => self.resolve(node).map(drop),
-            Action::Wait {
-                until: WaitFor::Height { node, .. },
-                ..
-            }
-            | Action::Assert(Check::Height { node, .. }) => node
-                .as_deref()
-                .map_or(Ok(()), |n| self.resolve(n).map(drop)),
-            Action::Send { from, to, .. } => {
+            Action::Do { verb, .. } => self.verb(verb),
+            Action::Assert(check) => self.check(check),
+            Action::Sleep(_) => Ok(()),
+        }
+    }
+
+    fn verb(&self, verb: &Verb) -> Res<()> {
+        match verb {
+            Verb::Send { from, to, .. } => {
                 self.wallet(from, "sends from")?;
                 self.wallet(to, "pays to")
             }
-            Action::Netem { nodes, to, .. } => {
-                for list in [nodes, to].into_iter().flatten() {
-                    list.iter().try_for_each(|n| self.resolve(n).map(drop))?;
-                }
-                Ok(())
+            Verb::Connect { a, b } | Verb::Disconnect { a, b } => {
+                self.distinct(&[a.clone(), b.clone()])
             }
-            Action::Cut { from, to, .. } => from
-                .iter()
-                .chain(to)
-                .try_for_each(|n| self.resolve(n).map(drop)),
-            Action::Connect { a, b }
-            | Action::Disconnect { a, b }
-            | Action::Assert(Check::TipOf { a, b }) => self.distinct(&[a.clone(), b.clone()]),
-            Action::Partition { kind, .. } => {
+            Verb::Partition { kind, .. } => {
                 if self.spec.nodes.len() < 2 {
                     return Err(self.cx.error(
                         self.at,
@@ -129,17 +121,14 @@ impl StepCheck<'_> {
                     _ => Ok(()),
                 }
             }
-            Action::Wait {
+            Verb::Wait {
                 until:
                     WaitFor::Ready(Some(nodes))
                     | WaitFor::SyncBlocks(Some(nodes))
                     | WaitFor::SyncMempools(Some(nodes)),
                 ..
-            }
-            | Action::Assert(Check::SameTip(Some(nodes)) | Check::DifferentTips(nodes)) => {
-                self.distinct(nodes)
-            }
-            Action::Measure { from, .. } => {
+            } => self.distinct(nodes),
+            Verb::Measure { from, .. } => {
                 if self.spec.nodes.len() < 2 {
                     return Err(self.cx.error(
                         self.at,
@@ -149,15 +138,31 @@ impl StepCheck<'_> {
                 from.as_deref()
                     .map_or(Ok(()), |n| self.resolve(n).map(drop))
             }
-            Action::Wait {
-                until:
-                    WaitFor::Ready(None) | WaitFor::SyncBlocks(None) | WaitFor::SyncMempools(None),
-                ..
+            Verb::Apply { spec, .. } if spec.name != self.spec.name => Err(self.cx.error(
+                self.at,
+                format!(
+                    "`apply` declares cluster `{}`, but the scenario's cluster is `{}`",
+                    spec.name, self.spec.name
+                ),
+            )),
+            other => other
+                .nodes()
+                .iter()
+                .try_for_each(|n| self.resolve(n).map(drop)),
+        }
+    }
+
+    fn check(&self, check: &Check) -> Res<()> {
+        match check {
+            Check::MempoolHas { node, .. } | Check::StaleTips { node, .. } => {
+                self.resolve(node).map(drop)
             }
-            | Action::Assert(Check::SameTip(None))
-            | Action::Heal { .. }
-            | Action::Clear { .. }
-            | Action::Sleep(_) => Ok(()),
+            Check::Height { node, .. } => node
+                .as_deref()
+                .map_or(Ok(()), |n| self.resolve(n).map(drop)),
+            Check::TipOf { a, b } => self.distinct(&[a.clone(), b.clone()]),
+            Check::SameTip(Some(nodes)) | Check::DifferentTips(nodes) => self.distinct(nodes),
+            Check::SameTip(None) => Ok(()),
         }
     }
 }

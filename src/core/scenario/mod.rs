@@ -53,7 +53,7 @@ mod parse;
 
 pub use crate::core::scenario::check::validate;
 pub use crate::core::scenario::model::{
-    Action, Check, ClusterSource, Scenario, Step, DEFAULT_SCENARIO, DEFAULT_TIMEOUT, MAX_BLOCKS,
-    MAX_SECONDS,
+    Action, Check, ClusterSource, Scenario, Step, Then, DEFAULT_SCENARIO, DEFAULT_TIMEOUT,
+    MAX_BLOCKS, MAX_SECONDS,
 };
 pub use crate::core::scenario::parse::{parse, parse_reading};

@@ -6,13 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::core::fault::Fault;
-use crate::core::firewall::Block;
-use crate::core::link::Shaping;
 use crate::core::manifest::ClusterSpec;
-use crate::core::partition::{CutMode, PartitionKind, Via};
-use crate::core::propagation::{percent, Kind as Propagation};
-use crate::core::wait::WaitFor;
+use crate::core::propagation::percent;
+use crate::core::verb::Verb;
 
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,81 +57,38 @@ pub struct Step {
 /// them with [`ClusterSpec::resolve`] once [`validate`](super::validate) has passed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Mine {
-        node: String,
-        blocks: u64,
-    },
-    Send {
-        from: String,
-        to: String,
-        amount_sat: u64,
-        id: Option<String>,
-    },
-    Connect {
-        a: String,
-        b: String,
-    },
-    Disconnect {
-        a: String,
-        b: String,
-    },
-    Partition {
-        kind: PartitionKind,
-        mode: CutMode,
-        via: Via,
-        /// With `via: firewall`: stopped TCP packets are answered with a reset.
-        reset: bool,
-    },
-    /// Shapes the P2P packets of `nodes` (every node for `None`) to `to` (everyone for `None`).
-    Netem {
-        nodes: Option<Vec<String>>,
-        to: Option<Vec<String>>,
-        shaping: Shaping,
-    },
-    /// Stops the packets of `from` to `to` (and back when `both`).
-    Cut {
-        from: Vec<String>,
-        to: Vec<String>,
-        both: bool,
-        block: Block,
-    },
-    /// Removes every node's shaping and/or cuts.
-    Clear {
-        shaping: bool,
-        cuts: bool,
-    },
-    Heal {
-        sync: bool,
-        timeout: Duration,
-    },
-    Fault {
-        fault: Fault,
-        node: String,
-    },
-    /// Waits on a condition shared with the library (`core::wait`), not a translation of it.
-    Wait {
-        until: WaitFor,
-        timeout: Duration,
+    /// A verb of the vocabulary, carried out by the engine's executor as every door's verbs are;
+    /// `then` is what the step does with its report.
+    Do {
+        verb: Verb,
+        then: Then,
     },
     Assert(Check),
-    Rpc {
-        node: String,
-        method: String,
-        params: Vec<Json>,
-        expect: Option<Json>,
-    },
     Sleep(Duration),
-    /// Propagation of blocks or transactions from `from` (default: the first node) over `rounds`
-    /// rounds; passes when at least a fraction `quantile` of the other nodes' arrivals came within
-    /// `within`.
-    Measure {
-        kind: Propagation,
-        from: Option<String>,
-        rounds: usize,
-        quantile: f64,
-        within: Duration,
-        timeout: Duration,
-    },
+}
+
+/// What a step does with its verb's report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Then {
+    /// Nothing: the step passes when the verb is carried out.
+    Pass,
+    /// `send` with `id`: the transaction is kept under this name for later steps.
+    Name(String),
+    /// `rpc` with `expect`: the result must equal this.
+    Equals(Json),
+    /// `measure` with `quantile` and `within`: at least that fraction of the other nodes' arrivals
+    /// came within that time.
+    Within { quantile: f64, within: Duration },
+}
+
+impl Action {
+    /// A step that carries `verb` out and passes when it is done.
+    pub fn verb(verb: Verb) -> Action {
+        Action::Do {
+            verb,
+            then: Then::Pass,
+        }
+    }
 }
 
 /// `None` in a node list means every node.
@@ -165,85 +118,25 @@ pub enum Check {
 }
 
 impl fmt::Display for Action {
-    /// The step's default label: the action in a few words, nodes as written.
+    /// The step's default label: the verb in a few words (nodes as written), or the check.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
-            Action::Send {
-                from,
-                to,
-                amount_sat,
-                id,
-            } => {
-                write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat))?;
-                match id {
-                    Some(id) => write!(f, " as {id}"),
-                    None => Ok(()),
-                }
-            }
-            Action::Connect { a, b } => write!(f, "connect {a} {b}"),
-            Action::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
-            Action::Partition {
-                kind,
-                mode,
-                via,
-                reset,
-            } => {
-                f.write_str("partition ")?;
-                match kind {
-                    PartitionKind::Groups(groups) => {
-                        let groups: Vec<String> = groups
-                            .iter()
-                            .map(|g| format!("[{}]", g.join(" ")))
-                            .collect();
-                        f.write_str(&groups.join(" "))?
+            Action::Do { verb, then } => {
+                write!(f, "{verb}")?;
+                match then {
+                    Then::Name(id) => write!(f, " as {id}"),
+                    Then::Within { quantile, within } => {
+                        write!(
+                            f,
+                            ": {} within {}s",
+                            percent(*quantile),
+                            within.as_secs_f64()
+                        )
                     }
-                    PartitionKind::Halves => f.write_str("halves")?,
-                    PartitionKind::RandomHalves { seed } => write!(f, "random-halves seed {seed}")?,
-                    PartitionKind::Isolate(node) => write!(f, "isolate {node}")?,
-                    PartitionKind::Bridge => f.write_str("bridge")?,
-                    PartitionKind::MajoritiesRing => f.write_str("majorities-ring")?,
-                }
-                if *via == Via::Firewall {
-                    f.write_str(" via firewall")?;
-                }
-                match (mode, reset) {
-                    (CutMode::Silent, _) => f.write_str(" silent"),
-                    (CutMode::Drop, true) => f.write_str(" reset"),
-                    (CutMode::Drop, false) => Ok(()),
+                    Then::Pass | Then::Equals(_) => Ok(()),
                 }
             }
-            Action::Netem { nodes, to, shaping } => {
-                let all =
-                    |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
-                write!(f, "netem {}", all(nodes))?;
-                if to.is_some() {
-                    write!(f, " to {}", all(to))?;
-                }
-                write!(f, ": {shaping}")
-            }
-            Action::Cut {
-                from,
-                to,
-                both,
-                block,
-            } => write!(
-                f,
-                "cut {} {} {} ({})",
-                from.join(","),
-                if *both { "<->" } else { "->" },
-                to.join(","),
-                block.name()
-            ),
-            Action::Clear { shaping, cuts } => f.write_str(match (shaping, cuts) {
-                (true, true) => "clear link faults",
-                (true, false) => "clear netem",
-                _ => "clear cuts",
-            }),
-            Action::Heal { sync: false, .. } => f.write_str("heal"),
-            Action::Heal { sync: true, .. } => f.write_str("heal and sync"),
-            Action::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
-            Action::Wait { until, .. } => write!(f, "wait {until}"),
+            Action::Sleep(d) => write!(f, "sleep {}s", d.as_secs_f64()),
             Action::Assert(check) => {
                 f.write_str("assert ")?;
                 match check {
@@ -259,30 +152,8 @@ impl fmt::Display for Action {
                     Check::StaleTips { node, count } => write!(f, "stale_tips {node} == {count}"),
                 }
             }
-            Action::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
-            Action::Sleep(d) => write!(f, "sleep {}s", d.as_secs_f64()),
-            Action::Measure {
-                kind,
-                from,
-                rounds,
-                quantile,
-                within,
-                ..
-            } => write!(
-                f,
-                "measure {kind} propagation{}, {rounds} round(s): {} within {}s",
-                from.as_ref()
-                    .map_or(String::new(), |n| format!(" from {n}")),
-                percent(*quantile),
-                within.as_secs_f64()
-            ),
         }
     }
-}
-
-fn btc(sats: u64) -> String {
-    let text = format!("{}.{:08}", sats / SATS_PER_BTC, sats % SATS_PER_BTC);
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn list(nodes: &Option<Vec<String>>) -> String {
@@ -297,15 +168,4 @@ fn on_tx(tx: &Option<String>) -> String {
 
 fn on(node: &Option<String>) -> String {
     node.as_ref().map_or(String::new(), |n| format!(" on {n}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn btc_is_exact_and_trimmed() {
-        assert_eq!(btc(1), "0.00000001");
-        assert_eq!(btc(MAX_SATS), "21000000");
-    }
 }

@@ -14,9 +14,10 @@ use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::scenario::model::{
-    Action, Check, ClusterSource, Scenario, Step, DEFAULT_ROUNDS, DEFAULT_TIMEOUT, MAX_BLOCKS,
-    MAX_HEIGHT, MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
+    Action, Check, ClusterSource, Scenario, Step, Then, DEFAULT_ROUNDS, DEFAULT_TIMEOUT,
+    MAX_BLOCKS, MAX_HEIGHT, MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
 };
+use crate::core::verb::Verb;
 use crate::core::wait::WaitFor;
 use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
 
@@ -42,7 +43,15 @@ const ACTIONS: &[&str] = &[
     "netem",
     "cut",
     "clear",
+    "status",
+    "sync",
+    "url",
+    "logs",
+    "apply",
+    "down",
 ];
+/// Steps that may be written as a bare word: they need no value.
+const BARE_WORDS: &[&str] = &["heal", "clear", "status", "sync", "down"];
 const PARTITION_KINDS: &[&str] = &[
     "halves",
     "random-halves",
@@ -158,7 +167,7 @@ impl Parser<'_> {
         let cx = &self.cx;
         let (key, value, label) = match &item.value {
             Value::Str(word) => {
-                if word == "heal" || word == "clear" {
+                if BARE_WORDS.contains(&word.as_str()) {
                     (item, None, None)
                 } else if ACTIONS.contains(&word.as_str()) {
                     return Err(cx.error(item.at, needs_value(word)));
@@ -246,54 +255,81 @@ impl Parser<'_> {
         let value = match value {
             Some(v) if !matches!(v.value, Value::Null) => v,
             _ if kind == "heal" => {
-                return Ok(Action::Heal {
+                return Ok(Action::verb(Verb::Heal {
                     sync: false,
-                    timeout: DEFAULT_TIMEOUT,
-                })
+                    timeout: Some(DEFAULT_TIMEOUT),
+                }))
             }
             _ if kind == "clear" => {
-                return Ok(Action::Clear {
+                return Ok(Action::verb(Verb::Clear {
+                    nodes: None,
                     shaping: true,
                     cuts: true,
-                })
+                }))
+            }
+            _ if kind == "status" => return Ok(Action::verb(Verb::Status)),
+            _ if kind == "down" => return Ok(Action::verb(Verb::Down)),
+            _ if kind == "sync" => {
+                return Ok(Action::verb(Verb::Sync {
+                    timeout: Some(DEFAULT_TIMEOUT),
+                }))
             }
             _ => return Err(self.cx.error(at, needs_value(kind))),
         };
         if let Some(fault) = Fault::ALL.into_iter().find(|f| f.name() == kind) {
-            return Ok(Action::Fault {
+            return Ok(Action::verb(Verb::Fault {
                 fault,
                 node: self.node(value)?,
-            });
+            }));
         }
         match kind {
             "mine" => {
                 let f = self.cx.fields(value, "`mine`", &["node", "blocks"])?;
-                Ok(Action::Mine {
+                Ok(Action::verb(Verb::Mine {
                     node: self.node(self.cx.required(&f, "node")?)?,
                     blocks: self.int(self.cx.required(&f, "blocks")?, "`blocks`", 1, MAX_BLOCKS)?,
-                })
+                }))
             }
             "send" => self.send(value),
             "connect" | "disconnect" => {
                 let (a, b) = self.pair(value, kind)?;
-                Ok(if kind == "connect" {
-                    Action::Connect { a, b }
+                Ok(Action::verb(if kind == "connect" {
+                    Verb::Connect { a, b }
                 } else {
-                    Action::Disconnect { a, b }
-                })
+                    Verb::Disconnect { a, b }
+                }))
             }
             "partition" => self.partition(value),
             "heal" => {
                 let f = self.cx.fields(value, "`heal`", &["sync", "timeout"])?;
-                Ok(Action::Heal {
+                Ok(Action::verb(Verb::Heal {
                     sync: match f.get("sync") {
                         Some(s) => self.cx.boolean(s, "`sync`")?,
                         None => false,
                     },
-                    timeout: self.timeout(&f)?,
-                })
+                    timeout: Some(self.timeout(&f)?),
+                }))
             }
             "wait" => self.wait(value),
+            "sync" => {
+                let f = self.cx.fields(value, "`sync`", &["timeout"])?;
+                Ok(Action::verb(Verb::Sync {
+                    timeout: Some(self.timeout(&f)?),
+                }))
+            }
+            "url" => Ok(Action::verb(Verb::Url {
+                node: self.node(value)?,
+            })),
+            "logs" => self.logs(value),
+            "apply" => Ok(Action::verb(Verb::Apply {
+                spec: Box::new(self.cx.cluster(value)?),
+                dry_run: false,
+                timeout: None,
+            })),
+            "status" | "down" => Err(self.cx.error(
+                value.at,
+                format!("step `{kind}` takes no value: write it as the bare word `- {kind}`"),
+            )),
             "assert" => self.check(value).map(Action::Assert),
             "rpc" => self.rpc(value),
             "sleep" => Ok(Action::Sleep(self.seconds(value, "`sleep`")?)),
@@ -315,10 +351,32 @@ impl Parser<'_> {
                         ))
                     }
                 };
-                Ok(Action::Clear { shaping, cuts })
+                Ok(Action::verb(Verb::Clear {
+                    nodes: None,
+                    shaping,
+                    cuts,
+                }))
             }
             _ => unreachable!("every action in ACTIONS is handled"),
         }
+    }
+
+    /// `logs: n0` or `logs: { node: n0, tail: 20 }`.
+    fn logs(&self, value: &Yaml) -> Res<Action> {
+        let (node, tail) = match &value.value {
+            Value::Map(_) => {
+                let f = self.cx.fields(value, "`logs`", &["node", "tail"])?;
+                let node = self.node(self.cx.required(&f, "node")?)?;
+                let tail = f.get("tail").map(|t| self.int(t, "`tail`", 1, 100_000));
+                (node, tail.transpose()?.map(|t| t as usize))
+            }
+            _ => (self.node(value)?, None),
+        };
+        Ok(Action::verb(Verb::Logs {
+            node,
+            tail,
+            follow: false,
+        }))
     }
 
     fn send(&mut self, value: &Yaml) -> Res<Action> {
@@ -354,11 +412,13 @@ impl Parser<'_> {
             None => None,
         };
         self.sent = true;
-        Ok(Action::Send {
-            from,
-            to,
-            amount_sat,
-            id,
+        Ok(Action::Do {
+            verb: Verb::Send {
+                from,
+                to,
+                amount_sat,
+            },
+            then: id.map_or(Then::Pass, Then::Name),
         })
     }
 
@@ -507,12 +567,13 @@ impl Parser<'_> {
             (Some(g), None) => {
                 only_with(cx, &f, "seed", "`kind: random-halves`")?;
                 only_with(cx, &f, "node", "`kind: isolate`")?;
-                return Ok(Action::Partition {
+                return Ok(Action::verb(Verb::Partition {
                     kind: PartitionKind::Groups(self.groups(g)?),
                     mode,
                     via,
                     reset,
-                });
+                    timeout: None,
+                }));
             }
             (None, Some(k)) => (cx.string(k, "`kind`")?, k),
         };
@@ -551,12 +612,13 @@ impl Parser<'_> {
                 ))
             }
         };
-        Ok(Action::Partition {
+        Ok(Action::verb(Verb::Partition {
             kind,
             mode,
             via,
             reset,
-        })
+            timeout: None,
+        }))
     }
 
     /// One node, or a list of them.
@@ -587,7 +649,7 @@ impl Parser<'_> {
                 ),
             )
         })?;
-        Ok(Action::Netem { nodes, to, shaping })
+        Ok(Action::verb(Verb::Netem { nodes, to, shaping }))
     }
 
     fn cut(&self, value: &Yaml) -> Res<Action> {
@@ -627,12 +689,12 @@ impl Parser<'_> {
                 ))
             }
         };
-        Ok(Action::Cut {
+        Ok(Action::verb(Verb::Cut {
             from,
             to,
             both,
             block,
-        })
+        }))
     }
 
     fn groups(&self, v: &Yaml) -> Res<Vec<Vec<String>>> {
@@ -722,10 +784,10 @@ impl Parser<'_> {
                 })?,
             },
         };
-        Ok(Action::Wait {
+        Ok(Action::verb(Verb::Wait {
             until,
-            timeout: self.timeout(&f)?,
-        })
+            timeout: Some(self.timeout(&f)?),
+        }))
     }
 
     fn check(&self, value: &Yaml) -> Res<Check> {
@@ -860,11 +922,18 @@ impl Parser<'_> {
                 }
             },
         };
-        Ok(Action::Rpc {
+        let verb = Verb::Rpc {
             node,
             method: method.to_owned(),
             params,
-            expect: f.get("expect").map(|e| self.json(e)).transpose()?,
+            timeout: None,
+        };
+        Ok(Action::Do {
+            verb,
+            then: match f.get("expect") {
+                Some(e) => Then::Equals(self.json(e)?),
+                None => Then::Pass,
+            },
         })
     }
 
@@ -926,13 +995,18 @@ impl Parser<'_> {
                 }
             },
         };
-        Ok(Action::Measure {
+        let verb = Verb::Measure {
             kind,
             from: f.get("from").map(|n| self.node(n)).transpose()?,
             rounds,
-            quantile,
-            within: self.seconds(cx.required(&f, "within")?, "`within`")?,
-            timeout: self.timeout(&f)?,
+            timeout: Some(self.timeout(&f)?),
+        };
+        Ok(Action::Do {
+            verb,
+            then: Then::Within {
+                quantile,
+                within: self.seconds(cx.required(&f, "within")?, "`within`")?,
+            },
         })
     }
 
@@ -1129,6 +1203,9 @@ fn example(kind: &str) -> &'static str {
         "netem" => "netem: { nodes: n0, delay: 100ms }",
         "cut" => "cut: { from: n0, to: n1 }",
         "clear" => "clear: netem",
+        "sync" => "sync: { timeout: 30 }",
+        "logs" => "logs: { node: n0, tail: 20 }",
+        "apply" => "apply: { name: lab, nodes: 5 }",
         _ => "stop: n0",
     }
 }
@@ -1258,6 +1335,10 @@ mod tests {
             "latency-forks.scenario.yaml",
             include_str!("../../../manifests/latency-forks.scenario.yaml"),
         ),
+        (
+            "every-verb.scenario.yaml",
+            include_str!("../../../manifests/every-verb.scenario.yaml"),
+        ),
     ];
 
     #[test]
@@ -1299,20 +1380,21 @@ mod tests {
         assert_eq!(spec.graph(), ClusterSpec::default_ring4().graph());
         assert_eq!(
             s.steps[2].action,
-            Action::Partition {
+            Action::verb(Verb::Partition {
                 kind: PartitionKind::Halves,
                 mode: CutMode::Drop,
                 via: Via::Segments,
                 reset: false,
-            }
+                timeout: None,
+            })
         );
         assert_eq!(s.steps[2].label, "split the ring");
         assert_eq!(
             s.steps[6].action,
-            Action::Heal {
+            Action::verb(Verb::Heal {
                 sync: false,
-                timeout: DEFAULT_TIMEOUT
-            }
+                timeout: Some(DEFAULT_TIMEOUT)
+            })
         );
         assert_eq!(
             s.steps.last().unwrap().action,
@@ -1328,11 +1410,13 @@ mod tests {
         let s = parse(EXAMPLES[3].1, EXAMPLES[3].0).unwrap();
         assert_eq!(
             s.steps[2].action,
-            Action::Send {
-                from: "alice".into(),
-                to: "bob".into(),
-                amount_sat: 150_000_000,
-                id: Some("pay-bob".into())
+            Action::Do {
+                verb: Verb::Send {
+                    from: "alice".into(),
+                    to: "bob".into(),
+                    amount_sat: 150_000_000,
+                },
+                then: Then::Name("pay-bob".into())
             }
         );
         assert_eq!(s.steps[2].label, "send 1.5 BTC alice -> bob as pay-bob");
@@ -1345,19 +1429,19 @@ mod tests {
         let s = ok(&steps(
             "  - heal\n  - heal:\n  - heal: {}\n  - name: mend\n    heal:\n",
         ));
-        let plain = Action::Heal {
+        let plain = Action::verb(Verb::Heal {
             sync: false,
-            timeout: DEFAULT_TIMEOUT,
-        };
+            timeout: Some(DEFAULT_TIMEOUT),
+        });
         assert_eq!(actions(&s), [&plain; 4]);
         assert_eq!(labels(&s), ["heal", "heal", "heal", "mend"]);
         let s = ok(&steps("  - heal: {sync: true, timeout: 2.5}\n"));
         assert_eq!(
             s.steps[0].action,
-            Action::Heal {
+            Action::verb(Verb::Heal {
                 sync: true,
-                timeout: Duration::from_millis(2500)
-            }
+                timeout: Some(Duration::from_millis(2500))
+            })
         );
     }
 
@@ -1372,10 +1456,10 @@ mod tests {
         assert_eq!((s.steps[1].line, s.steps[1].column), (5, 6));
         assert_eq!(
             s.steps[1].action,
-            Action::Mine {
+            Action::verb(Verb::Mine {
                 node: "1".into(),
                 blocks: 1
-            }
+            })
         );
     }
 
@@ -1426,53 +1510,60 @@ mod tests {
         let a = actions(&s);
         assert_eq!(
             a[3],
-            &Action::Partition {
+            &Action::verb(Verb::Partition {
                 kind: PartitionKind::Groups(vec![strings(&["n0"]), strings(&["n1", "n2", "n3"])]),
                 mode: CutMode::Silent,
                 via: Via::Segments,
                 reset: false,
-            }
+                timeout: None,
+            })
         );
         assert_eq!(
             a[5],
-            &Action::Partition {
+            &Action::verb(Verb::Partition {
                 kind: PartitionKind::RandomHalves { seed: 0 },
                 mode: CutMode::Drop,
                 via: Via::Segments,
                 reset: false,
-            }
+                timeout: None,
+            })
         );
         assert_eq!(
             a[16],
-            &Action::Wait {
+            &Action::verb(Verb::Wait {
                 until: WaitFor::SyncMempools(None),
-                timeout: Duration::from_secs(5)
-            }
+                timeout: Some(Duration::from_secs(5))
+            })
         );
         assert_eq!(
             a[25],
-            &Action::Rpc {
-                node: "n0".into(),
-                method: "getblockhash".into(),
-                params: vec![
-                    serde_json::json!(0),
-                    serde_json::json!({"verbose": true}),
-                    Json::Null,
-                    serde_json::json!(1.5),
-                    serde_json::json!(["x"]),
-                ],
-                expect: Some(serde_json::json!({"a": [1]})),
+            &Action::Do {
+                verb: Verb::Rpc {
+                    node: "n0".into(),
+                    method: "getblockhash".into(),
+                    params: vec![
+                        serde_json::json!(0),
+                        serde_json::json!({"verbose": true}),
+                        Json::Null,
+                        serde_json::json!(1.5),
+                        serde_json::json!(["x"]),
+                    ],
+                    timeout: None,
+                },
+                then: Then::Equals(serde_json::json!({"a": [1]})),
             }
         );
         // `expect: null` expects a null result; no `expect` checks nothing.
         assert!(matches!(
             a[26],
-            Action::Rpc {
-                expect: Some(Json::Null),
+            Action::Do {
+                then: Then::Equals(Json::Null),
                 ..
             }
         ));
-        assert!(matches!(a[27], Action::Rpc { expect: None, params, .. } if params.is_empty()));
+        assert!(
+            matches!(a[27], Action::Do { verb: Verb::Rpc { params, .. }, then: Then::Pass } if params.is_empty())
+        );
         assert_eq!(a[28], &Action::Sleep(Duration::from_millis(250)));
         let spec = ClusterSpec {
             nodes: inline(&s)
@@ -1498,29 +1589,41 @@ mod tests {
         assert_eq!(
             actions(&s),
             [
-                &Action::Measure {
-                    kind: Propagation::Block,
-                    from: None,
-                    rounds: DEFAULT_ROUNDS,
-                    quantile: 0.95,
-                    within: Duration::from_secs(2),
-                    timeout: DEFAULT_TIMEOUT,
+                &Action::Do {
+                    verb: Verb::Measure {
+                        kind: Propagation::Block,
+                        from: None,
+                        rounds: DEFAULT_ROUNDS,
+                        timeout: Some(DEFAULT_TIMEOUT),
+                    },
+                    then: Then::Within {
+                        quantile: 0.95,
+                        within: Duration::from_secs(2)
+                    },
                 },
-                &Action::Measure {
-                    kind: Propagation::Tx,
-                    from: Some("n3".into()),
-                    rounds: 3,
-                    quantile: 1.0,
-                    within: Duration::from_millis(500),
-                    timeout: Duration::from_secs(90),
+                &Action::Do {
+                    verb: Verb::Measure {
+                        kind: Propagation::Tx,
+                        from: Some("n3".into()),
+                        rounds: 3,
+                        timeout: Some(Duration::from_secs(90)),
+                    },
+                    then: Then::Within {
+                        quantile: 1.0,
+                        within: Duration::from_millis(500)
+                    },
                 },
-                &Action::Measure {
-                    kind: Propagation::Block,
-                    from: Some("1".into()),
-                    rounds: 2,
-                    quantile: 0.5,
-                    within: Duration::from_millis(1500),
-                    timeout: DEFAULT_TIMEOUT,
+                &Action::Do {
+                    verb: Verb::Measure {
+                        kind: Propagation::Block,
+                        from: Some("1".into()),
+                        rounds: 2,
+                        timeout: Some(DEFAULT_TIMEOUT),
+                    },
+                    then: Then::Within {
+                        quantile: 0.5,
+                        within: Duration::from_millis(1500)
+                    },
                 },
             ]
         );
@@ -1580,7 +1683,10 @@ mod tests {
         .steps[0]
             .action
         {
-            Action::Send { amount_sat, .. } => amount_sat,
+            Action::Do {
+                verb: Verb::Send { amount_sat, .. },
+                ..
+            } => amount_sat,
             ref other => panic!("{other:?}"),
         };
         assert_eq!(sat("1"), 100_000_000);

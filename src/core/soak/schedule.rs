@@ -10,7 +10,9 @@ use thiserror::Error;
 use crate::core::fault::Fault;
 use crate::core::link::{Distribution, Shaping, SHORTHANDS};
 use crate::core::names::{backticked, shown};
+use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::rng::SplitMix64;
+use crate::core::verb::Verb;
 
 /// What the nemesis can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -152,6 +154,47 @@ pub enum StepDetail {
 }
 
 impl Step {
+    /// The verb that starts the fault.
+    pub fn begin(&self) -> Verb {
+        match &self.detail {
+            StepDetail::Partition { groups } => Verb::Partition {
+                kind: PartitionKind::Groups(groups.clone()),
+                via: Via::Segments,
+                mode: CutMode::Drop,
+                reset: false,
+                timeout: None,
+            },
+            StepDetail::Netem { shaping } => Verb::Netem {
+                nodes: Some(self.targets.clone()),
+                to: None,
+                shaping: shaping.clone(),
+            },
+            StepDetail::Node { begin, .. } => Verb::Fault {
+                fault: *begin,
+                node: self.targets[0].clone(),
+            },
+        }
+    }
+
+    /// The verb that ends the fault; none for a restart, which is over once the node is back.
+    pub fn end_verb(&self) -> Option<Verb> {
+        match &self.detail {
+            StepDetail::Partition { .. } => Some(Verb::Heal {
+                sync: false,
+                timeout: None,
+            }),
+            StepDetail::Netem { .. } => Some(Verb::Clear {
+                nodes: Some(self.targets.clone()),
+                shaping: true,
+                cuts: false,
+            }),
+            StepDetail::Node { end, .. } => end.map(|fault| Verb::Fault {
+                fault,
+                node: self.targets[0].clone(),
+            }),
+        }
+    }
+
     /// When the fault is over (nodes started again, partition healed, shaping cleared).
     pub fn end(&self) -> Duration {
         self.at + self.hold
