@@ -1,0 +1,318 @@
+//! Integration tests: the command line: the cluster flag, hardened nodes, check, the CI example.
+
+use super::*;
+
+#[test]
+fn every_command_takes_the_cluster_flag_before_and_after_it_and_up_renames_the_manifest() {
+    run(async {
+        let (a, b) = (unique("cfa"), unique("cfb"));
+        let _guards = (Teardown(a.clone()), Teardown(b.clone()));
+        let manifest = TempFile::new("shared.yaml", "name: shared\nnodes: 3\ntopology: line\n");
+        let file = manifest.to_str().unwrap().to_string();
+        // One manifest brought up twice at the same moment under two names, as two CI jobs would.
+        let (x, y) = at_once(&["-c", &a, "up", &file], &["up", &file, "-c", &b]).await;
+        assert!(
+            x.status.success() && y.status.success(),
+            "{}\n{}",
+            stderr(&x),
+            stderr(&y)
+        );
+        let commands: &[&[&str]] = &[
+            &["status"],
+            &["status", "-o", "wide"],
+            &["ls"],
+            &["url", "n1"],
+            &["mine", "n0", "2"],
+            &["sync"],
+            &["rpc", "n0", "getblockcount"],
+            &["logs", "n0", "--tail", "1"],
+            &["connect", "n0", "n2"],
+            &["disconnect", "n0", "n2"],
+            &["partition", "--halves"],
+            &["heal", "--sync"],
+            &["stop", "n1"],
+            &["start", "n1"],
+            &["restart", "n1"],
+            &["pause", "n1"],
+            &["unpause", "n1"],
+            &["kill", "n1"],
+            &["start", "n1"],
+        ];
+        for cmd in commands {
+            // Two clusters exist: each command must act on the one the flag names, wherever it is.
+            let mut before = vec!["-c", a.as_str()];
+            before.extend_from_slice(cmd);
+            let mut after = cmd.to_vec();
+            after.extend_from_slice(&["-c", b.as_str()]);
+            ok(&before).await;
+            ok(&after).await;
+        }
+        for name in [&a, &b] {
+            let ls = ok_json(&["ls", "--json", "-c", name]).await;
+            assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
+            let status = ok_json(&["status", "--json", "--cluster", name]).await;
+            assert!(
+                status.as_array().unwrap().iter().all(|n| n["height"] == 2),
+                "{status}"
+            );
+        }
+        // `url` gives another program all it needs: a plain HTTP client gets an answer with it.
+        let url = ok_json(&["url", "n2", "--json", "-c", &a]).await;
+        let (user, password) = (
+            url["rpc_user"].as_str().unwrap(),
+            url["rpc_password"].as_str().unwrap(),
+        );
+        assert_eq!(
+            url["rpc_url"].as_str().unwrap(),
+            format!(
+                "http://{user}:{password}@{}",
+                url["rpc_address"].as_str().unwrap()
+            )
+        );
+        let body = r#"{"jsonrpc":"1.0","id":1,"method":"getblockcount","params":[]}"#;
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: node\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(url["rpc_address"].as_str().unwrap())
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.contains(r#""result":2"#), "{answer}");
+        // The environment variable works like the flag; two different names are refused.
+        let out = regbox()
+            .args(["status"])
+            .env("REGBOX_CLUSTER", &a)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = regbox()
+            .args(["status", &b, "-c", &a])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("two clusters named"),
+            "{}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["-c", "Bad Name", "up"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("invalid cluster name"),
+            "{}",
+            stderr(&out)
+        );
+        ok(&["-c", &a, "down"]).await;
+        ok(&["down", "-c", &b]).await;
+        assert_eq!(leftovers(&a).await, Vec::<String>::new());
+        assert_eq!(leftovers(&b).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
+    run(async {
+        let name = unique("hard");
+        // Another name for the node image stands for a foreign image (one regbox did not build).
+        let foreign_guard = Alias::new("regbox-test/other", &name).await;
+        let foreign = foreign_guard.0.clone();
+        let yaml = format!(
+            "name: {name}\ndefaults:\n  wallet: true\nnodes:\n  - name: a\n  - name: b\n    resources: {{ memory: 256m, cpus: 0.5 }}\n  - name: c\n    image: \"{foreign}\"\ntopology: ring\n"
+        );
+        let spec = manifest::parse(&yaml, "inline").unwrap();
+        let (cluster, _guard) = up(spec).await;
+        // The containers hold the image by id: the second name can go now.
+        drop(foreign_guard);
+        // They work as lab nodes: mining, a wallet send, relay to all.
+        cluster.mine("a", 101).await.unwrap();
+        cluster.sync_blocks(WAIT).await.unwrap();
+        cluster.send("a", "c", 100_000).await.unwrap();
+        cluster.sync_mempools(WAIT).await.unwrap();
+        let mib = 1 << 20;
+        for (node, memory, nano_cpus, user) in [
+            ("a", 512 * mib, 0, "10001:10001"),
+            ("b", 256 * mib, 500_000_000, "10001:10001"),
+            ("c", 512 * mib, 0, "0:0"),
+        ] {
+            let (info, uids) = outside::inspect(&format!("regbox-{name}-{node}")).await;
+            let host = info.host_config.unwrap();
+            assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]), "{node}");
+            assert_eq!(
+                host.security_opt,
+                Some(vec!["no-new-privileges".to_string()]),
+                "{node}"
+            );
+            assert_eq!(host.readonly_rootfs, Some(true), "{node}");
+            assert_eq!(host.pids_limit, Some(512), "{node}");
+            assert_eq!(host.memory, Some(memory), "{node}");
+            assert_eq!(host.memory_swap, Some(memory), "{node}: no swap on top");
+            assert_eq!(host.nano_cpus.unwrap_or(0), nano_cpus, "{node}");
+            assert_eq!(info.config.unwrap().user.as_deref(), Some(user), "{node}");
+            let uid = user.split(':').next().unwrap();
+            assert!(
+                !uids.is_empty() && uids.iter().all(|u| u == uid),
+                "{node}: {uids:?}"
+            );
+            if user == "0:0" {
+                // Root in a foreign image keeps only the right to write a datadir of any owner.
+                assert_eq!(host.cap_add, Some(vec!["DAC_OVERRIDE".to_string()]));
+            } else {
+                assert!(host.cap_add.unwrap_or_default().is_empty());
+            }
+        }
+        cluster.down(&Progress::default()).await.unwrap();
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn check_validates_every_example_without_docker_and_locates_the_first_error() {
+    run_without_image(async {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        // Every manifest and scenario (graphs/ holds the topology files they name).
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .filter(|f| f.ends_with(".yaml"))
+            .collect();
+        files.sort();
+        // No engine is reachable at this address: check must not need one.
+        let out = regbox()
+            .arg("check")
+            .args(&files)
+            .arg("--json")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let kinds: Vec<&str> = checked
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.len(), files.len());
+        assert!(
+            kinds.contains(&"scenario") && kinds.contains(&"manifest"),
+            "{kinds:?}"
+        );
+        let bad = TempFile::new(
+            "bad.yaml",
+            "name: x\nnodes: 3\ntopology: { edges: [[0, 5]] }\n",
+        );
+        let out = regbox()
+            .arg("check")
+            .arg(&files[0])
+            .arg(&bad)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains(&format!("{}:3:25:", bad.display())),
+            "{}",
+            stderr(&out)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+    });
+}
+
+#[test]
+fn ctrl_c_during_an_image_build_leaves_no_temporary_files() {
+    run(async {
+        let tmp = std::env::temp_dir().join(unique("tmp"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child = regbox()
+            .args(["image", "build"])
+            .env("TMPDIR", &tmp)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Interrupt once the build has made its working directory.
+        while std::fs::read_dir(&tmp).unwrap().next().is_none() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended before it was interrupted"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        interrupt(&child);
+        assert_eq!(child.wait().await.unwrap().code(), Some(130));
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir(&tmp).unwrap();
+    });
+}
+
+#[test]
+fn the_example_ci_workflow_parses_and_names_only_commands_that_exist() {
+    use clap::Parser;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    let job = &workflow["jobs"]["regtest"];
+    assert!(job["env"]["REGBOX_CLUSTER"]
+        .as_str()
+        .unwrap()
+        .contains("github.run_id"));
+    let steps = job["steps"].as_array().unwrap();
+    let mut invocations: Vec<Vec<String>> = Vec::new();
+    for step in steps {
+        let Some(run) = step["run"].as_str() else {
+            continue;
+        };
+        // Shell lines split into simple commands at `;`, `&&`, `||` and the words of `if … fi`.
+        let mut current: Vec<String> = Vec::new();
+        let words = run.split_whitespace().flat_map(|w| {
+            let bare = w.trim_end_matches(';');
+            let sep = (bare.len() != w.len()).then_some(";");
+            [Some(bare), sep].into_iter().flatten()
+        });
+        for word in words.chain([";"]) {
+            if [";", "&&", "||", "if", "then", "else", "fi"].contains(&word) {
+                if current.first().map(String::as_str) == Some("regbox") {
+                    invocations.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            } else {
+                current.push(word.to_string());
+            }
+        }
+    }
+    let text_of = |v: &[String]| v.join(" ");
+    for words in &invocations {
+        regbox::cli::Cli::try_parse_from(words)
+            .unwrap_or_else(|e| panic!("`{}` is not a regbox command: {e}", text_of(words)));
+    }
+    let all: Vec<String> = invocations.iter().map(|w| text_of(w)).collect();
+    for expected in [
+        "regbox image build",
+        "regbox check",
+        "regbox run",
+        "regbox down --all",
+    ] {
+        assert!(
+            all.iter().any(|c| c.starts_with(expected)),
+            "{expected} missing from {all:?}"
+        );
+    }
+    assert!(all.iter().any(|c| c.contains("--junit")), "{all:?}");
+    let last = steps.last().unwrap();
+    assert_eq!(last["if"], "always()");
+    assert_eq!(last["run"], "regbox down --all");
+    assert!(text.contains("docker save regbox/bitcoind") && text.contains("docker load"));
+}

@@ -1,0 +1,466 @@
+//! Integration tests: node images, plans of up and apply, completion, image builds.
+
+use super::*;
+
+#[test]
+fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
+    run(async {
+        let name = unique("img");
+        let _guard = Teardown(name.clone());
+        let built = ensure_image();
+        assert!(built.starts_with("regbox/bitcoind:"), "{built}");
+        let alias_guard = Alias::new("regbox-test/alias", &name).await;
+        let alias = alias_guard.0.clone();
+        // `c` names the bare default itself: `--image` leaves a node's own image alone.
+        let manifest = TempFile::new(
+            "images.yaml",
+            &format!("name: {name}\nnodes:\n  - name: a\n  - name: b\n  - name: c\n    image: regbox/bitcoind\ntopology: line\n"),
+        );
+        let file = manifest.to_str().unwrap().to_string();
+        ok(&["up", &file, "--image", &alias]).await;
+        let images = || async {
+            let status = ok_json(&["status", &name, "--json"]).await;
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["image"].as_str().unwrap().to_string())
+                .collect::<Vec<String>>()
+        };
+        assert_eq!(
+            images().await,
+            vec![alias.clone(), alias.clone(), built.to_string()]
+        );
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        for (image, cluster_uses_it) in [(built, true), (alias.as_str(), true)] {
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == image)
+                .unwrap_or_else(|| panic!("{image} missing from {listed}"));
+            assert!(
+                entry["bitcoind"].as_str().unwrap().contains("version"),
+                "{entry}"
+            );
+            let clusters = entry["clusters"].as_array().unwrap();
+            assert_eq!(
+                clusters.iter().any(|c| c == name.as_str()),
+                cluster_uses_it,
+                "{entry}"
+            );
+        }
+        // The exact images are recorded: a later `up` of the same manifest keeps them.
+        ok(&["up", &file]).await;
+        assert_eq!(
+            images().await,
+            vec![alias.clone(), alias.clone(), built.to_string()]
+        );
+        drop(alias_guard);
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn up_dry_run_and_apply_print_the_plan_and_apply_touches_only_what_changed() {
+    run(async {
+        let name = unique("dry");
+        let _guard = Teardown(name.clone());
+        let write = |n: usize, extra: &str| {
+            TempFile::new(
+                &format!("ring{n}.yaml"),
+                &format!("name: {name}\nnodes: {n}\ntopology: ring\n{extra}"),
+            )
+        };
+        let (four_file, five_file) = (write(4, ""), write(5, ""));
+        let (four, five) = (four_file.to_str().unwrap(), five_file.to_str().unwrap());
+        let plan = ok_json(&["up", four, "--dry-run", "--json"]).await;
+        assert_eq!(plan["exists"], false);
+        assert_eq!(plan["create"], serde_json::json!(["n0", "n1", "n2", "n3"]));
+        assert_eq!(plan["connect"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            leftovers(&name).await,
+            Vec::<String>::new(),
+            "a dry run creates nothing"
+        );
+        ok(&["up", four]).await;
+        ok(&["-c", &name, "stop", "n2"]).await;
+        let plan = ok_json(&["apply", five, "--dry-run", "--json"]).await;
+        assert_eq!(plan["exists"], true);
+        assert_eq!(plan["create"], serde_json::json!(["n4"]));
+        assert_eq!(plan["start"], serde_json::json!(["n2"]));
+        assert_eq!(plan["disconnect"], serde_json::json!(["n0-n3"]));
+        let connect: Vec<&str> = plan["connect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert_eq!(connect, vec!["n1-n2", "n2-n3", "n3-n4", "n4-n0"]);
+        // Nothing changed: n2 still stopped, no n4.
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert_eq!(status.as_array().unwrap().len(), 4);
+        assert_eq!(status[2]["state"], "exited");
+        // Carried out, the plan leaves nothing more to do.
+        ok(&["up", five]).await;
+        let text = ok(&["up", five, "--dry-run"]).await;
+        assert!(text.contains("nothing to do"), "{text}");
+
+        // apply: n2's arguments change, n4 goes, every node gets a delay. Only n2 is remade.
+        let ids = |cs: Vec<outside::Container>| -> BTreeMap<String, String> {
+            cs.into_iter().map(|c| (c.name, c.id)).collect()
+        };
+        let before = ids(outside::containers(&name).await);
+        let changed = TempFile::new(
+            "changed.yaml",
+            &format!(
+                "name: {name}\ndefaults:\n  link: {{delay: 20ms}}\ntopology: ring\nnodes:\n  - {{name: n0}}\n  - {{name: n1}}\n  - {{name: n2, args: [-maxmempool=50]}}\n  - {{name: n3}}\n"
+            ),
+        );
+        let changed = changed.to_str().unwrap();
+        let plan = ok_json(&["apply", changed, "--dry-run", "--json"]).await;
+        assert_eq!(plan["recreate"], serde_json::json!(["n2"]));
+        assert_eq!(plan["why"], serde_json::json!({"n2": ["args"]}));
+        assert_eq!(
+            plan["remove"],
+            serde_json::json!([format!("regbox-{name}-n4")])
+        );
+        assert_eq!(plan["links"].as_array().unwrap().len(), 4, "{plan}");
+        assert_eq!(plan["links"][0]["after"], "delay 20ms");
+        let text = ok(&["apply", changed]).await;
+        assert!(
+            text.contains("~ node n2") && text.contains("recreate: args changed"),
+            "{text}"
+        );
+        assert!(text.contains("- container regbox-"), "{text}");
+        let after = ids(outside::containers(&name).await);
+        for node in ["n0", "n1", "n3"] {
+            let c = format!("regbox-{name}-{node}");
+            assert_eq!(before[&c], after[&c], "{node} was not to be touched");
+        }
+        let n2 = format!("regbox-{name}-n2");
+        assert_ne!(before[&n2], after[&n2], "n2 is remade");
+        assert!(!after.contains_key(&format!("regbox-{name}-n4")));
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert!(
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["links"] == "delay 20ms"),
+            "{status}"
+        );
+        let text = ok(&["apply", changed]).await;
+        assert!(text.contains("nothing to do"), "{text}");
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+/// Makes `dir/<top>` a Bitcoin Core release tree (bin/bitcoind, bin/bitcoin-cli, and lib/ with the
+/// libraries they need) from the files of the Debian-built node image, and returns the .tar.gz of it.
+pub(crate) fn release_tarball(files: &[u8], dir: &Path, top: &str) -> std::path::PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::write(dir.join("rootfs.tar"), files).unwrap();
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("tar -xf rootfs.tar -C rootfs usr");
+    sh(&format!(
+        "mkdir -p {top}/bin {top}/lib && cp rootfs/usr/bin/bitcoind rootfs/usr/bin/bitcoin-cli {top}/bin/ \
+         && cp rootfs/usr/lib/x86_64-linux-gnu/* {top}/lib/ && tar -czf {top}-x86_64-linux-gnu.tar.gz {top}"
+    ));
+    dir.join(format!("{top}-x86_64-linux-gnu.tar.gz"))
+}
+
+#[test]
+fn an_image_built_from_a_release_tarball_runs_in_one_cluster_with_the_debian_one() {
+    run(async {
+        let name = unique("from");
+        let _guard = Teardown(name.clone());
+        let debian = ensure_image();
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = release_tarball(
+            &outside::export(debian, &format!("{name}-export")).await,
+            dir.path(),
+            "bitcoin-29.4",
+        );
+        let tarball = tarball.to_str().unwrap();
+        // Named for the bitcoind inside it unless told otherwise; never the bare default.
+        let built = ok(&["image", "build", "--from", tarball]).await;
+        let built = built.trim();
+        let _built_guard = Alias(built.to_string());
+        assert!(built.starts_with("regbox/bitcoind:local-knots-"), "{built}");
+        let tagged = format!("regbox/bitcoind:local-test-{name}");
+        assert_eq!(
+            ok(&["image", "build", "--from", tarball, "--tag", &tagged[22..]])
+                .await
+                .trim(),
+            tagged
+        );
+        let _tagged_guard = Alias(tagged.clone());
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == tagged)
+            .unwrap();
+        assert!(
+            entry["bitcoind"].as_str().unwrap().contains("Knots"),
+            "{entry}"
+        );
+        // A cluster mixing the Debian image and the tarball's comes up verified and agrees on a chain.
+        let file = dir.path().join("mixed.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "name: {name}\nnodes:\n  - name: a\n  - name: b\n    image: {tagged}\n  - name: c\n  - name: d\n    image: {tagged}\ntopology: ring\n"
+            ),
+        )
+        .unwrap();
+        ok(&["up", file.to_str().unwrap()]).await;
+        let status = ok_json(&["status", "-c", &name, "--json"]).await;
+        let images: Vec<&str> = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["image"].as_str().unwrap())
+            .collect();
+        assert_eq!(images, [debian, &tagged, debian, &tagged]);
+        let (inside, _) = outside::inspect(&format!("regbox-{name}-b")).await;
+        assert_eq!(inside.config.unwrap().user.as_deref(), Some("10001:10001"));
+        ok(&["-c", &name, "mine", "b", "3"]).await;
+        ok(&["-c", &name, "sync"]).await;
+        let status = ok_json(&["status", "-c", &name, "--json"]).await;
+        assert!(
+            status.as_array().unwrap().iter().all(|n| n["height"] == 3),
+            "{status}"
+        );
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn image_build_from_refuses_what_it_cannot_use() {
+    run_without_image(async {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing-here.tar.gz");
+        let out = regbox()
+            .args(["image", "build", "--from", missing.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no such file or directory"),
+            "{}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["image", "build", "--tag", "x"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--tag needs --from: {}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .args(["image", "build", "--from", ".", "--tag=a:b"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        // A self-built binary whose libraries neither it nor the host has: the library is named.
+        let files = outside::export(ensure_image(), &unique("export")).await;
+        std::fs::write(dir.path().join("rootfs.tar"), files).unwrap();
+        let untar = Command::new("tar")
+            .args(["-xf", "rootfs.tar", "usr/bin/bitcoind"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(untar.success());
+        let binary = dir.path().join("usr/bin/bitcoind");
+        let out = regbox()
+            .args(["image", "build", "--from", binary.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("needs lib"), "{}", stderr(&out));
+        // Not a tarball at all.
+        let out = regbox()
+            .args(["image", "build", "--from", "README.md"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("neither a directory, an ELF binary nor a tarball"),
+            "{}",
+            stderr(&out)
+        );
+    });
+}
+
+/// What `REGBOX_COMPLETE=bash regbox -- WORDS…` offers for the last word (as the script of `regbox
+/// completions bash` asks it).
+pub(crate) async fn completions(words: &[&str]) -> Vec<String> {
+    let out = regbox()
+        .env("REGBOX_COMPLETE", "bash")
+        .env("_CLAP_IFS", "\n")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env_remove("REGBOX_CLUSTER")
+        .arg("--")
+        .args(words)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{words:?}: {}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn completion_offers_the_clusters_and_nodes_on_the_engine() {
+    run(async {
+        let name = unique("comp");
+        let (_cluster, _guard) = up(load_nodes(&name, &["alpha", "beta"])).await;
+        let clusters = completions(&["regbox", "status", ""]).await;
+        assert!(clusters.contains(&name), "{clusters:?}");
+        let clusters = completions(&["regbox", "-c", ""]).await;
+        assert!(clusters.contains(&name), "{clusters:?}");
+        for line in [
+            &["regbox", "-c", &name, "stop", ""][..],
+            &["regbox", "mine", "--cluster", &name, ""],
+            &[
+                "regbox",
+                &format!("--cluster={name}"),
+                "partition",
+                "--isolate",
+                "",
+            ],
+        ] {
+            let nodes = completions(line).await;
+            assert!(
+                nodes.contains(&"alpha".to_string()) && nodes.contains(&"beta".to_string()),
+                "{line:?}: {nodes:?}"
+            );
+        }
+        let nodes = completions(&["regbox", "-c", &name, "stop", "al"]).await;
+        assert_eq!(nodes, ["alpha"]);
+        // The scripts: the default one calls back into regbox, --static does not.
+        for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+            let script = ok(&["completions", shell]).await;
+            assert!(script.contains("REGBOX_COMPLETE"), "{shell}: {script}");
+            let fixed = ok(&["completions", shell, "--static"]).await;
+            assert!(
+                !fixed.contains("REGBOX_COMPLETE") && fixed.contains("partition"),
+                "{shell}"
+            );
+        }
+        let man = ok(&["man"]).await;
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH regbox"),
+            "{man}"
+        );
+    });
+}
+
+/// A line of named nodes.
+pub(crate) fn load_nodes(name: &str, nodes: &[&str]) -> ClusterSpec {
+    let list: String = nodes.iter().map(|n| format!("  - name: {n}\n")).collect();
+    manifest::parse(
+        &format!("name: {name}\nnodes:\n{list}topology: line\n"),
+        "inline",
+    )
+    .unwrap()
+}
+
+#[test]
+fn image_build_from_takes_dynamic_static_and_linked_binaries() {
+    run(async {
+        let name = unique("kinds");
+        let dir = tempfile::tempdir().unwrap();
+        let sh = |script: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // A stand-in for a self-built bitcoind: what the image build does with a binary depends only
+        // on how it is linked, and this one answers `-version` like bitcoind does.
+        std::fs::write(
+            dir.path().join("fake.c"),
+            "#include <stdio.h>\nint main(void) { puts(\"Bitcoin Core version v0.0.1\"); return 0; }\n",
+        )
+        .unwrap();
+        sh("gcc -O1 -o dynamic fake.c && gcc -static -o static fake.c && gcc -static-pie -o static-pie fake.c");
+        // A release tree whose bin/bitcoind links to the real file, relying on the host's glibc.
+        sh("mkdir -p bitcoin-0.0.1/bin bitcoin-0.0.1/libexec && cp dynamic bitcoin-0.0.1/libexec/bitcoind \
+            && ln -s ../libexec/bitcoind bitcoin-0.0.1/bin/bitcoind && tar -czf linked.tar.gz bitcoin-0.0.1");
+        let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+        let mut guards = Vec::new();
+        for (kind, from) in [
+            ("linked", path("linked.tar.gz")),
+            ("static", path("static")),
+            ("pie", path("static-pie")),
+        ] {
+            let tag = format!("test-{name}-{kind}");
+            let built = ok(&["image", "build", "--from", &from, "--tag", &tag]).await;
+            assert_eq!(built.trim(), format!("regbox/bitcoind:local-{tag}"));
+            guards.push(Alias(built.trim().to_string()));
+        }
+        // Each runs in its image: `image ls` asks every regbox image's bitcoind for its version.
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        for guard in &guards {
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == guard.0.as_str());
+            let entry = entry.unwrap_or_else(|| panic!("{} missing from {listed}", guard.0));
+            assert_eq!(entry["bitcoind"], "Bitcoin Core version v0.0.1", "{entry}");
+        }
+        // A link out of the tree is refused.
+        sh("mkdir -p outside/bin && ln -s /bin/true outside/bin/bitcoind");
+        let out = regbox()
+            .args(["image", "build", "--from", &path("outside")])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("links outside the tree"),
+            "{}",
+            stderr(&out)
+        );
+    });
+}

@@ -1,0 +1,762 @@
+//! Integration tests: the operator: HTTP, repair, compose, soak, and every verb through it.
+
+use super::*;
+
+/// `regbox operator FILE` listening on `port`, passing every 2 s.
+pub(crate) fn start_operator(file: &str, port: u16) -> tokio::process::Child {
+    regbox()
+        .args(["operator", file, "--interval", "2", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls the operator's /status until `done` holds for the cluster's state, collecting every change
+/// a pass reported meanwhile; panics with the last state after `limit`.
+pub(crate) async fn status_until(
+    base: &str,
+    limit: Duration,
+    changes: &mut Vec<String>,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        let url = format!("{base}/status");
+        if let Ok(Ok((200, text))) =
+            tokio::time::timeout(Duration::from_secs(5), try_http("GET", &url, "")).await
+        {
+            let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if let Some(state) = all["clusters"].get(0) {
+                for c in state["last_pass"]["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let c = c.as_str().unwrap().to_string();
+                    if !changes.contains(&c) {
+                        changes.push(c);
+                    }
+                }
+                if done(state) {
+                    return state.clone();
+                }
+                last = state.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the operator's status never got there; last: {last:#}");
+}
+
+/// The operator's metrics, parsed: metric name and node label (or "") to value.
+pub(crate) async fn metrics(base: &str) -> BTreeMap<(String, String), f64> {
+    let (status, text) = http("GET", &format!("{base}/metrics"), "").await;
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .into_iter()
+        .filter_map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => return None,
+            };
+            let node = s.labels.get("node").unwrap_or("").to_string();
+            Some(((s.metric, node), value))
+        })
+        .collect()
+}
+
+pub(crate) fn node_state<'a>(state: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    state["metrics"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+pub(crate) fn all_up_with_peers(state: &serde_json::Value, nodes: usize, peers: u64) -> bool {
+    let list = state["metrics"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    state["last_pass"]["error"].is_null()
+        && list.len() == nodes
+        && list.iter().all(|n| n["up"] == true && n["peers"] == peers)
+}
+
+#[test]
+fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_actions() {
+    run(async {
+        let name = unique("op");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "op.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: ring\n"),
+        );
+        let path = file.to_str().unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut changes = Vec::new();
+        let limit = Duration::from_secs(90);
+
+        // The operator applies its manifest: the cluster comes up wired.
+        let mut operator = start_operator(path, port);
+        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        assert_eq!(state["last_pass"]["applied"], true, "{state:#}");
+        assert!(
+            changes.contains(&"+ node n0 regbox/bitcoind:knots-29.4".to_string())
+                || changes.iter().any(|c| c.starts_with("+ node n0")),
+            "{changes:?}"
+        );
+
+        // A node killed from outside is started again and wired back.
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        let state = status_until(&base, limit, &mut changes, |s| {
+            node_state(s, "n1")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        assert!(
+            changes.contains(&"start n1".to_string()),
+            "{changes:?} {state:#}"
+        );
+
+        // A session nobody declared is closed.
+        let made = |s: &serde_json::Value| s["metrics"]["changes"].as_u64().unwrap_or(0);
+        let before = made(&status_until(&base, limit, &mut changes, |_| true).await);
+        ok(&["-c", &name, "connect", "n0", "n2"]).await;
+        status_until(&base, limit, &mut changes, |s| {
+            made(s) > before && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.contains("session with n2") || c.contains("session with n0")),
+            "{changes:?}"
+        );
+
+        // A node stopped by regbox stays stopped, pass after pass.
+        ok(&["-c", &name, "stop", "n2"]).await;
+        let passes = status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+        })
+        .await["metrics"]["passes"]
+            .as_u64()
+            .unwrap();
+        let state = status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["passes"].as_u64().unwrap() >= passes + 2
+        })
+        .await;
+        assert_eq!(node_state(&state, "n2")["up"], false, "{state:#}");
+        let n2 = outside::containers(&name)
+            .await
+            .into_iter()
+            .find(|c| c.name.ends_with("-n2"))
+            .unwrap();
+        assert!(!n2.running);
+
+        // Actions over HTTP act as the CLI's commands do; bad ones are refused with their reason.
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/faults"),
+            r#"{"node":"n2","fault":"start"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n0","blocks":2}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let mined: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(mined["blocks"].as_array().unwrap().len(), 2);
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/partition"),
+            r#"{"kind":"halves"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(report["graph"], serde_json::json!(["n0-n1", "n2-n3"]));
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n9"}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("no node `n9`"), "{body}");
+        let (status, _) = http("POST", &format!("{base}/clusters/no-such-cluster/heal"), "").await;
+        assert_eq!(status, 404);
+        let (status, _) = http("GET", &format!("{base}/clusters/{name}/heal"), "").await;
+        assert_eq!(status, 405);
+
+        // While split, the operator keeps the partition: no pass heals it.
+        status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["segments"] == 2 && all_up_with_peers(s, 4, 1)
+        })
+        .await;
+        let m = metrics(&base).await;
+        let get =
+            |metric: &str, node: &str| m.get(&(metric.to_string(), node.to_string())).copied();
+        assert_eq!(
+            get("regbox_cluster_partition_segments", ""),
+            Some(2.0),
+            "{m:?}"
+        );
+        for node in ["n0", "n1", "n2", "n3"] {
+            assert_eq!(get("regbox_node_height", node), Some(2.0), "{node}: {m:?}");
+            assert_eq!(get("regbox_node_up", node), Some(1.0));
+            assert_eq!(get("regbox_node_peers", node), Some(1.0));
+        }
+        assert_eq!(get("regbox_node_restarts_total", "n1"), Some(1.0));
+        assert!(get("regbox_reconcile_passes_total", "").unwrap() >= 3.0);
+        assert!(
+            get("regbox_reconcile_errors_total", "").is_some(),
+            "the error counter is exported: {m:?}"
+        );
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/heal"), "").await;
+        assert_eq!(status, 200, "{body}");
+
+        // The manifest grows: the operator applies it, touching only what changed.
+        std::fs::write(path, format!("name: {name}\nnodes: 5\ntopology: ring\n")).unwrap();
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 5, 2)).await;
+        assert!(
+            changes.iter().any(|c| c.starts_with("+ node n4")),
+            "{changes:?}"
+        );
+
+        // Stopped, the operator keeps nothing: a hold made meanwhile is respected by the next one.
+        operator.kill().await.unwrap();
+        ok(&["-c", &name, "stop", "n3"]).await;
+        let mut operator = start_operator(path, port);
+        let state = status_until(&base, limit, &mut changes, |s| {
+            s["metrics"]["passes"].as_u64().unwrap_or(0) >= 2
+        })
+        .await;
+        assert_eq!(state["held"], serde_json::json!(["n3"]), "{state:#}");
+        assert_eq!(node_state(&state, "n3")["up"], false);
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+/// A docker-compose project of the repository's docker-compose.yml, taken down when dropped.
+pub(crate) struct Compose {
+    project: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Compose {
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml");
+        Command::new("docker-compose")
+            .args(["-p", &self.project, "-f"])
+            .arg(file)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("docker-compose runs (CI installs it)")
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.command(&["down", "--timeout", "5"]);
+    }
+}
+
+#[test]
+fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
+    run(async {
+        let name = unique("compose");
+        let _guard = Teardown(name.clone());
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut changes = Vec::new();
+        let limit = Duration::from_secs(120);
+        let image = ok(&["image", "build", "--self"]).await;
+        assert!(image.starts_with("regbox/regbox:0."), "{image}");
+        let compose = Compose {
+            project: name.clone(),
+            env: vec![
+                ("REGBOX_CLUSTER", name.clone()),
+                ("REGBOX_OPERATOR_PORT", port.to_string()),
+                ("REGBOX_MANIFEST", "ring4.yaml".into()),
+            ],
+        };
+        let up = compose.command(&["up", "-d"]);
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+
+        // The operator, in its container, brings the cluster up and reaches every node's RPC.
+        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        assert_eq!(state["cluster"], name.as_str());
+        // It repairs a node killed from outside, and acts on requests.
+        outside::kill(&format!("regbox-{name}-n0")).await;
+        status_until(&base, limit, &mut changes, |s| {
+            node_state(s, "n0")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/mine"),
+            r#"{"node":"n1","blocks":1}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+
+        // The CLI sends status, node faults, partition, heal and mine to the operator it is given.
+        let via = |args: &[&str]| {
+            let mut cmd = regbox();
+            cmd.env("REGBOX_OPERATOR", &base).args(args);
+            cmd.output()
+        };
+        let json = |out: std::process::Output| -> serde_json::Value {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let nodes = json(via(&["status", "--json"]).await.unwrap());
+        assert_eq!(nodes.as_array().unwrap().len(), 4, "{nodes}");
+        assert!(
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["state"] == "running"),
+            "{nodes}"
+        );
+        json(
+            via(&["-c", &name, "mine", "n2", "2", "--json"])
+                .await
+                .unwrap(),
+        );
+        let report = json(
+            via(&["-c", &name, "partition", "--halves", "--json"])
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            report["graph"],
+            serde_json::json!(["n0-n1", "n2-n3"]),
+            "{report}"
+        );
+        json(
+            via(&["-c", &name, "heal", "--sync", "--json"])
+                .await
+                .unwrap(),
+        );
+        let out = via(&["-c", &name, "stop", "n3"]).await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = via(&["-c", &name, "stop", "n9"]).await.unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "an unknown node is bad input, also via the operator"
+        );
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert_eq!(status[3]["state"], "exited", "{status}");
+        assert!(
+            status
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(3)
+                .all(|n| n["height"] == 3),
+            "{status}"
+        );
+
+        // Stopped, its container stays attached to the control network: `down` detaches it.
+        let stop = compose.command(&["stop", "--timeout", "30"]);
+        assert!(
+            stop.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        let down = compose.command(&["down"]);
+        assert!(
+            down.status.success(),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Soak runs.
+
+#[test]
+fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
+    use regbox::core::soak::{parse_log, EventKind};
+    run(async {
+        let name = unique("soak");
+        let _guard = Teardown(name.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let (events, report, junit) = (
+            dir.path().join("events.jsonl"),
+            dir.path().join("report.html"),
+            dir.path().join("junit.xml"),
+        );
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let out = regbox()
+            .args(["-c", &name, "soak"])
+            .arg(&manifest)
+            .args([
+                "--duration",
+                "100s",
+                "--seed",
+                "7",
+                "--gap",
+                "8s",
+                "--hold",
+                "8s",
+            ])
+            .args(["--faults", "partition,kill,restart,pause,netem", "--json"])
+            // Seed 7 holds a two-way partition for 8 s: at a block a second on random nodes both sides
+            // mine (all on one side: odds below 1 %), so one side reorganises and the report has all
+            // five plots.
+            .args(["--rate", "60"])
+            .arg("--events")
+            .arg(&events)
+            .arg("--report")
+            .arg(&report)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["ok"], true, "{summary}");
+        assert_eq!(summary["seed"], 7);
+
+        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        assert!(matches!(log[0].kind, EventKind::Start { seed: 7, .. }));
+        assert!(matches!(
+            log.last().unwrap().kind,
+            EventKind::End { ok: true, .. }
+        ));
+        let count = |f: fn(&EventKind) -> bool| log.iter().filter(|e| f(&e.kind)).count();
+        let faults: Vec<usize> = (log.iter())
+            .filter_map(|e| match e.kind {
+                EventKind::Fault { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        let ends: Vec<usize> = (log.iter())
+            .filter_map(|e| match e.kind {
+                EventKind::FaultEnd { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        assert!(faults.len() >= 3, "{} faults", faults.len());
+        assert_eq!(faults, ends, "every fault ends");
+        assert!(count(|k| matches!(k, EventKind::Converged { .. })) >= 1);
+        assert!(count(|k| matches!(k, EventKind::Block { .. })) >= 1);
+        let checks: Vec<&EventKind> = (log.iter())
+            .map(|e| &e.kind)
+            .filter(|k| matches!(k, EventKind::Invariant { .. }))
+            .collect();
+        assert!(!checks.is_empty());
+        for check in &checks {
+            assert!(
+                matches!(check, EventKind::Invariant { ok: true, .. }),
+                "{check:?}"
+            );
+        }
+
+        // Five plots; the reorg plot is a "none" when no side of a partition mined (rare at this rate,
+        // but not impossible: the run is seeded, which node mines when is not).
+        let reorgs = count(|k| matches!(k, EventKind::Tip { reorg_depth, .. } if *reorg_depth > 0));
+        let html = std::fs::read_to_string(&report).unwrap();
+        if reorgs > 0 {
+            assert_eq!(html.matches("<svg").count(), 5);
+        } else {
+            assert_eq!(html.matches("<svg").count(), 4);
+            assert!(html.contains("none — no node reorganised its chain"));
+        }
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+        let cases = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .count();
+        assert_eq!(cases, checks.len());
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("failure"))
+                .count(),
+            0
+        );
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn a_soak_with_a_bad_fault_word_exits_2_and_creates_nothing() {
+    run_without_image(async {
+        let name = unique("soakbad");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let out = regbox()
+            .current_dir(dir.path())
+            .args(["-c", &name, "soak"])
+            .arg(&manifest)
+            .args(["--duration", "1m", "--faults", "partition,crash"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unknown fault `crash`"),
+            "{}",
+            stderr(&out)
+        );
+        // No event log, no report, no container.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn a_fault_that_fails_takes_back_the_hold_it_made() {
+    run(async {
+        let name = unique("hold");
+        let (mut cluster, _guard) = up(ring(&name, 3)).await;
+        let hold = format!("regbox-{name}.hold.n1");
+        let holds = || async {
+            outside::containers(&name)
+                .await
+                .into_iter()
+                .filter(|c| c.name == hold)
+                .count()
+        };
+        // Stopped from outside: no hold. Killing a stopped node fails, and leaves none either.
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        let out = regbox()
+            .args(["-c", &name, "kill", "n1"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(holds().await, 0, "a failed kill made a hold that stayed");
+        // A stop that works leaves one; start takes it away.
+        cluster
+            .fault("n2", regbox::fault::Fault::Stop, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n2", regbox::fault::Fault::Start, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n1", regbox::fault::Fault::Start, WAIT)
+            .await
+            .unwrap();
+        cluster
+            .fault("n1", regbox::fault::Fault::Pause, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(holds().await, 1);
+        cluster
+            .fault("n1", regbox::fault::Fault::Unpause, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(holds().await, 0);
+    });
+}
+
+/// `regbox ARGS --json` here, and the same through the operator at `base`: both reports.
+pub(crate) async fn here_and_there(
+    base: &str,
+    name: &str,
+    args: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    let here = ok_json(&[&["-c", name, "--json"], args].concat()).await;
+    let there = ok_json(&[&["--operator", base, "-c", name, "--json"], args].concat()).await;
+    (here, there)
+}
+
+#[test]
+fn every_verb_gives_the_same_report_through_the_operator_as_here() {
+    run(async {
+        let name = unique("verbs");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "verbs.yaml",
+            &format!(
+                "name: {name}\nnodes:\n  - {{name: n0, wallet: true}}\n  - {{name: n1, wallet: true}}\n  - {{name: n2}}\n  - {{name: n3}}\ntopology: ring\n"
+            ),
+        );
+        let path = file.to_str().unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        // The operator keeps the manifest's cluster: it brings it up itself.
+        let mut operator = start_operator(path, port);
+        let mut changes = Vec::new();
+        status_until(&base, Duration::from_secs(120), &mut changes, |s| {
+            all_up_with_peers(s, 4, 2)
+        })
+        .await;
+        let nodes = |v: &serde_json::Value| -> Vec<(String, String, u64, Vec<String>)> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    let peers = serde_json::from_value(n["peers"].clone()).unwrap();
+                    let name = n["name"].as_str().unwrap().to_string();
+                    let state = n["state"].as_str().unwrap().to_string();
+                    (name, state, n["height"].as_u64().unwrap_or(0), peers)
+                })
+                .collect()
+        };
+
+        // Readers.
+        let (here, there) = here_and_there(&base, &name, &["status"]).await;
+        assert_eq!(nodes(&here), nodes(&there));
+        let (here, there) = here_and_there(&base, &name, &["url", "n1"]).await;
+        assert_eq!(here, there);
+        let (here, there) = here_and_there(&base, &name, &["mine", "n0", "101"]).await;
+        assert_eq!(
+            (&here["node"], &there["node"]),
+            (&"n0".into(), &"n0".into())
+        );
+        assert_eq!(
+            there["height"].as_u64(),
+            here["height"].as_u64().map(|h| h + 101)
+        );
+        assert_eq!(there["blocks"].as_array().unwrap().len(), 101);
+        let (here, there) = here_and_there(&base, &name, &["send", "n0", "n1", "0.5"]).await;
+        for v in [&here, &there] {
+            assert_eq!(
+                (&v["from"], &v["to"], &v["amount_sat"]),
+                (&"n0".into(), &"n1".into(), &50_000_000.into()),
+                "{v}"
+            );
+            assert_eq!(v["txid"].as_str().unwrap().len(), 64, "{v}");
+        }
+        let (here, there) = here_and_there(&base, &name, &["sync"]).await;
+        assert_eq!(here, there);
+        assert_eq!(here["mempool_size"], 2, "{here}");
+        let (here, there) = here_and_there(&base, &name, &["wait", "height", "202", "n3"]).await;
+        assert_eq!(here, there);
+        let (here, there) = here_and_there(&base, &name, &["rpc", "n2", "getblockcount"]).await;
+        assert_eq!((here.clone(), there), (here, serde_json::json!(202)));
+        let (here, there) = here_and_there(&base, &name, &["logs", "n3", "--tail", "5"]).await;
+        for v in [&here, &there] {
+            assert_eq!(v["node"], "n3");
+            assert_eq!(v["text"].as_str().unwrap().lines().count(), 5, "{v}");
+        }
+        let (here, there) =
+            here_and_there(&base, &name, &["measure", "propagation", "--blocks", "1"]).await;
+        for key in ["kind", "origin", "unreachable"] {
+            assert_eq!(here[key], there[key], "{key}");
+        }
+        assert_eq!(there["rounds"][0]["arrivals"].as_array().unwrap().len(), 4);
+        let (here, there) = here_and_there(&base, &name, &["apply", path, "--dry-run"]).await;
+        assert_eq!(here, there);
+        assert_eq!(
+            (&there["exists"], &there["diff"]),
+            (&true.into(), &serde_json::json!([]))
+        );
+
+        // Changes: the whole sequence here, then there; each sequence leaves the cluster as it found it.
+        let changes: [&[&str]; 10] = [
+            &["connect", "n0", "n2"][..],
+            &["disconnect", "n0", "n2"],
+            &["netem", "n0", "--delay", "10ms", "--to", "n1"],
+            &["cut", "n2", "n3"],
+            &["cut", "--clear"],
+            &["netem", "--clear"],
+            &["stop", "n3"],
+            &["start", "n3"],
+            &["partition", "--halves"],
+            &["heal"],
+        ];
+        let mut here = Vec::new();
+        for args in changes {
+            here.push(ok_json(&[&["-c", &name, "--json"], args].concat()).await);
+        }
+        for (args, here) in changes.iter().zip(here) {
+            let there =
+                ok_json(&[&["--operator", &base, "-c", &name, "--json"][..], *args].concat()).await;
+            assert_eq!(here, there, "{args:?}");
+        }
+        let here = ok_json(&["-c", &name, "--json", "partition", "--halves"]).await;
+        assert_eq!(here["graph"], serde_json::json!(["n0-n1", "n2-n3"]));
+        let there = ok_json(&["--operator", &base, "-c", &name, "--json", "heal", "--sync"]).await;
+        assert_eq!(there["height"], 204, "{there}");
+
+        // A followed log streams through the operator.
+        let mut follow = regbox()
+            .args([
+                "--operator",
+                &base,
+                "-c",
+                &name,
+                "logs",
+                "-f",
+                "n1",
+                "--tail",
+                "2",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = follow.stdout.take().unwrap();
+        ok(&["--operator", &base, "-c", &name, "mine", "n1", "1"]).await;
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !seen.contains("height=205") {
+            let mut buf = [0u8; 4096];
+            let read = tokio::time::timeout_at(
+                deadline,
+                tokio::io::AsyncReadExt::read(&mut out, &mut buf),
+            )
+            .await
+            .expect("the followed log shows the new block within 30 s")
+            .unwrap();
+            assert!(read > 0, "the stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..read]));
+        }
+        follow.kill().await.unwrap();
+
+        // Bad input through the operator exits 2 with the engine's reason, as here.
+        let bad = regbox()
+            .args(["--operator", &base, "-c", &name, "mine", "n9", "1"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("no node `n9`"));
+
+        // Down, through the operator, is the last verb.
+        let down = ok_json(&["--operator", &base, "-c", &name, "--json", "down"]).await;
+        assert_eq!(down["cluster"], name.as_str());
+        assert!(down["containers"].as_u64().unwrap() >= 4, "{down}");
+        operator.kill().await.unwrap();
+    });
+}

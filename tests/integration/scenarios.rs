@@ -1,0 +1,220 @@
+//! Integration tests: scenario runs, JUnit, Ctrl-C during a run.
+
+use super::*;
+
+#[test]
+fn every_example_scenario_passes_and_writes_junit() {
+    run(async {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".scenario.yaml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 5, "{files:?}");
+        // All of them in one run, one after another under one name, into one JUnit report.
+        let name = unique("scn");
+        let _guard = Teardown(name.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("junit.xml");
+        let out = regbox()
+            .args(["-c", &name, "run"])
+            .args(&files)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+        assert_eq!(stdout.matches("PASSED").count(), files.len(), "{stdout}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(root.attribute("failures"), Some("0"), "{xml}");
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        assert_eq!(suites.len(), files.len());
+        for suite in suites {
+            let props: Vec<(&str, &str)> = suite
+                .descendants()
+                .filter(|n| n.has_tag_name("property"))
+                .map(|p| (p.attribute("name").unwrap(), p.attribute("value").unwrap()))
+                .collect();
+            assert!(props.contains(&("cluster", name.as_str())), "{props:?}");
+            assert!(
+                props
+                    .iter()
+                    .any(|(k, v)| *k == "image" && v.starts_with("regbox/bitcoind:")),
+                "{props:?}"
+            );
+            let cases: Vec<_> = suite
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .collect();
+            assert!(cases.len() >= 3, "cluster up, steps, teardown");
+            assert!(cases
+                .iter()
+                .all(|c| c.children().all(|e| !e.has_tag_name("failure"))));
+        }
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw() {
+    run(async {
+        let name = unique("dflt");
+        let _guard = Teardown(name.clone());
+        let (out, _) = run_scenario(&name, None).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for step in [
+            "mine n0 101",
+            "split the ring",
+            "heal",
+            "longest chain wins",
+            "PASSED",
+        ] {
+            assert!(stdout.contains(step), "{stdout}");
+        }
+
+        let file = TempFile::new(
+            "failing.scenario.yaml",
+            "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - assert: { height: 5, node: n1 }\n  - mine: { node: n0, blocks: 1 }\n",
+        );
+        let (out, xml) = run_scenario(&name, Some(&file.path)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains("FAIL") && stdout.contains("expected height 5"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("SKIP"),
+            "the step after a failure is skipped: {stdout}"
+        );
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+        let failed = doc
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap_or_else(|| panic!("no failure in {xml}"));
+        assert!(
+            failed
+                .attribute("message")
+                .unwrap()
+                .starts_with("expected height 5"),
+            "{xml}"
+        );
+        // The failed step's case keeps the nodes' last log lines.
+        let case = failed.parent().unwrap();
+        let out = case
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .and_then(|n| n.text())
+            .unwrap_or_else(|| panic!("no system-out in {xml}"));
+        assert!(out.contains("n0| ") && out.contains("n1| "), "{out}");
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("skipped"))
+                .count(),
+            1,
+            "{xml}"
+        );
+        assert_eq!(
+            leftovers(&name).await,
+            Vec::<String>::new(),
+            "torn down after a failure"
+        );
+    });
+}
+
+#[test]
+fn a_dropped_cluster_handle_tears_the_cluster_down() {
+    run(async {
+        let name = unique("drop");
+        let cluster = Cluster::up(ring(&name, 3), &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(leftovers(&name).await.len(), 3 + 1 + 3 + 2);
+        drop(cluster); // no `down`: the fallback removes it
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn up_on_a_partitioned_cluster_heals_it_back_to_the_declared_state() {
+    run(async {
+        let name = unique("uphl");
+        let (mut cluster, _guard) = up(ring(&name, 4)).await;
+        cluster
+            .partition(&PartitionKind::Isolate("n2".into()), CutMode::Silent, WAIT)
+            .await
+            .unwrap();
+        let again = Cluster::up(ring(&name, 4), &UpOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            edges(&graph(&again).await),
+            vec![(0, 1), (0, 3), (1, 2), (2, 3)]
+        );
+        assert_eq!(
+            outside::networks(Some(&name)).await.len(),
+            2,
+            "the segment is gone"
+        );
+        again.keep();
+    });
+}
+
+#[test]
+fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
+    run(async {
+        let name = unique("rintr");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "waiting.scenario.yaml",
+            "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - wait: { height: 1, timeout: 120 }\n",
+        );
+        let mut child = regbox()
+            .args(["-c", &name, "run"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Interrupt while the wait step runs: once both nodes exist and answer, the wait is the only thing left.
+        loop {
+            let running = outside::containers(&name)
+                .await
+                .iter()
+                .filter(|c| c.running)
+                .count();
+            if running == 2 {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it could be interrupted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        interrupt(&child);
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("run stops")
+            .unwrap();
+        assert_eq!(out.code(), Some(130));
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Two commands on one cluster at once: one writer at a time, names never trusted, repairs.
