@@ -140,6 +140,18 @@ impl Context {
         }
     }
 
+    /// The clusters there are: the operator's, with `--operator`; else the engine's.
+    pub async fn clusters(&self) -> Result<Vec<String>, Failure> {
+        match self.operator() {
+            Some(client) => watched(&client).await,
+            None => Ok(crate::engine::lifecycle::list()
+                .await?
+                .into_iter()
+                .map(|c| c.name)
+                .collect()),
+        }
+    }
+
     /// The operator of `--operator` (or `REGBOX_OPERATOR`).
     pub fn operator(&self) -> Option<Client> {
         self.operator.as_deref().map(Client::new)
@@ -147,7 +159,7 @@ impl Context {
 }
 
 /// The clusters an operator watches.
-pub async fn watched(client: &Client) -> Result<Vec<String>, Failure> {
+async fn watched(client: &Client) -> Result<Vec<String>, Failure> {
     let status = client.get("/status").await.map_err(refused)?;
     Ok(status["clusters"]
         .as_array()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cli::args::{Command, MeasureCommand, UpArgs};
-use crate::cli::context::{watched, Context};
+use crate::cli::context::Context;
 use crate::cli::exit::Failure;
 use crate::cli::load::load_manifest;
 use crate::cli::{output, plot};
@@ -21,7 +21,6 @@ use crate::core::propagation::Kind;
 use crate::core::verb::{Report, Verb};
 use crate::core::wait::WaitFor;
 use crate::engine::error::Error;
-use crate::engine::lifecycle;
 use crate::engine::progress::Progress;
 
 /// How long `regbox rpc` waits for an answer (a long `generatetoaddress`, say).
@@ -344,18 +343,8 @@ async fn split_cluster_word(
     mut groups: Vec<String>,
 ) -> Result<(Option<String>, Vec<String>), Failure> {
     let mut target = ctx.cluster.clone();
-    if target.is_none() && !groups.is_empty() {
-        let names: Vec<String> = match ctx.operator() {
-            Some(client) => watched(&client).await?,
-            None => lifecycle::list()
-                .await?
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-        };
-        if names.contains(&groups[0]) {
-            target = Some(groups.remove(0));
-        }
+    if target.is_none() && !groups.is_empty() && ctx.clusters().await?.contains(&groups[0]) {
+        target = Some(groups.remove(0));
     }
     Ok((target, groups))
 }
@@ -457,15 +446,7 @@ async fn up(
 /// go does not keep the others.
 async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), Failure> {
     let names: Vec<Option<String>> = if all {
-        let names = match ctx.operator() {
-            Some(client) => watched(&client).await?,
-            None => lifecycle::list()
-                .await?
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-        };
-        names.into_iter().map(Some).collect()
+        ctx.clusters().await?.into_iter().map(Some).collect()
     } else {
         vec![ctx.wanted(cluster)?]
     };

@@ -109,6 +109,23 @@ impl Cluster {
             .await
     }
 
+    /// `exec` for a caller that wants one kind of report, picked by `pick` (the library's methods).
+    pub(crate) async fn exec_for<T>(
+        &mut self,
+        verb: Verb,
+        how: &Exec,
+        pick: impl FnOnce(Report) -> Option<T>,
+    ) -> Result<T> {
+        let report = self.exec(&verb, how).await?;
+        let shown = report.to_json();
+        pick(report).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "`{}` answered with an unexpected report: {shown}",
+                verb.word()
+            ))
+        })
+    }
+
     /// Runs `work` under the cluster's lock, held for `holder`. The one place the lock is taken and
     /// given back; should the future be dropped midway, the guard gives it back on drop.
     pub(crate) async fn locked<T>(
@@ -275,15 +292,6 @@ impl Cluster {
     pub fn names(&self) -> Vec<String> {
         self.nodes().iter().map(|n| n.name().to_string()).collect()
     }
-}
-
-/// A report of another verb's kind than asked for: a bug in the executor.
-pub(crate) fn unexpected(verb: &Verb, report: &Report) -> Error {
-    Error::BadRequest(format!(
-        "`{}` answered with an unexpected report: {}",
-        verb.word(),
-        report.to_json()
-    ))
 }
 
 /// `apply` and `down` on an open cluster, or a reader sent to `change`: a caller's mistake.

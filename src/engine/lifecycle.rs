@@ -172,6 +172,16 @@ impl Cluster {
         cancel: impl Future<Output = ()>,
     ) -> Result<Cluster> {
         let docker = connect(&spec).await?;
+        Cluster::up_on(docker, spec, opts, cancel).await
+    }
+
+    /// `up_until` on the engine(s) behind `docker`.
+    pub(crate) async fn up_on(
+        docker: Docker,
+        spec: ClusterSpec,
+        opts: &UpOptions,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Cluster> {
         let journal = Mutex::new(Journal::default());
         let (tx, rx) = watch::channel(false);
         let fx = Effects {

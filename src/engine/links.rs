@@ -12,8 +12,9 @@ use crate::core::link::Shaping;
 use crate::core::partition::Cut;
 use crate::core::verb::{Links, Report, Verb};
 use crate::engine::cluster::Cluster;
+use crate::engine::docker::ContainerSpec;
 use crate::engine::error::{Error, Result};
-use crate::engine::exec::{unexpected, Exec};
+use crate::engine::exec::Exec;
 use crate::engine::image;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{wait_until, Check, RPC_CONCURRENCY};
@@ -96,7 +97,7 @@ impl Cluster {
             to: to.map(<[String]>::to_vec),
             shaping: shaping.clone(),
         };
-        self.links_verb(&verb, progress).await
+        self.links_verb(verb, progress).await
     }
 
     /// Keeps the packets of `from` from reaching `to` (and back, when `both`), dropped or reset.
@@ -114,7 +115,7 @@ impl Cluster {
             both,
             block,
         };
-        self.links_verb(&verb, progress).await
+        self.links_verb(verb, progress).await
     }
 
     /// Removes the shaping (`shaping`) and/or the cuts (`cuts`) of `nodes` (every node for `None`).
@@ -130,19 +131,20 @@ impl Cluster {
             shaping,
             cuts,
         };
-        self.links_verb(&verb, progress).await
+        self.links_verb(verb, progress).await
     }
 
     /// `netem`, `cut` or `clear` through the executor.
-    async fn links_verb(&mut self, verb: &Verb, progress: &Progress) -> Result<Links> {
+    async fn links_verb(&mut self, verb: Verb, progress: &Progress) -> Result<Links> {
         let how = Exec {
             progress: progress.clone(),
             ..Exec::default()
         };
-        match self.exec(verb, &how).await? {
-            Report::Links(links) => Ok(links),
-            other => Err(unexpected(verb, &other)),
-        }
+        self.exec_for(verb, &how, |r| match r {
+            Report::Links(links) => Some(links),
+            _ => None,
+        })
+        .await
     }
 
     /// `shape` under the lock the executor holds.
@@ -399,7 +401,9 @@ impl Cluster {
         self.docker.remove_container(name).await?;
         let mut labels = blueprint::cluster_labels(self.name());
         labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
-        self.docker.create_agent(name, image, labels).await?;
+        self.docker
+            .create(name, &agent_container(image, labels))
+            .await?;
         self.docker.start(name).await?;
         let what = format!("the fault agent `{name}` to listen");
         wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
@@ -449,6 +453,26 @@ fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
         out.last_mut().unwrap().push(node);
     }
     out
+}
+
+/// regbox's recipe for a fault agent's container: `regbox agent serve` from the regbox image, on no
+/// network, in the host's PID namespace (to find each node's network namespace by its process), with
+/// only the capabilities that entering a namespace and changing its packet filter take.
+fn agent_container(
+    image: &str,
+    labels: std::collections::HashMap<String, String>,
+) -> ContainerSpec {
+    ContainerSpec {
+        image: image.to_string(),
+        entrypoint: vec!["/usr/bin/regbox".into()],
+        cmd: vec!["agent".into(), "serve".into()],
+        labels,
+        host_pid: true,
+        cap_add: vec!["NET_ADMIN".into(), "SYS_ADMIN".into(), "SYS_PTRACE".into()],
+        tmpfs: vec![("/run".into(), "rw,noexec,nosuid,size=1m".into())],
+        stop_timeout: 2,
+        ..ContainerSpec::default()
+    }
 }
 
 #[cfg(test)]

@@ -121,12 +121,22 @@ pub async fn acquire(
     image: &str,
     command: &str,
 ) -> Result<LockGuard> {
+    acquire_within(docker, cluster, image, command, wait_bound()).await
+}
+
+/// `acquire` that waits for another holder up to `bound`.
+pub(crate) async fn acquire_within(
+    docker: &Docker,
+    cluster: &str,
+    image: &str,
+    command: &str,
+    bound: Duration,
+) -> Result<LockGuard> {
     let name = lock_name(cluster);
     let me = me(command);
     let mut labels = blueprint::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), ROLE_LOCK.into());
     labels.extend(me.labels());
-    let bound = wait_bound();
     let started = Instant::now();
     let mut told = false;
     // The heartbeat value last seen on the current lock, and since when it has not changed.

@@ -3,6 +3,8 @@
 //! to its desired state.
 
 pub mod cluster;
+#[cfg(test)]
+mod decisions;
 pub(crate) mod docker;
 pub mod error;
 pub mod exec;

@@ -30,7 +30,7 @@ use crate::core::timing::{self, NodeTimes};
 use crate::core::topology::{Edge, Graph, NodeId};
 use crate::core::wait::{Sample, WaitFor};
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::{ContainerConfig, ContainerInfo, Docker, Net, NetworkInfo};
+use crate::engine::docker::{ContainerInfo, ContainerSpec, Docker, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
 use crate::engine::progress::Progress;
@@ -653,19 +653,7 @@ impl Cluster {
                     cluster: self.name().to_string(),
                     network: blueprint::control_network(self.name()),
                 })?;
-                let config = ContainerConfig {
-                    name: l.container.clone(),
-                    image: l.image.clone(),
-                    args: l.args.clone(),
-                    env: l.env.clone(),
-                    labels: l.labels.clone(),
-                    network: (control, l.control_ip),
-                    volume: (l.volume.clone(), blueprint::DATADIR.to_string()),
-                    memory: l.resources.memory,
-                    nano_cpus: l.resources.nano_cpus,
-                    pids_limit: blueprint::PIDS_LIMIT,
-                    as_root: l.as_root,
-                };
+                let spec = node_container(l, control);
                 {
                     let mut j = fx.journal.lock().unwrap();
                     j.containers.push(l.container.clone());
@@ -675,7 +663,7 @@ impl Cluster {
                 // of the name on the host the node left).
                 self.place_node(l.index);
                 docker
-                    .create_container(&config)
+                    .create(&l.container, &spec)
                     .instrument(tracing::debug_span!("create"))
                     .await?;
                 times[1] = t.elapsed();
@@ -936,4 +924,33 @@ fn is_running(seen: &Option<NodeSeen>) -> bool {
             ..
         })
     )
+}
+
+/// regbox's recipe for a node's container, made on the control network: any image with bitcoind on
+/// its PATH works (its own entrypoint is bypassed); the image's own user, or root where the image is
+/// not known to suit its datadir (root keeps only the capability that writes a datadir of another
+/// owner); a read-only root with the datadir volume and a small `noexec` /tmp writable; memory (no
+/// swap), processes and, when asked, CPU bounded.
+fn node_container(l: &blueprint::NodeLayout, control: Net) -> ContainerSpec {
+    ContainerSpec {
+        image: l.image.clone(),
+        entrypoint: vec!["bitcoind".into()],
+        cmd: l.args.clone(),
+        env: l.env.clone(),
+        user: l.as_root.then(|| "0:0".into()),
+        labels: l.labels.clone(),
+        network: Some((control, Some(l.control_ip))),
+        cap_add: if l.as_root {
+            vec!["DAC_OVERRIDE".into()]
+        } else {
+            Vec::new()
+        },
+        tmpfs: vec![("/tmp".into(), "rw,noexec,nosuid,size=16m".into())],
+        memory: Some(l.resources.memory),
+        nano_cpus: l.resources.nano_cpus,
+        pids_limit: Some(blueprint::PIDS_LIMIT),
+        volume: Some((l.volume.clone(), blueprint::DATADIR.to_string())),
+        stop_timeout: 10,
+        ..ContainerSpec::default()
+    }
 }

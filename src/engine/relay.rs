@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use crate::core::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY, RPC_PORT};
 use crate::core::plan::State;
 use crate::core::subnet::Subnet;
-use crate::engine::docker::{ContainerInfo, Docker, Net};
+use crate::engine::docker::{ContainerInfo, ContainerSpec, Docker, Net};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;
 use crate::engine::reconcile::Effects;
@@ -75,13 +75,44 @@ pub(crate) async fn ensure(
     let mut labels = blueprint::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), ROLE_RELAY.into());
     fx.journal.lock().unwrap().containers.push(name.clone());
-    docker
-        .create_relay(&name, &image, net, (subnet, RPC_PORT), RELAY_PORT, labels)
-        .await?;
+    let spec = relay_container(&image, net, (subnet, RPC_PORT), RELAY_PORT, labels);
+    docker.create(&name, &spec).await?;
     docker.start(&name).await?;
     let relay = find(docker, cluster).await?;
     relay
         .as_ref()
         .and_then(|r| address_of(docker, r))
         .ok_or_else(|| Error::Relay(format!("`{name}` started but publishes no port")))
+}
+
+/// regbox's recipe for the RPC relay's container: `regbox relay` from the regbox image on network
+/// `net`, letting CONNECT tunnels reach `allow` (subnet, port) only, listening on `port`, published on
+/// an ephemeral port of its engine's host, started again by the engine unless stopped.
+fn relay_container(
+    image: &str,
+    net: &Net,
+    allow: (Subnet, u16),
+    port: u16,
+    labels: std::collections::HashMap<String, String>,
+) -> ContainerSpec {
+    let cmd = [
+        "relay",
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--allow",
+        &allow.0.to_string(),
+        "--port",
+        &allow.1.to_string(),
+    ];
+    ContainerSpec {
+        image: image.to_string(),
+        entrypoint: vec!["/usr/bin/regbox".into()],
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        labels,
+        network: Some((net.clone(), None)),
+        restart: true,
+        publish: Some(port),
+        stop_timeout: 2,
+        ..ContainerSpec::default()
+    }
 }

@@ -320,18 +320,11 @@ async fn carry_out(c: &mut Cluster, verb: &Verb) -> Result<Report, Error> {
     let how = Exec::default();
     let name = c.name().to_string();
     match verb {
-        Verb::Apply {
-            spec,
-            dry_run,
-            timeout,
-        } => {
-            let mut spec = spec.clone();
-            spec.rename(&name).map_err(Error::BadRequest)?;
-            let verb = Verb::Apply {
-                spec,
-                dry_run: *dry_run,
-                timeout: *timeout,
-            };
+        Verb::Apply { .. } => {
+            let mut verb = verb.clone();
+            if let Verb::Apply { spec, .. } = &mut verb {
+                spec.rename(&name).map_err(Error::BadRequest)?;
+            }
             let report = exec::execute(Some(&name), &verb, &how, std::future::pending()).await?;
             let mut fresh = Cluster::open(Some(&name)).await?;
             fresh.armed = c.armed;

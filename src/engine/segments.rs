@@ -11,7 +11,7 @@ pub use crate::core::verb::{HealReport, NodeReorg, PartitionReport, SegmentRepor
 use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
-use crate::engine::exec::{unexpected, Exec};
+use crate::engine::exec::Exec;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
@@ -70,10 +70,11 @@ impl Cluster {
             reset,
             timeout: Some(timeout),
         };
-        match self.exec(&verb, &Exec::default()).await? {
-            Report::Partition(report) => Ok(report),
-            other => Err(unexpected(&verb, &other)),
-        }
+        self.exec_for(verb, &Exec::default(), |r| match r {
+            Report::Partition(report) => Some(report),
+            _ => None,
+        })
+        .await
     }
 
     /// `partition_via` under the lock the executor holds.
@@ -175,10 +176,11 @@ impl Cluster {
             sync: false,
             timeout: Some(timeout),
         };
-        match self.exec(&verb, &Exec::default()).await? {
-            Report::Partition(report) => Ok(report),
-            other => Err(unexpected(&verb, &other)),
-        }
+        self.exec_for(verb, &Exec::default(), |r| match r {
+            Report::Partition(report) => Some(report),
+            _ => None,
+        })
+        .await
     }
 
     pub(crate) async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
@@ -197,10 +199,11 @@ impl Cluster {
             sync: true,
             timeout: Some(timeout),
         };
-        match self.exec(&verb, &Exec::default()).await? {
-            Report::Heal(report) => Ok(report),
-            other => Err(unexpected(&verb, &other)),
-        }
+        self.exec_for(verb, &Exec::default(), |r| match r {
+            Report::Heal(report) => Some(report),
+            _ => None,
+        })
+        .await
     }
 
     pub(crate) async fn heal_and_sync_locked(&mut self, timeout: Duration) -> Result<HealReport> {

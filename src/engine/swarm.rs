@@ -7,7 +7,7 @@ use crate::core::blueprint;
 use crate::core::manifest::ClusterSpec;
 use crate::core::names::error_chain;
 pub use crate::engine::docker::SwarmMember;
-use crate::engine::docker::{Docker, HostEngine};
+use crate::engine::docker::{self, Docker, HostEngine};
 use crate::engine::error::Result;
 
 /// The engines a spec's `hosts:` name, first one first.
@@ -42,7 +42,7 @@ pub struct HostStatus {
 /// Each host of `spec`, and the checks `up` makes (see `Docker::connect_hosts`).
 pub async fn status(spec: &ClusterSpec) -> SwarmStatus {
     let engines = engines(spec);
-    let members = Docker::swarm_members(&engines).await;
+    let members = docker::swarm_members(&engines).await;
     let problem = Docker::connect_hosts(&engines)
         .await
         .err()
@@ -63,12 +63,12 @@ pub async fn status(spec: &ClusterSpec) -> SwarmStatus {
 
 /// Makes `spec`'s hosts one swarm (see `Docker::form_swarm`); what was done, per host.
 pub async fn init(spec: &ClusterSpec) -> Result<Vec<String>> {
-    Ok(Docker::form_swarm(&engines(spec)).await?)
+    Ok(docker::form_swarm(&engines(spec)).await?)
 }
 
 /// Every host of `spec` leaves its swarm — refused while a host runs regbox containers, unless
 /// `force`; what was done, per host.
 pub async fn leave(spec: &ClusterSpec, force: bool) -> Result<Vec<String>> {
     let busy = (!force).then(|| blueprint::cluster_filter(None));
-    Ok(Docker::leave_swarm(&engines(spec), busy.as_deref()).await?)
+    Ok(docker::leave_swarm(&engines(spec), busy.as_deref()).await?)
 }

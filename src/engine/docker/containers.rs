@@ -1,0 +1,410 @@
+//! Containers on the real engines: each call goes to the engine its container lives on; lists merge
+//! every engine's.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+    MountVolumeOptions, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::core::plan::State;
+use crate::engine::docker::api::{Containers, Routing};
+use crate::engine::docker::error::{absent_is, container_err, DockerError, Result};
+use crate::engine::docker::networks::static_endpoint;
+use crate::engine::docker::routing::{label_filter, Engines};
+use crate::engine::docker::types::{ContainerInfo, ContainerSpec, Endpoint, MarkerInfo};
+
+#[async_trait]
+impl Containers for Engines {
+    async fn create(&self, name: &str, spec: &ContainerSpec) -> Result<String> {
+        self.create_body(name, body(spec)).await
+    }
+
+    async fn create_marker(
+        &self,
+        name: &str,
+        image: &str,
+        entrypoint: &[&str],
+        labels: HashMap<String, String>,
+    ) -> Result<String> {
+        // Markers live on the first engine, where a cluster is looked for.
+        if let Some(f) = &self.fleet {
+            f.at.lock().unwrap().insert(name.to_string(), 0);
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(entrypoint.iter().map(|s| s.to_string()).collect()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.create_body(name, body).await
+    }
+
+    async fn inspect_marker(&self, name: &str) -> Result<Option<MarkerInfo>> {
+        let found = self.on(name).inspect_container(name, None).await.map(|c| {
+            Some(MarkerInfo {
+                id: c.id.unwrap_or_default(),
+                labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+                started_at: c.state.and_then(|s| s.started_at).unwrap_or_default(),
+            })
+        });
+        absent_is(found, None, container_err("inspect", name))
+    }
+
+    async fn labeled_containers(&self, label: &str) -> Result<Vec<ContainerInfo>> {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(label))
+            .build();
+        let lists = self
+            .each_engine(|host, api| {
+                let opts = opts.clone();
+                async move {
+                    let list = api.list_containers(Some(opts)).await.map_err(|source| {
+                        DockerError::List {
+                            what: "containers",
+                            source,
+                        }
+                    })?;
+                    Ok(list.into_iter().map(move |c| (host, c)))
+                }
+            })
+            .await?;
+        let found: Vec<ContainerInfo> = lists
+            .into_iter()
+            .flatten()
+            .map(|(host, c)| ContainerInfo {
+                host: host.to_string(),
+                ports: c
+                    .ports
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| Some((p.private_port, p.public_port?)))
+                    .collect(),
+                id: c.id.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .into(),
+                image: c.image.unwrap_or_default(),
+                state: match c.state {
+                    Some(ContainerSummaryStateEnum::CREATED) => State::Created,
+                    Some(ContainerSummaryStateEnum::RUNNING) => State::Running,
+                    Some(ContainerSummaryStateEnum::PAUSED) => State::Paused,
+                    Some(ContainerSummaryStateEnum::RESTARTING) => State::Restarting,
+                    Some(ContainerSummaryStateEnum::EXITED) => State::Exited,
+                    Some(ContainerSummaryStateEnum::REMOVING) => State::Removing,
+                    Some(ContainerSummaryStateEnum::DEAD) => State::Dead,
+                    _ => State::Unknown,
+                },
+                labels: c.labels.unwrap_or_default(),
+                networks: c
+                    .network_settings
+                    .and_then(|s| s.networks)
+                    .unwrap_or_default()
+                    .into_values()
+                    .map(|ep| Endpoint {
+                        network: ep.network_id.unwrap_or_default(),
+                        ip: ep.ip_address.and_then(|ip| ip.parse().ok()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        // Callers act on a container by name or by id.
+        for c in &found {
+            self.place(&c.name, &c.host);
+            self.place(&c.id, &c.host);
+        }
+        Ok(found)
+    }
+
+    async fn pid(&self, name: &str) -> Result<Option<u32>> {
+        let pid = self.on(name).inspect_container(name, None).await.map(|c| {
+            c.state
+                .filter(|s| s.running == Some(true))
+                .and_then(|s| s.pid)
+                .filter(|&p| p > 0)
+                .map(|p| p as u32)
+        });
+        absent_is(pid, None, container_err("inspect", name))
+    }
+
+    async fn exec(&self, name: &str, cmd: Vec<String>) -> Result<(i64, String)> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let err = |source| DockerError::Container {
+            action: "exec in",
+            name: name.into(),
+            source,
+        };
+        let api = self.on(name);
+        let exec = api
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(&err)?;
+        let (mut out, mut errs) = (String::new(), String::new());
+        if let StartExecResults::Attached { mut output, .. } =
+            api.start_exec(&exec.id, None).await.map_err(&err)?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(&err)? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        out.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => errs.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                }
+            }
+        }
+        let code = api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(&err)?
+            .exit_code
+            .unwrap_or(-1);
+        if code != 0 {
+            out.push_str(&errs);
+        }
+        Ok((code, out))
+    }
+
+    async fn is_running(&self, name: &str) -> Result<bool> {
+        let state = self
+            .on(name)
+            .inspect_container(name, None)
+            .await
+            .map(|c| c.state.and_then(|s| s.running) == Some(true));
+        absent_is(state, false, container_err("inspect", name))
+    }
+
+    async fn start(&self, name: &str) -> Result<()> {
+        self.on(name)
+            .start_container(name, None)
+            .await
+            .map_err(container_err("start", name))
+    }
+
+    async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
+        let opts = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs() as i32)
+            .build();
+        self.on(name)
+            .stop_container(name, Some(opts))
+            .await
+            .map_err(container_err("stop", name))
+    }
+
+    async fn kill(&self, name: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
+        self.on(name)
+            .kill_container(name, Some(opts))
+            .await
+            .map_err(container_err("kill", name))
+    }
+
+    async fn pause(&self, name: &str) -> Result<()> {
+        self.on(name)
+            .pause_container(name)
+            .await
+            .map_err(container_err("pause", name))
+    }
+
+    async fn unpause(&self, name: &str) -> Result<()> {
+        self.on(name)
+            .unpause_container(name)
+            .await
+            .map_err(container_err("unpause", name))
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        self.kill_and_wait(name).await?;
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        let removed = self.on(name).remove_container(name, Some(opts)).await;
+        absent_is(removed, (), container_err("remove", name))
+    }
+
+    async fn logs_since(&self, name: &str, since: i32) -> Result<String> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .since(since)
+            .build();
+        let chunks: Vec<String> = self
+            .on(name)
+            .logs(name, Some(opts))
+            .map_ok(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+            .try_collect()
+            .await
+            .map_err(|source| DockerError::Logs {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(chunks.concat())
+    }
+
+    fn logs(
+        &self,
+        name: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<String>> {
+        let tail = tail.map_or("all".to_string(), |n| n.to_string());
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
+        let name = name.to_string();
+        self.on(&name)
+            .logs(&name, Some(opts))
+            .map(move |item| {
+                item.map(|out| String::from_utf8_lossy(&out.into_bytes()).into_owned())
+                    .map_err(|source| DockerError::Logs {
+                        name: name.clone(),
+                        source,
+                    })
+            })
+            .boxed()
+    }
+}
+
+impl Engines {
+    /// Creates container `name` on its engine; returns its id.
+    async fn create_body(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.on(name)
+            .create_container(Some(opts), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|source| DockerError::CreateContainer {
+                name: name.into(),
+                source,
+            })
+    }
+
+    /// Kills a container and waits until the engine has finished with its exit (network release
+    /// included); a container that is not running, or is gone, is left as it is.
+    async fn kill_and_wait(&self, name: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
+        if self
+            .on(name)
+            .kill_container(name, Some(opts))
+            .await
+            .is_err()
+        {
+            return Ok(()); // not running (409), gone (404) or paused: removal handles those
+        }
+        let opts = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
+        let mut waits = self.on(name).wait_container(name, Some(opts));
+        match waits.next().await {
+            // A killed container exits non-zero, which bollard reports as an error; both mean it stopped.
+            None | Some(Ok(_)) | Some(Err(BollardError::DockerContainerWaitError { .. })) => Ok(()),
+            Some(Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            })) => Ok(()),
+            Some(Err(source)) => Err(DockerError::Container {
+                action: "wait for",
+                name: name.into(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A container spec as the engine's create body: locked down (every capability dropped but the ones
+/// kept, no privilege gain, a read-only root with only the mounts writable).
+fn body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let network_mode = match &spec.network {
+        Some((net, _)) => net.id.clone(),
+        None => "none".into(),
+    };
+    let exposed = spec.publish.map(|p| format!("{p}/tcp"));
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(spec.entrypoint.clone()),
+        cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        user: spec.user.clone(),
+        labels: Some(spec.labels.clone()),
+        stop_timeout: Some(spec.stop_timeout),
+        exposed_ports: exposed.clone().map(|e| vec![e]),
+        host_config: Some(HostConfig {
+            network_mode: Some(network_mode),
+            pid_mode: spec.host_pid.then(|| "host".into()),
+            init: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            readonly_rootfs: Some(true),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.iter().cloned().collect()),
+            memory: spec.memory.map(|m| m as i64),
+            memory_swap: spec.memory.map(|m| m as i64),
+            nano_cpus: spec.nano_cpus.map(|n| n as i64),
+            pids_limit: spec.pids_limit,
+            mounts: spec.volume.as_ref().map(|(source, target)| {
+                vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(source.clone()),
+                    target: Some(target.clone()),
+                    volume_options: Some(MountVolumeOptions {
+                        labels: Some(spec.labels.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]
+            }),
+            restart_policy: spec.restart.then_some(bollard::models::RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            port_bindings: exposed.map(|e| {
+                HashMap::from([(
+                    e,
+                    Some(vec![bollard::models::PortBinding {
+                        host_ip: Some("0.0.0.0".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])
+            }),
+            ..Default::default()
+        }),
+        networking_config: match &spec.network {
+            Some((net, Some(ip))) => Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(net.id.clone(), static_endpoint(*ip))])),
+            }),
+            _ => None,
+        },
+        ..Default::default()
+    }
+}
