@@ -56,9 +56,9 @@ use bollard::query_parameters::{
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use regbox::cluster::{self, Cluster, UpOptions};
-use regbox::core::blueprint::{self, Networks, LABEL_CLUSTER};
-use regbox::core::compose::LABEL_EXPORT;
-use regbox::core::subnet::{self, Subnet};
+use regbox::core::cluster::blueprint::{self, Networks, LABEL_CLUSTER};
+use regbox::core::cluster::compose::LABEL_EXPORT;
+use regbox::core::cluster::subnet::{self, Subnet};
 use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::{Display, Progress};

@@ -18,8 +18,10 @@ pub mod operator;
 pub mod relay;
 
 // The library's public paths, by concept.
-pub use crate::core::propagation;
-pub use crate::core::{fault, firewall, link, manifest, partition, scenario, topology};
+pub use crate::core::chain::propagation;
+pub use crate::core::cluster::manifest;
+pub use crate::core::faults::{link, node as fault, plane as firewall};
+pub use crate::core::{partition, scenario, topology};
 pub use crate::engine::{image, measure, progress, rpc, runner, wait};
 
 /// A cluster's handle and life: up, open, status, partition, heal, faults, down.
@@ -31,10 +33,10 @@ pub mod cluster {
     pub use crate::engine::segments::{HealReport, NodeReorg, PartitionReport, SegmentReport};
 }
 
-pub use crate::core::manifest::{ClusterSpec, NodeSpec, Resources};
+pub use crate::core::chain::wait::WaitFor;
+pub use crate::core::cluster::manifest::{ClusterSpec, NodeSpec, Resources};
 pub use crate::core::partition::{CutMode, PartitionKind, Via};
 pub use crate::core::topology::Kind as TopologyKind;
-pub use crate::core::wait::WaitFor;
 pub use crate::engine::cluster::Cluster;
 pub use crate::engine::error::Error;
 pub use crate::engine::lifecycle::unique_name;

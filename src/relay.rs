@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::core::subnet::Subnet;
+use crate::core::cluster::subnet::Subnet;
 
 /// The longest request head accepted.
 const MAX_HEAD: usize = 4096;

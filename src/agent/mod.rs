@@ -13,7 +13,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Mutex;
 
-use crate::core::firewall::{ruleset, AgentNode, AgentReply, AgentRequest, NodeFaults};
+use crate::core::faults::plane::NodeFaults;
+use crate::core::faults::rules::{ruleset, AgentNode, AgentReply, AgentRequest};
 
 /// Where the agent listens, inside its container.
 pub const SOCKET: &str = "/run/regbox-agent.sock";

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::agent::netns::{self, RawSender};
 use crate::agent::nfqueue::{Packet, Queue};
-use crate::core::blueprint::node_anywhere;
-use crate::core::firewall::{NodeFaults, MARK, QUEUE};
-use crate::core::link::{Fate, Shaper};
+use crate::core::cluster::blueprint::node_anywhere;
+use crate::core::faults::link::{Fate, Shaper};
+use crate::core::faults::plane::NodeFaults;
+use crate::core::faults::rules::{MARK, QUEUE};
 
 /// Packets one node's queue holds before the kernel drops more (a full router queue).
 const QUEUE_LEN: u32 = 10_240;
@@ -36,7 +37,7 @@ struct Policy {
 
 impl Policy {
     fn update(&mut self, faults: &NodeFaults) {
-        let mut wanted: Vec<(Key, &crate::core::link::Shaping)> =
+        let mut wanted: Vec<(Key, &crate::core::faults::link::Shaping)> =
             faults.links.iter().map(|(&p, s)| (Some(p), s)).collect();
         wanted.extend(faults.shaping.iter().map(|s| (None, s)));
         let mut shapers = HashMap::new();
@@ -293,7 +294,7 @@ fn release(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::link::Shaping;
+    use crate::core::faults::link::Shaping;
     use std::collections::BTreeMap;
 
     fn packet_to(last: u8) -> Vec<u8> {

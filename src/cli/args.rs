@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::cli::complete::{clusters, nodes};
-use crate::core::blueprint::RELAY_PORT;
-use crate::core::link;
+use crate::core::cluster::blueprint::RELAY_PORT;
+use crate::core::cluster::subnet::Subnet;
+use crate::core::faults::link;
 use crate::core::soak::{self, FaultKind};
-use crate::core::subnet::Subnet;
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
 const LONG_VERSION: &str = concat!(
@@ -360,7 +360,7 @@ pub enum Command {
         to: Vec<String>,
         /// Start from one of Blockade's shorthands: slow (delay 75ms ± 100ms normal), flaky (loss
         /// 30%), duplicate (5%), fast (nothing); the other options change it.
-        #[arg(long, value_name = "SHORTHAND", value_parser = crate::core::link::SHORTHANDS)]
+        #[arg(long, value_name = "SHORTHAND", value_parser = crate::core::faults::link::SHORTHANDS)]
         like: Option<String>,
         /// Added to each packet's departure (100ms, 1.5s, 250us).
         #[arg(long, value_name = "TIME", value_parser = link::parse_duration)]
@@ -589,8 +589,8 @@ pub enum GraphFormat {
 }
 
 impl GraphFormat {
-    pub fn format(self) -> crate::core::graphio::Format {
-        use crate::core::graphio::Format;
+    pub fn format(self) -> crate::core::topology::graphio::Format {
+        use crate::core::topology::graphio::Format;
         match self {
             GraphFormat::Edgelist => Format::EdgeList,
             GraphFormat::Graphml => Format::GraphMl,
@@ -732,7 +732,7 @@ fn parse_rate_per_min(text: &str) -> Result<f64, String> {
 
 /// `--tag`: a tag Docker accepts.
 fn parse_tag(text: &str) -> Result<String, String> {
-    if crate::core::blueprint::is_image_tag(text) {
+    if crate::core::cluster::blueprint::is_image_tag(text) {
         Ok(text.to_string())
     } else {
         Err(
@@ -749,7 +749,7 @@ mod tests {
 
     #[test]
     fn the_long_version_names_the_default_image() {
-        assert!(LONG_VERSION.contains(crate::core::manifest::DEFAULT_IMAGE));
+        assert!(LONG_VERSION.contains(crate::core::cluster::manifest::DEFAULT_IMAGE));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::cli::exit::{Failure, INTERRUPTED};
 use crate::cli::load::{check_file, load_manifest, load_scenario};
 use crate::cli::output;
 use crate::cli::verbs::run_verb;
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::scenario::Scenario;
 use crate::core::soak::Event;
 use crate::engine::error::Error;
@@ -247,7 +247,7 @@ async fn version(ctx: &Context) -> Result<(), Failure> {
     let resolved = image::newest().await.ok().flatten();
     let report = serde_json::json!({
         "regbox": env!("CARGO_PKG_VERSION"),
-        "default_image": crate::core::manifest::DEFAULT_IMAGE,
+        "default_image": crate::core::cluster::manifest::DEFAULT_IMAGE,
         "default_image_now": resolved,
         "engine": engine,
     });
@@ -261,7 +261,7 @@ async fn version(ctx: &Context) -> Result<(), Failure> {
         };
         println!(
             "default node image {} ({now})",
-            crate::core::manifest::DEFAULT_IMAGE
+            crate::core::cluster::manifest::DEFAULT_IMAGE
         );
         match (&engine["version"], &engine["api_version"]) {
             (Value::String(v), Value::String(api)) => println!("docker engine {v} (API {api})"),
@@ -288,20 +288,20 @@ async fn topology_show(
     };
     let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
     if let Some(path) = svg {
-        let picture = crate::core::svg::render(&names, &spec.edges, None);
+        let picture = crate::core::topology::svg::render(&names, &spec.edges, None);
         std::fs::write(path, picture)
             .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))?;
     }
     match export {
         Some(format) => {
-            let text = crate::core::graphio::export(&names, &spec.edges, format.format());
+            let text = crate::core::topology::graphio::export(&names, &spec.edges, format.format());
             written(std::io::Write::write_all(
                 &mut std::io::stdout(),
                 text.as_bytes(),
             ))
         }
         None => {
-            let stats = crate::core::stats::stats(names.len(), &spec.edges);
+            let stats = crate::core::topology::stats::stats(names.len(), &spec.edges);
             output::print_topology(&spec.name, &stats, ctx.json);
             Ok(())
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::cli::exit::Failure;
-use crate::core::manifest::{self, ClusterSpec};
+use crate::core::cluster::manifest::{self, ClusterSpec};
 use crate::core::scenario::{self, ClusterSource, Scenario};
 use crate::core::yaml::{SourceError, MAX_SOURCE_BYTES};
 

@@ -7,13 +7,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::load::Checked;
+use crate::core::chain::propagation::Measurement;
+use crate::core::chain::wait::Met;
 use crate::core::partition::Via;
-use crate::core::propagation::Measurement;
 use crate::core::verb::{
     describe_links, Connection, DownReport, HealReport, Links, NodeStatus, PartitionReport,
     PlanDoc, Report,
 };
-use crate::core::wait::Met;
 use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::ClusterSummary;
 use crate::engine::runner::{Outcome, RunReport, StepResult};
@@ -258,7 +258,11 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
             if wide {
                 row.insert(
                     4,
-                    format!("{}:{}", n.control_ip, crate::core::blueprint::RPC_PORT),
+                    format!(
+                        "{}:{}",
+                        n.control_ip,
+                        crate::core::cluster::blueprint::RPC_PORT
+                    ),
                 );
             }
             row
@@ -426,8 +430,8 @@ pub fn print_measurement(m: &Measurement, json: bool) {
     }
     let s = &m.summary;
     let what = match m.kind {
-        crate::core::propagation::Kind::Block => "block",
-        crate::core::propagation::Kind::Tx => "transaction",
+        crate::core::chain::propagation::Kind::Block => "block",
+        crate::core::chain::propagation::Kind::Tx => "transaction",
     };
     let ms = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
     let never = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("{t:.1}"));
@@ -547,7 +551,7 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
 }
 
 /// `regbox topology show`: a topology's numbers.
-pub fn print_topology(cluster: &str, stats: &crate::core::stats::Stats, json: bool) {
+pub fn print_topology(cluster: &str, stats: &crate::core::topology::stats::Stats, json: bool) {
     if json {
         return print_json(&json!({"cluster": cluster, "topology": stats}));
     }

@@ -8,7 +8,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::core::propagation;
+use crate::core::chain::propagation;
 use crate::engine::measure::Measurement;
 
 /// The picture's size in pixels (SVG user units).

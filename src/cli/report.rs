@@ -10,8 +10,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::cli::plot::{register_font, FONT};
-use crate::core::graphio::xml_escape as esc;
 use crate::core::soak::{summarize, Event, FaultInterval, FaultKind, InvariantResult, Summary};
+use crate::core::topology::graphio::xml_escape as esc;
 
 /// Width of every plot, in SVG user units (the page scales them down on narrow screens).
 const WIDTH: u32 = 1100;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::names::shown;
 use crate::core::rng::SplitMix64;
 use crate::core::topology::{Edge, Graph, NodeId};
@@ -553,10 +553,24 @@ impl Via {
     }
 }
 
+/// The mode of the partition the plane's cuts make: silent when a cut was made silent.
+pub fn cut_mode(plane: &crate::core::faults::plane::Plane) -> CutMode {
+    let silent = plane.values().any(|f| {
+        f.cuts
+            .values()
+            .any(|&b| b == crate::core::faults::plane::Block::Silent)
+    });
+    if silent {
+        CutMode::Silent
+    } else {
+        CutMode::Drop
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::manifest;
+    use crate::core::cluster::manifest;
     use crate::core::topology::{generate, Kind};
 
     fn spec(n: usize) -> ClusterSpec {

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::core::blueprint::{self, segment_network, Networks};
-use crate::core::firewall;
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::blueprint::{self, segment_network, Networks};
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::plan::State;
+use crate::core::cluster::session::DataPlane;
+use crate::core::faults::plane;
 use crate::core::partition::{self, CutMode};
-use crate::core::plan::State;
-use crate::core::session::DataPlane;
 use crate::core::topology::NodeId;
 pub use crate::core::verb::{Connection, NodeStatus};
 use crate::engine::docker::{ContainerInfo, Docker};
@@ -221,7 +221,7 @@ impl Cluster {
         })
         .await?;
         for (i, f) in plane {
-            status[i].links = firewall::describe(&f, |p| self.nodes[p].name().to_string());
+            status[i].links = plane::describe(&f, |p| self.nodes[p].name().to_string());
         }
         Ok(status)
     }

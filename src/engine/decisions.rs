@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::blueprint::{self, LABEL_ROLE};
-use crate::core::lock::{Holder, ROLE_LOCK};
-use crate::core::manifest::ClusterSpec;
-use crate::core::subnet::Subnet;
+use crate::core::cluster::blueprint::{self, LABEL_ROLE};
+use crate::core::cluster::lock::{Holder, ROLE_LOCK};
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::fake::Fake;
 use crate::engine::docker::Docker;

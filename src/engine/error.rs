@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::core::subnet::Subnet;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::DockerError;
 use crate::engine::image::ImageError;
 use crate::engine::rpc::RpcError;

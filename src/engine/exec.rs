@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::core::firewall::Plane;
+use crate::core::faults::plane::Plane;
 use crate::core::partition;
 use crate::core::verb::{
     DownReport, Faulted, Links, Logs, Mined, Report, Sent, Synced, Verb, Waited, Wired,

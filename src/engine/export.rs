@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::compose;
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::compose;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::engine::docker::Docker;
 use crate::engine::error::Result;
 use crate::engine::image;

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::core::blueprint::{self, LABEL_FAULT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD};
-use crate::core::fault::Fault;
-use crate::core::plan::{Containers, Desired, Segments};
+use crate::core::cluster::blueprint::{self, LABEL_FAULT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD};
+use crate::core::cluster::plan::{Containers, Desired, Segments};
+use crate::core::faults::node::Fault;
 use crate::core::topology::NodeId;
 use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;

@@ -1,7 +1,7 @@
 //! What the host says about the limits that bite at hundreds of nodes (`/proc` readings), and the
 //! verdict of `core::limits` on them before a cluster is brought up.
 
-use crate::core::limits::{self, Demand, HostReadings};
+use crate::core::cluster::limits::{self, Demand, HostReadings};
 use crate::engine::error::{Error, Result};
 
 /// The host's readings; a file that cannot be read leaves its reading out.

@@ -11,7 +11,7 @@ use crate::engine::docker::{Docker, DockerError};
 use crate::engine::progress::Progress;
 
 /// Repository of the images regbox builds itself; any other image must already be present.
-pub const REPO: &str = crate::core::blueprint::NODE_IMAGE_REPO;
+pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 
 /// Label on regbox's node images naming how they are made; an image of an older format (before bitcoind
 /// ran unprivileged, say) is rebuilt.
@@ -77,7 +77,7 @@ pub struct NodeImage {
 
 /// regbox's node images and every image a cluster's nodes use, each asked for its bitcoind version.
 pub async fn list() -> Result<Vec<NodeImage>, ImageError> {
-    use crate::core::blueprint::{cluster_filter, LABEL_CLUSTER, LABEL_NODE};
+    use crate::core::cluster::blueprint::{cluster_filter, LABEL_CLUSTER, LABEL_NODE};
     let docker = Docker::connect().await?;
     let mut images: std::collections::BTreeMap<String, NodeImage> = docker
         .images_of(REPO)
@@ -262,7 +262,10 @@ pub(crate) async fn build_on(
                     read("flavour")?,
                     read("full_version")?
                 );
-                (crate::core::blueprint::image_tag(&made), SOURCE_LOCAL)
+                (
+                    crate::core::cluster::blueprint::image_tag(&made),
+                    SOURCE_LOCAL,
+                )
             }
         };
         let rootfs =
@@ -270,7 +273,7 @@ pub(crate) async fn build_on(
         progress.note(&format!("importing {REPO}:{tag}"));
         let changes = vec![
             "ENV HOME=/data".to_string(),
-            format!("USER {}", crate::core::blueprint::NODE_USER),
+            format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
             format!("LABEL regbox.image={package}-{version}"),
             format!("LABEL {LABEL_FORMAT}={FORMAT}"),

@@ -13,17 +13,16 @@ use rand::RngCore;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::core::blueprint::{
+use crate::core::cluster::blueprint::{
     self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
     ROLE_META,
 };
-use crate::core::firewall;
-use crate::core::lock::{holder_of, ROLE_LOCK};
-use crate::core::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
+use crate::core::cluster::lock::{holder_of, ROLE_LOCK};
+use crate::core::cluster::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
+use crate::core::cluster::plan::NetRole;
+use crate::core::cluster::plan::{Containers, Desired, Segments, State, UpPlan};
+use crate::core::cluster::subnet::Subnet;
 use crate::core::partition::{CutMode, BASE};
-use crate::core::plan::NetRole;
-use crate::core::plan::{Containers, Desired, Segments, State, UpPlan};
-use crate::core::subnet::Subnet;
 pub use crate::core::verb::DownReport;
 use crate::core::verb::{PlanDoc, Report};
 use crate::engine::cluster::Cluster;
@@ -128,7 +127,7 @@ impl Cluster {
         });
         cluster.plane = view.plane;
         // A partition by rules records its mode in its cuts; one by segments, on its networks.
-        cluster.mode = match firewall::cut_mode(&faults) {
+        cluster.mode = match crate::core::partition::cut_mode(&faults) {
             CutMode::Silent => CutMode::Silent,
             CutMode::Drop => view.mode,
         };
@@ -195,7 +194,7 @@ impl Cluster {
             // Every node sits on the control network and (healed) on one data segment. (The limits
             // are this machine's: across hosts they are each host's own, which it does not read.)
             if spec.hosts.is_empty() {
-                crate::engine::host::admit(crate::core::limits::Demand {
+                crate::engine::host::admit(crate::core::cluster::limits::Demand {
                     nodes: spec.nodes.len(),
                     edges: spec.edges.len(),
                     largest_network: spec.nodes.len(),
@@ -389,7 +388,7 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<Clust
         let plan = UpPlan {
             create: (0..spec.nodes.len()).collect(),
             connect: spec.edges.iter().map(|e| (e.from, e.to)).collect(),
-            links: crate::core::plan::link_changes(&Default::default(), &spec.links),
+            links: crate::core::cluster::plan::link_changes(&Default::default(), &spec.links),
             ..UpPlan::default()
         };
         return Ok((spec, None, plan));
@@ -397,8 +396,12 @@ pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<Clust
     let relay = relay::reach(&docker, &spec.name).await?;
     let wanted = Cluster::assemble(docker, spec, &r.networks, &r.password, relay);
     let (observed, links) = tokio::try_join!(wanted.observe(), wanted.fault_plane())?;
-    let mut plan =
-        crate::core::plan::up_plan(&wanted.spec.edges, &observed, &links, &wanted.spec.links);
+    let mut plan = crate::core::cluster::plan::up_plan(
+        &wanted.spec.edges,
+        &observed,
+        &links,
+        &wanted.spec.links,
+    );
     let before: HashMap<&str, &NodeSpec> =
         r.spec.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     for &i in &plan.recreate {
@@ -915,7 +918,7 @@ mod tests {
         let b = super::unique_name("My_Test::case-with-a-very-long-name-indeed");
         assert_ne!(a, b);
         for name in [&a, &b, &super::unique_name(""), &super::unique_name("--x")] {
-            let mut spec = crate::core::manifest::ClusterSpec::default_ring4();
+            let mut spec = crate::core::cluster::manifest::ClusterSpec::default_ring4();
             spec.rename(name).unwrap_or_else(|e| panic!("{e}"));
         }
     }

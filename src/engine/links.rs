@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::core::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
-use crate::core::firewall::{self, AgentNode, AgentReply, AgentRequest, Block, Plane};
-use crate::core::link::Shaping;
+use crate::core::cluster::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
+use crate::core::faults::link::Shaping;
+use crate::core::faults::plane::{self, Block, Plane};
+use crate::core::faults::rules::{AgentNode, AgentReply, AgentRequest};
 use crate::core::partition::Cut;
 use crate::core::verb::{Links, Report, Verb};
 use crate::engine::cluster::Cluster;
@@ -158,7 +159,7 @@ impl Cluster {
         let nodes = self.indexes(nodes)?;
         let to = to.map(|t| self.indexes(t)).transpose()?;
         self.change_plane_locked(progress, true, |plane| {
-            firewall::shape(plane, &nodes, to.as_deref(), shaping)
+            plane::shape(plane, &nodes, to.as_deref(), shaping)
         })
         .await
     }
@@ -174,7 +175,7 @@ impl Cluster {
     ) -> Result<Plane> {
         let (from, to) = (self.indexes(from)?, self.indexes(to)?);
         self.change_plane_locked(progress, true, |plane| {
-            firewall::cut(plane, &from, &to, both, block)
+            plane::cut(plane, &from, &to, both, block)
         })
         .await
     }
@@ -193,7 +194,7 @@ impl Cluster {
         };
         // Without an agent nothing was ever set: none is started to clear nothing.
         self.change_plane_locked(progress, false, |plane| {
-            firewall::clear(plane, &nodes, shaping, cuts)
+            plane::clear(plane, &nodes, shaping, cuts)
         })
         .await
     }
@@ -231,7 +232,7 @@ impl Cluster {
         let start = !self.spec.links.is_empty();
         let declared = self.spec.links.clone();
         self.change_plane_locked(progress, start, |plane| {
-            let changed = firewall::changed(plane, &declared);
+            let changed = plane::changed(plane, &declared);
             *plane = declared;
             changed
         })
@@ -256,7 +257,7 @@ impl Cluster {
                 .filter(|(_, f)| !f.cuts.is_empty())
                 .map(|(&i, _)| i)
                 .collect();
-            firewall::clear(plane, &cut, false, true)
+            plane::clear(plane, &cut, false, true)
         })
         .await
         .map(|_| ())
@@ -478,7 +479,7 @@ fn agent_container(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::firewall::NodeFaults;
+    use crate::core::faults::plane::NodeFaults;
 
     #[test]
     fn large_requests_are_split_under_the_argument_limit() {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::core::blueprint::{self, LABEL_ROLE};
-use crate::core::lock::{self, Holder, Liveness, LockSeen, ROLE_LOCK};
+use crate::core::cluster::blueprint::{self, LABEL_ROLE};
+use crate::core::cluster::lock::{self, Holder, Liveness, LockSeen, ROLE_LOCK};
 use crate::core::names::error_chain;
 use crate::engine::docker::Docker;
 use crate::engine::error::{Error, Result};

@@ -5,10 +5,10 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::core::propagation::{self, Kind, Round, Stamps, Target};
-pub use crate::core::propagation::{Measurement, Prepared};
-use crate::core::rawtx::{self, Coin, COINBASE_MATURITY};
-use crate::core::stats::hops_from;
+use crate::core::chain::propagation::{self, Kind, Round, Stamps, Target};
+pub use crate::core::chain::propagation::{Measurement, Prepared};
+use crate::core::chain::rawtx::{self, Coin, COINBASE_MATURITY};
+use crate::core::topology::stats::hops_from;
 use crate::core::topology::Edge;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
@@ -16,7 +16,7 @@ use crate::engine::node::Node;
 use crate::engine::progress::Progress;
 use crate::engine::wait::{on_all, short, wait_until, Check};
 
-pub use crate::core::propagation::MAX_ROUNDS;
+pub use crate::core::chain::propagation::MAX_ROUNDS;
 /// How long a round waits for every node, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Poll interval of the waits: arrival times come from the logs, so polling faster buys nothing but

@@ -1,8 +1,8 @@
 //! One running node: where it lives (its blueprint), its RPC client, and what regbox reads from it or
 //! asks of it on its own — a reading for a wait, mining, its wallet.
 
-use crate::core::blueprint::NodeLayout;
-use crate::core::wait::{Reading, Sample};
+use crate::core::chain::wait::{Reading, Sample};
+use crate::core::cluster::blueprint::NodeLayout;
 use crate::engine::rpc::{RpcClient, RpcError};
 
 /// How long one node's sample may take: a paused or dying node does not answer.

@@ -14,21 +14,21 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::core::blueprint::{
+use crate::core::chain::wait::{Sample, WaitFor};
+use crate::core::cluster::blueprint::{
     self, segment_network, LABEL_CONFIG, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_SEGMENT,
     ROLE_HOLD, ROLE_META,
 };
-use crate::core::lock::ROLE_LOCK;
-use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
-use crate::core::plan::{
+use crate::core::cluster::lock::ROLE_LOCK;
+use crate::core::cluster::plan::{
     self, ContainerActions, Desired, NetRole, NetworkSeen, NodeSeen, Observed, Pass,
     SessionActions, State,
 };
-use crate::core::session::{DataPlane, PeerInfo, Sessions};
-use crate::core::subnet::{self, Subnet};
-use crate::core::timing::{self, NodeTimes};
+use crate::core::cluster::session::{DataPlane, PeerInfo, Sessions};
+use crate::core::cluster::subnet::{self, Subnet};
+use crate::core::cluster::timing::{self, NodeTimes};
+use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
 use crate::core::topology::{Edge, Graph, NodeId};
-use crate::core::wait::{Sample, WaitFor};
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::{ContainerInfo, ContainerSpec, Docker, Net, NetworkInfo};
 use crate::engine::error::{Error, Result};

@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 
-use crate::core::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY, RPC_PORT};
-use crate::core::plan::State;
-use crate::core::subnet::Subnet;
+use crate::core::cluster::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY, RPC_PORT};
+use crate::core::cluster::plan::State;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::{ContainerInfo, ContainerSpec, Docker, Net};
 use crate::engine::error::{Error, Result};
 use crate::engine::image;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::core::plan::{self, Containers, Desired, Segments};
+use crate::core::cluster::plan::{self, Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Result;
 
@@ -41,7 +41,7 @@ impl Cluster {
                 .control
                 .ok_or_else(|| crate::engine::error::Error::MissingNetwork {
                     cluster: self.name().to_string(),
-                    network: crate::core::blueprint::control_network(self.name()),
+                    network: crate::core::cluster::blueprint::control_network(self.name()),
                 })?;
         Ok(self.docker.join_network(container, &control).await?)
     }

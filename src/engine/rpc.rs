@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::core::names::error_chain;
 
-pub use crate::core::session::PeerInfo;
+pub use crate::core::cluster::session::PeerInfo;
 
 /// The wallet regbox creates on nodes declared with `wallet: true`.
 pub const WALLET: &str = "regbox";

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::core::chain::propagation;
 use crate::core::names::error_chain;
-use crate::core::propagation;
 use crate::core::scenario::{Action, Check as Assertion, Scenario, Step, Then};
 use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
@@ -120,7 +120,7 @@ pub struct RunOptions {
 /// The cluster is torn down at the end unless `keep` — also after a failure or when `cancel` completes.
 pub async fn run(
     scenario: &Scenario,
-    spec: crate::core::manifest::ClusterSpec,
+    spec: crate::core::cluster::manifest::ClusterSpec,
     opts: &RunOptions,
     cancel: impl Future<Output = ()>,
     mut on_step: impl FnMut(&StepResult),

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::core::blueprint::segment_network;
-use crate::core::firewall::{self, Block};
+use crate::core::cluster::blueprint::segment_network;
+use crate::core::cluster::plan::{Containers, Desired, Segments};
+use crate::core::faults::plane::{self, Block};
 use crate::core::partition::{self, CutMode, PartitionKind, SegmentId, Via};
-use crate::core::plan::{Containers, Desired, Segments};
 pub use crate::core::verb::{HealReport, NodeReorg, PartitionReport, SegmentReport};
 use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
@@ -139,9 +139,9 @@ impl Cluster {
         tracing::info!("partition by rules: {} pairs cut", cut.len());
         self.change_plane_locked(&Progress::default(), true, |plane| {
             let all: Vec<usize> = (0..n).collect();
-            firewall::clear(plane, &all, false, true);
+            plane::clear(plane, &all, false, true);
             for &(a, b) in &cut {
-                firewall::cut(plane, &[a], &[b], true, block);
+                plane::cut(plane, &[a], &[b], true, block);
             }
             all
         })

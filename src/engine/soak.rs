@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
-use crate::core::fault::Fault;
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::faults::node::Fault;
 use crate::core::rng::SplitMix64;
 use crate::core::soak::invariants::MEMPOOLS_AGREE;
 use crate::core::soak::{

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::core::blueprint;
-use crate::core::manifest::ClusterSpec;
+use crate::core::cluster::blueprint;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::names::error_chain;
 pub use crate::engine::docker::SwarmMember;
 use crate::engine::docker::{self, Docker, HostEngine};

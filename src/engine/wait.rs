@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-pub use crate::core::wait::{short, Met, WaitFor};
-use crate::core::wait::{Sample, Verdict};
+pub use crate::core::chain::wait::{short, Met, WaitFor};
+use crate::core::chain::wait::{Sample, Verdict};
 use crate::engine::error::Error;
 pub use crate::engine::error::Timeout;
 use crate::engine::node::Node;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::core::plan::{connect_step, pair_sessions, PairStep};
+use crate::core::cluster::plan::{connect_step, pair_sessions, PairStep};
 use crate::core::topology::Edge;
 use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::core::manifest::ClusterSpec;
-use crate::core::metrics::{self, ClusterMetrics};
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::metrics::{self, ClusterMetrics};
 
 pub use watch::run;
 

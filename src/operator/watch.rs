@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::core::manifest::ClusterSpec;
-use crate::core::metrics::{ClusterMetrics, NodeMetrics};
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::metrics::{ClusterMetrics, NodeMetrics};
 use crate::core::names::error_chain;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::Docker;
@@ -369,8 +369,8 @@ async fn apply(
     }
     let names: Vec<String> = resolved.nodes.iter().map(|n| n.name.clone()).collect();
     let images: Vec<String> = resolved.nodes.iter().map(|n| n.image.clone()).collect();
-    let faults = |f: &crate::core::firewall::NodeFaults| {
-        crate::core::firewall::describe(f, |i| names[i].clone())
+    let faults = |f: &crate::core::faults::plane::NodeFaults| {
+        crate::core::faults::plane::describe(f, |i| names[i].clone())
     };
     changes.extend(
         plan.diff(&names, &images, faults)

@@ -231,7 +231,7 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         // naming it; readers never wait.
         let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_string();
         let pid = std::process::id().to_string();
-        let start = regbox::core::lock::process_start(&read("/proc/self/stat"))
+        let start = regbox::core::cluster::lock::process_start(&read("/proc/self/stat"))
             .unwrap()
             .to_string();
         let (host, boot) = (

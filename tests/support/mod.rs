@@ -22,7 +22,7 @@ pub mod outside {
     use bollard::query_parameters::{
         ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     };
-    use regbox::core::subnet::Subnet;
+    use regbox::core::cluster::subnet::Subnet;
 
     pub struct Container {
         pub id: String,

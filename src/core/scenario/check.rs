@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use crate::core::manifest::ClusterSpec;
+use crate::core::chain::wait::WaitFor;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::names::{shown, NodeNames};
 use crate::core::partition::PartitionKind;
 use crate::core::scenario::model::{Action, Check, Scenario};
 use crate::core::verb::Verb;
-use crate::core::wait::WaitFor;
 use crate::core::yaml::{Cx, Pos, SourceError};
 
 /// Checks the steps against the cluster they will run on: every node reference
@@ -170,7 +170,7 @@ impl StepCheck<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::manifest;
+    use crate::core::cluster::manifest;
     use crate::core::scenario::{parse, ClusterSource};
 
     fn ok(source: &str) -> Scenario {

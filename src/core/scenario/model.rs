@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::core::manifest::ClusterSpec;
-use crate::core::propagation::percent;
+use crate::core::chain::propagation::percent;
+use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::verb::Verb;
 
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");

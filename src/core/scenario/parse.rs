@@ -6,19 +6,19 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::core::fault::Fault;
-use crate::core::firewall::Block;
-use crate::core::link;
-use crate::core::manifest::is_node_name;
+use crate::core::chain::propagation::{Kind as Propagation, MAX_ROUNDS};
+use crate::core::chain::wait::WaitFor;
+use crate::core::cluster::manifest::is_node_name;
+use crate::core::faults::link;
+use crate::core::faults::node::Fault;
+use crate::core::faults::plane::Block;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
-use crate::core::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::scenario::model::{
     Action, Check, ClusterSource, Scenario, Step, Then, DEFAULT_ROUNDS, DEFAULT_TIMEOUT,
     MAX_BLOCKS, MAX_HEIGHT, MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
 };
 use crate::core::verb::Verb;
-use crate::core::wait::WaitFor;
 use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
 
 const TOP_FIELDS: &[&str] = &["name", "cluster", "steps"];
@@ -775,7 +775,12 @@ impl Parser<'_> {
                 height: self.int(v, "`height`", 0, MAX_HEIGHT)?,
             },
             _ => WaitFor::Peers {
-                count: self.int(v, "`peers`", 0, crate::core::manifest::MAX_NODES as u64)? as usize,
+                count: self.int(
+                    v,
+                    "`peers`",
+                    0,
+                    crate::core::cluster::manifest::MAX_NODES as u64,
+                )? as usize,
                 node: node.ok_or_else(|| {
                     cx.error(
                         f.at,
@@ -1254,7 +1259,7 @@ fn default_name(origin: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::manifest::{self, ClusterSpec};
+    use crate::core::cluster::manifest::{self, ClusterSpec};
     use crate::core::scenario::{validate, DEFAULT_SCENARIO};
 
     fn ok(source: &str) -> Scenario {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::core::fault::Fault;
-use crate::core::link::{Distribution, Shaping, SHORTHANDS};
+use crate::core::faults::link::{Distribution, Shaping, SHORTHANDS};
+use crate::core::faults::node::Fault;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::rng::SplitMix64;

@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::core::fault::Fault;
-use crate::core::firewall::Block;
-use crate::core::link::Shaping;
-use crate::core::manifest::ClusterSpec;
+use crate::core::chain::propagation::Kind as Propagation;
+use crate::core::chain::wait::WaitFor;
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::faults::link::Shaping;
+use crate::core::faults::node::Fault;
+use crate::core::faults::plane::Block;
 use crate::core::partition::{CutMode, PartitionKind, Via};
-use crate::core::propagation::Kind as Propagation;
-use crate::core::wait::WaitFor;
 
 pub use report::{
     describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn every_verb_survives_its_json_form() {
-        let spec = crate::core::manifest::ClusterSpec::default_ring4();
+        let spec = crate::core::cluster::manifest::ClusterSpec::default_ring4();
         let verbs = vec![
             Verb::Status,
             Verb::Url { node: "n0".into() },

@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::core::fault::Fault;
-use crate::core::firewall::{self, NodeFaults};
-use crate::core::manifest::ClusterSpec;
+use crate::core::chain::propagation::Measurement;
+use crate::core::chain::wait::Met;
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::plan::{State, UpPlan};
+use crate::core::faults::node::Fault;
+use crate::core::faults::plane::{self, NodeFaults};
 use crate::core::partition::{CutMode, SegmentId, Via};
-use crate::core::plan::{State, UpPlan};
-use crate::core::propagation::Measurement;
 use crate::core::verb::Verb;
-use crate::core::wait::Met;
 
 /// A verb's answer.
 #[derive(Debug, Clone, Serialize)]
@@ -157,7 +157,7 @@ pub type Links = BTreeMap<String, NodeFaults<String>>;
 
 /// Worded link faults: `delay 100ms; cut to n2 (drop)`.
 pub fn describe_links(f: &NodeFaults<String>) -> String {
-    firewall::describe(f, |p| p)
+    plane::describe(f, |p| p)
 }
 
 /// `wait`: the condition and what was met (the common tip of `sync_blocks`, the mempool size of
@@ -284,7 +284,7 @@ impl PlanDoc {
             if f.is_empty() {
                 "none".to_string()
             } else {
-                firewall::describe(f, |i| name(&i))
+                plane::describe(f, |i| name(&i))
             }
         };
         let all: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();

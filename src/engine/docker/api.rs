@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::core::subnet::Subnet;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::error::Result;
 use crate::engine::docker::types::{
     ContainerEvent, ContainerInfo, ContainerSpec, ImageInfo, MarkerInfo, Net, NetworkInfo,

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::core::plan::State;
+use crate::core::cluster::plan::State;
 use crate::engine::docker::api::{Containers, Routing};
 use crate::engine::docker::error::{absent_is, container_err, DockerError, Result};
 use crate::engine::docker::networks::static_endpoint;

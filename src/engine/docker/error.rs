@@ -3,7 +3,7 @@
 
 use bollard::errors::Error as BollardError;
 
-use crate::core::subnet::Subnet;
+use crate::core::cluster::subnet::Subnet;
 
 /// A failed Docker operation, naming what it was done to.
 #[derive(Debug, thiserror::Error)]

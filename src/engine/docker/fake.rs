@@ -13,8 +13,8 @@ use bollard::errors::Error as BollardError;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::core::plan::State;
-use crate::core::subnet::Subnet;
+use crate::core::cluster::plan::State;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::api::{Containers, Images, Networks, Routing};
 use crate::engine::docker::error::{DockerError, Result};
 use crate::engine::docker::types::{

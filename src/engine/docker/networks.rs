@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
-use crate::core::subnet::Subnet;
+use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::api::{Networks, Routing};
 use crate::engine::docker::error::{absent_is, DockerError, Result};
 use crate::engine::docker::routing::{label_filter, Engines};

@@ -203,7 +203,7 @@ impl Routing for Engines {
     }
 
     fn container_events(&self) -> BoxStream<'static, Result<ContainerEvent>> {
-        use crate::core::blueprint::{LABEL_CLUSTER, LABEL_ROLE};
+        use crate::core::cluster::blueprint::{LABEL_CLUSTER, LABEL_ROLE};
         let filters = HashMap::from([
             ("type", vec!["container"]),
             ("label", vec![LABEL_CLUSTER]),
@@ -232,7 +232,7 @@ impl Routing for Engines {
 
     async fn own_container(&self) -> Option<String> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let id = crate::core::blueprint::container_id_in_mountinfo(&mountinfo)?;
+        let id = crate::core::cluster::blueprint::container_id_in_mountinfo(&mountinfo)?;
         // A container of another engine (Docker in Docker, a remote DOCKER_HOST) is not here.
         self.api
             .inspect_container(

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::core::plan::State;
-use crate::core::subnet::Subnet;
+use crate::core::cluster::plan::State;
+use crate::core::cluster::subnet::Subnet;
 
 /// A container event (see [`Routing::container_events`](super::Routing::container_events)).
 #[derive(Debug, Clone, PartialEq, Eq)]

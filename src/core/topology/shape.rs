@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::core::generators::{Generator, KINDS};
-use crate::core::graphio::{self, Format, Imported};
 use crate::core::names::{backticked, shown, NodeNames};
+use crate::core::topology::generators::{Generator, KINDS};
+use crate::core::topology::graphio::{self, Format, Imported};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
 use crate::core::yaml::{found, Check, Cx, Fields, Pos, SourceError, Value, Yaml};
 
@@ -101,7 +101,7 @@ impl Cx<'_> {
     /// The nodes a topology file declares, each with the defaults, when the manifest has no `nodes:`.
     /// A bare number `k` names node `nk`, as in a counted cluster.
     pub(crate) fn file_node_names(&self, t: &TopologyFile) -> Check<Vec<String>> {
-        let max = crate::core::manifest::MAX_NODES;
+        let max = crate::core::cluster::manifest::MAX_NODES;
         if !(1..=max).contains(&t.imported.nodes.len()) {
             return Err(self.error(
                 t.at,
@@ -116,7 +116,7 @@ impl Cx<'_> {
         let mut names = Vec::with_capacity(t.imported.nodes.len());
         for raw in &t.imported.nodes {
             let name = node_name(raw);
-            if !crate::core::manifest::is_node_name(&name) {
+            if !crate::core::cluster::manifest::is_node_name(&name) {
                 return Err(self.error(
                     t.at,
                     format!(
@@ -419,7 +419,7 @@ fn node_name(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::manifest::{parse, parse_reading, ClusterSpec};
+    use crate::core::cluster::manifest::{parse, parse_reading, ClusterSpec};
     use crate::core::yaml::SourceError;
 
     fn ok(yaml: &str) -> ClusterSpec {

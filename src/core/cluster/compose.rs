@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::blueprint::{self, Networks, DATADIR, P2P_PORT, PIDS_LIMIT};
-use crate::core::manifest::ClusterSpec;
-use crate::core::subnet::Subnet;
+use crate::core::cluster::blueprint::{self, Networks, DATADIR, P2P_PORT, PIDS_LIMIT};
+use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::cluster::subnet::Subnet;
 
 /// The label every exported service, network and volume carries, valued with the cluster's name.
 pub const LABEL_EXPORT: &str = "regbox.export";
@@ -174,7 +174,7 @@ pub fn render(spec: &ClusterSpec, subnet: Subnet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::manifest::parse;
+    use crate::core::cluster::manifest::parse;
 
     #[test]
     fn every_node_becomes_a_service_that_dials_its_edges() {

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::core::firewall::{self, NodeFaults, Plane};
+use crate::core::cluster::session::{DataPlane, Sessions};
+use crate::core::faults::plane::{self, NodeFaults, Plane};
 use crate::core::partition::{self, CutMode, Partition, SegmentId, BASE};
-use crate::core::session::{DataPlane, Sessions};
 use crate::core::topology::{diff, Edge, Graph, NodeId};
 
 /// What the engine says a container is doing.
@@ -616,7 +616,7 @@ pub struct LinkChange {
 
 /// The nodes whose faults differ between the `links` in force and the `declared` ones.
 pub fn link_changes(links: &Plane, declared: &Plane) -> Vec<LinkChange> {
-    firewall::changed(links, declared)
+    plane::changed(links, declared)
         .into_iter()
         .map(|node| LinkChange {
             node,
@@ -736,9 +736,9 @@ pub fn up_plan(edges: &[Edge], observed: &Observed, links: &Plane, declared: &Pl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::cluster::session::tests::{entry, identify, plane};
+    use crate::core::cluster::session::PeerInfo;
     use crate::core::partition::SegmentId;
-    use crate::core::session::tests::{entry, identify, plane};
-    use crate::core::session::PeerInfo;
     use crate::core::topology::{generate, Kind};
 
     fn running(n: usize) -> Vec<Option<NodeSeen>> {
@@ -1147,7 +1147,7 @@ mod tests {
     #[test]
     fn every_partition_is_stable_once_applied() {
         // The loop re-plans after each pass: a realised partition must plan no further moves.
-        use crate::core::manifest;
+        use crate::core::cluster::manifest;
         use crate::core::partition::PartitionKind;
         let spec = manifest::parse("name: lab\nnodes: 7\n", "t.yaml").unwrap();
         let kinds = [
@@ -1179,7 +1179,7 @@ mod tests {
         let mut peers = group(both(&p, 0, 1, 0).into_iter().chain(both(&p, 0, 2, 0)));
         peers[0]
             .1
-            .push(crate::core::session::tests::peer("/x(stranger)/"));
+            .push(crate::core::cluster::session::tests::peer("/x(stranger)/"));
         let o = observed(&[&[0], &[0], &[0]], peers);
         let m = verify(&edges, &o, false).unwrap_err();
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::core::graphio::xml_escape;
+use crate::core::topology::graphio::xml_escape;
 use crate::core::topology::Edge;
 
 /// Width and height of the drawing, in pixels.
@@ -181,7 +181,7 @@ fn fit(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::generators::Generator;
+    use crate::core::topology::generators::Generator;
     use crate::core::topology::{generate, Kind};
 
     fn names(n: usize) -> Vec<String> {

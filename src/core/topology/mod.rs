@@ -1,5 +1,11 @@
 //! Topology model: named generators for edge sets and an undirected graph to compare a declared topology with the observed one.
 
+pub mod generators;
+pub mod graphio;
+pub(crate) mod shape;
+pub mod stats;
+pub mod svg;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

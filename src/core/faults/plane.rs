@@ -1,16 +1,12 @@
 //! A node's fault plane as data — the peers its packets never reach (cuts) and the shaping of its P2P
-//! packets, node-wide or per peer — and the `iptables-restore` text that realises it inside the node's
-//! network namespace. Peers are matched by their address on every regbox network at once, so the rules
-//! hold whichever segments the nodes are moved to.
+//! packets, node-wide or per peer — the edits `netem`, `cut` and `clear` make to a cluster's planes,
+//! and the planes in words. How a plane is realised in a namespace is `rules`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::blueprint::{node_everywhere, P2P_PORT};
-use crate::core::link::Shaping;
-use crate::core::partition::CutMode;
-
+use crate::core::faults::link::Shaping;
 /// How a cut treats the packets it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,12 +56,6 @@ impl<P: Ord> Default for NodeFaults<P> {
         }
     }
 }
-
-/// The NFQUEUE number the agent reads in every node's namespace (queues are per namespace).
-pub const QUEUE: u16 = 0;
-
-/// Packets the agent sends itself (duplicates) carry this mark and skip the queue.
-pub const MARK: u32 = 0x5242;
 
 impl<P: Ord + Clone> NodeFaults<P> {
     pub fn is_empty(&self) -> bool {
@@ -131,18 +121,6 @@ pub fn describe<P: Ord + Clone>(f: &NodeFaults<P>, name: impl Fn(P) -> String) -
 
 /// The fault planes of a cluster's nodes by index (a node without faults is absent).
 pub type Plane = BTreeMap<usize, NodeFaults>;
-
-/// The mode of the partition the plane's cuts make: silent when a cut was made silent.
-pub fn cut_mode(plane: &Plane) -> CutMode {
-    let silent = plane
-        .values()
-        .any(|f| f.cuts.values().any(|&b| b == Block::Silent));
-    if silent {
-        CutMode::Silent
-    } else {
-        CutMode::Drop
-    }
-}
 
 /// The nodes whose faults differ between two planes (a node absent from one has none there): what
 /// setting `to` over `from` touches, and no other node.
@@ -236,64 +214,6 @@ fn tidy(plane: &mut Plane, nodes: &[usize]) -> Vec<usize> {
     out
 }
 
-/// What the agent is asked: set these nodes' fault planes, or only report.
-// Externally tagged: an internally tagged enum would buffer the nodes, and numeric map keys (peers)
-// do not survive that buffer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AgentRequest {
-    Set { nodes: Vec<AgentNode> },
-    Show,
-}
-
-/// One node as the agent is to set it: where its network namespace is, and its whole fault plane.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentNode {
-    pub name: String,
-    /// The node's container's main process on the agent's host (the agent shares the host's PIDs);
-    /// 0 for a node that is not running: its plane is recorded, to be set when it runs again.
-    pub pid: u32,
-    pub faults: NodeFaults,
-}
-
-/// The agent's answer: every node it holds a fault plane for, and the failures of this request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AgentReply {
-    pub nodes: BTreeMap<String, NodeFaults>,
-    /// Node name → what went wrong setting it (the node keeps its earlier plane).
-    pub errors: BTreeMap<String, String>,
-    /// Nodes whose faults are not in their network namespace: recorded while the node was stopped, or
-    /// set in a namespace its container no longer has (it started afresh). Setting them again mends it.
-    #[serde(default)]
-    pub stale: Vec<String>,
-}
-
-/// The filter table `iptables-restore` installs in the node's namespace (replacing whatever was
-/// there: the namespace holds no other rules). Cuts come first — everything to the peer's addresses
-/// on regbox's networks, which only P2P uses — then the queue, which takes P2P packets only (RPC goes
-/// over the control network, to another port).
-pub fn ruleset(f: &NodeFaults) -> String {
-    let p2p = format!("-p tcp -m multiport --ports {P2P_PORT}");
-    let mut out =
-        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
-    for (&peer, &block) in &f.cuts {
-        let to = node_everywhere(peer);
-        if block == Block::Reset {
-            out += &format!("-A OUTPUT -d {to} -p tcp -j REJECT --reject-with tcp-reset\n");
-        }
-        out += &format!("-A OUTPUT -d {to} -j DROP\n");
-    }
-    let queue = format!("-m mark ! --mark {MARK:#x} -j NFQUEUE --queue-num {QUEUE} --queue-bypass");
-    if f.shaping.is_some() {
-        out += &format!("-A OUTPUT {p2p} {queue}\n");
-    } else {
-        for &peer in f.links.keys() {
-            out += &format!("-A OUTPUT -d {} {p2p} {queue}\n", node_everywhere(peer));
-        }
-    }
-    out + "COMMIT\n"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,49 +223,6 @@ mod tests {
             delay_us: ms * 1000,
             ..Shaping::default()
         }
-    }
-
-    #[test]
-    fn no_faults_is_an_empty_table() {
-        assert_eq!(
-            ruleset(&NodeFaults::default()),
-            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
-        );
-    }
-
-    #[test]
-    fn cuts_come_before_the_queue_and_match_peers_everywhere() {
-        let f = NodeFaults {
-            cuts: BTreeMap::from([(1, Block::Drop), (3, Block::Reset)]),
-            links: BTreeMap::from([(2, delay(50))]),
-            ..NodeFaults::default()
-        };
-        insta::assert_snapshot!(ruleset(&f), @r"
-        *filter
-        :INPUT ACCEPT [0:0]
-        :FORWARD ACCEPT [0:0]
-        :OUTPUT ACCEPT [0:0]
-        -A OUTPUT -d 10.128.0.11/255.128.15.255 -j DROP
-        -A OUTPUT -d 10.128.0.13/255.128.15.255 -p tcp -j REJECT --reject-with tcp-reset
-        -A OUTPUT -d 10.128.0.13/255.128.15.255 -j DROP
-        -A OUTPUT -d 10.128.0.12/255.128.15.255 -p tcp -m multiport --ports 18444 -m mark ! --mark 0x5242 -j NFQUEUE --queue-num 0 --queue-bypass
-        COMMIT
-        ");
-    }
-
-    #[test]
-    fn node_wide_shaping_queues_all_p2p_packets_and_links_override_it() {
-        let f = NodeFaults {
-            shaping: Some(delay(100)),
-            links: BTreeMap::from([(4, delay(10))]),
-            ..NodeFaults::default()
-        };
-        let rules = ruleset(&f);
-        assert_eq!(rules.matches("NFQUEUE").count(), 1);
-        assert!(rules.contains("-A OUTPUT -p tcp -m multiport --ports 18444 -m mark"));
-        assert_eq!(f.shaping_to(Some(4)), Some(&delay(10)));
-        assert_eq!(f.shaping_to(Some(5)), Some(&delay(100)));
-        assert_eq!(f.shaping_to(None), Some(&delay(100)));
     }
 
     #[test]
@@ -403,31 +280,6 @@ mod tests {
         assert_eq!(
             describe(&f, |p| format!("n{p}")),
             "delay 100ms; to n2: delay 10ms; cut to n5 (drop); cut to n3,n4 (reset)"
-        );
-    }
-
-    #[test]
-    fn requests_survive_json_with_peers_as_keys() {
-        let request = AgentRequest::Set {
-            nodes: vec![AgentNode {
-                name: "n1".into(),
-                pid: 42,
-                faults: NodeFaults {
-                    cuts: BTreeMap::from([(2, Block::Reset)]),
-                    shaping: None,
-                    links: BTreeMap::from([(3, delay(5))]),
-                },
-            }],
-        };
-        let text = serde_json::to_string(&request).unwrap();
-        assert_eq!(
-            serde_json::from_str::<AgentRequest>(&text).unwrap(),
-            request
-        );
-        let show = serde_json::to_string(&AgentRequest::Show).unwrap();
-        assert_eq!(
-            serde_json::from_str::<AgentRequest>(&show).unwrap(),
-            AgentRequest::Show
         );
     }
 

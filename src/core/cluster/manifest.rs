@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::core::firewall::{self, NodeFaults};
-use crate::core::link::{self, Shaping};
+use crate::core::cluster::placement::{self, HostSpec, PlaceError, Strategy};
+use crate::core::faults::link::{self, Shaping};
+use crate::core::faults::plane::{self, NodeFaults};
 use crate::core::names::{backticked, shown, NodeNames};
-use crate::core::placement::{self, HostSpec, PlaceError, Strategy};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
 pub use crate::core::yaml::ReadFile;
 use crate::core::yaml::{found, Check, Cx, Fields, Pos, SourceError, Value, Yaml};
@@ -699,7 +699,7 @@ impl Cx<'_> {
                    nodes: &[usize],
                    to: Option<&[usize]>,
                    s: &Shaping| {
-            firewall::shape(plane, nodes, to, s);
+            plane::shape(plane, nodes, to, s);
         };
         let own = |v: &Yaml, what: &str| -> Check<Option<Shaping>> {
             let f = self.fields(v, what, link::FIELDS)?;
@@ -1414,7 +1414,7 @@ topology: line
             .map(|(i, f)| {
                 format!(
                     "{i}: {}",
-                    firewall::describe(f, |p| spec.nodes[p].name.clone())
+                    plane::describe(f, |p| spec.nodes[p].name.clone())
                 )
             })
             .collect();
@@ -1588,7 +1588,7 @@ nodes:
 
     #[test]
     fn example_ring4() {
-        let spec = parse(include_str!("../../manifests/ring4.yaml"), "ring4.yaml").unwrap();
+        let spec = parse(include_str!("../../../manifests/ring4.yaml"), "ring4.yaml").unwrap();
         assert_eq!(spec.name, "ring4");
         assert_eq!(names(&spec), ["n0", "n1", "n2", "n3"]);
         assert_eq!(
@@ -1600,7 +1600,7 @@ nodes:
 
     #[test]
     fn example_lab3() {
-        let spec = parse(include_str!("../../manifests/lab3.yaml"), "lab3.yaml").unwrap();
+        let spec = parse(include_str!("../../../manifests/lab3.yaml"), "lab3.yaml").unwrap();
         assert_eq!(spec.name, "lab3");
         assert_eq!(spec.hosts.len(), 3);
         for (i, host) in spec.hosts.iter().enumerate() {
@@ -1615,7 +1615,7 @@ nodes:
 
     #[test]
     fn example_mesh8() {
-        let spec = parse(include_str!("../../manifests/mesh8.yaml"), "mesh8.yaml").unwrap();
+        let spec = parse(include_str!("../../../manifests/mesh8.yaml"), "mesh8.yaml").unwrap();
         assert_eq!(spec.name, "mesh8");
         assert_eq!(spec.nodes.len(), 8);
         assert_eq!(spec.edges.len(), 28);
@@ -1629,7 +1629,7 @@ nodes:
     #[test]
     fn example_star_edges() {
         let spec = parse(
-            include_str!("../../manifests/star-edges.yaml"),
+            include_str!("../../../manifests/star-edges.yaml"),
             "star-edges.yaml",
         )
         .unwrap();
@@ -1672,7 +1672,7 @@ nodes:
     fn unknown_fields() {
         assert_error!(
             "unknown_top_field",
-            include_str!("../../tests/data/bad/unknown-field.yaml")
+            include_str!("../../../tests/data/bad/unknown-field.yaml")
         );
         assert_error!(
             "unknown_defaults_field",
@@ -1791,7 +1791,7 @@ nodes:
     fn unknown_edge_endpoints() {
         assert_error!(
             "edge_to_unknown_name",
-            include_str!("../../tests/data/bad/unknown-node.yaml")
+            include_str!("../../../tests/data/bad/unknown-node.yaml")
         );
         assert_error!(
             "edge_to_unknown_name_in_list",
@@ -1832,7 +1832,7 @@ nodes:
     fn duplicate_edges() {
         assert_error!(
             "duplicate_edge_reversed",
-            include_str!("../../tests/data/bad/duplicate-edge.yaml")
+            include_str!("../../../tests/data/bad/duplicate-edge.yaml")
         );
         assert_error!(
             "duplicate_edge_same_direction",
@@ -1858,7 +1858,7 @@ nodes:
     fn bad_arguments() {
         assert_error!(
             "reserved_arg_in_defaults",
-            include_str!("../../tests/data/bad/reserved-arg.yaml")
+            include_str!("../../../tests/data/bad/reserved-arg.yaml")
         );
         assert_error!(
             "reserved_arg_in_node",

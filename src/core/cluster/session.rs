@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::blueprint::{node_address, node_at};
+use crate::core::cluster::blueprint::{node_address, node_at};
+use crate::core::cluster::subnet::Subnet;
 use crate::core::partition::{Membership, SegmentId};
-use crate::core::subnet::Subnet;
 use crate::core::topology::NodeId;
 
 /// One entry of `getpeerinfo`; missing fields default, unknown ones are ignored, so any node version

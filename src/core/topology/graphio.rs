@@ -1039,7 +1039,7 @@ mod tests {
 
     #[test]
     fn export_then_import_gives_the_same_topology() {
-        use crate::core::generators::Generator;
+        use crate::core::topology::generators::Generator;
         let plain: Vec<String> = (0..12).map(|i| format!("n{i}")).collect();
         for g in [
             Generator::Tree { k: 2 },

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
 
-use crate::core::manifest::{ClusterSpec, Resources};
-use crate::core::subnet::{self, Subnet, POOL};
+use crate::core::cluster::manifest::{ClusterSpec, Resources};
+use crate::core::cluster::subnet::{self, Subnet, POOL};
 
 /// Label every regbox resource carries; scripts find a cluster's resources by it.
 pub const LABEL_CLUSTER: &str = "regbox.cluster";
