@@ -47,6 +47,7 @@
 //! `parse` reads a scenario file and `check` validates one against a cluster; everything public is
 //! re-exported here.
 
+mod actions;
 mod check;
 mod model;
 mod parse;

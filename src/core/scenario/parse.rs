@@ -4,19 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::Value as Json;
-
-use crate::core::chain::propagation::{Kind as Propagation, MAX_ROUNDS};
-use crate::core::chain::wait::WaitFor;
 use crate::core::cluster::manifest::is_node_name;
-use crate::core::faults::link;
 use crate::core::faults::node::Fault;
-use crate::core::faults::plane::Block;
 use crate::core::names::{backticked, shown};
-use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::scenario::model::{
-    Action, Check, ClusterSource, Scenario, Step, Then, DEFAULT_ROUNDS, DEFAULT_TIMEOUT,
-    MAX_BLOCKS, MAX_HEIGHT, MAX_LABEL_CHARS, MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
+    Action, ClusterSource, Scenario, Step, Then, DEFAULT_TIMEOUT, MAX_BLOCKS, MAX_LABEL_CHARS,
+    MAX_SATS, MAX_SECONDS, SATS_PER_BTC,
 };
 use crate::core::verb::Verb;
 use crate::core::yaml::{found, Cx, Fields, Pos, SourceError, Value, Yaml};
@@ -52,16 +45,16 @@ const ACTIONS: &[&str] = &[
 ];
 /// Steps that may be written as a bare word: they need no value.
 const BARE_WORDS: &[&str] = &["heal", "clear", "status", "sync", "down"];
-const PARTITION_KINDS: &[&str] = &[
+pub(super) const PARTITION_KINDS: &[&str] = &[
     "halves",
     "random-halves",
     "isolate",
     "bridge",
     "majorities-ring",
 ];
-const MEASURE_KINDS: &[&str] = &["block", "tx"];
-const WAIT_CONDITIONS: &[&str] = &["sync_blocks", "sync_mempools", "height", "peers"];
-const CHECKS: &[&str] = &[
+pub(super) const MEASURE_KINDS: &[&str] = &["block", "tx"];
+pub(super) const WAIT_CONDITIONS: &[&str] = &["sync_blocks", "sync_mempools", "height", "peers"];
+pub(super) const CHECKS: &[&str] = &[
     "same_tip",
     "different_tips",
     "height",
@@ -96,13 +89,13 @@ fn parse_with(cx: Cx<'_>, source: &str, origin: &str) -> Result<Scenario, Source
     .scenario(&doc, origin)
 }
 
-type Res<T> = Result<T, SourceError>;
+pub(super) type Res<T> = Result<T, SourceError>;
 
-struct Parser<'a> {
-    cx: Cx<'a>,
+pub(super) struct Parser<'a> {
+    pub(super) cx: Cx<'a>,
     /// Send ids and where they were declared.
-    sends: HashMap<String, Pos>,
-    sent: bool,
+    pub(super) sends: HashMap<String, Pos>,
+    pub(super) sent: bool,
 }
 
 impl Parser<'_> {
@@ -235,7 +228,7 @@ impl Parser<'_> {
         })
     }
 
-    fn label(&self, v: &Yaml, what: &str) -> Res<String> {
+    pub(super) fn label(&self, v: &Yaml, what: &str) -> Res<String> {
         let s = self.cx.string(v, what)?;
         let n = s.chars().count();
         if n == 0 || n > MAX_LABEL_CHARS || s.chars().any(char::is_control) {
@@ -503,126 +496,8 @@ impl Parser<'_> {
         }
     }
 
-    fn partition(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let f = cx.fields(
-            value,
-            "`partition`",
-            &["groups", "kind", "seed", "node", "mode", "via"],
-        )?;
-        let via = match f.get("via") {
-            None => Via::Segments,
-            Some(v) => match cx.string(v, "`via`")? {
-                "segments" => Via::Segments,
-                "firewall" => Via::Firewall,
-                other => {
-                    return Err(cx.error(
-                        v.at,
-                        format!(
-                            "unknown `via` `{}`, expected `segments` or `firewall`",
-                            shown(other)
-                        ),
-                    ))
-                }
-            },
-        };
-        let (mode, reset) =
-            match f.get("mode") {
-                None => (CutMode::Drop, false),
-                Some(m) => match cx.string(m, "`mode`")? {
-                    "drop" => (CutMode::Drop, false),
-                    "silent" => (CutMode::Silent, false),
-                    "reset" if via == Via::Firewall => (CutMode::Drop, true),
-                    "reset" => return Err(cx.error(
-                        m.at,
-                        "`mode: reset` needs `via: firewall` (segments cannot answer with a reset)",
-                    )),
-                    other => {
-                        return Err(cx.error(
-                            m.at,
-                            format!(
-                                "unknown partition mode `{}`, expected `drop`, `silent` or `reset`",
-                                shown(other)
-                            ),
-                        ))
-                    }
-                },
-            };
-        let kind_name = match (f.get("groups"), f.get("kind")) {
-            (Some(_), Some(k)) => {
-                return Err(cx.error(
-                    f.key_at("kind").unwrap_or(k.at),
-                    "`partition` takes either `groups` or `kind`, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(cx.error(
-                    f.at,
-                    format!(
-                        "`partition` needs `groups: [[..], [..]]` or `kind:` one of {}",
-                        backticked(PARTITION_KINDS)
-                    ),
-                ))
-            }
-            (Some(g), None) => {
-                only_with(cx, &f, "seed", "`kind: random-halves`")?;
-                only_with(cx, &f, "node", "`kind: isolate`")?;
-                return Ok(Action::verb(Verb::Partition {
-                    kind: PartitionKind::Groups(self.groups(g)?),
-                    mode,
-                    via,
-                    reset,
-                    timeout: None,
-                }));
-            }
-            (None, Some(k)) => (cx.string(k, "`kind`")?, k),
-        };
-        let (name, k) = kind_name;
-        if name != "random-halves" {
-            only_with(cx, &f, "seed", "`kind: random-halves`")?;
-        }
-        if name != "isolate" {
-            only_with(cx, &f, "node", "`kind: isolate`")?;
-        }
-        let kind = match name {
-            "halves" => PartitionKind::Halves,
-            "random-halves" => PartitionKind::RandomHalves {
-                seed: match f.get("seed") {
-                    Some(s) => self.int(s, "`seed`", 0, u64::MAX)?,
-                    // Scenarios are tests: the same file must cut the same way every run.
-                    None => 0,
-                },
-            },
-            "isolate" => {
-                let node = f.get("node").ok_or_else(|| {
-                    cx.error(f.at, "`kind: isolate` needs `node`: the node to cut off")
-                })?;
-                PartitionKind::Isolate(self.node(node)?)
-            }
-            "bridge" => PartitionKind::Bridge,
-            "majorities-ring" => PartitionKind::MajoritiesRing,
-            other => {
-                return Err(cx.error(
-                    k.at,
-                    format!(
-                        "unknown partition kind `{}`, expected one of {} or `groups: [[..], [..]]`",
-                        shown(other),
-                        backticked(PARTITION_KINDS)
-                    ),
-                ))
-            }
-        };
-        Ok(Action::verb(Verb::Partition {
-            kind,
-            mode,
-            via,
-            reset,
-            timeout: None,
-        }))
-    }
-
     /// One node, or a list of them.
-    fn nodes(&self, v: &Yaml) -> Res<Vec<String>> {
+    pub(super) fn nodes(&self, v: &Yaml) -> Res<Vec<String>> {
         match &v.value {
             Value::Seq(items) if !items.is_empty() => items.iter().map(|i| self.node(i)).collect(),
             Value::Seq(_) => Err(self.cx.error(
@@ -633,430 +508,8 @@ impl Parser<'_> {
         }
     }
 
-    fn netem(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let mut keys = vec!["nodes", "to"];
-        keys.extend_from_slice(link::FIELDS);
-        let f = cx.fields(value, "`netem`", &keys)?;
-        let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
-        let to = f.get("to").map(|v| self.nodes(v)).transpose()?;
-        let shaping = link::from_fields(cx, &f)?.ok_or_else(|| {
-            cx.error(
-                f.at,
-                format!(
-                    "`netem` needs at least one of {} (`clear: netem` removes shaping)",
-                    backticked(link::FIELDS)
-                ),
-            )
-        })?;
-        Ok(Action::verb(Verb::Netem { nodes, to, shaping }))
-    }
-
-    fn cut(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let f = cx.fields(value, "`cut`", &["between", "from", "to", "reset"])?;
-        let block = match f.get("reset") {
-            Some(r) if cx.boolean(r, "`reset`")? => Block::Reset,
-            _ => Block::Drop,
-        };
-        let (from, to, both) = match (f.get("between"), f.get("from"), f.get("to")) {
-            (Some(b), None, None) => {
-                let Value::Seq(ends) = &b.value else {
-                    return Err(cx.error(
-                        b.at,
-                        format!(
-                            "`between` must be two ends `[a, b]` (each a node or a list), found {}",
-                            found(&b.value)
-                        ),
-                    ));
-                };
-                let [a, z] = ends.as_slice() else {
-                    return Err(cx.error(
-                        b.at,
-                        format!(
-                            "`between` must be two ends `[a, b]`, found {} entries",
-                            ends.len()
-                        ),
-                    ));
-                };
-                (self.nodes(a)?, self.nodes(z)?, true)
-            }
-            (None, Some(a), Some(z)) => (self.nodes(a)?, self.nodes(z)?, false),
-            _ => {
-                return Err(cx.error(
-                    f.at,
-                    "`cut` takes `between: [a, b]` (both ways) or `from` and `to` (one way)",
-                ))
-            }
-        };
-        Ok(Action::verb(Verb::Cut {
-            from,
-            to,
-            both,
-            block,
-        }))
-    }
-
-    fn groups(&self, v: &Yaml) -> Res<Vec<Vec<String>>> {
-        let expected =
-            "`groups` must be a list of at least two lists of nodes, like `[[n0, n1], [n2, n3]]`";
-        let Value::Seq(items) = &v.value else {
-            return Err(self
-                .cx
-                .error(v.at, format!("{expected}, found {}", found(&v.value))));
-        };
-        if items.len() < 2 {
-            return Err(self
-                .cx
-                .error(v.at, format!("{expected}, found {} group(s)", items.len())));
-        }
-        let mut seen: HashMap<String, Pos> = HashMap::new();
-        let mut groups = Vec::with_capacity(items.len());
-        for item in items {
-            let Value::Seq(members) = &item.value else {
-                return Err(self.cx.error(
-                    item.at,
-                    format!(
-                        "a group must be a list of nodes, found {}",
-                        found(&item.value)
-                    ),
-                ));
-            };
-            if members.is_empty() {
-                return Err(self
-                    .cx
-                    .error(item.at, "a group must have at least one node"));
-            }
-            let mut group = Vec::with_capacity(members.len());
-            for m in members {
-                let node = self.node(m)?;
-                if let Some(first) = seen.insert(node.clone(), m.at) {
-                    return Err(self.cx.error(
-                        m.at,
-                        format!(
-                            "node `{}` is already in a group (line {}, column {})",
-                            shown(&node),
-                            first.line,
-                            first.column
-                        ),
-                    ));
-                }
-                group.push(node);
-            }
-            groups.push(group);
-        }
-        Ok(groups)
-    }
-
-    fn wait(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let f = cx.fields(
-            value,
-            "`wait`",
-            &[
-                "sync_blocks",
-                "sync_mempools",
-                "height",
-                "peers",
-                "node",
-                "timeout",
-            ],
-        )?;
-        let (cond, v) = one_of(cx, &f, "`wait`", WAIT_CONDITIONS)?;
-        if matches!(cond, "sync_blocks" | "sync_mempools") {
-            only_with(cx, &f, "node", "`height` or `peers`")?;
-        }
-        let node = f.get("node").map(|n| self.node(n)).transpose()?;
-        let until = match cond {
-            "sync_blocks" => WaitFor::SyncBlocks(self.node_set(v, "`sync_blocks`")?),
-            "sync_mempools" => WaitFor::SyncMempools(self.node_set(v, "`sync_mempools`")?),
-            "height" => WaitFor::Height {
-                node,
-                height: self.int(v, "`height`", 0, MAX_HEIGHT)?,
-            },
-            _ => WaitFor::Peers {
-                count: self.int(
-                    v,
-                    "`peers`",
-                    0,
-                    crate::core::cluster::manifest::MAX_NODES as u64,
-                )? as usize,
-                node: node.ok_or_else(|| {
-                    cx.error(
-                        f.at,
-                        "`peers` needs `node`: the node whose peers are counted",
-                    )
-                })?,
-            },
-        };
-        Ok(Action::verb(Verb::Wait {
-            until,
-            timeout: Some(self.timeout(&f)?),
-        }))
-    }
-
-    fn check(&self, value: &Yaml) -> Res<Check> {
-        let cx = &self.cx;
-        if let Value::Str(text) = &value.value {
-            return match text.split_whitespace().collect::<Vec<_>>()[..] {
-                ["tip_of", a, "==", "tip_of", b] if a != b => Ok(Check::TipOf {
-                    a: a.to_owned(),
-                    b: b.to_owned(),
-                }),
-                _ => Err(cx.error(
-                    value.at,
-                    format!(
-                        "expected `tip_of A == tip_of B` with two different nodes, found `{}`",
-                        shown(text)
-                    ),
-                )),
-            };
-        }
-        let f = cx.fields(
-            value,
-            "`assert`",
-            &[
-                "same_tip",
-                "different_tips",
-                "height",
-                "node",
-                "tip_of",
-                "equals",
-                "mempool_has",
-                "stale_tips",
-            ],
-        )?;
-        let (check, v) = one_of(cx, &f, "`assert`", CHECKS)?;
-        if check != "height" {
-            only_with(cx, &f, "node", "`height`")?;
-        }
-        if check != "tip_of" {
-            only_with(cx, &f, "equals", "`tip_of`")?;
-        }
-        Ok(match check {
-            "same_tip" => Check::SameTip(self.node_set(v, "`same_tip`")?),
-            "different_tips" => {
-                let nodes = self.node_list(v, "`different_tips`")?;
-                Check::DifferentTips(nodes)
-            }
-            "height" => Check::Height {
-                node: f.get("node").map(|n| self.node(n)).transpose()?,
-                height: self.int(v, "`height`", 0, MAX_HEIGHT)?,
-            },
-            "tip_of" => {
-                let a = self.node(v)?;
-                let e = cx.required(&f, "equals")?;
-                let b = self.node(e)?;
-                if a == b {
-                    return Err(cx.error(
-                        e.at,
-                        format!("`tip_of` compares `{}` with itself", shown(&a)),
-                    ));
-                }
-                Check::TipOf { a, b }
-            }
-            "stale_tips" => {
-                let m = cx.fields(v, "`stale_tips`", &["node", "count"])?;
-                Check::StaleTips {
-                    node: self.node(cx.required(&m, "node")?)?,
-                    count: self.int(cx.required(&m, "count")?, "`count`", 0, MAX_BLOCKS)?,
-                }
-            }
-            _ => {
-                let m = cx.fields(v, "`mempool_has`", &["node", "tx"])?;
-                let node = self.node(cx.required(&m, "node")?)?;
-                let tx = match m.get("tx") {
-                    Some(t) => {
-                        let id = cx.string(t, "`tx`")?;
-                        if !self.sends.contains_key(id) {
-                            return Err(cx.error(
-                                t.at,
-                                format!(
-                                    "no earlier `send` has `id: {}`{}",
-                                    shown(id),
-                                    known_ids(&self.sends)
-                                ),
-                            ));
-                        }
-                        Some(id.to_owned())
-                    }
-                    None if !self.sent => {
-                        return Err(cx.error(
-                            m.at,
-                            "`mempool_has` without `tx` looks for the last sent transaction, but no `send` comes before it",
-                        ))
-                    }
-                    None => None,
-                };
-                Check::MempoolHas { node, tx }
-            }
-        })
-    }
-
-    fn rpc(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let f = cx.fields(value, "`rpc`", &["node", "method", "params", "expect"])?;
-        let node = self.node(cx.required(&f, "node")?)?;
-        let m = cx.required(&f, "method")?;
-        let method = cx.string(m, "`method`")?;
-        if method.is_empty()
-            || !method
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(cx.error(
-                m.at,
-                format!(
-                    "invalid RPC method `{}`, expected letters, digits and `_` like `getblockcount`",
-                    shown(method)
-                ),
-            ));
-        }
-        let params = match f.get("params") {
-            None => Vec::new(),
-            Some(p) => match &p.value {
-                Value::Seq(items) => items.iter().map(|i| self.json(i)).collect::<Res<_>>()?,
-                other => {
-                    return Err(cx.error(
-                        p.at,
-                        format!(
-                            "`params` must be a list of positional parameters, found {}",
-                            found(other)
-                        ),
-                    ))
-                }
-            },
-        };
-        let verb = Verb::Rpc {
-            node,
-            method: method.to_owned(),
-            params,
-            timeout: None,
-        };
-        Ok(Action::Do {
-            verb,
-            then: match f.get("expect") {
-                Some(e) => Then::Equals(self.json(e)?),
-                None => Then::Pass,
-            },
-        })
-    }
-
-    /// `{propagation: block | tx, from?, blocks? | rounds?, quantile?, within, timeout?}`.
-    fn measure(&self, value: &Yaml) -> Res<Action> {
-        let cx = &self.cx;
-        let f = cx.fields(
-            value,
-            "`measure`",
-            &[
-                "propagation",
-                "from",
-                "blocks",
-                "rounds",
-                "quantile",
-                "within",
-                "timeout",
-            ],
-        )?;
-        let k = cx.required(&f, "propagation")?;
-        let kind = match cx.string(k, "`propagation`")? {
-            "block" => Propagation::Block,
-            "tx" => Propagation::Tx,
-            other => {
-                return Err(cx.error(
-                    k.at,
-                    format!(
-                        "unknown propagation `{}`, expected one of {}",
-                        shown(other),
-                        backticked(MEASURE_KINDS)
-                    ),
-                ))
-            }
-        };
-        let rounds = match (f.get("blocks"), f.get("rounds")) {
-            (Some(_), Some(r)) => {
-                return Err(cx.error(
-                    f.key_at("rounds").unwrap_or(r.at),
-                    "`blocks` and `rounds` are the same count; give one",
-                ))
-            }
-            (Some(n), None) => self.int(n, "`blocks`", 1, MAX_ROUNDS as u64)? as usize,
-            (None, Some(n)) => self.int(n, "`rounds`", 1, MAX_ROUNDS as u64)? as usize,
-            (None, None) => DEFAULT_ROUNDS,
-        };
-        let quantile = match f.get("quantile") {
-            None => 0.95,
-            Some(q) => match q.value {
-                Value::Int(1) => 1.0,
-                Value::Float(x) if x > 0.0 && x <= 1.0 => x,
-                ref other => {
-                    return Err(cx.error(
-                        q.at,
-                        format!(
-                            "`quantile` must be a fraction of the nodes, more than 0 and at most 1 (0.95: 95% of them), found {}",
-                            found(other)
-                        ),
-                    ))
-                }
-            },
-        };
-        let verb = Verb::Measure {
-            kind,
-            from: f.get("from").map(|n| self.node(n)).transpose()?,
-            rounds,
-            timeout: Some(self.timeout(&f)?),
-        };
-        Ok(Action::Do {
-            verb,
-            then: Then::Within {
-                quantile,
-                within: self.seconds(cx.required(&f, "within")?, "`within`")?,
-            },
-        })
-    }
-
-    fn json(&self, v: &Yaml) -> Res<Json> {
-        Ok(match &v.value {
-            Value::Null => Json::Null,
-            Value::Bool(b) => Json::Bool(*b),
-            Value::Int(i) => {
-                let n = i64::try_from(*i)
-                    .map(serde_json::Number::from)
-                    .or_else(|_| u64::try_from(*i).map(serde_json::Number::from))
-                    .map_err(|_| {
-                        self.cx
-                            .error(v.at, format!("integer {i} does not fit in JSON-RPC"))
-                    })?;
-                Json::Number(n)
-            }
-            Value::Float(x) => serde_json::Number::from_f64(*x)
-                .map(Json::Number)
-                .ok_or_else(|| self.cx.error(v.at, format!("number {x} is not valid JSON")))?,
-            Value::Str(s) => Json::String(s.clone()),
-            Value::Seq(items) => {
-                Json::Array(items.iter().map(|i| self.json(i)).collect::<Res<_>>()?)
-            }
-            Value::Map(entries) => {
-                let mut object = serde_json::Map::with_capacity(entries.len());
-                for (k, val) in entries {
-                    let Value::Str(key) = &k.value else {
-                        return Err(self.cx.error(
-                            k.at,
-                            format!(
-                                "a JSON object key must be a string, found {} (quote it)",
-                                found(&k.value)
-                            ),
-                        ));
-                    };
-                    object.insert(key.clone(), self.json(val)?);
-                }
-                Json::Object(object)
-            }
-        })
-    }
-
     /// A node reference as written: a name, or a non-negative index kept as its decimal text.
-    fn node(&self, v: &Yaml) -> Res<String> {
+    pub(super) fn node(&self, v: &Yaml) -> Res<String> {
         match &v.value {
             Value::Str(s) if !s.is_empty() => Ok(s.clone()),
             Value::Int(i) if *i >= 0 => Ok(i.to_string()),
@@ -1069,7 +522,7 @@ impl Parser<'_> {
 
     /// At least two nodes, none twice (as written; [`validate`](super::validate) also catches a
     /// node given once by name and once by index).
-    fn node_list(&self, v: &Yaml, what: &str) -> Res<Vec<String>> {
+    pub(super) fn node_list(&self, v: &Yaml, what: &str) -> Res<Vec<String>> {
         let Value::Seq(items) = &v.value else {
             return Err(self.cx.error(
                 v.at,
@@ -1096,7 +549,7 @@ impl Parser<'_> {
     }
 
     /// `true` (every node) or a list of nodes.
-    fn node_set(&self, v: &Yaml, what: &str) -> Res<Option<Vec<String>>> {
+    pub(super) fn node_set(&self, v: &Yaml, what: &str) -> Res<Option<Vec<String>>> {
         match &v.value {
             Value::Bool(true) => Ok(None),
             Value::Seq(_) => self.node_list(v, what).map(Some),
@@ -1110,7 +563,7 @@ impl Parser<'_> {
         }
     }
 
-    fn int(&self, v: &Yaml, what: &str, min: u64, max: u64) -> Res<u64> {
+    pub(super) fn int(&self, v: &Yaml, what: &str, min: u64, max: u64) -> Res<u64> {
         match &v.value {
             Value::Int(i) => u64::try_from(*i)
                 .ok()
@@ -1131,7 +584,7 @@ impl Parser<'_> {
         }
     }
 
-    fn seconds(&self, v: &Yaml, what: &str) -> Res<Duration> {
+    pub(super) fn seconds(&self, v: &Yaml, what: &str) -> Res<Duration> {
         let secs = match &v.value {
             Value::Int(i) => *i as f64,
             Value::Float(x) => *x,
@@ -1154,14 +607,19 @@ impl Parser<'_> {
         Ok(Duration::from_secs_f64(secs))
     }
 
-    fn timeout(&self, f: &Fields) -> Res<Duration> {
+    pub(super) fn timeout(&self, f: &Fields) -> Res<Duration> {
         f.get("timeout")
             .map_or(Ok(DEFAULT_TIMEOUT), |t| self.seconds(t, "`timeout`"))
     }
 }
 
 /// The one key of `kinds` present in `f`.
-fn one_of<'y>(cx: &Cx, f: &Fields<'y>, what: &str, kinds: &[&str]) -> Res<(&'y str, &'y Yaml)> {
+pub(super) fn one_of<'y>(
+    cx: &Cx,
+    f: &Fields<'y>,
+    what: &str,
+    kinds: &[&str],
+) -> Res<(&'y str, &'y Yaml)> {
     let mut present = f.entries.iter().filter(|(k, _, _)| kinds.contains(k));
     let Some(&(first, _, v)) = present.next() else {
         return Err(cx.error(f.at, format!("{what} needs one of {}", backticked(kinds))));
@@ -1176,7 +634,7 @@ fn one_of<'y>(cx: &Cx, f: &Fields<'y>, what: &str, kinds: &[&str]) -> Res<(&'y s
 }
 
 /// Rejects `field` when it is present although only `context` uses it.
-fn only_with(cx: &Cx, f: &Fields, field: &str, context: &str) -> Res<()> {
+pub(super) fn only_with(cx: &Cx, f: &Fields, field: &str, context: &str) -> Res<()> {
     match f.get(field) {
         Some(v) => Err(cx.error(
             f.key_at(field).unwrap_or(v.at),
@@ -1186,7 +644,7 @@ fn only_with(cx: &Cx, f: &Fields, field: &str, context: &str) -> Res<()> {
     }
 }
 
-fn str_of(y: &Yaml) -> &str {
+pub(super) fn str_of(y: &Yaml) -> &str {
     match &y.value {
         Value::Str(s) => s,
         _ => "",
@@ -1233,7 +691,7 @@ fn unknown_action(word: &str) -> String {
     )
 }
 
-fn known_ids(sends: &HashMap<String, Pos>) -> String {
+pub(super) fn known_ids(sends: &HashMap<String, Pos>) -> String {
     let mut ids: Vec<(&String, &Pos)> = sends.iter().collect();
     if ids.is_empty() {
         return " (no `send` before this step has an `id`)".to_owned();
@@ -1259,8 +717,13 @@ fn default_name(origin: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::chain::propagation::Kind as Propagation;
+    use crate::core::chain::wait::WaitFor;
     use crate::core::cluster::manifest::{self, ClusterSpec};
+    use crate::core::partition::{CutMode, PartitionKind, Via};
+    use crate::core::scenario::model::{Check, DEFAULT_ROUNDS};
     use crate::core::scenario::{validate, DEFAULT_SCENARIO};
+    use serde_json::Value as Json;
 
     fn ok(source: &str) -> Scenario {
         parse(source, "test.scenario.yaml").unwrap_or_else(|e| panic!("{e}"))
