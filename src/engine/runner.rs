@@ -17,6 +17,7 @@ use crate::engine::error::Error;
 use crate::engine::exec::{self, Exec};
 use crate::engine::lifecycle::UpOptions;
 use crate::engine::node::Node;
+use crate::engine::progress::Progress;
 use crate::engine::wait::{self, on_all};
 
 /// How one step ended.
@@ -201,18 +202,9 @@ pub async fn run(
         }
     }
 
-    // A `down` step removed the cluster already.
-    if state.down_at.is_some() {
-        if let Some(c) = cluster.take() {
-            c.keep();
-        }
-    }
-    if cluster.is_some() && !opts.keep {
-        opts.up.progress.stage("teardown", 0);
-    }
-    let torn_down = teardown(cluster.take(), opts.keep).await;
-    opts.up.progress.finish();
-    if let Some((t, outcome)) = torn_down {
+    // After a `down` step there is nothing left to tear down.
+    let keep = opts.keep || state.down_at.is_some();
+    if let Some((t, outcome)) = teardown(cluster.take(), keep, &opts.up.progress).await {
         record("teardown".into(), 0, t, outcome, &mut results);
     }
     images.sort();
@@ -228,17 +220,23 @@ pub async fn run(
 }
 
 /// Removes the run's cluster unless it is kept; the teardown step's start and outcome.
-async fn teardown(cluster: Option<Cluster>, keep: bool) -> Option<(Instant, Outcome)> {
+async fn teardown(
+    cluster: Option<Cluster>,
+    keep: bool,
+    progress: &Progress,
+) -> Option<(Instant, Outcome)> {
     let c = cluster?;
     if keep {
         c.keep();
         return None;
     }
+    progress.stage("teardown", 0);
     let t = Instant::now();
     let outcome = match c.down(&Default::default()).await {
         Ok(_) => Outcome::Passed,
         Err(e) => Outcome::Failed(e.to_string()),
     };
+    progress.finish();
     Some((t, outcome))
 }
 
@@ -433,64 +431,75 @@ async fn assert(c: &Cluster, check: &Assertion, state: &State) -> Result<(), Str
                 ))
             }
         }
-        Assertion::StaleTips { node, count } => {
-            let n = c.node(node).map_err(fail)?;
-            let tips: Vec<Value> = n
-                .rpc
-                .call("getchaintips", serde_json::json!([]))
-                .await
-                .map_err(|e| fail(e.into()))?;
-            let stale: Vec<String> = tips
-                .iter()
-                .filter(|t| t["status"] != "active")
-                .map(|t| {
-                    format!(
-                        "{} at {} ({})",
-                        t["hash"].as_str().map_or("?", wait::short),
-                        t["height"],
-                        t["status"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect();
-            if stale.len() as u64 == *count {
-                Ok(())
+        Assertion::StaleTips { node, count } => stale_tips(c, node, *count).await,
+        Assertion::MempoolHas { node, tx } => mempool_has(c, node, tx.as_deref(), state).await,
+    }
+}
+
+/// `assert: stale_tips`: the node's chain holds exactly `count` tips besides the active one.
+async fn stale_tips(c: &Cluster, node: &str, count: u64) -> Result<(), String> {
+    let n = c.node(node).map_err(fail)?;
+    let tips: Vec<Value> = n
+        .rpc
+        .call("getchaintips", serde_json::json!([]))
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let stale: Vec<String> = tips
+        .iter()
+        .filter(|t| t["status"] != "active")
+        .map(|t| {
+            format!(
+                "{} at {} ({})",
+                t["hash"].as_str().map_or("?", wait::short),
+                t["height"],
+                t["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if stale.len() as u64 == count {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {count} stale tip(s) at {}, saw {}: {}",
+            n.name(),
+            stale.len(),
+            if stale.is_empty() {
+                "none".to_string()
             } else {
-                Err(format!(
-                    "expected {count} stale tip(s) at {}, saw {}: {}",
-                    n.name(),
-                    stale.len(),
-                    if stale.is_empty() {
-                        "none".to_string()
-                    } else {
-                        stale.join(", ")
-                    }
-                ))
+                stale.join(", ")
             }
-        }
-        Assertion::MempoolHas { node, tx } => {
-            let txid = match tx {
-                Some(id) => state
-                    .txids
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| format!("no transaction named `{id}` was sent"))?,
-                None => state
-                    .last_tx
-                    .clone()
-                    .ok_or("no transaction was sent before")?,
-            };
-            let n = c.node(node).map_err(fail)?;
-            let pool = n.rpc.get_raw_mempool().await.map_err(|e| fail(e.into()))?;
-            if pool.contains(&txid) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "expected {} in the mempool of {}, saw {} other transaction(s)",
-                    wait::short(&txid),
-                    n.name(),
-                    pool.len()
-                ))
-            }
-        }
+        ))
+    }
+}
+
+/// `assert: mempool_has`: the named transaction (the last one sent for `None`) is in the node's mempool.
+async fn mempool_has(
+    c: &Cluster,
+    node: &str,
+    tx: Option<&str>,
+    state: &State,
+) -> Result<(), String> {
+    let txid = match tx {
+        Some(id) => state
+            .txids
+            .get(id)
+            .cloned()
+            .ok_or_else(|| format!("no transaction named `{id}` was sent"))?,
+        None => state
+            .last_tx
+            .clone()
+            .ok_or("no transaction was sent before")?,
+    };
+    let n = c.node(node).map_err(fail)?;
+    let pool = n.rpc.get_raw_mempool().await.map_err(|e| fail(e.into()))?;
+    if pool.contains(&txid) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {} in the mempool of {}, saw {} other transaction(s)",
+            wait::short(&txid),
+            n.name(),
+            pool.len()
+        ))
     }
 }

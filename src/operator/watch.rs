@@ -174,46 +174,7 @@ async fn watch_with(
             next_in: wait.as_secs_f64(),
             ..PassReport::default()
         };
-        let report = match outcome {
-            Ok(done) => {
-                if !done.changes.is_empty() {
-                    tracing::info!("{cluster}: {}", done.changes.join("; "));
-                }
-                op.update(&cluster, |s| {
-                    s.declared_nodes = done.metrics.nodes.len();
-                    s.declared_edges = done.edges;
-                    s.held = done.held;
-                    s.metrics = ClusterMetrics {
-                        passes: s.metrics.passes + 1,
-                        errors: s.metrics.errors,
-                        changes: s.metrics.changes + done.changes.len() as u64,
-                        pass_seconds_sum: s.metrics.pass_seconds_sum + seconds,
-                        last_pass_seconds: seconds,
-                        ..done.metrics
-                    };
-                });
-                PassReport {
-                    applied: done.applied,
-                    changes: done.changes,
-                    ..report
-                }
-            }
-            Err(e) => {
-                let e = e.to_string();
-                tracing::warn!("{cluster}: pass failed (next in {wait:?}): {e}");
-                op.update(&cluster, |s| {
-                    s.metrics.cluster = cluster.clone();
-                    s.metrics.passes += 1;
-                    s.metrics.errors += 1;
-                    s.metrics.pass_seconds_sum += seconds;
-                    s.metrics.last_pass_seconds = seconds;
-                });
-                PassReport {
-                    error: Some(e),
-                    ..report
-                }
-            }
-        };
+        let report = record(&op, &cluster, outcome, report, seconds, wait);
         op.update(&cluster, |s| {
             s.failing = failing;
             s.last_pass = Some(report);
@@ -229,6 +190,58 @@ async fn watch_with(
         match next.await {
             Some(why) => trigger = why,
             None => return,
+        }
+    }
+}
+
+/// Records a pass's outcome in the operator's state (its metrics, or its error) and completes its
+/// report with what it changed or why it failed.
+fn record(
+    op: &Shared,
+    cluster: &str,
+    outcome: Result<Done, PassError>,
+    report: PassReport,
+    seconds: f64,
+    wait: Duration,
+) -> PassReport {
+    match outcome {
+        Ok(done) => {
+            if !done.changes.is_empty() {
+                tracing::info!("{cluster}: {}", done.changes.join("; "));
+            }
+            op.update(cluster, |s| {
+                s.declared_nodes = done.metrics.nodes.len();
+                s.declared_edges = done.edges;
+                s.held = done.held;
+                s.metrics = ClusterMetrics {
+                    passes: s.metrics.passes + 1,
+                    errors: s.metrics.errors,
+                    changes: s.metrics.changes + done.changes.len() as u64,
+                    pass_seconds_sum: s.metrics.pass_seconds_sum + seconds,
+                    last_pass_seconds: seconds,
+                    ..done.metrics
+                };
+            });
+            PassReport {
+                applied: done.applied,
+                changes: done.changes,
+                ..report
+            }
+        }
+        Err(e) => {
+            let e = e.to_string();
+            tracing::warn!("{cluster}: pass failed (next in {wait:?}): {e}");
+            op.update(cluster, |s| {
+                s.metrics.cluster = cluster.to_string();
+                s.metrics.passes += 1;
+                s.metrics.errors += 1;
+                s.metrics.pass_seconds_sum += seconds;
+                s.metrics.last_pass_seconds = seconds;
+            });
+            PassReport {
+                error: Some(e),
+                ..report
+            }
         }
     }
 }

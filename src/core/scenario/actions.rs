@@ -12,18 +12,14 @@ use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::scenario::model::{Action, Check, Then, DEFAULT_ROUNDS, MAX_BLOCKS, MAX_HEIGHT};
 use crate::core::scenario::parse::*;
 use crate::core::verb::Verb;
-use crate::core::yaml::{found, Pos, Value, Yaml};
+use crate::core::yaml::{found, Fields, Pos, Value, Yaml};
 
 use serde_json::Value as Json;
 
 impl Parser<'_> {
-    pub(super) fn partition(&self, value: &Yaml) -> Res<Action> {
+    /// A partition's `via` and `mode` (with whether stopped packets are answered with a reset).
+    fn cut_way(&self, f: &Fields) -> Res<(Via, CutMode, bool)> {
         let cx = &self.cx;
-        let f = cx.fields(
-            value,
-            "`partition`",
-            &["groups", "kind", "seed", "node", "mode", "via"],
-        )?;
         let via = match f.get("via") {
             None => Via::Segments,
             Some(v) => match cx.string(v, "`via`")? {
@@ -62,6 +58,17 @@ impl Parser<'_> {
                     }
                 },
             };
+        Ok((via, mode, reset))
+    }
+
+    pub(super) fn partition(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(
+            value,
+            "`partition`",
+            &["groups", "kind", "seed", "node", "mode", "via"],
+        )?;
+        let (via, mode, reset) = self.cut_way(&f)?;
         let kind_name = match (f.get("groups"), f.get("kind")) {
             (Some(_), Some(k)) => {
                 return Err(cx.error(

@@ -247,27 +247,7 @@ impl Parser<'_> {
     fn action(&mut self, kind: &str, at: Pos, value: Option<&Yaml>) -> Res<Action> {
         let value = match value {
             Some(v) if !matches!(v.value, Value::Null) => v,
-            _ if kind == "heal" => {
-                return Ok(Action::verb(Verb::Heal {
-                    sync: false,
-                    timeout: Some(DEFAULT_TIMEOUT),
-                }))
-            }
-            _ if kind == "clear" => {
-                return Ok(Action::verb(Verb::Clear {
-                    nodes: None,
-                    shaping: true,
-                    cuts: true,
-                }))
-            }
-            _ if kind == "status" => return Ok(Action::verb(Verb::Status)),
-            _ if kind == "down" => return Ok(Action::verb(Verb::Down)),
-            _ if kind == "sync" => {
-                return Ok(Action::verb(Verb::Sync {
-                    timeout: Some(DEFAULT_TIMEOUT),
-                }))
-            }
-            _ => return Err(self.cx.error(at, needs_value(kind))),
+            _ => return bare(kind).ok_or_else(|| self.cx.error(at, needs_value(kind))),
         };
         if let Some(fault) = Fault::ALL.into_iter().find(|f| f.name() == kind) {
             return Ok(Action::verb(Verb::Fault {
@@ -671,6 +651,29 @@ fn example(kind: &str) -> &'static str {
         "apply" => "apply: { name: lab, nodes: 5 }",
         _ => "stop: n0",
     }
+}
+
+/// A step written as a bare word (or with an empty value): the verb with its defaults, for the words
+/// that need no value.
+fn bare(kind: &str) -> Option<Action> {
+    let verb = match kind {
+        "heal" => Verb::Heal {
+            sync: false,
+            timeout: Some(DEFAULT_TIMEOUT),
+        },
+        "clear" => Verb::Clear {
+            nodes: None,
+            shaping: true,
+            cuts: true,
+        },
+        "status" => Verb::Status,
+        "down" => Verb::Down,
+        "sync" => Verb::Sync {
+            timeout: Some(DEFAULT_TIMEOUT),
+        },
+        _ => return None,
+    };
+    Some(Action::verb(verb))
 }
 
 fn needs_value(kind: &str) -> String {

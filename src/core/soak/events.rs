@@ -203,19 +203,21 @@ impl Summary {
     }
 }
 
+/// Notes that `node` was at `height` at `t`.
+fn saw(s: &mut Summary, node: &str, t: f64, height: u64) {
+    if !s.nodes.iter().any(|n| n == node) {
+        s.nodes.push(node.to_owned());
+    }
+    s.heights
+        .entry(node.to_owned())
+        .or_default()
+        .push((t, height));
+}
+
 /// Folds a log into its [`Summary`].
 pub fn summarize(events: &[Event]) -> Summary {
     let mut s = Summary::default();
     let mut tips: BTreeMap<u64, BTreeSet<&str>> = BTreeMap::new();
-    fn saw(s: &mut Summary, node: &str, t: f64, height: u64) {
-        if !s.nodes.iter().any(|n| n == node) {
-            s.nodes.push(node.to_owned());
-        }
-        s.heights
-            .entry(node.to_owned())
-            .or_default()
-            .push((t, height));
-    }
     for e in events {
         let t = e.t;
         s.last_t = s.last_t.max(t);

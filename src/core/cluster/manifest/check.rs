@@ -90,8 +90,7 @@ pub(super) fn reserved_option(arg: &str) -> Option<&'static str> {
     find(&key).or_else(|| key.strip_prefix("no").and_then(find))
 }
 
-/// The manifest's own rules, on the shared reader.
-
+/// The `hosts:` section, on the shared reader.
 impl Cx<'_> {
     /// `hosts:`, a non-empty list of `{name, docker, address?, labels?, capacity?}`.
     pub(super) fn hosts(&self, v: &Yaml) -> Check<Vec<HostSpec>> {
@@ -134,59 +133,7 @@ impl Cx<'_> {
                     ),
                 ));
             }
-            let docker_value = self.required(&fields, "docker")?;
-            let docker = match &docker_value.value {
-                Value::Str(d) if is_docker_url(d) => d.clone(),
-                other => {
-                    return Err(self.error(
-                        docker_value.at,
-                        format!(
-                            "`docker` must be a unix:// or tcp:// URL (`unix:///PATH` or `tcp://HOST:PORT`), found {}",
-                            found(other)
-                        ),
-                    ))
-                }
-            };
-            let address = match fields.get("address") {
-                Some(a) => Some(
-                    match &a.value {
-                        Value::Str(s) => s.parse().ok(),
-                        _ => None,
-                    }
-                    .ok_or_else(|| {
-                        self.error(
-                            a.at,
-                            format!(
-                                "`address` must be an IPv4 address such as `10.99.0.11`, found {}",
-                                found(&a.value)
-                            ),
-                        )
-                    })?,
-                ),
-                None => None,
-            };
-            let labels = match fields.get("labels") {
-                Some(l) => self.labels(l)?,
-                None => BTreeMap::new(),
-            };
-            let capacity = match fields.get("capacity") {
-                Some(c) => Some(
-                    match &c.value {
-                        Value::Int(n) => usize::try_from(*n).ok().filter(|&n| n > 0),
-                        _ => None,
-                    }
-                    .ok_or_else(|| {
-                        self.error(
-                            c.at,
-                            format!(
-                                "`capacity` must be a positive whole number of nodes, found {}",
-                                found(&c.value)
-                            ),
-                        )
-                    })?,
-                ),
-                None => None,
-            };
+            let (docker, address, labels, capacity) = self.host_fields(&fields)?;
             hosts.push(HostSpec {
                 name: name.to_owned(),
                 docker,
@@ -196,6 +143,73 @@ impl Cx<'_> {
             });
         }
         Ok(hosts)
+    }
+
+    /// A host's engine URL, address, labels and capacity.
+    #[allow(clippy::type_complexity)]
+    fn host_fields(
+        &self,
+        fields: &Fields,
+    ) -> Check<(
+        String,
+        Option<std::net::Ipv4Addr>,
+        BTreeMap<String, String>,
+        Option<usize>,
+    )> {
+        let docker_value = self.required(fields, "docker")?;
+        let docker = match &docker_value.value {
+            Value::Str(d) if is_docker_url(d) => d.clone(),
+            other => {
+                return Err(self.error(
+                    docker_value.at,
+                    format!(
+                        "`docker` must be a unix:// or tcp:// URL (`unix:///PATH` or `tcp://HOST:PORT`), found {}",
+                        found(other)
+                    ),
+                ))
+            }
+        };
+        let address = match fields.get("address") {
+            Some(a) => Some(
+                match &a.value {
+                    Value::Str(s) => s.parse().ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    self.error(
+                        a.at,
+                        format!(
+                            "`address` must be an IPv4 address such as `10.99.0.11`, found {}",
+                            found(&a.value)
+                        ),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let labels = match fields.get("labels") {
+            Some(l) => self.labels(l)?,
+            None => BTreeMap::new(),
+        };
+        let capacity = match fields.get("capacity") {
+            Some(c) => Some(
+                match &c.value {
+                    Value::Int(n) => usize::try_from(*n).ok().filter(|&n| n > 0),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    self.error(
+                        c.at,
+                        format!(
+                            "`capacity` must be a positive whole number of nodes, found {}",
+                            found(&c.value)
+                        ),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        Ok((docker, address, labels, capacity))
     }
 
     /// A host's `labels: {zone: a}`: names and values are strings.
