@@ -22,14 +22,13 @@ use regbox::link::Shaping;
 use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::Via;
 use regbox::progress::Progress;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 use regbox::{CutMode, PartitionKind, UpOptions};
+use support::median;
 
 const STEP: Duration = Duration::from_secs(600);
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 async fn timed<T>(
     what: &str,
@@ -131,11 +130,11 @@ async fn main() {
             clear[round - 1].as_secs_f64()
         );
     }
-    let f = median(&mut fw);
+    let f = median(&fw);
     println!("medians over {rounds} round(s), {n} nodes:");
     match seg.is_empty() {
         false => {
-            let s = median(&mut seg);
+            let s = median(&seg);
             println!(
                 "majorities-ring applied+verified  via segments {:7.2}s | via firewall {:5.2}s | ratio {:.0}x (target ≤ 2.00s)",
                 s.as_secs_f64(),
@@ -150,11 +149,11 @@ async fn main() {
     }
     println!(
         "netem delay on every node         {:7.2}s (target ≤ 2.00s)",
-        median(&mut shape).as_secs_f64()
+        median(&shape).as_secs_f64()
     );
     println!(
         "clear every node                  {:7.2}s (target ≤ 1.00s)",
-        median(&mut clear).as_secs_f64()
+        median(&clear).as_secs_f64()
     );
     cluster.down(&progress).await.unwrap();
 }

@@ -24,6 +24,10 @@ use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::Progress;
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::median;
+
 const HOSTS: usize = 3;
 
 fn socket(host: usize) -> String {
@@ -156,12 +160,6 @@ async fn print_memory(cluster: &str) {
         "memory per node across hosts (just up, idle): mean {mean:.1} MiB, largest {max:.1} MiB over {} nodes",
         used.len()
     );
-}
-
-fn median(xs: &[Duration]) -> Duration {
-    let mut xs = xs.to_vec();
-    xs.sort();
-    xs[xs.len() / 2]
 }
 
 fn main() {

@@ -63,6 +63,10 @@ use regbox::manifest::{self, ClusterSpec};
 use regbox::partition::{CutMode, PartitionKind};
 use regbox::progress::{Display, Progress};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{median, outside};
+
 /// The node image every run uses: resolved once, so every variant runs the same image.
 static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -175,49 +179,20 @@ impl Drop for Teardown {
     }
 }
 
-fn label_filter(label: &str) -> HashMap<&'static str, Vec<String>> {
-    HashMap::from([("label", vec![label.to_string()])])
-}
-
 /// Every container, volume and network carrying `label` (`key=value`).
 async fn leftovers(engine: &bollard::Docker, label: &str) -> Vec<String> {
-    let filter = label_filter(label);
-    let containers = engine
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .map(|n| n.trim_start_matches('/').to_string());
-    let volumes = engine
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .map(|v| v.volumes.unwrap_or_default())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name);
-    let networks = engine
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|n| n.name);
-    containers.chain(volumes).chain(networks).collect()
+    let containers = outside::containers_on(engine, label).await;
+    let networks = outside::networks_on(engine, label).await;
+    (containers.into_iter().map(|c| c.name))
+        .chain(outside::volumes_on(engine, label).await)
+        .chain(networks.into_iter().map(|n| n.name))
+        .collect()
 }
 
 /// Removes whatever carries `label`, the careful way (each container killed and awaited, one at a
 /// time); returns what is still there.
 async fn remove_labeled(engine: &bollard::Docker, label: &str) -> Vec<String> {
-    let filter = label_filter(label);
+    let filter = outside::label_filter(label);
     let containers = engine
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -686,7 +661,7 @@ async fn run_compose(engine: &bollard::Docker, spec: ClusterSpec) -> Duration {
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
                 .all(true)
-                .filters(&label_filter(&label))
+                .filters(&outside::label_filter(&label))
                 .build(),
         ))
         .await
@@ -739,12 +714,6 @@ async fn run_compose(engine: &bollard::Docker, spec: ClusterSpec) -> Duration {
 
 // ---------------------------------------------------------------------------------------------------
 // Report
-
-fn median(xs: &[Duration]) -> Duration {
-    let mut xs = xs.to_vec();
-    xs.sort();
-    xs[xs.len() / 2]
-}
 
 /// The median of each stage over the runs that report all of them.
 fn median_stages(runs: &[Option<Vec<Duration>>], n: usize) -> Option<Vec<Duration>> {

@@ -21,8 +21,9 @@ pub mod relay;
 pub use crate::core::chain::propagation;
 pub use crate::core::cluster::manifest;
 pub use crate::core::faults::{link, node as fault, plane as firewall};
+pub use crate::core::verb::{self, Report, Verb};
 pub use crate::core::{partition, scenario, topology};
-pub use crate::engine::{image, measure, progress, rpc, runner, wait};
+pub use crate::engine::{exec, image, measure, progress, rpc, runner, wait};
 
 /// A cluster's handle and life: up, open, status, partition, heal, faults, down.
 pub mod cluster {

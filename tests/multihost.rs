@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-};
 use futures::TryStreamExt;
 use regbox::manifest;
 use regbox::progress::Progress;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::outside;
 
 const HOSTS: usize = 3;
 
@@ -90,47 +91,17 @@ async fn seed_image(image: &str) {
 
 /// Everything labeled with `cluster` on one engine: containers (name → running), networks, volumes.
 async fn held(url: &str, cluster: &str) -> (HashMap<String, bool>, Vec<String>, Vec<String>) {
-    let api = engine(url);
-    let filter = HashMap::from([("label", vec![format!("regbox.cluster={cluster}")])]);
-    let containers = api
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| {
-            let name = c.names.unwrap_or_default().concat();
-            (
-                name.trim_start_matches('/').to_string(),
-                c.state.map(|s| s.to_string()) == Some("running".into()),
-            )
-        })
-        .collect();
-    let networks = api
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|n| n.name)
-        .collect();
-    let volumes = api
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::new().filters(&filter).build(),
-        ))
-        .await
-        .unwrap()
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    (containers, networks, volumes)
+    let (api, label) = (engine(url), outside::cluster_label(Some(cluster)));
+    let containers = outside::containers_on(&api, &label).await;
+    let networks = outside::networks_on(&api, &label).await;
+    (
+        containers
+            .into_iter()
+            .map(|c| (c.name, c.running))
+            .collect(),
+        networks.into_iter().map(|n| n.name).collect(),
+        outside::volumes_on(&api, &label).await,
+    )
 }
 
 /// Runs regbox against the first host.

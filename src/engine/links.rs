@@ -141,11 +141,7 @@ impl Cluster {
             progress: progress.clone(),
             ..Exec::default()
         };
-        self.exec_for(verb, &how, |r| match r {
-            Report::Links(links) => Some(links),
-            _ => None,
-        })
-        .await
+        self.exec_for(verb, &how, Report::into_links).await
     }
 
     /// `shape` under the lock the executor holds.

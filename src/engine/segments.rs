@@ -70,11 +70,8 @@ impl Cluster {
             reset,
             timeout: Some(timeout),
         };
-        self.exec_for(verb, &Exec::default(), |r| match r {
-            Report::Partition(report) => Some(report),
-            _ => None,
-        })
-        .await
+        self.exec_for(verb, &Exec::default(), Report::into_partition)
+            .await
     }
 
     /// `partition_via` under the lock the executor holds.
@@ -176,11 +173,8 @@ impl Cluster {
             sync: false,
             timeout: Some(timeout),
         };
-        self.exec_for(verb, &Exec::default(), |r| match r {
-            Report::Partition(report) => Some(report),
-            _ => None,
-        })
-        .await
+        self.exec_for(verb, &Exec::default(), Report::into_partition)
+            .await
     }
 
     pub(crate) async fn heal_locked(&mut self, timeout: Duration) -> Result<PartitionReport> {
@@ -199,11 +193,8 @@ impl Cluster {
             sync: true,
             timeout: Some(timeout),
         };
-        self.exec_for(verb, &Exec::default(), |r| match r {
-            Report::Heal(report) => Some(report),
-            _ => None,
-        })
-        .await
+        self.exec_for(verb, &Exec::default(), Report::into_heal)
+            .await
     }
 
     pub(crate) async fn heal_and_sync_locked(&mut self, timeout: Duration) -> Result<HealReport> {

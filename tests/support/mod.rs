@@ -42,21 +42,29 @@ pub mod outside {
             .expect("these tests need a reachable Docker engine")
     }
 
-    pub fn filter(cluster: Option<&str>) -> HashMap<&'static str, Vec<String>> {
-        let label = cluster.map_or("regbox.cluster".to_string(), |c| {
+    /// The label of one cluster's resources, or of every cluster's.
+    pub fn cluster_label(cluster: Option<&str>) -> String {
+        cluster.map_or("regbox.cluster".to_string(), |c| {
             format!("regbox.cluster={c}")
-        });
-        HashMap::from([("label", vec![label])])
+        })
+    }
+
+    pub fn label_filter(label: &str) -> HashMap<&'static str, Vec<String>> {
+        HashMap::from([("label", vec![label.to_string()])])
     }
 
     /// The cluster's containers, stopped ones included.
     pub async fn containers(cluster: &str) -> Vec<Container> {
+        containers_on(&engine(), &cluster_label(Some(cluster))).await
+    }
+
+    /// The containers carrying `label` on one engine, stopped ones included.
+    pub async fn containers_on(api: &bollard::Docker, label: &str) -> Vec<Container> {
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
-            .filters(&filter(Some(cluster)))
+            .filters(&label_filter(label))
             .build();
-        engine()
-            .list_containers(Some(opts))
+        api.list_containers(Some(opts))
             .await
             .unwrap()
             .into_iter()
@@ -80,11 +88,15 @@ pub mod outside {
 
     /// The networks of one cluster, or of every cluster.
     pub async fn networks(cluster: Option<&str>) -> Vec<Network> {
+        networks_on(&engine(), &cluster_label(cluster)).await
+    }
+
+    /// The networks carrying `label` on one engine.
+    pub async fn networks_on(api: &bollard::Docker, label: &str) -> Vec<Network> {
         let opts = ListNetworksOptionsBuilder::new()
-            .filters(&filter(cluster))
+            .filters(&label_filter(label))
             .build();
-        engine()
-            .list_networks(Some(opts))
+        api.list_networks(Some(opts))
             .await
             .unwrap()
             .into_iter()
@@ -214,11 +226,15 @@ pub mod outside {
 
     /// The cluster's volumes.
     pub async fn volumes(cluster: &str) -> Vec<String> {
+        volumes_on(&engine(), &cluster_label(Some(cluster))).await
+    }
+
+    /// The names of the volumes carrying `label` on one engine.
+    pub async fn volumes_on(api: &bollard::Docker, label: &str) -> Vec<String> {
         let opts = ListVolumesOptionsBuilder::new()
-            .filters(&filter(Some(cluster)))
+            .filters(&label_filter(label))
             .build();
-        engine()
-            .list_volumes(Some(opts))
+        api.list_volumes(Some(opts))
             .await
             .unwrap()
             .volumes
@@ -490,4 +506,11 @@ pub fn edges(g: &Graph) -> Vec<(usize, usize)> {
 pub async fn at_once(a: &[&str], b: &[&str]) -> (std::process::Output, std::process::Output) {
     let (x, y) = tokio::join!(regbox().args(a).output(), regbox().args(b).output());
     (x.unwrap(), y.unwrap())
+}
+
+/// The middle of some timings (the upper one of an even count).
+pub fn median(xs: &[Duration]) -> Duration {
+    let mut xs = xs.to_vec();
+    xs.sort();
+    xs[xs.len() / 2]
 }

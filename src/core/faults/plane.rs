@@ -214,16 +214,18 @@ fn tidy(plane: &mut Plane, nodes: &[usize]) -> Vec<usize> {
     out
 }
 
+/// A shaping of `ms` milliseconds' delay and nothing else (for the tests of planes and rules).
+#[cfg(test)]
+pub(crate) fn delay(ms: u64) -> Shaping {
+    Shaping {
+        delay_us: ms * 1000,
+        ..Shaping::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn delay(ms: u64) -> Shaping {
-        Shaping {
-            delay_us: ms * 1000,
-            ..Shaping::default()
-        }
-    }
 
     #[test]
     fn changed_names_the_nodes_whose_faults_differ_and_no_other() {

@@ -77,14 +77,7 @@ pub fn ruleset(f: &NodeFaults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::faults::link::Shaping;
-
-    fn delay(ms: u64) -> Shaping {
-        Shaping {
-            delay_us: ms * 1000,
-            ..Shaping::default()
-        }
-    }
+    use crate::core::faults::plane::delay;
 
     #[test]
     fn no_faults_is_an_empty_table() {

@@ -75,6 +75,30 @@ impl Report {
         })
     }
 
+    /// The partition report, if this is one (`partition`, `heal`).
+    pub fn into_partition(self) -> Option<PartitionReport> {
+        match self {
+            Report::Partition(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The heal report, if this is one (`heal` with `sync`).
+    pub fn into_heal(self) -> Option<HealReport> {
+        match self {
+            Report::Heal(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Every node's link faults, if this is that report (`netem`, `cut`, `clear`).
+    pub fn into_links(self) -> Option<Links> {
+        match self {
+            Report::Links(l) => Some(l),
+            _ => None,
+        }
+    }
+
     /// The report as JSON.
     pub fn to_json(&self) -> Json {
         serde_json::to_value(self).expect("a report serializes")
