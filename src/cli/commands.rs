@@ -31,7 +31,6 @@ const SCENARIO_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs one parsed command: a command on a cluster is a verb (`verbs`); the rest are here.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
-    crate::engine::lock::set_wait(Duration::from_secs(cli.wait_lock));
     let json = cli.json || cli.output == Some(OutputFormat::Json);
     let ctx = Context {
         json,
@@ -39,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         tty: std::io::stderr().is_terminal() && !json,
         cluster: cli.cluster,
         operator: cli.operator,
+        wait_lock: Duration::from_secs(cli.wait_lock),
     };
     let command = match run_verb(&ctx, cli.command).await {
         Ok(done) => return done,
@@ -197,6 +197,7 @@ fn run_up_options(ctx: &Context, keep: bool) -> UpOptions {
         timeout: SCENARIO_UP_TIMEOUT,
         teardown_on_drop: !keep,
         attach: None,
+        lock_wait: ctx.wait_lock,
     }
 }
 
@@ -371,6 +372,7 @@ async fn operator(
     };
     let op = std::sync::Arc::new(crate::operator::Operator::new(
         crate::operator::own_container().await,
+        ctx.wait_lock,
     ));
     let local = tokio::task::LocalSet::new();
     local

@@ -21,6 +21,8 @@ pub(crate) struct Context {
     pub cluster: Option<String>,
     /// `--operator URL`.
     pub operator: Option<String>,
+    /// `--wait-lock`: how long a change waits while another regbox changes the cluster.
+    pub wait_lock: std::time::Duration,
 }
 
 /// Where a verb is carried out.
@@ -74,6 +76,7 @@ impl Context {
     ) -> Result<Report, Failure> {
         let how = Exec {
             progress,
+            lock_wait: self.wait_lock,
             ..Exec::default()
         };
         match self.route(positional, verb).await? {

@@ -87,7 +87,7 @@ async fn a_lock_whose_holder_is_gone_is_taken_over() {
         )
         .await
         .unwrap();
-    let guard = lock::acquire_within(&docker, "taken", IMAGE, "heal", Duration::ZERO)
+    let guard = lock::acquire(&docker, "taken", IMAGE, "heal", Duration::ZERO)
         .await
         .unwrap();
     let held = docker.inspect_marker(&name).await.unwrap().unwrap();
@@ -103,10 +103,10 @@ async fn a_lock_whose_holder_is_gone_is_taken_over() {
 #[tokio::test]
 async fn a_live_holder_keeps_the_lock_and_the_waiter_names_it() {
     let (_fake, docker) = engine();
-    let first = lock::acquire_within(&docker, "busy", IMAGE, "partition", Duration::ZERO)
+    let first = lock::acquire(&docker, "busy", IMAGE, "partition", Duration::ZERO)
         .await
         .unwrap();
-    let second = lock::acquire_within(&docker, "busy", IMAGE, "heal", Duration::ZERO).await;
+    let second = lock::acquire(&docker, "busy", IMAGE, "heal", Duration::ZERO).await;
     match second {
         Err(Error::Locked { holder, .. }) => assert!(holder.contains("partition"), "{holder}"),
         Err(e) => panic!("expected the lock to be held, got {e}"),
@@ -138,7 +138,7 @@ async fn down_removes_duplicate_networks_and_everything_labeled() {
     };
     docker.create("regbox-dup-n0", &spec).await.unwrap();
     docker.start("regbox-dup-n0").await.unwrap();
-    let report = lifecycle::down(&docker, "dup", &Progress::default())
+    let report = lifecycle::down(&docker, "dup", &Progress::default(), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(

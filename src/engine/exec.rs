@@ -18,6 +18,7 @@ use crate::core::verb::{
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
 use crate::engine::lifecycle::{self, UpOptions};
+use crate::engine::lock;
 use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 
@@ -31,6 +32,9 @@ pub struct Exec {
     /// `apply`: a container to attach to the cluster's control network as soon as it exists (the
     /// operator's own, so that it reaches the nodes it made).
     pub attach: Option<String>,
+    /// How long a verb that changes the cluster waits while another regbox changes it (zero: fails at
+    /// once, naming the holder).
+    pub lock_wait: Duration,
 }
 
 impl Exec {
@@ -49,6 +53,7 @@ impl Default for Exec {
             progress: Progress::default(),
             timeout: DEFAULT_TIMEOUT,
             attach: None,
+            lock_wait: lock::DEFAULT_WAIT,
         }
     }
 }
@@ -79,11 +84,13 @@ pub async fn execute(
                 timeout: timeout.unwrap_or(how.timeout),
                 teardown_on_drop: false,
                 attach: how.attach.clone(),
+                lock_wait: how.lock_wait,
             };
             lifecycle::apply(spec, *dry_run, &up, cancel).await
         }
         Verb::Down => {
-            let report: DownReport = lifecycle::down_named(cluster, &how.progress).await?;
+            let report: DownReport =
+                lifecycle::down_waiting(cluster, &how.progress, how.lock_wait).await?;
             Ok(Report::Down(report))
         }
         _ => Cluster::open(cluster).await?.exec(verb, how).await,
@@ -105,8 +112,8 @@ impl Cluster {
             return self.read(verb, how).await;
         }
         let holder: String = verb.to_string().chars().take(120).collect();
-        self.locked(&holder, async |c: &mut Cluster| c.change(verb, how).await)
-            .await
+        let work = async |c: &mut Cluster| c.change(verb, how).await;
+        self.locked(&holder, how.lock_wait, work).await
     }
 
     /// `exec` for a caller that wants one kind of report, picked by `pick` (the library's methods).
@@ -131,9 +138,10 @@ impl Cluster {
     pub(crate) async fn locked<T>(
         &mut self,
         holder: &str,
+        wait: Duration,
         work: impl AsyncFnOnce(&mut Cluster) -> Result<T>,
     ) -> Result<T> {
-        let guard = self.lock(holder).await?;
+        let guard = self.lock(holder, wait).await?;
         let result = work(self).await;
         guard.release().await;
         result

@@ -48,6 +48,8 @@ pub struct UpOptions {
     /// A container (by id) to attach to the cluster's control network as soon as it exists, so that a
     /// regbox running in that container reaches the nodes' RPC.
     pub attach: Option<String>,
+    /// How long to wait while another regbox changes the cluster (zero: fail at once).
+    pub lock_wait: Duration,
 }
 
 impl Default for UpOptions {
@@ -57,6 +59,7 @@ impl Default for UpOptions {
             timeout: Duration::from_secs(120),
             teardown_on_drop: true,
             attach: None,
+            lock_wait: lock::DEFAULT_WAIT,
         }
     }
 }
@@ -88,7 +91,7 @@ impl Drop for Cluster {
                 .ok()?;
             rt.block_on(async {
                 let docker = connect(&spec).await?;
-                down(&docker, &name, &Progress::default()).await
+                down(&docker, &name, &Progress::default(), lock::DEFAULT_WAIT).await
             })
             .ok()
         })
@@ -137,13 +140,14 @@ impl Cluster {
     /// Removes every container, volume and network of the cluster.
     pub async fn down(mut self, progress: &Progress) -> Result<DownReport> {
         self.armed = false;
-        down(&self.docker, &self.spec.name, progress).await
+        down(&self.docker, &self.spec.name, progress, lock::DEFAULT_WAIT).await
     }
 
     /// Takes the cluster's lock for `command` (see `engine::lock`), and makes sure the cluster still
     /// exists once it is held: another command may have removed it while this one waited.
-    pub(crate) async fn lock(&self, command: &str) -> Result<LockGuard> {
-        let guard = lock::acquire(&self.docker, self.name(), &self.lock_image, command).await?;
+    pub(crate) async fn lock(&self, command: &str, wait: Duration) -> Result<LockGuard> {
+        let guard =
+            lock::acquire(&self.docker, self.name(), &self.lock_image, command, wait).await?;
         let meta = blueprint::meta_container(self.name());
         if self.docker.inspect_marker(&meta).await?.is_none() {
             guard.release().await;
@@ -208,6 +212,7 @@ impl Cluster {
                     &spec.name,
                     &spec.nodes[0].image,
                     "up",
+                    opts.lock_wait,
                 ))
                 .await?;
             *guard.lock().unwrap() = Some(held);
@@ -665,6 +670,15 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
 /// Removes every container, volume and network labeled with cluster `name` (works on half-made
 /// clusters too), retrying Docker 20.10's stale-endpoint refusals, and names whatever it could not remove.
 pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownReport> {
+    down_waiting(name, progress, lock::DEFAULT_WAIT).await
+}
+
+/// `down_named` that waits up to `wait` for another regbox changing the cluster.
+pub(crate) async fn down_waiting(
+    name: Option<&str>,
+    progress: &Progress,
+    wait: Duration,
+) -> Result<DownReport> {
     let docker = Docker::connect().await?;
     let name = resolve_cluster(&docker, name).await?;
     // A cluster across hosts is recorded on its first one; its other hosts hold the rest.
@@ -673,12 +687,17 @@ pub async fn down_named(name: Option<&str>, progress: &Progress) -> Result<DownR
         Ok(Some(r)) if !r.spec.hosts.is_empty() => connect(&r.spec).await?,
         _ => docker,
     };
-    down(&docker, &name, progress).await
+    down(&docker, &name, progress, wait).await
 }
 
 /// `down` under the cluster's lock: every labeled resource goes, by id (duplicates of a name included),
 /// the lock itself last.
-pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Result<DownReport> {
+pub(crate) async fn down(
+    docker: &Docker,
+    name: &str,
+    progress: &Progress,
+    wait: Duration,
+) -> Result<DownReport> {
     let filter = blueprint::cluster_filter(Some(name));
     // The lock's marker needs an image; any of the cluster's containers has one (by id, so a removed
     // tag does not matter) — another command's lock too: an `up` that holds it has made nothing else
@@ -691,7 +710,7 @@ pub(crate) async fn down(docker: &Docker, name: &str, progress: &Progress) -> Re
         .map(|c| c.image_id)
         .find(|id| !id.is_empty());
     let guard = match image {
-        Some(image) => Some(lock::acquire(docker, name, &image, "down").await?),
+        Some(image) => Some(lock::acquire(docker, name, &image, "down", wait).await?),
         None => None,
     };
     let result = remove_all(docker, name, progress).await;

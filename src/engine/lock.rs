@@ -4,7 +4,6 @@
 //! While held, the lock container is started every few seconds (it runs `bitcoind -version` and exits):
 //! its start time is the heartbeat a waiter on another host watches.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
@@ -23,17 +22,9 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 /// How often a waiter looks again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// How long a writer waits for another one, in milliseconds (`--wait-lock`, `REGBOX_WAIT_LOCK`).
-static WAIT_MS: AtomicU64 = AtomicU64::new(120_000);
-
-/// Sets how long every later change waits for the cluster's lock; zero fails at once.
-pub fn set_wait(wait: Duration) {
-    WAIT_MS.store(wait.as_millis() as u64, Ordering::Relaxed);
-}
-
-fn wait_bound() -> Duration {
-    Duration::from_millis(WAIT_MS.load(Ordering::Relaxed))
-}
+/// How long a writer waits for another one unless told otherwise (`--wait-lock`, `REGBOX_WAIT_LOCK`
+/// set `Exec::lock_wait` and `UpOptions::lock_wait`).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
 /// A held lock. `release` removes it; dropping it without that removes it too (blocking briefly).
 pub struct LockGuard {
@@ -113,19 +104,9 @@ fn me(command: &str) -> Holder {
 }
 
 /// Takes cluster `cluster`'s lock for `command`, creating the marker from `image` (any image with
-/// `bitcoind` on its PATH: the heartbeat runs `bitcoind -version`). Waits for another holder up to the
-/// `set_wait` bound, saying so once; takes over a holder that is gone, logging it.
+/// `bitcoind` on its PATH: the heartbeat runs `bitcoind -version`). Waits for another holder up to
+/// `bound` (zero: fails at once), saying so once; takes over a holder that is gone, logging it.
 pub async fn acquire(
-    docker: &Docker,
-    cluster: &str,
-    image: &str,
-    command: &str,
-) -> Result<LockGuard> {
-    acquire_within(docker, cluster, image, command, wait_bound()).await
-}
-
-/// `acquire` that waits for another holder up to `bound`.
-pub(crate) async fn acquire_within(
     docker: &Docker,
     cluster: &str,
     image: &str,

@@ -26,10 +26,9 @@ impl Cluster {
     /// `kill`, `pause`) as they are and keeping the active partition: dead nodes start, dropped edges
     /// are dialed, unexpected sessions closed, and link faults set again where a node lost them.
     pub async fn repair(&mut self, timeout: Duration) -> Result<Repair> {
-        self.locked("repair", async |c: &mut Cluster| {
-            c.repair_locked(timeout).await
-        })
-        .await
+        let work = async |c: &mut Cluster| c.repair_locked(timeout).await;
+        self.locked("repair", crate::engine::lock::DEFAULT_WAIT, work)
+            .await
     }
 
     /// Attaches `container` to the cluster's control network (a regbox running in it then reaches the

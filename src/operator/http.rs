@@ -196,11 +196,14 @@ async fn carry_out(
     {
         return follow(cluster, node, *tail).await;
     }
-    let how = Exec {
+    let mut how = Exec {
         timeout,
         attach: op.container.clone(),
         ..Exec::default()
     };
+    if let Some(wait) = op.lock_wait {
+        how.lock_wait = wait;
+    }
     let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;
     if !matches!(
         verb,

@@ -79,13 +79,17 @@ pub struct Operator {
     kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
     pub container: Option<String>,
+    /// How long a verb it is asked for waits while another regbox changes the cluster (`--wait-lock`).
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 impl Operator {
-    /// An operator with nothing watched yet, running in `container` (by id) if it runs in one.
-    pub fn new(container: Option<String>) -> Operator {
+    /// An operator with nothing watched yet, running in `container` (by id) if it runs in one, whose
+    /// verbs wait up to `lock_wait` for another regbox changing the cluster.
+    pub fn new(container: Option<String>, lock_wait: std::time::Duration) -> Operator {
         Operator {
             container,
+            lock_wait: Some(lock_wait),
             ..Operator::default()
         }
     }

@@ -395,6 +395,7 @@ async fn apply(
         timeout: opts.timeout,
         teardown_on_drop: false,
         attach,
+        lock_wait: crate::engine::lock::DEFAULT_WAIT,
     };
     Cluster::up(spec, &up).await?.keep();
     Ok(true)
