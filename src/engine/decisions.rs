@@ -1,6 +1,8 @@
 //! The engine's own decisions, unit-tested against the in-memory Docker engine (`docker::fake`) in
 //! milliseconds: a failed `up` rolls back what it made, a lock whose holder is gone is taken over
-//! while a live one is respected, and `down` removes a cluster's duplicate networks with the rest.
+//! while a live one is respected, `down` removes a cluster's duplicate networks with the rest, and
+//! `heal` finishes a partition that was cut short. The fake runs no bitcoind, so every node here is
+//! stopped: nothing is asked over RPC.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::subnet::Subnet;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::fake::Fake;
-use crate::engine::docker::Docker;
+use crate::engine::docker::{Docker, Net};
 use crate::engine::error::Error;
 use crate::engine::lifecycle::{self, UpOptions};
 use crate::engine::lock;
@@ -146,4 +148,105 @@ async fn down_removes_duplicate_networks_and_everything_labeled() {
         (1, 1, 2)
     );
     assert_eq!(fake.labeled("regbox.cluster=dup"), Vec::<String>::new());
+}
+
+/// A 4-node ring recorded on the fake as `up` leaves it, every node stopped, with a partition
+/// {n0, n1} | {n2, n3} cut short after moving n2 alone: n2 is on segment 1, n3 still on the base.
+async fn half_partitioned(docker: &Docker) -> (Net, Net) {
+    use crate::core::cluster::blueprint::{
+        Networks, LABEL_MODE, LABEL_RPC_PASSWORD, LABEL_SEGMENT, LABEL_SPEC, ROLE_META,
+    };
+    let spec = ring("half");
+    let net = |role: &str, subnet: &str, segment: Option<&str>| {
+        let mut labels = blueprint::cluster_labels("half");
+        labels.insert(LABEL_ROLE.into(), role.into());
+        if let Some(s) = segment {
+            labels.insert(LABEL_SEGMENT.into(), s.into());
+            labels.insert(LABEL_MODE.into(), "drop".into());
+        }
+        (subnet.parse::<Subnet>().unwrap(), labels)
+    };
+    let mut made = Vec::new();
+    for (name, (subnet, labels)) in [
+        (
+            blueprint::control_network("half"),
+            net("control", "10.128.0.0/20", None),
+        ),
+        (
+            blueprint::data_network("half"),
+            net("data", "10.128.16.0/20", None),
+        ),
+        (
+            blueprint::segment_network("half", 1),
+            net("segment", "10.128.32.0/20", Some("1")),
+        ),
+    ] {
+        made.push((
+            docker.create_network(&name, subnet, labels).await.unwrap(),
+            subnet,
+        ));
+    }
+    let [(control, control_subnet), (data, data_subnet), (segment, segment_subnet)] =
+        made.try_into().unwrap();
+    let mut meta = blueprint::cluster_labels("half");
+    meta.insert(LABEL_ROLE.into(), ROLE_META.into());
+    meta.insert(LABEL_SPEC.into(), serde_json::to_string(&spec).unwrap());
+    meta.insert(LABEL_RPC_PASSWORD.into(), "pw".into());
+    let marker = blueprint::meta_container("half");
+    docker
+        .create_marker(&marker, IMAGE, &["true"], meta)
+        .await
+        .unwrap();
+    let nets = Networks {
+        control: control_subnet,
+        data: data_subnet,
+        rpcauth: lifecycle::rpcauth_for("pw"),
+    };
+    for l in blueprint::nodes(&spec, &nets) {
+        let node = crate::engine::reconcile::node_container(&l, control.clone());
+        docker.create(&l.container, &node).await.unwrap();
+        let (on, subnet) = match l.index {
+            2 => (&segment, segment_subnet),
+            _ => (&data, data_subnet),
+        };
+        let ip = blueprint::node_address(subnet, l.index);
+        docker.connect_network(&l.container, on, ip).await.unwrap();
+    }
+    (data, segment)
+}
+
+#[tokio::test]
+async fn heal_finishes_a_half_made_partition_by_moving_only_what_moved() {
+    let (fake, docker) = engine();
+    let (data, segment) = half_partitioned(&docker).await;
+    let mut cluster = Cluster::open_on(docker, Some("half")).await.unwrap();
+    // The partition as Docker holds it is read back: n2 alone on segment 1.
+    assert_eq!(
+        cluster.segments_of(2),
+        vec![blueprint::segment_network("half", 1)]
+    );
+    assert_eq!(
+        cluster.segments_of(3),
+        vec![blueprint::data_network("half")]
+    );
+    let report = cluster.heal(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(report.segments.len(), 1, "{report:?}");
+    let world = fake.world.lock().unwrap();
+    // n2 is back on the base segment at its own address; segment 1 is gone; nothing else moved.
+    let n2 = &world.containers["regbox-half-n2"];
+    let subnet: Subnet = "10.128.16.0/20".parse().unwrap();
+    assert_eq!(
+        n2.networks.get(&data.id),
+        Some(&Some(blueprint::node_address(subnet, 2)))
+    );
+    assert!(!n2.networks.contains_key(&segment.id));
+    assert!(world.networks.iter().all(|n| n.id != segment.id));
+    for other in ["regbox-half-n0", "regbox-half-n1", "regbox-half-n3"] {
+        assert!(
+            world.containers[other].networks.contains_key(&data.id),
+            "{other}"
+        );
+    }
+    // And the lock went with the heal.
+    assert!(!world.containers.contains_key(&lock::lock_name("half")));
 }

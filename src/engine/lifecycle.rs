@@ -109,7 +109,11 @@ impl Drop for Cluster {
 impl Cluster {
     /// Reads an existing cluster back from Docker. With no name, the only cluster there is.
     pub async fn open(name: Option<&str>) -> Result<Cluster> {
-        let docker = Docker::connect().await?;
+        Cluster::open_on(Docker::connect().await?, name).await
+    }
+
+    /// `open` on the engine(s) behind `docker`.
+    pub(crate) async fn open_on(docker: Docker, name: Option<&str>) -> Result<Cluster> {
         let name = resolve_cluster(&docker, name).await?;
         let r = read_back(&docker, &name)
             .await?

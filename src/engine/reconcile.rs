@@ -931,7 +931,7 @@ fn is_running(seen: &Option<NodeSeen>) -> bool {
 /// not known to suit its datadir (root keeps only the capability that writes a datadir of another
 /// owner); a read-only root with the datadir volume and a small `noexec` /tmp writable; memory (no
 /// swap), processes and, when asked, CPU bounded.
-fn node_container(l: &blueprint::NodeLayout, control: Net) -> ContainerSpec {
+pub(crate) fn node_container(l: &blueprint::NodeLayout, control: Net) -> ContainerSpec {
     ContainerSpec {
         image: l.image.clone(),
         entrypoint: vec!["bitcoind".into()],
