@@ -32,31 +32,6 @@ fn ring4_comes_up_verified_mines_to_all_and_goes_down_without_leftovers() {
 }
 
 #[test]
-fn every_example_manifest_comes_up_with_its_declared_graph() {
-    run(async {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|f| f.ends_with(".yaml") && !f.ends_with(".scenario.yaml"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 3, "{files:?}");
-        for file in files {
-            let spec = load(&file, &unique("ex"));
-            // A manifest across hosts needs the lab of engines: tests/multihost.rs brings it up.
-            if !spec.hosts.is_empty() {
-                continue;
-            }
-            let declared = spec.graph();
-            let (cluster, _guard) = up(spec).await;
-            assert_eq!(graph(&cluster).await, declared, "{file}");
-            cluster.down(&Progress::default()).await.unwrap();
-        }
-    });
-}
-
-#[test]
 fn connect_and_disconnect_change_the_graph_as_nodes_report_it() {
     run(async {
         let name = unique("wire");

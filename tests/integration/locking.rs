@@ -39,97 +39,6 @@ pub(crate) const HALVES6: [(usize, usize); 4] = [(0, 1), (1, 2), (3, 4), (4, 5)]
 pub(crate) const ISOLATE0: [(usize, usize); 4] = [(1, 2), (2, 3), (3, 4), (4, 5)];
 
 #[test]
-fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
-    run(async {
-        let name = unique("race");
-        let _guard = Teardown(name.clone());
-        let manifest = TempFile::new(
-            "ring.yaml",
-            &format!("name: {name}\nnodes: 6\ntopology: ring\n"),
-        );
-        let file = manifest.to_str().unwrap().to_string();
-        for round in 0..5 {
-            // up/up: both succeed (the second waits, then finds nothing to do).
-            let (a, b) = at_once(&["up", &file], &["up", &file]).await;
-            assert!(
-                a.status.success() && b.status.success(),
-                "{}\n{}",
-                stderr(&a),
-                stderr(&b)
-            );
-            assert_eq!(settled(&name).await.unwrap(), RING6);
-
-            // partition/partition: both succeed, and the one that ran last is in force.
-            let (a, b) = at_once(
-                &["partition", &name, "--halves"],
-                &["-c", &name, "partition", "--isolate", "n0"],
-            )
-            .await;
-            assert!(
-                a.status.success() && b.status.success(),
-                "{}\n{}",
-                stderr(&a),
-                stderr(&b)
-            );
-            let g = settled(&name).await.unwrap();
-            assert!(g == HALVES6 || g == ISOLATE0, "round {round}: {g:?}");
-
-            // partition/heal.
-            let (a, b) = at_once(&["partition", &name, "--halves"], &["heal", &name]).await;
-            assert!(
-                a.status.success() && b.status.success(),
-                "{}\n{}",
-                stderr(&a),
-                stderr(&b)
-            );
-            let g = settled(&name).await.unwrap();
-            assert!(g == HALVES6 || g == RING6, "round {round}: {g:?}");
-
-            // A fault during a partition: both apply, and n1 comes back inside the partition.
-            let (a, b) = at_once(
-                &["-c", &name, "stop", "n1"],
-                &["partition", &name, "--halves"],
-            )
-            .await;
-            assert!(
-                a.status.success() && b.status.success(),
-                "{}\n{}",
-                stderr(&a),
-                stderr(&b)
-            );
-            ok(&["-c", &name, "start", "n1"]).await;
-            assert_eq!(settled(&name).await.unwrap(), HALVES6);
-
-            // heal/down: the cluster ends removed; a heal that came second says so.
-            let (a, b) = at_once(&["heal", &name], &["down", &name]).await;
-            assert!(b.status.success(), "{}", stderr(&b));
-            if !a.status.success() {
-                let err = stderr(&a);
-                assert!(
-                    err.contains("was removed by another command")
-                        || err.contains("no cluster named"),
-                    "{err}"
-                );
-            }
-            assert_eq!(settled(&name).await, None);
-
-            // up/down: either order is fine; what is left is whole or nothing.
-            let (a, b) = at_once(&["up", &file], &["down", &name]).await;
-            assert!(a.status.success(), "{}", stderr(&a));
-            if let Some(g) = settled(&name).await {
-                assert_eq!(g, RING6);
-            } else {
-                assert!(b.status.success(), "{}", stderr(&b));
-            }
-        }
-        if settled(&name).await.is_some() {
-            ok(&["down", &name]).await;
-        }
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
-    });
-}
-
-#[test]
 fn duplicate_networks_made_by_hand_are_repaired_and_removed_by_down() {
     run(async {
         let name = unique("dup");
@@ -294,6 +203,97 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
         assert_eq!(settled(&name).await.unwrap(), RING6);
         outside::remove_container(&lock).await;
         ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
+    run(async {
+        let name = unique("race");
+        let _guard = Teardown(name.clone());
+        let manifest = TempFile::new(
+            "ring.yaml",
+            &format!("name: {name}\nnodes: 6\ntopology: ring\n"),
+        );
+        let file = manifest.to_str().unwrap().to_string();
+        for round in 0..5 {
+            // up/up: both succeed (the second waits, then finds nothing to do).
+            let (a, b) = at_once(&["up", &file], &["up", &file]).await;
+            assert!(
+                a.status.success() && b.status.success(),
+                "{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+            assert_eq!(settled(&name).await.unwrap(), RING6);
+
+            // partition/partition: both succeed, and the one that ran last is in force.
+            let (a, b) = at_once(
+                &["partition", &name, "--halves"],
+                &["-c", &name, "partition", "--isolate", "n0"],
+            )
+            .await;
+            assert!(
+                a.status.success() && b.status.success(),
+                "{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+            let g = settled(&name).await.unwrap();
+            assert!(g == HALVES6 || g == ISOLATE0, "round {round}: {g:?}");
+
+            // partition/heal.
+            let (a, b) = at_once(&["partition", &name, "--halves"], &["heal", &name]).await;
+            assert!(
+                a.status.success() && b.status.success(),
+                "{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+            let g = settled(&name).await.unwrap();
+            assert!(g == HALVES6 || g == RING6, "round {round}: {g:?}");
+
+            // A fault during a partition: both apply, and n1 comes back inside the partition.
+            let (a, b) = at_once(
+                &["-c", &name, "stop", "n1"],
+                &["partition", &name, "--halves"],
+            )
+            .await;
+            assert!(
+                a.status.success() && b.status.success(),
+                "{}\n{}",
+                stderr(&a),
+                stderr(&b)
+            );
+            ok(&["-c", &name, "start", "n1"]).await;
+            assert_eq!(settled(&name).await.unwrap(), HALVES6);
+
+            // heal/down: the cluster ends removed; a heal that came second says so.
+            let (a, b) = at_once(&["heal", &name], &["down", &name]).await;
+            assert!(b.status.success(), "{}", stderr(&b));
+            if !a.status.success() {
+                let err = stderr(&a);
+                assert!(
+                    err.contains("was removed by another command")
+                        || err.contains("no cluster named"),
+                    "{err}"
+                );
+            }
+            assert_eq!(settled(&name).await, None);
+
+            // up/down: either order is fine; what is left is whole or nothing.
+            let (a, b) = at_once(&["up", &file], &["down", &name]).await;
+            assert!(a.status.success(), "{}", stderr(&a));
+            if let Some(g) = settled(&name).await {
+                assert_eq!(g, RING6);
+            } else {
+                assert!(b.status.success(), "{}", stderr(&b));
+            }
+        }
+        if settled(&name).await.is_some() {
+            ok(&["down", &name]).await;
+        }
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

@@ -3,69 +3,6 @@
 use super::*;
 
 #[test]
-fn every_example_scenario_passes_and_writes_junit() {
-    run(async {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".scenario.yaml"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 5, "{files:?}");
-        // All of them in one run, one after another under one name, into one JUnit report.
-        let name = unique("scn");
-        let _guard = Teardown(name.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let junit = dir.path().join("junit.xml");
-        let out = regbox()
-            .args(["-c", &name, "run"])
-            .args(&files)
-            .arg("--junit")
-            .arg(&junit)
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
-        assert_eq!(stdout.matches("PASSED").count(), files.len(), "{stdout}");
-        let xml = std::fs::read_to_string(&junit).unwrap();
-        let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
-        let root = doc.root_element();
-        assert_eq!(root.tag_name().name(), "testsuites");
-        assert_eq!(root.attribute("failures"), Some("0"), "{xml}");
-        let suites: Vec<_> = root
-            .children()
-            .filter(|n| n.has_tag_name("testsuite"))
-            .collect();
-        assert_eq!(suites.len(), files.len());
-        for suite in suites {
-            let props: Vec<(&str, &str)> = suite
-                .descendants()
-                .filter(|n| n.has_tag_name("property"))
-                .map(|p| (p.attribute("name").unwrap(), p.attribute("value").unwrap()))
-                .collect();
-            assert!(props.contains(&("cluster", name.as_str())), "{props:?}");
-            assert!(
-                props
-                    .iter()
-                    .any(|(k, v)| *k == "image" && v.starts_with("regbox/bitcoind:")),
-                "{props:?}"
-            );
-            let cases: Vec<_> = suite
-                .children()
-                .filter(|n| n.has_tag_name("testcase"))
-                .collect();
-            assert!(cases.len() >= 3, "cluster up, steps, teardown");
-            assert!(cases
-                .iter()
-                .all(|c| c.children().all(|e| !e.has_tag_name("failure"))));
-        }
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
-    });
-}
-
-#[test]
 fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw() {
     run(async {
         let name = unique("dflt");
