@@ -26,9 +26,14 @@ impl Cluster {
     /// `kill`, `pause`) as they are and keeping the active partition: dead nodes start, dropped edges
     /// are dialed, unexpected sessions closed, and link faults set again where a node lost them.
     pub async fn repair(&mut self, timeout: Duration) -> Result<Repair> {
-        let work = async |c: &mut Cluster| c.repair_locked(timeout).await;
-        self.locked("repair", crate::engine::lock::DEFAULT_WAIT, work)
+        self.repair_waiting(timeout, crate::engine::lock::DEFAULT_WAIT)
             .await
+    }
+
+    /// `repair` that waits up to `wait` while another regbox changes the cluster.
+    pub async fn repair_waiting(&mut self, timeout: Duration, wait: Duration) -> Result<Repair> {
+        let work = async |c: &mut Cluster| c.repair_locked(timeout).await;
+        self.locked("repair", wait, work).await
     }
 
     /// Attaches `container` to the cluster's control network (a regbox running in it then reaches the

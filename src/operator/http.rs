@@ -196,14 +196,12 @@ async fn carry_out(
     {
         return follow(cluster, node, *tail).await;
     }
-    let mut how = Exec {
+    let how = Exec {
         timeout,
         attach: op.container.clone(),
+        lock_wait: op.lock_wait(),
         ..Exec::default()
     };
-    if let Some(wait) = op.lock_wait {
-        how.lock_wait = wait;
-    }
     let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;
     if !matches!(
         verb,

@@ -79,8 +79,9 @@ pub struct Operator {
     kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
     pub container: Option<String>,
-    /// How long a verb it is asked for waits while another regbox changes the cluster (`--wait-lock`).
-    pub lock_wait: Option<std::time::Duration>,
+    /// How long its passes and the verbs it is asked for wait while another regbox changes the
+    /// cluster (`--wait-lock`; see [`Operator::lock_wait`]).
+    lock_wait: Option<std::time::Duration>,
 }
 
 impl Operator {
@@ -92,6 +93,11 @@ impl Operator {
             lock_wait: Some(lock_wait),
             ..Operator::default()
         }
+    }
+
+    /// How long its passes and verbs wait for another regbox changing the cluster.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        self.lock_wait.unwrap_or(crate::engine::lock::DEFAULT_WAIT)
     }
 
     /// Every watched cluster's state.

@@ -327,7 +327,7 @@ async fn pass(
     let me = op.container.clone();
     // The manifest is read again when it changed; a cluster it declares that is missing is made.
     if let Some(path) = manifest.filter(|p| digest(p) != *applied) {
-        applied_now = apply(opts, name, path, me.clone(), &mut changes).await?;
+        applied_now = apply(opts, name, path, (me.clone(), op.lock_wait()), &mut changes).await?;
         *applied = digest(path);
     }
     let mut cluster = match Cluster::open(Some(name)).await {
@@ -335,7 +335,8 @@ async fn pass(
         Err(Error::UnknownCluster(_)) => match manifest {
             None => return Err(PassError::Gone),
             Some(path) => {
-                applied_now = apply(opts, name, path, me.clone(), &mut changes).await?;
+                applied_now =
+                    apply(opts, name, path, (me.clone(), op.lock_wait()), &mut changes).await?;
                 Cluster::open(Some(name)).await?
             }
         },
@@ -345,7 +346,7 @@ async fn pass(
     if let Some(me) = &me {
         cluster.attach(me).await?;
     }
-    let repair = cluster.repair(opts.timeout).await?;
+    let repair = cluster.repair_waiting(opts.timeout, op.lock_wait()).await?;
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
     let metrics = sample(&cluster, &previous, &repair.restarted, &repair.held).await;
@@ -365,7 +366,7 @@ async fn apply(
     opts: &Options,
     name: &str,
     path: &Path,
-    attach: Option<String>,
+    (attach, lock_wait): (Option<String>, Duration),
     changes: &mut Vec<String>,
 ) -> Result<bool, PassError> {
     let spec = (opts.load)(path).map_err(PassError::Failed)?;
@@ -395,7 +396,7 @@ async fn apply(
         timeout: opts.timeout,
         teardown_on_drop: false,
         attach,
-        lock_wait: crate::engine::lock::DEFAULT_WAIT,
+        lock_wait,
     };
     Cluster::up(spec, &up).await?.keep();
     Ok(true)
