@@ -415,6 +415,7 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
             let first =
                 operator_until(&listen, |s| s["metrics"]["passes"].as_u64() >= Some(1)).await;
             assert!(first["last_pass"]["error"].is_null(), "{first:#}");
+            let errors_before = first["metrics"]["errors"].as_u64().unwrap_or(0);
             engine(&socket(2))
                 .kill_container(
                     &format!("regbox-{name}-n2"),
@@ -423,11 +424,15 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 .await
                 .unwrap();
             let killed = std::time::Instant::now();
+            // The timer is 600 s away, so the first pass after the kill is the one h2's event
+            // triggers. That pass can fail (seen once in eight runs, its error not kept: the pass
+            // after it, the retry after the 1 s backoff, started n2), as the README says of the
+            // first pass after an event. Either way the repair was the event's doing.
             let repaired = operator_until(&listen, |s| {
-                s["last_pass"]["trigger"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("event:")
+                let trigger = s["last_pass"]["trigger"].as_str().unwrap_or("");
+                let retried = trigger == "backoff over"
+                    && s["metrics"]["errors"].as_u64() > Some(errors_before);
+                (trigger.starts_with("event:") || retried)
                     && s["last_pass"]["changes"].to_string().contains("start n2")
             })
             .await;
