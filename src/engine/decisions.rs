@@ -26,7 +26,7 @@ const IMAGE: &str = "fake/bitcoind:1";
 fn engine() -> (Arc<Fake>, Docker) {
     let fake = Arc::new(Fake::default());
     fake.add_image(IMAGE, HashMap::new());
-    (fake.clone(), Docker::on(fake))
+    (fake.clone(), Docker::from_api(fake))
 }
 
 fn ring(name: &str) -> ClusterSpec {

@@ -342,26 +342,25 @@ impl<'a> Soak<'a> {
                 crate::core::names::error_chain(&e)
             ),
         };
-        if let StepDetail::Node { begin, end } = &step.detail {
-            let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
-            // Held before the fault, so no background call picks a node going down.
-            self.held.lock().unwrap().insert(node);
-            if matches!(begin, Fault::Kill | Fault::Restart) {
-                self.restarted.lock().unwrap().insert(node);
-            }
-            cluster
-                .exec(&step.begin(), &Exec::default())
-                .await
-                .map_err(failed)?;
-            if end.is_none() {
+        let node = match &step.detail {
+            StepDetail::Node { begin, end } => {
+                let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
+                // Held before the fault, so no background call picks a node going down.
+                self.held.lock().unwrap().insert(node);
+                if matches!(begin, Fault::Kill | Fault::Restart) {
+                    self.restarted.lock().unwrap().insert(node);
+                }
                 // A restart is over once the node is back.
-                self.held.lock().unwrap().remove(&node);
+                end.is_none().then_some(node)
             }
-        } else {
-            cluster
-                .exec(&step.begin(), &Exec::default())
-                .await
-                .map_err(failed)?;
+            _ => None,
+        };
+        cluster
+            .exec(&step.begin_verb(), &Exec::default())
+            .await
+            .map_err(failed)?;
+        if let Some(node) = node {
+            self.held.lock().unwrap().remove(&node);
         }
         Ok(())
     }

@@ -199,7 +199,7 @@ async fn carry_out(
     let how = Exec {
         timeout,
         attach: op.container.clone(),
-        lock_wait: op.lock_wait(),
+        lock_wait: op.lock_wait,
         ..Exec::default()
     };
     let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;

@@ -73,15 +73,14 @@ pub struct ClusterState {
 }
 
 /// The operator's shared state: every watched cluster's state and the channel that wakes its watcher.
-#[derive(Default)]
 pub struct Operator {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
     pub container: Option<String>,
     /// How long its passes and the verbs it is asked for wait while another regbox changes the
-    /// cluster (`--wait-lock`; see [`Operator::lock_wait`]).
-    lock_wait: Option<std::time::Duration>,
+    /// cluster (`--wait-lock`).
+    pub lock_wait: std::time::Duration,
 }
 
 impl Operator {
@@ -89,15 +88,11 @@ impl Operator {
     /// verbs wait up to `lock_wait` for another regbox changing the cluster.
     pub fn new(container: Option<String>, lock_wait: std::time::Duration) -> Operator {
         Operator {
+            clusters: Mutex::default(),
+            kicks: Mutex::default(),
             container,
-            lock_wait: Some(lock_wait),
-            ..Operator::default()
+            lock_wait,
         }
-    }
-
-    /// How long its passes and verbs wait for another regbox changing the cluster.
-    pub fn lock_wait(&self) -> std::time::Duration {
-        self.lock_wait.unwrap_or(crate::engine::lock::DEFAULT_WAIT)
     }
 
     /// Every watched cluster's state.

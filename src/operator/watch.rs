@@ -327,7 +327,7 @@ async fn pass(
     let me = op.container.clone();
     // The manifest is read again when it changed; a cluster it declares that is missing is made.
     if let Some(path) = manifest.filter(|p| digest(p) != *applied) {
-        applied_now = apply(opts, name, path, (me.clone(), op.lock_wait()), &mut changes).await?;
+        applied_now = apply(opts, name, path, (me.clone(), op.lock_wait), &mut changes).await?;
         *applied = digest(path);
     }
     let mut cluster = match Cluster::open(Some(name)).await {
@@ -336,7 +336,7 @@ async fn pass(
             None => return Err(PassError::Gone),
             Some(path) => {
                 applied_now =
-                    apply(opts, name, path, (me.clone(), op.lock_wait()), &mut changes).await?;
+                    apply(opts, name, path, (me.clone(), op.lock_wait), &mut changes).await?;
                 Cluster::open(Some(name)).await?
             }
         },
@@ -346,7 +346,7 @@ async fn pass(
     if let Some(me) = &me {
         cluster.attach(me).await?;
     }
-    let repair = cluster.repair_waiting(opts.timeout, op.lock_wait()).await?;
+    let repair = cluster.repair_waiting(opts.timeout, op.lock_wait).await?;
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
     let metrics = sample(&cluster, &previous, &repair.restarted, &repair.held).await;

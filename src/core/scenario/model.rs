@@ -20,8 +20,7 @@ pub const MAX_BLOCKS: u64 = 10_000;
 pub const DEFAULT_ROUNDS: usize = 5;
 /// Heights are `int` in bitcoind.
 pub(super) const MAX_HEIGHT: u64 = i32::MAX as u64;
-pub(super) const SATS_PER_BTC: u64 = 100_000_000;
-pub(super) const MAX_SATS: u64 = 21_000_000 * SATS_PER_BTC;
+pub(super) use crate::core::verb::{MAX_SATS, SATS_PER_BTC};
 pub(super) const MAX_LABEL_CHARS: usize = 80;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -155,7 +155,7 @@ pub enum StepDetail {
 
 impl Step {
     /// The verb that starts the fault.
-    pub fn begin(&self) -> Verb {
+    pub fn begin_verb(&self) -> Verb {
         match &self.detail {
             StepDetail::Partition { groups } => Verb::Partition {
                 kind: PartitionKind::Groups(groups.clone()),

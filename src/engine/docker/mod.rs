@@ -48,7 +48,7 @@ impl Docker {
     }
 
     /// A handle on any implementation of the seam (the fake, in unit tests).
-    pub fn on(api: Arc<dyn Api>) -> Docker {
+    pub fn from_api(api: Arc<dyn Api>) -> Docker {
         Docker(api)
     }
 }
