@@ -203,6 +203,9 @@ async fn carry_out(
         ..Exec::default()
     };
     let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;
+    if matches!((&verb, &result), (Verb::Down, Ok(_))) {
+        op.let_go(cluster);
+    }
     if !matches!(
         verb,
         Verb::Status | Verb::Url { .. } | Verb::Logs { .. } | Verb::Wait { .. } | Verb::Sync { .. }

@@ -9,7 +9,7 @@ pub mod client;
 pub mod http;
 mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -76,6 +76,8 @@ pub struct ClusterState {
 pub struct Operator {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
     kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
+    /// Clusters taken down through it: no longer kept, even when a manifest declares them.
+    downed: Mutex<BTreeSet<String>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
     pub container: Option<String>,
     /// How long its passes and the verbs it is asked for wait while another regbox changes the
@@ -90,6 +92,7 @@ impl Operator {
         Operator {
             clusters: Mutex::default(),
             kicks: Mutex::default(),
+            downed: Mutex::default(),
             container,
             lock_wait,
         }
@@ -137,6 +140,16 @@ impl Operator {
 
     fn state(&self, cluster: &str) -> Option<ClusterState> {
         self.clusters.lock().unwrap().get(cluster).cloned()
+    }
+
+    /// Stops keeping `cluster`, which a `down` sent to the operator removed: its watcher ends at its
+    /// next pass instead of making the cluster again from its manifest.
+    pub fn let_go(&self, cluster: &str) {
+        self.downed.lock().unwrap().insert(cluster.to_string());
+    }
+
+    fn let_go_of(&self, cluster: &str) -> bool {
+        self.downed.lock().unwrap().contains(cluster)
     }
 
     fn forget(&self, cluster: &str) {

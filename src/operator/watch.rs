@@ -333,6 +333,8 @@ async fn pass(
     let mut cluster = match Cluster::open(Some(name)).await {
         Ok(c) => c,
         Err(Error::UnknownCluster(_)) => match manifest {
+            // Taken down through the operator: the user wants it gone, not made again.
+            _ if op.let_go_of(name) => return Err(PassError::Gone),
             None => return Err(PassError::Gone),
             Some(path) => {
                 applied_now =
