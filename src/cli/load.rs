@@ -1,6 +1,8 @@
-//! Reading the user's files: manifests and scenarios (or the built-in scenario), size-checked before they
-//! are read, with every error located in the file it comes from.
+//! Reading the user's files: manifests and scenarios (or the built-in scenario) and the files they name,
+//! regular files only, read under a size bound, with every error located in the file it comes from.
 
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::cli::exit::Failure;
@@ -8,7 +10,9 @@ use crate::core::cluster::manifest::{self, ClusterSpec};
 use crate::core::scenario::{self, ClusterSource, Scenario};
 use crate::core::yaml::{SourceError, MAX_SOURCE_BYTES};
 
-/// Reads a user-written file, refusing huge ones before reading them; errors point at the file.
+/// Reads a user-written file: a regular file of at most [`MAX_SOURCE_BYTES`], read with that bound (a
+/// device such as `/dev/zero`, a FIFO or a file growing while it is read cannot make it read forever);
+/// errors point at the file.
 fn read_source(path: &Path) -> Result<(String, String), SourceError> {
     let origin = path.display().to_string();
     let located = |message: String| SourceError {
@@ -17,18 +21,65 @@ fn read_source(path: &Path) -> Result<(String, String), SourceError> {
         column: 1,
         message,
     };
+    let limit = MAX_SOURCE_BYTES;
+    let too_big = |bytes: u64| {
+        located(format!(
+            "file is {bytes} bytes; at most {limit} bytes are read"
+        ))
+    };
     let meta =
         std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
-    if meta.len() > MAX_SOURCE_BYTES as u64 {
-        let limit = MAX_SOURCE_BYTES;
+    if !meta.is_file() {
+        return Err(located(not_regular(&meta)));
+    }
+    if meta.len() > limit as u64 {
+        return Err(too_big(meta.len()));
+    }
+    // Non-blocking: should a FIFO have taken the file's place since the look above, opening it does not
+    // wait for a writer; what was opened is looked at again.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| located(format!("cannot read the file: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| located(format!("cannot read the file: {e}")))?;
+    if !meta.is_file() {
+        return Err(located(not_regular(&meta)));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| located(format!("cannot read the file: {e}")))?;
+    if bytes.len() > limit {
+        // It grew after its size was looked at.
         return Err(located(format!(
-            "file is {} bytes; at most {limit} bytes are read",
-            meta.len()
+            "file is more than {limit} bytes; at most {limit} bytes are read"
         )));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| located(format!("cannot read the file: not UTF-8 text ({e})")))?;
     Ok((text, origin))
+}
+
+/// Why a path that is not a regular file is refused, saying what it is.
+fn not_regular(meta: &std::fs::Metadata) -> String {
+    let t = meta.file_type();
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    format!("this is {what}; expected a regular file (YAML, or a topology file) of at most {MAX_SOURCE_BYTES} bytes")
 }
 
 /// Reads and validates a manifest file, and the topology file it may name.
@@ -105,9 +156,10 @@ pub struct Checked {
 pub fn check_file(path: &Path) -> Result<Checked, Failure> {
     let file = path.display().to_string();
     let named = file.ends_with(".scenario.yaml") || file.ends_with(".scenario.yml");
+    // Read as every source is (bounded); a file that cannot be read is reported by the manifest reader.
     let has_steps = || {
-        std::fs::read_to_string(path)
-            .map(|t| t.lines().any(|l| l.starts_with("steps:")))
+        read_source(path)
+            .map(|(t, _)| t.lines().any(|l| l.starts_with("steps:")))
             .unwrap_or(false)
     };
     if named || has_steps() {
@@ -130,4 +182,124 @@ pub fn check_file(path: &Path) -> Result<Checked, Failure> {
         edges: spec.edges.len(),
         steps: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Runs `f` on a thread and gives its result, failing the test if it has none within a few seconds
+    /// (a read that never ends must not hang the suite).
+    fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the read ends within 10 s")
+    }
+
+    fn fifo(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        path
+    }
+
+    fn refusal(result: Result<ClusterSpec, Failure>) -> String {
+        match result {
+            Ok(spec) => panic!("expected a refusal, read {spec:?}"),
+            Err(e) => {
+                assert_eq!(e.exit_code(), crate::cli::exit::BAD_INPUT, "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn a_device_is_refused_not_read() {
+        let message = refusal(bounded(|| load_manifest(Path::new("/dev/zero"))));
+        assert_eq!(
+            message,
+            format!(
+                "/dev/zero:1:1: this is a character device; expected a regular file (YAML, or a topology \
+                 file) of at most {MAX_SOURCE_BYTES} bytes"
+            )
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = fifo(dir.path(), "m.yaml");
+        let shown = pipe.display().to_string();
+        let message = refusal(bounded(move || load_manifest(&pipe)));
+        assert!(
+            message.starts_with(&format!(
+                "{shown}:1:1: this is a FIFO (named pipe); expected a regular file"
+            )),
+            "{message}"
+        );
+        let message = bounded(move || check_file(&dir.path().join("m.yaml")).map(|c| c.name))
+            .expect_err("refused");
+        assert!(message.to_string().contains("FIFO"), "{message}");
+    }
+
+    #[test]
+    fn a_named_topology_file_that_is_a_device_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fifo(dir.path(), "pipe.edges");
+        let manifest = dir.path().join("m.yaml");
+        std::fs::write(&manifest, "name: lab\ntopology: {file: pipe.edges}\n").unwrap();
+        let shown = manifest.display().to_string();
+        let m = manifest.clone();
+        let message = refusal(bounded(move || load_manifest(&m)));
+        assert!(
+            message.starts_with(&format!(
+                "{shown}:2:18: cannot read `pipe.edges`: this is a FIFO (named pipe); expected a regular file"
+            )),
+            "{message}"
+        );
+        std::fs::write(
+            &manifest,
+            "name: lab\ntopology: {file: /dev/zero, format: edgelist}\n",
+        )
+        .unwrap();
+        let message = refusal(bounded(move || load_manifest(&manifest)));
+        assert!(
+            message.contains(
+                "cannot read `/dev/zero`: this is a character device; expected a regular file"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_directory_and_an_oversized_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = refusal(load_manifest(dir.path()));
+        assert!(
+            message.contains("this is a directory; expected a regular file"),
+            "{message}"
+        );
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; MAX_SOURCE_BYTES + 1]).unwrap();
+        let message = refusal(load_manifest(&big));
+        assert!(
+            message.ends_with(&format!(
+                "file is {} bytes; at most {MAX_SOURCE_BYTES} bytes are read",
+                MAX_SOURCE_BYTES + 1
+            )),
+            "{message}"
+        );
+        let at_limit = dir.path().join("ok.yaml");
+        let mut text = b"name: lab\nnodes: 2\n".to_vec();
+        text.resize(MAX_SOURCE_BYTES, b'#');
+        std::fs::write(&at_limit, text).unwrap();
+        assert_eq!(load_manifest(&at_limit).unwrap().nodes.len(), 2);
+    }
 }
