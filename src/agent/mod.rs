@@ -1,8 +1,9 @@
 //! The fault agent (`regbox agent serve`): one container per cluster, from the regbox image, sharing the
-//! host's PID namespace with `NET_ADMIN`, `SYS_ADMIN` and `SYS_PTRACE`. It enters each node's network
-//! namespace to install the node's rules (`iptables-restore`, nftables backend) and to shape the node's
-//! P2P packets through NFQUEUE, and answers requests on a Unix socket that `regbox agent call` (run
-//! through `docker exec`) relays. Node containers themselves never get a capability.
+//! host's PID namespace with `NET_ADMIN`, `NET_RAW` (the raw socket duplicates go out through),
+//! `SYS_ADMIN` and `SYS_PTRACE`. It enters each node's network namespace to install the node's rules
+//! (`iptables-restore`, nftables backend) and to shape the node's P2P packets through NFQUEUE, and
+//! answers requests on a Unix socket that `regbox agent call` (run through `docker exec`) relays. Node
+//! containers themselves never get a capability.
 
 pub mod netns;
 pub mod nfqueue;

@@ -454,7 +454,8 @@ fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
 
 /// regbox's recipe for a fault agent's container: `regbox agent serve` from the regbox image, on no
 /// network, in the host's PID namespace (to find each node's network namespace by its process), with
-/// only the capabilities that entering a namespace and changing its packet filter take.
+/// only the capabilities that entering a namespace, changing its packet filter and sending a duplicate
+/// packet (a raw socket: `NET_RAW`) take.
 fn agent_container(
     image: &str,
     labels: std::collections::HashMap<String, String>,
@@ -465,7 +466,12 @@ fn agent_container(
         cmd: vec!["agent".into(), "serve".into()],
         labels,
         host_pid: true,
-        cap_add: vec!["NET_ADMIN".into(), "SYS_ADMIN".into(), "SYS_PTRACE".into()],
+        cap_add: vec![
+            "NET_ADMIN".into(),
+            "NET_RAW".into(),
+            "SYS_ADMIN".into(),
+            "SYS_PTRACE".into(),
+        ],
         tmpfs: vec![("/run".into(), "rw,noexec,nosuid,size=1m".into())],
         stop_timeout: 2,
         ..ContainerSpec::default()
