@@ -15,8 +15,16 @@
 #     release tarballs: bitcoin-X/bin/bitcoind, bitcoin-X/bin/bitcoin-cli (optional), and any shared
 #     libraries the binaries need that the host lacks in a lib directory of the tree;
 #   - a self-built bitcoind binary.
-# Libraries are resolved as for Debian's binaries, by the dynamic loader itself: the tree's own first
-# (and the tree's loader, when it ships one), then the host's.
+# Nothing taken from PATH is ever run on this host. Its ELF files are read, not executed: the
+# interpreter (PT_INTERP) and the needed libraries (DT_NEEDED) come from their headers, and each needed
+# library is looked for by name in the tree's directories holding .so files first (with the tree's
+# loader when it ships one), then the host's. An interpreter that is relative or has an empty, `.` or
+# `..` component, a library name that is not a plain file name, a file of the tree that links outside
+# it and a write that would land outside the image tree are refused. The binaries are then run (for
+# their version, which also proves they load) only inside a throw-away container of an image imported
+# from the assembled tree: no network, no capabilities, no privilege gain, read-only, bitcoind's
+# unprivileged user, limited memory and processes; the container and the image carry the label
+# regbox.probe (and regbox.from, the name of PATH) and are removed afterwards.
 #
 # Writes:
 #   OUTDIR/rootfs.tar    minimal root filesystem (paths relative to /, numeric owner root)
@@ -31,8 +39,9 @@
 #   REGBOX_DEBIAN_KEYRING keyring verifying the mirror's InRelease
 #                         (default /usr/share/keyrings/debian-archive-keyring.gpg)
 #
-# Needs apt-get (Debian source only), dpkg-deb (Debian source only) and GNU tar on the host; runs as
-# root or as an ordinary user. Only amd64 (x86_64) is supported.
+# Needs apt-get (Debian source only), dpkg-deb (Debian source only), the docker command and a Docker
+# engine (--from only) and GNU tar on the host; runs as root or as an ordinary user. Only amd64
+# (x86_64) is supported.
 set -euo pipefail
 
 readonly PROG=${0##*/}
@@ -66,8 +75,9 @@ esac
 [[ $# -eq 1 && -n $1 ]] || usage
 OUTDIR=$1
 
-tools=(tar find sort mktemp od)
+tools=(tar find sort mktemp od realpath)
 [[ -n $FROM ]] || tools+=(apt-get dpkg-deb)
+[[ -z $FROM ]] || tools+=(docker timeout)
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || die "required tool '$tool' not found (needs a Debian/Ubuntu host)"
 done
@@ -79,7 +89,15 @@ esac
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
 OUTPUTS=(rootfs.tar version full_version flavour package)
 [[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
-trap 'rm -rf "$WORK"; for f in "${OUTPUTS[@]}"; do rm -f "$OUTDIR/$f.tmp"; done' EXIT
+PROBE_IMAGE= # with --from: the throw-away image the binaries are run in, and its container
+PROBE_NAME=
+cleanup() {
+    [[ -z $PROBE_NAME ]] || docker rm -f "$PROBE_NAME" >/dev/null 2>&1 || true
+    [[ -z $PROBE_IMAGE ]] || docker rmi -f "$PROBE_IMAGE" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+    for f in "${OUTPUTS[@]}"; do rm -f "$OUTDIR/$f.tmp"; done
+}
+trap cleanup EXIT
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"
@@ -90,6 +108,8 @@ LOADER=         # the dynamic loader that resolves and runs the binaries
 LIBPATH=        # where it looks for libraries, before its defaults
 WITHIN=         # when set, every library must resolve under this directory
 TREE=           # with --from: the tree the binaries must resolve into
+TREE_LIBDIRS=() # with --from: the tree's directories holding shared libraries
+LIBDIRS=()      # with --from: where needed libraries are looked for by name, in order
 SOURCE=         # the Debian package, or "local"
 WHERE=          # where libraries are looked for, as messages say it
 HINT=           # what to do about a missing library, when the user can do something
@@ -228,12 +248,18 @@ from_local() {
         || die "${found[0]#"$tree"/} is not an x86-64 ELF binary"
     local libdirs=() dir ours
     mapfile -t libdirs < <(find "$tree" \( -name '*.so' -o -name '*.so.*' \) -printf '%h\n' | LC_ALL=C sort -u)
-    for dir in "${libdirs[@]}" "${HOST_LIBDIRS[@]}"; do
-        [[ -d $dir ]] && LIBPATH+=${LIBPATH:+:}$dir
+    for dir in "${libdirs[@]}"; do
+        [[ -d $dir ]] && TREE_LIBDIRS+=("$dir")
     done
-    ours=$(find "$tree" -name "$LOADER_NAME" \( -type f -o -type l \) | head -n 1)
+    for dir in "${HOST_LIBDIRS[@]}"; do
+        [[ -d $dir ]] && LIBDIRS+=("$dir")
+    done
+    LIBDIRS=("${TREE_LIBDIRS[@]}" "${LIBDIRS[@]}")
+    ours=$(find "$tree" -name "$LOADER_NAME" \( -type f -o -type l \) | LC_ALL=C sort | head -n 1)
     if [[ -n $ours ]]; then
-        LOADER=$(readlink -f "$ours")
+        # The tree's loader is only copied into the image (never run here), and only from the tree.
+        LOADER=$(resolved "$ours")
+        elf_header "$LOADER" "${ours#"$tree"/}"
         log "using the loader and libraries $src ships, then the host's"
     else
         LOADER=$(readlink -f "/lib64/$LOADER_NAME" || true)
@@ -260,6 +286,133 @@ resolved() {
     printf '%s\n' "$real"
 }
 
+# ---------------------------------------------------------------------------
+# Reading ELF files without running them (with od only): what --from supplies
+# is never executed on this host. Every number read is bounded by the file's
+# size before it is used; every path read is checked before it names a file.
+# ---------------------------------------------------------------------------
+# A decimal that bash's arithmetic holds exactly (numbers in a crafted file may be up to 2^64-1).
+small() { [[ $1 =~ ^[0-9]{1,15}$ ]]; }
+# The unsigned little-endian integer of SIZE bytes at OFFSET of FILE, in decimal.
+elf_num() { od -An -v -tu"$3" -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+
+# Dies unless FILE is a 64-bit little-endian x86-64 ELF file; NAME is how messages call it.
+elf_header() {
+    local ident
+    ident=$(od -An -v -tx1 -N 20 "$1" | tr -d ' \n')
+    [[ ${ident:0:12} == 7f454c460201 && ${ident:36:4} == 3e00 ]] \
+        || die "$2 is not an x86-64 ELF file (64-bit, little-endian)"
+}
+
+# Sets ELF_STR to the NUL-terminated string at OFFSET of FILE, read within LIMIT bytes; dies naming
+# NAME and WHAT when there is no NUL within them. A string holding anything but letters, digits and
+# ._+-/ is refused where it is checked (check_interp, check_soname), shown with its escapes.
+elf_string() {
+    local f=$1 off=$2 limit=$3 name=$4 what=$5 hex
+    hex=$(od -An -v -tx1 -j "$off" -N "$limit" "$f" | tr -s ' \n' '  ')
+    hex=" ${hex# }"
+    [[ $hex == *' 00'* ]] || die "$name: its $what is not a terminated string"
+    hex=${hex%% 00*}
+    ELF_STR=$(LC_ALL=C printf "${hex// /\\x}x")
+    ELF_STR=${ELF_STR%x} # (the x keeps trailing newlines, which a path must not have)
+}
+
+# Reads FILE's program headers: ELF_INTERP (PT_INTERP, empty for a static binary), ELF_DYN (offset and
+# size of PT_DYNAMIC, empty when there is none) and ELF_LOADS (vaddr, offset, size of each PT_LOAD).
+elf_program() {
+    local f=$1 name=$2 size phoff phnum i t w=() v=()
+    size=$(stat -c %s "$f")
+    phoff=$(elf_num "$f" 32 8)
+    phnum=$(elf_num "$f" 56 2)
+    small "$phoff" && small "$phnum" && (($(elf_num "$f" 54 2) == 56 && phoff + phnum * 56 <= size)) \
+        || die "$name: malformed ELF program headers"
+    ELF_INTERP= ELF_DYN=() ELF_LOADS=()
+    ((phnum > 0)) || return 0
+    read -r -d '' -a w < <(od -An -v -tu4 -j "$phoff" -N $((phnum * 56)) "$f") || true
+    read -r -d '' -a v < <(od -An -v -tu8 -j "$phoff" -N $((phnum * 56)) "$f") || true
+    for ((i = 0; i < phnum; i++)); do
+        t=${w[i * 14]}
+        local off=${v[i * 7 + 1]} vaddr=${v[i * 7 + 2]} fsz=${v[i * 7 + 4]}
+        case $t in 1 | 2 | 3) ;; *) continue ;; esac
+        small "$off" && small "$vaddr" && small "$fsz" && ((off + fsz <= size)) \
+            || die "$name: malformed ELF program header $i"
+        case $t in
+        1) ELF_LOADS+=("$vaddr" "$off" "$fsz") ;;
+        2) ELF_DYN=("$off" "$fsz") ;;
+        3)
+            ((fsz > 1 && fsz <= 4096)) || die "$name: malformed ELF interpreter (PT_INTERP) of $fsz bytes"
+            elf_string "$f" "$off" "$fsz" "$name" "ELF interpreter (PT_INTERP)"
+            ELF_INTERP=$ELF_STR
+            [[ -n $ELF_INTERP ]] || die "$name: its ELF interpreter (PT_INTERP) is empty"
+            ;;
+        esac
+    done
+}
+
+# Sets ELF_NEEDED to the libraries FILE names in its dynamic section (DT_NEEDED), each checked to be a
+# plain file name. Search paths the file carries (DT_RPATH, DT_RUNPATH) are not used.
+elf_needed() {
+    local f=$1 name=$2 size n i tag val strtab= strsz= offs=() d=() j
+    ELF_NEEDED=()
+    elf_program "$f" "$name"
+    ((${#ELF_DYN[@]})) || return 0
+    size=$(stat -c %s "$f")
+    n=$((ELF_DYN[1] / 16))
+    ((n <= 65536)) || die "$name: malformed ELF dynamic section"
+    read -r -d '' -a d < <(od -An -v -tu8 -j "${ELF_DYN[0]}" -N $((n * 16)) "$f") || true
+    for ((i = 0; i < n; i++)); do
+        tag=${d[i * 2]} val=${d[i * 2 + 1]}
+        case $tag in
+        0) break ;;
+        1) offs+=("$val") ;;
+        5) strtab=$val ;;
+        10) strsz=$val ;;
+        esac
+    done
+    ((${#offs[@]})) || return 0
+    small "$strtab" && small "$strsz" || die "$name: malformed ELF dynamic section (string table)"
+    # The string table is named by its address: the PT_LOAD segment holding it gives its file offset.
+    local at=
+    for ((j = 0; j < ${#ELF_LOADS[@]}; j += 3)); do
+        if ((ELF_LOADS[j] <= strtab && strtab + strsz <= ELF_LOADS[j] + ELF_LOADS[j + 2])); then
+            at=$((strtab - ELF_LOADS[j] + ELF_LOADS[j + 1]))
+            break
+        fi
+    done
+    [[ -n $at ]] || die "$name: malformed ELF dynamic section (string table outside the file)"
+    for val in "${offs[@]}"; do
+        small "$val" && ((val < strsz)) || die "$name: malformed ELF dynamic section (library name)"
+        local limit=$((strsz - val))
+        ((limit <= 256)) || limit=256
+        elf_string "$f" $((at + val)) "$limit" "$name" "needed library name (DT_NEEDED)"
+        check_soname "$ELF_STR" "$name"
+        ELF_NEEDED+=("$ELF_STR")
+    done
+}
+
+# Dies unless INTERP, the ELF interpreter of NAME, is an absolute path with no empty, `.` or `..`
+# component and only letters, digits and ._+-/ in it: the image gets a link at that path.
+check_interp() {
+    local p=$1 part parts=()
+    [[ $p == /* ]] || die "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") is a relative path; refused"
+    [[ $p =~ ^[A-Za-z0-9._+/-]+$ ]] \
+        || die "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") holds characters other than letters, digits and ._+-/; refused"
+    IFS=/ read -r -a parts <<<"${p#/}"
+    [[ $p != */ ]] || parts+=("")
+    for part in "${parts[@]}"; do
+        case $part in
+        '' | . | ..) die "$2: its ELF interpreter (PT_INTERP) $p has a '$part' component; refused" ;;
+        esac
+    done
+}
+
+# Dies unless SONAME, a library NAME needs, is a plain file name: it is looked for in directories and
+# written into the image under that name.
+check_soname() {
+    [[ $1 =~ ^[A-Za-z0-9._+-]+$ && $1 != . && $1 != .. ]] \
+        || die "$2: needed library name $(printf %q "$1") is not a plain file name; refused"
+}
+
 if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
 
 # ---------------------------------------------------------------------------
@@ -268,16 +421,32 @@ if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
 # the loader at the binaries' PT_INTERP, and a few files/dirs a daemon needs.
 # ---------------------------------------------------------------------------
 log "resolving shared libraries ..."
-ROOT=$WORK/rootfs
+ROOT=$(cd "$WORK" && pwd -P)/rootfs # physical: the checks below compare resolved paths with it
 mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
-declare -A interps=() static=()
+declare -A interps=() static=() placed=()
+
+# Dies unless PATH (absolute, in the image) stays inside the image tree once resolved: no `..`, and
+# no link already in the tree that leads out of it or elsewhere in it. NAME is whose file it is.
+in_root() {
+    local real
+    real=$(realpath -m -- "$ROOT$1") || die "$2: cannot resolve $1 in the image tree"
+    [[ $real == "$ROOT$1" && ($1 == '' || $real == "$ROOT"/*) ]] \
+        || die "$2: $(printf %q "$1") would be written outside the image tree (it resolves to $real); refused"
+}
+
+# Copies SRC to PATH in the image with MODE, once PATH is known to stay inside the image tree.
+put() {
+    in_root "${2%/*}" "$4"
+    mkdir -p "$ROOT${2%/*}"
+    in_root "$2" "$4"
+    install -m "$3" "$1" "$ROOT$2"
+}
 
 # Installs the ELF file SRC at DEST in the root filesystem with every library it loads; NAME is how
 # messages call it. A shared object (an iptables extension) is resolved the same way.
 install_elf() {
     local src=$1 dest=$2 bin=$3 verify=0 listing line soname path real
-    mkdir -p "$ROOT${dest%/*}"
-    install -p -m 0755 "$src" "$ROOT$dest"
+    put "$src" "$dest" 0755 "$bin"
     # The loader tells a dynamic executable (0) from a static one (1) or a static PIE (2); only the
     # first has libraries to resolve. Shared objects are not executables: they are resolved as they are.
     if [[ $src != *.so ]]; then
@@ -302,20 +471,76 @@ install_elf() {
             die "$bin needs ${line%% *}, not found in $WHERE$HINT" ;;
         *"' not found (required by "*)   # a library too old for what needs it
             too_old "$line" ;;
-        /*' => '*|/*' (0x'*)
-            interps[${line%% *}]=1 ;;   # the PT_INTERP line
+        /*' => '*|/*' (0x'*)         # the PT_INTERP line
+            check_interp "${line%% *}" "$bin"
+            interps[${line%% *}]=1 ;;
         *' => '*)
             soname=${line%% => *}
+            check_soname "$soname" "$bin"
             path=${line#* => }; path=${path% (0x*}
             [[ -z $WITHIN || $path == "$WITHIN"/* ]] \
                 || die "$bin: $soname resolved outside the unpacked packages ($path)"
             real=$(readlink -f "$path")
             [[ -f $real ]] || die "$bin: $soname resolves to a missing file ($path)"
-            install -m 0644 "$real" "$ROOT/usr/lib/$TRIPLET/$soname" ;;
+            put "$real" "/usr/lib/$TRIPLET/$soname" 0644 "$bin" ;;
         linux-vdso.so.*|'') ;;
         *) die "$bin: unexpected loader output: $line" ;;
         esac
     done <<<"$listing"
+}
+
+# With --from: installs the ELF file SRC at DEST with every library it needs, reading its headers
+# (never running it); NAME is how messages call it.
+install_from() {
+    local src=$1 dest=$2 bin=$3
+    elf_header "$src" "$bin"
+    case $(elf_num "$src" 16 2) in
+        2 | 3) ;;
+        *) die "$bin is not an executable ELF file" ;;
+    esac
+    put "$src" "$dest" 0755 "$bin"
+    elf_needed "$src" "$bin"
+    if [[ -n $ELF_INTERP ]]; then
+        check_interp "$ELF_INTERP" "$bin"
+        interps[$ELF_INTERP]=1
+    fi
+    need_libs "$bin" "${ELF_NEEDED[@]}"
+}
+
+# With --from: puts each library in SONAMES (needed by NAME) into the image, with what it needs in
+# turn, each found by name in LIBDIRS and read, never run.
+need_libs() {
+    local bin=$1 soname
+    shift
+    for soname in "$@"; do
+        [[ -z ${placed[$soname]:-} ]] || continue
+        placed[$soname]=1
+        [[ $soname != "$LOADER_NAME" ]] || continue # the loader is installed on its own
+        find_lib "$soname" || die "$bin needs $soname, not found in $WHERE$HINT"
+        put "$FOUND" "/usr/lib/$TRIPLET/$soname" 0644 "$bin"
+        elf_needed "$FOUND" "$soname"
+        need_libs "$soname" "${ELF_NEEDED[@]}"
+    done
+}
+
+# Sets FOUND to the file SONAME names (links followed) in the first directory of LIBDIRS holding an
+# x86-64 ELF file of that name, as the loader picks it. In the tree's directories it must stay inside
+# the tree.
+find_lib() {
+    local dir cand real ident
+    for dir in "${LIBDIRS[@]}"; do
+        cand=$dir/$1
+        [[ -e $cand ]] || continue
+        real=$(readlink -f "$cand") && [[ -f $real ]] || continue
+        if [[ $dir == "$TREE" || $dir == "$TREE"/* ]]; then
+            [[ $real == "$TREE"/* ]] || die "${cand#"$TREE"/} links outside the tree it came in ($real)"
+        fi
+        ident=$(od -An -v -tx1 -N 20 "$real" | tr -d ' \n')
+        [[ ${ident:0:12} == 7f454c460201 && ${ident:36:4} == 3e00 ]] || continue # another architecture
+        FOUND=$real
+        return 0
+    done
+    return 1
 }
 
 if [[ -n $REGBOX ]]; then
@@ -336,17 +561,15 @@ else
     [[ -z $FROM || -e $BIN_DIR/bitcoin-cli ]] && BINARIES+=(bitcoin-cli)
     for bin in "${BINARIES[@]}"; do
         [[ -e $BIN_DIR/$bin ]] || die "$SOURCE does not ship $bin"
-        install_elf "$(resolved "$BIN_DIR/$bin")" "/usr/bin/$bin" "$bin"
+        real=$(resolved "$BIN_DIR/$bin")
+        if [[ -n $FROM ]]; then
+            install_from "$real" "/usr/bin/$bin" "$bin"
+        else
+            install_elf "$real" "/usr/bin/$bin" "$bin"
+        fi
     done
 fi
-install -m 0755 "$LOADER" "$ROOT/usr/lib/$TRIPLET/$LOADER_NAME"
-interps[/lib64/$LOADER_NAME]=1
-for interp in "${!interps[@]}"; do
-    [[ $interp == "/usr/lib/$TRIPLET/$LOADER_NAME" ]] && continue
-    mkdir -p "$ROOT${interp%/*}"
-    up=${interp%/*}; up=${up//[!\/]/}; up=${up//\//../}   # lexical, not via host fs
-    ln -sfn "${up}usr/lib/$TRIPLET/$LOADER_NAME" "$ROOT$interp"
-done
+put "$LOADER" "/usr/lib/$TRIPLET/$LOADER_NAME" 0755 "$LOADER_NAME"
 
 mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/data" "$ROOT/root" "$ROOT/run"
 chmod 1777 "$ROOT/tmp"
@@ -359,9 +582,24 @@ printf 'root:x:0:\nbitcoin:x:10001:\n' >"$ROOT/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$ROOT/etc/nsswitch.conf"
 chmod 0644 "$ROOT"/etc/*
 
+# The loader at each binary's interpreter path (checked by check_interp): a relative link to it, made
+# only where nothing is yet, inside the image tree.
+interps[/lib64/$LOADER_NAME]=1
+for interp in "${!interps[@]}"; do
+    [[ $interp == "/usr/lib/$TRIPLET/$LOADER_NAME" ]] && continue
+    in_root "${interp%/*}" "the ELF interpreter $interp"
+    mkdir -p "$ROOT${interp%/*}"
+    in_root "$interp" "the ELF interpreter $interp"
+    [[ ! -e $ROOT$interp && ! -L $ROOT$interp ]] \
+        || die "the ELF interpreter $interp of ${BINARIES[*]} would replace a file of the image; refused"
+    up=${interp%/*}; up=${up//[!\/]/}; up=${up//\//../}   # lexical, not via host fs
+    ln -s "${up}usr/lib/$TRIPLET/$LOADER_NAME" "$ROOT$interp"
+done
+
 # ---------------------------------------------------------------------------
 # Version: run the binaries through the bundled loader (proves they work) and
 # take MAJOR.MINOR of what bitcoind reports ("v29.4.3.knots20260508" -> 29.4);
+# with --from they run only in a throw-away container of the tree (contained);
 # cross-check with the .deb version (29.4-1, 29.4.knots20260508.3-1 -> 29.4).
 # The whole version and whose bitcoind it is name images built --from.
 # ---------------------------------------------------------------------------
@@ -379,6 +617,47 @@ write_rootfs() {
         -cf "$OUTDIR/rootfs.tar.tmp" "${top[@]}"
     tar -C "$ROOT" --numeric-owner --owner=10001 --group=10001 --mtime="@$mtime" \
         -rf "$OUTDIR/rootfs.tar.tmp" data
+}
+
+# With --from: runs BIN -version from the image tree in a throw-away container, never on this host.
+# The container (and the image imported from OUTDIR/rootfs.tar.tmp for it, once) is labelled
+# regbox.probe and regbox.from, has no network, no capabilities, no privilege gain, a read-only root,
+# bitcoind's unprivileged user, bounded memory, processes and time, and is removed (the image by
+# cleanup). Its output (bounded) goes to WORK/BIN.version, its errors to WORK/BIN.err; dies when BIN
+# does not run there.
+contained() {
+    local bin=$1 status=0 label=${FROM%"${FROM##*[!/]}"}
+    label=${label##*/}
+    label=${label//[!A-Za-z0-9._-]/_}
+    label=${label:0:100}
+    if [[ -z $PROBE_IMAGE ]]; then
+        PROBE_IMAGE=$(docker import --change "LABEL regbox.probe=1" --change "LABEL regbox.from=$label" \
+            "$OUTDIR/rootfs.tar.tmp" 2>"$WORK/import.log") \
+            || die "cannot import the image tree to check its binaries in a container: $(tail -n 2 "$WORK/import.log")"
+    fi
+    PROBE_NAME=regbox-probe-${WORK##*.}-$bin
+    if timeout -k 5 60 docker run --rm --name "$PROBE_NAME" --label regbox.probe=1 --label "regbox.from=$label" \
+        --network none --cap-drop ALL --security-opt no-new-privileges --read-only \
+        --user 10001:10001 --memory 512m --pids-limit 64 \
+        --entrypoint "/usr/bin/$bin" "$PROBE_IMAGE" -version \
+        2> >(head -c 65536 >"$WORK/$bin.err") | head -c 65536 >"$WORK/$bin.version"; then
+        status=0
+    else
+        status=${PIPESTATUS[0]}
+    fi
+    docker rm -f "$PROBE_NAME" >/dev/null 2>&1 || true
+    PROBE_NAME=
+    wait # for the error stream's writer
+    ((status == 0)) && return
+    local err
+    err=$(head -n 3 "$WORK/$bin.err" | tr -cd '[:print:]\n')
+    case $status in
+        124 | 137) die "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
+        125) die "cannot run $bin in a throw-away container: $err" ;;
+    esac
+    local line
+    line=$(grep -m 1 "' not found (required by " "$WORK/$bin.err" | tr -cd '[:print:]') && too_old "$line"
+    die "$bin does not run with the bundled libraries (in a throw-away container): $err"
 }
 
 log "checking binaries ..."
@@ -401,14 +680,24 @@ if [[ -n $REGBOX ]]; then
     log "done: regbox with $SOURCE $version"
     exit 0
 fi
-for bin in "${BINARIES[@]}"; do
-    [[ -n ${static[$bin]:-} ]] && run=()
-    "${run[@]}" "$ROOT/usr/bin/$bin" -version >"$WORK/$bin.version" 2>&1 \
-        || die "$bin does not run with the bundled libraries: $(head -n 3 "$WORK/$bin.version")"
-done
-full_version=$(head -n 1 "$WORK/bitcoind.version")
-bin_version=$(sed -nE '1s/.* v?([0-9]+\.[0-9]+)[^ ]*$/\1/p' "$WORK/bitcoind.version")
-long_version=$(sed -nE '1s/.* v?([0-9][^ ]*)$/\1/p' "$WORK/bitcoind.version")
+if [[ -n $FROM ]]; then
+    write_rootfs "$BIN_DIR/bitcoind"
+    for bin in "${BINARIES[@]}"; do
+        contained "$bin"
+    done
+    docker rmi -f "$PROBE_IMAGE" >/dev/null 2>&1 || log "warning: could not remove the check image $PROBE_IMAGE"
+    PROBE_IMAGE=
+else
+    for bin in "${BINARIES[@]}"; do
+        [[ -n ${static[$bin]:-} ]] && run=()
+        "${run[@]}" "$ROOT/usr/bin/$bin" -version >"$WORK/$bin.version" 2>&1 \
+            || die "$bin does not run with the bundled libraries: $(head -n 3 "$WORK/$bin.version")"
+    done
+fi
+# What a binary says is shown and kept: printable characters only.
+full_version=$(head -n 1 "$WORK/bitcoind.version" | tr -cd '[:print:]' | cut -c 1-200)
+bin_version=$(sed -nE '1s/.* v?([0-9]+\.[0-9]+)[^ ]*$/\1/p' <<<"$full_version")
+long_version=$(sed -nE '1s/.* v?([0-9][^ ]*)$/\1/p' <<<"$full_version")
 deb_short=$(sed -nE 's/^([0-9]+:)?([0-9]+\.[0-9]+).*/\2/p' <<<"$SOURCE_VERSION")
 version=${bin_version:-$deb_short}
 [[ -n $version ]] || die "cannot determine the bitcoind version (binary says '$full_version', package $SOURCE_VERSION)"
@@ -421,7 +710,7 @@ case $full_version in
 esac
 log "$full_version"
 
-write_rootfs "$BIN_DIR/bitcoind"
+[[ -n $FROM ]] || write_rootfs "$BIN_DIR/bitcoind"
 printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
 printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"
