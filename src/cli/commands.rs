@@ -577,8 +577,30 @@ async fn soak(
     let default = |ext: &str| PathBuf::from(format!("soak-{}-{}.{ext}", spec.name, opts.seed));
     let events_path = files.events.unwrap_or_else(|| default("jsonl"));
     let report_path = files.report.unwrap_or_else(|| default("html"));
-    let log = std::fs::File::create(&events_path)
-        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", events_path.display())))?;
+    // Every file the run writes is made now, so one that cannot be written is refused before the
+    // cluster exists rather than after an hour of soak; a refusal leaves none of them behind.
+    let outputs: Vec<&PathBuf> = [Some(&events_path), Some(&report_path), files.junit.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let remove_outputs = || {
+        for path in &outputs {
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    let mut made = Vec::new();
+    for path in &outputs {
+        match std::fs::File::create(path) {
+            Ok(file) => made.push(file),
+            Err(e) => {
+                for done in &outputs[..made.len()] {
+                    let _ = std::fs::remove_file(done);
+                }
+                return Err(Failure::Usage(format!("cannot write {}: {e}", path.display())));
+            }
+        }
+    }
+    let log = made.swap_remove(0);
     let log = std::sync::Mutex::new(std::io::BufWriter::new(log));
     let tty = ctx.tty;
     // Each line is flushed as it is written, so a run cut short still leaves its log.
@@ -593,8 +615,8 @@ async fn soak(
     let outcome = match soak::soak(spec, &opts, interrupted(), &on_event).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            // Nothing ran: no log is left behind.
-            let _ = std::fs::remove_file(&events_path);
+            // Nothing ran: no log or empty report is left behind.
+            remove_outputs();
             return Err(e.into());
         }
     };
@@ -602,7 +624,9 @@ async fn soak(
         std::fs::write(path, text)
             .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))
     };
-    if !outcome.events.is_empty() {
+    if outcome.events.is_empty() {
+        remove_outputs();
+    } else {
         write(&report_path, crate::cli::report::html(&outcome.events))?;
         if let Some(path) = &files.junit {
             write(path, soak::junit(&outcome.events))?;

@@ -409,28 +409,72 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
 // Soak runs.
 
 #[test]
-fn a_soak_with_a_bad_fault_word_exits_2_and_creates_nothing() {
+fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
     run_without_image(async {
         let name = unique("soakbad");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let bad = TempFile::new("bad-soak.yaml", "name: soakbad\nnodes: four\n");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let file = |name: &str| missing.join(name).to_str().unwrap().to_string();
+        let (events, report, junit) = (file("e.jsonl"), file("r.html"), file("j.xml"));
+        let m = manifest.to_str().unwrap();
+        let cases: &[(&[&str], &str)] = &[
+            (&[m, "--duration", "1m", "--faults", "partition,crash"], "unknown fault `crash`"),
+            (&[m, "--duration", "0s"], "--duration must be above 0"),
+            (&[m, "--duration", "1m", "--gap", "0s"], "--gap"),
+            (&[m, "--duration", "1m", "--rate", "1000"], "--rate"),
+            (&[m, "--duration", "soon"], "--duration"),
+            (&[m, "--duration", "1m", "--lenient"], "--lenient"),
+            (&[bad.to_str().unwrap(), "--duration", "1m"], "bad-soak.yaml:2:8"),
+            (&[m, "--duration", "1m", "--events", &events], "cannot write"),
+            (&[m, "--duration", "1m", "--report", &report], "cannot write"),
+            (&[m, "--duration", "1m", "--junit", &junit], "cannot write"),
+        ];
+        for (args, expected) in cases {
+            let out = regbox()
+                .current_dir(dir.path())
+                .args(["-c", &name, "soak"])
+                .args(*args)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+            // No event log, no report, no container.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?}");
+            assert_eq!(leftovers(&name).await, Vec::<String>::new(), "{args:?}");
+        }
+    });
+}
+
+#[test]
+fn a_soak_on_a_cluster_that_exists_is_refused_and_leaves_it_as_it_was() {
+    run(async {
+        let name = unique("soakold");
+        let (_cluster, _guard) = up(cluster_spec(&name, 1, "line")).await;
+        let before = outside::containers(&name).await;
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
         let dir = tempfile::tempdir().unwrap();
         let out = regbox()
             .current_dir(dir.path())
             .args(["-c", &name, "soak"])
             .arg(&manifest)
-            .args(["--duration", "1m", "--faults", "partition,crash"])
+            .args(["--duration", "1m"])
             .output()
             .await
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains("unknown fault `crash`"),
-            "{}",
-            stderr(&out)
-        );
-        // No event log, no report, no container.
+        assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        // The same containers, in the same states: nothing was replaced or stopped.
+        let after = outside::containers(&name).await;
+        let ids = |cs: &[outside::Container]| {
+            let mut v: Vec<_> = cs.iter().map(|c| (c.id.clone(), c.running)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&before), ids(&after));
     });
 }
 
