@@ -165,6 +165,44 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
                 !uids.is_empty() && uids.iter().all(|u| u == uid),
                 "{node}: {uids:?}"
             );
+            // /tmp: 16 MiB of tmpfs where nothing runs. Read from the kernel's view of the node's
+            // mounts, then tried: a program copied there (the image's own bitcoin-cli, which runs
+            // from /usr/bin) is refused, and 17 MiB do not fit.
+            let pid = info.state.unwrap().pid.unwrap();
+            let mounts = std::fs::read_to_string(format!("/proc/{pid}/mounts")).unwrap();
+            let tmp = mounts
+                .lines()
+                .find(|l| l.split(' ').nth(1) == Some("/tmp"))
+                .unwrap_or_else(|| panic!("{node}: no /tmp mount in {mounts}"));
+            let options: Vec<&str> = tmp.split(' ').nth(3).unwrap().split(',').collect();
+            for want in ["noexec", "nosuid", "size=16384k"] {
+                assert!(options.contains(&want), "{node}: /tmp mounted {tmp}");
+            }
+            if node == "a" {
+                let root = format!("/proc/{pid}/root");
+                std::fs::copy(format!("{root}/usr/bin/bitcoin-cli"), format!("{root}/tmp/cli"))
+                    .unwrap();
+                let exec = |path: &str| {
+                    std::process::Command::new("docker")
+                        .args(["exec", &format!("regbox-{name}-a"), path, "-version"])
+                        .output()
+                        .unwrap()
+                };
+                assert!(exec("/usr/bin/bitcoin-cli").status.success());
+                let refused = exec("/tmp/cli");
+                // The runtime says why on either stream, as its version pleases.
+                let said = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&refused.stdout),
+                    String::from_utf8_lossy(&refused.stderr)
+                );
+                assert!(!refused.status.success(), "{said}");
+                assert!(said.contains("permission denied"), "{said}");
+                std::fs::remove_file(format!("{root}/tmp/cli")).unwrap();
+                let full = std::fs::write(format!("{root}/tmp/big"), vec![0u8; 17 << 20]);
+                assert!(full.is_err(), "17 MiB fit in /tmp");
+                let _ = std::fs::remove_file(format!("{root}/tmp/big"));
+            }
             if user == "0:0" {
                 // Root in a foreign image keeps only the right to write a datadir of any owner.
                 assert_eq!(host.cap_add, Some(vec!["DAC_OVERRIDE".to_string()]));

@@ -483,13 +483,13 @@ fn a_fault_that_fails_takes_back_the_hold_it_made() {
     run(async {
         let name = unique("hold");
         let (mut cluster, _guard) = up(ring(&name, 3)).await;
-        let hold = format!("regbox-{name}.hold.n1");
-        let holds = || async {
-            outside::containers(&name)
-                .await
-                .into_iter()
-                .filter(|c| c.name == hold)
-                .count()
+        let holds = |node: &'static str| {
+            let (name, hold) = (name.clone(), format!("regbox-{name}.hold.{node}"));
+            async move {
+                (outside::containers(&name).await.into_iter())
+                    .filter(|c| c.name == hold)
+                    .count()
+            }
         };
         // Stopped from outside: no hold. Killing a stopped node fails, and leaves none either.
         outside::kill(&format!("regbox-{name}-n1")).await;
@@ -499,16 +499,18 @@ fn a_fault_that_fails_takes_back_the_hold_it_made() {
             .await
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert_eq!(holds().await, 0, "a failed kill made a hold that stayed");
+        assert_eq!(holds("n1").await, 0, "a failed kill made a hold that stayed");
         // A stop that works leaves one; start takes it away.
         cluster
             .fault("n2", regbox::fault::Fault::Stop, WAIT)
             .await
             .unwrap();
+        assert_eq!(holds("n2").await, 1, "a stop leaves a hold");
         cluster
             .fault("n2", regbox::fault::Fault::Start, WAIT)
             .await
             .unwrap();
+        assert_eq!(holds("n2").await, 0, "start takes the hold away");
         cluster
             .fault("n1", regbox::fault::Fault::Start, WAIT)
             .await
@@ -517,12 +519,12 @@ fn a_fault_that_fails_takes_back_the_hold_it_made() {
             .fault("n1", regbox::fault::Fault::Pause, WAIT)
             .await
             .unwrap();
-        assert_eq!(holds().await, 1);
+        assert_eq!(holds("n1").await, 1);
         cluster
             .fault("n1", regbox::fault::Fault::Unpause, WAIT)
             .await
             .unwrap();
-        assert_eq!(holds().await, 0);
+        assert_eq!(holds("n1").await, 0);
     });
 }
 
