@@ -1,5 +1,6 @@
 //! The rules a manifest's values must meet — cluster and node names, image references, Docker URLs,
-//! sizes, the arguments regbox sets itself — and the `hosts:` section with placement.
+//! sizes, the arguments regbox sets itself (the whole policy on arguments is `args`) — and the `hosts:`
+//! section with placement.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -79,15 +80,11 @@ pub(crate) fn is_node_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// The option an argument sets, as bitcoind sees it: `--regtest.nolisten=1` sets `listen`.
+/// The reserved option an argument sets, as bitcoind sees it: `--regtest.nolisten=1` sets `listen`.
+#[cfg(test)]
 pub(super) fn reserved_option(arg: &str) -> Option<&'static str> {
-    let key = arg.trim_start_matches('-');
-    let key = key.split_once('=').map_or(key, |(k, _)| k);
-    // bitcoind accepts a network section prefix on the command line.
-    let key = key.rsplit_once('.').map_or(key, |(_, k)| k);
-    let key = key.to_ascii_lowercase();
-    let find = |k: &str| RESERVED_OPTIONS.iter().copied().find(|r| *r == k);
-    find(&key).or_else(|| key.strip_prefix("no").and_then(find))
+    let name = super::args::read(arg).name;
+    RESERVED_OPTIONS.iter().copied().find(|r| *r == name)
 }
 
 /// The `hosts:` section, on the shared reader.

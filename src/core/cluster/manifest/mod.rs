@@ -8,8 +8,9 @@
 //!
 //! The module is split by concern, as `scenario` is: `model` holds the resolved types, `parse` reads
 //! the YAML tree into them, `check` holds the rules a value must meet (names, images, arguments, sizes)
-//! and the `hosts:` section with its placement.
+//! and the `hosts:` section with its placement, `args` the policy on bitcoind arguments.
 
+pub mod args;
 mod check;
 mod model;
 mod parse;
@@ -28,12 +29,14 @@ pub const DEFAULT_IMAGE: &str = "regbox/bitcoind";
 pub const DEFAULT_ARGS: &[&str] = &["-dbcache=4", "-maxmempool=5"];
 pub const MAX_NODES: usize = 1000;
 /// Options that regbox sets on every node; overriding them would break
-/// networking, RPC access or the topology itself.
+/// networking, RPC access or the topology itself. The first class of [`args::POLICY`].
 pub const RESERVED_OPTIONS: &[&str] = &[
     "regtest",
     "chain",
     "testnet",
+    "testnet4",
     "signet",
+    "server",
     "connect",
     "listen",
     "bind",
@@ -52,7 +55,9 @@ pub const RESERVED_OPTIONS: &[&str] = &[
     "listenonion",
     "natpmp",
     "daemon",
+    "daemonwait",
     "printtoconsole",
+    "logtimemicros",
     "conf",
 ];
 
@@ -626,6 +631,52 @@ nodes:
     fn permitted_arguments() {
         let spec = ok("name: lab\ndefaults: {args: [-dbcache=4, --debug=net, -notify=x, -listenx=1, -nodebug, -whitelist=noban@10.0.0.0/8]}\nnodes: 1\n");
         assert_eq!(spec.nodes[0].args.len(), 6);
+    }
+
+    #[test]
+    fn the_argument_policy_holds_wherever_args_are_written() {
+        let shell = "is refused: it runs a shell command inside the node";
+        let e = err("name: lab\ndefaults: {args: [-blocknotify=touch /tmp/x]}\nnodes: 1\n");
+        assert_eq!((e.line, e.column), (2, 19), "{e}");
+        assert!(e
+            .to_string()
+            .starts_with("test.yaml:2:19: argument `-blocknotify=…` "));
+        assert!(
+            e.message.contains(shell) && !e.message.contains("touch"),
+            "{e}"
+        );
+        let e = err("name: lab\nnodes:\n  - name: a\n    args: [-debug=net, --WalletNotify=x]\n");
+        assert_eq!((e.line, e.column), (4, 24), "{e}");
+        assert!(e.message.contains(shell), "{e}");
+        for (arg, why) in [
+            (
+                "-proxy=10.0.0.1:9050",
+                "reach peers or services the manifest does not declare",
+            ),
+            (
+                "-addnode=10.0.0.1",
+                "reach peers or services the manifest does not declare",
+            ),
+            ("-debuglogfile=/tmp/d", "names a file or directory"),
+            (
+                "-rpcwhitelistdefault=1",
+                "keeps regbox from running the node",
+            ),
+            ("-regtest.noblocknotify=0", "runs a shell command"),
+        ] {
+            let e = err(&format!(
+                "name: lab\ndefaults: {{args: [\"{arg}\"]}}\nnodes: 1\n"
+            ));
+            assert!(e.message.contains(why), "{arg}: {e}");
+        }
+        // A scenario's inline cluster goes through the same reader.
+        let scenario = "name: s\ncluster:\n  name: lab\n  nodes: 2\n  defaults: {args: [-startupnotify=x]}\nsteps: [status]\n";
+        let e = crate::core::scenario::parse(scenario, "s.scenario.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (5, 21), "{e}");
+        assert!(e.message.contains(shell), "{e}");
+        // Warned and allowed ones are taken as written.
+        let spec = ok("name: lab\ndefaults: {args: [-maxconnections=4, -rest, -zmqpubrawblock=tcp://0.0.0.0:28332, -noproxy]}\nnodes: 1\n");
+        assert_eq!(spec.nodes[0].args.len(), 4);
     }
 
     #[test]

@@ -350,19 +350,15 @@ impl Cx<'_> {
                     format!("argument `{}` has no option name", shown(arg)),
                 ));
             }
-            if reserved_option(arg).is_some() {
-                // The value is elided so that a password does not end up in a log.
-                let written = match arg.split_once('=') {
-                    Some((k, _)) => format!("{k}=…"),
-                    None => arg.to_owned(),
-                };
-                return Err(self.error(
-                    item.at,
-                    format!(
-                        "argument `{}` is set by regbox and may not be overridden",
-                        shown(&written)
-                    ),
-                ));
+            // One policy for every door a manifest comes through (`up`, `apply`, scenarios, the
+            // operator): refused with the arg's position, or taken with a warning that says why.
+            let verdict = super::args::judge(arg);
+            if let Some(message) = verdict.message(arg) {
+                let located = self.error(item.at, message);
+                if matches!(verdict, super::args::Verdict::Refused(_)) {
+                    return Err(located);
+                }
+                tracing::warn!("{located}");
             }
             args.push(arg.to_owned());
         }
