@@ -464,3 +464,227 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
         );
     });
 }
+
+/// Runs `script` with sh in `dir`, failing the test when it fails.
+fn sh_in(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What an image build `--from` a file named `from` left on the engine: the images and containers
+/// (stopped ones too) labelled with it, as the build labels the throw-away ones it runs the binaries in.
+async fn probes_left(from: &str) -> Vec<String> {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, ListImagesOptionsBuilder};
+    let filter = outside::label_filter(&format!("regbox.from={from}"));
+    let api = outside::engine();
+    let images = api
+        .list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    let containers = api
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    images
+        .into_iter()
+        .map(|i| format!("image {}", i.id))
+        .chain(
+            containers
+                .into_iter()
+                .map(|c| format!("container {:?}", c.names)),
+        )
+        .collect()
+}
+
+/// A stand-in for bitcoind that, when it runs, writes "ran" to the file `marker` (where it can) and
+/// answers `-version` like bitcoind does.
+fn marker_program(marker: &Path, version: &str) -> String {
+    format!(
+        "#include <stdio.h>\nint main(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) {{ fputs(\"ran\\n\", f); fclose(f); }} puts(\"Bitcoin Core version v{version}\"); return 0; }}\n",
+        marker.display()
+    )
+}
+
+#[test]
+fn image_build_from_refuses_an_interpreter_or_library_name_that_leads_out() {
+    run_without_image(async {
+        let name = unique("escape");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let marker = d.join("marker");
+        std::fs::write(d.join("fake.c"), marker_program(&marker, "0.0.3")).unwrap();
+        // What the crafted paths lead to: a place that must not appear, and a file that must not change.
+        let escaped = d.join("escaped");
+        let canary = d.join("canary/ld-linux-x86-64.so.2");
+        std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
+        std::fs::write(&canary, "canary\n").unwrap();
+        let up = "../".repeat(24);
+        let abs_interp = format!(
+            "/lib64/{up}{}/ld-linux-x86-64.so.2",
+            &escaped.display().to_string()[1..]
+        );
+        let rel_interp = format!("{up}{}", &canary.display().to_string()[1..]);
+        // A library whose name (its soname, so the binary's DT_NEEDED) is a path out of the tree.
+        std::fs::write(d.join("evil.c"), "int evil(void) { return 0; }\n").unwrap();
+        std::fs::write(
+            d.join("needs.c"),
+            "#include <stdio.h>\nint evil(void);\nint main(void) { puts(\"Bitcoin Core version v0.0.3\"); return evil(); }\n",
+        )
+        .unwrap();
+        sh_in(
+            d,
+            &format!(
+                "gcc -O1 -o abs fake.c -Wl,--dynamic-linker={abs_interp} \
+                 && gcc -O1 -o rel fake.c -Wl,--dynamic-linker={rel_interp} \
+                 && gcc -shared -fPIC -o libevil.so evil.c -Wl,-soname,{up}{}/libevil.so \
+                 && gcc -O1 -o needs needs.c -L. -levil",
+                &escaped.display().to_string()[1..]
+            ),
+        );
+        for (kind, binary, said) in [
+            (
+                "abs",
+                "abs",
+                format!("ELF interpreter (PT_INTERP) {abs_interp} has a '..' component; refused"),
+            ),
+            (
+                "rel",
+                "rel",
+                format!("ELF interpreter (PT_INTERP) {rel_interp} is a relative path; refused"),
+            ),
+            (
+                "needed",
+                "needs",
+                "is not a plain file name; refused".to_string(),
+            ),
+        ] {
+            // A release tarball (with the library in lib/ for the third) named for this test.
+            let top = format!("{name}-{kind}");
+            sh_in(
+                d,
+                &format!(
+                    "mkdir -p {top}/bin {top}/lib && cp {binary} {top}/bin/bitcoind && cp libevil.so {top}/lib/ \
+                     && tar -czf {top}.tar.gz {top}"
+                ),
+            );
+            let tarball = d.join(format!("{top}.tar.gz"));
+            let tag = format!("test-{top}");
+            let out = regbox()
+                .args([
+                    "image",
+                    "build",
+                    "--from",
+                    tarball.to_str().unwrap(),
+                    "--tag",
+                    &tag,
+                ])
+                .output()
+                .await
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+            assert!(
+                err.contains("bitcoind: ") && err.contains(&said),
+                "{kind}: {err}"
+            );
+            assert!(
+                !escaped.exists(),
+                "{kind}: the build made {}",
+                escaped.display()
+            );
+            assert_eq!(
+                std::fs::read_to_string(&canary).unwrap(),
+                "canary\n",
+                "{kind}: the build wrote over {}",
+                canary.display()
+            );
+            assert!(
+                !marker.exists(),
+                "{kind}: the supplied bitcoind ran on this host"
+            );
+            let image = format!("regbox/bitcoind:local-{tag}");
+            assert!(
+                outside::engine().inspect_image(&image).await.is_err(),
+                "{kind}: {image} was made"
+            );
+            assert_eq!(
+                probes_left(&format!("{top}.tar.gz")).await,
+                Vec::<String>::new()
+            );
+        }
+    });
+}
+
+#[test]
+fn image_build_from_runs_the_supplied_binaries_only_in_a_throwaway_container() {
+    run_without_image(async {
+        let name = unique("contained");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // bitcoind and bitcoin-cli each leave a marker where they run: here, if they ran on this host.
+        let marker = d.join("marker");
+        std::fs::write(d.join("fake.c"), marker_program(&marker, "0.0.4")).unwrap();
+        sh_in(
+            d,
+            &format!(
+                "gcc -O1 -o fake fake.c && mkdir -p {name}/bin && cp fake {name}/bin/bitcoind \
+                 && cp fake {name}/bin/bitcoin-cli && tar -czf {name}.tar.gz {name}"
+            ),
+        );
+        let tarball = d.join(format!("{name}.tar.gz"));
+        let tag = format!("test-{name}");
+        let built = ok(&[
+            "image",
+            "build",
+            "--from",
+            tarball.to_str().unwrap(),
+            "--tag",
+            &tag,
+        ])
+        .await;
+        let _guard = Alias(built.trim().to_string());
+        assert_eq!(built.trim(), format!("regbox/bitcoind:local-{tag}"));
+        assert!(
+            !marker.exists(),
+            "the supplied binaries ran on this host (they wrote {})",
+            marker.display()
+        );
+        // They did run (contained): the version the image is labelled with is what bitcoind said.
+        let labels = outside::engine()
+            .inspect_image(built.trim())
+            .await
+            .unwrap()
+            .config
+            .and_then(|c| c.labels)
+            .unwrap_or_default();
+        assert_eq!(
+            labels.get("regbox.image").map(String::as_str),
+            Some("local-0.0"),
+            "{labels:?}"
+        );
+        // The throw-away image and containers are gone.
+        assert_eq!(
+            probes_left(&format!("{name}.tar.gz")).await,
+            Vec::<String>::new()
+        );
+    });
+}
