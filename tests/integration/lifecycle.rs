@@ -178,6 +178,8 @@ fn a_node_that_exits_fails_up_at_once_with_its_log_and_nothing_is_left() {
 fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
     run_without_image(async {
         let name = unique("bad");
+        // Nothing should exist; if something does, the assertion fails and this removes it.
+        let _guard = Teardown(name.clone());
         let cases = [
             (
                 format!("name: {name}\nnodes: 4\ntopology: {{ edges: [[0, 1], [1, 9]] }}\n"),

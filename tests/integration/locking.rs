@@ -147,6 +147,9 @@ fn a_lock_whose_holder_died_is_taken_over_and_a_live_one_makes_writers_wait() {
             read("/proc/sys/kernel/hostname"),
             read("/proc/sys/kernel/random/boot_id"),
         );
+        // Declared after the cluster's teardown, so dropped before it: a failed assertion below
+        // removes this live-looking lock first, and the teardown's `down` does not wait on it.
+        let _held = RemoveContainer(lock.clone());
         outside::create_marker(
             &lock,
             ensure_image(),

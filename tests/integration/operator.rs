@@ -251,31 +251,6 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
     });
 }
 
-/// A docker-compose project of the repository's docker-compose.yml, taken down when dropped.
-pub(crate) struct Compose {
-    project: String,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Compose {
-    fn command(&self, args: &[&str]) -> std::process::Output {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml");
-        Command::new("docker-compose")
-            .args(["-p", &self.project, "-f"])
-            .arg(file)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("docker-compose runs (CI installs it)")
-    }
-}
-
-impl Drop for Compose {
-    fn drop(&mut self) {
-        let _ = self.command(&["down", "--timeout", "5"]);
-    }
-}
-
 #[test]
 fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
     run(async {
@@ -289,6 +264,7 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         assert!(image.starts_with("regbox/regbox:0."), "{image}");
         let compose = Compose {
             project: name.clone(),
+            file: Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"),
             env: vec![
                 ("REGBOX_CLUSTER", name.clone()),
                 ("REGBOX_OPERATOR_PORT", port.to_string()),
@@ -412,6 +388,8 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
 fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
     run_without_image(async {
         let name = unique("soakbad");
+        // Nothing should exist; if something does, the assertion fails and this removes it.
+        let _guard = Teardown(name.clone());
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
         let bad = TempFile::new("bad-soak.yaml", "name: soakbad\nnodes: four\n");
         let dir = tempfile::tempdir().unwrap();

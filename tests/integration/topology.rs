@@ -67,6 +67,8 @@ fn topology_show_reports_draws_and_exports_a_graph_that_imports_back() {
 fn a_host_limit_that_stops_a_cluster_refuses_it_before_anything_exists() {
     run_without_image(async {
         let name = unique("lim");
+        // Nothing should exist; if something does, the assertion fails and this removes it.
+        let _guard = Teardown(name.clone());
         let file = TempFile::new("lim.yaml", &format!("name: {name}\nnodes: 60\n"));
         // 60 nodes need about 184 open files; allow 100.
         let out = Command::new("sh")
@@ -94,19 +96,17 @@ fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
         );
         let text = ok(&["export", "compose", manifest.to_str().unwrap()]).await;
         let file = TempFile::new("docker-compose.yml", &text);
-        let compose = |args: &[&str]| {
-            let out = Command::new("docker-compose")
-                .args(["-p", &name, "-f", file.to_str().unwrap()])
-                .args(args)
-                .output()
-                .expect("docker-compose is installed (.ci/run installs it)");
-            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-            String::from_utf8(out.stdout).unwrap()
+        let project = Compose {
+            project: name.clone(),
+            file: file.path.clone(),
+            env: Vec::new(),
         };
-        compose(&["up", "-d"]);
-        // The star's hub has three peers, each leaf one, as the nodes themselves report.
+        let up = project.command(&["up", "-d"]);
+        assert!(up.status.success(), "{}", stderr(&up));
+        // The star's hub has three peers, each leaf one, as the nodes themselves report (a node
+        // whose RPC is not ready yet counts none).
         let peers = |node: &str| {
-            compose(&[
+            let out = project.command(&[
                 "exec",
                 "-T",
                 node,
@@ -114,10 +114,9 @@ fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
                 "-regtest",
                 "-datadir=/data",
                 "getconnectioncount",
-            ])
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0)
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.trim().parse::<u32>().unwrap_or(0)
         };
         let deadline = std::time::Instant::now() + WAIT;
         let wired = loop {
@@ -127,18 +126,20 @@ fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        compose(&["down", "-v"]);
         assert_eq!(wired, [3, 1, 1, 1]);
-        let left = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=regbox.export={name}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(left.stdout.is_empty());
+        let down = project.command(&["down", "-v"]);
+        assert!(down.status.success(), "{}", stderr(&down));
+        // Nothing the export labels is left: containers, networks, volumes.
+        let label = format!("label=regbox.export={name}");
+        for kind in ["container", "network", "volume"] {
+            let left = Command::new("docker")
+                .args([kind, "ls", "-q", "--filter", &label])
+                .args((kind == "container").then_some("-a"))
+                .output()
+                .unwrap();
+            assert!(left.status.success(), "{}", stderr(&left));
+            assert!(left.stdout.is_empty(), "{kind}s left: {}", String::from_utf8_lossy(&left.stdout));
+        }
     });
 }
 

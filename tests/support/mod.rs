@@ -323,6 +323,51 @@ impl Drop for Teardown {
     }
 }
 
+/// Removes a container when dropped (one a test made by hand, such as a lock held by the test
+/// itself, which a [`Teardown`] would wait on), so a failing assertion cannot leave it behind.
+pub struct RemoveContainer(pub String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            use bollard::query_parameters::RemoveContainerOptionsBuilder;
+            let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            // Gone already (the test removed it) is fine.
+            let _ = rt.block_on(outside::engine().remove_container(&name, Some(opts)));
+        })
+        .join();
+    }
+}
+
+/// A docker-compose project, taken down (volumes too) when dropped, so a failing assertion cannot
+/// leave it running.
+pub struct Compose {
+    pub project: String,
+    pub file: std::path::PathBuf,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Compose {
+    /// `docker-compose -p PROJECT -f FILE ARGS`, whatever its outcome.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("docker-compose")
+            .args(["-p", &self.project, "-f"])
+            .arg(&self.file)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("docker-compose runs (.ci/run installs it)")
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.command(&["down", "-v", "--timeout", "5"]);
+    }
+}
+
 /// Gives the node image a second name for a test, and takes that name away when dropped.
 pub struct Alias(pub String);
 
