@@ -119,11 +119,14 @@ async fn main() {
         cluster.heal(STEP).await.unwrap();
         let (t, _) = timed("netem", cluster.shape(&all, None, &delay, &progress)).await;
         shape.push(t);
-        let ping = ping_ms(&cluster).await;
+        let ping = match ping_ms(&cluster).await {
+            Some(ms) => format!("{ms:.0} ms"),
+            None => "not read back: no ping above 50 ms within 5 s".into(),
+        };
         let (t, _) = timed("clear", cluster.clear_links(None, true, true, &progress)).await;
         clear.push(t);
         println!(
-            "round {round}/{rounds}: majorities-ring via segments {}, via firewall {:.2}s | netem on {n} nodes {:.2}s (n1's ping to n0 then {ping:.0} ms) | clear {:.2}s",
+            "round {round}/{rounds}: majorities-ring via segments {}, via firewall {:.2}s | netem on {n} nodes {:.2}s (n1's ping to n0 then {ping}) | clear {:.2}s",
             seg.last().map_or("-".into(), |t| format!("{:.2}s", t.as_secs_f64())),
             fw[round - 1].as_secs_f64(),
             shape[round - 1].as_secs_f64(),
@@ -158,8 +161,9 @@ async fn main() {
     cluster.down(&progress).await.unwrap();
 }
 
-/// n1's ping time to n0 after a fresh ping, in ms (n0's packets are delayed: about 100).
-async fn ping_ms(cluster: &Cluster) -> f64 {
+/// n1's ping time to n0 after a fresh ping, in ms (n0's packets are delayed: about 100), or None
+/// when no ping time above 50 ms shows within 5 s.
+async fn ping_ms(cluster: &Cluster) -> Option<f64> {
     let node = &cluster.nodes()[1];
     let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
     for _ in 0..50 {
@@ -174,8 +178,8 @@ async fn ping_ms(cluster: &Cluster) -> f64 {
             .find(|p| p["subver"].as_str().is_some_and(|s| s.contains("(n0)")))
             .and_then(|p| p["pingtime"].as_f64());
         if let Some(t) = t.filter(|&t| t > 0.05) {
-            return t * 1000.0;
+            return Some(t * 1000.0);
         }
     }
-    f64::NAN
+    None
 }
