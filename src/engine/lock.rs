@@ -2,7 +2,12 @@
 //! `regbox-<cluster>.lock`, which the engine refuses to create twice — so every regbox process on every
 //! host that uses this engine sees it. Its labels name the holder; a holder that is gone is taken over.
 //! While held, the lock container is started every few seconds (it runs `bitcoind -version` and exits):
-//! its start time is the heartbeat a waiter on another host watches.
+//! its start time is the heartbeat a waiter on another host watches. A waiter on the holder's own host
+//! could ask the kernel whether the holder's process lives, one on another host cannot: the start time
+//! is the one thing every host reads alike from the engine. Since that means running the cluster's
+//! first node image (which may be any image) every few seconds, the marker is made locked down
+//! (`containers::marker_spec`): no network, every capability dropped, no privilege gain, a read-only
+//! root, user `nobody`, small memory, process and CPU limits.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

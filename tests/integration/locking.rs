@@ -300,3 +300,64 @@ fn racing_writers_take_turns_and_leave_one_of_the_intended_states() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn a_held_lock_marker_runs_its_heartbeat_locked_down() {
+    run(async {
+        let name = unique("lockhard");
+        let (cluster, _guard) = up(cluster_spec(&name, 2, "line")).await;
+        cluster.keep();
+        let lock = format!("regbox-{name}.lock");
+        let n1 = format!("regbox-{name}-n1");
+        let engine = outside::engine();
+        // A connect to a frozen node waits for a handshake that cannot come: the lock stays held, and
+        // its heartbeat starts the marker every few seconds.
+        engine.pause_container(&n1).await.unwrap();
+        let mut child = regbox()
+            .args(["-c", &name, "connect", "n1", "n0"])
+            .spawn()
+            .unwrap();
+        let beaten = loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the connect ended while its peer was frozen"
+            );
+            if let Ok(c) = engine.inspect_container(&lock, None).await {
+                let state = c.state.clone().unwrap();
+                let started = state.started_at.clone().unwrap_or_default();
+                if !started.starts_with("0001") && state.running == Some(false) {
+                    break c;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        interrupt(&child);
+        child.wait().await.unwrap();
+        engine.unpause_container(&n1).await.unwrap();
+
+        let state = beaten.state.unwrap();
+        assert_eq!(state.exit_code, Some(0), "the heartbeat ran: {state:?}");
+        let config = beaten.config.unwrap();
+        let user = config.user.unwrap_or_default();
+        let uid = user.split(':').next().unwrap_or_default();
+        assert!(
+            !uid.is_empty() && uid != "0" && uid != "root",
+            "the marker runs as `{user}`"
+        );
+        let host = beaten.host_config.unwrap();
+        assert_eq!(host.cap_drop.unwrap_or_default(), ["ALL"]);
+        assert!(host.cap_add.unwrap_or_default().is_empty());
+        assert!(host
+            .security_opt
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges")));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert!(host.memory.unwrap_or(0) > 0, "no memory limit");
+        assert!(host.pids_limit.unwrap_or(0) > 0, "no process limit");
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}

@@ -42,17 +42,8 @@ impl Containers for Engines {
         if let Some(f) = &self.fleet {
             f.at.lock().unwrap().insert(name.to_string(), 0);
         }
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            entrypoint: Some(entrypoint.iter().map(|s| s.to_string()).collect()),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        self.create_body(name, body).await
+        self.create_body(name, body(&marker_spec(image, entrypoint, labels)))
+            .await
     }
 
     async fn inspect_marker(&self, name: &str) -> Result<Option<MarkerInfo>> {
@@ -342,6 +333,38 @@ impl Engines {
     }
 }
 
+/// The user a marker runs as: `nobody`, by number (an image need not list it), whatever user the image
+/// names — a cluster may run any image, and a custom one would otherwise run its marker as root.
+pub(crate) const MARKER_USER: &str = "65534:65534";
+/// A marker's memory limit: `bitcoind -version` needs a few MiB.
+const MARKER_MEMORY: u64 = 32 << 20;
+/// A marker's process limit: one program and the init that reaps it.
+const MARKER_PIDS: i64 = 16;
+/// A marker's CPU limit: a tenth of a CPU (a lock's heartbeat starts it every few seconds).
+const MARKER_NANO_CPUS: u64 = 100_000_000;
+
+/// A marker (a lock, a cluster's record, a probe of an image) as a container spec. It may be started
+/// (the lock's heartbeat, an image probe run it), so it gets the nodes' hardening — every capability
+/// dropped, no privilege gain, a read-only root — and more: no network at all, an unprivileged user,
+/// small memory, process and CPU limits, nothing writable.
+pub(crate) fn marker_spec(
+    image: &str,
+    entrypoint: &[&str],
+    labels: HashMap<String, String>,
+) -> ContainerSpec {
+    ContainerSpec {
+        image: image.to_string(),
+        entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+        user: Some(MARKER_USER.into()),
+        labels,
+        network: None,
+        memory: Some(MARKER_MEMORY),
+        nano_cpus: Some(MARKER_NANO_CPUS),
+        pids_limit: Some(MARKER_PIDS),
+        ..ContainerSpec::default()
+    }
+}
+
 /// A container spec as the engine's create body: locked down (every capability dropped but the ones
 /// kept, no privilege gain, a read-only root with only the mounts writable).
 fn body(spec: &ContainerSpec) -> ContainerCreateBody {
@@ -406,5 +429,39 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
             _ => None,
         },
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_made_as_locked_down_as_a_node_and_more() {
+        let labels = HashMap::from([("regbox.role".to_string(), "lock".to_string())]);
+        let made = body(&marker_spec(
+            "some/image:tag",
+            &["bitcoind", "-version"],
+            labels,
+        ));
+        assert_eq!(made.image.as_deref(), Some("some/image:tag"));
+        assert_eq!(made.user.as_deref(), Some(MARKER_USER));
+        assert_eq!(made.entrypoint.unwrap(), ["bitcoind", "-version"]);
+        let host = made.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
+        assert_eq!(host.cap_add, None);
+        assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.memory, Some(MARKER_MEMORY as i64));
+        assert_eq!(host.memory_swap, host.memory);
+        assert_eq!(host.pids_limit, Some(MARKER_PIDS));
+        assert!(host.nano_cpus.is_some());
+        assert_eq!(
+            (host.mounts, host.tmpfs, host.port_bindings),
+            (None, None, None)
+        );
+        assert_eq!(host.restart_policy, None);
+        assert_eq!(made.networking_config, None);
     }
 }

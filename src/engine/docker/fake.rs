@@ -234,12 +234,8 @@ impl Containers for Fake {
         entrypoint: &[&str],
         labels: HashMap<String, String>,
     ) -> Result<String> {
-        let spec = ContainerSpec {
-            image: image.to_string(),
-            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
-            labels,
-            ..ContainerSpec::default()
-        };
+        // The real engines' recipe, so the fake holds what they would be asked to make.
+        let spec = crate::engine::docker::containers::marker_spec(image, entrypoint, labels);
         self.create(name, &spec).await
     }
 
