@@ -246,10 +246,9 @@ fn graphml(text: &str) -> Result<Imported, ImportError> {
         let message = e.to_string().replace(&format!(" at {pos}"), "");
         refuse((pos.row as usize, pos.col as usize), message)
     })?;
-    let at = |node: roxmltree::Node| {
-        let pos = doc.text_pos_at(node.range().start);
-        (pos.row as usize, pos.col as usize)
-    };
+    // Not `doc.text_pos_at`, which counts from the start of the text each time: quadratic over a file.
+    let positions = Positions::new(text);
+    let at = |node: roxmltree::Node| positions.of(node.range().start);
     let root = doc.root_element();
     if root.tag_name().name() != "graphml" {
         return Err(refuse(
@@ -281,6 +280,47 @@ fn graphml(text: &str) -> Result<Imported, ImportError> {
         }
     }
     Ok(builder.finish())
+}
+
+/// Lines and columns of byte offsets in a text, counted as roxmltree counts them (a line ends at `\n`,
+/// columns are characters). Each lookup goes on from the one before, so offsets asked in increasing
+/// order (elements in document order) cost one pass over the text in all; an earlier offset starts
+/// again from the beginning.
+struct Positions<'t> {
+    text: &'t str,
+    /// The last offset looked up, and its line and column.
+    last: std::cell::Cell<(usize, usize, usize)>,
+}
+
+impl<'t> Positions<'t> {
+    fn new(text: &'t str) -> Self {
+        Positions {
+            text,
+            last: std::cell::Cell::new((0, 1, 1)),
+        }
+    }
+
+    /// The 1-based line and column of byte `offset` (clamped to the text, rounded down to a character).
+    fn of(&self, offset: usize) -> Location {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let (mut from, mut line, mut column) = self.last.get();
+        if offset < from {
+            (from, line, column) = (0, 1, 1);
+        }
+        for c in self.text[from..offset].chars() {
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        self.last.set((offset, line, column));
+        (line, column)
+    }
 }
 
 fn is(node: &roxmltree::Node, tag: &str) -> bool {
@@ -917,6 +957,71 @@ mod tests {
         assert_eq!(
             got,
             imported(&["0", "1", "2", "3"], &[(0, 1), (2, 0), (1, 3)])
+        );
+    }
+
+    /// The positions are roxmltree's own, for every element, whatever the order of the lookups.
+    #[test]
+    fn graphml_positions_match_roxmltree() {
+        let text = "<graphml>\r\n<graph><node id=\"é\"/>  <node id=\"日本\"/>\n\n\t<edge source=\"é\" \
+                    target=\"日本\"/><!-- ü --><edge\nsource=\"a\" target=\"b\"/></graph>\n</graphml>";
+        let doc = roxmltree::Document::parse(text).unwrap();
+        let positions = Positions::new(text);
+        let starts: Vec<usize> = doc.descendants().map(|n| n.range().start).collect();
+        assert!(starts.len() > 6);
+        let expected = |offset: usize| {
+            let p = doc.text_pos_at(offset);
+            (p.row as usize, p.col as usize)
+        };
+        for &offset in starts.iter().chain(starts.iter().rev()) {
+            assert_eq!(positions.of(offset), expected(offset), "at byte {offset}");
+        }
+        for offset in (0..=text.len() + 3).filter(|&o| o > text.len() || text.is_char_boundary(o)) {
+            assert_eq!(
+                positions.of(offset),
+                expected(offset.min(text.len())),
+                "at byte {offset}"
+            );
+        }
+        // Inside a character: the position of that character.
+        let inside = text.find('日').unwrap() + 1;
+        assert_eq!(positions.of(inside), expected(inside - 1));
+    }
+
+    /// GraphML on one line of about 0.9 MiB: `n` nodes, each joined to the next three, then an edge that
+    /// repeats the first one. Returns the text and the columns of the first edge and of its repeat.
+    fn one_line_graphml(n: usize) -> (String, usize, usize) {
+        use std::fmt::Write as _;
+        let mut text = String::from(
+            r#"<?xml version="1.0"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="undirected">"#,
+        );
+        for i in 0..n {
+            write!(text, r#"<node id="n{i}"/>"#).unwrap();
+        }
+        // All ASCII: a column is the byte offset plus one.
+        let first = text.len() + 1;
+        for i in 0..n {
+            for d in 1..=3 {
+                write!(text, r#"<edge source="n{i}" target="n{}"/>"#, (i + d) % n).unwrap();
+            }
+        }
+        let repeat = text.len() + 1;
+        text.push_str(r#"<edge source="n1" target="n0"/></graph></graphml>"#);
+        (text, first, repeat)
+    }
+
+    /// Every element's position is found by going on from the one before, not by counting from the
+    /// start of the text again: a one-line file of 0.9 MiB with 30,000 elements is read at once (the
+    /// count from the start took minutes), and the positions deep in it are right.
+    #[test]
+    fn graphml_positions_deep_in_a_one_line_file() {
+        let (text, first, repeat) = one_line_graphml(7500);
+        assert!((900_000..1 << 20).contains(&text.len()), "{}", text.len());
+        let (line, column, message) = error(&text, Format::GraphMl);
+        assert_eq!((line, column), (1, repeat));
+        assert!(
+            message.contains(&format!("repeats the one at line 1, column {first};")),
+            "{message}"
         );
     }
 
