@@ -636,10 +636,12 @@ contained() {
             || die "cannot import the image tree to check its binaries in a container: $(tail -n 2 "$WORK/import.log")"
     fi
     PROBE_NAME=regbox-probe-${WORK##*.}-$bin
-    if timeout -k 5 60 docker run --rm --name "$PROBE_NAME" --label regbox.probe=1 --label "regbox.from=$label" \
+    local started=$SECONDS
+    # (The group's shell reports a killed docker client into the error file, not on the build's output.)
+    if { timeout -k 5 60 docker run --rm --name "$PROBE_NAME" --label regbox.probe=1 --label "regbox.from=$label" \
         --network none --cap-drop ALL --security-opt no-new-privileges --read-only \
         --user 10001:10001 --memory 512m --pids-limit 64 \
-        --entrypoint "/usr/bin/$bin" "$PROBE_IMAGE" -version \
+        --entrypoint "/usr/bin/$bin" "$PROBE_IMAGE" -version; } \
         2> >(head -c 65536 >"$WORK/$bin.err") | head -c 65536 >"$WORK/$bin.version"; then
         status=0
     else
@@ -652,7 +654,9 @@ contained() {
     local err
     err=$(head -n 3 "$WORK/$bin.err" | tr -cd '[:print:]\n')
     case $status in
-        124 | 137) die "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
+        124) die "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
+        137) ((SECONDS - started < 60)) || die "$bin -version did not finish within 60 s (run in a throw-away container)"
+            die "$bin -version was killed in its throw-away container (above 512 MB of memory?)" ;;
         125) die "cannot run $bin in a throw-away container: $err" ;;
     esac
     local line
