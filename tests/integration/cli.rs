@@ -354,3 +354,52 @@ fn the_example_ci_workflow_parses_and_names_only_commands_that_exist() {
     assert_eq!(last["run"], "regbox down --all");
     assert!(text.contains("docker save regbox/bitcoind") && text.contains("docker load"));
 }
+
+#[test]
+fn a_manifest_that_runs_commands_in_nodes_is_refused_before_anything_exists() {
+    run_without_image(async {
+        let name = unique("notify");
+        let _guard = Teardown(name.clone());
+        let touched = std::env::temp_dir().join(unique("touched"));
+        let arg = format!("-blocknotify=touch {}", touched.display());
+        let yaml = format!(
+            "name: {name}\nnodes:\n  - name: a\n  - name: b\n    args: [-debug=net, \"{arg}\"]\n"
+        );
+        let file = TempFile::new("notify.yaml", &yaml);
+        for verb in ["up", "apply", "check"] {
+            let out = regbox().arg(verb).arg(&file).output().await.unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+            assert!(err.contains("notify.yaml:5:24:"), "{verb}: {err}");
+            assert!(err.contains("runs a shell command"), "{verb}: {err}");
+            assert!(!err.contains("touch"), "{verb}: the value is shown: {err}");
+        }
+        // The same manifest inline in a scenario.
+        let scenario = format!("cluster:\n  name: {name}\n  nodes: 2\n  defaults: {{ args: [\"--WalletNotify=x\"] }}\nsteps: [status]\n");
+        let file = TempFile::new(&format!("{name}.scenario.yaml"), &scenario);
+        let out = regbox().arg("run").arg(&file).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(".scenario.yaml:4:"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        assert!(!touched.exists());
+
+        // An argument that may break the wiring is taken, with a warning that says where and why.
+        let file = TempFile::new(
+            "warned.yaml",
+            &format!("name: {name}\nnodes: 2\ndefaults: {{ args: [-maxconnections=1] }}\n"),
+        );
+        let out = regbox().arg("check").arg(&file).output().await.unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("WARN")
+                && err.contains("warned.yaml:3:20:")
+                && err.contains("is allowed, but"),
+            "{err}"
+        );
+    });
+}
