@@ -524,6 +524,70 @@ fn marker_program(marker: &Path, version: &str) -> String {
     )
 }
 
+/// What a crafted `--from` build must leave alone: a path that must not appear, a file that must keep
+/// its bytes (`canary\n`), and the marker the supplied bitcoind writes when it runs.
+struct Untouched {
+    escaped: std::path::PathBuf,
+    canary: std::path::PathBuf,
+    marker: std::path::PathBuf,
+}
+
+/// Builds an image `--from` the tarball `dir/top.tar.gz` (tagged for it) and tells every way that went
+/// wrong: not refused (exit code 1) with `said`, something of `watch` touched, an image or a throw-away
+/// container or image left. What it touched is put back for the next build.
+async fn refusal_faults(dir: &Path, top: &str, said: &str, watch: &Untouched) -> Vec<String> {
+    let tarball = dir.join(format!("{top}.tar.gz"));
+    let tag = format!("test-{top}");
+    let out = regbox()
+        .args([
+            "image",
+            "build",
+            "--from",
+            tarball.to_str().unwrap(),
+            "--tag",
+            &tag,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    let mut wrong = Vec::new();
+    if out.status.code() != Some(1) || !err.contains("bitcoind: ") || !err.contains(said) {
+        wrong.push(format!(
+            "not refused as `{said}` ({:?}): {err}",
+            out.status.code()
+        ));
+    }
+    if watch.escaped.exists() || watch.escaped.is_symlink() {
+        wrong.push(format!("the build made {}", watch.escaped.display()));
+        let _ = std::fs::remove_dir_all(&watch.escaped);
+    }
+    if std::fs::read(&watch.canary).unwrap() != b"canary\n" {
+        wrong.push(format!("the build wrote over {}", watch.canary.display()));
+        std::fs::write(&watch.canary, "canary\n").unwrap();
+    }
+    if watch.marker.exists() {
+        wrong.push("the supplied bitcoind ran on this host".into());
+        std::fs::remove_file(&watch.marker).unwrap();
+    }
+    let image = format!("regbox/bitcoind:local-{tag}");
+    if outside::engine().inspect_image(&image).await.is_ok() {
+        wrong.push(format!("{image} was made"));
+        let _ = outside::engine()
+            .remove_image(
+                &image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+    let left = probes_left(&format!("{top}.tar.gz")).await;
+    if !left.is_empty() {
+        wrong.push(format!("left {left:?}"));
+    }
+    wrong
+}
+
 #[test]
 fn image_build_from_refuses_an_interpreter_or_library_name_that_leads_out() {
     run_without_image(async {
@@ -560,6 +624,12 @@ fn image_build_from_refuses_an_interpreter_or_library_name_that_leads_out() {
                 &escaped.display().to_string()[1..]
             ),
         );
+        let watch = Untouched {
+            escaped: escaped.clone(),
+            canary,
+            marker,
+        };
+        // Every case is checked, and what went wrong in each is told at the end.
         let mut failures = Vec::new();
         for (kind, binary, said) in [
             (
@@ -587,56 +657,7 @@ fn image_build_from_refuses_an_interpreter_or_library_name_that_leads_out() {
                      && tar -czf {top}.tar.gz {top}"
                 ),
             );
-            let tarball = d.join(format!("{top}.tar.gz"));
-            let tag = format!("test-{top}");
-            let out = regbox()
-                .args([
-                    "image",
-                    "build",
-                    "--from",
-                    tarball.to_str().unwrap(),
-                    "--tag",
-                    &tag,
-                ])
-                .output()
-                .await
-                .unwrap();
-            // Every case is checked, and what went wrong in each is told at the end.
-            let err = stderr(&out);
-            let mut wrong = Vec::new();
-            if out.status.code() != Some(1) || !err.contains("bitcoind: ") || !err.contains(&said) {
-                wrong.push(format!(
-                    "not refused as `{said}` ({:?}): {err}",
-                    out.status.code()
-                ));
-            }
-            if escaped.exists() || escaped.is_symlink() {
-                wrong.push(format!("the build made {}", escaped.display()));
-                let _ = std::fs::remove_dir_all(&escaped);
-            }
-            if std::fs::read(&canary).unwrap() != b"canary\n" {
-                wrong.push(format!("the build wrote over {}", canary.display()));
-                std::fs::write(&canary, "canary\n").unwrap();
-            }
-            if marker.exists() {
-                wrong.push("the supplied bitcoind ran on this host".into());
-                std::fs::remove_file(&marker).unwrap();
-            }
-            let image = format!("regbox/bitcoind:local-{tag}");
-            if outside::engine().inspect_image(&image).await.is_ok() {
-                wrong.push(format!("{image} was made"));
-                let _ = outside::engine()
-                    .remove_image(
-                        &image,
-                        None::<bollard::query_parameters::RemoveImageOptions>,
-                        None,
-                    )
-                    .await;
-            }
-            let left = probes_left(&format!("{top}.tar.gz")).await;
-            if !left.is_empty() {
-                wrong.push(format!("left {left:?}"));
-            }
+            let wrong = refusal_faults(d, &top, &said, &watch).await;
             if !wrong.is_empty() {
                 failures.push(format!("{kind}: {}", wrong.join("; ")));
             }
