@@ -61,7 +61,7 @@ pub fn serve() -> io::Result<()> {
             }
         };
         let mut line = String::new();
-        if let Err(e) = BufReader::new(&conn).read_line(&mut line) {
+        if let Err(e) = BufReader::new((&conn).take(MAX_MESSAGE_BYTES)).read_line(&mut line) {
             eprintln!("regbox agent: read: {e}");
             continue;
         }
@@ -93,13 +93,32 @@ pub fn serve() -> io::Result<()> {
     Ok(())
 }
 
+/// The most bytes of one request line the agent reads (regbox sends at most ≈ 100 kB, under what one
+/// `docker exec` argument may hold) and of one reply `call` relays (every node's fault plane: at 1000
+/// nodes with a cut or shaping towards every other, tens of MB at most).
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
 /// Relays one request line to the serving agent and returns its reply line.
 pub fn call(request: &str) -> io::Result<String> {
-    let mut conn = UnixStream::connect(SOCKET)?;
+    call_at(std::path::Path::new(SOCKET), request)
+}
+
+/// [`call`] to the agent listening on `socket`; a reply over [`MAX_MESSAGE_BYTES`] is an error, not
+/// read on.
+fn call_at(socket: &std::path::Path, request: &str) -> io::Result<String> {
+    let mut conn = UnixStream::connect(socket)?;
     writeln!(conn, "{}", request.trim())?;
     conn.shutdown(std::net::Shutdown::Write)?;
     let mut reply = String::new();
-    conn.read_to_string(&mut reply)?;
+    (&conn)
+        .take(MAX_MESSAGE_BYTES + 1)
+        .read_to_string(&mut reply)?;
+    if reply.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(io::Error::other(format!(
+            "the agent's reply is larger than {} MiB, the most regbox reads",
+            MAX_MESSAGE_BYTES >> 20
+        )));
+    }
     Ok(reply)
 }
 
@@ -246,4 +265,34 @@ fn seed(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent socket answering without end: `call` stops at the limit with an error.
+    #[test]
+    fn an_endless_reply_is_refused_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let chunk = vec![b'x'; 1 << 16];
+            while conn.write_all(&chunk).is_ok() {}
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(call_at(&socket, "{}").map(|r| r.len()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the call ends within 30 s")
+            .expect_err("an endless reply is refused");
+        assert_eq!(
+            e.to_string(),
+            "the agent's reply is larger than 64 MiB, the most regbox reads"
+        );
+    }
 }

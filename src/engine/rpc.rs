@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::de::DeserializeOwned;
@@ -93,6 +93,34 @@ const TUNNEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest answer head a relay may send.
 const MAX_TUNNEL_HEAD: usize = 4096;
+
+/// The most bytes of one RPC reply regbox reads. bitcoind's largest replies, `getblock` at verbosity 2
+/// or 3 of a full block (4 million weight units, every transaction decoded, each input with its previous
+/// output, scripts and witnesses twice in hex), stay under ≈ 20 MiB; a reply past this is no answer
+/// bitcoind gives, and reading it would only grow memory for as long as the sender goes on.
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// A whole reply body, or why not: larger than `limit` bytes (the rest is not read), or the transfer
+/// failed.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> std::result::Result<Bytes, String>
+where
+    B: hyper::body::Body,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => {
+            let size = match limit % (1 << 20) {
+                0 => format!("{} MiB", limit >> 20),
+                _ => format!("{limit} bytes"),
+            };
+            Err(format!(
+                "the reply is larger than {size}, the most regbox reads"
+            ))
+        }
+        Err(e) => Err(error_chain(e.as_ref())),
+    }
+}
 
 /// Shared HTTP machinery; cheap to clone. Connects to nodes directly, or, with a relay, through HTTP
 /// CONNECT tunnels the relay opens (`regbox relay`, for nodes on networks this machine cannot route to).
@@ -398,12 +426,9 @@ impl RpcClient {
                 .await
                 .map_err(|e| transport(error_chain(&e)))?;
             let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
+            let bytes = read_body(response.into_body(), MAX_REPLY_BYTES)
                 .await
-                .map_err(|e| transport(error_chain(&e)))?
-                .to_bytes();
+                .map_err(transport)?;
             Ok::<_, RpcFailure>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
@@ -602,6 +627,83 @@ impl RpcClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on 127.0.0.1 that answers every connection with `head` and then body bytes without
+    /// end (chunked), or `length` bytes of body when given; returns its address.
+    async fn endless_server(declared: Option<u64>) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = conn.read(&mut request).await;
+                    let head = match declared {
+                        Some(n) => format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n"),
+                        None => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+                    };
+                    conn.write_all(head.as_bytes()).await?;
+                    let piece = vec![b' '; 1 << 16];
+                    let chunk = match declared {
+                        Some(_) => piece,
+                        None => [
+                            format!("{:x}\r\n", piece.len()).into_bytes(),
+                            piece,
+                            b"\r\n".to_vec(),
+                        ]
+                        .concat(),
+                    };
+                    loop {
+                        conn.write_all(&chunk).await?;
+                    }
+                    #[allow(unreachable_code)]
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+        addr
+    }
+
+    async fn call_endless(declared: Option<u64>) -> RpcError {
+        let addr = endless_server(declared).await;
+        let client = RpcClient::new(Transport::default(), "n0", addr, "u", "p");
+        let call = client.call_raw("getblock", json!([]), Duration::from_secs(60));
+        tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("the call ends within 30 s, not when memory runs out")
+            .expect_err("an endless reply is refused")
+    }
+
+    /// A reply that never ends (or says it is huge and keeps sending) is cut at the limit: a transport
+    /// error naming it, not a read that grows memory for as long as the sender goes on.
+    #[tokio::test]
+    async fn an_endless_reply_is_cut_at_the_limit() {
+        for declared in [None, Some(1 << 40)] {
+            let e = call_endless(declared).await;
+            assert!(matches!(e.failure, RpcFailure::Transport { .. }), "{e}");
+            let message = e.to_string();
+            assert!(
+                message.contains("the reply is larger than 64 MiB, the most regbox reads"),
+                "{message}"
+            );
+            assert!(
+                message.starts_with("node `n0`: call `getblock` on 127.0.0.1:"),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_under_the_limit_is_read_whole() {
+        let body = Full::new(Bytes::from(vec![b'x'; 1000]));
+        assert_eq!(read_body(body, 1000).await.unwrap().len(), 1000);
+        let body = Full::new(Bytes::from(vec![b'x'; 1001]));
+        assert_eq!(
+            read_body(body, 1000).await.unwrap_err(),
+            "the reply is larger than 1000 bytes, the most regbox reads"
+        );
+    }
 
     #[test]
     fn answer_status_reads_the_status_line() {

@@ -8,9 +8,16 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
 use crate::core::verb::{Report, Verb};
+use crate::engine::rpc::read_body;
 
 /// Where `docker-compose.yml` publishes the operator, and where `regbox operator` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9181";
+
+/// The most bytes of one reply of the operator that are read (a streamed `logs -f` is handed on piece by
+/// piece and not bounded). The largest replies, a verb's report over 1000 nodes (`status`, `logs` with
+/// their tails), stay far below; past this the answer is no operator's and reading it would only grow
+/// memory.
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
 
 /// How long the default address may take to answer before it counts as no operator.
 const PROBE: Duration = Duration::from_millis(500);
@@ -130,14 +137,11 @@ impl Client {
             .map_err(|e| self.unanswered(crate::core::names::error_chain(&e)))
     }
 
-    /// A whole response body as text.
+    /// A whole response body as text, refused past [`MAX_REPLY_BYTES`].
     async fn read(&self, res: hyper::Response<hyper::body::Incoming>) -> Result<String, Refusal> {
-        let bytes = res
-            .into_body()
-            .collect()
+        let bytes = read_body(res.into_body(), MAX_REPLY_BYTES)
             .await
-            .map_err(|e| self.unanswered(e.to_string()))?
-            .to_bytes();
+            .map_err(|e| self.unanswered(e))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -162,5 +166,48 @@ fn refusal(status: u16, text: &str) -> Refusal {
         message: value["error"]
             .as_str()
             .map_or_else(|| text.trim().to_string(), str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operator address that answers with a body without end: the request fails at the limit
+    /// instead of reading on.
+    #[tokio::test]
+    async fn an_endless_reply_is_refused_at_the_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = conn.read(&mut request).await;
+                    conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .await?;
+                    let chunk = [b"10000\r\n".as_slice(), &[b'x'; 1 << 16], b"\r\n"].concat();
+                    loop {
+                        conn.write_all(&chunk).await?;
+                    }
+                    #[allow(unreachable_code)]
+                    std::io::Result::Ok(())
+                });
+            }
+        });
+        let client = Client::new(&format!("http://{addr}"));
+        let refusal = tokio::time::timeout(Duration::from_secs(30), client.get("/status"))
+            .await
+            .expect("the request ends within 30 s")
+            .expect_err("an endless reply is refused");
+        assert_eq!(refusal.status, None);
+        assert_eq!(
+            refusal.message,
+            format!(
+                "the operator at http://{addr} did not answer: the reply is larger than 64 MiB, the most \
+                 regbox reads"
+            )
+        );
     }
 }
