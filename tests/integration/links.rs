@@ -45,21 +45,209 @@ pub(crate) async fn lists(cluster: &Cluster, at: usize, peer: &str) -> bool {
         .any(|p| p.subver.contains(&format!("({peer})")))
 }
 
-/// A node's TCP segments retransmitted so far, from its network namespace's counters.
-pub(crate) fn retransmits(container: &str) -> u64 {
+/// The TCP counters of a node's network namespace — `Tcp:` of `/proc/net/snmp` and `TcpExt:` of
+/// `/proc/net/netstat`, by name (`Tcp:InCsumErrors`, `TcpExt:TCPOFOQueue`) — read from the test
+/// process through the container's main process (the node containers are read-only and hold no tools).
+pub(crate) fn tcp_counters(container: &str) -> BTreeMap<String, u64> {
     let out = Command::new("docker")
         .args(["inspect", "-f", "{{.State.Pid}}", container])
         .output()
         .unwrap();
     let pid = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let snmp = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).unwrap();
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "RetransSegs")
+    let mut counters = BTreeMap::new();
+    for file in ["snmp", "netstat"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Each group is a line of names and a line of values, both starting with `Group:`.
+        for pair in lines.chunks(2) {
+            let (names, values) = (pair[0].split_whitespace(), pair[1].split_whitespace());
+            let mut names = names.peekable();
+            let group = names.next().unwrap_or_default().to_string();
+            if group != "Tcp:" && group != "TcpExt:" {
+                continue;
+            }
+            for (n, v) in names.zip(values.skip(1)) {
+                if let Ok(v) = v.parse() {
+                    counters.insert(format!("{group}{n}"), v);
+                }
+            }
+        }
+    }
+    counters
+}
+
+/// A node's TCP segments retransmitted so far.
+pub(crate) fn retransmits(container: &str) -> u64 {
+    tcp_counters(container)["Tcp:RetransSegs"]
+}
+
+/// What every node's TCP counters grew by while `work` ran (`node name → counter → growth`); the
+/// counters are read again a moment after it, so that the last acknowledgements are counted.
+async fn counted<F: std::future::Future<Output = ()>>(
+    cluster: &Cluster,
+    work: F,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let container = |n: &regbox::cluster::Node| format!("regbox-{}-{}", cluster.name(), n.name());
+    let before: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .map(|n| tcp_counters(&container(n)))
+        .collect();
+    work.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster
+        .nodes()
+        .iter()
+        .zip(before)
+        .map(|(n, before)| {
+            let after = tcp_counters(&container(n));
+            let grown = after
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(before.get(k).copied().unwrap_or(0)),
+                    )
+                })
+                .collect();
+            (n.name().to_string(), grown)
+        })
+        .collect()
+}
+
+/// The sum of some counters' growth at one node.
+fn grew(counts: &BTreeMap<String, BTreeMap<String, u64>>, node: &str, names: &[&str]) -> u64 {
+    names
+        .iter()
+        .map(|k| counts[node].get(*k).copied().unwrap_or(0))
+        .sum()
+}
+
+/// Duplicate segments the receiver has answered with a D-SACK (RFC 2883): a copy of data it already
+/// had, or already held out of order.
+const DSACKS_SENT: [&str; 2] = ["TcpExt:TCPDSACKOldSent", "TcpExt:TCPDSACKOfoSent"];
+
+/// The peer entry node `at` lists for `peer` (matched by the user agent comment), if any.
+async fn peer_entry(cluster: &Cluster, at: usize, peer: &str) -> Option<serde_json::Value> {
+    let peers: Vec<serde_json::Value> = cluster.nodes()[at]
+        .rpc
+        .call("getpeerinfo", serde_json::json!([]))
+        .await
         .unwrap();
-    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+    let comment = format!("({peer})");
+    peers
+        .into_iter()
+        .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
+}
+
+/// Sends `bytes` of P2P traffic from node `from` to its peer `to` over their session: one message of
+/// a type no node knows (`sendmsgtopeer`; bitcoind counts it as `*other*` and ignores it), which TCP
+/// carries as a burst of full segments. Returns once `to` has received all of it.
+async fn burst(cluster: &Cluster, from: usize, to: usize, bytes: usize) {
+    let (a, b) = (cluster.nodes()[from].name(), cluster.nodes()[to].name());
+    let other = |p: Option<serde_json::Value>| {
+        p.and_then(|p| p["bytesrecv_per_msg"]["*other*"].as_u64())
+            .unwrap_or(0)
+    };
+    let before = other(peer_entry(cluster, to, a).await);
+    let id = peer_entry(cluster, from, b).await.expect("a session")["id"].clone();
+    let _: serde_json::Value = cluster.nodes()[from]
+        .rpc
+        .call(
+            "sendmsgtopeer",
+            serde_json::json!([id, "junk", "ab".repeat(bytes)]),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while other(peer_entry(cluster, to, a).await) < before + bytes as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{b} never got {a}'s {bytes} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each node's link faults as `status --json` reports them.
+async fn links_of(name: &str) -> Vec<String> {
+    ok_json(&["-c", name, "status", "--json"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["links"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Ping round trips as the nodes measure them: each round asks every node of `initiators` to ping
+/// its peers and waits until each has the pong of each peer (bitcoind's `pong` byte count has grown
+/// and no ping is outstanding), at most 5 s. Returns the ping times in milliseconds by
+/// `"node-peer"`.
+async fn ping_rounds(
+    cluster: &Cluster,
+    initiators: &[usize],
+    rounds: usize,
+) -> BTreeMap<String, Vec<f64>> {
+    let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let entries = |at: usize| async move {
+        let peers: Vec<serde_json::Value> = cluster.nodes()[at]
+            .rpc
+            .call("getpeerinfo", serde_json::json!([]))
+            .await
+            .unwrap();
+        peers
+            .into_iter()
+            .map(|p| {
+                let subver = p["subver"].as_str().unwrap_or_default();
+                let peer = subver
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.split_once(')'))
+                    .map_or("", |(peer, _)| peer)
+                    .to_string();
+                let link = format!("{}-{peer}", cluster.nodes()[at].name());
+                (link, p)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pongs = |p: &serde_json::Value| p["bytesrecv_per_msg"]["pong"].as_u64().unwrap_or(0);
+    for _ in 0..rounds {
+        let mut waiting: BTreeMap<String, u64> = BTreeMap::new();
+        for &at in initiators {
+            for (link, p) in entries(at).await {
+                waiting.insert(link, pongs(&p));
+            }
+        }
+        for &at in initiators {
+            let _: serde_json::Value = cluster.nodes()[at]
+                .rpc
+                .call("ping", serde_json::json!([]))
+                .await
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            for &at in initiators {
+                for (link, p) in entries(at).await {
+                    let answered = waiting.get(&link).is_some_and(|&b| pongs(&p) > b)
+                        && p.get("pingwait").is_none();
+                    if let (true, Some(t)) = (answered, p["pingtime"].as_f64()) {
+                        waiting.remove(&link);
+                        times.entry(link).or_default().push(t * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    times
+}
+
+/// Smallest, median and largest of some times.
+fn spread(xs: &[f64]) -> (f64, f64, f64) {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    (xs[0], xs[xs.len() / 2], xs[xs.len() - 1])
 }
 
 #[test]
@@ -356,5 +544,217 @@ fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
         eprintln!(
             "a {size}-byte block: {free:?} unlimited, {limited:?} at 64 kbit/s (wire {wire:?})"
         );
+    });
+}
+
+/// Corruption, duplication and reordering, each read from the kernel counters of the node that
+/// receives the shaped packets (n1, from n0), against a node that receives only unshaped ones (n2,
+/// from n1), over the same burst of traffic on both links.
+#[test]
+fn corruption_duplication_and_reordering_show_in_the_receivers_tcp_counters() {
+    run(async {
+        let name = unique("pkts");
+        let (cluster, _guard) = up(cluster_spec(&name, 3, "line")).await;
+        let c = ["-c", name.as_str()];
+        // 200 kB each way: ≈ 140 full segments from n0 to n1, as many from n1 to n2.
+        let both = || async {
+            tokio::join!(
+                burst(&cluster, 0, 1, 200_000),
+                burst(&cluster, 1, 2, 200_000)
+            );
+        };
+
+        // Corruption flips a bit past the IP header, where TCP's checksum covers it: n1's kernel
+        // drops the segment as a checksum error (and n0 sends it again).
+        ok(&[&c[..], &["netem", "n0", "--corrupt", "10%"]].concat()).await;
+        assert_eq!(links_of(&name).await, ["corrupt 10%", "", ""]);
+        let counts = counted(&cluster, both()).await;
+        let errors = |n: &str| grew(&counts, n, &["Tcp:InCsumErrors"]);
+        eprintln!(
+            "corrupt 10%: checksum errors n1 {} n2 {}, n0 retransmitted {}",
+            errors("n1"),
+            errors("n2"),
+            grew(&counts, "n0", &["Tcp:RetransSegs"])
+        );
+        assert!(errors("n1") >= 3, "{counts:?}");
+        assert_eq!(errors("n2"), 0, "no corruption on n1's packets: {counts:?}");
+        assert!(grew(&counts, "n0", &["Tcp:RetransSegs"]) >= 3, "{counts:?}");
+
+        // Duplication: each copy arrives after its original, and n1 answers it with a D-SACK, which
+        // n0 receives. n2 would send one only for a spurious retransmission of n1's (under heavy
+        // load), so it is allowed two.
+        ok(&[&c[..], &["netem", "n0", "--duplicate", "10%"]].concat()).await;
+        assert_eq!(links_of(&name).await, ["duplicate 10%", "", ""]);
+        let counts = counted(&cluster, both()).await;
+        let dsacks = |n: &str| grew(&counts, n, &DSACKS_SENT);
+        eprintln!(
+            "duplicate 10%: D-SACKs sent n1 {} n2 {}, received by n0 {}",
+            dsacks("n1"),
+            dsacks("n2"),
+            grew(&counts, "n0", &["TcpExt:TCPDSACKRecv"])
+        );
+        assert!(dsacks("n1") >= 3, "{counts:?}");
+        assert!(dsacks("n2") <= 2, "{counts:?}");
+        assert!(
+            grew(&counts, "n0", &["TcpExt:TCPDSACKRecv"]) >= 1,
+            "{counts:?}"
+        );
+
+        // Reordering: a third of n0's segments go at once, overtaking the ones held 100 ms; n1
+        // queues what arrives ahead of a gap, and n0 sees the reordering in n1's SACKs.
+        ok(&[
+            &c[..],
+            &["netem", "n0", "--delay", "100ms", "--reorder", "30%"],
+        ]
+        .concat())
+        .await;
+        assert_eq!(links_of(&name).await, ["delay 100ms, reorder 30%", "", ""]);
+        let counts = counted(&cluster, both()).await;
+        let queued = |n: &str| grew(&counts, n, &["TcpExt:TCPOFOQueue"]);
+        let reorder = [
+            "TcpExt:TCPSACKReorder",
+            "TcpExt:TCPTSReorder",
+            "TcpExt:TCPRenoReorder",
+        ];
+        eprintln!(
+            "delay 100ms, reorder 30%: out-of-order queued n1 {} n2 {}, reordering seen by n0 {}",
+            queued("n1"),
+            queued("n2"),
+            grew(&counts, "n0", &reorder)
+        );
+        assert!(queued("n1") >= 5, "{counts:?}");
+        assert!(queued("n2") <= 2, "{counts:?}");
+        assert!(grew(&counts, "n0", &reorder) >= 1, "{counts:?}");
+    });
+}
+
+/// Jitter as the nodes measure it, per distribution, on three links of a ring at once (the fourth
+/// unshaped), then Blockade's shorthands: each read back as its expansion, and what it does seen by
+/// the nodes.
+#[test]
+fn jitter_spreads_ping_times_by_its_distribution_and_shorthands_act_as_they_expand() {
+    run(async {
+        let name = unique("jitter");
+        let (cluster, _guard) = up(ring(&name, 4)).await;
+        let c = ["-c", name.as_str()];
+        // One direction of three links, 100 ms ± 40 ms each: n0 → n1 uniform, n1 → n2 normal,
+        // n2 → n3 Pareto; n3 — n0 unshaped.
+        for (from, to, distribution) in [
+            ("n0", "n1", "uniform"),
+            ("n1", "n2", "normal"),
+            ("n2", "n3", "pareto"),
+        ] {
+            ok(&[
+                &c[..],
+                &[
+                    "netem",
+                    from,
+                    "--to",
+                    to,
+                    "--delay",
+                    "100ms",
+                    "--jitter",
+                    "40ms",
+                    "--distribution",
+                    distribution,
+                ],
+            ]
+            .concat())
+            .await;
+        }
+        assert_eq!(
+            links_of(&name).await,
+            [
+                "to n1: delay 100ms ± 40ms uniform",
+                "to n2: delay 100ms ± 40ms normal",
+                "to n3: delay 100ms ± 40ms pareto",
+                ""
+            ]
+        );
+        // n1 and n3 ping: every link has one pinging end, so each ping crosses its link's shaped
+        // direction once (n1's pings to n2, the pongs n0 and n2 send back) and the other unshaped.
+        let times = ping_rounds(&cluster, &[1, 3], 30).await;
+        for (link, xs) in &times {
+            let (min, median, max) = spread(xs);
+            eprintln!(
+                "{link}: {} ping times, min {min:.1} median {median:.1} max {max:.1} ms",
+                xs.len()
+            );
+        }
+        let (d, j) = (100.0, 40.0);
+        // Only lower bounds, which load cannot break (it only adds time), and a spread of at least
+        // part of the jitter (load adds spread, it does not take it away).
+        // Uniform: nothing faster than delay − jitter, a spread of at least the jitter (of 2 × 40
+        // possible: 30 draws all within one half has a chance of 30 / 2^29).
+        let xs = &times["n1-n0"];
+        assert!(xs.len() >= 20, "{times:?}");
+        let (min, _, max) = spread(xs);
+        assert!(min >= d - j, "uniform: {xs:?}");
+        assert!(max - min >= j, "uniform: {xs:?}");
+        // Normal: a wider tail than uniform could have; one draw in three falls outside ± 1σ, so
+        // 30 draws all inside has a chance of 1 in 10^5 — and load only pushes samples out.
+        let xs = &times["n1-n2"];
+        assert!(xs.len() >= 20, "{times:?}");
+        let (min, _, max) = spread(xs);
+        assert!(xs.iter().any(|&t| t < d - j || t > d + j), "normal: {xs:?}");
+        assert!(max - min >= j, "normal: {xs:?}");
+        // Pareto (shape 3, σ = jitter): never below delay − 0.58 × jitter (its minimum; uniform and
+        // normal go below it one draw in five), and spread out.
+        let xs = &times["n3-n2"];
+        assert!(xs.len() >= 20, "{times:?}");
+        let (min, _, max) = spread(xs);
+        assert!(min >= d - 0.58 * j, "pareto: {xs:?}");
+        assert!(max - min >= j / 3.0, "pareto: {xs:?}");
+
+        // `slow` on every node: 75 ms ± 100 ms normal each way, so a round trip averages ≈ 175 ms
+        // (no draw below zero); the mean of 24 round trips stays above one way's delay.
+        ok(&[&c[..], &["netem", "--clear"]].concat()).await;
+        let plane = ok(&[&c[..], &["netem", "--like", "slow"]].concat()).await;
+        assert!(plane.contains("n3    delay 75ms ± 100ms normal"), "{plane}");
+        assert_eq!(links_of(&name).await, ["delay 75ms ± 100ms normal"; 4]);
+        let times = ping_rounds(&cluster, &[1, 3], 6).await;
+        let all: Vec<f64> = times.values().flatten().copied().collect();
+        let mean = all.iter().sum::<f64>() / all.len() as f64;
+        let (min, median, max) = spread(&all);
+        eprintln!(
+            "slow: {} ping times, mean {mean:.1} min {min:.1} median {median:.1} max {max:.1} ms",
+            all.len()
+        );
+        assert!(all.len() >= 16 && mean >= 75.0, "slow: {times:?}");
+
+        // `flaky`: 30% of every node's packets lost; TCP sends again what n0 lost of a burst.
+        ok(&[&c[..], &["netem", "--like", "flaky"]].concat()).await;
+        assert_eq!(links_of(&name).await, ["loss 30%"; 4]);
+        let counts = counted(&cluster, burst(&cluster, 0, 1, 30_000)).await;
+        eprintln!(
+            "flaky: n0 retransmitted {} segments of a 30 kB burst",
+            grew(&counts, "n0", &["Tcp:RetransSegs"])
+        );
+        assert!(grew(&counts, "n0", &["Tcp:RetransSegs"]) >= 1, "{counts:?}");
+
+        // `fast`: no shaping anywhere.
+        let plane = ok(&[&c[..], &["netem", "--like", "fast"]].concat()).await;
+        assert_eq!(plane.trim(), "no link faults");
+        assert_eq!(links_of(&name).await, [""; 4]);
+
+        // `duplicate` on n0: 5% of its packets twice. Over 1 MB (≈ 700 segments, ≈ 35 copies) n1,
+        // which receives them, sends D-SACKs; n2, receiving as much from n1 unshaped, (almost) none.
+        ok(&[&c[..], &["netem", "n0", "--like", "duplicate"]].concat()).await;
+        assert_eq!(links_of(&name).await, ["duplicate 5%", "", "", ""]);
+        let counts = counted(&cluster, async {
+            tokio::join!(
+                burst(&cluster, 0, 1, 1_000_000),
+                burst(&cluster, 1, 2, 1_000_000)
+            );
+        })
+        .await;
+        let dsacks = |n: &str| grew(&counts, n, &DSACKS_SENT);
+        eprintln!(
+            "duplicate: D-SACKs sent n1 {} n2 {}",
+            dsacks("n1"),
+            dsacks("n2")
+        );
+        assert!(dsacks("n1") >= 5, "{counts:?}");
+        assert!(dsacks("n2") <= 2, "{counts:?}");
     });
 }
