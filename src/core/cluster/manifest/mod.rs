@@ -14,6 +14,7 @@ pub mod args;
 mod check;
 mod model;
 mod parse;
+mod validate;
 
 pub use crate::core::yaml::ReadFile;
 pub(crate) use check::is_node_name;
