@@ -313,7 +313,7 @@ elf_string() {
     hex=" ${hex# }"
     [[ $hex == *' 00'* ]] || die "$name: its $what is not a terminated string"
     hex=${hex%% 00*}
-    ELF_STR=$(LC_ALL=C printf "${hex// /\\x}x")
+    ELF_STR=$(LC_ALL=C printf %b "${hex// /\\x}x")
     ELF_STR=${ELF_STR%x} # (the x keeps trailing newlines, which a path must not have)
 }
 
@@ -326,7 +326,7 @@ elf_program() {
     phnum=$(elf_num "$f" 56 2)
     small "$phoff" && small "$phnum" && (($(elf_num "$f" 54 2) == 56 && phoff + phnum * 56 <= size)) \
         || die "$name: malformed ELF program headers"
-    ELF_INTERP= ELF_DYN=() ELF_LOADS=()
+    ELF_INTERP='' ELF_DYN=() ELF_LOADS=()
     ((phnum > 0)) || return 0
     read -r -d '' -a w < <(od -An -v -tu4 -j "$phoff" -N $((phnum * 56)) "$f") || true
     read -r -d '' -a v < <(od -An -v -tu8 -j "$phoff" -N $((phnum * 56)) "$f") || true
@@ -352,11 +352,10 @@ elf_program() {
 # Sets ELF_NEEDED to the libraries FILE names in its dynamic section (DT_NEEDED), each checked to be a
 # plain file name. Search paths the file carries (DT_RPATH, DT_RUNPATH) are not used.
 elf_needed() {
-    local f=$1 name=$2 size n i tag val strtab= strsz= offs=() d=() j
+    local f=$1 name=$2 n i tag val strtab='' strsz='' offs=() d=() j
     ELF_NEEDED=()
     elf_program "$f" "$name"
-    ((${#ELF_DYN[@]})) || return 0
-    size=$(stat -c %s "$f")
+    ((${#ELF_DYN[@]})) || return 0 # (its bounds are checked against the file's size)
     n=$((ELF_DYN[1] / 16))
     ((n <= 65536)) || die "$name: malformed ELF dynamic section"
     read -r -d '' -a d < <(od -An -v -tu8 -j "${ELF_DYN[0]}" -N $((n * 16)) "$f") || true
