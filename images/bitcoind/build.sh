@@ -652,6 +652,7 @@ contained() {
     ((status == 0)) && return
     local err
     err=$(head -n 3 "$WORK/$bin.err" | tr -cd '[:print:]\n')
+    [[ -n $err ]] || err="it ended with status $status and said nothing on its error output"
     case $status in
         124) die "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
         137) ((SECONDS - started < 60)) || die "$bin -version did not finish within 60 s (run in a throw-away container)"
