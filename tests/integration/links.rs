@@ -257,14 +257,16 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         let (cluster, _guard) = up(ring(&name, 4)).await;
         let c = ["-c", name.as_str()];
         // A delay on n0's packets: every ping time at n0, and n1's to n0, is about 100 ms.
+        // Upper bounds on ping times are waited for (`pingtime` polls up to a minute), not asserted
+        // of one sample: load on the machine only adds time, so one slow sample proves nothing,
+        // while no sample of a link shaped more than asked — or of a shaped link said to be
+        // unshaped — could ever come in under them.
         let plane = ok(&[&c[..], &["netem", "n0", "--delay", "100ms"]].concat()).await;
         assert!(plane.contains("n0    delay 100ms"), "{plane}");
-        let t = pingtime(&cluster, 1, "n0", |t| t > 0.095).await;
-        assert!(t < 0.15, "n1 to n0: {t}");
-        let t = pingtime(&cluster, 0, "n3", |t| t > 0.095).await;
-        assert!(t < 0.15, "n0 to n3: {t}");
+        pingtime(&cluster, 1, "n0", |t| t > 0.095 && t < 0.15).await;
+        pingtime(&cluster, 0, "n3", |t| t > 0.095 && t < 0.15).await;
         // The other links are not shaped.
-        assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
+        pingtime(&cluster, 1, "n2", |t| t < 0.05).await;
         // One link of n2's: only towards n3.
         ok(&[
             &c[..],
@@ -274,9 +276,8 @@ fn link_faults_show_in_what_the_nodes_report_and_go_with_down() {
         ]
         .concat())
         .await;
-        let t = pingtime(&cluster, 3, "n2", |t| t > 0.17).await;
-        assert!(t < 0.26, "n3 to n2: {t}");
-        assert!(pingtime(&cluster, 1, "n2", |_| true).await < 0.05);
+        pingtime(&cluster, 3, "n2", |t| t > 0.17 && t < 0.26).await;
+        pingtime(&cluster, 1, "n2", |t| t < 0.05).await;
         // status shows each node's shaping, in the table and in JSON.
         let status = ok_json(&[&c[..], &["status", "--json"]].concat()).await;
         let links: Vec<&str> = status
@@ -463,10 +464,10 @@ fn manifest_links_are_set_by_up_and_again_after_a_restart() {
     run(async {
         let name = unique("geo");
         let (cluster, _guard) = up(load("continents.yaml", &name)).await;
-        // eu1 and us1 are peers across the ocean: 75 ms each way.
-        let t = pingtime(&cluster, 0, "us1", |t| t > 0.14).await;
-        assert!(t < 0.2, "eu1 to us1: {t}");
-        assert!(pingtime(&cluster, 0, "eu2", |_| true).await < 0.05);
+        // eu1 and us1 are peers across the ocean: 75 ms each way. (Upper bounds are waited for, as
+        // in the test above: load only adds time.)
+        pingtime(&cluster, 0, "us1", |t| t > 0.14 && t < 0.2).await;
+        pingtime(&cluster, 0, "eu2", |t| t < 0.05).await;
         let status = ok_json(&["-c", &name, "status", "--json"]).await;
         assert_eq!(
             status[3]["links"],
@@ -474,8 +475,7 @@ fn manifest_links_are_set_by_up_and_again_after_a_restart() {
         );
         // A restarted node has a fresh network namespace: its links are set again.
         ok(&["-c", &name, "restart", "us1"]).await;
-        let t = pingtime(&cluster, 3, "eu1", |t| t > 0.14).await;
-        assert!(t < 0.2, "us1 to eu1 after the restart: {t}");
+        pingtime(&cluster, 3, "eu1", |t| t > 0.14 && t < 0.2).await;
         // netem changes them at run time; `up` brings back the manifest's.
         ok(&["-c", &name, "netem", "--clear"]).await;
         pingtime(&cluster, 0, "us1", |t| t < 0.05).await;
@@ -533,13 +533,12 @@ fn a_rate_limit_shows_in_the_relay_time_of_a_large_block() {
         ok(&["-c", &name, "netem", "n0", "--rate", "64kbit"]).await;
         let (size, limited) = large_block_relay(&mut cluster).await;
         let wire = Duration::from_secs_f64(size as f64 * 8.0 / 64_000.0);
+        // A lower bound only: no load makes a block cross faster than the wire lets it. The
+        // unlimited time is printed, not compared: on a busy machine it is bounded by the load,
+        // not by the link, and may come near the limited one.
         assert!(
             limited >= wire.mul_f64(0.9),
             "{size} bytes at 64 kbit/s arrived in {limited:?}, faster than the wire's {wire:?}"
-        );
-        assert!(
-            free * 2 < limited,
-            "unlimited {free:?}, limited {limited:?}"
         );
         eprintln!(
             "a {size}-byte block: {free:?} unlimited, {limited:?} at 64 kbit/s (wire {wire:?})"
