@@ -250,3 +250,89 @@ async fn heal_finishes_a_half_made_partition_by_moving_only_what_moved() {
     // And the lock went with the heal.
     assert!(!world.containers.contains_key(&lock::lock_name("half")));
 }
+
+/// A metadata container whose `regbox.spec` label no manifest could give is refused by name, never
+/// used: `open` (every command on a cluster) says which cluster and which label, and `down` still
+/// removes the cluster.
+#[tokio::test]
+async fn a_recorded_spec_that_breaks_the_manifest_rules_is_refused() {
+    use crate::core::cluster::blueprint::{LABEL_RPC_PASSWORD, LABEL_SPEC, ROLE_META};
+    let (fake, docker) = engine();
+    let json = |change: &dyn Fn(&mut ClusterSpec), name: &str| {
+        let mut spec = ring(name);
+        change(&mut spec);
+        serde_json::to_string(&spec).unwrap()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "arg",
+            json(
+                &|s| s.nodes[1].args.push("-blocknotify=curl x".into()),
+                "arg",
+            ),
+            "-blocknotify",
+        ),
+        (
+            "count",
+            json(
+                &|s| {
+                    let node = s.nodes[0].clone();
+                    s.nodes = (0..2000)
+                        .map(|i| crate::core::cluster::manifest::NodeSpec {
+                            name: format!("n{i}"),
+                            ..node.clone()
+                        })
+                        .collect();
+                },
+                "count",
+            ),
+            "nodes must be between 1 and 1000, got 2000",
+        ),
+        (
+            "slash",
+            json(&|s| s.nodes[2].name = "n/2".into(), "slash"),
+            "invalid node name `n/2`",
+        ),
+        (
+            "garbage",
+            "{\"name\": 1".into(),
+            "does not read as a cluster spec",
+        ),
+        (
+            "other",
+            json(&|_| {}, "someone-else"),
+            "it is the spec of cluster `someone-else`",
+        ),
+    ];
+    for (cluster, spec, why) in &cases {
+        let mut meta = blueprint::cluster_labels(cluster);
+        meta.insert(LABEL_ROLE.into(), ROLE_META.into());
+        meta.insert(LABEL_SPEC.into(), spec.clone());
+        meta.insert(LABEL_RPC_PASSWORD.into(), "pw".into());
+        docker
+            .create_marker(&blueprint::meta_container(cluster), IMAGE, &["true"], meta)
+            .await
+            .unwrap();
+        let e = match Cluster::open_on(docker.clone(), Some(cluster)).await {
+            Ok(_) => panic!("cluster `{cluster}` opened with a bad record"),
+            Err(e) => e,
+        };
+        assert!(matches!(e, Error::BadRecord { .. }), "{e}");
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cluster `{cluster}`: the spec recorded in label `regbox.spec` of its metadata container \
+                 is refused: "
+            )),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+        lifecycle::down(&docker, cluster, &Progress::default(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.labeled(&format!("regbox.cluster={cluster}")),
+            Vec::<String>::new()
+        );
+    }
+}

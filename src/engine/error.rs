@@ -44,6 +44,14 @@ pub enum Error {
     },
     #[error("cluster `{0}` has no metadata container (half-created or half-removed); `regbox down {0}` removes what is left")]
     Damaged(String),
+    /// The spec a cluster's metadata container records does not read, names another cluster or breaks a
+    /// rule a manifest is held to: not used.
+    #[error("cluster `{cluster}`: the spec recorded in label `{label}` of its metadata container is refused: {problem}; `regbox down {cluster}` removes the cluster")]
+    BadRecord {
+        cluster: String,
+        label: &'static str,
+        problem: String,
+    },
     #[error("cluster `{cluster}` has no network `{network}` (half-created or half-removed); `regbox up` or `regbox down {cluster}` repairs it")]
     MissingNetwork { cluster: String, network: String },
     #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]

@@ -328,11 +328,7 @@ async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
         return Ok(None);
     };
     let damaged = || Error::Damaged(name.to_string());
-    let spec: ClusterSpec = meta
-        .labels
-        .get(LABEL_SPEC)
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(damaged)?;
+    let spec = recorded_spec(name, meta.labels.get(LABEL_SPEC).map(String::as_str))?;
     let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
     let kept = pick(&nets, &containers).kept;
     let subnet = |role: NetRole| {
@@ -350,6 +346,29 @@ async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
         lock_image: meta.image_id.clone(),
         spec,
     }))
+}
+
+/// The spec cluster `name`'s metadata container records (label `regbox.spec`), checked as a manifest is
+/// before anything is done with it: a label that is missing or does not read, a spec of another cluster or
+/// one no manifest could give (a name with `/`, 2000 nodes, an argument regbox refuses, a Docker URL that
+/// is none) is an error, never used.
+fn recorded_spec(name: &str, label: Option<&str>) -> Result<ClusterSpec> {
+    let refused = |problem: String| Error::BadRecord {
+        cluster: name.to_string(),
+        label: LABEL_SPEC,
+        problem,
+    };
+    let text = label.ok_or_else(|| refused("the label is missing".into()))?;
+    let spec: ClusterSpec = serde_json::from_str(text)
+        .map_err(|e| refused(format!("it does not read as a cluster spec ({e})")))?;
+    if spec.name != name {
+        return Err(refused(format!(
+            "it is the spec of cluster `{}`",
+            crate::core::names::shown(&spec.name)
+        )));
+    }
+    spec.validate().map_err(refused)?;
+    Ok(spec)
 }
 
 /// Node name → the exact image the cluster recorded for it.
@@ -619,10 +638,18 @@ pub async fn list() -> Result<Vec<ClusterSummary>> {
         labels.get(LABEL_CLUSTER).map(String::as_str) == Some(name)
     };
     // A cluster across hosts is recorded here, on its first host; its containers are on all of them.
+    // Only a spec that passes the manifest's checks names hosts to reach; any other is said, not used.
     let across: Vec<ClusterSpec> = containers
         .iter()
         .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_META))
-        .filter_map(|c| serde_json::from_str::<ClusterSpec>(c.labels.get(LABEL_SPEC)?).ok())
+        .filter_map(|c| {
+            let name = c.labels.get(LABEL_CLUSTER)?;
+            recorded_spec(name, c.labels.get(LABEL_SPEC).map(String::as_str))
+                .map_err(|e| {
+                    tracing::warn!("{e}; counting this engine's nodes of it only");
+                })
+                .ok()
+        })
         .filter(|spec| !spec.hosts.is_empty())
         .collect();
     for spec in across {
