@@ -403,3 +403,196 @@ fn a_manifest_that_runs_commands_in_nodes_is_refused_before_anything_exists() {
         );
     });
 }
+
+/// Runs regbox with `args` (and `DOCKER_HOST` pointing nowhere, as nothing here needs an engine), killed
+/// if it has not ended within 20 s: a read that never ends fails the test instead of hanging it.
+async fn bounded(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        regbox()
+            .args(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("regbox {args:?} still runs after 20 s"))
+    .unwrap()
+}
+
+#[test]
+fn a_device_or_fifo_named_as_a_manifest_scenario_or_topology_file_is_refused_at_once() {
+    run_without_image(async {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::write(
+            dir.path().join("topo.yaml"),
+            "name: lab\ntopology: {file: pipe.yaml, format: edgelist}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("zero.yaml"),
+            "name: lab\ntopology: {file: /dev/zero, format: graphml}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("s.scenario.yaml"),
+            "name: s\ncluster: pipe.yaml\nsteps:\n  - sleep: 1\n",
+        )
+        .unwrap();
+        let path = |name: &str| dir.path().join(name).into_os_string();
+        let os = std::ffi::OsStr::new;
+        let zero = os("/dev/zero");
+        let cases: Vec<(Vec<&std::ffi::OsStr>, String, &str)> = vec![
+            (
+                vec![os("check"), zero],
+                "/dev/zero:1:1: this is a character device".into(),
+                "",
+            ),
+            (
+                vec![os("up"), zero],
+                "/dev/zero:1:1: this is a character device".into(),
+                "",
+            ),
+            (
+                vec![os("check"), &fifo.as_os_str()],
+                format!("{}:1:1: this is a FIFO (named pipe)", fifo.display()),
+                "",
+            ),
+            (
+                vec![os("check")],
+                format!("cannot read `pipe.yaml`: this is a FIFO (named pipe)"),
+                "topo.yaml",
+            ),
+            (
+                vec![os("check")],
+                format!("cannot read `/dev/zero`: this is a character device"),
+                "zero.yaml",
+            ),
+            (
+                vec![os("check")],
+                format!("{}:1:1: this is a FIFO (named pipe)", fifo.display()),
+                "s.scenario.yaml",
+            ),
+        ];
+        for (args, said, file) in cases {
+            let named = path(file);
+            let mut args = args;
+            if !file.is_empty() {
+                args.push(&named);
+            }
+            let out = bounded(&args).await;
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(&said), "{args:?}: {err}");
+            assert!(err.contains("expected a regular file"), "{args:?}: {err}");
+        }
+    });
+}
+
+#[test]
+fn a_crafted_spec_in_the_metadata_label_is_refused_with_the_cluster_and_the_label() {
+    run_without_image(async {
+        let name = unique("badrec");
+        let _guard = Teardown(name.clone());
+        let docker = |args: &[&str]| {
+            let out = std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        // An image of nothing: the metadata container is only created, never started.
+        let image = format!("regbox-test-empty:{name}");
+        let tar = tempfile::NamedTempFile::new().unwrap();
+        let made = std::process::Command::new("tar")
+            .args([
+                "cf",
+                tar.path().to_str().unwrap(),
+                "--files-from",
+                "/dev/null",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        docker(&["import", tar.path().to_str().unwrap(), &image]);
+        // Whatever happens below, the crafted cluster and the image go (before `_guard`'s `down`).
+        struct Gone(String, String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let docker = |args: &[&str]| {
+                    std::process::Command::new("docker")
+                        .args(args)
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                };
+                let label = format!("label=regbox.cluster={}", self.0);
+                for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
+                    docker(&["rm", "-f", id]);
+                }
+                docker(&["rmi", "-f", &self.1]);
+            }
+        }
+        let _gone = Gone(name.clone(), image.clone());
+        let mut spec = cluster_spec(&name, 2, "line");
+        spec.nodes[1]
+            .args
+            .push("-blocknotify=curl http://x/%s".into());
+        let labels = [
+            format!("regbox.cluster={name}"),
+            "regbox.role=meta".to_string(),
+            format!("regbox.spec={}", serde_json::to_string(&spec).unwrap()),
+            "regbox.rpc-password=pw".to_string(),
+        ];
+        let mut create = vec![
+            "create".to_string(),
+            "--name".into(),
+            format!("regbox-{name}-meta"),
+        ];
+        for l in &labels {
+            create.extend(["--label".to_string(), l.clone()]);
+        }
+        create.extend([image.clone(), "true".into()]);
+        docker(&create.iter().map(String::as_str).collect::<Vec<_>>());
+
+        let out = regbox()
+            .args(["status", "-c", &name])
+            .output()
+            .await
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "cluster `{name}`: the spec recorded in label `regbox.spec` of its metadata container is refused: "
+            )),
+            "{err}"
+        );
+        assert!(err.contains("-blocknotify"), "{err}");
+        assert!(
+            err.contains(&format!("`regbox down {name}` removes the cluster")),
+            "{err}"
+        );
+        // `ls` still lists it, saying what is wrong with its record.
+        let out = regbox().args(["ls", "-c", &name]).output().await.unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("label `regbox.spec`"),
+            "{}",
+            stderr(&out)
+        );
+        // And `down` removes it.
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
