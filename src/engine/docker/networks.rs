@@ -1,5 +1,5 @@
-//! Networks and volumes on the real engines: bridges, or attachable overlays across hosts; endpoints
-//! detached with care for Docker 20.10's endpoint count (moby#42119).
+//! Networks and volumes on the real engines: internal bridges, or attachable overlays across hosts;
+//! endpoints detached with care for Docker 20.10's endpoint count (moby#42119).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -63,6 +63,13 @@ impl Networks for Engines {
                 .into(),
             ),
             attachable: self.fleet.is_some().then_some(true),
+            // On one engine, `internal`: the engine forwards nothing from the bridge to an address
+            // outside its subnet, so a node reaches nothing beyond this host (no NAT to the world, no
+            // other network; the host's own addresses still answer, as nothing forwards them). This
+            // host still reaches every node's RPC (its own traffic is not forwarded), and a container
+            // that joins the network (the operator's) keeps its own default route. Across hosts the
+            // control overlay carries the relay, whose port must be published: not there.
+            internal: self.fleet.is_none().then_some(true),
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
                     subnet: Some(subnet.to_string()),
