@@ -220,6 +220,32 @@ async fn operator_until(
     panic!("the operator's state never got there: {last:#}");
 }
 
+/// The ping time `node` reports for its session with `peer` (`regbox rpc`: `ping`, then
+/// `getpeerinfo`), polled until `want` holds of it (60 s at most); returns it.
+async fn pingtime(cluster: &str, node: &str, peer: &str, want: impl Fn(f64) -> bool) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let comment = format!("({peer})");
+    loop {
+        regbox(&["-c", cluster, "rpc", node, "ping"]).await;
+        // A round trip takes up to the delay being measured; look again soon after.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let peers = json(&["-c", cluster, "rpc", node, "getpeerinfo"]).await;
+        let last = peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
+            .and_then(|p| p["pingtime"].as_f64());
+        if let Some(t) = last.filter(|&t| want(t)) {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} to {peer}: ping time {last:?}"
+        );
+    }
+}
+
 /// Polls `status` until the nodes n0.. have the heights `want` (60 s at most); returns that status.
 async fn until_heights(
     cluster: &str,
@@ -395,6 +421,24 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 let agent = format!("regbox-{name}.agent.h{h}");
                 assert_eq!(containers.get(&agent), Some(&true), "h{h}: {containers:?}");
             }
+            // And the nodes feel them, across hosts as on one: n1 (h1) and n2 (h2) each hold their
+            // packets 40 ms, so their round trip over the overlay takes at least 80 ms; n0's with
+            // n1 (both on h1) at least 40 ms; n3 (h2) and n4 (h3) are not shaped, and a ping
+            // between them comes in under 40 ms (waited for: load only adds time).
+            let across = pingtime(&name, "n2", "n1", |t| t >= 0.08).await;
+            // Once one has, every later one must: no load makes a round trip shorter.
+            for _ in 0..3 {
+                let t = pingtime(&name, "n2", "n1", |_| true).await;
+                assert!(t >= 0.08, "n2 to n1 across hosts: {t}");
+            }
+            let within = pingtime(&name, "n0", "n1", |t| t >= 0.04).await;
+            let free = pingtime(&name, "n3", "n4", |t| t < 0.04).await;
+            eprintln!(
+                "ping times: n2-n1 {:.1} ms, n0-n1 {:.1} ms, n3-n4 {:.1} ms",
+                across * 1e3,
+                within * 1e3,
+                free * 1e3
+            );
 
             // The operator follows every host's events: a node killed on h2 from outside is
             // started again at once (its timer is 10 minutes away).
