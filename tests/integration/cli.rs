@@ -645,6 +645,9 @@ fn a_crafted_spec_in_the_metadata_label_is_refused_with_the_cluster_and_the_labe
                 for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
                     docker(&["rm", "-f", id]);
                 }
+                for id in docker(&["network", "ls", "-q", "--filter", &label]).split_whitespace() {
+                    docker(&["network", "rm", id]);
+                }
                 docker(&["rmi", "-f", &self.1]);
             }
         }
@@ -669,6 +672,19 @@ fn a_crafted_spec_in_the_metadata_label_is_refused_with_the_cluster_and_the_labe
         }
         create.extend([image.clone(), "true".into()]);
         docker(&create.iter().map(String::as_str).collect::<Vec<_>>());
+        // Its networks too, so that nothing but the spec is wrong (without them the cluster is damaged).
+        for (role, net) in [("control", "ctl"), ("data", "data")] {
+            docker(&[
+                "network",
+                "create",
+                "--internal",
+                "--label",
+                &format!("regbox.cluster={name}"),
+                "--label",
+                &format!("regbox.role={role}"),
+                &format!("regbox-{name}-{net}"),
+            ]);
+        }
 
         let out = regbox()
             .args(["status", "-c", &name])
