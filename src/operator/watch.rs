@@ -282,11 +282,21 @@ async fn next_trigger(
     Some(all.join("; "))
 }
 
-/// A manifest's contents as a hash (None when unreadable).
+/// A manifest's contents as a hash (None when unreadable). Read as the loader reads it: a regular file,
+/// at most `MAX_SOURCE_BYTES` and one more (enough to see a change); a device or FIFO put in its place
+/// is not read at all.
 fn digest(path: &Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(b)))
+    use std::io::Read;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(crate::core::yaml::MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(hex::encode(Sha256::digest(bytes)))
 }
 
 /// What a successful pass found and did.
@@ -524,5 +534,24 @@ async fn follow_events(op: Shared, hosts: Option<ClusterSpec>) {
             }
         }
         tokio::time::sleep(backoff(failures.max(1), MAX_BACKOFF)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device in a watched manifest's place is not read (reading `/dev/zero` would never end); a
+    /// regular file is, and a change shows.
+    #[test]
+    fn the_digest_reads_regular_files_only() {
+        assert_eq!(digest(Path::new("/dev/zero")), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        std::fs::write(&path, "name: a\nnodes: 1\n").unwrap();
+        let before = digest(&path).unwrap();
+        std::fs::write(&path, "name: a\nnodes: 2\n").unwrap();
+        assert_ne!(digest(&path).unwrap(), before);
+        assert_eq!(digest(dir.path()), None);
     }
 }
