@@ -570,12 +570,12 @@ fn a_device_or_fifo_named_as_a_manifest_scenario_or_topology_file_is_refused_at_
             ),
             (
                 vec![os("check")],
-                format!("cannot read `pipe.yaml`: this is a FIFO (named pipe)"),
+                "cannot read `pipe.yaml`: this is a FIFO (named pipe)".to_string(),
                 "topo.yaml",
             ),
             (
                 vec![os("check")],
-                format!("cannot read `/dev/zero`: this is a character device"),
+                "cannot read `/dev/zero`: this is a character device".to_string(),
                 "zero.yaml",
             ),
             (
