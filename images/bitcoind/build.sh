@@ -33,6 +33,13 @@
 #   OUTDIR/flavour       whose bitcoind: core, knots, or bitcoind when it does not say
 #   OUTDIR/package       Debian package the binaries came from (e.g. bitcoin-knots), or "local"
 #
+# Exit status: 0 when the image tree was written; 2 when what --from supplied is refused (it is not
+# what the build can use, it is crafted to lead out of the tree, its binaries do not run or answer in
+# their throw-away container: what was expected is said); 1 when the build itself failed (a missing
+# tool, the mirror, Docker), and for anything wrong with what Debian's archive carries; 2 for a wrong
+# command line too. Interrupted (TERM, INT, HUP), it removes what it made (the throw-away container and
+# image, its working directory) and exits 128 + the signal.
+#
 # Environment:
 #   REGBOX_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
 #   REGBOX_PACKAGE        package providing bitcoind/bitcoin-cli (default bitcoin-knots)
@@ -56,6 +63,9 @@ readonly HOST_LIBDIRS=(/lib/$TRIPLET /usr/lib/$TRIPLET /lib64 /usr/lib64 /lib /u
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+# Refuses what --from supplied: exit status 2 (refused input). What Debian's archive carries is not the
+# user's input: without --from a refusal is a failure like any other (1).
+refuse() { printf '%s: error: %s\n' "$PROG" "$*" >&2; [[ -z $FROM ]] || exit 2; exit 1; }
 usage() { printf 'usage: %s OUTDIR\n       %s --from PATH OUTDIR\n       %s --regbox BINARY OUTDIR\n' "$PROG" "$PROG" "$PROG" >&2; exit 2; }
 is_elf() { [[ $(head -c 4 "$1" | od -An -tx1 | tr -d ' \n') == 7f454c46 ]]; }
 
@@ -91,13 +101,23 @@ OUTPUTS=(rootfs.tar version full_version flavour package)
 [[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
 PROBE_IMAGE= # with --from: the throw-away image the binaries are run in, and its container
 PROBE_NAME=
+PROBE_ID=    # the value of their regbox.probe label, this build's own; set once they may exist
 cleanup() {
     [[ -z $PROBE_NAME ]] || docker rm -f "$PROBE_NAME" >/dev/null 2>&1 || true
     [[ -z $PROBE_IMAGE ]] || docker rmi -f "$PROBE_IMAGE" >/dev/null 2>&1 || true
+    if [[ -n $PROBE_ID ]]; then # also what an interrupted docker command made but did not name
+        docker ps -aq --filter "label=regbox.probe=$PROBE_ID" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
+        docker images -q --filter "label=regbox.probe=$PROBE_ID" 2>/dev/null | xargs -r docker rmi -f >/dev/null 2>&1 || true
+    fi
     rm -rf "$WORK"
     for f in "${OUTPUTS[@]}"; do rm -f "$OUTDIR/$f.tmp"; done
 }
 trap cleanup EXIT
+# A signal ends the build through the exit trap. (While the binaries are checked the script waits in
+# `wait`, which a trapped signal interrupts at once; a foreground command would be waited for first.)
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"
@@ -217,7 +237,7 @@ EOF
 # ---------------------------------------------------------------------------
 from_local() {
     local src=$1 tree=$WORK/from
-    [[ -e $src ]] || die "$src does not exist"
+    [[ -e $src ]] || refuse "$src does not exist"
     mkdir -p "$tree"
     if [[ -d $src ]]; then
         tree=$(cd "$src" && pwd -P)
@@ -227,15 +247,15 @@ from_local() {
     else
         log "unpacking $src ..."
         tar -xf "$src" -C "$tree" 2>"$WORK/tar.log" \
-            || die "$src is neither a directory, an ELF binary nor a tarball tar can read: $(head -n 2 "$WORK/tar.log")"
+            || refuse "$src is neither a directory, an ELF binary nor a tarball tar can read: $(head -n 2 "$WORK/tar.log")"
     fi
     local found=()
     mapfile -t found < <(find "$tree" -name bitcoind \( -type f -o -type l \) | LC_ALL=C sort)
-    ((${#found[@]} > 0)) || die "no bitcoind in $src (expected bitcoin-X/bin/bitcoind, as in a release tarball)"
+    ((${#found[@]} > 0)) || refuse "no bitcoind in $src (expected bitcoin-X/bin/bitcoind, as in a release tarball)"
     if ((${#found[@]} > 1)); then   # several: the one in a bin/ directory, as a release has it
         local in_bin=() f
         for f in "${found[@]}"; do [[ $f == */bin/bitcoind ]] && in_bin+=("$f"); done
-        ((${#in_bin[@]} == 1)) || die "several bitcoind in $src: ${found[*]#"$tree"/}"
+        ((${#in_bin[@]} == 1)) || refuse "several bitcoind in $src: ${found[*]#"$tree"/}"
         found=("${in_bin[@]}")
     fi
     # The binaries' siblings are looked for beside bin/bitcoind, whatever it links to; what it links
@@ -245,7 +265,7 @@ from_local() {
     local real
     real=$(resolved "${found[0]}")
     is_elf "$real" && [[ $(od -An -tx1 -j 18 -N 2 "$real" | tr -d ' \n') == 3e00 ]] \
-        || die "${found[0]#"$tree"/} is not an x86-64 ELF binary"
+        || refuse "${found[0]#"$tree"/} is not an x86-64 ELF binary"
     local libdirs=() dir ours
     mapfile -t libdirs < <(find "$tree" \( -name '*.so' -o -name '*.so.*' \) -printf '%h\n' | LC_ALL=C sort -u)
     for dir in "${libdirs[@]}"; do
@@ -274,15 +294,15 @@ from_local() {
 # Dies explaining a loader line "X: LIB: version `V' not found (required by Y)".
 too_old() {
     local re=": ([^:]+): version .([^']+)' not found \(required by ([^)]+)\)"
-    [[ $1 =~ $re ]] || die "$bin: $1"
-    die "$bin: ${BASH_REMATCH[3]##*/} needs ${BASH_REMATCH[2]}, newer than the ${BASH_REMATCH[1]} found$HINT"
+    [[ $1 =~ $re ]] || refuse "$bin: $1"
+    refuse "$bin: ${BASH_REMATCH[3]##*/} needs ${BASH_REMATCH[2]}, newer than the ${BASH_REMATCH[1]} found$HINT"
 }
 
 # The file `path` names, following links; inside the --from tree when there is one.
 resolved() {
     local real
-    real=$(readlink -f "$1") && [[ -f $real ]] || die "$1 names no file"
-    [[ -z $TREE || $real == "$TREE"/* ]] || die "$1 links outside the tree it came in ($real)"
+    real=$(readlink -f "$1") && [[ -f $real ]] || refuse "$1 names no file"
+    [[ -z $TREE || $real == "$TREE"/* ]] || refuse "$1 links outside the tree it came in ($real)"
     printf '%s\n' "$real"
 }
 
@@ -301,7 +321,7 @@ elf_header() {
     local ident
     ident=$(od -An -v -tx1 -N 20 "$1" | tr -d ' \n')
     [[ ${ident:0:12} == 7f454c460201 && ${ident:36:4} == 3e00 ]] \
-        || die "$2 is not an x86-64 ELF file (64-bit, little-endian)"
+        || refuse "$2 is not an x86-64 ELF file (64-bit, little-endian)"
 }
 
 # Sets ELF_STR to the NUL-terminated string at OFFSET of FILE, read within LIMIT bytes; dies naming
@@ -311,7 +331,7 @@ elf_string() {
     local f=$1 off=$2 limit=$3 name=$4 what=$5 hex
     hex=$(od -An -v -tx1 -j "$off" -N "$limit" "$f" | tr -s ' \n' '  ')
     hex=" ${hex# }"
-    [[ $hex == *' 00'* ]] || die "$name: its $what is not a terminated string"
+    [[ $hex == *' 00'* ]] || refuse "$name: its $what is not a terminated string"
     hex=${hex%% 00*}
     ELF_STR=$(LC_ALL=C printf %b "${hex// /\\x}x")
     ELF_STR=${ELF_STR%x} # (the x keeps trailing newlines, which a path must not have)
@@ -325,7 +345,7 @@ elf_program() {
     phoff=$(elf_num "$f" 32 8)
     phnum=$(elf_num "$f" 56 2)
     small "$phoff" && small "$phnum" && (($(elf_num "$f" 54 2) == 56 && phoff + phnum * 56 <= size)) \
-        || die "$name: malformed ELF program headers"
+        || refuse "$name: malformed ELF program headers"
     ELF_INTERP='' ELF_DYN=() ELF_LOADS=()
     ((phnum > 0)) || return 0
     read -r -d '' -a w < <(od -An -v -tu4 -j "$phoff" -N $((phnum * 56)) "$f") || true
@@ -335,15 +355,15 @@ elf_program() {
         local off=${v[i * 7 + 1]} vaddr=${v[i * 7 + 2]} fsz=${v[i * 7 + 4]}
         case $t in 1 | 2 | 3) ;; *) continue ;; esac
         small "$off" && small "$vaddr" && small "$fsz" && ((off + fsz <= size)) \
-            || die "$name: malformed ELF program header $i"
+            || refuse "$name: malformed ELF program header $i"
         case $t in
         1) ELF_LOADS+=("$vaddr" "$off" "$fsz") ;;
         2) ELF_DYN=("$off" "$fsz") ;;
         3)
-            ((fsz > 1 && fsz <= 4096)) || die "$name: malformed ELF interpreter (PT_INTERP) of $fsz bytes"
+            ((fsz > 1 && fsz <= 4096)) || refuse "$name: malformed ELF interpreter (PT_INTERP) of $fsz bytes"
             elf_string "$f" "$off" "$fsz" "$name" "ELF interpreter (PT_INTERP)"
             ELF_INTERP=$ELF_STR
-            [[ -n $ELF_INTERP ]] || die "$name: its ELF interpreter (PT_INTERP) is empty"
+            [[ -n $ELF_INTERP ]] || refuse "$name: its ELF interpreter (PT_INTERP) is empty"
             ;;
         esac
     done
@@ -357,7 +377,7 @@ elf_needed() {
     elf_program "$f" "$name"
     ((${#ELF_DYN[@]})) || return 0 # (its bounds are checked against the file's size)
     n=$((ELF_DYN[1] / 16))
-    ((n <= 65536)) || die "$name: malformed ELF dynamic section"
+    ((n <= 65536)) || refuse "$name: malformed ELF dynamic section"
     read -r -d '' -a d < <(od -An -v -tu8 -j "${ELF_DYN[0]}" -N $((n * 16)) "$f") || true
     for ((i = 0; i < n; i++)); do
         tag=${d[i * 2]} val=${d[i * 2 + 1]}
@@ -369,7 +389,7 @@ elf_needed() {
         esac
     done
     ((${#offs[@]})) || return 0
-    small "$strtab" && small "$strsz" || die "$name: malformed ELF dynamic section (string table)"
+    small "$strtab" && small "$strsz" || refuse "$name: malformed ELF dynamic section (string table)"
     # The string table is named by its address: the PT_LOAD segment holding it gives its file offset.
     local at=
     for ((j = 0; j < ${#ELF_LOADS[@]}; j += 3)); do
@@ -378,9 +398,9 @@ elf_needed() {
             break
         fi
     done
-    [[ -n $at ]] || die "$name: malformed ELF dynamic section (string table outside the file)"
+    [[ -n $at ]] || refuse "$name: malformed ELF dynamic section (string table outside the file)"
     for val in "${offs[@]}"; do
-        small "$val" && ((val < strsz)) || die "$name: malformed ELF dynamic section (library name)"
+        small "$val" && ((val < strsz)) || refuse "$name: malformed ELF dynamic section (library name)"
         local limit=$((strsz - val))
         ((limit <= 256)) || limit=256
         elf_string "$f" $((at + val)) "$limit" "$name" "needed library name (DT_NEEDED)"
@@ -393,14 +413,14 @@ elf_needed() {
 # component and only letters, digits and ._+-/ in it: the image gets a link at that path.
 check_interp() {
     local p=$1 part parts=()
-    [[ $p == /* ]] || die "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") is a relative path; refused"
+    [[ $p == /* ]] || refuse "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") is a relative path; refused"
     [[ $p =~ ^[A-Za-z0-9._+/-]+$ ]] \
-        || die "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") holds characters other than letters, digits and ._+-/; refused"
+        || refuse "$2: its ELF interpreter (PT_INTERP) $(printf %q "$p") holds characters other than letters, digits and ._+-/; refused"
     IFS=/ read -r -a parts <<<"${p#/}"
     [[ $p != */ ]] || parts+=("")
     for part in "${parts[@]}"; do
         case $part in
-        '' | . | ..) die "$2: its ELF interpreter (PT_INTERP) $p has a '$part' component; refused" ;;
+        '' | . | ..) refuse "$2: its ELF interpreter (PT_INTERP) $p has a '$part' component; refused" ;;
         esac
     done
 }
@@ -409,7 +429,7 @@ check_interp() {
 # written into the image under that name.
 check_soname() {
     [[ $1 =~ ^[A-Za-z0-9._+-]+$ && $1 != . && $1 != .. ]] \
-        || die "$2: needed library name $(printf %q "$1") is not a plain file name; refused"
+        || refuse "$2: needed library name $(printf %q "$1") is not a plain file name; refused"
 }
 
 if [[ -n $FROM ]]; then from_local "$FROM"; else from_debian; fi
@@ -428,9 +448,9 @@ declare -A interps=() static=() placed=()
 # no link already in the tree that leads out of it or elsewhere in it. NAME is whose file it is.
 in_root() {
     local real
-    real=$(realpath -m -- "$ROOT$1") || die "$2: cannot resolve $1 in the image tree"
+    real=$(realpath -m -- "$ROOT$1") || refuse "$2: cannot resolve $1 in the image tree"
     [[ $real == "$ROOT$1" && ($1 == '' || $real == "$ROOT"/*) ]] \
-        || die "$2: $(printf %q "$1") would be written outside the image tree (it resolves to $real); refused"
+        || refuse "$2: $(printf %q "$1") would be written outside the image tree (it resolves to $real); refused"
 }
 
 # Copies SRC to PATH in the image with MODE, once PATH is known to stay inside the image tree.
@@ -495,7 +515,7 @@ install_from() {
     elf_header "$src" "$bin"
     case $(elf_num "$src" 16 2) in
         2 | 3) ;;
-        *) die "$bin is not an executable ELF file" ;;
+        *) refuse "$bin is not an executable ELF file" ;;
     esac
     put "$src" "$dest" 0755 "$bin"
     elf_needed "$src" "$bin"
@@ -515,7 +535,7 @@ need_libs() {
         [[ -z ${placed[$soname]:-} ]] || continue
         placed[$soname]=1
         [[ $soname != "$LOADER_NAME" ]] || continue # the loader is installed on its own
-        find_lib "$soname" || die "$bin needs $soname, not found in $WHERE$HINT"
+        find_lib "$soname" || refuse "$bin needs $soname, not found in $WHERE$HINT"
         put "$FOUND" "/usr/lib/$TRIPLET/$soname" 0644 "$bin"
         elf_needed "$FOUND" "$soname"
         need_libs "$soname" "${ELF_NEEDED[@]}"
@@ -532,7 +552,7 @@ find_lib() {
         [[ -e $cand ]] || continue
         real=$(readlink -f "$cand") && [[ -f $real ]] || continue
         if [[ $dir == "$TREE" || $dir == "$TREE"/* ]]; then
-            [[ $real == "$TREE"/* ]] || die "${cand#"$TREE"/} links outside the tree it came in ($real)"
+            [[ $real == "$TREE"/* ]] || refuse "${cand#"$TREE"/} links outside the tree it came in ($real)"
         fi
         ident=$(od -An -v -tx1 -N 20 "$real" | tr -d ' \n')
         [[ ${ident:0:12} == 7f454c460201 && ${ident:36:4} == 3e00 ]] || continue # another architecture
@@ -559,7 +579,7 @@ else
     BINARIES=(bitcoind)
     [[ -z $FROM || -e $BIN_DIR/bitcoin-cli ]] && BINARIES+=(bitcoin-cli)
     for bin in "${BINARIES[@]}"; do
-        [[ -e $BIN_DIR/$bin ]] || die "$SOURCE does not ship $bin"
+        [[ -e $BIN_DIR/$bin ]] || refuse "$SOURCE does not ship $bin"
         real=$(resolved "$BIN_DIR/$bin")
         if [[ -n $FROM ]]; then
             install_from "$real" "/usr/bin/$bin" "$bin"
@@ -590,7 +610,7 @@ for interp in "${!interps[@]}"; do
     mkdir -p "$ROOT${interp%/*}"
     in_root "$interp" "the ELF interpreter $interp"
     [[ ! -e $ROOT$interp && ! -L $ROOT$interp ]] \
-        || die "the ELF interpreter $interp of ${BINARIES[*]} would replace a file of the image; refused"
+        || refuse "the ELF interpreter $interp of ${BINARIES[*]} would replace a file of the image; refused"
     up=${interp%/*}; up=${up//[!\/]/}; up=${up//\//../}   # lexical, not via host fs
     ln -s "${up}usr/lib/$TRIPLET/$LOADER_NAME" "$ROOT$interp"
 done
@@ -607,7 +627,7 @@ done
 write_rootfs() {
     local size mtime top
     size=$(du -sb "$ROOT" | cut -f1)
-    ((size <= MAX_ROOTFS_BYTES)) || die "root filesystem is $size bytes, above the $MAX_ROOTFS_BYTES limit"
+    ((size <= MAX_ROOTFS_BYTES)) || refuse "root filesystem is $size bytes, above the $MAX_ROOTFS_BYTES limit"
     log "writing $OUTDIR/rootfs.tar ($((size / 1000 / 1000)) MB, $(find "$ROOT" -type f | wc -l) files) ..."
     mkdir -p "$OUTDIR"
     mtime=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$1")}
@@ -622,30 +642,29 @@ write_rootfs() {
 # The container (and the image imported from OUTDIR/rootfs.tar.tmp for it, once) is labelled
 # regbox.probe and regbox.from, has no network, no capabilities, no privilege gain, a read-only root,
 # bitcoind's unprivileged user, bounded memory, processes and time, and is removed (the image by
-# cleanup). Its output (bounded) goes to WORK/BIN.version, its errors to WORK/BIN.err; dies when BIN
-# does not run there.
+# cleanup). Its output (bounded) goes to WORK/BIN.version, its errors to WORK/BIN.err; refuses BIN
+# (exit status 2) when it does not run or answer there, dies when Docker cannot run it.
 contained() {
     local bin=$1 status=0 label=${FROM%"${FROM##*[!/]}"}
     label=${label##*/}
     label=${label//[!A-Za-z0-9._-]/_}
     label=${label:0:100}
+    PROBE_ID=${WORK##*.}
     if [[ -z $PROBE_IMAGE ]]; then
-        PROBE_IMAGE=$(docker import --change "LABEL regbox.probe=1" --change "LABEL regbox.from=$label" \
+        PROBE_IMAGE=$(docker import --change "LABEL regbox.probe=$PROBE_ID" --change "LABEL regbox.from=$label" \
             "$OUTDIR/rootfs.tar.tmp" 2>"$WORK/import.log") \
             || die "cannot import the image tree to check its binaries in a container: $(tail -n 2 "$WORK/import.log")"
     fi
-    PROBE_NAME=regbox-probe-${WORK##*.}-$bin
+    PROBE_NAME=regbox-probe-$PROBE_ID-$bin
     local started=$SECONDS
-    # (The group's shell reports a killed docker client into the error file, not on the build's output.)
-    if { timeout -k 5 60 docker run --rm --name "$PROBE_NAME" --label regbox.probe=1 --label "regbox.from=$label" \
+    # In the background, waited for with `wait`, so that a signal runs the traps at once. (The group's
+    # shell reports a killed docker client into the error file, not on the build's output.)
+    { timeout -k 5 60 docker run --rm --name "$PROBE_NAME" --label "regbox.probe=$PROBE_ID" --label "regbox.from=$label" \
         --network none --cap-drop ALL --security-opt no-new-privileges --read-only \
         --user 10001:10001 --memory 512m --pids-limit 64 \
         --entrypoint "/usr/bin/$bin" "$PROBE_IMAGE" -version; } \
-        2> >(head -c 65536 >"$WORK/$bin.err") | head -c 65536 >"$WORK/$bin.version"; then
-        status=0
-    else
-        status=${PIPESTATUS[0]}
-    fi
+        2> >(head -c 65536 >"$WORK/$bin.err") | head -c 65536 >"$WORK/$bin.version" &
+    wait "$!" || status=$? # (the pipeline's status: docker's, unless writing its output failed)
     docker rm -f "$PROBE_NAME" >/dev/null 2>&1 || true
     PROBE_NAME=
     wait # for the error stream's writer
@@ -654,14 +673,14 @@ contained() {
     err=$(head -n 3 "$WORK/$bin.err" | tr -cd '[:print:]\n')
     [[ -n $err ]] || err="it ended with status $status and said nothing on its error output"
     case $status in
-        124) die "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
-        137) ((SECONDS - started < 60)) || die "$bin -version did not finish within 60 s (run in a throw-away container)"
-            die "$bin -version was killed in its throw-away container (above 512 MB of memory?)" ;;
+        124) refuse "$bin -version did not finish within 60 s (run in a throw-away container)" ;;
+        137) ((SECONDS - started < 60)) || refuse "$bin -version did not finish within 60 s (run in a throw-away container)"
+            refuse "$bin -version was killed in its throw-away container (above 512 MB of memory?)" ;;
         125) die "cannot run $bin in a throw-away container: $err" ;;
     esac
     local line
     line=$(grep -m 1 "' not found (required by " "$WORK/$bin.err" | tr -cd '[:print:]') && too_old "$line"
-    die "$bin does not run with the bundled libraries (in a throw-away container): $err"
+    refuse "$bin does not run with the bundled libraries (in a throw-away container): $err"
 }
 
 log "checking binaries ..."
@@ -704,7 +723,7 @@ bin_version=$(sed -nE '1s/.* v?([0-9]+\.[0-9]+)[^ ]*$/\1/p' <<<"$full_version")
 long_version=$(sed -nE '1s/.* v?([0-9][^ ]*)$/\1/p' <<<"$full_version")
 deb_short=$(sed -nE 's/^([0-9]+:)?([0-9]+\.[0-9]+).*/\2/p' <<<"$SOURCE_VERSION")
 version=${bin_version:-$deb_short}
-[[ -n $version ]] || die "cannot determine the bitcoind version (binary says '$full_version', package $SOURCE_VERSION)"
+[[ -n $version ]] || refuse "cannot determine the bitcoind version (binary says '$full_version', package $SOURCE_VERSION)"
 [[ -z $deb_short || $deb_short == "$version" ]] \
     || log "warning: binary version $version differs from package version $SOURCE_VERSION"
 case $full_version in

@@ -12,8 +12,8 @@ pub use crate::core::names::error_chain;
 pub const SUCCESS: i32 = 0;
 /// A runtime failure: Docker, a node, a timeout, a failed scenario step.
 pub const FAILURE: i32 = 1;
-/// Bad input: a manifest or scenario, arguments, an unknown cluster or node (clap's own code for bad
-/// arguments too).
+/// Bad input: a manifest or scenario, arguments, an unknown cluster or node, files `image build --from`
+/// cannot use (clap's own code for bad arguments too).
 pub const BAD_INPUT: i32 = 2;
 /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -58,8 +58,26 @@ impl Failure {
         match self {
             Failure::Manifest(_) | Failure::Usage(_) => BAD_INPUT,
             Failure::Cluster(e) if e.is_bad_input() => BAD_INPUT,
+            // What `image build --from` names, refused as it is.
+            Failure::Image(e) if e.is_bad_input() => BAD_INPUT,
             Failure::Cluster(e) if e.is_interrupted() => INTERRUPTED,
             _ => FAILURE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_image_input_is_bad_input_and_a_failed_build_is_not() {
+        let refused = image::ImageError::Refused {
+            path: "bitcoin.tar.gz".into(),
+            reason: "no bitcoind in bitcoin.tar.gz".into(),
+        };
+        assert_eq!(Failure::Image(refused).exit_code(), BAD_INPUT);
+        let failed = image::ImageError::Build("cannot fetch the sid index".into());
+        assert_eq!(Failure::Image(failed).exit_code(), FAILURE);
     }
 }

@@ -46,6 +46,11 @@ pub enum ImageError {
     MissingLocal(String),
     #[error("image build failed: {0}")]
     Build(String),
+    /// What `--from` names cannot be used as it is (not a tarball, no bitcoind, not an x86-64 ELF
+    /// binary, a path in it that leads out of its tree, binaries that do not run): bad input, exit
+    /// code 2. The message says what was expected.
+    #[error("image build refused {path}: {reason}")]
+    Refused { path: String, reason: String },
     #[error("the Debian archive now carries bitcoind {built} (built as `{REPO}:{tag}`), not the `{wanted}` asked for; use image `{REPO}:{tag}`")]
     OtherVersion {
         wanted: String,
@@ -55,6 +60,13 @@ pub enum ImageError {
     /// Transparent: the error chain printer shows the Docker operation and the engine's answer once.
     #[error(transparent)]
     Docker(#[from] DockerError),
+}
+
+impl ImageError {
+    /// The user's input was refused (exit code 2), not a failure of the build or the machine (1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ImageError::Refused { .. })
+    }
 }
 
 /// Makes sure `image` exists on the local engine, building it when it is one of regbox's own, and
@@ -192,21 +204,42 @@ pub(crate) async fn ensure_on(
     Ok(())
 }
 
-/// A build's temporary directory and the process group working in it. Dropped — also when the build is
-/// cancelled half-way — it kills the whole group first, then removes the directory (retrying while the
-/// killed processes finish dying), so nothing is left behind.
+/// How long a cancelled build's script has, after SIGTERM, to run its exit trap (which removes the
+/// throw-away container and image of `--from`'s check) before its process group is killed.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A build's temporary directory and the build script working in it, which leads a process group of
+/// its own. Dropped — also when the build is cancelled half-way — it stops a script still running
+/// (SIGTERM to the group, up to [`STOP_GRACE`] for the script's exit trap, then SIGKILL to what is
+/// left of the group), then removes the directory (retrying while the killed processes finish
+/// dying), so nothing is left behind.
 struct Workspace {
     tmp: tempfile::TempDir,
-    group: Option<u32>,
+    /// The script until it has been waited for.
+    script: Option<tokio::process::Child>,
+}
+
+/// Sends `signal` to process group `group` (ignoring a group that is gone).
+fn signal_group(signal: &str, group: u32) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{group}")])
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for Workspace {
     fn drop(&mut self) {
-        if let Some(group) = self.group {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{group}")])
-                .stderr(Stdio::null())
-                .status();
+        if let Some(mut script) = self.script.take() {
+            if let Some(group) = script.id() {
+                signal_group("TERM", group);
+                let deadline = std::time::Instant::now() + STOP_GRACE;
+                while matches!(script.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                // The script's own trap has run (or its time is up): whatever of its group is left.
+                signal_group("KILL", group);
+            }
         }
         for _ in 0..40 {
             match std::fs::remove_dir_all(self.tmp.path()) {
@@ -241,7 +274,16 @@ pub(crate) async fn build_on(
     if let Source::Local { path, .. } = source {
         args = vec!["--from".into(), path.clone().into_os_string()];
     }
-    let (work, out) = run_script(&args, progress).await?;
+    let (work, out) = run_script(&args, progress)
+        .await
+        .map_err(|e| match (e, source) {
+            // Exit status 2 of a build `--from` the user's files: they were refused.
+            (ScriptError::Refused(reason), Source::Local { path, .. }) => ImageError::Refused {
+                path: path.display().to_string(),
+                reason,
+            },
+            (e, _) => e.into(),
+        })?;
     let result = async {
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
         let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
@@ -299,23 +341,50 @@ fn fail(what: &str, e: &dyn std::fmt::Display) -> ImageError {
     ImageError::Build(format!("{what}: {e}"))
 }
 
+/// Why the build script did not make its outputs.
+#[derive(Debug)]
+enum ScriptError {
+    /// It exited with status 2: it refused its input (with `--from`; without, it only does so for a
+    /// wrong command line). Its error lines, without its name.
+    Refused(String),
+    Failed(ImageError),
+}
+
+impl From<ImageError> for ScriptError {
+    fn from(e: ImageError) -> Self {
+        ScriptError::Failed(e)
+    }
+}
+
+impl From<ScriptError> for ImageError {
+    fn from(e: ScriptError) -> Self {
+        match e {
+            ScriptError::Refused(reason) => ImageError::Build(reason),
+            ScriptError::Failed(e) => e,
+        }
+    }
+}
+
+/// The build script's exit status for refused input.
+const SCRIPT_REFUSED: i32 = 2;
+
 /// Runs the build script with `args` and an output directory, showing its lines as progress; returns
 /// the workspace (the outputs go when it is dropped) and the output directory.
 async fn run_script(
     args: &[std::ffi::OsString],
     progress: &Progress,
-) -> Result<(Workspace, std::path::PathBuf), ImageError> {
+) -> Result<(Workspace, std::path::PathBuf), ScriptError> {
     // Removed when dropped: on success, on failure, and when the build is cancelled (Ctrl-C).
     let tmp = tempfile::Builder::new()
         .prefix("regbox-image-")
         .tempdir()
         .map_err(|e| fail("create a temporary directory", &e))?;
-    let mut work = Workspace { tmp, group: None };
+    let mut work = Workspace { tmp, script: None };
     let dir = work.tmp.path().to_path_buf();
     let script = dir.join("build.sh");
     std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
     let out = dir.join("out");
-    let mut child = tokio::process::Command::new("bash")
+    let child = tokio::process::Command::new("bash")
         .arg(&script)
         .args(args)
         .arg(&out)
@@ -326,10 +395,10 @@ async fn run_script(
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        // Not killed on drop: the workspace stops it, giving its exit trap time to clean up.
         .spawn()
         .map_err(|e| fail("run bash", &e))?;
-    work.group = child.id();
+    let child = work.script.insert(child);
     let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
     let mut tail = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -341,11 +410,22 @@ async fn run_script(
         .wait()
         .await
         .map_err(|e| fail("wait for the build", &e))?;
-    // The script has exited: there is no group left to kill (its id may even be reused by now).
-    work.group = None;
+    // The script has exited: there is no group left to stop (its id may even be reused by now).
+    work.script = None;
+    if status.code() == Some(SCRIPT_REFUSED) {
+        // Its error lines (the first one and what follows it), which say what was expected.
+        let tag = "build.sh: error: ";
+        let first = tail.iter().position(|l| l.starts_with(tag));
+        let lines = &tail[first.unwrap_or(tail.len().saturating_sub(5))..];
+        let lines: Vec<&str> = lines
+            .iter()
+            .map(|l| l.strip_prefix(tag).unwrap_or(l))
+            .collect();
+        return Err(ScriptError::Refused(lines.join("\n")));
+    }
     if !status.success() {
         let n = tail.len().saturating_sub(5);
-        return Err(ImageError::Build(tail[n..].join("\n")));
+        return Err(ImageError::Build(tail[n..].join("\n")).into());
     }
     Ok((work, out))
 }
@@ -416,7 +496,8 @@ pub(crate) async fn ensure_regbox_image(
         &["--regbox".into(), binary.as_os_str().to_owned()],
         progress,
     )
-    .await?;
+    .await
+    .map_err(ImageError::from)?;
     let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
     drop(work);
     progress.note(&format!("importing {name}"));

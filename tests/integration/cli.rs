@@ -297,6 +297,92 @@ fn ctrl_c_during_an_image_build_leaves_no_temporary_files() {
 }
 
 #[test]
+fn ctrl_c_while_an_image_build_runs_its_binaries_leaves_no_throwaway_container_or_image() {
+    run_without_image(async {
+        let name = unique("probe");
+        let tmp = std::env::temp_dir().join(unique("tmp"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // A bitcoind that takes its time to answer `-version`, so the build is interrupted while it
+        // runs it in its throw-away container.
+        std::fs::write(
+            dir.path().join("slow.c"),
+            "#include <stdio.h>\n#include <unistd.h>\nint main(void) { sleep(120); puts(\"Bitcoin Core version v0.0.7\"); return 0; }\n",
+        )
+        .unwrap();
+        let binary = dir.path().join(&name);
+        let cc = Command::new("gcc")
+            .args(["-O1", "-static", "-o"])
+            .arg(&binary)
+            .arg(dir.path().join("slow.c"))
+            .status()
+            .unwrap();
+        assert!(cc.success());
+        let mut child = regbox()
+            .args(["image", "build", "--tag", &format!("test-{name}"), "--from"])
+            .arg(&binary)
+            .env("TMPDIR", &tmp)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Interrupt once the throw-away container exists (the build labels it with the file's name).
+        let api = outside::engine();
+        let filter = outside::label_filter(&format!("regbox.from={name}"));
+        let listed = || {
+            api.list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+        };
+        let since = std::time::Instant::now();
+        while listed().await.unwrap().is_empty() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended before it was interrupted"
+            );
+            assert!(
+                since.elapsed() < Duration::from_secs(180),
+                "no throw-away container came"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        interrupt(&child);
+        let stopped = std::time::Instant::now();
+        let code = child.wait().await.unwrap().code();
+        let took = stopped.elapsed();
+        let probes = super::images::probes_left(&name).await;
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        let made = outside::engine()
+            .inspect_image(&format!("regbox/bitcoind:local-test-{name}"))
+            .await
+            .is_ok();
+        // What a failed run left goes before the verdict (the container holds the image).
+        if !probes.is_empty() {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "docker ps -aq --filter label=regbox.from={name} | xargs -r docker rm -f; \
+                     docker images -q --filter label=regbox.from={name} | xargs -r docker rmi -f"
+                ))
+                .output();
+        }
+        assert_eq!(code, Some(130));
+        assert_eq!(
+            probes,
+            Vec::<String>::new(),
+            "left by the interrupted build"
+        );
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!made);
+        // Stopped within its bounded grace.
+        assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+        std::fs::remove_dir(&tmp).unwrap();
+    });
+}
+
+#[test]
 fn the_example_ci_workflow_parses_and_names_only_commands_that_exist() {
     use clap::Parser;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions.yml");

@@ -297,12 +297,13 @@ fn image_build_from_refuses_what_it_cannot_use() {
             .unwrap();
         assert!(untar.success());
         let binary = dir.path().join("usr/bin/bitcoind");
+        // What it is given is refused, as bad input: exit code 2.
         let out = regbox()
             .args(["image", "build", "--from", binary.to_str().unwrap()])
             .output()
             .await
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("needs lib"), "{}", stderr(&out));
         // Not a tarball at all.
         let out = regbox()
@@ -311,9 +312,35 @@ fn image_build_from_refuses_what_it_cannot_use() {
             .output()
             .await
             .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refused README.md")
+                && stderr(&out).contains("neither a directory, an ELF binary nor a tarball"),
+            "{}",
+            stderr(&out)
+        );
+        // A tarball without bitcoind.
+        std::fs::create_dir_all(dir.path().join("empty/bin")).unwrap();
+        sh_in(dir.path(), "tar -czf empty.tar.gz empty");
+        let out = regbox()
+            .args(["image", "build", "--from"])
+            .arg(dir.path().join("empty.tar.gz"))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("no bitcoind in"), "{}", stderr(&out));
+        // A failure of the machine is not the input's fault: a mirror that cannot be reached is exit
+        // code 1.
+        let out = regbox()
+            .args(["image", "build"])
+            .env("REGBOX_DEBIAN_MIRROR", "http://127.0.0.1:9/debian")
+            .output()
+            .await
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("neither a directory, an ELF binary nor a tarball"),
+            stderr(&out).contains("cannot fetch the sid index"),
             "{}",
             stderr(&out)
         );
@@ -449,14 +476,14 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
             let entry = entry.unwrap_or_else(|| panic!("{} missing from {listed}", guard.0));
             assert_eq!(entry["bitcoind"], "Bitcoin Core version v0.0.1", "{entry}");
         }
-        // A link out of the tree is refused.
+        // A link out of the tree is refused (bad input: exit code 2).
         sh("mkdir -p outside/bin && ln -s /bin/true outside/bin/bitcoind");
         let out = regbox()
             .args(["image", "build", "--from", &path("outside")])
             .output()
             .await
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(
             stderr(&out).contains("links outside the tree"),
             "{}",
@@ -482,7 +509,7 @@ fn sh_in(dir: &Path, script: &str) {
 
 /// What an image build `--from` a file named `from` left on the engine: the images and containers
 /// (stopped ones too) labelled with it, as the build labels the throw-away ones it runs the binaries in.
-async fn probes_left(from: &str) -> Vec<String> {
+pub(crate) async fn probes_left(from: &str) -> Vec<String> {
     use bollard::query_parameters::{ListContainersOptionsBuilder, ListImagesOptionsBuilder};
     let filter = outside::label_filter(&format!("regbox.from={from}"));
     let api = outside::engine();
@@ -533,7 +560,7 @@ struct Untouched {
 }
 
 /// Builds an image `--from` the tarball `dir/top.tar.gz` (tagged for it) and tells every way that went
-/// wrong: not refused (exit code 1) with `said`, something of `watch` touched, an image or a throw-away
+/// wrong: not refused (bad input, exit code 2) with `said`, something of `watch` touched, an image or a throw-away
 /// container or image left. What it touched is put back for the next build.
 async fn refusal_faults(dir: &Path, top: &str, said: &str, watch: &Untouched) -> Vec<String> {
     let tarball = dir.join(format!("{top}.tar.gz"));
@@ -552,7 +579,7 @@ async fn refusal_faults(dir: &Path, top: &str, said: &str, watch: &Untouched) ->
         .unwrap();
     let err = stderr(&out);
     let mut wrong = Vec::new();
-    if out.status.code() != Some(1) || !err.contains(said) {
+    if out.status.code() != Some(2) || !err.contains(said) {
         wrong.push(format!(
             "not refused as `{said}` ({:?}): {err}",
             out.status.code()
@@ -726,5 +753,111 @@ fn image_build_from_runs_the_supplied_binaries_only_in_a_throwaway_container() {
             probes_left(&format!("{name}.tar.gz")).await,
             Vec::<String>::new()
         );
+    });
+}
+
+/// A stand-in for bitcoind that answers `-version` with how it runs: its user, effective
+/// capabilities, whether it may gain privileges, how many network interfaces it sees, whether its root
+/// filesystem is read-only, and its memory and process limits (cgroup v2 or v1).
+const SITUATION_PROGRAM: &str = r#"#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+static void first_word(const char *path, const char *alt, char *out) {
+    FILE *f = fopen(path, "r");
+    if (!f) f = fopen(alt, "r");
+    if (!f || fscanf(f, "%31s", out) != 1) strcpy(out, "?");
+    if (f) fclose(f);
+}
+int main(void) {
+    char line[256], cap[32] = "?", nnp[8] = "?", mem[32], pids[32];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "CapEff:", 7)) sscanf(line + 7, "%31s", cap);
+        if (!strncmp(line, "NoNewPrivs:", 11)) sscanf(line + 11, "%7s", nnp);
+    }
+    int lines = 0;
+    FILE *d = fopen("/proc/net/dev", "r");
+    while (d && fgets(line, sizeof line, d)) lines++;
+    struct statvfs root;
+    int ro = statvfs("/", &root) == 0 && (root.f_flag & ST_RDONLY);
+    first_word("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes", mem);
+    first_word("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max", pids);
+    printf("Bitcoin Core version v0.0.6 uid=%d cap=%s nnp=%s ifaces=%d ro=%d mem=%s pids=%s\n",
+           (int)getuid(), cap, nnp, lines - 2, ro, mem, pids);
+    return 0;
+}
+"#;
+
+#[test]
+fn image_ls_runs_each_bitcoind_locked_down() {
+    run(async {
+        let name = unique("ls");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("situation.c"), SITUATION_PROGRAM).unwrap();
+        // Two images made outside regbox, named in its repository so that `image ls` lists them: one
+        // whose bitcoind anyone may run, one whose bitcoind only root may run.
+        let open = format!("regbox/bitcoind:test-{name}-open");
+        let rooted = format!("regbox/bitcoind:test-{name}-root");
+        sh_in(
+            d,
+            &format!(
+                "gcc -O1 -static -o situation situation.c \
+                 && mkdir -p open/usr/bin root/usr/bin \
+                 && install -m 0755 situation open/usr/bin/bitcoind \
+                 && install -m 0700 situation root/usr/bin/bitcoind \
+                 && tar --owner=0 --group=0 -C open -c . | docker import --change 'ENV PATH=/usr/bin' - {open} >/dev/null \
+                 && tar --owner=0 --group=0 -C root -c . | docker import --change 'ENV PATH=/usr/bin' - {rooted} >/dev/null"
+            ),
+        );
+        let _guards = (Alias(open.clone()), Alias(rooted.clone()));
+        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let said = |image: &str| -> BTreeMap<String, String> {
+            let entry = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == image)
+                .unwrap_or_else(|| panic!("{image} missing from {listed}"));
+            let line = entry["bitcoind"].as_str().unwrap();
+            assert!(line.starts_with("Bitcoin Core version v0.0.6 "), "{entry}");
+            line.split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (image, uid) in [(&open, "65534"), (&rooted, "0")] {
+            let seen = said(image);
+            let want = |k: &str, v: &str| assert_eq!(seen[k], v, "{image} {k}: {seen:?}");
+            // nobody where the image allows it; root only for the image that needs it, and even
+            // then without a capability or a way to gain one.
+            want("uid", uid);
+            want("cap", "0000000000000000");
+            want("nnp", "1");
+            want("ifaces", "1"); // loopback only: no network
+            want("ro", "1");
+            for limit in ["mem", "pids"] {
+                let value: u64 = seen[limit]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{image}: no {limit} limit: {seen:?}"));
+                assert!(value < 1 << 40, "{image}: no {limit} limit: {seen:?}");
+            }
+        }
+        // Each ran in a container of its own that is gone.
+        let api = outside::engine();
+        for image in [&open, &rooted] {
+            let filter = std::collections::HashMap::from([("ancestor", vec![image.to_string()])]);
+            let left = api
+                .list_containers(Some(
+                    bollard::query_parameters::ListContainersOptionsBuilder::new()
+                        .all(true)
+                        .filters(&filter)
+                        .build(),
+                ))
+                .await
+                .unwrap();
+            assert!(left.is_empty(), "{image}: {left:?}");
+        }
     });
 }

@@ -11,9 +11,26 @@ use bollard::query_parameters::{
 use futures::{StreamExt, TryStreamExt};
 
 use crate::engine::docker::api::{Containers, Images};
+use crate::engine::docker::containers::{marker_spec, MARKER_USER};
 use crate::engine::docker::error::{absent_is, DockerError, Result};
 use crate::engine::docker::routing::{Engine, Engines};
-use crate::engine::docker::types::ImageInfo;
+use crate::engine::docker::types::{ContainerSpec, ImageInfo};
+
+/// How long a program run once (`bitcoind -version` of `image ls`) may take before it is killed: an
+/// image's program that never answers must not hold the command forever.
+const RUN_ONCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The container `run_once` runs `command` of `image` in: the lock marker's locked-down recipe (no
+/// network, every capability dropped, no privilege gain, a read-only root, memory, process and CPU
+/// limits), labelled `regbox.probe`, as `user` (None: the image's own user, still with every
+/// capability dropped and no privilege gain).
+pub(crate) fn probe_spec(image: &str, command: &[&str], user: Option<&str>) -> ContainerSpec {
+    let labels = HashMap::from([("regbox.probe".to_string(), "1".to_string())]);
+    ContainerSpec {
+        user: user.map(str::to_string),
+        ..marker_spec(image, command, labels)
+    }
+}
 
 #[async_trait]
 impl Images for Engines {
@@ -123,27 +140,18 @@ impl Images for Engines {
     }
 
     async fn run_once(&self, image: &str, command: &[&str]) -> Result<String> {
-        let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
-        let id = self
-            .create_marker(
-                &name,
-                image,
-                command,
-                HashMap::from([("regbox.probe".to_string(), "1".to_string())]),
-            )
+        // As nobody first. A program only the image's own user may run (root's, say) is run once more
+        // as that user, still without any capability; if that fails too, the first run's output tells.
+        let first = self
+            .run_probe(&probe_spec(image, command, Some(MARKER_USER)))
             .await?;
-        let result = async {
-            self.start(&id).await?;
-            let opts = WaitContainerOptionsBuilder::new()
-                .condition("not-running")
-                .build();
-            let _ = self.api.wait_container(&id, Some(opts)).next().await;
-            let lines: Vec<String> = self.logs(&id, None, false).try_collect().await?;
-            Ok(lines.concat())
+        if first.0 == 0 {
+            return Ok(first.1);
         }
-        .await;
-        let _ = self.remove_container(&id).await;
-        result
+        match self.run_probe(&probe_spec(image, command, None)).await? {
+            (0, text) => Ok(text),
+            _ => Ok(first.1),
+        }
     }
 
     async fn remove_unused_image(&self, id: &str) {
@@ -185,6 +193,42 @@ impl Images for Engines {
     }
 }
 
+impl Engines {
+    /// Runs a container made from `spec` to its end (at most [`RUN_ONCE_TIMEOUT`]), removes it and
+    /// returns its exit code and what it printed.
+    async fn run_probe(&self, spec: &ContainerSpec) -> Result<(i64, String)> {
+        let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
+        let id = self.create(&name, spec).await?;
+        let result = async {
+            self.start(&id).await?;
+            let opts = WaitContainerOptionsBuilder::new()
+                .condition("not-running")
+                .build();
+            let mut waits = self.api.wait_container(&id, Some(opts));
+            let code = match tokio::time::timeout(RUN_ONCE_TIMEOUT, waits.next()).await {
+                Err(_) => {
+                    return Err(DockerError::Container {
+                        action: "wait (30 s) for the end of",
+                        name: name.clone(),
+                        source: bollard::errors::Error::RequestTimeoutError,
+                    })
+                }
+                Ok(Some(Ok(r))) => r.status_code,
+                // A non-zero exit is reported as an error carrying the code.
+                Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError {
+                    code, ..
+                }))) => code,
+                Ok(_) => -1,
+            };
+            let lines: Vec<String> = self.logs(&id, None, false).try_collect().await?;
+            Ok((code, lines.concat()))
+        }
+        .await;
+        let _ = self.remove_container(&id).await;
+        result
+    }
+}
+
 /// The id of image `name` on one engine of a swarm (None: it has none of that name).
 async fn image_id_on(engine: &Engine, name: &str) -> Result<Option<String>> {
     let found = engine.api.inspect_image(name).await.map(|i| i.id);
@@ -193,4 +237,41 @@ async fn image_id_on(engine: &Engine, name: &str) -> Result<Option<String>> {
         host: engine.name.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_run_once_locked_down_and_labelled_as_a_probe() {
+        let spec = probe_spec(
+            "some/image:tag",
+            &["bitcoind", "-version"],
+            Some(MARKER_USER),
+        );
+        assert_eq!(spec.image, "some/image:tag");
+        assert_eq!(spec.entrypoint, ["bitcoind", "-version"]);
+        assert!(spec.cmd.is_empty());
+        assert_eq!(spec.user.as_deref(), Some(MARKER_USER));
+        assert_eq!(
+            spec.labels,
+            HashMap::from([("regbox.probe".to_string(), "1".to_string())])
+        );
+        // No network, no capability kept, no mount, nothing published, limits: the lock marker's.
+        assert!(spec.network.is_none());
+        assert!(spec.cap_add.is_empty() && !spec.host_pid);
+        assert!(spec.tmpfs.is_empty() && spec.volume.is_none() && spec.publish.is_none());
+        assert!(!spec.restart);
+        let marker = marker_spec("some/image:tag", &[], HashMap::new());
+        assert!(spec.memory.is_some() && spec.memory == marker.memory);
+        assert!(spec.pids_limit.is_some() && spec.pids_limit == marker.pids_limit);
+        assert!(spec.nano_cpus.is_some() && spec.nano_cpus == marker.nano_cpus);
+        // The second run, for an image whose program only its own user may run: that user, and
+        // otherwise the same.
+        let own = probe_spec("some/image:tag", &["bitcoind", "-version"], None);
+        assert_eq!(own.user, None);
+        assert!(own.network.is_none() && own.cap_add.is_empty());
+        assert_eq!((own.memory, own.pids_limit), (spec.memory, spec.pids_limit));
+    }
 }
