@@ -54,7 +54,8 @@ pub trait Containers: Send + Sync {
 
     /// Creates a container attached to no network whose labels carry data that must be readable from
     /// Docker alone (the cluster's manifest, a lock's holder), on the first engine; returns its id.
-    /// Started, it runs `entrypoint` and exits.
+    /// Started, it runs `entrypoint` and exits, locked down whatever the image (`marker_spec`: no
+    /// network, no capabilities, a read-only root, user nobody, small limits).
     async fn create_marker(
         &self,
         name: &str,
