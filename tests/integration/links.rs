@@ -555,11 +555,12 @@ fn corruption_duplication_and_reordering_show_in_the_receivers_tcp_counters() {
         let name = unique("pkts");
         let (cluster, _guard) = up(cluster_spec(&name, 3, "line")).await;
         let c = ["-c", name.as_str()];
-        // 200 kB each way: ≈ 140 full segments from n0 to n1, as many from n1 to n2.
+        // 300 kB each way: ≈ 210 full segments from n0 to n1, as many from n1 to n2 — enough that
+        // 10% of them falling short of the bounds below has a chance under 10^-6.
         let both = || async {
             tokio::join!(
-                burst(&cluster, 0, 1, 200_000),
-                burst(&cluster, 1, 2, 200_000)
+                burst(&cluster, 0, 1, 300_000),
+                burst(&cluster, 1, 2, 300_000)
             );
         };
 
@@ -721,12 +722,13 @@ fn jitter_spreads_ping_times_by_its_distribution_and_shorthands_act_as_they_expa
         );
         assert!(all.len() >= 16 && mean >= 75.0, "slow: {times:?}");
 
-        // `flaky`: 30% of every node's packets lost; TCP sends again what n0 lost of a burst.
+        // `flaky`: 30% of every node's packets lost; TCP sends again what n0 lost of a burst (of
+        // ≈ 40 segments, none lost has a chance of 0.7^40, 10^-6).
         ok(&[&c[..], &["netem", "--like", "flaky"]].concat()).await;
         assert_eq!(links_of(&name).await, ["loss 30%"; 4]);
-        let counts = counted(&cluster, burst(&cluster, 0, 1, 30_000)).await;
+        let counts = counted(&cluster, burst(&cluster, 0, 1, 60_000)).await;
         eprintln!(
-            "flaky: n0 retransmitted {} segments of a 30 kB burst",
+            "flaky: n0 retransmitted {} segments of a 60 kB burst",
             grew(&counts, "n0", &["Tcp:RetransSegs"])
         );
         assert!(grew(&counts, "n0", &["Tcp:RetransSegs"]) >= 1, "{counts:?}");
