@@ -197,6 +197,17 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         assert!(body.contains("no node `n9`"), "{body}");
         let (status, _) = http("POST", &format!("{base}/clusters/no-such-cluster/heal"), "").await;
         assert_eq!(status, 404);
+        // A spec sent as JSON meets the manifest's rules: one whose node would run a shell command
+        // is refused, and nothing of its cluster is made.
+        let other = unique("opbad");
+        let _other = Teardown(other.clone());
+        let mut spec = cluster_spec(&other, 1, "line");
+        spec.nodes[0].args.push("-blocknotify=touch /tmp/x".into());
+        let apply = serde_json::json!({"verb": "apply", "spec": spec}).to_string();
+        let (status, body) = http("POST", &format!("{base}/clusters/{other}/verbs"), &apply).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("-blocknotify"), "{body}");
+        assert_eq!(leftovers(&other).await, Vec::<String>::new());
         let (status, _) = http("GET", &format!("{base}/clusters/{name}/heal"), "").await;
         assert_eq!(status, 405);
 
