@@ -861,3 +861,56 @@ fn image_ls_runs_each_bitcoind_locked_down() {
         }
     });
 }
+
+#[test]
+fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
+    run(async {
+        let name = unique("hang");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("hang.c"),
+            "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
+        )
+        .unwrap();
+        let image = format!("regbox/bitcoind:test-{name}");
+        sh_in(
+            d,
+            &format!(
+                "gcc -O1 -static -o hang hang.c && mkdir -p tree/usr/bin \
+                 && install -m 0755 hang tree/usr/bin/bitcoind \
+                 && tar --owner=0 --group=0 -C tree -c . | docker import --change 'ENV PATH=/usr/bin' - {image} >/dev/null"
+            ),
+        );
+        let _guard = Alias(image.clone());
+        // Within its bound (30 s) and some, not forever: the entry says why it has no version.
+        let listed =
+            tokio::time::timeout(Duration::from_secs(90), ok_json(&["image", "ls", "--json"]))
+                .await
+                .expect("image ls waited more than 90 s for a bitcoind that never answers");
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == image)
+            .unwrap_or_else(|| panic!("{image} missing from {listed}"))
+            .clone();
+        let said = entry["bitcoind"].as_str().unwrap();
+        assert!(
+            said.starts_with("cannot run bitcoind") && said.contains("30 s"),
+            "{entry}"
+        );
+        // Its container was killed and removed.
+        let filter = std::collections::HashMap::from([("ancestor", vec![image.clone()])]);
+        let left = outside::engine()
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    });
+}
