@@ -115,9 +115,11 @@ cleanup() {
 trap cleanup EXIT
 # A signal ends the build through the exit trap. (While the binaries are checked the script waits in
 # `wait`, which a trapped signal interrupts at once; a foreground command would be waited for first.)
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Whoever read the error output may be gone (regbox stops a cancelled build this way): a write to it
+# must not kill the script before its cleanup.
+trap 'exec 2>/dev/null; exit 129' HUP
+trap 'exec 2>/dev/null; exit 130' INT
+trap 'exec 2>/dev/null; exit 143' TERM
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"
