@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// `image ls` probes every node image on the engine, those other tests made for themselves included: a
+/// test whose image never answers holds this alone, every other `image ls` shares it.
+static TEST_IMAGES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// `regbox image ls --json`, never while a test image that hangs is on the engine.
+async fn image_ls() -> serde_json::Value {
+    let _shared = TEST_IMAGES.read().await;
+    ok_json(&["image", "ls", "--json"]).await
+}
+
 #[test]
 fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
     run(async {
@@ -31,7 +41,7 @@ fn the_default_image_is_resolved_and_recorded_and_up_image_replaces_it() {
             images().await,
             vec![alias.clone(), alias.clone(), built.to_string()]
         );
-        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let listed = image_ls().await;
         for (image, cluster_uses_it) in [(built, true), (alias.as_str(), true)] {
             let entry = listed
                 .as_array()
@@ -211,7 +221,7 @@ fn an_image_built_from_a_release_tarball_runs_in_one_cluster_with_the_debian_one
             tagged
         );
         let _tagged_guard = Alias(tagged.clone());
-        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let listed = image_ls().await;
         let entry = listed
             .as_array()
             .unwrap()
@@ -466,7 +476,7 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
             guards.push(Alias(built.trim().to_string()));
         }
         // Each runs in its image: `image ls` asks every regbox image's bitcoind for its version.
-        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let listed = image_ls().await;
         for guard in &guards {
             let entry = listed
                 .as_array()
@@ -812,7 +822,7 @@ fn image_ls_runs_each_bitcoind_locked_down() {
             ),
         );
         let _guards = (Alias(open.clone()), Alias(rooted.clone()));
-        let listed = ok_json(&["image", "ls", "--json"]).await;
+        let listed = image_ls().await;
         let said = |image: &str| -> BTreeMap<String, String> {
             let entry = listed
                 .as_array()
@@ -865,6 +875,9 @@ fn image_ls_runs_each_bitcoind_locked_down() {
 #[test]
 fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
     run(async {
+        // Alone: no other test's `image ls` may see (and wait on) this image, nor run a probe of it
+        // that this test would count as its own.
+        let _alone = TEST_IMAGES.write().await;
         let name = unique("hang");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
