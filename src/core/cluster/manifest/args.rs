@@ -1,6 +1,7 @@
 //! The policy on the bitcoind arguments a manifest may carry (`args:` on `defaults` and nodes): one
 //! table of option classes — set by regbox, runs a shell command, dials outside the declared topology,
-//! names a file, cuts regbox off — each refused or let through with a warning, everything else allowed;
+//! names a file (for `-wallet` and `-zmqpub…`, only by the value: a path, an `ipc:` socket), cuts
+//! regbox off — each refused or let through with a warning, everything else allowed;
 //! and the reading of an argument as bitcoind reads it (`--x`, `-nox`, `-regtest.x`, `-x=…`), so that
 //! no spelling slips past the table.
 
@@ -22,24 +23,53 @@ pub struct Class {
     pub name: &'static str,
     pub rule: Rule,
     /// Option names as bitcoind knows them, lower case, without dashes; `*notify` matches every name
-    /// ending in `notify`.
+    /// ending in `notify`, `zmqpub*` every name starting with `zmqpub`.
     pub options: &'static [&'static str],
+    /// Which values put an argument of these options in the class (an argument whose value does not
+    /// is judged by the rows below).
+    pub values: Values,
     /// Whether a plain negation (`-noproxy`, which only turns the option off) is allowed.
     pub negation_allowed: bool,
     /// Why, worded to follow "argument `-x` is refused: it …" (or "…, allowed, but it …").
     pub why: &'static str,
 }
 
+/// Which values of a class's options put an argument in the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// Any value, or none.
+    Any,
+    /// A value containing this text (`-wallet=/x`: a wallet named by a path, not by a name).
+    Containing(&'static str),
+    /// A value starting with this text, in any case (`-zmqpubrawblock=ipc://…`: a socket file).
+    StartingWith(&'static str),
+}
+
+impl Values {
+    fn admit(self, value: Option<&str>) -> bool {
+        match self {
+            Values::Any => true,
+            Values::Containing(part) => value.is_some_and(|v| v.contains(part)),
+            Values::StartingWith(head) => value.is_some_and(|v| {
+                v.get(..head.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(head))
+            }),
+        }
+    }
+}
+
 /// The first class, whose refusal keeps its own wording.
 const SET_BY_REGBOX: &str = "set by regbox";
 
-/// The policy, first match wins. An option in no row is allowed: `-debug=…`, `-dbcache`, `-maxmempool`,
-/// `-rest` and `-zmqpub…` (which listen inside the node's own container), `-whitelist`, `-txindex`, ….
+/// The policy, first match wins. An argument in no row is allowed: `-debug=…`, `-dbcache`,
+/// `-maxmempool`, `-rest` and `-zmqpub…=tcp://…` (which listen inside the node's own container),
+/// `-wallet=NAME`, `-whitelist`, `-txindex`, ….
 pub const POLICY: &[Class] = &[
     Class {
         name: SET_BY_REGBOX,
         rule: Rule::Refuse,
         options: RESERVED_OPTIONS,
+        values: Values::Any,
         negation_allowed: false,
         why: "is set by regbox and may not be overridden",
     },
@@ -55,6 +85,7 @@ pub const POLICY: &[Class] = &[
             "*notify",
             "signer",
         ],
+        values: Values::Any,
         negation_allowed: true,
         why: "runs a shell command inside the node, and a manifest is data: it declares nodes, it does not run commands in them",
     },
@@ -78,6 +109,7 @@ pub const POLICY: &[Class] = &[
             "upnp",
             "pcp",
         ],
+        values: Values::Any,
         negation_allowed: true,
         why: "makes the node reach peers or services the manifest does not declare (outside the lab, or lab nodes behind regbox's back, where partitions and `verify` do not see them); declare peers in `topology`, or connect them with `regbox rpc NODE addnode …`",
     },
@@ -96,20 +128,53 @@ pub const POLICY: &[Class] = &[
             "asmap",
             "ipcbind",
         ],
+        values: Values::Any,
         negation_allowed: true,
         why: "names a file or directory, and regbox owns a node's files (its data directory is the volume regbox made and removes); a path may also load settings this check never sees",
     },
     Class {
+        name: "names a wallet by its path",
+        rule: Rule::Refuse,
+        options: &["wallet"],
+        // A plain name stays in the node's wallet directory; one with a `/` may lead anywhere (`/x`,
+        // `../../x`).
+        values: Values::Containing("/"),
+        negation_allowed: true,
+        why: "names the wallet by a path, and regbox owns a node's files (its data directory is the volume regbox made and removes); give the wallet a plain name, which bitcoind keeps in that directory",
+    },
+    Class {
+        name: "publishes on a socket file",
+        rule: Rule::Refuse,
+        options: &["zmqpub*"],
+        // `tcp://…` listens inside the node's own container and is allowed.
+        values: Values::StartingWith("ipc:"),
+        negation_allowed: true,
+        why: "publishes on a ZeroMQ socket file (`ipc:`), a path in the node's files, which regbox owns; publish on `tcp://0.0.0.0:PORT` instead",
+    },
+    Class {
         name: "cuts regbox off",
         rule: Rule::Refuse,
-        options: &["rpcwhitelist", "rpcwhitelistdefault", "help", "help-debug", "?", "version"],
-        negation_allowed: true,
-        why: "keeps regbox from running the node or calling its RPC",
+        options: &[
+            "rpcwhitelist",
+            "rpcwhitelistdefault",
+            "help",
+            "help-debug",
+            "h",
+            "?",
+            "version",
+            "stopatheight",
+        ],
+        values: Values::Any,
+        // bitcoind prints its help and exits when `-help` (`-h`, `-?`) is *set*, and `-nohelp` sets it
+        // (to false): here even a plain negation is the harm.
+        negation_allowed: false,
+        why: "keeps regbox from running the node or calling its RPC (the node prints its help or version and exits, stops at a height, or answers only some calls)",
     },
     Class {
         name: "may break the wiring",
         rule: Rule::Warn,
         options: &["maxconnections", "networkactive", "onlynet"],
+        values: Values::Any,
         // `-nonetworkactive`, `-nologtimestamps`: here the negation is the harm.
         negation_allowed: false,
         why: "may leave the node unable to take the peers its topology declares (too few connection slots, P2P off, or IPv4 — the lab's networks — not allowed)",
@@ -118,6 +183,7 @@ pub const POLICY: &[Class] = &[
         name: "may stall regbox's waits",
         rule: Rule::Warn,
         options: &["blocksonly", "disablewallet", "logtimestamps"],
+        values: Values::Any,
         // `-nonetworkactive`, `-nologtimestamps`: here the negation is the harm.
         negation_allowed: false,
         why: "may stall what regbox waits for or reads (no transaction relay, no wallet for `send`, or no log times for `measure`)",
@@ -126,6 +192,7 @@ pub const POLICY: &[Class] = &[
         name: "listens on another port",
         rule: Rule::Warn,
         options: &["whitebind"],
+        values: Values::Any,
         negation_allowed: true,
         why: "listens on another address inside the node's own container; a clash with regbox's P2P port (18444) or RPC port (18443) stops the node",
     },
@@ -175,13 +242,21 @@ impl Reading<'_> {
     }
 }
 
-/// The policy's row for an option name, if any.
-pub fn class_of(name: &str) -> Option<&'static Class> {
+/// The policy's row for an argument as read, if any: the first whose options name it and whose
+/// values admit its value.
+pub fn class_of(reading: &Reading) -> Option<&'static Class> {
+    let name = reading.name.as_str();
     POLICY.iter().find(|c| {
-        c.options.iter().any(|o| match o.strip_prefix('*') {
-            Some(suffix) => name.ends_with(suffix),
-            None => *o == name,
-        })
+        c.values.admit(reading.value)
+            && c.options.iter().any(|o| {
+                if let Some(suffix) = o.strip_prefix('*') {
+                    name.ends_with(suffix)
+                } else if let Some(prefix) = o.strip_suffix('*') {
+                    name.starts_with(prefix)
+                } else {
+                    *o == name
+                }
+            })
     })
 }
 
@@ -196,7 +271,7 @@ pub enum Verdict {
 /// Judges one argument (which starts with `-` and names an option: the reader checks that first).
 pub fn judge(arg: &str) -> Verdict {
     let reading = read(arg);
-    let Some(class) = class_of(&reading.name) else {
+    let Some(class) = class_of(&reading) else {
         return Verdict::Allowed;
     };
     if class.negation_allowed && reading.turns_off() {
@@ -285,6 +360,17 @@ mod tests {
             ("-loadblock=/tmp/b", "names a file or directory"),
             ("-rpcwhitelist=u:getblockcount", "cuts regbox off"),
             ("-version", "cuts regbox off"),
+            ("-h", "cuts regbox off"),
+            ("-?", "cuts regbox off"),
+            ("-help", "cuts regbox off"),
+            ("-nohelp", "cuts regbox off"),
+            ("-stopatheight=200", "cuts regbox off"),
+            ("-wallet=/abs/path", "names a wallet by its path"),
+            ("-wallet=../../w", "names a wallet by its path"),
+            ("-wallet=sub/w", "names a wallet by its path"),
+            ("-zmqpubrawblock=ipc:///tmp/z", "publishes on a socket file"),
+            ("-zmqpubhashtx=ipc://z", "publishes on a socket file"),
+            ("-zmqpubsequence=ipc:z", "publishes on a socket file"),
         ] {
             assert!(refused(arg), "{arg} is not refused");
             assert_eq!(class(arg), Some(name), "{arg}");
@@ -321,6 +407,11 @@ mod tests {
             "-txindex",
             "-fallbackfee=0.001",
             "-maxsigcachesize=4",
+            "-wallet=w1",
+            "-wallet=",
+            "-nowallet",
+            "-zmqpubrawtx=tcp://0.0.0.0:28334",
+            "-zmqpubrawblockhwm=1000",
         ] {
             assert_eq!(judge(arg), Verdict::Allowed, "{arg}");
         }
@@ -357,6 +448,39 @@ mod tests {
             "-NOLISTEN",
         ] {
             assert_eq!(class(arg), Some("set by regbox"), "{arg}");
+        }
+        // Help, version and stop options: no spelling, not even a negation (`-nohelp` is *set*).
+        for arg in [
+            "-H",
+            "--h",
+            "-regtest.h",
+            "-noh",
+            "-noh=1",
+            "--HELP",
+            "-main.?",
+            "-noversion",
+            "-StopAtHeight=5",
+            "--regtest.stopatheight=5",
+            "-nostopatheight=0",
+        ] {
+            assert_eq!(class(arg), Some("cuts regbox off"), "{arg}");
+            assert!(refused(arg), "{arg}");
+        }
+        // A path is judged by the value, whatever the name's spelling.
+        for (arg, name) in [
+            ("-Wallet=/x", "names a wallet by its path"),
+            ("--regtest.wallet=/x", "names a wallet by its path"),
+            ("-main.WALLET=a/b", "names a wallet by its path"),
+            ("-nowallet=/x", "names a wallet by its path"),
+            ("--ZMQPUBRAWTX=IPC:///x", "publishes on a socket file"),
+            (
+                "-regtest.zmqpubsequence=ipc://x",
+                "publishes on a socket file",
+            ),
+            ("-nozmqpubhashblock=ipc://x", "publishes on a socket file"),
+        ] {
+            assert_eq!(class(arg), Some(name), "{arg}");
+            assert!(refused(arg), "{arg}");
         }
     }
 
