@@ -577,37 +577,48 @@ async fn soak(
     let default = |ext: &str| PathBuf::from(format!("soak-{}-{}.{ext}", spec.name, opts.seed));
     let events_path = files.events.unwrap_or_else(|| default("jsonl"));
     let report_path = files.report.unwrap_or_else(|| default("html"));
-    // Every file the run writes is made now, so one that cannot be written is refused before the
-    // cluster exists rather than after an hour of soak; a refusal leaves none of them behind.
-    let outputs: Vec<&PathBuf> = [Some(&events_path), Some(&report_path), files.junit.as_ref()]
+    // Every file the run writes is opened now, so one that cannot be written is refused before the
+    // cluster exists rather than after an hour of soak. Nothing is truncated until the run has
+    // something to write, and a run that writes nothing removes only the files it made.
+    let outputs: Vec<(&PathBuf, bool)> = [Some(&events_path), Some(&report_path), files.junit.as_ref()]
         .into_iter()
         .flatten()
+        .map(|path| (path, !path.exists()))
         .collect();
-    let remove_outputs = || {
-        for path in &outputs {
-            let _ = std::fs::remove_file(path);
+    let remove_made = || {
+        for (path, made) in &outputs {
+            if *made {
+                let _ = std::fs::remove_file(path);
+            }
         }
     };
-    let mut made = Vec::new();
-    for path in &outputs {
-        match std::fs::File::create(path) {
-            Ok(file) => made.push(file),
+    let mut opened = Vec::new();
+    for (path, _) in &outputs {
+        match std::fs::OpenOptions::new().write(true).create(true).open(path) {
+            Ok(file) => opened.push(file),
             Err(e) => {
-                for done in &outputs[..made.len()] {
-                    let _ = std::fs::remove_file(done);
+                for (done, made) in &outputs[..opened.len()] {
+                    if *made {
+                        let _ = std::fs::remove_file(done);
+                    }
                 }
                 return Err(Failure::Usage(format!("cannot write {}: {e}", path.display())));
             }
         }
     }
-    let log = made.swap_remove(0);
-    let log = std::sync::Mutex::new(std::io::BufWriter::new(log));
+    let log = std::sync::Mutex::new((opened.swap_remove(0), None));
     let tty = ctx.tty;
-    // Each line is flushed as it is written, so a run cut short still leaves its log.
+    // Each line is flushed as it is written, so a run cut short still leaves its log; the first one
+    // empties what an earlier run left there.
     let on_event = |event: &Event| {
         use std::io::Write;
-        let mut log = log.lock().unwrap();
-        let _ = writeln!(log, "{}", event.to_line()).and_then(|()| log.flush());
+        let mut guard = log.lock().unwrap();
+        let (file, writer) = &mut *guard;
+        let writer = writer.get_or_insert_with(|| {
+            let _ = file.set_len(0);
+            std::io::BufWriter::new(file.try_clone().expect("a file handle clones"))
+        });
+        let _ = writeln!(writer, "{}", event.to_line()).and_then(|()| writer.flush());
         if tty {
             output::print_soak_event(event);
         }
@@ -615,8 +626,8 @@ async fn soak(
     let outcome = match soak::soak(spec, &opts, interrupted(), &on_event).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            // Nothing ran: no log or empty report is left behind.
-            remove_outputs();
+            // Nothing ran: no log or empty report is left behind, and no earlier run's is touched.
+            remove_made();
             return Err(e.into());
         }
     };
@@ -625,7 +636,7 @@ async fn soak(
             .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))
     };
     if outcome.events.is_empty() {
-        remove_outputs();
+        remove_made();
     } else {
         write(&report_path, crate::cli::report::html(&outcome.events))?;
         if let Some(path) = &files.junit {

@@ -468,6 +468,46 @@ fn a_soak_on_a_cluster_that_exists_is_refused_and_leaves_it_as_it_was() {
 }
 
 #[test]
+fn a_soak_whose_cluster_fails_to_start_leaves_an_earlier_runs_files_as_they_were() {
+    run(async {
+        let name = unique("soakfail");
+        let _guard = Teardown(name.clone());
+        let manifest = TempFile::new(
+            "failing.yaml",
+            &format!("name: {name}\nnodes:\n  - name: n0\n    args: [\"-nosuchoption=1\"]\n"),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (events, report, junit) = (
+            dir.path().join("events.jsonl"),
+            dir.path().join("report.html"),
+            dir.path().join("junit.xml"),
+        );
+        std::fs::write(&events, "an earlier run's log\n").unwrap();
+        std::fs::write(&report, "an earlier run's report\n").unwrap();
+        let out = regbox()
+            .current_dir(dir.path())
+            .args(["soak", manifest.to_str().unwrap(), "--duration", "1m"])
+            .arg("--events")
+            .arg(&events)
+            .arg("--report")
+            .arg(&report)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("nosuchoption"), "{}", stderr(&out));
+        // The files it found are untouched; the one it made is gone.
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&events), "an earlier run's log\n");
+        assert_eq!(read(&report), "an earlier run's report\n");
+        assert!(!junit.exists());
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
 fn a_fault_that_fails_takes_back_the_hold_it_made() {
     run(async {
         let name = unique("hold");
