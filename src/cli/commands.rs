@@ -580,11 +580,12 @@ async fn soak(
     // Every file the run writes is opened now, so one that cannot be written is refused before the
     // cluster exists rather than after an hour of soak. Nothing is truncated until the run has
     // something to write, and a run that writes nothing removes only the files it made.
-    let outputs: Vec<(&PathBuf, bool)> = [Some(&events_path), Some(&report_path), files.junit.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|path| (path, !path.exists()))
-        .collect();
+    let outputs: Vec<(&PathBuf, bool)> =
+        [Some(&events_path), Some(&report_path), files.junit.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|path| (path, !path.exists()))
+            .collect();
     let remove_made = || {
         for (path, made) in &outputs {
             if *made {
@@ -594,7 +595,11 @@ async fn soak(
     };
     let mut opened = Vec::new();
     for (path, _) in &outputs {
-        match std::fs::OpenOptions::new().write(true).create(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .open(path)
+        {
             Ok(file) => opened.push(file),
             Err(e) => {
                 for (done, made) in &outputs[..opened.len()] {
@@ -602,7 +607,10 @@ async fn soak(
                         let _ = std::fs::remove_file(done);
                     }
                 }
-                return Err(Failure::Usage(format!("cannot write {}: {e}", path.display())));
+                return Err(Failure::Usage(format!(
+                    "cannot write {}: {e}",
+                    path.display()
+                )));
             }
         }
     }

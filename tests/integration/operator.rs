@@ -409,15 +409,27 @@ fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
         let (events, report, junit) = (file("e.jsonl"), file("r.html"), file("j.xml"));
         let m = manifest.to_str().unwrap();
         let cases: &[(&[&str], &str)] = &[
-            (&[m, "--duration", "1m", "--faults", "partition,crash"], "unknown fault `crash`"),
+            (
+                &[m, "--duration", "1m", "--faults", "partition,crash"],
+                "unknown fault `crash`",
+            ),
             (&[m, "--duration", "0s"], "--duration must be above 0"),
             (&[m, "--duration", "1m", "--gap", "0s"], "--gap"),
             (&[m, "--duration", "1m", "--rate", "1000"], "--rate"),
             (&[m, "--duration", "soon"], "--duration"),
             (&[m, "--duration", "1m", "--lenient"], "--lenient"),
-            (&[bad.to_str().unwrap(), "--duration", "1m"], "bad-soak.yaml:2:8"),
-            (&[m, "--duration", "1m", "--events", &events], "cannot write"),
-            (&[m, "--duration", "1m", "--report", &report], "cannot write"),
+            (
+                &[bad.to_str().unwrap(), "--duration", "1m"],
+                "bad-soak.yaml:2:8",
+            ),
+            (
+                &[m, "--duration", "1m", "--events", &events],
+                "cannot write",
+            ),
+            (
+                &[m, "--duration", "1m", "--report", &report],
+                "cannot write",
+            ),
             (&[m, "--duration", "1m", "--junit", &junit], "cannot write"),
         ];
         for (args, expected) in cases {
@@ -429,9 +441,17 @@ fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
                 .await
                 .unwrap();
             assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-            assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(expected),
+                "{args:?}: {}",
+                stderr(&out)
+            );
             // No event log, no report, no container.
-            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?}");
+            assert_eq!(
+                std::fs::read_dir(dir.path()).unwrap().count(),
+                0,
+                "{args:?}"
+            );
             assert_eq!(leftovers(&name).await, Vec::<String>::new(), "{args:?}");
         }
     });
@@ -528,7 +548,11 @@ fn a_fault_that_fails_takes_back_the_hold_it_made() {
             .await
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert_eq!(holds("n1").await, 0, "a failed kill made a hold that stayed");
+        assert_eq!(
+            holds("n1").await,
+            0,
+            "a failed kill made a hold that stayed"
+        );
         // A stop that works leaves one; start takes it away.
         cluster
             .fault("n2", regbox::fault::Fault::Stop, WAIT)

@@ -20,6 +20,13 @@ use crate::engine::docker::types::{ContainerSpec, ImageInfo};
 /// image's program that never answers must not hold the command forever.
 const RUN_ONCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How much of a probe's output `run_once` reads at most: only its first line (the version) is
+/// wanted, and an image's program may print without end within its time.
+const PROBE_OUTPUT_LIMIT: usize = 64 << 10;
+
+/// How long the removal of a probe container whose run was dropped half-way may take.
+const PROBE_REMOVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The container `run_once` runs `command` of `image` in: the lock marker's locked-down recipe (no
 /// network, every capability dropped, no privilege gain, a read-only root, memory, process and CPU
 /// limits), labelled `regbox.probe`, as `user` (None: the image's own user, still with every
@@ -195,24 +202,26 @@ impl Images for Engines {
 
 impl Engines {
     /// Runs a container made from `spec` to its end (at most [`RUN_ONCE_TIMEOUT`]), removes it and
-    /// returns its exit code and what it printed.
+    /// returns its exit code and what it printed (at most [`PROBE_OUTPUT_LIMIT`] bytes of it). Dropped
+    /// half-way (Ctrl-C, a caller's timeout), it still removes the container: see [`ProbeGuard`].
     async fn run_probe(&self, spec: &ContainerSpec) -> Result<(i64, String)> {
         let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
-        let id = self.create(&name, spec).await?;
+        // Armed before the create request goes out: a container made by a request whose answer was
+        // never read is removed by its name.
+        let mut guard = ProbeGuard {
+            api: self.on(&name).clone(),
+            name: name.clone(),
+            armed: true,
+        };
         let result = async {
+            let id = self.create(&name, spec).await?;
             self.start(&id).await?;
             let opts = WaitContainerOptionsBuilder::new()
                 .condition("not-running")
                 .build();
             let mut waits = self.api.wait_container(&id, Some(opts));
             let code = match tokio::time::timeout(RUN_ONCE_TIMEOUT, waits.next()).await {
-                Err(_) => {
-                    return Err(DockerError::Container {
-                        action: "wait (30 s) for the end of",
-                        name: name.clone(),
-                        source: bollard::errors::Error::RequestTimeoutError,
-                    })
-                }
+                Err(_) => return Err(timed_out(&name)),
                 Ok(Some(Ok(r))) => r.status_code,
                 // A non-zero exit is reported as an error carrying the code.
                 Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError {
@@ -220,12 +229,104 @@ impl Engines {
                 }))) => code,
                 Ok(_) => -1,
             };
-            let lines: Vec<String> = self.logs(&id, None, false).try_collect().await?;
-            Ok((code, lines.concat()))
+            let text = bounded(self.logs(&id, None, false), PROBE_OUTPUT_LIMIT).await?;
+            Ok((code, text))
         }
         .await;
-        let _ = self.remove_container(&id).await;
+        if self.remove_container(&name).await.is_ok() {
+            guard.armed = false;
+        }
         result
+    }
+}
+
+/// The error of a probe that did not end within [`RUN_ONCE_TIMEOUT`]; its text says that bound.
+fn timed_out(name: &str) -> DockerError {
+    static ACTION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let action = ACTION.get_or_init(|| {
+        format!(
+            "wait ({} s) for the end of",
+            RUN_ONCE_TIMEOUT.as_secs_f64()
+        )
+    });
+    DockerError::Container {
+        action,
+        name: name.to_string(),
+        source: bollard::errors::Error::RequestTimeoutError,
+    }
+}
+
+/// The text of `chunks` up to `limit` bytes: reading stops there, and the rest is never asked for.
+async fn bounded(
+    mut chunks: futures::stream::BoxStream<'_, Result<String>>,
+    limit: usize,
+) -> Result<String> {
+    let mut text = String::new();
+    while let Some(chunk) = chunks.next().await {
+        text.push_str(&chunk?);
+        if text.len() >= limit {
+            let mut end = limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            break;
+        }
+    }
+    Ok(text)
+}
+
+/// Removes a probe container (by name, forced, with its anonymous volumes) when dropped while armed:
+/// `run_probe` disarms it once it has removed the container itself, so only a run dropped half-way
+/// (Ctrl-C, a caller's timeout) — or one whose own removal failed — leaves the removal to it.
+struct ProbeGuard {
+    api: bollard::Docker,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime: nothing can reach the engine any more.
+            return;
+        };
+        let (api, name) = (self.api.clone(), std::mem::take(&mut self.name));
+        let remove = async move {
+            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            let removed =
+                tokio::time::timeout(PROBE_REMOVE_TIMEOUT, api.remove_container(&name, Some(opts)))
+                    .await;
+            match removed {
+                Ok(Ok(()))
+                | Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => {}
+                Ok(Err(e)) => tracing::warn!("could not remove probe container {name}: {e}"),
+                Err(_) => tracing::warn!(
+                    "could not remove probe container {name} within {} s",
+                    PROBE_REMOVE_TIMEOUT.as_secs()
+                ),
+            }
+        };
+        match handle.runtime_flavor() {
+            // Done before the drop returns, so that a command ending right after (Ctrl-C) cannot
+            // cut it short.
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(remove))
+            }
+            // A single-threaded runtime cannot wait here: the removal runs as a task of it.
+            _ => {
+                handle.spawn(remove);
+            }
+        }
     }
 }
 
