@@ -79,11 +79,6 @@ pub async fn execute(
                     spec.name
                 )));
             }
-            // A spec that came as JSON (the operator, the library) meets every rule a manifest
-            // does, the argument policy included, before anything is made.
-            spec.validate().map_err(|e| {
-                Error::BadRequest(format!("the spec of cluster `{}`: {e}", spec.name))
-            })?;
             let up = UpOptions {
                 progress: how.progress.clone(),
                 timeout: timeout.unwrap_or(how.timeout),

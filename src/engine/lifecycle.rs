@@ -199,6 +199,7 @@ impl Cluster {
         let guard: Mutex<Option<LockGuard>> = Mutex::new(None);
         let work = async {
             let mut spec = spec;
+            admit(&spec)?;
             // Every node sits on the control network and (healed) on one data segment. (The limits
             // are this machine's: across hosts they are each host's own, which it does not read.)
             if spec.hosts.is_empty() {
@@ -382,6 +383,13 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
         .collect()
 }
 
+/// A spec to make a cluster from meets every rule a manifest does, the argument policy included,
+/// whether it came through the manifest reader or not (JSON to the operator, the library).
+fn admit(spec: &ClusterSpec) -> Result<()> {
+    spec.validate()
+        .map_err(|e| Error::BadRequest(format!("the spec of cluster `{}`: {e}", spec.name)))
+}
+
 /// `apply`: the cluster brought to the declared state, as `up` does, and every node's status; with
 /// `dry_run`, only the plan (what would change), changing nothing.
 pub async fn apply(
@@ -403,6 +411,7 @@ pub async fn apply(
 /// (an image still to be built stays `regbox/bitcoind`), the spec the cluster recorded when it was
 /// last brought up (None: it does not exist), and the plan.
 pub async fn plan_up(mut spec: ClusterSpec) -> Result<(ClusterSpec, Option<ClusterSpec>, UpPlan)> {
+    admit(&spec)?;
     let docker = connect(&spec).await?;
     let recorded = read_back(&docker, &spec.name).await?;
     let images = recorded_images(recorded.as_ref());

@@ -215,6 +215,15 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
         }
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
 
+        // A spec built in code meets the manifest's rules too: the library refuses one whose node
+        // would run a shell command, and makes nothing.
+        let mut spec = cluster_spec(&name, 2, "line");
+        spec.nodes[1].args.push("-blocknotify=touch /tmp/x".into());
+        let err = Cluster::up(spec, &UpOptions::default()).await.err().expect("refused");
+        assert!(err.is_bad_input(), "{err}");
+        assert!(err.to_string().contains("-blocknotify"), "{err}");
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+
         // A scenario is validated whole — node names included — before any container exists.
         let yaml = "cluster: { name: x, nodes: 2 }\nsteps:\n  - mine: { node: n0, blocks: 1 }\n  - stop: n7\n";
         let file = TempFile::new(&format!("{name}.scenario.yaml"), yaml);
