@@ -14,8 +14,9 @@ use crate::engine::rpc::read_body;
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9181";
 
 /// The most bytes of one reply of the operator that are read (a streamed `logs -f` is handed on piece by
-/// piece and not bounded). The largest replies, a verb's report over 1000 nodes (`status`, `logs` with
-/// their tails), stay far below; past this the answer is no operator's and reading it would only grow
+/// piece and not bounded). A verb's report over 1000 nodes (`status`, `measure`) stays far below; the
+/// one reply that can pass it is `logs` without a tail of a node whose log has grown past 64 MiB, which
+/// is refused at the limit (ask with `--tail`, or follow with `-f`). Past this, reading would only grow
 /// memory.
 pub const MAX_REPLY_BYTES: usize = 64 << 20;
 
