@@ -60,12 +60,20 @@ pub enum ImageError {
     /// Transparent: the error chain printer shows the Docker operation and the engine's answer once.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// Ctrl-C stopped `image ls` (its probe containers were removed first).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl ImageError {
     /// The user's input was refused (exit code 2), not a failure of the build or the machine (1).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, ImageError::Refused { .. })
+    }
+
+    /// The user interrupted it (Ctrl-C).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, ImageError::Interrupted)
     }
 }
 
@@ -89,6 +97,19 @@ pub struct NodeImage {
 
 /// regbox's node images and every image a cluster's nodes use, each asked for its bitcoind version.
 pub async fn list() -> Result<Vec<NodeImage>, ImageError> {
+    // Ctrl-C drops the probes under way, and each removes its throw-away container as it is dropped
+    // (before this returns). The handler is in place before any probe exists, so no Ctrl-C takes the
+    // default way out, which would leave them running.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| fail("watch for Ctrl-C", &e))?;
+    tokio::select! {
+        listed = list_probed() => listed,
+        _ = sigint.recv() => Err(ImageError::Interrupted),
+    }
+}
+
+/// `list` without its Ctrl-C handling.
+async fn list_probed() -> Result<Vec<NodeImage>, ImageError> {
     use crate::core::cluster::blueprint::{cluster_filter, LABEL_CLUSTER, LABEL_NODE};
     let docker = Docker::connect().await?;
     let mut images: std::collections::BTreeMap<String, NodeImage> = docker
@@ -205,8 +226,11 @@ pub(crate) async fn ensure_on(
 }
 
 /// How long a cancelled build's script has, after SIGTERM, to run its exit trap (which removes the
-/// throw-away container and image of `--from`'s check) before its process group is killed.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// throw-away container and image of `--from`'s check) before its process group is killed. The trap
+/// makes four calls of the docker command, which a loaded machine can slow to seconds each; killing
+/// it half-way would leave the container or image behind, and the time is only spent while the
+/// script is still at it (a script that has exited is not waited for).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A build's temporary directory and the build script working in it, which leads a process group of
 /// its own. Dropped — also when the build is cancelled half-way — it stops a script still running

@@ -243,12 +243,8 @@ impl Engines {
 /// The error of a probe that did not end within [`RUN_ONCE_TIMEOUT`]; its text says that bound.
 fn timed_out(name: &str) -> DockerError {
     static ACTION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let action = ACTION.get_or_init(|| {
-        format!(
-            "wait ({} s) for the end of",
-            RUN_ONCE_TIMEOUT.as_secs_f64()
-        )
-    });
+    let action = ACTION
+        .get_or_init(|| format!("wait ({} s) for the end of", RUN_ONCE_TIMEOUT.as_secs_f64()));
     DockerError::Container {
         action,
         name: name.to_string(),
@@ -300,9 +296,11 @@ impl Drop for ProbeGuard {
                 .force(true)
                 .v(true)
                 .build();
-            let removed =
-                tokio::time::timeout(PROBE_REMOVE_TIMEOUT, api.remove_container(&name, Some(opts)))
-                    .await;
+            let removed = tokio::time::timeout(
+                PROBE_REMOVE_TIMEOUT,
+                api.remove_container(&name, Some(opts)),
+            )
+            .await;
             match removed {
                 Ok(Ok(()))
                 | Ok(Err(bollard::errors::Error::DockerResponseServerError {
@@ -374,5 +372,36 @@ mod tests {
         assert_eq!(own.user, None);
         assert!(own.network.is_none() && own.cap_add.is_empty());
         assert_eq!((own.memory, own.pids_limit), (spec.memory, spec.pids_limit));
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_prints_without_end_is_read_only_up_to_the_bound() {
+        // An endless output: reading stops at the bound (this would never end otherwise).
+        let endless = futures::stream::repeat_with(|| Ok("é".repeat(1000))).boxed();
+        let text = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            bounded(endless, PROBE_OUTPUT_LIMIT),
+        )
+        .await
+        .expect("reading stops at the bound")
+        .unwrap();
+        // Cut at a character boundary at or below the bound ("é" is two bytes).
+        assert!(text.len() <= PROBE_OUTPUT_LIMIT && text.len() + 2 > PROBE_OUTPUT_LIMIT);
+        assert!(text.chars().all(|c| c == 'é'));
+        // What ends sooner is read whole.
+        let short =
+            futures::stream::iter(vec![Ok("Bitcoin Core version v1\n".to_string())]).boxed();
+        assert_eq!(
+            bounded(short, PROBE_OUTPUT_LIMIT).await.unwrap(),
+            "Bitcoin Core version v1\n"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_never_ends_is_said_to_have_passed_the_bound_it_had() {
+        let said = timed_out("regbox-probe-1").to_string();
+        let secs = format!("({} s)", RUN_ONCE_TIMEOUT.as_secs());
+        assert!(said.contains(&secs), "{said}");
+        assert!(said.contains("regbox-probe-1"), "{said}");
     }
 }
