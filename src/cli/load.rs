@@ -21,46 +21,47 @@ fn read_source(path: &Path) -> Result<(String, String), SourceError> {
         column: 1,
         message,
     };
-    let limit = MAX_SOURCE_BYTES;
-    let too_big = |bytes: u64| {
-        located(format!(
-            "file is {bytes} bytes; at most {limit} bytes are read"
-        ))
-    };
-    let meta =
-        std::fs::metadata(path).map_err(|e| located(format!("cannot read the file: {e}")))?;
+    let bytes = read_regular(path, MAX_SOURCE_BYTES).map_err(located)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| located(format!("cannot read the file: not UTF-8 text ({e})")))?;
+    Ok((text, origin))
+}
+
+/// The bytes of a regular file of at most `limit` bytes, read with that bound, or why not: a path that
+/// is not a regular file (looked at before and after opening it, and opened without waiting, so a FIFO
+/// that takes the file's place does not block), a file too large or growing past the limit.
+pub(crate) fn read_regular(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the file: {e}");
+    let meta = std::fs::metadata(path).map_err(cannot)?;
     if !meta.is_file() {
-        return Err(located(not_regular(&meta)));
+        return Err(not_regular(&meta));
     }
     if meta.len() > limit as u64 {
-        return Err(too_big(meta.len()));
+        return Err(format!(
+            "file is {} bytes; at most {limit} bytes are read",
+            meta.len()
+        ));
     }
-    // Non-blocking: should a FIFO have taken the file's place since the look above, opening it does not
-    // wait for a writer; what was opened is looked at again.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| located(format!("cannot read the file: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| located(format!("cannot read the file: {e}")))?;
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
-        return Err(located(not_regular(&meta)));
+        return Err(not_regular(&meta));
     }
     let mut bytes = Vec::new();
     file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| located(format!("cannot read the file: {e}")))?;
+        .map_err(cannot)?;
     if bytes.len() > limit {
         // It grew after its size was looked at.
-        return Err(located(format!(
+        return Err(format!(
             "file is more than {limit} bytes; at most {limit} bytes are read"
-        )));
+        ));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| located(format!("cannot read the file: not UTF-8 text ({e})")))?;
-    Ok((text, origin))
+    Ok(bytes)
 }
 
 /// Why a path that is not a regular file is refused, saying what it is.

@@ -7,7 +7,7 @@ mod commands;
 mod complete;
 mod context;
 pub mod exit;
-mod load;
+pub(crate) mod load;
 mod output;
 mod plot;
 pub mod report;

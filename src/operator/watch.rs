@@ -282,20 +282,11 @@ async fn next_trigger(
     Some(all.join("; "))
 }
 
-/// A manifest's contents as a hash (None when unreadable). Read as the loader reads it: a regular file,
-/// at most `MAX_SOURCE_BYTES` and one more (enough to see a change); a device or FIFO put in its place
-/// is not read at all.
+/// A manifest's contents as a hash (None when unreadable). Read as the loader reads it: a regular file
+/// of at most `MAX_SOURCE_BYTES`; a device or FIFO put in its place is not read at all (one too large
+/// reads as unreadable, and the pass it starts says why).
 fn digest(path: &Path) -> Option<String> {
-    use std::io::Read;
-    if !std::fs::metadata(path).ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(crate::core::yaml::MAX_SOURCE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = crate::cli::load::read_regular(path, crate::core::yaml::MAX_SOURCE_BYTES).ok()?;
     Some(hex::encode(Sha256::digest(bytes)))
 }
 
