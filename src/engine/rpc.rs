@@ -625,12 +625,12 @@ impl RpcClient {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A server on 127.0.0.1 that answers every connection with `head` and then body bytes without
-    /// end (chunked), or `length` bytes of body when given; returns its address.
-    async fn endless_server(declared: Option<u64>) -> SocketAddr {
+    /// A server on 127.0.0.1 that answers every connection with an HTTP reply whose body never ends
+    /// (chunked, or declaring `declared` bytes and sending on past them); returns its address.
+    pub(crate) async fn endless_server(declared: Option<u64>) -> SocketAddr {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

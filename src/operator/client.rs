@@ -178,25 +178,7 @@ mod tests {
     /// instead of reading on.
     #[tokio::test]
     async fn an_endless_reply_is_refused_at_the_limit() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut request = [0u8; 4096];
-                    let _ = conn.read(&mut request).await;
-                    conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                        .await?;
-                    let chunk = [b"10000\r\n".as_slice(), &[b'x'; 1 << 16], b"\r\n"].concat();
-                    loop {
-                        conn.write_all(&chunk).await?;
-                    }
-                    #[allow(unreachable_code)]
-                    std::io::Result::Ok(())
-                });
-            }
-        });
+        let addr = crate::engine::rpc::tests::endless_server(None).await;
         let client = Client::new(&format!("http://{addr}"));
         let refusal = tokio::time::timeout(Duration::from_secs(30), client.get("/status"))
             .await
