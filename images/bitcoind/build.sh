@@ -97,6 +97,9 @@ case $(uname -m) in
 esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
+# Physical (TMPDIR may lead through a link): the checks below compare paths `readlink -f` resolved
+# (the --from tree's, the unpacked packages') with paths under it.
+WORK=$(cd "$WORK" && pwd -P)
 OUTPUTS=(rootfs.tar version full_version flavour package)
 [[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
 PROBE_IMAGE= # with --from: the throw-away image the binaries are run in, and its container
@@ -120,6 +123,9 @@ trap cleanup EXIT
 trap 'exec 2>/dev/null; exit 129' HUP
 trap 'exec 2>/dev/null; exit 130' INT
 trap 'exec 2>/dev/null; exit 143' TERM
+# A write to that output after its reader left (before the TERM arrives) must fail, not kill bash
+# outright, which would skip the exit trap.
+trap '' PIPE
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
 chmod 0755 "$WORK"

@@ -376,8 +376,11 @@ fn ctrl_c_while_an_image_build_runs_its_binaries_leaves_no_throwaway_container_o
         );
         assert!(left.is_empty(), "{left:?}");
         assert!(!made);
-        // Stopped within its bounded grace.
-        assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+        // Stopped within its bounded grace, not at the end of its binary's run: regbox gives the
+        // script at most 20 s (its STOP_GRACE) before killing what is left, so 50 s is no false alarm
+        // under load, and it is still below the 60 s the build itself lets a binary run (the one here
+        // sleeps 120 s), which a regbox that waited for the run to end would reach.
+        assert!(took < Duration::from_secs(50), "took {took:?} to stop");
         std::fs::remove_dir(&tmp).unwrap();
     });
 }
