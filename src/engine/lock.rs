@@ -1,8 +1,10 @@
 //! One writer per cluster: a lock that lives in the engine itself — a container named
 //! `regbox-<cluster>.lock`, which the engine refuses to create twice — so every regbox process on every
 //! host that uses this engine sees it. Its labels name the holder; a holder that is gone is taken over.
-//! While held, the lock container is started every few seconds (it runs `bitcoind -version` and exits):
-//! its start time is the heartbeat a waiter on another host watches. A waiter on the holder's own host
+//! While held, the lock container is started at once and then every few seconds (it runs `bitcoind
+//! -version` and exits; a run that has not exited is killed first): its start time is the heartbeat a
+//! waiter on another host watches. The start time moves whether or not the image's `bitcoind` can run
+//! as the marker's user, since the marker's init is what starts; a beat that fails anyway is a warning. A waiter on the holder's own host
 //! could ask the kernel whether the holder's process lives, one on another host cannot: the start time
 //! is the one thing every host reads alike from the engine. Since that means running the cluster's
 //! first node image (which may be any image) every few seconds, the marker is made locked down
@@ -18,7 +20,7 @@ use crate::core::cluster::blueprint::{self, LABEL_ROLE};
 use crate::core::cluster::lock::{self, Holder, Liveness, LockSeen, ROLE_LOCK};
 use crate::core::names::error_chain;
 use crate::engine::docker::Docker;
-use crate::engine::error::{Error, Result};
+use crate::engine::error::{Error, Result, Timeout};
 
 /// How often a holder beats.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -197,12 +199,66 @@ pub async fn acquire(
     }
 }
 
-/// Starts the lock container every `HEARTBEAT`: each start moves its start time, which waiters watch.
+/// `acquire` through this host's engine (`DOCKER_HOST`, or the local socket): for a caller that holds
+/// no engine handle of its own (the integration tests take a lock on an image of their own this way).
+pub async fn acquire_here(
+    cluster: &str,
+    image: &str,
+    command: &str,
+    bound: Duration,
+) -> Result<LockGuard> {
+    let docker = Docker::connect().await?;
+    acquire(&docker, cluster, image, command, bound).await
+}
+
+/// Starts the lock container at once and then every `HEARTBEAT`: each start moves its start time,
+/// which waiters watch. A beat that fails is a warning (the first of a row of them, and the recovery):
+/// while the start time stands still, a waiter on another host takes this live lock over after
+/// `STALE_AFTER`.
 async fn heartbeat(docker: Docker, id: String) {
+    let mut failing = false;
     loop {
+        match beat(&docker, &id).await {
+            Ok(()) if failing => {
+                tracing::warn!("the lock's heartbeat beats again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                tracing::warn!(
+                    "the lock's heartbeat failed ({}); while it fails, a regbox on another host takes this lock over after {} s",
+                    error_chain(&e),
+                    STALE_AFTER.as_secs()
+                );
+                failing = true;
+            }
+            Err(e) => tracing::debug!("lock heartbeat: {}", error_chain(&e)),
+        }
         tokio::time::sleep(HEARTBEAT).await;
-        if let Err(e) = docker.start(&id).await {
-            tracing::debug!("lock heartbeat: {}", error_chain(&e));
+    }
+}
+
+/// One heartbeat: the marker started anew. A run that has not ended — a `bitcoind` that does not
+/// exit on `-version`, or one slowed past a beat — is killed first: the engine answers a start of a
+/// running container with "already started" and leaves its start time as it was, so the beat would
+/// be lost without a word. (Whether the image's `bitcoind` can run at all does not matter: the
+/// marker's init starts, and so the start time moves, even when the program it runs cannot.)
+async fn beat(docker: &Docker, id: &str) -> Result<()> {
+    if docker.is_running(id).await? {
+        docker.kill(id).await?;
+        let deadline = Instant::now() + HEARTBEAT;
+        while docker.is_running(id).await? {
+            if Instant::now() >= deadline {
+                return Err(Timeout {
+                    what: "the lock container to stop after a kill".into(),
+                    timeout: HEARTBEAT,
+                    last: "still running".into(),
+                }
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    docker.start(id).await?;
+    Ok(())
 }

@@ -361,3 +361,117 @@ fn a_held_lock_marker_runs_its_heartbeat_locked_down() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+/// Imports a one-file image: `program` (C) compiled statically as `/usr/bin/bitcoind`, owned by root
+/// with `mode`, named `regbox-test/lockimg:TAG` (outside `regbox/bitcoind`, so no `image ls` of another
+/// test lists it); dropping the returned name removes the image.
+fn import_bitcoind(tag: &str, program: &str, mode: &str) -> Alias {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.c"), program).unwrap();
+    let bin = dir.path().join("tree/usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cc = Command::new("gcc")
+        .args(["-O1", "-static", "-o"])
+        .arg(bin.join("bitcoind"))
+        .arg(dir.path().join("b.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success());
+    let image = format!("regbox-test/lockimg:{tag}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chmod {mode} tree/usr/bin/bitcoind && tar --owner=0 --group=0 -C tree -c . \
+             | docker import --change 'ENV PATH=/usr/bin' - {image}"
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    Alias(image)
+}
+
+/// The lock marker's `State.StartedAt` (the heartbeat), with whether it runs and its exit code.
+async fn marker_state(lock: &str) -> (String, bool, i64) {
+    let state = outside::engine()
+        .inspect_container(lock, None)
+        .await
+        .unwrap()
+        .state
+        .unwrap();
+    (
+        state.started_at.unwrap_or_default(),
+        state.running == Some(true),
+        state.exit_code.unwrap_or(0),
+    )
+}
+
+/// Waits up to 20 s for the marker's start time to be set and other than `not`; returns it.
+async fn next_beat(lock: &str, not: &str) -> String {
+    let since = std::time::Instant::now();
+    loop {
+        let (started, _, _) = marker_state(lock).await;
+        if !started.starts_with("0001") && started != not {
+            return started;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the heartbeat of {lock} stands still at {started}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_held_lock_beats_whatever_the_image_bitcoind_does() {
+    run_without_image(async {
+        let name = unique("lockimg");
+        // A bitcoind only root may run (mode 0700): the marker, which runs as nobody, cannot run it.
+        let private = import_bitcoind(
+            &format!("{name}-private"),
+            "#include <stdio.h>\nint main(void) { puts(\"Bitcoin Core version v0.0.7\"); return 0; }\n",
+            "0700",
+        );
+        // A bitcoind that never exits (as one that ignores `-version` would not): a start of the still
+        // running marker would be a no-op.
+        let stuck = import_bitcoind(
+            &format!("{name}-stuck"),
+            "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
+            "0755",
+        );
+        for (image, cluster) in [
+            (&private, format!("{name}-p")),
+            (&stuck, format!("{name}-s")),
+        ] {
+            let lock = format!("regbox-{cluster}.lock");
+            let guard =
+                regbox::engine::lock::acquire_here(&cluster, &image.0, "test", Duration::ZERO)
+                    .await
+                    .expect("the lock is taken");
+            let first = next_beat(&lock, "").await;
+            let at = std::time::Instant::now();
+            let second = next_beat(&lock, &first).await;
+            assert!(
+                at.elapsed() >= Duration::from_secs(3),
+                "{lock}: two beats {first} and {second} within {:?}",
+                at.elapsed()
+            );
+            if image.0 == private.0 {
+                // The case at hand: the program cannot run as the marker's user, and the heartbeat
+                // goes on anyway.
+                let since = std::time::Instant::now();
+                let code = loop {
+                    let (_, running, code) = marker_state(&lock).await;
+                    if !running {
+                        break code;
+                    }
+                    assert!(since.elapsed() < Duration::from_secs(5), "{lock} runs on");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                assert_ne!(code, 0, "{lock}: bitcoind ran");
+            }
+            guard.release().await;
+            assert_eq!(leftovers(&cluster).await, Vec::<String>::new());
+        }
+    });
+}
