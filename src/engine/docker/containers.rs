@@ -164,6 +164,13 @@ impl Containers for Engines {
             api.start_exec(&exec.id, None).await.map_err(&err)?
         {
             while let Some(chunk) = output.next().await {
+                if out.len() + errs.len() > MAX_EXEC_OUTPUT {
+                    // Dropping the stream detaches; the command itself is the caller's to bound.
+                    return Err(DockerError::ExecOutput {
+                        name: name.into(),
+                        limit: MAX_EXEC_OUTPUT,
+                    });
+                }
                 match chunk.map_err(&err)? {
                     bollard::container::LogOutput::StdOut { message } => {
                         out.push_str(&String::from_utf8_lossy(&message))
@@ -337,6 +344,10 @@ impl Engines {
 /// names — a cluster may run any image, and a custom one would otherwise run its marker as root.
 pub(crate) const MARKER_USER: &str = "65534:65534";
 /// A marker's memory limit: `bitcoind -version` needs a few MiB.
+/// The most output of one command run in a container (`exec`) that is read: the agent's replies, the
+/// largest, are bounded inside it at 64 MiB too.
+const MAX_EXEC_OUTPUT: usize = 64 << 20;
+
 const MARKER_MEMORY: u64 = 32 << 20;
 /// A marker's process limit: one program and the init that reaps it.
 const MARKER_PIDS: i64 = 16;
