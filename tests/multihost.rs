@@ -15,7 +15,7 @@ use regbox::progress::Progress;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::outside;
+use support::{outside, ping_until};
 
 const HOSTS: usize = 3;
 
@@ -221,29 +221,16 @@ async fn operator_until(
 }
 
 /// The ping time `node` reports for its session with `peer` (`regbox rpc`: `ping`, then
-/// `getpeerinfo`), polled until `want` holds of it (60 s at most); returns it.
+/// `getpeerinfo`), polled until `want` holds of it; returns it.
 async fn pingtime(cluster: &str, node: &str, peer: &str, want: impl Fn(f64) -> bool) -> f64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let comment = format!("({peer})");
-    loop {
+    let ping = || async {
         regbox(&["-c", cluster, "rpc", node, "ping"]).await;
-        // A round trip takes up to the delay being measured; look again soon after.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let peers = || async {
         let peers = json(&["-c", cluster, "rpc", node, "getpeerinfo"]).await;
-        let last = peers
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
-            .and_then(|p| p["pingtime"].as_f64());
-        if let Some(t) = last.filter(|&t| want(t)) {
-            return t;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{node} to {peer}: ping time {last:?}"
-        );
-    }
+        peers.as_array().unwrap().clone()
+    };
+    ping_until(node, peer, ping, peers, want).await
 }
 
 /// Polls `status` until the nodes n0.. have the heights `want` (60 s at most); returns that status.

@@ -550,14 +550,7 @@ impl Outside {
             .args(["netns", "exec", &self.ns, "cat", "/proc/net/snmp"])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
-        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-        let at = names
-            .split_whitespace()
-            .position(|n| n == "InSegs")
-            .unwrap();
-        values.split_whitespace().nth(at).unwrap().parse().unwrap()
+        tcp_counters_in(&String::from_utf8_lossy(&out.stdout))["Tcp:InSegs"]
     }
 }
 

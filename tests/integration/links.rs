@@ -11,30 +11,11 @@ pub(crate) async fn pingtime(
     want: impl Fn(f64) -> bool,
 ) -> f64 {
     let node = &cluster.nodes()[at];
-    let comment = format!("({peer})");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let ping = || async {
         let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
-        // A ping round trip takes up to the delay being measured; look again soon after.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let peers: Vec<serde_json::Value> = node
-            .rpc
-            .call("getpeerinfo", serde_json::json!([]))
-            .await
-            .unwrap();
-        let last = peers
-            .iter()
-            .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
-            .and_then(|p| p["pingtime"].as_f64());
-        if let Some(t) = last.filter(|&t| want(t)) {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} to {peer}: ping time {last:?}",
-            node.name()
-        );
-    }
+    };
+    let peers = || async { node.rpc.call("getpeerinfo", serde_json::json!([])).await.unwrap() };
+    ping_until(node.name(), peer, ping, peers, want).await
 }
 
 /// Whether `at` lists a session with `peer`.
@@ -57,21 +38,7 @@ pub(crate) fn tcp_counters(container: &str) -> BTreeMap<String, u64> {
     let mut counters = BTreeMap::new();
     for file in ["snmp", "netstat"] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        // Each group is a line of names and a line of values, both starting with `Group:`.
-        for pair in lines.chunks(2) {
-            let (names, values) = (pair[0].split_whitespace(), pair[1].split_whitespace());
-            let mut names = names.peekable();
-            let group = names.next().unwrap_or_default().to_string();
-            if group != "Tcp:" && group != "TcpExt:" {
-                continue;
-            }
-            for (n, v) in names.zip(values.skip(1)) {
-                if let Ok(v) = v.parse() {
-                    counters.insert(format!("{group}{n}"), v);
-                }
-            }
-        }
+        counters.extend(tcp_counters_in(&text));
     }
     counters
 }

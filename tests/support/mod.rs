@@ -7,6 +7,7 @@ use regbox::cluster::{self, Cluster, UpOptions};
 use regbox::manifest::{self, ClusterSpec};
 use regbox::progress::Progress;
 use regbox::topology::Graph;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
@@ -321,6 +322,63 @@ impl Drop for Teardown {
         })
         .join();
     }
+}
+
+/// The ping time a node reports for its session with `peer` (named in its user agent): `ping` asks the
+/// node for a fresh ping, `peers` reads its `getpeerinfo`; polled until `want` holds of the time (or
+/// [`WAIT`] passes, failing with the last value seen by `who`).
+pub async fn ping_until<P, Pf, Q, Qf>(
+    who: &str,
+    peer: &str,
+    mut ping: P,
+    mut peers: Q,
+    want: impl Fn(f64) -> bool,
+) -> f64
+where
+    P: FnMut() -> Pf,
+    Pf: Future<Output = ()>,
+    Q: FnMut() -> Qf,
+    Qf: Future<Output = Vec<serde_json::Value>>,
+{
+    let comment = format!("({peer})");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        ping().await;
+        // A round trip takes up to the delay being measured; look again soon after.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let last = (peers().await.iter())
+            .find(|p| p["subver"].as_str().is_some_and(|s| s.contains(&comment)))
+            .and_then(|p| p["pingtime"].as_f64());
+        if let Some(t) = last.filter(|&t| want(t)) {
+            return t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{who} to {peer}: ping time {last:?}"
+        );
+    }
+}
+
+/// The TCP counters in the text of `/proc/net/snmp` or `/proc/net/netstat` — groups `Tcp:` and
+/// `TcpExt:` — by name (`Tcp:InSegs`, `TcpExt:TCPOFOQueue`). Each group is a line of names and a line
+/// of values, both starting with the group.
+pub fn tcp_counters_in(text: &str) -> BTreeMap<String, u64> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut counters = BTreeMap::new();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let mut names = names.split_whitespace();
+        let group = names.next().unwrap_or_default();
+        if group != "Tcp:" && group != "TcpExt:" {
+            continue;
+        }
+        for (n, v) in names.zip(values.split_whitespace().skip(1)) {
+            if let Ok(v) = v.parse() {
+                counters.insert(format!("{group}{n}"), v);
+            }
+        }
+    }
+    counters
 }
 
 /// Removes a container when dropped (one a test made by hand, such as a lock held by the test
