@@ -174,19 +174,7 @@ pub(crate) fn release_tarball(files: &[u8], dir: &Path, top: &str) -> std::path:
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
     std::fs::write(dir.join("rootfs.tar"), files).unwrap();
-    let sh = |script: &str| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sh = |script: &str| sh_in(dir, script);
     sh("tar -xf rootfs.tar -C rootfs usr");
     sh(&format!(
         "mkdir -p {top}/bin {top}/lib && cp rootfs/usr/bin/bitcoind rootfs/usr/bin/bitcoin-cli {top}/bin/ \
@@ -439,19 +427,7 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
     run(async {
         let name = unique("kinds");
         let dir = tempfile::tempdir().unwrap();
-        let sh = |script: &str| {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{script}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let sh = |script: &str| sh_in(dir.path(), script);
         // A stand-in for a self-built bitcoind: what the image build does with a binary depends only
         // on how it is linked, and this one answers `-version` like bitcoind does.
         std::fs::write(
@@ -502,6 +478,50 @@ fn image_build_from_takes_dynamic_static_and_linked_binaries() {
     });
 }
 
+#[test]
+fn image_build_from_works_when_the_temporary_directory_is_reached_through_a_link() {
+    run_without_image(async {
+        let name = unique("tmplink");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("fake.c"),
+            "#include <stdio.h>\nint main(void) { puts(\"Bitcoin Core version v0.0.8\"); return 0; }\n",
+        )
+        .unwrap();
+        // A release tree whose bin/bitcoind links inside it, and a TMPDIR that is a link to a real
+        // directory (as /tmp is on some systems): the build's checks that what the tree links to
+        // stays inside it compare resolved paths, which must not be taken for links out of it.
+        let tarball = format!("{name}.tar.gz");
+        sh_in(
+            d,
+            &format!(
+                "gcc -O1 -o fake fake.c && mkdir -p bitcoin-0.0.8/bin bitcoin-0.0.8/libexec \
+                 && cp fake bitcoin-0.0.8/libexec/bitcoind && ln -s ../libexec/bitcoind bitcoin-0.0.8/bin/bitcoind \
+                 && tar -czf {tarball} bitcoin-0.0.8 && mkdir real && ln -s real tmp"
+            ),
+        );
+        let tag = format!("test-{name}");
+        let out = regbox()
+            .args(["image", "build", "--tag", &tag, "--from"])
+            .arg(d.join(&tarball))
+            .env("TMPDIR", d.join("tmp"))
+            .output()
+            .await
+            .unwrap();
+        let _guard = Alias(format!("regbox/bitcoind:local-{tag}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("regbox/bitcoind:local-{tag}")
+        );
+        // Its working directories went with it, and so did its throw-away container and image.
+        let left: Vec<_> = std::fs::read_dir(d.join("real")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(probes_left(&tarball).await, Vec::<String>::new());
+    });
+}
+
 /// Runs `script` with sh in `dir`, failing the test when it fails.
 fn sh_in(dir: &Path, script: &str) {
     let out = Command::new("sh")
@@ -520,21 +540,10 @@ fn sh_in(dir: &Path, script: &str) {
 /// What an image build `--from` a file named `from` left on the engine: the images and containers
 /// (stopped ones too) labelled with it, as the build labels the throw-away ones it runs the binaries in.
 pub(crate) async fn probes_left(from: &str) -> Vec<String> {
-    use bollard::query_parameters::{ListContainersOptionsBuilder, ListImagesOptionsBuilder};
     let filter = outside::label_filter(&format!("regbox.from={from}"));
-    let api = outside::engine();
-    let images = api
+    let images = outside::engine()
         .list_images(Some(
-            ListImagesOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .unwrap();
-    let containers = api
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
+            bollard::query_parameters::ListImagesOptionsBuilder::new()
                 .all(true)
                 .filters(&filter)
                 .build(),
@@ -544,12 +553,34 @@ pub(crate) async fn probes_left(from: &str) -> Vec<String> {
     images
         .into_iter()
         .map(|i| format!("image {}", i.id))
-        .chain(
-            containers
-                .into_iter()
-                .map(|c| format!("container {:?}", c.names)),
-        )
+        .chain(containers_where(&filter).await)
         .collect()
+}
+
+/// The containers (stopped ones too) that `filters` select on the engine, each as `container [names]`.
+async fn containers_where(filters: &std::collections::HashMap<&str, Vec<String>>) -> Vec<String> {
+    let containers = outside::engine()
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(filters)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    containers
+        .into_iter()
+        .map(|c| format!("container {:?}", c.names))
+        .collect()
+}
+
+/// The containers (stopped ones too) made from `image`.
+async fn containers_of(image: &str) -> Vec<String> {
+    containers_where(&std::collections::HashMap::from([(
+        "ancestor",
+        vec![image.to_string()],
+    )]))
+    .await
 }
 
 /// A stand-in for bitcoind that, when it runs, writes "ran" to the file `marker` (where it can) and
@@ -802,6 +833,9 @@ int main(void) {
 #[test]
 fn image_ls_runs_each_bitcoind_locked_down() {
     run(async {
+        // Alone: another test's `image ls` probes these images too, and its probe containers would
+        // be counted below as left by this one.
+        let _alone = TEST_IMAGES.write().await;
         let name = unique("ls");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -822,7 +856,8 @@ fn image_ls_runs_each_bitcoind_locked_down() {
             ),
         );
         let _guards = (Alias(open.clone()), Alias(rooted.clone()));
-        let listed = image_ls().await;
+        // (Not `image_ls`: this test holds the lock it would wait for.)
+        let listed = ok_json(&["image", "ls", "--json"]).await;
         let said = |image: &str| -> BTreeMap<String, String> {
             let entry = listed
                 .as_array()
@@ -855,19 +890,8 @@ fn image_ls_runs_each_bitcoind_locked_down() {
             }
         }
         // Each ran in a container of its own that is gone.
-        let api = outside::engine();
         for image in [&open, &rooted] {
-            let filter = std::collections::HashMap::from([("ancestor", vec![image.to_string()])]);
-            let left = api
-                .list_containers(Some(
-                    bollard::query_parameters::ListContainersOptionsBuilder::new()
-                        .all(true)
-                        .filters(&filter)
-                        .build(),
-                ))
-                .await
-                .unwrap();
-            assert!(left.is_empty(), "{image}: {left:?}");
+            assert_eq!(containers_of(image).await, Vec::<String>::new(), "{image}");
         }
     });
 }
@@ -878,23 +902,8 @@ fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
         // Alone: no other test's `image ls` may see (and wait on) this image, nor run a probe of it
         // that this test would count as its own.
         let _alone = TEST_IMAGES.write().await;
-        let name = unique("hang");
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("hang.c"),
-            "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
-        )
-        .unwrap();
-        let image = format!("regbox/bitcoind:test-{name}");
-        sh_in(
-            d,
-            &format!(
-                "gcc -O1 -static -o hang hang.c && mkdir -p tree/usr/bin \
-                 && install -m 0755 hang tree/usr/bin/bitcoind \
-                 && tar --owner=0 --group=0 -C tree -c . | docker import --change 'ENV PATH=/usr/bin' - {image} >/dev/null"
-            ),
-        );
+        let image = hanging_image(dir.path(), &unique("hang"));
         let _guard = Alias(image.clone());
         // Within its bound (30 s) and some, not forever: the entry says why it has no version.
         let listed =
@@ -914,16 +923,79 @@ fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
             "{entry}"
         );
         // Its container was killed and removed.
-        let filter = std::collections::HashMap::from([("ancestor", vec![image.clone()])]);
-        let left = outside::engine()
-            .list_containers(Some(
-                bollard::query_parameters::ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
+        assert_eq!(containers_of(&image).await, Vec::<String>::new());
+    });
+}
+
+/// Makes `regbox/bitcoind:test-<name>`, whose bitcoind never answers (it waits for ever), from a
+/// static program built in `dir`; returns its name.
+fn hanging_image(dir: &Path, name: &str) -> String {
+    std::fs::write(
+        dir.join("hang.c"),
+        "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
+    )
+    .unwrap();
+    let image = format!("regbox/bitcoind:test-{name}");
+    sh_in(
+        dir,
+        &format!(
+            "gcc -O1 -static -o hang hang.c && mkdir -p tree/usr/bin \
+             && install -m 0755 hang tree/usr/bin/bitcoind \
+             && tar --owner=0 --group=0 -C tree -c . | docker import --change 'ENV PATH=/usr/bin' - {image} >/dev/null"
+        ),
+    );
+    image
+}
+
+#[test]
+fn ctrl_c_during_image_ls_leaves_no_probe_container() {
+    run_without_image(async {
+        // Alone: no other test's `image ls` may wait on this image, nor run a probe of it that this
+        // test would count as left by its own.
+        let _alone = TEST_IMAGES.write().await;
+        let dir = tempfile::tempdir().unwrap();
+        let image = hanging_image(dir.path(), &unique("lsint"));
+        let _guard = Alias(image.clone());
+        let mut child = regbox()
+            .args(["image", "ls", "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        assert!(left.is_empty(), "{left:?}");
+        // Interrupted while the probe of this image runs (it would for 30 s).
+        let since = std::time::Instant::now();
+        while containers_of(&image).await.is_empty() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "image ls ended before it was interrupted"
+            );
+            assert!(
+                since.elapsed() < Duration::from_secs(120),
+                "no probe container came"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        interrupt(&child);
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("image ls did not end after Ctrl-C")
+            .unwrap();
+        let left = containers_of(&image).await;
+        // What a failed run left goes before the verdict (the container holds the image).
+        if !left.is_empty() {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "docker ps -aq --filter ancestor={image} | xargs -r docker rm -f"
+                ))
+                .output();
+        }
+        assert_eq!(
+            left,
+            Vec::<String>::new(),
+            "left by the interrupted image ls"
+        );
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     });
 }
