@@ -123,8 +123,9 @@ trap cleanup EXIT
 trap 'exec 2>/dev/null; exit 129' HUP
 trap 'exec 2>/dev/null; exit 130' INT
 trap 'exec 2>/dev/null; exit 143' TERM
-# A write to that output after its reader left (before the TERM arrives) must fail, not kill bash
-# outright, which would skip the exit trap.
+# A write to that output after its reader left (before the TERM arrives) fails rather than kill the
+# shell with SIGPIPE: the build then ends through its exit trap as any failure does, not from a signal
+# handler (whether a shell runs its exit trap on a fatal signal depends on the shell and its version).
 trap '' PIPE
 # When run as root apt downloads as the unprivileged _apt user, which must be able
 # to traverse into the private cache/lists directories.
