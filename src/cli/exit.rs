@@ -61,6 +61,7 @@ impl Failure {
             // What `image build --from` names, refused as it is.
             Failure::Image(e) if e.is_bad_input() => BAD_INPUT,
             Failure::Cluster(e) if e.is_interrupted() => INTERRUPTED,
+            Failure::Image(e) if e.is_interrupted() => INTERRUPTED,
             _ => FAILURE,
         }
     }
