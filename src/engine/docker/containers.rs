@@ -341,7 +341,9 @@ impl Engines {
 }
 
 /// The user a marker runs as: `nobody`, by number (an image need not list it), whatever user the image
-/// names — a cluster may run any image, and a custom one would otherwise run its marker as root.
+/// names — a cluster may run any image, and a custom one would otherwise run its marker as root. (An
+/// `image ls` probe whose program nobody cannot run tries once more as the image's own user, still
+/// locked down in every other way: see `images::probe_spec`.)
 pub(crate) const MARKER_USER: &str = "65534:65534";
 /// A marker's memory limit: `bitcoind -version` needs a few MiB.
 /// The most output of one command run in a container (`exec`) that is read: the agent's replies, the
