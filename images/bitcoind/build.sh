@@ -203,14 +203,26 @@ EOF
         fi
     }
 
+    # A mirror that does not answer for a moment (a name that does not resolve, a dropped connection)
+    # is asked again, after 2, 4 and 8 s; one that stays away fails the build.
+    retry_apt() {
+        local attempt
+        for attempt in 1 2 3; do
+            run_apt "$@" && return 0
+            log "apt failed (attempt $attempt of 4); asking the mirror again in $((2 ** attempt)) s"
+            sleep $((2 ** attempt))
+        done
+        run_apt "$@"
+    }
+
     log "fetching $SUITE package index from $MIRROR ..."
-    run_apt -o APT::Update::Error-Mode=any update \
+    retry_apt -o APT::Update::Error-Mode=any update \
         || die "cannot fetch the $SUITE index from $MIRROR (mirror unreachable, or InRelease not verifiable with $KEYRING)"
     compgen -G "$A/lists/*_Packages*" >/dev/null \
         || die "no Packages index was downloaded from $MIRROR for $SUITE"
 
     log "downloading $PACKAGE and its dependency closure ..."
-    run_apt install --download-only "$PACKAGE" \
+    retry_apt install --download-only "$PACKAGE" \
         || die "cannot download $PACKAGE and its dependencies from $MIRROR $SUITE"
     local debs=("$A"/cache/archives/*.deb)
     [[ -e ${debs[0]} ]] || die "apt downloaded no packages for $PACKAGE"
