@@ -595,9 +595,11 @@ async fn soak(
     };
     let mut opened = Vec::new();
     for (path, _) in &outputs {
+        // Not truncated: an earlier run's file stays as it was unless this run writes.
         match std::fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(false)
             .open(path)
         {
             Ok(file) => opened.push(file),

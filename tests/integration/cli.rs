@@ -180,8 +180,11 @@ fn node_containers_are_hardened_and_limited_as_the_manifest_says() {
             }
             if node == "a" {
                 let root = format!("/proc/{pid}/root");
-                std::fs::copy(format!("{root}/usr/bin/bitcoin-cli"), format!("{root}/tmp/cli"))
-                    .unwrap();
+                std::fs::copy(
+                    format!("{root}/usr/bin/bitcoin-cli"),
+                    format!("{root}/tmp/cli"),
+                )
+                .unwrap();
                 let exec = |path: &str| {
                     std::process::Command::new("docker")
                         .args(["exec", &format!("regbox-{name}-a"), path, "-version"])

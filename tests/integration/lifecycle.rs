@@ -219,7 +219,10 @@ fn a_bad_manifest_is_refused_with_its_location_and_creates_nothing() {
         // would run a shell command, and makes nothing.
         let mut spec = cluster_spec(&name, 2, "line");
         spec.nodes[1].args.push("-blocknotify=touch /tmp/x".into());
-        let err = Cluster::up(spec, &UpOptions::default()).await.err().expect("refused");
+        let err = Cluster::up(spec, &UpOptions::default())
+            .await
+            .err()
+            .expect("refused");
         assert!(err.is_bad_input(), "{err}");
         assert!(err.to_string().contains("-blocknotify"), "{err}");
         assert_eq!(leftovers(&name).await, Vec::<String>::new());

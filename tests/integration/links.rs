@@ -14,7 +14,12 @@ pub(crate) async fn pingtime(
     let ping = || async {
         let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
     };
-    let peers = || async { node.rpc.call("getpeerinfo", serde_json::json!([])).await.unwrap() };
+    let peers = || async {
+        node.rpc
+            .call("getpeerinfo", serde_json::json!([]))
+            .await
+            .unwrap()
+    };
     ping_until(node.name(), peer, ping, peers, want).await
 }
 

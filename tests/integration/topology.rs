@@ -138,7 +138,11 @@ fn an_exported_compose_file_runs_the_same_topology_under_docker_compose() {
                 .output()
                 .unwrap();
             assert!(left.status.success(), "{}", stderr(&left));
-            assert!(left.stdout.is_empty(), "{kind}s left: {}", String::from_utf8_lossy(&left.stdout));
+            assert!(
+                left.stdout.is_empty(),
+                "{kind}s left: {}",
+                String::from_utf8_lossy(&left.stdout)
+            );
         }
     });
 }

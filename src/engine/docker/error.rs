@@ -51,7 +51,9 @@ pub enum DockerError {
     InspectImage { name: String, source: BollardError },
     #[error("import image `{name}`")]
     ImportImage { name: String, source: BollardError },
-    #[error("a command in container `{name}` wrote more than {limit} bytes, the most regbox reads")]
+    #[error(
+        "a command in container `{name}` wrote more than {limit} bytes, the most regbox reads"
+    )]
     ExecOutput { name: String, limit: usize },
     #[error("read logs of `{name}`")]
     Logs { name: String, source: BollardError },
