@@ -837,25 +837,14 @@ fn image_ls_runs_each_bitcoind_locked_down() {
         // be counted below as left by this one.
         let _alone = TEST_IMAGES.write().await;
         let name = unique("ls");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("situation.c"), SITUATION_PROGRAM).unwrap();
         // Two images made outside regbox, named in its repository so that `image ls` lists them: one
         // whose bitcoind anyone may run, one whose bitcoind only root may run.
         let open = format!("regbox/bitcoind:test-{name}-open");
         let rooted = format!("regbox/bitcoind:test-{name}-root");
-        sh_in(
-            d,
-            &format!(
-                "gcc -O1 -static -o situation situation.c \
-                 && mkdir -p open/usr/bin root/usr/bin \
-                 && install -m 0755 situation open/usr/bin/bitcoind \
-                 && install -m 0700 situation root/usr/bin/bitcoind \
-                 && tar --owner=0 --group=0 -C open -c . | docker import --change 'ENV PATH=/usr/bin' - {open} >/dev/null \
-                 && tar --owner=0 --group=0 -C root -c . | docker import --change 'ENV PATH=/usr/bin' - {rooted} >/dev/null"
-            ),
+        let _guards = (
+            import_bitcoind(&open, SITUATION_PROGRAM, "0755"),
+            import_bitcoind(&rooted, SITUATION_PROGRAM, "0700"),
         );
-        let _guards = (Alias(open.clone()), Alias(rooted.clone()));
         // (Not `image_ls`: this test holds the lock it would wait for.)
         let listed = ok_json(&["image", "ls", "--json"]).await;
         let said = |image: &str| -> BTreeMap<String, String> {
@@ -902,9 +891,8 @@ fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
         // Alone: no other test's `image ls` may see (and wait on) this image, nor run a probe of it
         // that this test would count as its own.
         let _alone = TEST_IMAGES.write().await;
-        let dir = tempfile::tempdir().unwrap();
-        let image = hanging_image(dir.path(), &unique("hang"));
-        let _guard = Alias(image.clone());
+        let _guard = hanging_image(&unique("hang"));
+        let image = _guard.0.clone();
         // Within its bound (30 s) and some, not forever: the entry says why it has no version.
         let listed =
             tokio::time::timeout(Duration::from_secs(90), ok_json(&["image", "ls", "--json"]))
@@ -927,24 +915,14 @@ fn image_ls_gives_up_on_a_bitcoind_that_never_answers() {
     });
 }
 
-/// Makes `regbox/bitcoind:test-<name>`, whose bitcoind never answers (it waits for ever), from a
-/// static program built in `dir`; returns its name.
-fn hanging_image(dir: &Path, name: &str) -> String {
-    std::fs::write(
-        dir.join("hang.c"),
+/// `regbox/bitcoind:test-<name>`, whose bitcoind never answers (it waits for ever); dropping it
+/// removes the image.
+fn hanging_image(name: &str) -> Alias {
+    import_bitcoind(
+        &format!("regbox/bitcoind:test-{name}"),
         "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
+        "0755",
     )
-    .unwrap();
-    let image = format!("regbox/bitcoind:test-{name}");
-    sh_in(
-        dir,
-        &format!(
-            "gcc -O1 -static -o hang hang.c && mkdir -p tree/usr/bin \
-             && install -m 0755 hang tree/usr/bin/bitcoind \
-             && tar --owner=0 --group=0 -C tree -c . | docker import --change 'ENV PATH=/usr/bin' - {image} >/dev/null"
-        ),
-    );
-    image
 }
 
 #[test]
@@ -953,9 +931,8 @@ fn ctrl_c_during_image_ls_leaves_no_probe_container() {
         // Alone: no other test's `image ls` may wait on this image, nor run a probe of it that this
         // test would count as left by its own.
         let _alone = TEST_IMAGES.write().await;
-        let dir = tempfile::tempdir().unwrap();
-        let image = hanging_image(dir.path(), &unique("lsint"));
-        let _guard = Alias(image.clone());
+        let _guard = hanging_image(&unique("lsint"));
+        let image = _guard.0.clone();
         let mut child = regbox()
             .args(["image", "ls", "--json"])
             .stdout(std::process::Stdio::null())

@@ -362,35 +362,6 @@ fn a_held_lock_marker_runs_its_heartbeat_locked_down() {
     });
 }
 
-/// Imports a one-file image: `program` (C) compiled statically as `/usr/bin/bitcoind`, owned by root
-/// with `mode`, named `regbox-test/lockimg:TAG` (outside `regbox/bitcoind`, so no `image ls` of another
-/// test lists it); dropping the returned name removes the image.
-fn import_bitcoind(tag: &str, program: &str, mode: &str) -> Alias {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("b.c"), program).unwrap();
-    let bin = dir.path().join("tree/usr/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let cc = Command::new("gcc")
-        .args(["-O1", "-static", "-o"])
-        .arg(bin.join("bitcoind"))
-        .arg(dir.path().join("b.c"))
-        .status()
-        .unwrap();
-    assert!(cc.success());
-    let image = format!("regbox-test/lockimg:{tag}");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "chmod {mode} tree/usr/bin/bitcoind && tar --owner=0 --group=0 -C tree -c . \
-             | docker import --change 'ENV PATH=/usr/bin' - {image}"
-        ))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    Alias(image)
-}
-
 /// The lock marker's `State.StartedAt` (the heartbeat), with whether it runs and its exit code.
 async fn marker_state(lock: &str) -> (String, bool, i64) {
     let state = outside::engine()
@@ -427,15 +398,16 @@ fn a_held_lock_beats_whatever_the_image_bitcoind_does() {
     run_without_image(async {
         let name = unique("lockimg");
         // A bitcoind only root may run (mode 0700): the marker, which runs as nobody, cannot run it.
+        // Named outside `regbox/bitcoind`, so no other test's `image ls` lists them.
         let private = import_bitcoind(
-            &format!("{name}-private"),
+            &format!("regbox-test/lockimg:{name}-private"),
             "#include <stdio.h>\nint main(void) { puts(\"Bitcoin Core version v0.0.7\"); return 0; }\n",
             "0700",
         );
         // A bitcoind that never exits (as one that ignores `-version` would not): a start of the still
         // running marker would be a no-op.
         let stuck = import_bitcoind(
-            &format!("{name}-stuck"),
+            &format!("regbox-test/lockimg:{name}-stuck"),
             "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
             "0755",
         );

@@ -426,6 +426,37 @@ impl Drop for Compose {
     }
 }
 
+/// Imports a one-file image named `image` for a test: `program` (C) compiled statically as
+/// `/usr/bin/bitcoind`, owned by root with `mode`. Dropping the returned name removes the image.
+pub fn import_bitcoind(image: &str, program: &str, mode: &str) -> Alias {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.c"), program).unwrap();
+    let bin = dir.path().join("tree/usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cc = Command::new("gcc")
+        .args(["-O1", "-static", "-o"])
+        .arg(bin.join("bitcoind"))
+        .arg(dir.path().join("b.c"))
+        .status()
+        .unwrap();
+    assert!(cc.success());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chmod {mode} tree/usr/bin/bitcoind && tar --owner=0 --group=0 -C tree -c . \
+             | docker import --change 'ENV PATH=/usr/bin' - {image}"
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Alias(image.to_string())
+}
+
 /// Gives the node image a second name for a test, and takes that name away when dropped.
 pub struct Alias(pub String);
 
