@@ -356,6 +356,10 @@ fn a_held_lock_marker_runs_its_heartbeat_locked_down() {
         assert!(host.memory.unwrap_or(0) > 0, "no memory limit");
         assert!(host.pids_limit.unwrap_or(0) > 0, "no process limit");
         assert_eq!(host.network_mode.as_deref(), Some("none"));
+        // What the engine keeps of its output is bounded too.
+        let log = host.log_config.clone().unwrap_or_default();
+        let max = log.config.unwrap_or_default().get("max-size").cloned();
+        assert!(max.is_some(), "an unbounded log: {:?}", log.typ);
 
         ok(&["down", &name]).await;
         assert_eq!(leftovers(&name).await, Vec::<String>::new());

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
-    MountVolumeOptions, NetworkingConfig,
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, HostConfigLogConfig, Mount,
+    MountType, MountVolumeOptions, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -355,6 +355,9 @@ const MARKER_MEMORY: u64 = 32 << 20;
 const MARKER_PIDS: i64 = 16;
 /// A marker's CPU limit: a tenth of a CPU (a lock's heartbeat starts it every few seconds).
 const MARKER_NANO_CPUS: u64 = 100_000_000;
+/// What the engine keeps of a marker's output: a version line is all a probe reads, and a program that
+/// prints without end must not fill the engine's disk while it runs.
+const MARKER_LOG: &str = "1m";
 
 /// A marker (a lock, a cluster's record, a probe of an image) as a container spec. It may be started
 /// (the lock's heartbeat, an image probe run it), so it gets the nodes' hardening — every capability
@@ -374,6 +377,7 @@ pub(crate) fn marker_spec(
         memory: Some(MARKER_MEMORY),
         nano_cpus: Some(MARKER_NANO_CPUS),
         pids_limit: Some(MARKER_PIDS),
+        log_max_size: Some(MARKER_LOG.into()),
         ..ContainerSpec::default()
     }
 }
@@ -424,6 +428,13 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                 name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
+            log_config: spec.log_max_size.as_ref().map(|size| HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), size.clone()),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
             port_bindings: exposed.map(|e| {
                 HashMap::from([(
                     e,
@@ -466,6 +477,9 @@ mod tests {
         assert_eq!(host.cap_add, None);
         assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
         assert_eq!(host.readonly_rootfs, Some(true));
+        let log = host.log_config.clone().unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], MARKER_LOG);
         assert_eq!(host.memory, Some(MARKER_MEMORY as i64));
         assert_eq!(host.memory_swap, host.memory);
         assert_eq!(host.pids_limit, Some(MARKER_PIDS));

@@ -122,4 +122,7 @@ pub struct ContainerSpec {
     pub publish: Option<u16>,
     /// Seconds `stop` waits before SIGKILL.
     pub stop_timeout: i64,
+    /// The most the engine keeps of its output, e.g. `1m` (None: the engine's default, unbounded for
+    /// its usual `json-file` driver).
+    pub log_max_size: Option<String>,
 }
