@@ -1,0 +1,60 @@
+"""The Python API against the real engine and real bitcoind: a ring brought up, mined on, split and
+joined with a reorg, and removed; errors as regbox says them; a cluster opened by name."""
+
+import subprocess
+
+import pytest
+
+import regbox
+
+
+def labelled(cluster: str) -> list:
+    """Every container, network and volume the engine holds for `cluster`."""
+    found = []
+    for kind in ("container", "network", "volume"):
+        command = ["docker", kind, "ls", "-q", "--filter", f"label=regbox.cluster={cluster}"]
+        if kind == "container":
+            command.append("-a")
+        found += subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+    return found
+
+
+def test_a_ring_is_split_joined_and_removed():
+    with regbox.Cluster.up(nodes=4, topology="ring") as c:
+        name = c.name
+        assert [n.name for n in c.nodes] == ["n0", "n1", "n2", "n3"]
+        # Any RPC by attribute, straight to the node.
+        assert c.nodes[0].getblockcount() == 0
+        assert c.mine("n0", 101)["height"] == 101
+        c.sync_blocks()
+        assert c.nodes[3].getblockcount() == 101
+        # Core's split: two halves that mine apart; the join reorganises the lighter half.
+        c.split_network()
+        c.mine("n0", 2)
+        c.mine("n2", 3)
+        assert c.nodes[0].getbestblockhash() != c.nodes[2].getbestblockhash()
+        joined = c.join_network()
+        assert joined["height"] == 104
+        depths = {n["node"]: n["reorg_depth"] for n in joined["nodes"]}
+        assert depths == {"n0": 2, "n1": 2, "n2": 0, "n3": 0}
+        c.wait_until(lambda: c.nodes[1].getbestblockhash() == joined["tip"], timeout=30)
+        # Bad input is BadInput, with regbox's words; bitcoind's errors are JSONRPCException.
+        with pytest.raises(regbox.BadInput) as e:
+            c.mine("n9")
+        assert "no node `n9`" in e.value.message and e.value.exit_code == 2
+        with pytest.raises(regbox.JSONRPCException) as e:
+            c.nodes[0].getblock("00")
+        assert e.value.code == -8
+        # Another handle on the same cluster, by name.
+        other = regbox.Cluster.open(name)
+        assert other.nodes[2].getblockcount() == 104
+    assert labelled(name) == []
+
+
+def test_a_bad_manifest_is_bad_input_with_its_location(tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("name: pybad\nnodes: four\n")
+    with pytest.raises(regbox.BadInput) as e:
+        regbox.Cluster.up(manifest)
+    assert "bad.yaml:2:8" in e.value.message, e.value.message
+    assert labelled("pybad") == []
