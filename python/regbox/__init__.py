@@ -117,10 +117,23 @@ class Node:
             self._client = RpcClient(self.url["rpc_url"])
         return self._client
 
+    def call(self, method: str, *params: Any) -> Any:
+        """`method(*params)` on the node: straight to its RPC URL, or through the cluster's operator
+        when it has one (the nodes' addresses are the operator's host's, not necessarily this one's)."""
+        if self.cluster.operator is None:
+            return self.rpc.call(method, *params)
+        try:
+            return self.cluster.rpc(self.name, method, *params)
+        except Failure as e:
+            error = _rpc_error(e.message)
+            if error is None:
+                raise
+            raise JSONRPCException(error, method) from None
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
-        return lambda *params: self.rpc.call(method, *params)
+        return lambda *params: self.call(method, *params)
 
     def __repr__(self) -> str:
         return f"Node({self.cluster.name}/{self.name})"
@@ -131,9 +144,10 @@ class Cluster:
     `Cluster.open(name)` attaches to one; as a context manager it is removed at the end unless
     `keep=True`."""
 
-    def __init__(self, name: str, keep: bool = True) -> None:
+    def __init__(self, name: str, keep: bool = True, operator: str | None = None) -> None:
         self.name = name
         self.keep = keep
+        self.operator = operator
         names = [n["name"] for n in self.status()]
         self.nodes = [Node(self, n, i) for i, n in enumerate(names)]
 
@@ -148,9 +162,12 @@ class Cluster:
         topology: str = "ring",
         name: str | None = None,
         keep: bool = False,
+        operator: str | None = None,
     ) -> "Cluster":
         """Brings up the cluster of `manifest`, or of `nodes` nodes in `topology` (a unique name unless
-        `name` is given), and waits until its topology is verified by the nodes."""
+        `name` is given), and waits until its topology is verified by the nodes. With `operator` (an
+        operator's URL, `http://HOST:9181`), the operator makes it and every later verb goes to it."""
+        remote = ["--operator", operator] if operator else []
         if manifest is None and nodes is None:
             raise BadInput("give a manifest or a number of nodes", 2, [])
         if manifest is not None and nodes is not None:
@@ -161,24 +178,25 @@ class Cluster:
                 f.write(f"name: {name}\nnodes: {nodes}\ntopology: {topology}\n")
                 path = f.name
             try:
-                _run(["up", path])
+                _run([*remote, "up", path])
             finally:
                 os.unlink(path)
         else:
             path = os.fspath(manifest)
             # The manifest's own name, as `check` reads it (bad input is refused here, located).
             name = name or _run(["check", path])[0]["name"]
-            _run(["-c", name, "up", path])
-        return cls(name, keep=keep)
+            _run([*remote, "-c", name, "up", path])
+        return cls(name, keep=keep, operator=operator)
 
     @classmethod
-    def open(cls, name: str) -> "Cluster":
-        """Attaches to the cluster `name` as it is; it stays up afterwards."""
-        return cls(name, keep=True)
+    def open(cls, name: str, operator: str | None = None) -> "Cluster":
+        """Attaches to the cluster `name` as it is (through `operator` when given); it stays up
+        afterwards."""
+        return cls(name, keep=True, operator=operator)
 
     def down(self) -> dict[str, Any]:
         """Removes every container, volume and network of the cluster."""
-        return _run(["-c", self.name, "down"])
+        return self._verb("down")
 
     def __enter__(self) -> "Cluster":
         return self
@@ -190,7 +208,8 @@ class Cluster:
     # -- the verbs ------------------------------------------------------------------------------
 
     def _verb(self, *args: str) -> Any:
-        return _run(["-c", self.name, *args])
+        remote = ["--operator", self.operator] if self.operator else []
+        return _run([*remote, "-c", self.name, *args])
 
     def status(self) -> list[dict[str, Any]]:
         return self._verb("status")
@@ -297,3 +316,13 @@ class Cluster:
 
     def __repr__(self) -> str:
         return f"Cluster({self.name!r}, {len(self.nodes)} nodes)"
+
+
+def _rpc_error(message: str) -> dict[str, Any] | None:
+    """bitcoind's error (`code`, `message`) in what `regbox rpc` said of a call it refused, if any."""
+    import re
+
+    found = re.search(r"returned error (-?\d+): (.*)$", message, re.S)
+    if found is None:
+        return None
+    return {"code": int(found.group(1)), "message": found.group(2)}

@@ -58,3 +58,62 @@ def test_a_bad_manifest_is_bad_input_with_its_location(tmp_path):
         regbox.Cluster.up(manifest)
     assert "bad.yaml:2:8" in e.value.message, e.value.message
     assert labelled("pybad") == []
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_verb_goes_through_an_operator_when_one_is_named():
+    import time
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    operator = subprocess.Popen(
+        [regbox.binary(), "operator", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the operator never answered"
+                time.sleep(0.1)
+        with regbox.Cluster.up(nodes=3, topology="line", operator=url) as c:
+            name = c.name
+            assert c.mine("n0", 3)["height"] == 3
+            c.sync_blocks()
+            # Node RPC goes through the operator too, with bitcoind's errors as they are.
+            assert c.nodes[2].getblockcount() == 3
+            assert c.nodes[1].getblockhash(3) == c.nodes[0].getbestblockhash()
+            try:
+                c.nodes[0].getblock("00")
+                raise AssertionError("getblock 00 answered")
+            except regbox.JSONRPCException as e:
+                assert e.code == -8, e
+    finally:
+        operator.terminate()
+        operator.wait(timeout=60)
+    assert name and labelled(name) == []
+
+
+def test_a_node_connection_idle_past_bitcoinds_timeout_is_reopened():
+    import time
+
+    with regbox.Cluster.up(nodes=1, topology="line") as c:
+        node = c.nodes[0]
+        assert node.getblockcount() == 0
+        # bitcoind closes an HTTP connection idle for 30 s (-rpcservertimeout); this idle time is
+        # what is tested, not a wait for something to happen.
+        time.sleep(31)
+        assert node.getblockcount() == 0
