@@ -18,4 +18,4 @@ rm -rf target/wheels
 (cd python && "../$venv/bin/maturin" build --quiet -o ../target/wheels)
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/regbox-*.whl
 # The wheel's own binary, not one named by the environment.
-env -u REGBOX_BIN "$venv/bin/pytest" -q python/tests
+env -u REGBOX_BIN "$venv/bin/pytest" -q python/tests examples/python
