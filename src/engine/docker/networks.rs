@@ -311,14 +311,35 @@ impl Engines {
             container: container.to_string(),
             endpoint_config: Some(endpoint),
         };
-        self.on(container)
-            .connect_network(&net.id, config)
-            .await
-            .map_err(|source| DockerError::Attach {
-                container: container.into(),
-                network: net.name.clone(),
-                source,
-            })
+        // A swarm manager that did not settle an overlay attachment in time answers 500 "context
+        // deadline exceeded" (seen once in a multi-host heal): asked again, after 1 and 2 s. Should
+        // the first attachment have gone through after all, the engine says so, and that is success.
+        let mut retries = 0;
+        loop {
+            match self
+                .on(container)
+                .connect_network(&net.id, config.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(source) if retries > 0 && said(&source, "already exists") => return Ok(()),
+                Err(source) if retries < 2 && said(&source, "context deadline exceeded") => {
+                    retries += 1;
+                    tracing::warn!(
+                        "attaching {container} to {} timed out in the engine; asking again",
+                        net.name
+                    );
+                    tokio::time::sleep(Duration::from_secs(retries)).await;
+                }
+                Err(source) => {
+                    return Err(DockerError::Attach {
+                        container: container.into(),
+                        network: net.name.clone(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 }
 
@@ -363,4 +384,9 @@ pub(super) fn static_endpoint(ip: Ipv4Addr) -> EndpointSettings {
         }),
         ..Default::default()
     }
+}
+
+/// Whether the engine answered with an error whose message holds `words`.
+fn said(error: &bollard::errors::Error, words: &str) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { message, .. } if message.contains(words))
 }
