@@ -577,46 +577,10 @@ async fn soak(
     let default = |ext: &str| PathBuf::from(format!("soak-{}-{}.{ext}", spec.name, opts.seed));
     let events_path = files.events.unwrap_or_else(|| default("jsonl"));
     let report_path = files.report.unwrap_or_else(|| default("html"));
-    // Every file the run writes is opened now, so one that cannot be written is refused before the
-    // cluster exists rather than after an hour of soak. Nothing is truncated until the run has
-    // something to write, and a run that writes nothing removes only the files it made.
-    let outputs: Vec<(&PathBuf, bool)> =
-        [Some(&events_path), Some(&report_path), files.junit.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|path| (path, !path.exists()))
-            .collect();
-    let remove_made = || {
-        for (path, made) in &outputs {
-            if *made {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    };
-    let mut opened = Vec::new();
-    for (path, _) in &outputs {
-        // Not truncated: an earlier run's file stays as it was unless this run writes.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-        {
-            Ok(file) => opened.push(file),
-            Err(e) => {
-                for (done, made) in &outputs[..opened.len()] {
-                    if *made {
-                        let _ = std::fs::remove_file(done);
-                    }
-                }
-                return Err(Failure::Usage(format!(
-                    "cannot write {}: {e}",
-                    path.display()
-                )));
-            }
-        }
-    }
-    let log = std::sync::Mutex::new((opened.swap_remove(0), None));
+    let junit = files.junit.clone();
+    let (outputs, log) =
+        Outputs::open([Some(events_path.clone()), Some(report_path.clone()), junit])?;
+    let log = std::sync::Mutex::new((log, None));
     let tty = ctx.tty;
     // Each line is flushed as it is written, so a run cut short still leaves its log; the first one
     // empties what an earlier run left there.
@@ -637,7 +601,7 @@ async fn soak(
         Ok(outcome) => outcome,
         Err(e) => {
             // Nothing ran: no log or empty report is left behind, and no earlier run's is touched.
-            remove_made();
+            outputs.discard();
             return Err(e.into());
         }
     };
@@ -646,7 +610,7 @@ async fn soak(
             .map_err(|e| Failure::Report(format!("cannot write {}: {e}", path.display())))
     };
     if outcome.events.is_empty() {
-        remove_made();
+        outputs.discard();
     } else {
         write(&report_path, crate::cli::report::html(&outcome.events))?;
         if let Some(path) = &files.junit {
@@ -665,6 +629,43 @@ async fn soak(
         return Err(Failure::Report(format!("tear down: {why}")));
     }
     Ok(())
+}
+
+/// The files a soak writes (its event log first), opened before the cluster exists, so one that cannot
+/// be written is refused then rather than after an hour of soak. None is truncated here: an earlier
+/// run's file stays as it was until this run has something to write.
+struct Outputs(Vec<(PathBuf, bool)>);
+
+impl Outputs {
+    /// Opens every path given; the outputs (each with whether this run made it) and the event log.
+    fn open(paths: [Option<PathBuf>; 3]) -> Result<(Outputs, std::fs::File), Failure> {
+        let mut outputs = Outputs(Vec::new());
+        let mut files = Vec::new();
+        for path in paths.into_iter().flatten() {
+            let made = !path.exists();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| {
+                    outputs.discard();
+                    Failure::Usage(format!("cannot write {}: {e}", path.display()))
+                })?;
+            outputs.0.push((path, made));
+            files.push(file);
+        }
+        Ok((outputs, files.swap_remove(0)))
+    }
+
+    /// Removes the files this run made (never an earlier run's).
+    fn discard(&self) {
+        for (path, made) in &self.0 {
+            if *made {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 async fn image_build(ctx: &Context, source: &image::Source) -> Result<(), Failure> {
