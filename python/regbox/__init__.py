@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -320,8 +321,6 @@ class Cluster:
 
 def _rpc_error(message: str) -> dict[str, Any] | None:
     """bitcoind's error (`code`, `message`) in what `regbox rpc` said of a call it refused, if any."""
-    import re
-
     found = re.search(r"returned error (-?\d+): (.*)$", message, re.S)
     if found is None:
         return None
