@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# tests/book.rs builds the book in docs/ with mdbook.
+if ! command -v mdbook >/dev/null; then
+    echo "test.sh: installing mdbook 0.5.4 (cargo install), which tests/book.rs builds the book with" >&2
+    cargo install mdbook --locked --version 0.5.4
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"   # where cargo install puts it
+fi
+
 cargo test "$@"
 
 venv=target/python

@@ -70,7 +70,14 @@ fn without_the_cli_feature_the_library_compiles() {
 #[test]
 fn every_environment_variable_the_code_reads_is_documented() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    // The README and every page of the book (docs/src) together.
+    let mut readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for entry in std::fs::read_dir(root.join("docs/src")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            readme.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
     let help = std::fs::read_to_string(root.join("src/cli/args.rs")).unwrap();
     let script = std::fs::read_to_string(root.join("images/bitcoind/build.sh")).unwrap();
     let mut sources = vec![script.clone()];
@@ -126,7 +133,7 @@ fn every_environment_variable_the_code_reads_is_documented() {
     for name in named {
         assert!(
             readme.contains(&format!("`{name}`")),
-            "README does not document {name}"
+            "neither README.md nor the book (docs/src) documents {name}"
         );
         assert!(
             help.contains(&format!("\n  {name} ")),
