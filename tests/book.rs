@@ -1,6 +1,7 @@
 //! The book in `docs/` and the README's links into it: `mdbook build docs` succeeds, every relative
 //! link and fragment of the built HTML and of README.md names a file and an id that exist, and every
-//! page in `docs/src` is reached from SUMMARY.md. Needs `mdbook` on the PATH (test.sh installs it).
+//! page in `docs/src` is reached from SUMMARY.md and linked from the README. Needs `mdbook` on the
+//! PATH (test.sh installs it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -352,6 +353,22 @@ fn the_book_builds_and_every_link_in_it_and_in_the_readme_resolves() {
         .filter(|l| !l.is_empty())
         .map(|l| PathBuf::from(l.split('#').next().unwrap()))
         .collect();
+    // …and the README links to each of them, where every reader starts.
+    let from_readme: BTreeSet<PathBuf> = markdown_links(&readme)
+        .into_iter()
+        .filter_map(|l| {
+            let path = l.split('#').next().unwrap().to_string();
+            path.strip_prefix("docs/src/").map(PathBuf::from)
+        })
+        .collect();
+    for page in &listed {
+        if !from_readme.contains(page) {
+            broken.push(format!(
+                "README.md: no link to the book's page docs/src/{}",
+                page.display()
+            ));
+        }
+    }
     for page in files(&src) {
         if page.extension().is_some_and(|e| e == "md")
             && page != Path::new("SUMMARY.md")
