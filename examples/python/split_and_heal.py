@@ -16,10 +16,10 @@ def main() -> int:
         c.mine("n2", 5)  # n2 and n3: 5 blocks, more work
         assert c.nodes[0].getbestblockhash() != c.nodes[2].getbestblockhash()
         joined = c.join_network()
-        depths = {n["node"]: n["reorg_depth"] for n in joined["nodes"]}
-        assert joined["height"] == 106, joined
+        depths = joined.reorg_depths()
+        assert joined.height == 106, joined
         assert depths == {"n0": 3, "n1": 3, "n2": 0, "n3": 0}, depths
-        print(f"{c.name}: joined at height {joined['height']}, reorg depths {depths}")
+        print(f"{c.name}: joined at height {joined.height}, reorg depths {depths}")
     return 0
 
 

@@ -6,7 +6,7 @@ import pytest
 @pytest.mark.regbox(nodes=3, topology="line")
 def test_a_block_crosses_the_line(regbox_cluster):
     c = regbox_cluster
-    tip = c.mine("n0", 1)["blocks"][-1]
+    tip = c.mine("n0", 1).blocks[-1]
     c.sync_blocks()
     assert c.nodes[2].getbestblockhash() == tip
 

@@ -4,9 +4,11 @@ one this package ships), with the names of Bitcoin Core's test framework where o
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,23 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from . import reports
+from .reports import (
+    Connection,
+    DownReport,
+    Faulted,
+    HealReport,
+    Links,
+    Measurement,
+    Mined,
+    NodeStatus,
+    PartitionReport,
+    Plan,
+    Sent,
+    Synced,
+    Waited,
+    Wired,
+)
 from .rpc import JSONRPCException, RpcClient
 
 __all__ = [
@@ -25,6 +44,8 @@ __all__ = [
     "JSONRPCException",
     "Node",
     "RegboxError",
+    "Timeout",
+    "reports",
     "binary",
 ]
 
@@ -55,6 +76,18 @@ class Failure(RegboxError):
     kind = "failure"
 
 
+class Timeout(Failure):
+    """A condition that did not hold in time (exit code 1): `what` names the condition and its
+    nodes, `last` what they last reported, as regbox said it."""
+
+    kind = "timeout"
+
+    def __init__(self, message: str, exit_code: int, command: Sequence[str], what: str, last: str) -> None:
+        super().__init__(message, exit_code, command)
+        self.what = what
+        self.last = last
+
+
 class Interrupted(RegboxError):
     """The command was interrupted (exit code 130)."""
 
@@ -79,18 +112,48 @@ def binary() -> str:
 def _run(args: Sequence[str], json_out: bool = True) -> Any:
     """Runs `regbox ARGS [--json]`; its JSON report (or text), or the error it gave as an exception."""
     command = [binary(), *args] + (["--json"] if json_out else [])
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        said = [line for line in done.stderr.splitlines() if line.strip()]
+    returncode, stdout, stderr = _interruptible(command)
+    if returncode != 0:
+        said = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in said if line.startswith("error:")]
         message = (errors[-1][len("error:"):].strip() if errors else "\n".join(said[-5:])) or (
             f"exit code {done.returncode}"
         )
-        kind = {2: BadInput, 130: Interrupted}.get(done.returncode, Failure)
-        raise kind(message, done.returncode, command)
+        timed_out = re.search(r"wait for (.*) within \S+; last seen: (.*)$", message, re.S)
+        if returncode == 1 and timed_out:
+            raise Timeout(message, 1, command, what=timed_out.group(1), last=timed_out.group(2))
+        kind = {2: BadInput, 130: Interrupted}.get(returncode, Failure)
+        raise kind(message, returncode, command)
     if not json_out:
-        return done.stdout
-    return json.loads(done.stdout) if done.stdout.strip() else None
+        return stdout
+    return json.loads(stdout) if stdout.strip() else None
+
+
+def _interruptible(command: Sequence[str]) -> tuple[int, str, str]:
+    """Runs `command` to its end: its exit code, stdout and stderr. On Ctrl-C the command gets one
+    SIGINT of its own (it runs in a session of its own, so a terminal's Ctrl-C does not reach it
+    twice) and is waited for while it removes what it made, then KeyboardInterrupt goes on; a second
+    Ctrl-C makes it exit at once. (`subprocess.run` would kill it 0.25 s after a Ctrl-C, midway.)"""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    with process:
+        try:
+            stdout, stderr = process.communicate()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate()
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+            raise
+    return process.returncode, stdout, stderr
+
+
+def _timeout(seconds: float | None) -> list[str]:
+    """`--timeout` in whole seconds (regbox's unit), rounded up; nothing when `None`."""
+    return [] if seconds is None else ["--timeout", str(math.ceil(seconds))]
 
 
 def _unique(tag: str) -> str:
@@ -108,14 +171,14 @@ class Node:
         self._client: RpcClient | None = None
 
     @property
-    def url(self) -> dict[str, Any]:
+    def url(self) -> Connection:
         """How to reach the node (`regbox url`): its RPC URL with credentials and its P2P address."""
-        return _run(["-c", self.cluster.name, "url", self.name])
+        return self.cluster.url(self.name)
 
     @property
     def rpc(self) -> RpcClient:
         if self._client is None:
-            self._client = RpcClient(self.url["rpc_url"])
+            self._client = RpcClient(self.url.rpc_url)
         return self._client
 
     def call(self, method: str, *params: Any) -> Any:
@@ -149,7 +212,7 @@ class Cluster:
         self.name = name
         self.keep = keep
         self.operator = operator
-        names = [n["name"] for n in self.status()]
+        names = [n.name for n in self.status()]
         self.nodes = [Node(self, n, i) for i, n in enumerate(names)]
 
     # -- making and removing --------------------------------------------------------------------
@@ -195,9 +258,9 @@ class Cluster:
         afterwards."""
         return cls(name, keep=True, operator=operator)
 
-    def down(self) -> dict[str, Any]:
+    def down(self) -> DownReport:
         """Removes every container, volume and network of the cluster."""
-        return self._verb("down")
+        return self._report(DownReport, "down")
 
     def __enter__(self) -> "Cluster":
         return self
@@ -212,65 +275,83 @@ class Cluster:
         remote = ["--operator", self.operator] if self.operator else []
         return _run([*remote, "-c", self.name, *args])
 
-    def status(self) -> list[dict[str, Any]]:
-        return self._verb("status")
+    def _report(self, kind: Any, *args: str) -> Any:
+        return reports.parse(kind, self._verb(*args))
 
-    def mine(self, node: str | int, blocks: int = 1) -> dict[str, Any]:
-        return self._verb("mine", str(node), str(blocks))
+    def status(self) -> list[NodeStatus]:
+        """Every node: state, height, best block, peers, segments, link faults."""
+        return self._report(list[NodeStatus], "status")
 
-    def send(self, frm: str | int, to: str | int, btc: float | str) -> dict[str, Any]:
-        return self._verb("send", str(frm), str(to), str(btc))
+    def url(self, node: str | int) -> Connection:
+        """How to reach `node`: its RPC URL with credentials, its P2P address."""
+        return self._report(Connection, "url", str(node))
 
-    def connect_nodes(self, a: str | int, b: str | int) -> dict[str, Any]:
-        return self._verb("connect", str(a), str(b))
+    def mine(self, node: str | int, blocks: int = 1) -> Mined:
+        """Mines `blocks` blocks on `node` (Core's `generate`), returning the new height and hashes."""
+        return self._report(Mined, "mine", str(node), str(blocks))
 
-    def disconnect_nodes(self, a: str | int, b: str | int) -> dict[str, Any]:
-        return self._verb("disconnect", str(a), str(b))
+    def send(self, frm: str | int, to: str | int, btc: float | str) -> Sent:
+        """Sends `btc` from `frm`'s wallet to a new address of `to`'s (both need `wallet: true`)."""
+        return self._report(Sent, "send", str(frm), str(to), str(btc))
+
+    def connect_nodes(self, a: str | int, b: str | int) -> Wired:
+        """Connects `a` to `b` and waits for the handshake, as Core's `connect_nodes`."""
+        return self._report(Wired, "connect", str(a), str(b))
+
+    def disconnect_nodes(self, a: str | int, b: str | int) -> Wired:
+        """Disconnects `a` and `b` and waits until neither lists the other."""
+        return self._report(Wired, "disconnect", str(a), str(b))
 
     def partition(
         self,
         groups: Iterable[Iterable[str | int]] | None = None,
         *,
         kind: str | None = None,
+        isolate: str | int | None = None,
+        seed: int | None = None,
         via: str | None = None,
         mode: str | None = None,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Splits the network: explicit `groups`, or `kind` (`halves`, `bridge`, `majorities-ring`,
-        `random-halves`); `via` `segments` (default) or `firewall`; `mode` `drop` (default), `silent`,
-        `reset`."""
+    ) -> PartitionReport:
+        """Splits the network into `groups`, or by `kind` (`halves`, `bridge`, `majorities-ring`,
+        `random-halves` with an optional `seed`), or cuts off one node (`isolate`); `via` `segments`
+        (default) or `firewall`; `mode` `drop` (default), `silent` or `reset`. Returns once the
+        nodes hold the expected peer graph."""
         args = ["partition"]
         if groups is not None:
             args += [",".join(str(n) for n in g) for g in groups]
         if kind is not None:
             args.append(f"--{kind}")
+        if isolate is not None:
+            args += ["--isolate", str(isolate)]
+        if seed is not None:
+            args += ["--seed", str(seed)]
         if via is not None:
             args += ["--via", via]
         if mode in ("silent", "reset"):
             args.append(f"--{mode}")
         elif mode not in (None, "drop"):
             raise BadInput(f"unknown mode `{mode}`: drop, silent or reset", 2, args)
-        if timeout is not None:
-            args += ["--timeout", str(timeout)]
-        return self._verb(*args)
+        return self._report(PartitionReport, *args, *_timeout(timeout))
 
-    def split_network(self) -> dict[str, Any]:
+    def split_network(self) -> PartitionReport:
         """Core's split: the nodes in two halves by index."""
         return self.partition(kind="halves")
 
-    def heal(self, sync: bool = False, timeout: float | None = None) -> dict[str, Any]:
-        args = ["heal"] + (["--sync"] if sync else [])
-        if timeout is not None:
-            args += ["--timeout", str(timeout)]
-        return self._verb(*args)
+    def heal(self, sync: bool = False, timeout: float | None = None) -> PartitionReport | HealReport:
+        """Joins every segment again and waits for the declared peer graph; with `sync`, also for
+        one tip everywhere, reporting how deep each node reorganised."""
+        args = ["heal", *(["--sync"] if sync else []), *_timeout(timeout)]
+        return self._report(HealReport if sync else PartitionReport, *args)
 
-    def join_network(self) -> dict[str, Any]:
+    def join_network(self, timeout: float | None = None) -> HealReport:
         """Core's join: every node back together, on one tip."""
-        return self.heal(sync=True)
+        return self.heal(sync=True, timeout=timeout)
 
-    def netem(self, *nodes: str | int, to: Iterable[str | int] | None = None, **shaping: Any) -> Any:
-        """Shapes what `nodes` (every node when none) send: `delay="100ms"`, `jitter`, `distribution`,
-        `loss="5%"`, `duplicate`, `corrupt`, `reorder`, `rate`, `like`; `clear=True` removes it."""
+    def netem(self, *nodes: str | int, to: Iterable[str | int] | None = None, **shaping: Any) -> Links:
+        """Shapes what `nodes` (every node when none) send, to the peers in `to` or to all:
+        `delay="100ms"`, `jitter`, `distribution`, `loss="5%"`, `duplicate`, `corrupt`, `reorder`,
+        `rate`, `like`."""
         args = ["netem", *(str(n) for n in nodes)]
         if to is not None:
             args += ["--to", ",".join(str(n) for n in to)]
@@ -279,39 +360,90 @@ class Cluster:
                 args.append(f"--{key}")
             elif value not in (None, False):
                 args += [f"--{key}", str(value)]
-        return self._verb(*args)
+        return self._report(Links, *args)
 
-    def cut(self, a: str | int, b: str | int, one_way: bool = False, reset: bool = False) -> Any:
-        """Stops packets between `a` and `b`, both ways, or from `a` to `b` only with `one_way`."""
+    def cut(self, a: str | int, b: str | int, one_way: bool = False, reset: bool = False) -> Links:
+        """Stops packets between `a` and `b`, both ways, or from `a` to `b` only with `one_way`;
+        `reset` answers them with a TCP reset instead of dropping them."""
         args = ["cut", "--from", str(a), "--to", str(b)] if one_way else ["cut", str(a), str(b)]
-        return self._verb(*(args + (["--reset"] if reset else [])))
+        return self._report(Links, *args, *(["--reset"] if reset else []))
 
-    def fault(self, fault: str, node: str | int) -> dict[str, Any]:
+    def clear(self, *nodes: str | int, shaping: bool = True, cuts: bool = True) -> Links:
+        """Removes the link faults of `nodes` (every node's when none): shaping, cuts, or both."""
+        named = [str(n) for n in nodes]
+        links: Links = {}
+        if shaping:
+            links = self._report(Links, "netem", "--clear", *named)
+        if cuts:
+            links = self._report(Links, "cut", "--clear", *named)
+        return links
+
+    def fault(self, fault: str, node: str | int) -> Faulted:
         """`stop`, `start`, `restart`, `kill`, `pause` or `unpause` one node."""
-        return self._verb(fault, str(node))
+        return self._report(Faulted, fault, str(node))
 
-    def sync_blocks(self, nodes: Iterable[str | int] = (), timeout: float = 60) -> Any:
-        return self._verb("wait", "sync_blocks", *(str(n) for n in nodes), "--timeout", str(timeout))
+    def stop_node(self, node: str | int) -> Faulted:
+        return self.fault("stop", node)
 
-    def sync_mempools(self, nodes: Iterable[str | int] = (), timeout: float = 60) -> Any:
-        return self._verb("wait", "sync_mempools", *(str(n) for n in nodes), "--timeout", str(timeout))
+    def start_node(self, node: str | int) -> Faulted:
+        """Starts a stopped node and waits until it answers RPC and is wired again."""
+        return self.fault("start", node)
 
-    def sync_all(self, timeout: float = 60) -> Any:
-        return self._verb("sync", "--timeout", str(timeout))
+    def restart_node(self, node: str | int) -> Faulted:
+        return self.fault("restart", node)
+
+    def wait(self, condition: str, *args: str | int, timeout: float = 60) -> Waited:
+        """Waits until a condition holds on the nodes: `ready`, `sync_blocks`, `sync_mempools`
+        (`*args`: the nodes, every node when none), `height` (`H`, `NODE`) or `peers` (`N`,
+        `NODE`)."""
+        return self._report(Waited, "wait", condition, *(str(a) for a in args), *_timeout(timeout))
+
+    def sync_blocks(self, nodes: Iterable[str | int] = (), timeout: float = 60) -> Waited:
+        """Waits until `nodes` (every node when none) have one best block, as Core's."""
+        return self.wait("sync_blocks", *nodes, timeout=timeout)
+
+    def sync_mempools(self, nodes: Iterable[str | int] = (), timeout: float = 60) -> Waited:
+        """Waits until `nodes` (every node when none) hold the same mempool, as Core's."""
+        return self.wait("sync_mempools", *nodes, timeout=timeout)
+
+    def sync_all(self, timeout: float = 60) -> Synced:
+        """Both: one best block and one mempool on every node."""
+        return self._report(Synced, "sync", *_timeout(timeout))
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 60, poll: float = 0.1) -> None:
-        """Polls `predicate` until it holds, as Core's `wait_until` does; a `Failure` after `timeout`."""
+        """Polls `predicate` until it holds, as Core's `wait_until` does; `Timeout` after `timeout`."""
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise Failure(f"the condition did not hold within {timeout} s", 1, [])
+                message = f"wait for the condition within {timeout}s"
+                raise Timeout(message, 1, [], what="the condition", last="")
             time.sleep(poll)
+
+    def measure(
+        self, kind: str = "block", origin: str | int | None = None, rounds: int = 5, timeout: float | None = None
+    ) -> Measurement:
+        """Mines blocks (`kind="block"`) or sends transactions (`"tx"`) on `origin`, one round at a
+        time, and reports when each node took each one against its hop distance."""
+        args = ["measure", "propagation", "--blocks", str(rounds)]
+        if kind == "tx":
+            args.append("--tx")
+        elif kind != "block":
+            raise BadInput(f"unknown measurement `{kind}`: block or tx", 2, args)
+        if origin is not None:
+            args += ["--from", str(origin)]
+        return self._report(Measurement, *args, *_timeout(timeout))
+
+    def apply(self, manifest: str | os.PathLike[str], dry_run: bool = False) -> Plan:
+        """Brings the cluster to `manifest`'s declared state, changing only what differs, and returns
+        the plan it carried out; with `dry_run`, only the plan."""
+        return self._report(Plan, "apply", os.fspath(manifest), *(["--dry-run"] if dry_run else []))
 
     def rpc(self, node: str | int, method: str, *params: Any) -> Any:
         """One RPC through `regbox rpc` (the nodes' own `node.method()` goes straight to the node)."""
         return self._verb("rpc", str(node), method, *(json.dumps(p) for p in params))
 
     def logs(self, node: str | int, tail: int | None = None) -> str:
+        """The node's console output (its last `tail` lines)."""
         args = ["logs", str(node)] + (["--tail", str(tail)] if tail is not None else [])
         return self._verb(*args)["text"]
 

@@ -25,7 +25,7 @@ def test_a_ring_is_split_joined_and_removed():
         assert [n.name for n in c.nodes] == ["n0", "n1", "n2", "n3"]
         # Any RPC by attribute, straight to the node.
         assert c.nodes[0].getblockcount() == 0
-        assert c.mine("n0", 101)["height"] == 101
+        assert c.mine("n0", 101).height == 101
         c.sync_blocks()
         assert c.nodes[3].getblockcount() == 101
         # Core's split: two halves that mine apart; the join reorganises the lighter half.
@@ -34,10 +34,9 @@ def test_a_ring_is_split_joined_and_removed():
         c.mine("n2", 3)
         assert c.nodes[0].getbestblockhash() != c.nodes[2].getbestblockhash()
         joined = c.join_network()
-        assert joined["height"] == 104
-        depths = {n["node"]: n["reorg_depth"] for n in joined["nodes"]}
-        assert depths == {"n0": 2, "n1": 2, "n2": 0, "n3": 0}
-        c.wait_until(lambda: c.nodes[1].getbestblockhash() == joined["tip"], timeout=30)
+        assert joined.height == 104
+        assert joined.reorg_depths() == {"n0": 2, "n1": 2, "n2": 0, "n3": 0}
+        c.wait_until(lambda: c.nodes[1].getbestblockhash() == joined.tip, timeout=30)
         # Bad input is BadInput, with regbox's words; bitcoind's errors are JSONRPCException.
         with pytest.raises(regbox.BadInput) as e:
             c.mine("n9")
@@ -91,7 +90,7 @@ def test_every_verb_goes_through_an_operator_when_one_is_named():
                 time.sleep(0.1)
         with regbox.Cluster.up(nodes=3, topology="line", operator=url) as c:
             name = c.name
-            assert c.mine("n0", 3)["height"] == 3
+            assert c.mine("n0", 3).height == 3
             c.sync_blocks()
             # Node RPC goes through the operator too, with bitcoind's errors as they are.
             assert c.nodes[2].getblockcount() == 3

@@ -105,31 +105,6 @@ pub fn print_removed(report: &DownReport) {
     );
 }
 
-/// `regbox mine`: the new height and tip.
-pub fn print_mined(node: &str, height: u64, hashes: &[String], json: bool) {
-    if json {
-        println!(
-            "{}",
-            json!({"node": node, "height": height, "blocks": hashes})
-        );
-    } else {
-        println!(
-            "mined {} blocks on {node}; height {height}, tip {}",
-            hashes.len(),
-            hashes.last().map_or("-", |h| h.as_str())
-        );
-    }
-}
-
-/// `regbox sync`: the common tip and mempool size.
-pub fn print_synced(nodes: usize, tip: &str, txs: usize, json: bool) {
-    if json {
-        println!("{}", json!({"best_hash": tip, "mempool_size": txs}));
-    } else {
-        println!("all {nodes} nodes on {tip} with {txs} mempool transactions");
-    }
-}
-
 /// `regbox rpc`: a string result bare, nothing for null, anything else (or everything with `--json`) as
 /// pretty JSON.
 pub fn print_rpc_result(result: Value, json: bool) {
@@ -375,8 +350,17 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
     match report {
         Report::Status(nodes) => print_status(nodes, json, wide),
         Report::Url(c) => print_connection(c, json),
-        Report::Mined(m) => print_mined(&m.node, m.height, &m.blocks, json),
-        Report::Synced(s) => print_synced(s.nodes, &s.best_hash, s.mempool_size, json),
+        Report::Mined(m) if !json => println!(
+            "mined {} blocks on {}; height {}, tip {}",
+            m.blocks.len(),
+            m.node,
+            m.height,
+            m.blocks.last().map_or("-", |h| h.as_str())
+        ),
+        Report::Synced(s) if !json => println!(
+            "all {} nodes on {} with {} mempool transactions",
+            s.nodes, s.best_hash, s.mempool_size
+        ),
         Report::Rpc(result) => print_rpc_result(result.clone(), json),
         Report::Partition(r) => print_partition(r, json),
         Report::Heal(r) => print_heal(r, json),

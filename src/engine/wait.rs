@@ -81,7 +81,11 @@ where
 pub async fn wait_for(nodes: &[Node], what: &WaitFor, timeout: Duration) -> Result<Met, Error> {
     let reading = what.reading();
     let names: Vec<&str> = nodes.iter().map(Node::name).collect();
-    let label = format!("{what} on {}", describe_nodes(&names));
+    // A condition that names its nodes says them itself (`height 101 on n2`).
+    let label = match what.nodes() {
+        Some(_) => what.to_string(),
+        None => format!("{what} on {}", describe_nodes(&names)),
+    };
     wait_until(&label, timeout, interval_for(nodes.len()), || async {
         let samples = on_all(nodes, |n| n.sample(reading)).await?;
         let named: Vec<(&str, Sample)> = names.iter().copied().zip(samples).collect();

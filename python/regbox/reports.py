@@ -1,0 +1,285 @@
+"""What each verb answers, as typed objects: one dataclass per report of regbox's vocabulary
+(`core::verb::Report` in the crate), read from the same JSON the CLI prints with `--json` and the
+operator replies with. Fields a newer regbox adds are ignored unless `strict`."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+STRICT = False
+"""Whether `parse` refuses fields a report class lacks (the tests set it, so that a field the crate
+adds and this package misses fails them)."""
+
+
+def parse(kind: Any, data: Any, strict: bool | None = None) -> Any:
+    """`data` (parsed JSON) as `kind`: a report class, `list[...]`, `dict[str, ...]`, `X | None` or a
+    plain type. A missing required field is a `TypeError`; with `strict` (default `STRICT`), so is a
+    field `kind` lacks."""
+    strict = STRICT if strict is None else strict
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(data, dict):
+            raise TypeError(f"{kind.__name__}: expected an object, got {data!r}")
+        hints = typing.get_type_hints(kind)
+        known = {f.metadata.get("json", f.name): f for f in dataclasses.fields(kind)}
+        unknown = set(data) - set(known)
+        if strict and unknown:
+            raise TypeError(f"{kind.__name__} has no field for {sorted(unknown)}")
+        return kind(
+            **{f.name: parse(hints[f.name], data[key], strict) for key, f in known.items() if key in data}
+        )
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        return [parse(args[0], item, strict) for item in data]
+    if origin is dict:
+        return {key: parse(args[1], value, strict) for key, value in data.items()}
+    if origin in (Union, types.UnionType):
+        if data is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return parse(inner, data, strict)
+    return data
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as `status` reports it (`apply` and `up` report every node so)."""
+
+    index: int
+    name: str
+    image: str
+    state: str
+    control_ip: str
+    data_ip: str
+    height: int | None
+    best_hash: str | None
+    peers: list[str]
+    segments: list[str]
+    error: str | None
+    links: str
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a node (`url`)."""
+
+    node: str
+    rpc_url: str
+    rpc_user: str
+    rpc_password: str
+    rpc_address: str
+    p2p_address: str
+    rpc_proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class Mined:
+    node: str
+    height: int
+    blocks: list[str]
+
+
+@dataclass(frozen=True)
+class Sent:
+    from_: str = field(metadata={"json": "from"})
+    to: str
+    amount_sat: int
+    txid: str
+
+
+@dataclass(frozen=True)
+class Wired:
+    """`connect_nodes` and `disconnect_nodes`: the two ends and whether they are connected now."""
+
+    a: str
+    b: str
+    connected: bool
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    network: str
+    subnet: str
+    members: list[str]
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    """`partition`, and `heal` without sync: the data plane and the peer graph the nodes hold."""
+
+    mode: str
+    via: str
+    segments: list[Segment]
+    graph: list[str]
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeReorg:
+    node: str
+    old_tip: str
+    old_height: int
+    reorg_depth: int
+
+
+@dataclass(frozen=True)
+class HealReport:
+    """`heal(sync=True)` and `join_network`: the common tip and how deep each node reorganised."""
+
+    tip: str
+    height: int
+    nodes: list[NodeReorg]
+
+    def reorg_depths(self) -> dict[str, int]:
+        return {n.node: n.reorg_depth for n in self.nodes}
+
+
+@dataclass(frozen=True)
+class Shaping:
+    delay_us: int
+    jitter_us: int
+    distribution: str
+    loss: float
+    duplicate: float
+    corrupt: float
+    reorder: float
+    rate_bps: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeLinks:
+    """One node's link faults: cuts by peer (`drop`, `reset`), its shaping, shaping by peer."""
+
+    cuts: dict[str, str]
+    shaping: Shaping | None
+    links: dict[str, Shaping]
+
+
+Links = dict[str, NodeLinks]
+"""`netem`, `cut` and `clear`: every node's link faults afterwards, by node (a node without any is
+absent)."""
+
+
+@dataclass(frozen=True)
+class Faulted:
+    node: str
+    fault: str
+
+
+@dataclass(frozen=True)
+class Waited:
+    """`wait`: the condition, and what was met: `"yes"`, `{"tip": HASH}` or `{"mempool": N}`."""
+
+    until: str
+    met: Any
+
+
+@dataclass(frozen=True)
+class Synced:
+    best_hash: str
+    mempool_size: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class Arrival:
+    node: str
+    hops: int | None
+    ms: float | None
+    header_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Round:
+    round: int
+    id: str
+    arrivals: list[Arrival]
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class HopStat:
+    hops: int
+    samples: int
+    mean_ms: float | None = None
+    max_ms: float | None = None
+    mean_header_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    rounds: int
+    samples: int
+    missing: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    max: float | None
+    per_hop: list[HopStat]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    blocks_mined: int
+    split_txid: str | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """`measure`: each round's arrivals at every node, and their summary."""
+
+    kind: str
+    origin: str
+    unreachable: list[str]
+    rounds: list[Round]
+    summary: Summary
+    prepared: Prepared | None = None
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    node: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    sign: str
+    what: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`apply(dry_run=True)`: what `apply` would change, nodes by name."""
+
+    cluster: str
+    exists: bool
+    create: list[str]
+    recreate: list[str]
+    why: dict[str, list[str]]
+    remove: list[str]
+    start: list[str]
+    unpause: list[str]
+    release: list[str]
+    heal: list[str]
+    connect: list[str]
+    disconnect: list[str]
+    links: list[LinkChange]
+    duplicate_networks: list[str]
+    images: dict[str, str]
+    diff: list[DiffLine]
+
+
+@dataclass(frozen=True)
+class DownReport:
+    cluster: str
+    containers: int
+    volumes: int
+    networks: int
