@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests: the crate's (unit, integration against the real engine and bitcoind, multi-host), then the
 # Python package's — built as a wheel with the regbox binary inside, installed into a virtual
-# environment of its own (maturin and pytest come from the package index the first time), and run by
+# environment of its own (maturin, pytest and pytest-xdist come from the package index the first time), and run by
 # pytest against the real engine. Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,10 +16,10 @@ fi
 cargo test "$@"
 
 venv=target/python
-if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ]; then
-    echo "test.sh: making the Python test environment in $venv (maturin, pytest)" >&2
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/pytest" ] || [ ! -d "$venv/lib/python3"*/site-packages/xdist ]; then
+    echo "test.sh: making the Python test environment in $venv (maturin, pytest, pytest-xdist)" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7"
+    "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7" "pytest-xdist>=3"
 fi
 rm -rf target/wheels
 (cd python && "../$venv/bin/maturin" build --quiet -o ../target/wheels)
