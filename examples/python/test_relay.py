@@ -20,3 +20,16 @@ def test_an_isolated_leaf_falls_behind_and_catches_up(regbox_cluster):
     assert c.nodes[3].getblockcount() == 0
     c.heal(sync=True)
     assert c.nodes[3].getblockcount() == 2
+
+
+@pytest.mark.regbox(nodes=3, topology="line", wallet=True)
+def test_a_payment_relays_to_the_far_end_and_confirms(regbox_cluster):
+    c = regbox_cluster
+    c.mine("n0", 101)  # a mature coinbase to spend
+    sent = c.send("n0", "n2", 2)
+    c.sync_mempools()
+    assert sent.txid in c.nodes[2].getrawmempool()
+    block = c.mine("n1", 1).blocks[-1]
+    c.sync_blocks()
+    assert sent.txid in c.nodes[2].getblock(block)["tx"]
+    assert c.nodes[2].getbalances()["mine"]["trusted"] == 2

@@ -224,13 +224,15 @@ class Cluster:
         *,
         nodes: int | None = None,
         topology: str = "ring",
+        wallet: bool = False,
         name: str | None = None,
         keep: bool = False,
         operator: str | None = None,
     ) -> "Cluster":
-        """Brings up the cluster of `manifest`, or of `nodes` nodes in `topology` (a unique name unless
-        `name` is given), and waits until its topology is verified by the nodes. With `operator` (an
-        operator's URL, `http://HOST:9181`), the operator makes it and every later verb goes to it."""
+        """Brings up the cluster of `manifest`, or of `nodes` nodes in `topology` (each with a wallet
+        if `wallet`; a unique name unless `name` is given), and waits until its topology is verified
+        by the nodes. With `operator` (an operator's URL, `http://HOST:9181`), the operator makes it
+        and every later verb goes to it."""
         remote = ["--operator", operator] if operator else []
         if manifest is None and nodes is None:
             raise BadInput("give a manifest or a number of nodes", 2, [])
@@ -240,6 +242,8 @@ class Cluster:
             name = name or _unique("py")
             with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
                 f.write(f"name: {name}\nnodes: {nodes}\ntopology: {topology}\n")
+                if wallet:
+                    f.write("defaults:\n  wallet: true\n")
                 path = f.name
             try:
                 _run([*remote, "up", path])

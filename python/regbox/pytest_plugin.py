@@ -19,8 +19,9 @@ LOG_TAIL = 30
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "regbox(manifest=None, nodes=None, topology='ring', keep=False): the cluster the "
-        "regbox_cluster fixture brings up for the test (a manifest file, or nodes in a topology)",
+        "regbox(manifest=None, nodes=None, topology='ring', wallet=False, keep=False): the cluster "
+        "the regbox_cluster fixture brings up for the test (a manifest file, or nodes in a topology, "
+        "each with a wallet if wallet=True)",
     )
 
 
@@ -33,17 +34,21 @@ def _name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def regbox_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The test's own cluster: `@pytest.mark.regbox(manifest="ring4.yaml")` or
-    `@pytest.mark.regbox(nodes=4, topology="star")` (default: a ring of 4), brought up under a unique
-    name and removed after the test, whatever its outcome, unless the marker says `keep=True`."""
+    `@pytest.mark.regbox(nodes=4, topology="star", wallet=True)` (default: a ring of 4), brought up
+    under a unique name and removed after the test, whatever its outcome, unless the marker says
+    `keep=True`."""
     marker = request.node.get_closest_marker("regbox")
     options = dict(marker.kwargs) if marker else {}
     keep = bool(options.pop("keep", False))
     manifest = options.pop("manifest", None)
     nodes = options.pop("nodes", None if manifest else 4)
     topology = options.pop("topology", "ring")
+    wallet = bool(options.pop("wallet", False))
     if options:
         raise pytest.UsageError(f"unknown options of the regbox marker: {', '.join(options)}")
-    cluster = Cluster.up(manifest, nodes=nodes, topology=topology, name=_name(request), keep=keep)
+    cluster = Cluster.up(
+        manifest, nodes=nodes, topology=topology, wallet=wallet, name=_name(request), keep=keep
+    )
     request.node._regbox_cluster = cluster
     try:
         yield cluster
