@@ -12,6 +12,8 @@ pub mod agent;
 pub mod cli;
 pub mod core;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "cli")]
 pub mod operator;
 #[cfg(feature = "cli")]

@@ -20,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a request is turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// Not an HTTP/1.x request head (400).
     Malformed,
     /// Not a CONNECT to an IPv4 address in an allowed subnet (403).
@@ -44,7 +44,7 @@ pub struct Allow {
 }
 
 impl Allow {
-    fn admits(&self, target: SocketAddrV4) -> bool {
+    pub(crate) fn admits(&self, target: SocketAddrV4) -> bool {
         self.subnets.iter().any(|s| s.contains(*target.ip()))
             && (self.ports.is_empty() || self.ports.contains(&target.port()))
     }
@@ -137,11 +137,8 @@ async fn refuse(mut client: TcpStream, answer: &[u8]) -> std::io::Result<()> {
 async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
     let mut chunk = [0u8; 2048];
     loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok((at + 4 <= MAX_HEAD).then_some(at + 4));
-        }
-        if buf.len() >= MAX_HEAD {
-            return Ok(None);
+        if let Some(end) = head_end(buf) {
+            return Ok(end);
         }
         let n = client.read(&mut chunk).await?;
         if n == 0 {
@@ -151,9 +148,18 @@ async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
     }
 }
 
+/// Whether what was read so far holds the whole head: `Some(Some(end))` with the offset just past the
+/// blank line, `Some(None)` when the head outgrew [`MAX_HEAD`] (refused), `None` to read on.
+pub(crate) fn head_end(buf: &[u8]) -> Option<Option<usize>> {
+    if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        return Some((at + 4 <= MAX_HEAD).then_some(at + 4));
+    }
+    (buf.len() >= MAX_HEAD).then_some(None)
+}
+
 /// The target of a request head (the request line and headers, through the blank line): only
 /// `CONNECT a.b.c.d:port HTTP/1.x`.
-fn parse_head(head: &[u8]) -> Result<SocketAddrV4, Refusal> {
+pub(crate) fn parse_head(head: &[u8]) -> Result<SocketAddrV4, Refusal> {
     let head = std::str::from_utf8(head).map_err(|_| Refusal::Malformed)?;
     let line = head.split("\r\n").next().unwrap_or("");
     let words: Vec<&str> = line.split(' ').collect();

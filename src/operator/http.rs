@@ -67,7 +67,7 @@ pub async fn serve(op: Shared, listener: TcpListener, timeout: Duration) {
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A failed request: its status and message.
-struct Refused(StatusCode, String);
+pub(crate) struct Refused(StatusCode, String);
 
 impl From<Error> for Refused {
     fn from(e: Error) -> Self {
@@ -162,7 +162,7 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
 }
 
 /// The verb a POST asks for: the body itself at `verbs`; at an alias, the body with the alias's verb.
-fn verb_of(action: &str, mut body: Value) -> Result<Verb, Refused> {
+pub(crate) fn verb_of(action: &str, mut body: Value) -> Result<Verb, Refused> {
     let word = match action {
         "verbs" => None,
         "partition" | "heal" | "mine" => Some(action),
