@@ -15,8 +15,11 @@ use crate::core::topology::Edge;
 use crate::core::verb::Verb;
 use crate::core::yaml::SourceError;
 
+/// A fuzz target: takes any bytes; panics when a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/NAME.rs` and `fuzz/corpus/NAME/` spell it.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("scenario", scenario),
     ("edgelist", edgelist),

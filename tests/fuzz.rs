@@ -2,8 +2,8 @@
 //! (`fuzz/corpus/NAME/`), then seeded mutations of it (bit flips, byte insertions and deletions, chunk
 //! copies, splices of two corpus files, tokens of the formats) for a fixed budget. An input that panics
 //! or runs past the deadline fails the test; it is written under the target directory and printed
-//! escaped, ready to become a regression test. `REGBOX_FUZZ_ITERATIONS` and `REGBOX_FUZZ_SEED` change
-//! the budget and the seed.
+//! escaped, ready to become a regression test. `REGBOX_FUZZ_ITERATIONS`, `REGBOX_FUZZ_SECONDS` and
+//! `REGBOX_FUZZ_SEED` change the budget and the seed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -278,6 +278,7 @@ fn run(name: &str) {
     let seeds = corpus(name);
     let iterations = env_or("REGBOX_FUZZ_ITERATIONS", ITERATIONS);
     let seed = env_or("REGBOX_FUZZ_SEED", SEED) ^ name.len() as u64;
+    let budget = Duration::from_secs_f64(env_or("REGBOX_FUZZ_SECONDS", BUDGET.as_secs_f64()));
     let (started, inputs) = mpsc::channel::<Vec<u8>>();
     let (done_tx, done) = mpsc::channel::<Outcome>();
     std::thread::spawn(move || {
@@ -285,7 +286,7 @@ fn run(name: &str) {
         let mut rng = Rng(seed);
         let mut ran = 0;
         let mutated = (0..iterations).map_while(|i| {
-            (begun.elapsed() < BUDGET).then(|| {
+            (begun.elapsed() < budget).then(|| {
                 let input = &seeds[i % seeds.len()];
                 mutate(&mut rng, input, &seeds)
             })

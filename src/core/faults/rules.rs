@@ -77,7 +77,46 @@ pub fn ruleset(f: &NodeFaults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::faults::link::{parse_percent, Shaping};
     use crate::core::faults::plane::delay;
+
+    /// Found by fuzzing: serde_json's default float parser is off by one unit in the last place for
+    /// some 17-digit numbers, so `loss: 0.011%` (0.00010999999999999999) came back from the agent as
+    /// 0.00011 — a plane the agent held never equalled the declared one, and `up` planned the same link
+    /// change again each time. One percentage in nine between 0% and 100% in steps of 0.001% did so.
+    #[test]
+    fn a_loss_of_0_011_percent_comes_back_from_the_agent_as_it_was_sent() {
+        let loss = parse_percent("0.011%").unwrap();
+        let request = AgentRequest::Set {
+            nodes: vec![AgentNode {
+                name: "n0".into(),
+                pid: 1,
+                faults: NodeFaults {
+                    links: BTreeMap::from([(
+                        1,
+                        Shaping {
+                            loss,
+                            ..Shaping::default()
+                        },
+                    )]),
+                    ..NodeFaults::default()
+                },
+            }],
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            serde_json::from_str::<AgentRequest>(&text).unwrap(),
+            request
+        );
+        // The fuzzer's input, as it found it.
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"faults\":{\"links\":{\"1\":{\"loss\":118446744073709551616.0}}}}]}}";
+        let request: AgentRequest = serde_json::from_str(line).unwrap();
+        let again = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            serde_json::from_str::<AgentRequest>(&again).unwrap(),
+            request
+        );
+    }
 
     #[test]
     fn no_faults_is_an_empty_table() {
