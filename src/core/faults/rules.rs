@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::cluster::blueprint::{node_everywhere, P2P_PORT};
+use crate::core::cluster::manifest::MAX_NODES;
+use crate::core::faults::link::Shaping;
 use crate::core::faults::plane::{Block, NodeFaults};
+use crate::core::names::shown;
 
 /// The NFQUEUE number the agent reads in every node's namespace (queues are per namespace).
 pub const QUEUE: u16 = 0;
@@ -27,13 +30,50 @@ pub enum AgentRequest {
 }
 
 /// One node as the agent is to set it: where its network namespace is, and its whole fault plane.
+/// Read only if the plane is one regbox could have made: peers are node indices (below
+/// [`MAX_NODES`]: a larger one has no address of its own, and its rule would hit another node), and
+/// every shaping is within its bounds (a rate of 0 would divide by zero in the shaping thread).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "AgentNodeFields")]
 pub struct AgentNode {
     pub name: String,
     /// The node's container's main process on the agent's host (the agent shares the host's PIDs);
     /// 0 for a node that is not running: its plane is recorded, to be set when it runs again.
     pub pid: u32,
     pub faults: NodeFaults,
+}
+
+/// [`AgentNode`] as written, before its plane is checked.
+#[derive(Deserialize)]
+struct AgentNodeFields {
+    name: String,
+    pid: u32,
+    faults: NodeFaults,
+}
+
+impl TryFrom<AgentNodeFields> for AgentNode {
+    type Error = String;
+
+    fn try_from(n: AgentNodeFields) -> Result<AgentNode, String> {
+        let f = &n.faults;
+        let peers = f.cuts.keys().chain(f.links.keys());
+        if let Some(peer) = peers.copied().find(|&p| p >= MAX_NODES) {
+            return Err(format!(
+                "node `{}`: peer {peer} is no node (at most {} nodes)",
+                shown(&n.name),
+                MAX_NODES
+            ));
+        }
+        let shapings = f.shaping.iter().chain(f.links.values());
+        if let Some(why) = shapings.filter_map(Shaping::invalid).next() {
+            return Err(format!("node `{}`: {why}", shown(&n.name)));
+        }
+        Ok(AgentNode {
+            name: n.name,
+            pid: n.pid,
+            faults: n.faults,
+        })
+    }
 }
 
 /// The agent's answer: every node it holds a fault plane for, and the failures of this request.
@@ -77,8 +117,52 @@ pub fn ruleset(f: &NodeFaults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::faults::link::{parse_percent, Shaping};
+    use crate::core::faults::link::{parse_percent, Shaper};
     use crate::core::faults::plane::delay;
+    use std::time::Duration;
+
+    /// Found by fuzzing: a cut towards peer 42949672950 overflowed the node's address offset (a panic
+    /// in a debug build; in the agent's release build a wrapped offset, so a rule against whichever
+    /// node that address was). Peers are node indices; a request naming another is refused.
+    #[test]
+    fn a_request_cutting_a_peer_past_the_last_node_is_refused() {
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n2\",\"pid\":7,\"faults\":{\"cuts\":{\"42949672950\":\"drop\",\"1\":\"reset\"}}}]}}";
+        let e = serde_json::from_str::<AgentRequest>(line).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("node `n2`: peer 42949672950 is no node (at most 1000 nodes)"),
+            "{e}"
+        );
+        let links = line
+            .replace("cuts", "links")
+            .replace("\"drop\"", "{}")
+            .replace("\"reset\"", "{}");
+        assert!(serde_json::from_str::<AgentRequest>(&links).is_err());
+        // The last node is one.
+        let last = line.replace("42949672950", "999");
+        assert!(serde_json::from_str::<AgentRequest>(&last).is_ok());
+    }
+
+    /// A rate of 0 bit/s, which regbox never sends, divided by zero in the agent's shaping thread; a
+    /// shaping out of its bounds is refused with the request.
+    #[test]
+    fn a_request_shaping_at_zero_bits_per_second_is_refused() {
+        let zero = Shaping {
+            rate_bps: Some(0),
+            ..Shaping::default()
+        };
+        let panics =
+            std::panic::catch_unwind(|| Shaper::new(zero.clone(), 1).fate(Duration::ZERO, 100));
+        assert!(panics.is_err(), "the shaper cannot carry a zero rate out");
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n0\",\"pid\":1,\"faults\":{\"shaping\":{\"rate_bps\":0}}}]}}";
+        let e = serde_json::from_str::<AgentRequest>(line).unwrap_err();
+        assert!(
+            e.to_string().contains("node `n0`: rate must be above 0"),
+            "{e}"
+        );
+        let loss = line.replace("\"rate_bps\":0", "\"loss\":1.5");
+        assert!(serde_json::from_str::<AgentRequest>(&loss).is_err());
+    }
 
     /// Found by fuzzing: serde_json's default float parser is off by one unit in the last place for
     /// some 17-digit numbers, so `loss: 0.011%` (0.00010999999999999999) came back from the agent as
@@ -108,14 +192,12 @@ mod tests {
             serde_json::from_str::<AgentRequest>(&text).unwrap(),
             request
         );
-        // The fuzzer's input, as it found it.
-        let line = "{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"faults\":{\"links\":{\"1\":{\"loss\":118446744073709551616.0}}}}]}}";
-        let request: AgentRequest = serde_json::from_str(line).unwrap();
-        let again = serde_json::to_string(&request).unwrap();
-        assert_eq!(
-            serde_json::from_str::<AgentRequest>(&again).unwrap(),
-            request
-        );
+        // As regbox writes it: the shortest digits that name the number.
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"faults\":{\"links\":{\"1\":{\"loss\":0.00010999999999999999}}}}]}}";
+        let AgentRequest::Set { nodes } = serde_json::from_str(line).unwrap() else {
+            panic!("a set request");
+        };
+        assert_eq!(nodes[0].faults.links[&1].loss, loss);
     }
 
     #[test]
