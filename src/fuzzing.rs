@@ -206,10 +206,7 @@ pub fn agent_request(data: &[u8]) {
         for (k, shaping) in shapings.enumerate().take(4) {
             let mut shaper = Shaper::new(shaping.clone(), k as u64);
             for i in 0..8u64 {
-                let _ = shaper.fate(
-                    std::time::Duration::from_millis(i * 7),
-                    60 + i as usize * 700,
-                );
+                let _ = shaper.fate(Duration::from_millis(i * 7), 60 + i as usize * 700);
             }
         }
     }
