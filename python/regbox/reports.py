@@ -80,6 +80,7 @@ class Connection:
     rpc_address: str
     p2p_address: str
     rpc_proxy: str | None = None
+    rpc_proxy_auth: str | None = None
 
 
 @dataclass(frozen=True)
