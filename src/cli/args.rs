@@ -492,6 +492,11 @@ pub enum Command {
         /// How long the nodes may take to agree on one tip after a fault ends.
         #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_positive_span)]
         converge: Duration,
+        /// Run exactly the schedule's first N faults, however long they take (the same seed then
+        /// runs the same faults on a slow machine too); without it, faults due after --duration are
+        /// dropped.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
         /// Write the event log (JSON lines) to FILE (default: soak-CLUSTER-SEED.jsonl here).
         #[arg(long, value_name = "FILE")]
         events: Option<PathBuf>,

@@ -130,6 +130,7 @@ async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
         gap,
         hold,
         converge,
+        steps,
         events,
         report,
         junit,
@@ -152,6 +153,7 @@ async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
         blocks_per_min: rate,
         txs_per_min: tx_rate,
         converge,
+        steps: steps.map(|n| n as usize),
         up: run_up_options(ctx, keep),
         keep,
     };
@@ -569,6 +571,8 @@ async fn soak(
     if opts.duration.is_zero() {
         return Err(Failure::Usage("--duration must be above 0".into()));
     }
+    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
+    opts.steps_over(&names).map_err(Failure::Usage)?;
     if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",

@@ -431,6 +431,11 @@ fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
                 "cannot write",
             ),
             (&[m, "--duration", "1m", "--junit", &junit], "cannot write"),
+            (
+                &[m, "--duration", "1m", "--seed", "7", "--steps", "1000"],
+                "--steps 1000: seed 7 over 60s places only",
+            ),
+            (&[m, "--duration", "1m", "--steps", "0"], "--steps"),
         ];
         for (args, expected) in cases {
             let out = regbox()
