@@ -7,25 +7,53 @@
 
 pub mod netns;
 pub mod nfqueue;
+mod record;
 mod shaping;
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::core::faults::plane::NodeFaults;
 use crate::core::faults::rules::{ruleset, AgentNode, AgentReply, AgentRequest};
 
 /// Where the agent listens, inside its container.
 pub const SOCKET: &str = "/run/regbox-agent.sock";
+/// Where the agent records every node's plane: the cluster's agent volume, which outlives the agent's
+/// container (`down` removes it with the cluster).
+pub const STATE_DIR: &str = "/var/lib/regbox-agent";
 /// The program that installs a node's rules, inside the regbox image.
 const IPTABLES_RESTORE: &str = "/usr/sbin/iptables-restore";
 /// Nodes set at once (each runs one `iptables-restore`).
 const WORKERS: usize = 8;
 
+/// What one request may cost the agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most bytes of one request line (larger ones are refused unread).
+    pub request_bytes: usize,
+    /// How long a client has to send its whole request, and to take the reply.
+    pub deadline: Duration,
+    /// Requests served at once; a client beyond them is told the agent is busy.
+    pub clients: usize,
+}
+
+/// The agent's limits: regbox sends at most ≈ 100 kB per request (one `docker exec` argument holds
+/// 128 KiB), at once, in well under a second.
+pub const LIMITS: Limits = Limits {
+    request_bytes: 1 << 20,
+    deadline: Duration::from_secs(10),
+    clients: 16,
+};
+
 /// What the agent holds for one node.
 struct Node {
+    /// The node's container (full ID; "" while it was not running).
+    container: String,
     faults: NodeFaults,
     shaping: Option<shaping::Handle>,
     /// The process and network namespace the rules went into (None: recorded while not running).
@@ -42,38 +70,152 @@ impl Node {
         let Some((pid, inode)) = self.set_in else {
             return true;
         };
-        netns::open(pid).and_then(|ns| netns::inode(&ns)).ok() != Some(inode)
+        netns::open_node(pid, &self.container)
+            .and_then(|ns| netns::inode(&ns))
+            .ok()
+            != Some(inode)
     }
 }
 
-/// Serves requests until the process is stopped.
+/// The agent: the nodes it holds, where it records them, and what one request may cost.
+struct Agent {
+    nodes: Mutex<BTreeMap<String, Node>>,
+    record: Option<PathBuf>,
+    limits: Limits,
+    /// Requests being served.
+    busy: AtomicUsize,
+}
+
+/// Restores every recorded node, then serves requests until the process is stopped.
 pub fn serve() -> io::Result<()> {
+    let dir = Path::new(STATE_DIR);
+    let record = dir.is_dir().then(|| dir.join(record::FILE));
+    if record.is_none() {
+        eprintln!("regbox agent: no {STATE_DIR}: the fault plane is kept in memory only");
+    }
+    let agent = Agent::restore(record, LIMITS)?;
     let _ = std::fs::remove_file(SOCKET);
     let listener = UnixListener::bind(SOCKET)?;
     eprintln!("regbox agent: listening on {SOCKET}");
-    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-    for conn in listener.incoming() {
-        let mut conn = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("regbox agent: accept: {e}");
+    Arc::new(agent).run(listener);
+    Ok(())
+}
+
+impl Agent {
+    /// An agent holding what `record` holds, each node set again in its container's namespace (a
+    /// node whose container runs no process, or cannot be set, stays recorded and reported stale).
+    fn restore(record: Option<PathBuf>, limits: Limits) -> io::Result<Agent> {
+        let recorded = match &record {
+            Some(path) => record::read(path)?,
+            None => record::Record::new(),
+        };
+        let mut nodes = BTreeMap::new();
+        if !recorded.is_empty() {
+            let wanted: Vec<AgentNode> = recorded
+                .iter()
+                .map(|(name, r)| AgentNode {
+                    name: name.clone(),
+                    pid: netns::find(&r.container).ok().flatten().unwrap_or(0),
+                    container: r.container.clone(),
+                    faults: r.faults.clone(),
+                })
+                .collect();
+            let reply = set(&mut nodes, wanted);
+            for (name, r) in recorded {
+                nodes.entry(name).or_insert(Node {
+                    container: r.container,
+                    faults: r.faults,
+                    shaping: None,
+                    set_in: None,
+                });
+            }
+            eprintln!(
+                "regbox agent: restored {} of {} nodes{}",
+                nodes.values().filter(|n| n.set_in.is_some()).count(),
+                nodes.len(),
+                reply
+                    .errors
+                    .values()
+                    .map(|e| format!("; {e}"))
+                    .collect::<String>()
+            );
+        }
+        Ok(Agent {
+            nodes: Mutex::new(nodes),
+            record,
+            limits,
+            busy: AtomicUsize::new(0),
+        })
+    }
+
+    /// Serves each connection on a thread of its own, at most `limits.clients` at once.
+    fn run(self: Arc<Self>, listener: UnixListener) {
+        for conn in listener.incoming() {
+            let conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("regbox agent: accept: {e}");
+                    continue;
+                }
+            };
+            if self.busy.fetch_add(1, Ordering::SeqCst) >= self.limits.clients {
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+                let busy = format!("{} requests are being served", self.limits.clients);
+                self.reply(&conn, &refusal(busy));
                 continue;
             }
-        };
-        let mut line = String::new();
-        if let Err(e) = BufReader::new((&conn).take(MAX_MESSAGE_BYTES)).read_line(&mut line) {
-            eprintln!("regbox agent: read: {e}");
-            continue;
+            let agent = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("request".into())
+                .spawn(move || {
+                    agent.handle(&conn);
+                    agent.busy.fetch_sub(1, Ordering::SeqCst);
+                });
+            if let Err(e) = spawned {
+                eprintln!("regbox agent: cannot serve a request: {e}");
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+            }
         }
-        let reply = match serde_json::from_str::<AgentRequest>(&line) {
-            Ok(AgentRequest::Set { nodes: wanted }) => set(&mut nodes, wanted),
-            Ok(AgentRequest::Show) => AgentReply::default(),
-            Err(e) => AgentReply {
-                errors: BTreeMap::from([("request".to_string(), e.to_string())]),
-                ..AgentReply::default()
-            },
+    }
+
+    /// Reads one request (bounded in size and time), answers it, and closes.
+    fn handle(&self, conn: &UnixStream) {
+        let reply = match read_request(conn, &self.limits) {
+            Ok(line) => self.answer(&line),
+            Err(why) => refusal(why),
         };
-        let reply = AgentReply {
+        self.reply(conn, &reply);
+    }
+
+    /// Writes `reply`, giving the client the deadline to take it.
+    fn reply(&self, conn: &UnixStream, reply: &AgentReply) {
+        let text = serde_json::to_string(reply).expect("a reply serializes");
+        let _ = conn.set_write_timeout(Some(self.limits.deadline));
+        if let Err(e) = writeln!(&*conn, "{text}") {
+            eprintln!("regbox agent: write: {e}");
+        }
+    }
+
+    /// The reply to one request line: every node's plane afterwards, and which are stale.
+    fn answer(&self, line: &str) -> AgentReply {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = match serde_json::from_str::<AgentRequest>(line) {
+            Ok(AgentRequest::Set { nodes: wanted }) => {
+                let mut reply = set(&mut nodes, wanted);
+                if let Some(path) = &self.record {
+                    if let Err(e) = record::write(path, &recorded(&nodes)) {
+                        reply.errors.insert(
+                            "record".into(),
+                            format!("cannot record the fault plane: {e}"),
+                        );
+                    }
+                }
+                reply
+            }
+            Ok(AgentRequest::Show) => AgentReply::default(),
+            Err(e) => refusal(e.to_string()),
+        };
+        AgentReply {
             nodes: nodes
                 .iter()
                 .map(|(n, node)| (n.clone(), node.faults.clone()))
@@ -84,18 +226,87 @@ pub fn serve() -> io::Result<()> {
                 .map(|(n, _)| n.clone())
                 .collect(),
             ..reply
-        };
-        let text = serde_json::to_string(&reply).expect("a reply serializes");
-        if let Err(e) = writeln!(conn, "{text}") {
-            eprintln!("regbox agent: write: {e}");
         }
     }
-    Ok(())
 }
 
-/// The most bytes of one request line the agent reads (regbox sends at most ≈ 100 kB, under what one
-/// `docker exec` argument may hold) and of one reply `call` relays (every node's fault plane: at 1000
-/// nodes with a cut or shaping towards every other, tens of MB at most).
+/// The record of what the agent holds: every node with faults.
+fn recorded(nodes: &BTreeMap<String, Node>) -> record::Record {
+    nodes
+        .iter()
+        .filter(|(_, n)| !n.faults.is_empty())
+        .map(|(name, n)| {
+            let r = record::Recorded {
+                container: n.container.clone(),
+                faults: n.faults.clone(),
+            };
+            (name.clone(), r)
+        })
+        .collect()
+}
+
+/// A reply refusing the request, saying why.
+fn refusal(why: String) -> AgentReply {
+    AgentReply {
+        errors: BTreeMap::from([("request".to_string(), why)]),
+        ..AgentReply::default()
+    }
+}
+
+/// One request line from `conn`: refused when it is larger than `limits.request_bytes` or has not
+/// all arrived within `limits.deadline`.
+fn read_request(conn: &UnixStream, limits: &Limits) -> Result<String, String> {
+    let deadline = Instant::now() + limits.deadline;
+    let too_large = || {
+        format!(
+            "the request is larger than {} bytes, the most the agent reads",
+            limits.request_bytes
+        )
+    };
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "the request did not arrive within {:?}",
+                limits.deadline
+            ));
+        }
+        conn.set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match (&*conn).read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                line.extend_from_slice(&chunk[..n]);
+                if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                    line.truncate(end);
+                    break;
+                }
+                if line.len() > limits.request_bytes {
+                    return Err(too_large());
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot read the request: {e}")),
+        }
+    }
+    if line.len() > limits.request_bytes {
+        return Err(too_large());
+    }
+    String::from_utf8(line).map_err(|e| format!("the request is not text: {e}"))
+}
+
+/// The most bytes of one reply `call` relays (every node's fault plane: at 1000 nodes with a cut or
+/// shaping towards every other, tens of MB at most).
 pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 
 /// Relays one request line to the serving agent and returns its reply line.
@@ -173,31 +384,24 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
     // Not running: its plane is kept for when it runs (its namespace, and any rules in it, are gone).
     if wanted.pid == 0 {
         return Ok(Node {
+            container: wanted.container.clone(),
             faults: wanted.faults.clone().normalized(),
             shaping: None,
             set_in: None,
         });
     }
-    let ns = match netns::open(wanted.pid) {
+    let ns = match netns::open_node(wanted.pid, &wanted.container) {
         Ok(ns) => ns,
-        Err(e) => {
-            return fail(
-                held,
-                format!(
-                    "cannot open the network namespace of pid {}: {e}",
-                    wanted.pid
-                ),
-            )
-        }
+        Err(e) => return fail(held, format!("refused: {e}")),
     };
     let inode = match netns::inode(&ns) {
         Ok(i) => i,
         Err(e) => return fail(held, format!("cannot read its network namespace: {e}")),
     };
     let faults = wanted.faults.clone().normalized();
-    let (old_faults, thread, old_set_in) = match held {
-        Some(n) => (n.faults, n.shaping, n.set_in),
-        None => (NodeFaults::default(), None, None),
+    let (old_container, old_faults, thread, old_set_in) = match held {
+        Some(n) => (n.container, n.faults, n.shaping, n.set_in),
+        None => (String::new(), NodeFaults::default(), None, None),
     };
     // A thread in a namespace the node no longer has (it was restarted) is of no use.
     let mut thread = thread.filter(|t| t.inode == inode);
@@ -211,6 +415,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
                     Err(e) => {
                         return fail(
                             Some(Node {
+                                container: old_container,
                                 faults: old_faults,
                                 shaping: None,
                                 set_in: old_set_in,
@@ -224,6 +429,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
                     Err(e) => {
                         return fail(
                             Some(Node {
+                                container: old_container,
                                 faults: old_faults,
                                 shaping: None,
                                 set_in: old_set_in,
@@ -243,6 +449,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         }
         return fail(
             Some(Node {
+                container: old_container,
                 faults: old_faults,
                 shaping: thread,
                 set_in: old_set_in,
@@ -254,6 +461,7 @@ fn apply(wanted: &AgentNode, held: Option<Node>) -> Result<Node, (Option<Node>, 
         thread = None;
     }
     Ok(Node {
+        container: wanted.container.clone(),
         faults,
         shaping: thread,
         set_in: Some((wanted.pid, inode)),

@@ -71,8 +71,9 @@ pub trait Containers: Send + Sync {
     /// engine is listed, and each container's engine is remembered.
     async fn labeled_containers(&self, label: &str) -> Result<Vec<ContainerInfo>>;
 
-    /// The host PID of a running container's main process (`None` when it is not running or gone).
-    async fn pid(&self, name: &str) -> Result<Option<u32>>;
+    /// The host PID of a running container's main process, and the container's full ID (`None` when
+    /// it is not running or gone).
+    async fn pid(&self, name: &str) -> Result<Option<(u32, String)>>;
 
     /// Runs `cmd` in a running container and returns its exit code and standard output (standard error
     /// is appended to the output when the command fails).

@@ -128,13 +128,15 @@ impl Containers for Engines {
         Ok(found)
     }
 
-    async fn pid(&self, name: &str) -> Result<Option<u32>> {
+    async fn pid(&self, name: &str) -> Result<Option<(u32, String)>> {
         let pid = self.on(name).inspect_container(name, None).await.map(|c| {
-            c.state
+            let pid = c
+                .state
                 .filter(|s| s.running == Some(true))
                 .and_then(|s| s.pid)
                 .filter(|&p| p > 0)
-                .map(|p| p as u32)
+                .map(|p| p as u32);
+            pid.zip(c.id)
         });
         absent_is(pid, None, container_err("inspect", name))
     }

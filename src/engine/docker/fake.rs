@@ -277,7 +277,7 @@ impl Containers for Fake {
             .collect())
     }
 
-    async fn pid(&self, _name: &str) -> Result<Option<u32>> {
+    async fn pid(&self, _name: &str) -> Result<Option<(u32, String)>> {
         Ok(None)
     }
 
