@@ -318,12 +318,37 @@ pub fn call(request: &str) -> io::Result<String> {
 /// read on.
 fn call_at(socket: &std::path::Path, request: &str) -> io::Result<String> {
     let mut conn = UnixStream::connect(socket)?;
-    writeln!(conn, "{}", request.trim())?;
-    conn.shutdown(std::net::Shutdown::Write)?;
-    let mut reply = String::new();
-    (&conn)
-        .take(MAX_MESSAGE_BYTES + 1)
-        .read_to_string(&mut reply)?;
+    // An agent that refuses the request (too large, or busy) answers and closes before reading all of
+    // it: its answer is read all the same.
+    let sent = writeln!(conn, "{}", request.trim())
+        .and_then(|()| conn.shutdown(std::net::Shutdown::Write));
+    let reply = read_reply(&conn)?;
+    if let (Err(e), true) = (sent, reply.is_empty()) {
+        return Err(e);
+    }
+    Ok(reply)
+}
+
+/// The agent's whole reply on `conn` (a reset after it, from an agent that closed on part of a
+/// request, ends it like the end of the stream).
+fn read_reply(conn: &UnixStream) -> io::Result<String> {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match (&*conn).read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&chunk[..n]);
+                if reply.len() as u64 > MAX_MESSAGE_BYTES {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !reply.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let reply = String::from_utf8(reply).map_err(io::Error::other)?;
     if reply.len() as u64 > MAX_MESSAGE_BYTES {
         return Err(io::Error::other(format!(
             "the agent's reply is larger than {} MiB, the most regbox reads",
@@ -478,6 +503,182 @@ fn seed(name: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::faults::plane::delay;
+
+    /// An agent serving on a socket in `dir` with `limits`, recording in `record`.
+    fn agent_in(dir: &Path, limits: Limits, record: Option<PathBuf>) -> PathBuf {
+        let socket = dir.join(format!("agent-{}.sock", rand_suffix()));
+        let listener = UnixListener::bind(&socket).unwrap();
+        let agent = Arc::new(Agent::restore(record, limits).unwrap());
+        std::thread::spawn(move || agent.run(listener));
+        socket
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::AtomicU64;
+        static N: AtomicU64 = AtomicU64::new(0);
+        N.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn ask(socket: &Path, request: &AgentRequest) -> AgentReply {
+        let text = serde_json::to_string(request).unwrap();
+        serde_json::from_str(call_at(socket, &text).unwrap().trim()).unwrap()
+    }
+
+    const SHORT: Limits = Limits {
+        request_bytes: 1000,
+        deadline: Duration::from_secs(1),
+        clients: 4,
+    };
+
+    /// The reply to what was written on `conn` so far, as the agent sends it unasked.
+    fn reply_on(conn: &UnixStream) -> AgentReply {
+        serde_json::from_str(read_reply(conn).unwrap().trim()).unwrap()
+    }
+
+    #[test]
+    fn a_request_over_the_size_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = agent_in(dir.path(), SHORT, None);
+        // 1,001 bytes with no end of line yet: refused before the rest comes.
+        let conn = UnixStream::connect(&socket).unwrap();
+        (&conn).write_all(&[b' '; 1001]).unwrap();
+        let reply = reply_on(&conn);
+        assert_eq!(
+            reply.errors["request"],
+            "the request is larger than 1000 bytes, the most the agent reads"
+        );
+        // A whole line over the limit too; one under it is answered.
+        let long = format!("{{\"set\":{{\"nodes\":[{}]}}}}", " ".repeat(1000));
+        let e = call_at(&socket, &long).unwrap();
+        assert!(e.contains("larger than 1000 bytes"), "{e}");
+        assert!(ask(&socket, &AgentRequest::Show).errors.is_empty());
+    }
+
+    #[test]
+    fn a_slow_client_neither_blocks_others_nor_holds_on_past_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = agent_in(dir.path(), SHORT, None);
+        // A client that sends half a request and stalls.
+        let started = Instant::now();
+        let slow = UnixStream::connect(&socket).unwrap();
+        (&slow).write_all(b"\"sho").unwrap();
+        // Others are served meanwhile, at once.
+        for _ in 0..3 {
+            let t = Instant::now();
+            assert!(ask(&socket, &AgentRequest::Show).errors.is_empty());
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+        // The slow one is told so at the deadline, and the connection closes.
+        let reply = reply_on(&slow);
+        let waited = started.elapsed();
+        assert_eq!(
+            reply.errors["request"],
+            "the request did not arrive within 1s"
+        );
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn clients_beyond_the_limit_are_told_the_agent_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            clients: 1,
+            ..SHORT
+        };
+        let socket = agent_in(dir.path(), limits, None);
+        let slow = UnixStream::connect(&socket).unwrap();
+        (&slow).write_all(b"\"sho").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let busy = ask(&socket, &AgentRequest::Show);
+        assert_eq!(busy.errors["request"], "1 requests are being served");
+        // Once the slow one is timed out, the next is served.
+        reply_on(&slow);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(ask(&socket, &AgentRequest::Show).errors.is_empty());
+    }
+
+    #[test]
+    fn a_set_naming_a_process_outside_the_node_container_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = agent_in(dir.path(), SHORT, None);
+        let shaped = NodeFaults {
+            shaping: Some(delay(100)),
+            ..NodeFaults::default()
+        };
+        // This test's own process, and the host's first one: in no container of that ID.
+        for pid in [std::process::id(), 1] {
+            let reply = ask(
+                &socket,
+                &AgentRequest::Set {
+                    nodes: vec![AgentNode {
+                        name: "n0".into(),
+                        pid,
+                        container: "ab".repeat(32),
+                        faults: shaped.clone(),
+                    }],
+                },
+            );
+            let e = &reply.errors["n0"];
+            assert!(e.starts_with("node `n0`: refused: "), "{e}");
+            assert!(reply.nodes.is_empty(), "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn an_agent_started_again_restores_its_record_before_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join(record::FILE);
+        let first = agent_in(dir.path(), SHORT, Some(record.clone()));
+        let shaped = NodeFaults {
+            shaping: Some(delay(100)),
+            cuts: BTreeMap::from([(2, crate::core::faults::plane::Block::Silent)]),
+            ..NodeFaults::default()
+        };
+        // n0 is not running (pid 0): its plane is recorded for when it runs.
+        let set = ask(
+            &first,
+            &AgentRequest::Set {
+                nodes: vec![AgentNode {
+                    name: "n0".into(),
+                    pid: 0,
+                    container: String::new(),
+                    faults: shaped.clone(),
+                }],
+            },
+        );
+        assert!(set.errors.is_empty(), "{set:?}");
+        assert_eq!(record::read(&record).unwrap()["n0"].faults, shaped);
+        // A second agent on the same record holds n0's plane from its first answer, as stale (its
+        // namespace has none of it), so the engine sets it again.
+        let second = agent_in(dir.path(), SHORT, Some(record.clone()));
+        let shown = ask(&second, &AgentRequest::Show);
+        assert_eq!(shown.nodes["n0"], shaped);
+        assert_eq!(shown.stale, ["n0"]);
+        // Clearing it clears the record; an unreadable record stops the agent from starting.
+        let cleared = ask(
+            &second,
+            &AgentRequest::Set {
+                nodes: vec![AgentNode {
+                    name: "n0".into(),
+                    pid: 0,
+                    container: String::new(),
+                    faults: NodeFaults::default(),
+                }],
+            },
+        );
+        assert!(cleared.errors.is_empty());
+        assert!(record::read(&record).unwrap().is_empty());
+        std::fs::write(&record, "{").unwrap();
+        assert!(Agent::restore(Some(record), SHORT).is_err());
+    }
 
     /// An agent socket answering without end: `call` stops at the limit with an error.
     #[test]
