@@ -11,21 +11,16 @@ use std::process::{Command, Stdio};
 
 /// The network namespace of node container `container` (its full ID), entered through its process
 /// `pid` (seen through the host's PID namespace). Refused — fail closed — unless the process is in that
-/// container (its cgroup names the ID) and its namespace is neither the host's nor the agent's own;
-/// a host namespace that cannot be read is a refusal too. The process is pinned by its `/proc`
-/// directory while it is checked, so a PID reused in between finds nothing, not another namespace.
+/// container (its cgroup names the ID) and its namespace is none of: the engine's (that of the
+/// container's runtime, the first ancestor of the process outside the container — which must be
+/// readable), the host's (PID 1's, where it can be read: some hosts keep it from every process) and the
+/// agent's own. The process is pinned by its `/proc` directory while it is checked, so a PID reused
+/// in between finds nothing, not another namespace.
 pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
     let refused = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
-    let host = File::open("/proc/1/ns/net")
-        .and_then(|h| inode(&h))
-        .map_err(|e| refused(format!("cannot read the host's network namespace: {e}")))?;
     let own = File::open("/proc/self/ns/net")
         .and_then(|h| inode(&h))
-        .map_err(|e| {
-            refused(format!(
-                "cannot read the agent's own network namespace: {e}"
-            ))
-        })?;
+        .map_err(|e| refused(format!("cannot read the agent's own network namespace: {e}")))?;
     if pid == 0 {
         return Err(refused("pid 0 is no process".into()));
     }
@@ -33,24 +28,45 @@ pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
         .map_err(|e| refused(format!("cannot open process {pid}: {e}")))?;
     let cgroup = read_at(&dir, "cgroup")
         .map_err(|e| refused(format!("cannot read the cgroup of pid {pid}: {e}")))?;
-    let ns = open_at(&dir, "ns/net").map_err(|e| {
-        refused(format!(
-            "cannot open the network namespace of pid {pid}: {e}"
-        ))
-    })?;
+    let ns = open_at(&dir, "ns/net")
+        .map_err(|e| refused(format!("cannot open the network namespace of pid {pid}: {e}")))?;
     let ino = inode(&ns)?;
-    check(
-        &Target {
-            pid,
-            container,
-            cgroup: &cgroup,
-            ns: ino,
-        },
-        host,
-        own,
-    )
-    .map_err(refused)?;
+    // The container first (a process of no container has no runtime above it to look for).
+    let target = Target {
+        pid,
+        container,
+        cgroup: &cgroup,
+        ns: ino,
+        engine: 0,
+    };
+    check(&Target { engine: u64::MAX, ..target }, None, own).map_err(refused)?;
+    let engine = engine_namespace(&dir, container)
+        .map_err(|e| refused(format!("cannot read the engine's network namespace: {e}")))?;
+    let host = File::open("/proc/1/ns/net").and_then(|h| inode(&h)).ok();
+    check(&Target { engine, ..target }, host, own).map_err(refused)?;
     Ok(ns)
+}
+
+/// The network namespace of the first ancestor of the process in `dir` that is not in container
+/// `id`: the container runtime's (its shim's), which lives in the engine's namespace.
+fn engine_namespace(dir: &File, id: &str) -> io::Result<u64> {
+    let mut status = read_at(dir, "status")?;
+    for _ in 0..64 {
+        let ppid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| io::Error::other("no parent process"))?;
+        if ppid == 0 {
+            return Err(io::Error::other("no process above the container"));
+        }
+        let parent = File::open(format!("/proc/{ppid}"))?;
+        if !in_container(&read_at(&parent, "cgroup")?, id) {
+            return inode(&open_at(&parent, "ns/net")?);
+        }
+        status = read_at(&parent, "status")?;
+    }
+    Err(io::Error::other("no process above the container"))
 }
 
 /// What the agent knows of a process it is asked to enter.
@@ -63,11 +79,13 @@ pub struct Target<'a> {
     pub cgroup: &'a str,
     /// Its network namespace's inode.
     pub ns: u64,
+    /// The engine's network namespace: its container runtime's.
+    pub engine: u64,
 }
 
-/// Whether the agent may enter `t`'s network namespace, given the host's and its own: only a
-/// process of the named container, in a namespace of its own. Says why not.
-pub fn check(t: &Target, host: u64, own: u64) -> Result<(), String> {
+/// Whether the agent may enter `t`'s network namespace, given the host's (when it can be read) and
+/// its own: only a process of the named container, in a namespace of its own. Says why not.
+pub fn check(t: &Target, host: Option<u64>, own: u64) -> Result<(), String> {
     let Target { pid, container, .. } = *t;
     if !is_container_id(container) {
         return Err(format!("`{container}` is not a container ID"));
@@ -75,7 +93,7 @@ pub fn check(t: &Target, host: u64, own: u64) -> Result<(), String> {
     if !in_container(t.cgroup, container) {
         return Err(format!("pid {pid} is not in container {container}"));
     }
-    if t.ns == host {
+    if t.ns == t.engine || Some(t.ns) == host {
         return Err(format!(
             "pid {pid} is in the host's network namespace, not a node's"
         ));
@@ -299,8 +317,11 @@ mod tests {
             container,
             cgroup,
             ns,
+            engine: ENGINE,
         }
     }
+
+    const ENGINE: u64 = 4026531833;
 
     #[test]
     fn a_process_is_in_a_container_only_when_its_cgroup_names_the_whole_id() {
@@ -325,19 +346,26 @@ mod tests {
     #[test]
     fn only_a_process_of_the_named_container_in_a_namespace_of_its_own_is_entered() {
         let cgroup = format!("0::/docker/{ID}\n");
-        let (host, own) = (4026531840, 4026532000);
-        assert_eq!(check(&target(ID, &cgroup, 4026532500), host, own), Ok(()));
+        let (host, own, node) = (Some(4026531840), 4026532000, 4026532500);
+        assert_eq!(check(&target(ID, &cgroup, node), host, own), Ok(()));
+        // The host's namespace unreadable: the engine's is still checked.
+        assert_eq!(check(&target(ID, &cgroup, node), None, own), Ok(()));
         // Another container's process (a reused PID, or a PID that was never the node's).
-        let e = check(&target(OTHER, &cgroup, 4026532500), host, own).unwrap_err();
+        let e = check(&target(OTHER, &cgroup, node), host, own).unwrap_err();
         assert_eq!(e, format!("pid 42 is not in container {OTHER}"));
-        // A process of the container that joined the host's namespace, or the agent's own.
-        let e = check(&target(ID, &cgroup, host), host, own).unwrap_err();
+        // A process of the container in the engine's namespace (`--network host`), the host's, or
+        // the agent's own.
+        for ns in [ENGINE, host.unwrap()] {
+            let e = check(&target(ID, &cgroup, ns), host, own).unwrap_err();
+            assert!(e.contains("host's network namespace"), "{e}");
+        }
+        let e = check(&target(ID, &cgroup, ENGINE), None, own).unwrap_err();
         assert!(e.contains("host's network namespace"), "{e}");
         let e = check(&target(ID, &cgroup, own), host, own).unwrap_err();
         assert!(e.contains("agent's own"), "{e}");
         // A name or a short ID is refused: only a full ID identifies a container.
         for bad in ["regbox-c-n0", &ID[..12], ""] {
-            let e = check(&target(bad, &cgroup, 4026532500), host, own).unwrap_err();
+            let e = check(&target(bad, &cgroup, node), host, own).unwrap_err();
             assert!(e.contains("not a container ID"), "{e}");
         }
     }
