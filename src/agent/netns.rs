@@ -28,10 +28,11 @@ pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
         .map_err(|e| refused(format!("cannot open process {pid}: {e}")))?;
     let cgroup = read_at(&dir, "cgroup")
         .map_err(|e| refused(format!("cannot read the cgroup of pid {pid}: {e}")))?;
+    // The container first (a process of no container has no runtime above it to look for).
+    member(pid, container, &cgroup).map_err(refused)?;
     let ns = open_at(&dir, "ns/net")
         .map_err(|e| refused(format!("cannot open the network namespace of pid {pid}: {e}")))?;
     let ino = inode(&ns)?;
-    // The container first (a process of no container has no runtime above it to look for).
     let target = Target {
         pid,
         container,
@@ -39,7 +40,6 @@ pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
         ns: ino,
         engine: 0,
     };
-    check(&Target { engine: u64::MAX, ..target }, None, own).map_err(refused)?;
     let engine = engine_namespace(&dir, container)
         .map_err(|e| refused(format!("cannot read the engine's network namespace: {e}")))?;
     let host = File::open("/proc/1/ns/net").and_then(|h| inode(&h)).ok();
@@ -86,13 +86,8 @@ pub struct Target<'a> {
 /// Whether the agent may enter `t`'s network namespace, given the host's (when it can be read) and
 /// its own: only a process of the named container, in a namespace of its own. Says why not.
 pub fn check(t: &Target, host: Option<u64>, own: u64) -> Result<(), String> {
-    let Target { pid, container, .. } = *t;
-    if !is_container_id(container) {
-        return Err(format!("`{container}` is not a container ID"));
-    }
-    if !in_container(t.cgroup, container) {
-        return Err(format!("pid {pid} is not in container {container}"));
-    }
+    let pid = t.pid;
+    member(pid, t.container, t.cgroup)?;
     if t.ns == t.engine || Some(t.ns) == host {
         return Err(format!(
             "pid {pid} is in the host's network namespace, not a node's"
@@ -100,6 +95,17 @@ pub fn check(t: &Target, host: Option<u64>, own: u64) -> Result<(), String> {
     }
     if t.ns == own {
         return Err(format!("pid {pid} is in the agent's own network namespace"));
+    }
+    Ok(())
+}
+
+/// Whether process `pid`, whose `/proc/PID/cgroup` reads `cgroup`, is in container `container`.
+fn member(pid: u32, container: &str, cgroup: &str) -> Result<(), String> {
+    if !is_container_id(container) {
+        return Err(format!("`{container}` is not a container ID"));
+    }
+    if !in_container(cgroup, container) {
+        return Err(format!("pid {pid} is not in container {container}"));
     }
     Ok(())
 }

@@ -861,7 +861,7 @@ fn the_agent_refuses_a_process_that_is_not_the_named_node_container() {
             assert!(reply["nodes"].get("n0").is_none(), "{reply}");
         }
         // n0's own process is accepted (so the refusals above are not a refusal of everything), and
-        // the cut it carries cuts: n0 loses n1.
+        // its cut is recorded with the others.
         let reply = agent_call(&name, &set(n0_pid, &n0));
         assert_eq!(reply["errors"], serde_json::json!({}), "{reply}");
         assert_eq!(reply["nodes"]["n0"]["cuts"], serde_json::json!({"1": "drop"}));
