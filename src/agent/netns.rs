@@ -20,7 +20,11 @@ pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
     let refused = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
     let own = File::open("/proc/self/ns/net")
         .and_then(|h| inode(&h))
-        .map_err(|e| refused(format!("cannot read the agent's own network namespace: {e}")))?;
+        .map_err(|e| {
+            refused(format!(
+                "cannot read the agent's own network namespace: {e}"
+            ))
+        })?;
     if pid == 0 {
         return Err(refused("pid 0 is no process".into()));
     }
@@ -30,8 +34,11 @@ pub fn open_node(pid: u32, container: &str) -> io::Result<File> {
         .map_err(|e| refused(format!("cannot read the cgroup of pid {pid}: {e}")))?;
     // The container first (a process of no container has no runtime above it to look for).
     member(pid, container, &cgroup).map_err(refused)?;
-    let ns = open_at(&dir, "ns/net")
-        .map_err(|e| refused(format!("cannot open the network namespace of pid {pid}: {e}")))?;
+    let ns = open_at(&dir, "ns/net").map_err(|e| {
+        refused(format!(
+            "cannot open the network namespace of pid {pid}: {e}"
+        ))
+    })?;
     let ino = inode(&ns)?;
     let target = Target {
         pid,

@@ -797,7 +797,11 @@ fn link_faults_and_cuts_outlive_the_agent() {
         let links = links_of(&name).await;
         assert_eq!(
             links,
-            ["cut to n1 (reset)", "cut to n0 (reset)", "to n1: delay 200ms"]
+            [
+                "cut to n1 (reset)",
+                "cut to n0 (reset)",
+                "to n1: delay 200ms"
+            ]
         );
         let (second, _) = id_and_pid(&agent);
         assert_ne!(first, second, "the agent is a new container");
@@ -808,9 +812,17 @@ fn link_faults_and_cuts_outlive_the_agent() {
         let n0 = format!("{}:18444", cluster.nodes()[0].layout.data_ip);
         ok(&[&c[..], &["rpc", "n1", "addnode", &n0, "onetry"]].concat()).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(!lists(&cluster, 1, "n0").await, "n1 reached n0 across the cut");
-        assert!(!lists(&cluster, 0, "n1").await, "n0 lists n1 across the cut");
-        eprintln!("ping n1-n2: {before:.3} s set, {dead:.3} s with the agent dead, {after:.3} s restored");
+        assert!(
+            !lists(&cluster, 1, "n0").await,
+            "n1 reached n0 across the cut"
+        );
+        assert!(
+            !lists(&cluster, 0, "n1").await,
+            "n0 lists n1 across the cut"
+        );
+        eprintln!(
+            "ping n1-n2: {before:.3} s set, {dead:.3} s with the agent dead, {after:.3} s restored"
+        );
 
         // Without the cut the same dial connects at once: the check above can fail.
         ok(&[&c[..], &["netem", "--clear"]].concat()).await;
@@ -864,7 +876,10 @@ fn the_agent_refuses_a_process_that_is_not_the_named_node_container() {
         // its cut is recorded with the others.
         let reply = agent_call(&name, &set(n0_pid, &n0));
         assert_eq!(reply["errors"], serde_json::json!({}), "{reply}");
-        assert_eq!(reply["nodes"]["n0"]["cuts"], serde_json::json!({"1": "drop"}));
+        assert_eq!(
+            reply["nodes"]["n0"]["cuts"],
+            serde_json::json!({"1": "drop"})
+        );
         let status = links_of(&name).await;
         assert_eq!(status, ["cut to n1 (drop)", "", "delay 1ms"]);
         cluster.down(&Progress::default()).await.unwrap();
