@@ -520,9 +520,20 @@ mod tests {
         N.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// One request and its reply, which must come within 5 s (an agent that serves one client at a
+    /// time, waiting on a slow one, fails here rather than hanging the test).
     fn ask(socket: &Path, request: &AgentRequest) -> AgentReply {
         let text = serde_json::to_string(request).unwrap();
-        serde_json::from_str(call_at(socket, &text).unwrap().trim()).unwrap()
+        let socket = socket.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(call_at(&socket, &text));
+        });
+        let reply = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("an answer within 5 s")
+            .unwrap();
+        serde_json::from_str(reply.trim()).unwrap()
     }
 
     const SHORT: Limits = Limits {
@@ -533,6 +544,7 @@ mod tests {
 
     /// The reply to what was written on `conn` so far, as the agent sends it unasked.
     fn reply_on(conn: &UnixStream) -> AgentReply {
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         serde_json::from_str(read_reply(conn).unwrap().trim()).unwrap()
     }
 
