@@ -327,11 +327,20 @@ impl Cluster {
         let all = edited.iter().chain(&stale).copied();
         let nodes: Vec<AgentNode> = stream::iter(all.map(|i| async move {
             let n = &self.nodes[i];
-            let (pid, container) = self
-                .docker
-                .pid(&n.layout.container)
-                .await?
-                .unwrap_or_default();
+            let running = self.docker.pid(&n.layout.container).await?;
+            let (pid, container) = match running {
+                // Only a container of this cluster is named to the agent (which checks, itself,
+                // that the process is in the container named).
+                Some(r) if r.labels.get(LABEL_CLUSTER).map(String::as_str) != Some(self.name()) => {
+                    return Err(Error::Agent(format!(
+                        "container `{}` is not a node of cluster `{}`",
+                        n.layout.container,
+                        self.name()
+                    )))
+                }
+                Some(r) => (r.pid, r.id),
+                None => (0, String::new()),
+            };
             Ok::<_, Error>(AgentNode {
                 name: n.name().to_string(),
                 pid,
