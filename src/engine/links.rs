@@ -435,6 +435,22 @@ impl Cluster {
     /// node from it before it listens. Another command that started it at the same time is waited
     /// for, not fought.
     async fn start_agent(&self, name: &str, image: &str) -> Result<()> {
+        if !self.docker.is_running(name).await? {
+            self.start_afresh(name, image).await?;
+        }
+        let what = format!("the fault agent `{name}` to listen");
+        wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
+            match self.ask(name, &AgentRequest::Show).await {
+                Ok(_) => Ok(Check::Ready(())),
+                Err(Error::Agent(e)) => Ok(Check::Pending(e)),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Replaces agent `name` with a new container from `image` (its volume stays).
+    async fn start_afresh(&self, name: &str, image: &str) -> Result<()> {
         self.docker.remove_container(name).await?;
         let mut labels = blueprint::cluster_labels(self.name());
         labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
@@ -451,15 +467,7 @@ impl Cluster {
                 return Err(e.into());
             }
         }
-        let what = format!("the fault agent `{name}` to listen");
-        wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
-            match self.ask(name, &AgentRequest::Show).await {
-                Ok(_) => Ok(Check::Ready(())),
-                Err(Error::Agent(e)) => Ok(Check::Pending(e)),
-                Err(e) => Err(e),
-            }
-        })
-        .await
+        Ok(())
     }
 
     /// One request to the agent, relayed by `regbox agent call` inside its container.
