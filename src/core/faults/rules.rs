@@ -33,6 +33,10 @@ pub struct AgentNode {
     /// The node's container's main process on the agent's host (the agent shares the host's PIDs);
     /// 0 for a node that is not running: its plane is recorded, to be set when it runs again.
     pub pid: u32,
+    /// The full ID of the node's container ("" when it is not running): the agent enters `pid`'s
+    /// namespace only when that process is in this container, and finds the container's process
+    /// again by it when it restores its record.
+    pub container: String,
     pub faults: NodeFaults,
 }
 
@@ -128,6 +132,7 @@ mod tests {
             nodes: vec![AgentNode {
                 name: "n1".into(),
                 pid: 42,
+                container: "ab".repeat(32),
                 faults: NodeFaults {
                     cuts: BTreeMap::from([(2, Block::Reset)]),
                     shaping: None,

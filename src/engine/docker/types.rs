@@ -89,6 +89,16 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
 }
 
+/// A running container's main process, as the engine reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// Its PID on the container's host.
+    pub pid: u32,
+    /// The container's full ID.
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
 /// A container to create, in Docker's terms: what runs, where, as whom, with which limits. regbox's
 /// recipes for its nodes, fault agents and relays each build one; the facade knows no recipe.
 #[derive(Debug, Clone, Default)]
