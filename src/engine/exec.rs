@@ -60,13 +60,15 @@ impl Default for Exec {
 
 /// Carries out `verb` on the cluster named `cluster` (the only one for `None`): `apply` makes or changes
 /// it, `down` removes it, every other verb opens it and runs [`Cluster::exec`]. `cancel` stops an
-/// `apply` under way (what it created is removed again).
+/// `apply` under way (what it created is removed again). A verb over the limits of one request
+/// ([`Verb::check`]) is refused first, before anything is opened.
 pub async fn execute(
     cluster: Option<&str>,
     verb: &Verb,
     how: &Exec,
     cancel: impl Future<Output = ()>,
 ) -> Result<Report> {
+    verb.check()?;
     match verb {
         Verb::Apply {
             spec,
@@ -93,15 +95,22 @@ pub async fn execute(
                 lifecycle::down_waiting(cluster, &how.progress, how.lock_wait).await?;
             Ok(Report::Down(report))
         }
-        _ => Cluster::open(cluster).await?.exec(verb, how).await,
+        _ => Cluster::open(cluster).await?.run(verb, how).await,
     }
 }
 
 impl Cluster {
-    /// Carries out `verb` on this cluster and answers with its report. Nodes it names are checked
-    /// first, before anything waits; a verb that changes the cluster then takes the cluster's lock for
-    /// its whole run. `apply` and `down` make or remove a cluster: [`execute`] carries them out.
+    /// Carries out `verb` on this cluster and answers with its report. A verb over the limits of one
+    /// request ([`Verb::check`]) is refused first, then the nodes it names are checked, before
+    /// anything waits; a verb that changes the cluster then takes the cluster's lock for its whole
+    /// run. `apply` and `down` make or remove a cluster: [`execute`] carries them out.
     pub async fn exec(&mut self, verb: &Verb, how: &Exec) -> Result<Report> {
+        verb.check()?;
+        self.run(verb, how).await
+    }
+
+    /// [`Cluster::exec`] of a verb [`execute`] has checked already.
+    async fn run(&mut self, verb: &Verb, how: &Exec) -> Result<Report> {
         for node in verb.nodes() {
             self.node(&node)?;
         }
