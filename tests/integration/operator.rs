@@ -20,13 +20,28 @@ pub(crate) async fn status_until(
     changes: &mut Vec<String>,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    status_with_token_until(base, None, limit, changes, done).await
+}
+
+/// [`status_until`] of an operator that needs `token`.
+pub(crate) async fn status_with_token_until(
+    base: &str,
+    token: Option<&str>,
+    limit: Duration,
+    changes: &mut Vec<String>,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + limit;
     let mut last = serde_json::Value::Null;
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
     while std::time::Instant::now() < deadline {
         let url = format!("{base}/status");
-        if let Ok(Ok((200, text))) =
-            tokio::time::timeout(Duration::from_secs(5), try_http("GET", &url, "")).await
-        {
+        let asked = try_http_with("GET", &url, "", &headers);
+        if let Ok(Ok((200, _, text))) = tokio::time::timeout(Duration::from_secs(5), asked).await {
             let all: serde_json::Value = serde_json::from_str(&text).unwrap();
             if let Some(state) = all["clusters"].get(0) {
                 for c in state["last_pass"]["changes"]
@@ -282,6 +297,7 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         let limit = Duration::from_secs(120);
         let image = ok(&["image", "build", "--self"]).await;
         assert!(image.starts_with("regbox/regbox:0."), "{image}");
+        let token = format!("token-{name}");
         let compose = Compose {
             project: name.clone(),
             file: Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"),
@@ -289,8 +305,11 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
                 ("REGBOX_CLUSTER", name.clone()),
                 ("REGBOX_OPERATOR_PORT", port.to_string()),
                 ("REGBOX_MANIFEST", "ring4.yaml".into()),
+                ("REGBOX_TOKEN", token.clone()),
             ],
         };
+        let bearer = format!("Bearer {token}");
+        let auth = [("authorization", bearer.as_str())];
         let up = compose.command(&["up", "-d"]);
         assert!(
             up.status.success(),
@@ -299,26 +318,32 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         );
 
         // The operator, in its container, brings the cluster up and reaches every node's RPC.
-        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        let tok = Some(token.as_str());
+        let state = status_with_token_until(&base, tok, limit, &mut changes, |s| {
+            all_up_with_peers(s, 4, 2)
+        })
+        .await;
         assert_eq!(state["cluster"], name.as_str());
-        // It repairs a node killed from outside, and acts on requests.
+        // It repairs a node killed from outside, and acts on requests that present its token.
         outside::kill(&format!("regbox-{name}-n0")).await;
-        status_until(&base, limit, &mut changes, |s| {
+        status_with_token_until(&base, tok, limit, &mut changes, |s| {
             node_state(s, "n0")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
         })
         .await;
-        let (status, body) = http(
-            "POST",
-            &format!("{base}/clusters/{name}/mine"),
-            r#"{"node":"n1","blocks":1}"#,
-        )
-        .await;
+        let mine = format!("{base}/clusters/{name}/mine");
+        let (status, _, body) =
+            http_with("POST", &mine, r#"{"node":"n1","blocks":1}"#, &auth).await;
         assert_eq!(status, 200, "{body}");
+        let (status, _, body) = http_with("POST", &mine, r#"{"node":"n1","blocks":1}"#, &[]).await;
+        assert_eq!(status, 401, "{body}");
 
-        // The CLI sends status, node faults, partition, heal and mine to the operator it is given.
+        // The CLI sends status, node faults, partition, heal and mine to the operator it is given,
+        // with the token of REGBOX_TOKEN.
         let via = |args: &[&str]| {
             let mut cmd = regbox();
-            cmd.env("REGBOX_OPERATOR", &base).args(args);
+            cmd.env("REGBOX_OPERATOR", &base)
+                .env("REGBOX_TOKEN", &token)
+                .args(args);
             cmd.output()
         };
         let json = |out: std::process::Output| -> serde_json::Value {
