@@ -710,6 +710,68 @@ fn the_operator_admits_only_its_token_its_clusters_and_bounded_work() {
     });
 }
 
+/// A client that goes away while its request runs takes the request's work with it: the `heal --sync`
+/// it asked for (stuck on a paused node, under the cluster's lock) is dropped, and the lock is free at
+/// once rather than when the heal gives up.
+#[test]
+fn a_request_whose_client_goes_away_stops_its_work_and_frees_the_lock() {
+    use tokio::io::AsyncWriteExt;
+    run(async {
+        let name = unique("opgone");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "opgone.yaml",
+            &format!("name: {name}\nnodes: 2\ntopology: line\n"),
+        );
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut operator = start_operator(file.to_str().unwrap(), port);
+        let mut changes = Vec::new();
+        status_until(&base, Duration::from_secs(120), &mut changes, |s| {
+            all_up_with_peers(s, 2, 1)
+        })
+        .await;
+        ok(&["-c", &name, "pause", "n1"]).await;
+
+        // A heal that waits on the paused node, under the lock, for up to 60 s (its RPC timeout).
+        let body = r#"{"verb":"heal","sync":true,"timeout":600}"#;
+        let ask = format!(
+            "POST /clusters/{name}/verbs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        client.write_all(ask.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let held = regbox()
+            .args(["-c", &name, "--wait-lock", "0", "connect", "n0", "n1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            !held.status.success() && stderr(&held).contains("heal and sync"),
+            "the heal holds the lock: {}",
+            stderr(&held)
+        );
+
+        // The client goes away: the heal is dropped, and the lock with it.
+        drop(client);
+        let t = std::time::Instant::now();
+        ok(&["-c", &name, "--wait-lock", "10", "unpause", "n1"]).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the lock came free {:?} after the client went away",
+            t.elapsed()
+        );
+
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Soak runs.
 
