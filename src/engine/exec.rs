@@ -22,6 +22,10 @@ use crate::engine::lock;
 use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 
+/// The most text one `logs` without `follow` reads (the operator's client reads no larger reply):
+/// past it, reading would only grow memory.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
+
 /// How the executor carries a verb out.
 #[derive(Clone)]
 pub struct Exec {
@@ -286,8 +290,18 @@ impl Cluster {
                 Report::Rpc(n.rpc.call_raw(method, params, timeout).await?)
             }
             Verb::Logs { node, tail, .. } => {
-                let chunks: Vec<Result<String>> = self.logs(node, *tail, false)?.collect().await;
-                let text = chunks.into_iter().collect::<Result<Vec<_>>>()?.concat();
+                let mut chunks = std::pin::pin!(self.logs(node, *tail, false)?);
+                let mut text = String::new();
+                while let Some(chunk) = chunks.next().await {
+                    text.push_str(&chunk?);
+                    if text.len() > MAX_LOG_BYTES {
+                        return Err(Error::BadRequest(format!(
+                            "the log of `{node}` is over {} MiB, the most one `logs` reads: ask for \
+                             its last lines with `tail` (or follow it)",
+                            MAX_LOG_BYTES >> 20
+                        )));
+                    }
+                }
                 let node = self.node(node)?.name().to_string();
                 Report::Logs(Logs { node, text })
             }
