@@ -171,7 +171,11 @@ async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     tracing::debug!("{method} {path}");
-    if let Err(message) = authorized(&req, serving) {
+    let presented = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if let Err(message) = authorized(&path, presented, serving) {
         tracing::info!("{method} {path}: 401: {message}");
         let body = json!({ "error": message }).to_string() + "\n";
         let mut res = reply(StatusCode::UNAUTHORIZED, "application/json", body);
@@ -204,19 +208,15 @@ async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Resp
 
 /// Whether the request may go on: it presents the token, or needs none (`/healthz` always; `/metrics`
 /// unless `metrics_auth`; everything when the operator has no token).
-fn authorized(req: &Request<Incoming>, serving: &Serving) -> Result<(), String> {
+fn authorized(path: &str, presented: Option<&[u8]>, serving: &Serving) -> Result<(), String> {
     let Some(token) = &serving.token else {
         return Ok(());
     };
-    let open = match req.uri().path().trim_end_matches('/') {
+    let open = match path.trim_end_matches('/') {
         "/healthz" => true,
         "/metrics" => !serving.metrics_auth,
         _ => false,
     };
-    let presented = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
     if open || token.admits(presented) {
         return Ok(());
     }
@@ -444,6 +444,32 @@ mod tests {
             "{message}"
         );
         assert_eq!(within(limit, &verb, async { 7 }).await.ok(), Some(7));
+    }
+
+    #[test]
+    fn healthz_is_open_metrics_unless_metrics_auth_and_the_rest_needs_the_token() {
+        let mut serving = Serving::with_timeout(Duration::from_secs(1));
+        assert!(
+            authorized("/status", None, &serving).is_ok(),
+            "no token: all open"
+        );
+        serving.token = Some(Token::new("t0k").unwrap());
+        let good = Some(&b"Bearer t0k"[..]);
+        let bad = Some(&b"Bearer nope"[..]);
+        for path in ["/healthz", "/metrics"] {
+            assert!(authorized(path, None, &serving).is_ok(), "{path}");
+        }
+        assert!(authorized("/status", None, &serving)
+            .unwrap_err()
+            .contains("needs a token"));
+        assert!(authorized("/clusters/a/verbs", bad, &serving)
+            .unwrap_err()
+            .contains("not this operator's"));
+        assert!(authorized("/clusters/a/verbs", good, &serving).is_ok());
+        serving.metrics_auth = true;
+        assert!(authorized("/metrics", None, &serving).is_err());
+        assert!(authorized("/metrics", good, &serving).is_ok());
+        assert!(authorized("/healthz", None, &serving).is_ok());
     }
 
     #[test]

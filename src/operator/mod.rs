@@ -227,6 +227,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn with_manifests_it_acts_only_on_their_clusters() {
+        let declared = Scope::Declared(["lab".to_string(), "ring".to_string()].into());
+        let op = Operator::new(None, Duration::ZERO, declared);
+        assert_eq!(op.serves("lab"), Ok(()));
+        assert_eq!(
+            op.serves("other").unwrap_err(),
+            "no cluster `other` here: this operator acts only on the clusters it keeps (`lab`, `ring`)"
+        );
+        let everything = Operator::new(None, Duration::ZERO, Scope::Engine);
+        assert_eq!(everything.serves("other"), Ok(()));
+    }
+
+    #[test]
     fn backoff_doubles_from_one_second_up_to_the_cap() {
         let cap = Duration::from_secs(60);
         let waits: Vec<u64> = (1..=8).map(|f| backoff(f, cap).as_secs()).collect();
