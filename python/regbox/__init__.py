@@ -135,16 +135,13 @@ def _interruptible(
     command: Sequence[str], env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     """Runs `command` to its end: its exit code, stdout and stderr. On Ctrl-C the command gets one
-    SIGINT of its own (it runs in a session of its own, so a terminal's Ctrl-C does not reach it
-    twice) and is waited for while it removes what it made, then KeyboardInterrupt goes on; a second
+    SIGINT of its own (it runs in a process group of its own, so a terminal's Ctrl-C does not reach
+    it twice) and is waited for while it removes what it made, then KeyboardInterrupt goes on; a second
     Ctrl-C makes it exit at once. (`subprocess.run` would kill it 0.25 s after a Ctrl-C, midway.)"""
+    # A process group of its own (a new session before Python 3.11, slower to start by ≈ 5 ms).
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
     process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **group
     )
     with process:
         try:

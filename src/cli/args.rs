@@ -45,7 +45,8 @@ Environment:
   REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
   REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
   REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator
-  REGBOX_TOKEN          the operator's bearer token, when no --token-file is given";
+  REGBOX_TOKEN          the operator's bearer token, when no --token-file is given
+  REGBOX_RELAY_TOKEN    the token `regbox relay` requires of every CONNECT, as `relay --token`";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -445,6 +446,10 @@ pub enum Command {
         /// A port tunnels may lead to; repeat for several (none: any port).
         #[arg(long, value_name = "PORT")]
         port: Vec<u16>,
+        /// The token every CONNECT must carry (`Proxy-Authorization: Basic` of `regbox:TOKEN`, or
+        /// `Bearer TOKEN`); regbox sets it in the relay's container.
+        #[arg(long, env = "REGBOX_RELAY_TOKEN", hide_env_values = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        token: String,
     },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///

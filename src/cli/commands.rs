@@ -78,12 +78,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             listen,
             allow,
             port,
+            token,
         } => {
             let allow = crate::relay::Allow {
                 subnets: allow,
                 ports: port,
             };
-            crate::relay::serve(listen, allow)
+            crate::relay::serve(listen, crate::relay::Policy::new(allow, token))
                 .await
                 .map_err(|e| Failure::Report(format!("relay: {e}")))
         }

@@ -17,7 +17,7 @@ pub use crate::core::verb::{Connection, NodeStatus};
 use crate::engine::docker::{ContainerInfo, Docker};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
-use crate::engine::rpc::{RpcClient, Transport};
+use crate::engine::rpc::{Relay, RpcClient, Transport};
 use crate::engine::wait::{self, on_all, Met, WaitFor};
 use futures::StreamExt;
 
@@ -49,7 +49,10 @@ impl Cluster {
         password: &str,
         relay: Option<SocketAddr>,
     ) -> Cluster {
-        let transport = Transport::via(relay);
+        let transport = Transport::via(relay.map(|addr| Relay {
+            addr,
+            token: blueprint::relay_token(password),
+        }));
         let spec_image = spec.nodes[0].image.clone();
         let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
@@ -137,7 +140,12 @@ impl Cluster {
             rpc_password: self.password.clone(),
             rpc_address: rpc,
             p2p_address: SocketAddr::new(n.layout.data_ip.into(), blueprint::P2P_PORT),
-            rpc_proxy: n.rpc.transport().relay(),
+            rpc_proxy: n.rpc.transport().relay().map(|r| r.addr),
+            rpc_proxy_auth: n
+                .rpc
+                .transport()
+                .relay()
+                .map(|r| format!("{}:{}", blueprint::RPC_USER, r.token)),
         })
     }
 

@@ -389,7 +389,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
         Some((net, _)) => net.id.clone(),
         None => "none".into(),
     };
-    let exposed = spec.publish.map(|p| format!("{p}/tcp"));
+    let exposed = spec.publish.map(|(_, p)| format!("{p}/tcp"));
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(spec.entrypoint.clone()),
@@ -439,7 +439,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                 HashMap::from([(
                     e,
                     Some(vec![bollard::models::PortBinding {
-                        host_ip: Some("0.0.0.0".into()),
+                        host_ip: spec.publish.map(|(at, _)| at.to_string()),
                         host_port: Some(String::new()),
                     }]),
                 )])

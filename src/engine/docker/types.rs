@@ -118,8 +118,8 @@ pub struct ContainerSpec {
     pub volume: Option<(String, String)>,
     /// Started again by the engine unless stopped on purpose.
     pub restart: bool,
-    /// A TCP port published on an ephemeral port of every address of its engine's host.
-    pub publish: Option<u16>,
+    /// A TCP port published on an ephemeral port of one address of its engine's host.
+    pub publish: Option<(Ipv4Addr, u16)>,
     /// Seconds `stop` waits before SIGKILL.
     pub stop_timeout: i64,
     /// The most the engine keeps of its output, e.g. `1m` (None: the engine's default, unbounded for
