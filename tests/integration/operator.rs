@@ -682,27 +682,37 @@ fn the_operator_admits_only_its_token_its_clusters_and_bounded_work() {
         drop(held);
         drop(over);
 
-        // Half a request head: the connection is closed after the header timeout (10 s).
+        // Half a request head, and a keep-alive connection idle after its reply: both are closed
+        // after the header timeout (10 s).
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let closed_after = |mut conn: tokio::net::TcpStream, t: std::time::Instant| async move {
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut buf))
+                .await
+                .expect("the server closes the connection");
+            assert!(
+                matches!(read, Ok(0) | Err(_)) || buf.starts_with(b"HTTP/1.1 408"),
+                "{read:?}"
+            );
+            t.elapsed()
+        };
         let mut slow = connect().await.unwrap();
         let t = std::time::Instant::now();
         slow.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n")
             .await
             .unwrap();
-        let mut buf = [0u8; 1024];
-        let read = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buf))
-            .await
-            .expect("the server closes a connection that never finishes its head");
-        let waited = t.elapsed();
-        assert!(
-            matches!(read, Ok(0) | Err(_)) || buf.starts_with(b"HTTP/1.1 408"),
-            "{read:?}"
-        );
-        assert!(
-            waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
-            "{waited:?}"
-        );
+        let mut idle = connect().await.unwrap();
+        let answer = healthz_on(&mut idle).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let t_idle = std::time::Instant::now();
+        let (waited, idled) = tokio::join!(closed_after(slow, t), closed_after(idle, t_idle));
+        for w in [waited, idled] {
+            assert!(
+                w >= Duration::from_secs(9) && w < Duration::from_secs(20),
+                "{waited:?} {idled:?}"
+            );
+        }
 
         operator.kill().await.unwrap();
         ok(&["down", &name]).await;
