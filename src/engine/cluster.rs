@@ -158,8 +158,13 @@ impl Cluster {
     }
 
     /// Mines `blocks` blocks on `node`, to its wallet if it has one, otherwise to a script unique to
-    /// the node. Needs no wallet.
+    /// the node. Needs no wallet. Held to the limit of every `mine` ([`crate::core::verb::MAX_BLOCKS`]).
     pub async fn mine(&self, node: &str, blocks: u64) -> Result<Vec<String>> {
+        let verb = crate::core::verb::Verb::Mine {
+            node: node.to_string(),
+            blocks,
+        };
+        verb.check()?;
         let node = self.node(node)?;
         let wallet = self.spec.nodes[node.layout.index].wallet;
         Ok(node.mine(blocks, wallet).await?)
@@ -182,7 +187,14 @@ impl Cluster {
     }
 
     /// Sends `amount_sat` from `from`'s wallet to a new address of `to`'s wallet; returns the txid.
+    /// Held to the limits of every `send` (more than 0, at most 21 million BTC).
     pub async fn send(&self, from: &str, to: &str, amount_sat: u64) -> Result<String> {
+        let verb = crate::core::verb::Verb::Send {
+            from: from.to_string(),
+            to: to.to_string(),
+            amount_sat,
+        };
+        verb.check()?;
         let (from, to) = (self.node(from)?, self.node(to)?);
         let address = to.rpc.get_new_address().await?;
         Ok(from.rpc.send_to_address(&address, amount_sat).await?)
