@@ -94,7 +94,8 @@ impl Policy {
             }
             _ => return false,
         };
-        !self.token.is_empty() && same(&presented, self.token.as_bytes())
+        !self.token.is_empty()
+            && crate::operator::auth::same_secret(&presented, self.token.as_bytes())
     }
 }
 
@@ -104,11 +105,6 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
         let (key, value) = line.split_once(':')?;
         key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
     })
-}
-
-/// Equal bytes, in a time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Where tunnels may lead: addresses in one of `subnets`, on one of `ports` (any port when empty).

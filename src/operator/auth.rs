@@ -56,20 +56,23 @@ impl Token {
         &self.0
     }
 
-    /// Whether an `Authorization` header's value is `Bearer <this token>`. The comparison takes the
-    /// same time whatever the value: both sides are hashed and the digests compared byte by byte
-    /// without an early exit.
+    /// Whether an `Authorization` header's value is `Bearer <this token>`, compared in constant time.
     pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
         let presented = authorization
             .and_then(|v| v.strip_prefix(b"Bearer "))
             .unwrap_or_default();
-        let (a, b) = (Sha256::digest(presented), Sha256::digest(self.0.as_bytes()));
-        let differ = a
-            .iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-        differ == 0 && authorization.is_some()
+        same_secret(presented, self.0.as_bytes()) && authorization.is_some()
     }
+}
+
+/// Whether two secrets are equal, in a time that does not depend on the values: both are hashed and
+/// the digests compared byte by byte without an early exit.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Refuses to serve beyond loopback without a token: an address other than 127.0.0.0/8 or ::1 lets
