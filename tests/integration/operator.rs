@@ -1153,3 +1153,87 @@ fn every_verb_gives_the_same_report_through_the_operator_as_here() {
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
+
+#[test]
+fn an_operator_killed_mid_pass_is_replaced_by_one_that_finishes_the_repair() {
+    run(async {
+        let name = unique("oprestart");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "oprestart.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: ring\n"),
+        );
+        let path = file.to_str().unwrap();
+        let (port, mut changes, limit) = (free_port(), Vec::new(), Duration::from_secs(90));
+        let base = format!("http://127.0.0.1:{port}");
+        let mut first = start_operator(path, port);
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        ok(&["-c", &name, "stop", "n2"]).await;
+        status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+        })
+        .await;
+
+        // n1 dies; the pass its death wakes is under way when the operator is killed (SIGKILL: no
+        // cleanup of its own, its lock heartbeat stops wherever it was).
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.kill().await.unwrap();
+
+        // A new operator on the same manifest takes over: n1 runs again and is wired back, the held
+        // n2 stays stopped, as the nodes themselves say.
+        let mut second = start_operator(path, port);
+        status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+                && ["n0", "n1", "n3"]
+                    .iter()
+                    .all(|n| node_state(s, n)["up"] == true)
+        })
+        .await;
+        let deadline = std::time::Instant::now() + limit;
+        let peers = loop {
+            let status = ok_json(&["-c", &name, "status", "--json"]).await;
+            let peers: Vec<(String, String, Vec<String>)> = (status.as_array().unwrap().iter())
+                .map(|n| {
+                    let list = n["peers"].as_array().unwrap().iter();
+                    let mut list: Vec<String> =
+                        list.map(|p| p.as_str().unwrap().to_string()).collect();
+                    list.sort();
+                    (
+                        n["name"].as_str().unwrap().into(),
+                        n["state"].as_str().unwrap().into(),
+                        list,
+                    )
+                })
+                .collect();
+            let want = |n: &str, state: &str, p: &[&str]| {
+                (
+                    n.to_string(),
+                    state.to_string(),
+                    p.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                )
+            };
+            let expected = vec![
+                want("n0", "running", &["n1", "n3"]),
+                want("n1", "running", &["n0"]),
+                want("n2", "exited", &[]),
+                want("n3", "running", &["n0"]),
+            ];
+            if peers == expected || std::time::Instant::now() > deadline {
+                break (peers, expected);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(peers.0, peers.1, "after the second operator's passes");
+        // And it acts: a command through it is carried out under the cluster's lock.
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/faults"),
+            r#"{"node":"n2","fault":"start"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        second.kill().await.unwrap();
+    });
+}
