@@ -253,6 +253,96 @@ async fn until_heights(
     }
 }
 
+/// The first line of the relay's answer to `head`, sent raw.
+async fn ask_relay(relay: &str, head: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(relay).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut line = String::new();
+    tokio::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    line.trim_end().to_string()
+}
+
+/// The cluster's relay, as `regbox url` names it: a CONNECT without the cluster's relay token is
+/// refused (407), one with it reaches a node's RPC (and the node answers through it), one to anything
+/// but the RPC port is refused (403); its port is published on the one address regbox reaches the
+/// first host at.
+async fn relay_admits_the_clusters_token_to_node_rpc_only(cluster: &str) {
+    use base64::Engine as _;
+    let url = json(&["-c", cluster, "url", "n3", "--json"]).await;
+    let relay = url["rpc_proxy"]
+        .as_str()
+        .expect("a relay across hosts")
+        .to_string();
+    let auth = url["rpc_proxy_auth"]
+        .as_str()
+        .expect("the relay's credentials");
+    let rpc = url["rpc_address"].as_str().unwrap();
+    let p2p_port = rpc.replace(":18443", ":18444");
+    let basic = base64::engine::general_purpose::STANDARD.encode(auth);
+    let with = format!("Proxy-Authorization: Basic {basic}\r\n");
+    let connect = |target: &str, auth: &str| format!("CONNECT {target} HTTP/1.1\r\n{auth}\r\n");
+    assert_eq!(
+        ask_relay(&relay, &connect(rpc, "")).await,
+        "HTTP/1.1 407 Proxy Authentication Required"
+    );
+    let wrong = "Proxy-Authorization: Basic cmVnYm94Ondyb25n\r\n"; // regbox:wrong
+    assert_eq!(
+        ask_relay(&relay, &connect(rpc, wrong)).await,
+        "HTTP/1.1 407 Proxy Authentication Required"
+    );
+    assert_eq!(
+        ask_relay(&relay, &connect(&p2p_port, &with)).await,
+        "HTTP/1.1 403 Forbidden"
+    );
+    // With the token, to the RPC port: the node answers through the tunnel.
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        url["rpc_user"].as_str().unwrap(),
+        url["rpc_password"].as_str().unwrap()
+    ));
+    let body = r#"{"jsonrpc":"1.0","id":1,"method":"getblockcount","params":[]}"#;
+    let request = format!(
+        "{}POST / HTTP/1.1\r\nHost: {rpc}\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        connect(rpc, &with),
+        body.len()
+    );
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&relay).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut all))
+            .await
+            .expect("the node answers through the relay")
+            .unwrap();
+        String::from_utf8_lossy(&all).into_owned()
+    };
+    assert!(
+        answer.starts_with("HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200"),
+        "{answer}"
+    );
+    assert!(answer.contains(r#""result":"#), "{answer}");
+    // Published on one address, the one regbox reaches h1 at, not on every interface.
+    let relay_ip = relay.rsplit_once(':').unwrap().0;
+    let inspected = engine(&socket(1))
+        .inspect_container(&format!("regbox-{cluster}.relay"), None)
+        .await
+        .unwrap();
+    let bindings = inspected.host_config.unwrap().port_bindings.unwrap();
+    let ips: Vec<String> = bindings
+        .values()
+        .flatten()
+        .flatten()
+        .filter_map(|b| b.host_ip.clone())
+        .collect();
+    assert_eq!(ips, vec![relay_ip.to_string()], "{bindings:?}");
+}
+
 #[test]
 fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_removed() {
     let image = {
@@ -331,6 +421,8 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 (&6.into(), &6.into()),
                 "{listed}"
             );
+
+            relay_admits_the_clusters_token_to_node_rpc_only(&name).await;
 
             // The ring, as the nodes report it, half of its edges across hosts.
             for i in 0..6 {

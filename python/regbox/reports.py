@@ -5,6 +5,7 @@ operator replies with. Fields a newer regbox adds are ignored unless `strict`.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,13 +24,11 @@ def parse(kind: Any, data: Any, strict: bool | None = None) -> Any:
     if dataclasses.is_dataclass(kind):
         if not isinstance(data, dict):
             raise TypeError(f"{kind.__name__}: expected an object, got {data!r}")
-        hints = typing.get_type_hints(kind)
-        known = {f.metadata.get("json", f.name): f for f in dataclasses.fields(kind)}
-        unknown = set(data) - set(known)
-        if strict and unknown:
-            raise TypeError(f"{kind.__name__} has no field for {sorted(unknown)}")
+        known = _fields(kind)
+        if strict and not set(data) <= set(known):
+            raise TypeError(f"{kind.__name__} has no field for {sorted(set(data) - set(known))}")
         return kind(
-            **{f.name: parse(hints[f.name], data[key], strict) for key, f in known.items() if key in data}
+            **{name: parse(hint, data[key], strict) for key, (name, hint) in known.items() if key in data}
         )
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin is list:
@@ -42,6 +41,13 @@ def parse(kind: Any, data: Any, strict: bool | None = None) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return parse(inner, data, strict)
     return data
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(kind: type) -> dict[str, tuple[str, Any]]:
+    """A report class's fields by JSON key: (attribute, type)."""
+    hints = typing.get_type_hints(kind)
+    return {f.metadata.get("json", f.name): (f.name, hints[f.name]) for f in dataclasses.fields(kind)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Connection:
     rpc_address: str
     p2p_address: str
     rpc_proxy: str | None = None
+    rpc_proxy_auth: str | None = None
 
 
 @dataclass(frozen=True)

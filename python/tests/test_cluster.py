@@ -106,6 +106,50 @@ def test_every_verb_goes_through_an_operator_when_one_is_named():
     assert name and labelled(name) == []
 
 
+def test_an_operator_with_a_token_is_asked_with_it(tmp_path):
+    """`token=` goes with every command to the operator (as REGBOX_TOKEN for the CLI it runs); without
+    it, the operator's 401 is BadInput naming what is missing."""
+    import os
+    import time
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    name = f"pytok-{os.getpid()}"
+    manifest = tmp_path / "tok.yaml"
+    manifest.write_text(f"name: {name}\nnodes: 1\n")
+    token = "py-token-0123456789abcdef"
+    env = {k: v for k, v in os.environ.items() if k not in ("REGBOX_TOKEN", "REGBOX_OPERATOR")}
+    operator = subprocess.Popen(
+        [regbox.binary(), "operator", str(manifest), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**env, "REGBOX_TOKEN": token},
+    )
+    saved = os.environ.pop("REGBOX_TOKEN", None)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the operator never answered"
+                time.sleep(0.1)
+        with pytest.raises(regbox.BadInput) as e:
+            regbox.Cluster.open(name, operator=url)
+        assert "REGBOX_TOKEN" in e.value.message, e.value.message
+        with regbox.Cluster.up(manifest, operator=url, token=token) as c:
+            assert c.mine("n0", 2).height == 2
+            assert regbox.Cluster.open(name, operator=url, token=token).nodes[0].getblockcount() == 2
+    finally:
+        if saved is not None:
+            os.environ["REGBOX_TOKEN"] = saved
+        operator.terminate()
+        operator.wait(timeout=60)
+    assert labelled(name) == []
+
+
 def test_a_node_connection_idle_past_bitcoinds_timeout_is_reopened():
     import time
 

@@ -44,7 +44,9 @@ Environment:
   SOURCE_DATE_EPOCH     the file times inside a built node image
   REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
   REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
-  REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator";
+  REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator
+  REGBOX_TOKEN          the operator's bearer token, when no --token-file is given
+  REGBOX_RELAY_TOKEN    the token `regbox relay` requires of every CONNECT, as `relay --token`";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
 #[derive(Debug, Parser)]
@@ -88,6 +90,10 @@ pub struct Cli {
     /// DOCKER_HOST, Docker Desktop, a job in a container).
     #[arg(long, global = true, value_name = "URL", env = "REGBOX_OPERATOR")]
     pub operator: Option<String>,
+    /// A file holding the operator's bearer token (else REGBOX_TOKEN): sent with every request to
+    /// `--operator`, and required by `regbox operator` of every request but /healthz (and /metrics).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -152,7 +158,8 @@ pub enum Command {
     Operator {
         /// Manifests of the clusters to keep.
         manifests: Vec<PathBuf>,
-        /// Address of the HTTP interface.
+        /// Address of the HTTP interface. Any address but loopback needs a token (--token-file or
+        /// REGBOX_TOKEN).
         #[arg(long, default_value = "127.0.0.1:9181", value_name = "ADDR")]
         listen: std::net::SocketAddr,
         /// Seconds between passes when nothing triggers one.
@@ -161,6 +168,14 @@ pub enum Command {
         /// Limit for each wait inside a pass or a request, in seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// /metrics needs the token too (without it, /metrics and /healthz are open to anyone who
+        /// reaches the address).
+        #[arg(long)]
+        metrics_auth: bool,
+        /// Connections served at once; one more is answered 503 and closed at once.
+        #[arg(long, value_name = "N", default_value_t = crate::operator::http::DEFAULT_MAX_CONNECTIONS as u64,
+              value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        max_connections: u64,
     },
     /// Per node: image, state, data address, height, best block, peers.
     Status {
@@ -431,6 +446,10 @@ pub enum Command {
         /// A port tunnels may lead to; repeat for several (none: any port).
         #[arg(long, value_name = "PORT")]
         port: Vec<u16>,
+        /// The token every CONNECT must carry (`Proxy-Authorization: Basic` of `regbox:TOKEN`, or
+        /// `Bearer TOKEN`); regbox sets it in the relay's container.
+        #[arg(long, env = "REGBOX_RELAY_TOKEN", hide_env_values = true, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        token: String,
     },
     /// Run a scenario: bring its cluster up, run the steps, report pass/fail per step, tear down.
     ///
@@ -487,6 +506,11 @@ pub enum Command {
         /// How long the nodes may take to agree on one tip after a fault ends.
         #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_positive_span)]
         converge: Duration,
+        /// Run exactly the schedule's first N faults, however long they take (the same seed then
+        /// runs the same faults on a slow machine too); without it, faults due after --duration are
+        /// dropped.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
         /// Write the event log (JSON lines) to FILE (default: soak-CLUSTER-SEED.jsonl here).
         #[arg(long, value_name = "FILE")]
         events: Option<PathBuf>,

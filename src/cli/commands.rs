@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         tty: std::io::stderr().is_terminal() && !json,
         cluster: cli.cluster,
         operator: cli.operator,
+        token_file: cli.token_file,
         wait_lock: Duration::from_secs(cli.wait_lock),
     };
     let command = match run_verb(&ctx, cli.command).await {
@@ -51,7 +52,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             listen,
             interval,
             timeout,
-        } => operator(&ctx, manifests, listen, interval, timeout).await,
+            metrics_auth,
+            max_connections,
+        } => {
+            let serving = crate::operator::http::Serving {
+                token: ctx.token()?,
+                metrics_auth,
+                max_connections: max_connections as usize,
+                ..crate::operator::http::Serving::with_timeout(Duration::from_secs(timeout))
+            };
+            operator(&ctx, manifests, listen, interval, serving).await
+        }
         Command::Agent {
             command: AgentCommand::Serve,
         } => crate::agent::serve().map_err(|e| Failure::Report(format!("agent: {e}"))),
@@ -67,12 +78,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             listen,
             allow,
             port,
+            token,
         } => {
             let allow = crate::relay::Allow {
                 subnets: allow,
                 ports: port,
             };
-            crate::relay::serve(listen, allow)
+            crate::relay::serve(listen, crate::relay::Policy::new(allow, token))
                 .await
                 .map_err(|e| Failure::Report(format!("relay: {e}")))
         }
@@ -129,6 +141,7 @@ async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
         gap,
         hold,
         converge,
+        steps,
         events,
         report,
         junit,
@@ -151,6 +164,7 @@ async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
         blocks_per_min: rate,
         txs_per_min: tx_rate,
         converge,
+        steps: steps.map(|n| n as usize),
         up: run_up_options(ctx, keep),
         keep,
     };
@@ -331,8 +345,14 @@ async fn operator(
     manifests: Vec<PathBuf>,
     listen: std::net::SocketAddr,
     interval: u64,
-    timeout: u64,
+    serving: crate::operator::http::Serving,
 ) -> Result<(), Failure> {
+    crate::operator::auth::require_for(listen, serving.token.as_ref()).map_err(Failure::Usage)?;
+    if serving.metrics_auth && serving.token.is_none() {
+        return Err(Failure::Usage(
+            "--metrics-auth needs a token (--token-file PATH, or REGBOX_TOKEN)".into(),
+        ));
+    }
     // `-c` names the cluster one manifest makes, as for `up`.
     let rename = ctx.cluster.clone();
     if rename.is_some() && manifests.len() != 1 {
@@ -368,11 +388,17 @@ async fn operator(
         manifests,
         load: Box::new(move |path| load(path).map_err(|f| crate::cli::error_chain(&f))),
         interval: Duration::from_secs(interval),
-        timeout: Duration::from_secs(timeout),
+        timeout: serving.timeout,
+    };
+    let scope = if opts.manifests.is_empty() {
+        crate::operator::Scope::Engine
+    } else {
+        crate::operator::Scope::Declared(names)
     };
     let op = std::sync::Arc::new(crate::operator::Operator::new(
         crate::operator::own_container().await,
         ctx.wait_lock,
+        scope,
     ));
     let local = tokio::task::LocalSet::new();
     local
@@ -380,7 +406,7 @@ async fn operator(
             let http = tokio::task::spawn_local(crate::operator::http::serve(
                 op.clone(),
                 listener,
-                opts.timeout,
+                serving,
             ));
             let result = crate::operator::run(opts, op, stopped()).await;
             http.abort();
@@ -568,6 +594,8 @@ async fn soak(
     if opts.duration.is_zero() {
         return Err(Failure::Usage("--duration must be above 0".into()));
     }
+    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
+    opts.steps_over(&names).map_err(Failure::Usage)?;
     if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",

@@ -7,6 +7,7 @@ use crate::core::verb::{Report, Verb};
 use crate::engine::cluster::Cluster;
 use crate::engine::exec::{self, Exec};
 use crate::engine::progress::Progress;
+use crate::operator::auth::Token;
 use crate::operator::client::{Client, Refusal};
 
 /// What every command may need from the global flags.
@@ -21,6 +22,8 @@ pub(crate) struct Context {
     pub cluster: Option<String>,
     /// `--operator URL`.
     pub operator: Option<String>,
+    /// `--token-file PATH` (else `REGBOX_TOKEN`): the operator's token.
+    pub token_file: Option<std::path::PathBuf>,
     /// `--wait-lock`: how long a change waits while another regbox changes the cluster.
     pub wait_lock: std::time::Duration,
 }
@@ -74,6 +77,9 @@ impl Context {
         verb: &Verb,
         progress: Progress,
     ) -> Result<Report, Failure> {
+        // Over the limits of one request: refused before any cluster or operator is asked (the
+        // executor and the operator would refuse it too).
+        verb.check().map_err(|e| Failure::Usage(e.to_string()))?;
         let how = Exec {
             progress,
             lock_wait: self.wait_lock,
@@ -91,7 +97,7 @@ impl Context {
     /// Where `verb` goes (see `dispatch`).
     async fn route(&self, positional: Option<String>, verb: &Verb) -> Result<Route, Failure> {
         let wanted = self.wanted(positional)?;
-        if let Some(client) = self.operator() {
+        if let Some(client) = self.operator()? {
             let name = match (wanted, verb) {
                 (Some(name), _) => name,
                 (None, Verb::Apply { spec, .. }) => spec.name.clone(),
@@ -106,7 +112,7 @@ impl Context {
         if cluster.reachable().await {
             return Ok(Route::Open(Box::new(cluster)));
         }
-        match Client::probe_default().await {
+        match Client::probe_default(self.token()?).await {
             Some(client) => {
                 tracing::info!(
                     "the nodes cannot be reached from here; asking the operator at {}",
@@ -127,6 +133,7 @@ impl Context {
             tail,
             follow: true,
         };
+        verb.check().map_err(|e| Failure::Usage(e.to_string()))?;
         match self.route(None, &verb).await? {
             Route::Remote(client, name) => {
                 let each = |text: &str| print!("{text}");
@@ -145,7 +152,7 @@ impl Context {
 
     /// The clusters there are: the operator's, with `--operator`; else the engine's.
     pub async fn clusters(&self) -> Result<Vec<String>, Failure> {
-        match self.operator() {
+        match self.operator()? {
             Some(client) => watched(&client).await,
             None => Ok(crate::engine::lifecycle::list()
                 .await?
@@ -155,9 +162,19 @@ impl Context {
         }
     }
 
-    /// The operator of `--operator` (or `REGBOX_OPERATOR`).
-    pub fn operator(&self) -> Option<Client> {
-        self.operator.as_deref().map(Client::new)
+    /// The operator of `--operator` (or `REGBOX_OPERATOR`), with the token of `--token-file` (or
+    /// `REGBOX_TOKEN`).
+    pub fn operator(&self) -> Result<Option<Client>, Failure> {
+        let Some(url) = self.operator.as_deref() else {
+            return Ok(None);
+        };
+        Ok(Some(Client::new(url).with_token(self.token()?)))
+    }
+
+    /// The token of `--token-file`, else of `REGBOX_TOKEN`; a file that cannot be read, or an empty
+    /// one, is a usage error.
+    pub fn token(&self) -> Result<Option<Token>, Failure> {
+        Token::from_file_or_env(self.token_file.as_deref()).map_err(Failure::Usage)
     }
 }
 
@@ -189,10 +206,15 @@ async fn only_watched(client: &Client) -> Result<String, Failure> {
     }
 }
 
-/// An operator's refusal as a failure: bad input (unknown cluster or node, a bad request) exits 2.
+/// An operator's refusal as a failure: bad input (unknown cluster or node, a bad request, a missing or
+/// wrong token) exits 2.
 pub fn refused(r: Refusal) -> Failure {
     match r.status {
         Some(400 | 404 | 413) => Failure::Usage(r.message),
+        Some(401) => Failure::Usage(format!(
+            "{} (give the operator's token with --token-file PATH or REGBOX_TOKEN)",
+            r.message
+        )),
         _ => Failure::Report(r.message),
     }
 }

@@ -401,7 +401,8 @@ pub fn print_connection(c: &Connection, json: bool) {
     println!("rpc  {}", c.rpc_url);
     println!("p2p  {}", c.p2p_address);
     if let Some(relay) = c.rpc_proxy {
-        println!("via  http://{relay} (HTTP CONNECT; curl -p -x http://{relay} …)");
+        let auth = c.rpc_proxy_auth.as_deref().unwrap_or("USER:TOKEN");
+        println!("via  http://{relay} (HTTP CONNECT; curl -p -x http://{relay} -U {auth} …)");
     }
 }
 

@@ -17,7 +17,7 @@ pub use crate::core::verb::{Connection, NodeStatus};
 use crate::engine::docker::{ContainerInfo, Docker};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
-use crate::engine::rpc::{RpcClient, Transport};
+use crate::engine::rpc::{Relay, RpcClient, Transport};
 use crate::engine::wait::{self, on_all, Met, WaitFor};
 use futures::StreamExt;
 
@@ -49,7 +49,10 @@ impl Cluster {
         password: &str,
         relay: Option<SocketAddr>,
     ) -> Cluster {
-        let transport = Transport::via(relay);
+        let transport = Transport::via(relay.map(|addr| Relay {
+            addr,
+            token: blueprint::relay_token(password),
+        }));
         let spec_image = spec.nodes[0].image.clone();
         let nodes: Vec<Node> = blueprint::nodes(&spec, nets)
             .into_iter()
@@ -137,7 +140,12 @@ impl Cluster {
             rpc_password: self.password.clone(),
             rpc_address: rpc,
             p2p_address: SocketAddr::new(n.layout.data_ip.into(), blueprint::P2P_PORT),
-            rpc_proxy: n.rpc.transport().relay(),
+            rpc_proxy: n.rpc.transport().relay().map(|r| r.addr),
+            rpc_proxy_auth: n
+                .rpc
+                .transport()
+                .relay()
+                .map(|r| format!("{}:{}", blueprint::RPC_USER, r.token)),
         })
     }
 
@@ -150,8 +158,13 @@ impl Cluster {
     }
 
     /// Mines `blocks` blocks on `node`, to its wallet if it has one, otherwise to a script unique to
-    /// the node. Needs no wallet.
+    /// the node. Needs no wallet. Held to the limit of every `mine` ([`crate::core::verb::MAX_BLOCKS`]).
     pub async fn mine(&self, node: &str, blocks: u64) -> Result<Vec<String>> {
+        let verb = crate::core::verb::Verb::Mine {
+            node: node.to_string(),
+            blocks,
+        };
+        verb.check()?;
         let node = self.node(node)?;
         let wallet = self.spec.nodes[node.layout.index].wallet;
         Ok(node.mine(blocks, wallet).await?)
@@ -174,7 +187,14 @@ impl Cluster {
     }
 
     /// Sends `amount_sat` from `from`'s wallet to a new address of `to`'s wallet; returns the txid.
+    /// Held to the limits of every `send` (more than 0, at most 21 million BTC).
     pub async fn send(&self, from: &str, to: &str, amount_sat: u64) -> Result<String> {
+        let verb = crate::core::verb::Verb::Send {
+            from: from.to_string(),
+            to: to.to_string(),
+            amount_sat,
+        };
+        verb.check()?;
         let (from, to) = (self.node(from)?, self.node(to)?);
         let address = to.rpc.get_new_address().await?;
         Ok(from.rpc.send_to_address(&address, amount_sat).await?)

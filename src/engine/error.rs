@@ -96,6 +96,13 @@ pub enum Error {
     RolledBack { source: Box<Error>, cleanup: String },
 }
 
+/// A verb over the limits of one request is bad input, refused before anything happens.
+impl From<crate::core::verb::Refused> for Error {
+    fn from(r: crate::core::verb::Refused) -> Self {
+        Error::BadRequest(r.0)
+    }
+}
+
 impl Error {
     /// The user asked for something that does not exist or cannot be: exit code 2, not 1.
     pub fn is_bad_input(&self) -> bool {

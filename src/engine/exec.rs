@@ -22,6 +22,10 @@ use crate::engine::lock;
 use crate::engine::measure::MeasureOptions;
 use crate::engine::progress::Progress;
 
+/// The most text one `logs` without `follow` reads (the operator's client reads no larger reply):
+/// past it, reading would only grow memory.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
+
 /// How the executor carries a verb out.
 #[derive(Clone)]
 pub struct Exec {
@@ -60,13 +64,15 @@ impl Default for Exec {
 
 /// Carries out `verb` on the cluster named `cluster` (the only one for `None`): `apply` makes or changes
 /// it, `down` removes it, every other verb opens it and runs [`Cluster::exec`]. `cancel` stops an
-/// `apply` under way (what it created is removed again).
+/// `apply` under way (what it created is removed again). A verb over the limits of one request
+/// ([`Verb::check`]) is refused first, before anything is opened.
 pub async fn execute(
     cluster: Option<&str>,
     verb: &Verb,
     how: &Exec,
     cancel: impl Future<Output = ()>,
 ) -> Result<Report> {
+    verb.check()?;
     match verb {
         Verb::Apply {
             spec,
@@ -93,15 +99,22 @@ pub async fn execute(
                 lifecycle::down_waiting(cluster, &how.progress, how.lock_wait).await?;
             Ok(Report::Down(report))
         }
-        _ => Cluster::open(cluster).await?.exec(verb, how).await,
+        _ => Cluster::open(cluster).await?.run(verb, how).await,
     }
 }
 
 impl Cluster {
-    /// Carries out `verb` on this cluster and answers with its report. Nodes it names are checked
-    /// first, before anything waits; a verb that changes the cluster then takes the cluster's lock for
-    /// its whole run. `apply` and `down` make or remove a cluster: [`execute`] carries them out.
+    /// Carries out `verb` on this cluster and answers with its report. A verb over the limits of one
+    /// request ([`Verb::check`]) is refused first, then the nodes it names are checked, before
+    /// anything waits; a verb that changes the cluster then takes the cluster's lock for its whole
+    /// run. `apply` and `down` make or remove a cluster: [`execute`] carries them out.
     pub async fn exec(&mut self, verb: &Verb, how: &Exec) -> Result<Report> {
+        verb.check()?;
+        self.run(verb, how).await
+    }
+
+    /// [`Cluster::exec`] of a verb [`execute`] has checked already.
+    async fn run(&mut self, verb: &Verb, how: &Exec) -> Result<Report> {
         for node in verb.nodes() {
             self.node(&node)?;
         }
@@ -277,8 +290,18 @@ impl Cluster {
                 Report::Rpc(n.rpc.call_raw(method, params, timeout).await?)
             }
             Verb::Logs { node, tail, .. } => {
-                let chunks: Vec<Result<String>> = self.logs(node, *tail, false)?.collect().await;
-                let text = chunks.into_iter().collect::<Result<Vec<_>>>()?.concat();
+                let mut chunks = std::pin::pin!(self.logs(node, *tail, false)?);
+                let mut text = String::new();
+                while let Some(chunk) = chunks.next().await {
+                    text.push_str(&chunk?);
+                    if text.len() > MAX_LOG_BYTES {
+                        return Err(Error::BadRequest(format!(
+                            "the log of `{node}` is over {} MiB, the most one `logs` reads: ask for \
+                             its last lines with `tail` (or follow it)",
+                            MAX_LOG_BYTES >> 20
+                        )));
+                    }
+                }
                 let node = self.node(node)?.name().to_string();
                 Report::Logs(Logs { node, text })
             }

@@ -467,7 +467,9 @@ async fn up(
     let [(control_net, control), (_, data)] = ensure_networks(docker, &name, fx).await?;
     let relay = match spec.hosts.first() {
         Some(first) => {
-            Some(relay::ensure(docker, &name, &first.name, (&control_net, control), fx).await?)
+            let token = blueprint::relay_token(&password);
+            let control = (&control_net, control);
+            Some(relay::ensure(docker, &name, &first.name, control, &token, fx).await?)
         }
         None => None,
     };

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::core::cluster::blueprint::{self, LABEL_ROLE, ROLE_AGENT};
+use crate::core::cluster::blueprint::{self, LABEL_CLUSTER, LABEL_ROLE, ROLE_AGENT};
 use crate::core::faults::link::Shaping;
 use crate::core::faults::plane::{self, Block, Plane};
 use crate::core::faults::rules::{AgentNode, AgentReply, AgentRequest};
@@ -60,14 +60,35 @@ impl Cluster {
         }
     }
 
-    /// The agents that run (none: the cluster never had a link fault).
+    /// The agents that hold a plane (none: the cluster never had a link fault). An agent that does
+    /// not run although its record is there — its container was killed, or removed, with the cluster
+    /// left — is started again, and restores every node from the record before it answers: so any
+    /// command that reads or changes the plane (and `open`, which every command goes through, reads
+    /// it) brings the plane back.
     async fn running_agents(&self) -> Result<Vec<String>> {
         let agents = self.agents();
         let running = try_join_all(agents.iter().map(|name| self.docker.is_running(name))).await?;
+        if running.iter().all(|&r| r) {
+            return Ok(agents);
+        }
+        let label = format!("{LABEL_CLUSTER}={}", self.name());
+        let recorded = self.docker.labeled_volumes(&label).await?;
+        let dead: Vec<&String> = (agents.iter().zip(&running))
+            .filter(|(a, &r)| !r && recorded.contains(&agent_volume(a)))
+            .map(|(a, _)| a)
+            .collect();
+        if !dead.is_empty() {
+            tracing::warn!(
+                "the fault agent {} does not run: started again, it restores the link faults it recorded",
+                dead.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            );
+            self.start_these(&dead, &Progress::default()).await?;
+        }
         Ok(agents
-            .into_iter()
-            .zip(running)
-            .filter_map(|(name, running)| running.then_some(name))
+            .iter()
+            .zip(&running)
+            .filter(|(a, &r)| r || dead.contains(a))
+            .map(|(a, _)| a.clone())
             .collect())
     }
 
@@ -306,10 +327,24 @@ impl Cluster {
         let all = edited.iter().chain(&stale).copied();
         let nodes: Vec<AgentNode> = stream::iter(all.map(|i| async move {
             let n = &self.nodes[i];
-            let pid = self.docker.pid(&n.layout.container).await?.unwrap_or(0);
+            let running = self.docker.pid(&n.layout.container).await?;
+            let (pid, container) = match running {
+                // Only a container of this cluster is named to the agent (which checks, itself,
+                // that the process is in the container named).
+                Some(r) if r.labels.get(LABEL_CLUSTER).map(String::as_str) != Some(self.name()) => {
+                    return Err(Error::Agent(format!(
+                        "container `{}` is not a node of cluster `{}`",
+                        n.layout.container,
+                        self.name()
+                    )))
+                }
+                Some(r) => (r.pid, r.id),
+                None => (0, String::new()),
+            };
             Ok::<_, Error>(AgentNode {
                 name: n.name().to_string(),
                 pid,
+                container,
                 faults: plane.get(&i).cloned().unwrap_or_default(),
             })
         }))
@@ -375,33 +410,34 @@ impl Cluster {
     /// does not run.
     async fn start_agents(&self, progress: &Progress) -> Result<Vec<String>> {
         let agents = self.agents();
-        let running = self.running_agents().await?;
-        let missing: Vec<&String> = agents.iter().filter(|a| !running.contains(a)).collect();
-        if missing.is_empty() {
-            return Ok(agents);
+        let running = try_join_all(agents.iter().map(|name| self.docker.is_running(name))).await?;
+        let missing: Vec<&String> = (agents.iter().zip(running))
+            .filter(|(_, r)| !r)
+            .map(|(a, _)| a)
+            .collect();
+        if !missing.is_empty() {
+            self.start_these(&missing, progress).await?;
         }
-        let image =
-            image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
-        self.docker.spread_image(&image).await?;
-        try_join_all(
-            missing
-                .into_iter()
-                .map(|name| self.start_agent(name, &image)),
-        )
-        .await?;
         Ok(agents)
     }
 
-    /// Starts agent `name` from `image` and waits until it answers. A stopped agent (its host
-    /// rebooted, say) is replaced: it held nothing the nodes still have.
+    /// Starts the agents `names` (building their image, and copying it to the hosts, if need be).
+    async fn start_these(&self, names: &[&String], progress: &Progress) -> Result<()> {
+        let image =
+            image::ensure_regbox_image(&self.docker, &image::regbox_binary()?, progress).await?;
+        self.docker.spread_image(&image).await?;
+        try_join_all(names.iter().map(|name| self.start_agent(name, &image))).await?;
+        Ok(())
+    }
+
+    /// Starts agent `name` from `image` and waits until it answers. A stopped agent (killed, or its
+    /// host rebooted) is replaced; its record, in its volume, is kept: the new agent restores every
+    /// node from it before it listens. Another command that started it at the same time is waited
+    /// for, not fought.
     async fn start_agent(&self, name: &str, image: &str) -> Result<()> {
-        self.docker.remove_container(name).await?;
-        let mut labels = blueprint::cluster_labels(self.name());
-        labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
-        self.docker
-            .create(name, &agent_container(image, labels))
-            .await?;
-        self.docker.start(name).await?;
+        if !self.docker.is_running(name).await? {
+            self.start_afresh(name, image).await?;
+        }
         let what = format!("the fault agent `{name}` to listen");
         wait_until(&what, AGENT_START, Duration::from_millis(50), || async {
             match self.ask(name, &AgentRequest::Show).await {
@@ -411,6 +447,27 @@ impl Cluster {
             }
         })
         .await
+    }
+
+    /// Replaces agent `name` with a new container from `image` (its volume stays).
+    async fn start_afresh(&self, name: &str, image: &str) -> Result<()> {
+        self.docker.remove_container(name).await?;
+        let mut labels = blueprint::cluster_labels(self.name());
+        labels.insert(LABEL_ROLE.into(), ROLE_AGENT.into());
+        let made = self
+            .docker
+            .create(name, &agent_container(name, image, labels))
+            .await;
+        let started = match made {
+            Ok(_) => self.docker.start(name).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            if !self.docker.is_running(name).await? {
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// One request to the agent, relayed by `regbox agent call` inside its container.
@@ -431,6 +488,11 @@ impl Cluster {
         serde_json::from_str(out.trim())
             .map_err(|e| Error::Agent(format!("unreadable answer `{}`: {e}", out.trim())))
     }
+}
+
+/// The volume holding agent `agent`'s record: it outlives the agent's container, not the cluster.
+fn agent_volume(agent: &str) -> String {
+    format!("{agent}.state")
 }
 
 /// Bytes of JSON per request, well under the 128 KiB one `docker exec` argument may hold.
@@ -456,7 +518,11 @@ fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
 /// network, in the host's PID namespace (to find each node's network namespace by its process), with
 /// only the capabilities that entering a namespace, changing its packet filter and sending a duplicate
 /// packet (a raw socket: `NET_RAW`) take.
+/// Its volume holds its record of every node's plane (see `agent::STATE_DIR`), and it is started again
+/// by the engine when it fails (a `docker kill` or `stop` is not a failure: the next command that
+/// needs it starts it).
 fn agent_container(
+    name: &str,
     image: &str,
     labels: std::collections::HashMap<String, String>,
 ) -> ContainerSpec {
@@ -473,6 +539,8 @@ fn agent_container(
             "SYS_PTRACE".into(),
         ],
         tmpfs: vec![("/run".into(), "rw,noexec,nosuid,size=1m".into())],
+        volume: Some((agent_volume(name), crate::agent::STATE_DIR.into())),
+        restart: true,
         stop_timeout: 2,
         ..ContainerSpec::default()
     }
@@ -488,6 +556,7 @@ mod tests {
         let node = |i: usize| AgentNode {
             name: format!("n{i}"),
             pid: 1,
+            container: "ab".repeat(32),
             faults: NodeFaults {
                 cuts: (0..1000).map(|p| (p, Block::Drop)).collect(),
                 ..NodeFaults::default()

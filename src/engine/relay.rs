@@ -3,7 +3,7 @@
 //! through which this process reaches every node's RPC by HTTP CONNECT — overlays are not routable from
 //! outside their engines.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::core::cluster::blueprint::{self, LABEL_ROLE, RELAY_PORT, ROLE_RELAY, RPC_PORT};
 use crate::core::cluster::plan::State;
@@ -51,13 +51,15 @@ pub(crate) async fn reach(docker: &Docker, cluster: &str) -> Result<Option<Socke
     }
 }
 
-/// The cluster's relay on `control` (on `host`, the first), started — and its image built — when none
-/// runs on that network; returns where it is reached. One this run creates goes into its journal.
+/// The cluster's relay on `control` (on `host`, the first), requiring `token`, started — and its image
+/// built — when none runs on that network; returns where it is reached. One this run creates goes into
+/// its journal.
 pub(crate) async fn ensure(
     docker: &Docker,
     cluster: &str,
     host: &str,
     control: (&Net, Subnet),
+    token: &str,
     fx: &Effects<'_>,
 ) -> Result<SocketAddr> {
     let (net, subnet) = control;
@@ -71,11 +73,24 @@ pub(crate) async fn ensure(
         docker.remove_container(&name).await?;
     }
     docker.place(&name, host);
+    // Published on the one address of the host regbox reaches it at, not on every interface.
+    let at = docker.address_of(host).ok_or_else(|| {
+        Error::Relay(format!(
+            "no address known for host `{host}` to publish the relay on"
+        ))
+    })?;
     let image = image::ensure_regbox_image(docker, &image::regbox_binary()?, fx.progress).await?;
     let mut labels = blueprint::cluster_labels(cluster);
     labels.insert(LABEL_ROLE.into(), ROLE_RELAY.into());
     fx.journal.lock().unwrap().containers.push(name.clone());
-    let spec = relay_container(&image, net, (subnet, RPC_PORT), RELAY_PORT, labels);
+    let spec = relay_container(
+        &image,
+        net,
+        (subnet, RPC_PORT),
+        (at, RELAY_PORT),
+        token,
+        labels,
+    );
     docker.create(&name, &spec).await?;
     docker.start(&name).await?;
     let relay = find(docker, cluster).await?;
@@ -86,13 +101,15 @@ pub(crate) async fn ensure(
 }
 
 /// regbox's recipe for the RPC relay's container: `regbox relay` from the regbox image on network
-/// `net`, letting CONNECT tunnels reach `allow` (subnet, port) only, listening on `port`, published on
-/// an ephemeral port of its engine's host, started again by the engine unless stopped.
+/// `net`, letting CONNECT tunnels with `token` reach `allow` (subnet, port) only, listening on `port`,
+/// published on an ephemeral port of its engine's host at address `at`, started again by the engine
+/// unless stopped.
 fn relay_container(
     image: &str,
     net: &Net,
     allow: (Subnet, u16),
-    port: u16,
+    (at, port): (Ipv4Addr, u16),
+    token: &str,
     labels: std::collections::HashMap<String, String>,
 ) -> ContainerSpec {
     let cmd = [
@@ -108,10 +125,11 @@ fn relay_container(
         image: image.to_string(),
         entrypoint: vec!["/usr/bin/regbox".into()],
         cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        env: vec![format!("REGBOX_RELAY_TOKEN={token}")],
         labels,
         network: Some((net.clone(), None)),
         restart: true,
-        publish: Some(port),
+        publish: Some((at, port)),
         stop_timeout: 2,
         ..ContainerSpec::default()
     }

@@ -122,12 +122,19 @@ where
     }
 }
 
+/// A cluster's RPC relay: where it listens and the token it requires of every CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub addr: SocketAddr,
+    pub token: String,
+}
+
 /// Shared HTTP machinery; cheap to clone. Connects to nodes directly, or, with a relay, through HTTP
 /// CONNECT tunnels the relay opens (`regbox relay`, for nodes on networks this machine cannot route to).
 #[derive(Clone)]
 pub struct Transport {
     http: Client<Connector, Full<Bytes>>,
-    relay: Option<SocketAddr>,
+    relay: Option<Relay>,
 }
 
 impl Default for Transport {
@@ -138,7 +145,7 @@ impl Default for Transport {
 
 impl Transport {
     /// A transport reaching nodes through `relay` (an HTTP CONNECT proxy), or directly without one.
-    pub fn via(relay: Option<SocketAddr>) -> Transport {
+    pub fn via(relay: Option<Relay>) -> Transport {
         let mut direct = HttpConnector::new();
         direct.set_connect_timeout(Some(CONNECT_TIMEOUT));
         direct.set_nodelay(true);
@@ -148,20 +155,23 @@ impl Transport {
         // leaves no such race.
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(10))
-            .build(Connector { direct, relay });
+            .build(Connector {
+                direct,
+                relay: relay.clone(),
+            });
         Transport { http, relay }
     }
 
     /// The relay connections go through, if any.
-    pub fn relay(&self) -> Option<SocketAddr> {
-        self.relay
+    pub fn relay(&self) -> Option<&Relay> {
+        self.relay.as_ref()
     }
 
     /// Whether a TCP connection to `addr` opens within `within` (through the relay when there is one:
     /// the relay answered the CONNECT with 200).
     pub async fn probe(&self, addr: SocketAddr, within: Duration) -> bool {
         let attempt = async {
-            match self.relay {
+            match &self.relay {
                 None => TcpStream::connect(addr).await.map(drop),
                 Some(relay) => tunnel(relay, &addr.to_string()).await.map(drop),
             }
@@ -174,7 +184,7 @@ impl Transport {
 #[derive(Clone)]
 struct Connector {
     direct: HttpConnector,
-    relay: Option<SocketAddr>,
+    relay: Option<Relay>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -190,7 +200,7 @@ impl tower_service::Service<hyper::Uri> for Connector {
     }
 
     fn call(&mut self, uri: hyper::Uri) -> Self::Future {
-        match self.relay {
+        match self.relay.clone() {
             None => {
                 let mut direct = self.direct.clone();
                 Box::pin(async move { Ok(direct.call(uri).await?) })
@@ -203,16 +213,18 @@ impl tower_service::Service<hyper::Uri> for Connector {
                     Some(_) => authority.to_string(),
                     None => format!("{}:80", authority.host()),
                 };
-                Ok(TokioIo::new(tunnel(relay, &target).await?))
+                Ok(TokioIo::new(tunnel(&relay, &target).await?))
             }),
         }
     }
 }
 
-/// A TCP stream to `target` (`ip:port`) through the relay: CONNECT, a 200 answer, then the node's bytes.
-async fn tunnel(relay: SocketAddr, target: &str) -> std::io::Result<TcpStream> {
+/// A TCP stream to `target` (`ip:port`) through the relay: CONNECT with the relay's token, a 200
+/// answer, then the node's bytes.
+async fn tunnel(relay: &Relay, target: &str) -> std::io::Result<TcpStream> {
     use std::io::{Error, ErrorKind};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Relay { addr: relay, token } = relay;
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(relay))
         .await
         .map_err(|_| {
@@ -225,7 +237,13 @@ async fn tunnel(relay: SocketAddr, target: &str) -> std::io::Result<TcpStream> {
     stream.set_nodelay(true)?;
     let handshake = async {
         stream
-            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .write_all(
+                format!(
+                    "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\
+                     Proxy-Authorization: Bearer {token}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
             .await?;
         // Byte by byte, so nothing after the head (the node's first bytes) is taken from the stream.
         let mut head = Vec::with_capacity(64);

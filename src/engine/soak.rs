@@ -63,6 +63,9 @@ pub struct SoakOptions {
     pub txs_per_min: f64,
     /// How long the nodes may take to agree after a fault ends.
     pub converge: Duration,
+    /// Run exactly the schedule's first this many faults, however long they take (the duration only
+    /// places them); without it, faults due after the duration are dropped.
+    pub steps: Option<usize>,
     pub up: UpOptions,
     /// Leave the cluster running afterwards.
     pub keep: bool,
@@ -78,6 +81,25 @@ impl SoakOptions {
             mean_gap: self.mean_gap,
             mean_fault: self.mean_hold,
         }
+    }
+
+    /// The faults of the run over `nodes`: the schedule, cut to `steps` when given. Fewer than `steps`
+    /// fit in the duration: an error naming how many do.
+    pub fn steps_over(&self, nodes: &[String]) -> std::result::Result<Vec<Step>, String> {
+        let mut steps = schedule(&self.schedule_spec(), nodes);
+        if let Some(wanted) = self.steps {
+            if steps.len() < wanted {
+                return Err(format!(
+                    "--steps {wanted}: seed {} over {:?} places only {} faults; lengthen --duration \
+                     or ask for fewer",
+                    self.seed,
+                    self.duration,
+                    steps.len()
+                ));
+            }
+            steps.truncate(wanted);
+        }
+        Ok(steps)
     }
 }
 
@@ -234,7 +256,8 @@ impl<'a> Soak<'a> {
         on_event: &'a (dyn Fn(&Event) + Sync),
     ) -> Soak<'a> {
         let names: Vec<String> = cluster.nodes().iter().map(|n| n.name().into()).collect();
-        let steps = schedule(&opts.schedule_spec(), &names);
+        // Checked before the cluster was made (`steps_over` refused a count the duration cannot hold).
+        let steps = opts.steps_over(&names).unwrap_or_default();
         let soak = Soak {
             opts,
             nodes: cluster.nodes().to_vec(),
@@ -301,12 +324,12 @@ impl<'a> Soak<'a> {
 
     /// Carries out the schedule: each step when it is due (or as soon as the previous one is settled,
     /// if that took longer), held from its actual start, ended, settled. Steps due after the end of the
-    /// run are dropped.
+    /// run are dropped, unless a number of steps was asked for: then every one runs, however late.
     async fn nemesis(&self, cluster: &mut Cluster) -> std::result::Result<(), Stop> {
         let deadline = self.start + self.opts.duration;
         for step in &self.steps {
             let due = self.start + step.at;
-            if due.max(Instant::now()) >= deadline {
+            if self.opts.steps.is_none() && due.max(Instant::now()) >= deadline {
                 tracing::info!("step {} and later dropped: the run is over", step.index);
                 break;
             }

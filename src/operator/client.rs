@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::core::verb::{Report, Verb};
 use crate::engine::rpc::read_body;
+use crate::operator::auth::Token;
 
 /// Where `docker-compose.yml` publishes the operator, and where `regbox operator` listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9181";
@@ -27,6 +28,8 @@ const PROBE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
+    /// Sent as `Authorization: Bearer …` with every request.
+    token: Option<Token>,
 }
 
 /// A refused or failed request: the HTTP status (None: no answer) and the operator's message.
@@ -40,16 +43,22 @@ impl Client {
     pub fn new(base: &str) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
+            token: None,
         }
+    }
+
+    /// The same operator, asked with `token`.
+    pub fn with_token(self, token: Option<Token>) -> Client {
+        Client { token, ..self }
     }
 
     pub fn base(&self) -> &str {
         &self.base
     }
 
-    /// An operator answering at the default address, if one does.
-    pub async fn probe_default() -> Option<Client> {
-        let client = Client::new(DEFAULT_URL);
+    /// An operator answering at the default address, if one does (asked with `token` from then on).
+    pub async fn probe_default(token: Option<Token>) -> Option<Client> {
+        let client = Client::new(DEFAULT_URL).with_token(token);
         let health = tokio::time::timeout(PROBE, client.request("GET", "/healthz", None)).await;
         matches!(health, Ok(Ok(_))).then_some(client)
     }
@@ -126,10 +135,14 @@ impl Client {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Full<Bytes>>();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {}", token.text()));
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.unanswered(e.to_string()))?;
         client

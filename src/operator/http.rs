@@ -7,6 +7,8 @@
 //! each is read as the verb of its name.
 
 use std::convert::Infallible;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,25 +16,69 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::core::names::error_chain;
 use crate::core::verb::Verb;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::exec::{self, Exec};
-use crate::operator::Shared;
+use crate::operator::auth::Token;
+use crate::operator::{Scope, Shared};
 
 /// The largest request body read.
 const MAX_BODY: usize = 1 << 20;
 
+/// How long a client has to send a request's head, counted from when the connection waits for one: a
+/// new connection, or one kept alive after a reply (so it also closes idle keep-alive connections).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once unless `--max-connections` says otherwise; more are answered 503 and
+/// closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// What a request's deadline adds to its verb's budget ([`Verb::budget`]): opening the cluster,
+/// taking its lock, the report.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long a connection over the cap is given to take its 503.
+const TURN_AWAY: Duration = Duration::from_secs(1);
+
+/// How the HTTP interface serves.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    /// The limit of each wait of a verb that names no timeout of its own (`--timeout`).
+    pub timeout: Duration,
+    /// Every request but `/healthz` (and `/metrics` unless `metrics_auth`) must present it.
+    pub token: Option<Token>,
+    /// `/metrics` needs the token too.
+    pub metrics_auth: bool,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// See [`HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+}
+
+impl Serving {
+    /// The defaults, with `timeout` for each wait and no token.
+    pub fn with_timeout(timeout: Duration) -> Serving {
+        Serving {
+            timeout,
+            token: None,
+            metrics_auth: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: HEADER_TIMEOUT,
+        }
+    }
+}
+
 /// The next connection on `listener`. A failed accept (out of descriptors, say) is logged and tried
 /// again a moment later rather than in a spin.
-pub(crate) async fn accept(
-    listener: &TcpListener,
-) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(accepted) => return accepted,
@@ -44,23 +90,62 @@ pub(crate) async fn accept(
     }
 }
 
-/// Serves requests on `listener` until the task is dropped; `timeout` bounds each request's waits.
-pub async fn serve(op: Shared, listener: TcpListener, timeout: Duration) {
+/// Serves requests on `listener` until the task is dropped, at most `serving.max_connections`
+/// connections at once (one more is answered 503 and closed at once); a connection that does not send
+/// a request's head within `serving.header_timeout` is closed.
+pub async fn serve(op: Shared, listener: TcpListener, serving: Serving) {
+    let serving = Rc::new(serving);
+    let slots = Arc::new(Semaphore::new(serving.max_connections));
     loop {
-        let (stream, _) = accept(&listener).await;
+        let (stream, peer) = accept(&listener).await;
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(
+                "{peer}: over {} connections; answered 503",
+                serving.max_connections
+            );
+            tokio::task::spawn_local(turn_away(stream, serving.max_connections));
+            continue;
+        };
         let op = op.clone();
+        let serving = serving.clone();
         tokio::task::spawn_local(async move {
+            let _slot = slot;
+            let header_timeout = serving.header_timeout;
             let service = hyper::service::service_fn(move |req| {
-                let op = op.clone();
-                async move { Ok::<_, Infallible>(respond(&op, req, timeout).await) }
+                let (op, serving) = (op.clone(), serving.clone());
+                async move { Ok::<_, Infallible>(respond(&op, req, &serving).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
+                tracing::debug!("connection {peer}: {e}");
             }
         });
     }
+}
+
+/// A connection over the cap: a 503 written at once, what the client sent meanwhile read briefly (so
+/// that closing does not reset the connection before the reply is read), then closed.
+async fn turn_away(mut stream: TcpStream, cap: usize) {
+    let body =
+        json!({ "error": format!("the operator serves {cap} connections at once; try again") })
+            .to_string()
+            + "\n";
+    let text = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(TURN_AWAY, async {
+        stream.write_all(text.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// A reply's body: whole, or streamed (`logs` with `follow`).
@@ -82,11 +167,25 @@ impl From<Error> for Refused {
     }
 }
 
-async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Response<Body> {
+async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     tracing::debug!("{method} {path}");
-    let result = route(op, req, timeout).await;
+    let presented = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if let Err(message) = authorized(&path, presented, serving) {
+        tracing::info!("{method} {path}: 401: {message}");
+        let body = json!({ "error": message }).to_string() + "\n";
+        let mut res = reply(StatusCode::UNAUTHORIZED, "application/json", body);
+        res.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"regbox\""),
+        );
+        return res;
+    }
+    let result = route(op, req, serving.timeout).await;
     match result {
         Ok(Reply::Json(v)) => reply(StatusCode::OK, "application/json", v.to_string() + "\n"),
         Ok(Reply::Text(t)) => reply(
@@ -105,6 +204,28 @@ async fn respond(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Resp
             reply(status, "application/json", body)
         }
     }
+}
+
+/// Whether the request may go on: it presents the token, or needs none (`/healthz` always; `/metrics`
+/// unless `metrics_auth`; everything when the operator has no token).
+fn authorized(path: &str, presented: Option<&[u8]>, serving: &Serving) -> Result<(), String> {
+    let Some(token) = &serving.token else {
+        return Ok(());
+    };
+    let open = match path.trim_end_matches('/') {
+        "/healthz" => true,
+        "/metrics" => !serving.metrics_auth,
+        _ => false,
+    };
+    if open || token.admits(presented) {
+        return Ok(());
+    }
+    Err(match presented {
+        None => "this operator needs a token: send `Authorization: Bearer TOKEN` (the CLI sends \
+                 REGBOX_TOKEN or --token-file)"
+            .into(),
+        Some(_) => "the token presented is not this operator's".into(),
+    })
 }
 
 fn reply(status: StatusCode, kind: &str, body: String) -> Response<Body> {
@@ -180,14 +301,20 @@ pub(crate) fn verb_of(action: &str, mut body: Value) -> Result<Verb, Refused> {
     serde_json::from_value(body).map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("{e}")))
 }
 
-/// Carries `verb` out on `cluster` through the executor; the watcher looks again at once after a
-/// verb that may have changed the cluster, whatever the outcome.
+/// Carries `verb` out on `cluster` through the executor, within its deadline ([`deadline`]); the
+/// watcher looks again at once after a verb that may have changed the cluster, whatever the outcome.
+/// A cluster the operator does not act on is refused first (404), then a verb over the limits of one
+/// request (400), before anything is opened.
 async fn carry_out(
     op: &Shared,
     cluster: &str,
     verb: Verb,
     timeout: Duration,
 ) -> Result<Reply, Refused> {
+    op.serves(cluster)
+        .map_err(|e| Refused(StatusCode::NOT_FOUND, e))?;
+    verb.check()
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, e.to_string()))?;
     if let Verb::Logs {
         node,
         tail,
@@ -202,9 +329,15 @@ async fn carry_out(
         lock_wait: op.lock_wait,
         ..Exec::default()
     };
-    let result = exec::execute(Some(cluster), &verb, &how, std::future::pending()).await;
+    let work = exec::execute(Some(cluster), &verb, &how, std::future::pending());
+    let result = within(deadline(&verb, timeout), &verb, work).await?;
     if matches!((&verb, &result), (Verb::Down, Ok(_))) {
         op.let_go(cluster);
+    }
+    // A cluster it made without manifests is one it keeps from now on.
+    if let (Scope::Engine, Verb::Apply { dry_run: false, .. }, Ok(_)) = (&op.scope, &verb, &result)
+    {
+        op.look_for_clusters();
     }
     if !matches!(
         verb,
@@ -213,6 +346,33 @@ async fn carry_out(
         op.kick(cluster, &format!("request: {}", verb.word()));
     }
     Ok(Reply::Json(result?.to_json()))
+}
+
+/// How long a request for `verb` may run: its budget when each wait lasts `timeout` unless it names its
+/// own ([`Verb::budget`]), plus [`DEADLINE_MARGIN`].
+pub fn deadline(verb: &Verb, timeout: Duration) -> Duration {
+    verb.budget(timeout) + DEADLINE_MARGIN
+}
+
+/// `work` if it finishes within `limit`; else it is dropped midway (the cluster's lock guard gives the
+/// lock back; the watcher's next pass repairs what it left half done) and the request answers 504.
+async fn within<T>(
+    limit: Duration,
+    verb: &Verb,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Refused> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Refused(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "`{}` did not finish within the request's deadline of {}s (its waits plus {}s); it was \
+                 stopped midway, and the operator's next pass repairs what it left",
+                verb.word(),
+                limit.as_secs_f64(),
+                DEADLINE_MARGIN.as_secs()
+            ),
+        )
+    })
 }
 
 /// `logs` with `follow`: the node's log as it grows, streamed until the client goes away. The cluster is
@@ -264,4 +424,61 @@ async fn body(req: Request<Incoming>) -> Result<Value, Refused> {
             format!("the body is not JSON: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work past its deadline is dropped and answers 504, naming the verb and the deadline.
+    #[tokio::test]
+    async fn work_past_its_deadline_is_stopped_with_504() {
+        let verb = Verb::Status;
+        let limit = Duration::from_millis(50);
+        let Refused(status, message) = within(limit, &verb, std::future::pending::<()>())
+            .await
+            .expect_err("never finishes");
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(
+            message.starts_with("`status` did not finish within the request's deadline of 0.05s"),
+            "{message}"
+        );
+        assert_eq!(within(limit, &verb, async { 7 }).await.ok(), Some(7));
+    }
+
+    #[test]
+    fn healthz_is_open_metrics_unless_metrics_auth_and_the_rest_needs_the_token() {
+        let mut serving = Serving::with_timeout(Duration::from_secs(1));
+        assert!(
+            authorized("/status", None, &serving).is_ok(),
+            "no token: all open"
+        );
+        serving.token = Some(Token::new("t0k").unwrap());
+        let good = Some(&b"Bearer t0k"[..]);
+        let bad = Some(&b"Bearer nope"[..]);
+        for path in ["/healthz", "/metrics"] {
+            assert!(authorized(path, None, &serving).is_ok(), "{path}");
+        }
+        assert!(authorized("/status", None, &serving)
+            .unwrap_err()
+            .contains("needs a token"));
+        assert!(authorized("/clusters/a/verbs", bad, &serving)
+            .unwrap_err()
+            .contains("not this operator's"));
+        assert!(authorized("/clusters/a/verbs", good, &serving).is_ok());
+        serving.metrics_auth = true;
+        assert!(authorized("/metrics", None, &serving).is_err());
+        assert!(authorized("/metrics", good, &serving).is_ok());
+        assert!(authorized("/healthz", None, &serving).is_ok());
+    }
+
+    #[test]
+    fn a_deadline_is_the_verbs_budget_plus_the_margin() {
+        let t = Duration::from_secs(120);
+        assert_eq!(deadline(&Verb::Status, t), t + DEADLINE_MARGIN);
+        let wait = Verb::Sync {
+            timeout: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(deadline(&wait, t), Duration::from_secs(35));
+    }
 }

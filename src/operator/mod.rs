@@ -5,6 +5,7 @@
 //! waits an error backoff before the next. Nothing is kept but what Docker's labels hold, so the
 //! operator can restart, and the engine too.
 
+pub mod auth;
 pub mod client;
 pub mod http;
 mod watch;
@@ -83,18 +84,62 @@ pub struct Operator {
     /// How long its passes and the verbs it is asked for wait while another regbox changes the
     /// cluster (`--wait-lock`).
     pub lock_wait: std::time::Duration,
+    /// The clusters its HTTP interface acts on.
+    pub scope: Scope,
+    /// Wakes the discovery of clusters on the engine (with [`Scope::Engine`]).
+    found: tokio::sync::Notify,
+}
+
+/// The clusters an operator acts on when asked over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Those its manifests declare, and no other (`apply` of another cluster included).
+    Declared(BTreeSet<String>),
+    /// Every cluster on the engine, as it keeps every one (started without manifests): those there
+    /// are, and those it is asked to make, which it keeps from then on.
+    Engine,
 }
 
 impl Operator {
     /// An operator with nothing watched yet, running in `container` (by id) if it runs in one, whose
-    /// verbs wait up to `lock_wait` for another regbox changing the cluster.
-    pub fn new(container: Option<String>, lock_wait: std::time::Duration) -> Operator {
+    /// verbs wait up to `lock_wait` for another regbox changing the cluster, acting on the clusters of
+    /// `scope`.
+    pub fn new(
+        container: Option<String>,
+        lock_wait: std::time::Duration,
+        scope: Scope,
+    ) -> Operator {
         Operator {
             clusters: Mutex::default(),
             kicks: Mutex::default(),
             downed: Mutex::default(),
             container,
             lock_wait,
+            scope,
+            found: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Looks for clusters on the engine now rather than at the next interval (one was just made
+    /// through it), so that it keeps them from now on.
+    pub fn look_for_clusters(&self) {
+        self.found.notify_one();
+    }
+
+    /// Whether a request may act on `cluster`: one its manifests declare, or with no manifests any;
+    /// else why not, naming those it keeps.
+    pub fn serves(&self, cluster: &str) -> Result<(), String> {
+        match &self.scope {
+            Scope::Engine => Ok(()),
+            Scope::Declared(names) if names.contains(cluster) => Ok(()),
+            Scope::Declared(names) => {
+                let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                Err(format!(
+                    "no cluster `{}` here: this operator acts only on the clusters it keeps ({})",
+                    crate::core::names::shown(cluster),
+                    names.join(", ")
+                ))
+            }
         }
     }
 
@@ -180,6 +225,19 @@ pub type Shared = Arc<Operator>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_manifests_it_acts_only_on_their_clusters() {
+        let declared = Scope::Declared(["lab".to_string(), "ring".to_string()].into());
+        let op = Operator::new(None, Duration::ZERO, declared);
+        assert_eq!(op.serves("lab"), Ok(()));
+        assert_eq!(
+            op.serves("other").unwrap_err(),
+            "no cluster `other` here: this operator acts only on the clusters it keeps (`lab`, `ring`)"
+        );
+        let everything = Operator::new(None, Duration::ZERO, Scope::Engine);
+        assert_eq!(everything.serves("other"), Ok(()));
+    }
 
     #[test]
     fn backoff_doubles_from_one_second_up_to_the_cap() {

@@ -103,6 +103,7 @@ async fn discover(op: Shared, opts: Rc<Options>, mut stop: watch::Receiver<bool>
         }
         tokio::select! {
             () = tokio::time::sleep(opts.interval) => {}
+            () = op.found.notified() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }

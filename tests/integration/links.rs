@@ -731,3 +731,158 @@ fn jitter_spreads_ping_times_by_its_distribution_and_shorthands_act_as_they_expa
         assert!(dsacks("n2") <= 2, "{counts:?}");
     });
 }
+
+/// A container's full ID and its main process's host PID, as the engine reports them.
+fn id_and_pid(container: &str) -> (String, u32) {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}} {{.State.Pid}}", container])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (id, pid) = text.trim().split_once(' ').expect("an ID and a PID");
+    (id.to_string(), pid.parse().unwrap())
+}
+
+/// Sends one raw request to the cluster's agent (as regbox does, through `docker exec`) and returns
+/// its reply.
+fn agent_call(cluster: &str, request: &serde_json::Value) -> serde_json::Value {
+    let agent = format!("regbox-{cluster}.agent");
+    let out = Command::new("docker")
+        .args(["exec", &agent, "/usr/bin/regbox", "agent", "call"])
+        .arg(request.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until node `at` lists `peer` (`want`) or no longer does (`!want`).
+async fn until_lists(cluster: &Cluster, at: usize, peer: &str, want: bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while lists(cluster, at, peer).await != want {
+        let who = cluster.nodes()[at].name();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{who} lists {peer}: {}",
+            !want
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn link_faults_and_cuts_outlive_the_agent() {
+    run(async {
+        let name = unique("agentdies");
+        let (cluster, _guard) = up(cluster_spec(&name, 3, "line")).await;
+        let c = ["-c", name.as_str()];
+        let agent = format!("regbox-{name}.agent");
+        // A delay on one link (n2 → n1), a cut answered by resets on another (n0 ↔ n1).
+        ok(&[&c[..], &["netem", "n2", "--to", "n1", "--delay", "200ms"]].concat()).await;
+        ok(&[&c[..], &["cut", "n0", "n1", "--reset"]].concat()).await;
+        for node in &cluster.nodes()[..2] {
+            let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
+        }
+        until_lists(&cluster, 0, "n1", false).await;
+        until_lists(&cluster, 1, "n0", false).await;
+        let before = pingtime(&cluster, 1, "n2", |t| t > 0.19).await;
+        let (first, _) = id_and_pid(&agent);
+
+        // The agent dies. Its queue is bypassed: n2's packets pass undelayed.
+        outside::kill(&agent).await;
+        let dead = pingtime(&cluster, 1, "n2", |t| t < 0.1).await;
+
+        // The next command starts it again (here `status`; every command reads the plane), and the
+        // new agent restores every node from its record before it answers.
+        let links = links_of(&name).await;
+        assert_eq!(
+            links,
+            [
+                "cut to n1 (reset)",
+                "cut to n0 (reset)",
+                "to n1: delay 200ms"
+            ]
+        );
+        let (second, _) = id_and_pid(&agent);
+        assert_ne!(first, second, "the agent is a new container");
+        let after = pingtime(&cluster, 1, "n2", |t| t > 0.19).await;
+
+        // A command that changes the cut node's plane keeps the cut: n1 dialling n0 is refused.
+        ok(&[&c[..], &["netem", "n0", "--to", "n2", "--delay", "10ms"]].concat()).await;
+        let n0 = format!("{}:18444", cluster.nodes()[0].layout.data_ip);
+        ok(&[&c[..], &["rpc", "n1", "addnode", &n0, "onetry"]].concat()).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            !lists(&cluster, 1, "n0").await,
+            "n1 reached n0 across the cut"
+        );
+        assert!(
+            !lists(&cluster, 0, "n1").await,
+            "n0 lists n1 across the cut"
+        );
+        eprintln!(
+            "ping n1-n2: {before:.3} s set, {dead:.3} s with the agent dead, {after:.3} s restored"
+        );
+
+        // Without the cut the same dial connects at once: the check above can fail.
+        ok(&[&c[..], &["netem", "--clear"]].concat()).await;
+        ok(&[&c[..], &["heal"]].concat()).await;
+        ok(&[&c[..], &["rpc", "n1", "addnode", &n0, "onetry"]].concat()).await;
+        until_lists(&cluster, 1, "n0", true).await;
+        cluster.down(&Progress::default()).await.unwrap();
+        assert!(leftovers(&name).await.is_empty());
+    });
+}
+
+#[test]
+fn the_agent_refuses_a_process_that_is_not_the_named_node_container() {
+    run(async {
+        let name = unique("agentns");
+        let (cluster, _guard) = up(ring(&name, 3)).await;
+        // Any link fault starts the agent.
+        ok(&["-c", &name, "netem", "n2", "--delay", "1ms"]).await;
+        let (n0, n0_pid) = id_and_pid(&format!("regbox-{name}-n0"));
+        let (_, n1_pid) = id_and_pid(&format!("regbox-{name}-n1"));
+        let (_, agent_pid) = id_and_pid(&format!("regbox-{name}.agent"));
+        let set = |pid: u32, container: &str| {
+            serde_json::json!({"set": {"nodes": [{
+                "name": "n0",
+                "pid": pid,
+                "container": container,
+                "faults": {"cuts": {"1": "drop"}},
+            }]}})
+        };
+        // Another node's process, the agent's own, the host's first process, this test's process, a
+        // PID with no process, and a name instead of an ID: each refused, and n0 left untouched.
+        let short = n0[..12].to_string();
+        let refused = [
+            (n1_pid, n0.as_str(), "is not in container"),
+            (agent_pid, n0.as_str(), "is not in container"),
+            (1, n0.as_str(), "is not in container"),
+            (std::process::id(), n0.as_str(), "is not in container"),
+            (u32::MAX / 2, n0.as_str(), "cannot open process"),
+            (n0_pid, short.as_str(), "is not a container ID"),
+        ];
+        for (pid, container, why) in refused {
+            let reply = agent_call(&name, &set(pid, container));
+            let e = reply["errors"]["n0"].as_str().unwrap_or_default();
+            assert!(
+                e.contains("refused") && e.contains(why),
+                "pid {pid}, container {container}: {reply}"
+            );
+            assert!(reply["nodes"].get("n0").is_none(), "{reply}");
+        }
+        // n0's own process is accepted (so the refusals above are not a refusal of everything), and
+        // its cut is recorded with the others.
+        let reply = agent_call(&name, &set(n0_pid, &n0));
+        assert_eq!(reply["errors"], serde_json::json!({}), "{reply}");
+        assert_eq!(
+            reply["nodes"]["n0"]["cuts"],
+            serde_json::json!({"1": "drop"})
+        );
+        let status = links_of(&name).await;
+        assert_eq!(status, ["cut to n1 (drop)", "", "delay 1ms"]);
+        cluster.down(&Progress::default()).await.unwrap();
+        assert!(leftovers(&name).await.is_empty());
+    });
+}

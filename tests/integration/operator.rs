@@ -20,13 +20,28 @@ pub(crate) async fn status_until(
     changes: &mut Vec<String>,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    status_with_token_until(base, None, limit, changes, done).await
+}
+
+/// [`status_until`] of an operator that needs `token`.
+pub(crate) async fn status_with_token_until(
+    base: &str,
+    token: Option<&str>,
+    limit: Duration,
+    changes: &mut Vec<String>,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = std::time::Instant::now() + limit;
     let mut last = serde_json::Value::Null;
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
     while std::time::Instant::now() < deadline {
         let url = format!("{base}/status");
-        if let Ok(Ok((200, text))) =
-            tokio::time::timeout(Duration::from_secs(5), try_http("GET", &url, "")).await
-        {
+        let asked = try_http_with("GET", &url, "", &headers);
+        if let Ok(Ok((200, _, text))) = tokio::time::timeout(Duration::from_secs(5), asked).await {
             let all: serde_json::Value = serde_json::from_str(&text).unwrap();
             if let Some(state) = all["clusters"].get(0) {
                 for c in state["last_pass"]["changes"]
@@ -198,15 +213,24 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
         let (status, _) = http("POST", &format!("{base}/clusters/no-such-cluster/heal"), "").await;
         assert_eq!(status, 404);
         // A spec sent as JSON meets the manifest's rules: one whose node would run a shell command
-        // is refused, and nothing of its cluster is made.
-        let other = unique("opbad");
-        let _other = Teardown(other.clone());
-        let mut spec = cluster_spec(&other, 1, "line");
+        // is refused, and nothing of it is made.
+        let mut spec = cluster_spec(&name, 1, "line");
         spec.nodes[0].args.push("-blocknotify=touch /tmp/x".into());
         let apply = serde_json::json!({"verb": "apply", "spec": spec}).to_string();
-        let (status, body) = http("POST", &format!("{base}/clusters/{other}/verbs"), &apply).await;
+        let (status, body) = http("POST", &format!("{base}/clusters/{name}/verbs"), &apply).await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("-blocknotify"), "{body}");
+        // A cluster it does not keep is none of its business, not even to make.
+        let other = unique("opbad");
+        let _other = Teardown(other.clone());
+        let spec = cluster_spec(&other, 1, "line");
+        let apply = serde_json::json!({"verb": "apply", "spec": spec}).to_string();
+        let (status, body) = http("POST", &format!("{base}/clusters/{other}/verbs"), &apply).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body.contains(&format!("acts only on the clusters it keeps (`{name}`)")),
+            "{body}"
+        );
         assert_eq!(leftovers(&other).await, Vec::<String>::new());
         let (status, _) = http("GET", &format!("{base}/clusters/{name}/heal"), "").await;
         assert_eq!(status, 405);
@@ -273,6 +297,7 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         let limit = Duration::from_secs(120);
         let image = ok(&["image", "build", "--self"]).await;
         assert!(image.starts_with("regbox/regbox:0."), "{image}");
+        let token = format!("token-{name}");
         let compose = Compose {
             project: name.clone(),
             file: Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"),
@@ -280,8 +305,11 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
                 ("REGBOX_CLUSTER", name.clone()),
                 ("REGBOX_OPERATOR_PORT", port.to_string()),
                 ("REGBOX_MANIFEST", "ring4.yaml".into()),
+                ("REGBOX_TOKEN", token.clone()),
             ],
         };
+        let bearer = format!("Bearer {token}");
+        let auth = [("authorization", bearer.as_str())];
         let up = compose.command(&["up", "-d"]);
         assert!(
             up.status.success(),
@@ -290,26 +318,32 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
         );
 
         // The operator, in its container, brings the cluster up and reaches every node's RPC.
-        let state = status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        let tok = Some(token.as_str());
+        let state = status_with_token_until(&base, tok, limit, &mut changes, |s| {
+            all_up_with_peers(s, 4, 2)
+        })
+        .await;
         assert_eq!(state["cluster"], name.as_str());
-        // It repairs a node killed from outside, and acts on requests.
+        // It repairs a node killed from outside, and acts on requests that present its token.
         outside::kill(&format!("regbox-{name}-n0")).await;
-        status_until(&base, limit, &mut changes, |s| {
+        status_with_token_until(&base, tok, limit, &mut changes, |s| {
             node_state(s, "n0")["restarts"] == 1 && all_up_with_peers(s, 4, 2)
         })
         .await;
-        let (status, body) = http(
-            "POST",
-            &format!("{base}/clusters/{name}/mine"),
-            r#"{"node":"n1","blocks":1}"#,
-        )
-        .await;
+        let mine = format!("{base}/clusters/{name}/mine");
+        let (status, _, body) =
+            http_with("POST", &mine, r#"{"node":"n1","blocks":1}"#, &auth).await;
         assert_eq!(status, 200, "{body}");
+        let (status, _, body) = http_with("POST", &mine, r#"{"node":"n1","blocks":1}"#, &[]).await;
+        assert_eq!(status, 401, "{body}");
 
-        // The CLI sends status, node faults, partition, heal and mine to the operator it is given.
+        // The CLI sends status, node faults, partition, heal and mine to the operator it is given,
+        // with the token of REGBOX_TOKEN.
         let via = |args: &[&str]| {
             let mut cmd = regbox();
-            cmd.env("REGBOX_OPERATOR", &base).args(args);
+            cmd.env("REGBOX_OPERATOR", &base)
+                .env("REGBOX_TOKEN", &token)
+                .args(args);
             cmd.output()
         };
         let json = |out: std::process::Output| -> serde_json::Value {
@@ -392,6 +426,362 @@ fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
     });
 }
 
+/// One HTTP request with extra headers: the status, the `www-authenticate` header and the body.
+async fn http_with(
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, String) {
+    try_http_with(method, url, body, headers).await.unwrap()
+}
+
+async fn try_http_with(
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Option<String>, String), String> {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let res = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        challenge,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    ))
+}
+
+/// A raw connection's answer to `GET /healthz` sent on it: the status line, or what went wrong.
+async fn healthz_on(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    if let Err(e) = conn.write_all(ask).await {
+        return format!("write: {e}");
+    }
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        Ok(Err(e)) => format!("read: {e}"),
+        Err(_) => "no answer within 5 s".into(),
+    }
+}
+
+/// The operator on a non-loopback address needs a token (exit 2 without); with one, every request but
+/// /healthz and /metrics must present it (401 with a Bearer challenge), the CLI sends it, a request for
+/// a cluster it does not keep is 404, work over the limits of one request is refused with 400 at once
+/// (and 2 on the command line, here and through the operator), connections past the cap get 503 while
+/// those within it are served, and a client that sends half a request head is disconnected after the
+/// header timeout.
+#[test]
+fn the_operator_admits_only_its_token_its_clusters_and_bounded_work() {
+    run(async {
+        let name = unique("opauth");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new("opauth.yaml", &format!("name: {name}\nnodes: 1\n"));
+        let path = file.to_str().unwrap();
+        let port = free_port();
+        let listen = format!("0.0.0.0:{port}");
+        let base = format!("http://127.0.0.1:{port}");
+
+        // Beyond loopback, no token: refused before anything runs.
+        let out = regbox()
+            .env_remove("REGBOX_TOKEN")
+            .args(["operator", path, "--listen", &listen])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("beyond this machine's loopback")
+                && stderr(&out).contains("--token-file"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+
+        let token = "regbox-test-token-0123456789";
+        let token_file = TempFile::new("token", &format!("{token}\n"));
+        let bearer = format!("Bearer {token}");
+        let auth = [("authorization", bearer.as_str())];
+        let mut operator = regbox()
+            .env_remove("REGBOX_TOKEN")
+            .args([
+                "operator",
+                path,
+                "--interval",
+                "2",
+                "--max-connections",
+                "3",
+            ])
+            .args([
+                "--listen",
+                &listen,
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let url = format!("{base}/status");
+            let asked = try_http_with("GET", &url, "", &auth);
+            if let Ok(Ok((200, _, text))) =
+                tokio::time::timeout(Duration::from_secs(5), asked).await
+            {
+                let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if all["clusters"]
+                    .get(0)
+                    .is_some_and(|s| all_up_with_peers(s, 1, 0))
+                {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+
+        // Who may act: /healthz and /metrics are open, everything else needs the token.
+        let (status, _, body) = http_with("GET", &format!("{base}/healthz"), "", &[]).await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        let (status, _, _) = http_with("GET", &format!("{base}/metrics"), "", &[]).await;
+        assert_eq!(status, 200);
+        let (status, challenge, body) = http_with("GET", &format!("{base}/status"), "", &[]).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"regbox\""));
+        let wrong = [("authorization", "Bearer not-the-token")];
+        let mine = format!("{base}/clusters/{name}/mine");
+        let (status, _, body) = http_with("POST", &mine, r#"{"node":"n0"}"#, &wrong).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("not this operator's"), "{body}");
+        let (status, _, body) = http_with("GET", &format!("{base}/status"), "", &auth).await;
+        assert_eq!(status, 200, "{body}");
+
+        // Bounded work: a mine of 100,000,000 blocks is refused at once, naming the limit.
+        let t = std::time::Instant::now();
+        let (status, _, body) =
+            http_with("POST", &mine, r#"{"node":"n0","blocks":100000000}"#, &auth).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"],
+            "`blocks` 100000000 is over the limit of 10000 blocks per mine"
+        );
+        let (status, _, body) =
+            http_with("POST", &mine, r#"{"node":"n0","blocks":2}"#, &auth).await;
+        assert_eq!(status, 200, "{body}");
+
+        // Only the clusters it keeps.
+        let (status, _, body) = http_with(
+            "POST",
+            &format!("{base}/clusters/someone-elses/mine"),
+            r#"{"node":"n0"}"#,
+            &auth,
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains(&format!("(`{name}`)")), "{body}");
+
+        // The CLI: the token from REGBOX_TOKEN (or --token-file) goes with each request; without it,
+        // exit 2 saying what is missing; the limit is exit 2 through the operator and here.
+        let via = |token: Option<&str>, args: &[&str]| {
+            let mut cmd = regbox();
+            cmd.env_remove("REGBOX_TOKEN").env("REGBOX_OPERATOR", &base);
+            if let Some(t) = token {
+                cmd.env("REGBOX_TOKEN", t);
+            }
+            cmd.args(["-c", &name]).args(args);
+            cmd.output()
+        };
+        let out = via(Some(token), &["status", "--json"]).await.unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = via(None, &["status"]).await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("REGBOX_TOKEN"), "{}", stderr(&out));
+        let out = regbox()
+            .env_remove("REGBOX_TOKEN")
+            .args([
+                "--operator",
+                &base,
+                "--token-file",
+                token_file.to_str().unwrap(),
+            ])
+            .args(["-c", &name, "mine", "n0", "1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = via(Some(token), &["mine", "n0", "100000000"])
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("`blocks` 100000000 is over the limit of 10000 blocks per mine"),
+            "{}",
+            stderr(&out)
+        );
+        let out = regbox()
+            .env_remove("REGBOX_OPERATOR")
+            .args(["-c", &name, "mine", "n0", "100000000"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("over the limit of 10000"),
+            "{}",
+            stderr(&out)
+        );
+        let status = ok_json(&["status", &name, "--json"]).await;
+        assert_eq!(
+            status[0]["height"], 3,
+            "only the mines within the limit ran: {status}"
+        );
+
+        // The cap: three connections are served, a fourth is answered 503 at once.
+        let connect = || tokio::net::TcpStream::connect(("127.0.0.1", port));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(connect().await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut over = connect().await.unwrap();
+        let answer = healthz_on(&mut over).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        for conn in &mut held {
+            let answer = healthz_on(conn).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+        drop(held);
+        drop(over);
+
+        // Half a request head, and a keep-alive connection idle after its reply: both are closed
+        // after the header timeout (10 s).
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let closed_after = |mut conn: tokio::net::TcpStream, t: std::time::Instant| async move {
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut buf))
+                .await
+                .expect("the server closes the connection");
+            assert!(
+                matches!(read, Ok(0) | Err(_)) || buf.starts_with(b"HTTP/1.1 408"),
+                "{read:?}"
+            );
+            t.elapsed()
+        };
+        let mut slow = connect().await.unwrap();
+        let t = std::time::Instant::now();
+        slow.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let mut idle = connect().await.unwrap();
+        let answer = healthz_on(&mut idle).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let t_idle = std::time::Instant::now();
+        let (waited, idled) = tokio::join!(closed_after(slow, t), closed_after(idle, t_idle));
+        for w in [waited, idled] {
+            assert!(
+                w >= Duration::from_secs(9) && w < Duration::from_secs(20),
+                "{waited:?} {idled:?}"
+            );
+        }
+
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+/// A client that goes away while its request runs takes the request's work with it: the `heal --sync`
+/// it asked for (stuck on a paused node, under the cluster's lock) is dropped, and the lock is free at
+/// once rather than when the heal gives up.
+#[test]
+fn a_request_whose_client_goes_away_stops_its_work_and_frees_the_lock() {
+    use tokio::io::AsyncWriteExt;
+    run(async {
+        let name = unique("opgone");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "opgone.yaml",
+            &format!("name: {name}\nnodes: 2\ntopology: line\n"),
+        );
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut operator = start_operator(file.to_str().unwrap(), port);
+        let mut changes = Vec::new();
+        status_until(&base, Duration::from_secs(120), &mut changes, |s| {
+            all_up_with_peers(s, 2, 1)
+        })
+        .await;
+        ok(&["-c", &name, "pause", "n1"]).await;
+
+        // A heal that waits on the paused node, under the lock, for up to 60 s (its RPC timeout).
+        let body = r#"{"verb":"heal","sync":true,"timeout":600}"#;
+        let ask = format!(
+            "POST /clusters/{name}/verbs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        client.write_all(ask.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let held = regbox()
+            .args(["-c", &name, "--wait-lock", "0", "connect", "n0", "n1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            !held.status.success() && stderr(&held).contains("heal and sync"),
+            "the heal holds the lock: {}",
+            stderr(&held)
+        );
+
+        // The client goes away: the heal is dropped, and the lock with it.
+        drop(client);
+        let t = std::time::Instant::now();
+        ok(&["-c", &name, "--wait-lock", "10", "unpause", "n1"]).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the lock came free {:?} after the client went away",
+            t.elapsed()
+        );
+
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Soak runs.
 
@@ -431,6 +821,11 @@ fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
                 "cannot write",
             ),
             (&[m, "--duration", "1m", "--junit", &junit], "cannot write"),
+            (
+                &[m, "--duration", "1m", "--seed", "7", "--steps", "1000"],
+                "--steps 1000: seed 7 over 60s places only",
+            ),
+            (&[m, "--duration", "1m", "--steps", "0"], "--steps"),
         ];
         for (args, expected) in cases {
             let out = regbox()
@@ -756,5 +1151,89 @@ fn every_verb_gives_the_same_report_through_the_operator_as_here() {
         operator.kill().await.unwrap();
         let _ = regbox().args(["down", &name]).output().await.unwrap();
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
+#[test]
+fn an_operator_killed_mid_pass_is_replaced_by_one_that_finishes_the_repair() {
+    run(async {
+        let name = unique("oprestart");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "oprestart.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: ring\n"),
+        );
+        let path = file.to_str().unwrap();
+        let (port, mut changes, limit) = (free_port(), Vec::new(), Duration::from_secs(90));
+        let base = format!("http://127.0.0.1:{port}");
+        let mut first = start_operator(path, port);
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        ok(&["-c", &name, "stop", "n2"]).await;
+        status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+        })
+        .await;
+
+        // n1 dies; the pass its death wakes is under way when the operator is killed (SIGKILL: no
+        // cleanup of its own, its lock heartbeat stops wherever it was).
+        outside::kill(&format!("regbox-{name}-n1")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.kill().await.unwrap();
+
+        // A new operator on the same manifest takes over: n1 runs again and is wired back, the held
+        // n2 stays stopped, as the nodes themselves say.
+        let mut second = start_operator(path, port);
+        status_until(&base, limit, &mut changes, |s| {
+            s["held"] == serde_json::json!(["n2"])
+                && ["n0", "n1", "n3"]
+                    .iter()
+                    .all(|n| node_state(s, n)["up"] == true)
+        })
+        .await;
+        let deadline = std::time::Instant::now() + limit;
+        let peers = loop {
+            let status = ok_json(&["-c", &name, "status", "--json"]).await;
+            let peers: Vec<(String, String, Vec<String>)> = (status.as_array().unwrap().iter())
+                .map(|n| {
+                    let list = n["peers"].as_array().unwrap().iter();
+                    let mut list: Vec<String> =
+                        list.map(|p| p.as_str().unwrap().to_string()).collect();
+                    list.sort();
+                    (
+                        n["name"].as_str().unwrap().into(),
+                        n["state"].as_str().unwrap().into(),
+                        list,
+                    )
+                })
+                .collect();
+            let want = |n: &str, state: &str, p: &[&str]| {
+                (
+                    n.to_string(),
+                    state.to_string(),
+                    p.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                )
+            };
+            let expected = vec![
+                want("n0", "running", &["n1", "n3"]),
+                want("n1", "running", &["n0"]),
+                want("n2", "exited", &[]),
+                want("n3", "running", &["n0"]),
+            ];
+            if peers == expected || std::time::Instant::now() > deadline {
+                break (peers, expected);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(peers.0, peers.1, "after the second operator's passes");
+        // And it acts: a command through it is carried out under the cluster's lock.
+        let (status, body) = http(
+            "POST",
+            &format!("{base}/clusters/{name}/faults"),
+            r#"{"node":"n2","fault":"start"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 4, 2)).await;
+        second.kill().await.unwrap();
     });
 }

@@ -74,6 +74,36 @@ fn the_default_scenario_passes_and_a_failing_step_fails_the_run_with_what_it_saw
     });
 }
 
+/// Work over the limits of one request in a scenario step is refused as the file is loaded, at the
+/// step, with exit 2 and before any container exists: a `mine` over the limit, and an `rpc` that would
+/// mine as much.
+#[test]
+fn a_scenario_step_over_the_limits_of_a_verb_is_refused_before_anything_exists() {
+    run(async {
+        let name = unique("bound");
+        let _guard = Teardown(name.clone());
+        for (step, said) in [
+            (
+                "  - mine: { node: n0, blocks: 100000000 }\n",
+                ":4:31: `blocks` must be between 1 and 10000",
+            ),
+            (
+                "  - rpc: { node: n0, method: generatetoaddress, params: [100000000, x] }\n",
+                ":4:5: `rpc`: its block count 100000000 is over the limit of 10000 blocks per generatetoaddress",
+            ),
+        ] {
+            let file = TempFile::new(
+                "bound.scenario.yaml",
+                &format!("cluster: {{ name: x, nodes: 2 }}\nsteps:\n  - mine: {{ node: n0, blocks: 1 }}\n{step}"),
+            );
+            let (out, _) = run_scenario(&name, Some(&file.path)).await;
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(stderr(&out).contains(said), "{}", stderr(&out));
+            assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        }
+    });
+}
+
 #[test]
 fn a_dropped_cluster_handle_tears_the_cluster_down() {
     run(async {

@@ -195,6 +195,17 @@ pub fn node_at(net: Subnet, ip: Ipv4Addr) -> Option<usize> {
     (net.overlaps(&Subnet::new(ip, 32))).then_some(offset as usize)
 }
 
+/// The token the cluster's RPC relay requires of every CONNECT (`Proxy-Authorization`), derived from
+/// the cluster's RPC password so that whoever may call the nodes may reach them, and nobody else; the
+/// password itself is never given to the relay.
+pub fn relay_token(password: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(password.as_bytes()).expect("hmac takes any key length");
+    mac.update(b"regbox relay");
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// `-rpcauth` value for `password`: bitcoind stores only the salted HMAC, so the password itself never
 /// appears in a container's command line.
 pub fn rpcauth(salt: &[u8], password: &str) -> String {

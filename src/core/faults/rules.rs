@@ -40,6 +40,10 @@ pub struct AgentNode {
     /// The node's container's main process on the agent's host (the agent shares the host's PIDs);
     /// 0 for a node that is not running: its plane is recorded, to be set when it runs again.
     pub pid: u32,
+    /// The full ID of the node's container ("" when it is not running): the agent enters `pid`'s
+    /// namespace only when that process is in this container, and finds the container's process
+    /// again by it when it restores its record.
+    pub container: String,
     pub faults: NodeFaults,
 }
 
@@ -48,6 +52,7 @@ pub struct AgentNode {
 struct AgentNodeFields {
     name: String,
     pid: u32,
+    container: String,
     faults: NodeFaults,
 }
 
@@ -71,6 +76,7 @@ impl TryFrom<AgentNodeFields> for AgentNode {
         Ok(AgentNode {
             name: n.name,
             pid: n.pid,
+            container: n.container,
             faults: n.faults,
         })
     }
@@ -126,7 +132,7 @@ mod tests {
     /// node that address was). Peers are node indices; a request naming another is refused.
     #[test]
     fn a_request_cutting_a_peer_past_the_last_node_is_refused() {
-        let line = "{\"set\":{\"nodes\":[{\"name\":\"n2\",\"pid\":7,\"faults\":{\"cuts\":{\"42949672950\":\"drop\",\"1\":\"reset\"}}}]}}";
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n2\",\"pid\":7,\"container\":\"c2\",\"faults\":{\"cuts\":{\"42949672950\":\"drop\",\"1\":\"reset\"}}}]}}";
         let e = serde_json::from_str::<AgentRequest>(line).unwrap_err();
         assert!(
             e.to_string()
@@ -154,7 +160,7 @@ mod tests {
         let panics =
             std::panic::catch_unwind(|| Shaper::new(zero.clone(), 1).fate(Duration::ZERO, 100));
         assert!(panics.is_err(), "the shaper cannot carry a zero rate out");
-        let line = "{\"set\":{\"nodes\":[{\"name\":\"n0\",\"pid\":1,\"faults\":{\"shaping\":{\"rate_bps\":0}}}]}}";
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n0\",\"pid\":1,\"container\":\"c0\",\"faults\":{\"shaping\":{\"rate_bps\":0}}}]}}";
         let e = serde_json::from_str::<AgentRequest>(line).unwrap_err();
         assert!(
             e.to_string().contains("node `n0`: rate must be above 0"),
@@ -175,6 +181,7 @@ mod tests {
             nodes: vec![AgentNode {
                 name: "n0".into(),
                 pid: 1,
+                container: "c0".into(),
                 faults: NodeFaults {
                     links: BTreeMap::from([(
                         1,
@@ -193,7 +200,7 @@ mod tests {
             request
         );
         // As regbox writes it: the shortest digits that name the number.
-        let line = "{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"faults\":{\"links\":{\"1\":{\"loss\":0.00010999999999999999}}}}]}}";
+        let line = "{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"container\":\"c3\",\"faults\":{\"links\":{\"1\":{\"loss\":0.00010999999999999999}}}}]}}";
         let AgentRequest::Set { nodes } = serde_json::from_str(line).unwrap() else {
             panic!("a set request");
         };
@@ -249,6 +256,7 @@ mod tests {
             nodes: vec![AgentNode {
                 name: "n1".into(),
                 pid: 42,
+                container: "ab".repeat(32),
                 faults: NodeFaults {
                     cuts: BTreeMap::from([(2, Block::Reset)]),
                     shaping: None,

@@ -12,10 +12,12 @@ use crate::core::verb::Verb;
 
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../manifests/split-and-heal.scenario.yaml");
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// A CI scenario that needs to wait longer than an hour for one condition is stuck.
-pub const MAX_SECONDS: u64 = 3600;
-/// Regtest mines fast, but not instantly: more than this in one step is a typo.
-pub const MAX_BLOCKS: u64 = 10_000;
+/// A CI scenario that needs to wait longer than an hour for one condition is stuck: the limit of
+/// every verb's `timeout` ([`crate::core::verb::MAX_TIMEOUT`]).
+pub const MAX_SECONDS: u64 = crate::core::verb::MAX_TIMEOUT.as_secs();
+/// Regtest mines fast, but not instantly: more than this in one step is a typo (the limit of every
+/// `mine`).
+pub const MAX_BLOCKS: u64 = crate::core::verb::MAX_BLOCKS;
 /// Rounds of a `measure` step when it names none.
 pub const DEFAULT_ROUNDS: usize = 5;
 /// Heights are `int` in bitcoind.

@@ -220,6 +220,12 @@ impl Parser<'_> {
             }
         };
         let action = self.action(str_of(key), key.at, value)?;
+        // The bounds every door's verbs are held to, at the step (the fields above are checked
+        // where they are written; this catches whatever they let through).
+        if let Action::Do { verb, .. } = &action {
+            verb.check()
+                .map_err(|e| self.cx.error(key.at, format!("`{}`: {e}", str_of(key))))?;
+        }
         Ok(Step {
             label: label.unwrap_or_else(|| action.to_string()),
             line: key.at.line,
@@ -1284,6 +1290,20 @@ mod tests {
         assert_error!(
             "step_name_too_long",
             steps(&format!("  - name: {}\n    heal:\n", "x".repeat(81)))
+        );
+    }
+
+    /// A step over a limit of every verb that its own fields do not spell (an `rpc` that mines) is
+    /// refused as the file is loaded, at the step.
+    #[test]
+    fn a_step_over_the_limits_of_a_verb_is_refused_at_the_step() {
+        let e = err(&steps(
+            "  - mine: {node: n0, blocks: 1}\n  - rpc: {node: n0, method: generatetoaddress, params: [100000000, x]}\n",
+        ));
+        assert_eq!((e.line, e.column), (4, 5), "{e}");
+        assert_eq!(
+            e.message,
+            "`rpc`: its block count 100000000 is over the limit of 10000 blocks per generatetoaddress"
         );
     }
 

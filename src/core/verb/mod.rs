@@ -3,6 +3,7 @@
 //! [`Verb`]; the engine's one executor carries it out and answers with a [`Report`]. The JSON form of
 //! both is the operator's request and reply body and the CLI's `--json` output.
 
+mod check;
 mod report;
 
 use std::fmt;
@@ -19,6 +20,10 @@ use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 
+pub use check::{
+    Refused, APPLY_WAITS, MAX_BLOCKS, MAX_BUDGET, MAX_MEASURE_ROUNDS, MAX_METHOD_CHARS,
+    MAX_TAIL_LINES, MAX_TIMEOUT,
+};
 pub use report::{
     describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
     NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Waited,

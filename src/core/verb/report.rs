@@ -142,6 +142,9 @@ pub struct Connection {
     /// Across hosts: the relay that reaches `rpc_address` by HTTP CONNECT (`curl -p -x http://RELAY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_proxy: Option<SocketAddr>,
+    /// The credentials the relay requires (`curl -U USER:TOKEN`, sent as `Proxy-Authorization`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_proxy_auth: Option<String>,
 }
 
 /// `mine`: the node (by name), its height afterwards and the new blocks' hashes.

@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::error::Result;
 use crate::engine::docker::types::{
-    ContainerEvent, ContainerInfo, ContainerSpec, ImageInfo, MarkerInfo, Net, NetworkInfo,
+    ContainerEvent, ContainerInfo, ContainerSpec, ImageInfo, MarkerInfo, Net, NetworkInfo, Running,
 };
 
 /// Everything regbox asks of the engine(s).
@@ -71,8 +71,9 @@ pub trait Containers: Send + Sync {
     /// engine is listed, and each container's engine is remembered.
     async fn labeled_containers(&self, label: &str) -> Result<Vec<ContainerInfo>>;
 
-    /// The host PID of a running container's main process (`None` when it is not running or gone).
-    async fn pid(&self, name: &str) -> Result<Option<u32>>;
+    /// A running container's main process: its host PID, the container's full ID and its labels
+    /// (`None` when it is not running or gone).
+    async fn pid(&self, name: &str) -> Result<Option<Running>>;
 
     /// Runs `cmd` in a running container and returns its exit code and standard output (standard error
     /// is appended to the output when the command fails).

@@ -23,7 +23,7 @@ use crate::engine::docker::api::{Containers, Routing};
 use crate::engine::docker::error::{absent_is, container_err, DockerError, Result};
 use crate::engine::docker::networks::static_endpoint;
 use crate::engine::docker::routing::{label_filter, Engines};
-use crate::engine::docker::types::{ContainerInfo, ContainerSpec, Endpoint, MarkerInfo};
+use crate::engine::docker::types::{ContainerInfo, ContainerSpec, Endpoint, MarkerInfo, Running};
 
 #[async_trait]
 impl Containers for Engines {
@@ -128,13 +128,16 @@ impl Containers for Engines {
         Ok(found)
     }
 
-    async fn pid(&self, name: &str) -> Result<Option<u32>> {
+    async fn pid(&self, name: &str) -> Result<Option<Running>> {
         let pid = self.on(name).inspect_container(name, None).await.map(|c| {
-            c.state
+            let pid = c
+                .state
                 .filter(|s| s.running == Some(true))
                 .and_then(|s| s.pid)
                 .filter(|&p| p > 0)
-                .map(|p| p as u32)
+                .map(|p| p as u32);
+            let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+            pid.zip(c.id).map(|(pid, id)| Running { pid, id, labels })
         });
         absent_is(pid, None, container_err("inspect", name))
     }
@@ -389,7 +392,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
         Some((net, _)) => net.id.clone(),
         None => "none".into(),
     };
-    let exposed = spec.publish.map(|p| format!("{p}/tcp"));
+    let exposed = spec.publish.map(|(_, p)| format!("{p}/tcp"));
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(spec.entrypoint.clone()),
@@ -439,7 +442,7 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                 HashMap::from([(
                     e,
                     Some(vec![bollard::models::PortBinding {
-                        host_ip: Some("0.0.0.0".into()),
+                        host_ip: spec.publish.map(|(at, _)| at.to_string()),
                         host_port: Some(String::new()),
                     }]),
                 )])

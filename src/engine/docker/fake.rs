@@ -18,7 +18,8 @@ use crate::core::cluster::subnet::Subnet;
 use crate::engine::docker::api::{Containers, Images, Networks, Routing};
 use crate::engine::docker::error::{DockerError, Result};
 use crate::engine::docker::types::{
-    ContainerEvent, ContainerInfo, ContainerSpec, Endpoint, ImageInfo, MarkerInfo, Net, NetworkInfo,
+    ContainerEvent, ContainerInfo, ContainerSpec, Endpoint, ImageInfo, MarkerInfo, Net,
+    NetworkInfo, Running,
 };
 
 /// One container the fake holds.
@@ -277,7 +278,7 @@ impl Containers for Fake {
             .collect())
     }
 
-    async fn pid(&self, _name: &str) -> Result<Option<u32>> {
+    async fn pid(&self, _name: &str) -> Result<Option<Running>> {
         Ok(None)
     }
 

@@ -89,6 +89,16 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
 }
 
+/// A running container's main process, as the engine reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// Its PID on the container's host.
+    pub pid: u32,
+    /// The container's full ID.
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
 /// A container to create, in Docker's terms: what runs, where, as whom, with which limits. regbox's
 /// recipes for its nodes, fault agents and relays each build one; the facade knows no recipe.
 #[derive(Debug, Clone, Default)]
@@ -118,8 +128,8 @@ pub struct ContainerSpec {
     pub volume: Option<(String, String)>,
     /// Started again by the engine unless stopped on purpose.
     pub restart: bool,
-    /// A TCP port published on an ephemeral port of every address of its engine's host.
-    pub publish: Option<u16>,
+    /// A TCP port published on an ephemeral port of one address of its engine's host.
+    pub publish: Option<(Ipv4Addr, u16)>,
     /// Seconds `stop` waits before SIGKILL.
     pub stop_timeout: i64,
     /// The most the engine keeps of its output, e.g. `1m` (None: the engine's default, unbounded for
