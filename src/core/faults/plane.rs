@@ -36,14 +36,16 @@ impl Block {
 #[serde(
     default,
     deny_unknown_fields,
-    bound(deserialize = "P: Ord + Deserialize<'de>")
+    bound(deserialize = "P: Ord + std::str::FromStr + Deserialize<'de>")
 )]
 pub struct NodeFaults<P: Ord = usize> {
     /// Peers this node's packets are kept from.
+    #[serde(deserialize_with = "keyed::map")]
     pub cuts: BTreeMap<P, Block>,
     /// Shaping of all of this node's P2P packets, except to the peers in `links`.
     pub shaping: Option<Shaping>,
     /// Shaping of the packets to one peer.
+    #[serde(deserialize_with = "keyed::map")]
     pub links: BTreeMap<P, Shaping>,
 }
 
@@ -212,6 +214,72 @@ fn tidy(plane: &mut Plane, nodes: &[usize]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// Maps keyed by node index that read their keys from text too. JSON keys are text; serde_json parses
+/// them into numbers when it reads a map directly, but a map inside a buffered value (a `Verb`, which
+/// is internally tagged, buffers its body) hands the key over as text, which a number refuses:
+/// `apply` of a spec with link shaping was refused with `invalid type: string "0", expected usize`.
+pub mod keyed {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::str::FromStr;
+
+    use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    /// A key as a number or as the text of one.
+    struct Key<P>(P);
+
+    impl<'de, P: FromStr + Deserialize<'de>> Deserialize<'de> for Key<P> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<P>(PhantomData<P>);
+            impl<'de, P: FromStr + Deserialize<'de>> Visitor<'de> for V<P> {
+                type Value = Key<P>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a node")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<P>, E> {
+                    v.parse()
+                        .map(Key)
+                        .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key<P>, E> {
+                    P::deserialize(v.into_deserializer()).map(Key)
+                }
+            }
+            d.deserialize_any(V(PhantomData))
+        }
+    }
+
+    /// A map whose keys are nodes, given as numbers or as text.
+    pub fn map<'de, D, P, T>(d: D) -> Result<BTreeMap<P, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        P: Ord + FromStr + Deserialize<'de>,
+        T: Deserialize<'de>,
+    {
+        struct M<P, T>(PhantomData<(P, T)>);
+        impl<'de, P, T> Visitor<'de> for M<P, T>
+        where
+            P: Ord + FromStr + Deserialize<'de>,
+            T: Deserialize<'de>,
+        {
+            type Value = BTreeMap<P, T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of nodes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((Key(k), v)) = a.next_entry::<Key<P>, T>()? {
+                    out.insert(k, v);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(M(PhantomData))
+    }
 }
 
 /// A shaping of `ms` milliseconds' delay and nothing else (for the tests of planes and rules).

@@ -220,6 +220,31 @@ nodes:
         assert_eq!(serde_json::from_str::<ClusterSpec>(&json).unwrap(), spec);
     }
 
+    /// Found by the verb corpus of the fuzz tests: `Verb` is internally tagged, so serde buffers its
+    /// body, and the buffer hands the node-index keys of `links` over as text, which a `usize` key
+    /// refused — an `apply` of a spec with link shaping, through the operator, failed with
+    /// `invalid type: string "0", expected usize`.
+    #[test]
+    fn a_spec_with_link_shaping_survives_the_json_of_an_apply_verb() {
+        let spec = ok("name: a\nnodes: 3\nlinks:\n  - {from: n0, to: n1, delay: 10ms}\n");
+        assert!(!spec.links.is_empty());
+        let verb = crate::core::verb::Verb::Apply {
+            spec: Box::new(spec),
+            dry_run: true,
+            timeout: None,
+        };
+        let json = serde_json::to_string(&verb).unwrap();
+        assert_eq!(
+            serde_json::from_str::<crate::core::verb::Verb>(&json).unwrap(),
+            verb
+        );
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            serde_json::from_value::<crate::core::verb::Verb>(value).unwrap(),
+            verb
+        );
+    }
+
     #[test]
     fn specs_stored_before_hosts_still_load() {
         let spec: ClusterSpec = serde_json::from_str(

@@ -22,7 +22,11 @@ pub struct ClusterSpec {
     pub edges: Vec<Edge>,
     /// The link shaping the manifest declares (`link:` on nodes or in `defaults`, and `links:`), by node
     /// index: set by `up`, and again on a node that restarts.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "crate::core::faults::plane::keyed::map"
+    )]
     pub links: BTreeMap<usize, NodeFaults>,
     /// The Docker engines the nodes run on (`hosts:`); empty: the one engine regbox talks to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
