@@ -23,9 +23,8 @@ use crate::core::faults::rules::{ruleset, AgentNode, AgentReply, AgentRequest};
 
 /// Where the agent listens, inside its container.
 pub const SOCKET: &str = "/run/regbox-agent.sock";
-/// Where the agent records every node's plane: the cluster's agent volume, which outlives the agent's
-/// container (`down` removes it with the cluster).
-pub const STATE_DIR: &str = "/var/lib/regbox-agent";
+/// Where the agent records every node's plane (the engine mounts the cluster's agent volume there).
+pub use crate::core::cluster::blueprint::AGENT_STATE_DIR as STATE_DIR;
 /// The program that installs a node's rules, inside the regbox image.
 const IPTABLES_RESTORE: &str = "/usr/sbin/iptables-restore";
 /// Nodes set at once (each runs one `iptables-restore`).

@@ -518,7 +518,7 @@ fn batches(nodes: Vec<AgentNode>) -> Vec<Vec<AgentNode>> {
 /// network, in the host's PID namespace (to find each node's network namespace by its process), with
 /// only the capabilities that entering a namespace, changing its packet filter and sending a duplicate
 /// packet (a raw socket: `NET_RAW`) take.
-/// Its volume holds its record of every node's plane (see `agent::STATE_DIR`), and it is started again
+/// Its volume holds its record of every node's plane (see `blueprint::AGENT_STATE_DIR`), and it is started again
 /// by the engine when it fails (a `docker kill` or `stop` is not a failure: the next command that
 /// needs it starts it).
 fn agent_container(
@@ -539,7 +539,7 @@ fn agent_container(
             "SYS_PTRACE".into(),
         ],
         tmpfs: vec![("/run".into(), "rw,noexec,nosuid,size=1m".into())],
-        volume: Some((agent_volume(name), crate::agent::STATE_DIR.into())),
+        volume: Some((agent_volume(name), blueprint::AGENT_STATE_DIR.into())),
         restart: true,
         stop_timeout: 2,
         ..ContainerSpec::default()

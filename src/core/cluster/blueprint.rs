@@ -47,6 +47,9 @@ pub const LABEL_RPC_PASSWORD: &str = "regbox.rpc-password";
 pub const RPC_USER: &str = "regbox";
 /// bitcoind's regtest RPC port.
 pub const RPC_PORT: u16 = 18443;
+/// Where the fault agent records every node's plane: the cluster's agent volume is mounted there, and
+/// outlives the agent's container (`down` removes it with the cluster).
+pub const AGENT_STATE_DIR: &str = "/var/lib/regbox-agent";
 /// The port the RPC relay (`regbox relay`, for clusters on overlay networks this machine cannot route
 /// to) listens on.
 pub const RELAY_PORT: u16 = 18400;
