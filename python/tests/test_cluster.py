@@ -59,6 +59,21 @@ def test_a_bad_manifest_is_bad_input_with_its_location(tmp_path):
     assert labelled("pybad") == []
 
 
+def wait_for_operator(url: str) -> None:
+    """Until the operator at `url` answers /healthz (30 s at most)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "the operator never answered"
+            time.sleep(0.1)
+
+
 def free_port() -> int:
     import socket
 
@@ -68,9 +83,6 @@ def free_port() -> int:
 
 
 def test_every_verb_goes_through_an_operator_when_one_is_named():
-    import time
-    import urllib.request
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     operator = subprocess.Popen(
@@ -80,14 +92,7 @@ def test_every_verb_goes_through_an_operator_when_one_is_named():
     )
     name = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the operator never answered"
-                time.sleep(0.1)
+        wait_for_operator(url)
         with regbox.Cluster.up(nodes=3, topology="line", operator=url) as c:
             name = c.name
             assert c.mine("n0", 3).height == 3
@@ -110,8 +115,6 @@ def test_an_operator_with_a_token_is_asked_with_it(tmp_path):
     """`token=` goes with every command to the operator (as REGBOX_TOKEN for the CLI it runs); without
     it, the operator's 401 is BadInput naming what is missing."""
     import os
-    import time
-    import urllib.request
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -128,14 +131,7 @@ def test_an_operator_with_a_token_is_asked_with_it(tmp_path):
     )
     saved = os.environ.pop("REGBOX_TOKEN", None)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the operator never answered"
-                time.sleep(0.1)
+        wait_for_operator(url)
         with pytest.raises(regbox.BadInput) as e:
             regbox.Cluster.open(name, operator=url)
         assert "REGBOX_TOKEN" in e.value.message, e.value.message
