@@ -436,41 +436,6 @@ async fn http_with(
     try_http_with(method, url, body, headers).await.unwrap()
 }
 
-async fn try_http_with(
-    method: &str,
-    url: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> Result<(u16, Option<String>, String), String> {
-    use http_body_util::{BodyExt, Full};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<bytes::Bytes>>();
-    let mut req = hyper::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let res = client.request(req).await.map_err(|e| e.to_string())?;
-    let status = res.status().as_u16();
-    let challenge = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string());
-    let bytes = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((
-        status,
-        challenge,
-        String::from_utf8(bytes.to_vec()).unwrap(),
-    ))
-}
-
 /// A raw connection's answer to `GET /healthz` sent on it: the status line, or what went wrong.
 async fn healthz_on(conn: &mut tokio::net::TcpStream) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -597,24 +597,45 @@ pub fn stderr(out: &std::process::Output) -> String {
 
 /// One HTTP request to the operator with a real HTTP client: the status and the body.
 pub async fn try_http(method: &str, url: &str, body: &str) -> Result<(u16, String), String> {
+    let json = [("content-type", "application/json")];
+    let (status, _, text) = try_http_with(method, url, body, &json).await?;
+    Ok((status, text))
+}
+
+/// One HTTP request with `headers`: the status, the `www-authenticate` header and the body.
+pub async fn try_http_with(
+    method: &str,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Option<String>, String), String> {
     use http_body_util::{BodyExt, Full};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<bytes::Bytes>>();
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
         .body(Full::new(bytes::Bytes::from(body.to_string())))
         .unwrap();
     let res = client.request(req).await.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
     let bytes = res
         .into_body()
         .collect()
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
+    Ok((
+        status,
+        challenge,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    ))
 }
 
 pub async fn http(method: &str, url: &str, body: &str) -> (u16, String) {
