@@ -54,6 +54,8 @@ pub enum Error {
     },
     #[error("cluster `{cluster}` has no network `{network}` (half-created or half-removed); `regbox up` or `regbox down {cluster}` repairs it")]
     MissingNetwork { cluster: String, network: String },
+    #[error("node `{node}` of cluster `{cluster}` has no container (removed outside regbox?); `regbox up` makes it again")]
+    MissingContainer { cluster: String, node: String },
     #[error("`{a}` and `{b}` share no network segment (the cluster is partitioned)")]
     NoPath { a: String, b: String },
     #[error("the peer graph differs from the expected one: {0}")]

@@ -234,6 +234,15 @@ impl Cluster {
                 sessions,
                 cut: cut.clone(),
             };
+            // A command that leaves containers as they are cannot act on a node that has none.
+            if desired.containers == plan::Containers::AsTheyAre {
+                if let Some(missing) = observed.nodes.iter().position(Option::is_none) {
+                    return Err(Error::MissingContainer {
+                        cluster: self.spec.name.clone(),
+                        node: self.nodes[missing].name().to_string(),
+                    });
+                }
+            }
             let recent: BTreeSet<(NodeId, NodeId)> = dials
                 .iter()
                 .filter(|(_, t)| t.elapsed() < REDIAL_AFTER)

@@ -374,3 +374,44 @@ fn node_faults_are_survived_and_rewired() {
             .all(|s| s.height == Some(3)));
     });
 }
+
+/// A node whose container was removed outside regbox: a partition, a heal and a node fault say so and
+/// how to repair it (they leave containers as they are), instead of the engine's "no such container";
+/// `up` makes it again.
+#[test]
+fn a_node_removed_outside_regbox_is_named_with_the_repair() {
+    run(async {
+        let name = unique("gone");
+        let (_cluster, _guard) = up(ring(&name, 4)).await;
+        outside::remove_container(&format!("regbox-{name}-n2")).await;
+        let expected = format!(
+            "node `n2` of cluster `{name}` has no container (removed outside regbox?); `regbox up` \
+             makes it again"
+        );
+        for args in [
+            vec!["partition", "--halves"],
+            vec!["heal"],
+            vec!["restart", "n0"],
+        ] {
+            let out = regbox()
+                .args(["-c", &name])
+                .args(&args)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&expected),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+        }
+        let manifest = TempFile::new(
+            "gone.yaml",
+            &format!("name: {name}\nnodes: 4\ntopology: ring\n"),
+        );
+        ok(&["-c", &name, "up", manifest.to_str().unwrap()]).await;
+        ok(&["-c", &name, "partition", "--halves"]).await;
+        ok(&["-c", &name, "heal"]).await;
+    });
+}
