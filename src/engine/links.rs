@@ -323,14 +323,32 @@ impl Cluster {
         if edited.is_empty() && stale.is_empty() {
             return Ok((plane, Vec::new()));
         }
-        let plane = &plane;
-        let all = edited.iter().chain(&stale).copied();
-        let nodes: Vec<AgentNode> = stream::iter(all.map(|i| async move {
+        let nodes = self.agent_nodes(&plane, &edited, &stale).await?;
+        if nodes.is_empty() {
+            return Ok((plane, Vec::new()));
+        }
+        let touched: Vec<usize> = nodes
+            .iter()
+            .filter_map(|n| self.by_name.get(&n.name).copied())
+            .collect();
+        Ok((self.send_to_agents(plane, nodes).await?, touched))
+    }
+
+    /// What the agent is sent for the `edited` and `stale` nodes of `plane`: each node's process and
+    /// container (only a container of this cluster is named), and its faults. A stale node that is not
+    /// running has nothing to mend: it stays recorded, not sent again.
+    async fn agent_nodes(
+        &self,
+        plane: &Plane,
+        edited: &BTreeSet<usize>,
+        stale: &BTreeSet<usize>,
+    ) -> Result<Vec<AgentNode>> {
+        let all = edited.iter().chain(stale).copied();
+        let nodes: Vec<(usize, AgentNode)> = stream::iter(all.map(|i| async move {
             let n = &self.nodes[i];
             let running = self.docker.pid(&n.layout.container).await?;
             let (pid, container) = match running {
-                // Only a container of this cluster is named to the agent (which checks, itself,
-                // that the process is in the container named).
+                // The agent checks, itself, that the process is in the container named.
                 Some(r) if r.labels.get(LABEL_CLUSTER).map(String::as_str) != Some(self.name()) => {
                     return Err(Error::Agent(format!(
                         "container `{}` is not a node of cluster `{}`",
@@ -341,43 +359,34 @@ impl Cluster {
                 Some(r) => (r.pid, r.id),
                 None => (0, String::new()),
             };
-            Ok::<_, Error>(AgentNode {
+            let node = AgentNode {
                 name: n.name().to_string(),
                 pid,
                 container,
                 faults: plane.get(&i).cloned().unwrap_or_default(),
-            })
+            };
+            Ok::<_, Error>((i, node))
         }))
         .buffered(RPC_CONCURRENCY)
         .try_collect()
         .await?;
-        // A stale node that is not running has nothing to mend: it stays recorded, not sent again.
-        let nodes: Vec<AgentNode> = nodes
+        Ok(nodes
             .into_iter()
-            .filter(|n| {
-                n.pid != 0
-                    || self
-                        .by_name
-                        .get(&n.name)
-                        .is_some_and(|i| edited.contains(i))
-            })
-            .collect();
-        if nodes.is_empty() {
-            return Ok((plane.clone(), Vec::new()));
-        }
-        let touched: Vec<usize> = nodes
-            .iter()
-            .filter_map(|n| self.by_name.get(&n.name).copied())
-            .collect();
-        // Each node goes to its host's agent; one argument of `docker exec` holds at most 128 KiB:
-        // large planes go in several requests.
+            .filter(|(i, n)| n.pid != 0 || edited.contains(i))
+            .map(|(_, n)| n)
+            .collect())
+    }
+
+    /// Sends `nodes` to their hosts' agents (the agents side by side, each one's batches in turn: one
+    /// argument of `docker exec` holds at most 128 KiB), and returns `plane` with each agent's nodes
+    /// replaced by that agent's last answer, its whole plane. Nodes an agent could not set fail the
+    /// call, after the others were set.
+    async fn send_to_agents(&self, plane: Plane, nodes: Vec<AgentNode>) -> Result<Plane> {
         let mut by_agent: BTreeMap<String, Vec<AgentNode>> = BTreeMap::new();
         for node in nodes {
             let agent = self.agent_of(self.by_name[&node.name]);
             by_agent.entry(agent).or_default().push(node);
         }
-        // The agents side by side, each one's batches in turn; the last answer of each is its
-        // agent's whole plane, which replaces what that agent's nodes had.
         let answers = try_join_all(by_agent.into_iter().map(|(agent, nodes)| async move {
             let mut last = AgentReply::default();
             let mut errors = Vec::new();
@@ -390,7 +399,7 @@ impl Cluster {
             Ok::<_, Error>((agent, last, errors))
         }))
         .await?;
-        let mut result = plane.clone();
+        let mut result = plane;
         let mut errors = Vec::new();
         for (agent, last, failed) in answers {
             result.retain(|&i, _| self.agent_of(i) != agent);
@@ -403,7 +412,7 @@ impl Cluster {
                 errors.join("; ")
             )));
         }
-        Ok((result, touched))
+        Ok(result)
     }
 
     /// The cluster's agents, each started (and their image built, and copied to the hosts) when it
