@@ -26,6 +26,8 @@ const PROBE_OUTPUT_LIMIT: usize = 64 << 10;
 
 /// How long the removal of a probe container whose run was dropped half-way may take.
 const PROBE_REMOVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a probe dropped while its create request was under way is looked for, to be removed.
+const PROBE_CREATE_LANDS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The container `run_once` runs `command` of `image` in: the lock marker's locked-down recipe (no
 /// network, every capability dropped, no privilege gain, a read-only root, memory, process and CPU
@@ -212,9 +214,11 @@ impl Engines {
             api: self.on(&name).clone(),
             name: name.clone(),
             armed: true,
+            created: false,
         };
         let result = async {
             let id = self.create(&name, spec).await?;
+            guard.created = true;
             self.start(&id).await?;
             let opts = WaitContainerOptionsBuilder::new()
                 .condition("not-running")
@@ -279,6 +283,10 @@ struct ProbeGuard {
     api: bollard::Docker,
     name: String,
     armed: bool,
+    /// The create request was answered. Until then a removal that finds nothing may have overtaken
+    /// a create still under way in the engine, which would leave the container behind: the guard
+    /// then looks again until the container shows up (and removes it) or the bound passes.
+    created: bool,
 }
 
 impl Drop for ProbeGuard {
@@ -291,23 +299,41 @@ impl Drop for ProbeGuard {
             return;
         };
         let (api, name) = (self.api.clone(), std::mem::take(&mut self.name));
+        let in_flight = !self.created;
         let remove = async move {
             let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
                 .force(true)
                 .v(true)
                 .build();
-            let removed = tokio::time::timeout(
-                PROBE_REMOVE_TIMEOUT,
-                api.remove_container(&name, Some(opts)),
-            )
-            .await;
-            match removed {
-                Ok(Ok(()))
-                | Ok(Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    ..
-                })) => {}
+            let attempts = async {
+                loop {
+                    match api.remove_container(&name, Some(opts.clone())).await {
+                        Err(bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }) if in_flight => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                        }
+                        Err(bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404,
+                            ..
+                        }) => return Ok(()),
+                        done => return done,
+                    }
+                }
+            };
+            // A create under way lands within moments; one that never reached the engine never
+            // does, and is not waited for long.
+            let bound = if in_flight {
+                PROBE_CREATE_LANDS
+            } else {
+                PROBE_REMOVE_TIMEOUT
+            };
+            match tokio::time::timeout(bound, attempts).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!("could not remove probe container {name}: {e}"),
+                // Not made within the bound (a create that never reached the engine): nothing left.
+                Err(_) if in_flight => {}
                 Err(_) => tracing::warn!(
                     "could not remove probe container {name} within {} s",
                     PROBE_REMOVE_TIMEOUT.as_secs()
