@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::cli::complete::{clusters, nodes};
 use crate::core::cluster::blueprint::RELAY_PORT;
 use crate::core::cluster::subnet::Subnet;
-use crate::core::faults::link;
+use crate::core::faults::{clock, link};
 use crate::core::soak::{self, FaultKind};
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
@@ -360,6 +360,22 @@ pub enum Command {
         /// The node (name or 0-based index).
         #[arg(add = nodes())]
         node: String,
+    },
+    /// Set nodes' wall clocks off the host's, at run time (`--clear`: back to the host's).
+    ///
+    /// `clock n1 --offset +3h`: n1's bitcoind reads a clock 3 hours ahead from now on (its blocks carry
+    /// that time; peers reject blocks more than 2 h ahead as `time-too-new`). Only regbox's own node
+    /// images can (they carry libfaketime). `status` shows each offset while any is set.
+    Clock {
+        /// Nodes (names or indices, comma-separated or one per argument; with --clear, none: every node).
+        #[arg(add = nodes(), value_delimiter = ',', required_unless_present = "clear")]
+        nodes: Vec<String>,
+        /// The offset from the host's clock: +3h, -90m, -1h30m, 45s (units d, h, m, s).
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true, value_parser = clock::parse_offset, required_unless_present = "clear")]
+        offset: Option<i64>,
+        /// Back to the host's clock (every node's when none are named).
+        #[arg(long, conflicts_with = "offset")]
+        clear: bool,
     },
     /// Shape the P2P packets nodes send: delay, jitter, loss, duplication, corruption, reordering, rate.
     ///

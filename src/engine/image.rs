@@ -17,6 +17,11 @@ pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 /// ran unprivileged, say) is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
 const FORMAT: &str = "2";
+/// Label on a node image that carries libfaketime at [`blueprint::FAKETIME_LIB`], so that its nodes'
+/// clocks can be set (`clock`): `faketime`. An image without it has no clock faults.
+///
+/// [`blueprint::FAKETIME_LIB`]: crate::core::cluster::blueprint::FAKETIME_LIB
+pub const LABEL_CLOCK: &str = "regbox.clock";
 /// Label naming where an image's bitcoind came from: `debian`, or `local` for `--from` builds, which
 /// the bare default never picks (a test build must not become every cluster's image).
 const LABEL_SOURCE: &str = "regbox.source";
@@ -312,6 +317,7 @@ pub(crate) async fn build_on(
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
         let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
         let (version, package) = (read("version")?, read("package")?);
+        let clock = read("clock")?;
         let (tag, origin) = match source {
             Source::Debian => {
                 let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
@@ -337,7 +343,7 @@ pub(crate) async fn build_on(
         let rootfs =
             std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
         progress.note(&format!("importing {REPO}:{tag}"));
-        let changes = vec![
+        let mut changes = vec![
             "ENV HOME=/data".to_string(),
             format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
@@ -345,6 +351,9 @@ pub(crate) async fn build_on(
             format!("LABEL {LABEL_FORMAT}={FORMAT}"),
             format!("LABEL {LABEL_SOURCE}={origin}"),
         ];
+        if !clock.is_empty() {
+            changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
+        }
         let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
         docker
             .import_image(rootfs.into(), REPO, &tag, changes)

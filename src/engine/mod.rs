@@ -2,6 +2,7 @@
 //! that calls the Docker API) and `rpc` (the only builder of JSON-RPC) — and the one reconcile loop that brings a cluster
 //! to its desired state.
 
+pub(crate) mod clock;
 pub mod cluster;
 #[cfg(test)]
 mod decisions;
