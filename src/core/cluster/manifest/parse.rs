@@ -272,7 +272,7 @@ impl Cx<'_> {
     }
 
     /// `clock: -90m`: the node's clock offset from the host's, in seconds.
-    pub(super) fn clock(&self, v: &Yaml) -> Check<i64> {
+    pub(crate) fn clock(&self, v: &Yaml) -> Check<i64> {
         let text = match &v.value {
             Value::Str(s) => s.clone(),
             Value::Int(0) => "0".into(),
