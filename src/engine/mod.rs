@@ -3,6 +3,7 @@
 //! to its desired state.
 
 pub mod cluster;
+pub mod core_release;
 #[cfg(test)]
 mod decisions;
 pub(crate) mod docker;
