@@ -51,6 +51,9 @@ impl Display for Bar {
 impl Bar {
     /// Starts a stage drawn with `template`.
     fn start(&self, message: &str, total: u64, template: &str) {
+        // A bar finished by an earlier stage starts again, its clock and position at zero (first, so
+        // no tick draws the new length beside the old position).
+        self.0.reset();
         self.0.set_length(total);
         self.0.set_message(message.to_string());
         self.0.set_style(
@@ -60,8 +63,6 @@ impl Bar {
         );
         self.1
             .call_once(|| self.0.set_draw_target(ProgressDrawTarget::stderr()));
-        // A bar finished by an earlier stage starts again, its clock at zero.
-        self.0.reset();
         self.0.enable_steady_tick(TICK);
     }
 }

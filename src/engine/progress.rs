@@ -53,7 +53,10 @@ impl Progress {
 
     /// Starts a stage counting `total` bytes (0: unknown), such as a download.
     pub fn stage_bytes(&self, message: &str, total: u64) {
-        tracing::info!("{message} ({total} bytes)");
+        match total {
+            0 => tracing::info!("{message}"),
+            n => tracing::info!("{message} ({n} bytes)"),
+        }
         if let Some(d) = &self.display {
             d.stage_bytes(message, total);
         }
