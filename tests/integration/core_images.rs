@@ -251,10 +251,11 @@ async fn image_exists(image: &str) -> bool {
 fn image_build_core_builds_a_verified_release_and_a_manifest_names_it_in_a_mixed_cluster() {
     run(async {
         let name = unique("core");
+        let image = "regbox/bitcoind:core-99.0.1";
+        // Dropped after the cluster (guards drop in reverse), so no container still uses the image.
+        let _image_guard = Alias(image.to_string());
         let _guard = Teardown(name.clone());
         let lab = Lab::new(&name, &[("99.0.1", GOOD)]).await;
-        let image = "regbox/bitcoind:core-99.0.1";
-        let _image_guard = Alias(image.to_string());
         // The CLI door: verified, built the --from way, tagged for the release.
         let out = lab
             .regbox()
