@@ -703,8 +703,9 @@ pub enum SwarmCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build a node image offline: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or,
-    /// with --from, from the bitcoind you have, or, with --core, from a verified Bitcoin Core release.
+    /// Build a node image: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or, with
+    /// --from, offline from the bitcoind you have, or, with --core, from a Bitcoin Core release,
+    /// downloaded and verified.
     Build {
         /// A Bitcoin Core release tarball (or a directory in its layout: bitcoin-X/bin/bitcoind, and
         /// bin/bitcoin-cli), or a self-built bitcoind binary. Libraries the binaries need are taken
