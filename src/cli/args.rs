@@ -38,6 +38,8 @@ Environment:
   REGBOX_DEBIAN_MIRROR  the Debian mirror the node image is built from (default http://deb.debian.org/debian)
   REGBOX_PACKAGE        the Debian package providing bitcoind (default bitcoin-knots)
   REGBOX_DEBIAN_KEYRING the keyring that verifies the mirror (default Debian's archive keyring)
+  REGBOX_CORE_MIRROR    where Bitcoin Core releases are fetched from (default https://bitcoincore.org/bin)
+  REGBOX_CORE_KEYRING   the keys whose signatures a Core release needs, as `image build --keyring`
   DOCKER_HOST           the Docker engine (default: the local socket)
   RUST_LOG              log filter for stderr (e.g. regbox=debug)
   TMPDIR                where an image build works (removed afterwards)
@@ -717,8 +719,9 @@ pub enum SwarmCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build a node image offline: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or,
-    /// with --from, from the bitcoind you have.
+    /// Build a node image: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or, with
+    /// --from, offline from the bitcoind you have, or, with --core, from a Bitcoin Core release,
+    /// downloaded and verified.
     Build {
         /// A Bitcoin Core release tarball (or a directory in its layout: bitcoin-X/bin/bitcoind, and
         /// bin/bitcoin-cli), or a self-built bitcoind binary. Libraries the binaries need are taken
@@ -735,6 +738,21 @@ pub enum ImageCommand {
         /// regbox/regbox:<version>-<digest> and regbox/regbox:latest.
         #[arg(long = "self", conflicts_with = "from")]
         itself: bool,
+        /// Build regbox/bitcoind:core-VERSION from Bitcoin Core release VERSION (such as 27.2):
+        /// bitcoin-VERSION-x86_64-linux-gnu.tar.gz, SHA256SUMS and SHA256SUMS.asc from
+        /// REGBOX_CORE_MIRROR (default https://bitcoincore.org/bin), built only when SHA256SUMS
+        /// carries --min-signatures good signatures by keys of --keyring and lists the tarball's
+        /// SHA-256.
+        #[arg(long, value_name = "VERSION", value_parser = parse_core_version, conflicts_with_all = ["from", "itself"])]
+        core: Option<crate::core::release::CoreVersion>,
+        /// With --core: the public keys whose signatures count (armored or binary; default
+        /// REGBOX_CORE_KEYRING, else the release builders' keys of Bitcoin Core's guix.sigs that
+        /// regbox ships).
+        #[arg(long, value_name = "FILE", requires = "core")]
+        keyring: Option<PathBuf>,
+        /// With --core: how many good signatures by distinct keys of the keyring SHA256SUMS needs.
+        #[arg(long, value_name = "N", requires = "core", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+        min_signatures: u16,
     },
     /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
     /// reports.
@@ -768,6 +786,11 @@ fn parse_rate_per_min(text: &str) -> Result<f64, String> {
             "`{text}`: expected a number per minute such as 6 or 0.5"
         )),
     }
+}
+
+/// `image build --core`: a Bitcoin Core release version.
+fn parse_core_version(text: &str) -> Result<crate::core::release::CoreVersion, String> {
+    crate::core::release::CoreVersion::parse(text)
 }
 
 /// `--tag`: a tag Docker accepts.

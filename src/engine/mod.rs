@@ -4,6 +4,7 @@
 
 pub(crate) mod clock;
 pub mod cluster;
+pub mod core_release;
 #[cfg(test)]
 mod decisions;
 pub(crate) mod docker;

@@ -16,6 +16,7 @@ mod support;
 use support::*;
 
 mod cli;
+mod core_images;
 mod heavy;
 mod images;
 mod lifecycle;

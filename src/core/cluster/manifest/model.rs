@@ -170,8 +170,9 @@ impl ClusterSpec {
                 shown(image)
             ));
         }
+        let image = crate::core::release::expand_image(image)?;
         for node in self.nodes.iter_mut().filter(|n| !n.own_image) {
-            node.image = image.to_string();
+            node.image = image.clone();
         }
         Ok(())
     }

@@ -346,7 +346,8 @@ impl Cx<'_> {
                 ),
             ));
         }
-        Ok(image.to_owned())
+        // `core-27.2` names the image `up` builds from Bitcoin Core's verified release.
+        crate::core::release::expand_image(image).map_err(|e| self.error(v.at, e))
     }
 
     pub(super) fn args(&self, v: &Yaml) -> Check<Vec<String>> {
