@@ -5,8 +5,9 @@
 #        build.sh --from PATH OUTDIR
 #        build.sh --regbox BINARY OUTDIR
 #
-# With --regbox: the image holds BINARY as /usr/bin/regbox and iptables (its nftables backend,
-# xtables-nft-multi, with every extension module) from Debian sid's iptables package, each with the
+# With --regbox: the image holds BINARY as /usr/bin/regbox, iptables (its nftables backend,
+# xtables-nft-multi, with every extension module) from Debian sid's iptables package, and losetup and
+# mke2fs (for bounded data directories) from its mount and e2fsprogs packages, each with the
 # libraries it loads from that package's dependency closure. Writes OUTDIR/rootfs.tar, OUTDIR/version
 # (iptables' version) and OUTDIR/package.
 #
@@ -148,6 +149,9 @@ MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
 # with the package, from the host (Debian's libfaketime package, or REGBOX_FAKETIME) with --from; an
 # image without it has no clock faults (OUTDIR/clock says which).
 readonly FAKETIME_PACKAGE=libfaketime
+# With --regbox, for bounded data directories (a node's `disk:`): losetup (from mount) and mke2fs
+# (from e2fsprogs), run by regbox in a privileged throw-away container.
+readonly DISK_PACKAGES=(mount e2fsprogs)
 readonly FAKETIME_IN_IMAGE=/usr/lib/regbox/libfaketime.so.1
 FAKETIME=
 [[ -n $REGBOX ]] && MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # a debug build of regbox is large
@@ -228,7 +232,11 @@ EOF
         || die "no Packages index was downloaded from $MIRROR for $SUITE"
 
     local wanted=("$PACKAGE")
-    [[ -n $REGBOX ]] || wanted+=("$FAKETIME_PACKAGE")
+    if [[ -n $REGBOX ]]; then
+        wanted+=("${DISK_PACKAGES[@]}")
+    else
+        wanted+=("$FAKETIME_PACKAGE")
+    fi
     log "downloading ${wanted[*]} and the dependency closure ..."
     retry_apt install --download-only "${wanted[@]}" \
         || die "cannot download ${wanted[*]} and their dependencies from $MIRROR $SUITE"
@@ -609,6 +617,9 @@ if [[ -n $REGBOX ]]; then
     done
     for name in iptables iptables-restore iptables-save; do
         ln -s xtables-nft-multi "$ROOT/usr/sbin/$name"
+    done
+    for tool in losetup mke2fs; do
+        install_elf "$(resolved "$BIN_DIR/../sbin/$tool")" "/usr/sbin/$tool" "$tool"
     done
 else
     BINARIES=(bitcoind)

@@ -5,6 +5,7 @@
 //! answers requests on a Unix socket that `regbox agent call` (run through `docker exec`) relays. Node
 //! containers themselves never get a capability.
 
+pub mod disk;
 pub mod netns;
 pub mod nfqueue;
 mod record;

@@ -379,6 +379,22 @@ pub enum Command {
         #[arg(long, conflicts_with = "offset")]
         clear: bool,
     },
+    /// Fill a node's bounded data directory (`disk: {size: …}` in the manifest) or free it again.
+    ///
+    /// `--fill` leaves bitcoind less space than it needs: it stops itself (`Disk space is too low!`) at
+    /// its next write, and `status` says why. `--free` gives the space back; `start` brings it back
+    /// with its chain.
+    Disk {
+        /// The node (name or 0-based index).
+        #[arg(add = nodes())]
+        node: String,
+        /// Fill it.
+        #[arg(long, required_unless_present = "free", conflicts_with = "free")]
+        fill: bool,
+        /// Free it.
+        #[arg(long)]
+        free: bool,
+    },
     /// Shape the P2P packets nodes send: delay, jitter, loss, duplication, corruption, reordering, rate.
     ///
     /// NODES' packets to the peers in --to, or to all, are shaped; this replaces what was set there.
@@ -688,6 +704,15 @@ pub enum AgentCommand {
         /// The request.
         request: String,
     },
+    /// Make a bounded data directory: a sparse FILE of SIZE bytes on a loop device, formatted ext4
+    /// with OWNER owning its root; prints the device.
+    DiskPrepare {
+        file: std::path::PathBuf,
+        size: u64,
+        owner: String,
+    },
+    /// Let a bounded data directory's loop device go.
+    DiskRelease { device: String },
 }
 
 #[derive(Debug, Subcommand)]

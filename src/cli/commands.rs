@@ -74,6 +74,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{reply}");
             Ok(())
         }
+        Command::Agent {
+            command: AgentCommand::DiskPrepare { file, size, owner },
+        } => {
+            let device = crate::agent::disk::prepare(&file, size, &owner)
+                .map_err(|e| Failure::Report(format!("disk: {e}")))?;
+            println!("{device}");
+            Ok(())
+        }
+        Command::Agent {
+            command: AgentCommand::DiskRelease { device },
+        } => {
+            crate::agent::disk::release(&device).map_err(|e| Failure::Report(format!("disk: {e}")))
+        }
         Command::Relay {
             listen,
             allow,

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use crate::cli::load::Checked;
 use crate::core::chain::propagation::Measurement;
 use crate::core::chain::wait::Met;
-use crate::core::partition::Via;
 use crate::core::faults::clock;
+use crate::core::partition::Via;
 use crate::core::verb::{
     describe_links, Connection, DownReport, HealReport, Links, NodeStatus, PartitionReport,
     PlanDoc, Report,
@@ -388,11 +388,19 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
         Report::Wired(w) if !json && w.connected => eprintln!("{} -> {} connected", w.a, w.b),
         Report::Wired(w) if !json => eprintln!("{} and {} disconnected", w.a, w.b),
         Report::Fault(f) if !json => eprintln!("{}: {} done", f.node, f.fault.name()),
+        Report::Disk(d) if !json => match d.full {
+            true => eprintln!("{}: data directory full", d.node),
+            false => eprintln!("{}: data directory freed", d.node),
+        },
         Report::Clocks(c) if !json => {
             for n in &c.nodes {
                 match n.offset {
                     0 => eprintln!("{}: clock back to the host's", n.node),
-                    o => eprintln!("{}: clock at {} from the host's", n.node, clock::describe(o)),
+                    o => eprintln!(
+                        "{}: clock at {} from the host's",
+                        n.node,
+                        clock::describe(o)
+                    ),
                 }
             }
         }

@@ -52,6 +52,7 @@ pub(crate) async fn run_verb(
         Command::Partition { .. } => return Ok(partition(ctx, command).await),
         Command::Measure { command } => return Ok(measure(ctx, command).await),
         Command::Netem { .. } => (None, netem(command)),
+        Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
         Command::Clock {
             nodes,
             offset,

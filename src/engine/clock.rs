@@ -11,11 +11,11 @@ use crate::core::faults::clock;
 use crate::core::verb::{Clocks, NodeClock};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::core::cluster::plan::{Containers, Desired, Segments};
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
-use crate::core::cluster::plan::{Containers, Desired, Segments};
-use crate::engine::wait::{self, wait_until, Check};
 use crate::engine::image::LABEL_CLOCK;
+use crate::engine::wait::{self, wait_until, Check};
 
 /// Clock files written at once.
 const CONCURRENCY: usize = 16;
@@ -112,7 +112,12 @@ impl Cluster {
     pub(crate) async fn write_clock(&self, l: &NodeLayout, offset: i64) -> Result<()> {
         let text = clock::file_text(offset);
         self.docker
-            .write_file(&l.container, blueprint::DATADIR, blueprint::CLOCK_FILE, text.as_bytes())
+            .write_file(
+                &l.container,
+                blueprint::DATADIR,
+                blueprint::CLOCK_FILE,
+                text.as_bytes(),
+            )
             .await?;
         Ok(())
     }

@@ -269,12 +269,18 @@ impl Cluster {
                 status.clock = self.read_clock(&n.layout).await;
             }
             status.error = Some(format!("container is {}", state.word()));
+            if n.layout.disk.is_some() && self.stopped_for_space(&n.layout).await {
+                status.error = Some(format!(
+                    "container is {}: bitcoind stopped for want of disk space (a disk fault; `disk {} --free`, then `start`)",
+                    state.word(),
+                    n.name()
+                ));
+            }
             return status;
         }
-        let (clock, answers) = tokio::join!(
-            self.read_clock(&n.layout),
-            async { tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info()) }
-        );
+        let (clock, answers) = tokio::join!(self.read_clock(&n.layout), async {
+            tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info())
+        });
         status.clock = clock;
         match answers {
             Ok((tip, peers)) => {

@@ -81,6 +81,8 @@ pub enum Error {
     Measure(String),
     #[error("fault agent: {0}")]
     Agent(String),
+    #[error("disk: {0}")]
+    Disk(String),
     #[error("RPC relay: {0}")]
     Relay(String),
     #[error("interrupted")]

@@ -199,6 +199,9 @@ impl Cluster {
                     fault: *fault,
                 }));
             }
+            Verb::Disk { node, fill } => {
+                return Ok(Report::Disk(self.disk_locked(node, *fill).await?));
+            }
             Verb::Clock { nodes, offset } => {
                 return Ok(Report::Clocks(
                     self.clock_locked(nodes.as_deref(), *offset, timeout)

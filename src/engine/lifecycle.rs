@@ -910,7 +910,15 @@ impl<'a> Removal<'a> {
         let docker = self.docker;
         let items = stream::iter(names.into_iter().map(|n| (n.clone(), n)));
         self.each(items, DOCKER_CONCURRENCY, |(n, _)| async move {
-            docker.remove_volume(&n).await
+            // A bounded data volume's loop device goes with it.
+            let device = crate::engine::disk::device_of(docker, &n).await;
+            docker.remove_volume(&n).await?;
+            if let Some(device) = device {
+                if let Err(e) = crate::engine::disk::release(docker, &device).await {
+                    tracing::warn!("{n}: {device} stays attached: {e}");
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod core_release;
 #[cfg(test)]
 mod decisions;
+pub(crate) mod disk;
 pub(crate) mod docker;
 pub mod error;
 pub mod exec;

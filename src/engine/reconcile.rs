@@ -667,6 +667,12 @@ impl Cluster {
                     let mut j = fx.journal.lock().unwrap();
                     j.containers.push(l.container.clone());
                     j.volumes.push(l.volume.clone());
+                    if l.disk.is_some() {
+                        j.volumes.push(blueprint::disk_volume(&l.volume));
+                    }
+                }
+                if let Some(size) = l.disk {
+                    self.prepare_disk(l, size, fx.progress).await?;
                 }
                 // Across hosts, on the node's host (a listing may have placed an old container
                 // of the name on the host the node left).

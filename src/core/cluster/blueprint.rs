@@ -37,6 +37,12 @@ pub const LABEL_SEGMENT: &str = "regbox.segment";
 pub const LABEL_MODE: &str = "regbox.mode";
 /// Label holding a hash of everything a container was created from; a different hash means recreate.
 pub const LABEL_CONFIG: &str = "regbox.config";
+/// On a bounded data volume and the volume holding its file: the declared size in bytes.
+pub const LABEL_DISK: &str = "regbox.disk";
+/// The file a bounded data directory lives in, on its own volume (`disk_volume`).
+pub const DISK_FILE: &str = "disk.img";
+/// The file `disk --fill` writes into a bounded data directory (and empties to free it).
+pub const FILL_FILE: &str = ".regbox-fill";
 /// Label on the metadata container holding the resolved manifest as JSON.
 pub const LABEL_SPEC: &str = "regbox.spec";
 /// Label on the metadata container holding the cluster's RPC password (see README: Docker access is
@@ -172,6 +178,11 @@ pub fn container_name(cluster: &str, node: &str) -> String {
 }
 
 /// Docker name of a node's data volume.
+/// The volume holding the file of a bounded data volume `volume`.
+pub fn disk_volume(volume: &str) -> String {
+    format!("{volume}.disk")
+}
+
 pub fn volume_name(cluster: &str, node: &str) -> String {
     format!("regbox-{cluster}-{node}-data")
 }
@@ -257,6 +268,8 @@ pub struct NodeLayout {
     pub resources: Resources,
     /// The clock offset the manifest declares, in seconds (0: the host's clock).
     pub clock: i64,
+    /// The size of its bounded data directory, when it has one.
+    pub disk: Option<u64>,
     /// The image is not one of regbox's own: bitcoind runs as root inside it (see `NODE_IMAGE_REPO`).
     pub as_root: bool,
     pub labels: HashMap<String, String>,
@@ -334,6 +347,7 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 env,
                 resources: node.resources,
                 clock: node.clock,
+                disk: node.disk,
                 as_root,
                 labels,
             };
@@ -349,10 +363,17 @@ impl NodeLayout {
     /// A short hash of what the container is made from; `up` recreates a container whose hash differs.
     pub fn config_hash(&self) -> String {
         let mut h = Sha256::new();
-        let limits = format!(
-            "memory={} cpus={:?} root={} clock={}",
-            self.resources.memory, self.resources.nano_cpus, self.as_root, self.clock
+        let mut limits = format!(
+            "memory={} cpus={:?} root={}",
+            self.resources.memory, self.resources.nano_cpus, self.as_root
         );
+        // Said only when set, so that a container made before they existed keeps its hash.
+        if self.clock != 0 {
+            limits += &format!(" clock={}", self.clock);
+        }
+        if let Some(disk) = self.disk {
+            limits += &format!(" disk={disk}");
+        }
         for part in [
             &self.image,
             &self.control_ip.to_string(),

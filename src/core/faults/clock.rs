@@ -92,7 +92,19 @@ mod tests {
         assert_eq!(parse_offset("2d"), Ok(172_800));
         assert_eq!(parse_offset("0"), Ok(0));
         assert_eq!(parse_offset("-0"), Ok(0));
-        for bad in ["", "+", "3", "3x", "h", "30m1h", "1h1h", "1.5h", "367d", "+-3h", "9999999999s"] {
+        for bad in [
+            "",
+            "+",
+            "3",
+            "3x",
+            "h",
+            "30m1h",
+            "1h1h",
+            "1.5h",
+            "367d",
+            "+-3h",
+            "9999999999s",
+        ] {
             assert!(parse_offset(bad).is_err(), "{bad}");
         }
         assert!(parse_offset("3").unwrap_err().contains("+3h"));

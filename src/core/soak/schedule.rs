@@ -45,7 +45,8 @@ impl FaultKind {
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 6] = ["partition", "netem", "kill", "restart", "pause", "clock"];
+    pub const NAMES: [&'static str; 6] =
+        ["partition", "netem", "kill", "restart", "pause", "clock"];
 
     /// The spelling used by `--faults` and in the event log.
     pub fn name(self) -> &'static str {
@@ -303,7 +304,12 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                 let node = nodes[rng.index(nodes.len())].clone();
                 let minutes = 5 + rng.index(96) as i64;
                 let sign = if rng.index(2) == 0 { -1 } else { 1 };
-                (vec![node], StepDetail::Clock { offset: sign * minutes * 60 })
+                (
+                    vec![node],
+                    StepDetail::Clock {
+                        offset: sign * minutes * 60,
+                    },
+                )
             }
         };
         steps.push(Step {

@@ -108,7 +108,9 @@ impl Verb {
             )),
             Verb::Clock {
                 nodes: Some(nodes), ..
-            } if nodes.is_empty() => refuse("`nodes` names no node (leave it out for every node)".into()),
+            } if nodes.is_empty() => {
+                refuse("`nodes` names no node (leave it out for every node)".into())
+            }
             Verb::Netem { shaping, .. } => match shaping.invalid() {
                 Some(why) => refuse(format!("`shaping`: {why}")),
                 None => Ok(()),

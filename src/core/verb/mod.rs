@@ -26,9 +26,9 @@ pub use check::{
     MAX_TAIL_LINES, MAX_TIMEOUT,
 };
 pub use report::{
-    describe_links, Clocks, Connection, NodeClock, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
-    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Waited,
-    Wired,
+    describe_links, Clocks, Connection, DiffLine, DiskReport, DownReport, Faulted, HealReport,
+    Links, Logs, Mined, NodeClock, NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report,
+    SegmentReport, Sent, Synced, Waited, Wired,
 };
 
 /// How long a verb that waits may wait when it names no timeout of its own.
@@ -117,6 +117,9 @@ pub enum Verb {
         nodes: Option<Vec<String>>,
         offset: i64,
     },
+    /// Fills a node's bounded data directory (`fill`), leaving bitcoind less space than it needs, or
+    /// frees it again.
+    Disk { node: String, fill: bool },
     /// Waits until a condition holds.
     Wait {
         until: WaitFor,
@@ -202,6 +205,7 @@ impl Verb {
             Verb::Clear { .. } => "clear",
             Verb::Fault { .. } => "fault",
             Verb::Clock { .. } => "clock",
+            Verb::Disk { .. } => "disk",
             Verb::Wait { .. } => "wait",
             Verb::Sync { .. } => "sync",
             Verb::Measure { .. } => "measure",
@@ -227,6 +231,7 @@ impl Verb {
                 | Verb::Clear { .. }
                 | Verb::Fault { .. }
                 | Verb::Clock { .. }
+                | Verb::Disk { .. }
         )
     }
 
@@ -237,6 +242,7 @@ impl Verb {
             Verb::Url { node }
             | Verb::Mine { node, .. }
             | Verb::Fault { node, .. }
+            | Verb::Disk { node, .. }
             | Verb::Rpc { node, .. }
             | Verb::Logs { node, .. } => vec![node.clone()],
             Verb::Send { from, to, .. } => vec![from.clone(), to.clone()],
@@ -337,6 +343,8 @@ impl fmt::Display for Verb {
             Verb::Heal { sync: false, .. } => f.write_str("heal"),
             Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+            Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
+            Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
             Verb::Clock { nodes, offset: 0 } => write!(f, "clock of {}: host's", all(nodes)),
             Verb::Clock { nodes, offset } => {
                 write!(f, "clock of {} {}", all(nodes), clock::describe(*offset))

@@ -37,6 +37,7 @@ pub enum Report {
     Fault(Faulted),
     /// `clock`: the named nodes' clocks afterwards.
     Clocks(Clocks),
+    Disk(DiskReport),
     Waited(Waited),
     Synced(Synced),
     Measured(Box<Measurement>),
@@ -67,6 +68,7 @@ impl Report {
             }
             Verb::Fault { .. } => Report::Fault(read(json)?),
             Verb::Clock { .. } => Report::Clocks(read(json)?),
+            Verb::Disk { .. } => Report::Disk(read(json)?),
             Verb::Wait { .. } => Report::Waited(read(json)?),
             Verb::Sync { .. } => Report::Synced(read(json)?),
             Verb::Measure { .. } => Report::Measured(read(json)?),
@@ -132,6 +134,13 @@ pub struct NodeStatus {
     /// The node's clock offset from the host's, in seconds, while it is not the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<i64>,
+}
+
+/// What `disk` did: the node's bounded data directory is now `full` (filled) or freed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskReport {
+    pub node: String,
+    pub full: bool,
 }
 
 /// The clocks a `clock` set.

@@ -83,6 +83,11 @@ pub trait Containers: Send + Sync {
     /// running or not (a path on its volumes too).
     async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()>;
 
+    /// Writes a file of `len` zero bytes (a whole number of MiB) into directory `dir` of a container,
+    /// streamed; on a filesystem too small the engine stops at the first write that finds no space,
+    /// leaves what it wrote, and answers with that error.
+    async fn write_zeros(&self, name: &str, dir: &str, file: &str, len: u64) -> Result<()>;
+
     /// A small file of a container, running or not (None when the file is not there); at most 64 KiB.
     async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>>;
 
@@ -171,6 +176,22 @@ pub trait Networks: Send + Sync {
     /// Removes a volume (from every engine that has one of that name); one already gone is not an
     /// error.
     async fn remove_volume(&self, name: &str) -> Result<()>;
+
+    /// Creates volume `name` of the local driver with `options` (`type`, `device`, `o`), labelled, on
+    /// the engine `name` is placed on.
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+        options: HashMap<String, String>,
+    ) -> Result<()>;
+
+    /// A volume's driver options and labels (None: no such volume), from the engine it is placed on.
+    #[allow(clippy::type_complexity)]
+    async fn volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<(HashMap<String, String>, HashMap<String, String>)>>;
 }
 
 /// Images: looked up, named, listed, imported, copied between the engines of a swarm, run once.
@@ -192,6 +213,10 @@ pub trait Images: Send + Sync {
     /// Runs `image` once with `command` as its entrypoint (no network, nothing kept) and returns what
     /// it printed.
     async fn run_once(&self, image: &str, command: &[&str]) -> Result<String>;
+
+    /// Runs a container named `name` made from `spec` to its end (bounded in time), removes it, and
+    /// returns its exit code and output (bounded).
+    async fn run_to_end(&self, name: &str, spec: &ContainerSpec) -> Result<(i64, String)>;
 
     /// Removes an image no container uses (an image still in use stays: that is not an error).
     async fn remove_unused_image(&self, id: &str);

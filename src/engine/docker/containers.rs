@@ -12,8 +12,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
 use futures::stream::BoxStream;
@@ -220,6 +220,30 @@ impl Containers for Engines {
             .map_err(container_err("write a file into", name))
     }
 
+    async fn write_zeros(&self, name: &str, dir: &str, file: &str, len: u64) -> Result<()> {
+        const MIB: u64 = 1 << 20;
+        let mut header = tar::Header::new_gnu();
+        header.set_path(file).map_err(|e| DockerError::Container {
+            action: "write a file into",
+            name: name.into(),
+            source: bollard::errors::Error::IOError { err: e },
+        })?;
+        header.set_size(len);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let zeros = bytes::Bytes::from(vec![0u8; MIB as usize]);
+        // The header, the file's MiBs (a multiple of the 512-byte block), then the end of the archive.
+        let parts = std::iter::once(bytes::Bytes::copy_from_slice(header.as_bytes()))
+            .chain(std::iter::repeat_n(zeros, len.div_ceil(MIB) as usize))
+            .chain(std::iter::once(bytes::Bytes::from(vec![0u8; 1024])));
+        let body = futures::stream::iter(parts.map(Ok::<_, std::io::Error>));
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.on(name)
+            .upload_to_container(name, Some(options), bollard::body_try_stream(body))
+            .await
+            .map_err(container_err("write a file into", name))
+    }
+
     async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
         let options = DownloadFromContainerOptionsBuilder::default()
             .path(path)
@@ -240,7 +264,10 @@ impl Containers for Engines {
             use std::io::Read;
             let entry = entries.next()?.ok()?;
             let mut out = Vec::new();
-            entry.take(MAX_FILE_READ as u64).read_to_end(&mut out).ok()?;
+            entry
+                .take(MAX_FILE_READ as u64)
+                .read_to_end(&mut out)
+                .ok()?;
             Some(out)
         });
         Ok(contents)
@@ -479,6 +506,11 @@ fn body(spec: &ContainerSpec) -> ContainerCreateBody {
                     ..Default::default()
                 }]
             }),
+            binds: spec
+                .bind
+                .as_ref()
+                .map(|(host, at)| vec![format!("{host}:{at}")]),
+            device_cgroup_rules: (!spec.device_rules.is_empty()).then(|| spec.device_rules.clone()),
             restart_policy: spec.restart.then_some(bollard::models::RestartPolicy {
                 name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,

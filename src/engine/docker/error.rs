@@ -47,6 +47,12 @@ pub enum DockerError {
     },
     #[error("remove volume `{name}`")]
     RemoveVolume { name: String, source: BollardError },
+    #[error("{action} volume `{name}`")]
+    Volume {
+        action: &'static str,
+        name: String,
+        source: BollardError,
+    },
     #[error("inspect image `{name}`")]
     InspectImage { name: String, source: BollardError },
     #[error("import image `{name}`")]

@@ -306,6 +306,11 @@ impl Containers for Fake {
         Ok(())
     }
 
+    async fn write_zeros(&self, name: &str, dir: &str, file: &str, len: u64) -> Result<()> {
+        self.write_file(name, dir, file, &vec![0; len as usize])
+            .await
+    }
+
     async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
         let w = self.world.lock().unwrap();
         Ok(w.files.get(&(name.to_string(), path.to_string())).cloned())
@@ -502,6 +507,28 @@ impl Networks for Fake {
         self.world.lock().unwrap().volumes.remove(name);
         Ok(())
     }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+        _options: HashMap<String, String>,
+    ) -> Result<()> {
+        self.world
+            .lock()
+            .unwrap()
+            .volumes
+            .insert(name.to_string(), labels);
+        Ok(())
+    }
+
+    async fn volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<(HashMap<String, String>, HashMap<String, String>)>> {
+        let w = self.world.lock().unwrap();
+        Ok(w.volumes.get(name).map(|l| (HashMap::new(), l.clone())))
+    }
 }
 
 #[async_trait]
@@ -542,6 +569,10 @@ impl Images for Fake {
 
     async fn run_once(&self, _image: &str, _command: &[&str]) -> Result<String> {
         Ok(String::new())
+    }
+
+    async fn run_to_end(&self, _name: &str, _spec: &ContainerSpec) -> Result<(i64, String)> {
+        Ok((0, String::new()))
     }
 
     async fn remove_unused_image(&self, _id: &str) {}

@@ -163,6 +163,10 @@ impl Images for Engines {
         }
     }
 
+    async fn run_to_end(&self, name: &str, spec: &ContainerSpec) -> Result<(i64, String)> {
+        self.run_probe_named(name, spec).await
+    }
+
     async fn remove_unused_image(&self, id: &str) {
         let removed = self
             .api
@@ -208,6 +212,12 @@ impl Engines {
     /// half-way (Ctrl-C, a caller's timeout), it still removes the container: see [`ProbeGuard`].
     async fn run_probe(&self, spec: &ContainerSpec) -> Result<(i64, String)> {
         let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
+        self.run_probe_named(&name, spec).await
+    }
+
+    /// [`Engines::run_probe`] of a container named `name`.
+    async fn run_probe_named(&self, name: &str, spec: &ContainerSpec) -> Result<(i64, String)> {
+        let name = name.to_string();
         // Armed before the create request goes out: a container made by a request whose answer was
         // never read is removed by its name.
         let mut guard = ProbeGuard {

@@ -241,6 +241,46 @@ impl Networks for Engines {
         Ok(lists.into_iter().flatten().collect())
     }
 
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+        options: HashMap<String, String>,
+    ) -> Result<()> {
+        let body = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: Some("local".into()),
+            driver_opts: Some(options),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.on(name)
+            .create_volume(body)
+            .await
+            .map(drop)
+            .map_err(|source| DockerError::Volume {
+                action: "create",
+                name: name.into(),
+                source,
+            })
+    }
+
+    async fn volume(
+        &self,
+        name: &str,
+    ) -> Result<Option<(HashMap<String, String>, HashMap<String, String>)>> {
+        let found = self
+            .on(name)
+            .inspect_volume(name)
+            .await
+            .map(|v| Some((v.options, v.labels)));
+        absent_is(found, None, |source| DockerError::Volume {
+            action: "inspect",
+            name: name.into(),
+            source,
+        })
+    }
+
     async fn remove_volume(&self, name: &str) -> Result<()> {
         let opts = RemoveVolumeOptionsBuilder::new().force(true).build();
         self.each_engine(|_, api| {

@@ -126,6 +126,10 @@ pub struct ContainerSpec {
     pub pids_limit: Option<i64>,
     /// A named volume and where it is mounted (the volume carries the container's labels).
     pub volume: Option<(String, String)>,
+    /// A directory of the engine's host and where it is mounted.
+    pub bind: Option<(String, String)>,
+    /// Device cgroup rules (`b 7:* rwm`): the devices the container may use.
+    pub device_rules: Vec<String>,
     /// Started again by the engine unless stopped on purpose.
     pub restart: bool,
     /// A TCP port published on an ephemeral port of one address of its engine's host.

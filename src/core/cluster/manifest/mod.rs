@@ -71,8 +71,15 @@ pub(super) const TOP_FIELDS: &[&str] = &[
     "topology",
     "links",
 ];
-pub(super) const DEFAULTS_FIELDS: &[&str] =
-    &["image", "args", "wallet", "resources", "link", "clock"];
+pub(super) const DEFAULTS_FIELDS: &[&str] = &[
+    "image",
+    "args",
+    "wallet",
+    "resources",
+    "link",
+    "clock",
+    "disk",
+];
 pub(super) const NODE_FIELDS: &[&str] = &[
     "name",
     "image",
@@ -82,7 +89,11 @@ pub(super) const NODE_FIELDS: &[&str] = &[
     "link",
     "host",
     "clock",
+    "disk",
 ];
+/// A bounded data directory's size: from what bitcoind needs to start (it wants 50 MiB free) to 64 GiB.
+pub(super) const MIN_DISK: u64 = 128 << 20;
+pub(super) const MAX_DISK: u64 = 64 << 30;
 pub(super) const HOST_FIELDS: &[&str] = &["name", "docker", "address", "labels", "capacity"];
 pub(super) const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];
 /// A node's memory limit unless the manifest says otherwise: an idle lab node holds ≈ 40 MiB, a busy one

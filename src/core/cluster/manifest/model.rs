@@ -50,6 +50,9 @@ pub struct NodeSpec {
     /// The clock offset from the host's, in seconds (`clock: -90m`); 0 is the host's clock.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub clock: i64,
+    /// A bounded data directory of this many bytes (`disk: {size: 300m}`); None: the engine's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u64>,
     /// The host (a name in `ClusterSpec::hosts`) the node runs on: set on every node when the
     /// cluster declares hosts (pinned by `host:` or placed at parse time), None otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +110,7 @@ impl ClusterSpec {
                 own_image: false,
                 host: None,
                 clock: 0,
+                disk: None,
             })
             .collect();
         ClusterSpec {

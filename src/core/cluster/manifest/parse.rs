@@ -56,6 +56,7 @@ impl Cx<'_> {
                 own_image: false,
                 host: None,
                 clock: 0,
+                disk: None,
             },
         };
 
@@ -259,6 +260,7 @@ impl Cx<'_> {
             Some(c) => self.clock(c)?,
             None => 0,
         };
+        let disk = fields.get("disk").map(|d| self.disk(d)).transpose()?;
         Ok(NodeSpec {
             name: String::new(),
             image,
@@ -268,7 +270,30 @@ impl Cx<'_> {
             own_image: false,
             host: None,
             clock,
+            disk,
         })
+    }
+
+    /// `disk: {size: 300m}`: a bounded data directory of that many bytes.
+    pub(super) fn disk(&self, v: &Yaml) -> Check<u64> {
+        let fields = self.fields(v, "`disk`", &["size"])?;
+        let size = self.required(&fields, "size")?;
+        let bytes = match &size.value {
+            Value::Int(n) => u64::try_from(*n).ok(),
+            Value::Str(s) => parse_memory(s),
+            _ => None,
+        };
+        bytes
+            .filter(|b| (MIN_DISK..=MAX_DISK).contains(b))
+            .ok_or_else(|| {
+                self.error(
+                    size.at,
+                    format!(
+                        "invalid disk size {}, expected a size from 128m to 64g such as `300m` (k, m, g: powers of 1024)",
+                        found(&size.value)
+                    ),
+                )
+            })
     }
 
     /// `clock: -90m`: the node's clock offset from the host's, in seconds.
@@ -467,6 +492,10 @@ impl Cx<'_> {
                         Some(c) => self.clock(c)?,
                         None => defaults.clock,
                     };
+                    let disk = match fields.get("disk") {
+                        Some(d) => Some(self.disk(d)?),
+                        None => defaults.disk,
+                    };
                     let host = match fields.get("host") {
                         Some(h) => {
                             Some(self.node_host(h, fields.key_at("host").unwrap_or(h.at), hosts)?)
@@ -482,6 +511,7 @@ impl Cx<'_> {
                         own_image,
                         host,
                         clock,
+                        disk,
                     });
                 }
                 Ok((nodes, false))
