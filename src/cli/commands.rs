@@ -60,9 +60,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             request_deadline,
         } => {
             let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(
-                    crate::operator::tls::server_config(&cert, &key).map_err(Failure::Usage)?,
-                ),
+                (Some(cert), Some(key)) => {
+                    Some(crate::operator::tls::server_config(&cert, &key).map_err(Failure::Usage)?)
+                }
                 _ => None, // clap takes both or neither
             };
             let serving = crate::operator::http::Serving {
@@ -392,7 +392,11 @@ async fn operator(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
-    let scheme = if serving.tls.is_some() { "https" } else { "http" };
+    let scheme = if serving.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
         "operator listening on {scheme}://{}",
         listener.local_addr().unwrap_or(listen)

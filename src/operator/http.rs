@@ -166,10 +166,12 @@ async fn handshake(
     match tokio::time::timeout(within, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] != tls::HANDSHAKE_RECORD => {
             tracing::info!("{peer}: plain HTTP on the TLS port; answered 400");
-            let message = "this operator speaks HTTPS only: ask it at an https:// URL (the CLI trusts \
+            let message =
+                "this operator speaks HTTPS only: ask it at an https:// URL (the CLI trusts \
                            its certificate with --operator-ca FILE or REGBOX_OPERATOR_CA)";
-            let _ = tokio::time::timeout(TURN_AWAY, say_and_close(stream, "400 Bad Request", message))
-                .await;
+            let _ =
+                tokio::time::timeout(TURN_AWAY, say_and_close(stream, "400 Bad Request", message))
+                    .await;
             return None;
         }
         Ok(Ok(1)) => {}

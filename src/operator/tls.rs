@@ -144,6 +144,9 @@ mod tests {
         assert!(client_config(Some(&cert)).is_ok());
         assert!(client_config(None).is_ok());
         let e = client_config(Some(&key)).unwrap_err();
-        assert!(e.contains("operator's CA file") && e.contains("no certificate"), "{e}");
+        assert!(
+            e.contains("operator's CA file") && e.contains("no certificate"),
+            "{e}"
+        );
     }
 }

@@ -22,6 +22,7 @@ mod lifecycle;
 mod links;
 mod locking;
 mod operator;
+mod operator_tls;
 mod partitions;
 mod scenarios;
 mod topology;
