@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -55,6 +56,7 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
 /// of `key` (PEM: PKCS#8, PKCS#1 or SEC1), which must be the certificate's. Every error names the file.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let chain = certificates(cert, "--tls-cert file")?;
+    not_a_ca(&chain, cert)?;
     let shown = key.display();
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => format!(
@@ -78,6 +80,43 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
             ),
         })?;
     Ok(Arc::new(config))
+}
+
+/// Refuses a certificate that is itself a CA's (`basicConstraints` `CA:TRUE`, which `openssl req -x509`
+/// writes unless told `-addext basicConstraints=critical,CA:FALSE`): webpki, and so the CLI, refuses
+/// it as a server's own whatever CA it is given. Checked by verifying the chain against its own
+/// certificates; any other outcome (no root in the file, no host name to check it for, expiry) is left
+/// to the clients.
+fn not_a_ca(chain: &[CertificateDer<'static>], cert: &Path) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    for c in chain {
+        // A certificate that cannot be an anchor only leaves the path to the others.
+        let _ = roots.add(c.clone());
+    }
+    let Ok(verifier) =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+    else {
+        return Ok(());
+    };
+    let name = rustls_pki_types::ServerName::try_from("regbox.invalid").expect("a host name");
+    let verified = verifier.verify_server_cert(
+        &chain[0],
+        &chain[1..],
+        &name,
+        &[],
+        rustls_pki_types::UnixTime::now(),
+    );
+    // webpki's error type is not rustls's to name; its variant shows in the text.
+    match verified {
+        Err(e) if format!("{e:?}").contains("CaUsedAsEndEntity") => Err(format!(
+            "the --tls-cert file {} holds a CA certificate (basicConstraints CA:TRUE) as the \
+             operator's own, which clients refuse: make it with `-addext \
+             basicConstraints=critical,CA:FALSE`, or sign a server certificate with that CA",
+            cert.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The client side: trusts the certificates of the PEM file `ca` (an operator's CA, or its self-signed
@@ -108,12 +147,35 @@ mod tests {
     use super::*;
 
     fn pem_pair(name: &str) -> (String, String) {
+        pem_pair_as(name, rcgen::IsCa::NoCa)
+    }
+
+    fn pem_pair_as(name: &str, is_ca: rcgen::IsCa) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.is_ca = is_ca;
+        let cert = params.self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
+    }
+
+    /// `openssl req -x509` without `-addext basicConstraints=critical,CA:FALSE` makes a CA certificate,
+    /// which the CLI (webpki) refuses as the operator's own ("CaUsedAsEndEntity"): the operator
+    /// refuses to serve it, saying how to make one the CLI takes.
+    #[test]
+    fn a_ca_certificate_as_the_operators_own_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pem_pair_as(
+            "localhost",
+            rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
+        );
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        let e = server_config(&cert_path, &key_path).unwrap_err();
+        assert!(
+            e.contains("holds a CA certificate") && e.contains("CA:FALSE"),
+            "{e}"
+        );
     }
 
     #[test]
