@@ -7,7 +7,7 @@
 
 pub mod netns;
 pub mod nfqueue;
-mod record;
+pub(crate) mod record;
 mod shaping;
 
 use std::collections::BTreeMap;
