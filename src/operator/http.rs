@@ -7,6 +7,7 @@
 //! each is read as the verb of its name.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,6 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -166,9 +166,8 @@ async fn handshake(
     match tokio::time::timeout(within, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] != tls::HANDSHAKE_RECORD => {
             tracing::info!("{peer}: plain HTTP on the TLS port; answered 400");
-            let message =
-                "this operator speaks HTTPS only: ask it at an https:// URL (the CLI trusts \
-                           its certificate with --operator-ca FILE or REGBOX_OPERATOR_CA)";
+            let message = "this operator speaks HTTPS only: ask it at an https:// URL (the CLI \
+                           trusts its certificate with --operator-ca FILE or REGBOX_OPERATOR_CA)";
             let _ =
                 tokio::time::timeout(TURN_AWAY, say_and_close(stream, "400 Bad Request", message))
                     .await;
