@@ -100,7 +100,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
 # Physical (TMPDIR may lead through a link): the checks below compare paths `readlink -f` resolved
 # (the --from tree's, the unpacked packages') with paths under it.
 WORK=$(cd "$WORK" && pwd -P)
-OUTPUTS=(rootfs.tar version full_version flavour package)
+OUTPUTS=(rootfs.tar version full_version flavour package clock)
 [[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
 PROBE_IMAGE= # with --from: the throw-away image the binaries are run in, and its container
 PROBE_NAME=
@@ -144,6 +144,12 @@ WHERE=          # where libraries are looked for, as messages say it
 HINT=           # what to do about a missing library, when the user can do something
 SOURCE_VERSION= # the package's version, when there is one
 MAX_ROOTFS_BYTES=$((40 * 1000 * 1000))
+# libfaketime, preloaded into bitcoind so that regbox can set a node's clock at run time: from Debian sid
+# with the package, from the host (Debian's libfaketime package, or REGBOX_FAKETIME) with --from; an
+# image without it has no clock faults (OUTDIR/clock says which).
+readonly FAKETIME_PACKAGE=libfaketime
+readonly FAKETIME_IN_IMAGE=/usr/lib/regbox/libfaketime.so.1
+FAKETIME=
 [[ -n $REGBOX ]] && MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # a debug build of regbox is large
 
 # ---------------------------------------------------------------------------
@@ -221,9 +227,11 @@ EOF
     compgen -G "$A/lists/*_Packages*" >/dev/null \
         || die "no Packages index was downloaded from $MIRROR for $SUITE"
 
-    log "downloading $PACKAGE and its dependency closure ..."
-    retry_apt install --download-only "$PACKAGE" \
-        || die "cannot download $PACKAGE and its dependencies from $MIRROR $SUITE"
+    local wanted=("$PACKAGE")
+    [[ -n $REGBOX ]] || wanted+=("$FAKETIME_PACKAGE")
+    log "downloading ${wanted[*]} and the dependency closure ..."
+    retry_apt install --download-only "${wanted[@]}" \
+        || die "cannot download ${wanted[*]} and their dependencies from $MIRROR $SUITE"
     local debs=("$A"/cache/archives/*.deb)
     [[ -e ${debs[0]} ]] || die "apt downloaded no packages for $PACKAGE"
     local pkg_deb
@@ -249,6 +257,7 @@ EOF
     BIN_DIR=$stage/usr/bin
     LIBPATH=$stage/usr/lib/$TRIPLET:$stage/lib/$TRIPLET:$stage/usr/lib:$stage/lib
     WITHIN=$stage
+    [[ -n $REGBOX ]] || FAKETIME=$stage/usr/lib/$TRIPLET/faketime/libfaketime.so.1
 }
 
 # ---------------------------------------------------------------------------
@@ -305,6 +314,11 @@ from_local() {
     else
         LOADER=$(readlink -f "/lib64/$LOADER_NAME" || true)
         [[ -n $LOADER && -f $LOADER ]] || die "the host has no /lib64/$LOADER_NAME and $src ships none"
+    fi
+    FAKETIME=${REGBOX_FAKETIME:-/usr/lib/$TRIPLET/faketime/libfaketime.so.1}
+    if [[ ! -f $FAKETIME ]]; then
+        log "warning: no libfaketime on this host ($FAKETIME): the image will have no clock faults (install Debian's libfaketime, or set REGBOX_FAKETIME)"
+        FAKETIME=
     fi
     SOURCE=local
     WHERE="$src or on this host"
@@ -489,7 +503,7 @@ install_elf() {
     put "$src" "$dest" 0755 "$bin"
     # The loader tells a dynamic executable (0) from a static one (1) or a static PIE (2); only the
     # first has libraries to resolve. Shared objects are not executables: they are resolved as they are.
-    if [[ $src != *.so ]]; then
+    if [[ $src != *.so && $src != *.so.* ]]; then
         "$LOADER" --verify "$src" >/dev/null 2>&1 || verify=$?
         case $verify in
             0) ;;
@@ -608,6 +622,14 @@ else
             install_elf "$real" "/usr/bin/$bin" "$bin"
         fi
     done
+    if [[ -n $FAKETIME ]]; then
+        real=$(readlink -f "$FAKETIME") && [[ -f $real ]] || die "libfaketime $FAKETIME names no file"
+        if [[ -n $FROM ]]; then
+            install_from "$real" "$FAKETIME_IN_IMAGE" libfaketime
+        else
+            install_elf "$real" "$FAKETIME_IN_IMAGE" libfaketime
+        fi
+    fi
 fi
 put "$LOADER" "/usr/lib/$TRIPLET/$LOADER_NAME" 0755 "$LOADER_NAME"
 
@@ -758,6 +780,7 @@ log "$full_version"
 printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
 printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"
+printf '%s\n' "${FAKETIME:+faketime}" >"$OUTDIR/clock.tmp"
 printf '%s\n' "$SOURCE" >"$OUTDIR/package.tmp"
 for f in "${OUTPUTS[@]}"; do
     mv -f "$OUTDIR/$f.tmp" "$OUTDIR/$f"

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from . import reports
 from .reports import (
+    Clocks,
     Connection,
     DownReport,
     Faulted,
@@ -430,6 +431,18 @@ class Cluster:
 
     def restart_node(self, node: str | int) -> Faulted:
         return self.fault("restart", node)
+
+    def clock(self, *nodes: str | int, offset: str | int | None = None, clear: bool = False) -> Clocks:
+        """Sets the wall clock of `nodes` `offset` off the host's (`"+3h"`, `"-90m"`, or seconds), at
+        run time; `clear=True` sets it back to the host's (every node's when none are named)."""
+        if clear == (offset is not None):
+            raise BadInput("clock: give either offset or clear=True")
+        named = [str(n) for n in nodes]
+        if clear:
+            return self._report(Clocks, "clock", "--clear", *named)
+        if isinstance(offset, int):
+            offset = f"{offset:+d}s" if offset else "0"
+        return self._report(Clocks, "clock", *named, f"--offset={offset}")
 
     def wait(self, condition: str, *args: str | int, timeout: float = 60) -> Waited:
         """Waits until a condition holds on the nodes: `ready`, `sync_blocks`, `sync_mempools`

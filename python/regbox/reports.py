@@ -67,6 +67,8 @@ class NodeStatus:
     error: str | None
     links: str
     host: str | None = None
+    clock: int | None = None
+    """The node's clock offset from the host's, in seconds, while it is not the host's."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,21 @@ absent)."""
 class Faulted:
     node: str
     fault: str
+
+
+@dataclass(frozen=True)
+class NodeClock:
+    """One node's clock: its offset from the host's, in seconds (0: the host's clock)."""
+
+    node: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """`clock`: the clocks it set."""
+
+    nodes: list[NodeClock]
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,11 @@ def test_every_verb_answers_with_its_typed_report(tmp_path):
         assert c.fault("pause", "n2").fault == "pause"
         assert c.fault("unpause", "n2").fault == "unpause"
         assert c.restart_node("n1").fault == "restart"
+        clocked = c.clock("n1", offset="+1h")
+        assert clocked == reports.Clocks([reports.NodeClock("n1", 3600)])
+        assert [s.clock for s in c.status()] == [None, 3600, None, None]
+        assert c.clock(clear=True).nodes[1] == reports.NodeClock("n1", 0)
+        assert all(s.clock is None for s in c.status())
         c.sync_blocks()
 
         measured = c.measure(rounds=2)

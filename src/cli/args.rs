@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::cli::complete::{clusters, nodes};
 use crate::core::cluster::blueprint::RELAY_PORT;
 use crate::core::cluster::subnet::Subnet;
-use crate::core::faults::link;
+use crate::core::faults::{clock, link};
 use crate::core::soak::{self, FaultKind};
 
 /// `--version`: the crate version and the node image a cluster gets unless it names one.
@@ -38,6 +38,8 @@ Environment:
   REGBOX_DEBIAN_MIRROR  the Debian mirror the node image is built from (default http://deb.debian.org/debian)
   REGBOX_PACKAGE        the Debian package providing bitcoind (default bitcoin-knots)
   REGBOX_DEBIAN_KEYRING the keyring that verifies the mirror (default Debian's archive keyring)
+  REGBOX_CORE_MIRROR    where Bitcoin Core releases are fetched from (default https://bitcoincore.org/bin)
+  REGBOX_CORE_KEYRING   the keys whose signatures a Core release needs, as `image build --keyring`
   DOCKER_HOST           the Docker engine (default: the local socket)
   RUST_LOG              log filter for stderr (e.g. regbox=debug)
   TMPDIR                where an image build works (removed afterwards)
@@ -376,6 +378,22 @@ pub enum Command {
         #[arg(add = nodes())]
         node: String,
     },
+    /// Set nodes' wall clocks off the host's, at run time (`--clear`: back to the host's).
+    ///
+    /// `clock n1 --offset +3h`: n1's bitcoind reads a clock 3 hours ahead from now on (its blocks carry
+    /// that time; peers reject blocks more than 2 h ahead as `time-too-new`). Only regbox's own node
+    /// images can (they carry libfaketime). `status` shows each offset while any is set.
+    Clock {
+        /// Nodes (names or indices, comma-separated or one per argument; with --clear, none: every node).
+        #[arg(add = nodes(), value_delimiter = ',', required_unless_present = "clear")]
+        nodes: Vec<String>,
+        /// The offset from the host's clock: +3h, -90m, -1h30m, 45s (units d, h, m, s).
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true, value_parser = clock::parse_offset, required_unless_present = "clear")]
+        offset: Option<i64>,
+        /// Back to the host's clock (every node's when none are named).
+        #[arg(long, conflicts_with = "offset")]
+        clear: bool,
+    },
     /// Shape the P2P packets nodes send: delay, jitter, loss, duplication, corruption, reordering, rate.
     ///
     /// NODES' packets to the peers in --to, or to all, are shaped; this replaces what was set there.
@@ -497,8 +515,8 @@ pub enum Command {
         /// The seed of the schedule and of the background activity (default: a random one, printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause (a
-        /// kind named twice is drawn twice as often).
+        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause, clock
+        /// (a kind named twice is drawn twice as often).
         #[arg(
             long,
             value_name = "LIST",
@@ -716,8 +734,9 @@ pub enum SwarmCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build a node image offline: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or,
-    /// with --from, from the bitcoind you have.
+    /// Build a node image: regbox/bitcoind:<version> from Debian's bitcoin-knots package, or, with
+    /// --from, offline from the bitcoind you have, or, with --core, from a Bitcoin Core release,
+    /// downloaded and verified.
     Build {
         /// A Bitcoin Core release tarball (or a directory in its layout: bitcoin-X/bin/bitcoind, and
         /// bin/bitcoin-cli), or a self-built bitcoind binary. Libraries the binaries need are taken
@@ -734,6 +753,21 @@ pub enum ImageCommand {
         /// regbox/regbox:<version>-<digest> and regbox/regbox:latest.
         #[arg(long = "self", conflicts_with = "from")]
         itself: bool,
+        /// Build regbox/bitcoind:core-VERSION from Bitcoin Core release VERSION (such as 27.2):
+        /// bitcoin-VERSION-x86_64-linux-gnu.tar.gz, SHA256SUMS and SHA256SUMS.asc from
+        /// REGBOX_CORE_MIRROR (default https://bitcoincore.org/bin), built only when SHA256SUMS
+        /// carries --min-signatures good signatures by keys of --keyring and lists the tarball's
+        /// SHA-256.
+        #[arg(long, value_name = "VERSION", value_parser = parse_core_version, conflicts_with_all = ["from", "itself"])]
+        core: Option<crate::core::release::CoreVersion>,
+        /// With --core: the public keys whose signatures count (armored or binary; default
+        /// REGBOX_CORE_KEYRING, else the release builders' keys of Bitcoin Core's guix.sigs that
+        /// regbox ships).
+        #[arg(long, value_name = "FILE", requires = "core")]
+        keyring: Option<PathBuf>,
+        /// With --core: how many good signatures by distinct keys of the keyring SHA256SUMS needs.
+        #[arg(long, value_name = "N", requires = "core", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+        min_signatures: u16,
     },
     /// List the node images here (regbox's own and those clusters use) with the bitcoind version each
     /// reports.
@@ -767,6 +801,11 @@ fn parse_rate_per_min(text: &str) -> Result<f64, String> {
             "`{text}`: expected a number per minute such as 6 or 0.5"
         )),
     }
+}
+
+/// `image build --core`: a Bitcoin Core release version.
+fn parse_core_version(text: &str) -> Result<crate::core::release::CoreVersion, String> {
+    crate::core::release::CoreVersion::parse(text)
 }
 
 /// `--tag`: a tag Docker accepts.

@@ -19,18 +19,20 @@ impl Display for Bar {
         } else {
             "{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}"
         };
-        self.0.set_length(total);
-        self.0.set_message(message.to_string());
-        self.0.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        self.1
-            .call_once(|| self.0.set_draw_target(ProgressDrawTarget::stderr()));
-        // A bar finished by an earlier stage starts again, its clock at zero.
-        self.0.reset();
-        self.0.enable_steady_tick(TICK);
+        self.start(message, total, template);
+    }
+
+    fn stage_bytes(&self, message: &str, total: u64) {
+        let template = if total == 0 {
+            "{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}"
+        } else {
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}"
+        };
+        self.start(message, total, template);
+    }
+
+    fn position(&self, done: u64) {
+        self.0.set_position(done);
     }
 
     fn inc(&self) {
@@ -43,6 +45,25 @@ impl Display for Bar {
 
     fn finish(&self) {
         self.0.finish_and_clear();
+    }
+}
+
+impl Bar {
+    /// Starts a stage drawn with `template`.
+    fn start(&self, message: &str, total: u64, template: &str) {
+        // A bar finished by an earlier stage starts again, its clock and position at zero (first, so
+        // no tick draws the new length beside the old position).
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(message.to_string());
+        self.0.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        self.1
+            .call_once(|| self.0.set_draw_target(ProgressDrawTarget::stderr()));
+        self.0.enable_steady_tick(TICK);
     }
 }
 

@@ -191,16 +191,26 @@ async fn soak_command(ctx: &Context, command: Command) -> Result<(), Failure> {
 /// `regbox image build|ls`.
 async fn image(ctx: &Context, command: ImageCommand) -> Result<(), Failure> {
     match command {
-        ImageCommand::Build { from, tag, itself } => {
+        ImageCommand::Build {
+            from,
+            tag,
+            itself,
+            core,
+            keyring,
+            min_signatures,
+        } => {
             if itself {
                 let progress = ctx.progress();
                 println!("{}", image::build_self(&progress).await?);
                 return Ok(());
             }
-            let source = match from {
-                None => image::Source::Debian,
-                Some(path) if path.exists() => image::Source::Local { path, tag },
-                Some(path) => {
+            let source = match (from, core) {
+                (_, Some(version)) => {
+                    image::Source::Core(core_release(version, keyring, min_signatures)?)
+                }
+                (None, None) => image::Source::Debian,
+                (Some(path), None) if path.exists() => image::Source::Local { path, tag },
+                (Some(path), None) => {
                     return Err(Failure::Usage(format!(
                         "{}: no such file or directory",
                         path.display()
@@ -214,6 +224,26 @@ async fn image(ctx: &Context, command: ImageCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `image build --core`: the release from the environment, with the keyring and threshold given.
+fn core_release(
+    version: crate::core::release::CoreVersion,
+    keyring: Option<std::path::PathBuf>,
+    min_signatures: u16,
+) -> Result<crate::engine::core_release::CoreRelease, Failure> {
+    let mut release = crate::engine::core_release::CoreRelease::from_env(version);
+    if let Some(path) = keyring {
+        release.keyring = Some(path);
+    }
+    if let Some(path) = release.keyring.as_ref().filter(|p| !p.is_file()) {
+        return Err(Failure::Usage(format!(
+            "keyring {}: no such file",
+            path.display()
+        )));
+    }
+    release.min_signatures = min_signatures.into();
+    Ok(release)
 }
 
 /// How `run` and `soak` bring their cluster up: torn down when dropped unless `--keep`.

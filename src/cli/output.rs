@@ -10,6 +10,7 @@ use crate::cli::load::Checked;
 use crate::core::chain::propagation::Measurement;
 use crate::core::chain::wait::Met;
 use crate::core::partition::Via;
+use crate::core::faults::clock;
 use crate::core::verb::{
     describe_links, Connection, DownReport, HealReport, Links, NodeStatus, PartitionReport,
     PlanDoc, Report,
@@ -264,6 +265,13 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
             row.push(n.links.clone());
         }
     }
+    // Clocks get a column only while some node's is not the host's.
+    if nodes.iter().any(|n| n.clock.is_some()) {
+        header.push("CLOCK");
+        for (row, n) in rows.iter_mut().zip(nodes) {
+            row.push(n.clock.map_or(String::new(), clock::describe));
+        }
+    }
     print_table(&header, rows);
 }
 
@@ -380,6 +388,14 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
         Report::Wired(w) if !json && w.connected => eprintln!("{} -> {} connected", w.a, w.b),
         Report::Wired(w) if !json => eprintln!("{} and {} disconnected", w.a, w.b),
         Report::Fault(f) if !json => eprintln!("{}: {} done", f.node, f.fault.name()),
+        Report::Clocks(c) if !json => {
+            for n in &c.nodes {
+                match n.offset {
+                    0 => eprintln!("{}: clock back to the host's", n.node),
+                    o => eprintln!("{}: clock at {} from the host's", n.node, clock::describe(o)),
+                }
+            }
+        }
         other => print_json(other),
     }
 }

@@ -44,6 +44,7 @@ fn fault_colour(kind: FaultKind) -> RGBColor {
         FaultKind::Kill => RGBColor(148, 103, 189),
         FaultKind::Restart => RGBColor(140, 86, 75),
         FaultKind::Pause => RGBColor(23, 190, 207),
+        FaultKind::Clock => RGBColor(188, 189, 34),
     }
 }
 
@@ -1043,7 +1044,7 @@ mod tests {
         let spec = ScheduleSpec {
             seed,
             duration: Duration::from_secs(1800),
-            faults: [[FaultKind::Partition; 3].as_slice(), &FaultKind::ALL].concat(),
+            faults: [[FaultKind::Partition; 3].as_slice(), &FaultKind::ALL[..5]].concat(),
             mean_gap: Duration::from_secs(70),
             mean_fault: Duration::from_secs(110),
         };

@@ -52,6 +52,17 @@ pub(crate) async fn run_verb(
         Command::Partition { .. } => return Ok(partition(ctx, command).await),
         Command::Measure { command } => return Ok(measure(ctx, command).await),
         Command::Netem { .. } => (None, netem(command)),
+        Command::Clock {
+            nodes,
+            offset,
+            clear,
+        } => (
+            None,
+            Verb::Clock {
+                nodes: (!nodes.is_empty()).then_some(nodes),
+                offset: if clear { 0 } else { offset.unwrap_or(0) },
+            },
+        ),
         Command::Cut { .. } => match cut(command) {
             Ok(verb) => (None, verb),
             Err(e) => return Ok(Err(e)),

@@ -262,12 +262,21 @@ impl Cluster {
             segments: self.segments_of(n.layout.index),
             error: None,
             links: String::new(),
+            clock: None,
         };
         if state != State::Running {
+            if state != State::Unknown {
+                status.clock = self.read_clock(&n.layout).await;
+            }
             status.error = Some(format!("container is {}", state.word()));
             return status;
         }
-        match tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info()) {
+        let (clock, answers) = tokio::join!(
+            self.read_clock(&n.layout),
+            async { tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info()) }
+        );
+        status.clock = clock;
+        match answers {
             Ok((tip, peers)) => {
                 status.height = Some(tip.height);
                 status.best_hash = Some(tip.hash);

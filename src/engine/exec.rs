@@ -199,6 +199,12 @@ impl Cluster {
                     fault: *fault,
                 }));
             }
+            Verb::Clock { nodes, offset } => {
+                return Ok(Report::Clocks(
+                    self.clock_locked(nodes.as_deref(), *offset, timeout)
+                        .await?,
+                ));
+            }
             Verb::Netem { nodes, to, shaping } => {
                 let nodes = nodes.clone().unwrap_or_else(|| self.names());
                 self.shape_locked(&nodes, to.as_deref(), shaping, progress)

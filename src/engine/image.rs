@@ -1,7 +1,8 @@
 //! regbox's images: the node image — finding it, and building `regbox/bitcoind:<tag>` offline with
 //! `images/bitcoind/build.sh` (embedded in the binary) from Debian's bitcoin-knots package or from a
 //! bitcoind the user has (a release tarball, a directory in that layout, a self-built binary) — and the
-//! regbox image the fault agent runs (`regbox/regbox:<version>-<digest>`).
+//! regbox image the fault agent runs (`regbox/regbox:<version>-<digest>`). A Bitcoin Core release
+//! (`regbox/bitcoind:core-VERSION`) is fetched and verified by `core_release`, then built the `--from` way.
 
 use std::process::Stdio;
 
@@ -17,10 +18,18 @@ pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 /// ran unprivileged, say) is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
 const FORMAT: &str = "2";
+/// Label on a node image that carries libfaketime at [`blueprint::FAKETIME_LIB`], so that its nodes'
+/// clocks can be set (`clock`): `faketime`. An image without it has no clock faults.
+///
+/// [`blueprint::FAKETIME_LIB`]: crate::core::cluster::blueprint::FAKETIME_LIB
+pub const LABEL_CLOCK: &str = "regbox.clock";
 /// Label naming where an image's bitcoind came from: `debian`, or `local` for `--from` builds, which
 /// the bare default never picks (a test build must not become every cluster's image).
 const LABEL_SOURCE: &str = "regbox.source";
 const SOURCE_LOCAL: &str = "local";
+/// The source label of an image built from a verified Bitcoin Core release, which the bare default
+/// never picks either (a cluster's default stays what Debian carries).
+const SOURCE_CORE: &str = "core";
 
 /// Where a build takes bitcoind from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +42,8 @@ pub enum Source {
         path: std::path::PathBuf,
         tag: Option<String>,
     },
+    /// A Bitcoin Core release, downloaded and verified first, tagged `core-VERSION`.
+    Core(crate::engine::core_release::CoreRelease),
 }
 
 const BUILD_SCRIPT: &str = include_str!("../../images/bitcoind/build.sh");
@@ -57,6 +68,15 @@ pub enum ImageError {
         built: String,
         tag: String,
     },
+    /// A Bitcoin Core release refused before anything was built (bad input, exit code 2): a malformed
+    /// or unknown version, too few good signatures, a hash or size that does not match, a keyring
+    /// that holds no key.
+    #[error("Bitcoin Core {version} refused: {reason}")]
+    CoreRefused { version: String, reason: String },
+    /// A Bitcoin Core release file could not be fetched (no network, a mirror that fails); the
+    /// message names the file and how to build from a tarball instead.
+    #[error("cannot fetch {0}")]
+    Fetch(String),
     /// Transparent: the error chain printer shows the Docker operation and the engine's answer once.
     #[error(transparent)]
     Docker(#[from] DockerError),
@@ -68,7 +88,10 @@ pub enum ImageError {
 impl ImageError {
     /// The user's input was refused (exit code 2), not a failure of the build or the machine (1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, ImageError::Refused { .. })
+        matches!(
+            self,
+            ImageError::Refused { .. } | ImageError::CoreRefused { .. }
+        )
     }
 
     /// The user interrupted it (Ctrl-C).
@@ -185,7 +208,10 @@ pub(crate) async fn newest_on(docker: &Docker) -> Result<Option<String>, ImageEr
         .await?
         .into_iter()
         .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT))
-        .filter(|i| i.labels.get(LABEL_SOURCE).map(String::as_str) != Some(SOURCE_LOCAL))
+        .filter(|i| {
+            let source = i.labels.get(LABEL_SOURCE).map(String::as_str);
+            source != Some(SOURCE_LOCAL) && source != Some(SOURCE_CORE)
+        })
         .max_by_key(|i| i.created)
         .map(|i| i.name))
 }
@@ -213,7 +239,12 @@ pub(crate) async fn ensure_on(
         }
         None => {}
     }
-    let built = build_on(docker, &Source::Debian, progress).await?;
+    // `regbox/bitcoind:core-VERSION` is that release of Bitcoin Core, fetched and verified.
+    let source = match crate::core::release::image_release(image) {
+        Some(version) => Source::Core(crate::engine::core_release::CoreRelease::from_env(version)),
+        None => Source::Debian,
+    };
+    let built = build_on(docker, &source, progress).await?;
     if built != image {
         let tag = built.rsplit(':').next().unwrap_or_default().to_string();
         return Err(ImageError::OtherVersion {
@@ -293,10 +324,33 @@ pub(crate) async fn build_on(
             &format!("building a bitcoind image from {}", path.display()),
             0,
         ),
+        Source::Core(release) => progress.stage(
+            &format!(
+                "fetching Bitcoin Core {} from {}",
+                release.version, release.mirror
+            ),
+            0,
+        ),
     }
     let mut args = Vec::new();
     if let Source::Local { path, .. } = source {
         args = vec!["--from".into(), path.clone().into_os_string()];
+    }
+    // A release is downloaded and verified in a directory of its own (gone when dropped, also when
+    // the build is cancelled) before the script sees it.
+    let mut download = None;
+    if let Source::Core(release) = source {
+        let dir = download.insert(
+            tempfile::Builder::new()
+                .prefix("regbox-core-")
+                .tempdir()
+                .map_err(|e| fail("create a temporary directory", &e))?,
+        );
+        let tarball = crate::engine::core_release::fetch_verified(release, dir.path(), progress)
+            .await
+            .inspect_err(|_| progress.finish())?;
+        progress.stage(&format!("building {}", release.version.image()), 0);
+        args = vec!["--from".into(), tarball.into_os_string()];
     }
     let (work, out) = run_script(&args, progress)
         .await
@@ -306,18 +360,25 @@ pub(crate) async fn build_on(
                 path: path.display().to_string(),
                 reason,
             },
+            (ScriptError::Refused(reason), Source::Core(release)) => ImageError::CoreRefused {
+                version: release.version.to_string(),
+                reason,
+            },
             (e, _) => e.into(),
         })?;
+    drop(download);
     let result = async {
         let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
         let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
         let (version, package) = (read("version")?, read("package")?);
+        let clock = read("clock")?;
         let (tag, origin) = match source {
             Source::Debian => {
                 let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
                 (format!("{flavour}-{version}"), "debian")
             }
             // Every --from image is `local-…`, so none can take the place of a Debian-built one.
+            Source::Core(release) => (release.version.tag(), SOURCE_CORE),
             Source::Local { tag: Some(tag), .. } if tag.starts_with("local-") => {
                 (tag.clone(), SOURCE_LOCAL)
             }
@@ -337,7 +398,7 @@ pub(crate) async fn build_on(
         let rootfs =
             std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
         progress.note(&format!("importing {REPO}:{tag}"));
-        let changes = vec![
+        let mut changes = vec![
             "ENV HOME=/data".to_string(),
             format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
             r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
@@ -345,6 +406,9 @@ pub(crate) async fn build_on(
             format!("LABEL {LABEL_FORMAT}={FORMAT}"),
             format!("LABEL {LABEL_SOURCE}={origin}"),
         ];
+        if !clock.is_empty() {
+            changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
+        }
         let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
         docker
             .import_image(rootfs.into(), REPO, &tag, changes)

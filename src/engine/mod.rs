@@ -2,7 +2,9 @@
 //! that calls the Docker API) and `rpc` (the only builder of JSON-RPC) — and the one reconcile loop that brings a cluster
 //! to its desired state.
 
+pub(crate) mod clock;
 pub mod cluster;
+pub mod core_release;
 #[cfg(test)]
 mod decisions;
 pub(crate) mod docker;

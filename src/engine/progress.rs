@@ -14,6 +14,12 @@ pub trait Display: Send + Sync {
     fn note(&self, message: &str);
     /// The work is over: clear what is shown.
     fn finish(&self);
+    /// A stage counting `total` bytes begins (0: unknown), such as a download.
+    fn stage_bytes(&self, message: &str, total: u64) {
+        self.stage(message, total);
+    }
+    /// `done` steps (or bytes) of the current stage are done.
+    fn position(&self, _done: u64) {}
 }
 
 /// Progress of long work, shown on an optional display. Cheap to clone; clones share the display.
@@ -42,6 +48,24 @@ impl Progress {
     pub fn inc(&self) {
         if let Some(d) = &self.display {
             d.inc();
+        }
+    }
+
+    /// Starts a stage counting `total` bytes (0: unknown), such as a download.
+    pub fn stage_bytes(&self, message: &str, total: u64) {
+        match total {
+            0 => tracing::info!("{message}"),
+            n => tracing::info!("{message} ({n} bytes)"),
+        }
+        if let Some(d) = &self.display {
+            d.stage_bytes(message, total);
+        }
+    }
+
+    /// `done` steps (or bytes) of the current stage done.
+    pub fn position(&self, done: u64) {
+        if let Some(d) = &self.display {
+            d.position(done);
         }
     }
 

@@ -675,6 +675,10 @@ impl Cluster {
                     .create(&l.container, &spec)
                     .instrument(tracing::debug_span!("create"))
                     .await?;
+                if !l.as_root {
+                    // The declared clock, also over what a `clock` left on a volume reused.
+                    self.write_clock(l, l.clock).await?;
+                }
                 times[1] = t.elapsed();
                 fx.cancel.check()?;
                 let data = nets.segment(self.name(), BASE)?;

@@ -16,6 +16,8 @@ mod support;
 use support::*;
 
 mod cli;
+mod clocks;
+mod core_images;
 mod heavy;
 mod images;
 mod lifecycle;

@@ -66,6 +66,23 @@ pub const NODE_USER: &str = "10001:10001";
 /// Every node's environment. One malloc arena: glibc's default of one per thread (up to 8 per core)
 /// keeps freed memory of bitcoind's two dozen threads apart; a lab node gains nothing from them.
 pub const NODE_ENV: &[&str] = &["MALLOC_ARENA_MAX=1"];
+/// Where regbox's node images carry libfaketime (preloaded into bitcoind for clock faults).
+pub const FAKETIME_LIB: &str = "/usr/lib/regbox/libfaketime.so.1";
+/// The file in a node's data directory its clock offset is read from, on every clock reading
+/// (libfaketime's relative form, `+10800`; `core::faults::clock`). The root is read-only, so it lives
+/// on the data volume.
+pub const CLOCK_FILE: &str = ".regbox-clock";
+/// The environment of a node of regbox's own images: libfaketime, reading the clock file on every
+/// reading (no cache, so a change is in force as soon as the file is written), the monotonic clock
+/// left alone (bitcoind's timers and timeouts keep real time).
+fn clock_env() -> Vec<String> {
+    vec![
+        format!("LD_PRELOAD={FAKETIME_LIB}"),
+        format!("FAKETIME_TIMESTAMP_FILE={DATADIR}/{CLOCK_FILE}"),
+        "FAKETIME_NO_CACHE=1".into(),
+        "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+    ]
+}
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
 pub const PIDS_LIMIT: i64 = 512;
 
@@ -238,6 +255,8 @@ pub struct NodeLayout {
     /// bitcoind's environment.
     pub env: Vec<String>,
     pub resources: Resources,
+    /// The clock offset the manifest declares, in seconds (0: the host's clock).
+    pub clock: i64,
     /// The image is not one of regbox's own: bitcoind runs as root inside it (see `NODE_IMAGE_REPO`).
     pub as_root: bool,
     pub labels: HashMap<String, String>,
@@ -298,6 +317,11 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
             let mut labels = cluster_labels(&spec.name);
             labels.insert(LABEL_NODE.into(), node.name.clone());
             labels.insert(LABEL_INDEX.into(), index.to_string());
+            let as_root = !node.image.starts_with(&format!("{NODE_IMAGE_REPO}:"));
+            let mut env: Vec<String> = NODE_ENV.iter().map(|e| e.to_string()).collect();
+            if !as_root {
+                env.extend(clock_env());
+            }
             let mut layout = NodeLayout {
                 index,
                 name: node.name.clone(),
@@ -307,9 +331,10 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 control_ip,
                 data_ip,
                 args,
-                env: NODE_ENV.iter().map(|e| e.to_string()).collect(),
+                env,
                 resources: node.resources,
-                as_root: !node.image.starts_with(&format!("{NODE_IMAGE_REPO}:")),
+                clock: node.clock,
+                as_root,
                 labels,
             };
             layout
@@ -325,8 +350,8 @@ impl NodeLayout {
     pub fn config_hash(&self) -> String {
         let mut h = Sha256::new();
         let limits = format!(
-            "memory={} cpus={:?} root={}",
-            self.resources.memory, self.resources.nano_cpus, self.as_root
+            "memory={} cpus={:?} root={} clock={}",
+            self.resources.memory, self.resources.nano_cpus, self.as_root, self.clock
         );
         for part in [
             &self.image,

@@ -161,6 +161,15 @@ impl Parser<'_> {
         Ok(Action::verb(Verb::Netem { nodes, to, shaping }))
     }
 
+    /// `clock: { nodes: n1, offset: +3h }`; `offset: 0` (or no `nodes`: every node) as `clock --clear`.
+    pub(super) fn clock(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(value, "`clock`", &["nodes", "offset"])?;
+        let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
+        let offset = cx.clock(cx.required(&f, "offset")?)?;
+        Ok(Action::verb(Verb::Clock { nodes, offset }))
+    }
+
     pub(super) fn cut(&self, value: &Yaml) -> Res<Action> {
         let cx = &self.cx;
         let f = cx.fields(value, "`cut`", &["between", "from", "to", "reset"])?;

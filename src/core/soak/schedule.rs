@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::core::faults::clock;
 use crate::core::faults::link::{Distribution, Shaping, SHORTHANDS};
 use crate::core::faults::node::Fault;
 use crate::core::names::{backticked, shown};
@@ -28,19 +29,23 @@ pub enum FaultKind {
     Restart,
     /// Freeze one node, unfreeze it after the hold.
     Pause,
+    /// Set one node's clock 5 to 100 minutes off the host's (either way: within what peers accept,
+    /// so the chain still converges), back after the hold.
+    Clock,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Partition,
         FaultKind::Netem,
         FaultKind::Kill,
         FaultKind::Restart,
         FaultKind::Pause,
+        FaultKind::Clock,
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 5] = ["partition", "netem", "kill", "restart", "pause"];
+    pub const NAMES: [&'static str; 6] = ["partition", "netem", "kill", "restart", "pause", "clock"];
 
     /// The spelling used by `--faults` and in the event log.
     pub fn name(self) -> &'static str {
@@ -151,6 +156,8 @@ pub enum StepDetail {
     Netem { shaping: Shaping },
     /// A container fault on the target: `begin` when the step starts, `end` (if any) after the hold.
     Node { begin: Fault, end: Option<Fault> },
+    /// The target's clock runs `offset` seconds off the host's while it holds.
+    Clock { offset: i64 },
 }
 
 impl Step {
@@ -173,6 +180,10 @@ impl Step {
                 fault: *begin,
                 node: self.targets[0].clone(),
             },
+            StepDetail::Clock { offset } => Verb::Clock {
+                nodes: Some(self.targets.clone()),
+                offset: *offset,
+            },
         }
     }
 
@@ -191,6 +202,10 @@ impl Step {
             StepDetail::Node { end, .. } => end.map(|fault| Verb::Fault {
                 fault,
                 node: self.targets[0].clone(),
+            }),
+            StepDetail::Clock { .. } => Some(Verb::Clock {
+                nodes: Some(self.targets.clone()),
+                offset: 0,
             }),
         }
     }
@@ -219,6 +234,12 @@ impl Step {
                 }
                 s
             }
+            StepDetail::Clock { offset } => format!(
+                "clock of {} at {}, back after {}",
+                self.targets.join(", "),
+                clock::describe(*offset),
+                seconds(self.hold)
+            ),
         }
     }
 }
@@ -277,6 +298,12 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                     _ => (Fault::Restart, None),
                 };
                 (vec![node], StepDetail::Node { begin, end })
+            }
+            FaultKind::Clock => {
+                let node = nodes[rng.index(nodes.len())].clone();
+                let minutes = 5 + rng.index(96) as i64;
+                let sign = if rng.index(2) == 0 { -1 } else { 1 };
+                (vec![node], StepDetail::Clock { offset: sign * minutes * 60 })
             }
         };
         steps.push(Step {
@@ -388,16 +415,16 @@ mod tests {
             vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Netem]
         );
         assert_eq!(
-            parse_faults("partition,netem,kill,restart,pause").unwrap(),
+            parse_faults("partition,netem,kill,restart,pause,clock").unwrap(),
             FaultKind::ALL.to_vec()
         );
         assert_eq!(
             parse_faults("partition,crash").unwrap_err().to_string(),
-            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`"
+            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `clock`"
         );
         assert_eq!(
             parse_faults("kill,,pause").unwrap_err().to_string(),
-            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`"
+            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `clock`"
         );
         for kind in FaultKind::ALL {
             assert_eq!(FaultKind::parse(kind.name()), Some(kind));
@@ -502,6 +529,11 @@ mod tests {
                 (FaultKind::Restart, StepDetail::Node { begin, end }) => {
                     assert_eq!((*begin, *end), (Fault::Restart, None));
                     assert_eq!(step.targets.len(), 1);
+                }
+                (FaultKind::Clock, StepDetail::Clock { offset }) => {
+                    assert!((300..=6000).contains(&offset.abs()), "{offset}");
+                    assert_eq!(step.targets.len(), 1);
+                    assert_eq!(step.end_verb().map(|v| v.word()), Some("clock"));
                 }
                 other => panic!("mismatched step {other:?}"),
             }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use crate::core::chain::propagation::MAX_ROUNDS;
+use crate::core::faults::clock::MAX_OFFSET_S;
 use crate::core::verb::{Verb, MAX_SATS};
 
 /// Blocks one `mine` may ask for (and one `rpc` of the `generate` family). Regtest users mine 101 to
@@ -101,6 +102,13 @@ impl Verb {
             } if *tail > MAX_TAIL_LINES => refuse(format!(
                 "`tail` {tail} is over the limit of {MAX_TAIL_LINES} lines per logs"
             )),
+            Verb::Clock { offset, .. } if offset.abs() > MAX_OFFSET_S => refuse(format!(
+                "`offset` {offset}s is out of range: at most {MAX_OFFSET_S}s ({} days) either way",
+                MAX_OFFSET_S / 86_400
+            )),
+            Verb::Clock {
+                nodes: Some(nodes), ..
+            } if nodes.is_empty() => refuse("`nodes` names no node (leave it out for every node)".into()),
             Verb::Netem { shaping, .. } => match shaping.invalid() {
                 Some(why) => refuse(format!("`shaping`: {why}")),
                 None => Ok(()),

@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 use crate::core::chain::propagation::Kind as Propagation;
 use crate::core::chain::wait::WaitFor;
 use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::faults::clock;
 use crate::core::faults::link::Shaping;
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
@@ -25,7 +26,7 @@ pub use check::{
     MAX_TAIL_LINES, MAX_TIMEOUT,
 };
 pub use report::{
-    describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
+    describe_links, Clocks, Connection, NodeClock, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
     NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Waited,
     Wired,
 };
@@ -109,6 +110,13 @@ pub enum Verb {
     },
     /// Stop, start, restart, kill, pause or unpause a node.
     Fault { fault: Fault, node: String },
+    /// Sets the wall clock of `nodes` (every node for `None`) to run `offset` seconds from the host's
+    /// (0: the host's clock again), at run time.
+    Clock {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes: Option<Vec<String>>,
+        offset: i64,
+    },
     /// Waits until a condition holds.
     Wait {
         until: WaitFor,
@@ -193,6 +201,7 @@ impl Verb {
             Verb::Cut { .. } => "cut",
             Verb::Clear { .. } => "clear",
             Verb::Fault { .. } => "fault",
+            Verb::Clock { .. } => "clock",
             Verb::Wait { .. } => "wait",
             Verb::Sync { .. } => "sync",
             Verb::Measure { .. } => "measure",
@@ -217,6 +226,7 @@ impl Verb {
                 | Verb::Cut { .. }
                 | Verb::Clear { .. }
                 | Verb::Fault { .. }
+                | Verb::Clock { .. }
         )
     }
 
@@ -233,7 +243,7 @@ impl Verb {
             Verb::Connect { a, b } | Verb::Disconnect { a, b } => vec![a.clone(), b.clone()],
             Verb::Netem { nodes, to, .. } => [all(nodes), all(to)].concat(),
             Verb::Cut { from, to, .. } => [from.clone(), to.clone()].concat(),
-            Verb::Clear { nodes, .. } => all(nodes),
+            Verb::Clear { nodes, .. } | Verb::Clock { nodes, .. } => all(nodes),
             Verb::Wait { until, .. } => until.nodes().unwrap_or_default(),
             Verb::Measure { from, .. } => from.iter().cloned().collect(),
             _ => Vec::new(),
@@ -327,6 +337,10 @@ impl fmt::Display for Verb {
             Verb::Heal { sync: false, .. } => f.write_str("heal"),
             Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+            Verb::Clock { nodes, offset: 0 } => write!(f, "clock of {}: host's", all(nodes)),
+            Verb::Clock { nodes, offset } => {
+                write!(f, "clock of {} {}", all(nodes), clock::describe(*offset))
+            }
             Verb::Wait { until, .. } => write!(f, "wait {until}"),
             Verb::Sync { .. } => f.write_str("sync"),
             Verb::Measure {

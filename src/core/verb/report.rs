@@ -35,6 +35,8 @@ pub enum Report {
     /// `netem`, `cut` and `clear`: every node's link faults afterwards.
     Links(Links),
     Fault(Faulted),
+    /// `clock`: the named nodes' clocks afterwards.
+    Clocks(Clocks),
     Waited(Waited),
     Synced(Synced),
     Measured(Box<Measurement>),
@@ -64,6 +66,7 @@ impl Report {
                 Report::Links(read(json)?)
             }
             Verb::Fault { .. } => Report::Fault(read(json)?),
+            Verb::Clock { .. } => Report::Clocks(read(json)?),
             Verb::Wait { .. } => Report::Waited(read(json)?),
             Verb::Sync { .. } => Report::Synced(read(json)?),
             Verb::Measure { .. } => Report::Measured(read(json)?),
@@ -126,6 +129,22 @@ pub struct NodeStatus {
     pub error: Option<String>,
     /// The node's link faults (shaping and cuts), worded; empty when it has none.
     pub links: String,
+    /// The node's clock offset from the host's, in seconds, while it is not the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<i64>,
+}
+
+/// The clocks a `clock` set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clocks {
+    pub nodes: Vec<NodeClock>,
+}
+
+/// One node's clock: its offset from the host's, in seconds (0: the host's clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeClock {
+    pub node: String,
+    pub offset: i64,
 }
 
 /// How another program reaches a node (`regbox url`).

@@ -79,6 +79,13 @@ pub trait Containers: Send + Sync {
     /// is appended to the output when the command fails).
     async fn exec(&self, name: &str, cmd: Vec<String>) -> Result<(i64, String)>;
 
+    /// Writes `contents` as file `file` (mode 0644, owned by root) into directory `dir` of a container,
+    /// running or not (a path on its volumes too).
+    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()>;
+
+    /// A small file of a container, running or not (None when the file is not there); at most 64 KiB.
+    async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>>;
+
     /// Whether a container is still running (false when it exited or is gone).
     async fn is_running(&self, name: &str) -> Result<bool>;
 

@@ -11,7 +11,8 @@ use bollard::models::{
     MountType, MountVolumeOptions, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
@@ -24,6 +25,9 @@ use crate::engine::docker::error::{absent_is, container_err, DockerError, Result
 use crate::engine::docker::networks::static_endpoint;
 use crate::engine::docker::routing::{label_filter, Engines};
 use crate::engine::docker::types::{ContainerInfo, ContainerSpec, Endpoint, MarkerInfo, Running};
+
+/// The most of a file `read_file` reads.
+const MAX_FILE_READ: usize = 64 << 10;
 
 #[async_trait]
 impl Containers for Engines {
@@ -192,6 +196,54 @@ impl Containers for Engines {
             out.push_str(&errs);
         }
         Ok((code, out))
+    }
+
+    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()> {
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
+        header.set_cksum();
+        let tar = archive
+            .append_data(&mut header, file, contents)
+            .and_then(|()| archive.into_inner())
+            .expect("a tar archive in memory is written");
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.on(name)
+            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(container_err("write a file into", name))
+    }
+
+    async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.on(name).download_from_container(name, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) if tar.len() + bytes.len() <= MAX_FILE_READ + 1024 => {
+                    tar.extend_from_slice(&bytes)
+                }
+                Ok(_) => break, // the header and the first 64 KiB are all that is read
+                Err(e) => return absent_is(Err(e), None, container_err("read a file of", name)),
+            }
+        }
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let contents = archive.entries().ok().and_then(|mut entries| {
+            use std::io::Read;
+            let entry = entries.next()?.ok()?;
+            let mut out = Vec::new();
+            entry.take(MAX_FILE_READ as u64).read_to_end(&mut out).ok()?;
+            Some(out)
+        });
+        Ok(contents)
     }
 
     async fn is_running(&self, name: &str) -> Result<bool> {

@@ -43,6 +43,8 @@ pub(crate) struct World {
     pub volumes: BTreeMap<String, HashMap<String, String>>,
     /// Image name → (id, labels).
     pub images: BTreeMap<String, (String, HashMap<String, String>)>,
+    /// (container, path) → contents of the files written into containers.
+    pub files: BTreeMap<(String, String), Vec<u8>>,
     next: u64,
 }
 
@@ -288,6 +290,25 @@ impl Containers for Fake {
             name: name.into(),
             source: answer(501, "the fake runs no process"),
         })
+    }
+
+    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()> {
+        let mut w = self.world.lock().unwrap();
+        if w.container(name).is_none() {
+            return Err(DockerError::Container {
+                action: "write a file into",
+                name: name.into(),
+                source: answer(404, "no such container"),
+            });
+        }
+        let path = format!("{}/{file}", dir.trim_end_matches('/'));
+        w.files.insert((name.to_string(), path), contents.to_vec());
+        Ok(())
+    }
+
+    async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let w = self.world.lock().unwrap();
+        Ok(w.files.get(&(name.to_string(), path.to_string())).cloned())
     }
 
     async fn is_running(&self, name: &str) -> Result<bool> {

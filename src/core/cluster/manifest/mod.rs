@@ -71,7 +71,8 @@ pub(super) const TOP_FIELDS: &[&str] = &[
     "topology",
     "links",
 ];
-pub(super) const DEFAULTS_FIELDS: &[&str] = &["image", "args", "wallet", "resources", "link"];
+pub(super) const DEFAULTS_FIELDS: &[&str] =
+    &["image", "args", "wallet", "resources", "link", "clock"];
 pub(super) const NODE_FIELDS: &[&str] = &[
     "name",
     "image",
@@ -80,6 +81,7 @@ pub(super) const NODE_FIELDS: &[&str] = &[
     "resources",
     "link",
     "host",
+    "clock",
 ];
 pub(super) const HOST_FIELDS: &[&str] = &["name", "docker", "address", "labels", "capacity"];
 pub(super) const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];

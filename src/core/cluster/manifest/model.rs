@@ -47,6 +47,9 @@ pub struct NodeSpec {
     /// The node names its own `image:` (so `up --image` leaves it alone).
     #[serde(default)]
     pub own_image: bool,
+    /// The clock offset from the host's, in seconds (`clock: -90m`); 0 is the host's clock.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock: i64,
     /// The host (a name in `ClusterSpec::hosts`) the node runs on: set on every node when the
     /// cluster declares hosts (pinned by `host:` or placed at parse time), None otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,7 @@ impl ClusterSpec {
                 resources: Resources::default(),
                 own_image: false,
                 host: None,
+                clock: 0,
             })
             .collect();
         ClusterSpec {
@@ -166,8 +170,9 @@ impl ClusterSpec {
                 shown(image)
             ));
         }
+        let image = crate::core::release::expand_image(image)?;
         for node in self.nodes.iter_mut().filter(|n| !n.own_image) {
-            node.image = image.to_string();
+            node.image = image.clone();
         }
         Ok(())
     }
@@ -197,4 +202,8 @@ impl ClusterSpec {
     pub fn graph(&self) -> Graph {
         Graph::from_edges(&self.edges)
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

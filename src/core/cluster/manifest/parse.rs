@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::cluster::placement::{HostSpec, Strategy};
+use crate::core::faults::clock;
 use crate::core::faults::link::{self, Shaping};
 use crate::core::faults::plane::{self, NodeFaults};
 use crate::core::names::{backticked, shown, NodeNames};
@@ -54,6 +55,7 @@ impl Cx<'_> {
                 resources: Resources::default(),
                 own_image: false,
                 host: None,
+                clock: 0,
             },
         };
 
@@ -253,6 +255,10 @@ impl Cx<'_> {
             Some(r) => self.resources(r, Resources::default())?,
             None => Resources::default(),
         };
+        let clock = match fields.get("clock") {
+            Some(c) => self.clock(c)?,
+            None => 0,
+        };
         Ok(NodeSpec {
             name: String::new(),
             image,
@@ -261,7 +267,26 @@ impl Cx<'_> {
             resources,
             own_image: false,
             host: None,
+            clock,
         })
+    }
+
+    /// `clock: -90m`: the node's clock offset from the host's, in seconds.
+    pub(crate) fn clock(&self, v: &Yaml) -> Check<i64> {
+        let text = match &v.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(0) => "0".into(),
+            other => {
+                return Err(self.error(
+                    v.at,
+                    format!(
+                        "`clock` must be an offset such as +3h or -90m, found {}",
+                        found(other)
+                    ),
+                ))
+            }
+        };
+        clock::parse_offset(&text).map_err(|e| self.error(v.at, format!("invalid `clock`: {e}")))
     }
 
     /// `resources: {memory: 256m, cpus: 0.5}`; fields not given keep `base`.
@@ -321,7 +346,8 @@ impl Cx<'_> {
                 ),
             ));
         }
-        Ok(image.to_owned())
+        // `core-27.2` names the image `up` builds from Bitcoin Core's verified release.
+        crate::core::release::expand_image(image).map_err(|e| self.error(v.at, e))
     }
 
     pub(super) fn args(&self, v: &Yaml) -> Check<Vec<String>> {
@@ -437,6 +463,10 @@ impl Cx<'_> {
                         Some(r) => self.resources(r, defaults.resources)?,
                         None => defaults.resources,
                     };
+                    let clock = match fields.get("clock") {
+                        Some(c) => self.clock(c)?,
+                        None => defaults.clock,
+                    };
                     let host = match fields.get("host") {
                         Some(h) => {
                             Some(self.node_host(h, fields.key_at("host").unwrap_or(h.at), hosts)?)
@@ -451,6 +481,7 @@ impl Cx<'_> {
                         resources,
                         own_image,
                         host,
+                        clock,
                     });
                 }
                 Ok((nodes, false))

@@ -1,0 +1,134 @@
+//! Clock faults on the engine: each node's clock file (on its data volume, read by libfaketime in its
+//! bitcoind on every clock reading) written with the declared offset when its container is made and
+//! with the `clock` verb's at run time, and read back for `status`.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crate::core::cluster::blueprint::{self, NodeLayout};
+use crate::core::faults::clock;
+use crate::core::verb::{Clocks, NodeClock};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::engine::cluster::Cluster;
+use crate::engine::error::{Error, Result};
+use crate::core::cluster::plan::{Containers, Desired, Segments};
+use crate::engine::wait::{self, wait_until, Check};
+use crate::engine::image::LABEL_CLOCK;
+
+/// Clock files written at once.
+const CONCURRENCY: usize = 16;
+
+impl Cluster {
+    /// Sets the clocks of `nodes` (every node for `None`) to `offset` seconds from the host's (0: the
+    /// host's clock). In force as soon as it returns: libfaketime reads the file at every reading.
+    /// Refused, before any clock changes, for a node whose image carries no libfaketime.
+    pub(crate) async fn clock_locked(
+        &self,
+        nodes: Option<&[String]>,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<Clocks> {
+        let ids = match nodes {
+            Some(names) => names
+                .iter()
+                .map(|n| self.node(n).map(|n| n.layout.index))
+                .collect::<Result<Vec<_>>>()?,
+            None => (0..self.nodes.len()).collect(),
+        };
+        self.check_clocks(&ids).await?;
+        // A clock that jumps ahead by the inactivity timeout or more drops every session of its node:
+        // the sessions open now are waited out, then the node's declared edges dialled again.
+        let mut jumped = Vec::new();
+        for &i in &ids {
+            let n = &self.nodes[i];
+            let before = self.read_clock(&n.layout).await.unwrap_or(0);
+            if offset - before < clock::DROPS_SESSIONS_S {
+                continue;
+            }
+            if let Ok(peers) = n.rpc.get_peer_info().await {
+                jumped.push((i, peers.into_iter().map(|p| p.id).collect::<HashSet<i64>>()));
+            }
+        }
+        futures::stream::iter(&ids)
+            .map(|&i| self.write_clock(&self.nodes[i].layout, offset))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        for (i, old) in &jumped {
+            let n = &self.nodes[*i];
+            let what = format!("{}'s sessions closed by its clock's jump", n.name());
+            wait_until(&what, timeout, wait::interval_for(1), || async {
+                let left = n.rpc.get_peer_info().await?;
+                let left = left.iter().filter(|p| old.contains(&p.id)).count();
+                Ok::<_, Error>(match left {
+                    0 => Check::Ready(()),
+                    k => Check::Pending(format!("{k} still open")),
+                })
+            })
+            .await?;
+        }
+        if !jumped.is_empty() {
+            let desired = Desired {
+                edges: &self.spec.edges,
+                containers: Containers::AsTheyAre,
+                segments: Segments::Keep,
+                mode: self.mode,
+            };
+            self.converge_quietly(&desired, timeout).await?;
+        }
+        Ok(Clocks {
+            nodes: ids
+                .iter()
+                .map(|&i| NodeClock {
+                    node: self.nodes[i].name().to_string(),
+                    offset,
+                })
+                .collect(),
+        })
+    }
+
+    /// Refuses a node whose image carries no libfaketime.
+    async fn check_clocks(&self, ids: &[usize]) -> Result<()> {
+        let mut clocked: HashMap<&str, bool> = HashMap::new();
+        for &i in ids {
+            let image = self.nodes[i].layout.image.as_str();
+            if let Entry::Vacant(e) = clocked.entry(image) {
+                let labels = self.docker.image(image).await?.map(|(_, l)| l);
+                e.insert(labels.is_some_and(|l| l.contains_key(LABEL_CLOCK)));
+            }
+            if !clocked[image] {
+                return Err(Error::BadRequest(format!(
+                    "node {} runs image `{image}`, which carries no libfaketime, so its clock cannot be set (regbox's own node images carry it; `regbox image build` makes one)",
+                    self.nodes[i].name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `offset` into the clock file of `l`'s container, made or running.
+    pub(crate) async fn write_clock(&self, l: &NodeLayout, offset: i64) -> Result<()> {
+        let text = clock::file_text(offset);
+        self.docker
+            .write_file(&l.container, blueprint::DATADIR, blueprint::CLOCK_FILE, text.as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// The clock offset `l`'s node runs at (None: the host's clock, or no clock file).
+    pub(crate) async fn read_clock(&self, l: &NodeLayout) -> Option<i64> {
+        if l.as_root {
+            return None;
+        }
+        let path = format!("{}/{}", blueprint::DATADIR, blueprint::CLOCK_FILE);
+        match self.docker.read_file(&l.container, &path).await {
+            Ok(text) => text.and_then(|t| clock::read_file_text(&String::from_utf8_lossy(&t))),
+            Err(e) => {
+                tracing::debug!("the clock of {} cannot be read: {e}", l.name);
+                None
+            }
+        }
+    }
+}
