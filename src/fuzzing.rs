@@ -32,6 +32,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("verb", verb),
     #[cfg(feature = "cli")]
     ("relay_connect", relay_connect),
+    #[cfg(feature = "cli")]
+    ("agent_record", agent_record),
 ];
 
 /// The files a fuzzed manifest or scenario may name (`topology: {file: …}`): one small graph per
@@ -200,15 +202,46 @@ pub fn agent_request(data: &[u8]) {
         return;
     };
     for node in nodes {
-        let faults = node.faults.normalized();
-        let _ = ruleset(&faults);
-        let shapings = faults.links.values().chain(faults.shaping.iter());
-        for (k, shaping) in shapings.enumerate().take(4) {
-            let mut shaper = Shaper::new(shaping.clone(), k as u64);
-            for i in 0..8u64 {
-                let _ = shaper.fate(Duration::from_millis(i * 7), 60 + i as usize * 700);
-            }
+        plane_made(node.faults);
+    }
+}
+
+/// What the agent makes of a node's plane before it touches a namespace: the normalized plane, its
+/// iptables ruleset and the fate of a few packets on every shaped link.
+fn plane_made(faults: crate::core::faults::plane::NodeFaults) {
+    let faults = faults.normalized();
+    let _ = ruleset(&faults);
+    let shapings = faults.links.values().chain(faults.shaping.iter());
+    for (k, shaping) in shapings.enumerate().take(4) {
+        let mut shaper = Shaper::new(shaping.clone(), k as u64);
+        for i in 0..8u64 {
+            let _ = shaper.fate(Duration::from_millis(i * 7), 60 + i as usize * 700);
         }
+    }
+}
+
+/// The fault agent's record (`plane.json` in its volume), read as an agent that starts again reads it
+/// before it restores every node. A record that reads holds only planes a request could have set
+/// (each node passes the checks of the agent's requests), is written back as it was read, and what the
+/// agent makes of each plane can be made.
+#[cfg(feature = "cli")]
+pub fn agent_record(data: &[u8]) {
+    use crate::agent::record;
+    use crate::core::faults::rules::AgentNode;
+    let Ok(read) = record::parse(data) else {
+        return; // the agent refuses to start, naming the file: never an empty plane
+    };
+    let written = serde_json::to_vec(&read).expect("a record serializes");
+    let back = record::parse(&written).expect("a record the agent wrote reads back");
+    assert_eq!(back, read, "a record reads back as another");
+    for (name, r) in &read {
+        let node = serde_json::json!({
+            "name": name, "pid": 0, "container": r.container, "faults": r.faults,
+        });
+        if let Err(e) = serde_json::from_value::<AgentNode>(node) {
+            panic!("the record holds a plane no request could set: {e}");
+        }
+        plane_made(r.faults.clone());
     }
 }
 
@@ -307,5 +340,9 @@ mod tests {
         agent_request(b"{\"set\":{\"nodes\":[{\"name\":\"n3\",\"pid\":9,\"container\":\"c3\",\"faults\":{\"links\":{\"1\":{\"loss\":0.00010999999999999999}}}}]}}\n");
         // A cut towards a peer past the last node overflowed its address (refused now).
         agent_request(b"{\"set\":{\"nodes\":[{\"name\":\"n2\",\"pid\":7,\"container\":\"c2\",\"faults\":{\"cuts\":{\"42949672950\":\"drop\"}}}]}}\n");
+        // The agent's record was read without a request's checks: a delay of 1006 s was restored
+        // (see `agent::record`).
+        #[cfg(feature = "cli")]
+        agent_record(b"{\"n1\":{\"container\":\"abab\",\"faults\":{\"cuts\":{\"2\":\"silent\"},\"shaping\":{\"delay_us\":1006553600},\"links\":{\"3\":{\"delay_us\":5000}}}}}");
     }
 }

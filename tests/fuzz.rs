@@ -375,6 +375,7 @@ fn every_target_is_tested_here_and_has_a_cargo_fuzz_binary() {
         "agent_request",
         "verb",
         "relay_connect",
+        "agent_record",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, here);
@@ -429,4 +430,9 @@ fn verb() {
 #[test]
 fn relay_connect() {
     run("relay_connect");
+}
+
+#[test]
+fn agent_record() {
+    run("agent_record");
 }

@@ -110,11 +110,19 @@ def binary() -> str:
     raise FileNotFoundError("no regbox binary: install the regbox wheel, or set REGBOX_BIN")
 
 
-def _run(args: Sequence[str], json_out: bool = True, token: str | None = None) -> Any:
+def _run(
+    args: Sequence[str],
+    json_out: bool = True,
+    token: str | None = None,
+    operator_ca: str | os.PathLike[str] | None = None,
+) -> Any:
     """Runs `regbox ARGS [--json]`; its JSON report (or text), or the error it gave as an exception.
-    With `token`, the operator's token goes to it as `REGBOX_TOKEN` (never on the command line)."""
+    With `token`, the operator's token goes to it as `REGBOX_TOKEN` (never on the command line); with
+    `operator_ca`, the CA an https:// operator is trusted by as `REGBOX_OPERATOR_CA`."""
     command = [binary(), *args] + (["--json"] if json_out else [])
-    env = None if token is None else {**os.environ, "REGBOX_TOKEN": token}
+    extra = {"REGBOX_TOKEN": token, "REGBOX_OPERATOR_CA": operator_ca}
+    extra = {k: os.fspath(v) for k, v in extra.items() if v is not None}
+    env = {**os.environ, **extra} if extra else None
     returncode, stdout, stderr = _interruptible(command, env)
     if returncode != 0:
         said = [line for line in stderr.splitlines() if line.strip()]
@@ -216,12 +224,18 @@ class Cluster:
     `keep=True`."""
 
     def __init__(
-        self, name: str, keep: bool = True, operator: str | None = None, token: str | None = None
+        self,
+        name: str,
+        keep: bool = True,
+        operator: str | None = None,
+        token: str | None = None,
+        operator_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         self.name = name
         self.keep = keep
         self.operator = operator
         self.token = token
+        self.operator_ca = operator_ca
         names = [n.name for n in self.status()]
         self.nodes = [Node(self, n, i) for i, n in enumerate(names)]
 
@@ -239,12 +253,14 @@ class Cluster:
         keep: bool = False,
         operator: str | None = None,
         token: str | None = None,
+        operator_ca: str | os.PathLike[str] | None = None,
     ) -> "Cluster":
         """Brings up the cluster of `manifest`, or of `nodes` nodes in `topology` (each with a wallet
         if `wallet`; a unique name unless `name` is given), and waits until its topology is verified
         by the nodes. With `operator` (an operator's URL, `http://HOST:9181`), the operator makes it
         and every later verb goes to it, with `token` when the operator needs one (else the
-        environment's `REGBOX_TOKEN`)."""
+        environment's `REGBOX_TOKEN`); an https:// operator is trusted by the CA (PEM file) of
+        `operator_ca` (else the environment's `REGBOX_OPERATOR_CA`)."""
         remote = ["--operator", operator] if operator else []
         if manifest is None and nodes is None:
             raise BadInput("give a manifest or a number of nodes", 2, [])
@@ -258,21 +274,27 @@ class Cluster:
                     f.write("defaults:\n  wallet: true\n")
                 path = f.name
             try:
-                _run([*remote, "up", path], token=token)
+                _run([*remote, "up", path], token=token, operator_ca=operator_ca)
             finally:
                 os.unlink(path)
         else:
             path = os.fspath(manifest)
             # The manifest's own name, as `check` reads it (bad input is refused here, located).
             name = name or _run(["check", path])[0]["name"]
-            _run([*remote, "-c", name, "up", path], token=token)
-        return cls(name, keep=keep, operator=operator, token=token)
+            _run([*remote, "-c", name, "up", path], token=token, operator_ca=operator_ca)
+        return cls(name, keep=keep, operator=operator, token=token, operator_ca=operator_ca)
 
     @classmethod
-    def open(cls, name: str, operator: str | None = None, token: str | None = None) -> "Cluster":
+    def open(
+        cls,
+        name: str,
+        operator: str | None = None,
+        token: str | None = None,
+        operator_ca: str | os.PathLike[str] | None = None,
+    ) -> "Cluster":
         """Attaches to the cluster `name` as it is (through `operator` when given, with `token` when
-        it needs one); it stays up afterwards."""
-        return cls(name, keep=True, operator=operator, token=token)
+        it needs one, trusting an https:// one by the CA of `operator_ca`); it stays up afterwards."""
+        return cls(name, keep=True, operator=operator, token=token, operator_ca=operator_ca)
 
     def down(self) -> DownReport:
         """Removes every container, volume and network of the cluster."""
@@ -289,7 +311,9 @@ class Cluster:
 
     def _verb(self, *args: str) -> Any:
         remote = ["--operator", self.operator] if self.operator else []
-        return _run([*remote, "-c", self.name, *args], token=self.token)
+        return _run(
+            [*remote, "-c", self.name, *args], token=self.token, operator_ca=self.operator_ca
+        )
 
     def _report(self, kind: Any, *args: str) -> Any:
         return reports.parse(kind, self._verb(*args))

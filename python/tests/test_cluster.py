@@ -146,6 +146,66 @@ def test_an_operator_with_a_token_is_asked_with_it(tmp_path):
     assert labelled(name) == []
 
 
+def test_an_https_operator_is_asked_trusting_the_ca_given(tmp_path):
+    """`operator_ca=` goes with every command to an https:// operator (as REGBOX_OPERATOR_CA for the
+    CLI it runs); without it, the operator's certificate is not trusted, and the error says what to
+    give. The certificate is made with openssl, which the test needs."""
+    import os
+    import shutil
+    import ssl
+    import time
+    import urllib.request
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        + ["-days", "1", "-subj", "/CN=regbox-test"]
+        + ["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    name = f"pytls-{os.getpid()}"
+    manifest = tmp_path / "tls.yaml"
+    manifest.write_text(f"name: {name}\nnodes: 1\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("REGBOX_TOKEN", "REGBOX_OPERATOR")}
+    operator = subprocess.Popen(
+        [regbox.binary(), "operator", str(manifest), "--listen", f"127.0.0.1:{port}"]
+        + ["--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    saved = os.environ.pop("REGBOX_OPERATOR_CA", None)
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1, context=trusting).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the operator never answered over TLS"
+                time.sleep(0.1)
+        with pytest.raises(regbox.Failure) as e:
+            regbox.Cluster.open(name, operator=url)
+        assert "not trusted" in e.value.message and "--operator-ca" in e.value.message, e.value
+        with regbox.Cluster.up(manifest, operator=url, operator_ca=cert) as c:
+            assert c.mine("n0", 2).height == 2
+            assert regbox.Cluster.open(name, operator=url, operator_ca=cert).nodes[0].getblockcount() == 2
+    finally:
+        if saved is not None:
+            os.environ["REGBOX_OPERATOR_CA"] = saved
+        operator.terminate()
+        operator.wait(timeout=60)
+    assert labelled(name) == []
+
+
 def test_a_node_connection_idle_past_bitcoinds_timeout_is_reopened():
     import time
 

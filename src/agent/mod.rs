@@ -8,7 +8,7 @@
 pub mod disk;
 pub mod netns;
 pub mod nfqueue;
-mod record;
+pub(crate) mod record;
 mod shaping;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::core::faults::plane::NodeFaults;
+use crate::core::faults::rules::settable;
 
 /// The record's file name, in the agent's state directory.
 pub const FILE: &str = "plane.json";
@@ -29,7 +30,7 @@ pub type Record = BTreeMap<String, Recorded>;
 /// plane: the agent would otherwise overwrite it with nothing.
 pub fn read(path: &Path) -> io::Result<Record> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        Ok(bytes) => parse(&bytes).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: {e}", path.display()),
@@ -38,6 +39,18 @@ pub fn read(path: &Path) -> io::Result<Record> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Record::new()),
         Err(e) => Err(e),
     }
+}
+
+/// A record from the bytes of its file, holding only planes a request could have set
+/// ([`settable`]): the record is restored without the checks of a request, and a plane no request
+/// could set (a peer past the last node, a rate of 0 bit/s) would put a rule against another node's
+/// address or stop a shaping thread.
+pub fn parse(bytes: &[u8]) -> Result<Record, String> {
+    let record: Record = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    for (name, r) in &record {
+        settable(name, &r.faults)?;
+    }
+    Ok(record)
 }
 
 /// Replaces the record at `path` with `record`: written beside it, flushed, then renamed over it, so
@@ -81,5 +94,31 @@ mod tests {
         assert!(read(&path).unwrap().is_empty());
         std::fs::write(&path, b"{\"n1\": {\"contai").unwrap();
         assert_eq!(read(&path).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// Found by the `agent_record` fuzz target: the record was read without the checks of the agent's
+    /// requests, so a damaged one restored a plane no request could set — a delay of 1006 s, a cut
+    /// towards peer 42949672950 (a rule against whichever node that wrapped address is), a rate of
+    /// 0 bit/s (a division by zero in the shaping thread). Such a record is refused now, naming the
+    /// node, as an unreadable one is: the agent does not start on it.
+    #[test]
+    fn a_record_with_a_plane_no_request_could_set_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        for (faults, why) in [
+            (r#"{"shaping":{"delay_us":1006553600}}"#, "at most 60s"),
+            (
+                r#"{"cuts":{"42949672950":"drop"}}"#,
+                "peer 42949672950 is no node",
+            ),
+            (r#"{"links":{"1":{"rate_bps":0}}}"#, "rate"),
+        ] {
+            let text = format!(r#"{{"n1":{{"container":"c1","faults":{faults}}}}}"#);
+            std::fs::write(&path, text).unwrap();
+            let e = read(&path).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            let said = e.to_string();
+            assert!(said.contains("node `n1`") && said.contains(why), "{said}");
+        }
     }
 }

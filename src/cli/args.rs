@@ -48,6 +48,7 @@ Environment:
   REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
   REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator
   REGBOX_TOKEN          the operator's bearer token, when no --token-file is given
+  REGBOX_OPERATOR_CA    the CA an https:// operator is trusted by, as --operator-ca
   REGBOX_RELAY_TOKEN    the token `regbox relay` requires of every CONNECT, as `relay --token`";
 
 /// Regtest in a box: many bitcoind nodes in Docker, wired into any topology.
@@ -96,6 +97,10 @@ pub struct Cli {
     /// `--operator`, and required by `regbox operator` of every request but /healthz (and /metrics).
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// A PEM file of the CA (or the self-signed certificate) an https:// `--operator` is trusted by;
+    /// no other is (the system's roots are not read).
+    #[arg(long, global = true, value_name = "FILE", env = "REGBOX_OPERATOR_CA")]
+    pub operator_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -178,6 +183,16 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::operator::http::DEFAULT_MAX_CONNECTIONS as u64,
               value_parser = clap::value_parser!(u64).range(1..=100_000))]
         max_connections: u64,
+        /// Serve HTTPS with this certificate (PEM; its chain may follow it); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The longest any request may run, in seconds, when shorter than its verb's own deadline
+        /// (its waits plus 30 s); past it the request answers 504 and its work is dropped.
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        request_deadline: Option<u64>,
     },
     /// Per node: image, state, data address, height, best block, peers.
     Status {

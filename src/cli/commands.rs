@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         cluster: cli.cluster,
         operator: cli.operator,
         token_file: cli.token_file,
+        operator_ca: cli.operator_ca,
         wait_lock: Duration::from_secs(cli.wait_lock),
     };
     let command = match run_verb(&ctx, cli.command).await {
@@ -54,11 +55,22 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             timeout,
             metrics_auth,
             max_connections,
+            tls_cert,
+            tls_key,
+            request_deadline,
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(crate::operator::tls::server_config(&cert, &key).map_err(Failure::Usage)?)
+                }
+                _ => None, // clap takes both or neither
+            };
             let serving = crate::operator::http::Serving {
                 token: ctx.token()?,
                 metrics_auth,
                 max_connections: max_connections as usize,
+                tls,
+                request_deadline: request_deadline.map(Duration::from_secs),
                 ..crate::operator::http::Serving::with_timeout(Duration::from_secs(timeout))
             };
             operator(&ctx, manifests, listen, interval, serving).await
@@ -423,8 +435,13 @@ async fn operator(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let scheme = if serving.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!(
-        "operator listening on http://{}",
+        "operator listening on {scheme}://{}",
         listener.local_addr().unwrap_or(listen)
     );
     let opts = crate::operator::Options {

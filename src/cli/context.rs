@@ -24,6 +24,8 @@ pub(crate) struct Context {
     pub operator: Option<String>,
     /// `--token-file PATH` (else `REGBOX_TOKEN`): the operator's token.
     pub token_file: Option<std::path::PathBuf>,
+    /// `--operator-ca FILE` (or `REGBOX_OPERATOR_CA`): the CA an https:// operator is trusted by.
+    pub operator_ca: Option<std::path::PathBuf>,
     /// `--wait-lock`: how long a change waits while another regbox changes the cluster.
     pub wait_lock: std::time::Duration,
 }
@@ -163,12 +165,18 @@ impl Context {
     }
 
     /// The operator of `--operator` (or `REGBOX_OPERATOR`), with the token of `--token-file` (or
-    /// `REGBOX_TOKEN`).
+    /// `REGBOX_TOKEN`), trusting the CA of `--operator-ca` (or `REGBOX_OPERATOR_CA`) when it is an
+    /// https:// one; a CA file that cannot be read is a usage error.
     pub fn operator(&self) -> Result<Option<Client>, Failure> {
         let Some(url) = self.operator.as_deref() else {
             return Ok(None);
         };
-        Ok(Some(Client::new(url).with_token(self.token()?)))
+        let mut client = Client::new(url).with_token(self.token()?);
+        if let (true, Some(ca)) = (url.starts_with("https://"), &self.operator_ca) {
+            let tls = crate::operator::tls::client_config(Some(ca)).map_err(Failure::Usage)?;
+            client = client.trusting(tls);
+        }
+        Ok(Some(client))
     }
 
     /// The token of `--token-file`, else of `REGBOX_TOKEN`; a file that cannot be read, or an empty

@@ -1,6 +1,8 @@
 //! The CLI's side of the operator's HTTP interface: where an operator is (`REGBOX_OPERATOR`, or the
-//! default address when this machine cannot reach the nodes), and one request at a time to it.
+//! default address when this machine cannot reach the nodes), and one request at a time to it, over
+//! HTTPS for an https:// URL (trusting the CA of `--operator-ca`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +32,8 @@ pub struct Client {
     base: String,
     /// Sent as `Authorization: Bearer …` with every request.
     token: Option<Token>,
+    /// Whom an https:// operator is trusted by (see [`Client::trusting`]).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A refused or failed request: the HTTP status (None: no answer) and the operator's message.
@@ -44,7 +48,23 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token: None,
+            tls: None,
         }
+    }
+
+    /// The same operator, an https:// one trusted by the certificates of `tls` (an http:// one is
+    /// asked in plain HTTP whatever it holds). Without it, an https:// operator is trusted by nothing
+    /// and refused.
+    pub fn trusting(self, tls: Arc<rustls::ClientConfig>) -> Client {
+        Client {
+            tls: Some(tls),
+            ..self
+        }
+    }
+
+    /// Whether the operator is asked over HTTPS.
+    fn https(&self) -> bool {
+        self.base.starts_with("https://")
     }
 
     /// The same operator, asked with `token`.
@@ -131,9 +151,6 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, Refusal> {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Full<Bytes>>();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
@@ -145,10 +162,85 @@ impl Client {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.unanswered(e.to_string()))?;
+        if self.https() {
+            return self.send_tls(req).await;
+        }
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
         client
             .request(req)
             .await
             .map_err(|e| self.unanswered(crate::core::names::error_chain(&e)))
+    }
+
+    /// `req` (an https:// URL) over one TLS connection of its own: TCP, the handshake (the operator's
+    /// certificate checked against the CA given and the URL's host), then HTTP/1.1 on it.
+    async fn send_tls(
+        &self,
+        mut req: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Refusal> {
+        let uri = req.uri().clone();
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(443);
+        // An IPv6 literal comes bracketed in a URL, bare in a server name.
+        let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']))
+            .map_err(|e| self.unanswered(format!("`{host}` is no host name: {e}")))?
+            .to_owned();
+        let tls = match &self.tls {
+            Some(tls) => tls.clone(),
+            None => crate::operator::tls::client_config(None).map_err(|e| self.unanswered(e))?,
+        };
+        let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| self.unanswered(format!("cannot connect: {e}")))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| self.unanswered(self.handshake_failed(&e)))?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| self.unanswered(crate::core::names::error_chain(&e)))?;
+        tokio::spawn(conn);
+        // One connection to the operator: the request carries its path, and the host in a header.
+        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        *req.uri_mut() = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .expect("a path is a URI");
+        let value = hyper::header::HeaderValue::from_str(&authority)
+            .map_err(|e| self.unanswered(e.to_string()))?;
+        req.headers_mut().insert(hyper::header::HOST, value);
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.unanswered(crate::core::names::error_chain(&e)))
+    }
+
+    /// A failed TLS handshake worded for a person: a certificate refused says what to trust it by.
+    fn handshake_failed(&self, e: &std::io::Error) -> String {
+        let certificate = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                )
+            });
+        if !certificate {
+            return format!("TLS handshake: {e}");
+        }
+        let given = if self.tls.is_some() {
+            "check that the CA given (--operator-ca or REGBOX_OPERATOR_CA) signed it and that it \
+             names the URL's host"
+        } else {
+            "give the CA that signed it (or the certificate itself) with --operator-ca FILE or \
+             REGBOX_OPERATOR_CA"
+        };
+        format!("its TLS certificate is not trusted ({e}): {given}")
     }
 
     /// A whole response body as text, refused past [`MAX_REPLY_BYTES`].

@@ -7,6 +7,7 @@
 //! each is read as the verb of its name.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +19,11 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::core::names::error_chain;
 use crate::core::verb::Verb;
@@ -28,6 +31,7 @@ use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::exec::{self, Exec};
 use crate::operator::auth::Token;
+use crate::operator::tls;
 use crate::operator::{Scope, Shared};
 
 /// The largest request body read.
@@ -61,6 +65,11 @@ pub struct Serving {
     pub max_connections: usize,
     /// See [`HEADER_TIMEOUT`].
     pub header_timeout: Duration,
+    /// Serves HTTPS with this certificate and key (`--tls-cert`, `--tls-key`); plain HTTP without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The longest any request may run (`--request-deadline`), when shorter than its verb's own
+    /// deadline ([`deadline`]).
+    pub request_deadline: Option<Duration>,
 }
 
 impl Serving {
@@ -72,6 +81,8 @@ impl Serving {
             metrics_auth: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: HEADER_TIMEOUT,
+            tls: None,
+            request_deadline: None,
         }
     }
 }
@@ -92,9 +103,11 @@ pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, std::net::Sock
 
 /// Serves requests on `listener` until the task is dropped, at most `serving.max_connections`
 /// connections at once (one more is answered 503 and closed at once); a connection that does not send
-/// a request's head within `serving.header_timeout` is closed.
+/// a request's head within `serving.header_timeout` is closed. With `serving.tls`, every connection
+/// is TLS, its handshake held to the header timeout too.
 pub async fn serve(op: Shared, listener: TcpListener, serving: Serving) {
     let serving = Rc::new(serving);
+    let tls = serving.tls.clone().map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(serving.max_connections));
     loop {
         let (stream, peer) = accept(&listener).await;
@@ -103,49 +116,116 @@ pub async fn serve(op: Shared, listener: TcpListener, serving: Serving) {
                 "{peer}: over {} connections; answered 503",
                 serving.max_connections
             );
-            tokio::task::spawn_local(turn_away(stream, serving.max_connections));
+            tokio::task::spawn_local(turn_away(stream, tls.clone(), serving.max_connections));
             continue;
         };
-        let op = op.clone();
-        let serving = serving.clone();
+        let (op, serving, tls) = (op.clone(), serving.clone(), tls.clone());
         tokio::task::spawn_local(async move {
             let _slot = slot;
-            let header_timeout = serving.header_timeout;
-            let service = hyper::service::service_fn(move |req| {
-                let (op, serving) = (op.clone(), serving.clone());
-                async move { Ok::<_, Infallible>(respond(&op, req, &serving).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("connection {peer}: {e}");
+            let Some(tls) = tls else {
+                return serve_connection(op, stream, peer, serving).await;
+            };
+            if let Some(stream) = handshake(stream, peer, &tls, serving.header_timeout).await {
+                serve_connection(op, stream, peer, serving).await;
             }
         });
     }
 }
 
-/// A connection over the cap: a 503 written at once, what the client sent meanwhile read briefly (so
-/// that closing does not reset the connection before the reply is read), then closed.
-async fn turn_away(mut stream: TcpStream, cap: usize) {
-    let body =
-        json!({ "error": format!("the operator serves {cap} connections at once; try again") })
-            .to_string()
-            + "\n";
-    let text = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\nretry-after: 1\r\n\r\n{body}",
-        body.len()
-    );
+/// Serves the requests of one connection until it closes.
+async fn serve_connection<S>(op: Shared, stream: S, peer: SocketAddr, serving: Rc<Serving>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let header_timeout = serving.header_timeout;
+    let service = hyper::service::service_fn(move |req| {
+        let (op, serving) = (op.clone(), serving.clone());
+        async move { Ok::<_, Infallible>(respond(&op, req, &serving).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = conn.await {
+        tracing::debug!("connection {peer}: {e}");
+    }
+}
+
+/// A connection's TLS session, once its handshake is done within `within` (the header timeout: a
+/// client that connects and says nothing, or stalls midway through the handshake, holds its slot no
+/// longer than one that stalls in a request's head). A client that speaks plain HTTP to the TLS port is
+/// answered 400 in plain text, saying to use https://, and closed; a failed handshake is closed.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &TlsAcceptor,
+    within: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    let started = tokio::time::Instant::now();
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(within, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != tls::HANDSHAKE_RECORD => {
+            tracing::info!("{peer}: plain HTTP on the TLS port; answered 400");
+            let message = "this operator speaks HTTPS only: ask it at an https:// URL (the CLI \
+                           trusts its certificate with --operator-ca FILE or REGBOX_OPERATOR_CA)";
+            let _ =
+                tokio::time::timeout(TURN_AWAY, say_and_close(stream, "400 Bad Request", message))
+                    .await;
+            return None;
+        }
+        Ok(Ok(1)) => {}
+        _ => return None, // closed, failed or silent
+    }
+    let left = within.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::info!("{peer}: TLS handshake: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::info!("{peer}: no TLS handshake within {within:?}; closed");
+            None
+        }
+    }
+}
+
+/// A connection over the cap: a 503 (over TLS after a handshake, when the operator serves TLS), all
+/// within [`TURN_AWAY`].
+async fn turn_away(stream: TcpStream, tls: Option<TlsAcceptor>, cap: usize) {
+    let message = format!("the operator serves {cap} connections at once; try again");
+    let status = "503 Service Unavailable";
     let _ = tokio::time::timeout(TURN_AWAY, async {
-        stream.write_all(text.as_bytes()).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<_, std::io::Error>(())
+        match tls {
+            None => say_and_close(stream, status, &message).await,
+            Some(tls) => say_and_close(tls.accept(stream).await?, status, &message).await,
+        }
     })
     .await;
+}
+
+/// A whole reply with `status` and `{"error": message}` written at once, what the client sent meanwhile
+/// read (so that closing does not reset the connection before the reply is read), then closed.
+async fn say_and_close<S>(mut stream: S, status: &str, message: &str) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let body = json!({ "error": message }).to_string() + "\n";
+    let retry = if status.starts_with("503") {
+        "retry-after: 1\r\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n{retry}\r\n{body}",
+        body.len()
+    );
+    stream.write_all(text.as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
 }
 
 /// A reply's body: whole, or streamed (`logs` with `follow`).
@@ -185,7 +265,7 @@ async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Resp
         );
         return res;
     }
-    let result = route(op, req, serving.timeout).await;
+    let result = route(op, req, serving).await;
     match result {
         Ok(Reply::Json(v)) => reply(StatusCode::OK, "application/json", v.to_string() + "\n"),
         Ok(Reply::Text(t)) => reply(
@@ -245,7 +325,7 @@ enum Reply {
 /// Where each endpoint goes.
 const ENDPOINTS: &str = "GET /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/verbs (or the aliases partition|heal|faults|mine)";
 
-async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result<Reply, Refused> {
+async fn route(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Result<Reply, Refused> {
     let path: Vec<String> = req
         .uri()
         .path()
@@ -260,7 +340,7 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         (&Method::GET, ["status"]) => Ok(Reply::Json(json!({ "clusters": op.states() }))),
         (&Method::GET, ["metrics"]) => Ok(Reply::Text(op.exposition())),
         (&Method::GET, ["clusters", cluster, "status"]) => {
-            carry_out(op, cluster, Verb::Status, timeout).await
+            carry_out(op, cluster, Verb::Status, serving).await
         }
         (&Method::POST, ["clusters", _, "status"]) => Err(Refused(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -269,7 +349,7 @@ async fn route(op: &Shared, req: Request<Incoming>, timeout: Duration) -> Result
         (&Method::POST, ["clusters", cluster, action]) => {
             let cluster = cluster.to_string();
             let verb = verb_of(action, body(req).await?)?;
-            carry_out(op, &cluster, verb, timeout).await
+            carry_out(op, &cluster, verb, serving).await
         }
         (_, ["status" | "metrics" | "healthz"]) | (_, ["clusters", _, _]) => Err(Refused(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -301,7 +381,7 @@ pub(crate) fn verb_of(action: &str, mut body: Value) -> Result<Verb, Refused> {
     serde_json::from_value(body).map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("{e}")))
 }
 
-/// Carries `verb` out on `cluster` through the executor, within its deadline ([`deadline`]); the
+/// Carries `verb` out on `cluster` through the executor, within its deadline ([`limit_of`]); the
 /// watcher looks again at once after a verb that may have changed the cluster, whatever the outcome.
 /// A cluster the operator does not act on is refused first (404), then a verb over the limits of one
 /// request (400), before anything is opened.
@@ -309,7 +389,7 @@ async fn carry_out(
     op: &Shared,
     cluster: &str,
     verb: Verb,
-    timeout: Duration,
+    serving: &Serving,
 ) -> Result<Reply, Refused> {
     op.serves(cluster)
         .map_err(|e| Refused(StatusCode::NOT_FOUND, e))?;
@@ -324,13 +404,13 @@ async fn carry_out(
         return follow(cluster, node, *tail).await;
     }
     let how = Exec {
-        timeout,
+        timeout: serving.timeout,
         attach: op.container.clone(),
         lock_wait: op.lock_wait,
         ..Exec::default()
     };
     let work = exec::execute(Some(cluster), &verb, &how, std::future::pending());
-    let result = within(deadline(&verb, timeout), &verb, work).await?;
+    let result = within(limit_of(&verb, serving), &verb, work).await?;
     if matches!((&verb, &result), (Verb::Down, Ok(_))) {
         op.let_go(cluster);
     }
@@ -354,22 +434,45 @@ pub fn deadline(verb: &Verb, timeout: Duration) -> Duration {
     verb.budget(timeout) + DEADLINE_MARGIN
 }
 
+/// A request's deadline, and what sets it.
+#[derive(Debug, Clone, PartialEq)]
+struct Limit {
+    time: Duration,
+    why: String,
+}
+
+/// The deadline of a request for `verb`: [`deadline`], or the operator's `--request-deadline` when
+/// that is shorter.
+fn limit_of(verb: &Verb, serving: &Serving) -> Limit {
+    let own = deadline(verb, serving.timeout);
+    match serving.request_deadline {
+        Some(cap) if cap < own => Limit {
+            time: cap,
+            why: "the operator's --request-deadline".into(),
+        },
+        _ => Limit {
+            time: own,
+            why: format!("its waits plus {}s", DEADLINE_MARGIN.as_secs()),
+        },
+    }
+}
+
 /// `work` if it finishes within `limit`; else it is dropped midway (the cluster's lock guard gives the
 /// lock back; the watcher's next pass repairs what it left half done) and the request answers 504.
 async fn within<T>(
-    limit: Duration,
+    limit: Limit,
     verb: &Verb,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, Refused> {
-    tokio::time::timeout(limit, work).await.map_err(|_| {
+    tokio::time::timeout(limit.time, work).await.map_err(|_| {
         Refused(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "`{}` did not finish within the request's deadline of {}s (its waits plus {}s); it was \
-                 stopped midway, and the operator's next pass repairs what it left",
+                "`{}` did not finish within the request's deadline of {}s ({}); it was stopped \
+                 midway, and the operator's next pass repairs what it left",
                 verb.word(),
-                limit.as_secs_f64(),
-                DEADLINE_MARGIN.as_secs()
+                limit.time.as_secs_f64(),
+                limit.why,
             ),
         )
     })
@@ -434,13 +537,17 @@ mod tests {
     #[tokio::test]
     async fn work_past_its_deadline_is_stopped_with_504() {
         let verb = Verb::Status;
-        let limit = Duration::from_millis(50);
-        let Refused(status, message) = within(limit, &verb, std::future::pending::<()>())
-            .await
-            .expect_err("never finishes");
+        let limit = Limit {
+            time: Duration::from_millis(50),
+            why: "its waits plus 30s".into(),
+        };
+        let work = within(limit.clone(), &verb, std::future::pending::<()>());
+        let Refused(status, message) = work.await.expect_err("never finishes");
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
         assert!(
-            message.starts_with("`status` did not finish within the request's deadline of 0.05s"),
+            message.starts_with(
+                "`status` did not finish within the request's deadline of 0.05s (its waits plus 30s)"
+            ),
             "{message}"
         );
         assert_eq!(within(limit, &verb, async { 7 }).await.ok(), Some(7));
@@ -480,5 +587,11 @@ mod tests {
             timeout: Some(Duration::from_secs(5)),
         };
         assert_eq!(deadline(&wait, t), Duration::from_secs(35));
+        let mut serving = Serving::with_timeout(t);
+        serving.request_deadline = Some(Duration::from_secs(40));
+        let capped = limit_of(&Verb::Status, &serving);
+        assert_eq!(capped.time, Duration::from_secs(40));
+        assert_eq!(capped.why, "the operator's --request-deadline");
+        assert_eq!(limit_of(&wait, &serving).time, Duration::from_secs(35));
     }
 }

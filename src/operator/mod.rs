@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod tls;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -24,6 +24,7 @@ mod lifecycle;
 mod links;
 mod locking;
 mod operator;
+mod operator_tls;
 mod partitions;
 mod scenarios;
 mod topology;

@@ -60,19 +60,7 @@ impl TryFrom<AgentNodeFields> for AgentNode {
     type Error = String;
 
     fn try_from(n: AgentNodeFields) -> Result<AgentNode, String> {
-        let f = &n.faults;
-        let peers = f.cuts.keys().chain(f.links.keys());
-        if let Some(peer) = peers.copied().find(|&p| p >= MAX_NODES) {
-            return Err(format!(
-                "node `{}`: peer {peer} is no node (at most {} nodes)",
-                shown(&n.name),
-                MAX_NODES
-            ));
-        }
-        let shapings = f.shaping.iter().chain(f.links.values());
-        if let Some(why) = shapings.filter_map(Shaping::invalid).next() {
-            return Err(format!("node `{}`: {why}", shown(&n.name)));
-        }
+        settable(&n.name, &n.faults)?;
         Ok(AgentNode {
             name: n.name,
             pid: n.pid,
@@ -80,6 +68,24 @@ impl TryFrom<AgentNodeFields> for AgentNode {
             faults: n.faults,
         })
     }
+}
+
+/// Whether `f` is a plane regbox could have made for node `name` (see [`AgentNode`]); else what is
+/// wrong, naming the node. The agent's requests and its record are held to it.
+pub fn settable(name: &str, f: &NodeFaults) -> Result<(), String> {
+    let peers = f.cuts.keys().chain(f.links.keys());
+    if let Some(peer) = peers.copied().find(|&p| p >= MAX_NODES) {
+        return Err(format!(
+            "node `{}`: peer {peer} is no node (at most {} nodes)",
+            shown(name),
+            MAX_NODES
+        ));
+    }
+    let shapings = f.shaping.iter().chain(f.links.values());
+    if let Some(why) = shapings.filter_map(Shaping::invalid).next() {
+        return Err(format!("node `{}`: {why}", shown(name)));
+    }
+    Ok(())
 }
 
 /// The agent's answer: every node it holds a fault plane for, and the failures of this request.
