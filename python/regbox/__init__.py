@@ -128,7 +128,7 @@ def _run(
         said = [line for line in stderr.splitlines() if line.strip()]
         errors = [line for line in said if line.startswith("error:")]
         message = (errors[-1][len("error:"):].strip() if errors else "\n".join(said[-5:])) or (
-            f"exit code {done.returncode}"
+            f"exit code {returncode}"
         )
         timed_out = re.search(r"wait for (.*) within \S+; last seen: (.*)$", message, re.S)
         if returncode == 1 and timed_out:
