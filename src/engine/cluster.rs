@@ -39,6 +39,9 @@ pub struct Cluster {
     pub(crate) cut: partition::Cut,
     /// The RPC password every node accepts (for `connection`).
     pub(crate) password: String,
+    /// Fault agents found dead and started again by this handle, not yet reported (a repair pass
+    /// says so, then forgets them).
+    pub(crate) revived: std::sync::Mutex<Vec<String>>,
 }
 
 impl Cluster {
@@ -89,6 +92,7 @@ impl Cluster {
             armed: false,
             lock_image: spec_image,
             password: password.to_string(),
+            revived: Default::default(),
         };
         for i in 0..cluster.nodes.len() {
             cluster.place_node(i);
