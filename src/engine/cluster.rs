@@ -42,6 +42,8 @@ pub struct Cluster {
     /// Fault agents found dead and started again by this handle, not yet reported (a repair pass
     /// says so, then forgets them).
     pub(crate) revived: std::sync::Mutex<Vec<String>>,
+    /// Across hosts, whether its overlays are encrypted (None on one engine).
+    pub(crate) encrypted: Option<bool>,
 }
 
 impl Cluster {
@@ -93,6 +95,7 @@ impl Cluster {
             lock_image: spec_image,
             password: password.to_string(),
             revived: Default::default(),
+            encrypted: None,
         };
         for i in 0..cluster.nodes.len() {
             cluster.place_node(i);
@@ -150,6 +153,7 @@ impl Cluster {
                 .transport()
                 .relay()
                 .map(|r| format!("{}:{}", blueprint::RPC_USER, r.token)),
+            overlay_encrypted: self.encrypted,
         })
     }
 
@@ -266,6 +270,7 @@ impl Cluster {
             segments: self.segments_of(n.layout.index),
             error: None,
             links: String::new(),
+            overlay_encrypted: self.encrypted,
         };
         if state != State::Running {
             status.error = Some(format!("container is {}", state.word()));

@@ -126,6 +126,9 @@ pub struct NodeStatus {
     pub error: Option<String>,
     /// The node's link faults (shaping and cuts), worded; empty when it has none.
     pub links: String,
+    /// Across hosts: whether the overlays it is on are encrypted (`encrypt:` of the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_encrypted: Option<bool>,
 }
 
 /// How another program reaches a node (`regbox url`).
@@ -145,6 +148,9 @@ pub struct Connection {
     /// The credentials the relay requires (`curl -U USER:TOKEN`, sent as `Proxy-Authorization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_proxy_auth: Option<String>,
+    /// Across hosts: whether the overlays that carry its RPC and P2P traffic are encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_encrypted: Option<bool>,
 }
 
 /// `mine`: the node (by name), its height afterwards and the new blocks' hashes.
