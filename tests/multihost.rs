@@ -799,3 +799,140 @@ fn the_operator_outlives_its_engine_restarting_and_brings_the_cluster_back() {
         .expect("test timed out");
     });
 }
+
+/// Everything on engine `url` that the encryption probe made (its label, `regbox.probe`).
+async fn probe_leftovers(url: &str) -> Vec<String> {
+    let api = engine(url);
+    let mut left: Vec<String> = outside::containers_on(&api, "regbox.probe")
+        .await
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    left.extend(
+        outside::networks_on(&api, "regbox.probe")
+            .await
+            .into_iter()
+            .map(|n| n.name),
+    );
+    left
+}
+
+/// `encrypt:` on the lab's two engines, whose kernel has no IPsec (XFRM, ESP): the probe makes an
+/// encrypted overlay and finds that nothing crosses it, so `encrypt: on` is refused with exit 2 and
+/// the probe's reason before any of the cluster exists, and `encrypt: auto` comes up on plain
+/// overlays, warning why, and `status`, `url` and the engine itself say the overlays are not
+/// encrypted — while traffic crosses them (the two nodes, one per host, are peers).
+#[test]
+fn encryption_is_refused_when_on_and_left_out_with_a_warning_when_auto_where_nothing_crosses() {
+    let image = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(regbox::image::ensure(
+            manifest::DEFAULT_IMAGE,
+            &Progress::default(),
+        ))
+        .expect("node image")
+    };
+    let _lab = Lab::up_with(2, true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(300), async {
+            seed_image(&image).await;
+            let name = regbox::unique_name("crypt");
+            let dir = tempfile::tempdir().unwrap();
+            let hosts = format!(
+                "hosts:\n  - {{name: h1, docker: \"{}\"}}\n  - {{name: h2, docker: \"{}\"}}\n",
+                socket(1),
+                socket(2)
+            );
+            let with = |word: &str| format!("{hosts}encrypt: {word}\nnodes: 2\ntopology: line\n");
+            let on = manifest_in(dir.path(), "on.yaml", &name, &with("on"));
+            let auto = manifest_in(dir.path(), "auto.yaml", &name, &with("auto"));
+
+            // `on`: refused, exit 2, saying what the probe saw; nothing of the cluster or the probe
+            // is left on either engine.
+            let t = std::time::Instant::now();
+            let out = run(&["-c", &name, "up", &on]).await;
+            let refused = t.elapsed();
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert_eq!(out.status.code(), Some(2), "{said}");
+            assert!(said.contains("`encrypt: on`"), "{said}");
+            assert!(
+                said.contains("from host `h2`, nothing crossed an encrypted overlay to host `h1`"),
+                "{said}"
+            );
+            for h in 1..=2 {
+                let (containers, networks, volumes) = held(&socket(h), &name).await;
+                assert!(
+                    containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                    "h{h} keeps {containers:?} {networks:?} {volumes:?}"
+                );
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
+            // The probe can pass: the same probe over a plain overlay gets its answer across (the
+            // refused `up` copied the image to h2); over an encrypted one, again not.
+            let mut spec = manifest::parse(&std::fs::read_to_string(&on).unwrap(), &on).unwrap();
+            spec.nodes[0].image = image.clone();
+            let plain = regbox::engine::encrypt::probe(&spec, false).await.unwrap();
+            assert_eq!(plain, None);
+            let encrypted = regbox::engine::encrypt::probe(&spec, true).await.unwrap();
+            assert!(encrypted.is_some_and(|why| why.contains("(bitcoin-cli: ")));
+            for h in 1..=2 {
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
+
+            // `auto`: up on plain overlays, with a warning naming why.
+            let out = run(&["-c", &name, "up", &auto]).await;
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "{said}");
+            assert!(said.contains("NOT encrypted (`encrypt: auto`)"), "{said}");
+            assert!(
+                said.contains("nothing crossed an encrypted overlay"),
+                "{said}"
+            );
+            let nodes = json(&["-c", &name, "status", "--json"]).await;
+            for n in nodes.as_array().unwrap() {
+                assert_eq!(n["overlay_encrypted"], false, "{n}");
+            }
+            let url = json(&["-c", &name, "url", "n1", "--json"]).await;
+            assert_eq!(url["overlay_encrypted"], false, "{url}");
+            let control = engine(&socket(1))
+                .inspect_network(
+                    &format!("regbox-{name}-ctl"),
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .unwrap();
+            let options = control.options.unwrap_or_default();
+            assert!(!options.contains_key("encrypted"), "{options:?}");
+            let peers = status(&name).await;
+            assert_eq!(peers["n0"].0, "h1", "{peers:?}");
+            assert_eq!(peers["n1"].0, "h2", "{peers:?}");
+            assert_eq!(peers["n0"].1, vec!["n1".to_string()], "{peers:?}");
+            eprintln!("`encrypt: on` refused in {refused:?} (the probe, with lab start-up work)");
+
+            regbox(&["-c", &name, "down"]).await;
+            for h in 1..=2 {
+                let (containers, networks, volumes) = held(&socket(h), &name).await;
+                assert!(
+                    containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                    "h{h} keeps {containers:?} {networks:?} {volumes:?}"
+                );
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
+        })
+        .await
+        .expect("test timed out");
+    });
+}

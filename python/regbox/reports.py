@@ -67,6 +67,7 @@ class NodeStatus:
     error: str | None
     links: str
     host: str | None = None
+    overlay_encrypted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Connection:
     p2p_address: str
     rpc_proxy: str | None = None
     rpc_proxy_auth: str | None = None
+    overlay_encrypted: bool | None = None
 
 
 @dataclass(frozen=True)

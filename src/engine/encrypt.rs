@@ -48,7 +48,7 @@ pub(crate) async fn decide(docker: &Docker, spec: &ClusterSpec) -> Result<bool> 
     if spec.encrypt == Encrypt::Off || spec.hosts.len() < 2 {
         return Ok(spec.encrypt == Encrypt::On);
     }
-    match probe(spec).await? {
+    match probe(spec, true).await? {
         None => Ok(true),
         Some(why) if spec.encrypt == Encrypt::On => Err(Error::Unencrypted(why)),
         Some(why) => {
@@ -61,15 +61,20 @@ pub(crate) async fn decide(docker: &Docker, spec: &ClusterSpec) -> Result<bool> 
     }
 }
 
-/// Whether encrypted traffic crosses between the hosts of `spec`: a throw-away encrypted attachable
-/// overlay, a bitcoind listening for RPC on it on the first host, and from every other host a
-/// `bitcoin-cli` asking it for its block count over that overlay (all from the first node's image,
-/// which is on every host by then). Everything it made is removed again. None when every host got
-/// its answer, else why not.
-pub(crate) async fn probe(spec: &ClusterSpec) -> Result<Option<String>> {
-    // A handle of its own, whose overlays are encrypted.
+/// Whether traffic crosses an overlay — `encrypted` or plain — between the hosts of `spec`: a
+/// throw-away attachable overlay, a bitcoind listening for RPC on it on the first host, and from every
+/// other host a `bitcoin-cli` asking it for its block count over that overlay (all from the first
+/// node's image, which must be on every host). Everything it made is removed again. None when every
+/// host got its answer, else why not.
+pub async fn probe(spec: &ClusterSpec, encrypted: bool) -> Result<Option<String>> {
+    if spec.hosts.len() < 2 {
+        return Ok(Some(
+            "the probe needs two hosts; the manifest names one".into(),
+        ));
+    }
+    // A handle of its own, whose overlays are encrypted or not.
     let docker = crate::engine::lifecycle::connect(spec).await?;
-    docker.encrypt_overlays(true);
+    docker.encrypt_overlays(encrypted);
     let name = format!("regbox-probe-{:08x}", rand::random::<u32>());
     let labels = HashMap::from([(PROBE_LABEL.to_string(), "1".to_string())]);
     let (net, subnet) = create_network(&docker, &name, labels.clone()).await?;
@@ -83,6 +88,7 @@ pub(crate) async fn probe(spec: &ClusterSpec) -> Result<Option<String>> {
         labels,
         net,
         subnet,
+        encrypted,
     };
     let started = Instant::now();
     let outcome = probe.run(&spec.hosts[0].name, &server, &clients).await;
@@ -112,6 +118,7 @@ struct Probe<'a> {
     labels: HashMap<String, String>,
     net: Net,
     subnet: Subnet,
+    encrypted: bool,
 }
 
 impl Probe<'_> {
@@ -154,6 +161,9 @@ impl Probe<'_> {
             let mut args: Vec<String> = rpc.iter().map(|a| a.to_string()).collect();
             args.extend([
                 format!("-rpcconnect={ip}"),
+                // Where nothing crosses, a connection attempt hears nothing back (no refusal): each
+                // one is given up after 3 s, so that the wait ends when it should.
+                "-rpcclienttimeout=3".into(),
                 "-rpcwait".into(),
                 format!("-rpcwaittimeout={PROBE_WAIT_SECS}"),
                 "getblockcount".into(),
@@ -162,10 +172,13 @@ impl Probe<'_> {
             let said = self.finished(client).await?;
             Ok::<_, Error>((said.trim() != "0").then(|| {
                 let last = said.lines().last().unwrap_or("(nothing)").trim();
+                let (kind, hint) = match self.encrypted {
+                    true => ("an encrypted", "; the engines ask the kernel for IPsec (XFRM, ESP), which this kernel may lack"),
+                    false => ("a plain", ""),
+                };
                 format!(
-                    "from host `{host}`, nothing crossed an encrypted overlay to host `{first}` in \
-                     {PROBE_WAIT_SECS} s (bitcoin-cli: {last}); the engines ask the kernel for IPsec \
-                     (XFRM, ESP), which this kernel may lack"
+                    "from host `{host}`, nothing crossed {kind} overlay to host `{first}` in \
+                     {PROBE_WAIT_SECS} s (bitcoin-cli: {last}){hint}"
                 )
             }))
         });
@@ -174,7 +187,18 @@ impl Probe<'_> {
             .into_iter()
             .flatten()
             .collect();
-        Ok((!failed.is_empty()).then(|| failed.join("; ")))
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        // A server that stopped is the probe's own failure, not the overlay's.
+        if !self.docker.is_running(server).await? {
+            let said = self.finished(server).await?;
+            return Err(Error::Probe(format!(
+                "its bitcoind on host `{first}` stopped: {}",
+                said.lines().last().unwrap_or("(nothing)")
+            )));
+        }
+        Ok(Some(failed.join("; ")))
     }
 
     /// Makes and starts container `name` on `host`, on the probe's overlay.
@@ -193,7 +217,8 @@ impl Probe<'_> {
             cmd,
             labels: self.labels.clone(),
             network: Some((self.net.clone(), ip)),
-            tmpfs: vec![("/tmp".into(), "rw,nosuid,size=64m".into())],
+            // A bound, not a reservation: bitcoind refuses a datadir with less than ≈ 50 MB free.
+            tmpfs: vec![("/tmp".into(), "rw,nosuid,size=1g".into())],
             memory: Some(256 << 20),
             pids_limit: Some(blueprint::PIDS_LIMIT),
             stop_timeout: 1,

@@ -81,6 +81,9 @@ pub enum Error {
     Measure(String),
     #[error("fault agent: {0}")]
     Agent(String),
+    /// The encrypted-overlay probe could not run (its own containers failed, not the overlay).
+    #[error("overlay probe: {0}")]
+    Probe(String),
     #[error("RPC relay: {0}")]
     Relay(String),
     #[error("interrupted")]

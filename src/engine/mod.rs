@@ -6,7 +6,7 @@ pub mod cluster;
 #[cfg(test)]
 mod decisions;
 pub(crate) mod docker;
-pub(crate) mod encrypt;
+pub mod encrypt;
 pub mod error;
 pub mod exec;
 pub mod export;
