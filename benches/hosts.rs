@@ -13,6 +13,8 @@
 //! - **down** of the cluster.
 //!
 //! A warm-up run (untimed, 3 nodes across the hosts) first builds the relay's image.
+//! The overlays are `encrypt: off` unless `REGBOX_BENCH_ENCRYPT` says `on` or `auto` (then `up` includes
+//! the encryption probe; `on` measures what encryption costs, where the hosts' kernels carry it).
 //! Each node's memory (the engine's cgroup reading) is sampled once on the three-engine cluster.
 //! The lab is removed at the end, also when a step panics.
 
@@ -64,6 +66,8 @@ fn spec(name: &str, nodes: usize, hosts: bool) -> ClusterSpec {
         for h in 1..=HOSTS {
             yaml.push_str(&format!("  - {{name: h{h}, docker: \"{}\"}}\n", socket(h)));
         }
+        let encrypt = std::env::var("REGBOX_BENCH_ENCRYPT").unwrap_or_else(|_| "off".into());
+        yaml.push_str(&format!("encrypt: {encrypt}\n"));
     }
     manifest::parse(&yaml, "bench").unwrap()
 }

@@ -27,18 +27,27 @@ fn socket(host: usize) -> String {
     format!("unix:///run/regbox-lab/h{host}/docker.sock")
 }
 
-/// The lab, removed again when dropped (also when the test fails).
-struct Lab;
+/// One lab at a time on this machine: the tests of this binary take turns.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lab, removed again when dropped (also when the test fails), before the next test may make one.
+struct Lab(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 
 impl Lab {
+    /// Three engines in no swarm: `regbox swarm init` forms it.
     fn up() -> Lab {
+        Lab::up_with(HOSTS, false)
+    }
+
+    /// `hosts` engines, in one swarm (h1 its manager) when `swarm`.
+    fn up_with(hosts: usize, swarm: bool) -> Lab {
+        let turn = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
         // A lab left by an interrupted run goes first.
         Lab::down().unwrap();
-        // No swarm yet: `regbox swarm init` forms it.
         let out = Command::new("bash")
             .arg(lab_script())
-            .args(["up", &HOSTS.to_string(), "none"])
-            .env("REGBOX_LAB_SWARM", "no")
+            .args(["up", &hosts.to_string(), "none"])
+            .env("REGBOX_LAB_SWARM", if swarm { "yes" } else { "no" })
             .output()
             .expect("run tests/lab/multihost.sh");
         assert!(
@@ -46,7 +55,21 @@ impl Lab {
             "the multi-host lab did not start (it needs root, iproute2, util-linux and dockerd): {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Lab
+        Lab(turn)
+    }
+
+    /// Stops engine `host` (SIGTERM: its containers stop with it) and starts it again.
+    fn restart(&self, host: usize) {
+        let out = Command::new("bash")
+            .arg(lab_script())
+            .args(["restart", &host.to_string()])
+            .output()
+            .expect("run tests/lab/multihost.sh restart");
+        assert!(
+            out.status.success(),
+            "engine h{host} did not restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn down() -> Result<(), String> {
@@ -596,6 +619,318 @@ fn a_cluster_across_three_engines_is_wired_partitioned_by_host_healed_and_remove
                 hosts.values().all(|(state, _)| state == "inactive"),
                 "{hosts:?}"
             );
+        })
+        .await
+        .expect("test timed out");
+    });
+}
+
+/// Whether the operator on `listen` answers `/healthz` with `ok` (within 2 s).
+async fn healthy(listen: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut conn = tokio::net::TcpStream::connect(listen).await.ok()?;
+        conn.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.ok()?;
+        let (head, body) = answer.split_once("\r\n\r\n")?;
+        Some(head.lines().next()?.contains(" 200 ") && body.trim() == "ok")
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ask).await,
+        Ok(Some(true))
+    )
+}
+
+/// `regbox operator FILE` against engine h1 on a free port, its timer `interval` s away, its log in
+/// `log`; returns it and the address it listens on.
+fn operator_on_h1(file: &str, interval: &str, log: &Path) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbox"))
+        .args([
+            "operator",
+            file,
+            "--interval",
+            interval,
+            "--listen",
+            &listen,
+        ])
+        .env("DOCKER_HOST", socket(1))
+        .env("REGBOX_BIN", env!("CARGO_BIN_EXE_regbox"))
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, listen)
+}
+
+/// A manifest in `dir` named `file`, with `text` after the cluster's name.
+fn manifest_in(dir: &Path, file: &str, name: &str, text: &str) -> String {
+    let path = dir.join(file);
+    std::fs::write(&path, format!("name: {name}\n{text}")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Whether every node of a status map runs with `peers` peers, and all are on one tip.
+fn settled(nodes: &HashMap<String, (String, Vec<String>, u64, String)>, peers: usize) -> bool {
+    let tips: std::collections::HashSet<&String> = nodes.values().map(|n| &n.3).collect();
+    tips.len() == 1
+        && nodes
+            .values()
+            .all(|n| n.1.len() == peers && !n.3.is_empty())
+}
+
+/// The engine under a running operator restarts: the cluster's one engine (a lab engine, which this
+/// test may stop; a one-host swarm, so that its nodes are reached from here through the relay, on the
+/// lab's bridge) stops with SIGTERM — every container stops with it, live-restore being off — and
+/// starts again. The operator must live through it (its `/healthz` answers all along), say it lost
+/// the engine, and bring the cluster back to its declared state once the engine is back: every node
+/// running, the ring wired again, one tip.
+#[test]
+fn the_operator_outlives_its_engine_restarting_and_brings_the_cluster_back() {
+    let image = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(regbox::image::ensure(
+            manifest::DEFAULT_IMAGE,
+            &Progress::default(),
+        ))
+        .expect("node image")
+    };
+    let lab = Lab::up_with(1, true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(300), async {
+            seed_image(&image).await;
+            let name = regbox::unique_name("restart");
+            let dir = tempfile::tempdir().unwrap();
+            let hosts = format!("hosts: [{{name: h1, docker: \"{}\"}}]\n", socket(1));
+            let file = manifest_in(
+                dir.path(),
+                "ring3.yaml",
+                &name,
+                &format!("{hosts}nodes: 3\n"),
+            );
+            let log = dir.path().join("operator.log");
+            let (mut operator, listen) = operator_on_h1(&file, "2", &log);
+            operator_until(&listen, |s| {
+                s["last_pass"]["error"].is_null()
+                    && (0..3).all(|i| s["metrics"]["nodes"][i]["peers"] == 2)
+            })
+            .await;
+            assert!(settled(&status(&name).await, 2));
+
+            // /healthz is asked every 100 ms from now until the cluster is back.
+            let (stop, mut stopped) = tokio::sync::watch::channel(false);
+            let health = {
+                let listen = listen.clone();
+                tokio::spawn(async move {
+                    let (mut asked, mut failed) = (0u32, 0u32);
+                    while !*stopped.borrow() {
+                        asked += 1;
+                        failed += u32::from(!healthy(&listen).await);
+                        let _ = tokio::time::timeout(Duration::from_millis(100), stopped.changed())
+                            .await;
+                    }
+                    (asked, failed)
+                })
+            };
+            let t = std::time::Instant::now();
+            tokio::task::block_in_place(|| lab.restart(1));
+            let back = std::time::Instant::now();
+            let restart = back - t;
+            // Every node stopped with the engine; the operator's passes start and wire them again.
+            let repaired = operator_until(&listen, |s| {
+                let node = |i: usize| &s["metrics"]["nodes"][i];
+                s["last_pass"]["error"].is_null()
+                    && (0..3).all(|i| node(i)["restarts"] == 1 && node(i)["peers"] == 2)
+            })
+            .await;
+            let repair = back.elapsed();
+            let changes = repaired["last_pass"]["changes"].to_string();
+            let _ = stop.send(true);
+            let (asked, failed) = health.await.unwrap();
+            assert!(
+                operator.try_wait().unwrap().is_none(),
+                "the operator exited"
+            );
+            assert_eq!(failed, 0, "/healthz failed {failed} of {asked} times");
+
+            // As the nodes say: running, the ring again, and one tip once one of them mines.
+            regbox(&["-c", &name, "mine", "n0", "1"]).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let nodes = loop {
+                let nodes = status(&name).await;
+                if (settled(&nodes, 2) && nodes.values().all(|n| n.2 == 1))
+                    || std::time::Instant::now() > deadline
+                {
+                    break nodes;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert!(settled(&nodes, 2), "{nodes:?}");
+            assert!(nodes.values().all(|n| n.2 == 1), "{nodes:?}");
+            operator.kill().await.unwrap();
+            let said = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                said.contains("lost the engine's events")
+                    || said.contains("cannot reach the engine"),
+                "{said}"
+            );
+            assert!(said.contains("reconnected to the engine"), "{said}");
+            eprintln!(
+                "engine restart {restart:?}; cluster back {repair:?} after the engine was; \
+                 /healthz asked {asked} times, failed {failed}; the pass that did it: {changes}"
+            );
+            regbox(&["-c", &name, "down"]).await;
+            let (containers, networks, volumes) = held(&socket(1), &name).await;
+            assert!(
+                containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                "h1 keeps {containers:?} {networks:?} {volumes:?}"
+            );
+        })
+        .await
+        .expect("test timed out");
+    });
+}
+
+/// Everything on engine `url` that the encryption probe made (its label, `regbox.probe`).
+async fn probe_leftovers(url: &str) -> Vec<String> {
+    let api = engine(url);
+    let mut left: Vec<String> = outside::containers_on(&api, "regbox.probe")
+        .await
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    left.extend(
+        outside::networks_on(&api, "regbox.probe")
+            .await
+            .into_iter()
+            .map(|n| n.name),
+    );
+    left
+}
+
+/// `encrypt:` on the lab's two engines, whose kernel has no IPsec (XFRM, ESP): the probe makes an
+/// encrypted overlay and finds that nothing crosses it, so `encrypt: on` is refused with exit 2 and
+/// the probe's reason before any of the cluster exists, and `encrypt: auto` comes up on plain
+/// overlays, warning why, and `status`, `url` and the engine itself say the overlays are not
+/// encrypted — while traffic crosses them (the two nodes, one per host, are peers).
+#[test]
+fn encryption_is_refused_when_on_and_left_out_with_a_warning_when_auto_where_nothing_crosses() {
+    let image = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(regbox::image::ensure(
+            manifest::DEFAULT_IMAGE,
+            &Progress::default(),
+        ))
+        .expect("node image")
+    };
+    let _lab = Lab::up_with(2, true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(300), async {
+            seed_image(&image).await;
+            let name = regbox::unique_name("crypt");
+            let dir = tempfile::tempdir().unwrap();
+            let hosts = format!(
+                "hosts:\n  - {{name: h1, docker: \"{}\"}}\n  - {{name: h2, docker: \"{}\"}}\n",
+                socket(1),
+                socket(2)
+            );
+            let with = |word: &str| format!("{hosts}encrypt: {word}\nnodes: 2\ntopology: line\n");
+            let on = manifest_in(dir.path(), "on.yaml", &name, &with("on"));
+            let auto = manifest_in(dir.path(), "auto.yaml", &name, &with("auto"));
+
+            // `on`: refused, exit 2, saying what the probe saw; nothing of the cluster or the probe
+            // is left on either engine.
+            let t = std::time::Instant::now();
+            let out = run(&["-c", &name, "up", &on]).await;
+            let refused = t.elapsed();
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert_eq!(out.status.code(), Some(2), "{said}");
+            assert!(said.contains("`encrypt: on`"), "{said}");
+            assert!(
+                said.contains("from host `h2`, nothing crossed an encrypted overlay to host `h1`"),
+                "{said}"
+            );
+            for h in 1..=2 {
+                let (containers, networks, volumes) = held(&socket(h), &name).await;
+                assert!(
+                    containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                    "h{h} keeps {containers:?} {networks:?} {volumes:?}"
+                );
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
+            // The probe can pass: the same probe over a plain overlay gets its answer across (the
+            // refused `up` copied the image to h2); over an encrypted one, again not.
+            let mut spec = manifest::parse(&std::fs::read_to_string(&on).unwrap(), &on).unwrap();
+            spec.nodes[0].image = image.clone();
+            let plain = regbox::engine::encrypt::probe(&spec, false).await.unwrap();
+            assert_eq!(plain, None);
+            let encrypted = regbox::engine::encrypt::probe(&spec, true).await.unwrap();
+            assert!(encrypted.is_some_and(|why| why.contains("(bitcoin-cli: ")));
+            for h in 1..=2 {
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
+
+            // `auto`: up on plain overlays, with a warning naming why.
+            let out = run(&["-c", &name, "up", &auto]).await;
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(out.status.success(), "{said}");
+            assert!(said.contains("NOT encrypted (`encrypt: auto`)"), "{said}");
+            assert!(
+                said.contains("nothing crossed an encrypted overlay"),
+                "{said}"
+            );
+            let nodes = json(&["-c", &name, "status", "--json"]).await;
+            for n in nodes.as_array().unwrap() {
+                assert_eq!(n["overlay_encrypted"], false, "{n}");
+            }
+            let url = json(&["-c", &name, "url", "n1", "--json"]).await;
+            assert_eq!(url["overlay_encrypted"], false, "{url}");
+            let control = engine(&socket(1))
+                .inspect_network(
+                    &format!("regbox-{name}-ctl"),
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .unwrap();
+            let options = control.options.unwrap_or_default();
+            assert!(!options.contains_key("encrypted"), "{options:?}");
+            let peers = status(&name).await;
+            assert_eq!(peers["n0"].0, "h1", "{peers:?}");
+            assert_eq!(peers["n1"].0, "h2", "{peers:?}");
+            assert_eq!(peers["n0"].1, vec!["n1".to_string()], "{peers:?}");
+            eprintln!("`encrypt: on` refused in {refused:?} (the probe, with lab start-up work)");
+
+            regbox(&["-c", &name, "down"]).await;
+            for h in 1..=2 {
+                let (containers, networks, volumes) = held(&socket(h), &name).await;
+                assert!(
+                    containers.is_empty() && networks.is_empty() && volumes.is_empty(),
+                    "h{h} keeps {containers:?} {networks:?} {volumes:?}"
+                );
+                assert_eq!(
+                    probe_leftovers(&socket(h)).await,
+                    Vec::<String>::new(),
+                    "h{h}"
+                );
+            }
         })
         .await
         .expect("test timed out");

@@ -69,6 +69,7 @@ class NodeStatus:
     host: str | None = None
     clock: int | None = None
     """The node's clock offset from the host's, in seconds, while it is not the host's."""
+    overlay_encrypted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Connection:
     p2p_address: str
     rpc_proxy: str | None = None
     rpc_proxy_auth: str | None = None
+    overlay_encrypted: bool | None = None
 
 
 @dataclass(frozen=True)

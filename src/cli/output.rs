@@ -273,6 +273,17 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
         }
     }
     print_table(&header, rows);
+    if let Some(encrypted) = nodes.first().and_then(|n| n.overlay_encrypted) {
+        println!("overlays: {}", overlays(encrypted));
+    }
+}
+
+/// How the overlays of a cluster across hosts carry its traffic, in words.
+fn overlays(encrypted: bool) -> &'static str {
+    match encrypted {
+        true => "encrypted (IPsec between the hosts)",
+        false => "not encrypted (whoever reads the network between the hosts reads RPC and P2P)",
+    }
 }
 
 /// `regbox swarm status`: one row per host, then whether `up` may start across them.
@@ -427,6 +438,9 @@ pub fn print_connection(c: &Connection, json: bool) {
     if let Some(relay) = c.rpc_proxy {
         let auth = c.rpc_proxy_auth.as_deref().unwrap_or("USER:TOKEN");
         println!("via  http://{relay} (HTTP CONNECT; curl -p -x http://{relay} -U {auth} …)");
+    }
+    if let Some(encrypted) = c.overlay_encrypted {
+        println!("overlays  {}", overlays(encrypted));
     }
 }
 

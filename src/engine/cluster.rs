@@ -39,6 +39,11 @@ pub struct Cluster {
     pub(crate) cut: partition::Cut,
     /// The RPC password every node accepts (for `connection`).
     pub(crate) password: String,
+    /// Fault agents found dead and started again by this handle, not yet reported (a repair pass
+    /// says so, then forgets them).
+    pub(crate) revived: std::sync::Mutex<Vec<String>>,
+    /// Across hosts, whether its overlays are encrypted (None on one engine).
+    pub(crate) encrypted: Option<bool>,
 }
 
 impl Cluster {
@@ -89,6 +94,8 @@ impl Cluster {
             armed: false,
             lock_image: spec_image,
             password: password.to_string(),
+            revived: Default::default(),
+            encrypted: None,
         };
         for i in 0..cluster.nodes.len() {
             cluster.place_node(i);
@@ -146,6 +153,7 @@ impl Cluster {
                 .transport()
                 .relay()
                 .map(|r| format!("{}:{}", blueprint::RPC_USER, r.token)),
+            overlay_encrypted: self.encrypted,
         })
     }
 
@@ -263,6 +271,7 @@ impl Cluster {
             error: None,
             links: String::new(),
             clock: None,
+            overlay_encrypted: self.encrypted,
         };
         if state != State::Running {
             if state != State::Unknown {

@@ -83,6 +83,9 @@ pub enum Error {
     Agent(String),
     #[error("disk: {0}")]
     Disk(String),
+    /// The encrypted-overlay probe could not run (its own containers failed, not the overlay).
+    #[error("overlay probe: {0}")]
+    Probe(String),
     #[error("RPC relay: {0}")]
     Relay(String),
     #[error("interrupted")]
@@ -94,6 +97,10 @@ pub enum Error {
     Leftovers(Vec<String>),
     #[error("this host cannot take the cluster: {}", .0.join("; "))]
     HostLimits(Vec<String>),
+    /// `encrypt: on`, and encrypted overlays carry nothing between the hosts (refused before any node
+    /// exists).
+    #[error("`encrypt: on`, but the overlays cannot be encrypted here: {0}; `encrypt: auto` goes on unencrypted, saying so")]
+    Unencrypted(String),
     #[error("could not remove network(s) {}: the Docker daemon still counts endpoints of containers that are gone (a Docker 20.10 bug, moby#42119); nothing but a restart of the Docker daemon clears them, after which `regbox down` finishes", .0.join(", "))]
     StaleEndpoints(Vec<String>),
     #[error("{source}\n{cleanup}")]
@@ -117,7 +124,8 @@ impl Error {
             | Error::UnknownNode { .. }
             | Error::Partition(_)
             | Error::BadRequest(_)
-            | Error::HostLimits(_) => true,
+            | Error::HostLimits(_)
+            | Error::Unencrypted(_) => true,
             Error::RolledBack { source, .. } => source.is_bad_input(),
             _ => false,
         }

@@ -123,8 +123,12 @@ impl Cluster {
             false => connect(&r.spec).await?,
         };
         let relay = relay::reach(&docker, &name).await?;
+        // Segments a partition makes are encrypted as the control overlay is.
+        docker.encrypt_overlays(r.encrypted);
+        let multi_host = docker.is_multi_host();
         let mut cluster = Cluster::assemble(docker, r.spec, &r.networks, &r.password, relay);
         cluster.lock_image = r.lock_image;
+        cluster.encrypted = multi_host.then_some(r.encrypted);
         let (view, faults) = tokio::join!(cluster.observe_docker(), cluster.fault_plane());
         let view = view?;
         // An agent that does not answer must not stop every command: its cuts are then unknown.
@@ -312,6 +316,8 @@ struct Recorded {
     password: String,
     /// The metadata container's image, by id (what the lock marker is made from).
     lock_image: String,
+    /// Its control overlay is encrypted (its segments are made alike).
+    encrypted: bool,
 }
 
 /// Reads cluster `name` back from Docker: None when it has no metadata container; `Damaged` when the
@@ -332,6 +338,7 @@ async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
     let spec = recorded_spec(name, meta.labels.get(LABEL_SPEC).map(String::as_str))?;
     let password = meta.labels.get(LABEL_RPC_PASSWORD).ok_or_else(damaged)?;
     let kept = pick(&nets, &containers).kept;
+    let encrypted = kept.get(&NetRole::Control).is_some_and(|n| n.encrypted);
     let subnet = |role: NetRole| {
         kept.get(&role)
             .and_then(|n| n.subnets.first().copied())
@@ -346,6 +353,7 @@ async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
         password: password.clone(),
         lock_image: meta.image_id.clone(),
         spec,
+        encrypted,
     }))
 }
 
@@ -461,6 +469,9 @@ async fn up(
     opts: &UpOptions,
     fx: &Effects<'_>,
 ) -> Result<Cluster> {
+    // Across hosts, decided (by a probe, for a new cluster) before anything of the cluster exists.
+    let encrypted = crate::engine::encrypt::decide(docker, &spec).await?;
+    docker.encrypt_overlays(encrypted);
     let password = ensure_meta(docker, &spec, fx).await?;
     fx.cancel.check()?;
     let name = spec.name.clone();
@@ -480,6 +491,7 @@ async fn up(
         rpcauth: rpcauth_for(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password, relay);
+    cluster.encrypted = docker.is_multi_host().then_some(encrypted);
     if let Some(me) = &opts.attach {
         cluster.attach(me).await?;
     }

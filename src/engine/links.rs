@@ -83,6 +83,8 @@ impl Cluster {
                 dead.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
             );
             self.start_these(&dead, &Progress::default()).await?;
+            let mut revived = self.revived.lock().unwrap();
+            revived.extend(dead.iter().map(|a| a.to_string()));
         }
         Ok(agents
             .iter()
@@ -255,6 +257,12 @@ impl Cluster {
         })
         .await
         .map(|_| ())
+    }
+
+    /// The fault agents this handle found dead and started again since the last call (`open`, which
+    /// reads the plane, may have done it before the caller held the lock).
+    pub(crate) fn take_revived_agents(&self) -> Vec<String> {
+        std::mem::take(&mut *self.revived.lock().unwrap())
     }
 
     /// Sets again the planes the nodes' namespaces lost (a container that started afresh has a new

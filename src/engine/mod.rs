@@ -9,6 +9,7 @@ pub mod core_release;
 mod decisions;
 pub(crate) mod disk;
 pub(crate) mod docker;
+pub mod encrypt;
 pub mod error;
 pub mod exec;
 pub mod export;

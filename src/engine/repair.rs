@@ -61,8 +61,13 @@ impl Cluster {
         let observed = self.observe().await?;
         let drift = plan::drift(&desired, &observed);
         let name = |i: usize| self.nodes[i].name().to_string();
+        // A dead agent is started again wherever the plane is read (`open`, `observe`); the new
+        // one restores every node from its record before it answers.
+        let agents = self.take_revived_agents().into_iter();
         let mut out = Repair {
-            changes: drift.describe(name),
+            changes: (agents.map(|a| format!("start the fault agent `{a}` again")))
+                .chain(drift.describe(name))
+                .collect(),
             restarted: (drift.containers.start.iter())
                 .chain(&drift.containers.create)
                 .map(|&i| name(i))

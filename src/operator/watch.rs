@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::core::cluster::blueprint;
 use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::metrics::{ClusterMetrics, NodeMetrics};
 use crate::core::names::error_chain;
@@ -507,8 +508,9 @@ async fn follow_events(op: Shared, hosts: Option<ClusterSpec>) {
                 while let Some(event) = events.next().await {
                     match event {
                         // Nodes carry no role. Locks, holds and the metadata come and go with
-                        // commands; their events say nothing about the nodes.
-                        Ok(e) if e.role.is_none() => {
+                        // commands; their events say nothing about the nodes. A fault agent that
+                        // dies takes its queue with it (shaping is bypassed until it runs again).
+                        Ok(e) if wakes(&e) => {
                             op.kick(&e.cluster, &format!("event: {} {}", e.container, e.action));
                         }
                         Ok(_) => {}
@@ -529,6 +531,15 @@ async fn follow_events(op: Shared, hosts: Option<ClusterSpec>) {
     }
 }
 
+/// Whether a container event calls for a pass: any event of a node; a fault agent's death (its
+/// removal is a pass's own doing when it replaces a dead one).
+fn wakes(e: &crate::engine::docker::ContainerEvent) -> bool {
+    match e.role.as_deref() {
+        None => true,
+        Some(role) => role == blueprint::ROLE_AGENT && (e.action == "die" || e.action == "oom"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,5 +556,22 @@ mod tests {
         std::fs::write(&path, "name: a\nnodes: 2\n").unwrap();
         assert_ne!(digest(&path).unwrap(), before);
         assert_eq!(digest(dir.path()), None);
+    }
+
+    /// Every node event wakes a pass; of the agent's, its death does, its removal (a pass replacing
+    /// it) does not; a lock's or the metadata's never do.
+    #[test]
+    fn a_nodes_events_and_an_agents_death_wake_a_pass() {
+        let event = |role: Option<&str>, action: &str| crate::engine::docker::ContainerEvent {
+            cluster: "c".into(),
+            container: "x".into(),
+            role: role.map(String::from),
+            action: action.into(),
+        };
+        assert!(wakes(&event(None, "destroy")));
+        assert!(wakes(&event(Some("agent"), "die")));
+        assert!(wakes(&event(Some("agent"), "oom")));
+        assert!(!wakes(&event(Some("agent"), "destroy")));
+        assert!(!wakes(&event(Some("lock"), "die")));
     }
 }

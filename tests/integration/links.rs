@@ -886,3 +886,104 @@ fn the_agent_refuses_a_process_that_is_not_the_named_node_container() {
         assert!(leftovers(&name).await.is_empty());
     });
 }
+
+/// The best block hash node `at` reports.
+async fn best(cluster: &Cluster, at: usize) -> String {
+    let rpc = &cluster.nodes()[at].rpc;
+    rpc.call("getbestblockhash", serde_json::json!([]))
+        .await
+        .unwrap()
+}
+
+#[test]
+fn the_operator_starts_a_killed_agent_again_and_the_nodes_feel_its_faults() {
+    run(async {
+        let name = unique("opagent");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "opagent.yaml",
+            &format!("name: {name}\nnodes: 3\ntopology: line\n"),
+        );
+        // The timer is 10 minutes away: a pass that comes sooner is the one the agent's death wakes.
+        let (port, mut changes, limit) = (free_port(), Vec::new(), Duration::from_secs(90));
+        let base = format!("http://127.0.0.1:{port}");
+        let mut operator = regbox()
+            .args(["operator", file.to_str().unwrap(), "--interval", "600"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        crate::operator::status_until(&base, limit, &mut changes, |s| {
+            s["last_pass"]["error"].is_null() && s["metrics"]["nodes"][2]["up"] == true
+        })
+        .await;
+        let cluster = Cluster::open(Some(&name)).await.unwrap();
+        let c = ["-c", name.as_str()];
+        let agent = format!("regbox-{name}.agent");
+        // On the line n0–n1–n2: a delay on n2 → n1, a cut by resets between n0 and n1.
+        ok(&[&c[..], &["netem", "n2", "--to", "n1", "--delay", "200ms"]].concat()).await;
+        ok(&[&c[..], &["cut", "n0", "n1", "--reset"]].concat()).await;
+        for node in &cluster.nodes()[..2] {
+            let _: serde_json::Value = node.rpc.call("ping", serde_json::json!([])).await.unwrap();
+        }
+        until_lists(&cluster, 0, "n1", false).await;
+        until_lists(&cluster, 1, "n0", false).await;
+        let before = pingtime(&cluster, 1, "n2", |t| t > 0.19).await;
+        let (first, _) = id_and_pid(&agent);
+
+        // The agent dies; the operator's next pass, woken by its death, starts it again, and the
+        // new agent restores every node from its record.
+        outside::kill(&agent).await;
+        let killed = std::time::Instant::now();
+        let line = format!("start the fault agent `{agent}` again");
+        let pass = crate::operator::status_until(&base, limit, &mut changes, |s| {
+            (s["last_pass"]["changes"].as_array().into_iter().flatten()).any(|c| *c == *line)
+        })
+        .await;
+        let took = killed.elapsed();
+        let trigger = pass["last_pass"]["trigger"].as_str().unwrap();
+        assert!(trigger.contains(&format!("event: {agent} die")), "{pass:#}");
+        assert!(pass["last_pass"]["error"].is_null(), "{pass:#}");
+        let (second, _) = id_and_pid(&agent);
+        assert_ne!(first, second, "the agent is a new container");
+
+        // The nodes feel it: n2's packets to n1 are held 200 ms again …
+        let after = pingtime(&cluster, 1, "n2", |t| t > 0.19).await;
+        // … and the cut still cuts: a block mined on n0 never reaches n1 or n2, while one mined on
+        // n2 afterwards crosses to n1 (over the delayed link).
+        ok(&[&c[..], &["mine", "n0", "1"]].concat()).await;
+        let n0_tip = best(&cluster, 0).await;
+        ok(&[&c[..], &["mine", "n2", "1"]].concat()).await;
+        let n2_tip = best(&cluster, 2).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while best(&cluster, 1).await != n2_tip {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "n2's block never reached n1"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..20 {
+            for at in [1, 2] {
+                assert_ne!(
+                    best(&cluster, at).await,
+                    n0_tip,
+                    "n0's block crossed the cut"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !lists(&cluster, 0, "n1").await,
+            "the operator dialed across the cut"
+        );
+        eprintln!(
+            "ping n1-n2: {before:.3} s set, {after:.3} s after the operator restarted the agent \
+             ({took:?} after the kill)"
+        );
+        operator.kill().await.unwrap();
+        cluster.down(&Progress::default()).await.unwrap();
+        assert!(leftovers(&name).await.is_empty());
+    });
+}

@@ -17,6 +17,7 @@ use support::*;
 
 mod cli;
 mod clocks;
+mod disks;
 mod core_images;
 mod heavy;
 mod images;

@@ -7,6 +7,8 @@
 #                                  every regbox/bitcoind image of the machine's engine; `none`: no
 #                                  image); prints each engine's DOCKER_HOST
 #   multihost.sh down              remove everything `up` made, whatever state it is in
+#   multihost.sh restart N         stop engine hN (SIGTERM, as a host's shutdown does; its containers
+#                                  stop with it) and start it again on the same data root
 #
 # With REGBOX_LAB_SWARM=no, `up` leaves the engines out of any swarm (for `regbox swarm init`).
 #
@@ -82,11 +84,29 @@ start_engine() {
     ip netns exec "$ns" ip link set lo up
     mkdir -p "$STATE/h$n" "$RUN/h$n"
     echo '{}' >"$STATE/h$n/daemon.json"
+    launch_engine "$n"
+}
+
+launch_engine() {
+    local n=$1 ns=$LAB-h$1
     # Its own hostname (swarm names nodes by it), the machine's mounts, the namespace's network.
     nsenter --net="/var/run/netns/$ns" unshare --uts sh -c "hostname $ns && exec $(command -v dockerd) \
         --config-file $STATE/h$n/daemon.json --data-root $STATE/h$n/data --exec-root $RUN/h$n/exec \
         --pidfile $RUN/h$n/docker.pid -H $(engine "$n") --storage-driver vfs --bridge none" \
-        >"$STATE/h$n/dockerd.log" 2>&1 </dev/null &
+        >>"$STATE/h$n/dockerd.log" 2>&1 </dev/null &
+}
+
+restart() {
+    local n=$1 pid
+    pid=$(cat "$RUN/h$n/docker.pid")
+    kill -TERM "$pid"
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "multihost: engine h$n did not stop within 30 s" >&2
+        exit 1
+    fi
+    launch_engine "$n"
+    wait_engine "$n"
 }
 
 wait_engine() {
@@ -126,5 +146,6 @@ down() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+    restart) restart "${2:?which engine: restart N}" ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

@@ -134,6 +134,9 @@ pub struct NodeStatus {
     /// The node's clock offset from the host's, in seconds, while it is not the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<i64>,
+    /// Across hosts: whether the overlays it is on are encrypted (`encrypt:` of the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_encrypted: Option<bool>,
 }
 
 /// What `disk` did: the node's bounded data directory is now `full` (filled) or freed.
@@ -173,6 +176,9 @@ pub struct Connection {
     /// The credentials the relay requires (`curl -U USER:TOKEN`, sent as `Proxy-Authorization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_proxy_auth: Option<String>,
+    /// Across hosts: whether the overlays that carry its RPC and P2P traffic are encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_encrypted: Option<bool>,
 }
 
 /// `mine`: the node (by name), its height afterwards and the new blocks' hashes.

@@ -29,6 +29,10 @@ pub trait Routing: Send + Sync {
     /// Records that container `name` (a name or an id) lives (or is to be created) on host `host`.
     fn place(&self, name: &str, host: &str);
 
+    /// Across hosts, whether the overlays this handle makes from now on are encrypted (Docker's
+    /// `encrypted` option: IPsec ESP between the hosts); nothing with one engine.
+    fn encrypt_overlays(&self, on: bool);
+
     /// Where this process reaches ports that host `host` publishes (None: one engine, or no such host).
     fn address_of(&self, host: &str) -> Option<Ipv4Addr>;
 

@@ -168,6 +168,8 @@ impl Routing for Fake {
 
     fn place(&self, _name: &str, _host: &str) {}
 
+    fn encrypt_overlays(&self, _on: bool) {}
+
     fn address_of(&self, _host: &str) -> Option<Ipv4Addr> {
         None
     }
@@ -413,6 +415,7 @@ impl Networks for Fake {
             name: name.to_string(),
             subnets: vec![subnet],
             labels,
+            encrypted: false,
         });
         Ok(Net {
             id,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use api::Api;
 pub use error::DockerError;
 pub use swarm::{form_swarm, leave_swarm, swarm_members, HostEngine, SwarmMember};
-pub use types::{ContainerInfo, ContainerSpec, Net, NetworkInfo};
+pub use types::{ContainerEvent, ContainerInfo, ContainerSpec, Net, NetworkInfo};
 
 use error::Result;
 use routing::Engines;

@@ -63,6 +63,11 @@ impl Networks for Engines {
                 .into(),
             ),
             attachable: self.fleet.is_some().then_some(true),
+            // IPsec ESP between the hosts; the engine makes the network even where the kernel cannot
+            // carry it (then nothing crosses): `engine::encrypt` probes first.
+            options: (self.fleet.as_ref())
+                .filter(|f| f.encrypted.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|_| HashMap::from([("encrypted".to_string(), String::new())])),
             // On one engine, `internal`: the engine forwards nothing from the bridge to an address
             // outside its subnet, so a node reaches nothing beyond this host (no NAT to the world, no
             // other network; the host's own addresses still answer, as nothing forwards them). This
@@ -412,6 +417,7 @@ async fn networks_on(
                 .filter_map(|c| c.subnet?.parse().ok())
                 .collect(),
             labels: n.labels.unwrap_or_default(),
+            encrypted: n.options.is_some_and(|o| o.contains_key("encrypted")),
         })
         .collect())
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -29,6 +30,8 @@ pub(super) struct Fleet {
     pub(super) engines: Vec<Engine>,
     /// Container name → index into `engines`, learned from placement and from every listing.
     pub(super) at: Mutex<HashMap<String, usize>>,
+    /// The overlays made from now on are encrypted.
+    pub(super) encrypted: AtomicBool,
 }
 
 /// One engine of a swarm.
@@ -120,6 +123,7 @@ impl Engines {
             fleet: Some(Arc::new(Fleet {
                 engines,
                 at: Mutex::new(HashMap::new()),
+                encrypted: AtomicBool::new(false),
             })),
         })
     }
@@ -179,6 +183,12 @@ impl Routing for Engines {
             if let Some(i) = f.engines.iter().position(|e| e.name == host) {
                 f.at.lock().unwrap().insert(name.to_string(), i);
             }
+        }
+    }
+
+    fn encrypt_overlays(&self, on: bool) {
+        if let Some(f) = &self.fleet {
+            f.encrypted.store(on, Ordering::Relaxed);
         }
     }
 

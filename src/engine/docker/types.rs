@@ -76,6 +76,8 @@ pub struct NetworkInfo {
     pub name: String,
     pub subnets: Vec<Subnet>,
     pub labels: HashMap<String, String>,
+    /// An overlay made with Docker's `encrypted` option (IPsec between the hosts).
+    pub encrypted: bool,
 }
 
 /// A local image by one of its names.

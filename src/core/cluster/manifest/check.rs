@@ -258,6 +258,30 @@ impl Cx<'_> {
         })
     }
 
+    /// `encrypt: auto | on | off`, which only means something with `hosts` (overlays).
+    pub(super) fn encrypt(&self, v: &Yaml, key: Pos, hosts: &[HostSpec]) -> Check<Encrypt> {
+        if hosts.is_empty() {
+            return Err(self.error(
+                key,
+                "`encrypt` needs `hosts` at the top of the manifest (one engine's bridges carry \
+                 nothing between machines)",
+            ));
+        }
+        match &v.value {
+            Value::Str(s) => Encrypt::from_name(s),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            self.error(
+                v.at,
+                format!(
+                    "`encrypt` must be auto, on or off, found {}",
+                    found(&v.value)
+                ),
+            )
+        })
+    }
+
     /// A node's `host:` pin: one of the declared hosts.
     pub(super) fn node_host(&self, v: &Yaml, key: Pos, hosts: &[HostSpec]) -> Check<String> {
         if hosts.is_empty() {

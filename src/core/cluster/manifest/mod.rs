@@ -18,7 +18,7 @@ mod validate;
 
 pub use crate::core::yaml::ReadFile;
 pub(crate) use check::is_node_name;
-pub use model::{ClusterSpec, NodeSpec, Resources};
+pub use model::{ClusterSpec, Encrypt, NodeSpec, Resources};
 
 use crate::core::yaml::{Cx, SourceError};
 
@@ -66,6 +66,7 @@ pub(super) const TOP_FIELDS: &[&str] = &[
     "name",
     "hosts",
     "placement",
+    "encrypt",
     "defaults",
     "nodes",
     "topology",
@@ -344,6 +345,35 @@ nodes:
             "placement_without_hosts",
             "name: lab\nplacement: spread\nnodes: 2\n"
         );
+    }
+
+    /// `encrypt:` takes auto, on or off, only with `hosts` (one engine's bridges cross no wire); auto
+    /// is the default and is not recorded, the others are and read back.
+    #[test]
+    fn encrypt_is_auto_on_or_off_and_needs_hosts() {
+        let h = "hosts: [{name: h1, docker: unix:///a.sock}, {name: h2, docker: unix:///b.sock}]\n";
+        for (word, want) in [
+            ("on", Encrypt::On),
+            ("off", Encrypt::Off),
+            ("auto", Encrypt::Auto),
+        ] {
+            let spec = ok(&format!("name: lab\n{h}encrypt: {word}\nnodes: 2\n"));
+            assert_eq!(spec.encrypt, want);
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(json.contains("encrypt"), word != "auto", "{json}");
+            assert_eq!(serde_json::from_str::<ClusterSpec>(&json).unwrap(), spec);
+            assert_eq!(spec.validate(), Ok(()));
+        }
+        assert_eq!(
+            ok(&format!("name: lab\n{h}nodes: 2\n")).encrypt,
+            Encrypt::Auto
+        );
+        let e = err("name: lab\nencrypt: on\nnodes: 2\n");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        assert!(e.message.contains("`encrypt` needs `hosts`"), "{e}");
+        let e = err(&format!("name: lab\n{h}encrypt: yes\nnodes: 2\n"));
+        assert_eq!((e.line, e.column), (3, 10), "{e}");
+        assert!(e.message.contains("must be auto, on or off"), "{e}");
     }
 
     #[test]

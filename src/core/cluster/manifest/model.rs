@@ -31,6 +31,45 @@ pub struct ClusterSpec {
     /// The Docker engines the nodes run on (`hosts:`); empty: the one engine regbox talks to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostSpec>,
+    /// Whether the overlays across `hosts` are encrypted (`encrypt:`; only with hosts).
+    #[serde(default, skip_serializing_if = "Encrypt::is_auto")]
+    pub encrypt: Encrypt,
+}
+
+/// `encrypt: auto | on | off`: whether a cluster across hosts asks Docker for encrypted overlays
+/// (IPsec ESP between the hosts). `auto` encrypts when a probe shows encrypted traffic crossing between
+/// two hosts, and goes on unencrypted with a warning otherwise; `on` refuses to make the cluster unless
+/// the probe passes; `off` never asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encrypt {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Encrypt {
+    pub fn from_name(name: &str) -> Option<Encrypt> {
+        match name {
+            "auto" => Some(Encrypt::Auto),
+            "on" => Some(Encrypt::On),
+            "off" => Some(Encrypt::Off),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encrypt::Auto => "auto",
+            Encrypt::On => "on",
+            Encrypt::Off => "off",
+        }
+    }
+
+    pub fn is_auto(&self) -> bool {
+        *self == Encrypt::Auto
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -119,6 +158,7 @@ impl ClusterSpec {
             edges: generate(Kind::Ring, 4),
             links: BTreeMap::new(),
             hosts: Vec::new(),
+            encrypt: Encrypt::Auto,
         }
     }
 

@@ -44,6 +44,10 @@ impl Cx<'_> {
             Some(p) => self.placement(p, top.key_at("placement").unwrap_or(p.at), &hosts)?,
             None => Strategy::default(),
         };
+        let encrypt = match top.get("encrypt") {
+            Some(e) => self.encrypt(e, top.key_at("encrypt").unwrap_or(e.at), &hosts)?,
+            None => Encrypt::Auto,
+        };
 
         let defaults = match top.get("defaults") {
             Some(d) => self.defaults(d)?,
@@ -102,6 +106,7 @@ impl Cx<'_> {
             edges,
             links,
             hosts,
+            encrypt,
         })
     }
 }

@@ -47,6 +47,9 @@ impl ClusterSpec {
         if !self.hosts.is_empty() {
             top.push(("hosts", seq(self.hosts.iter().map(host))));
         }
+        if !self.encrypt.is_auto() {
+            top.push(("encrypt", text(self.encrypt.name())));
+        }
         top.push(("defaults", map(vec![("args", seq(Vec::new()))])));
         top.push(("nodes", seq(self.nodes.iter().map(node))));
         let edges = self.edges.iter().map(|e| {
