@@ -24,7 +24,7 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
         cluster.sync_blocks(WAIT).await.unwrap();
 
         // a's data is an ext4 filesystem of its own on a loop device; b's is the engine's disk.
-        let volume = |n: &str| format!("regbox-{name}.{n}");
+        let volume = |n: &str| cluster.node(n).unwrap().layout.volume.clone();
         let device = device_of(&volume("a")).await.expect("a's volume is on a device");
         assert!(device.starts_with("/dev/loop"), "{device}");
         assert_eq!(device_of(&volume("b")).await, None);
@@ -43,7 +43,9 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
         cluster.mine("b", 1).await.unwrap();
         let a = cluster.node("a").unwrap().layout.container.clone();
         wait::wait_until("a stops", WAIT, Duration::from_millis(200), || async {
-            let running = outside::inspect(&a).await.0.state.and_then(|s| s.running);
+            let running = (outside::engine().inspect_container(&a, None).await)
+                .ok()
+                .and_then(|c| c.state?.running);
             Ok::<_, regbox::Error>(match running {
                 Some(false) => wait::Check::Ready(()),
                 _ => wait::Check::Pending("running".into()),
