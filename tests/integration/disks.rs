@@ -1,5 +1,5 @@
 //! Integration tests: bounded data directories and disk faults, verified by bitcoind itself — a full
-//! disk stops it saying why, and freed and started it comes back with its chain.
+//! disk stops it at its next flush saying why, and freed and started it comes back with its chain.
 
 use super::*;
 use regbox::exec::Exec;
@@ -25,7 +25,9 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
 
         // a's data is an ext4 filesystem of its own on a loop device; b's is the engine's disk.
         let volume = |n: &str| cluster.node(n).unwrap().layout.volume.clone();
-        let device = device_of(&volume("a")).await.expect("a's volume is on a device");
+        let device = device_of(&volume("a"))
+            .await
+            .expect("a's volume is on a device");
         assert!(device.starts_with("/dev/loop"), "{device}");
         assert_eq!(device_of(&volume("b")).await, None);
         let backing = format!("/sys/block/{}/loop/backing_file", &device["/dev/".len()..]);
@@ -33,7 +35,13 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
 
         // Filled: at its next write (a block from b) bitcoind stops itself, and status says why.
         match cluster
-            .exec(&Verb::Disk { node: "a".into(), fill: true }, &how)
+            .exec(
+                &Verb::Disk {
+                    node: "a".into(),
+                    fill: true,
+                },
+                &how,
+            )
             .await
             .unwrap()
         {
@@ -41,6 +49,14 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
             other => panic!("{other:?}"),
         }
         cluster.mine("b", 1).await.unwrap();
+        // bitcoind checks its space when it flushes its state: made to flush now, it stops itself.
+        let flushed = cluster
+            .node("a")
+            .unwrap()
+            .rpc
+            .call::<serde_json::Value>("gettxoutsetinfo", serde_json::json!([]))
+            .await;
+        assert!(flushed.is_err(), "a flushed onto a full disk: {flushed:?}");
         let a = cluster.node("a").unwrap().layout.container.clone();
         wait::wait_until("a stops", WAIT, Duration::from_millis(200), || async {
             let running = (outside::engine().inspect_container(&a, None).await)
@@ -61,17 +77,35 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
 
         // Freed and started: a is back with the chain it had, and catches up.
         cluster
-            .exec(&Verb::Disk { node: "a".into(), fill: false }, &how)
+            .exec(
+                &Verb::Disk {
+                    node: "a".into(),
+                    fill: false,
+                },
+                &how,
+            )
             .await
             .unwrap();
         ok(&["-c", &name, "start", "a"]).await;
-        let height: u64 = cluster.node("a").unwrap().rpc.get_block_count().await.unwrap();
+        let height: u64 = cluster
+            .node("a")
+            .unwrap()
+            .rpc
+            .get_block_count()
+            .await
+            .unwrap();
         assert!(height >= 5, "a came back at height {height}");
         cluster.sync_blocks(WAIT).await.unwrap();
 
         // A node without a bounded data directory has no disk to fill: bad input.
         let err = cluster
-            .exec(&Verb::Disk { node: "b".into(), fill: true }, &how)
+            .exec(
+                &Verb::Disk {
+                    node: "b".into(),
+                    fill: true,
+                },
+                &how,
+            )
             .await
             .unwrap_err();
         assert!(err.is_bad_input(), "{err}");

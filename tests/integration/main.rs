@@ -17,8 +17,8 @@ use support::*;
 
 mod cli;
 mod clocks;
-mod disks;
 mod core_images;
+mod disks;
 mod heavy;
 mod images;
 mod lifecycle;
