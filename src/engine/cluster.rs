@@ -243,6 +243,10 @@ impl Cluster {
         for (i, f) in plane {
             status[i].links = plane::describe(&f, |p| self.nodes[p].name().to_string());
         }
+        let listed: Vec<ContainerInfo> = containers.into_values().collect();
+        for (i, limits) in self.throttles_in(&listed) {
+            status[i].throttle = Some(limits);
+        }
         Ok(status)
     }
 
@@ -262,6 +266,7 @@ impl Cluster {
             segments: self.segments_of(n.layout.index),
             error: None,
             links: String::new(),
+            throttle: None,
         };
         if state != State::Running {
             status.error = Some(format!("container is {}", state.word()));

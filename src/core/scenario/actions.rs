@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use crate::core::chain::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::chain::wait::WaitFor;
 use crate::core::faults::link;
+use crate::core::cluster::manifest::parse_memory;
 use crate::core::faults::plane::Block;
+use crate::core::faults::throttle::Limits;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::scenario::model::{Action, Check, Then, DEFAULT_ROUNDS, MAX_BLOCKS, MAX_HEIGHT};
@@ -159,6 +161,50 @@ impl Parser<'_> {
             )
         })?;
         Ok(Action::verb(Verb::Netem { nodes, to, shaping }))
+    }
+
+    /// `{nodes, cpus?, memory?}` (at least one limit) or `{nodes?, clear: true}`; the limits' bounds
+    /// are `Verb::check`'s, refused at the step.
+    pub(super) fn throttle(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(value, "`throttle`", &["nodes", "cpus", "memory", "clear"])?;
+        let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
+        let clear = match f.get("clear") {
+            Some(c) => cx.boolean(c, "`clear`")?,
+            None => false,
+        };
+        let cpus = match f.get("cpus").map(|c| (c, &c.value)) {
+            None => None,
+            Some((_, Value::Int(n))) => Some(*n as f64),
+            Some((_, Value::Float(x))) => Some(*x),
+            Some((c, other)) => {
+                let why = format!("`cpus` must be a number of CPUs such as `0.05`, found {}", found(other));
+                return Err(cx.error(c.at, why));
+            }
+        };
+        let memory = match f.get("memory").map(|m| (m, &m.value)) {
+            None => None,
+            Some((_, Value::Int(n))) if *n >= 0 => Some(*n as u64),
+            Some((_, Value::Str(s))) if parse_memory(s).is_some() => parse_memory(s),
+            Some((m, other)) => {
+                let why = format!("`memory` must be a size such as `64m` or `1g`, found {}", found(other));
+                return Err(cx.error(m.at, why));
+            }
+        };
+        if nodes.is_none() && !clear {
+            return Err(cx.error(f.at, "`throttle` needs `nodes` (or `clear: true`)"));
+        }
+        let verb = Verb::Throttle {
+            nodes,
+            limits: Limits {
+                cpus,
+                memory,
+                io_rate: None,
+            },
+            clear,
+        };
+        verb.check().map_err(|why| cx.error(f.at, why.to_string()))?;
+        Ok(Action::verb(verb))
     }
 
     pub(super) fn cut(&self, value: &Yaml) -> Res<Action> {

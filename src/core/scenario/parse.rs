@@ -36,6 +36,7 @@ const ACTIONS: &[&str] = &[
     "netem",
     "cut",
     "clear",
+    "throttle",
     "status",
     "sync",
     "url",
@@ -315,6 +316,7 @@ impl Parser<'_> {
             "measure" => self.measure(value),
             "netem" => self.netem(value),
             "cut" => self.cut(value),
+            "throttle" => self.throttle(value),
             "clear" => {
                 let (shaping, cuts) = match self.cx.string(value, "`clear`")? {
                     "netem" => (true, false),
@@ -652,6 +654,7 @@ fn example(kind: &str) -> &'static str {
         "netem" => "netem: { nodes: n0, delay: 100ms }",
         "cut" => "cut: { from: n0, to: n1 }",
         "clear" => "clear: netem",
+        "throttle" => "throttle: { nodes: n2, cpus: 0.05 }",
         "sync" => "sync: { timeout: 30 }",
         "logs" => "logs: { node: n0, tail: 20 }",
         "apply" => "apply: { name: lab, nodes: 5 }",

@@ -18,6 +18,7 @@ use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::faults::link::Shaping;
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 
 pub use check::{
@@ -26,8 +27,8 @@ pub use check::{
 };
 pub use report::{
     describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
-    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Waited,
-    Wired,
+    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Throttles,
+    Waited, Wired,
 };
 
 /// How long a verb that waits may wait when it names no timeout of its own.
@@ -109,6 +110,17 @@ pub enum Verb {
     },
     /// Stop, start, restart, kill, pause or unpause a node.
     Fault { fault: Fault, node: String },
+    /// Limits the CPU and memory of `nodes` (every node for `None`) at run time, without a restart
+    /// (over an earlier throttle's other limits); with `clear`, gives them back the manifest's
+    /// declared `resources:`.
+    Throttle {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes: Option<Vec<String>>,
+        #[serde(default)]
+        limits: Limits,
+        #[serde(default)]
+        clear: bool,
+    },
     /// Waits until a condition holds.
     Wait {
         until: WaitFor,
@@ -193,6 +205,7 @@ impl Verb {
             Verb::Cut { .. } => "cut",
             Verb::Clear { .. } => "clear",
             Verb::Fault { .. } => "fault",
+            Verb::Throttle { .. } => "throttle",
             Verb::Wait { .. } => "wait",
             Verb::Sync { .. } => "sync",
             Verb::Measure { .. } => "measure",
@@ -217,6 +230,7 @@ impl Verb {
                 | Verb::Cut { .. }
                 | Verb::Clear { .. }
                 | Verb::Fault { .. }
+                | Verb::Throttle { .. }
         )
     }
 
@@ -233,7 +247,7 @@ impl Verb {
             Verb::Connect { a, b } | Verb::Disconnect { a, b } => vec![a.clone(), b.clone()],
             Verb::Netem { nodes, to, .. } => [all(nodes), all(to)].concat(),
             Verb::Cut { from, to, .. } => [from.clone(), to.clone()].concat(),
-            Verb::Clear { nodes, .. } => all(nodes),
+            Verb::Clear { nodes, .. } | Verb::Throttle { nodes, .. } => all(nodes),
             Verb::Wait { until, .. } => until.nodes().unwrap_or_default(),
             Verb::Measure { from, .. } => from.iter().cloned().collect(),
             _ => Vec::new(),
@@ -327,6 +341,12 @@ impl fmt::Display for Verb {
             Verb::Heal { sync: false, .. } => f.write_str("heal"),
             Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+            Verb::Throttle {
+                nodes,
+                clear: true,
+                ..
+            } => write!(f, "clear throttle of {}", all(nodes)),
+            Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
             Verb::Wait { until, .. } => write!(f, "wait {until}"),
             Verb::Sync { .. } => f.write_str("sync"),
             Verb::Measure {
@@ -483,6 +503,15 @@ mod tests {
             Verb::Fault {
                 fault: Fault::Pause,
                 node: node("n3"),
+            },
+            Verb::Throttle {
+                nodes: Some(vec![node("n2")]),
+                limits: Limits {
+                    cpus: Some(0.05),
+                    memory: Some(64 << 20),
+                    io_rate: None,
+                },
+                clear: false,
             },
             Verb::Wait {
                 until: WaitFor::Height {

@@ -14,6 +14,7 @@ use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::plan::{State, UpPlan};
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::{self, NodeFaults};
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{CutMode, SegmentId, Via};
 use crate::core::verb::Verb;
 
@@ -35,6 +36,8 @@ pub enum Report {
     /// `netem`, `cut` and `clear`: every node's link faults afterwards.
     Links(Links),
     Fault(Faulted),
+    /// `throttle`: every throttled node's limits afterwards.
+    Throttled(Throttles),
     Waited(Waited),
     Synced(Synced),
     Measured(Box<Measurement>),
@@ -64,6 +67,7 @@ impl Report {
                 Report::Links(read(json)?)
             }
             Verb::Fault { .. } => Report::Fault(read(json)?),
+            Verb::Throttle { .. } => Report::Throttled(read(json)?),
             Verb::Wait { .. } => Report::Waited(read(json)?),
             Verb::Sync { .. } => Report::Synced(read(json)?),
             Verb::Measure { .. } => Report::Measured(read(json)?),
@@ -126,6 +130,9 @@ pub struct NodeStatus {
     pub error: Option<String>,
     /// The node's link faults (shaping and cuts), worded; empty when it has none.
     pub links: String,
+    /// The limits a `throttle` put on the node (over its declared resources), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Limits>,
 }
 
 /// How another program reaches a node (`regbox url`).
@@ -178,6 +185,9 @@ pub struct Faulted {
     pub node: String,
     pub fault: Fault,
 }
+
+/// Every throttled node's limits, by node name (a node without a throttle is absent).
+pub type Throttles = BTreeMap<String, Limits>;
 
 /// Every node's link faults, by node name, with peers by name (a node without any is absent).
 pub type Links = BTreeMap<String, NodeFaults<String>>;
