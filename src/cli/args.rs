@@ -508,12 +508,12 @@ pub enum Command {
         /// The seed of the schedule and of the background activity (default: a random one, printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause (a
-        /// kind named twice is drawn twice as often).
+        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause,
+        /// throttle (a kind named twice is drawn twice as often).
         #[arg(
             long,
             value_name = "LIST",
-            default_value = "partition,netem,kill,restart,pause",
+            default_value = "partition,netem,kill,restart,pause,throttle",
             value_parser = parse_fault_list
         )]
         faults: FaultList,

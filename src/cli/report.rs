@@ -44,6 +44,7 @@ fn fault_colour(kind: FaultKind) -> RGBColor {
         FaultKind::Kill => RGBColor(148, 103, 189),
         FaultKind::Restart => RGBColor(140, 86, 75),
         FaultKind::Pause => RGBColor(23, 190, 207),
+        FaultKind::Throttle => RGBColor(188, 189, 34),
     }
 }
 
@@ -1244,9 +1245,11 @@ mod tests {
     /// Writes the sample report to `regbox-sample-report.html` in the temporary directory, to look at.
     #[test]
     fn a_sample_run_renders_every_plot() {
-        let log = sample_run(5, 8, 12);
+        // Seed 2's first eight faults include a partition that reorganises a side, and a throttle.
+        let log = sample_run(5, 8, 2);
         let s = summarize(&log);
         assert_eq!(s.fault_intervals.len(), 8);
+        assert!(s.fault_intervals.iter().any(|f| f.fault == FaultKind::Throttle));
         assert!(!s.reorgs.is_empty());
         assert_eq!(s.failed_invariants(), 1);
         let html = html(&log);

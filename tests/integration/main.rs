@@ -23,5 +23,6 @@ mod links;
 mod locking;
 mod operator;
 mod partitions;
+mod resources;
 mod scenarios;
 mod topology;

@@ -12,11 +12,12 @@ use crate::core::cluster::manifest::{Resources, MAX_CPUS, MAX_MEMORY, MIN_MEMORY
 /// 100 ms period).
 pub const MIN_CPUS: f64 = 0.01;
 
-/// Why `io_rate` is refused. Checked on Docker 20.10 (API 1.41, cgroup v1): the update call takes
-/// `BlkioDeviceReadBps`/`WriteBps` and answers 200, but neither the container's recorded limits nor its
-/// cgroup change (the engine applies device rates only when a container is created); and under cgroup
-/// v1 the kernel rate-limits only direct I/O, not the buffered writes bitcoind makes, which the
-/// kernel's flusher writes back on no container's account.
+/// Why `io_rate` is refused. Checked on Docker 20.10 (API 1.41, cgroup v1, fuse-overlayfs): the update
+/// call takes `BlkioDeviceReadBps`/`WriteBps` for the data volume's device and answers 200, yet the
+/// container's recorded limits stay `[]` and its `blkio.throttle.*_bps_device` files stay empty (the
+/// engine applies device rates only when it creates a container). And under cgroup v1 the kernel
+/// rate-limits direct I/O only, not buffered writes (the kernel's blkio-controller documentation): the
+/// flusher writes bitcoind's data back on no container's account.
 pub const IO_RATE_REFUSED: &str = "`io_rate` cannot be applied at run time: the Docker engine's update \
      call leaves a running container's disk rates (BlkioDeviceReadBps/WriteBps) as they were at \
      creation, and under cgroup v1 the kernel does not rate-limit buffered writes (bitcoind's) at all; \
@@ -37,6 +38,10 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_rate: Option<u64>,
 }
+
+// Limits hold no NaN where they are compared: a soak draws them, and any other comes through
+// `invalid` first.
+impl Eq for Limits {}
 
 impl Limits {
     /// Whether it limits nothing.

@@ -610,3 +610,57 @@ impl Parser<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::faults::throttle::Limits;
+    use crate::core::scenario::model::{Action, Then};
+    use crate::core::scenario::parse;
+    use crate::core::verb::Verb;
+
+    fn step(text: &str) -> Result<(String, Verb), String> {
+        let source = format!("cluster: {{name: lab, nodes: 4}}\nsteps:\n  - {text}\n");
+        let s = parse(&source, "t.scenario.yaml").map_err(|e| e.to_string())?;
+        match &s.steps[0].action {
+            Action::Do {
+                verb,
+                then: Then::Pass,
+            } => Ok((s.steps[0].label.clone(), verb.clone())),
+            other => panic!("not a verb: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_throttle_step_is_the_throttle_verb_and_bad_limits_are_refused_at_the_step() {
+        let (label, verb) = step("throttle: {nodes: [n2, 3], cpus: 0.05, memory: 64m}").unwrap();
+        assert_eq!(label, "throttle n2,3: cpus 0.05, memory 64 MiB");
+        let limits = Limits {
+            cpus: Some(0.05),
+            memory: Some(64 << 20),
+            io_rate: None,
+        };
+        assert_eq!(
+            verb,
+            Verb::Throttle {
+                nodes: Some(vec!["n2".into(), "3".into()]),
+                limits,
+                clear: false
+            }
+        );
+        let (label, _) = step("throttle: {clear: true}").unwrap();
+        assert_eq!(label, "clear throttle of all");
+        for (text, says) in [
+            ("throttle: {nodes: n2}", "t.scenario.yaml:3:15: no limit given"),
+            ("throttle: {nodes: n2, cpus: 0}", "`cpus` 0 is out of range"),
+            ("throttle: {nodes: n2, memory: 1k}", "at least 32 MiB"),
+            ("throttle: {nodes: n2, memory: lots}", "3:35: `memory` must be a size"),
+            ("throttle: {nodes: n2, cpus: many}", "`cpus` must be a number"),
+            ("throttle: {cpus: 1}", "`throttle` needs `nodes`"),
+            ("throttle: {nodes: n2, clear: true, cpus: 1}", "`clear` takes no limits"),
+            ("throttle: {nodes: n2, io: 1m}", "unknown field"),
+        ] {
+            let e = step(text).expect_err(text);
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+}

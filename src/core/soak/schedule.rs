@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::core::faults::link::{Distribution, Shaping, SHORTHANDS};
 use crate::core::faults::node::Fault;
+use crate::core::faults::throttle::Limits;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::rng::SplitMix64;
@@ -28,19 +29,29 @@ pub enum FaultKind {
     Restart,
     /// Freeze one node, unfreeze it after the hold.
     Pause,
+    /// Limit some nodes' CPU (and memory), give them their declared resources back after the hold.
+    Throttle,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Partition,
         FaultKind::Netem,
         FaultKind::Kill,
         FaultKind::Restart,
         FaultKind::Pause,
+        FaultKind::Throttle,
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 5] = ["partition", "netem", "kill", "restart", "pause"];
+    pub const NAMES: [&'static str; 6] = [
+        "partition",
+        "netem",
+        "kill",
+        "restart",
+        "pause",
+        "throttle",
+    ];
 
     /// The spelling used by `--faults` and in the event log.
     pub fn name(self) -> &'static str {
@@ -149,6 +160,8 @@ pub enum StepDetail {
     Partition { groups: Vec<Vec<String>> },
     /// The shaping every target's outgoing P2P packets get while it holds.
     Netem { shaping: Shaping },
+    /// The limits every target's container gets while it holds.
+    Throttle { limits: Limits },
     /// A container fault on the target: `begin` when the step starts, `end` (if any) after the hold.
     Node { begin: Fault, end: Option<Fault> },
 }
@@ -173,6 +186,11 @@ impl Step {
                 fault: *begin,
                 node: self.targets[0].clone(),
             },
+            StepDetail::Throttle { limits } => Verb::Throttle {
+                nodes: Some(self.targets.clone()),
+                limits: *limits,
+                clear: false,
+            },
         }
     }
 
@@ -191,6 +209,11 @@ impl Step {
             StepDetail::Node { end, .. } => end.map(|fault| Verb::Fault {
                 fault,
                 node: self.targets[0].clone(),
+            }),
+            StepDetail::Throttle { .. } => Some(Verb::Throttle {
+                nodes: Some(self.targets.clone()),
+                limits: Limits::default(),
+                clear: true,
             }),
         }
     }
@@ -212,6 +235,7 @@ impl Step {
                 groups.join(" | ")
             }
             StepDetail::Netem { shaping } => format!("{}: {shaping}", self.targets.join(", ")),
+            StepDetail::Throttle { limits } => format!("{}: {limits}", self.targets.join(", ")),
             StepDetail::Node { begin, end } => {
                 let mut s = format!("{} {}", begin.name(), self.targets.join(", "));
                 if let Some(end) = end {
@@ -268,6 +292,11 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                 let targets = some_nodes(&mut rng, nodes);
                 let shaping = shaping(&mut rng);
                 (targets, StepDetail::Netem { shaping })
+            }
+            FaultKind::Throttle => {
+                let targets = some_nodes(&mut rng, nodes);
+                let limits = limits(&mut rng);
+                (targets, StepDetail::Throttle { limits })
             }
             FaultKind::Kill | FaultKind::Restart | FaultKind::Pause => {
                 let node = nodes[rng.index(nodes.len())].clone();
@@ -342,6 +371,20 @@ fn some_nodes(rng: &mut SplitMix64, nodes: &[String]) -> Vec<String> {
     picked.into_iter().map(|i| nodes[i].clone()).collect()
 }
 
+/// A CPU limit of 0.05, 0.1, 0.25 or 0.5 CPUs, and half the time a memory limit of 96, 128 or
+/// 256 MiB: tight, but above what a lab node holds (≈ 40 MiB), so the node slows and is not killed.
+fn limits(rng: &mut SplitMix64) -> Limits {
+    const CPUS: [f64; 4] = [0.05, 0.1, 0.25, 0.5];
+    const MIB: [u64; 3] = [96, 128, 256];
+    let cpus = CPUS[rng.index(CPUS.len())];
+    let memory = (rng.below(2) == 0).then(|| MIB[rng.index(MIB.len())] << 20);
+    Limits {
+        cpus: Some(cpus),
+        memory,
+        io_rate: None,
+    }
+}
+
 /// Half the time one of Blockade's shorthands that shape something (`slow`, `flaky`, `duplicate`),
 /// otherwise a delay of 20–500 ms with a quarter of it (in whole ms) as uniform jitter and 0–10 % loss.
 fn shaping(rng: &mut SplitMix64) -> Shaping {
@@ -388,16 +431,16 @@ mod tests {
             vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Netem]
         );
         assert_eq!(
-            parse_faults("partition,netem,kill,restart,pause").unwrap(),
+            parse_faults("partition,netem,kill,restart,pause,throttle").unwrap(),
             FaultKind::ALL.to_vec()
         );
         assert_eq!(
             parse_faults("partition,crash").unwrap_err().to_string(),
-            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`"
+            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`"
         );
         assert_eq!(
             parse_faults("kill,,pause").unwrap_err().to_string(),
-            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`"
+            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`"
         );
         for kind in FaultKind::ALL {
             assert_eq!(FaultKind::parse(kind.name()), Some(kind));
@@ -502,6 +545,16 @@ mod tests {
                 (FaultKind::Restart, StepDetail::Node { begin, end }) => {
                     assert_eq!((*begin, *end), (Fault::Restart, None));
                     assert_eq!(step.targets.len(), 1);
+                }
+                (FaultKind::Throttle, StepDetail::Throttle { limits }) => {
+                    assert_eq!(limits.invalid(), None);
+                    assert!(limits.cpus.is_some());
+                    assert!(!step.targets.is_empty() && step.targets.len() <= 3);
+                    let begin = step.begin_verb();
+                    assert_eq!(begin.check(), Ok(()));
+                    let end = step.end_verb().expect("a throttle ends");
+                    assert!(matches!(end, Verb::Throttle { clear: true, .. }));
+                    assert_eq!(begin.nodes(), end.nodes());
                 }
                 other => panic!("mismatched step {other:?}"),
             }
