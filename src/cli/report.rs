@@ -1249,7 +1249,10 @@ mod tests {
         let log = sample_run(5, 8, 2);
         let s = summarize(&log);
         assert_eq!(s.fault_intervals.len(), 8);
-        assert!(s.fault_intervals.iter().any(|f| f.fault == FaultKind::Throttle));
+        assert!(s
+            .fault_intervals
+            .iter()
+            .any(|f| f.fault == FaultKind::Throttle));
         assert!(!s.reorgs.is_empty());
         assert_eq!(s.failed_invariants(), 1);
         let html = html(&log);

@@ -6,6 +6,7 @@ use futures::stream::{self, StreamExt};
 use regbox::measure::MeasureOptions;
 use regbox::propagation::Kind;
 use regbox::throttle::Limits;
+use regbox::WaitFor;
 
 /// Transactions in each measured block: enough that connecting the block costs a node tens of
 /// milliseconds of CPU, which a limit of 0.05 CPUs stretches twentyfold.
@@ -16,7 +17,11 @@ async fn started(cluster: &Cluster, name: &str) -> (String, u64) {
     let container = format!("regbox-{}-{name}", cluster.name());
     let (info, _) = outside::inspect(&container).await;
     let node = cluster.node(name).unwrap();
-    let uptime: u64 = node.rpc.call("uptime", serde_json::json!([])).await.unwrap();
+    let uptime: u64 = node
+        .rpc
+        .call("uptime", serde_json::json!([]))
+        .await
+        .unwrap();
     (info.state.unwrap().started_at.unwrap(), uptime)
 }
 
@@ -27,18 +32,34 @@ async fn engine_limits(cluster: &str, name: &str) -> (Option<i64>, Option<i64>) 
     (host.nano_cpus, host.memory)
 }
 
-/// Fills every mempool with `count` wallet transactions from n0 to n1, then mines one block on n0 and
-/// measures, as `measure propagation` does, how long after its birth each node took it: ms by node.
-async fn full_block(cluster: &Cluster, count: usize) -> BTreeMap<String, f64> {
+/// Sends `count` wallet transactions from n0 to n1 while n2 is cut off from both, joins n2 again,
+/// then mines one block on n0 and measures, as `measure propagation` does, how long after its birth
+/// each node took it: ms by node. n2 has none of the block's transactions and validates every one
+/// when the block comes (a node that has them in its mempool checked their scripts already, and
+/// connects such a block in a few milliseconds: too little CPU for a limit to stretch).
+async fn full_block(cluster: &mut Cluster, count: usize) -> BTreeMap<String, f64> {
+    for peer in ["n0", "n1"] {
+        cluster.disconnect(peer, "n2", WAIT).await.unwrap();
+    }
+    let c = &*cluster;
     let sent: Vec<String> = stream::iter(0..count)
-        .map(|_| async { cluster.send("n0", "n1", 1_000_000).await.unwrap() })
+        .map(|_| async { c.send("n0", "n1", 1_000_000).await.unwrap() })
         .buffer_unordered(4)
         .collect()
         .await;
     assert_eq!(sent.len(), count);
-    // A throttled node takes the transactions slowly too: a long wait, polled.
-    let held = cluster.sync_mempools(Duration::from_secs(120)).await.unwrap();
-    assert_eq!(held, count, "every mempool holds the sent transactions");
+    let pair = WaitFor::SyncMempools(Some(vec!["n0".into(), "n1".into()]));
+    cluster.wait(&pair, WAIT).await.unwrap();
+    for peer in ["n0", "n1"] {
+        cluster.connect(peer, "n2", WAIT).await.unwrap();
+    }
+    let n2 = cluster.node("n2").unwrap();
+    let mempool: serde_json::Value = n2
+        .rpc
+        .call("getmempoolinfo", serde_json::json!([]))
+        .await
+        .unwrap();
+    assert_eq!(mempool["size"], 0, "n2 has none of the transactions");
     let opts = MeasureOptions {
         kind: Kind::Block,
         from: "n0".into(),
@@ -55,7 +76,11 @@ async fn full_block(cluster: &Cluster, count: usize) -> BTreeMap<String, f64> {
         .call("getblock", serde_json::json!([round.id, 1]))
         .await
         .unwrap();
-    assert_eq!(txs["tx"].as_array().unwrap().len(), count + 1, "the block carries them all");
+    assert_eq!(
+        txs["tx"].as_array().unwrap().len(),
+        count + 1,
+        "the block carries them all"
+    );
     round
         .arrivals
         .iter()
@@ -64,24 +89,34 @@ async fn full_block(cluster: &Cluster, count: usize) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// `throttle n2 --cpus 0.05` without a restart: a block of 300 transactions takes n2 many times longer
-/// to accept than n1 (and than n2 itself before); `status` shows the limit; cleared, n2 is back near
-/// n1. Without the throttle the two take the block within a few milliseconds of each other.
+/// `regbox -c CLUSTER ARGS…`, failing the test on a non-zero exit: its stdout.
+async fn on(cluster: &str, args: &[&str]) -> String {
+    ok(&[&["-c", cluster], args].concat()).await
+}
+
+async fn on_json(cluster: &str, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&on(cluster, args).await).unwrap()
+}
+
+/// `throttle n2 --cpus 0.05` without a restart: a block of 300 transactions it has not seen takes n2
+/// many times longer to accept than the same kind of block did before the throttle, and than after
+/// `throttle --clear`; `status` shows the limit meanwhile.
 #[test]
 fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
     run(async {
         let name = unique("throttle");
-        let yaml = format!(
-            "name: {name}\nnodes: 3\ntopology: ring\ndefaults: {{wallet: true}}\n"
-        );
+        let yaml = format!("name: {name}\nnodes: 3\ntopology: ring\ndefaults: {{wallet: true}}\n");
         let spec = manifest::parse(&yaml, "inline").unwrap();
         let (mut cluster, _guard) = up(spec).await;
         // Mature coins for every send of the three rounds (regtest's subsidy halves every 150 blocks
         // but stays far above the 0.01 BTC sent).
-        cluster.mine("n0", 100 + 3 * TXS_PER_BLOCK as u64).await.unwrap();
+        cluster
+            .mine("n0", 100 + 3 * TXS_PER_BLOCK as u64)
+            .await
+            .unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
 
-        let before = full_block(&cluster, TXS_PER_BLOCK).await;
+        let before = full_block(&mut cluster, TXS_PER_BLOCK).await;
         let (started_at, uptime) = started(&cluster, "n2").await;
 
         let cpus = Limits {
@@ -94,7 +129,7 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         let status = cluster.status().await.unwrap();
         assert_eq!(status[2].throttle, Some(cpus));
         assert_eq!(status[1].throttle, None);
-        let throttled = full_block(&cluster, TXS_PER_BLOCK).await;
+        let throttled = full_block(&mut cluster, TXS_PER_BLOCK).await;
         // Not restarted: the same container run, and bitcoind has been up all along.
         let (started_again, uptime_again) = started(&cluster, "n2").await;
         assert_eq!(started_at, started_again);
@@ -103,20 +138,20 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         let throttles = cluster.clear_throttle(Some(&["n2"])).await.unwrap();
         assert!(throttles.is_empty(), "{throttles:?}");
         assert_eq!(cluster.status().await.unwrap()[2].throttle, None);
-        let after = full_block(&cluster, TXS_PER_BLOCK).await;
+        let after = full_block(&mut cluster, TXS_PER_BLOCK).await;
         eprintln!(
             "block of {TXS_PER_BLOCK} txs, ms after birth: before {before:?}; n2 at 0.05 CPUs \
              {throttled:?}; cleared {after:?}"
         );
-        let (n1, n2) = (throttled["n1"], throttled["n2"]);
+        let n2 = throttled["n2"];
         assert!(
-            n2 >= 3.0 * n1 && n2 >= 3.0 * before["n2"],
-            "throttled n2 took {n2} ms, n1 {n1} ms, n2 before {} ms",
+            n2 >= 3.0 * before["n2"],
+            "throttled, n2 took {n2} ms; before, {} ms",
             before["n2"]
         );
         assert!(
-            after["n2"] * 3.0 <= n2,
-            "cleared, n2 took {} ms, throttled {n2} ms",
+            n2 >= 3.0 * after["n2"],
+            "throttled, n2 took {n2} ms; cleared, {} ms",
             after["n2"]
         );
     });
@@ -136,42 +171,65 @@ fn the_cli_throttles_keeps_it_across_up_and_refuses_bad_input_with_exit_2() {
         let manifest = file.to_str().unwrap();
         let _guard = Teardown(name.clone());
         ok(&["up", manifest]).await;
-        let c = |args: &[&str]| [&["-c", name.as_str()], args].concat();
         for (args, says) in [
-            (vec!["throttle", "n1", "--cpus", "0"], "`cpus` 0 is out of range"),
+            (
+                vec!["throttle", "n1", "--cpus", "0"],
+                "`cpus` 0 is out of range",
+            ),
             (vec!["throttle", "n1", "--memory", "1k"], "at least 32 MiB"),
             (vec!["throttle", "n9", "--cpus", "0.5"], "n9"),
             (vec!["throttle", "n1"], "no limit given"),
             (vec!["throttle", "n1", "--cpus", "4096"], "out of range"),
             (vec!["throttle", "n1", "--cpus", "64"], "CPUs of the host"),
-            (vec!["throttle", "n1", "--io-rate", "10m"], "cannot be applied at run time"),
+            (
+                vec!["throttle", "n1", "--io-rate", "10m"],
+                "cannot be applied at run time",
+            ),
         ] {
-            let out = regbox().args(c(&args)).output().await.unwrap();
+            let out = regbox()
+                .args(["-c", &name])
+                .args(&args)
+                .output()
+                .await
+                .unwrap();
             assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
             assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
         }
-        let declared = (None, Some(256 << 20));
+        // No CPU limit declared: the engine reports 0.
+        let declared = (Some(0), Some(256 << 20));
         assert_eq!(engine_limits(&name, "n1").await, declared);
-        assert!(outside::containers(&name)
-            .await
-            .iter()
-            .all(|c| c.labels.get("regbox.role").map(String::as_str) != Some("throttle")));
+        assert!(outside::containers(&name).await.iter().all(|c| c
+            .labels
+            .get("regbox.role")
+            .map(String::as_str)
+            != Some("throttle")));
 
-        let set = ok_json(&c(&["--json", "throttle", "n1", "--memory", "64m", "--cpus", "0.5"])).await;
-        assert_eq!(set, serde_json::json!({"n1": {"cpus": 0.5, "memory": 64 << 20}}));
+        let set = on_json(
+            &name,
+            &[
+                "--json", "throttle", "n1", "--memory", "64m", "--cpus", "0.5",
+            ],
+        )
+        .await;
+        assert_eq!(
+            set,
+            serde_json::json!({"n1": {"cpus": 0.5, "memory": 64 << 20}})
+        );
         let throttled = (Some(500_000_000), Some(64 << 20));
         assert_eq!(engine_limits(&name, "n1").await, throttled);
         // A later throttle keeps the limits it does not name.
-        ok(&c(&["throttle", "n1", "--cpus", "0.25"])).await;
+        on(&name, &["throttle", "n1", "--cpus", "0.25"]).await;
         let throttled = (Some(250_000_000), Some(64 << 20));
         assert_eq!(engine_limits(&name, "n1").await, throttled);
-        let status = ok_json(&c(&["--json", "status"])).await;
+        let status = on_json(&name, &["--json", "status"]).await;
         assert_eq!(
             status[1]["throttle"],
             serde_json::json!({"cpus": 0.25, "memory": 64 << 20})
         );
         assert!(status[0].get("throttle").is_none(), "{status}");
-        assert!(ok(&c(&["status"])).await.contains("cpus 0.25, memory 64 MiB"));
+        assert!(on(&name, &["status"])
+            .await
+            .contains("cpus 0.25, memory 64 MiB"));
 
         // The reconcile loop (`up`, the operator's) neither undoes the throttle nor remakes the node
         // for it; a node made again gets it back.
@@ -180,9 +238,9 @@ fn the_cli_throttles_keeps_it_across_up_and_refuses_bad_input_with_exit_2() {
         outside::remove_container(&format!("regbox-{name}-n1")).await;
         ok(&["up", manifest]).await;
         assert_eq!(engine_limits(&name, "n1").await, throttled);
-        ok(&c(&["wait", "height", "0", "n1"])).await;
+        on(&name, &["wait", "height", "0", "n1"]).await;
 
-        let cleared = ok_json(&c(&["--json", "throttle", "--clear"])).await;
+        let cleared = on_json(&name, &["--json", "throttle", "--clear"]).await;
         assert_eq!(cleared, serde_json::json!({}));
         // No CPU limit declared: the engine cannot lift a quota, so it is all of the host's CPUs.
         let cpus = outside::engine().info().await.unwrap().ncpu.unwrap();
@@ -190,7 +248,9 @@ fn the_cli_throttles_keeps_it_across_up_and_refuses_bad_input_with_exit_2() {
             engine_limits(&name, "n1").await,
             (Some(cpus * 1_000_000_000), Some(256 << 20))
         );
-        assert!(ok_json(&c(&["--json", "status"])).await[1].get("throttle").is_none());
+        assert!(on_json(&name, &["--json", "status"]).await[1]
+            .get("throttle")
+            .is_none());
         ok(&["down", &name]).await;
         assert!(leftovers(&name).await.is_empty());
     });

@@ -137,7 +137,10 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(cpus(0.05).invalid(), None);
-        assert!(cpus(0.0).invalid().unwrap().contains("`cpus` 0 is out of range"));
+        assert!(cpus(0.0)
+            .invalid()
+            .unwrap()
+            .contains("`cpus` 0 is out of range"));
         assert!(cpus(f64::NAN).invalid().is_some());
         assert!(cpus(2000.0).invalid().is_some());
         let memory = |m| Limits {
@@ -154,7 +157,10 @@ mod tests {
             io_rate: Some(1 << 20),
             ..Limits::default()
         };
-        assert!(io.invalid().unwrap().contains("cannot be applied at run time"));
+        assert!(io
+            .invalid()
+            .unwrap()
+            .contains("cannot be applied at run time"));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::core::chain::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::chain::wait::WaitFor;
-use crate::core::faults::link;
 use crate::core::cluster::manifest::parse_memory;
+use crate::core::faults::link;
 use crate::core::faults::plane::Block;
 use crate::core::faults::throttle::Limits;
 use crate::core::names::{backticked, shown};
@@ -178,7 +178,10 @@ impl Parser<'_> {
             Some((_, Value::Int(n))) => Some(*n as f64),
             Some((_, Value::Float(x))) => Some(*x),
             Some((c, other)) => {
-                let why = format!("`cpus` must be a number of CPUs such as `0.05`, found {}", found(other));
+                let why = format!(
+                    "`cpus` must be a number of CPUs such as `0.05`, found {}",
+                    found(other)
+                );
                 return Err(cx.error(c.at, why));
             }
         };
@@ -187,7 +190,10 @@ impl Parser<'_> {
             Some((_, Value::Int(n))) if *n >= 0 => Some(*n as u64),
             Some((_, Value::Str(s))) if parse_memory(s).is_some() => parse_memory(s),
             Some((m, other)) => {
-                let why = format!("`memory` must be a size such as `64m` or `1g`, found {}", found(other));
+                let why = format!(
+                    "`memory` must be a size such as `64m` or `1g`, found {}",
+                    found(other)
+                );
                 return Err(cx.error(m.at, why));
             }
         };
@@ -203,7 +209,8 @@ impl Parser<'_> {
             },
             clear,
         };
-        verb.check().map_err(|why| cx.error(f.at, why.to_string()))?;
+        verb.check()
+            .map_err(|why| cx.error(f.at, why.to_string()))?;
         Ok(Action::verb(verb))
     }
 
@@ -650,13 +657,25 @@ mod tests {
         let (label, _) = step("throttle: {clear: true}").unwrap();
         assert_eq!(label, "clear throttle of all");
         for (text, says) in [
-            ("throttle: {nodes: n2}", "t.scenario.yaml:3:15: no limit given"),
+            (
+                "throttle: {nodes: n2}",
+                "t.scenario.yaml:3:15: no limit given",
+            ),
             ("throttle: {nodes: n2, cpus: 0}", "`cpus` 0 is out of range"),
             ("throttle: {nodes: n2, memory: 1k}", "at least 32 MiB"),
-            ("throttle: {nodes: n2, memory: lots}", "3:35: `memory` must be a size"),
-            ("throttle: {nodes: n2, cpus: many}", "`cpus` must be a number"),
+            (
+                "throttle: {nodes: n2, memory: lots}",
+                "3:35: `memory` must be a size",
+            ),
+            (
+                "throttle: {nodes: n2, cpus: many}",
+                "`cpus` must be a number",
+            ),
             ("throttle: {cpus: 1}", "`throttle` needs `nodes`"),
-            ("throttle: {nodes: n2, clear: true, cpus: 1}", "`clear` takes no limits"),
+            (
+                "throttle: {nodes: n2, clear: true, cpus: 1}",
+                "`clear` takes no limits",
+            ),
             ("throttle: {nodes: n2, io: 1m}", "unknown field"),
         ] {
             let e = step(text).expect_err(text);

@@ -44,14 +44,8 @@ impl FaultKind {
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 6] = [
-        "partition",
-        "netem",
-        "kill",
-        "restart",
-        "pause",
-        "throttle",
-    ];
+    pub const NAMES: [&'static str; 6] =
+        ["partition", "netem", "kill", "restart", "pause", "throttle"];
 
     /// The spelling used by `--faults` and in the event log.
     pub fn name(self) -> &'static str {

@@ -304,7 +304,10 @@ mod tests {
         let throttle = |json: &str| -> Verb { serde_json::from_str(json).unwrap() };
         let ok = throttle(r#"{"verb":"throttle","nodes":["n2"],"limits":{"cpus":0.05}}"#);
         assert_eq!(ok.check(), Ok(()));
-        assert_eq!(throttle(r#"{"verb":"throttle","clear":true}"#).check(), Ok(()));
+        assert_eq!(
+            throttle(r#"{"verb":"throttle","clear":true}"#).check(),
+            Ok(())
+        );
         assert_eq!(
             refusal(&throttle(r#"{"verb":"throttle","nodes":["n2"]}"#)),
             "no limit given: name `cpus` or `memory` (or `clear`)"

@@ -27,8 +27,8 @@ pub use check::{
 };
 pub use report::{
     describe_links, Connection, DiffLine, DownReport, Faulted, HealReport, Links, Logs, Mined,
-    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced, Throttles,
-    Waited, Wired,
+    NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report, SegmentReport, Sent, Synced,
+    Throttles, Waited, Wired,
 };
 
 /// How long a verb that waits may wait when it names no timeout of its own.
@@ -342,9 +342,7 @@ impl fmt::Display for Verb {
             Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
             Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
             Verb::Throttle {
-                nodes,
-                clear: true,
-                ..
+                nodes, clear: true, ..
             } => write!(f, "clear throttle of {}", all(nodes)),
             Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
             Verb::Wait { until, .. } => write!(f, "wait {until}"),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, ContainerUpdateBody, HostConfig, HostConfigLogConfig, Mount,
-    MountType, MountVolumeOptions, NetworkingConfig,
+    ContainerCreateBody, ContainerSummaryStateEnum, ContainerUpdateBody, HostConfig,
+    HostConfigLogConfig, Mount, MountType, MountVolumeOptions, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -257,10 +257,14 @@ impl Containers for Engines {
     }
 
     async fn engine_cpus(&self, name: &str) -> Result<u64> {
-        let info = self.on(name).info().await.map_err(|source| DockerError::List {
-            what: "the engine's CPUs",
-            source,
-        })?;
+        let info = self
+            .on(name)
+            .info()
+            .await
+            .map_err(|source| DockerError::List {
+                what: "the engine's CPUs",
+                source,
+            })?;
         Ok(info.ncpu.and_then(|n| u64::try_from(n).ok()).unwrap_or(1))
     }
 
