@@ -67,6 +67,20 @@ class NodeStatus:
     error: str | None
     links: str
     host: str | None = None
+    throttle: Throttle | None = None
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """The limits `throttle` put on a node: CPUs, memory in bytes (a limit not set is `None`)."""
+
+    cpus: float | None = None
+    memory: int | None = None
+    io_rate: int | None = None
+
+
+Throttles = dict[str, Throttle]
+"""`throttle`: every throttled node's limits afterwards, by node (a node without one is absent)."""
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,14 @@
 //! and kept across the reconcile loop.
 
 use super::*;
-use futures::stream::{self, StreamExt};
 use regbox::measure::MeasureOptions;
 use regbox::propagation::Kind;
 use regbox::throttle::Limits;
 use regbox::WaitFor;
 
 /// Transactions in each measured block: enough that connecting the block costs a node tens of
-/// milliseconds of CPU, which a limit of 0.05 CPUs stretches twentyfold.
-const TXS_PER_BLOCK: usize = 300;
+/// milliseconds of CPU — more than one period's quota under a limit of 0.05 CPUs.
+const TXS_PER_BLOCK: usize = 200;
 
 /// How long node `name`'s container has been up by the engine's account, and bitcoind's own uptime.
 async fn started(cluster: &Cluster, name: &str) -> (String, u64) {
@@ -33,21 +32,21 @@ async fn engine_limits(cluster: &str, name: &str) -> (Option<i64>, Option<i64>) 
 }
 
 /// Sends `count` wallet transactions from n0 to n1 while n2 is cut off from both, joins n2 again,
-/// then mines one block on n0 and measures, as `measure propagation` does, how long after its birth
-/// each node took it: ms by node. n2 has none of the block's transactions and validates every one
-/// when the block comes (a node that has them in its mempool checked their scripts already, and
-/// connects such a block in a few milliseconds: too little CPU for a limit to stretch).
+/// then mines one block on n0 and reads, as `measure propagation` does (from each node's log), how
+/// long each node took to accept it: from the node first seeing its header to its `UpdateTip`, ms by
+/// node. n2 has none of the block's transactions and validates every one when the block comes (a
+/// node that has them in its mempool checked their scripts already and connects such a block in a
+/// few milliseconds: too little CPU for a limit to stretch). The time the header took to reach n2 is
+/// left out: a peer joined again is announced blocks the slow way (≈ 1 s here), whatever its CPU.
 async fn full_block(cluster: &mut Cluster, count: usize) -> BTreeMap<String, f64> {
     for peer in ["n0", "n1"] {
         cluster.disconnect(peer, "n2", WAIT).await.unwrap();
     }
-    let c = &*cluster;
-    let sent: Vec<String> = stream::iter(0..count)
-        .map(|_| async { c.send("n0", "n1", 1_000_000).await.unwrap() })
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    assert_eq!(sent.len(), count);
+    // One at a time: two sends racing in one wallet may pick the same coin, and the second
+    // replaces the first in the mempool.
+    for _ in 0..count {
+        cluster.send("n0", "n1", 1_000_000).await.unwrap();
+    }
     let pair = WaitFor::SyncMempools(Some(vec!["n0".into(), "n1".into()]));
     cluster.wait(&pair, WAIT).await.unwrap();
     for peer in ["n0", "n1"] {
@@ -76,16 +75,21 @@ async fn full_block(cluster: &mut Cluster, count: usize) -> BTreeMap<String, f64
         .call("getblock", serde_json::json!([round.id, 1]))
         .await
         .unwrap();
-    assert_eq!(
-        txs["tx"].as_array().unwrap().len(),
-        count + 1,
-        "the block carries them all"
+    // Nearly all: now and then the block template leaves one of them for the next block.
+    let carried = txs["tx"].as_array().unwrap().len() - 1;
+    assert!(
+        carried * 10 >= count * 9,
+        "the block carries {carried} of {count}"
     );
     round
         .arrivals
         .iter()
         .filter(|a| a.node != "n0")
-        .map(|a| (a.node.clone(), a.ms.expect("every node took the block")))
+        .map(|a| {
+            let took = a.ms.expect("every node took the block");
+            let seen = a.header_ms.expect("every node logged the header");
+            (a.node.clone(), took - seen)
+        })
         .collect()
 }
 
@@ -98,9 +102,9 @@ async fn on_json(cluster: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&on(cluster, args).await).unwrap()
 }
 
-/// `throttle n2 --cpus 0.05` without a restart: a block of 300 transactions it has not seen takes n2
-/// many times longer to accept than the same kind of block did before the throttle, and than after
-/// `throttle --clear`; `status` shows the limit meanwhile.
+/// `throttle n2 --cpus 0.05` without a restart: a block of 200 transactions it has not seen takes n2
+/// many times longer to accept (header to tip) than the same kind of block did before the throttle,
+/// and than after `throttle --clear`; `status` shows the limit meanwhile.
 #[test]
 fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
     run(async {
@@ -108,15 +112,28 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         let yaml = format!("name: {name}\nnodes: 3\ntopology: ring\ndefaults: {{wallet: true}}\n");
         let spec = manifest::parse(&yaml, "inline").unwrap();
         let (mut cluster, _guard) = up(spec).await;
-        // Mature coins for every send of the three rounds (regtest's subsidy halves every 150 blocks
-        // but stays far above the 0.01 BTC sent).
-        cluster
-            .mine("n0", 100 + 3 * TXS_PER_BLOCK as u64)
+        // A confirmed coin for every send of the three rounds: one transaction paying n0's wallet
+        // 600 times (mining 600 blocks to have as many coinbases takes minutes on a busy machine).
+        cluster.mine("n0", 101).await.unwrap();
+        let n0 = &cluster.nodes()[0].rpc;
+        let mut outputs = serde_json::Map::new();
+        for _ in 0..3 * TXS_PER_BLOCK {
+            let address: String = n0
+                .call("getnewaddress", serde_json::json!([]))
+                .await
+                .unwrap();
+            outputs.insert(address, serde_json::json!(0.05));
+        }
+        let _: String = n0
+            .call("sendmany", serde_json::json!(["", outputs]))
             .await
             .unwrap();
+        cluster.mine("n0", 1).await.unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
 
+        let begun = std::time::Instant::now();
         let before = full_block(&mut cluster, TXS_PER_BLOCK).await;
+        eprintln!("first round done after {:?}", begun.elapsed());
         let (started_at, uptime) = started(&cluster, "n2").await;
 
         let cpus = Limits {
@@ -140,7 +157,7 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         assert_eq!(cluster.status().await.unwrap()[2].throttle, None);
         let after = full_block(&mut cluster, TXS_PER_BLOCK).await;
         eprintln!(
-            "block of {TXS_PER_BLOCK} txs, ms after birth: before {before:?}; n2 at 0.05 CPUs \
+            "block of {TXS_PER_BLOCK} txs, ms from header to tip: before {before:?}; n2 at 0.05 CPUs \
              {throttled:?}; cleared {after:?}"
         );
         let n2 = throttled["n2"];
