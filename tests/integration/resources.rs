@@ -7,9 +7,14 @@ use regbox::propagation::Kind;
 use regbox::throttle::Limits;
 use regbox::WaitFor;
 
-/// Transactions in each measured block: enough that connecting the block costs a node tens of
-/// milliseconds of CPU — more than one period's quota under a limit of 0.05 CPUs.
-const TXS_PER_BLOCK: usize = 200;
+/// Transactions in each measured block, each spending [`INPUTS_PER_TX`] coins: 1,600 signatures
+/// to check make connecting the block cost a node tens of milliseconds of CPU, many times the 5 ms
+/// one 100 ms period gives it under a limit of 0.05 CPUs. (200 one-input transactions took ≈ 26 ms
+/// unthrottled and only ≈ 47 ms throttled: their few milliseconds of CPU fit in one or two periods.)
+const TXS_PER_BLOCK: usize = 40;
+const INPUTS_PER_TX: usize = 40;
+/// The value of each coin the sends spend, in satoshis (0.025 BTC).
+const COIN_SATS: u64 = 2_500_000;
 
 /// How long node `name`'s container has been up by the engine's account, and bitcoind's own uptime.
 async fn started(cluster: &Cluster, name: &str) -> (String, u64) {
@@ -31,21 +36,22 @@ async fn engine_limits(cluster: &str, name: &str) -> (Option<i64>, Option<i64>) 
     (host.nano_cpus, host.memory)
 }
 
-/// Sends `count` wallet transactions from n0 to n1 while n2 is cut off from both, joins n2 again,
-/// then mines one block on n0 and reads, as `measure propagation` does (from each node's log), how
-/// long each node took to accept it: from the node first seeing its header to its `UpdateTip`, ms by
-/// node. n2 has none of the block's transactions and validates every one when the block comes (a
-/// node that has them in its mempool checked their scripts already and connects such a block in a
-/// few milliseconds: too little CPU for a limit to stretch). The time the header took to reach n2 is
-/// left out: a peer joined again is announced blocks the slow way (≈ 1 s here), whatever its CPU.
+/// Sends `count` wallet transactions from n0 to n1, each spending [`INPUTS_PER_TX`] coins, while n2
+/// is cut off from both, joins n2 again, then mines one block on n0 and reads, as `measure
+/// propagation` does (from each node's log), how long each node took to accept it: from the node
+/// first seeing its header to its `UpdateTip`, ms by node. n2 has none of the block's transactions and
+/// checks every signature when the block comes (a node that has them in its mempool checked them
+/// already). The time the header took to reach n2 is left out: a peer joined again is announced
+/// blocks the slow way (≈ 1 s here), whatever its CPU.
 async fn full_block(cluster: &mut Cluster, count: usize) -> BTreeMap<String, f64> {
     for peer in ["n0", "n1"] {
         cluster.disconnect(peer, "n2", WAIT).await.unwrap();
     }
-    // One at a time: two sends racing in one wallet may pick the same coin, and the second
-    // replaces the first in the mempool.
+    // One at a time: two sends racing in one wallet may pick the same coin, and the second replaces
+    // the first in the mempool. Each pays a little less than its coins, so it spends all of them.
+    let amount = COIN_SATS * (INPUTS_PER_TX as u64 - 1) + COIN_SATS / 2;
     for _ in 0..count {
-        cluster.send("n0", "n1", 1_000_000).await.unwrap();
+        cluster.send("n0", "n1", amount).await.unwrap();
     }
     let pair = WaitFor::SyncMempools(Some(vec!["n0".into(), "n1".into()]));
     cluster.wait(&pair, WAIT).await.unwrap();
@@ -102,7 +108,8 @@ async fn on_json(cluster: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&on(cluster, args).await).unwrap()
 }
 
-/// `throttle n2 --cpus 0.05` without a restart: a block of 200 transactions it has not seen takes n2
+/// `throttle n2 --cpus 0.05` without a restart: a block of 40 transactions (1,600 inputs) it has not
+/// seen takes n2
 /// many times longer to accept (header to tip) than the same kind of block did before the throttle,
 /// and than after `throttle --clear`; `status` shows the limit meanwhile.
 #[test]
@@ -112,22 +119,24 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         let yaml = format!("name: {name}\nnodes: 3\ntopology: ring\ndefaults: {{wallet: true}}\n");
         let spec = manifest::parse(&yaml, "inline").unwrap();
         let (mut cluster, _guard) = up(spec).await;
-        // A confirmed coin for every send of the three rounds: one transaction paying n0's wallet
-        // 600 times (mining 600 blocks to have as many coinbases takes minutes on a busy machine).
-        cluster.mine("n0", 101).await.unwrap();
+        // The coins of the three rounds: one transaction per round paying n0's wallet 1,600 times
+        // (mining as many blocks for their coinbases takes minutes on a busy machine).
+        cluster.mine("n0", 100 + 3).await.unwrap();
         let n0 = &cluster.nodes()[0].rpc;
-        let mut outputs = serde_json::Map::new();
-        for _ in 0..3 * TXS_PER_BLOCK {
-            let address: String = n0
-                .call("getnewaddress", serde_json::json!([]))
+        for _ in 0..3 {
+            let mut outputs = serde_json::Map::new();
+            for _ in 0..TXS_PER_BLOCK * INPUTS_PER_TX {
+                let address: String = n0
+                    .call("getnewaddress", serde_json::json!([]))
+                    .await
+                    .unwrap();
+                outputs.insert(address, serde_json::json!(COIN_SATS as f64 / 1e8));
+            }
+            let _: String = n0
+                .call("sendmany", serde_json::json!(["", outputs]))
                 .await
                 .unwrap();
-            outputs.insert(address, serde_json::json!(0.05));
         }
-        let _: String = n0
-            .call("sendmany", serde_json::json!(["", outputs]))
-            .await
-            .unwrap();
         cluster.mine("n0", 1).await.unwrap();
         cluster.sync_blocks(WAIT).await.unwrap();
 
@@ -270,5 +279,86 @@ fn the_cli_throttles_keeps_it_across_up_and_refuses_bad_input_with_exit_2() {
             .is_none());
         ok(&["down", &name]).await;
         assert!(leftovers(&name).await.is_empty());
+    });
+}
+
+/// A soak with `--faults throttle`: each fault throttles its nodes (the engine holds the limit while it
+/// lasts) and gives them back their declared resources at its end, the invariants hold after each,
+/// and the report shows the faults on its timeline.
+#[test]
+fn a_soak_draws_throttle_faults_ends_them_and_its_invariants_hold() {
+    use regbox::core::soak::{parse_log, EventKind};
+    run(async {
+        let name = unique("soakthr");
+        let _guard = Teardown(name.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let (events, report) = (dir.path().join("e.jsonl"), dir.path().join("r.html"));
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let mut soak = regbox()
+            .args(["-c", &name, "soak"])
+            .arg(&manifest)
+            .args([
+                "--duration",
+                "60s",
+                "--seed",
+                "5",
+                "--gap",
+                "4s",
+                "--hold",
+                "6s",
+            ])
+            .args([
+                "--faults", "throttle", "--steps", "2", "--rate", "30", "--json",
+            ])
+            .arg("--events")
+            .arg(&events)
+            .arg("--report")
+            .arg(&report)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // While a fault holds, the engine holds its limit on each of its nodes.
+        let mut seen = false;
+        while soak.try_wait().unwrap().is_none() {
+            for c in outside::containers(&name).await {
+                let throttled = c.labels.get("regbox.role").map(String::as_str) == Some("throttle");
+                let Some(node) = c.labels.get("regbox.node").filter(|_| throttled) else {
+                    continue;
+                };
+                let limits: Limits = serde_json::from_str(&c.labels["regbox.throttle"]).unwrap();
+                let (nano, _) = engine_limits(&name, node).await;
+                // The record is made after the update, and goes after the update back.
+                if nano == limits.nano_cpus().map(|n| n as i64) {
+                    seen = true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let out = soak.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(seen, "no throttle seen in the engine while the faults held");
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["ok"], true, "{summary}");
+
+        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        let faults: Vec<(usize, String)> = (log.iter())
+            .filter_map(|e| match &e.kind {
+                EventKind::Fault { step, fault, .. } => Some((*step, fault.name().to_string())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(faults, [(0, "throttle".into()), (1, "throttle".into())]);
+        let ends = (log.iter())
+            .filter(|e| matches!(e.kind, EventKind::FaultEnd { .. }))
+            .count();
+        assert_eq!(ends, 2, "every throttle ends");
+        for e in &log {
+            if let EventKind::Invariant { ok, .. } = &e.kind {
+                assert!(*ok, "{e:?}");
+            }
+        }
+        let html = std::fs::read_to_string(&report).unwrap();
+        assert!(html.contains("throttle"), "the timeline names the fault");
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }
