@@ -22,7 +22,7 @@ pub mod relay;
 // The library's public paths, by concept.
 pub use crate::core::chain::propagation;
 pub use crate::core::cluster::manifest;
-pub use crate::core::faults::{clock, link, node as fault, plane as firewall};
+pub use crate::core::faults::{clock, link, node as fault, plane as firewall, throttle};
 pub use crate::core::verb::{self, Report, Verb};
 pub use crate::core::{partition, scenario, topology};
 pub use crate::engine::{exec, image, measure, progress, rpc, runner, wait};

@@ -32,6 +32,7 @@ from .reports import (
     Plan,
     Sent,
     Synced,
+    Throttles,
     Waited,
     Wired,
 )
@@ -417,6 +418,20 @@ class Cluster:
         if cuts:
             links = self._report(Links, "cut", "--clear", *named)
         return links
+
+    def throttle(self, *nodes: str | int, cpus: float | None = None, memory: str | int | None = None) -> Throttles:
+        """Limits the CPU (`cpus=0.05`) and memory (`memory="64m"` or bytes) of `nodes` at run time,
+        without a restart; a limit not given keeps what an earlier throttle set."""
+        args = ["throttle", *(str(n) for n in nodes)]
+        if cpus is not None:
+            args += ["--cpus", str(cpus)]
+        if memory is not None:
+            args += ["--memory", str(memory)]
+        return self._report(Throttles, *args)
+
+    def clear_throttle(self, *nodes: str | int) -> Throttles:
+        """Gives `nodes` (every node when none) back the resources their manifest declares."""
+        return self._report(Throttles, "throttle", "--clear", *(str(n) for n in nodes))
 
     def fault(self, fault: str, node: str | int) -> Faulted:
         """`stop`, `start`, `restart`, `kill`, `pause` or `unpause` one node."""

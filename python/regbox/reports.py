@@ -70,6 +70,20 @@ class NodeStatus:
     clock: int | None = None
     """The node's clock offset from the host's, in seconds, while it is not the host's."""
     overlay_encrypted: bool | None = None
+    throttle: Throttle | None = None
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """The limits `throttle` put on a node: CPUs, memory in bytes (a limit not set is `None`)."""
+
+    cpus: float | None = None
+    memory: int | None = None
+    io_rate: int | None = None
+
+
+Throttles = dict[str, Throttle]
+"""`throttle`: every throttled node's limits afterwards, by node (a node without one is absent)."""
 
 
 @dataclass(frozen=True)

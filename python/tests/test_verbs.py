@@ -74,6 +74,16 @@ def test_every_verb_answers_with_its_typed_report(tmp_path):
         assert c.clear() == {}
         assert c.status()[1].links == ""
 
+        throttled = c.throttle("n2", cpus=0.5, memory="128m")
+        assert throttled == {"n2": reports.Throttle(cpus=0.5, memory=128 << 20)}
+        assert c.throttle("n2", cpus=0.25)["n2"] == reports.Throttle(cpus=0.25, memory=128 << 20)
+        assert c.status()[2].throttle == reports.Throttle(cpus=0.25, memory=128 << 20)
+        assert c.status()[1].throttle is None
+        with pytest.raises(regbox.BadInput):
+            c.throttle("n2", cpus=0)
+        assert c.clear_throttle() == {}
+        assert c.status()[2].throttle is None
+
         assert c.stop_node("n3") == reports.Faulted("n3", "stop")
         assert c.status()[3].state == "exited"
         assert c.start_node("n3") == reports.Faulted("n3", "start")

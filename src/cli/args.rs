@@ -476,6 +476,32 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["from", "to", "reset"])]
         clear: bool,
     },
+    /// Limit nodes' CPU and memory at run time, without a restart (the engine's update call).
+    ///
+    /// A limit not given keeps what an earlier throttle set. `status` shows each throttled node's
+    /// limits, the operator keeps them; `throttle --clear` gives the nodes back the resources their
+    /// manifest declares.
+    Throttle {
+        /// Nodes (names or indices, comma-separated or one per argument; with --clear and none:
+        /// every node).
+        #[arg(add = nodes(), value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// CPUs the nodes may use (0.05: 5 ms of CPU time in each 100 ms), at least 0.01 and at most
+        /// the host's CPUs.
+        #[arg(long, value_name = "N")]
+        cpus: Option<f64>,
+        /// Memory the nodes may hold, swap included (64m, 1g; k, m, g are powers of 1024), at least
+        /// 32m: past it the kernel reclaims, then kills bitcoind.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory: Option<u64>,
+        /// Disk bytes per second (10m): refused with the reason — the engine cannot change a running
+        /// container's disk rates.
+        #[arg(long, value_name = "RATE", value_parser = parse_size)]
+        io_rate: Option<u64>,
+        /// Give the nodes (every node when none are named) back their declared resources.
+        #[arg(long, conflicts_with_all = ["cpus", "memory", "io_rate"])]
+        clear: bool,
+    },
     /// The fault agent, run inside the regbox image (not for direct use).
     #[command(hide = true)]
     Agent {
@@ -531,12 +557,12 @@ pub enum Command {
         /// The seed of the schedule and of the background activity (default: a random one, printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause, clock
-        /// (a kind named twice is drawn twice as often).
+        /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause,
+        /// throttle, clock (a kind named twice is drawn twice as often).
         #[arg(
             long,
             value_name = "LIST",
-            default_value = "partition,netem,kill,restart,pause",
+            default_value = "partition,netem,kill,restart,pause,throttle,clock",
             value_parser = parse_fault_list
         )]
         faults: FaultList,
@@ -722,12 +748,18 @@ pub enum AgentCommand {
     /// Make a bounded data directory: a sparse FILE of SIZE bytes on a loop device, formatted ext4
     /// with OWNER owning its root; prints the device.
     DiskPrepare {
+        /// The file to make.
         file: std::path::PathBuf,
+        /// Its size in bytes.
         size: u64,
+        /// `uid:gid` owning the filesystem's root.
         owner: String,
     },
     /// Let a bounded data directory's loop device go.
-    DiskRelease { device: String },
+    DiskRelease {
+        /// The loop device (`/dev/loopN`).
+        device: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -807,6 +839,12 @@ fn parse_fault_list(text: &str) -> Result<FaultList, String> {
     soak::parse_faults(text)
         .map(FaultList)
         .map_err(|e| e.to_string())
+}
+
+/// `throttle --memory`, `--io-rate`: a size in bytes (`64m`, `1g`, `65536k`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::core::cluster::manifest::parse_memory(text)
+        .ok_or_else(|| format!("`{text}` is no size: a number with k, m or g (powers of 1024)"))
 }
 
 /// `soak --gap`, `--converge`: a span above zero.

@@ -13,7 +13,7 @@ use crate::core::faults::clock;
 use crate::core::partition::Via;
 use crate::core::verb::{
     describe_links, Connection, DownReport, HealReport, Links, NodeStatus, PartitionReport,
-    PlanDoc, Report,
+    PlanDoc, Report, Throttles,
 };
 use crate::engine::image::NodeImage;
 use crate::engine::lifecycle::ClusterSummary;
@@ -258,6 +258,13 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
             row.insert(3, n.host.clone().unwrap_or_default());
         }
     }
+    // Throttles get a column only while some node has one.
+    if nodes.iter().any(|n| n.throttle.is_some()) {
+        header.push("THROTTLE");
+        for (row, n) in rows.iter_mut().zip(nodes) {
+            row.push(n.throttle.map_or_else(String::new, |l| l.to_string()));
+        }
+    }
     // Link faults get a column only while some node has any.
     if nodes.iter().any(|n| !n.links.is_empty()) {
         header.push("LINK FAULTS");
@@ -363,6 +370,22 @@ pub fn print_links(links: &Links, json: bool) {
     print_table(&["NODE", "LINK FAULTS"], rows);
 }
 
+/// `regbox throttle`: each throttled node's limits afterwards (JSON: by node name).
+pub fn print_throttles(throttles: &Throttles, json: bool) {
+    if json {
+        return print_json(throttles);
+    }
+    if throttles.is_empty() {
+        println!("no node throttled");
+        return;
+    }
+    let rows = throttles
+        .iter()
+        .map(|(node, l)| vec![node.clone(), l.to_string()])
+        .collect();
+    print_table(&["NODE", "THROTTLE"], rows);
+}
+
 /// A verb's report, as the command that asked for it prints it. `connect`, `disconnect` and the node
 /// faults say what they did on stderr (stdout stays for `--json`).
 pub fn print_report(report: &Report, json: bool, wide: bool) {
@@ -384,6 +407,7 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
         Report::Partition(r) => print_partition(r, json),
         Report::Heal(r) => print_heal(r, json),
         Report::Links(links) => print_links(links, json),
+        Report::Throttled(t) => print_throttles(t, json),
         Report::Measured(m) => print_measurement(m, json),
         Report::Plan(plan) => print_up_plan(plan, json),
         Report::Down(r) if !json => print_removed(r),

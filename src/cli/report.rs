@@ -44,7 +44,8 @@ fn fault_colour(kind: FaultKind) -> RGBColor {
         FaultKind::Kill => RGBColor(148, 103, 189),
         FaultKind::Restart => RGBColor(140, 86, 75),
         FaultKind::Pause => RGBColor(23, 190, 207),
-        FaultKind::Clock => RGBColor(188, 189, 34),
+        FaultKind::Throttle => RGBColor(188, 189, 34),
+        FaultKind::Clock => RGBColor(31, 119, 180),
     }
 }
 
@@ -1044,7 +1045,7 @@ mod tests {
         let spec = ScheduleSpec {
             seed,
             duration: Duration::from_secs(1800),
-            faults: [[FaultKind::Partition; 3].as_slice(), &FaultKind::ALL[..5]].concat(),
+            faults: [[FaultKind::Partition; 3].as_slice(), &FaultKind::ALL[..6]].concat(),
             mean_gap: Duration::from_secs(70),
             mean_fault: Duration::from_secs(110),
         };
@@ -1245,9 +1246,14 @@ mod tests {
     /// Writes the sample report to `regbox-sample-report.html` in the temporary directory, to look at.
     #[test]
     fn a_sample_run_renders_every_plot() {
-        let log = sample_run(5, 8, 12);
+        // Seed 2's first eight faults include a partition that reorganises a side, and a throttle.
+        let log = sample_run(5, 8, 2);
         let s = summarize(&log);
         assert_eq!(s.fault_intervals.len(), 8);
+        assert!(s
+            .fault_intervals
+            .iter()
+            .any(|f| f.fault == FaultKind::Throttle));
         assert!(!s.reorgs.is_empty());
         assert_eq!(s.failed_invariants(), 1);
         let html = html(&log);

@@ -18,6 +18,7 @@ use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::faults::link::{self, Shaping};
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::verb::{Report, Verb};
 use crate::engine::error::Error;
@@ -64,6 +65,10 @@ pub(crate) async fn run_verb(
                 offset: if clear { 0 } else { offset.unwrap_or(0) },
             },
         ),
+        Command::Throttle { .. } => match throttle(command) {
+            Ok(verb) => (None, verb),
+            Err(e) => return Ok(Err(e)),
+        },
         Command::Cut { .. } => match cut(command) {
             Ok(verb) => (None, verb),
             Err(e) => return Ok(Err(e)),
@@ -226,6 +231,34 @@ fn netem(command: Command) -> Verb {
         to: (!to.is_empty()).then_some(to),
         shaping,
     }
+}
+
+/// `regbox throttle NODES --cpus N --memory SIZE` or `throttle --clear [NODES]`.
+fn throttle(command: Command) -> Result<Verb, Failure> {
+    let Command::Throttle {
+        nodes,
+        cpus,
+        memory,
+        io_rate,
+        clear,
+    } = command
+    else {
+        unreachable!("throttle is asked for throttle only")
+    };
+    if nodes.is_empty() && !clear {
+        return Err(Failure::Usage(
+            "name the nodes to throttle (`throttle n2 --cpus 0.05`), or --clear".into(),
+        ));
+    }
+    Ok(Verb::Throttle {
+        nodes: (!nodes.is_empty()).then_some(nodes),
+        limits: Limits {
+            cpus,
+            memory,
+            io_rate,
+        },
+        clear,
+    })
 }
 
 /// `regbox cut A B`, `cut --from A --to B` or `cut --clear [NODES]`.

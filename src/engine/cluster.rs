@@ -251,6 +251,10 @@ impl Cluster {
         for (i, f) in plane {
             status[i].links = plane::describe(&f, |p| self.nodes[p].name().to_string());
         }
+        let listed: Vec<ContainerInfo> = containers.into_values().collect();
+        for (i, limits) in self.throttles_in(&listed) {
+            status[i].throttle = Some(limits);
+        }
         Ok(status)
     }
 
@@ -272,6 +276,7 @@ impl Cluster {
             links: String::new(),
             clock: None,
             overlay_encrypted: self.encrypted,
+            throttle: None,
         };
         if state != State::Running {
             if state != State::Unknown {

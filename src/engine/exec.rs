@@ -208,6 +208,14 @@ impl Cluster {
                         .await?,
                 ));
             }
+            Verb::Throttle {
+                nodes,
+                limits,
+                clear,
+            } => {
+                let throttles = self.throttle_locked(nodes.as_deref(), limits, *clear);
+                return Ok(Report::Throttled(throttles.await?));
+            }
             Verb::Netem { nodes, to, shaping } => {
                 let nodes = nodes.clone().unwrap_or_else(|| self.names());
                 self.shape_locked(&nodes, to.as_deref(), shaping, progress)

@@ -30,5 +30,6 @@ pub mod runner;
 pub mod segments;
 pub mod soak;
 pub mod swarm;
+pub mod throttle;
 pub mod wait;
 pub mod wiring;

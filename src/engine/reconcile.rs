@@ -27,6 +27,7 @@ use crate::core::cluster::plan::{
 use crate::core::cluster::session::{DataPlane, PeerInfo, Sessions};
 use crate::core::cluster::subnet::{self, Subnet};
 use crate::core::cluster::timing::{self, NodeTimes};
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{self, CutMode, Plan, SegmentId, BASE};
 use crate::core::topology::{Edge, Graph, NodeId};
 use crate::engine::cluster::Cluster;
@@ -394,7 +395,13 @@ impl Cluster {
                     && c.labels
                         .get(LABEL_NODE)
                         .is_some_and(|n| held.contains(n.as_str()));
+                // A throttle's record stays while its node is declared (`throttle --clear` takes it).
+                let throttled_node = role == Some(blueprint::ROLE_THROTTLE)
+                    && c.labels
+                        .get(LABEL_NODE)
+                        .is_some_and(|n| self.by_name.contains_key(n));
                 if !held_node
+                    && !throttled_node
                     && ![
                         Some(ROLE_META),
                         Some(ROLE_LOCK),
@@ -552,6 +559,13 @@ impl Cluster {
         for &n in &actions.release {
             self.release(n).await?;
         }
+        // A container made again keeps its node's throttle (the engine forgets it with the container).
+        let throttles = if actions.create.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.throttles().await?
+        };
+        let throttles = &throttles;
         let work: Vec<(NodeId, Launch)> = (actions.create.iter().map(|&n| (n, Launch::Create)))
             .chain(actions.start.iter().map(|&n| (n, Launch::Start)))
             .chain(actions.unpause.iter().map(|&n| (n, Launch::Unpause)))
@@ -568,7 +582,9 @@ impl Cluster {
                 fx.cancel.check()?;
                 let mut times = NodeTimes::default();
                 times[0] = begun.elapsed();
-                self.start_node(node, how, nets, fx, &mut times).await?;
+                let limits = throttles.get(&node).copied();
+                self.start_node(node, how, limits, nets, fx, &mut times)
+                    .await?;
                 Ok::<_, Error>((node, times))
             }
             .instrument(span)
@@ -642,11 +658,13 @@ impl Cluster {
     }
 
     /// Makes one node's container run: unpause, start, or create (on the control network, then attached
-    /// to the data network, each with its static address) and start; records how long each call took.
+    /// to the data network, each with its static address, under its throttle's `limits` if it has
+    /// one) and start; records how long each call took.
     async fn start_node(
         &self,
         node: NodeId,
         how: Launch,
+        limits: Option<Limits>,
         nets: &Nets,
         fx: &Effects<'_>,
         times: &mut NodeTimes,
@@ -662,7 +680,11 @@ impl Cluster {
                     cluster: self.name().to_string(),
                     network: blueprint::control_network(self.name()),
                 })?;
-                let spec = node_container(l, control);
+                let mut spec = node_container(l, control);
+                if let Some(limits) = limits {
+                    let r = limits.over(l.resources);
+                    (spec.memory, spec.nano_cpus) = (Some(r.memory), r.nano_cpus);
+                }
                 {
                     let mut j = fx.journal.lock().unwrap();
                     j.containers.push(l.container.clone());

@@ -27,5 +27,6 @@ mod locking;
 mod operator;
 mod operator_tls;
 mod partitions;
+mod resources;
 mod scenarios;
 mod topology;

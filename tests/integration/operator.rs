@@ -1036,7 +1036,7 @@ fn every_verb_gives_the_same_report_through_the_operator_as_here() {
         );
 
         // Changes: the whole sequence here, then there; each sequence leaves the cluster as it found it.
-        let changes: [&[&str]; 10] = [
+        let changes: [&[&str]; 12] = [
             &["connect", "n0", "n2"][..],
             &["disconnect", "n0", "n2"],
             &["netem", "n0", "--delay", "10ms", "--to", "n1"],
@@ -1045,6 +1045,8 @@ fn every_verb_gives_the_same_report_through_the_operator_as_here() {
             &["netem", "--clear"],
             &["stop", "n3"],
             &["start", "n3"],
+            &["throttle", "n2", "--cpus", "0.5", "--memory", "128m"],
+            &["throttle", "--clear"],
             &["partition", "--halves"],
             &["heal"],
         ];

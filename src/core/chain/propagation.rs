@@ -48,8 +48,11 @@ pub struct Stamp {
 }
 
 /// The time at the start of a bitcoind log line: `2026-11-29T23:58:48.345543Z ` (with
-/// `-logtimemicros`) or `2026-11-29T23:58:48Z `; the rest of the line after it.
+/// `-logtimemicros`) or `2026-11-29T23:58:48Z `; the rest of the line after it. While bitcoind's log
+/// rate limit suppresses a chatty source (more than 1 MiB an hour from one place: a wallet node that
+/// mined and sent a thousand times), it puts `[*] ` before every line, the time included.
 pub fn timestamp(line: &str) -> Option<(Stamp, &str)> {
+    let line = line.strip_prefix("[*] ").unwrap_or(line);
     let (stamp, rest) = line.split_once(' ')?;
     let stamp = stamp.strip_suffix('Z')?;
     let (date, time) = stamp.split_once('T')?;
@@ -446,6 +449,10 @@ mod tests {
         assert!(t.precise);
         // date -d 2026-11-29T23:58:48Z +%s
         assert_eq!(t.micros, 1_795_996_728_345_543);
+        // A line under bitcoind's log rate limit: seen on a wallet node after 1,900 sends, when
+        // `measure propagation` found no line of its block's birth.
+        let (t, rest) = timestamp("[*] 2026-11-29T23:58:48.345543Z [w] AddToWallet").unwrap();
+        assert_eq!((t.micros, rest), (1_795_996_728_345_543, "[w] AddToWallet"));
         let (t, _) = timestamp("1970-01-01T00:00:01Z x").unwrap();
         assert_eq!(
             t,

@@ -31,6 +31,12 @@ pub const ROLE_RELAY: &str = "relay";
 pub const ROLE_HOLD: &str = "hold";
 /// Label on a hold naming the fault that holds the node.
 pub const LABEL_FAULT: &str = "regbox.fault";
+/// `regbox.role` of a throttle's record: a marker container (never started) whose `regbox.node` names
+/// the node and whose [`LABEL_THROTTLE`] holds the limits `throttle` set on it, so `status`, a later
+/// process and the operator (which makes a node's container again with them) know them.
+pub const ROLE_THROTTLE: &str = "throttle";
+/// Label on a throttle's record holding its limits as JSON (`core::faults::throttle::Limits`).
+pub const LABEL_THROTTLE: &str = "regbox.throttle";
 /// Label on a partition segment's network holding its segment id.
 pub const LABEL_SEGMENT: &str = "regbox.segment";
 /// Label on a partition segment's network holding the cut mode of the partition that made it.
@@ -159,6 +165,11 @@ pub fn relay_container(cluster: &str) -> String {
 /// Docker name of the hold on a node (see [`ROLE_HOLD`]).
 pub fn hold_container(cluster: &str, node: &str) -> String {
     format!("regbox-{cluster}.hold.{node}")
+}
+
+/// Docker name of the record of a throttle on a node (see [`ROLE_THROTTLE`]).
+pub fn throttle_container(cluster: &str, node: &str) -> String {
+    format!("regbox-{cluster}.throttle.{node}")
 }
 
 /// The id of the Docker container this process runs in, read from its `/proc/self/mountinfo`: Docker

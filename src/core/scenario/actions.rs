@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use crate::core::chain::propagation::{Kind as Propagation, MAX_ROUNDS};
 use crate::core::chain::wait::WaitFor;
+use crate::core::cluster::manifest::parse_memory;
 use crate::core::faults::link;
 use crate::core::faults::plane::Block;
+use crate::core::faults::throttle::Limits;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::scenario::model::{Action, Check, Then, DEFAULT_ROUNDS, MAX_BLOCKS, MAX_HEIGHT};
@@ -168,6 +170,57 @@ impl Parser<'_> {
         let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
         let offset = cx.clock(cx.required(&f, "offset")?)?;
         Ok(Action::verb(Verb::Clock { nodes, offset }))
+    }
+
+    /// `{nodes, cpus?, memory?}` (at least one limit) or `{nodes?, clear: true}`; the limits' bounds
+    /// are `Verb::check`'s, refused at the step.
+    pub(super) fn throttle(&self, value: &Yaml) -> Res<Action> {
+        let cx = &self.cx;
+        let f = cx.fields(value, "`throttle`", &["nodes", "cpus", "memory", "clear"])?;
+        let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
+        let clear = match f.get("clear") {
+            Some(c) => cx.boolean(c, "`clear`")?,
+            None => false,
+        };
+        let cpus = match f.get("cpus").map(|c| (c, &c.value)) {
+            None => None,
+            Some((_, Value::Int(n))) => Some(*n as f64),
+            Some((_, Value::Float(x))) => Some(*x),
+            Some((c, other)) => {
+                let why = format!(
+                    "`cpus` must be a number of CPUs such as `0.05`, found {}",
+                    found(other)
+                );
+                return Err(cx.error(c.at, why));
+            }
+        };
+        let memory = match f.get("memory").map(|m| (m, &m.value)) {
+            None => None,
+            Some((_, Value::Int(n))) if *n >= 0 => Some(*n as u64),
+            Some((_, Value::Str(s))) if parse_memory(s).is_some() => parse_memory(s),
+            Some((m, other)) => {
+                let why = format!(
+                    "`memory` must be a size such as `64m` or `1g`, found {}",
+                    found(other)
+                );
+                return Err(cx.error(m.at, why));
+            }
+        };
+        if nodes.is_none() && !clear {
+            return Err(cx.error(f.at, "`throttle` needs `nodes` (or `clear: true`)"));
+        }
+        let verb = Verb::Throttle {
+            nodes,
+            limits: Limits {
+                cpus,
+                memory,
+                io_rate: None,
+            },
+            clear,
+        };
+        verb.check()
+            .map_err(|why| cx.error(f.at, why.to_string()))?;
+        Ok(Action::verb(verb))
     }
 
     pub(super) fn cut(&self, value: &Yaml) -> Res<Action> {
@@ -571,5 +624,71 @@ impl Parser<'_> {
                 Json::Object(object)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::faults::throttle::Limits;
+    use crate::core::scenario::model::{Action, Then};
+    use crate::core::scenario::parse;
+    use crate::core::verb::Verb;
+
+    fn step(text: &str) -> Result<(String, Verb), String> {
+        let source = format!("cluster: {{name: lab, nodes: 4}}\nsteps:\n  - {text}\n");
+        let s = parse(&source, "t.scenario.yaml").map_err(|e| e.to_string())?;
+        match &s.steps[0].action {
+            Action::Do {
+                verb,
+                then: Then::Pass,
+            } => Ok((s.steps[0].label.clone(), verb.clone())),
+            other => panic!("not a verb: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_throttle_step_is_the_throttle_verb_and_bad_limits_are_refused_at_the_step() {
+        let (label, verb) = step("throttle: {nodes: [n2, 3], cpus: 0.05, memory: 64m}").unwrap();
+        assert_eq!(label, "throttle n2,3: cpus 0.05, memory 64 MiB");
+        let limits = Limits {
+            cpus: Some(0.05),
+            memory: Some(64 << 20),
+            io_rate: None,
+        };
+        assert_eq!(
+            verb,
+            Verb::Throttle {
+                nodes: Some(vec!["n2".into(), "3".into()]),
+                limits,
+                clear: false
+            }
+        );
+        let (label, _) = step("throttle: {clear: true}").unwrap();
+        assert_eq!(label, "clear throttle of all");
+        for (text, says) in [
+            (
+                "throttle: {nodes: n2}",
+                "t.scenario.yaml:3:15: no limit given",
+            ),
+            ("throttle: {nodes: n2, cpus: 0}", "`cpus` 0 is out of range"),
+            ("throttle: {nodes: n2, memory: 1k}", "at least 32 MiB"),
+            (
+                "throttle: {nodes: n2, memory: lots}",
+                "3:35: `memory` must be a size",
+            ),
+            (
+                "throttle: {nodes: n2, cpus: many}",
+                "`cpus` must be a number",
+            ),
+            ("throttle: {cpus: 1}", "`throttle` needs `nodes`"),
+            (
+                "throttle: {nodes: n2, clear: true, cpus: 1}",
+                "`clear` takes no limits",
+            ),
+            ("throttle: {nodes: n2, io: 1m}", "unknown field"),
+        ] {
+            let e = step(text).expect_err(text);
+            assert!(e.contains(says), "{text}: {e}");
+        }
     }
 }

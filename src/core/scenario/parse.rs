@@ -36,6 +36,7 @@ const ACTIONS: &[&str] = &[
     "netem",
     "cut",
     "clear",
+    "throttle",
     "clock",
     "status",
     "sync",
@@ -316,6 +317,7 @@ impl Parser<'_> {
             "measure" => self.measure(value),
             "netem" => self.netem(value),
             "cut" => self.cut(value),
+            "throttle" => self.throttle(value),
             "clock" => self.clock(value),
             "clear" => {
                 let (shaping, cuts) = match self.cx.string(value, "`clear`")? {
@@ -654,6 +656,7 @@ fn example(kind: &str) -> &'static str {
         "netem" => "netem: { nodes: n0, delay: 100ms }",
         "cut" => "cut: { from: n0, to: n1 }",
         "clear" => "clear: netem",
+        "throttle" => "throttle: { nodes: n2, cpus: 0.05 }",
         "clock" => "clock: { nodes: n0, offset: +3h }",
         "sync" => "sync: { timeout: 30 }",
         "logs" => "logs: { node: n0, tail: 20 }",

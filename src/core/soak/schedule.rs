@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::core::faults::clock;
 use crate::core::faults::link::{Distribution, Shaping, SHORTHANDS};
 use crate::core::faults::node::Fault;
+use crate::core::faults::throttle::Limits;
 use crate::core::names::{backticked, shown};
 use crate::core::partition::{CutMode, PartitionKind, Via};
 use crate::core::rng::SplitMix64;
@@ -29,24 +30,34 @@ pub enum FaultKind {
     Restart,
     /// Freeze one node, unfreeze it after the hold.
     Pause,
+    /// Limit some nodes' CPU (and memory), give them their declared resources back after the hold.
+    Throttle,
     /// Set one node's clock 5 to 100 minutes off the host's (either way: within what peers accept,
     /// so the chain still converges), back after the hold.
     Clock,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Netem,
         FaultKind::Kill,
         FaultKind::Restart,
         FaultKind::Pause,
+        FaultKind::Throttle,
         FaultKind::Clock,
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 6] =
-        ["partition", "netem", "kill", "restart", "pause", "clock"];
+    pub const NAMES: [&'static str; 7] = [
+        "partition",
+        "netem",
+        "kill",
+        "restart",
+        "pause",
+        "throttle",
+        "clock",
+    ];
 
     /// The spelling used by `--faults` and in the event log.
     pub fn name(self) -> &'static str {
@@ -155,6 +166,8 @@ pub enum StepDetail {
     Partition { groups: Vec<Vec<String>> },
     /// The shaping every target's outgoing P2P packets get while it holds.
     Netem { shaping: Shaping },
+    /// The limits every target's container gets while it holds.
+    Throttle { limits: Limits },
     /// A container fault on the target: `begin` when the step starts, `end` (if any) after the hold.
     Node { begin: Fault, end: Option<Fault> },
     /// The target's clock runs `offset` seconds off the host's while it holds.
@@ -181,6 +194,11 @@ impl Step {
                 fault: *begin,
                 node: self.targets[0].clone(),
             },
+            StepDetail::Throttle { limits } => Verb::Throttle {
+                nodes: Some(self.targets.clone()),
+                limits: *limits,
+                clear: false,
+            },
             StepDetail::Clock { offset } => Verb::Clock {
                 nodes: Some(self.targets.clone()),
                 offset: *offset,
@@ -203,6 +221,11 @@ impl Step {
             StepDetail::Node { end, .. } => end.map(|fault| Verb::Fault {
                 fault,
                 node: self.targets[0].clone(),
+            }),
+            StepDetail::Throttle { .. } => Some(Verb::Throttle {
+                nodes: Some(self.targets.clone()),
+                limits: Limits::default(),
+                clear: true,
             }),
             StepDetail::Clock { .. } => Some(Verb::Clock {
                 nodes: Some(self.targets.clone()),
@@ -228,6 +251,7 @@ impl Step {
                 groups.join(" | ")
             }
             StepDetail::Netem { shaping } => format!("{}: {shaping}", self.targets.join(", ")),
+            StepDetail::Throttle { limits } => format!("{}: {limits}", self.targets.join(", ")),
             StepDetail::Node { begin, end } => {
                 let mut s = format!("{} {}", begin.name(), self.targets.join(", "));
                 if let Some(end) = end {
@@ -290,6 +314,11 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                 let targets = some_nodes(&mut rng, nodes);
                 let shaping = shaping(&mut rng);
                 (targets, StepDetail::Netem { shaping })
+            }
+            FaultKind::Throttle => {
+                let targets = some_nodes(&mut rng, nodes);
+                let limits = limits(&mut rng);
+                (targets, StepDetail::Throttle { limits })
             }
             FaultKind::Kill | FaultKind::Restart | FaultKind::Pause => {
                 let node = nodes[rng.index(nodes.len())].clone();
@@ -375,6 +404,20 @@ fn some_nodes(rng: &mut SplitMix64, nodes: &[String]) -> Vec<String> {
     picked.into_iter().map(|i| nodes[i].clone()).collect()
 }
 
+/// A CPU limit of 0.05, 0.1, 0.25 or 0.5 CPUs, and half the time a memory limit of 96, 128 or
+/// 256 MiB: tight, but above what a lab node holds (≈ 40 MiB), so the node slows and is not killed.
+fn limits(rng: &mut SplitMix64) -> Limits {
+    const CPUS: [f64; 4] = [0.05, 0.1, 0.25, 0.5];
+    const MIB: [u64; 3] = [96, 128, 256];
+    let cpus = CPUS[rng.index(CPUS.len())];
+    let memory = (rng.below(2) == 0).then(|| MIB[rng.index(MIB.len())] << 20);
+    Limits {
+        cpus: Some(cpus),
+        memory,
+        io_rate: None,
+    }
+}
+
 /// Half the time one of Blockade's shorthands that shape something (`slow`, `flaky`, `duplicate`),
 /// otherwise a delay of 20–500 ms with a quarter of it (in whole ms) as uniform jitter and 0–10 % loss.
 fn shaping(rng: &mut SplitMix64) -> Shaping {
@@ -421,16 +464,16 @@ mod tests {
             vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Netem]
         );
         assert_eq!(
-            parse_faults("partition,netem,kill,restart,pause,clock").unwrap(),
+            parse_faults("partition,netem,kill,restart,pause,throttle,clock").unwrap(),
             FaultKind::ALL.to_vec()
         );
         assert_eq!(
             parse_faults("partition,crash").unwrap_err().to_string(),
-            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `clock`"
+            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`"
         );
         assert_eq!(
             parse_faults("kill,,pause").unwrap_err().to_string(),
-            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `clock`"
+            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`"
         );
         for kind in FaultKind::ALL {
             assert_eq!(FaultKind::parse(kind.name()), Some(kind));
@@ -502,7 +545,10 @@ mod tests {
     #[test]
     fn every_kind_gets_the_targets_and_detail_it_needs() {
         let names = nodes(7);
-        let steps = schedule(&spec(3), &names);
+        let steps: Vec<Step> = [3, 4]
+            .iter()
+            .flat_map(|&seed| schedule(&spec(seed), &names))
+            .collect();
         for kind in FaultKind::ALL {
             assert!(steps.iter().any(|s| s.kind == kind), "no {kind}");
         }
@@ -535,6 +581,16 @@ mod tests {
                 (FaultKind::Restart, StepDetail::Node { begin, end }) => {
                     assert_eq!((*begin, *end), (Fault::Restart, None));
                     assert_eq!(step.targets.len(), 1);
+                }
+                (FaultKind::Throttle, StepDetail::Throttle { limits }) => {
+                    assert_eq!(limits.invalid(), None);
+                    assert!(limits.cpus.is_some());
+                    assert!(!step.targets.is_empty() && step.targets.len() <= 3);
+                    let begin = step.begin_verb();
+                    assert_eq!(begin.check(), Ok(()));
+                    let end = step.end_verb().expect("a throttle ends");
+                    assert!(matches!(end, Verb::Throttle { clear: true, .. }));
+                    assert_eq!(begin.nodes(), end.nodes());
                 }
                 (FaultKind::Clock, StepDetail::Clock { offset }) => {
                     assert!((300..=6000).contains(&offset.abs()), "{offset}");

@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 
 use crate::core::chain::propagation::MAX_ROUNDS;
 use crate::core::faults::clock::MAX_OFFSET_S;
+use crate::core::faults::throttle::Limits;
 use crate::core::verb::{Verb, MAX_SATS};
 
 /// Blocks one `mine` may ask for (and one `rpc` of the `generate` family). Regtest users mine 101 to
@@ -111,6 +112,7 @@ impl Verb {
             } if nodes.is_empty() => {
                 refuse("`nodes` names no node (leave it out for every node)".into())
             }
+            Verb::Throttle { limits, clear, .. } => throttle_within(limits, *clear),
             Verb::Netem { shaping, .. } => match shaping.invalid() {
                 Some(why) => refuse(format!("`shaping`: {why}")),
                 None => Ok(()),
@@ -157,6 +159,15 @@ impl Verb {
             _ => 1,
         };
         t.saturating_mul(waits).min(MAX_BUDGET)
+    }
+}
+
+/// A throttle names at least one limit, each within its bounds; a clear names none.
+fn throttle_within(limits: &Limits, clear: bool) -> Result<(), Refused> {
+    match (clear, limits.is_empty()) {
+        (true, false) => refuse(format!("`clear` takes no limits, got {limits}")),
+        (false, true) => refuse("no limit given: name `cpus` or `memory` (or `clear`)".into()),
+        _ => limits.invalid().map_or(Ok(()), refuse),
     }
 }
 
@@ -296,6 +307,29 @@ mod tests {
         .contains("out of range"));
         assert_eq!(rpc("getblockcount", serde_json::json!([])).check(), Ok(()));
         assert!(refusal(&rpc("", serde_json::json!([]))).contains("`method` must be 1 to 100"));
+    }
+
+    #[test]
+    fn a_throttle_names_a_limit_within_bounds_and_a_clear_none() {
+        let throttle = |json: &str| -> Verb { serde_json::from_str(json).unwrap() };
+        let ok = throttle(r#"{"verb":"throttle","nodes":["n2"],"limits":{"cpus":0.05}}"#);
+        assert_eq!(ok.check(), Ok(()));
+        assert_eq!(
+            throttle(r#"{"verb":"throttle","clear":true}"#).check(),
+            Ok(())
+        );
+        assert_eq!(
+            refusal(&throttle(r#"{"verb":"throttle","nodes":["n2"]}"#)),
+            "no limit given: name `cpus` or `memory` (or `clear`)"
+        );
+        let zero = throttle(r#"{"verb":"throttle","nodes":["n2"],"limits":{"cpus":0}}"#);
+        assert!(refusal(&zero).contains("`cpus` 0 is out of range"));
+        let small = throttle(r#"{"verb":"throttle","nodes":["n2"],"limits":{"memory":1024}}"#);
+        assert!(refusal(&small).contains("`memory` 1 KiB is out of range: at least 32 MiB"));
+        let io = throttle(r#"{"verb":"throttle","nodes":["n2"],"limits":{"io_rate":1000}}"#);
+        assert!(refusal(&io).contains("cannot be applied at run time"));
+        let both = throttle(r#"{"verb":"throttle","clear":true,"limits":{"cpus":1}}"#);
+        assert!(refusal(&both).contains("`clear` takes no limits"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::core::faults::clock;
 use crate::core::faults::link::Shaping;
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{CutMode, PartitionKind, Via};
 
 pub use check::{
@@ -28,7 +29,7 @@ pub use check::{
 pub use report::{
     describe_links, Clocks, Connection, DiffLine, DiskReport, DownReport, Faulted, HealReport,
     Links, Logs, Mined, NodeClock, NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report,
-    SegmentReport, Sent, Synced, Waited, Wired,
+    SegmentReport, Sent, Synced, Throttles, Waited, Wired,
 };
 
 /// How long a verb that waits may wait when it names no timeout of its own.
@@ -120,6 +121,17 @@ pub enum Verb {
     /// Fills a node's bounded data directory (`fill`), leaving bitcoind less space than it needs, or
     /// frees it again.
     Disk { node: String, fill: bool },
+    /// Limits the CPU and memory of `nodes` (every node for `None`) at run time, without a restart
+    /// (over an earlier throttle's other limits); with `clear`, gives them back the manifest's
+    /// declared `resources:`.
+    Throttle {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nodes: Option<Vec<String>>,
+        #[serde(default)]
+        limits: Limits,
+        #[serde(default)]
+        clear: bool,
+    },
     /// Waits until a condition holds.
     Wait {
         until: WaitFor,
@@ -206,6 +218,7 @@ impl Verb {
             Verb::Fault { .. } => "fault",
             Verb::Clock { .. } => "clock",
             Verb::Disk { .. } => "disk",
+            Verb::Throttle { .. } => "throttle",
             Verb::Wait { .. } => "wait",
             Verb::Sync { .. } => "sync",
             Verb::Measure { .. } => "measure",
@@ -232,6 +245,7 @@ impl Verb {
                 | Verb::Fault { .. }
                 | Verb::Clock { .. }
                 | Verb::Disk { .. }
+                | Verb::Throttle { .. }
         )
     }
 
@@ -249,7 +263,9 @@ impl Verb {
             Verb::Connect { a, b } | Verb::Disconnect { a, b } => vec![a.clone(), b.clone()],
             Verb::Netem { nodes, to, .. } => [all(nodes), all(to)].concat(),
             Verb::Cut { from, to, .. } => [from.clone(), to.clone()].concat(),
-            Verb::Clear { nodes, .. } | Verb::Clock { nodes, .. } => all(nodes),
+            Verb::Clear { nodes, .. }
+            | Verb::Clock { nodes, .. }
+            | Verb::Throttle { nodes, .. } => all(nodes),
             Verb::Wait { until, .. } => until.nodes().unwrap_or_default(),
             Verb::Measure { from, .. } => from.iter().cloned().collect(),
             _ => Vec::new(),
@@ -349,6 +365,10 @@ impl fmt::Display for Verb {
             Verb::Clock { nodes, offset } => {
                 write!(f, "clock of {} {}", all(nodes), clock::describe(*offset))
             }
+            Verb::Throttle {
+                nodes, clear: true, ..
+            } => write!(f, "clear throttle of {}", all(nodes)),
+            Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
             Verb::Wait { until, .. } => write!(f, "wait {until}"),
             Verb::Sync { .. } => f.write_str("sync"),
             Verb::Measure {
@@ -505,6 +525,15 @@ mod tests {
             Verb::Fault {
                 fault: Fault::Pause,
                 node: node("n3"),
+            },
+            Verb::Throttle {
+                nodes: Some(vec![node("n2")]),
+                limits: Limits {
+                    cpus: Some(0.05),
+                    memory: Some(64 << 20),
+                    io_rate: None,
+                },
+                clear: false,
             },
             Verb::Wait {
                 until: WaitFor::Height {

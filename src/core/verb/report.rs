@@ -14,6 +14,7 @@ use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::plan::{State, UpPlan};
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::{self, NodeFaults};
+use crate::core::faults::throttle::Limits;
 use crate::core::partition::{CutMode, SegmentId, Via};
 use crate::core::verb::Verb;
 
@@ -38,6 +39,8 @@ pub enum Report {
     /// `clock`: the named nodes' clocks afterwards.
     Clocks(Clocks),
     Disk(DiskReport),
+    /// `throttle`: every throttled node's limits afterwards.
+    Throttled(Throttles),
     Waited(Waited),
     Synced(Synced),
     Measured(Box<Measurement>),
@@ -69,6 +72,7 @@ impl Report {
             Verb::Fault { .. } => Report::Fault(read(json)?),
             Verb::Clock { .. } => Report::Clocks(read(json)?),
             Verb::Disk { .. } => Report::Disk(read(json)?),
+            Verb::Throttle { .. } => Report::Throttled(read(json)?),
             Verb::Wait { .. } => Report::Waited(read(json)?),
             Verb::Sync { .. } => Report::Synced(read(json)?),
             Verb::Measure { .. } => Report::Measured(read(json)?),
@@ -137,6 +141,9 @@ pub struct NodeStatus {
     /// Across hosts: whether the overlays it is on are encrypted (`encrypt:` of the manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_encrypted: Option<bool>,
+    /// The limits a `throttle` put on the node (over its declared resources), when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Limits>,
 }
 
 /// What `disk` did: the node's bounded data directory is now `full` (filled) or freed.
@@ -212,6 +219,9 @@ pub struct Faulted {
     pub node: String,
     pub fault: Fault,
 }
+
+/// Every throttled node's limits, by node name (a node without a throttle is absent).
+pub type Throttles = BTreeMap<String, Limits>;
 
 /// Every node's link faults, by node name, with peers by name (a node without any is absent).
 pub type Links = BTreeMap<String, NodeFaults<String>>;

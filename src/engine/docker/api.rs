@@ -113,6 +113,13 @@ pub trait Containers: Send + Sync {
     /// Thaws a paused container.
     async fn unpause(&self, name: &str) -> Result<()>;
 
+    /// Sets a container's CPU limit (billionths of a CPU) and memory limit (bytes, swap included: no
+    /// swap) in place, running or not, without a restart: the engine's update call.
+    async fn update_limits(&self, name: &str, nano_cpus: u64, memory: u64) -> Result<()>;
+
+    /// The CPUs of the engine container `name` lives on (the most a CPU limit there may be).
+    async fn engine_cpus(&self, name: &str) -> Result<u64>;
+
     /// Removes a container, running or not; a container already gone is not an error.
     async fn remove_container(&self, name: &str) -> Result<()>;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, HostConfigLogConfig, Mount,
-    MountType, MountVolumeOptions, NetworkingConfig,
+    ContainerCreateBody, ContainerSummaryStateEnum, ContainerUpdateBody, HostConfig,
+    HostConfigLogConfig, Mount, MountType, MountVolumeOptions, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
@@ -319,6 +319,32 @@ impl Containers for Engines {
             .unpause_container(name)
             .await
             .map_err(container_err("unpause", name))
+    }
+
+    async fn update_limits(&self, name: &str, nano_cpus: u64, memory: u64) -> Result<()> {
+        let body = ContainerUpdateBody {
+            nano_cpus: Some(nano_cpus as i64),
+            memory: Some(memory as i64),
+            // Equal to the memory: no swap, as at creation (`body`).
+            memory_swap: Some(memory as i64),
+            ..Default::default()
+        };
+        self.on(name)
+            .update_container(name, body)
+            .await
+            .map_err(container_err("update", name))
+    }
+
+    async fn engine_cpus(&self, name: &str) -> Result<u64> {
+        let info = self
+            .on(name)
+            .info()
+            .await
+            .map_err(|source| DockerError::List {
+                what: "the engine's CPUs",
+                source,
+            })?;
+        Ok(info.ncpu.and_then(|n| u64::try_from(n).ok()).unwrap_or(1))
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {

@@ -33,7 +33,12 @@ pub(crate) struct FakeContainer {
     /// Network id → address.
     pub networks: BTreeMap<String, Option<Ipv4Addr>>,
     pub started_at: String,
+    /// CPU (billionths) and memory (bytes) limits, as created or last updated.
+    pub limits: (Option<u64>, Option<u64>),
 }
+
+/// CPUs the fake engine's host has.
+pub(crate) const FAKE_CPUS: u64 = 2;
 
 /// What the fake engine holds.
 #[derive(Debug, Default)]
@@ -227,6 +232,7 @@ impl Containers for Fake {
                 state: State::Created,
                 networks,
                 started_at: String::new(),
+                limits: (spec.nano_cpus, spec.memory),
             },
         );
         Ok(id)
@@ -341,6 +347,21 @@ impl Containers for Fake {
 
     async fn unpause(&self, name: &str) -> Result<()> {
         self.set_state(name, "unpause", State::Running)
+    }
+
+    async fn update_limits(&self, name: &str, nano_cpus: u64, memory: u64) -> Result<()> {
+        let mut w = self.world.lock().unwrap();
+        let c = w.container(name).ok_or_else(|| DockerError::Container {
+            action: "update",
+            name: name.into(),
+            source: answer(404, "no such container"),
+        })?;
+        c.limits = (Some(nano_cpus), Some(memory));
+        Ok(())
+    }
+
+    async fn engine_cpus(&self, _name: &str) -> Result<u64> {
+        Ok(FAKE_CPUS)
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {

@@ -16,7 +16,7 @@ pub(super) const CLUSTER_NAME_RULE: &str =
 
 /// `512m`, `2g`, `1.5g`, `65536k`, `300000000` (bytes); k, m, g (also `kb`, `mib`, …) are powers of 1024
 /// as in `docker run --memory`.
-pub(super) fn parse_memory(s: &str) -> Option<u64> {
+pub(crate) fn parse_memory(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -17,7 +17,7 @@ mod parse;
 mod validate;
 
 pub use crate::core::yaml::ReadFile;
-pub(crate) use check::is_node_name;
+pub(crate) use check::{is_node_name, parse_memory};
 pub use model::{ClusterSpec, Encrypt, NodeSpec, Resources};
 
 use crate::core::yaml::{Cx, SourceError};
@@ -101,9 +101,11 @@ pub(super) const RESOURCES_FIELDS: &[&str] = &["memory", "cpus"];
 /// (mining, a large mempool) a few times that.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 /// Below this bitcoind cannot start.
-pub(super) const MIN_MEMORY: u64 = 32 << 20;
-pub(super) const MAX_MEMORY: u64 = 1 << 40;
-pub(super) const MAX_CPUS: f64 = 1024.0;
+pub const MIN_MEMORY: u64 = 32 << 20;
+/// The most memory a node may be given (1 TiB).
+pub const MAX_MEMORY: u64 = 1 << 40;
+/// The most CPUs a node may be given.
+pub const MAX_CPUS: f64 = 1024.0;
 
 /// Parses and validates a manifest. `origin` only names the source in errors. A manifest that names a
 /// topology file is refused: use [`parse_reading`].
