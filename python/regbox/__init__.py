@@ -21,6 +21,7 @@ from . import reports
 from .reports import (
     Clocks,
     Connection,
+    DiskReport,
     DownReport,
     Faulted,
     HealReport,
@@ -458,6 +459,11 @@ class Cluster:
         if isinstance(offset, int):
             offset = f"{offset:+d}s" if offset else "0"
         return self._report(Clocks, "clock", *named, f"--offset={offset}")
+
+    def disk(self, node: str | int, fill: bool = True) -> DiskReport:
+        """Fills `node`'s bounded data directory (`disk: {size: …}` in the manifest), leaving bitcoind
+        less space than it needs (it stops at its next flush), or frees it with `fill=False`."""
+        return self._report(DiskReport, "disk", str(node), "--fill" if fill else "--free")
 
     def wait(self, condition: str, *args: str | int, timeout: float = 60) -> Waited:
         """Waits until a condition holds on the nodes: `ready`, `sync_blocks`, `sync_mempools`

@@ -197,6 +197,14 @@ class Faulted:
 
 
 @dataclass(frozen=True)
+class DiskReport:
+    """`disk`: the node's bounded data directory is now full (`full`) or freed."""
+
+    node: str
+    full: bool
+
+
+@dataclass(frozen=True)
 class NodeClock:
     """One node's clock: its offset from the host's, in seconds (0: the host's clock)."""
 

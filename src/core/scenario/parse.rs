@@ -38,6 +38,7 @@ const ACTIONS: &[&str] = &[
     "clear",
     "throttle",
     "clock",
+    "disk",
     "status",
     "sync",
     "url",
@@ -319,6 +320,13 @@ impl Parser<'_> {
             "cut" => self.cut(value),
             "throttle" => self.throttle(value),
             "clock" => self.clock(value),
+            "disk" => {
+                let f = self.cx.fields(value, "`disk`", &["node", "fill"])?;
+                Ok(Action::verb(Verb::Disk {
+                    node: self.node(self.cx.required(&f, "node")?)?,
+                    fill: self.cx.boolean(self.cx.required(&f, "fill")?, "`fill`")?,
+                }))
+            }
             "clear" => {
                 let (shaping, cuts) = match self.cx.string(value, "`clear`")? {
                     "netem" => (true, false),
@@ -658,6 +666,7 @@ fn example(kind: &str) -> &'static str {
         "clear" => "clear: netem",
         "throttle" => "throttle: { nodes: n2, cpus: 0.05 }",
         "clock" => "clock: { nodes: n0, offset: +3h }",
+        "disk" => "disk: { node: n0, fill: true }",
         "sync" => "sync: { timeout: 30 }",
         "logs" => "logs: { node: n0, tail: 20 }",
         "apply" => "apply: { name: lab, nodes: 5 }",

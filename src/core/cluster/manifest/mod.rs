@@ -451,6 +451,28 @@ nodes:
     }
 
     #[test]
+    fn clock_and_disk_default_and_override_and_bad_ones_are_refused_with_their_place() {
+        let spec = ok("name: a\ndefaults:\n  clock: -90m\n  disk: {size: 300m}\nnodes:\n  - name: x\n  - name: y\n    clock: +3h\n    disk: {size: 1g}\n");
+        let got: Vec<_> = spec.nodes.iter().map(|n| (n.clock, n.disk)).collect();
+        assert_eq!(got, vec![(-5400, Some(300 << 20)), (10_800, Some(1 << 30))]);
+        assert_eq!(ok("name: a\nnodes: 2\n").nodes[0].disk, None);
+        for (source, at, says) in [
+            ("name: a\nnodes:\n  - name: x\n    clock: 3\n", (4, 12), "+3h"),
+            ("name: a\nnodes:\n  - name: x\n    disk: {size: 1m}\n", (4, 18), "128m"),
+            ("name: a\nnodes:\n  - name: x\n    disk: {}\n", (4, 11), "size"),
+            (
+                "name: a\nhosts: [{name: h1, docker: unix:///a.sock}]\nnodes:\n  - name: x\n    disk: {size: 300m}\n",
+                (5, 5),
+                "across hosts",
+            ),
+        ] {
+            let e = err(source);
+            assert_eq!((e.line, e.column), at, "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn bad_resources_are_refused_with_their_place() {
         assert_error!(
             "resources_memory_word",

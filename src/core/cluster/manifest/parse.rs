@@ -64,6 +64,29 @@ impl Cx<'_> {
             },
         };
 
+        // Bounded data directories are made on the engine regbox talks to: one host only.
+        if !hosts.is_empty() {
+            let disks = (top.get("defaults").into_iter())
+                .chain(match top.get("nodes").map(|n| &n.value) {
+                    Some(Value::Seq(items)) => items.iter().collect(),
+                    _ => Vec::new(),
+                })
+                .filter_map(|item| match &item.value {
+                    Value::Map(entries) => entries
+                        .iter()
+                        .find(|(k, _)| matches!(&k.value, Value::Str(k) if k == "disk"))
+                        .map(|(k, _)| k.at),
+                    _ => None,
+                })
+                .next();
+            if let Some(at) = disks {
+                return Err(self.error(
+                    at,
+                    "`disk` (a bounded data directory) is not offered across hosts yet: leave it out, or run the cluster on one host",
+                ));
+            }
+        }
+
         // A topology file may declare the nodes itself.
         let topology = top.get("topology");
         let file = match topology {
