@@ -303,6 +303,8 @@ fn image_build_core_builds_a_verified_release_and_a_manifest_names_it_in_a_mixed
             .collect();
         assert_eq!(images, [ensure_image(), image], "{status}");
         ok(&["-c", &name, "mine", "b", "2"]).await;
+        // a builds on b's blocks once it has them (mined at once, its block would race them).
+        ok(&["-c", &name, "sync"]).await;
         ok(&["-c", &name, "mine", "a", "1"]).await;
         ok(&["-c", &name, "sync"]).await;
         let status = ok_json(&["status", "-c", &name, "--json"]).await;
