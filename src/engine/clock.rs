@@ -38,8 +38,10 @@ impl Cluster {
             None => (0..self.nodes.len()).collect(),
         };
         self.check_clocks(&ids).await?;
-        // A clock that jumps ahead by the inactivity timeout or more drops every session of its node:
-        // the sessions open now are waited out, then the node's declared edges dialled again.
+        // A clock that jumps ahead by the inactivity timeout or more makes its node drop every session
+        // that has not both sent and received since the jump (most of them, within one pass of its
+        // socket loop): the sessions open now are waited out until each is gone or fresh both ways,
+        // then the node's declared edges dialled again.
         let mut jumped = Vec::new();
         for &i in &ids {
             let n = &self.nodes[i];
@@ -51,20 +53,28 @@ impl Cluster {
                 jumped.push((i, peers.into_iter().map(|p| p.id).collect::<HashSet<i64>>()));
             }
         }
+        let written = unix_now();
         futures::stream::iter(&ids)
             .map(|&i| self.write_clock(&self.nodes[i].layout, offset))
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
             .await?;
+        // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
+        let fresh = written + offset - 1;
         for (i, old) in &jumped {
             let n = &self.nodes[*i];
-            let what = format!("{}'s sessions closed by its clock's jump", n.name());
+            let what = format!(
+                "{}'s sessions closed by its clock's jump, or fresh",
+                n.name()
+            );
             wait_until(&what, timeout, wait::interval_for(1), || async {
                 let left = n.rpc.get_peer_info().await?;
-                let left = left.iter().filter(|p| old.contains(&p.id)).count();
-                Ok::<_, Error>(match left {
+                let stale = (left.iter())
+                    .filter(|p| old.contains(&p.id) && (p.lastsend < fresh || p.lastrecv < fresh))
+                    .count();
+                Ok::<_, Error>(match stale {
                     0 => Check::Ready(()),
-                    k => Check::Pending(format!("{k} still open")),
+                    k => Check::Pending(format!("{k} stale still open")),
                 })
             })
             .await?;
@@ -136,4 +146,11 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The host's clock, in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -86,7 +86,10 @@ impl Cluster {
             size.to_string(),
             owner.to_string(),
         ];
-        let helper = disk_helper(&image, args, Some(&file_volume), labels.clone());
+        // The helper is the cluster's but no node's (a pass must not take it for one).
+        let mut helper_labels = blueprint::cluster_labels(self.name());
+        helper_labels.insert("regbox.probe".into(), "1".into());
+        let helper = disk_helper(&image, args, Some(&file_volume), helper_labels);
         let out = run_helper(&self.docker, &helper, "prepare the bounded data directory").await?;
         let device = out.lines().last().unwrap_or_default().trim().to_string();
         let options = HashMap::from([

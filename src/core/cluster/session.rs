@@ -27,6 +27,11 @@ pub struct PeerInfo {
     pub subver: String,
     #[serde(default)]
     pub bytesrecv_per_msg: HashMap<String, u64>,
+    /// When the node last sent and received on the session, by its own clock (Unix seconds).
+    #[serde(default)]
+    pub lastsend: i64,
+    #[serde(default)]
+    pub lastrecv: i64,
 }
 
 impl PeerInfo {
