@@ -135,6 +135,23 @@ impl NodeSpec {
     }
 }
 
+impl NodeSpec {
+    /// A node as the manifest's built-in defaults make it, without a name.
+    pub fn builtin() -> NodeSpec {
+        NodeSpec {
+            name: String::new(),
+            image: DEFAULT_IMAGE.to_owned(),
+            args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
+            wallet: false,
+            resources: Resources::default(),
+            own_image: false,
+            host: None,
+            clock: 0,
+            disk: None,
+        }
+    }
+}
+
 impl ClusterSpec {
     /// What `regbox` runs without a manifest; identical to parsing
     /// `name: regbox`, `nodes: 4`.
@@ -142,14 +159,7 @@ impl ClusterSpec {
         let nodes = (0..4)
             .map(|i| NodeSpec {
                 name: format!("n{i}"),
-                image: DEFAULT_IMAGE.to_owned(),
-                args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
-                wallet: false,
-                resources: Resources::default(),
-                own_image: false,
-                host: None,
-                clock: 0,
-                disk: None,
+                ..NodeSpec::builtin()
             })
             .collect();
         ClusterSpec {

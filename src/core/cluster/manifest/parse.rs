@@ -51,40 +51,11 @@ impl Cx<'_> {
 
         let defaults = match top.get("defaults") {
             Some(d) => self.defaults(d)?,
-            None => NodeSpec {
-                name: String::new(),
-                image: DEFAULT_IMAGE.to_owned(),
-                args: DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
-                wallet: false,
-                resources: Resources::default(),
-                own_image: false,
-                host: None,
-                clock: 0,
-                disk: None,
-            },
+            None => NodeSpec::builtin(),
         };
 
-        // Bounded data directories are made on the engine regbox talks to: one host only.
         if !hosts.is_empty() {
-            let disks = (top.get("defaults").into_iter())
-                .chain(match top.get("nodes").map(|n| &n.value) {
-                    Some(Value::Seq(items)) => items.iter().collect(),
-                    _ => Vec::new(),
-                })
-                .filter_map(|item| match &item.value {
-                    Value::Map(entries) => entries
-                        .iter()
-                        .find(|(k, _)| matches!(&k.value, Value::Str(k) if k == "disk"))
-                        .map(|(k, _)| k.at),
-                    _ => None,
-                })
-                .next();
-            if let Some(at) = disks {
-                return Err(self.error(
-                    at,
-                    "`disk` (a bounded data directory) is not offered across hosts yet: leave it out, or run the cluster on one host",
-                ));
-            }
+            self.no_disks_across_hosts(&top)?;
         }
 
         // A topology file may declare the nodes itself.
@@ -268,38 +239,59 @@ impl Cx<'_> {
             }
         }
         let fields = self.fields(v, "`defaults`", DEFAULTS_FIELDS)?;
-        let image = match fields.get("image") {
-            Some(i) => self.image(i)?,
-            None => DEFAULT_IMAGE.to_owned(),
-        };
-        let args = match fields.get("args") {
-            Some(a) => self.args(a)?,
-            None => DEFAULT_ARGS.iter().map(|a| a.to_string()).collect(),
-        };
-        let wallet = match fields.get("wallet") {
-            Some(w) => self.boolean(w, "`wallet`")?,
-            None => false,
-        };
-        let resources = match fields.get("resources") {
-            Some(r) => self.resources(r, Resources::default())?,
-            None => Resources::default(),
-        };
-        let clock = match fields.get("clock") {
-            Some(c) => self.clock(c)?,
-            None => 0,
-        };
-        let disk = fields.get("disk").map(|d| self.disk(d)).transpose()?;
-        Ok(NodeSpec {
-            name: String::new(),
-            image,
-            args,
-            wallet,
-            resources,
-            own_image: false,
-            host: None,
-            clock,
-            disk,
-        })
+        let mut spec = self.over(&fields, &NodeSpec::builtin())?;
+        if let Some(i) = fields.get("image") {
+            spec.image = self.image(i)?;
+        }
+        if let Some(a) = fields.get("args") {
+            spec.args = self.args(a)?;
+        }
+        Ok(spec)
+    }
+
+    /// Bounded data directories are made on the engine regbox talks to: a manifest with hosts may
+    /// not declare one (refused at the first `disk` key, in `defaults` or a node).
+    fn no_disks_across_hosts(&self, top: &Fields) -> Check<()> {
+        let items =
+            (top.get("defaults").into_iter()).chain(match top.get("nodes").map(|n| &n.value) {
+                Some(Value::Seq(items)) => items.iter().collect(),
+                _ => Vec::new(),
+            });
+        let disk = items
+            .filter_map(|item| match &item.value {
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| matches!(&k.value, Value::Str(k) if k == "disk"))
+                    .map(|(k, _)| k.at),
+                _ => None,
+            })
+            .next();
+        match disk {
+            Some(at) => Err(self.error(
+                at,
+                "`disk` (a bounded data directory) is not offered across hosts yet: leave it out, or run the cluster on one host",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `base` with the fields a node and the defaults share over it: `wallet`, `resources` (field by
+    /// field), `clock`, `disk`.
+    fn over(&self, fields: &Fields, base: &NodeSpec) -> Check<NodeSpec> {
+        let mut spec = base.clone();
+        if let Some(w) = fields.get("wallet") {
+            spec.wallet = self.boolean(w, "`wallet`")?;
+        }
+        if let Some(r) = fields.get("resources") {
+            spec.resources = self.resources(r, base.resources)?;
+        }
+        if let Some(c) = fields.get("clock") {
+            spec.clock = self.clock(c)?;
+        }
+        if let Some(d) = fields.get("disk") {
+            spec.disk = Some(self.disk(d)?);
+        }
+        Ok(spec)
     }
 
     /// `disk: {size: 300m}`: a bounded data directory of that many bytes.
@@ -499,48 +491,20 @@ impl Cx<'_> {
                             ),
                         ));
                     }
-                    let own_image = fields.get("image").is_some();
-                    let image = match fields.get("image") {
-                        Some(i) => self.image(i)?,
-                        None => defaults.image.clone(),
-                    };
-                    let mut args = defaults.args.clone();
-                    if let Some(a) = fields.get("args") {
-                        args.extend(self.args(a)?);
+                    let mut node = self.over(&fields, defaults)?;
+                    node.name = name.to_owned();
+                    if let Some(i) = fields.get("image") {
+                        node.image = self.image(i)?;
+                        node.own_image = true;
                     }
-                    let wallet = match fields.get("wallet") {
-                        Some(w) => self.boolean(w, "`wallet`")?,
-                        None => defaults.wallet,
-                    };
-                    let resources = match fields.get("resources") {
-                        Some(r) => self.resources(r, defaults.resources)?,
-                        None => defaults.resources,
-                    };
-                    let clock = match fields.get("clock") {
-                        Some(c) => self.clock(c)?,
-                        None => defaults.clock,
-                    };
-                    let disk = match fields.get("disk") {
-                        Some(d) => Some(self.disk(d)?),
-                        None => defaults.disk,
-                    };
-                    let host = match fields.get("host") {
-                        Some(h) => {
-                            Some(self.node_host(h, fields.key_at("host").unwrap_or(h.at), hosts)?)
-                        }
-                        None => None,
-                    };
-                    nodes.push(NodeSpec {
-                        name: name.to_owned(),
-                        image,
-                        args,
-                        wallet,
-                        resources,
-                        own_image,
-                        host,
-                        clock,
-                        disk,
-                    });
+                    if let Some(a) = fields.get("args") {
+                        node.args.extend(self.args(a)?);
+                    }
+                    if let Some(h) = fields.get("host") {
+                        let at = fields.key_at("host").unwrap_or(h.at);
+                        node.host = Some(self.node_host(h, at, hosts)?);
+                    }
+                    nodes.push(node);
                 }
                 Ok((nodes, false))
             }
