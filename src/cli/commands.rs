@@ -75,30 +75,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             operator(&ctx, manifests, listen, interval, serving).await
         }
-        Command::Agent {
-            command: AgentCommand::Serve,
-        } => crate::agent::serve().map_err(|e| Failure::Report(format!("agent: {e}"))),
-        Command::Agent {
-            command: AgentCommand::Call { request },
-        } => {
-            let reply =
-                crate::agent::call(&request).map_err(|e| Failure::Report(format!("agent: {e}")))?;
-            print!("{reply}");
-            Ok(())
-        }
-        Command::Agent {
-            command: AgentCommand::DiskPrepare { file, size, owner },
-        } => {
-            let device = crate::agent::disk::prepare(&file, size, &owner)
-                .map_err(|e| Failure::Report(format!("disk: {e}")))?;
-            println!("{device}");
-            Ok(())
-        }
-        Command::Agent {
-            command: AgentCommand::DiskRelease { device },
-        } => {
-            crate::agent::disk::release(&device).map_err(|e| Failure::Report(format!("disk: {e}")))
-        }
+        Command::Agent { command } => agent(command),
         Command::Relay {
             listen,
             allow,
@@ -151,6 +128,30 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Man => man(),
         Command::Image { command } => image(&ctx, command).await,
         other => unreachable!("a verb's command is carried out by `run_verb`: {other:?}"),
+    }
+}
+
+/// `regbox agent …`, run inside the regbox image: the fault agent's server and its client, and the
+/// bounded data directories' loop devices.
+fn agent(command: AgentCommand) -> Result<(), Failure> {
+    fn report<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Failure {
+        move |e| Failure::Report(format!("{what}: {e}"))
+    }
+    match command {
+        AgentCommand::Serve => crate::agent::serve().map_err(report("agent")),
+        AgentCommand::Call { request } => {
+            print!("{}", crate::agent::call(&request).map_err(report("agent"))?);
+            Ok(())
+        }
+        AgentCommand::DiskPrepare { file, size, owner } => {
+            let device =
+                crate::agent::disk::prepare(&file, size, &owner).map_err(report("disk"))?;
+            println!("{device}");
+            Ok(())
+        }
+        AgentCommand::DiskRelease { device } => {
+            crate::agent::disk::release(&device).map_err(report("disk"))
+        }
     }
 }
 

@@ -32,7 +32,6 @@ pub(crate) async fn run_verb(
     ctx: &Context,
     command: Command,
 ) -> Result<Result<(), Failure>, Command> {
-    let secs = Duration::from_secs;
     let (target, verb) = match command {
         Command::Up { manifest, how } => {
             let plan = if how.dry_run {
@@ -52,6 +51,20 @@ pub(crate) async fn run_verb(
         }
         Command::Partition { .. } => return Ok(partition(ctx, command).await),
         Command::Measure { command } => return Ok(measure(ctx, command).await),
+        command => match verb_of(command)? {
+            Ok(target_verb) => target_verb,
+            Err(e) => return Ok(Err(e)),
+        },
+    };
+    Ok(act(ctx, target, &verb).await.map(drop))
+}
+
+/// The verb a command that acts on a cluster in one verb asks for, with the cluster it names (None:
+/// the one `-c` or the only one picks); any other command comes back.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, Command> {
+    let secs = Duration::from_secs;
+    Ok(Ok(match command {
         Command::Netem { .. } => (None, netem(command)),
         Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
         Command::Clock {
@@ -65,14 +78,8 @@ pub(crate) async fn run_verb(
                 offset: if clear { 0 } else { offset.unwrap_or(0) },
             },
         ),
-        Command::Throttle { .. } => match throttle(command) {
-            Ok(verb) => (None, verb),
-            Err(e) => return Ok(Err(e)),
-        },
-        Command::Cut { .. } => match cut(command) {
-            Ok(verb) => (None, verb),
-            Err(e) => return Ok(Err(e)),
-        },
+        Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),
+        Command::Cut { .. } => return Ok(cut(command).map(|v| (None, v))),
         Command::Status { name } => (name, Verb::Status),
         Command::Url { node } => (None, Verb::Url { node }),
         Command::Mine { node, blocks } => (None, Verb::Mine { node, blocks }),
@@ -141,8 +148,7 @@ pub(crate) async fn run_verb(
         Command::Pause { node } => (None, fault(Fault::Pause, node)),
         Command::Unpause { node } => (None, fault(Fault::Unpause, node)),
         other => return Err(other),
-    };
-    Ok(act(ctx, target, &verb).await.map(drop))
+    }))
 }
 
 fn fault(fault: Fault, node: String) -> Verb {

@@ -42,17 +42,21 @@ impl Cluster {
         // that has not both sent and received since the jump (most of them, within one pass of its
         // socket loop): the sessions open now are waited out until each is gone or fresh both ways,
         // then the node's declared edges dialled again.
-        let mut jumped = Vec::new();
-        for &i in &ids {
-            let n = &self.nodes[i];
-            let before = self.read_clock(&n.layout).await.unwrap_or(0);
-            if offset - before < clock::DROPS_SESSIONS_S {
-                continue;
-            }
-            if let Ok(peers) = n.rpc.get_peer_info().await {
-                jumped.push((i, peers.into_iter().map(|p| p.id).collect::<HashSet<i64>>()));
-            }
-        }
+        // The sessions of each node whose clock jumps that far, all nodes asked at once.
+        let jumped: Vec<(usize, HashSet<i64>)> = futures::stream::iter(&ids)
+            .map(|&i| async move {
+                let n = &self.nodes[i];
+                let before = self.read_clock(&n.layout).await.unwrap_or(0);
+                if offset - before < clock::DROPS_SESSIONS_S {
+                    return None;
+                }
+                let peers = n.rpc.get_peer_info().await.ok()?;
+                Some((i, peers.into_iter().map(|p| p.id).collect()))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         let written = unix_now();
         futures::stream::iter(&ids)
             .map(|&i| self.write_clock(&self.nodes[i].layout, offset))
@@ -61,24 +65,29 @@ impl Cluster {
             .await?;
         // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
         let fresh = written + offset - 1;
-        for (i, old) in &jumped {
+        let settled = jumped.iter().map(|(i, old)| {
             let n = &self.nodes[*i];
             let what = format!(
                 "{}'s sessions closed by its clock's jump, or fresh",
                 n.name()
             );
-            wait_until(&what, timeout, wait::interval_for(1), || async {
-                let left = n.rpc.get_peer_info().await?;
-                let stale = (left.iter())
-                    .filter(|p| old.contains(&p.id) && (p.lastsend < fresh || p.lastrecv < fresh))
-                    .count();
-                Ok::<_, Error>(match stale {
-                    0 => Check::Ready(()),
-                    k => Check::Pending(format!("{k} stale still open")),
+            async move {
+                wait_until(&what, timeout, wait::interval_for(1), || async {
+                    let left = n.rpc.get_peer_info().await?;
+                    let stale = (left.iter())
+                        .filter(|p| {
+                            old.contains(&p.id) && (p.lastsend < fresh || p.lastrecv < fresh)
+                        })
+                        .count();
+                    Ok::<_, Error>(match stale {
+                        0 => Check::Ready(()),
+                        k => Check::Pending(format!("{k} stale still open")),
+                    })
                 })
-            })
-            .await?;
-        }
+                .await
+            }
+        });
+        futures::future::try_join_all(settled).await?;
         if !jumped.is_empty() {
             let desired = Desired {
                 edges: &self.spec.edges,

@@ -367,62 +367,69 @@ pub(crate) async fn build_on(
             (e, _) => e.into(),
         })?;
     drop(download);
-    let result = async {
-        let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
-        let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
-        let (version, package) = (read("version")?, read("package")?);
-        let clock = read("clock")?;
-        let (tag, origin) = match source {
-            Source::Debian => {
-                let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
-                (format!("{flavour}-{version}"), "debian")
-            }
-            // Every --from image is `local-…`, so none can take the place of a Debian-built one.
-            Source::Core(release) => (release.version.tag(), SOURCE_CORE),
-            Source::Local { tag: Some(tag), .. } if tag.starts_with("local-") => {
-                (tag.clone(), SOURCE_LOCAL)
-            }
-            Source::Local { tag: Some(tag), .. } => (format!("{SOURCE_LOCAL}-{tag}"), SOURCE_LOCAL),
-            Source::Local { tag: None, .. } => {
-                let made = format!(
-                    "{SOURCE_LOCAL}-{}-{}",
-                    read("flavour")?,
-                    read("full_version")?
-                );
-                (
-                    crate::core::cluster::blueprint::image_tag(&made),
-                    SOURCE_LOCAL,
-                )
-            }
-        };
-        let rootfs =
-            std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
-        progress.note(&format!("importing {REPO}:{tag}"));
-        let mut changes = vec![
-            "ENV HOME=/data".to_string(),
-            format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
-            r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
-            format!("LABEL regbox.image={package}-{version}"),
-            format!("LABEL {LABEL_FORMAT}={FORMAT}"),
-            format!("LABEL {LABEL_SOURCE}={origin}"),
-        ];
-        if !clock.is_empty() {
-            changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
-        }
-        let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
-        docker
-            .import_image(rootfs.into(), REPO, &tag, changes)
-            .await?;
-        // The image this build replaces would linger untagged; it goes unless a container uses it.
-        if let Some((old, _)) = replaced {
-            docker.remove_unused_image(&old).await;
-        }
-        Ok(format!("{REPO}:{tag}"))
-    }
-    .await;
+    let result = import_built(docker, source, &out, progress).await;
     drop(work);
     progress.finish();
     result
+}
+
+/// Imports what the build script made in `out` from `source` as `regbox/bitcoind:<tag>`, labelled
+/// with its format, source and clock; returns its name.
+async fn import_built(
+    docker: &Docker,
+    source: &Source,
+    out: &std::path::Path,
+    progress: &Progress,
+) -> Result<String, ImageError> {
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).map(|s| s.trim().to_string());
+    let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
+    let (version, package) = (read("version")?, read("package")?);
+    let clock = read("clock")?;
+    let (tag, origin) = match source {
+        Source::Debian => {
+            let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
+            (format!("{flavour}-{version}"), "debian")
+        }
+        // Every --from image is `local-…`, so none can take the place of a Debian-built one.
+        Source::Core(release) => (release.version.tag(), SOURCE_CORE),
+        Source::Local { tag: Some(tag), .. } if tag.starts_with("local-") => {
+            (tag.clone(), SOURCE_LOCAL)
+        }
+        Source::Local { tag: Some(tag), .. } => (format!("{SOURCE_LOCAL}-{tag}"), SOURCE_LOCAL),
+        Source::Local { tag: None, .. } => {
+            let made = format!(
+                "{SOURCE_LOCAL}-{}-{}",
+                read("flavour")?,
+                read("full_version")?
+            );
+            (
+                crate::core::cluster::blueprint::image_tag(&made),
+                SOURCE_LOCAL,
+            )
+        }
+    };
+    let rootfs = std::fs::read(out.join("rootfs.tar")).map_err(|e| fail("read rootfs.tar", &e))?;
+    progress.note(&format!("importing {REPO}:{tag}"));
+    let mut changes = vec![
+        "ENV HOME=/data".to_string(),
+        format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
+        r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
+        format!("LABEL regbox.image={package}-{version}"),
+        format!("LABEL {LABEL_FORMAT}={FORMAT}"),
+        format!("LABEL {LABEL_SOURCE}={origin}"),
+    ];
+    if !clock.is_empty() {
+        changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
+    }
+    let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
+    docker
+        .import_image(rootfs.into(), REPO, &tag, changes)
+        .await?;
+    // The image this build replaces would linger untagged; it goes unless a container uses it.
+    if let Some((old, _)) = replaced {
+        docker.remove_unused_image(&old).await;
+    }
+    Ok(format!("{REPO}:{tag}"))
 }
 
 fn fail(what: &str, e: &dyn std::fmt::Display) -> ImageError {
