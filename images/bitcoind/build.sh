@@ -101,7 +101,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/regbox-bitcoind.XXXXXXXX")
 # Physical (TMPDIR may lead through a link): the checks below compare paths `readlink -f` resolved
 # (the --from tree's, the unpacked packages') with paths under it.
 WORK=$(cd "$WORK" && pwd -P)
-OUTPUTS=(rootfs.tar version full_version flavour package clock)
+OUTPUTS=(rootfs.tar version full_version flavour package clock init)
 [[ -n $REGBOX ]] && OUTPUTS=(rootfs.tar version package)
 PROBE_IMAGE= # with --from: the throw-away image the binaries are run in, and its container
 PROBE_NAME=
@@ -154,6 +154,12 @@ readonly FAKETIME_PACKAGE=libfaketime
 readonly DISK_PACKAGES=(mount e2fsprogs)
 readonly FAKETIME_IN_IMAGE=/usr/lib/regbox/libfaketime.so.1
 FAKETIME=
+# The node's first process (a static binary regbox carries: images/init/init.rs), which restarts
+# bitcoind in place for `reset` and snapshots; REGBOX_INIT names it. An image without it is reset by
+# making its nodes' containers again (OUTDIR/init says which).
+readonly INIT_IN_IMAGE=/usr/lib/regbox/init
+INIT=${REGBOX_INIT:-}
+[[ -z $INIT || -n $REGBOX ]] || [[ -f $INIT ]] || die "REGBOX_INIT names no file: $INIT"
 [[ -n $REGBOX ]] && MAX_ROOTFS_BYTES=$((1000 * 1000 * 1000)) # a debug build of regbox is large
 
 # ---------------------------------------------------------------------------
@@ -643,6 +649,7 @@ else
     fi
 fi
 put "$LOADER" "/usr/lib/$TRIPLET/$LOADER_NAME" 0755 "$LOADER_NAME"
+[[ -z $INIT || -n $REGBOX ]] || put "$INIT" "$INIT_IN_IMAGE" 0755 init
 
 mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/data" "$ROOT/root" "$ROOT/run"
 chmod 1777 "$ROOT/tmp"
@@ -792,6 +799,7 @@ printf '%s\n' "$version" >"$OUTDIR/version.tmp"
 printf '%s\n' "${long_version:-$version}" >"$OUTDIR/full_version.tmp"
 printf '%s\n' "$flavour" >"$OUTDIR/flavour.tmp"
 printf '%s\n' "${FAKETIME:+faketime}" >"$OUTDIR/clock.tmp"
+printf '%s\n' "${INIT:+init}" >"$OUTDIR/init.tmp"
 printf '%s\n' "$SOURCE" >"$OUTDIR/package.tmp"
 for f in "${OUTPUTS[@]}"; do
     mv -f "$OUTDIR/$f.tmp" "$OUTDIR/$f"

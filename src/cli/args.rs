@@ -477,6 +477,26 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["from", "to", "reset"])]
         clear: bool,
     },
+    /// Take the cluster back to its declared state on a fresh chain (or a snapshot), in place.
+    ///
+    /// Every node's bitcoind restarts on an empty chain (with `--to`, on that snapshot's chain,
+    /// wallets and mempool) without the engine making or starting its container again, and the
+    /// cluster comes back as declared: the declared topology wired and verified, the manifest's link
+    /// faults, no partition, hold, throttle, clock offset or full disk. A node whose image lacks
+    /// regbox's init (or whose container is missing or outdated) is made again instead.
+    Reset {
+        /// The snapshot to start from (`snapshot save NAME` made it).
+        #[arg(long, value_name = "NAME")]
+        to: Option<String>,
+        /// Seconds to wait for the nodes to come back and the peer graph to match.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Save every node's chain, wallets and mempool as a named snapshot, export or import one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// Limit nodes' CPU and memory at run time, without a restart (the engine's update call).
     ///
     /// A limit not given keeps what an earlier throttle set. `status` shows each throttled node's
@@ -646,6 +666,32 @@ pub enum Command {
     Measure {
         #[command(subcommand)]
         command: MeasureCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save every node's chain, wallets and mempool as snapshot NAME, for `reset --to NAME`.
+    ///
+    /// Each bitcoind restarts in place to flush them (its sessions drop and are wired again).
+    Save {
+        /// Letters, digits, `-`, `_` and `.`; an existing snapshot of the name is replaced.
+        name: String,
+        /// Seconds to wait for the nodes to come back.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Write snapshot NAME of every node into FILE (a gzip-compressed tar), to import elsewhere.
+    Export {
+        name: String,
+        file: std::path::PathBuf,
+    },
+    /// Store the snapshot in FILE on every node of a cluster with the same node names.
+    Import {
+        file: std::path::PathBuf,
+        /// The name to store it under (default: the name it was exported under).
+        #[arg(long = "as", value_name = "NAME")]
+        name: Option<String>,
     },
 }
 

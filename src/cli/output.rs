@@ -427,6 +427,29 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
             true => eprintln!("{}: data directory full", d.node),
             false => eprintln!("{}: data directory freed", d.node),
         },
+        Report::Reset(r) if !json => {
+            let on =
+                r.to.as_deref()
+                    .map_or("a fresh chain".to_string(), |to| format!("snapshot {to}"));
+            let height = r.nodes.first().map_or(0, |n| n.height);
+            println!(
+                "reset {} nodes to {on} (height {height}), wired as declared",
+                r.nodes.len()
+            );
+            if !r.remade.is_empty() {
+                println!("made again: {}", r.remade.join(", "));
+            }
+            for c in &r.cleared {
+                println!("cleared {c}");
+            }
+        }
+        Report::Snapshot(s) if !json => {
+            let rows = (s.nodes.iter())
+                .map(|n| vec![n.node.clone(), n.height.to_string(), n.best_hash.clone()])
+                .collect();
+            print_table(&["NODE", "HEIGHT", "BEST"], rows);
+            println!("saved snapshot {}", s.name);
+        }
         Report::Clocks(c) if !json => {
             for n in &c.nodes {
                 match n.offset {
@@ -441,6 +464,31 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
         }
         other => print_json(other),
     }
+}
+
+/// `snapshot export` and `import`: what the file holds.
+pub fn print_exported(
+    e: &crate::engine::reset::Exported,
+    file: &std::path::Path,
+    imported: bool,
+    json: bool,
+) {
+    if json {
+        return print_json(e);
+    }
+    let (verb, way) = if imported {
+        ("imported", "from")
+    } else {
+        ("exported", "to")
+    };
+    println!(
+        "{verb} snapshot {} of {} nodes ({}) {way} {} ({} bytes)",
+        e.name,
+        e.nodes.len(),
+        e.nodes.join(", "),
+        file.display(),
+        e.bytes
+    );
 }
 
 /// What a met condition found, for a sentence.

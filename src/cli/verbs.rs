@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::args::{Command, MeasureCommand, UpArgs};
+use crate::cli::args::{Command, MeasureCommand, SnapshotCommand, UpArgs};
 use crate::cli::context::Context;
 use crate::cli::exit::Failure;
 use crate::cli::load::load_manifest;
@@ -51,6 +51,7 @@ pub(crate) async fn run_verb(
         }
         Command::Partition { .. } => return Ok(partition(ctx, command).await),
         Command::Measure { command } => return Ok(measure(ctx, command).await),
+        Command::Snapshot { command } => return Ok(snapshot(ctx, command).await),
         command => match verb_of(command)? {
             Ok(target_verb) => target_verb,
             Err(e) => return Ok(Err(e)),
@@ -67,6 +68,13 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
     Ok(Ok(match command {
         Command::Netem { .. } => (None, netem(command)),
         Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
+        Command::Reset { to, timeout } => (
+            None,
+            Verb::Reset {
+                to,
+                timeout: Some(secs(timeout)),
+            },
+        ),
         Command::Clock {
             nodes,
             offset,
@@ -181,6 +189,8 @@ fn waiting(verb: &Verb) -> Option<&'static str> {
             "healing and waiting for the nodes to report the declared graph"
         }
         Verb::Sync { .. } => "waiting for one best block and one mempool on every node",
+        Verb::Reset { .. } => "restarting every node on its chain and wiring the declared topology",
+        Verb::Snapshot { .. } => "restarting every node to save its chain",
         Verb::Wait { .. } => "waiting for the condition to hold",
         Verb::Connect { .. } => "connecting and waiting for the handshake",
         Verb::Disconnect { .. } => "disconnecting and waiting until neither lists the other",
@@ -428,6 +438,29 @@ async fn measure(ctx: &Context, command: MeasureCommand) -> Result<(), Failure> 
         plot::png(&m, &path).map_err(Failure::Report)?;
     }
     Ok(())
+}
+
+/// `regbox snapshot`: `save` is the verb; `export` and `import` move a snapshot between the nodes'
+/// volumes and a file here, so they run where the engine is (not through an operator).
+async fn snapshot(ctx: &Context, command: SnapshotCommand) -> Result<(), Failure> {
+    let (name, timeout) = match command {
+        SnapshotCommand::Save { name, timeout } => (name, Some(Duration::from_secs(timeout))),
+        SnapshotCommand::Export { name, file } => {
+            let cluster = ctx.open().await?;
+            let work = cluster.export_snapshot(&name, &file);
+            let done = ctx.awaiting("exporting the snapshot", work).await?;
+            return Ok(output::print_exported(&done, &file, false, ctx.json));
+        }
+        SnapshotCommand::Import { file, name } => {
+            let mut cluster = ctx.open().await?;
+            let work = cluster.import_snapshot(&file, name.as_deref());
+            let done = ctx.awaiting("importing the snapshot", work).await?;
+            return Ok(output::print_exported(&done, &file, true, ctx.json));
+        }
+    };
+    act(ctx, None, &Verb::Snapshot { name, timeout })
+        .await
+        .map(drop)
 }
 
 /// What `up` does with its plan.

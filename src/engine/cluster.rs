@@ -44,6 +44,8 @@ pub struct Cluster {
     pub(crate) revived: std::sync::Mutex<Vec<String>>,
     /// Across hosts, whether its overlays are encrypted (None on one engine).
     pub(crate) encrypted: Option<bool>,
+    /// Whether each image asked about carries regbox's init (`reconcile::has_init`).
+    pub(crate) inits: std::sync::Mutex<HashMap<String, bool>>,
 }
 
 impl Cluster {
@@ -96,6 +98,7 @@ impl Cluster {
             password: password.to_string(),
             revived: Default::default(),
             encrypted: None,
+            inits: Default::default(),
         };
         for i in 0..cluster.nodes.len() {
             cluster.place_node(i);

@@ -216,6 +216,13 @@ impl Cluster {
                 let throttles = self.throttle_locked(nodes.as_deref(), limits, *clear);
                 return Ok(Report::Throttled(throttles.await?));
             }
+            Verb::Reset { to, .. } => {
+                let report = self.reset_locked(to.as_deref(), timeout, progress);
+                return Ok(Report::Reset(report.await?));
+            }
+            Verb::Snapshot { name, .. } => {
+                return Ok(Report::Snapshot(self.snapshot_locked(name, timeout).await?));
+            }
             Verb::Netem { nodes, to, shaping } => {
                 let nodes = nodes.clone().unwrap_or_else(|| self.names());
                 self.shape_locked(&nodes, to.as_deref(), shaping, progress)

@@ -23,6 +23,13 @@ const FORMAT: &str = "3";
 ///
 /// [`blueprint::FAKETIME_LIB`]: crate::core::cluster::blueprint::FAKETIME_LIB
 pub const LABEL_CLOCK: &str = "regbox.clock";
+
+/// The label of a node image whose first process is regbox's init (`images/init/init.rs`), which
+/// restarts bitcoind in place for `reset` and snapshots.
+pub const LABEL_INIT: &str = "regbox.init";
+
+/// The init, built by `build.rs` (static, so that it runs in any node image).
+const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/regbox-init"));
 /// Label naming where an image's bitcoind came from: `debian`, or `local` for `--from` builds, which
 /// the bare default never picks (a test build must not become every cluster's image).
 const LABEL_SOURCE: &str = "regbox.source";
@@ -385,6 +392,7 @@ async fn import_built(
     let read = |f: &str| read(f).map_err(|e| fail(&format!("read the built {f}"), &e));
     let (version, package) = (read("version")?, read("package")?);
     let clock = read("clock")?;
+    let init = read("init")?;
     let (tag, origin) = match source {
         Source::Debian => {
             let flavour = package.strip_prefix("bitcoin-").unwrap_or(&package);
@@ -420,6 +428,9 @@ async fn import_built(
     ];
     if !clock.is_empty() {
         changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
+    }
+    if !init.is_empty() {
+        changes.push(format!("LABEL {LABEL_INIT}={init}"));
     }
     let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
     docker
@@ -479,10 +490,20 @@ async fn run_script(
     let script = dir.join("build.sh");
     std::fs::write(&script, BUILD_SCRIPT).map_err(|e| fail("write the build script", &e))?;
     let out = dir.join("out");
+    // The node's first process, which the script puts into node images (unless the user names another).
+    let init = match std::env::var_os("REGBOX_INIT") {
+        Some(named) => named.into(),
+        None => {
+            let carried = dir.join("init");
+            std::fs::write(&carried, INIT).map_err(|e| fail("write the init binary", &e))?;
+            carried
+        }
+    };
     let child = tokio::process::Command::new("bash")
         .arg(&script)
         .args(args)
         .arg(&out)
+        .env("REGBOX_INIT", init)
         // The script's own working directory goes inside ours, so it goes with ours even when the
         // script is killed before its exit trap runs.
         .env("TMPDIR", &dir)

@@ -837,6 +837,14 @@ async fn rollback(docker: &Docker, journal: Journal) -> String {
     msg
 }
 
+/// Removes volumes (a bounded one's loop device with it); returns those that could not be removed.
+pub(crate) async fn remove_volumes(docker: &Docker, names: Vec<String>) -> Vec<String> {
+    let quiet = Progress::default();
+    let mut removal = Removal::new(docker, &quiet);
+    removal.volumes(names).await;
+    removal.left
+}
+
 /// Bounded parallel removal that counts what went and remembers what did not.
 struct Removal<'a> {
     docker: &'a Docker,

@@ -25,6 +25,7 @@ pub mod progress;
 pub(crate) mod reconcile;
 pub(crate) mod relay;
 pub mod repair;
+pub mod reset;
 pub mod rpc;
 pub mod runner;
 pub mod segments;

@@ -680,7 +680,8 @@ impl Cluster {
                     cluster: self.name().to_string(),
                     network: blueprint::control_network(self.name()),
                 })?;
-                let mut spec = node_container(l, control);
+                let init = self.has_init(&l.image).await?;
+                let mut spec = node_container(l, control, init);
                 if let Some(limits) = limits {
                     let r = limits.over(l.resources);
                     (spec.memory, spec.nano_cpus) = (Some(r.memory), r.nano_cpus);
@@ -728,6 +729,17 @@ impl Cluster {
         }
         times[3] = t.elapsed();
         Ok(())
+    }
+
+    /// Whether `image` carries regbox's init (its label says so), asked of the engine once per image.
+    async fn has_init(&self, image: &str) -> Result<bool> {
+        if let Some(&known) = self.inits.lock().unwrap().get(image) {
+            return Ok(known);
+        }
+        let labels = self.docker.image(image).await?.map(|(_, l)| l);
+        let init = labels.is_some_and(|l| l.contains_key(crate::engine::image::LABEL_INIT));
+        self.inits.lock().unwrap().insert(image.to_string(), init);
+        Ok(init)
     }
 
     /// Waits until a node answers RPC (tolerating refused connections and warm-up) and has loaded its
@@ -972,14 +984,21 @@ fn is_running(seen: &Option<NodeSeen>) -> bool {
 /// not known to suit its datadir (root keeps only the capability that writes a datadir of another
 /// owner); a read-only root with the datadir volume and a small `noexec` /tmp writable; memory (no
 /// swap), processes and, when asked, CPU bounded.
-pub(crate) fn node_container(l: &blueprint::NodeLayout, control: Net) -> ContainerSpec {
+pub(crate) fn node_container(l: &blueprint::NodeLayout, control: Net, init: bool) -> ContainerSpec {
+    let mut labels = l.labels.clone();
+    let mut entrypoint = vec!["bitcoind".to_string()];
+    if init {
+        // bitcoind as the child of regbox's init, which restarts it in place (`reset`, snapshots).
+        entrypoint.insert(0, blueprint::INIT_PATH.into());
+        labels.insert(blueprint::LABEL_INIT.into(), "1".into());
+    }
     ContainerSpec {
         image: l.image.clone(),
-        entrypoint: vec!["bitcoind".into()],
+        entrypoint,
         cmd: l.args.clone(),
         env: l.env.clone(),
         user: l.as_root.then(|| "0:0".into()),
-        labels: l.labels.clone(),
+        labels,
         network: Some((control, Some(l.control_ip))),
         cap_add: if l.as_root {
             vec!["DAC_OVERRIDE".into()]

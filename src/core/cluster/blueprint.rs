@@ -95,6 +95,18 @@ fn clock_env() -> Vec<String> {
         "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
     ]
 }
+/// regbox's init in its node images (`images/init/init.rs`): a node's container made from an image
+/// that carries it (label `regbox.init`) runs it first, with bitcoind as its child, so that `reset`
+/// and snapshots restart bitcoind without the engine starting the container again.
+pub const INIT_PATH: &str = "/usr/lib/regbox/init";
+/// Label on a node's container whose first process is [`INIT_PATH`].
+pub const LABEL_INIT: &str = "regbox.init";
+/// The request file the init reads on `SIGUSR1` (`core::cluster::init`), in the data directory.
+pub const INIT_REQUEST_FILE: &str = ".regbox-init";
+/// The file the init answers a request in.
+pub const INIT_DONE_FILE: &str = ".regbox-init.done";
+/// Where the init keeps a node's snapshots, one directory each, in the data directory.
+pub const SNAPSHOTS_DIR: &str = ".regbox-snapshots";
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
 pub const PIDS_LIMIT: i64 = 512;
 

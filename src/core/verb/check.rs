@@ -137,6 +137,9 @@ impl Verb {
                     _ => Ok(()), // bitcoind refuses it on its own
                 }
             }
+            Verb::Reset { to: Some(name), .. } | Verb::Snapshot { name, .. } => {
+                crate::core::cluster::init::check_name(name).map_err(Refused)
+            }
             Verb::Apply { spec, .. } => spec
                 .validate()
                 .map_err(|e| Refused(format!("the spec of cluster `{}`: {e}", spec.name))),

@@ -28,8 +28,8 @@ pub use check::{
 };
 pub use report::{
     describe_links, Clocks, Connection, DiffLine, DiskReport, DownReport, Faulted, HealReport,
-    Links, Logs, Mined, NodeClock, NodeReorg, NodeStatus, PartitionReport, PlanDoc, Report,
-    SegmentReport, Sent, Synced, Throttles, Waited, Wired,
+    Links, Logs, Mined, NodeClock, NodeReorg, NodeSnapshot, NodeStatus, PartitionReport, PlanDoc,
+    Report, ResetReport, SegmentReport, Sent, SnapshotReport, Synced, Throttles, Waited, Wired,
 };
 
 /// How long a verb that waits may wait when it names no timeout of its own.
@@ -132,6 +132,23 @@ pub enum Verb {
         #[serde(default)]
         clear: bool,
     },
+    /// Takes the cluster back to its declared state without making its containers again: every node
+    /// on a fresh chain (or snapshot `to`), the declared topology and link faults, no partition,
+    /// hold, throttle, clock offset or full disk. bitcoind restarts in place where the node's image
+    /// has regbox's init; other nodes are made again.
+    Reset {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Saves every node's chain, wallets and mempool as snapshot `name` (each bitcoind restarts in
+    /// place to flush them), for `reset` with `to`.
+    Snapshot {
+        name: String,
+        #[serde(default, with = "secs", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
     /// Waits until a condition holds.
     Wait {
         until: WaitFor,
@@ -219,6 +236,8 @@ impl Verb {
             Verb::Clock { .. } => "clock",
             Verb::Disk { .. } => "disk",
             Verb::Throttle { .. } => "throttle",
+            Verb::Reset { .. } => "reset",
+            Verb::Snapshot { .. } => "snapshot",
             Verb::Wait { .. } => "wait",
             Verb::Sync { .. } => "sync",
             Verb::Measure { .. } => "measure",
@@ -246,6 +265,8 @@ impl Verb {
                 | Verb::Clock { .. }
                 | Verb::Disk { .. }
                 | Verb::Throttle { .. }
+                | Verb::Reset { .. }
+                | Verb::Snapshot { .. }
         )
     }
 
@@ -281,6 +302,8 @@ impl Verb {
             | Verb::Sync { timeout }
             | Verb::Measure { timeout, .. }
             | Verb::Rpc { timeout, .. }
+            | Verb::Reset { timeout, .. }
+            | Verb::Snapshot { timeout, .. }
             | Verb::Apply { timeout, .. } => *timeout,
             _ => None,
         }
@@ -369,6 +392,9 @@ impl fmt::Display for Verb {
                 nodes, clear: true, ..
             } => write!(f, "clear throttle of {}", all(nodes)),
             Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
+            Verb::Reset { to: None, .. } => f.write_str("reset"),
+            Verb::Reset { to: Some(to), .. } => write!(f, "reset to snapshot {to}"),
+            Verb::Snapshot { name, .. } => write!(f, "snapshot {name}"),
             Verb::Wait { until, .. } => write!(f, "wait {until}"),
             Verb::Sync { .. } => f.write_str("sync"),
             Verb::Measure {

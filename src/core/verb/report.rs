@@ -41,6 +41,8 @@ pub enum Report {
     Disk(DiskReport),
     /// `throttle`: every throttled node's limits afterwards.
     Throttled(Throttles),
+    Reset(ResetReport),
+    Snapshot(SnapshotReport),
     Waited(Waited),
     Synced(Synced),
     Measured(Box<Measurement>),
@@ -73,6 +75,8 @@ impl Report {
             Verb::Clock { .. } => Report::Clocks(read(json)?),
             Verb::Disk { .. } => Report::Disk(read(json)?),
             Verb::Throttle { .. } => Report::Throttled(read(json)?),
+            Verb::Reset { .. } => Report::Reset(read(json)?),
+            Verb::Snapshot { .. } => Report::Snapshot(read(json)?),
             Verb::Wait { .. } => Report::Waited(read(json)?),
             Verb::Sync { .. } => Report::Synced(read(json)?),
             Verb::Measure { .. } => Report::Measured(read(json)?),
@@ -144,6 +148,35 @@ pub struct NodeStatus {
     /// The limits a `throttle` put on the node (over its declared resources), when it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Limits>,
+}
+
+/// What `reset` did: every node is back on a fresh chain (or on snapshot `to`), wired as declared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Every node's chain afterwards.
+    pub nodes: Vec<NodeSnapshot>,
+    /// Nodes whose container was made again (its image has no init, or it was missing or outdated);
+    /// the others restarted bitcoind in place.
+    pub remade: Vec<String>,
+    /// What was taken away on the way: the partition, link faults, holds, throttles, clocks, fills.
+    pub cleared: Vec<String>,
+}
+
+/// What `snapshot` saved: each node's chain as it is in the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotReport {
+    pub name: String,
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// A node's chain in a reset or a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    pub node: String,
+    pub height: u64,
+    pub best_hash: String,
 }
 
 /// What `disk` did: the node's bounded data directory is now `full` (filled) or freed.

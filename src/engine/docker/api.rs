@@ -107,6 +107,16 @@ pub trait Containers: Send + Sync {
     /// Sends SIGKILL.
     async fn kill(&self, name: &str) -> Result<()>;
 
+    /// Sends `signal` (`"USR1"`, …) to a running container's first process.
+    async fn signal(&self, name: &str, signal: &str) -> Result<()>;
+
+    /// A directory of a container, running or not, as a tar archive whose entries start with the
+    /// directory's own name (None when it is not there).
+    async fn read_tree(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Unpacks the tar archive `tar` into directory `dir` of a container, running or not.
+    async fn write_tree(&self, name: &str, dir: &str, tar: Vec<u8>) -> Result<()>;
+
     /// Freezes every process of a container.
     async fn pause(&self, name: &str) -> Result<()>;
 

@@ -300,11 +300,40 @@ impl Containers for Engines {
     }
 
     async fn kill(&self, name: &str) -> Result<()> {
-        let opts = KillContainerOptionsBuilder::new().signal("KILL").build();
+        self.signal(name, "KILL").await
+    }
+
+    async fn signal(&self, name: &str, signal: &str) -> Result<()> {
+        let opts = KillContainerOptionsBuilder::new().signal(signal).build();
         self.on(name)
             .kill_container(name, Some(opts))
             .await
             .map_err(container_err("kill", name))
+    }
+
+    async fn read_tree(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.on(name).download_from_container(name, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => tar.extend_from_slice(&bytes),
+                Err(e) => {
+                    return absent_is(Err(e), None, container_err("read a directory of", name))
+                }
+            }
+        }
+        Ok(Some(tar))
+    }
+
+    async fn write_tree(&self, name: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.on(name)
+            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(container_err("write a directory into", name))
     }
 
     async fn pause(&self, name: &str) -> Result<()> {

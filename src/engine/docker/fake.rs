@@ -341,6 +341,18 @@ impl Containers for Fake {
         self.set_state(name, "kill", State::Exited)
     }
 
+    async fn signal(&self, _name: &str, _signal: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn read_tree(&self, _name: &str, _path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    async fn write_tree(&self, _name: &str, _dir: &str, _tar: Vec<u8>) -> Result<()> {
+        Ok(())
+    }
+
     async fn pause(&self, name: &str) -> Result<()> {
         self.set_state(name, "pause", State::Paused)
     }

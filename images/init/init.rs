@@ -1,0 +1,345 @@
+//! The node image's first process (`/usr/lib/regbox/init BITCOIND ARGS…`): runs bitcoind as its one
+//! child, hands it the signals the engine sends (so `docker stop` still stops bitcoind cleanly), ends
+//! with bitcoind's own exit status, and on `SIGUSR1` carries out the request regbox wrote to
+//! `DATADIR/.regbox-init` without the container stopping: a fresh chain, a snapshot saved, a snapshot
+//! restored. Built by regbox's build script as a static binary with nothing but the standard library,
+//! so that it runs in any node image (Debian's, a Bitcoin Core release, a self-built binary).
+//!
+//! The request file holds one line: `ID fresh`, `ID save NAME` or `ID restore NAME`. When it is
+//! carried out (bitcoind started again), `DATADIR/.regbox-init.done` says `ID ok` or `ID error WHY`.
+//! A request found at start (written while the container was stopped) is carried out before bitcoind
+//! first starts.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const SIGHUP: i32 = 1;
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+const SIGUSR1: i32 = 10;
+const SIGTERM: i32 = 15;
+const SIGCHLD: i32 = 17;
+const SIG_BLOCK: i32 = 0;
+const SIG_SETMASK: i32 = 2;
+const WNOHANG: i32 = 1;
+
+/// glibc's `sigset_t` (1024 bits).
+#[repr(C)]
+struct SigSet([u64; 16]);
+
+extern "C" {
+    fn sigemptyset(set: *mut SigSet) -> i32;
+    fn sigaddset(set: *mut SigSet, signal: i32) -> i32;
+    fn pthread_sigmask(how: i32, set: *const SigSet, old: *mut SigSet) -> i32;
+    fn sigwait(set: *const SigSet, signal: *mut i32) -> i32;
+    fn kill(pid: i32, signal: i32) -> i32;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+}
+
+/// The chain's directory under the data directory: a lab node runs regtest.
+const CHAIN: &str = "regtest";
+/// The file that says a snapshot is whole (regbox checks for it before a restore).
+const SAVED_MARK: &str = ".regbox-snapshot";
+/// Files of the chain directory a snapshot leaves out: the process's own and the peers it knew.
+const NOT_SAVED: [&str; 6] = [
+    ".lock",
+    ".cookie",
+    "peers.dat",
+    "anchors.dat",
+    "banlist.json",
+    "debug.log",
+];
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let Some(program) = args.next() else {
+        eprintln!("regbox-init: usage: init BITCOIND ARGS...");
+        return ExitCode::from(2);
+    };
+    let args: Vec<OsString> = args.collect();
+    let datadir = args
+        .iter()
+        .filter_map(|a| a.to_str()?.strip_prefix("-datadir="))
+        .next_back()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/data"));
+    let init = Init {
+        program,
+        args,
+        datadir,
+    };
+    let waited = signals(&[SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGCHLD]);
+    // Blocked here, taken by `sigwait` below; the child unblocks them before bitcoind runs.
+    unsafe { pthread_sigmask(SIG_BLOCK, &waited, std::ptr::null_mut()) };
+    let first = match init.request() {
+        Some(request) => init.carry_out(&request, None),
+        None => init.start(),
+    };
+    let Some(mut child) = first else {
+        return ExitCode::from(127);
+    };
+    loop {
+        let mut signal = 0;
+        unsafe { sigwait(&waited, &mut signal) };
+        match signal {
+            SIGCHLD => {
+                if let Some(status) = reap(child) {
+                    return ExitCode::from(status);
+                }
+            }
+            SIGUSR1 => {
+                if let Some(request) = init.request() {
+                    let Some(pid) = init.carry_out(&request, Some(child)) else {
+                        return ExitCode::from(127);
+                    };
+                    child = pid;
+                }
+            }
+            other => unsafe {
+                kill(child, other);
+            },
+        }
+    }
+}
+
+fn signals(list: &[i32]) -> SigSet {
+    let mut set = SigSet([0; 16]);
+    unsafe {
+        sigemptyset(&mut set);
+        for &s in list {
+            sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+/// Reaps every child that ended; bitcoind's exit status (128 + the signal that ended it) once it has.
+fn reap(child: i32) -> Option<u8> {
+    loop {
+        let mut status = 0;
+        let pid = unsafe { waitpid(-1, &mut status, WNOHANG) };
+        if pid <= 0 {
+            return None;
+        }
+        if pid == child {
+            return Some(exit_status(status));
+        }
+    }
+}
+
+/// Waits until `child` has ended (reaping any other child on the way).
+fn wait_for(child: i32) {
+    loop {
+        let mut status = 0;
+        let pid = unsafe { waitpid(-1, &mut status, 0) };
+        if pid == child || pid < 0 {
+            return;
+        }
+    }
+}
+
+fn exit_status(status: i32) -> u8 {
+    let signal = status & 0x7f;
+    if signal == 0 {
+        ((status >> 8) & 0xff) as u8
+    } else {
+        128 + signal as u8
+    }
+}
+
+/// A request of regbox's.
+struct Request {
+    id: String,
+    action: Action,
+}
+
+enum Action {
+    Fresh,
+    Save(String),
+    Restore(String),
+}
+
+struct Init {
+    program: OsString,
+    args: Vec<OsString>,
+    datadir: PathBuf,
+}
+
+impl Init {
+    fn spawn(&self) -> io::Result<i32> {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let none = SigSet([0; 16]);
+                pthread_sigmask(SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        // Reaped with waitpid, not through `Child`.
+        Ok(child.id() as i32)
+    }
+
+    /// Starts bitcoind, saying why it could not.
+    fn start(&self) -> Option<i32> {
+        self.spawn()
+            .map_err(|e| eprintln!("regbox-init: cannot start {:?}: {e}", self.program))
+            .ok()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.datadir.join(name)
+    }
+
+    /// The request waiting in the request file: one not yet answered in the done file.
+    fn request(&self) -> Option<Request> {
+        let text = fs::read_to_string(self.path(".regbox-init")).ok()?;
+        let mut words = text.split_whitespace();
+        let id = words.next()?.to_string();
+        let done = fs::read_to_string(self.path(".regbox-init.done")).unwrap_or_default();
+        if done.split_whitespace().next() == Some(id.as_str()) {
+            return None;
+        }
+        let action = match (words.next(), words.next()) {
+            (Some("fresh"), None) => Action::Fresh,
+            (Some("save"), Some(name)) if plain(name) => Action::Save(name.into()),
+            (Some("restore"), Some(name)) if plain(name) => Action::Restore(name.into()),
+            _ => {
+                self.answer(&id, Err(format!("cannot read the request `{}`", text.trim())));
+                return None;
+            }
+        };
+        Some(Request { id, action })
+    }
+
+    /// Stops bitcoind (`child`, when it runs), changes the chain directory as `request` says, starts
+    /// bitcoind again and answers. None when bitcoind cannot start again.
+    fn carry_out(&self, request: &Request, child: Option<i32>) -> Option<i32> {
+        if let Some(pid) = child {
+            // A snapshot is taken of a chain bitcoind flushed on its way out; what a reset throws
+            // away needs no flush.
+            let signal = match request.action {
+                Action::Save(_) => SIGTERM,
+                Action::Fresh | Action::Restore(_) => SIGKILL,
+            };
+            unsafe { kill(pid, signal) };
+            wait_for(pid);
+        }
+        let done = match &request.action {
+            Action::Fresh => self.discard(),
+            Action::Save(name) => self.save(name),
+            Action::Restore(name) => self.restore(name),
+        };
+        let started = self.start();
+        let answer = match (done, started) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err("cannot start bitcoind again".to_string()),
+            (Ok(()), Some(_)) => Ok(()),
+        };
+        self.answer(&request.id, answer);
+        self.empty_trash();
+        started
+    }
+
+    fn answer(&self, id: &str, outcome: Result<(), String>) {
+        let line = match outcome {
+            Ok(()) => format!("{id} ok\n"),
+            Err(why) => format!("{id} error {why}\n"),
+        };
+        let part = self.path(".regbox-init.done.part");
+        if fs::write(&part, line).is_ok() {
+            let _ = fs::rename(&part, self.path(".regbox-init.done"));
+        }
+    }
+
+    /// Moves the chain directory out of the way (removed after bitcoind started again).
+    fn discard(&self) -> Result<(), String> {
+        let chain = self.path(CHAIN);
+        if !chain.exists() {
+            return Ok(());
+        }
+        let trash = self.path(&format!(".regbox-trash-{}", std::process::id()));
+        let mut n = 0;
+        let mut to = trash.clone();
+        while to.exists() {
+            n += 1;
+            to = PathBuf::from(format!("{}-{n}", trash.display()));
+        }
+        fs::rename(&chain, &to).map_err(|e| format!("cannot move {}: {e}", chain.display()))
+    }
+
+    fn empty_trash(&self) {
+        let Ok(entries) = fs::read_dir(&self.datadir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".regbox-trash-") {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn snapshot(&self, name: &str) -> PathBuf {
+        self.path(".regbox-snapshots").join(name)
+    }
+
+    fn save(&self, name: &str) -> Result<(), String> {
+        let into = self.snapshot(name);
+        let part = self.path(".regbox-snapshots").join(format!(".{name}.part"));
+        let _ = fs::remove_dir_all(&part);
+        let fail = |e: io::Error| format!("cannot save snapshot `{name}`: {e}");
+        copy_tree(&self.path(CHAIN), &part, true).map_err(fail)?;
+        // Last: a snapshot without it is not whole.
+        fs::write(part.join(SAVED_MARK), "").map_err(fail)?;
+        if into.exists() {
+            fs::remove_dir_all(&into).map_err(fail)?;
+        }
+        fs::rename(&part, &into).map_err(fail)
+    }
+
+    fn restore(&self, name: &str) -> Result<(), String> {
+        let from = self.snapshot(name);
+        if !from.is_dir() {
+            return Err(format!("there is no snapshot `{name}` here"));
+        }
+        self.discard()?;
+        copy_tree(&from, &self.path(CHAIN), false)
+            .map_err(|e| format!("cannot restore snapshot `{name}`: {e}"))
+    }
+}
+
+/// A snapshot's name: what regbox allows (letters, digits, `-`, `_`, `.`; not starting with `.`).
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Copies the tree at `from` to `to` (made here), leaving out what a snapshot does not keep when
+/// `saving`.
+fn copy_tree(from: &Path, to: &Path, saving: bool) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if saving && NOT_SAVED.iter().any(|n| name == *n) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target, false)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,630 @@
+//! Reset and snapshots: a cluster taken back to its declared state on a fresh chain (or a snapshot)
+//! by restarting each bitcoind in place through the init of regbox's node images (no container is
+//! made or started again by the engine), snapshots saved the same way, and snapshots exported to a
+//! file and imported from one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{stream, StreamExt, TryStreamExt};
+
+use crate::core::cluster::blueprint::{
+    self, cluster_filter, NodeLayout, DATADIR, INIT_DONE_FILE, INIT_REQUEST_FILE, LABEL_CONFIG,
+    LABEL_INIT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD, SNAPSHOTS_DIR,
+};
+use crate::core::cluster::init::{self, Action, Request};
+use crate::core::cluster::plan::{Containers, Desired, Segments, State};
+use crate::core::faults::throttle::Limits;
+use crate::core::partition::CutMode;
+use crate::core::verb::{NodeSnapshot, Report, ResetReport, SnapshotReport, Verb};
+use crate::engine::cluster::Cluster;
+use crate::engine::docker::ContainerInfo;
+use crate::engine::error::{Error, Result};
+use crate::engine::exec::Exec;
+use crate::engine::progress::Progress;
+use crate::engine::reconcile::DOCKER_CONCURRENCY;
+use crate::engine::wait::{on_all, wait_until, Check};
+
+/// How often the init's answer file is read while a request is carried out.
+const ANSWER_POLL: Duration = Duration::from_millis(10);
+
+/// The file in a snapshot's directory that says it is whole (the init writes it last).
+const SAVED_MARK: &str = ".regbox-snapshot";
+
+/// The export file's description of what it holds.
+const EXPORT_MANIFEST: &str = "regbox-snapshot.json";
+
+/// What an exported snapshot file holds (its `regbox-snapshot.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Exported {
+    /// The snapshot's name when it was exported.
+    pub name: String,
+    /// The cluster it was taken of.
+    pub cluster: String,
+    /// Its nodes, by name; an import needs a cluster with exactly these.
+    pub nodes: Vec<String>,
+    /// The size of the file written, in bytes (0 in the file itself).
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+impl Cluster {
+    /// Takes the cluster back to its declared state on a fresh chain, or on snapshot `to` (see
+    /// [`Verb::Reset`]).
+    pub async fn reset(&mut self, to: Option<&str>, timeout: Duration) -> Result<ResetReport> {
+        let verb = Verb::Reset {
+            to: to.map(str::to_string),
+            timeout: Some(timeout),
+        };
+        self.exec_for(verb, &Exec::default(), |r| match r {
+            Report::Reset(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Saves every node's chain, wallets and mempool as snapshot `name` (see [`Verb::Snapshot`]).
+    pub async fn snapshot(&mut self, name: &str, timeout: Duration) -> Result<SnapshotReport> {
+        let verb = Verb::Snapshot {
+            name: name.to_string(),
+            timeout: Some(timeout),
+        };
+        self.exec_for(verb, &Exec::default(), |r| match r {
+            Report::Snapshot(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// `reset` under the lock the executor holds.
+    pub(crate) async fn reset_locked(
+        &mut self,
+        to: Option<&str>,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> Result<ResetReport> {
+        let listed = self
+            .docker
+            .labeled_containers(&cluster_filter(Some(self.name())))
+            .await?;
+        let seen: HashMap<&str, &ContainerInfo> =
+            listed.iter().map(|c| (c.name.as_str(), c)).collect();
+        // In place: a container made from the node's current configuration whose first process is the
+        // init, in a state it can go on from. The others are made again, volume and all.
+        let in_place: Vec<Option<State>> = (self.nodes.iter())
+            .map(|n| {
+                let c = seen.get(n.layout.container.as_str())?;
+                let current = c.labels.get(LABEL_CONFIG) == n.layout.labels.get(LABEL_CONFIG);
+                let state_ok = matches!(
+                    c.state,
+                    State::Running | State::Paused | State::Exited | State::Created
+                );
+                (current && state_ok && c.labels.contains_key(LABEL_INIT)).then_some(c.state)
+            })
+            .collect();
+        if let Some(name) = to {
+            self.check_snapshot(name, &in_place).await?;
+        }
+        progress.stage("resetting", 0);
+        let mut cleared = self.take_faults_off(&listed, &in_place, progress).await?;
+        let remade: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| in_place[i].is_none())
+            .collect();
+        self.remove_nodes(&remade).await?;
+        let action = to.map_or(Action::Fresh, |n| Action::Restore(n.to_string()));
+        let restarted: Vec<(usize, State)> = (in_place.iter().enumerate())
+            .filter_map(|(i, s)| s.map(|s| (i, s)))
+            .collect();
+        self.ask_init(&restarted, action, timeout).await?;
+        if self.plane.segments.len() > 1 {
+            cleared.push("the partition".into());
+        }
+        self.converge_to_declared(Containers::Declared, Segments::Heal, timeout)
+            .await?;
+        self.verify(false).await?;
+        Ok(ResetReport {
+            to: to.map(str::to_string),
+            nodes: self.chains().await?,
+            remade: remade
+                .iter()
+                .map(|&i| self.nodes[i].name().into())
+                .collect(),
+            cleared,
+        })
+    }
+
+    /// `snapshot` under the lock the executor holds.
+    pub(crate) async fn snapshot_locked(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<SnapshotReport> {
+        let listed = self
+            .docker
+            .labeled_containers(&cluster_filter(Some(self.name())))
+            .await?;
+        let seen: HashMap<&str, &ContainerInfo> =
+            listed.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut nodes = Vec::new();
+        for n in &self.nodes {
+            let why = match seen.get(n.layout.container.as_str()) {
+                None => "has no container",
+                Some(c) if !c.labels.contains_key(LABEL_INIT) => {
+                    "runs an image without regbox's init (regbox's own node images have it)"
+                }
+                Some(c) if c.state != State::Running => "is not running (start it first)",
+                Some(_) => {
+                    nodes.push((n.layout.index, State::Running));
+                    continue;
+                }
+            };
+            return Err(Error::BadRequest(format!(
+                "node {} {why}: a snapshot is taken of every node",
+                n.name()
+            )));
+        }
+        self.ask_init(&nodes, Action::Save(name.to_string()), timeout)
+            .await?;
+        // The restarted nodes' declared edges come back inside the active partition.
+        self.converge_to_declared(Containers::AsTheyAre, Segments::Keep, timeout)
+            .await?;
+        Ok(SnapshotReport {
+            name: name.to_string(),
+            nodes: self.chains().await?,
+        })
+    }
+
+    /// Refuses a restore to `name` unless every node can restart in place and has that snapshot.
+    async fn check_snapshot(&self, name: &str, in_place: &[Option<State>]) -> Result<()> {
+        let mut missing = Vec::new();
+        for n in &self.nodes {
+            if in_place[n.layout.index].is_none() {
+                return Err(Error::BadRequest(format!(
+                    "node {} cannot be reset to a snapshot: its container is missing, outdated or runs an image without regbox's init (`regbox reset` without --to makes it again)",
+                    n.name()
+                )));
+            }
+        }
+        let marks = stream::iter(self.nodes.iter().map(|n| async move {
+            let mark = snapshot_path(name, SAVED_MARK);
+            let found = self.docker.read_file(&n.layout.container, &mark).await?;
+            Ok::<_, Error>((n.name().to_string(), found.is_some()))
+        }))
+        .buffered(DOCKER_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+        missing.extend(marks.into_iter().filter(|(_, f)| !f).map(|(n, _)| n));
+        if !missing.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "there is no snapshot `{name}` on node(s) {} (`regbox snapshot save {name}` makes one)",
+                missing.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes away what a reset clears besides the chain and the partition: holds, throttles, link
+    /// faults (back to the manifest's), clock offsets (back to the declared ones) and full disks.
+    /// Says what there was.
+    async fn take_faults_off(
+        &self,
+        listed: &[ContainerInfo],
+        in_place: &[Option<State>],
+        progress: &Progress,
+    ) -> Result<Vec<String>> {
+        let mut cleared = Vec::new();
+        let held: BTreeSet<&str> = listed
+            .iter()
+            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_HOLD))
+            .filter_map(|c| c.labels.get(LABEL_NODE).map(String::as_str))
+            .collect();
+        for &node in &held {
+            if let Some(&i) = self.by_name.get(node) {
+                self.release(i).await?;
+            }
+        }
+        if !held.is_empty() {
+            let held: Vec<&str> = held.into_iter().collect();
+            cleared.push(format!("the holds on {}", held.join(", ")));
+        }
+        let throttled = self.throttles_in(listed);
+        if !throttled.is_empty() {
+            self.throttle_locked(None, &Limits::default(), true).await?;
+            let names: Vec<&str> = throttled.keys().map(|&i| self.nodes[i].name()).collect();
+            cleared.push(format!("the throttles of {}", names.join(", ")));
+        }
+        let before = self.fault_plane().await?;
+        if before != self.spec.links {
+            self.declare_links_locked(progress).await?;
+            cleared.push("the link faults".into());
+        }
+        let own = |i: usize| in_place[i].is_some() && !self.nodes[i].layout.as_root;
+        let ids: Vec<usize> = (0..self.nodes.len()).filter(|&i| own(i)).collect();
+        let changed = stream::iter(ids.iter().map(|&i| async move {
+            let l = &self.nodes[i].layout;
+            let mut changed = Vec::new();
+            if self.read_clock(l).await.unwrap_or(0) != l.clock {
+                self.write_clock(l, l.clock).await?;
+                changed.push(format!("the clock of {}", l.name));
+            }
+            if l.disk.is_some() && self.fill_left(l).await? {
+                self.docker
+                    .write_file(&l.container, DATADIR, blueprint::FILL_FILE, b"")
+                    .await?;
+                changed.push(format!("the filled disk of {}", l.name));
+            }
+            Ok::<_, Error>(changed)
+        }))
+        .buffered(DOCKER_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+        cleared.extend(changed.into_iter().flatten());
+        Ok(cleared)
+    }
+
+    /// Whether `disk --fill` left its filler in `l`'s data directory.
+    async fn fill_left(&self, l: &NodeLayout) -> Result<bool> {
+        let path = format!("{DATADIR}/{}", blueprint::FILL_FILE);
+        let filler = self.docker.read_file(&l.container, &path).await?;
+        Ok(filler.is_some_and(|f| !f.is_empty()))
+    }
+
+    /// Removes the containers and volumes of `nodes` (one container at a time, still attached, so
+    /// that the nodes that stay see their sessions close); the reset makes them again.
+    async fn remove_nodes(&self, nodes: &[usize]) -> Result<()> {
+        let mut volumes = Vec::new();
+        for &i in nodes {
+            let l = &self.nodes[i].layout;
+            self.docker.remove_container(&l.container).await?;
+            volumes.push(l.volume.clone());
+            if l.disk.is_some() {
+                volumes.push(blueprint::disk_volume(&l.volume));
+            }
+        }
+        let left = crate::engine::lifecycle::remove_volumes(&self.docker, volumes).await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Leftovers(left))
+        }
+    }
+
+    /// Asks the init of each of `nodes` (in the state given) to carry out `action`, and waits until
+    /// each answered and its bitcoind answers RPC (with its wallet loaded).
+    async fn ask_init(
+        &self,
+        nodes: &[(usize, State)],
+        action: Action,
+        timeout: Duration,
+    ) -> Result<()> {
+        let request = Request {
+            id: format!("{:016x}", rand::random::<u64>()),
+            action,
+        };
+        let line = request.to_string();
+        let (request, line) = (&request, &line);
+        stream::iter(nodes.iter().map(|&(i, state)| async move {
+            let c = &self.nodes[i].layout.container;
+            let docker = &self.docker;
+            docker
+                .write_file(c, DATADIR, INIT_REQUEST_FILE, line.as_bytes())
+                .await?;
+            match state {
+                // The init finds the request when it starts, before bitcoind does.
+                State::Exited | State::Created => docker.start(c).await?,
+                State::Paused => {
+                    docker.unpause(c).await?;
+                    docker.signal(c, "USR1").await?
+                }
+                _ => docker.signal(c, "USR1").await?,
+            }
+            self.answered(i, &request.id, timeout).await?;
+            self.wait_ready(i, timeout).await
+        }))
+        .buffer_unordered(nodes.len().max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
+    }
+
+    /// Waits until node `i`'s init answered request `id`; its refusal is the error.
+    async fn answered(&self, i: usize, id: &str, timeout: Duration) -> Result<()> {
+        let l = &self.nodes[i].layout;
+        let path = format!("{DATADIR}/{INIT_DONE_FILE}");
+        let what = format!("the init of node `{}` to restart bitcoind", l.name);
+        let outcome = wait_until(&what, timeout, ANSWER_POLL, || async {
+            let text = self.docker.read_file(&l.container, &path).await?;
+            let text = String::from_utf8_lossy(text.as_deref().unwrap_or_default()).into_owned();
+            Ok::<_, Error>(match init::answer(&text, id) {
+                Some(outcome) => Check::Ready(outcome),
+                None => Check::Pending("no answer yet".into()),
+            })
+        })
+        .await?;
+        outcome.map_err(|why| Error::BadRequest(format!("node {}: {why}", l.name)))
+    }
+
+    /// Converges to the declared edges with `containers` and `segments`, and keeps the plane, the
+    /// cuts and the cut mode it leaves.
+    async fn converge_to_declared(
+        &mut self,
+        containers: Containers,
+        segments: Segments<'_>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let edges = self.spec.edges.clone();
+        let desired = Desired {
+            edges: &edges,
+            containers,
+            segments,
+            mode: self.mode,
+        };
+        self.plane = self.converge_quietly(&desired, timeout).await?;
+        self.cut = self.cut_now().await?;
+        if self.plane.segments.len() <= 1 {
+            self.mode = CutMode::Drop;
+        }
+        Ok(())
+    }
+
+    /// Every node's best block.
+    async fn chains(&self) -> Result<Vec<NodeSnapshot>> {
+        on_all(&self.nodes, |n| async move {
+            let best_hash = n.rpc.get_best_block_hash().await?;
+            let height = n.rpc.get_block_count().await?;
+            Ok::<_, Error>(NodeSnapshot {
+                node: n.name().to_string(),
+                height,
+                best_hash,
+            })
+        })
+        .await
+    }
+
+    /// Writes snapshot `name` of every node into `file` (a gzip-compressed tar: the description, then
+    /// each node's snapshot directory as the engine gives it).
+    pub async fn export_snapshot(&self, name: &str, file: &Path) -> Result<Exported> {
+        init::check_name(name).map_err(Error::BadRequest)?;
+        let mut exported = Exported {
+            name: name.to_string(),
+            cluster: self.name().to_string(),
+            nodes: self.names(),
+            bytes: 0,
+        };
+        let out = std::fs::File::create(file).map_err(|e| export_err(file, &e))?;
+        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let manifest = serde_json::to_vec_pretty(&exported).expect("a description serializes");
+        append(&mut tar, EXPORT_MANIFEST, &manifest).map_err(|e| export_err(file, &e))?;
+        for n in &self.nodes {
+            let dir = format!("{DATADIR}/{SNAPSHOTS_DIR}/{name}");
+            let mark = snapshot_path(name, SAVED_MARK);
+            let tree = match self.docker.read_file(&n.layout.container, &mark).await? {
+                Some(_) => self.docker.read_tree(&n.layout.container, &dir).await?,
+                None => None,
+            };
+            let Some(tree) = tree else {
+                let _ = std::fs::remove_file(file);
+                return Err(Error::BadRequest(format!(
+                    "there is no snapshot `{name}` on node {}",
+                    n.name()
+                )));
+            };
+            append(&mut tar, &format!("nodes/{}.tar", n.name()), &tree)
+                .map_err(|e| export_err(file, &e))?;
+        }
+        let gz = tar.into_inner().map_err(|e| export_err(file, &e))?;
+        gz.finish()
+            .and_then(|mut f| f.flush())
+            .map_err(|e| export_err(file, &e))?;
+        exported.bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+        Ok(exported)
+    }
+
+    /// Reads a snapshot `export_snapshot` wrote and stores it on every node as `name` (default: the
+    /// name it was exported under), for `reset --to`. The file must hold exactly this cluster's nodes,
+    /// by name; nothing is written unless it does, and a snapshot of that name must not exist yet.
+    pub async fn import_snapshot(&mut self, file: &Path, name: Option<&str>) -> Result<Exported> {
+        let (mut exported, trees) = read_export(file)?;
+        let ours: BTreeSet<String> = self.names().into_iter().collect();
+        let theirs: BTreeSet<String> = exported.nodes.iter().cloned().collect();
+        if ours != theirs {
+            let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
+                a.difference(b).cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(Error::BadRequest(format!(
+                "{}: the snapshot is of nodes {}, this cluster has {} (only in the file: [{}]; only in the cluster: [{}])",
+                file.display(),
+                exported.nodes.join(", "),
+                self.names().join(", "),
+                only(&theirs, &ours),
+                only(&ours, &theirs),
+            )));
+        }
+        let old = exported.name.clone();
+        let name = name.unwrap_or(&old).to_string();
+        init::check_name(&name).map_err(Error::BadRequest)?;
+        let work = async |c: &mut Cluster| {
+            c.store_snapshot(&name, &old, &trees).await?;
+            Ok(())
+        };
+        self.locked("snapshot import", crate::engine::lock::DEFAULT_WAIT, work)
+            .await?;
+        exported.name = name;
+        exported.bytes = std::fs::metadata(file).map_or(0, |m| m.len());
+        Ok(exported)
+    }
+
+    /// Writes each node's tree (its snapshot directory `old` as exported) into its data directory as
+    /// snapshot `name`, once no node has one of that name.
+    async fn store_snapshot(
+        &self,
+        name: &str,
+        old: &str,
+        trees: &HashMap<String, Vec<u8>>,
+    ) -> Result<()> {
+        let mark = snapshot_path(name, SAVED_MARK);
+        for n in &self.nodes {
+            if (self.docker.read_file(&n.layout.container, &mark).await?).is_some() {
+                return Err(Error::BadRequest(format!(
+                    "node {} has a snapshot `{name}` already (import it under another name: --as)",
+                    n.name()
+                )));
+            }
+        }
+        for n in &self.nodes {
+            let tree = &trees[n.name()];
+            let moved = rename_tree(tree, old, &format!("{SNAPSHOTS_DIR}/{name}"))
+                .map_err(|e| Error::BadRequest(format!("the snapshot of {}: {e}", n.name())))?;
+            self.docker
+                .write_tree(&n.layout.container, DATADIR, moved)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A file of snapshot `name`'s directory, as a path in a node's container.
+fn snapshot_path(name: &str, file: &str) -> String {
+    format!("{DATADIR}/{SNAPSHOTS_DIR}/{name}/{file}")
+}
+
+fn export_err(file: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::BadRequest(format!("cannot write {}: {e}", file.display()))
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, path, data)
+}
+
+/// The description and each node's tree of an exported snapshot file.
+fn read_export(file: &Path) -> Result<(Exported, HashMap<String, Vec<u8>>)> {
+    let bad = |why: String| Error::BadRequest(format!("{}: {why}", file.display()));
+    let f = std::fs::File::open(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut exported: Option<Exported> = None;
+    let mut trees = HashMap::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("not a snapshot regbox exported: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("not a snapshot regbox exported: {e}")))?;
+        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let path = path.to_string_lossy();
+        if path == EXPORT_MANIFEST {
+            exported = Some(
+                serde_json::from_slice(&data)
+                    .map_err(|e| bad(format!("its {EXPORT_MANIFEST} does not read: {e}")))?,
+            );
+        } else if let Some(node) = path
+            .strip_prefix("nodes/")
+            .and_then(|p| p.strip_suffix(".tar"))
+        {
+            trees.insert(node.to_string(), data);
+        }
+    }
+    let exported = exported.ok_or_else(|| {
+        bad(format!(
+            "not a snapshot regbox exported (no {EXPORT_MANIFEST})"
+        ))
+    })?;
+    init::check_name(&exported.name).map_err(bad)?;
+    if let Some(n) = exported.nodes.iter().find(|n| !trees.contains_key(*n)) {
+        return Err(bad(format!("it holds no snapshot of node {n}")));
+    }
+    Ok((exported, trees))
+}
+
+/// The tar `tree` (entries under `old/`, as the engine exports a directory) with its entries moved
+/// under `new/`; any entry outside `old/`, or leading out of it, is refused.
+fn rename_tree(tree: &[u8], old: &str, new: &str) -> std::io::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(tree);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let rest = path
+            .strip_prefix(old)
+            .map_err(|_| invalid(format!("entry {} is not under {old}/", path.display())))?;
+        if rest
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(invalid(format!("entry {} leads out", path.display())));
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(invalid(format!(
+                "entry {} is neither a file nor a directory",
+                path.display()
+            )));
+        }
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        out.append_data(&mut header, Path::new(new).join(rest), data.as_slice())?;
+    }
+    out.into_inner()
+}
+
+fn invalid(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            append(&mut b, path, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn paths(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_imported_tree_lands_under_its_new_name_and_nowhere_else() {
+        let t = tree(&[
+            ("c200/blocks/blk00000.dat", b"x"),
+            ("c200/.regbox-snapshot", b""),
+        ]);
+        let moved = rename_tree(&t, "c200", ".regbox-snapshots/funded").unwrap();
+        assert_eq!(
+            paths(&moved),
+            [
+                ".regbox-snapshots/funded/blocks/blk00000.dat",
+                ".regbox-snapshots/funded/.regbox-snapshot"
+            ]
+        );
+        let t = tree(&[("other/x", b"x")]);
+        assert!(rename_tree(&t, "c200", "s").is_err());
+        // A name the tar crate would not write: set in the header by hand.
+        let mut header = tar::Header::new_gnu();
+        let name = b"c200/../../etc/passwd";
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        header.set_size(1);
+        header.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&header, &b"x"[..]).unwrap();
+        assert!(rename_tree(&b.into_inner().unwrap(), "c200", "s").is_err());
+    }
+}
