@@ -33,6 +33,7 @@ pub mod cluster {
     pub use crate::engine::error::{Error, Result};
     pub use crate::engine::lifecycle::{down_named, list, ClusterSummary, DownReport, UpOptions};
     pub use crate::engine::node::Node;
+    pub use crate::engine::reset::Exported;
     pub use crate::engine::segments::{HealReport, NodeReorg, PartitionReport, SegmentReport};
 }
 

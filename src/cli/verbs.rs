@@ -449,13 +449,15 @@ async fn snapshot(ctx: &Context, command: SnapshotCommand) -> Result<(), Failure
             let cluster = ctx.open().await?;
             let work = cluster.export_snapshot(&name, &file);
             let done = ctx.awaiting("exporting the snapshot", work).await?;
-            return Ok(output::print_exported(&done, &file, false, ctx.json));
+            output::print_exported(&done, &file, false, ctx.json);
+            return Ok(());
         }
         SnapshotCommand::Import { file, name } => {
             let mut cluster = ctx.open().await?;
             let work = cluster.import_snapshot(&file, name.as_deref());
             let done = ctx.awaiting("importing the snapshot", work).await?;
-            return Ok(output::print_exported(&done, &file, true, ctx.json));
+            output::print_exported(&done, &file, true, ctx.json);
+            return Ok(());
         }
     };
     act(ctx, None, &Verb::Snapshot { name, timeout })

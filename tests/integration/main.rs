@@ -27,6 +27,7 @@ mod locking;
 mod operator;
 mod operator_tls;
 mod partitions;
+mod reset;
 mod resources;
 mod scenarios;
 mod topology;
