@@ -205,6 +205,46 @@ class DiskReport:
 
 
 @dataclass(frozen=True)
+class NodeSnapshot:
+    """One node's chain in a reset or a snapshot."""
+
+    node: str
+    height: int
+    best_hash: str
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    """`reset`: every node on a fresh chain (or on snapshot `to`), wired as declared; `remade` were
+    made again (their image has no init, or their container was missing or outdated), `cleared` says
+    what was taken away on the way."""
+
+    nodes: list[NodeSnapshot]
+    remade: list[str]
+    cleared: list[str]
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    """`snapshot save`: each node's chain as the snapshot keeps it."""
+
+    name: str
+    nodes: list[NodeSnapshot]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """`snapshot export` and `import`: the snapshot's name, the cluster it was taken of, its nodes
+    and the file's size."""
+
+    name: str
+    cluster: str
+    nodes: list[str]
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
 class NodeClock:
     """One node's clock: its offset from the host's, in seconds (0: the host's clock)."""
 

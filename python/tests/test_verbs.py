@@ -114,6 +114,17 @@ def test_every_verb_answers_with_its_typed_report(tmp_path):
         assert c.rpc("n0", "getblockhash", 105) == c.nodes[0].getbestblockhash()
         assert re.search(r"UpdateTip: new best=\w+ height=105", c.logs("n0", tail=50))
 
+        saved = c.snapshot("at105")
+        assert isinstance(saved, reports.SnapshotReport) and [n.height for n in saved.nodes] == [105] * 4
+        exported = c.export_snapshot("at105", tmp_path / "at105.tar.gz")
+        assert isinstance(exported, reports.Exported) and exported.nodes == ["n0", "n1", "n2", "n3"]
+        assert c.import_snapshot(tmp_path / "at105.tar.gz", "copy").name == "copy"
+        fresh = c.reset()
+        assert isinstance(fresh, reports.ResetReport) and [n.height for n in fresh.nodes] == [0] * 4
+        back = c.reset(to="copy")
+        assert back.to == "copy" and back.nodes == saved.nodes and back.remade == []
+        assert sorted(c.status()[0].peers) == ["n1", "n3"]
+
         # A condition that does not hold in time: Timeout, naming it and what the node last said.
         with pytest.raises(regbox.Timeout) as e:
             c.wait("height", 10_000, "n1", timeout=1)

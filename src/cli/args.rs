@@ -683,11 +683,14 @@ pub enum SnapshotCommand {
     },
     /// Write snapshot NAME of every node into FILE (a gzip-compressed tar), to import elsewhere.
     Export {
+        /// The snapshot (`snapshot save NAME` made it).
         name: String,
+        /// The file to write (replaced if it exists).
         file: std::path::PathBuf,
     },
     /// Store the snapshot in FILE on every node of a cluster with the same node names.
     Import {
+        /// A file `snapshot export` wrote.
         file: std::path::PathBuf,
         /// The name to store it under (default: the name it was exported under).
         #[arg(long = "as", value_name = "NAME")]

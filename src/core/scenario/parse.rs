@@ -39,6 +39,8 @@ const ACTIONS: &[&str] = &[
     "throttle",
     "clock",
     "disk",
+    "reset",
+    "snapshot",
     "status",
     "sync",
     "url",
@@ -47,7 +49,7 @@ const ACTIONS: &[&str] = &[
     "down",
 ];
 /// Steps that may be written as a bare word: they need no value.
-const BARE_WORDS: &[&str] = &["heal", "clear", "status", "sync", "down"];
+const BARE_WORDS: &[&str] = &["heal", "clear", "reset", "status", "sync", "down"];
 pub(super) const PARTITION_KINDS: &[&str] = &[
     "halves",
     "random-halves",
@@ -296,6 +298,22 @@ impl Parser<'_> {
             "sync" => {
                 let f = self.cx.fields(value, "`sync`", &["timeout"])?;
                 Ok(Action::verb(Verb::Sync {
+                    timeout: Some(self.timeout(&f)?),
+                }))
+            }
+            "reset" => {
+                let f = self.cx.fields(value, "`reset`", &["to", "timeout"])?;
+                let to = f.get("to").map(|v| self.cx.string(v, "`to`")).transpose()?;
+                Ok(Action::verb(Verb::Reset {
+                    to: to.map(str::to_string),
+                    timeout: Some(self.timeout(&f)?),
+                }))
+            }
+            "snapshot" => {
+                let f = self.cx.fields(value, "`snapshot`", &["name", "timeout"])?;
+                let name = self.cx.string(self.cx.required(&f, "name")?, "`name`")?;
+                Ok(Action::verb(Verb::Snapshot {
+                    name: name.to_string(),
                     timeout: Some(self.timeout(&f)?),
                 }))
             }
@@ -667,6 +685,8 @@ fn example(kind: &str) -> &'static str {
         "throttle" => "throttle: { nodes: n2, cpus: 0.05 }",
         "clock" => "clock: { nodes: n0, offset: +3h }",
         "disk" => "disk: { node: n0, fill: true }",
+        "reset" => "reset: { to: funded }",
+        "snapshot" => "snapshot: { name: funded }",
         "sync" => "sync: { timeout: 30 }",
         "logs" => "logs: { node: n0, tail: 20 }",
         "apply" => "apply: { name: lab, nodes: 5 }",
@@ -689,6 +709,10 @@ fn bare(kind: &str) -> Option<Action> {
         },
         "status" => Verb::Status,
         "down" => Verb::Down,
+        "reset" => Verb::Reset {
+            to: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+        },
         "sync" => Verb::Sync {
             timeout: Some(DEFAULT_TIMEOUT),
         },
