@@ -5,8 +5,10 @@
 //! restored. Built by regbox's build script as a static binary with nothing but the standard library,
 //! so that it runs in any node image (Debian's, a Bitcoin Core release, a self-built binary).
 //!
-//! The request file holds one line: `ID fresh`, `ID save NAME` or `ID restore NAME`. When it is
-//! carried out (bitcoind started again), `DATADIR/.regbox-init.done` says `ID ok` or `ID error WHY`.
+//! The request file holds one line: `ID fresh`, `ID save NAME`, `ID restore NAME` or `ID files`.
+//! When it is carried out (bitcoind started again), `DATADIR/.regbox-init.done` says `ID ok` or
+//! `ID error WHY`. Files regbox left as `DATADIR/.regbox-NAME.next` are renamed to `.regbox-NAME`
+//! with every request (`files` does only that, bitcoind left running).
 //! A request found at start (written while the container was stopped) is carried out before bitcoind
 //! first starts.
 
@@ -158,6 +160,8 @@ struct Request {
 }
 
 enum Action {
+    /// Only the `.next` files put in place, bitcoind left running.
+    Files,
     Fresh,
     Save(String),
     Restore(String),
@@ -207,6 +211,7 @@ impl Init {
             return None;
         }
         let action = match (words.next(), words.next()) {
+            (Some("files"), None) => Action::Files,
             (Some("fresh"), None) => Action::Fresh,
             (Some("save"), Some(name)) if plain(name) => Action::Save(name.into()),
             (Some("restore"), Some(name)) if plain(name) => Action::Restore(name.into()),
@@ -221,17 +226,25 @@ impl Init {
     /// Stops bitcoind (`child`, when it runs), changes the chain directory as `request` says, starts
     /// bitcoind again and answers. None when bitcoind cannot start again.
     fn carry_out(&self, request: &Request, child: Option<i32>) -> Option<i32> {
+        if let (Action::Files, Some(pid)) = (&request.action, child) {
+            // A rename: bitcoind reads either the old file or the new one, never half of one.
+            self.put_in_place();
+            self.answer(&request.id, Ok(()));
+            return Some(pid);
+        }
         if let Some(pid) = child {
             // A snapshot is taken of a chain bitcoind flushed on its way out; what a reset throws
             // away needs no flush.
             let signal = match request.action {
                 Action::Save(_) => SIGTERM,
-                Action::Fresh | Action::Restore(_) => SIGKILL,
+                Action::Fresh | Action::Restore(_) | Action::Files => SIGKILL,
             };
             unsafe { kill(pid, signal) };
             wait_for(pid);
         }
+        self.put_in_place();
         let done = match &request.action {
+            Action::Files => Ok(()),
             Action::Fresh => self.discard(),
             Action::Save(name) => self.save(name),
             Action::Restore(name) => self.restore(name),
@@ -255,6 +268,23 @@ impl Init {
         let part = self.path(".regbox-init.done.part");
         if fs::write(&part, line).is_ok() {
             let _ = fs::rename(&part, self.path(".regbox-init.done"));
+        }
+    }
+
+    /// Renames each `.regbox-NAME.next` regbox left in the data directory to `.regbox-NAME`: its
+    /// clock file, which libfaketime in a running bitcoind reads on every clock reading (and exits on
+    /// a half-written one), so it must change in one step.
+    fn put_in_place(&self) {
+        let Ok(entries) = fs::read_dir(&self.datadir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(target) = name.strip_suffix(".next") {
+                if target.starts_with(".regbox-") {
+                    let _ = fs::rename(entry.path(), self.path(target));
+                }
+            }
         }
     }
 

@@ -6,15 +6,18 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::core::cluster::blueprint::{self, NodeLayout};
+use crate::core::cluster::blueprint::{self, NodeLayout, LABEL_INIT};
+use crate::core::cluster::init::Action;
 use crate::core::faults::clock;
 use crate::core::verb::{Clocks, NodeClock};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::core::cluster::plan::{Containers, Desired, Segments};
+use crate::core::cluster::plan::{Containers, Desired, Segments, State};
 use crate::engine::cluster::Cluster;
+use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
 use crate::engine::image::LABEL_CLOCK;
+use crate::engine::reset::{new_request, next_file};
 use crate::engine::wait::{self, wait_until, Check};
 
 /// Clock files written at once.
@@ -58,8 +61,27 @@ impl Cluster {
             .collect()
             .await;
         let written = unix_now();
+        let filter = blueprint::cluster_filter(Some(self.name()));
+        let listed = self.docker.labeled_containers(&filter).await?;
+        let by_name: HashMap<&str, &ContainerInfo> =
+            listed.iter().map(|c| (c.name.as_str(), c)).collect();
+        let (by_name, text) = (&by_name, clock::file_text(offset));
+        let (request, next) = (new_request(Action::Files), next_file(blueprint::CLOCK_FILE));
+        let (request, next, text) = (&request, &next, &text);
         futures::stream::iter(&ids)
-            .map(|&i| self.write_clock(&self.nodes[i].layout, offset))
+            .map(|&i| async move {
+                let l = &self.nodes[i].layout;
+                match by_name.get(l.container.as_str()) {
+                    // libfaketime reads the file at every clock reading and exits the process on a
+                    // half-written one: a running bitcoind's init renames it into place.
+                    Some(c) if c.state == State::Running && c.labels.contains_key(LABEL_INIT) => {
+                        let files = [(next.as_str(), text.as_bytes())];
+                        self.ask_node_init(i, State::Running, request, &files, timeout)
+                            .await
+                    }
+                    _ => self.write_clock(l, offset).await,
+                }
+            })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
             .await?;

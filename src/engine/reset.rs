@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::core::cluster::blueprint::{
-    self, cluster_filter, NodeLayout, DATADIR, INIT_DONE_FILE, INIT_REQUEST_FILE, LABEL_CONFIG,
-    LABEL_INIT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD, SNAPSHOTS_DIR,
+    self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_REQUEST_FILE, LABEL_CONFIG, LABEL_INIT,
+    LABEL_NODE, LABEL_ROLE, ROLE_AGENT, ROLE_HOLD, SNAPSHOTS_DIR,
 };
 use crate::core::cluster::init::{self, Action, Request};
 use crate::core::cluster::plan::{Containers, Desired, Segments, State};
@@ -108,7 +108,9 @@ impl Cluster {
             self.check_snapshot(name, &in_place).await?;
         }
         progress.stage("resetting", 0);
-        let mut cleared = self.take_faults_off(&listed, &in_place, progress).await?;
+        let begun = std::time::Instant::now();
+        let mut cleared = self.take_faults_off(&listed, progress).await?;
+        tracing::debug!("faults taken off in {:?}", begun.elapsed());
         let remade: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| in_place[i].is_none())
             .collect();
@@ -118,12 +120,15 @@ impl Cluster {
             .filter_map(|(i, s)| s.map(|s| (i, s)))
             .collect();
         self.ask_init(&restarted, action, timeout).await?;
+        tracing::debug!("bitcoind restarted in place at {:?}", begun.elapsed());
         if self.plane.segments.len() > 1 {
             cleared.push("the partition".into());
         }
         self.converge_to_declared(Containers::Declared, Segments::Heal, timeout)
             .await?;
+        tracing::debug!("wired at {:?}", begun.elapsed());
         self.verify(false).await?;
+        tracing::debug!("verified at {:?}", begun.elapsed());
         Ok(ResetReport {
             to: to.map(str::to_string),
             nodes: self.chains().await?,
@@ -205,13 +210,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// Takes away what a reset clears besides the chain and the partition: holds, throttles, link
-    /// faults (back to the manifest's), clock offsets (back to the declared ones) and full disks.
-    /// Says what there was.
+    /// Takes away the holds, the throttles and the link faults (back to the manifest's), and says
+    /// which there were. (Clock offsets and full disks go with the request to the init.)
     async fn take_faults_off(
         &self,
         listed: &[ContainerInfo],
-        in_place: &[Option<State>],
         progress: &Progress,
     ) -> Result<Vec<String>> {
         let mut cleared = Vec::new();
@@ -235,40 +238,17 @@ impl Cluster {
             let names: Vec<&str> = throttled.keys().map(|&i| self.nodes[i].name()).collect();
             cleared.push(format!("the throttles of {}", names.join(", ")));
         }
-        let before = self.fault_plane().await?;
-        if before != self.spec.links {
-            self.declare_links_locked(progress).await?;
-            cleared.push("the link faults".into());
+        // A cluster that never had a link fault has no agent, and nothing to ask.
+        let agent = (listed.iter())
+            .any(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_AGENT));
+        if agent || !self.spec.links.is_empty() {
+            let before = self.fault_plane().await?;
+            if before != self.spec.links {
+                self.declare_links_locked(progress).await?;
+                cleared.push("the link faults".into());
+            }
         }
-        let own = |i: usize| in_place[i].is_some() && !self.nodes[i].layout.as_root;
-        let ids: Vec<usize> = (0..self.nodes.len()).filter(|&i| own(i)).collect();
-        let changed = stream::iter(ids.iter().map(|&i| async move {
-            let l = &self.nodes[i].layout;
-            let mut changed = Vec::new();
-            if self.read_clock(l).await.unwrap_or(0) != l.clock {
-                self.write_clock(l, l.clock).await?;
-                changed.push(format!("the clock of {}", l.name));
-            }
-            if l.disk.is_some() && self.fill_left(l).await? {
-                self.docker
-                    .write_file(&l.container, DATADIR, blueprint::FILL_FILE, b"")
-                    .await?;
-                changed.push(format!("the filled disk of {}", l.name));
-            }
-            Ok::<_, Error>(changed)
-        }))
-        .buffered(DOCKER_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
-        cleared.extend(changed.into_iter().flatten());
         Ok(cleared)
-    }
-
-    /// Whether `disk --fill` left its filler in `l`'s data directory.
-    async fn fill_left(&self, l: &NodeLayout) -> Result<bool> {
-        let path = format!("{DATADIR}/{}", blueprint::FILL_FILE);
-        let filler = self.docker.read_file(&l.container, &path).await?;
-        Ok(filler.is_some_and(|f| !f.is_empty()))
     }
 
     /// Removes the containers and volumes of `nodes` (one container at a time, still attached, so
@@ -299,34 +279,67 @@ impl Cluster {
         action: Action,
         timeout: Duration,
     ) -> Result<()> {
-        let request = Request {
-            id: format!("{:016x}", rand::random::<u64>()),
-            action,
-        };
-        let line = request.to_string();
-        let (request, line) = (&request, &line);
+        let request = new_request(action);
+        let request = &request;
+        let fresh = !matches!(request.action, Action::Save(_));
         stream::iter(nodes.iter().map(|&(i, state)| async move {
-            let c = &self.nodes[i].layout.container;
-            let docker = &self.docker;
-            docker
-                .write_file(c, DATADIR, INIT_REQUEST_FILE, line.as_bytes())
-                .await?;
-            match state {
-                // The init finds the request when it starts, before bitcoind does.
-                State::Exited | State::Created => docker.start(c).await?,
-                State::Paused => {
-                    docker.unpause(c).await?;
-                    docker.signal(c, "USR1").await?
-                }
-                _ => docker.signal(c, "USR1").await?,
+            let l = &self.nodes[i].layout;
+            // With a fresh chain or a snapshot, the declared clock and an empty filler (a full disk
+            // freed) go in the same write as the request.
+            let clock = crate::core::faults::clock::file_text(l.clock);
+            let next = next_file(blueprint::CLOCK_FILE);
+            let mut files = Vec::new();
+            if fresh && !l.as_root {
+                files.push((next.as_str(), clock.as_bytes()));
             }
-            self.answered(i, &request.id, timeout).await?;
-            self.wait_ready(i, timeout).await
+            if fresh && l.disk.is_some() {
+                files.push((blueprint::FILL_FILE, &b""[..]));
+            }
+            let asked = std::time::Instant::now();
+            self.ask_node_init(i, state, request, &files, timeout)
+                .await?;
+            let answered = asked.elapsed();
+            self.wait_ready(i, timeout).await?;
+            tracing::debug!(
+                "{}: answered after {answered:?}, ready after {:?}",
+                self.nodes[i].name(),
+                asked.elapsed()
+            );
+            Ok::<_, Error>(())
         }))
         .buffer_unordered(nodes.len().max(1))
         .try_collect::<Vec<()>>()
         .await?;
         Ok(())
+    }
+
+    /// Has node `i`'s init (its container in `state`) carry out `request`, with `files` written into
+    /// its data directory in the same write as the request; returns once it answered. A file meant
+    /// for a running bitcoind goes as `NAME.next`, which the init renames in one step.
+    pub(crate) async fn ask_node_init(
+        &self,
+        i: usize,
+        state: State,
+        request: &Request,
+        files: &[(&str, &[u8])],
+        timeout: Duration,
+    ) -> Result<()> {
+        let c = &self.nodes[i].layout.container;
+        let docker = &self.docker;
+        let line = request.to_string();
+        let mut all = vec![(INIT_REQUEST_FILE, line.as_bytes())];
+        all.extend_from_slice(files);
+        docker.write_files(c, DATADIR, &all).await?;
+        match state {
+            // The init finds the request when it starts, before bitcoind does.
+            State::Exited | State::Created => docker.start(c).await?,
+            State::Paused => {
+                docker.unpause(c).await?;
+                docker.signal(c, "USR1").await?
+            }
+            _ => docker.signal(c, "USR1").await?,
+        }
+        self.answered(i, &request.id, timeout).await
     }
 
     /// Waits until node `i`'s init answered request `id`; its refusal is the error.
@@ -484,6 +497,19 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// A request of its own (its id tells its answer from earlier ones).
+pub(crate) fn new_request(action: Action) -> Request {
+    Request {
+        id: format!("{:016x}", rand::random::<u64>()),
+        action,
+    }
+}
+
+/// The name a file meant for a running bitcoind is written under, for the init to rename.
+pub(crate) fn next_file(name: &str) -> String {
+    format!("{name}.next")
 }
 
 /// A file of snapshot `name`'s directory, as a path in a node's container.

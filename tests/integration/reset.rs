@@ -98,7 +98,6 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
             "holds",
             "throttles",
             "link faults",
-            "clock of n4",
             "partition",
         ] {
             assert!(

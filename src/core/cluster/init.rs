@@ -7,6 +7,8 @@ use std::fmt;
 /// What the init is asked to do with the node's chain directory, bitcoind stopped meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Only put the `.next` files regbox wrote in place (one rename each), bitcoind left running.
+    Files,
     /// Throw the chain away: bitcoind starts on a fresh chain (and wallet directory).
     Fresh,
     /// Keep a copy of the chain, wallets and mempool as snapshot `name` (bitcoind flushes first).
@@ -26,6 +28,7 @@ impl fmt::Display for Request {
     /// The request file's line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.action {
+            Action::Files => writeln!(f, "{} files", self.id),
             Action::Fresh => writeln!(f, "{} fresh", self.id),
             Action::Save(name) => writeln!(f, "{} save {name}", self.id),
             Action::Restore(name) => writeln!(f, "{} restore {name}", self.id),
@@ -76,6 +79,7 @@ mod tests {
             action,
         };
         assert_eq!(r(Action::Fresh).to_string(), "7f fresh\n");
+        assert_eq!(r(Action::Files).to_string(), "7f files\n");
         assert_eq!(r(Action::Save("c200".into())).to_string(), "7f save c200\n");
         assert_eq!(
             r(Action::Restore("c200".into())).to_string(),

@@ -85,7 +85,12 @@ pub trait Containers: Send + Sync {
 
     /// Writes `contents` as file `file` (mode 0644, owned by root) into directory `dir` of a container,
     /// running or not (a path on its volumes too).
-    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()>;
+    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()> {
+        self.write_files(name, dir, &[(file, contents)]).await
+    }
+
+    /// `write_file` of several files in one call.
+    async fn write_files(&self, name: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<()>;
 
     /// Writes a file of `len` zero bytes (a whole number of MiB) into directory `dir` of a container,
     /// streamed; on a filesystem too small the engine stops at the first write that finds no space,

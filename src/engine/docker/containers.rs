@@ -198,20 +198,23 @@ impl Containers for Engines {
         Ok((code, out))
     }
 
-    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()> {
+    async fn write_files(&self, name: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<()> {
         let mut archive = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        );
-        header.set_cksum();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for (file, contents) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(now);
+            header.set_cksum();
+            archive
+                .append_data(&mut header, file, *contents)
+                .expect("a tar archive in memory is written");
+        }
         let tar = archive
-            .append_data(&mut header, file, contents)
-            .and_then(|()| archive.into_inner())
+            .into_inner()
             .expect("a tar archive in memory is written");
         let options = UploadToContainerOptionsBuilder::default().path(dir).build();
         self.on(name)

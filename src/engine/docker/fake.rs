@@ -300,7 +300,7 @@ impl Containers for Fake {
         })
     }
 
-    async fn write_file(&self, name: &str, dir: &str, file: &str, contents: &[u8]) -> Result<()> {
+    async fn write_files(&self, name: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<()> {
         let mut w = self.world.lock().unwrap();
         if w.container(name).is_none() {
             return Err(DockerError::Container {
@@ -309,8 +309,10 @@ impl Containers for Fake {
                 source: answer(404, "no such container"),
             });
         }
-        let path = format!("{}/{file}", dir.trim_end_matches('/'));
-        w.files.insert((name.to_string(), path), contents.to_vec());
+        for (file, contents) in files {
+            let path = format!("{}/{file}", dir.trim_end_matches('/'));
+            w.files.insert((name.to_string(), path), contents.to_vec());
+        }
         Ok(())
     }
 
