@@ -552,8 +552,9 @@ async fn swarm(ctx: &Context, command: SwarmCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `regbox run`: every scenario is validated before any runs; then each runs on its own fresh cluster,
-/// one after another, and one JUnit report holds them all.
+/// `regbox run`: every scenario is validated before any runs; then each runs on a fresh cluster, one
+/// after another, and one JUnit report holds them all. A scenario that declares the same cluster as the
+/// one before it gets that cluster reset (in place, a fresh chain) rather than a new one.
 async fn run_scenarios(
     ctx: &Context,
     files: &[PathBuf],
@@ -577,13 +578,28 @@ async fn run_scenarios(
         loaded.push((scenario, spec));
     }
     let mut reports = Vec::new();
-    for (scenario, spec) in loaded {
-        let report = run_one(ctx, &scenario, spec, keep).await?;
+    // A scenario of the same cluster as the one before it runs on that cluster, reset.
+    let mut handed: Option<crate::engine::cluster::Cluster> = None;
+    for (i, (scenario, spec)) in loaded.iter().enumerate() {
+        let reused = match handed.take() {
+            Some(c) if i > 0 && loaded[i - 1].1 == *spec => Some(c),
+            Some(c) => {
+                c.down(&Default::default()).await?;
+                None
+            }
+            None => None,
+        };
+        let hand_on = loaded.get(i + 1).is_some_and(|(_, next)| next == spec);
+        let (report, cluster) = run_one(ctx, scenario, spec.clone(), reused, hand_on, keep).await?;
+        handed = cluster;
         let stop = report.interrupted;
         reports.push(report);
         if stop {
             break;
         }
+    }
+    if let Some(c) = handed {
+        c.down(&Default::default()).await?;
     }
     if let Some(path) = junit {
         std::fs::write(&path, runner::junit(&reports))
@@ -607,9 +623,11 @@ async fn run_one(
     ctx: &Context,
     scenario: &Scenario,
     spec: ClusterSpec,
+    reused: Option<crate::engine::cluster::Cluster>,
+    hand_on: bool,
     keep: bool,
-) -> Result<RunReport, Failure> {
-    if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
+) -> Result<(RunReport, Option<crate::engine::cluster::Cluster>), Failure> {
+    if reused.is_none() && lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",
             spec.name
@@ -620,14 +638,20 @@ async fn run_one(
         keep,
     };
     let json = ctx.json;
-    let report = runner::run(scenario, spec, &opts, interrupted(), |step| {
-        output::print_step(step, json)
-    })
+    let (report, handed) = runner::run_reusing(
+        scenario,
+        spec,
+        reused,
+        hand_on,
+        &opts,
+        interrupted(),
+        |step| output::print_step(step, json),
+    )
     .await;
     if !json {
         output::print_run_summary(&report);
     }
-    Ok(report)
+    Ok((report, handed))
 }
 
 /// Where `soak` writes: the event log and the report (defaults in the current directory), JUnit.

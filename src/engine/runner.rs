@@ -124,8 +124,26 @@ pub async fn run(
     spec: crate::core::cluster::manifest::ClusterSpec,
     opts: &RunOptions,
     cancel: impl Future<Output = ()>,
-    mut on_step: impl FnMut(&StepResult),
+    on_step: impl FnMut(&StepResult),
 ) -> RunReport {
+    run_reusing(scenario, spec, None, false, opts, cancel, on_step)
+        .await
+        .0
+}
+
+/// `run`, on `reused` when given (a cluster of the same spec an earlier scenario ran on, reset first
+/// to its declared state on a fresh chain: the first step) instead of a new one. With `hand_on`,
+/// a cluster the scenario left as declared (it has no `apply` or `down` step, and was not
+/// interrupted) is handed back for the next scenario instead of torn down.
+pub async fn run_reusing(
+    scenario: &Scenario,
+    spec: crate::core::cluster::manifest::ClusterSpec,
+    reused: Option<Cluster>,
+    hand_on: bool,
+    opts: &RunOptions,
+    cancel: impl Future<Output = ()>,
+    mut on_step: impl FnMut(&StepResult),
+) -> (RunReport, Option<Cluster>) {
     let started = Instant::now();
     let mut results = Vec::new();
     let cluster_name = spec.name.clone();
@@ -148,13 +166,27 @@ pub async fn run(
 
     let t = Instant::now();
     let up_label = format!(
-        "cluster up ({} nodes, {} edges)",
+        "cluster {} ({} nodes, {} edges)",
+        if reused.is_some() { "reset" } else { "up" },
         spec.nodes.len(),
         spec.edges.len()
     );
     let mut interrupted = false;
     let mut images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
-    let cluster = Cluster::up_until(spec, &opts.up, &mut cancel).await;
+    let cluster = match reused {
+        Some(mut c) => {
+            let reset = Verb::Reset {
+                to: None,
+                timeout: None,
+            };
+            let how = Exec::default();
+            tokio::select! {
+                r = c.exec(&reset, &how) => r.map(|_| c),
+                () = &mut cancel => Err(Error::Interrupted),
+            }
+        }
+        None => Cluster::up_until(spec, &opts.up, &mut cancel).await,
+    };
     let mut cluster = match cluster {
         Ok(c) => {
             record(up_label, 0, t, Outcome::Passed, &mut results);
@@ -202,21 +234,28 @@ pub async fn run(
         }
     }
 
-    // After a `down` step there is nothing left to tear down.
-    let keep = opts.keep || state.down_at.is_some();
-    if let Some((t, outcome)) = teardown(cluster.take(), keep, &opts.up.progress).await {
-        record("teardown".into(), 0, t, outcome, &mut results);
-    }
+    let handed = match cluster.take() {
+        Some(c) if hand_on && !interrupted && !opts.keep && scenario.keeps_its_cluster() => Some(c),
+        other => {
+            // After a `down` step there is nothing left to tear down.
+            let keep = opts.keep || state.down_at.is_some();
+            if let Some((t, outcome)) = teardown(other, keep, &opts.up.progress).await {
+                record("teardown".into(), 0, t, outcome, &mut results);
+            }
+            None
+        }
+    };
     images.sort();
     images.dedup();
-    RunReport {
+    let report = RunReport {
         scenario: scenario.name.clone(),
         cluster: cluster_name,
         steps: results,
         images,
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
-    }
+    };
+    (report, handed)
 }
 
 /// Removes the run's cluster unless it is kept; the teardown step's start and outcome.

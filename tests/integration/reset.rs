@@ -94,12 +94,7 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
             other => panic!("{other:?}"),
         };
         assert!(report.remade.is_empty(), "{report:?}");
-        for cleared in [
-            "holds",
-            "throttles",
-            "link faults",
-            "partition",
-        ] {
+        for cleared in ["holds", "throttles", "link faults", "partition"] {
             assert!(
                 report.cleared.iter().any(|c| c.contains(cleared)),
                 "{cleared} not in {:?}",

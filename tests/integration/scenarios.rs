@@ -185,3 +185,55 @@ fn ctrl_c_during_a_scenario_tears_down_and_exits_130() {
 
 // ---------------------------------------------------------------------------------------------------
 // Two commands on one cluster at once: one writer at a time, names never trusted, repairs.
+
+/// `regbox run A B C`: scenarios that declare the same cluster run one after another on one cluster,
+/// reset in place between them (each starts on a fresh chain); a scenario of another cluster gets its
+/// own, and nothing is left at the end.
+#[test]
+fn scenarios_of_one_cluster_run_on_it_reset_between_them() {
+    run(async {
+        let name = unique("reuse");
+        let _guard = Teardown(name.clone());
+        let same = "cluster: { name: x, nodes: 3, topology: line }\nsteps:\n  - assert: { height: 0 }\n  - mine: { node: n0, blocks: 3 }\n  - sync\n  - assert: { height: 3 }\n";
+        let a = TempFile::new("a.scenario.yaml", same);
+        let b = TempFile::new("b.scenario.yaml", same);
+        let other = TempFile::new(
+            "c.scenario.yaml",
+            "cluster: { name: x, nodes: 2, topology: line }\nsteps:\n  - assert: { height: 0 }\n",
+        );
+        let out = regbox()
+            .args(["-c", &name, "run", "--json"])
+            .args([
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+                other.to_str().unwrap(),
+            ])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let labels: Vec<String> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["label"].as_str().map(str::to_string))
+            .filter(|l| l.starts_with("cluster") || l == "teardown")
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "cluster up (3 nodes, 2 edges)",
+                "cluster reset (3 nodes, 2 edges)",
+                "teardown",
+                "cluster up (2 nodes, 1 edges)",
+                "teardown"
+            ],
+            "{stdout}"
+        );
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}

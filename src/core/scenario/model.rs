@@ -32,6 +32,22 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
+impl Scenario {
+    /// Whether its cluster is still the one it declared when it ends (no `apply` or `down` step), so
+    /// the next scenario of the same cluster can have it, reset, instead of a new one.
+    pub fn keeps_its_cluster(&self) -> bool {
+        !self.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::Do {
+                    verb: Verb::Apply { .. } | Verb::Down,
+                    ..
+                }
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterSource {
     Inline(ClusterSpec),
