@@ -1,12 +1,14 @@
 """The pytest plugin (entry point `pytest11`): a `regbox_cluster` fixture, set by the `regbox` marker,
-that brings a cluster up for one test under a name of its own and removes it afterwards; a failed test's
+that gives each test a fresh cluster under a name of its own: the first test of a kind brings it up,
+later tests that ask for the same cluster get it back reset in place (a fresh chain, the declared
+topology, no faults: `Cluster.reset`), and the clusters go when the session ends. A failed test's
 report carries the last log lines of every node."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,13 +17,17 @@ from . import Cluster, RegboxError
 # The log lines of each node a failed test's report carries.
 LOG_TAIL = 30
 
+# Clusters between tests, by what the marker asked for: the next test asking the same gets one reset.
+_POOL: dict[tuple, Cluster] = {}
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "regbox(manifest=None, nodes=None, topology='ring', wallet=False, keep=False): the cluster "
-        "the regbox_cluster fixture brings up for the test (a manifest file, or nodes in a topology, "
-        "each with a wallet if wallet=True)",
+        "regbox(manifest=None, nodes=None, topology='ring', wallet=False, keep=False, fresh=False): "
+        "the cluster the regbox_cluster fixture gives the test (a manifest file, or nodes in a "
+        "topology, each with a wallet if wallet=True), reset from an earlier test's when one asked "
+        "the same (fresh=True: a new one; keep=True: a new one, left running)",
     )
 
 
@@ -31,30 +37,68 @@ def _name(request: pytest.FixtureRequest) -> str:
     return f"pt-{worker}-{uuid.uuid4().hex[:8]}"[:40]
 
 
+def _reused(key: tuple, make: Callable[[], Cluster]) -> Cluster:
+    """An earlier test's cluster of `key`, reset in place; a new one when there is none or the reset
+    fails."""
+    cluster = _POOL.pop(key, None)
+    if cluster is not None:
+        try:
+            cluster.reset()
+            return cluster
+        except RegboxError:
+            _down(cluster)
+    return make()
+
+
+def _down(cluster: Cluster) -> None:
+    try:
+        cluster.down()
+    except RegboxError:
+        pass
+
+
 @pytest.fixture
 def regbox_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """The test's own cluster: `@pytest.mark.regbox(manifest="ring4.yaml")` or
-    `@pytest.mark.regbox(nodes=4, topology="star", wallet=True)` (default: a ring of 4), brought up
-    under a unique name and removed after the test, whatever its outcome, unless the marker says
-    `keep=True`."""
+    """The test's own cluster on a fresh chain: `@pytest.mark.regbox(manifest="ring4.yaml")` or
+    `@pytest.mark.regbox(nodes=4, topology="star", wallet=True)` (default: a ring of 4). The first
+    test asking for it brings it up under a unique name; a later test asking the same gets it reset
+    (`Cluster.reset`: every node on a fresh chain, the declared topology, no partition or fault), much
+    faster than a new one; the session's end removes it. `fresh=True` asks for a new cluster, removed
+    after the test; `keep=True` for a new one left running."""
     marker = request.node.get_closest_marker("regbox")
-    options = dict(marker.kwargs) if marker else {}
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
     keep = bool(options.pop("keep", False))
+    fresh = bool(options.pop("fresh", False)) or keep
     manifest = options.pop("manifest", None)
     nodes = options.pop("nodes", None if manifest else 4)
     topology = options.pop("topology", "ring")
     wallet = bool(options.pop("wallet", False))
     if options:
         raise pytest.UsageError(f"unknown options of the regbox marker: {', '.join(options)}")
-    cluster = Cluster.up(
-        manifest, nodes=nodes, topology=topology, wallet=wallet, name=_name(request), keep=keep
-    )
+
+    def make() -> Cluster:
+        return Cluster.up(
+            manifest, nodes=nodes, topology=topology, wallet=wallet, name=_name(request), keep=keep
+        )
+
+    key = (str(os.path.abspath(manifest)) if manifest else None, nodes, topology, wallet)
+    cluster = make() if fresh else _reused(key, make)
     request.node._regbox_cluster = cluster
     try:
         yield cluster
     finally:
-        if not keep:
-            cluster.down()
+        if keep:
+            pass
+        elif fresh or key in _POOL:
+            _down(cluster)
+        else:
+            _POOL[key] = cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The clusters kept for later tests go with the session."""
+    while _POOL:
+        _down(_POOL.popitem()[1])
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,5 +1,6 @@
-"""The pytest plugin as a user's suite meets it: the fixture's cluster per test, under names of its
-own, removed after a passing and after a failing test, whose report carries every node's log."""
+"""The pytest plugin as a user's suite meets it: a fresh cluster per test, under names of its own, a
+later test of the same kind getting an earlier one's reset, all removed when the session ends (after
+passing and failing tests alike), a failed test's report carrying every node's log."""
 
 import re
 import subprocess
@@ -38,13 +39,21 @@ def test_the_fixture_gives_each_test_its_cluster_and_takes_it_away(pytester):
         def test_fails(regbox_cluster):
             print("cluster", regbox_cluster.name)
             assert regbox_cluster.nodes[0].getblockcount() == 99
+
+        @pytest.mark.regbox(nodes=3, topology="line")
+        def test_line_again(regbox_cluster):
+            c = regbox_cluster
+            # test_line's cluster, reset: a fresh chain, wired as declared.
+            assert [n.getblockcount() for n in c.nodes] == [0, 0, 0]
+            assert sorted(c.status()[1].peers) == ["n0", "n2"]
+            print("cluster", c.name)
         """
     )
     result = pytester.runpytest_subprocess("-s", "-rA")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     text = result.stdout.str()
     names = re.findall(r"cluster (pt-\S+)", text)
-    assert len(set(names)) == 3, names
+    assert len(names) == 4 and len(set(names)) == 3 and names[0] == names[3], names
     # The failed test's report carries each node's last log lines.
     for node in ("n0", "n1"):
         assert re.search(rf"regbox pt-\S+ {node}: last 30 log lines", text), text
@@ -69,8 +78,10 @@ def test_two_workers_get_clusters_of_their_own(pytester):
     result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=4)
     names = [(pytester.path / f"cluster-{i}").read_text() for i in range(4)]
-    assert len(set(names)) == 4, names
+    # Each worker brings its cluster up once and resets it for its next test.
     assert all(re.fullmatch(r"pt-gw[01]-[0-9a-f]{8}", n) for n in names), names
+    by_worker = {n[:6]: {m for m in names if m[:6] == n[:6]} for n in names}
+    assert all(len(mine) == 1 for mine in by_worker.values()), names
     assert labelled("pt-") == []
 
 
