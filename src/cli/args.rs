@@ -41,6 +41,7 @@ Environment:
   REGBOX_CORE_MIRROR    where Bitcoin Core releases are fetched from (default https://bitcoincore.org/bin)
   REGBOX_CORE_KEYRING   the keys whose signatures a Core release needs, as `image build --keyring`
   REGBOX_FAKETIME       the libfaketime an `image build --from` image carries (default: the host's)
+  REGBOX_INIT           the init an `image build` image carries (default: regbox's own)
   DOCKER_HOST           the Docker engine (default: the local socket)
   RUST_LOG              log filter for stderr (e.g. regbox=debug)
   TMPDIR                where an image build works (removed afterwards)
