@@ -128,6 +128,11 @@ impl Cluster {
             )));
         };
         let path = blueprint::DATADIR;
+        // A full disk stops bitcoind: held, so that the operator leaves the node down until the disk
+        // is freed instead of starting it into the same wall.
+        if fill {
+            self.hold(l.index, "disk").await?;
+        }
         if fill {
             // More than the whole filesystem: the engine writes until no space is left, then fails.
             let len = (size.div_ceil(1 << 20) + 1) << 20;
@@ -149,6 +154,7 @@ impl Cluster {
             self.docker
                 .write_file(&l.container, path, blueprint::FILL_FILE, b"")
                 .await?;
+            self.release(l.index).await?;
         }
         Ok(DiskReport {
             node: l.name.clone(),

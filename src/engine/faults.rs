@@ -37,7 +37,9 @@ impl Cluster {
         // The hold goes first and comes last, so the operator never sees a node down without one; a
         // fault that fails takes back the hold it made.
         let held = match fault {
-            Fault::Stop | Fault::Kill | Fault::Pause => self.hold(node.layout.index, fault).await?,
+            Fault::Stop | Fault::Kill | Fault::Pause => {
+                self.hold(node.layout.index, fault.name()).await?
+            }
             Fault::Start | Fault::Restart | Fault::Unpause => false,
         };
         let done = match fault {
@@ -75,9 +77,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Records that `node` is down on purpose (see `blueprint::ROLE_HOLD`); an existing hold stays.
-    /// Says whether it made one.
-    pub(crate) async fn hold(&self, node: NodeId, fault: Fault) -> Result<bool> {
+    /// Records that `node` is down on purpose (see `blueprint::ROLE_HOLD`), for `why` (a node fault's
+    /// name, or `disk`); an existing hold stays. Says whether it made one.
+    pub(crate) async fn hold(&self, node: NodeId, why: &str) -> Result<bool> {
         let name = blueprint::hold_container(self.name(), self.nodes[node].name());
         if self.docker.inspect_marker(&name).await?.is_some() {
             return Ok(false);
@@ -85,7 +87,7 @@ impl Cluster {
         let mut labels = blueprint::cluster_labels(self.name());
         labels.insert(LABEL_ROLE.into(), ROLE_HOLD.into());
         labels.insert(LABEL_NODE.into(), self.nodes[node].name().into());
-        labels.insert(LABEL_FAULT.into(), fault.name().into());
+        labels.insert(LABEL_FAULT.into(), why.into());
         self.docker
             .create_marker(&name, &self.lock_image, &["true"], labels)
             .await?;

@@ -12,7 +12,7 @@ async fn device_of(volume: &str) -> Option<String> {
 }
 
 #[test]
-fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with_its_chain() {
+fn a_full_disk_stops_bitcoind_saying_why_and_freed_the_operator_brings_it_back_with_its_chain() {
     run(async {
         let name = unique("disk");
         let yaml = format!(
@@ -74,8 +74,15 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
         assert!(why.contains("want of disk space"), "{why}");
         // b's data is untouched: it runs on, with its block.
         assert_eq!(status[1].height, Some(6), "{:?}", status[1]);
+        // The full disk holds the node: a repair pass (the operator's) leaves it down.
+        let pass = cluster.repair(WAIT).await.unwrap();
+        assert_eq!(
+            (pass.held.clone(), pass.restarted.clone()),
+            (vec!["a".to_string()], vec![]),
+            "{pass:?}"
+        );
 
-        // Freed and started: a is back with the chain it had, and catches up.
+        // Freed: a is back with the chain it had, and catches up.
         cluster
             .exec(
                 &Verb::Disk {
@@ -86,7 +93,9 @@ fn a_full_disk_stops_bitcoind_saying_why_and_free_then_start_brings_it_back_with
             )
             .await
             .unwrap();
-        ok(&["-c", &name, "start", "a"]).await;
+        // Freed, the hold is gone: the next repair pass starts it.
+        let pass = cluster.repair(WAIT).await.unwrap();
+        assert_eq!(pass.restarted, ["a"], "{pass:?}");
         let height: u64 = cluster
             .node("a")
             .unwrap()
