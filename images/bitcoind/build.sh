@@ -539,7 +539,8 @@ install_elf() {
             die "$bin needs ${line%% *}, not found in $WHERE$HINT" ;;
         *"' not found (required by "*)   # a library too old for what needs it
             too_old "$line" ;;
-        /*' => '*|/*' (0x'*)         # the PT_INTERP line
+        /*' => '*|/*' (0x'*)         # the PT_INTERP line; of a shared object, the loader listing it
+            [[ $src == *.so || $src == *.so.* ]] && continue
             check_interp "${line%% *}" "$bin"
             interps[${line%% *}]=1 ;;
         *' => '*)
