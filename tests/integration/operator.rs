@@ -1098,6 +1098,21 @@ fn every_verb_gives_the_same_report_through_the_operator_as_here() {
         }
         follow.kill().await.unwrap();
 
+        // A snapshot, and a reset to it, through the operator.
+        let at = |args: &[&str]| -> Vec<String> {
+            let head = ["--operator", base.as_str(), "-c", name.as_str(), "--json"];
+            head.iter().chain(args).map(|a| a.to_string()).collect()
+        };
+        fn refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        ok_json(&refs(&at(&["sync"]))).await;
+        let saved = ok_json(&refs(&at(&["snapshot", "save", "s205"]))).await;
+        assert_eq!(saved["nodes"][3]["height"], 205, "{saved}");
+        ok(&refs(&at(&["mine", "n2", "2"]))).await;
+        let back = ok_json(&refs(&at(&["reset", "--to", "s205"]))).await;
+        assert_eq!(back["nodes"], saved["nodes"], "{back}");
+
         // Bad input through the operator exits 2 with the engine's reason, as here.
         let bad = regbox()
             .args(["--operator", &base, "-c", &name, "mine", "n9", "1"])
