@@ -142,6 +142,7 @@ pub fn picture(r: Reading<'_>) -> Picture {
     let nodes = (r.status.iter())
         .map(|s| {
             let (x, y) = r.layout.get(s.index).copied().unwrap_or((0.0, 0.0));
+            let (x, y) = ((x * 10.0).round() / 10.0, (y * 10.0).round() / 10.0);
             Dot {
                 name: s.name.clone(),
                 x,
@@ -354,9 +355,10 @@ pub fn events_between(before: &Picture, after: &Picture) -> Vec<Event> {
     let (was, is) = (before.tips.len(), after.tips.len());
     if is > 1 && is != was {
         let sides: Vec<String> = (after.tips.iter())
-            .map(|t| format!("{} at {}", t.nodes, height_text(t.height)))
+            .map(|t| format!("{} at height {}", t.nodes, height_text(t.height)))
             .collect();
-        out.push(Event::new(at, "chain", format!("nodes on {is} tips: {}", sides.join(", "))));
+        let text = format!("the nodes split over {is} tips: {}", sides.join(", "));
+        out.push(Event::new(at, "chain", text));
     } else if is == 1 && was > 1 {
         let t = &after.tips[0];
         out.push(Event::new(
@@ -531,7 +533,7 @@ mod tests {
                 ("fault", "partition n0,n1 | n2"),
                 ("fault", "cut n0 → n1 (one way, drop)"),
                 ("node", "n1 running (held)"),
-                ("chain", "nodes on 2 tips: 2 at 102, 1 at 103"),
+                ("chain", "the nodes split over 2 tips: 2 at height 102, 1 at height 103"),
             ]
         );
         let back: Vec<String> = events_between(&after, &before)

@@ -134,7 +134,13 @@ function forkView(p, reorgs) {
     }
   });
   const stale = new Set();
-  branches.forEach(br => { if (br.stale) { let h = br.tip; while (h && byHash[h] && !byHash[h].main) { stale.add(h); h = byHash[h].prev; } } });
+  branches.forEach(br => {
+    let h = br.tip;
+    while (h && byHash[h] && !byHash[h].main) {
+      if (br.stale) { stale.add(h); } else if (!colourOf[h]) { colourOf[h] = colourOf[br.tip]; }
+      h = byHash[h].prev;
+    }
+  });
   f.blocks.forEach(b => {
     if (row[b.hash] === undefined) { return; }
     const fill = b.main ? "var(--main)" : (colourOf[b.hash] || "#7b8794");
@@ -151,8 +157,8 @@ function forkView(p, reorgs) {
     const depth = reorgs.filter(r => r.from === br.tip || stale.has(r.from)).reduce((m, r) => Math.max(m, r.depth), 0);
     const moved = [...new Set(reorgs.filter(r => r.from === br.tip || stale.has(r.from)).map(r => r.node))];
     const words = br.stale
-      ? `stale · ${br.length} block${br.length === 1 ? "" : "s"} from ${br.fork_height}` + (depth ? ` · reorg depth ${depth} (${moved.join(", ")})` : "")
-      : `fork · ${br.length} block${br.length === 1 ? "" : "s"} from ${br.fork_height} · ${br.nodes.length} node${br.nodes.length === 1 ? "" : "s"}`;
+      ? `stale · ${br.length} block${br.length === 1 ? "" : "s"} off height ${br.fork_height}` + (depth ? ` · reorg depth ${depth} (${moved.join(", ")})` : "")
+      : `fork · ${br.length} block${br.length === 1 ? "" : "s"} off height ${br.fork_height} · ${br.nodes.length} node${br.nodes.length === 1 ? "" : "s"}`;
     const tx = Math.min(x(br.height) + 28, width - 180);
     out.push(`<text class="branch-label${br.stale ? " stale" : ""}" data-tip="${esc(br.tip)}" data-length="${br.length}" data-reorg-depth="${depth}" x="${tx}" y="${y(i + 1) + 4}">${esc(words)}</text>`);
   });
@@ -195,8 +201,8 @@ function happenings(c) {
   const force = p && p.in_force.length
     ? `<ul class="force">${p.in_force.map(f => `<li data-what="${esc(f.what)}"><span>${esc(f.what)}</span><code>${esc(f.cli)}</code></li>`).join("")}</ul>`
     : `<p class="none">No fault in force.</p>`;
-  const rows = c.events.slice(-200).reverse().map(e => `<tr class="event" data-kind="${esc(e.kind)}"><td class="time">${clock(e.at)}</td><td><span class="kind kind-${esc(e.kind)}">${esc(e.kind)}</span></td><td>${esc(e.text)}</td></tr>`);
-  return `<h3>In force</h3>${force}<h3>Event log</h3><div class="log">${rows.length ? `<table class="events">${rows.join("")}</table>` : `<p class="none">Nothing yet.</p>`}</div>`;
+  const rows = c.events.slice(-200).reverse().map(e => `<tr class="event" data-kind="${esc(e.kind)}"><td class="time">${clock(e.at)}</td><td class="kind-cell"><span class="kind kind-${esc(e.kind)}">${esc(e.kind)}</span></td><td>${esc(e.text)}</td></tr>`);
+  return `<div class="columns"><div><h3>In force</h3>${force}</div><div><h3>Event log</h3><div class="log">${rows.length ? `<table class="events">${rows.join("")}</table>` : `<p class="none">Nothing yet.</p>`}</div></div></div>`;
 }
 
 function facts(c) {
