@@ -180,7 +180,8 @@ function heights(c) {
   const sx = t => L + (t - t0) / (t1 - t0) * (W - L - R), sy = h => T + (hi - h) / (hi - lo) * (H - T - B);
   const out = [`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="heights over time">`];
   ticks(lo, hi, 5, 1).forEach(v => out.push(`<line class="gridline" x1="${L}" x2="${W - R}" y1="${sy(v)}" y2="${sy(v)}"/><text class="tick" x="${L - 6}" y="${sy(v) + 4}" text-anchor="end">${v}</text>`));
-  ticks(0, t1 - t0, 5, 1).forEach(v => out.push(`<text class="tick" x="${sx(t0 + v)}" y="${H - 8}" text-anchor="middle">${clock(t0 + v)}</text>`));
+  ticks(0, t1 - t0, 5, 1).filter(v => sx(t0 + v) + 26 <= W && sx(t0 + v) - 26 >= 0)
+    .forEach(v => out.push(`<text class="tick" x="${sx(t0 + v)}" y="${H - 8}" text-anchor="middle">${clock(t0 + v)}</text>`));
   const tipOf = {}; (c.view.picture ? c.view.picture.nodes : []).forEach(d => { tipOf[d.name] = d.tip; });
   names.forEach((n, i) => {
     let d = "", prev = null;
@@ -233,8 +234,8 @@ function render() {
       s.className = "cluster"; s.dataset.cluster = name;
       s.innerHTML = `<h2><span>${esc(name)}</span><span class="facts"></span></h2><p class="error" hidden></p>` +
         `<div class="grid"><div class="panel topo"><h3>Topology</h3><div class="body"></div></div>` +
-        `<div class="panel chain"><h3>Chain</h3><div class="body"></div></div>` +
-        `<div class="panel heights"><h3>Heights over time</h3><div class="body"></div></div>` +
+        `<div class="side"><div class="panel chain"><h3>Chain</h3><div class="body"></div></div>` +
+        `<div class="panel heights"><h3>Heights over time</h3><div class="body"></div></div></div>` +
         `<div class="panel happenings"><div class="body"></div></div></div>`;
       main.appendChild(s);
     }
