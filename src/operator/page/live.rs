@@ -205,6 +205,29 @@ impl Pages {
         self.with(cluster, |live| live.log(event));
     }
 
+    /// Takes in one look at `cluster` — its declared edges and what was read, or why it could not be
+    /// read — with the headers known after it.
+    pub fn take_in(
+        &self,
+        cluster: &str,
+        read: Result<(Vec<(usize, usize)>, Look), String>,
+        headers: Headers,
+    ) {
+        self.with(cluster, |live| {
+            live.headers = headers;
+            match read {
+                Ok((edges, look)) => live.record(cluster, edges, look, unix_now()),
+                Err(e) => {
+                    if live.error.as_ref() != Some(&e) {
+                        let text = format!("cannot read the cluster: {e}");
+                        live.log(Event::new(unix_now(), "error", text));
+                    }
+                    live.error = Some(e);
+                }
+            }
+        });
+    }
+
     /// Forgets a cluster no longer watched.
     pub fn forget(&self, cluster: &str) {
         self.clusters.lock().unwrap().remove(cluster);
@@ -265,19 +288,8 @@ async fn look_once(op: &Shared, cluster: &str) {
         Ok::<_, crate::engine::error::Error>((edges, look))
     }
     .await;
-    op.pages.with(cluster, |live| {
-        live.headers = headers;
-        match read {
-            Ok((edges, look)) => live.record(cluster, edges, look, unix_now()),
-            Err(e) => {
-                let e = error_chain(&e);
-                if live.error.as_ref() != Some(&e) {
-                    live.log(Event::new(unix_now(), "error", format!("cannot read the cluster: {e}")));
-                }
-                live.error = Some(e);
-            }
-        }
-    });
+    let read = read.map_err(|e| error_chain(&e));
+    op.pages.take_in(cluster, read, headers);
 }
 
 /// What the page is told about the operator itself.

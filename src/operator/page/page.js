@@ -5,7 +5,6 @@
 const store = {};          // cluster name -> {view, samples, events}
 let about = null;
 let renders = 0;
-const started = performance.now();
 const TIPS = 6, GROUPS = 4;
 
 function esc(s) {
@@ -271,7 +270,8 @@ function take(message) {
   Object.keys(store).forEach(k => { if (!message.clusters[k]) { delete store[k]; } });
   render();
   renders += 1;
-  if (renders === 1) { document.body.dataset.firstRenderMs = String(performance.now() - started); }
+  // Milliseconds from the start of the navigation to the first state drawn (the page benchmark reads it).
+  if (renders === 1) { document.body.dataset.firstRenderMs = String(performance.now()); }
   document.body.dataset.renders = String(renders);
 }
 
