@@ -62,7 +62,11 @@ fn look(n: usize, height: u64) -> (Vec<(usize, usize)>, Look, Headers) {
     let edges: Vec<(usize, usize)> = (0..n).map(|i| (i, (i + 1) % n)).collect();
     let status = (0..n)
         .map(|i| {
-            let best = if side(i) == 0 { hash(0, height) } else { hash(1, fork + 2) };
+            let best = if side(i) == 0 {
+                hash(0, height)
+            } else {
+                hash(1, fork + 2)
+            };
             let peers = [(i + n - 1) % n, (i + 1) % n]
                 .into_iter()
                 .filter(|&p| side(p) == side(i))
@@ -159,7 +163,9 @@ async fn load(browser: &Browser, url: &str) -> (f64, f64) {
     let started = Instant::now();
     browser.goto(url).await;
     let drawn = "document.body && document.body.dataset.firstRenderMs";
-    browser.wait_for("the first state", drawn, Duration::from_secs(30)).await;
+    browser
+        .wait_for("the first state", drawn, Duration::from_secs(30))
+        .await;
     let outside = started.elapsed().as_secs_f64() * 1000.0;
     let inside = browser
         .script("return +document.body.dataset.firstRenderMs")
@@ -170,7 +176,10 @@ async fn load(browser: &Browser, url: &str) -> (f64, f64) {
 }
 
 fn ms(v: &[f64]) -> f64 {
-    let d: Vec<Duration> = v.iter().map(|x| Duration::from_secs_f64(x / 1000.0)).collect();
+    let d: Vec<Duration> = v
+        .iter()
+        .map(|x| Duration::from_secs_f64(x / 1000.0))
+        .collect();
     median(&d).as_secs_f64() * 1000.0
 }
 
@@ -201,7 +210,10 @@ fn main() {
         }
         browser.close().await;
         println!("page load, {rounds} loads each (median ms):");
-        println!("{:<10} {:>22} {:>22}", "cluster", "navigation→drawn", "WebDriver round trip");
+        println!(
+            "{:<10} {:>22} {:>22}",
+            "cluster", "navigation→drawn", "WebDriver round trip"
+        );
         for label in ["6 nodes", "100 nodes"] {
             let (inside, outside) = &times[label];
             println!("{label:<10} {:>22.1} {:>22.1}", ms(inside), ms(outside));

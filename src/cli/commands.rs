@@ -521,7 +521,13 @@ async fn dashboard(
     let scope = crate::operator::Scope::Declared([name].into());
     let mut op = crate::operator::Operator::new(None, ctx.wait_lock, scope);
     op.read_only = true;
-    serve_operator(op, opts, listener, crate::operator::http::Serving::with_timeout(timeout)).await
+    serve_operator(
+        op,
+        opts,
+        listener,
+        crate::operator::http::Serving::with_timeout(timeout),
+    )
+    .await
 }
 
 /// Ctrl-C or SIGTERM; a second one exits at once (passes under way may take minutes).

@@ -854,8 +854,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use crate::core::soak::EventKind;
+    use std::collections::BTreeMap;
 
     fn ev(t: f64, kind: EventKind) -> Event {
         Event::new(t, kind)
@@ -1024,8 +1024,20 @@ mod tests {
             nodes,
         };
         e.push(ev(3.0, end));
-        e.push(ev(3.12, EventKind::Converged { step: 0, seconds: 0.12 }));
-        e.push(ev(8.0, EventKind::End { ok: true, reason: None }));
+        e.push(ev(
+            3.12,
+            EventKind::Converged {
+                step: 0,
+                seconds: 0.12,
+            },
+        ));
+        e.push(ev(
+            8.0,
+            EventKind::End {
+                ok: true,
+                reason: None,
+            },
+        ));
         e
     }
 
@@ -1041,7 +1053,13 @@ mod tests {
                     let rest = text.split(&format!(" {name}=\"")).nth(1)?;
                     Some(rest.split('"').next()?.to_string())
                 };
-                let label = text.split('>').nth(1).unwrap_or("").split('<').next().unwrap_or("");
+                let label = text
+                    .split('>')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('<')
+                    .next()
+                    .unwrap_or("");
                 let label = label.trim();
                 let tick = label.parse::<f64>().is_ok()
                     || label.trim_end_matches('s').parse::<u64>().is_ok()
@@ -1068,7 +1086,10 @@ mod tests {
         let short = axes(&html(&short_log()));
         assert!(short.len() >= 5, "{short:?}");
         // The small seconds show as hundredths: the propagation axis reads 0.02, 0.04, ….
-        assert!(short.iter().any(|l| l.contains(&"0.04".to_string())), "{short:?}");
+        assert!(
+            short.iter().any(|l| l.contains(&"0.04".to_string())),
+            "{short:?}"
+        );
         // The long run's axes too.
         for labels in short.iter().chain(&axes(&html(&small_log()))) {
             let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();

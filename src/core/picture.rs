@@ -230,7 +230,11 @@ fn tip_shares(status: &[NodeStatus], forks: &ForkView) -> Vec<TipShare> {
 /// The cuts, a pair cut both ways drawn once, and the shaped links.
 fn link_lines(links: &Links) -> (Vec<CutLine>, Vec<Shaped>) {
     let stops: BTreeMap<(&str, &str), Block> = (links.iter())
-        .flat_map(|(from, f)| f.cuts.iter().map(move |(to, b)| ((from.as_str(), to.as_str()), *b)))
+        .flat_map(|(from, f)| {
+            f.cuts
+                .iter()
+                .map(move |(to, b)| ((from.as_str(), to.as_str()), *b))
+        })
         .collect();
     let mut cuts = Vec::new();
     for (&(from, to), block) in &stops {
@@ -329,7 +333,11 @@ pub fn events_between(before: &Picture, after: &Picture) -> Vec<Event> {
         out.push(if after.groups.is_empty() {
             Event::new(at, "ended", "partition healed")
         } else {
-            Event::new(at, "fault", format!("partition {}", groups_text(&after.groups)))
+            Event::new(
+                at,
+                "fault",
+                format!("partition {}", groups_text(&after.groups)),
+            )
         });
     }
     let diff = |a: &[String], b: &[String], kind: &str, out: &mut Vec<Event>, word: &str| {
@@ -349,7 +357,11 @@ pub fn events_between(before: &Picture, after: &Picture) -> Vec<Event> {
         };
         if (old.state.as_str(), old.held) != (d.state.as_str(), d.held) {
             let held = if d.held { " (held)" } else { "" };
-            out.push(Event::new(at, "node", format!("{} {}{held}", d.name, d.state)));
+            out.push(Event::new(
+                at,
+                "node",
+                format!("{} {}{held}", d.name, d.state),
+            ));
         }
     }
     let (was, is) = (before.tips.len(), after.tips.len());
@@ -364,7 +376,10 @@ pub fn events_between(before: &Picture, after: &Picture) -> Vec<Event> {
         out.push(Event::new(
             at,
             "chain",
-            format!("every node on one tip again, height {}", height_text(t.height)),
+            format!(
+                "every node on one tip again, height {}",
+                height_text(t.height)
+            ),
         ));
     }
     out
@@ -448,7 +463,12 @@ mod tests {
         }
     }
 
-    fn draw(status: &[NodeStatus], links: &Links, held: &[String], part: &PartitionReport) -> Picture {
+    fn draw(
+        status: &[NodeStatus],
+        links: &Links,
+        held: &[String],
+        part: &PartitionReport,
+    ) -> Picture {
         let layout: Vec<(f64, f64)> = (0..status.len()).map(|i| (i as f64, 0.0)).collect();
         picture(Reading {
             cluster: "lab",
@@ -512,11 +532,19 @@ mod tests {
 
     #[test]
     fn events_say_what_started_and_ended() {
-        let nodes = [status(0, "aa", &[]), status(1, "aa", &[]), status(2, "aa", &[])];
+        let nodes = [
+            status(0, "aa", &[]),
+            status(1, "aa", &[]),
+            status(2, "aa", &[]),
+        ];
         let healed = partition(&[&["n0", "n1", "n2"]]);
         let before = draw(&nodes, &Links::new(), &[], &healed);
         let split = partition(&[&["n0", "n1"], &["n2"]]);
-        let forked = [status(0, "aa", &[]), status(1, "aa", &[]), status(2, "bbb", &[])];
+        let forked = [
+            status(0, "aa", &[]),
+            status(1, "aa", &[]),
+            status(2, "bbb", &[]),
+        ];
         let mut links = Links::new();
         let mut f = NodeFaults::<String>::default();
         f.cuts.insert("n1".into(), Block::Drop);
@@ -526,14 +554,20 @@ mod tests {
             .into_iter()
             .map(|e| (e.kind, e.text))
             .collect();
-        let pairs: Vec<(&str, &str)> = texts.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(k, t)| (k.as_str(), t.as_str()))
+            .collect();
         assert_eq!(
             pairs,
             vec![
                 ("fault", "partition n0,n1 | n2"),
                 ("fault", "cut n0 → n1 (one way, drop)"),
                 ("node", "n1 running (held)"),
-                ("chain", "the nodes split over 2 tips: 2 at height 102, 1 at height 103"),
+                (
+                    "chain",
+                    "the nodes split over 2 tips: 2 at height 102, 1 at height 103"
+                ),
             ]
         );
         let back: Vec<String> = events_between(&after, &before)
@@ -563,6 +597,9 @@ mod tests {
         };
         let lines = reorg_events(5.0, &[r("n3"), r("n4")]);
         assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].text, "reorg of depth 3 on n3, n4: bbbbbbbb → aaaaaaaa");
+        assert_eq!(
+            lines[0].text,
+            "reorg of depth 3 on n3, n4: bbbbbbbb → aaaaaaaa"
+        );
     }
 }

@@ -273,7 +273,11 @@ impl Cluster {
         Ok(StatusReading {
             nodes: status,
             links: self.links_of(&plane),
-            held: self.held_in(&listed).into_iter().map(str::to_string).collect(),
+            held: self
+                .held_in(&listed)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         })
     }
 
@@ -281,14 +285,21 @@ impl Cluster {
     pub(crate) async fn held(&self) -> Result<Vec<String>> {
         let filter = blueprint::cluster_filter(Some(self.name()));
         let listed = self.docker.labeled_containers(&filter).await?;
-        Ok(self.held_in(&listed).into_iter().map(str::to_string).collect())
+        Ok(self
+            .held_in(&listed)
+            .into_iter()
+            .map(str::to_string)
+            .collect())
     }
 
     /// The declared nodes that `containers` (the cluster's) hold down on purpose, by name.
     pub(crate) fn held_in<'a>(&self, containers: &'a [ContainerInfo]) -> BTreeSet<&'a str> {
         containers
             .iter()
-            .filter(|c| c.labels.get(blueprint::LABEL_ROLE).map(String::as_str) == Some(blueprint::ROLE_HOLD))
+            .filter(|c| {
+                c.labels.get(blueprint::LABEL_ROLE).map(String::as_str)
+                    == Some(blueprint::ROLE_HOLD)
+            })
             .filter_map(|c| c.labels.get(blueprint::LABEL_NODE).map(String::as_str))
             .filter(|n| self.by_name.contains_key(*n))
             .collect()

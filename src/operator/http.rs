@@ -365,10 +365,12 @@ async fn route(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Result
             let verb = verb_of(action, body(req).await?)?;
             carry_out(op, &cluster, verb, serving).await
         }
-        (_, [] | ["status" | "metrics" | "healthz"] | ["page", _]) | (_, ["clusters", _, _]) => Err(Refused(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed here"),
-        )),
+        (_, [] | ["status" | "metrics" | "healthz"] | ["page", _]) | (_, ["clusters", _, _]) => {
+            Err(Refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+            ))
+        }
         _ => Err(Refused(
             StatusCode::NOT_FOUND,
             format!("no such endpoint: {ENDPOINTS}"),
@@ -448,8 +450,14 @@ async fn carry_out(
     if !reads_only(&verb) {
         op.kick(cluster, &format!("request: {}", verb.word()));
         let (kind, text) = match &result {
-            Ok(_) => ("request", format!("{} (asked of the operator)", verb.word())),
-            Err(e) => ("error", format!("{} failed: {}", verb.word(), error_chain(e))),
+            Ok(_) => (
+                "request",
+                format!("{} (asked of the operator)", verb.word()),
+            ),
+            Err(e) => (
+                "error",
+                format!("{} failed: {}", verb.word(), error_chain(e)),
+            ),
         };
         let at = crate::engine::node::unix_now();
         (op.pages).log(cluster, crate::core::picture::Event::new(at, kind, text));

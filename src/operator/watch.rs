@@ -89,7 +89,9 @@ async fn discover(op: Shared, opts: Rc<Options>, mut stop: watch::Receiver<bool>
         while watchers.try_join_next().is_some() {}
         match lifecycle::list().await {
             Ok(clusters) => {
-                let new = |c: &lifecycle::ClusterSummary| !op.watches(&c.name) && op.serves(&c.name).is_ok();
+                let new = |c: &lifecycle::ClusterSummary| {
+                    !op.watches(&c.name) && op.serves(&c.name).is_ok()
+                };
                 for c in clusters.into_iter().filter(new) {
                     let (tx, rx) = mpsc::channel(KICKS);
                     op.kicks.lock().unwrap().insert(c.name.clone(), tx);
@@ -230,7 +232,8 @@ fn record(
             if !done.changes.is_empty() {
                 tracing::info!("{cluster}: {}", done.changes.join("; "));
                 let text = format!("pass ({}): {}", report.trigger, done.changes.join("; "));
-                op.pages.log(cluster, Event::new(report.started, "pass", text));
+                op.pages
+                    .log(cluster, Event::new(report.started, "pass", text));
             }
             op.update(cluster, |s| {
                 s.declared_nodes = done.metrics.nodes.len();
@@ -255,7 +258,8 @@ fn record(
             let e = e.to_string();
             tracing::warn!("{cluster}: pass failed (next in {wait:?}): {e}");
             let text = format!("pass ({}) failed: {e}", report.trigger);
-            op.pages.log(cluster, Event::new(report.started, "error", text));
+            op.pages
+                .log(cluster, Event::new(report.started, "error", text));
             op.update(cluster, |s| {
                 s.metrics.cluster = cluster.to_string();
                 s.metrics.passes += 1;

@@ -36,7 +36,11 @@ async fn dashboard(name: &str) -> (tokio::process::Child, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let url = lines.next_line().await.unwrap().expect("the dashboard prints its URL");
+    let url = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("the dashboard prints its URL");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     (child, url)
 }
@@ -56,14 +60,21 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
         let live = "document.querySelectorAll('.topology .edge.live')";
         let ready = format!("{nodes}.length === 6 && {live}.length === 6");
         browser.wait_for("the ring", &ready, SHOWS).await;
-        let names = drawn(&browser, &format!("return [...{nodes}].map(n => n.dataset.name)")).await;
+        let names = drawn(
+            &browser,
+            &format!("return [...{nodes}].map(n => n.dataset.name)"),
+        )
+        .await;
         let mut declared: Vec<String> = (0..6).map(|i| declared_name(&cluster, i)).collect();
         declared.sort();
         assert_eq!(names, declared);
         let edges = "return [...document.querySelectorAll('.topology .edge')].map(e => [e.dataset.a, e.dataset.b].sort().join('-'))";
         let mut want: Vec<String> = (cluster.spec().edges.iter())
             .map(|e| {
-                let mut pair = [declared_name(&cluster, e.from), declared_name(&cluster, e.to)];
+                let mut pair = [
+                    declared_name(&cluster, e.from),
+                    declared_name(&cluster, e.to),
+                ];
                 pair.sort();
                 pair.join("-")
             })
@@ -76,10 +87,20 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
         // Partitioned: two groups, drawn without a reload.
         ok(&["-c", &name, "partition", "n0,n1,n2", "n3,n4,n5"]).await;
         let groups = "document.querySelectorAll('.topology .group')";
-        browser.wait_for("two groups", &format!("{groups}.length === 2"), SHOWS).await;
-        let members = drawn(&browser, &format!("return [...{groups}].map(g => g.dataset.members)")).await;
+        browser
+            .wait_for("two groups", &format!("{groups}.length === 2"), SHOWS)
+            .await;
+        let members = drawn(
+            &browser,
+            &format!("return [...{groups}].map(g => g.dataset.members)"),
+        )
+        .await;
         assert_eq!(members, vec!["n0,n1,n2", "n3,n4,n5"]);
-        assert_eq!(browser.script("return performance.timeOrigin").await, loaded, "reloaded");
+        assert_eq!(
+            browser.script("return performance.timeOrigin").await,
+            loaded,
+            "reloaded"
+        );
         browser.screenshot(&shots.join("2-partitioned.png")).await;
 
         // Blocks on both sides: the fork view shows a live branch beside the main chain.
@@ -87,7 +108,9 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
         ok(&["-c", &name, "mine", "n3", "2"]).await;
         let fork = "document.querySelector('.fork .branch-label:not(.stale)')";
         let both = format!("{fork} && {fork}.dataset.length === '2'");
-        browser.wait_for("the branch of the other side", &both, SHOWS).await;
+        browser
+            .wait_for("the branch of the other side", &both, SHOWS)
+            .await;
         let tips = "new Set([...document.querySelectorAll('.topology .node')].map(n => n.dataset.tip)).size";
         assert_eq!(browser.script(&format!("return {tips}")).await, json!(2));
         browser.screenshot(&shots.join("3-forked.png")).await;
@@ -99,13 +122,23 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
             "{groups}.length === 0 && {stale} && {stale}.dataset.length === '2' && \
              {stale}.dataset.reorgDepth === '2'"
         );
-        browser.wait_for("the stale branch and the reorg depth", &reorged, SHOWS).await;
+        browser
+            .wait_for("the stale branch and the reorg depth", &reorged, SHOWS)
+            .await;
         let stale_blocks = "document.querySelectorAll('.fork .block.stale').length";
-        assert_eq!(browser.script(&format!("return {stale_blocks}")).await, json!(2));
-        let log = "[...document.querySelectorAll('.events .event')].map(e => e.textContent).join('\\n')";
+        assert_eq!(
+            browser.script(&format!("return {stale_blocks}")).await,
+            json!(2)
+        );
+        let log =
+            "[...document.querySelectorAll('.events .event')].map(e => e.textContent).join('\\n')";
         let text = browser.script(&format!("return {log}")).await;
         let text = text.as_str().unwrap();
-        for line in ["partition n0,n1,n2 | n3,n4,n5", "partition healed", "reorg of depth 2 on n3, n4, n5"] {
+        for line in [
+            "partition n0,n1,n2 | n3,n4,n5",
+            "partition healed",
+            "reorg of depth 2 on n3, n4, n5",
+        ] {
             assert!(text.contains(line), "the event log lacks `{line}`:\n{text}");
         }
         browser.screenshot(&shots.join("4-healed.png")).await;
@@ -113,11 +146,17 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
         // A one-way cut and a delay: marked, and listed in force with the line that ends them.
         ok(&["-c", &name, "cut", "--from", "n0", "--to", "n1"]).await;
         ok(&["-c", &name, "netem", "n2", "--delay", "150ms"]).await;
-        let cut = "document.querySelector('.topology g.cut.oneway[data-from=\"n0\"][data-to=\"n1\"]')";
+        let cut =
+            "document.querySelector('.topology g.cut.oneway[data-from=\"n0\"][data-to=\"n1\"]')";
         let delay = "document.querySelector('.topology .node[data-name=\"n2\"] .shaped-ring')";
-        browser.wait_for("the cut and the delay", &format!("{cut} && {delay}"), SHOWS).await;
+        browser
+            .wait_for("the cut and the delay", &format!("{cut} && {delay}"), SHOWS)
+            .await;
         let both_ways = "document.querySelectorAll('.topology g.cut.both').length";
-        assert_eq!(browser.script(&format!("return {both_ways}")).await, json!(0));
+        assert_eq!(
+            browser.script(&format!("return {both_ways}")).await,
+            json!(0)
+        );
         let force = drawn(&browser, "return [...document.querySelectorAll('ul.force li[data-what]')].map(l => l.textContent)").await;
         assert_eq!(
             force,
@@ -127,7 +166,11 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
             ]
         );
         browser.screenshot(&shots.join("5-cut-and-delay.png")).await;
-        assert_eq!(browser.script("return performance.timeOrigin").await, loaded, "reloaded");
+        assert_eq!(
+            browser.script("return performance.timeOrigin").await,
+            loaded,
+            "reloaded"
+        );
         let console = browser.console().await;
         assert!(console.is_empty(), "the page logged: {console:#?}");
 
@@ -140,7 +183,9 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
         interrupt(&dash);
         dash.wait().await.unwrap();
         let lost = "document.body.dataset.connection === 'lost' && !document.getElementById('lost').hidden";
-        browser.wait_for("that it lost the operator", lost, SHOWS).await;
+        browser
+            .wait_for("that it lost the operator", lost, SHOWS)
+            .await;
         browser.screenshot(&shots.join("6-lost.png")).await;
         browser.close().await;
     });

@@ -43,16 +43,23 @@ impl Browser {
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("chromedriver runs (Debian's chromium and chromium-driver; .ci/run installs them)");
+            .expect(
+                "chromedriver runs (Debian's chromium and chromium-driver; .ci/run installs them)",
+            );
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         loop {
-            if let Ok((200, _, text)) = try_http_with("GET", &format!("{base}/status"), "", &[]).await {
+            if let Ok((200, _, text)) =
+                try_http_with("GET", &format!("{base}/status"), "", &[]).await
+            {
                 if serde_json::from_str::<Value>(&text).unwrap()["value"]["ready"] == true {
                     break;
                 }
             }
-            assert!(started.elapsed() < DRIVER_START, "chromedriver did not start");
+            assert!(
+                started.elapsed() < DRIVER_START,
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut args = vec![
@@ -76,14 +83,21 @@ impl Browser {
             session: String::new(),
         };
         let made = browser.command("POST", "/session", capabilities).await;
-        browser.session = made["sessionId"].as_str().expect("a session id").to_string();
+        browser.session = made["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_string();
         browser
     }
 
     /// One WebDriver command: its `value`; a WebDriver error panics with its message.
     async fn command(&self, method: &str, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.base);
-        let body = if body.is_null() { String::new() } else { body.to_string() };
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
         let json = [("content-type", "application/json")];
         let (status, _, text) = try_http_with(method, &url, &body, &json)
             .await
@@ -99,7 +113,8 @@ impl Browser {
 
     /// Opens `url` and waits for it to load.
     pub async fn goto(&self, url: &str) {
-        self.command("POST", &self.at("/url"), json!({ "url": url })).await;
+        self.command("POST", &self.at("/url"), json!({ "url": url }))
+            .await;
     }
 
     /// Runs `body` (a function body: `return …`) in the page and answers what it returns.
@@ -123,7 +138,9 @@ impl Browser {
 
     /// A PNG of the window, written to `path` (its folder made when missing).
     pub async fn screenshot(&self, path: &Path) {
-        let png = self.command("GET", &self.at("/screenshot"), Value::Null).await;
+        let png = self
+            .command("GET", &self.at("/screenshot"), Value::Null)
+            .await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().expect("base64"))
             .unwrap();

@@ -101,7 +101,9 @@ pub type Headers = BTreeMap<String, Header>;
 
 /// Every tip the nodes reported and every best block, each once.
 fn tip_hashes(nodes: &[NodeChain]) -> BTreeSet<String> {
-    let tips = nodes.iter().flat_map(|n| n.tips.iter().map(|t| t.hash.clone()));
+    let tips = nodes
+        .iter()
+        .flat_map(|n| n.tips.iter().map(|t| t.hash.clone()));
     let bests = nodes.iter().filter_map(|n| n.best.clone());
     tips.chain(bests).collect()
 }
@@ -174,13 +176,22 @@ pub fn fork_view(nodes: &[NodeChain], headers: &Headers, window: u64) -> ForkVie
         .max_by(|a, b| {
             let (ha, hb) = (&headers[*a], &headers[*b]);
             let (na, nb) = (on.get(a.as_str()), on.get(b.as_str()));
-            (ha.chainwork.as_str(), ha.height, na.map_or(0, Vec::len), *b)
-                .cmp(&(hb.chainwork.as_str(), hb.height, nb.map_or(0, Vec::len), *a))
+            (ha.chainwork.as_str(), ha.height, na.map_or(0, Vec::len), *b).cmp(&(
+                hb.chainwork.as_str(),
+                hb.height,
+                nb.map_or(0, Vec::len),
+                *a,
+            ))
         })
         .cloned();
     let main_chain: BTreeSet<&str> = main
         .as_deref()
-        .map(|m| ancestry(m, headers, 0).into_iter().map(|h| h.hash.as_str()).collect())
+        .map(|m| {
+            ancestry(m, headers, 0)
+                .into_iter()
+                .map(|h| h.hash.as_str())
+                .collect()
+        })
         .unwrap_or_default();
     let mut blocks: BTreeMap<(u64, &str), Block> = BTreeMap::new();
     for tip in &tips {
@@ -235,10 +246,16 @@ fn branch(
         let len = listed.iter().map(|t| t.branchlen).max().unwrap_or(0);
         height.saturating_sub(len)
     });
-    let status = ["active", "valid-fork", "valid-headers", "headers-only", "invalid"]
-        .into_iter()
-        .find(|s| listed.iter().any(|t| t.status == *s))
-        .unwrap_or("unknown");
+    let status = [
+        "active",
+        "valid-fork",
+        "valid-headers",
+        "headers-only",
+        "invalid",
+    ]
+    .into_iter()
+    .find(|s| listed.iter().any(|t| t.status == *s))
+    .unwrap_or("unknown");
     let nodes_on = on.get(tip).cloned().unwrap_or_default();
     Branch {
         tip: tip.to_string(),

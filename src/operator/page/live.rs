@@ -196,7 +196,12 @@ impl Pages {
     }
 
     fn with(&self, cluster: &str, f: impl FnOnce(&mut Live)) {
-        f(self.clusters.lock().unwrap().entry(cluster.to_string()).or_default());
+        f(self
+            .clusters
+            .lock()
+            .unwrap()
+            .entry(cluster.to_string())
+            .or_default());
         self.changed();
     }
 

@@ -54,9 +54,7 @@ pub fn document() -> Response<Body> {
 /// `/?token=TOKEN`: the token as an HttpOnly cookie and a redirect to `/` (so it leaves the address
 /// bar and the history), when it is the operator's; None when the query holds no token.
 pub fn sign_in(query: Option<&str>, token: Option<&Token>) -> Option<Response<Body>> {
-    let given = query?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))?;
+    let given = query?.split('&').find_map(|kv| kv.strip_prefix("token="))?;
     let bearer = format!("Bearer {given}");
     let admitted = token.is_some_and(|t| t.admits(Some(bearer.as_bytes())));
     let mut res = Response::builder()
@@ -93,13 +91,20 @@ pub fn state(op: &Shared) -> Value {
 
 /// One message of the stream: every cluster's view with what is new since `seen`, and what the page
 /// needs to know of the operator.
-fn message(op: &Shared, seen: &BTreeMap<String, u64>, full: bool) -> (Value, BTreeMap<String, u64>) {
+fn message(
+    op: &Shared,
+    seen: &BTreeMap<String, u64>,
+    full: bool,
+) -> (Value, BTreeMap<String, u64>) {
     let (clusters, next) = op.pages.state(&op.states(), seen);
     let about = live::About {
         read_only: op.read_only,
         version: env!("CARGO_PKG_VERSION"),
     };
-    (json!({ "about": about, "full": full, "clusters": clusters }), next)
+    (
+        json!({ "about": about, "full": full, "clusters": clusters }),
+        next,
+    )
 }
 
 /// The page's event stream: the whole state at once, then what changed at each change, and a
@@ -164,7 +169,10 @@ mod tests {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(res.headers()["location"], "/");
         let cookie = res.headers()[hyper::header::SET_COOKIE].to_str().unwrap();
-        assert_eq!(cookie, "regbox_token=s3cret; HttpOnly; SameSite=Strict; Path=/");
+        assert_eq!(
+            cookie,
+            "regbox_token=s3cret; HttpOnly; SameSite=Strict; Path=/"
+        );
         assert!(sign_in(Some("token=wrong"), Some(&token)).is_none());
         assert!(sign_in(Some("x=1"), Some(&token)).is_none());
         assert!(sign_in(None, Some(&token)).is_none());
