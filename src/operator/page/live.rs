@@ -49,8 +49,11 @@ struct Live {
     next: u64,
     headers: Headers,
     /// The layout of the declared graph, and the graph it is of.
-    layout: Option<(usize, Vec<(usize, usize)>, Vec<(f64, f64)>)>,
+    layout: Option<Layout>,
 }
+
+/// Node positions and the graph they are of: `(nodes, edges, positions)`.
+type Layout = (usize, Vec<(usize, usize)>, Vec<(f64, f64)>);
 
 impl Live {
     fn numbered(&mut self) -> u64 {
