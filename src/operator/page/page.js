@@ -91,13 +91,15 @@ function topology(p) {
     const title = [`${d.name}: ${d.state}${d.held ? " (held)" : ""}`, `height ${d.height == null ? "?" : d.height}`,
       `best ${short(d.best)}`, `${d.peers} peers`].concat(d.links ? [d.links] : [], d.error ? [d.error] : []).join("\n");
     const mark = d.state === "paused" ? "❚❚" : d.state === "running" ? "" : "■";
+    // Labels beside the node, on its left in the right half so that they stay inside the drawing.
+    const left = d.x > 560, anchor = left ? "end" : "start", lx = left ? d.x - r - 5 : d.x + r + 5;
     out.push(`<g class="node" data-name="${esc(d.name)}" data-state="${esc(d.state)}" data-held="${d.held}" data-tip="${d.tip == null ? "" : d.tip}">` +
       (wide ? `<circle class="shaped-ring" cx="${d.x}" cy="${d.y}" r="${r + 6}"/>` : "") +
       (d.held ? `<circle class="held-ring" cx="${d.x}" cy="${d.y}" r="${r + 3}"/>` : "") +
       `<circle class="dot" cx="${d.x}" cy="${d.y}" r="${r}" fill="${tipColour(d.tip)}"/>` +
       (mark ? `<text class="state-mark" x="${d.x}" y="${d.y}">${mark}</text>` : "") +
-      (many ? "" : `<text class="name" x="${d.x + r + 5}" y="${d.y - 1}">${esc(d.name)}</text>` +
-        `<text class="sub" x="${d.x + r + 5}" y="${d.y + 13}">${d.height == null ? d.state : "h " + d.height}${wide ? " · " + esc(wide.shaping) : ""}</text>`) +
+      (many ? "" : `<text class="name" x="${lx}" y="${d.y - 1}" text-anchor="${anchor}">${esc(d.name)}</text>` +
+        `<text class="sub" x="${lx}" y="${d.y + 13}" text-anchor="${anchor}">${d.height == null ? d.state : "h " + d.height}${wide ? " · " + esc(wide.shaping) : ""}</text>`) +
       `<title>${esc(title)}</title></g>`);
   });
   out.push("</svg>");
