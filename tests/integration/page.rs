@@ -187,6 +187,39 @@ fn the_page_draws_the_ring_its_partition_the_fork_and_reorg_and_link_faults_live
             .wait_for("that it lost the operator", lost, SHOWS)
             .await;
         browser.screenshot(&shots.join("6-lost.png")).await;
+
+        // An operator with a token: `/` is refused without it; `/?token=` once sets it as a cookie,
+        // takes it out of the address, and the page and its stream go live.
+        let file = TempFile::new(
+            "page.yaml",
+            &format!("name: {name}\nnodes: 6\ntopology: ring\n"),
+        );
+        let port = free_port();
+        let mut op = regbox()
+            .args(["operator", file.to_str().unwrap(), "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("REGBOX_TOKEN", "page-s3cret")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}/");
+        let started = std::time::Instant::now();
+        while try_http("GET", &format!("{base}healthz"), "")
+            .await
+            .is_err()
+        {
+            assert!(started.elapsed() < SHOWS, "the operator never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(http("GET", &base, "").await.0, 401);
+        browser.goto(&format!("{base}?token=page-s3cret")).await;
+        let live = format!("document.body.dataset.connection === 'live' && {nodes}.length === 6");
+        browser
+            .wait_for("the page behind the token", &live, SHOWS)
+            .await;
+        assert_eq!(browser.script("return location.search").await, json!(""));
+        interrupt(&op);
+        op.wait().await.unwrap();
         browser.close().await;
     });
 }
