@@ -460,7 +460,8 @@ async fn carry_out(
             ),
         };
         let at = crate::engine::node::unix_now();
-        (op.pages).log(cluster, crate::core::picture::Event::new(at, kind, text));
+        op.pages
+            .log(cluster, crate::core::picture::Event::new(at, kind, text));
     }
     Ok(Reply::Json(result?.to_json()))
 }
