@@ -159,7 +159,7 @@ pub enum Command {
     /// List clusters.
     Ls,
     /// Keep clusters as declared until stopped: repair on a timer, on container events and on manifest
-    /// changes; serve /status, /metrics and actions over HTTP.
+    /// changes; serve /status, /metrics, actions and a live web page (at /) over HTTP.
     ///
     /// With manifests, their clusters are applied (when missing or changed) and kept; without, every
     /// cluster on the engine is kept as recorded. Nodes stopped, killed or paused by regbox stay so
@@ -195,6 +195,24 @@ pub enum Command {
         /// (its waits plus 30 s); past it the request answers 504 and its work is dropped.
         #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
         request_deadline: Option<u64>,
+    },
+    /// Open a live picture of a cluster in the browser: a read-only operator on loopback that serves
+    /// the page and prints its URL, until Ctrl-C.
+    ///
+    /// The page draws the topology (partition segments, cuts and shaped links, nodes coloured by their
+    /// best tip), the fork view, heights over time, the faults in force and the event log, and
+    /// updates live. It changes nothing: its passes repair nothing and its HTTP interface refuses every
+    /// verb that would change the cluster. `regbox operator` serves the same page at `/`.
+    Dashboard {
+        /// The cluster (the same as -c; the only one when there is one).
+        #[arg(value_name = "CLUSTER", add = clusters())]
+        name: Option<String>,
+        /// Port on 127.0.0.1 (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Seconds between its passes (samples for /metrics) when no page is open.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
     },
     /// Per node: image, state, data address, height, best block, peers.
     Status {

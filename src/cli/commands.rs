@@ -75,6 +75,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             operator(&ctx, manifests, listen, interval, serving).await
         }
+        Command::Dashboard {
+            name,
+            port,
+            interval,
+        } => dashboard(&ctx, name, port, interval).await,
         Command::Agent { command } => agent(command),
         Command::Relay {
             listen,
@@ -456,11 +461,22 @@ async fn operator(
     } else {
         crate::operator::Scope::Declared(names)
     };
-    let op = std::sync::Arc::new(crate::operator::Operator::new(
+    let op = crate::operator::Operator::new(
         crate::operator::own_container().await,
         ctx.wait_lock,
         scope,
-    ));
+    );
+    serve_operator(op, opts, listener, serving).await
+}
+
+/// Runs `op`'s watchers and its HTTP interface on `listener` until Ctrl-C or SIGTERM, on this thread.
+async fn serve_operator(
+    op: crate::operator::Operator,
+    opts: crate::operator::Options,
+    listener: tokio::net::TcpListener,
+    serving: crate::operator::http::Serving,
+) -> Result<(), Failure> {
+    let op = std::sync::Arc::new(op);
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -475,6 +491,43 @@ async fn operator(
         })
         .await
         .map_err(Failure::Usage)
+}
+
+/// `regbox dashboard [CLUSTER]`: a read-only operator of one existing cluster on 127.0.0.1, its page's
+/// URL printed on stdout. It takes no token: it listens on loopback only and changes nothing.
+async fn dashboard(
+    ctx: &Context,
+    name: Option<String>,
+    port: u16,
+    interval: u64,
+) -> Result<(), Failure> {
+    let cluster = crate::engine::cluster::Cluster::open(ctx.wanted(name)?.as_deref()).await?;
+    let name = cluster.name().to_string();
+    drop(cluster);
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().unwrap_or(listen);
+    println!("http://{addr}/");
+    eprintln!("dashboard of cluster `{name}` at http://{addr}/ (read-only; Ctrl-C to stop)");
+    let timeout = crate::core::verb::DEFAULT_TIMEOUT;
+    let opts = crate::operator::Options {
+        manifests: Vec::new(),
+        load: Box::new(|path| Err(format!("{}: a dashboard reads no manifest", path.display()))),
+        interval: Duration::from_secs(interval),
+        timeout,
+    };
+    let scope = crate::operator::Scope::Declared([name].into());
+    let mut op = crate::operator::Operator::new(None, ctx.wait_lock, scope);
+    op.read_only = true;
+    serve_operator(
+        op,
+        opts,
+        listener,
+        crate::operator::http::Serving::with_timeout(timeout),
+    )
+    .await
 }
 
 /// Ctrl-C or SIGTERM; a second one exits at once (passes under way may take minutes).

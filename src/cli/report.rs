@@ -163,6 +163,32 @@ fn secs(v: f64) -> String {
     }
 }
 
+/// Value labels drawn on an axis at once: at most this many.
+const VALUE_LABELS: usize = 8;
+
+/// The labels of a value axis over `range`: at the ticks plotters draws there (at most
+/// [`VALUE_LABELS`]), each with the fewest decimals (up to 6) that print every tick differently — so a
+/// short run's small seconds read `0.05, 0.10, 0.15`, not `0.1, 0.1, 0.2`.
+fn value_labels(range: std::ops::Range<f64>) -> impl Fn(&f64) -> String {
+    let ticks = RangedCoordf64::from(range).key_points(VALUE_LABELS);
+    let distinct = |d: usize| {
+        let printed: std::collections::BTreeSet<String> =
+            ticks.iter().map(|v| format!("{v:.d$}")).collect();
+        printed.len() == ticks.len()
+    };
+    let decimals = (0..=6).find(|&d| distinct(d)).unwrap_or(6);
+    move |v: &f64| format!("{v:.decimals$}")
+}
+
+/// The label of a whole number; none at a fractional tick (heights, steps and counts are whole).
+fn whole(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        String::new()
+    }
+}
+
 fn median_max(values: &[f64]) -> Option<(f64, f64)> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -435,7 +461,7 @@ fn heights_section(s: &Summary) -> String {
             .y_label_area_size(64)
             .build_cartesian_2d(time_axis(s), y0..y1)?;
         house_style(&mut chart.configure_mesh())
-            .y_label_formatter(&|h| format!("{h:.0}"))
+            .y_label_formatter(&whole)
             .x_desc(time_desc(s))
             .y_desc("best tip height")
             .draw()?;
@@ -500,13 +526,6 @@ fn reorgs_section(s: &Summary) -> String {
             .x_label_area_size(42)
             .y_label_area_size(64)
             .build_cartesian_2d(0.4f64..deepest.max(8) as f64 + 0.6, 0f64..top * 1.15 + 0.5)?;
-        let whole = |v: &f64| {
-            if (v - v.round()).abs() < 1e-9 {
-                format!("{v:.0}")
-            } else {
-                String::new()
-            }
-        };
         house_style(&mut chart.configure_mesh())
             .disable_x_mesh()
             .x_labels(deepest.max(8) as usize + 2)
@@ -570,18 +589,13 @@ fn convergence_section(s: &Summary) -> String {
             .x_label_area_size(42)
             .y_label_area_size(64)
             .build_cartesian_2d(-0.6f64..last_step as f64 + 0.6, 0f64..top * 1.12)?;
-        let whole = |v: &f64| {
-            if (v - v.round()).abs() < 1e-9 && *v >= 0.0 {
-                format!("{v:.0}")
-            } else {
-                String::new()
-            }
-        };
+        let step = |v: &f64| if *v >= 0.0 { whole(v) } else { String::new() };
         house_style(&mut chart.configure_mesh())
             .disable_x_mesh()
             .x_labels((last_step + 2).min(24))
-            .x_label_formatter(&whole)
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .x_label_formatter(&step)
+            .y_labels(VALUE_LABELS)
+            .y_label_formatter(&value_labels(0.0..top * 1.12))
             .x_desc("fault step")
             .y_desc("seconds to converge")
             .draw()?;
@@ -634,7 +648,8 @@ fn propagation_section(s: &Summary) -> String {
             .y_label_area_size(64)
             .build_cartesian_2d(time_axis(s), 0f64..top)?;
         house_style(&mut chart.configure_mesh())
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .y_labels(VALUE_LABELS)
+            .y_label_formatter(&value_labels(0.0..top))
             .x_desc(time_desc(s))
             .y_desc("seconds to reach every node")
             .draw()?;
@@ -840,6 +855,7 @@ where
 mod tests {
     use super::*;
     use crate::core::soak::EventKind;
+    use std::collections::BTreeMap;
 
     fn ev(t: f64, kind: EventKind) -> Event {
         Event::new(t, kind)
@@ -966,6 +982,132 @@ mod tests {
             },
         ));
         e
+    }
+
+    /// A short run, as the issue saw it: 8 seconds, one partition, convergence and propagation in
+    /// hundredths of a second, every node at one height.
+    fn short_log() -> Vec<Event> {
+        let nodes = names(&["n0", "n1"]);
+        let mut e = vec![ev(
+            0.0,
+            EventKind::Start {
+                cluster: "short".into(),
+                seed: 1,
+                nodes: nodes.clone(),
+                duration_s: 8.0,
+                faults: names(&["partition"]),
+            },
+        )];
+        for n in &nodes {
+            let tip = EventKind::Tip {
+                node: n.clone(),
+                height: 101,
+                hash: "h101".into(),
+                reorg_depth: 0,
+            };
+            e.push(ev(0.2, tip));
+        }
+        let fault = EventKind::Fault {
+            step: 0,
+            fault: FaultKind::Partition,
+            nodes: nodes.clone(),
+            detail: "{n0} | {n1}".into(),
+        };
+        e.push(ev(1.0, fault));
+        for (t, seconds) in [(1.5, 0.05), (2.5, 0.08), (4.0, 0.11)] {
+            let hash = format!("b{t}");
+            e.push(ev(t, EventKind::Propagation { hash, seconds }));
+        }
+        let end = EventKind::FaultEnd {
+            step: 0,
+            fault: FaultKind::Partition,
+            nodes,
+        };
+        e.push(ev(3.0, end));
+        e.push(ev(
+            3.12,
+            EventKind::Converged {
+                step: 0,
+                seconds: 0.12,
+            },
+        ));
+        e.push(ev(
+            8.0,
+            EventKind::End {
+                ok: true,
+                reason: None,
+            },
+        ));
+        e
+    }
+
+    /// The tick labels of every axis of every plot in `html`, as plotters places them: a vertical
+    /// axis's right-aligned at one x, a horizontal axis's hanging below one y (numbers and clock times
+    /// only; a bar's count above it is neither).
+    fn axes(html: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for plot in html.split("<svg").skip(1) {
+            let mut axes: BTreeMap<(bool, String), Vec<String>> = BTreeMap::new();
+            for text in plot.split("<text").skip(1) {
+                let attr = |name: &str| {
+                    let rest = text.split(&format!(" {name}=\"")).nth(1)?;
+                    Some(rest.split('"').next()?.to_string())
+                };
+                let label = text
+                    .split('>')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('<')
+                    .next()
+                    .unwrap_or("");
+                let label = label.trim();
+                let tick = label.parse::<f64>().is_ok()
+                    || label.trim_end_matches('s').parse::<u64>().is_ok()
+                    || label.split(':').all(|p| p.parse::<u64>().is_ok());
+                if label.is_empty() || !tick {
+                    continue;
+                }
+                let axis = match (attr("text-anchor").as_deref(), attr("dy").as_deref()) {
+                    (Some("end"), Some("0.5ex")) => attr("x").map(|x| (true, x)),
+                    (Some("middle"), Some("0.76em")) => attr("y").map(|y| (false, y)),
+                    _ => None,
+                };
+                if let Some(axis) = axis {
+                    axes.entry(axis).or_default().push(label.to_string());
+                }
+            }
+            out.extend(axes.into_values().filter(|l| l.len() > 1));
+        }
+        out
+    }
+
+    #[test]
+    fn every_axis_of_a_short_runs_report_has_distinct_ticks() {
+        let short = axes(&html(&short_log()));
+        assert!(short.len() >= 5, "{short:?}");
+        // The small seconds show as hundredths: the propagation axis reads 0.02, 0.04, ….
+        assert!(
+            short.iter().any(|l| l.contains(&"0.04".to_string())),
+            "{short:?}"
+        );
+        // The long run's axes too.
+        for labels in short.iter().chain(&axes(&html(&small_log()))) {
+            let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+            assert_eq!(distinct.len(), labels.len(), "repeated ticks: {labels:?}");
+        }
+    }
+
+    #[test]
+    fn value_labels_take_the_fewest_decimals_that_keep_ticks_apart() {
+        let small = value_labels(0.0..0.135);
+        assert_eq!(
+            [0.0, 0.02, 0.04].map(|v| small(&v)),
+            ["0.00", "0.02", "0.04"]
+        );
+        let large = value_labels(0.0..140.0);
+        assert_eq!([0.0, 20.0, 40.0].map(|v| large(&v)), ["0", "20", "40"]);
+        assert_eq!(whole(&101.0), "101");
+        assert_eq!(whole(&101.2), "");
     }
 
     fn plots(html: &str) -> usize {

@@ -1,7 +1,7 @@
 //! The pure core: plain data and functions, no async runtime, no Docker client, no HTTP. Everything here
 //! is unit-tested in milliseconds and imports nothing from `engine` or `cli`. Grouped by concept:
 //! `cluster` (manifest, layout, planner), `topology`, `partition`, `faults`, `chain`, `scenario`,
-//! `soak`, `release` (Bitcoin Core releases), and `verb` (the vocabulary every door speaks); `names`,
+//! `soak`, `release` (Bitcoin Core releases), `picture` (what the operator's page draws), and `verb` (the vocabulary every door speaks); `names`,
 //! `rng` and `yaml` serve them all.
 
 pub mod chain;
@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod faults;
 pub mod names;
 pub mod partition;
+pub mod picture;
 pub mod release;
 pub(crate) mod rng;
 pub mod scenario;

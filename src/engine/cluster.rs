@@ -2,7 +2,7 @@
 //! operations on its running nodes — mining, sending, waiting, status, logs. Bringing it up, reading it
 //! back and taking it down live in `lifecycle`, the reconcile loop in `reconcile`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,6 +20,15 @@ use crate::engine::node::Node;
 use crate::engine::rpc::{Relay, RpcClient, Transport};
 use crate::engine::wait::{self, on_all, Met, WaitFor};
 use futures::StreamExt;
+
+/// What `status` reads (see [`Cluster::status_reading`]).
+pub(crate) struct StatusReading {
+    pub nodes: Vec<NodeStatus>,
+    /// Every node's link faults, by name (a node without any is absent).
+    pub links: crate::core::verb::Links,
+    /// The nodes held down on purpose.
+    pub held: Vec<String>,
+}
 
 /// A cluster as regbox knows it: the declared spec plus where each node lives.
 pub struct Cluster {
@@ -238,6 +247,12 @@ impl Cluster {
 
     /// Each node's container state, chain tip and peers.
     pub async fn status(&self) -> Result<Vec<NodeStatus>> {
+        Ok(self.status_reading().await?.nodes)
+    }
+
+    /// What `status` reads: each node's status, and on the way the link faults by node and the nodes
+    /// held on purpose (the operator's page draws all three).
+    pub(crate) async fn status_reading(&self) -> Result<StatusReading> {
         let containers: HashMap<String, ContainerInfo> = self
             .docker
             .labeled_containers(&blueprint::cluster_filter(Some(self.name())))
@@ -251,14 +266,46 @@ impl Cluster {
             async move { Ok::<_, Error>(self.node_status(n, container).await) }
         })
         .await?;
-        for (i, f) in plane {
-            status[i].links = plane::describe(&f, |p| self.nodes[p].name().to_string());
+        for (&i, f) in &plane {
+            status[i].links = plane::describe(f, |p| self.nodes[p].name().to_string());
         }
         let listed: Vec<ContainerInfo> = containers.into_values().collect();
         for (i, limits) in self.throttles_in(&listed) {
             status[i].throttle = Some(limits);
         }
-        Ok(status)
+        Ok(StatusReading {
+            nodes: status,
+            links: self.links_of(&plane),
+            held: self
+                .held_in(&listed)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    /// The nodes held down on purpose, by name.
+    pub(crate) async fn held(&self) -> Result<Vec<String>> {
+        let filter = blueprint::cluster_filter(Some(self.name()));
+        let listed = self.docker.labeled_containers(&filter).await?;
+        Ok(self
+            .held_in(&listed)
+            .into_iter()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The declared nodes that `containers` (the cluster's) hold down on purpose, by name.
+    pub(crate) fn held_in<'a>(&self, containers: &'a [ContainerInfo]) -> BTreeSet<&'a str> {
+        containers
+            .iter()
+            .filter(|c| {
+                c.labels.get(blueprint::LABEL_ROLE).map(String::as_str)
+                    == Some(blueprint::ROLE_HOLD)
+            })
+            .filter_map(|c| c.labels.get(blueprint::LABEL_NODE).map(String::as_str))
+            .filter(|n| self.by_name.contains_key(*n))
+            .collect()
     }
 
     async fn node_status(&self, n: &Node, container: Option<&ContainerInfo>) -> NodeStatus {

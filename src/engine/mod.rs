@@ -19,6 +19,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod links;
 pub mod lock;
+pub mod look;
 pub mod measure;
 pub mod node;
 pub mod progress;

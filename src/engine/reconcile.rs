@@ -382,12 +382,7 @@ impl Cluster {
             .map(|n| (n.layout.container.as_str(), n))
             .collect();
         // Holds of declared nodes; a hold of a node no longer declared is a stray.
-        let held: BTreeSet<&str> = containers
-            .iter()
-            .filter(|c| c.labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE_HOLD))
-            .filter_map(|c| c.labels.get(LABEL_NODE).map(String::as_str))
-            .filter(|n| self.by_name.contains_key(*n))
-            .collect();
+        let held = self.held_in(&containers);
         for c in &containers {
             let Some(node) = index.get(c.name.as_str()) else {
                 let role = c.labels.get(LABEL_ROLE).map(String::as_str);

@@ -131,7 +131,7 @@ impl Cluster {
         tracing::debug!("verified at {:?}", begun.elapsed());
         Ok(ResetReport {
             to: to.map(str::to_string),
-            nodes: self.chains().await?,
+            nodes: self.best_blocks().await?,
             remade: remade
                 .iter()
                 .map(|&i| self.nodes[i].name().into())
@@ -177,7 +177,7 @@ impl Cluster {
             .await?;
         Ok(SnapshotReport {
             name: name.to_string(),
-            nodes: self.chains().await?,
+            nodes: self.best_blocks().await?,
         })
     }
 
@@ -383,7 +383,7 @@ impl Cluster {
     }
 
     /// Every node's best block.
-    async fn chains(&self) -> Result<Vec<NodeSnapshot>> {
+    async fn best_blocks(&self) -> Result<Vec<NodeSnapshot>> {
         on_all(&self.nodes, |n| async move {
             let best_hash = n.rpc.get_best_block_hash().await?;
             let height = n.rpc.get_block_count().await?;

@@ -521,6 +521,11 @@ impl RpcClient {
         self.call("getblockheader", json!([hash])).await
     }
 
+    /// Every tip of the node's block tree: the active one, and those of branches off it.
+    pub async fn get_chain_tips(&self) -> Result<Vec<crate::core::chain::forks::ChainTip>> {
+        self.call("getchaintips", json!([])).await
+    }
+
     pub async fn get_peer_info(&self) -> Result<Vec<PeerInfo>> {
         self.call("getpeerinfo", json!([])).await
     }

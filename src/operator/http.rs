@@ -4,7 +4,8 @@
 //! (`core::verb`) as its body, carries it out through the one executor and answers with its report
 //! (`logs` with `follow` streams the log as text), then wakes the cluster's watcher.
 //! `GET /clusters/{name}/status` and `POST /clusters/{name}/partition|heal|faults|mine` are aliases:
-//! each is read as the verb of its name.
+//! each is read as the verb of its name. `GET /` is the web page, `/page/events` its live stream
+//! (`page`). A read-only operator refuses every verb that changes a cluster (403).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use crate::engine::cluster::Cluster;
 use crate::engine::error::Error;
 use crate::engine::exec::{self, Exec};
 use crate::operator::auth::Token;
-use crate::operator::tls;
+use crate::operator::{page, tls};
 use crate::operator::{Scope, Shared};
 
 /// The largest request body read.
@@ -251,10 +252,17 @@ async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     tracing::debug!("{method} {path}");
+    if path == "/" {
+        if let Some(res) = page::sign_in(req.uri().query(), serving.token.as_ref()) {
+            return res;
+        }
+    }
+    let cookie = page::cookie_bearer(req.headers());
     let presented = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
+        .map(|v| v.as_bytes())
+        .or(cookie.as_ref().map(|c| c.as_bytes()));
     if let Err(message) = authorized(&path, presented, serving) {
         tracing::info!("{method} {path}: 401: {message}");
         let body = json!({ "error": message }).to_string() + "\n";
@@ -273,6 +281,7 @@ async fn respond(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Resp
             "text/plain; version=0.0.4; charset=utf-8",
             t,
         ),
+        Ok(Reply::Page(res)) => res,
         Ok(Reply::Stream(body)) => Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/plain; charset=utf-8")
@@ -302,7 +311,7 @@ fn authorized(path: &str, presented: Option<&[u8]>, serving: &Serving) -> Result
     }
     Err(match presented {
         None => "this operator needs a token: send `Authorization: Bearer TOKEN` (the CLI sends \
-                 REGBOX_TOKEN or --token-file)"
+                 REGBOX_TOKEN or --token-file; a browser opens /?token=TOKEN once)"
             .into(),
         Some(_) => "the token presented is not this operator's".into(),
     })
@@ -320,10 +329,12 @@ enum Reply {
     Json(Value),
     Text(String),
     Stream(Body),
+    /// The web page or its event stream, as [`page`] made it.
+    Page(Response<Body>),
 }
 
 /// Where each endpoint goes.
-const ENDPOINTS: &str = "GET /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/verbs (or the aliases partition|heal|faults|mine)";
+const ENDPOINTS: &str = "GET / (the page), /page/state, /page/events, /status, /metrics, /healthz, /clusters/NAME/status; POST /clusters/NAME/verbs (or the aliases partition|heal|faults|mine)";
 
 async fn route(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Result<Reply, Refused> {
     let path: Vec<String> = req
@@ -336,6 +347,9 @@ async fn route(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Result
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match (&method, parts.as_slice()) {
+        (&Method::GET, []) => Ok(Reply::Page(page::document())),
+        (&Method::GET, ["page", "events"]) => Ok(Reply::Page(page::events(op.clone()))),
+        (&Method::GET, ["page", "state"]) => Ok(Reply::Json(page::state(op))),
         (&Method::GET, ["healthz"]) => Ok(Reply::Text("ok\n".into())),
         (&Method::GET, ["status"]) => Ok(Reply::Json(json!({ "clusters": op.states() }))),
         (&Method::GET, ["metrics"]) => Ok(Reply::Text(op.exposition())),
@@ -351,10 +365,12 @@ async fn route(op: &Shared, req: Request<Incoming>, serving: &Serving) -> Result
             let verb = verb_of(action, body(req).await?)?;
             carry_out(op, &cluster, verb, serving).await
         }
-        (_, ["status" | "metrics" | "healthz"]) | (_, ["clusters", _, _]) => Err(Refused(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed here"),
-        )),
+        (_, [] | ["status" | "metrics" | "healthz"] | ["page", _]) | (_, ["clusters", _, _]) => {
+            Err(Refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+            ))
+        }
         _ => Err(Refused(
             StatusCode::NOT_FOUND,
             format!("no such endpoint: {ENDPOINTS}"),
@@ -395,6 +411,18 @@ async fn carry_out(
         .map_err(|e| Refused(StatusCode::NOT_FOUND, e))?;
     verb.check()
         .map_err(|e| Refused(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if op.read_only && !reads_only(&verb) {
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this operator only reads (regbox dashboard): `{}` changes the cluster; run it with \
+                 the CLI (`regbox -c {} {} …`) or through an operator that keeps the cluster",
+                verb.word(),
+                crate::core::names::shown(cluster),
+                verb.word()
+            ),
+        ));
+    }
     if let Verb::Logs {
         node,
         tail,
@@ -419,13 +447,31 @@ async fn carry_out(
     {
         op.look_for_clusters();
     }
-    if !matches!(
-        verb,
-        Verb::Status | Verb::Url { .. } | Verb::Logs { .. } | Verb::Wait { .. } | Verb::Sync { .. }
-    ) {
+    if !reads_only(&verb) {
         op.kick(cluster, &format!("request: {}", verb.word()));
+        let (kind, text) = match &result {
+            Ok(_) => (
+                "request",
+                format!("{} (asked of the operator)", verb.word()),
+            ),
+            Err(e) => (
+                "error",
+                format!("{} failed: {}", verb.word(), error_chain(e)),
+            ),
+        };
+        let at = crate::engine::node::unix_now();
+        op.pages
+            .log(cluster, crate::core::picture::Event::new(at, kind, text));
     }
     Ok(Reply::Json(result?.to_json()))
+}
+
+/// Whether `verb` only reads the cluster (what a read-only operator carries out).
+fn reads_only(verb: &Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Status | Verb::Url { .. } | Verb::Logs { .. } | Verb::Wait { .. } | Verb::Sync { .. }
+    )
 }
 
 /// How long a request for `verb` may run: its budget when each wait lasts `timeout` unless it names its

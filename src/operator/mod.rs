@@ -3,11 +3,13 @@
 //! outside) and when its manifest changes; it applies the manifest when it changed, repairs the cluster
 //! (`Cluster::repair`), samples every node for `/metrics`, and is reported in `/status`. A failed pass
 //! waits an error backoff before the next. Nothing is kept but what Docker's labels hold, so the
-//! operator can restart, and the engine too.
+//! operator can restart, and the engine too. Its web page (`page`) draws every watched cluster live;
+//! read-only (`regbox dashboard`), it only samples and draws.
 
 pub mod auth;
 pub mod client;
 pub mod http;
+pub mod page;
 pub mod tls;
 mod watch;
 
@@ -89,6 +91,11 @@ pub struct Operator {
     pub scope: Scope,
     /// Wakes the discovery of clusters on the engine (with [`Scope::Engine`]).
     found: tokio::sync::Notify,
+    /// Only reads (`regbox dashboard`): passes repair nothing and the HTTP interface carries out no verb
+    /// that changes a cluster.
+    pub read_only: bool,
+    /// What its web page shows of each cluster.
+    pub pages: page::Pages,
 }
 
 /// The clusters an operator acts on when asked over HTTP.
@@ -118,6 +125,8 @@ impl Operator {
             lock_wait,
             scope,
             found: tokio::sync::Notify::new(),
+            read_only: false,
+            pages: page::Pages::default(),
         }
     }
 
@@ -201,6 +210,7 @@ impl Operator {
     fn forget(&self, cluster: &str) {
         self.clusters.lock().unwrap().remove(cluster);
         self.kicks.lock().unwrap().remove(cluster);
+        self.pages.forget(cluster);
     }
 }
 

@@ -17,12 +17,14 @@ use crate::core::cluster::blueprint;
 use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::metrics::{ClusterMetrics, NodeMetrics};
 use crate::core::names::error_chain;
+use crate::core::picture::Event;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::Docker;
 use crate::engine::error::Error;
 use crate::engine::lifecycle::{self, UpOptions};
 use crate::engine::node::{unix_now, Node, SAMPLE_TIMEOUT};
 use crate::engine::progress::Progress;
+use crate::engine::repair::Repair;
 use crate::engine::wait::RPC_CONCURRENCY;
 use crate::operator::{backoff, Operator, Options, PassReport, Shared};
 
@@ -87,7 +89,10 @@ async fn discover(op: Shared, opts: Rc<Options>, mut stop: watch::Receiver<bool>
         while watchers.try_join_next().is_some() {}
         match lifecycle::list().await {
             Ok(clusters) => {
-                for c in clusters.into_iter().filter(|c| !op.watches(&c.name)) {
+                let new = |c: &lifecycle::ClusterSummary| {
+                    !op.watches(&c.name) && op.serves(&c.name).is_ok()
+                };
+                for c in clusters.into_iter().filter(new) {
                     let (tx, rx) = mpsc::channel(KICKS);
                     op.kicks.lock().unwrap().insert(c.name.clone(), tx);
                     watchers.spawn_local(watch_with(
@@ -134,6 +139,13 @@ async fn watch_with(
     mut stop: watch::Receiver<bool>,
 ) {
     op.update(&cluster, |s| s.manifest = manifest.clone());
+    // The page's reader of this cluster lives as long as its watcher.
+    let looker = tokio::task::spawn_local(crate::operator::page::live::keep_looking(
+        op.clone(),
+        cluster.clone(),
+        opts.interval,
+    ));
+    let _looker = AbortOnDrop(looker);
     let mut trigger = "start".to_string();
     let mut applied: Option<String> = None;
     loop {
@@ -196,6 +208,15 @@ async fn watch_with(
     }
 }
 
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Records a pass's outcome in the operator's state (its metrics, or its error) and completes its
 /// report with what it changed or why it failed.
 fn record(
@@ -210,6 +231,9 @@ fn record(
         Ok(done) => {
             if !done.changes.is_empty() {
                 tracing::info!("{cluster}: {}", done.changes.join("; "));
+                let text = format!("pass ({}): {}", report.trigger, done.changes.join("; "));
+                op.pages
+                    .log(cluster, Event::new(report.started, "pass", text));
             }
             op.update(cluster, |s| {
                 s.declared_nodes = done.metrics.nodes.len();
@@ -233,6 +257,9 @@ fn record(
         Err(e) => {
             let e = e.to_string();
             tracing::warn!("{cluster}: pass failed (next in {wait:?}): {e}");
+            let text = format!("pass ({}) failed: {e}", report.trigger);
+            op.pages
+                .log(cluster, Event::new(report.started, "error", text));
             op.update(cluster, |s| {
                 s.metrics.cluster = cluster.to_string();
                 s.metrics.passes += 1;
@@ -351,7 +378,15 @@ async fn pass(
     if let Some(me) = &me {
         cluster.attach(me).await?;
     }
-    let repair = cluster.repair_waiting(opts.timeout, op.lock_wait).await?;
+    // Read-only, the cluster is left as it is: only its holds are read.
+    let repair = if op.read_only {
+        Repair {
+            held: cluster.held().await?,
+            ..Repair::default()
+        }
+    } else {
+        cluster.repair_waiting(opts.timeout, op.lock_wait).await?
+    };
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
     let metrics = sample(&cluster, &previous, &repair.restarted, &repair.held).await;

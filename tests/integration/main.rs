@@ -26,6 +26,7 @@ mod links;
 mod locking;
 mod operator;
 mod operator_tls;
+mod page;
 mod partitions;
 mod reset;
 mod resources;

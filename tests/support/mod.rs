@@ -1,7 +1,9 @@
 //! What the integration tests, the multi-host test and the benchmarks share: an outside view of the
 //! engine (straight through bollard, not regbox's facade), unique names, the node image built once,
-//! drop guards that tear clusters down, and running the `regbox` binary.
+//! drop guards that tear clusters down, running the `regbox` binary, and a headless browser (`browser`).
 #![allow(dead_code)]
+
+pub mod browser;
 
 use regbox::cluster::{self, Cluster, UpOptions};
 use regbox::manifest::{self, ClusterSpec};

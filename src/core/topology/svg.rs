@@ -7,7 +7,7 @@ use crate::core::topology::graphio::xml_escape;
 use crate::core::topology::Edge;
 
 /// Width and height of the drawing, in pixels.
-const SIZE: f64 = 800.0;
+pub const SIZE: f64 = 800.0;
 
 /// Space kept free around the layout, for labels.
 const MARGIN: f64 = 60.0;
@@ -79,8 +79,9 @@ pub fn render(names: &[String], edges: &[Edge], highlight: Option<&[usize]>) -> 
     out + "</svg>\n"
 }
 
-/// Node positions inside the drawing area, `MARGIN` from every side.
-fn layout(n: usize, edges: &[(usize, usize)]) -> Vec<(f64, f64)> {
+/// Node positions inside the 800×800 drawing area, `MARGIN` from every side (the operator's page
+/// draws the same layout).
+pub fn layout(n: usize, edges: &[(usize, usize)]) -> Vec<(f64, f64)> {
     let points = if n <= FORCE_LIMIT {
         force(n, edges)
     } else {
