@@ -101,6 +101,12 @@ fn clock_env() -> Vec<String> {
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
 pub const PIDS_LIMIT: i64 = 512;
 
+/// The lab settings that size a node's threads: 4 RPC workers instead of 16, and no script-check
+/// threads (`-par=0` starts one per core less one, up to 15) — 23 threads a node → 10 on 2 cores,
+/// which is what bounds a host's node count (`kernel.pid_max`), with RPC and block relay no slower
+/// (measured in docs/src/scale.md). Requests beyond 4 at once queue (`-rpcworkqueue`, 64).
+pub const LAB_THREADS: &[&str] = &["-rpcthreads=4", "-par=1"];
+
 /// A Docker image tag made of `text`: characters a tag cannot hold become `-`, a leading `.` or `-`
 /// gives way to `_`, and it is cut at Docker's 128 characters.
 pub fn image_tag(text: &str) -> String {
@@ -333,14 +339,9 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 // The signature and script caches take 32 MiB up front, more than the rest of an
                 // idle lab node; 1 MiB is plenty for regtest's few transactions.
                 "-maxsigcachesize=1".to_string(),
-                // 4 RPC workers instead of 16, and no script-check threads (`-par=0` starts one per
-                // core less one, up to 15): 23 threads a node → 10, which is what bounds a host's
-                // node count (`kernel.pid_max`), with RPC and block relay no slower (measured in
-                // docs/src/scale.md). Requests beyond 4 at once queue (`-rpcworkqueue`, 64).
-                "-rpcthreads=4".to_string(),
-                "-par=1".to_string(),
             ]
             .into();
+            args.extend(LAB_THREADS.iter().map(|a| a.to_string()));
             if node.wallet {
                 // Regtest has no fee estimates; without a fallback fee every send fails.
                 args.push("-fallbackfee=0.0002".to_string());
