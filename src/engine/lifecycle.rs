@@ -398,7 +398,7 @@ async fn demand(docker: &Docker, spec: &ClusterSpec) -> Result<Demand> {
         .await?;
     let running: BTreeSet<&str> = (containers.iter())
         .filter(|c| c.state == State::Running)
-        .filter(|c| c.labels.get(blueprint::LABEL_ROLE).is_none())
+        .filter(|c| !c.labels.contains_key(blueprint::LABEL_ROLE))
         .filter_map(|c| c.labels.get(blueprint::LABEL_NODE).map(String::as_str))
         .collect();
     let mut demand = Demand {
