@@ -1,5 +1,5 @@
 //! Clock faults on the engine: each node's clock file (on its data volume, read by libfaketime in its
-//! bitcoind on every clock reading) written with the declared offset when its container is made and
+//! bitcoind at most once a second) written with the declared offset when its container is made and
 //! with the `clock` verb's at run time, and read back for `status`.
 
 use std::collections::hash_map::Entry;
@@ -25,7 +25,8 @@ const CONCURRENCY: usize = 16;
 
 impl Cluster {
     /// Sets the clocks of `nodes` (every node for `None`) to `offset` seconds from the host's (0: the
-    /// host's clock). In force as soon as it returns: libfaketime reads the file at every reading.
+    /// host's clock). In force as soon as it returns: it returns once every reading of the nodes'
+    /// clocks has the new one (`clock::in_force_at`, at most a second after the files are written).
     /// Refused, before any clock changes, for a node whose image carries no libfaketime.
     pub(crate) async fn clock_locked(
         &self,
@@ -85,6 +86,9 @@ impl Cluster {
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
             .await?;
+        // Every node reads its file again at its first clock reading from the next whole second on.
+        let now = since_epoch();
+        tokio::time::sleep(clock::in_force_at(now).saturating_sub(now)).await;
         // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
         let fresh = written + offset - 1;
         let settled = jumped.iter().map(|(i, old)| {
@@ -181,7 +185,12 @@ impl Cluster {
 
 /// The host's clock, in Unix seconds.
 fn unix_now() -> i64 {
+    since_epoch().as_secs() as i64
+}
+
+/// The host's clock, since the Unix epoch.
+fn since_epoch() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .unwrap_or_default()
 }

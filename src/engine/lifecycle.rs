@@ -17,6 +17,7 @@ use crate::core::cluster::blueprint::{
     self, Networks, LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, LABEL_RPC_PASSWORD, LABEL_SPEC,
     ROLE_META,
 };
+use crate::core::cluster::limits::Demand;
 use crate::core::cluster::lock::{holder_of, ROLE_LOCK};
 use crate::core::cluster::manifest::{ClusterSpec, NodeSpec, DEFAULT_IMAGE};
 use crate::core::cluster::plan::NetRole;
@@ -207,11 +208,7 @@ impl Cluster {
             // Every node sits on the control network and (healed) on one data segment. (The limits
             // are this machine's: across hosts they are each host's own, which it does not read.)
             if spec.hosts.is_empty() {
-                crate::engine::host::admit(crate::core::cluster::limits::Demand {
-                    nodes: spec.nodes.len(),
-                    edges: spec.edges.len(),
-                    largest_network: spec.nodes.len(),
-                })?;
+                crate::engine::host::admit(demand(&docker, &spec).await?)?;
             }
             resolve_images(&docker, &mut spec, &fx).await?;
             let held = fx
@@ -393,6 +390,36 @@ fn recorded_images(recorded: Option<&Recorded>) -> HashMap<String, String> {
 
 /// A spec to make a cluster from meets every rule a manifest does, the argument policy included,
 /// whether it came through the manifest reader or not (JSON to the operator, the library).
+/// What bringing `spec` up asks of this host: its nodes, edges and largest network, and the nodes not
+/// running now with their threads (a node that runs already costs no more).
+async fn demand(docker: &Docker, spec: &ClusterSpec) -> Result<Demand> {
+    let containers = docker
+        .labeled_containers(&blueprint::cluster_filter(Some(&spec.name)))
+        .await?;
+    let running: BTreeSet<&str> = (containers.iter())
+        .filter(|c| c.state == State::Running)
+        .filter(|c| !c.labels.contains_key(blueprint::LABEL_ROLE))
+        .filter_map(|c| c.labels.get(blueprint::LABEL_NODE).map(String::as_str))
+        .collect();
+    let mut demand = Demand {
+        nodes: spec.nodes.len(),
+        edges: spec.edges.len(),
+        largest_network: spec.nodes.len(),
+        ..Demand::default()
+    };
+    let cores = crate::engine::host::cores();
+    for node in spec
+        .nodes
+        .iter()
+        .filter(|n| !running.contains(n.name.as_str()))
+    {
+        let lab = blueprint::LAB_THREADS.iter().map(|a| a.to_string());
+        let args: Vec<String> = lab.chain(node.args.iter().cloned()).collect();
+        demand.start(&args, cores);
+    }
+    Ok(demand)
+}
+
 fn admit(spec: &ClusterSpec) -> Result<()> {
     spec.validate()
         .map_err(|e| Error::BadRequest(format!("the spec of cluster `{}`: {e}", spec.name)))

@@ -1,12 +1,15 @@
 //! One writer per cluster: a lock that lives in the engine itself — a container named
 //! `regbox-<cluster>.lock`, which the engine refuses to create twice — so every regbox process on every
 //! host that uses this engine sees it. Its labels name the holder; a holder that is gone is taken over.
-//! While held, the lock container is started at once and then every few seconds (it runs `bitcoind
-//! -version` and exits; a run that has not exited is killed first): its start time is the heartbeat a
-//! waiter on another host watches. The start time moves whether or not the image's `bitcoind` can run
-//! as the marker's user, since the marker's init is what starts; a beat that fails anyway is a warning. A waiter on the holder's own host
-//! could ask the kernel whether the holder's process lives, one on another host cannot: the start time
-//! is the one thing every host reads alike from the engine. Since that means running the cluster's
+//! While held, the lock container is started every few seconds (it runs `bitcoind -version` and
+//! exits; a run that has not exited is killed first): its start time is the heartbeat a waiter on
+//! another host watches. The first beat comes after one interval, not at once: a waiter counts the
+//! silence from when it first sees the lock, and most commands are over before then, so the engine
+//! does not start a container beside the nodes a short command starts. The start time moves whether
+//! or not the image's `bitcoind` can run as the marker's user, since the marker's init is what starts;
+//! a beat that fails anyway is a warning. A waiter on the holder's own host could ask the kernel
+//! whether the holder's process lives, one on another host cannot: the start time is the one thing
+//! every host reads alike from the engine. Since that means running the cluster's
 //! first node image (which may be any image) every few seconds, the marker is made locked down
 //! (`containers::marker_spec`): no network, every capability dropped, no privilege gain, a read-only
 //! root, user `nobody`, small memory, process and CPU limits.
@@ -211,13 +214,14 @@ pub async fn acquire_here(
     acquire(&docker, cluster, image, command, bound).await
 }
 
-/// Starts the lock container at once and then every `HEARTBEAT`: each start moves its start time,
-/// which waiters watch. A beat that fails is a warning (the first of a row of them, and the recovery):
+/// Starts the lock container every `HEARTBEAT`, the first time one `HEARTBEAT` after the lock was
+/// taken: each start moves its start time, which waiters watch. A beat that fails is a warning (the first of a row of them, and the recovery):
 /// while the start time stands still, a waiter on another host takes this live lock over after
 /// `STALE_AFTER`.
 async fn heartbeat(docker: Docker, id: String) {
     let mut failing = false;
     loop {
+        tokio::time::sleep(HEARTBEAT).await;
         match beat(&docker, &id).await {
             Ok(()) if failing => {
                 tracing::warn!("the lock's heartbeat beats again");
@@ -234,7 +238,6 @@ async fn heartbeat(docker: Docker, id: String) {
             }
             Err(e) => tracing::debug!("lock heartbeat: {}", error_chain(&e)),
         }
-        tokio::time::sleep(HEARTBEAT).await;
     }
 }
 

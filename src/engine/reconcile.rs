@@ -43,6 +43,10 @@ pub(crate) const DOCKER_CONCURRENCY: usize = 16;
 /// While a node is awaited, how often the engine is asked whether its container stopped.
 const EXIT_CHECK_EVERY: Duration = Duration::from_millis(500);
 
+/// A node that has not answered an observation's RPC within this long is looked up on the engine
+/// (it may have just been killed; see `Cluster::peers_or_stopped`).
+const SILENT_AFTER: Duration = Duration::from_millis(250);
+
 /// A dial that left no trace at either end is repeated after this long (the listener was not up yet).
 const REDIAL_AFTER: Duration = Duration::from_secs(1);
 
@@ -210,14 +214,13 @@ impl Cluster {
         let cut = self.cut_now().await?;
         loop {
             fx.cancel.check()?;
-            let view = match docker.take() {
+            let mut view = match docker.take() {
                 Some(v) => v,
                 None => self.observe_docker().await?,
             };
-            let running: Vec<bool> = view.nodes.iter().map(is_running).collect();
             let sessions = fx
                 .cancel
-                .guard(self.sessions(&view.plane, &running))
+                .guard(self.sessions(&view.plane, &mut view.nodes))
                 .await?;
             let DockerView {
                 nodes,
@@ -442,10 +445,64 @@ impl Cluster {
         Ok(())
     }
 
-    /// The sessions the running nodes report.
-    async fn sessions(&self, plane: &DataPlane, running: &[bool]) -> Result<Sessions> {
-        let ids: Vec<NodeId> = (0..self.nodes.len()).filter(|&i| running[i]).collect();
-        self.sessions_of(plane, &ids).await
+    /// The sessions the nodes listed as running report. A node found stopped meanwhile (see
+    /// [`Cluster::peers_or_stopped`]) is marked exited in `nodes` and reports none.
+    async fn sessions(
+        &self,
+        plane: &DataPlane,
+        nodes: &mut [Option<NodeSeen>],
+    ) -> Result<Sessions> {
+        let ids: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|&i| is_running(&nodes[i]))
+            .collect();
+        let answers: Vec<Result<(NodeId, Option<Vec<PeerInfo>>)>> = stream::iter(
+            ids.iter()
+                .map(|&i| async move { Ok((i, self.peers_or_stopped(i).await?)) }),
+        )
+        .buffer_unordered(RPC_CONCURRENCY)
+        .collect()
+        .await;
+        let mut peers = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match answer? {
+                (i, Some(list)) => peers.push((i, list)),
+                (i, None) => {
+                    tracing::info!("node `{}` has stopped", self.nodes[i].name());
+                    if let Some(seen) = nodes[i].as_mut() {
+                        seen.state = State::Exited;
+                    }
+                }
+            }
+        }
+        Ok(plane.sessions(
+            peers.iter().map(|(i, p)| (*i, p.as_slice())),
+            |c| self.by_name.get(c).copied(),
+            |i| self.nodes[i].name().to_string(),
+        ))
+    }
+
+    /// Node `i`'s `getpeerinfo`, or None when its container turns out to have stopped. The engine
+    /// lists a container it is killing as running until it has handled the exit, which is after the
+    /// `die` event: a node that fails to answer, or takes longer than `SILENT_AFTER`, is looked up on
+    /// the engine, whose inspect waits for an exit being handled to finish. A node whose container
+    /// runs and that fails to answer fails the observation as before.
+    async fn peers_or_stopped(&self, i: NodeId) -> Result<Option<Vec<PeerInfo>>> {
+        let container = &self.nodes[i].layout.container;
+        let stopped = async {
+            tokio::time::sleep(SILENT_AFTER).await;
+            if let Ok(false) = self.docker.is_running(container).await {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            answer = self.nodes[i].rpc.get_peer_info() => match answer {
+                Ok(list) => Ok(Some(list)),
+                Err(_) if !self.docker.is_running(container).await? => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            () = stopped => Ok(None),
+        }
     }
 
     /// The sessions the given nodes report, read against `plane`.
@@ -472,9 +529,8 @@ impl Cluster {
 
     /// A fresh observation: containers, attachments and sessions.
     pub(crate) async fn observe(&self) -> Result<Observed> {
-        let view = self.observe_docker().await?;
-        let running: Vec<bool> = view.nodes.iter().map(is_running).collect();
-        let sessions = self.sessions(&view.plane, &running).await?;
+        let mut view = self.observe_docker().await?;
+        let sessions = self.sessions(&view.plane, &mut view.nodes).await?;
         Ok(Observed {
             nodes: view.nodes,
             strays: view.strays,

@@ -32,8 +32,25 @@ impl Cluster {
 
     /// `repair` that waits up to `wait` while another regbox changes the cluster.
     pub async fn repair_waiting(&mut self, timeout: Duration, wait: Duration) -> Result<Repair> {
-        let work = async |c: &mut Cluster| c.repair_locked(timeout).await;
-        self.locked("repair", wait, work).await
+        self.repair_after(timeout, wait, &[]).await
+    }
+
+    /// `repair_waiting` after the engine told of the death of the containers `died` (a `die` or
+    /// `oom` event). The engine sends the event before it has handled the exit, and lists the
+    /// container as running until then; an inspect waits for that, so their exits are awaited while
+    /// the lock is taken, and the pass sees them stopped instead of asking a dead node.
+    pub(crate) async fn repair_after(
+        &mut self,
+        timeout: Duration,
+        wait: Duration,
+        died: &[String],
+    ) -> Result<Repair> {
+        let settle = futures::future::join_all(died.iter().map(|c| self.docker.is_running(c)));
+        let (guard, _) = tokio::join!(self.lock("repair", wait), settle);
+        let guard = guard?;
+        let result = self.repair_locked(timeout).await;
+        guard.release().await;
+        result
     }
 
     /// Attaches `container` to the cluster's control network (a regbox running in it then reaches the

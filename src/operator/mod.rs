@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::metrics::{self, ClusterMetrics};
+use crate::engine::docker::ContainerEvent;
 
 pub use watch::run;
 
@@ -60,6 +61,15 @@ pub struct PassReport {
     pub next_in: f64,
 }
 
+/// A reason for a pass of one cluster now.
+#[derive(Debug, Clone)]
+struct Kick {
+    cluster: String,
+    why: String,
+    /// The engine's event about one of the cluster's containers, if that is the reason.
+    event: Option<ContainerEvent>,
+}
+
 /// What the operator knows of one cluster.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterState {
@@ -79,7 +89,7 @@ pub struct ClusterState {
 /// The operator's shared state: every watched cluster's state and the channel that wakes its watcher.
 pub struct Operator {
     clusters: Mutex<BTreeMap<String, ClusterState>>,
-    kicks: Mutex<BTreeMap<String, mpsc::Sender<String>>>,
+    kicks: Mutex<BTreeMap<String, mpsc::Sender<Kick>>>,
     /// Clusters taken down through it: no longer kept, even when a manifest declares them.
     downed: Mutex<BTreeSet<String>>,
     /// The container the operator runs in (by id), which joins each cluster's control network.
@@ -177,8 +187,26 @@ impl Operator {
 
     /// Wakes `cluster`'s watcher for a pass now, saying why.
     pub fn kick(&self, cluster: &str, why: &str) {
-        if let Some(tx) = self.kicks.lock().unwrap().get(cluster) {
-            let _ = tx.try_send(why.to_string());
+        self.send(Kick {
+            cluster: cluster.to_string(),
+            why: why.to_string(),
+            event: None,
+        });
+    }
+
+    /// Wakes the watcher of the cluster an engine event is about: the event says what happened to one
+    /// of its containers (see `watch::next_trigger` and `Cluster::repair_after`).
+    fn event(&self, e: ContainerEvent) {
+        self.send(Kick {
+            cluster: e.cluster.clone(),
+            why: format!("event: {} {}", e.container, e.action),
+            event: Some(e),
+        });
+    }
+
+    fn send(&self, kick: Kick) {
+        if let Some(tx) = self.kicks.lock().unwrap().get(&kick.cluster) {
+            let _ = tx.try_send(kick);
         }
     }
 

@@ -26,7 +26,7 @@ use crate::engine::node::{unix_now, Node, SAMPLE_TIMEOUT};
 use crate::engine::progress::Progress;
 use crate::engine::repair::Repair;
 use crate::engine::wait::RPC_CONCURRENCY;
-use crate::operator::{backoff, Operator, Options, PassReport, Shared};
+use crate::operator::{backoff, Kick, Operator, Options, PassReport, Shared};
 
 /// The longest wait after failed passes, or between reconnections to the engine.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -129,13 +129,14 @@ async fn watch_cluster(
 }
 
 /// One cluster's watcher: a pass, then a wait for the next trigger — the interval, a kick (an event,
-/// a request), a manifest change — or, after a failed pass, for the backoff.
+/// a request), a manifest change — or, after a failed pass, for the backoff (which an engine event
+/// ends after the first failure of a row: see [`next_trigger`]).
 async fn watch_with(
     op: Shared,
     opts: Rc<Options>,
     cluster: String,
     manifest: Option<PathBuf>,
-    mut kicks: mpsc::Receiver<String>,
+    mut kicks: mpsc::Receiver<Kick>,
     mut stop: watch::Receiver<bool>,
 ) {
     op.update(&cluster, |s| s.manifest = manifest.clone());
@@ -146,7 +147,10 @@ async fn watch_with(
         opts.interval,
     ));
     let _looker = AbortOnDrop(looker);
-    let mut trigger = "start".to_string();
+    let mut trigger = Trigger {
+        why: "start".to_string(),
+        died: Vec::new(),
+    };
     let mut applied: Option<String> = None;
     loop {
         let started = SystemTime::now();
@@ -154,7 +158,14 @@ async fn watch_with(
         // A pass that hangs (a wedged engine call) is given up; dropping it releases the lock.
         let outcome = tokio::time::timeout(
             opts.timeout * PASS_TIMEOUTS,
-            pass(&op, &opts, &cluster, manifest.as_deref(), &mut applied),
+            pass(
+                &op,
+                &opts,
+                &cluster,
+                manifest.as_deref(),
+                &mut applied,
+                &trigger.died,
+            ),
         )
         .await
         .unwrap_or_else(|_| {
@@ -184,7 +195,7 @@ async fn watch_with(
                 .unwrap_or_default()
                 .as_secs_f64(),
             seconds,
-            trigger: trigger.clone(),
+            trigger: trigger.why.clone(),
             next_in: wait.as_secs_f64(),
             ..PassReport::default()
         };
@@ -193,9 +204,14 @@ async fn watch_with(
             s.failing = failing;
             s.last_pass = Some(report);
         });
+        let backing_off = match failing {
+            0 => Backoff::None,
+            1 => Backoff::UntilEvent,
+            _ => Backoff::Full,
+        };
         let next = next_trigger(
             wait,
-            failing > 0,
+            backing_off,
             &mut kicks,
             manifest.as_deref(),
             applied.as_deref(),
@@ -275,25 +291,55 @@ fn record(
     }
 }
 
-/// Waits for the next pass's trigger; None when the operator stops. After a failed pass (`backing_off`)
-/// only the wait ends it; the kicks that came meanwhile are folded into the trigger.
+/// How the wait after a pass treats kicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backoff {
+    /// The pass succeeded: any kick ends the wait.
+    None,
+    /// The first failed pass of a row: an engine event — queued during the pass or coming now — says
+    /// what happened (a node died under it, say), so it ends the wait; other kicks wait for it.
+    UntilEvent,
+    /// Passes keep failing (a node that dies whenever it starts sends an event each time): only the
+    /// wait ends it.
+    Full,
+}
+
+/// What starts a pass.
+struct Trigger {
+    /// Why, for `/status`: the kicks, a timer, a manifest change.
+    why: String,
+    /// Node containers the engine said died (`die`, `oom`) since the last pass.
+    died: Vec<String>,
+}
+
+/// Waits for the next pass's trigger; None when the operator stops. While backing off, the kicks
+/// that do not end the wait (see [`Backoff`]) are folded into the trigger.
 async fn next_trigger(
     wait: Duration,
-    backing_off: bool,
-    kicks: &mut mpsc::Receiver<String>,
+    backing_off: Backoff,
+    kicks: &mut mpsc::Receiver<Kick>,
     manifest: Option<&Path>,
     applied: Option<&str>,
     stop: &mut watch::Receiver<bool>,
-) -> Option<String> {
+) -> Option<Trigger> {
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
     let mut poll = tokio::time::interval(MANIFEST_POLL);
     poll.tick().await;
+    let quiet = backing_off != Backoff::None;
+    let mut all: Vec<Kick> = Vec::new();
     let why = loop {
         tokio::select! {
-            () = &mut deadline => break if backing_off { "backoff over" } else { "timer" }.to_string(),
-            Some(why) = kicks.recv(), if !backing_off => break why,
-            _ = poll.tick(), if manifest.is_some() && !backing_off => {
+            () = &mut deadline => break if quiet { "backoff over" } else { "timer" }.to_string(),
+            Some(kick) = kicks.recv(), if backing_off != Backoff::Full => {
+                let ends = !quiet || kick.event.is_some();
+                let why = kick.why.clone();
+                all.push(kick);
+                if ends {
+                    break why;
+                }
+            }
+            _ = poll.tick(), if manifest.is_some() && !quiet => {
                 if digest(manifest.unwrap()).as_deref() != applied {
                     break "manifest changed".to_string();
                 }
@@ -302,13 +348,31 @@ async fn next_trigger(
         }
     };
     // Kicks that came together make one pass.
-    let mut all = vec![why];
     while let Ok(more) = kicks.try_recv() {
-        if !all.contains(&more) {
-            all.push(more);
+        all.push(more);
+    }
+    Some(trigger(why, all))
+}
+
+/// The trigger of a pass that `why` started, with the kicks that came together: their reasons once
+/// each, `why` first, and the node containers their events say died.
+fn trigger(why: String, kicks: Vec<Kick>) -> Trigger {
+    let mut reasons = vec![why];
+    let mut died = Vec::new();
+    for kick in kicks {
+        if let Some(e) = kick.event.filter(|e| e.role.is_none()) {
+            if matches!(e.action.as_str(), "die" | "oom") && !died.contains(&e.container) {
+                died.push(e.container);
+            }
+        }
+        if !reasons.contains(&kick.why) {
+            reasons.push(kick.why);
         }
     }
-    Some(all.join("; "))
+    Trigger {
+        why: reasons.join("; "),
+        died,
+    }
 }
 
 /// A manifest's contents as a hash (None when unreadable). Read as the loader reads it: a regular file
@@ -351,6 +415,7 @@ async fn pass(
     name: &str,
     manifest: Option<&Path>,
     applied: &mut Option<String>,
+    died: &[String],
 ) -> Result<Done, PassError> {
     let mut changes = Vec::new();
     let mut applied_now = false;
@@ -385,7 +450,7 @@ async fn pass(
             ..Repair::default()
         }
     } else {
-        cluster.repair_waiting(opts.timeout, op.lock_wait).await?
+        (cluster.repair_after(opts.timeout, op.lock_wait, died)).await?
     };
     changes.extend(repair.changes);
     let previous = op.state(name).map(|s| s.metrics).unwrap_or_default();
@@ -545,9 +610,7 @@ async fn follow_events(op: Shared, hosts: Option<ClusterSpec>) {
                         // Nodes carry no role. Locks, holds and the metadata come and go with
                         // commands; their events say nothing about the nodes. A fault agent that
                         // dies takes its queue with it (shaping is bypassed until it runs again).
-                        Ok(e) if wakes(&e) => {
-                            op.kick(&e.cluster, &format!("event: {} {}", e.container, e.action));
-                        }
+                        Ok(e) if wakes(&e) => op.event(e),
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!("engine events: {e}");
@@ -591,6 +654,90 @@ mod tests {
         std::fs::write(&path, "name: a\nnodes: 2\n").unwrap();
         assert_ne!(digest(&path).unwrap(), before);
         assert_eq!(digest(dir.path()), None);
+    }
+
+    fn kick(why: &str, event: Option<(&str, &str)>) -> Kick {
+        Kick {
+            cluster: "c".into(),
+            why: why.into(),
+            event: event.map(
+                |(container, action)| crate::engine::docker::ContainerEvent {
+                    cluster: "c".into(),
+                    container: container.into(),
+                    role: None,
+                    action: action.into(),
+                },
+            ),
+        }
+    }
+
+    /// The trigger after a wait of `backing_off` (10 s) with `kicks` sent 1 s into it: why it ended
+    /// and after how long.
+    async fn wait_with(backing_off: Backoff, kicks: Vec<Kick>) -> (String, Vec<String>, Duration) {
+        let (tx, mut rx) = mpsc::channel(KICKS);
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let t = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for k in kicks {
+                tx.send(k).await.unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        let wait = Duration::from_secs(10);
+        let next = next_trigger(wait, backing_off, &mut rx, None, None, &mut stop);
+        let trigger = next.await.unwrap();
+        (trigger.why, trigger.died, t.elapsed())
+    }
+
+    /// After a first failed pass, a node's death ends the backoff at once (with a request that came
+    /// before it folded in); a request alone waits for it; after a second failure nothing ends it.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_ends_the_first_backoff_only() {
+        let request = || kick("request: mine", None);
+        let death = || kick("event: x-n1 die", Some(("x-n1", "die")));
+        let (why, died, after) = wait_with(Backoff::UntilEvent, vec![request(), death()]).await;
+        assert_eq!(why, "event: x-n1 die; request: mine");
+        assert_eq!(died, ["x-n1"]);
+        assert_eq!(after, Duration::from_secs(1));
+        let (why, _, after) = wait_with(Backoff::UntilEvent, vec![request()]).await;
+        assert_eq!(
+            (why.as_str(), after),
+            ("backoff over; request: mine", Duration::from_secs(10))
+        );
+        let (why, died, after) = wait_with(Backoff::Full, vec![death()]).await;
+        assert_eq!(why, "backoff over; event: x-n1 die");
+        assert_eq!(
+            (died, after),
+            (vec!["x-n1".to_string()], Duration::from_secs(10))
+        );
+        let (why, died, after) = wait_with(Backoff::None, vec![request()]).await;
+        assert_eq!(
+            (why.as_str(), after),
+            ("request: mine", Duration::from_secs(1))
+        );
+        assert!(died.is_empty());
+    }
+
+    /// A trigger names each reason once, and the containers that died, not those paused or of another
+    /// role.
+    #[test]
+    fn a_trigger_lists_reasons_once_and_the_nodes_that_died() {
+        let mut agent = kick("event: x-agent die", Some(("x-agent", "die")));
+        agent.event.as_mut().unwrap().role = Some("agent".into());
+        let kicks = vec![
+            kick("event: x-n1 die", Some(("x-n1", "die"))),
+            kick("event: x-n1 die", Some(("x-n1", "die"))),
+            kick("event: x-n2 pause", Some(("x-n2", "pause"))),
+            kick("event: x-n3 oom", Some(("x-n3", "oom"))),
+            agent,
+        ];
+        let t = trigger("timer".into(), kicks);
+        assert_eq!(
+            t.why,
+            "timer; event: x-n1 die; event: x-n2 pause; event: x-n3 oom; event: x-agent die"
+        );
+        assert_eq!(t.died, ["x-n1", "x-n3"]);
     }
 
     /// Every node event wakes a pass; of the agent's, its death does, its removal (a pass replacing

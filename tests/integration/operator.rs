@@ -286,6 +286,53 @@ fn the_operator_applies_repairs_keeps_holds_and_serves_status_metrics_and_action
     });
 }
 
+/// A node killed from outside is brought back, running and wired, by the very pass its `die` event
+/// starts, kill after kill, with no pass failing. The engine sends `die` before it has handled the
+/// exit and lists the container as running until then: a pass that asked the dead node failed on it
+/// ("deadline has elapsed") and backed off; now the pass waits for the engine to finish with the
+/// container while it takes the lock.
+#[test]
+fn the_pass_a_nodes_death_starts_brings_it_back_wired() {
+    run(async {
+        let name = unique("opdie");
+        let _guard = Teardown(name.clone());
+        let file = TempFile::new(
+            "op.yaml",
+            &format!("name: {name}\nnodes: 3\ntopology: ring\n"),
+        );
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        // No timer: only the engine's events start passes.
+        let mut operator = regbox()
+            .args(["operator", file.to_str().unwrap(), "--interval", "600"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (limit, mut changes) = (Duration::from_secs(90), Vec::new());
+        status_until(&base, limit, &mut changes, |s| all_up_with_peers(s, 3, 2)).await;
+        for kills in 1..=3 {
+            outside::kill(&format!("regbox-{name}-n1")).await;
+            let state = status_until(&base, limit, &mut changes, |s| {
+                node_state(s, "n1")["restarts"] == kills && all_up_with_peers(s, 3, 2)
+            })
+            .await;
+            assert_eq!(state["metrics"]["errors"], 0, "a pass failed: {state:#}");
+            let pass = &state["last_pass"];
+            let trigger = pass["trigger"].as_str().unwrap();
+            assert!(
+                trigger.contains(&format!("regbox-{name}-n1 die")),
+                "{pass:#}"
+            );
+            assert_eq!(pass["changes"], serde_json::json!(["start n1"]), "{pass:#}");
+        }
+        operator.kill().await.unwrap();
+        ok(&["down", &name]).await;
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
+
 #[test]
 fn docker_compose_runs_the_operator_in_a_container_that_reaches_the_nodes() {
     run(async {

@@ -84,14 +84,17 @@ pub const FAKETIME_LIB: &str = "/usr/lib/regbox/libfaketime.so.1";
 /// (libfaketime's relative form, `+10800`; `core::faults::clock`). The root is read-only, so it lives
 /// on the data volume.
 pub const CLOCK_FILE: &str = ".regbox-clock";
-/// The environment of a node of regbox's own images: libfaketime, reading the clock file on every
-/// reading (no cache, so a change is in force as soon as the file is written), the monotonic clock
-/// left alone (bitcoind's timers and timeouts keep real time).
+/// The environment of a node of regbox's own images: libfaketime, reading the clock file again at
+/// the first reading in each new second of the host's clock (`core::faults::clock::in_force_at`), the
+/// monotonic clock left alone (bitcoind's timers and timeouts keep real time).
 fn clock_env() -> Vec<String> {
     vec![
         format!("LD_PRELOAD={FAKETIME_LIB}"),
         format!("FAKETIME_TIMESTAMP_FILE={DATADIR}/{CLOCK_FILE}"),
-        "FAKETIME_NO_CACHE=1".into(),
+        // Not `FAKETIME_NO_CACHE=1`: reading the file at every clock reading is ≈ 100 opens a second
+        // of an idle node (its socket and message loops read the clock several times a pass), and
+        // cost ≈ 1 ms of CPU a second per idle node — half again what the node costs without it.
+        "FAKETIME_CACHE_DURATION=0".into(),
         "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
     ]
 }
@@ -109,6 +112,12 @@ pub const INIT_DONE_FILE: &str = ".regbox-init.done";
 pub const SNAPSHOTS_DIR: &str = ".regbox-snapshots";
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
 pub const PIDS_LIMIT: i64 = 512;
+
+/// The lab settings that size a node's threads: 4 RPC workers instead of 16, and no script-check
+/// threads (`-par=0` starts one per core less one, up to 15) — 23 threads a node → 10 on 2 cores,
+/// which is what bounds a host's node count (`kernel.pid_max`), with RPC and block relay no slower
+/// (measured in docs/src/scale.md). Requests beyond 4 at once queue (`-rpcworkqueue`, 64).
+pub const LAB_THREADS: &[&str] = &["-rpcthreads=4", "-par=1"];
 
 /// A Docker image tag made of `text`: characters a tag cannot hold become `-`, a leading `.` or `-`
 /// gives way to `_`, and it is cut at Docker's 128 characters.
@@ -344,6 +353,7 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 "-maxsigcachesize=1".to_string(),
             ]
             .into();
+            args.extend(LAB_THREADS.iter().map(|a| a.to_string()));
             if node.wallet {
                 // Regtest has no fee estimates; without a fallback fee every send fails.
                 args.push("-fallbackfee=0.0002".to_string());

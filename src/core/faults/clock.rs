@@ -79,9 +79,26 @@ pub fn read_file_text(text: &str) -> Option<i64> {
     text.trim().parse::<i64>().ok().filter(|&o| o != 0)
 }
 
+/// When a clock file written by `written` (the host's clock, as a duration since the Unix epoch) is
+/// in force for every reading of the node's clock: at the next whole second. libfaketime keeps what it
+/// read until the host's clock enters a new second (`FAKETIME_CACHE_DURATION=0`: it compares whole
+/// seconds, `now.tv_sec - last_read > 0`), and reads the file again at the first reading after that.
+pub fn in_force_at(written: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(written.as_secs() + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_clock_is_in_force_from_the_next_whole_second() {
+        use std::time::Duration;
+        let at = |ms: u64| in_force_at(Duration::from_millis(ms)).as_millis();
+        assert_eq!(at(1_000), 2_000);
+        assert_eq!(at(1_999), 2_000);
+        assert_eq!(at(2_000), 3_000);
+    }
 
     #[test]
     fn offsets_parse_with_units_in_order() {
