@@ -15,9 +15,9 @@ use crate::engine::progress::Progress;
 pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 
 /// Label on regbox's node images naming how they are made; an image of an older format (before bitcoind
-/// ran unprivileged, or carried libfaketime) is rebuilt.
+/// ran unprivileged, carried libfaketime, or started through regbox's init) is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
-const FORMAT: &str = "3";
+const FORMAT: &str = "4";
 /// Label on a node image that carries libfaketime at [`blueprint::FAKETIME_LIB`], so that its nodes'
 /// clocks can be set (`clock`): `faketime`. An image without it has no clock faults.
 ///
