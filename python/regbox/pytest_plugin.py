@@ -17,9 +17,6 @@ from . import Cluster, RegboxError
 # The log lines of each node a failed test's report carries.
 LOG_TAIL = 30
 
-# Clusters between tests, by what the marker asked for: the next test asking the same gets one reset.
-_POOL: dict[tuple, Cluster] = {}
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -37,10 +34,22 @@ def _name(request: pytest.FixtureRequest) -> str:
     return f"pt-{worker}-{uuid.uuid4().hex[:8]}"[:40]
 
 
-def _reused(key: tuple, make: Callable[[], Cluster]) -> Cluster:
+@pytest.fixture(scope="session")
+def _regbox_pool() -> Iterator[dict[tuple, Cluster]]:
+    """Clusters between tests, by what the marker asked for: the next test asking the same gets one
+    reset. A session fixture, so that its teardown comes after every test's, also on Ctrl-C."""
+    pool: dict[tuple, Cluster] = {}
+    try:
+        yield pool
+    finally:
+        while pool:
+            _down(pool.popitem()[1])
+
+
+def _reused(pool: dict[tuple, Cluster], key: tuple, make: Callable[[], Cluster]) -> Cluster:
     """An earlier test's cluster of `key`, reset in place; a new one when there is none or the reset
     fails."""
-    cluster = _POOL.pop(key, None)
+    cluster = pool.pop(key, None)
     if cluster is not None:
         try:
             cluster.reset()
@@ -58,7 +67,9 @@ def _down(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def regbox_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def regbox_cluster(
+    request: pytest.FixtureRequest, _regbox_pool: dict[tuple, Cluster]
+) -> Iterator[Cluster]:
     """The test's own cluster on a fresh chain: `@pytest.mark.regbox(manifest="ring4.yaml")` or
     `@pytest.mark.regbox(nodes=4, topology="star", wallet=True)` (default: a ring of 4). The first
     test asking for it brings it up under a unique name; a later test asking the same gets it reset
@@ -82,23 +93,17 @@ def regbox_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         )
 
     key = (str(os.path.abspath(manifest)) if manifest else None, nodes, topology, wallet)
-    cluster = make() if fresh else _reused(key, make)
+    cluster = make() if fresh else _reused(_regbox_pool, key, make)
     request.node._regbox_cluster = cluster
     try:
         yield cluster
     finally:
         if keep:
             pass
-        elif fresh or key in _POOL:
+        elif fresh or key in _regbox_pool:
             _down(cluster)
         else:
-            _POOL[key] = cluster
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The clusters kept for later tests go with the session."""
-    while _POOL:
-        _down(_POOL.popitem()[1])
+            _regbox_pool[key] = cluster
 
 
 @pytest.hookimpl(hookwrapper=True)
