@@ -165,7 +165,14 @@ impl Local {
                 if peers.len() == 2 && peers.iter().all(|p| p.handshake_done()) {
                     return;
                 }
-                assert!(Instant::now() < deadline, "the local ring did not wire");
+                assert!(
+                    Instant::now() < deadline,
+                    "the local ring did not wire: {:?}",
+                    peers
+                        .iter()
+                        .map(|p| (p.addr.clone(), p.handshake_done()))
+                        .collect::<Vec<_>>()
+                );
                 tokio::time::sleep(POLL).await;
             }
         }))
