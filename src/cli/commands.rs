@@ -48,33 +48,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     };
     match command {
         Command::Ls => ls(&ctx).await,
-        Command::Operator {
-            manifests,
-            listen,
-            interval,
-            timeout,
-            metrics_auth,
-            max_connections,
-            tls_cert,
-            tls_key,
-            request_deadline,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => {
-                    Some(crate::operator::tls::server_config(&cert, &key).map_err(Failure::Usage)?)
-                }
-                _ => None, // clap takes both or neither
-            };
-            let serving = crate::operator::http::Serving {
-                token: ctx.token()?,
-                metrics_auth,
-                max_connections: max_connections as usize,
-                tls,
-                request_deadline: request_deadline.map(Duration::from_secs),
-                ..crate::operator::http::Serving::with_timeout(Duration::from_secs(timeout))
-            };
-            operator(&ctx, manifests, listen, interval, serving).await
-        }
+        command @ Command::Operator { .. } => operator_command(&ctx, command).await,
         Command::Dashboard {
             name,
             port,
@@ -134,6 +108,39 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Image { command } => image(&ctx, command).await,
         other => unreachable!("a verb's command is carried out by `run_verb`: {other:?}"),
     }
+}
+
+/// `regbox operator …`: how it serves, from its flags, then the operator.
+async fn operator_command(ctx: &Context, command: Command) -> Result<(), Failure> {
+    let Command::Operator {
+        manifests,
+        listen,
+        interval,
+        timeout,
+        metrics_auth,
+        max_connections,
+        tls_cert,
+        tls_key,
+        request_deadline,
+    } = command
+    else {
+        unreachable!("called with `operator`")
+    };
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::operator::tls::server_config(&cert, &key).map_err(Failure::Usage)?)
+        }
+        _ => None, // clap takes both or neither
+    };
+    let serving = crate::operator::http::Serving {
+        token: ctx.token()?,
+        metrics_auth,
+        max_connections: max_connections as usize,
+        tls,
+        request_deadline: request_deadline.map(Duration::from_secs),
+        ..crate::operator::http::Serving::with_timeout(Duration::from_secs(timeout))
+    };
+    operator(ctx, manifests, listen, interval, serving).await
 }
 
 /// `regbox agent …`, run inside the regbox image: the fault agent's server and its client, and the

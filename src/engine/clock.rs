@@ -14,10 +14,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::core::cluster::plan::{Containers, Desired, Segments, State};
 use crate::engine::cluster::Cluster;
-use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
 use crate::engine::image::LABEL_CLOCK;
-use crate::engine::reset::{new_request, next_file};
+use crate::engine::reset::{by_name, new_request, next_file};
 use crate::engine::wait::{self, wait_until, Check};
 
 /// Clock files written at once.
@@ -62,30 +61,7 @@ impl Cluster {
             .collect()
             .await;
         let written = unix_now();
-        let filter = blueprint::cluster_filter(Some(self.name()));
-        let listed = self.docker.labeled_containers(&filter).await?;
-        let by_name: HashMap<&str, &ContainerInfo> =
-            listed.iter().map(|c| (c.name.as_str(), c)).collect();
-        let (by_name, text) = (&by_name, clock::file_text(offset));
-        let (request, next) = (new_request(Action::Files), next_file(blueprint::CLOCK_FILE));
-        let (request, next, text) = (&request, &next, &text);
-        futures::stream::iter(&ids)
-            .map(|&i| async move {
-                let l = &self.nodes[i].layout;
-                match by_name.get(l.container.as_str()) {
-                    // libfaketime reads the file at every clock reading and exits the process on a
-                    // half-written one: a running bitcoind's init renames it into place.
-                    Some(c) if c.state == State::Running && c.labels.contains_key(LABEL_INIT) => {
-                        let files = [(next.as_str(), text.as_bytes())];
-                        self.ask_node_init(i, State::Running, request, &files, timeout)
-                            .await
-                    }
-                    _ => self.write_clock(l, offset).await,
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+        self.write_clocks(&ids, offset, timeout).await?;
         // Every node reads its file again at its first clock reading from the next whole second on.
         let now = since_epoch();
         tokio::time::sleep(clock::in_force_at(now).saturating_sub(now)).await;
@@ -132,6 +108,31 @@ impl Cluster {
                 })
                 .collect(),
         })
+    }
+
+    /// Writes `offset` into the clock files of nodes `ids`. libfaketime reads the file and exits the
+    /// process on a half-written one: a running node's init renames the new file into place.
+    async fn write_clocks(&self, ids: &[usize], offset: i64, timeout: Duration) -> Result<()> {
+        let listed = self.containers().await?;
+        let by_name = by_name(&listed);
+        let (by_name, text) = (&by_name, clock::file_text(offset));
+        let (request, next) = (new_request(Action::Files), next_file(blueprint::CLOCK_FILE));
+        let (request, next, text) = (&request, &next, &text);
+        futures::stream::iter(ids)
+            .map(|&i| async move {
+                let l = &self.nodes[i].layout;
+                match by_name.get(l.container.as_str()) {
+                    Some(c) if c.state == State::Running && c.labels.contains_key(LABEL_INIT) => {
+                        let files = [(next.as_str(), text.as_bytes())];
+                        self.ask_node_init(i, State::Running, request, &files, timeout)
+                            .await
+                    }
+                    _ => self.write_clock(l, offset).await,
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
     }
 
     /// Refuses a node whose image carries no libfaketime.

@@ -85,12 +85,8 @@ impl Cluster {
         timeout: Duration,
         progress: &Progress,
     ) -> Result<ResetReport> {
-        let listed = self
-            .docker
-            .labeled_containers(&cluster_filter(Some(self.name())))
-            .await?;
-        let seen: HashMap<&str, &ContainerInfo> =
-            listed.iter().map(|c| (c.name.as_str(), c)).collect();
+        let listed = self.containers().await?;
+        let seen = by_name(&listed);
         // In place: a container made from the node's current configuration whose first process is the
         // init, in a state it can go on from. The others are made again, volume and all.
         let in_place: Vec<Option<State>> = (self.nodes.iter())
@@ -146,12 +142,8 @@ impl Cluster {
         name: &str,
         timeout: Duration,
     ) -> Result<SnapshotReport> {
-        let listed = self
-            .docker
-            .labeled_containers(&cluster_filter(Some(self.name())))
-            .await?;
-        let seen: HashMap<&str, &ContainerInfo> =
-            listed.iter().map(|c| (c.name.as_str(), c)).collect();
+        let listed = self.containers().await?;
+        let seen = by_name(&listed);
         let mut nodes = Vec::new();
         for n in &self.nodes {
             let why = match seen.get(n.layout.container.as_str()) {
@@ -183,24 +175,26 @@ impl Cluster {
 
     /// Refuses a restore to `name` unless every node can restart in place and has that snapshot.
     async fn check_snapshot(&self, name: &str, in_place: &[Option<State>]) -> Result<()> {
-        let mut missing = Vec::new();
-        for n in &self.nodes {
-            if in_place[n.layout.index].is_none() {
-                return Err(Error::BadRequest(format!(
-                    "node {} cannot be reset to a snapshot: its container is missing, outdated or runs an image without regbox's init (`regbox reset` without --to makes it again)",
-                    n.name()
-                )));
-            }
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| in_place[n.layout.index].is_none())
+        {
+            return Err(Error::BadRequest(format!(
+                "node {} cannot be reset to a snapshot: its container is missing, outdated or runs an image without regbox's init (`regbox reset` without --to makes it again)",
+                n.name()
+            )));
         }
-        let marks = stream::iter(self.nodes.iter().map(|n| async move {
-            let mark = snapshot_path(name, SAVED_MARK);
-            let found = self.docker.read_file(&n.layout.container, &mark).await?;
-            Ok::<_, Error>((n.name().to_string(), found.is_some()))
-        }))
-        .buffered(DOCKER_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
-        missing.extend(marks.into_iter().filter(|(_, f)| !f).map(|(n, _)| n));
+        self.every_node_has(name).await
+    }
+
+    /// Refuses snapshot `name` unless every node has it whole.
+    async fn every_node_has(&self, name: &str) -> Result<()> {
+        let with = self.nodes_with_snapshot(name).await?;
+        let missing: Vec<&str> = (self.nodes.iter())
+            .map(|n| n.name())
+            .filter(|n| !with.contains(*n))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::BadRequest(format!(
                 "there is no snapshot `{name}` on node(s) {} (`regbox snapshot save {name}` makes one)",
@@ -208,6 +202,31 @@ impl Cluster {
             )));
         }
         Ok(())
+    }
+
+    /// The nodes, by name, that have snapshot `name` whole (its mark written), every node asked at
+    /// once.
+    async fn nodes_with_snapshot(&self, name: &str) -> Result<BTreeSet<String>> {
+        let mark = snapshot_path(name, SAVED_MARK);
+        let mark = &mark;
+        let marks = stream::iter(self.nodes.iter().map(|n| async move {
+            let found = self.docker.read_file(&n.layout.container, mark).await?;
+            Ok::<_, Error>((n.name().to_string(), found.is_some()))
+        }))
+        .buffered(DOCKER_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+        Ok(marks
+            .into_iter()
+            .filter(|(_, f)| *f)
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Every container of the cluster, stopped ones included.
+    pub(crate) async fn containers(&self) -> Result<Vec<ContainerInfo>> {
+        let filter = cluster_filter(Some(self.name()));
+        Ok(self.docker.labeled_containers(&filter).await?)
     }
 
     /// Takes away the holds, the throttles and the link faults (back to the manifest's), and says
@@ -406,6 +425,7 @@ impl Cluster {
             nodes: self.names(),
             bytes: 0,
         };
+        self.every_node_has(name).await?;
         let out = std::fs::File::create(file).map_err(|e| export_err(file, &e))?;
         let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
@@ -413,12 +433,7 @@ impl Cluster {
         append(&mut tar, EXPORT_MANIFEST, &manifest).map_err(|e| export_err(file, &e))?;
         for n in &self.nodes {
             let dir = format!("{DATADIR}/{SNAPSHOTS_DIR}/{name}");
-            let mark = snapshot_path(name, SAVED_MARK);
-            let tree = match self.docker.read_file(&n.layout.container, &mark).await? {
-                Some(_) => self.docker.read_tree(&n.layout.container, &dir).await?,
-                None => None,
-            };
-            let Some(tree) = tree else {
+            let Some(tree) = self.docker.read_tree(&n.layout.container, &dir).await? else {
                 let _ = std::fs::remove_file(file);
                 return Err(Error::BadRequest(format!(
                     "there is no snapshot `{name}` on node {}",
@@ -478,14 +493,10 @@ impl Cluster {
         old: &str,
         trees: &HashMap<String, Vec<u8>>,
     ) -> Result<()> {
-        let mark = snapshot_path(name, SAVED_MARK);
-        for n in &self.nodes {
-            if (self.docker.read_file(&n.layout.container, &mark).await?).is_some() {
-                return Err(Error::BadRequest(format!(
-                    "node {} has a snapshot `{name}` already (import it under another name: --as)",
-                    n.name()
-                )));
-            }
+        if let Some(n) = self.nodes_with_snapshot(name).await?.first() {
+            return Err(Error::BadRequest(format!(
+                "node {n} has a snapshot `{name}` already (import it under another name: --as)"
+            )));
         }
         for n in &self.nodes {
             let tree = &trees[n.name()];
@@ -497,6 +508,11 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// A listing's containers by name.
+pub(crate) fn by_name(listed: &[ContainerInfo]) -> HashMap<&str, &ContainerInfo> {
+    listed.iter().map(|c| (c.name.as_str(), c)).collect()
 }
 
 /// A request of its own (its id tells its answer from earlier ones).

@@ -173,20 +173,7 @@ pub async fn run_reusing(
     );
     let mut interrupted = false;
     let mut images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
-    let cluster = match reused {
-        Some(mut c) => {
-            let reset = Verb::Reset {
-                to: None,
-                timeout: None,
-            };
-            let how = Exec::default();
-            tokio::select! {
-                r = c.exec(&reset, &how) => r.map(|_| c),
-                () = &mut cancel => Err(Error::Interrupted),
-            }
-        }
-        None => Cluster::up_until(spec, &opts.up, &mut cancel).await,
-    };
+    let cluster = fresh_cluster(reused, spec, opts, &mut cancel).await;
     let mut cluster = match cluster {
         Ok(c) => {
             record(up_label, 0, t, Outcome::Passed, &mut results);
@@ -256,6 +243,27 @@ pub async fn run_reusing(
         interrupted,
     };
     (report, handed)
+}
+
+/// The run's cluster on a fresh chain: `reused` reset, else a new one made from `spec`.
+async fn fresh_cluster(
+    reused: Option<Cluster>,
+    spec: crate::core::cluster::manifest::ClusterSpec,
+    opts: &RunOptions,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Cluster, Error> {
+    let Some(mut c) = reused else {
+        return Cluster::up_until(spec, &opts.up, cancel).await;
+    };
+    let reset = Verb::Reset {
+        to: None,
+        timeout: None,
+    };
+    let how = Exec::default();
+    tokio::select! {
+        r = c.exec(&reset, &how) => r.map(|_| c),
+        () = cancel => Err(Error::Interrupted),
+    }
 }
 
 /// Removes the run's cluster unless it is kept; the teardown step's start and outcome.

@@ -172,6 +172,26 @@ impl Parser<'_> {
         Ok(Action::verb(Verb::Clock { nodes, offset }))
     }
 
+    /// `{to?, timeout?}` (the bare word: a fresh chain).
+    pub(super) fn reset(&self, value: &Yaml) -> Res<Action> {
+        let f = self.cx.fields(value, "`reset`", &["to", "timeout"])?;
+        let to = f.get("to").map(|v| self.cx.string(v, "`to`")).transpose()?;
+        Ok(Action::verb(Verb::Reset {
+            to: to.map(str::to_string),
+            timeout: Some(self.timeout(&f)?),
+        }))
+    }
+
+    /// `{name, timeout?}`; the name's rules are `Verb::check`'s, refused at the step.
+    pub(super) fn snapshot(&self, value: &Yaml) -> Res<Action> {
+        let f = self.cx.fields(value, "`snapshot`", &["name", "timeout"])?;
+        let name = self.cx.string(self.cx.required(&f, "name")?, "`name`")?;
+        Ok(Action::verb(Verb::Snapshot {
+            name: name.to_string(),
+            timeout: Some(self.timeout(&f)?),
+        }))
+    }
+
     /// `{nodes, cpus?, memory?}` (at least one limit) or `{nodes?, clear: true}`; the limits' bounds
     /// are `Verb::check`'s, refused at the step.
     pub(super) fn throttle(&self, value: &Yaml) -> Res<Action> {

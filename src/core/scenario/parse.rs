@@ -301,22 +301,8 @@ impl Parser<'_> {
                     timeout: Some(self.timeout(&f)?),
                 }))
             }
-            "reset" => {
-                let f = self.cx.fields(value, "`reset`", &["to", "timeout"])?;
-                let to = f.get("to").map(|v| self.cx.string(v, "`to`")).transpose()?;
-                Ok(Action::verb(Verb::Reset {
-                    to: to.map(str::to_string),
-                    timeout: Some(self.timeout(&f)?),
-                }))
-            }
-            "snapshot" => {
-                let f = self.cx.fields(value, "`snapshot`", &["name", "timeout"])?;
-                let name = self.cx.string(self.cx.required(&f, "name")?, "`name`")?;
-                Ok(Action::verb(Verb::Snapshot {
-                    name: name.to_string(),
-                    timeout: Some(self.timeout(&f)?),
-                }))
-            }
+            "reset" => self.reset(value),
+            "snapshot" => self.snapshot(value),
             "url" => Ok(Action::verb(Verb::Url {
                 node: self.node(value)?,
             })),

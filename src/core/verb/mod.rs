@@ -332,18 +332,7 @@ impl fmt::Display for Verb {
                 via,
                 reset,
                 ..
-            } => {
-                f.write_str("partition ")?;
-                partition_kind(f, kind)?;
-                if *via == Via::Firewall {
-                    f.write_str(" via firewall")?;
-                }
-                match (mode, reset) {
-                    (CutMode::Silent, _) => f.write_str(" silent"),
-                    (CutMode::Drop, true) => f.write_str(" reset"),
-                    (CutMode::Drop, false) => Ok(()),
-                }
-            }
+            } => partition(f, kind, *mode, *via, *reset),
             Verb::Netem { nodes, to, shaping } => {
                 write!(f, "netem {}", all(nodes))?;
                 if to.is_some() {
@@ -414,6 +403,26 @@ impl fmt::Display for Verb {
             }
             Verb::Down => f.write_str("down"),
         }
+    }
+}
+
+/// `partition …` as a verb's few words.
+fn partition(
+    f: &mut fmt::Formatter<'_>,
+    kind: &PartitionKind,
+    mode: CutMode,
+    via: Via,
+    reset: bool,
+) -> fmt::Result {
+    f.write_str("partition ")?;
+    partition_kind(f, kind)?;
+    if via == Via::Firewall {
+        f.write_str(" via firewall")?;
+    }
+    match (mode, reset) {
+        (CutMode::Silent, _) => f.write_str(" silent"),
+        (CutMode::Drop, true) => f.write_str(" reset"),
+        (CutMode::Drop, false) => Ok(()),
     }
 }
 

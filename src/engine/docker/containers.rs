@@ -248,20 +248,10 @@ impl Containers for Engines {
     }
 
     async fn read_file(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let options = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
-        let mut stream = self.on(name).download_from_container(name, Some(options));
-        let mut tar = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) if tar.len() + bytes.len() <= MAX_FILE_READ + 1024 => {
-                    tar.extend_from_slice(&bytes)
-                }
-                Ok(_) => break, // the header and the first 64 KiB are all that is read
-                Err(e) => return absent_is(Err(e), None, container_err("read a file of", name)),
-            }
-        }
+        // The header and the first 64 KiB are all that is read.
+        let Some(tar) = download(self, name, path, MAX_FILE_READ + 1024).await? else {
+            return Ok(None);
+        };
         let mut archive = tar::Archive::new(tar.as_slice());
         let contents = archive.entries().ok().and_then(|mut entries| {
             use std::io::Read;
@@ -315,20 +305,7 @@ impl Containers for Engines {
     }
 
     async fn read_tree(&self, name: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let options = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
-        let mut stream = self.on(name).download_from_container(name, Some(options));
-        let mut tar = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => tar.extend_from_slice(&bytes),
-                Err(e) => {
-                    return absent_is(Err(e), None, container_err("read a directory of", name))
-                }
-            }
-        }
-        Ok(Some(tar))
+        download(self, name, path, usize::MAX).await
     }
 
     async fn write_tree(&self, name: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
@@ -524,6 +501,33 @@ pub(crate) fn marker_spec(
 
 /// A container spec as the engine's create body: locked down (every capability dropped but the ones
 /// kept, no privilege gain, a read-only root with only the mounts writable).
+/// A path of a container (running or not) as the engine's tar stream, at most its first `limit`
+/// bytes (the chunks that fit); None when the path is not there.
+async fn download(
+    engines: &Engines,
+    name: &str,
+    path: &str,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let mut stream = engines
+        .on(name)
+        .download_from_container(name, Some(options));
+    let mut tar = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) if tar.len().saturating_add(bytes.len()) <= limit => {
+                tar.extend_from_slice(&bytes)
+            }
+            Ok(_) => break,
+            Err(e) => return absent_is(Err(e), None, container_err("read from", name)),
+        }
+    }
+    Ok(Some(tar))
+}
+
 fn body(spec: &ContainerSpec) -> ContainerCreateBody {
     let network_mode = match &spec.network {
         Some((net, _)) => net.id.clone(),
