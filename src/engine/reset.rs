@@ -498,13 +498,17 @@ impl Cluster {
                 "node {n} has a snapshot `{name}` already (import it under another name: --as)"
             )));
         }
-        for n in &self.nodes {
-            let tree = &trees[n.name()];
-            let moved = rename_tree(tree, old, &format!("{SNAPSHOTS_DIR}/{name}"))
-                .map_err(|e| Error::BadRequest(format!("the snapshot of {}: {e}", n.name())))?;
-            self.docker
-                .write_tree(&n.layout.container, DATADIR, moved)
-                .await?;
+        // Every tree is checked before any is written.
+        let into = format!("{SNAPSHOTS_DIR}/{name}");
+        let moved = (self.nodes.iter())
+            .map(|n| {
+                rename_tree(&trees[n.name()], old, &into)
+                    .map(|t| (&n.layout.container, t))
+                    .map_err(|e| Error::BadRequest(format!("the snapshot of {}: {e}", n.name())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (c, tree) in moved {
+            self.docker.write_tree(c, DATADIR, tree).await?;
         }
         Ok(())
     }
