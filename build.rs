@@ -7,6 +7,8 @@ use std::process::Command;
 fn main() {
     let source = "images/init/init.rs";
     println!("cargo::rerun-if-changed={source}");
+    // Shared with regbox: the drifting clock's files.
+    println!("cargo::rerun-if-changed=src/core/faults/faketime.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let status = Command::new(rustc)

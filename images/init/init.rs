@@ -11,7 +11,15 @@
 //! with every request (`files` does only that, bitcoind left running).
 //! A request found at start (written while the container was stopped) is carried out before bitcoind
 //! first starts.
+//!
+//! A drifting clock: each time it starts bitcoind, and after putting files in place, the init turns
+//! the drift file (`.regbox-clock.drift`) into the clock file libfaketime reads, for the moment that
+//! bitcoind started (which it also writes to `.regbox-init.started`).
 
+#[path = "../../src/core/faults/faketime.rs"]
+mod faketime;
+
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -73,6 +81,7 @@ fn main() -> ExitCode {
         program,
         args,
         datadir,
+        started_ms: Cell::new(0),
     };
     let waited = signals(&[SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGCHLD]);
     // Blocked here, taken by `sigwait` below; the child unblocks them before bitcoind runs.
@@ -171,10 +180,18 @@ struct Init {
     program: OsString,
     args: Vec<OsString>,
     datadir: PathBuf,
+    /// When bitcoind last started (Unix milliseconds).
+    started_ms: Cell<i64>,
 }
 
 impl Init {
     fn spawn(&self) -> io::Result<i32> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.started_ms.set(now_ms);
+        self.keep_clock();
+        let _ = self.write(".regbox-init.started", &format!("{now_ms}\n"));
         let mut command = Command::new(&self.program);
         command.args(&self.args);
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -229,6 +246,7 @@ impl Init {
         if let (Action::Files, Some(pid)) = (&request.action, child) {
             // A rename: bitcoind reads either the old file or the new one, never half of one.
             self.put_in_place();
+            self.keep_clock();
             self.answer(&request.id, Ok(()));
             return Some(pid);
         }
@@ -265,9 +283,25 @@ impl Init {
             Ok(()) => format!("{id} ok\n"),
             Err(why) => format!("{id} error {why}\n"),
         };
-        let part = self.path(".regbox-init.done.part");
-        if fs::write(&part, line).is_ok() {
-            let _ = fs::rename(&part, self.path(".regbox-init.done"));
+        let _ = self.write(".regbox-init.done", &line);
+    }
+
+    /// Writes file `name` of the data directory in one step (a rename), so that nobody reads half.
+    fn write(&self, name: &str, text: &str) -> io::Result<()> {
+        let part = self.path(&format!("{name}.part"));
+        fs::write(&part, text)?;
+        fs::rename(&part, self.path(name))
+    }
+
+    /// A drifting clock (a drift file that says one): the clock file for the bitcoind that started
+    /// at `started_ms` — its libfaketime measures the rate from then.
+    fn keep_clock(&self) {
+        let text = fs::read_to_string(self.path(".regbox-clock.drift")).unwrap_or_default();
+        if let Some(drift) = faketime::read_drift(&text) {
+            let clock = faketime::faketime_text(drift, self.started_ms.get());
+            if let Err(e) = self.write(".regbox-clock", &clock) {
+                eprintln!("regbox-init: cannot write the clock file: {e}");
+            }
         }
     }
 

@@ -401,17 +401,23 @@ pub enum Command {
     /// Set nodes' wall clocks off the host's, at run time (`--clear`: back to the host's).
     ///
     /// `clock n1 --offset +3h`: n1's bitcoind reads a clock 3 hours ahead from now on (its blocks carry
-    /// that time; peers reject blocks more than 2 h ahead as `time-too-new`). Only regbox's own node
-    /// images can (they carry libfaketime). `status` shows each offset while any is set.
+    /// that time; peers reject blocks more than 2 h ahead as `time-too-new`). `--drift +1s/min` makes
+    /// it run fast (or slow) from then on, across restarts. Only regbox's own node images can (they
+    /// carry libfaketime; drift also needs their init). `status` shows each offset while any is set.
     Clock {
         /// Nodes (names or indices, comma-separated or one per argument; with --clear, none: every node).
         #[arg(add = nodes(), value_delimiter = ',', required_unless_present = "clear")]
         nodes: Vec<String>,
-        /// The offset from the host's clock: +3h, -90m, -1h30m, 45s (units d, h, m, s).
-        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true, value_parser = clock::parse_offset, required_unless_present = "clear")]
+        /// The offset from the host's clock from now on: +3h, -90m, -1h30m, 45s (units d, h, m, s).
+        /// Left out, each node's offset now.
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true, value_parser = clock::parse_offset, required_unless_present_any = ["clear", "drift"])]
         offset: Option<i64>,
-        /// Back to the host's clock (every node's when none are named).
-        #[arg(long, conflicts_with = "offset")]
+        /// How the clock drifts from now on: +1s/min gains a second a minute, -30s/h loses half a
+        /// minute an hour, 0 stops it drifting. Left out, as it drifts now.
+        #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = clock::parse_drift)]
+        drift: Option<clock::Drift>,
+        /// Back to the host's clock, not drifting (every node's when none are named).
+        #[arg(long, conflicts_with_all = ["offset", "drift"])]
         clear: bool,
     },
     /// Fill a node's bounded data directory (`disk: {size: …}` in the manifest) or free it again.

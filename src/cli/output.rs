@@ -276,7 +276,11 @@ pub fn print_status(nodes: &[NodeStatus], json: bool, wide: bool) {
     if nodes.iter().any(|n| n.clock.is_some()) {
         header.push("CLOCK");
         for (row, n) in rows.iter_mut().zip(nodes) {
-            row.push(n.clock.map_or(String::new(), clock::describe));
+            let mut shown = n.clock.map_or(String::new(), clock::describe);
+            if let Some(d) = n.drift {
+                shown += &format!(" drifting {d}");
+            }
+            row.push(shown);
         }
     }
     print_table(&header, rows);
@@ -452,10 +456,15 @@ pub fn print_report(report: &Report, json: bool, wide: bool) {
         }
         Report::Clocks(c) if !json => {
             for n in &c.nodes {
-                match n.offset {
-                    0 => eprintln!("{}: clock back to the host's", n.node),
-                    o => eprintln!(
+                match (n.offset, n.drift) {
+                    (0, None) => eprintln!("{}: clock back to the host's", n.node),
+                    (o, None) => eprintln!(
                         "{}: clock at {} from the host's",
+                        n.node,
+                        clock::describe(o)
+                    ),
+                    (o, Some(d)) => eprintln!(
+                        "{}: clock at {} from the host's, drifting {d}",
                         n.node,
                         clock::describe(o)
                     ),

@@ -441,6 +441,7 @@ mod tests {
             error: None,
             links: String::new(),
             clock: None,
+            drift: None,
             overlay_encrypted: None,
             throttle: None,
         }

@@ -1,18 +1,20 @@
 //! Clock faults on the engine: each node's clock file (on its data volume, read by libfaketime in its
-//! bitcoind at most once a second) written with the declared offset when its container is made and
-//! with the `clock` verb's at run time, and read back for `status`.
+//! bitcoind at most once a second) and drift file (which the node's init turns into the clock file
+//! at each start of bitcoind), written with the declared clock when its container is made and with
+//! the `clock` verb's at run time, and read back for `status`.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::core::cluster::blueprint::{self, NodeLayout, LABEL_INIT};
+use crate::core::cluster::blueprint::{self, NodeLayout, INIT_STARTED_FILE, LABEL_INIT};
 use crate::core::cluster::init::Action;
-use crate::core::faults::clock;
+use crate::core::faults::clock::{self, Anchored, Drift};
 use crate::core::verb::{Clocks, NodeClock};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::core::cluster::plan::{Containers, Desired, Segments, State};
+use crate::engine::docker::ContainerInfo;
 use crate::engine::cluster::Cluster;
 use crate::engine::error::{Error, Result};
 use crate::engine::image::LABEL_CLOCK;
@@ -24,13 +26,16 @@ const CONCURRENCY: usize = 16;
 
 impl Cluster {
     /// Sets the clocks of `nodes` (every node for `None`) to `offset` seconds from the host's (0: the
-    /// host's clock). In force as soon as it returns: it returns once every reading of the nodes'
-    /// clocks has the new one (`clock::in_force_at`, at most a second after the files are written).
-    /// Refused, before any clock changes, for a node whose image carries no libfaketime.
+    /// host's clock) from now on, drifting by `drift` from then on; left out, either is the node's own
+    /// (its offset now, its drift). In force as soon as it returns: it returns once every reading of
+    /// the nodes' clocks has the new one (`clock::in_force_at`, at most a second after the files are
+    /// written). Refused, before any clock changes, for a node whose image carries no libfaketime, and
+    /// a drift for a node whose container runs no init of regbox's.
     pub(crate) async fn clock_locked(
         &self,
         nodes: Option<&[String]>,
-        offset: i64,
+        offset: Option<i64>,
+        drift: Option<Drift>,
         timeout: Duration,
     ) -> Result<Clocks> {
         let ids = match nodes {
@@ -41,34 +46,61 @@ impl Cluster {
             None => (0..self.nodes.len()).collect(),
         };
         self.check_clocks(&ids).await?;
+        let listed = self.containers().await?;
+        let by_name = by_name(&listed);
+        let has_init = |i: usize| {
+            let c = by_name.get(self.nodes[i].layout.container.as_str());
+            c.is_some_and(|c| c.labels.contains_key(LABEL_INIT))
+        };
+        if let Some(&i) = ids.iter().find(|&&i| drift.is_some_and(|d| !d.is_none()) && !has_init(i)) {
+            return Err(Error::BadRequest(format!(
+                "node {}'s container runs no init of regbox's, so its clock cannot drift (its image predates it, or is not one of regbox's; `regbox image build` makes one, and `up` makes the container again)",
+                self.nodes[i].name()
+            )));
+        }
+        // Each node's clock now, all nodes asked at once.
+        let now_ms = unix_ms();
+        let before: Vec<Anchored> = futures::stream::iter(&ids)
+            .map(|&i| async move {
+                let old = self.read_clock(&self.nodes[i].layout).await;
+                old.unwrap_or(Anchored::host(now_ms))
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let set: Vec<Anchored> = (before.iter())
+            .map(|old| Anchored {
+                anchor_ms: now_ms,
+                offset: offset.unwrap_or_else(|| old.offset_at(now_ms)),
+                drift: drift.unwrap_or(old.drift),
+            })
+            .collect();
         // A clock that jumps ahead by the inactivity timeout or more makes its node drop every session
         // that has not both sent and received since the jump (most of them, within one pass of its
         // socket loop): the sessions open now are waited out until each is gone or fresh both ways,
         // then the node's declared edges dialled again.
         // The sessions of each node whose clock jumps that far, all nodes asked at once.
-        let jumped: Vec<(usize, HashSet<i64>)> = futures::stream::iter(&ids)
-            .map(|&i| async move {
-                let n = &self.nodes[i];
-                let before = self.read_clock(&n.layout).await.unwrap_or(0);
-                if offset - before < clock::DROPS_SESSIONS_S {
+        let jumped: Vec<(usize, i64, HashSet<i64>)> = futures::stream::iter(ids.iter().zip(&before).zip(&set))
+            .map(|((&i, old), new)| async move {
+                if new.offset - old.offset_at(now_ms) < clock::DROPS_SESSIONS_S {
                     return None;
                 }
-                let peers = n.rpc.get_peer_info().await.ok()?;
-                Some((i, peers.into_iter().map(|p| p.id).collect()))
+                let peers = self.nodes[i].rpc.get_peer_info().await.ok()?;
+                Some((i, new.offset, peers.into_iter().map(|p| p.id).collect()))
             })
             .buffer_unordered(CONCURRENCY)
             .filter_map(std::future::ready)
             .collect()
             .await;
         let written = unix_now();
-        self.write_clocks(&ids, offset, timeout).await?;
+        self.write_clocks(&ids, &set, &by_name, timeout).await?;
         // Every node reads its file again at its first clock reading from the next whole second on.
         let now = since_epoch();
         tokio::time::sleep(clock::in_force_at(now).saturating_sub(now)).await;
-        // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
-        let fresh = written + offset - 1;
-        let settled = jumped.iter().map(|(i, old)| {
+        let settled = jumped.iter().map(|(i, offset, old)| {
             let n = &self.nodes[*i];
+            // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
+            let fresh = written + offset - 1;
             let what = format!(
                 "{}'s sessions closed by its clock's jump, or fresh",
                 n.name()
@@ -102,32 +134,49 @@ impl Cluster {
         Ok(Clocks {
             nodes: ids
                 .iter()
-                .map(|&i| NodeClock {
+                .zip(&set)
+                .map(|(&i, clock)| NodeClock {
                     node: self.nodes[i].name().to_string(),
-                    offset,
+                    offset: clock.offset,
+                    drift: (!clock.drift.is_none()).then_some(clock.drift),
                 })
                 .collect(),
         })
     }
 
-    /// Writes `offset` into the clock files of nodes `ids`. libfaketime reads the file and exits the
-    /// process on a half-written one: a running node's init renames the new file into place.
-    async fn write_clocks(&self, ids: &[usize], offset: i64, timeout: Duration) -> Result<()> {
-        let listed = self.containers().await?;
-        let by_name = by_name(&listed);
-        let (by_name, text) = (&by_name, clock::file_text(offset));
-        let (request, next) = (new_request(Action::Files), next_file(blueprint::CLOCK_FILE));
-        let (request, next, text) = (&request, &next, &text);
-        futures::stream::iter(ids)
-            .map(|&i| async move {
+    /// Writes the clocks `set` (one per node of `ids`) into the nodes' clock files. libfaketime reads
+    /// the file and exits the process on a half-written one: a running node's init renames the new
+    /// files into place (and, for a drifting clock, writes the clock file for its bitcoind's start).
+    async fn write_clocks(
+        &self,
+        ids: &[usize],
+        set: &[Anchored],
+        by_name: &HashMap<&str, &ContainerInfo>,
+        timeout: Duration,
+    ) -> Result<()> {
+        let request = &new_request(Action::Files);
+        futures::stream::iter(ids.iter().zip(set))
+            .map(|(&i, clock)| async move {
                 let l = &self.nodes[i].layout;
                 match by_name.get(l.container.as_str()) {
                     Some(c) if c.state == State::Running && c.labels.contains_key(LABEL_INIT) => {
-                        let files = [(next.as_str(), text.as_bytes())];
+                        let texts = clock_files(clock);
+                        let names = texts.clone().map(|(name, _)| next_file(name));
+                        let files = [
+                            (names[0].as_str(), texts[0].1.as_bytes()),
+                            (names[1].as_str(), texts[1].1.as_bytes()),
+                        ];
                         self.ask_node_init(i, State::Running, request, &files, timeout)
                             .await
                     }
-                    _ => self.write_clock(l, offset).await,
+                    // A frozen bitcoind reads nothing until it thaws: its clock file is written
+                    // whole here, for the start its init recorded.
+                    Some(c) if c.state == State::Paused && c.labels.contains_key(LABEL_INIT) => {
+                        let started = self.read_text(l, INIT_STARTED_FILE).await;
+                        let started = started.and_then(|t| t.trim().parse().ok());
+                        self.write_clock(l, clock, started).await
+                    }
+                    _ => self.write_clock(l, clock, None).await,
                 }
             })
             .buffer_unordered(CONCURRENCY)
@@ -154,34 +203,81 @@ impl Cluster {
         Ok(())
     }
 
-    /// Writes `offset` into the clock file of `l`'s container, made or running.
-    pub(crate) async fn write_clock(&self, l: &NodeLayout, offset: i64) -> Result<()> {
-        let text = clock::file_text(offset);
+    /// Writes `clock` into the clock files of `l`'s container: one whose init starts bitcoind next
+    /// (and writes the clock file of a drifting clock then), one without an init (its bitcoind reads
+    /// the clock file alone), or one whose bitcoind's libfaketime `started` then (Unix ms).
+    pub(crate) async fn write_clock(
+        &self,
+        l: &NodeLayout,
+        clock: &Anchored,
+        started: Option<i64>,
+    ) -> Result<()> {
+        let [(clock_name, mut clock_text), (drift_name, drift_text)] = clock_files(clock);
+        if let (Some(start_ms), false) = (started, clock.drift.is_none()) {
+            clock_text = clock.faketime_text(start_ms);
+        }
+        let files = [
+            (clock_name, clock_text.as_bytes()),
+            (drift_name, drift_text.as_bytes()),
+        ];
         self.docker
-            .write_file(
-                &l.container,
-                blueprint::DATADIR,
-                blueprint::CLOCK_FILE,
-                text.as_bytes(),
-            )
+            .write_files(&l.container, blueprint::DATADIR, &files)
             .await?;
         Ok(())
     }
 
-    /// The clock offset `l`'s node runs at (None: the host's clock, or no clock file).
-    pub(crate) async fn read_clock(&self, l: &NodeLayout) -> Option<i64> {
+    /// The clock `l`'s node runs (None: the host's clock, or no clock file).
+    pub(crate) async fn read_clock(&self, l: &NodeLayout) -> Option<Anchored> {
         if l.as_root {
             return None;
         }
-        let path = format!("{}/{}", blueprint::DATADIR, blueprint::CLOCK_FILE);
+        let text = self.read_text(l, blueprint::CLOCK_FILE).await?;
+        if clock::is_drifting(&text) {
+            let drift = self.read_text(l, blueprint::DRIFT_FILE).await?;
+            return Anchored::read_drift_file(&drift);
+        }
+        let offset = clock::read_file_text(&text)?;
+        Some(Anchored {
+            offset,
+            ..Anchored::host(unix_ms())
+        })
+    }
+
+    /// The text of file `name` in `l`'s data directory (None: no such file, or it cannot be read).
+    async fn read_text(&self, l: &NodeLayout, name: &str) -> Option<String> {
+        let path = format!("{}/{name}", blueprint::DATADIR);
         match self.docker.read_file(&l.container, &path).await {
-            Ok(text) => text.and_then(|t| clock::read_file_text(&String::from_utf8_lossy(&t))),
+            Ok(text) => text.map(|t| String::from_utf8_lossy(&t).into_owned()),
             Err(e) => {
-                tracing::debug!("the clock of {} cannot be read: {e}", l.name);
+                tracing::debug!("{path} of {} cannot be read: {e}", l.name);
                 None
             }
         }
     }
+
+    /// The clock of `l`'s node as declared, from now: what its container is made with and a reset
+    /// gives back.
+    pub(crate) fn declared_clock(l: &NodeLayout) -> Anchored {
+        Anchored {
+            anchor_ms: unix_ms(),
+            offset: l.clock,
+            drift: l.drift,
+        }
+    }
+}
+
+/// A clock's two files, named, with their texts: the clock file with the offset now (the clock, when it
+/// does not drift), and the drift file (empty when it does not drift).
+pub(crate) fn clock_files(clock: &Anchored) -> [(&'static str, String); 2] {
+    [
+        (blueprint::CLOCK_FILE, clock::file_text(clock.offset)),
+        (blueprint::DRIFT_FILE, clock.drift_file_text()),
+    ]
+}
+
+/// The host's clock, in Unix milliseconds.
+pub(crate) fn unix_ms() -> i64 {
+    since_epoch().as_millis() as i64
 }
 
 /// The host's clock, in Unix seconds.

@@ -14,6 +14,7 @@ use crate::core::faults::plane;
 use crate::core::partition::{self, CutMode};
 use crate::core::topology::NodeId;
 pub use crate::core::verb::{Connection, NodeStatus};
+use crate::engine::clock::unix_ms;
 use crate::engine::docker::{ContainerInfo, Docker};
 use crate::engine::error::{Error, Result};
 use crate::engine::node::Node;
@@ -325,12 +326,13 @@ impl Cluster {
             error: None,
             links: String::new(),
             clock: None,
+            drift: None,
             overlay_encrypted: self.encrypted,
             throttle: None,
         };
         if state != State::Running {
             if state != State::Unknown {
-                status.clock = self.read_clock(&n.layout).await;
+                status.set_clock(self.read_clock(&n.layout).await, unix_ms());
             }
             status.error = Some(format!("container is {}", state.word()));
             if n.layout.disk.is_some() && self.stopped_for_space(&n.layout).await {
@@ -345,7 +347,7 @@ impl Cluster {
         let (clock, answers) = tokio::join!(self.read_clock(&n.layout), async {
             tokio::try_join!(n.rpc.get_tip(), n.rpc.get_peer_info())
         });
-        status.clock = clock;
+        status.set_clock(clock, unix_ms());
         match answers {
             Ok((tip, peers)) => {
                 status.height = Some(tip.height);

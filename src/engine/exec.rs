@@ -202,9 +202,13 @@ impl Cluster {
             Verb::Disk { node, fill } => {
                 return Ok(Report::Disk(self.disk_locked(node, *fill).await?));
             }
-            Verb::Clock { nodes, offset } => {
+            Verb::Clock {
+                nodes,
+                offset,
+                drift,
+            } => {
                 return Ok(Report::Clocks(
-                    self.clock_locked(nodes.as_deref(), *offset, timeout)
+                    self.clock_locked(nodes.as_deref(), *offset, *drift, timeout)
                         .await?,
                 ));
             }

@@ -14,10 +14,23 @@ use crate::engine::progress::Progress;
 /// Repository of the images regbox builds itself; any other image must already be present.
 pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 
-/// Label on regbox's node images naming how they are made; an image of an older format (before bitcoind
-/// ran unprivileged, carried libfaketime, or started through regbox's init) is rebuilt.
+/// Label on regbox's node images naming how they are made: [`format`]. An image of an older format
+/// (before bitcoind ran unprivileged, carried libfaketime, or started through regbox's init) or with
+/// another init than the one this regbox carries is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
 const FORMAT: &str = "4";
+
+/// The format label's value: [`FORMAT`] and a short hash of the init this regbox carries, so that an
+/// image with an init of another regbox (one that cannot keep a drifting clock, say) is made again.
+fn format() -> &'static str {
+    static FORMAT_AND_INIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FORMAT_AND_INIT.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(INIT);
+        let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{FORMAT}.{short}")
+    })
+}
 /// Label on a node image that carries libfaketime at [`blueprint::FAKETIME_LIB`], so that its nodes'
 /// clocks can be set (`clock`): `faketime`. An image without it has no clock faults.
 ///
@@ -214,7 +227,7 @@ pub(crate) async fn newest_on(docker: &Docker) -> Result<Option<String>, ImageEr
         .images_of(REPO)
         .await?
         .into_iter()
-        .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT))
+        .filter(|i| i.labels.get(LABEL_FORMAT).map(String::as_str) == Some(format()))
         .filter(|i| {
             let source = i.labels.get(LABEL_SOURCE).map(String::as_str);
             source != Some(SOURCE_LOCAL) && source != Some(SOURCE_CORE)
@@ -236,7 +249,7 @@ pub(crate) async fn ensure_on(
 ) -> Result<(), ImageError> {
     let own = image.starts_with(&format!("{REPO}:"));
     match docker.image(image).await?.map(|(_, labels)| labels) {
-        Some(labels) if !own || labels.get(LABEL_FORMAT).map(String::as_str) == Some(FORMAT) => {
+        Some(labels) if !own || labels.get(LABEL_FORMAT).map(String::as_str) == Some(format()) => {
             return Ok(());
         }
         Some(_) => tracing::info!("`{image}` was made by an older regbox; building it again"),
@@ -423,7 +436,7 @@ async fn import_built(
         format!("USER {}", crate::core::cluster::blueprint::NODE_USER),
         r#"ENTRYPOINT ["bitcoind"]"#.to_string(),
         format!("LABEL regbox.image={package}-{version}"),
-        format!("LABEL {LABEL_FORMAT}={FORMAT}"),
+        format!("LABEL {LABEL_FORMAT}={}", format()),
         format!("LABEL {LABEL_SOURCE}={origin}"),
     ];
     if !clock.is_empty() {

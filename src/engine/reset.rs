@@ -20,6 +20,7 @@ use crate::core::faults::throttle::Limits;
 use crate::core::partition::CutMode;
 use crate::core::verb::{NodeSnapshot, Report, ResetReport, SnapshotReport, Verb};
 use crate::engine::cluster::Cluster;
+use crate::engine::clock::clock_files;
 use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
 use crate::engine::exec::Exec;
@@ -305,11 +306,12 @@ impl Cluster {
             let l = &self.nodes[i].layout;
             // With a fresh chain or a snapshot, the declared clock and an empty filler (a full disk
             // freed) go in the same write as the request.
-            let clock = crate::core::faults::clock::file_text(l.clock);
-            let next = next_file(blueprint::CLOCK_FILE);
+            let clock = clock_files(&Cluster::declared_clock(l));
+            let next = clock.clone().map(|(name, _)| next_file(name));
             let mut files = Vec::new();
             if fresh && !l.as_root {
-                files.push((next.as_str(), clock.as_bytes()));
+                files.push((next[0].as_str(), clock[0].1.as_bytes()));
+                files.push((next[1].as_str(), clock[1].1.as_bytes()));
             }
             if fresh && l.disk.is_some() {
                 files.push((blueprint::FILL_FILE, &b""[..]));

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::cluster::manifest::{ClusterSpec, Resources};
 use crate::core::cluster::subnet::{self, Subnet, POOL};
+use crate::core::faults::clock::Drift;
 
 /// Label every regbox resource carries; scripts find a cluster's resources by it.
 pub const LABEL_CLUSTER: &str = "regbox.cluster";
@@ -84,6 +85,9 @@ pub const FAKETIME_LIB: &str = "/usr/lib/regbox/libfaketime.so.1";
 /// (libfaketime's relative form, `+10800`; `core::faults::clock`). The root is read-only, so it lives
 /// on the data volume.
 pub const CLOCK_FILE: &str = ".regbox-clock";
+/// The file beside it saying how the clock drifts (`core::faults::clock::Anchored`), which the node's
+/// init turns into the clock file each time it starts bitcoind; empty when the clock does not drift.
+pub const DRIFT_FILE: &str = ".regbox-clock.drift";
 /// The environment of a node of regbox's own images: libfaketime, reading the clock file again at
 /// the first reading in each new second of the host's clock (`core::faults::clock::in_force_at`), the
 /// monotonic clock left alone (bitcoind's timers and timeouts keep real time).
@@ -108,6 +112,9 @@ pub const LABEL_INIT: &str = "regbox.init";
 pub const INIT_REQUEST_FILE: &str = ".regbox-init";
 /// The file the init answers a request in.
 pub const INIT_DONE_FILE: &str = ".regbox-init.done";
+/// The file the init writes when it starts bitcoind: the host's clock then, in Unix milliseconds
+/// (when its libfaketime starts measuring a drifting clock's rate).
+pub const INIT_STARTED_FILE: &str = ".regbox-init.started";
 /// Where the init keeps a node's snapshots, one directory each, in the data directory.
 pub const SNAPSHOTS_DIR: &str = ".regbox-snapshots";
 /// Processes (threads included) a node container may hold; bitcoind runs a few dozen threads.
@@ -300,6 +307,8 @@ pub struct NodeLayout {
     pub resources: Resources,
     /// The clock offset the manifest declares, in seconds (0: the host's clock).
     pub clock: i64,
+    /// The clock's declared drift, from when the node's clock files are written.
+    pub drift: Drift,
     /// The size of its bounded data directory, when it has one.
     pub disk: Option<u64>,
     /// The image is not one of regbox's own: bitcoind runs as root inside it (see `NODE_IMAGE_REPO`).
@@ -380,6 +389,7 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
                 env,
                 resources: node.resources,
                 clock: node.clock,
+                drift: node.drift,
                 disk: node.disk,
                 as_root,
                 labels,
@@ -403,6 +413,9 @@ impl NodeLayout {
         // Said only when set, so that a container made before they existed keeps its hash.
         if self.clock != 0 {
             limits += &format!(" clock={}", self.clock);
+        }
+        if !self.drift.is_none() {
+            limits += &format!(" drift={}", self.drift);
         }
         if let Some(disk) = self.disk {
             limits += &format!(" disk={disk}");

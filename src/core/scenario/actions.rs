@@ -163,13 +163,22 @@ impl Parser<'_> {
         Ok(Action::verb(Verb::Netem { nodes, to, shaping }))
     }
 
-    /// `clock: { nodes: n1, offset: +3h }`; `offset: 0` (or no `nodes`: every node) as `clock --clear`.
+    /// `clock: { nodes: n1, offset: +3h, drift: +1s/min }` (either of `offset` and `drift` may be left
+    /// out: the node's own); `offset: 0, drift: 0` (no `nodes`: every node) as `clock --clear`.
     pub(super) fn clock(&self, value: &Yaml) -> Res<Action> {
         let cx = &self.cx;
-        let f = cx.fields(value, "`clock`", &["nodes", "offset"])?;
+        let f = cx.fields(value, "`clock`", &["nodes", "offset", "drift"])?;
         let nodes = f.get("nodes").map(|v| self.nodes(v)).transpose()?;
-        let offset = cx.clock(cx.required(&f, "offset")?)?;
-        Ok(Action::verb(Verb::Clock { nodes, offset }))
+        let offset = f.get("offset").map(|v| cx.clock(v)).transpose()?;
+        let drift = f.get("drift").map(|v| cx.drift(v)).transpose()?;
+        if offset.is_none() && drift.is_none() {
+            return Err(cx.error(value.at, "`clock` needs `offset`, `drift` or both"));
+        }
+        Ok(Action::verb(Verb::Clock {
+            nodes,
+            offset,
+            drift,
+        }))
     }
 
     /// `{to?, timeout?}` (the bare word: a fresh chain).

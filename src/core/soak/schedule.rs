@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::core::faults::clock;
+use crate::core::faults::clock::{self, Drift};
 use crate::core::faults::link::{Distribution, Shaping, SHORTHANDS};
 use crate::core::faults::node::Fault;
 use crate::core::faults::throttle::Limits;
@@ -170,8 +170,13 @@ pub enum StepDetail {
     Throttle { limits: Limits },
     /// A container fault on the target: `begin` when the step starts, `end` (if any) after the hold.
     Node { begin: Fault, end: Option<Fault> },
-    /// The target's clock runs `offset` seconds off the host's while it holds.
-    Clock { offset: i64 },
+    /// The target's clock runs `offset` seconds off the host's while it holds, drifting by `drift`
+    /// from then on.
+    Clock {
+        offset: i64,
+        #[serde(default, skip_serializing_if = "Drift::is_none")]
+        drift: Drift,
+    },
 }
 
 impl Step {
@@ -199,9 +204,10 @@ impl Step {
                 limits: *limits,
                 clear: false,
             },
-            StepDetail::Clock { offset } => Verb::Clock {
+            StepDetail::Clock { offset, drift } => Verb::Clock {
                 nodes: Some(self.targets.clone()),
-                offset: *offset,
+                offset: Some(*offset),
+                drift: Some(*drift),
             },
         }
     }
@@ -229,7 +235,8 @@ impl Step {
             }),
             StepDetail::Clock { .. } => Some(Verb::Clock {
                 nodes: Some(self.targets.clone()),
-                offset: 0,
+                offset: Some(0),
+                drift: Some(Drift::NONE),
             }),
         }
     }
@@ -259,10 +266,14 @@ impl Step {
                 }
                 s
             }
-            StepDetail::Clock { offset } => format!(
-                "clock of {} at {}, back after {}",
+            StepDetail::Clock { offset, drift } => format!(
+                "clock of {} at {}{}, back after {}",
                 self.targets.join(", "),
                 clock::describe(*offset),
+                match drift.is_none() {
+                    true => String::new(),
+                    false => format!(" drifting {drift}"),
+                },
                 seconds(self.hold)
             ),
         }
@@ -333,10 +344,18 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                 let node = nodes[rng.index(nodes.len())].clone();
                 let minutes = 5 + rng.index(96) as i64;
                 let sign = if rng.index(2) == 0 { -1 } else { 1 };
+                // Half of them drift too, 1 to 30 seconds a minute either way.
+                let drift = match rng.index(4) {
+                    0 => Drift::NONE,
+                    1 => Drift::NONE,
+                    2 => Drift { gain: 1 + rng.index(30) as i64, per: 60 },
+                    _ => Drift { gain: -1 - rng.index(30) as i64, per: 60 },
+                };
                 (
                     vec![node],
                     StepDetail::Clock {
                         offset: sign * minutes * 60,
+                        drift,
                     },
                 )
             }
@@ -552,7 +571,7 @@ mod tests {
         for kind in FaultKind::ALL {
             assert!(steps.iter().any(|s| s.kind == kind), "no {kind}");
         }
-        let mut three_groups = false;
+        let (mut three_groups, mut drifting) = (false, false);
         for step in &steps {
             assert!(step.targets.iter().all(|t| names.contains(t)));
             match (&step.kind, &step.detail) {
@@ -592,8 +611,11 @@ mod tests {
                     assert!(matches!(end, Verb::Throttle { clear: true, .. }));
                     assert_eq!(begin.nodes(), end.nodes());
                 }
-                (FaultKind::Clock, StepDetail::Clock { offset }) => {
+                (FaultKind::Clock, StepDetail::Clock { offset, drift }) => {
                     assert!((300..=6000).contains(&offset.abs()), "{offset}");
+                    assert!(drift.is_none() || (drift.gain.abs() <= 30 && drift.per == 60));
+                    drifting |= !drift.is_none();
+                    assert_eq!(step.begin_verb().check(), Ok(()));
                     assert_eq!(step.targets.len(), 1);
                     assert_eq!(step.end_verb().map(|v| v.word()), Some("clock"));
                 }
@@ -605,6 +627,7 @@ mod tests {
             "no three-way partition in {} steps",
             steps.len()
         );
+        assert!(drifting, "no drifting clock in {} steps", steps.len());
     }
 
     #[test]

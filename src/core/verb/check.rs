@@ -103,7 +103,15 @@ impl Verb {
             } if *tail > MAX_TAIL_LINES => refuse(format!(
                 "`tail` {tail} is over the limit of {MAX_TAIL_LINES} lines per logs"
             )),
-            Verb::Clock { offset, .. } if offset.abs() > MAX_OFFSET_S => refuse(format!(
+            Verb::Clock {
+                offset: None,
+                drift: None,
+                ..
+            } => refuse("give `offset`, `drift` or both".into()),
+            Verb::Clock {
+                offset: Some(offset),
+                ..
+            } if offset.abs() > MAX_OFFSET_S => refuse(format!(
                 "`offset` {offset}s is out of range: at most {MAX_OFFSET_S}s ({} days) either way",
                 MAX_OFFSET_S / 86_400
             )),

@@ -112,11 +112,15 @@ pub enum Verb {
     /// Stop, start, restart, kill, pause or unpause a node.
     Fault { fault: Fault, node: String },
     /// Sets the wall clock of `nodes` (every node for `None`) to run `offset` seconds from the host's
-    /// (0: the host's clock again), at run time.
+    /// from now on (0: the host's clock again) and to drift by `drift` from then on, at run time. Left
+    /// out, either is what the node has now (its offset now; its drift).
     Clock {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nodes: Option<Vec<String>>,
-        offset: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drift: Option<clock::Drift>,
     },
     /// Fills a node's bounded data directory (`fill`), leaving bitcoind less space than it needs, or
     /// frees it again.
@@ -373,9 +377,25 @@ impl fmt::Display for Verb {
             Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
             Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
             Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
-            Verb::Clock { nodes, offset: 0 } => write!(f, "clock of {}: host's", all(nodes)),
-            Verb::Clock { nodes, offset } => {
-                write!(f, "clock of {} {}", all(nodes), clock::describe(*offset))
+            Verb::Clock {
+                nodes,
+                offset: Some(0),
+                drift: Some(clock::Drift::NONE),
+            } => write!(f, "clock of {}: host's", all(nodes)),
+            Verb::Clock {
+                nodes,
+                offset,
+                drift,
+            } => {
+                write!(f, "clock of {}", all(nodes))?;
+                if let Some(o) = offset {
+                    write!(f, " {}", clock::describe(*o))?;
+                }
+                match drift {
+                    Some(d) if d.is_none() => write!(f, ", not drifting"),
+                    Some(d) => write!(f, ", drifting {d}"),
+                    None => Ok(()),
+                }
             }
             Verb::Throttle {
                 nodes, clear: true, ..

@@ -12,6 +12,7 @@ use crate::core::chain::propagation::Measurement;
 use crate::core::chain::wait::Met;
 use crate::core::cluster::manifest::ClusterSpec;
 use crate::core::cluster::plan::{State, UpPlan};
+use crate::core::faults::clock::{Anchored, Drift};
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::{self, NodeFaults};
 use crate::core::faults::throttle::Limits;
@@ -139,15 +140,30 @@ pub struct NodeStatus {
     pub error: Option<String>,
     /// The node's link faults (shaping and cuts), worded; empty when it has none.
     pub links: String,
-    /// The node's clock offset from the host's, in seconds, while it is not the host's.
+    /// The node's clock offset from the host's now, in seconds, while it is not the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<i64>,
+    /// How the node's clock drifts from the host's, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
     /// Across hosts: whether the overlays it is on are encrypted (`encrypt:` of the manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_encrypted: Option<bool>,
     /// The limits a `throttle` put on the node (over its declared resources), when it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Limits>,
+}
+
+impl NodeStatus {
+    /// Says the node's clock (None: the host's): its offset at `now_ms` (the host's clock, Unix
+    /// milliseconds) and its drift.
+    pub fn set_clock(&mut self, clock: Option<Anchored>, now_ms: i64) {
+        self.clock = clock.map(|c| c.offset_at(now_ms)).filter(|&o| o != 0);
+        self.drift = clock.map(|c| c.drift).filter(|d| !d.is_none());
+        if self.drift.is_some() && self.clock.is_none() {
+            self.clock = Some(0);
+        }
+    }
 }
 
 /// What `reset` did: every node is back on a fresh chain (or on snapshot `to`), wired as declared.
@@ -192,11 +208,14 @@ pub struct Clocks {
     pub nodes: Vec<NodeClock>,
 }
 
-/// One node's clock: its offset from the host's, in seconds (0: the host's clock).
+/// One node's clock: its offset from the host's, in seconds (0: the host's clock), and how it drifts
+/// from there, when it does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeClock {
     pub node: String,
     pub offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
 }
 
 /// How another program reaches a node (`regbox url`).

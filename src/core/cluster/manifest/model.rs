@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::core::cluster::placement::HostSpec;
+use crate::core::faults::clock::Drift;
 use crate::core::faults::plane::NodeFaults;
 use crate::core::names::{shown, NodeNames};
 use crate::core::topology::{generate, Edge, Graph, Kind, NodeId};
@@ -89,6 +90,10 @@ pub struct NodeSpec {
     /// The clock offset from the host's, in seconds (`clock: -90m`); 0 is the host's clock.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub clock: i64,
+    /// How its clock drifts from the host's (`clock: {offset: +1h, drift: +1s/min}`), from when its
+    /// container is made (or the cluster reset).
+    #[serde(default, skip_serializing_if = "Drift::is_none")]
+    pub drift: Drift,
     /// A bounded data directory of this many bytes (`disk: {size: 300m}`); None: the engine's disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<u64>,
@@ -147,6 +152,7 @@ impl NodeSpec {
             own_image: false,
             host: None,
             clock: 0,
+            drift: Drift::NONE,
             disk: None,
         }
     }

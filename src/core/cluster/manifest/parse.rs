@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::cluster::placement::{HostSpec, Strategy};
-use crate::core::faults::clock;
+use crate::core::faults::clock::{self, Drift};
 use crate::core::faults::link::{self, Shaping};
 use crate::core::faults::plane::{self, NodeFaults};
 use crate::core::names::{backticked, shown, NodeNames};
@@ -286,7 +286,7 @@ impl Cx<'_> {
             spec.resources = self.resources(r, base.resources)?;
         }
         if let Some(c) = fields.get("clock") {
-            spec.clock = self.clock(c)?;
+            (spec.clock, spec.drift) = self.node_clock(c)?;
         }
         if let Some(d) = fields.get("disk") {
             spec.disk = Some(self.disk(d)?);
@@ -314,6 +314,36 @@ impl Cx<'_> {
                     ),
                 )
             })
+    }
+
+    /// `clock: -90m` or `clock: {offset: -90m, drift: +1s/min}`: the node's clock offset from the
+    /// host's, in seconds, and its drift.
+    fn node_clock(&self, v: &Yaml) -> Check<(i64, Drift)> {
+        if !matches!(v.value, Value::Map(_)) {
+            return Ok((self.clock(v)?, Drift::NONE));
+        }
+        let f = self.fields(v, "`clock`", &["offset", "drift"])?;
+        let offset = f.get("offset").map(|o| self.clock(o)).transpose()?;
+        let drift = f.get("drift").map(|d| self.drift(d)).transpose()?;
+        Ok((offset.unwrap_or(0), drift.unwrap_or(Drift::NONE)))
+    }
+
+    /// `drift: +1s/min`: how a clock drifts from the host's.
+    pub(crate) fn drift(&self, v: &Yaml) -> Check<Drift> {
+        let text = match &v.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(0) => "0".into(),
+            other => {
+                return Err(self.error(
+                    v.at,
+                    format!(
+                        "`drift` must be a rate such as +1s/min or -30s/h, found {}",
+                        found(other)
+                    ),
+                ))
+            }
+        };
+        clock::parse_drift(&text).map_err(|e| self.error(v.at, format!("invalid `drift`: {e}")))
     }
 
     /// `clock: -90m`: the node's clock offset from the host's, in seconds.
