@@ -14,8 +14,8 @@ use crate::cli::load::load_manifest;
 use crate::cli::{output, plot};
 use crate::core::chain::propagation::Kind;
 use crate::core::chain::wait::WaitFor;
-use crate::core::faults::clock;
 use crate::core::cluster::manifest::ClusterSpec;
+use crate::core::faults::clock;
 use crate::core::faults::link::{self, Shaping};
 use crate::core::faults::node::Fault;
 use crate::core::faults::plane::Block;
@@ -86,7 +86,11 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
             Verb::Clock {
                 nodes: (!nodes.is_empty()).then_some(nodes),
                 offset: if clear { Some(0) } else { offset },
-                drift: if clear { Some(clock::Drift::NONE) } else { drift },
+                drift: if clear {
+                    Some(clock::Drift::NONE)
+                } else {
+                    drift
+                },
             },
         ),
         Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),

@@ -14,8 +14,8 @@ use crate::core::verb::{Clocks, NodeClock};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::core::cluster::plan::{Containers, Desired, Segments, State};
-use crate::engine::docker::ContainerInfo;
 use crate::engine::cluster::Cluster;
+use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
 use crate::engine::image::LABEL_CLOCK;
 use crate::engine::reset::{by_name, new_request, next_file};
@@ -48,11 +48,13 @@ impl Cluster {
         self.check_clocks(&ids).await?;
         let listed = self.containers().await?;
         let by_name = by_name(&listed);
-        let has_init = |i: usize| {
-            let c = by_name.get(self.nodes[i].layout.container.as_str());
-            c.is_some_and(|c| c.labels.contains_key(LABEL_INIT))
-        };
-        if let Some(&i) = ids.iter().find(|&&i| drift.is_some_and(|d| !d.is_none()) && !has_init(i)) {
+        let container = |i: usize| by_name.get(self.nodes[i].layout.container.as_str());
+        let has_init = |i: usize| container(i).is_some_and(|c| c.labels.contains_key(LABEL_INIT));
+        let running = |i: usize| container(i).is_some_and(|c| c.state == State::Running);
+        if let Some(&i) = ids
+            .iter()
+            .find(|&&i| drift.is_some_and(|d| !d.is_none()) && !has_init(i))
+        {
             return Err(Error::BadRequest(format!(
                 "node {}'s container runs no init of regbox's, so its clock cannot drift (its image predates it, or is not one of regbox's; `regbox image build` makes one, and `up` makes the container again)",
                 self.nodes[i].name()
@@ -79,19 +81,23 @@ impl Cluster {
         // that has not both sent and received since the jump (most of them, within one pass of its
         // socket loop): the sessions open now are waited out until each is gone or fresh both ways,
         // then the node's declared edges dialled again.
-        // The sessions of each node whose clock jumps that far, all nodes asked at once.
-        let jumped: Vec<(usize, i64, HashSet<i64>)> = futures::stream::iter(ids.iter().zip(&before).zip(&set))
-            .map(|((&i, old), new)| async move {
-                if new.offset - old.offset_at(now_ms) < clock::DROPS_SESSIONS_S {
-                    return None;
-                }
-                let peers = self.nodes[i].rpc.get_peer_info().await.ok()?;
-                Some((i, new.offset, peers.into_iter().map(|p| p.id).collect()))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        // The sessions of each running node whose clock jumps that far, all nodes asked at once (a
+        // paused node answers nothing; it finds its sessions silent when it thaws, as a real node
+        // would).
+        let jumped: Vec<(usize, i64, HashSet<i64>)> =
+            futures::stream::iter(ids.iter().zip(&before).zip(&set))
+                .map(|((&i, old), new)| async move {
+                    let jump = new.offset - old.offset_at(now_ms);
+                    if !running(i) || jump < clock::DROPS_SESSIONS_S {
+                        return None;
+                    }
+                    let peers = self.nodes[i].rpc.get_peer_info().await.ok()?;
+                    Some((i, new.offset, peers.into_iter().map(|p| p.id).collect()))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .filter_map(std::future::ready)
+                .collect()
+                .await;
         let written = unix_now();
         self.write_clocks(&ids, &set, &by_name, timeout).await?;
         // Every node reads its file again at its first clock reading from the next whole second on.

@@ -757,7 +757,8 @@ impl Cluster {
                     .await?;
                 if !l.as_root {
                     // The declared clock, also over what a `clock` left on a volume reused.
-                    self.write_clock(l, &Cluster::declared_clock(l), None).await?;
+                    self.write_clock(l, &Cluster::declared_clock(l), None)
+                        .await?;
                 }
                 times[1] = t.elapsed();
                 fx.cancel.check()?;

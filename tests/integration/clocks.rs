@@ -1,9 +1,12 @@
 //! Integration tests: clock faults, verified by what the nodes themselves say — a node 3 h ahead mines a
 //! block its peers refuse as `time-too-new`, a node 90 min behind follows the chain with its offset in
-//! its peers' `timeoffset`, and `clock --clear` lets everyone converge again.
+//! its peers' `timeoffset`, and `clock --clear` lets everyone converge again; a drifting clock's blocks
+//! carry its time, gaining at its rate, across a restart and when set while the node is paused.
 
 use super::*;
+use regbox::clock::Drift;
 use regbox::exec::Exec;
+use regbox::fault::Fault;
 use regbox::wait;
 use regbox::{Report, Verb};
 use serde_json::{json, Value};
@@ -68,7 +71,8 @@ fn a_node_ahead_mines_alone_a_node_behind_follows_and_clear_brings_them_together
         // drop; the verb waits them out and wires its declared edges again.
         let verb = Verb::Clock {
             nodes: Some(vec!["b".into()]),
-            offset: 3 * 3600,
+            offset: Some(3 * 3600),
+            drift: None,
         };
         match cluster.exec(&verb, &how).await.unwrap() {
             Report::Clocks(c) => assert_eq!(c.nodes.len(), 1),
@@ -127,7 +131,8 @@ fn a_node_ahead_mines_alone_a_node_behind_follows_and_clear_brings_them_together
         // behind) included; b's block is a stale branch.
         let clear = Verb::Clock {
             nodes: Some(vec!["b".into()]),
-            offset: 0,
+            offset: Some(0),
+            drift: None,
         };
         cluster.exec(&clear, &how).await.unwrap();
         let hashes = cluster.mine("a", 2).await.unwrap();
@@ -145,11 +150,18 @@ fn a_node_ahead_mines_alone_a_node_behind_follows_and_clear_brings_them_together
         for verb in [
             Verb::Clock {
                 nodes: Some(vec!["b".into()]),
-                offset: 400 * 86_400,
+                offset: Some(400 * 86_400),
+                drift: None,
             },
             Verb::Clock {
                 nodes: Some(vec!["z".into()]),
-                offset: 60,
+                offset: Some(60),
+                drift: None,
+            },
+            Verb::Clock {
+                nodes: Some(vec!["b".into()]),
+                offset: None,
+                drift: None,
             },
         ] {
             let err = cluster.exec(&verb, &how).await.unwrap_err();
@@ -167,5 +179,126 @@ fn a_node_ahead_mines_alone_a_node_behind_follows_and_clear_brings_them_together
         ok(&["-c", &name, "clock", "--clear"]).await;
         let status = cluster.status().await.unwrap();
         assert!(status.iter().all(|s| s.clock.is_none()), "{status:?}");
+    });
+}
+
+/// Mines one block on `node`; how far its time is ahead of the host's clock when it was mined (in
+/// seconds, the host's clock read just before), and the host's clock then (Unix milliseconds).
+async fn block_ahead(cluster: &Cluster, node: &str) -> (i64, i64) {
+    let host_ms = now_ms();
+    let mined = cluster.mine(node, 1).await.unwrap();
+    let header = call(cluster, node, "getblockheader", json!([mined[0]])).await;
+    (header["time"].as_i64().unwrap() - host_ms / 1000, host_ms)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The offset `status` gives `node` now, and its drift.
+async fn status_clock(cluster: &Cluster, node: &str) -> (Option<i64>, Option<Drift>) {
+    let status = cluster.status().await.unwrap();
+    let s = status.iter().find(|s| s.name == node).unwrap();
+    (s.clock, s.drift)
+}
+
+/// How many seconds a clock gained over the host's between two readings `(ahead, host_ms)`, against
+/// what a clock of `rate` gains: within the blocks' whole seconds (and a second of slack).
+fn assert_gained(what: &str, first: (i64, i64), second: (i64, i64), rate: f64) {
+    let elapsed = (second.1 - first.1) as f64 / 1000.0;
+    let want = elapsed * (rate - 1.0);
+    let got = (second.0 - first.0) as f64;
+    assert!(
+        (got - want).abs() <= 2.5,
+        "{what}: gained {got}s over {elapsed:.2}s, a clock at {rate}x gains {want:.1}s"
+    );
+}
+
+#[test]
+fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
+    run(async {
+        let name = unique("drift");
+        // b, declared: 10 minutes ahead from when its container is made, gaining 9 s a second.
+        let yaml = format!(
+            "name: {name}\nnodes:\n  - name: a\n  - name: b\n    clock: {{offset: +10m, drift: +9s/s}}\ntopology: line\n"
+        );
+        let (mut cluster, _guard) = up(manifest::parse(&yaml, "drift.yaml").unwrap()).await;
+        let how = Exec::default();
+        let fast = Drift { gain: 9, per: 1 };
+        let (offset, drift) = status_clock(&cluster, "b").await;
+        assert_eq!(drift, Some(fast));
+        assert!(offset.unwrap() > 600, "{offset:?}");
+        assert_eq!(status_clock(&cluster, "a").await, (None, None));
+
+        // b's blocks carry its clock: ahead by what `status` says, gaining 9 s a second.
+        let first = block_ahead(&cluster, "b").await;
+        let (said, _) = status_clock(&cluster, "b").await;
+        assert!(
+            (said.unwrap() - first.0).abs() <= 30,
+            "status {said:?}, block {first:?}"
+        );
+        let still = std::time::Instant::now();
+        // The clock's rate is measured over time: a window of two seconds of the host's.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(still.elapsed() >= Duration::from_secs(2));
+        let second = block_ahead(&cluster, "b").await;
+        assert_gained("b", first, second, 10.0);
+
+        // Restarted, b's new bitcoind goes on from where the clock is, not from its declared +10m.
+        cluster.fault("b", Fault::Restart, WAIT).await.unwrap();
+        let third = block_ahead(&cluster, "b").await;
+        assert_gained("b across its restart", second, third, 10.0);
+
+        // Set while a is paused (its bitcoind frozen), through the CLI: 1 h ahead, gaining 5 s a
+        // second from then on, once it thaws.
+        cluster.fault("a", Fault::Pause, WAIT).await.unwrap();
+        let set = ok_json(&[
+            "-c", &name, "clock", "a", "--offset", "+1h", "--drift", "+5s/s", "--json",
+        ])
+        .await;
+        assert_eq!(
+            set["nodes"],
+            json!([{"node": "a", "offset": 3600, "drift": "+5s/s"}])
+        );
+        let set_ms = now_ms();
+        cluster.fault("a", Fault::Unpause, WAIT).await.unwrap();
+        let first = block_ahead(&cluster, "a").await;
+        let since = (first.1 - set_ms) as f64 / 1000.0;
+        assert!(
+            (first.0 as f64 - 3600.0 - 5.0 * since).abs() <= 2.5,
+            "a's block is {}s ahead {since:.2}s after its clock was set",
+            first.0
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let second = block_ahead(&cluster, "a").await;
+        assert_gained("a", first, second, 6.0);
+        // `--drift` alone keeps the offset a has now; `status --json` says both.
+        ok(&["-c", &name, "clock", "a", "--drift", "-30s/min"]).await;
+        let status = ok_json(&["-c", &name, "status", "--json"]).await;
+        let a = &status.as_array().unwrap()[0];
+        assert_eq!(a["drift"], json!("-30s/min"));
+        assert!(a["clock"].as_i64().unwrap() >= second.0, "{a}");
+
+        // Cleared, every clock is the host's and none drifts.
+        let clear = Verb::Clock {
+            nodes: None,
+            offset: Some(0),
+            drift: Some(Drift::NONE),
+        };
+        cluster.exec(&clear, &how).await.unwrap();
+        for node in ["a", "b"] {
+            assert_eq!(status_clock(&cluster, node).await, (None, None), "{node}");
+        }
+        // A drift out of bounds is refused as bad input.
+        let out = regbox()
+            .args(["-c", &name, "clock", "a", "--drift", "+10s/s"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("0.1 to 10 times"), "{}", stderr(&out));
     });
 }

@@ -38,7 +38,7 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
         cluster.sync_blocks(WAIT).await.unwrap();
         let before = starts(&cluster).await;
 
-        // Everything a test leaves behind: a partition, link faults, a throttle, a clock offset, a
+        // Everything a test leaves behind: a partition, link faults, a throttle, a drifting clock, a
         // stopped node, a killed one, a paused one.
         cluster
             .partition(&PartitionKind::Halves, CutMode::Drop, WAIT)
@@ -73,7 +73,8 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
             &mut cluster,
             Verb::Clock {
                 nodes: Some(vec!["n4".into()]),
-                offset: 3600,
+                offset: Some(3600),
+                drift: Some(regbox::clock::Drift { gain: 1, per: 60 }),
             },
         )
         .await;
@@ -117,7 +118,7 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
             assert_eq!(s.segments, d.segments, "{s:?}");
             assert_eq!(s.peers, d.peers, "{s:?}");
             assert_eq!(s.links, d.links, "{s:?}");
-            assert_eq!((s.clock, s.throttle), (None, None), "{s:?}");
+            assert_eq!((s.clock, s.drift, s.throttle), (None, None, None), "{s:?}");
         }
         assert_eq!(graph(&cluster).await, cluster.expected_graph());
         assert_eq!(report.nodes.len(), 5);

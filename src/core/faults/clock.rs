@@ -103,7 +103,13 @@ pub struct Drift {
 }
 
 /// The units a drift is per: `s`, `min` (or `m`), `h`, `d`.
-const PER: [(&str, i64); 5] = [("s", 1), ("min", 60), ("m", 60), ("h", 3_600), ("d", 86_400)];
+const PER: [(&str, i64); 5] = [
+    ("s", 1),
+    ("min", 60),
+    ("m", 60),
+    ("h", 3_600),
+    ("d", 86_400),
+];
 
 /// The fastest a drifting clock may run, as a multiple of the host's rate (`+9s/s`); the slowest is
 /// a tenth of it (`-9s/10s`, typed `-54s/min`).
@@ -154,7 +160,8 @@ pub fn parse_drift(text: &str) -> Result<Drift, String> {
         .ok_or_else(|| bad(""))?;
     let drift = Drift { gain, per };
     let rate = drift.rate();
-    if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+    // In whole numbers: 0.1 ≤ 1 + gain/per ≤ 10.
+    if 10 * gain < -9 * per || gain > 9 * per {
         return Err(bad(&format!(
             "; it would run the clock at {rate:.3} times the host's rate, and a clock runs at {MIN_RATE} to {MAX_RATE} times"
         )));
@@ -167,7 +174,10 @@ impl fmt::Display for Drift {
         if self.is_none() {
             return f.write_str("0");
         }
-        let per = PER.iter().find(|(_, s)| *s == self.per).map_or("s", |(u, _)| u);
+        let per = PER
+            .iter()
+            .find(|(_, s)| *s == self.per)
+            .map_or("s", |(u, _)| u);
         write!(f, "{}/{per}", describe(self.gain))
     }
 }
@@ -271,21 +281,39 @@ mod tests {
     #[test]
     fn drifts_parse_show_and_keep_to_their_bounds() {
         assert_eq!(parse_drift("+1s/min"), Ok(Drift { gain: 1, per: 60 }));
-        assert_eq!(parse_drift("-30s/h"), Ok(Drift { gain: -30, per: 3_600 }));
-        assert_eq!(parse_drift("2m/d"), Ok(Drift { gain: 120, per: 86_400 }));
+        assert_eq!(
+            parse_drift("-30s/h"),
+            Ok(Drift {
+                gain: -30,
+                per: 3_600
+            })
+        );
+        assert_eq!(
+            parse_drift("2m/d"),
+            Ok(Drift {
+                gain: 120,
+                per: 86_400
+            })
+        );
         assert_eq!(parse_drift("+9s/s").unwrap().rate(), 10.0);
         assert_eq!(parse_drift("0"), Ok(Drift::NONE));
         for text in ["+1s/min", "-30s/h", "+2m/d", "+1m30s/h", "0"] {
             assert_eq!(parse_drift(text).unwrap().to_string(), text);
         }
         assert_eq!(parse_drift("1s/m").unwrap().to_string(), "+1s/min");
-        for bad in ["", "1s", "/min", "1s/", "1s/week", "1.5s/min", "+10s/s", "-1m/min", "x/h"] {
+        assert_eq!(parse_drift("-54s/min").unwrap().to_string(), "-54s/min");
+        for bad in [
+            "", "1s", "/min", "1s/", "1s/week", "1.5s/min", "+10s/s", "-1m/min", "-55s/min", "x/h",
+        ] {
             assert!(parse_drift(bad).is_err(), "{bad}");
         }
         assert!(parse_drift("+10s/s").unwrap_err().contains("11.000 times"));
         let json = serde_json::to_string(&Drift { gain: 1, per: 60 }).unwrap();
         assert_eq!(json, "\"+1s/min\"");
-        assert_eq!(serde_json::from_str::<Drift>(&json).unwrap(), Drift { gain: 1, per: 60 });
+        assert_eq!(
+            serde_json::from_str::<Drift>(&json).unwrap(),
+            Drift { gain: 1, per: 60 }
+        );
         assert!(serde_json::from_str::<Drift>("\"fast\"").is_err());
     }
 
@@ -317,7 +345,10 @@ mod tests {
         let text = clock.drift_file_text();
         assert_eq!(text, "1000000000 3600 1 60\n");
         assert_eq!(Anchored::read_drift_file(&text), Some(clock));
-        let still = Anchored { drift: Drift::NONE, ..clock };
+        let still = Anchored {
+            drift: Drift::NONE,
+            ..clock
+        };
         assert_eq!(still.drift_file_text(), "");
         assert_eq!(Anchored::read_drift_file(""), None);
         assert_eq!(Anchored::read_drift_file("1 2 3"), None);

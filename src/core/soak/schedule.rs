@@ -348,8 +348,14 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                 let drift = match rng.index(4) {
                     0 => Drift::NONE,
                     1 => Drift::NONE,
-                    2 => Drift { gain: 1 + rng.index(30) as i64, per: 60 },
-                    _ => Drift { gain: -1 - rng.index(30) as i64, per: 60 },
+                    2 => Drift {
+                        gain: 1 + rng.index(30) as i64,
+                        per: 60,
+                    },
+                    _ => Drift {
+                        gain: -1 - rng.index(30) as i64,
+                        per: 60,
+                    },
                 };
                 (
                     vec![node],
