@@ -451,17 +451,27 @@ class Cluster:
     def restart_node(self, node: str | int) -> Faulted:
         return self.fault("restart", node)
 
-    def clock(self, *nodes: str | int, offset: str | int | None = None, clear: bool = False) -> Clocks:
-        """Sets the wall clock of `nodes` `offset` off the host's (`"+3h"`, `"-90m"`, or seconds), at
-        run time; `clear=True` sets it back to the host's (every node's when none are named)."""
-        if clear == (offset is not None):
-            raise BadInput("clock: give either offset or clear=True")
+    def clock(
+        self,
+        *nodes: str | int,
+        offset: str | int | None = None,
+        drift: str | None = None,
+        clear: bool = False,
+    ) -> Clocks:
+        """Sets the wall clock of `nodes` `offset` off the host's (`"+3h"`, `"-90m"`, or seconds) from
+        now on, drifting by `drift` from then on (`"+1s/min"`, `"-30s/h"`, `"0"`: not drifting), at run
+        time; either left out is the node's own. `clear=True` sets it back to the host's, not drifting
+        (every node's when none are named)."""
+        if clear == (offset is not None or drift is not None):
+            raise BadInput("clock: give offset, drift or both, or clear=True")
         named = [str(n) for n in nodes]
         if clear:
             return self._report(Clocks, "clock", "--clear", *named)
         if isinstance(offset, int):
             offset = f"{offset:+d}s" if offset else "0"
-        return self._report(Clocks, "clock", *named, f"--offset={offset}")
+        flags = [f"--offset={offset}"] if offset is not None else []
+        flags += [f"--drift={drift}"] if drift is not None else []
+        return self._report(Clocks, "clock", *named, *flags)
 
     def disk(self, node: str | int, fill: bool = True) -> DiskReport:
         """Fills `node`'s bounded data directory (`disk: {size: …}` in the manifest), leaving bitcoind

@@ -68,7 +68,9 @@ class NodeStatus:
     links: str
     host: str | None = None
     clock: int | None = None
-    """The node's clock offset from the host's, in seconds, while it is not the host's."""
+    """The node's clock offset from the host's now, in seconds, while it is not the host's."""
+    drift: str | None = None
+    """How the node's clock drifts from the host's (`"+1s/min"`), while it does."""
     overlay_encrypted: bool | None = None
     throttle: Throttle | None = None
 
@@ -246,10 +248,12 @@ class Exported:
 
 @dataclass(frozen=True)
 class NodeClock:
-    """One node's clock: its offset from the host's, in seconds (0: the host's clock)."""
+    """One node's clock: its offset from the host's, in seconds (0: the host's clock), and how it
+    drifts from there (`"+1s/min"`), when it does."""
 
     node: str
     offset: int
+    drift: str | None = None
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,11 @@ def test_every_verb_answers_with_its_typed_report(tmp_path):
         clocked = c.clock("n1", offset="+1h")
         assert clocked == reports.Clocks([reports.NodeClock("n1", 3600)])
         assert [s.clock for s in c.status()] == [None, 3600, None, None]
+        drifting = c.clock("n1", drift="+1s/h")
+        assert drifting == reports.Clocks([reports.NodeClock("n1", 3600, "+1s/h")])
+        assert [s.drift for s in c.status()] == [None, "+1s/h", None, None]
         assert c.clock(clear=True).nodes[1] == reports.NodeClock("n1", 0)
-        assert all(s.clock is None for s in c.status())
+        assert all(s.clock is None and s.drift is None for s in c.status())
         c.sync_blocks()
 
         measured = c.measure(rounds=2)
