@@ -302,3 +302,75 @@ fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
         assert!(stderr(&out).contains("0.1 to 10 times"), "{}", stderr(&out));
     });
 }
+
+/// A soak with `--faults clock`: seed 3 draws a clock 59 minutes ahead, then one 68 minutes behind and
+/// drifting; each is set, ended (the host's clock again, not drifting), the invariants hold after each,
+/// and the report shows them on its timeline.
+#[test]
+fn a_soak_draws_clock_faults_some_drifting_ends_them_and_its_invariants_hold() {
+    use regbox::core::soak::{parse_log, EventKind};
+    run(async {
+        let name = unique("soakclk");
+        let _guard = Teardown(name.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let (events, report) = (dir.path().join("e.jsonl"), dir.path().join("r.html"));
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let out = regbox()
+            .args(["-c", &name, "soak"])
+            .arg(&manifest)
+            .args([
+                "--duration",
+                "60s",
+                "--seed",
+                "3",
+                "--gap",
+                "4s",
+                "--hold",
+                "6s",
+            ])
+            .args([
+                "--faults", "clock", "--steps", "2", "--rate", "30", "--json",
+            ])
+            .arg("--events")
+            .arg(&events)
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["ok"], true, "{summary}");
+
+        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        let faults: Vec<String> = (log.iter())
+            .filter_map(|e| match &e.kind {
+                EventKind::Fault { detail, .. } => Some(detail.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(faults.len(), 2, "{faults:?}");
+        assert!(!faults[0].contains("drifting"), "{faults:?}");
+        assert!(faults[1].contains("drifting -23s/min"), "{faults:?}");
+        let ends = (log.iter())
+            .filter(|e| matches!(e.kind, EventKind::FaultEnd { .. }))
+            .count();
+        assert_eq!(ends, 2, "every clock fault ends");
+        let invariants: Vec<bool> = (log.iter())
+            .filter_map(|e| match &e.kind {
+                EventKind::Invariant { ok, .. } => Some(*ok),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            invariants.len() >= 2 && invariants.iter().all(|ok| *ok),
+            "{log:?}"
+        );
+        let html = std::fs::read_to_string(&report).unwrap();
+        assert!(
+            html.contains("drifting -23s/min"),
+            "the timeline names the drifting clock"
+        );
+        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+    });
+}
