@@ -604,11 +604,12 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// The fault kinds to draw from, comma-separated: partition, netem, kill, restart, pause,
-        /// throttle, clock (a kind named twice is drawn twice as often).
+        /// throttle, clock, disk (a kind named twice is drawn twice as often; disk only for nodes that
+        /// declare one).
         #[arg(
             long,
             value_name = "LIST",
-            default_value = "partition,netem,kill,restart,pause,throttle,clock",
+            default_value = "partition,netem,kill,restart,pause,throttle,clock,disk",
             value_parser = parse_fault_list
         )]
         faults: FaultList,

@@ -739,8 +739,7 @@ async fn soak(
     if opts.duration.is_zero() {
         return Err(Failure::Usage("--duration must be above 0".into()));
     }
-    let names: Vec<String> = spec.nodes.iter().map(|n| n.name.clone()).collect();
-    opts.steps_over(&names).map_err(Failure::Usage)?;
+    opts.steps_over(&spec).map_err(Failure::Usage)?;
     if lifecycle::list().await?.iter().any(|c| c.name == spec.name) {
         return Err(Failure::Usage(format!(
             "cluster `{0}` already exists; `regbox down {0}` or run with `-c OTHER-NAME`",

@@ -46,6 +46,7 @@ fn fault_colour(kind: FaultKind) -> RGBColor {
         FaultKind::Pause => RGBColor(23, 190, 207),
         FaultKind::Throttle => RGBColor(188, 189, 34),
         FaultKind::Clock => RGBColor(31, 119, 180),
+        FaultKind::Disk => RGBColor(127, 127, 127),
     }
 }
 
@@ -1191,7 +1192,10 @@ mod tests {
             mean_gap: Duration::from_secs(70),
             mean_fault: Duration::from_secs(110),
         };
-        let steps: Vec<_> = schedule(&spec, &nodes).into_iter().take(faults).collect();
+        let steps: Vec<_> = schedule(&spec, &nodes, &[])
+            .into_iter()
+            .take(faults)
+            .collect();
         let mut rng = SplitMix64(seed);
         let mut chains: Vec<Vec<String>> =
             vec![(0..=100).map(|h| format!("{h:064x}")).collect(); n];

@@ -85,8 +85,14 @@ impl SoakOptions {
 
     /// The faults of the run over `nodes`: the schedule, cut to `steps` when given. Fewer than `steps`
     /// fit in the duration: an error naming how many do.
-    pub fn steps_over(&self, nodes: &[String]) -> std::result::Result<Vec<Step>, String> {
-        let mut steps = schedule(&self.schedule_spec(), nodes);
+    pub fn steps_over(&self, spec: &ClusterSpec) -> std::result::Result<Vec<Step>, String> {
+        let names = |bounded: bool| {
+            (spec.nodes.iter())
+                .filter(|n| !bounded || n.disk.is_some())
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut steps = schedule(&self.schedule_spec(), &names(false), &names(true));
         if let Some(wanted) = self.steps {
             if steps.len() < wanted {
                 return Err(format!(
@@ -255,9 +261,8 @@ impl<'a> Soak<'a> {
         opts: &'a SoakOptions,
         on_event: &'a (dyn Fn(&Event) + Sync),
     ) -> Soak<'a> {
-        let names: Vec<String> = cluster.nodes().iter().map(|n| n.name().into()).collect();
         // Checked before the cluster was made (`steps_over` refused a count the duration cannot hold).
-        let steps = opts.steps_over(&names).unwrap_or_default();
+        let steps = opts.steps_over(&cluster.spec).unwrap_or_default();
         let soak = Soak {
             opts,
             nodes: cluster.nodes().to_vec(),
@@ -275,7 +280,7 @@ impl<'a> Soak<'a> {
         soak.emit(EventKind::Start {
             cluster: cluster.name().to_owned(),
             seed: opts.seed,
-            nodes: names,
+            nodes: cluster.nodes().iter().map(|n| n.name().into()).collect(),
             duration_s: opts.duration.as_secs_f64(),
             faults: opts.faults.iter().map(|k| k.name().to_owned()).collect(),
         });
@@ -376,6 +381,13 @@ impl<'a> Soak<'a> {
                 // A restart is over once the node is back.
                 end.is_none().then_some(node)
             }
+            // A full disk stops bitcoind at its next write, and the end starts it again.
+            StepDetail::Disk => {
+                let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
+                self.held.lock().unwrap().insert(node);
+                self.restarted.lock().unwrap().insert(node);
+                None
+            }
             _ => None,
         };
         cluster
@@ -399,13 +411,13 @@ impl<'a> Soak<'a> {
                 crate::core::names::error_chain(&e)
             ),
         };
-        if let Some(verb) = step.end_verb() {
+        for verb in step.end_verbs() {
             cluster
                 .exec(&verb, &Exec::default())
                 .await
                 .map_err(failed)?;
         }
-        if let StepDetail::Node { .. } = &step.detail {
+        if let StepDetail::Node { .. } | StepDetail::Disk = &step.detail {
             let node = cluster.node(&step.targets[0]).map_err(failed)?.layout.index;
             self.held.lock().unwrap().remove(&node);
         }
@@ -1009,6 +1021,7 @@ mod tests {
                 mean_fault: Duration::from_secs(8),
             },
             &["n0".to_string(), "n1".to_string()],
+            &[],
         );
         let verdict = Verdict {
             name: "converged".into(),

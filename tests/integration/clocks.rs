@@ -303,18 +303,26 @@ fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
     });
 }
 
-/// A soak with `--faults clock`: seed 3 draws a clock 59 minutes ahead, then one 68 minutes behind and
-/// drifting; each is set, ended (the host's clock again, not drifting), the invariants hold after each,
-/// and the report shows them on its timeline.
+/// A soak with `--faults clock,disk` on a ring whose n1 declares a bounded disk: seed 22 draws a clock
+/// 59 minutes behind, n1's disk filled, then a clock 51 minutes behind and drifting; each is set and
+/// ended (the host's clock again, not drifting; the disk freed and the node started), the invariants
+/// hold after each, and the report shows them on its timeline.
 #[test]
-fn a_soak_draws_clock_faults_some_drifting_ends_them_and_its_invariants_hold() {
+fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
     use regbox::core::soak::{parse_log, EventKind};
     run(async {
         let name = unique("soakclk");
         let _guard = Teardown(name.clone());
         let dir = tempfile::tempdir().unwrap();
         let (events, report) = (dir.path().join("e.jsonl"), dir.path().join("r.html"));
-        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let manifest = dir.path().join("soak.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name: {name}\nnodes:\n  - {{name: n0, wallet: true}}\n  - {{name: n1, disk: {{size: 300m}}}}\n  - {{name: n2, wallet: true}}\n  - {{name: n3}}\ntopology: ring\n"
+            ),
+        )
+        .unwrap();
         let out = regbox()
             .args(["-c", &name, "soak"])
             .arg(&manifest)
@@ -322,14 +330,20 @@ fn a_soak_draws_clock_faults_some_drifting_ends_them_and_its_invariants_hold() {
                 "--duration",
                 "60s",
                 "--seed",
-                "3",
+                "22",
                 "--gap",
                 "4s",
                 "--hold",
                 "6s",
             ])
             .args([
-                "--faults", "clock", "--steps", "2", "--rate", "30", "--json",
+                "--faults",
+                "clock,disk",
+                "--steps",
+                "3",
+                "--rate",
+                "30",
+                "--json",
             ])
             .arg("--events")
             .arg(&events)
@@ -349,13 +363,14 @@ fn a_soak_draws_clock_faults_some_drifting_ends_them_and_its_invariants_hold() {
                 _ => None,
             })
             .collect();
-        assert_eq!(faults.len(), 2, "{faults:?}");
-        assert!(!faults[0].contains("drifting"), "{faults:?}");
-        assert!(faults[1].contains("drifting -23s/min"), "{faults:?}");
+        assert_eq!(faults.len(), 3, "{faults:?}");
+        assert!(faults[0].starts_with("clock of n2 at -59m,"), "{faults:?}");
+        assert!(faults[1].starts_with("fill the disk of n1"), "{faults:?}");
+        assert!(faults[2].contains("drifting -20s/min"), "{faults:?}");
         let ends = (log.iter())
             .filter(|e| matches!(e.kind, EventKind::FaultEnd { .. }))
             .count();
-        assert_eq!(ends, 2, "every clock fault ends");
+        assert_eq!(ends, 3, "every fault ends");
         let invariants: Vec<bool> = (log.iter())
             .filter_map(|e| match &e.kind {
                 EventKind::Invariant { ok, .. } => Some(*ok),
@@ -363,13 +378,17 @@ fn a_soak_draws_clock_faults_some_drifting_ends_them_and_its_invariants_hold() {
             })
             .collect();
         assert!(
-            invariants.len() >= 2 && invariants.iter().all(|ok| *ok),
+            invariants.len() >= 3 && invariants.iter().all(|ok| *ok),
             "{log:?}"
         );
         let html = std::fs::read_to_string(&report).unwrap();
         assert!(
-            html.contains("drifting -23s/min"),
+            html.contains("drifting -20s/min"),
             "the timeline names the drifting clock"
+        );
+        assert!(
+            html.contains("fill the disk of n1"),
+            "the timeline names the disk fault"
         );
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });

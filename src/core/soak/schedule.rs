@@ -35,10 +35,13 @@ pub enum FaultKind {
     /// Set one node's clock 5 to 100 minutes off the host's (either way: within what peers accept,
     /// so the chain still converges), back after the hold.
     Clock,
+    /// Fill the bounded data directory of one node that declares one (bitcoind stops at its next
+    /// write); free it and start the node after the hold.
+    Disk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Netem,
         FaultKind::Kill,
@@ -46,10 +49,11 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Throttle,
         FaultKind::Clock,
+        FaultKind::Disk,
     ];
 
     /// The spellings of [`FaultKind::ALL`], in that order.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "partition",
         "netem",
         "kill",
@@ -57,6 +61,7 @@ impl FaultKind {
         "pause",
         "throttle",
         "clock",
+        "disk",
     ];
 
     /// The spelling used by `--faults` and in the event log.
@@ -177,6 +182,8 @@ pub enum StepDetail {
         #[serde(default, skip_serializing_if = "Drift::is_none")]
         drift: Drift,
     },
+    /// The target's bounded data directory is full while it holds.
+    Disk,
 }
 
 impl Step {
@@ -209,12 +216,17 @@ impl Step {
                 offset: Some(*offset),
                 drift: Some(*drift),
             },
+            StepDetail::Disk => Verb::Disk {
+                node: self.targets[0].clone(),
+                fill: true,
+            },
         }
     }
 
-    /// The verb that ends the fault; none for a restart, which is over once the node is back.
-    pub fn end_verb(&self) -> Option<Verb> {
-        match &self.detail {
+    /// The verbs that end the fault, in order; none for a restart, which is over once the node is
+    /// back.
+    pub fn end_verbs(&self) -> Vec<Verb> {
+        let end = match &self.detail {
             StepDetail::Partition { .. } => Some(Verb::Heal {
                 sync: false,
                 timeout: None,
@@ -238,7 +250,22 @@ impl Step {
                 offset: Some(0),
                 drift: Some(Drift::NONE),
             }),
-        }
+            // Freed, then started (bitcoind stopped itself at its first write to the full disk).
+            StepDetail::Disk => {
+                let node = self.targets[0].clone();
+                return vec![
+                    Verb::Disk {
+                        node: node.clone(),
+                        fill: false,
+                    },
+                    Verb::Fault {
+                        fault: Fault::Start,
+                        node,
+                    },
+                ];
+            }
+        };
+        end.into_iter().collect()
     }
 
     /// When the fault is over (nodes started again, partition healed, shaping cleared).
@@ -266,6 +293,11 @@ impl Step {
                 }
                 s
             }
+            StepDetail::Disk => format!(
+                "fill the disk of {}, free and start it after {}",
+                self.targets[0],
+                seconds(self.hold)
+            ),
             StepDetail::Clock { offset, drift } => format!(
                 "clock of {} at {}{}, back after {}",
                 self.targets.join(", "),
@@ -292,10 +324,12 @@ pub const MAX_STEPS: usize = 100_000;
 /// uniformly in [0.5×, 1.5×] of their means, in whole milliseconds. Faults never overlap, and the last
 /// one ends at least half a mean gap before `duration`, so the run closes with every node up and
 /// reachable and time for a last check. A partition needs two nodes; with one node it is never drawn.
-/// The same spec and nodes always give the same schedule.
-pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
+/// A disk fault is drawn only for the nodes in `bounded` (those that declare a bounded data
+/// directory), and never when there are none. The same spec and nodes always give the same schedule.
+pub fn schedule(spec: &ScheduleSpec, nodes: &[String], bounded: &[String]) -> Vec<Step> {
     let kinds: Vec<FaultKind> = (spec.faults.iter().copied())
         .filter(|k| *k != FaultKind::Partition || nodes.len() >= 2)
+        .filter(|k| *k != FaultKind::Disk || !bounded.is_empty())
         .collect();
     if kinds.is_empty() || nodes.is_empty() {
         return Vec::new();
@@ -339,6 +373,10 @@ pub fn schedule(spec: &ScheduleSpec, nodes: &[String]) -> Vec<Step> {
                     _ => (Fault::Restart, None),
                 };
                 (vec![node], StepDetail::Node { begin, end })
+            }
+            FaultKind::Disk => {
+                let node = bounded[rng.index(bounded.len())].clone();
+                (vec![node], StepDetail::Disk)
             }
             FaultKind::Clock => {
                 let node = nodes[rng.index(nodes.len())].clone();
@@ -489,16 +527,16 @@ mod tests {
             vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Netem]
         );
         assert_eq!(
-            parse_faults("partition,netem,kill,restart,pause,throttle,clock").unwrap(),
+            parse_faults("partition,netem,kill,restart,pause,throttle,clock,disk").unwrap(),
             FaultKind::ALL.to_vec()
         );
         assert_eq!(
             parse_faults("partition,crash").unwrap_err().to_string(),
-            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`"
+            "parse `--faults`: unknown fault `crash`, expected one of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`, `disk`"
         );
         assert_eq!(
             parse_faults("kill,,pause").unwrap_err().to_string(),
-            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`"
+            "parse `--faults`: empty fault name in `kill,,pause`, expected a comma-separated list of `partition`, `netem`, `kill`, `restart`, `pause`, `throttle`, `clock`, `disk`"
         );
         for kind in FaultKind::ALL {
             assert_eq!(FaultKind::parse(kind.name()), Some(kind));
@@ -534,11 +572,11 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
-        let a = schedule(&spec(7), &nodes(5));
-        let b = schedule(&spec(7), &nodes(5));
+        let a = schedule(&spec(7), &nodes(5), &[]);
+        let b = schedule(&spec(7), &nodes(5), &[]);
         assert_eq!(a, b);
         assert!(a.len() > 10, "{} steps", a.len());
-        let c = schedule(&spec(8), &nodes(5));
+        let c = schedule(&spec(8), &nodes(5), &[]);
         assert_ne!(a, c);
     }
 
@@ -546,7 +584,7 @@ mod tests {
     fn faults_never_overlap_and_end_before_the_duration() {
         for seed in 0..50 {
             let s = spec(seed);
-            let steps = schedule(&s, &nodes(6));
+            let steps = schedule(&s, &nodes(6), &[]);
             let mut end = Duration::ZERO;
             for (i, step) in steps.iter().enumerate() {
                 assert_eq!(step.index, i);
@@ -572,7 +610,7 @@ mod tests {
         let names = nodes(7);
         let steps: Vec<Step> = [3, 4]
             .iter()
-            .flat_map(|&seed| schedule(&spec(seed), &names))
+            .flat_map(|&seed| schedule(&spec(seed), &names, &names[1..3]))
             .collect();
         for kind in FaultKind::ALL {
             assert!(steps.iter().any(|s| s.kind == kind), "no {kind}");
@@ -613,9 +651,9 @@ mod tests {
                     assert!(!step.targets.is_empty() && step.targets.len() <= 3);
                     let begin = step.begin_verb();
                     assert_eq!(begin.check(), Ok(()));
-                    let end = step.end_verb().expect("a throttle ends");
-                    assert!(matches!(end, Verb::Throttle { clear: true, .. }));
-                    assert_eq!(begin.nodes(), end.nodes());
+                    let end = step.end_verbs();
+                    assert!(matches!(end[..], [Verb::Throttle { clear: true, .. }]));
+                    assert_eq!(begin.nodes(), end[0].nodes());
                 }
                 (FaultKind::Clock, StepDetail::Clock { offset, drift }) => {
                     assert!((300..=6000).contains(&offset.abs()), "{offset}");
@@ -623,7 +661,23 @@ mod tests {
                     drifting |= !drift.is_none();
                     assert_eq!(step.begin_verb().check(), Ok(()));
                     assert_eq!(step.targets.len(), 1);
-                    assert_eq!(step.end_verb().map(|v| v.word()), Some("clock"));
+                    assert_eq!(step.end_verbs()[0].word(), "clock");
+                }
+                (FaultKind::Disk, StepDetail::Disk) => {
+                    assert_eq!(step.targets.len(), 1);
+                    assert!(names[1..3].contains(&step.targets[0]));
+                    assert!(matches!(step.begin_verb(), Verb::Disk { fill: true, .. }));
+                    let end = step.end_verbs();
+                    assert!(matches!(
+                        end[..],
+                        [
+                            Verb::Disk { fill: false, .. },
+                            Verb::Fault {
+                                fault: Fault::Start,
+                                ..
+                            }
+                        ]
+                    ));
                 }
                 other => panic!("mismatched step {other:?}"),
             }
@@ -688,15 +742,15 @@ mod tests {
     fn a_lone_node_is_never_partitioned_and_nothing_fits_in_no_time() {
         let mut s = spec(1);
         s.faults = vec![FaultKind::Partition];
-        assert!(schedule(&s, &nodes(1)).is_empty());
+        assert!(schedule(&s, &nodes(1), &[]).is_empty());
         s.faults = vec![FaultKind::Partition, FaultKind::Kill];
-        let steps = schedule(&s, &nodes(1));
+        let steps = schedule(&s, &nodes(1), &[]);
         assert!(!steps.is_empty());
         assert!(steps.iter().all(|st| st.kind == FaultKind::Kill));
-        assert!(schedule(&spec(1), &[]).is_empty());
+        assert!(schedule(&spec(1), &[], &[]).is_empty());
         let mut short = spec(1);
         short.duration = Duration::from_secs(20);
-        assert!(schedule(&short, &nodes(3)).is_empty());
+        assert!(schedule(&short, &nodes(3), &[]).is_empty());
     }
 
     #[test]
@@ -709,7 +763,7 @@ mod tests {
         );
         s.faults = vec![FaultKind::Restart];
         s.duration = Duration::from_secs(1);
-        let steps = schedule(&s, &nodes(2));
+        let steps = schedule(&s, &nodes(2), &[]);
         assert!(!steps.is_empty() && steps.len() <= 1000);
         assert!(spec(2).check().is_ok());
     }
