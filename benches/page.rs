@@ -87,6 +87,7 @@ fn look(n: usize, height: u64) -> (Vec<(usize, usize)>, Look, Headers) {
                 error: None,
                 links: String::new(),
                 clock: None,
+                drift: None,
                 overlay_encrypted: None,
                 throttle: None,
             }
