@@ -328,13 +328,13 @@ fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
             .arg(&manifest)
             .args([
                 "--duration",
-                "60s",
+                "36s",
                 "--seed",
                 "22",
                 "--gap",
-                "4s",
+                "3s",
                 "--hold",
-                "6s",
+                "5s",
             ])
             .args([
                 "--faults",
