@@ -17,7 +17,7 @@ use crate::core::cluster::plan::{Containers, Desired, Segments, State};
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
-use crate::engine::image::LABEL_CLOCK;
+use crate::engine::image::{self, LABEL_CLOCK};
 use crate::engine::reset::{by_name, new_request, next_file};
 use crate::engine::wait::{self, wait_until, Check};
 
@@ -49,14 +49,18 @@ impl Cluster {
         let listed = self.containers().await?;
         let by_name = by_name(&listed);
         let container = |i: usize| by_name.get(self.nodes[i].layout.container.as_str());
-        let has_init = |i: usize| container(i).is_some_and(|c| c.labels.contains_key(LABEL_INIT));
+        // A drift needs this regbox's init (older ones know no drift file).
+        let drifts = |i: usize| {
+            let init = container(i).and_then(|c| c.labels.get(LABEL_INIT));
+            init.is_some_and(|v| v == image::init_hash())
+        };
         let running = |i: usize| container(i).is_some_and(|c| c.state == State::Running);
         if let Some(&i) = ids
             .iter()
-            .find(|&&i| drift.is_some_and(|d| !d.is_none()) && !has_init(i))
+            .find(|&&i| drift.is_some_and(|d| !d.is_none()) && !drifts(i))
         {
             return Err(Error::BadRequest(format!(
-                "node {}'s container runs no init of regbox's, so its clock cannot drift (its image predates it, or is not one of regbox's; `regbox image build` makes one, and `up` makes the container again)",
+                "node {}'s container runs no init of this regbox's, so its clock cannot drift (its image is not one of regbox's, or was built by another regbox; `regbox image build` makes it again, and a cluster brought up anew, `down` then `up`, runs it)",
                 self.nodes[i].name()
             )));
         }

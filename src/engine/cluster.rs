@@ -54,8 +54,8 @@ pub struct Cluster {
     pub(crate) revived: std::sync::Mutex<Vec<String>>,
     /// Across hosts, whether its overlays are encrypted (None on one engine).
     pub(crate) encrypted: Option<bool>,
-    /// Whether each image asked about carries regbox's init (`reconcile::has_init`).
-    pub(crate) inits: std::sync::Mutex<HashMap<String, bool>>,
+    /// The init each image asked about carries, if any (`reconcile::init_of`).
+    pub(crate) inits: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Cluster {

@@ -203,7 +203,7 @@ async fn half_partitioned(docker: &Docker) -> (Net, Net) {
         rpcauth: lifecycle::rpcauth_for("pw"),
     };
     for l in blueprint::nodes(&spec, &nets) {
-        let node = crate::engine::reconcile::node_container(&l, control.clone(), false);
+        let node = crate::engine::reconcile::node_container(&l, control.clone(), None);
         docker.create(&l.container, &node).await.unwrap();
         let (on, subnet) = match l.index {
             2 => (&segment, segment_subnet),

@@ -15,21 +15,40 @@ use crate::engine::progress::Progress;
 pub const REPO: &str = crate::core::cluster::blueprint::NODE_IMAGE_REPO;
 
 /// Label on regbox's node images naming how they are made: [`format`]. An image of an older format
-/// (before bitcoind ran unprivileged, carried libfaketime, or started through regbox's init) or with
-/// another init than the one this regbox carries is rebuilt.
+/// (before bitcoind ran unprivileged, carried libfaketime, started through regbox's init, or labelled
+/// it with its hash) or with another init than the one this regbox carries is rebuilt.
 const LABEL_FORMAT: &str = "regbox.format";
-const FORMAT: &str = "4";
+const FORMAT: &str = "5";
 
-/// The format label's value: [`FORMAT`] and a short hash of the init this regbox carries, so that an
-/// image with an init of another regbox (one that cannot keep a drifting clock, say) is made again.
+/// The format label's value: [`FORMAT`] and [`init_hash`], so that an image regbox builds itself with
+/// an init of another regbox (one that cannot keep a drifting clock, say) is made again. An image
+/// built `--from` files is not rebuilt for another init: its format number is enough.
 fn format() -> &'static str {
     static FORMAT_AND_INIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    FORMAT_AND_INIT.get_or_init(|| {
+    FORMAT_AND_INIT.get_or_init(|| format!("{FORMAT}.{}", init_hash()))
+}
+
+/// A short hash of the init this regbox carries: the value of [`LABEL_INIT`] on the images it builds
+/// with it, and on their nodes' containers (a drift needs this init: older ones know no drift file).
+pub(crate) fn init_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
         use sha2::{Digest, Sha256};
         let hash = Sha256::digest(INIT);
-        let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{FORMAT}.{short}")
+        hash[..4].iter().map(|b| format!("{b:02x}")).collect()
     })
+}
+
+/// Whether a node image's format label is current: for an image regbox builds by itself, this
+/// regbox's format and init; for one built `--from` files, the format number.
+fn current(labels: &std::collections::HashMap<String, String>, local: bool) -> bool {
+    let Some(found) = labels.get(LABEL_FORMAT) else {
+        return false;
+    };
+    match local {
+        true => found.split('.').next() == Some(FORMAT),
+        false => found == format(),
+    }
 }
 /// Label on a node image that carries libfaketime at [`blueprint::FAKETIME_LIB`], so that its nodes'
 /// clocks can be set (`clock`): `faketime`. An image without it has no clock faults.
@@ -249,7 +268,13 @@ pub(crate) async fn ensure_on(
 ) -> Result<(), ImageError> {
     let own = image.starts_with(&format!("{REPO}:"));
     match docker.image(image).await?.map(|(_, labels)| labels) {
-        Some(labels) if !own || labels.get(LABEL_FORMAT).map(String::as_str) == Some(format()) => {
+        Some(labels)
+            if !own
+                || current(
+                    &labels,
+                    image.starts_with(&format!("{REPO}:{SOURCE_LOCAL}-")),
+                ) =>
+        {
             return Ok(());
         }
         Some(_) => tracing::info!("`{image}` was made by an older regbox; building it again"),
@@ -443,7 +468,12 @@ async fn import_built(
         changes.push(format!("LABEL {LABEL_CLOCK}={clock}"));
     }
     if !init.is_empty() {
-        changes.push(format!("LABEL {LABEL_INIT}={init}"));
+        // Which init: this regbox's own, or one `REGBOX_INIT` named.
+        let which = match std::env::var_os("REGBOX_INIT") {
+            Some(_) => "named",
+            None => init_hash(),
+        };
+        changes.push(format!("LABEL {LABEL_INIT}={which}"));
     }
     let replaced = docker.image(&format!("{REPO}:{tag}")).await?;
     docker

@@ -731,8 +731,8 @@ impl Cluster {
                     cluster: self.name().to_string(),
                     network: blueprint::control_network(self.name()),
                 })?;
-                let init = self.has_init(&l.image).await?;
-                let mut spec = node_container(l, control, init);
+                let init = self.init_of(&l.image).await?;
+                let mut spec = node_container(l, control, init.as_deref());
                 if let Some(limits) = limits {
                     let r = limits.over(l.resources);
                     (spec.memory, spec.nano_cpus) = (Some(r.memory), r.nano_cpus);
@@ -783,14 +783,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether `image` carries regbox's init (its label says so), asked of the engine once per image.
-    async fn has_init(&self, image: &str) -> Result<bool> {
-        if let Some(&known) = self.inits.lock().unwrap().get(image) {
-            return Ok(known);
+    /// The init `image` carries, when it carries regbox's (its label, which says which init),
+    /// asked of the engine once per image.
+    async fn init_of(&self, image: &str) -> Result<Option<String>> {
+        if let Some(known) = self.inits.lock().unwrap().get(image) {
+            return Ok(known.clone());
         }
         let labels = self.docker.image(image).await?.map(|(_, l)| l);
-        let init = labels.is_some_and(|l| l.contains_key(crate::engine::image::LABEL_INIT));
-        self.inits.lock().unwrap().insert(image.to_string(), init);
+        let init = labels.and_then(|mut l| l.remove(crate::engine::image::LABEL_INIT));
+        self.inits
+            .lock()
+            .unwrap()
+            .insert(image.to_string(), init.clone());
         Ok(init)
     }
 
@@ -1036,13 +1040,18 @@ fn is_running(seen: &Option<NodeSeen>) -> bool {
 /// not known to suit its datadir (root keeps only the capability that writes a datadir of another
 /// owner); a read-only root with the datadir volume and a small `noexec` /tmp writable; memory (no
 /// swap), processes and, when asked, CPU bounded.
-pub(crate) fn node_container(l: &blueprint::NodeLayout, control: Net, init: bool) -> ContainerSpec {
+pub(crate) fn node_container(
+    l: &blueprint::NodeLayout,
+    control: Net,
+    init: Option<&str>,
+) -> ContainerSpec {
     let mut labels = l.labels.clone();
     let mut entrypoint = vec!["bitcoind".to_string()];
-    if init {
-        // bitcoind as the child of regbox's init, which restarts it in place (`reset`, snapshots).
+    if let Some(which) = init {
+        // bitcoind as the child of regbox's init, which restarts it in place (`reset`, snapshots);
+        // the label says which init (`image::init_hash`).
         entrypoint.insert(0, blueprint::INIT_PATH.into());
-        labels.insert(blueprint::LABEL_INIT.into(), "1".into());
+        labels.insert(blueprint::LABEL_INIT.into(), which.into());
     }
     ContainerSpec {
         image: l.image.clone(),
