@@ -182,13 +182,33 @@ fn a_node_ahead_mines_alone_a_node_behind_follows_and_clear_brings_them_together
     });
 }
 
-/// Mines one block on `node`; how far its time is ahead of the host's clock when it was mined (in
-/// seconds, the host's clock read just before), and the host's clock then (Unix milliseconds).
-async fn block_ahead(cluster: &Cluster, node: &str) -> (i64, i64) {
-    let host_ms = now_ms();
+/// A block mined on a node: its time (the node's clock when it was made, in whole seconds), and the
+/// host's clock just before the mining call and just after it (Unix milliseconds).
+#[derive(Debug, Clone, Copy)]
+struct Mined {
+    time: i64,
+    before: i64,
+    after: i64,
+}
+
+impl Mined {
+    /// How far the block's time is ahead of the host's clock when the call began.
+    fn ahead(&self) -> i64 {
+        self.time - self.before / 1000
+    }
+}
+
+async fn mine_one(cluster: &Cluster, node: &str) -> Mined {
+    let before = now_ms();
     let mined = cluster.mine(node, 1).await.unwrap();
+    let after = now_ms();
     let header = call(cluster, node, "getblockheader", json!([mined[0]])).await;
-    (header["time"].as_i64().unwrap() - host_ms / 1000, host_ms)
+    let time = header["time"].as_i64().unwrap();
+    Mined {
+        time,
+        before,
+        after,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -205,15 +225,16 @@ async fn status_clock(cluster: &Cluster, node: &str) -> (Option<i64>, Option<Dri
     (s.clock, s.drift)
 }
 
-/// How many seconds a clock gained over the host's between two readings `(ahead, host_ms)`, against
-/// what a clock of `rate` gains: within the blocks' whole seconds (and a second of slack).
-fn assert_gained(what: &str, first: (i64, i64), second: (i64, i64), rate: f64) {
-    let elapsed = (second.1 - first.1) as f64 / 1000.0;
-    let want = elapsed * (rate - 1.0);
-    let got = (second.0 - first.0) as f64;
+/// That the node's clock ran at `rate` times the host's between two blocks: the blocks' times are
+/// as far apart as such a clock runs between the mining calls (each made somewhere within its call;
+/// a second either way for the blocks' whole seconds).
+fn assert_rate(what: &str, first: Mined, second: Mined, rate: f64) {
+    let least = rate * (second.before - first.after) as f64 / 1000.0 - 1.0;
+    let most = rate * (second.after - first.before) as f64 / 1000.0 + 1.0;
+    let got = (second.time - first.time) as f64;
     assert!(
-        (got - want).abs() <= 2.5,
-        "{what}: gained {got}s over {elapsed:.2}s, a clock at {rate}x gains {want:.1}s"
+        (least..=most).contains(&got),
+        "{what}: {got}s between its blocks, a clock at {rate}x runs {least:.1}s to {most:.1}s ({first:?}, {second:?})"
     );
 }
 
@@ -234,27 +255,28 @@ fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
         assert_eq!(status_clock(&cluster, "a").await, (None, None));
 
         // b's blocks carry its clock: ahead by what `status` says, gaining 9 s a second.
-        let first = block_ahead(&cluster, "b").await;
+        let first = mine_one(&cluster, "b").await;
         let (said, _) = status_clock(&cluster, "b").await;
         assert!(
-            (said.unwrap() - first.0).abs() <= 30,
+            (said.unwrap() - first.ahead()).abs() <= 30,
             "status {said:?}, block {first:?}"
         );
         let still = std::time::Instant::now();
         // The clock's rate is measured over time: a window of two seconds of the host's.
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(still.elapsed() >= Duration::from_secs(2));
-        let second = block_ahead(&cluster, "b").await;
-        assert_gained("b", first, second, 10.0);
+        let second = mine_one(&cluster, "b").await;
+        assert_rate("b", first, second, 10.0);
 
         // Restarted, b's new bitcoind goes on from where the clock is, not from its declared +10m.
         cluster.fault("b", Fault::Restart, WAIT).await.unwrap();
-        let third = block_ahead(&cluster, "b").await;
-        assert_gained("b across its restart", second, third, 10.0);
+        let third = mine_one(&cluster, "b").await;
+        assert_rate("b across its restart", second, third, 10.0);
 
         // Set while a is paused (its bitcoind frozen), through the CLI: 1 h ahead, gaining 5 s a
         // second from then on, once it thaws.
         cluster.fault("a", Fault::Pause, WAIT).await.unwrap();
+        let set_before = now_ms();
         let set = ok_json(&[
             "-c", &name, "clock", "a", "--offset", "+1h", "--drift", "+5s/s", "--json",
         ])
@@ -263,24 +285,29 @@ fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
             set["nodes"],
             json!([{"node": "a", "offset": 3600, "drift": "+5s/s"}])
         );
-        let set_ms = now_ms();
+        let set_after = now_ms();
         cluster.fault("a", Fault::Unpause, WAIT).await.unwrap();
-        let first = block_ahead(&cluster, "a").await;
-        let since = (first.1 - set_ms) as f64 / 1000.0;
+        // Its clock: the host's, 3600 s, and 5 s for every second since it was set (somewhere within
+        // the CLI's call).
+        let first = mine_one(&cluster, "a").await;
+        let clock_at = |host_ms: i64, set_ms: i64| {
+            (host_ms as f64 + 3_600_000.0 + 5.0 * (host_ms - set_ms) as f64) / 1000.0
+        };
+        let least = clock_at(first.before, set_after) - 1.0;
+        let most = clock_at(first.after, set_before) + 1.0;
         assert!(
-            (first.0 as f64 - 3600.0 - 5.0 * since).abs() <= 2.5,
-            "a's block is {}s ahead {since:.2}s after its clock was set",
-            first.0
+            (least..=most).contains(&(first.time as f64)),
+            "a's block at {first:?}: want {least:.1} to {most:.1} (set between {set_before} and {set_after})"
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let second = block_ahead(&cluster, "a").await;
-        assert_gained("a", first, second, 6.0);
+        let second = mine_one(&cluster, "a").await;
+        assert_rate("a", first, second, 6.0);
         // `--drift` alone keeps the offset a has now; `status --json` says both.
         ok(&["-c", &name, "clock", "a", "--drift", "-30s/min"]).await;
         let status = ok_json(&["-c", &name, "status", "--json"]).await;
         let a = &status.as_array().unwrap()[0];
         assert_eq!(a["drift"], json!("-30s/min"));
-        assert!(a["clock"].as_i64().unwrap() >= second.0, "{a}");
+        assert!(a["clock"].as_i64().unwrap() >= second.ahead() - 1, "{a}");
 
         // Cleared, every clock is the host's and none drifts.
         let clear = Verb::Clock {
