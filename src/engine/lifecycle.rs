@@ -828,12 +828,31 @@ async fn remove_all(docker: &Docker, name: &str, progress: &Progress) -> Result<
         ),
         (volumes.len() + networks.len()) as u64,
     );
-    let report = DownReport {
+    let mut report = DownReport {
         cluster: name.to_string(),
         containers,
         volumes: removal.volumes(volumes).await,
         networks: removal.networks(networks.iter().map(Net::from)).await,
     };
+    // A volume or network that would not go may be held by a container made while this ran (one
+    // listed after the first listing): such containers go too, then what is left, once more.
+    if !removal.left.is_empty() {
+        let late: Vec<ContainerInfo> = (docker.labeled_containers(&filter).await?.into_iter())
+            .filter(|c| c.name != own_lock)
+            .collect();
+        let names: Vec<&str> = late.iter().map(|c| c.name.as_str()).collect();
+        tracing::warn!(
+            "{} left of `{name}`; once more, with the containers made meanwhile: [{}]",
+            removal.left.join(", "),
+            names.join(", ")
+        );
+        (removal.left, removal.stale) = (Vec::new(), Vec::new());
+        report.containers += removal.cluster_containers(late).await;
+        let volumes = docker.labeled_volumes(&filter).await?;
+        let networks = docker.labeled_networks(&filter).await?;
+        report.volumes += removal.volumes(volumes).await;
+        report.networks += removal.networks(networks.iter().map(Net::from)).await;
+    }
     progress.finish();
     if removal.left.is_empty() {
         Ok(report)
