@@ -202,10 +202,18 @@ pub fn throttle_container(cluster: &str, node: &str) -> String {
 
 /// The id of the Docker container this process runs in, read from its `/proc/self/mountinfo`: Docker
 /// bind-mounts the container's `hostname`, `hosts` and `resolv.conf` from
-/// `…/containers/<64 hex digits>/`. None outside a container.
+/// `…/containers/<64 hex digits>/` onto `/etc/…`. None outside a container — where the host's own
+/// table may list other containers' directories (their `shm` mounts), on other mount points.
 pub fn container_id_in_mountinfo(mountinfo: &str) -> Option<String> {
+    const OWN: [&str; 3] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
     mountinfo.lines().find_map(|line| {
-        let (_, rest) = line.split_once("/containers/")?;
+        // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT …
+        let mut fields = line.split_whitespace().skip(3);
+        let (root, point) = (fields.next()?, fields.next()?);
+        if !OWN.contains(&point) {
+            return None;
+        }
+        let (_, rest) = root.split_once("/containers/")?;
         let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
         (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
     })
@@ -446,9 +454,14 @@ mod tests {
             "812 790 0:45 / / rw,relatime - overlay overlay rw\n\
              830 812 254:1 /var/lib/docker/containers/{id}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw\n"
         );
-        assert_eq!(container_id_in_mountinfo(&inside), Some(id));
+        assert_eq!(container_id_in_mountinfo(&inside), Some(id.clone()));
         let host = "25 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
         assert_eq!(container_id_in_mountinfo(host), None);
+        // On the host, another container's shm is mounted in its directory: not this process's.
+        let other = format!(
+            "{host}901 25 0:52 / /var/lib/docker/containers/{id}/mounts/shm rw - tmpfs shm rw\n"
+        );
+        assert_eq!(container_id_in_mountinfo(&other), None);
         assert_eq!(
             container_id_in_mountinfo("1 2 3:4 /x/containers/abc/y /y rw\n"),
             None
