@@ -107,6 +107,32 @@ impl Cluster {
         // Every node reads its file again at its first clock reading from the next whole second on.
         let now = since_epoch();
         tokio::time::sleep(clock::in_force_at(now).saturating_sub(now)).await;
+        self.wait_out_jumps(&jumped, written, timeout).await?;
+        Ok(Clocks {
+            nodes: ids
+                .iter()
+                .zip(&set)
+                .map(|(&i, clock)| NodeClock {
+                    node: self.nodes[i].name().to_string(),
+                    offset: clock.offset,
+                    drift: (!clock.drift.is_none()).then_some(clock.drift),
+                })
+                .collect(),
+        })
+    }
+
+    /// Waits until each session `jumped` lists (node, its new offset, the sessions it had) is gone or
+    /// fresh both ways by the node's clock since the jump (written at `written`, host seconds), then
+    /// wires the declared edges again (when any node jumped).
+    async fn wait_out_jumps(
+        &self,
+        jumped: &[(usize, i64, HashSet<i64>)],
+        written: i64,
+        timeout: Duration,
+    ) -> Result<()> {
+        if jumped.is_empty() {
+            return Ok(());
+        }
         let settled = jumped.iter().map(|(i, offset, old)| {
             let n = &self.nodes[*i];
             // By the node's clock, the jump came at `written + offset` (a second's slack for rounding).
@@ -132,26 +158,14 @@ impl Cluster {
             }
         });
         futures::future::try_join_all(settled).await?;
-        if !jumped.is_empty() {
-            let desired = Desired {
-                edges: &self.spec.edges,
-                containers: Containers::AsTheyAre,
-                segments: Segments::Keep,
-                mode: self.mode,
-            };
-            self.converge_quietly(&desired, timeout).await?;
-        }
-        Ok(Clocks {
-            nodes: ids
-                .iter()
-                .zip(&set)
-                .map(|(&i, clock)| NodeClock {
-                    node: self.nodes[i].name().to_string(),
-                    offset: clock.offset,
-                    drift: (!clock.drift.is_none()).then_some(clock.drift),
-                })
-                .collect(),
-        })
+        let desired = Desired {
+            edges: &self.spec.edges,
+            containers: Containers::AsTheyAre,
+            segments: Segments::Keep,
+            mode: self.mode,
+        };
+        self.converge_quietly(&desired, timeout).await?;
+        Ok(())
     }
 
     /// Writes the clocks `set` (one per node of `ids`) into the nodes' clock files. libfaketime reads

@@ -330,38 +330,24 @@ impl Cx<'_> {
 
     /// `drift: +1s/min`: how a clock drifts from the host's.
     pub(crate) fn drift(&self, v: &Yaml) -> Check<Drift> {
-        let text = match &v.value {
-            Value::Str(s) => s.clone(),
-            Value::Int(0) => "0".into(),
-            other => {
-                return Err(self.error(
-                    v.at,
-                    format!(
-                        "`drift` must be a rate such as +1s/min or -30s/h, found {}",
-                        found(other)
-                    ),
-                ))
-            }
-        };
+        let text = self.clock_text(v, "`drift` must be a rate such as +1s/min or -30s/h")?;
         clock::parse_drift(&text).map_err(|e| self.error(v.at, format!("invalid `drift`: {e}")))
     }
 
     /// `clock: -90m`: the node's clock offset from the host's, in seconds.
     pub(crate) fn clock(&self, v: &Yaml) -> Check<i64> {
-        let text = match &v.value {
-            Value::Str(s) => s.clone(),
-            Value::Int(0) => "0".into(),
-            other => {
-                return Err(self.error(
-                    v.at,
-                    format!(
-                        "`clock` must be an offset such as +3h or -90m, found {}",
-                        found(other)
-                    ),
-                ))
-            }
-        };
+        let text = self.clock_text(v, "`clock` must be an offset such as +3h or -90m")?;
         clock::parse_offset(&text).map_err(|e| self.error(v.at, format!("invalid `clock`: {e}")))
+    }
+
+    /// The text of a clock's offset or drift: a string, or the number 0; else `expected`, and what
+    /// was found.
+    fn clock_text(&self, v: &Yaml, expected: &str) -> Check<String> {
+        match &v.value {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Int(0) => Ok("0".into()),
+            other => Err(self.error(v.at, format!("{expected}, found {}", found(other)))),
+        }
     }
 
     /// `resources: {memory: 256m, cpus: 0.5}`; fields not given keep `base`.
