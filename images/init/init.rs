@@ -2,7 +2,8 @@
 //! child, hands it the signals the engine sends (so `docker stop` still stops bitcoind cleanly), ends
 //! with bitcoind's own exit status, and on `SIGUSR1` carries out the request regbox wrote to
 //! `DATADIR/.regbox-init` without the container stopping: a fresh chain, a snapshot saved, a snapshot
-//! restored. Built by regbox's build script as a static binary with nothing but the standard library,
+//! restored; `SIGUSR2` alone asks for a fresh chain (the reset's fast way: nothing to write first).
+//! Built by regbox's build script as a static binary with nothing but the standard library,
 //! so that it runs in any node image (Debian's, a Bitcoin Core release, a self-built binary).
 //!
 //! The request file holds one line: `ID fresh`, `ID save NAME`, `ID restore NAME` or `ID files`.
@@ -10,13 +11,18 @@
 //! `ID error WHY`. Files regbox left as `DATADIR/.regbox-NAME.next` are renamed to `.regbox-NAME`
 //! with every request (`files` does only that, bitcoind left running).
 //! A request found at start (written while the container was stopped) is carried out before bitcoind
-//! first starts.
+//! first starts. A fresh chain asked for by `SIGUSR2` is answered in `DATADIR/.regbox-init.fresh`
+//! (`signal ok` or `signal error WHY`), which regbox reads only to say why a node did not come back.
+//!
+//! With a fresh chain or a snapshot, the init also sets the node's declared clock again (its
+//! environment's `REGBOX_CLOCK`, a drift counted from then) and empties the filler of a full disk.
 //!
 //! A drifting clock: each time it starts bitcoind, and after putting files in place, the init turns
 //! the drift file (`.regbox-clock.drift`) into the clock file libfaketime reads, for the moment that
 //! bitcoind started (which it also writes to `.regbox-init.started`).
 
 #[path = "../../src/core/faults/faketime.rs"]
+#[allow(dead_code)]
 mod faketime;
 
 use std::cell::Cell;
@@ -31,6 +37,7 @@ const SIGHUP: i32 = 1;
 const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
 const SIGUSR1: i32 = 10;
+const SIGUSR2: i32 = 12;
 const SIGTERM: i32 = 15;
 const SIGCHLD: i32 = 17;
 const SIG_BLOCK: i32 = 0;
@@ -83,7 +90,7 @@ fn main() -> ExitCode {
         datadir,
         started_ms: Cell::new(0),
     };
-    let waited = signals(&[SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGCHLD]);
+    let waited = signals(&[SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD]);
     // Blocked here, taken by `sigwait` below; the child unblocks them before bitcoind runs.
     unsafe { pthread_sigmask(SIG_BLOCK, &waited, std::ptr::null_mut()) };
     let first = match init.request() {
@@ -102,8 +109,16 @@ fn main() -> ExitCode {
                     return ExitCode::from(status);
                 }
             }
-            SIGUSR1 => {
-                if let Some(request) = init.request() {
+            SIGUSR1 | SIGUSR2 => {
+                let request = match signal {
+                    SIGUSR1 => init.request(),
+                    _ => Some(Request {
+                        id: "signal".into(),
+                        action: Action::Fresh,
+                        answer: ".regbox-init.fresh",
+                    }),
+                };
+                if let Some(request) = request {
                     let Some(pid) = init.carry_out(&request, Some(child)) else {
                         return ExitCode::from(127);
                     };
@@ -166,6 +181,8 @@ fn exit_status(status: i32) -> u8 {
 struct Request {
     id: String,
     action: Action,
+    /// The file the answer goes to.
+    answer: &'static str,
 }
 
 enum Action {
@@ -186,9 +203,7 @@ struct Init {
 
 impl Init {
     fn spawn(&self) -> io::Result<i32> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = now_ms();
         self.started_ms.set(now_ms);
         self.keep_clock();
         let _ = self.write(".regbox-init.started", &format!("{now_ms}\n"));
@@ -223,7 +238,7 @@ impl Init {
         let text = fs::read_to_string(self.path(".regbox-init")).ok()?;
         let mut words = text.split_whitespace();
         let id = words.next()?.to_string();
-        let done = fs::read_to_string(self.path(".regbox-init.done")).unwrap_or_default();
+        let done = fs::read_to_string(self.path(DONE)).unwrap_or_default();
         if done.split_whitespace().next() == Some(id.as_str()) {
             return None;
         }
@@ -233,11 +248,16 @@ impl Init {
             (Some("save"), Some(name)) if plain(name) => Action::Save(name.into()),
             (Some("restore"), Some(name)) if plain(name) => Action::Restore(name.into()),
             _ => {
-                self.answer(&id, Err(format!("cannot read the request `{}`", text.trim())));
+                let why = format!("cannot read the request `{}`", text.trim());
+                self.answer(DONE, &id, Err(why));
                 return None;
             }
         };
-        Some(Request { id, action })
+        Some(Request {
+            id,
+            action,
+            answer: DONE,
+        })
     }
 
     /// Stops bitcoind (`child`, when it runs), changes the chain directory as `request` says, starts
@@ -247,7 +267,7 @@ impl Init {
             // A rename: bitcoind reads either the old file or the new one, never half of one.
             self.put_in_place();
             self.keep_clock();
-            self.answer(&request.id, Ok(()));
+            self.answer(request.answer, &request.id, Ok(()));
             return Some(pid);
         }
         if let Some(pid) = child {
@@ -261,6 +281,10 @@ impl Init {
             wait_for(pid);
         }
         self.put_in_place();
+        if matches!(request.action, Action::Fresh | Action::Restore(_)) {
+            self.declared_clock();
+            self.empty_filler();
+        }
         let done = match &request.action {
             Action::Files => Ok(()),
             Action::Fresh => self.discard(),
@@ -273,17 +297,42 @@ impl Init {
             (Ok(()), None) => Err("cannot start bitcoind again".to_string()),
             (Ok(()), Some(_)) => Ok(()),
         };
-        self.answer(&request.id, answer);
+        self.answer(request.answer, &request.id, answer);
         self.empty_trash();
         started
     }
 
-    fn answer(&self, id: &str, outcome: Result<(), String>) {
+    fn answer(&self, file: &str, id: &str, outcome: Result<(), String>) {
         let line = match outcome {
             Ok(()) => format!("{id} ok\n"),
             Err(why) => format!("{id} error {why}\n"),
         };
-        let _ = self.write(".regbox-init.done", &line);
+        let _ = self.write(file, &line);
+    }
+
+    /// The declared clock (the environment's `REGBOX_CLOCK`) as the clock and drift files, its drift
+    /// counted from now. A node without one (an image not regbox's) keeps its files.
+    fn declared_clock(&self) {
+        let Some(text) = std::env::var_os(faketime::DECLARED_ENV) else {
+            return;
+        };
+        let Some([clock, drift]) = faketime::declared_files(&text.to_string_lossy(), now_ms()) else {
+            eprintln!("regbox-init: cannot read the declared clock {text:?}");
+            return;
+        };
+        for (name, text) in [(".regbox-clock", clock), (".regbox-clock.drift", drift)] {
+            if let Err(e) = self.write(name, &text) {
+                eprintln!("regbox-init: cannot write {name}: {e}");
+            }
+        }
+    }
+
+    /// Empties the filler `disk --fill` left, when there is one: a reset frees a full disk.
+    fn empty_filler(&self) {
+        let filler = self.path(".regbox-fill");
+        if filler.exists() {
+            let _ = fs::write(filler, "");
+        }
     }
 
     /// Writes file `name` of the data directory in one step (a rename), so that nobody reads half.
@@ -376,6 +425,16 @@ impl Init {
         copy_tree(&from, &self.path(CHAIN), false)
             .map_err(|e| format!("cannot restore snapshot `{name}`: {e}"))
     }
+}
+
+/// The answer file of requests regbox wrote.
+const DONE: &str = ".regbox-init.done";
+
+/// The host's clock, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A snapshot's name: what regbox allows (letters, digits, `-`, `_`, `.`; not starting with `.`).

@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::core::cluster::blueprint::{
-    self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_REQUEST_FILE, LABEL_CONFIG, LABEL_INIT,
+    self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_FRESH_FILE, INIT_REQUEST_FILE, LABEL_CONFIG,
+    LABEL_INIT,
     LABEL_NODE, LABEL_ROLE, ROLE_AGENT, ROLE_HOLD, SNAPSHOTS_DIR,
 };
 use crate::core::cluster::init::{self, Action, Request};
@@ -24,9 +25,14 @@ use crate::engine::cluster::Cluster;
 use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
 use crate::engine::exec::Exec;
+use crate::engine::image::init_hash;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::DOCKER_CONCURRENCY;
 use crate::engine::wait::{on_all, wait_until, Check};
+
+/// Arguments that keep a bitcoind's network off from its start: a reset by signal cannot tell the new
+/// bitcoind from the old one by it.
+const NETWORK_OFF: [&str; 2] = ["-networkactive=0", "-nonetworkactive"];
 
 /// How often the init's answer file is read while a request is carried out.
 const ANSWER_POLL: Duration = Duration::from_millis(10);
@@ -113,10 +119,23 @@ impl Cluster {
             .collect();
         self.remove_nodes(&remade).await?;
         let action = to.map_or(Action::Fresh, |n| Action::Restore(n.to_string()));
-        let restarted: Vec<(usize, State)> = (in_place.iter().enumerate())
-            .filter_map(|(i, s)| s.map(|s| (i, s)))
-            .collect();
-        self.ask_init(&restarted, action, timeout).await?;
+        // A running node with this regbox's init gets a fresh chain from a signal alone.
+        let (signalled, asked): (Vec<(usize, State)>, Vec<(usize, State)>) =
+            (in_place.iter().enumerate())
+                .filter_map(|(i, s)| s.map(|s| (i, s)))
+                .partition(|&(i, s)| {
+                    let l = &self.nodes[i].layout;
+                    let init = seen[l.container.as_str()].labels.get(LABEL_INIT);
+                    to.is_none()
+                        && s == State::Running
+                        && init.map(String::as_str) == Some(init_hash())
+                        && !l.args.iter().any(|a| NETWORK_OFF.iter().any(|o| a.starts_with(o)))
+                });
+        let signalled: Vec<usize> = signalled.into_iter().map(|(i, _)| i).collect();
+        tokio::try_join!(
+            self.ask_init(&asked, action, timeout),
+            self.fresh_by_signal(&signalled, timeout)
+        )?;
         tracing::debug!("bitcoind restarted in place at {:?}", begun.elapsed());
         if self.plane.segments.len() > 1 {
             cleared.push("the partition".into());
@@ -301,31 +320,76 @@ impl Cluster {
     ) -> Result<()> {
         let request = new_request(action);
         let request = &request;
-        let fresh = !matches!(request.action, Action::Save(_));
         stream::iter(nodes.iter().map(|&(i, state)| async move {
-            let l = &self.nodes[i].layout;
-            // With a fresh chain or a snapshot, the declared clock and an empty filler (a full disk
-            // freed) go in the same write as the request.
-            let clock = clock_files(&Cluster::declared_clock(l));
-            let next = clock.clone().map(|(name, _)| next_file(name));
-            let mut files = Vec::new();
-            if fresh && !l.as_root {
-                files.push((next[0].as_str(), clock[0].1.as_bytes()));
-                files.push((next[1].as_str(), clock[1].1.as_bytes()));
-            }
-            if fresh && l.disk.is_some() {
-                files.push((blueprint::FILL_FILE, &b""[..]));
-            }
+            self.restart_asked(i, state, request, timeout).await
+        }))
+        .buffer_unordered(nodes.len().max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
+    }
+
+    /// Node `i`'s init (its container in `state`) asked to carry out `request` through its data
+    /// directory; returns once its bitcoind answers RPC (with its wallet loaded).
+    async fn restart_asked(
+        &self,
+        i: usize,
+        state: State,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<()> {
+        let l = &self.nodes[i].layout;
+        let fresh = !matches!(request.action, Action::Save(_));
+        // With a fresh chain or a snapshot, the declared clock and an empty filler (a full disk
+        // freed) go in the same write as the request (for an init older than this regbox's, which
+        // does not set them itself).
+        let clock = clock_files(&Cluster::declared_clock(l));
+        let next = clock.clone().map(|(name, _)| next_file(name));
+        let mut files = Vec::new();
+        if fresh && !l.as_root {
+            files.push((next[0].as_str(), clock[0].1.as_bytes()));
+            files.push((next[1].as_str(), clock[1].1.as_bytes()));
+        }
+        if fresh && l.disk.is_some() {
+            files.push((blueprint::FILL_FILE, &b""[..]));
+        }
+        let asked = std::time::Instant::now();
+        self.ask_node_init(i, state, request, &files, timeout)
+            .await?;
+        let answered = asked.elapsed();
+        self.wait_ready(i, timeout).await?;
+        tracing::debug!(
+            "{}: answered after {answered:?}, ready after {:?}",
+            self.nodes[i].name(),
+            asked.elapsed()
+        );
+        Ok(())
+    }
+
+    /// A fresh chain for each of `nodes` (running, with this regbox's init) by a signal alone: its
+    /// bitcoind's network switched off, `SIGUSR2` to the init, which starts bitcoind again on a
+    /// fresh chain with the declared clock; the new bitcoind is the one whose network is on. Nothing
+    /// is written through the engine first, and nothing read back unless a node does not come back.
+    async fn fresh_by_signal(&self, nodes: &[usize], timeout: Duration) -> Result<()> {
+        stream::iter(nodes.iter().map(|&i| async move {
+            let n = &self.nodes[i];
             let asked = std::time::Instant::now();
-            self.ask_node_init(i, state, request, &files, timeout)
-                .await?;
-            let answered = asked.elapsed();
-            self.wait_ready(i, timeout).await?;
-            tracing::debug!(
-                "{}: answered after {answered:?}, ready after {:?}",
-                self.nodes[i].name(),
-                asked.elapsed()
-            );
+            if let Err(e) = n.rpc.set_network_active(false).await {
+                tracing::debug!("{}: {e}; asking its init through its data directory", n.name());
+                let request = new_request(Action::Fresh);
+                return self.restart_asked(i, State::Running, &request, timeout).await;
+            }
+            self.docker.signal(&n.layout.container, "USR2").await?;
+            if let Err(e) = self.wait_restarted(i, timeout).await {
+                let path = format!("{DATADIR}/{INIT_FRESH_FILE}");
+                let answer = self.docker.read_file(&n.layout.container, &path).await;
+                let text = answer.ok().flatten().unwrap_or_default();
+                return Err(match init::answer(&String::from_utf8_lossy(&text), "signal") {
+                    Some(Err(why)) => Error::BadRequest(format!("node {}: {why}", n.name())),
+                    _ => e,
+                });
+            }
+            tracing::debug!("{}: ready after {:?}", n.name(), asked.elapsed());
             Ok::<_, Error>(())
         }))
         .buffer_unordered(nodes.len().max(1))

@@ -553,6 +553,19 @@ impl RpcClient {
         }
     }
 
+    /// Switches the node's network activity on or off (its peers are disconnected when off).
+    pub async fn set_network_active(&self, active: bool) -> Result<()> {
+        self.call::<Value>("setnetworkactive", json!([active]))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the node's network activity is on.
+    pub async fn network_active(&self) -> Result<bool> {
+        let info: Value = self.call("getnetworkinfo", json!([])).await?;
+        Ok(info["networkactive"].as_bool().unwrap_or(true))
+    }
+
     /// Creates (or, after a restart, loads) the node's wallet `regbox`.
     pub async fn ensure_wallet(&self) -> Result<()> {
         match self.call::<Value>("createwallet", json!([WALLET])).await {

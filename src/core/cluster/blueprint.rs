@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::cluster::manifest::{ClusterSpec, Resources};
 use crate::core::cluster::subnet::{self, Subnet, POOL};
-use crate::core::faults::clock::Drift;
+use crate::core::faults::clock::{Anchored, Drift};
 
 /// Label every regbox resource carries; scripts find a cluster's resources by it.
 pub const LABEL_CLUSTER: &str = "regbox.cluster";
@@ -112,6 +112,8 @@ pub const LABEL_INIT: &str = "regbox.init";
 pub const INIT_REQUEST_FILE: &str = ".regbox-init";
 /// The file the init answers a request in.
 pub const INIT_DONE_FILE: &str = ".regbox-init.done";
+/// The file the init answers a fresh chain asked for by `SIGUSR2` in (`signal ok`, `signal error WHY`).
+pub const INIT_FRESH_FILE: &str = ".regbox-init.fresh";
 /// The file the init writes when it starts bitcoind: the host's clock then, in Unix milliseconds
 /// (when its libfaketime starts measuring a drifting clock's rate).
 pub const INIT_STARTED_FILE: &str = ".regbox-init.started";
@@ -384,6 +386,7 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
             let mut env: Vec<String> = NODE_ENV.iter().map(|e| e.to_string()).collect();
             if !as_root {
                 env.extend(clock_env());
+                env.push(Anchored::declared_env(node.clock, node.drift));
             }
             let mut layout = NodeLayout {
                 index,

@@ -78,7 +78,7 @@ pub fn describe(offset: i64) -> String {
 /// What the node's clock file holds for `offset`: libfaketime's relative form in seconds (`+10800`,
 /// `-5400`); `+0` is the host's clock.
 pub fn file_text(offset: i64) -> String {
-    format!("{offset:+}\n")
+    faketime::clock_text(offset)
 }
 
 /// The offset a clock file holds (`None` for the host's clock, or a file regbox did not write, or one
@@ -232,11 +232,16 @@ impl Anchored {
 
     /// The drift file's text (empty for no drift: the clock file alone is the clock).
     pub fn drift_file_text(&self) -> String {
-        if self.drift.is_none() {
-            return String::new();
-        }
         let Drift { gain, per } = self.drift;
-        format!("{} {} {gain} {per}\n", self.anchor_ms, self.offset)
+        faketime::drift_text(self.anchor_ms, self.offset, gain, per)
+    }
+
+    /// The declared clock as the node's init reads it from its environment
+    /// ([`faketime::DECLARED_ENV`]), to set it again with every fresh chain or snapshot.
+    pub fn declared_env(offset: i64, drift: Drift) -> String {
+        let Drift { gain, per } = drift;
+        let text = faketime::declared_text(offset, gain, per);
+        format!("{}={text}", faketime::DECLARED_ENV)
     }
 
     /// What a drift file holds (None: none, or not one regbox wrote).
@@ -268,6 +273,28 @@ pub fn in_force_at(written: std::time::Duration) -> std::time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_clock_in_the_environment_gives_the_files_regbox_writes_for_it() {
+        let drift = parse_drift("+1s/min").unwrap();
+        for (offset, drift) in [(0, Drift::NONE), (-5400, Drift::NONE), (600, drift)] {
+            let env = Anchored::declared_env(offset, drift);
+            let text = env.strip_prefix("REGBOX_CLOCK=").unwrap();
+            let anchored = Anchored {
+                anchor_ms: 1_700_000_000_123,
+                offset,
+                drift,
+            };
+            assert_eq!(
+                faketime::declared_files(text, anchored.anchor_ms),
+                Some([file_text(offset), anchored.drift_file_text()]),
+                "{env}"
+            );
+        }
+        for bad in ["", "x", "1 2", "1 2 0", "1 2 3 4"] {
+            assert_eq!(faketime::declared_files(bad, 0), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_written_clock_is_in_force_from_the_next_whole_second() {

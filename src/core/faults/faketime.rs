@@ -1,7 +1,48 @@
 //! A drifting clock's files, with nothing but the standard library: the drift file regbox writes
 //! (`ANCHOR_MS OFFSET GAIN PER`) and the libfaketime clock file made from it for a bitcoind started
 //! at a given moment. Shared by `core::faults::clock` and the node image's init (`images/init`), which
-//! writes the clock file each time it starts bitcoind.
+//! writes the clock file each time it starts bitcoind, and sets the declared clock again (from its
+//! environment) whenever it gives bitcoind a fresh chain or a snapshot.
+
+/// The environment variable that tells a node's init the node's declared clock: `OFFSET`, or
+/// `OFFSET GAIN PER` for a drifting one (seconds).
+pub const DECLARED_ENV: &str = "REGBOX_CLOCK";
+
+/// A clock file that holds an offset (libfaketime's relative form, `+10800`).
+pub fn clock_text(offset: i64) -> String {
+    format!("{offset:+}\n")
+}
+
+/// A drift file: the clock was `offset` seconds off at `anchor_ms` and gains `gain` seconds every
+/// `per`; empty when it does not drift.
+pub fn drift_text(anchor_ms: i64, offset: i64, gain: i64, per: i64) -> String {
+    if gain == 0 {
+        return String::new();
+    }
+    format!("{anchor_ms} {offset} {gain} {per}\n")
+}
+
+/// [`DECLARED_ENV`]'s value for a clock `offset` seconds off that gains `gain` seconds every `per`.
+pub fn declared_text(offset: i64, gain: i64, per: i64) -> String {
+    if gain == 0 {
+        return offset.to_string();
+    }
+    format!("{offset} {gain} {per}")
+}
+
+/// The clock file's and the drift file's texts for the clock declared as `text` (see
+/// [`DECLARED_ENV`]), its drift counted from `now_ms`. None for a text regbox did not write.
+pub fn declared_files(text: &str, now_ms: i64) -> Option<[String; 2]> {
+    let numbers: Vec<i64> = (text.split_whitespace())
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    let (offset, gain, per) = match numbers[..] {
+        [offset] => (offset, 0, 1),
+        [offset, gain, per] if per > 0 => (offset, gain, per),
+        _ => return None,
+    };
+    Some([clock_text(offset), drift_text(now_ms, offset, gain, per)])
+}
 
 /// A drift file's numbers: the host's clock when it was set (Unix milliseconds), the offset then (in
 /// seconds), and the seconds gained in every `per` seconds. None for an empty file (no drift) or one
