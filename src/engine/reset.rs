@@ -118,6 +118,7 @@ impl Cluster {
             .filter(|&i| in_place[i].is_none())
             .collect();
         self.remove_nodes(&remade).await?;
+        tracing::debug!("removed at {:?}", begun.elapsed());
         let action = to.map_or(Action::Fresh, |n| Action::Restore(n.to_string()));
         // A running node with this regbox's init gets a fresh chain from a signal alone.
         let (signalled, asked): (Vec<(usize, State)>, Vec<(usize, State)>) =
@@ -379,7 +380,9 @@ impl Cluster {
                 let request = new_request(Action::Fresh);
                 return self.restart_asked(i, State::Running, &request, timeout).await;
             }
+            tracing::debug!("{}: network off after {:?}", n.name(), asked.elapsed());
             self.docker.signal(&n.layout.container, "USR2").await?;
+            tracing::debug!("{}: signalled after {:?}", n.name(), asked.elapsed());
             if let Err(e) = self.wait_restarted(i, timeout).await {
                 let path = format!("{DATADIR}/{INIT_FRESH_FILE}");
                 let answer = self.docker.read_file(&n.layout.container, &path).await;
