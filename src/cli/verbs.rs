@@ -61,40 +61,24 @@ pub(crate) async fn run_verb(
     Ok(act(ctx, target, &verb).await.map(drop))
 }
 
-/// The verb a command that acts on a cluster in one verb asks for, with the cluster it names (None:
-/// the one `-c` or the only one picks); any other command comes back.
-#[allow(clippy::type_complexity, clippy::result_large_err)]
-fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, Command> {
-    let secs = Duration::from_secs;
+/// A command translated into one verb: the cluster it names (None: the one `-c` or the only one
+/// picks) with the verb, or why it is refused; any other command comes back (`Err`).
+type Translated = Result<Result<(Option<String>, Verb), Failure>, Command>;
+
+/// The verb a command that acts on a cluster in one verb asks for, with the cluster it names; any
+/// other command comes back. One family of verbs after the other.
+#[allow(clippy::result_large_err)]
+fn verb_of(command: Command) -> Translated {
+    chain_verb(command)
+        .or_else(network_verb)
+        .or_else(node_verb)
+        .or_else(cluster_verb)
+}
+
+/// Reading a cluster and using its chain: status, url, mine, send, rpc, logs.
+#[allow(clippy::result_large_err)]
+fn chain_verb(command: Command) -> Translated {
     Ok(Ok(match command {
-        Command::Netem { .. } => (None, netem(command)),
-        Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
-        Command::Reset { to, timeout } => (
-            None,
-            Verb::Reset {
-                to,
-                timeout: Some(secs(timeout)),
-            },
-        ),
-        Command::Clock {
-            nodes,
-            offset,
-            drift,
-            clear,
-        } => (
-            None,
-            Verb::Clock {
-                nodes: (!nodes.is_empty()).then_some(nodes),
-                offset: if clear { Some(0) } else { offset },
-                drift: if clear {
-                    Some(clock::Drift::NONE)
-                } else {
-                    drift
-                },
-            },
-        ),
-        Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),
-        Command::Cut { .. } => return Ok(cut(command).map(|v| (None, v))),
         Command::Status { name } => (name, Verb::Status),
         Command::Url { node } => (None, Verb::Url { node }),
         Command::Mine { node, blocks } => (None, Verb::Mine { node, blocks }),
@@ -104,24 +88,6 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
                 from,
                 to,
                 amount_sat: amount,
-            },
-        ),
-        Command::Connect { a, b } => (None, Verb::Connect { a, b }),
-        Command::Disconnect { a, b } => (None, Verb::Disconnect { a, b }),
-        Command::Wait { condition, timeout } => match WaitFor::from_words(&condition) {
-            Ok(until) => (
-                None,
-                Verb::Wait {
-                    until,
-                    timeout: Some(secs(timeout)),
-                },
-            ),
-            Err(e) => return Ok(Err(Failure::Usage(e))),
-        },
-        Command::Sync { name, timeout } => (
-            name,
-            Verb::Sync {
-                timeout: Some(secs(timeout)),
             },
         ),
         Command::Rpc { node, method, args } => (
@@ -145,6 +111,18 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
                 follow: false,
             },
         ),
+        other => return Err(other),
+    }))
+}
+
+/// The network between the nodes: connect, disconnect, netem, cut, heal.
+#[allow(clippy::result_large_err)]
+fn network_verb(command: Command) -> Translated {
+    Ok(Ok(match command {
+        Command::Connect { a, b } => (None, Verb::Connect { a, b }),
+        Command::Disconnect { a, b } => (None, Verb::Disconnect { a, b }),
+        Command::Netem { .. } => (None, netem(command)),
+        Command::Cut { .. } => return Ok(cut(command).map(|v| (None, v))),
         Command::Heal {
             name,
             sync,
@@ -153,15 +131,74 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
             name,
             Verb::Heal {
                 sync,
-                timeout: Some(secs(timeout)),
+                timeout: Some(Duration::from_secs(timeout)),
             },
         ),
+        other => return Err(other),
+    }))
+}
+
+/// Faults of one node or some: stop, start, restart, kill, pause, unpause, disk, clock, throttle.
+#[allow(clippy::result_large_err)]
+fn node_verb(command: Command) -> Translated {
+    Ok(Ok(match command {
         Command::Stop { node } => (None, fault(Fault::Stop, node)),
         Command::Start { node } => (None, fault(Fault::Start, node)),
         Command::Restart { node } => (None, fault(Fault::Restart, node)),
         Command::Kill { node } => (None, fault(Fault::Kill, node)),
         Command::Pause { node } => (None, fault(Fault::Pause, node)),
         Command::Unpause { node } => (None, fault(Fault::Unpause, node)),
+        Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
+        Command::Clock {
+            nodes,
+            offset,
+            drift,
+            clear,
+        } => (
+            None,
+            Verb::Clock {
+                nodes: (!nodes.is_empty()).then_some(nodes),
+                offset: if clear { Some(0) } else { offset },
+                drift: if clear {
+                    Some(clock::Drift::NONE)
+                } else {
+                    drift
+                },
+            },
+        ),
+        Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),
+        other => return Err(other),
+    }))
+}
+
+/// The whole cluster: reset, and waiting for a condition or for sync.
+#[allow(clippy::result_large_err)]
+fn cluster_verb(command: Command) -> Translated {
+    let secs = Duration::from_secs;
+    Ok(Ok(match command {
+        Command::Reset { to, timeout } => (
+            None,
+            Verb::Reset {
+                to,
+                timeout: Some(secs(timeout)),
+            },
+        ),
+        Command::Wait { condition, timeout } => match WaitFor::from_words(&condition) {
+            Ok(until) => (
+                None,
+                Verb::Wait {
+                    until,
+                    timeout: Some(secs(timeout)),
+                },
+            ),
+            Err(e) => return Ok(Err(Failure::Usage(e))),
+        },
+        Command::Sync { name, timeout } => (
+            name,
+            Verb::Sync {
+                timeout: Some(secs(timeout)),
+            },
+        ),
         other => return Err(other),
     }))
 }
