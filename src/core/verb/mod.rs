@@ -695,4 +695,66 @@ mod tests {
         assert_eq!(btc(1), "0.00000001");
         assert_eq!(btc(MAX_SATS), "21000000");
     }
+
+    /// A verb's few words (a scenario step's default label, what a lock's holder is doing), for every
+    /// form `Display` tells apart (`verb in JSON => its words`).
+    #[test]
+    fn every_verb_is_said_in_a_few_words() {
+        let cases = r#"
+{"verb":"status"} => status
+{"verb":"url","node":"n0"} => url n0
+{"verb":"mine","node":"n0","blocks":3} => mine n0 3
+{"verb":"send","from":"n0","to":"1","amount_sat":150000000} => send 1.5 BTC n0 -> 1
+{"verb":"connect","a":"n0","b":"n2"} => connect n0 n2
+{"verb":"disconnect","a":"n0","b":"n2"} => disconnect n0 n2
+{"verb":"partition","kind":{"groups":[["n0","n1"],["n2"]]},"via":"firewall","mode":"silent"} => partition [n0 n1] [n2] via firewall silent
+{"verb":"partition","kind":"halves","via":"firewall","reset":true} => partition halves via firewall reset
+{"verb":"partition","kind":{"random-halves":{"seed":7}}} => partition random-halves seed 7
+{"verb":"partition","kind":{"isolate":"n3"}} => partition isolate n3
+{"verb":"partition","kind":"bridge"} => partition bridge
+{"verb":"partition","kind":"majorities-ring"} => partition majorities-ring
+{"verb":"heal"} => heal
+{"verb":"heal","sync":true} => heal and sync
+{"verb":"netem","nodes":["n1","n2"],"to":["n3"],"shaping":{"delay_us":20000}} => netem n1,n2 to n3: delay 20ms
+{"verb":"netem","shaping":{"loss":0.1}} => netem all: loss 10%
+{"verb":"cut","from":["n0"],"to":["n1","n2"]} => cut n0 <-> n1,n2 (drop)
+{"verb":"cut","from":["n0"],"to":["n1"],"both":false,"block":"reset"} => cut n0 -> n1 (reset)
+{"verb":"clear","nodes":["n0","n1"],"shaping":true,"cuts":true} => clear link faults of n0,n1
+{"verb":"clear","shaping":true} => clear netem
+{"verb":"clear","cuts":true} => clear cuts
+{"verb":"fault","fault":"pause","node":"n3"} => pause n3
+{"verb":"disk","node":"n1","fill":true} => fill the disk of n1
+{"verb":"disk","node":"n1","fill":false} => free the disk of n1
+{"verb":"clock","offset":0,"drift":"0"} => clock of all: host's
+{"verb":"clock","nodes":["n1"],"offset":10800,"drift":"+1s/min"} => clock of n1 +3h, drifting +1s/min
+{"verb":"clock","nodes":["n1"],"drift":"0"} => clock of n1, not drifting
+{"verb":"clock","offset":-90} => clock of all -1m30s
+{"verb":"throttle","nodes":["n2"],"clear":true} => clear throttle of n2
+{"verb":"throttle","limits":{"cpus":0.05,"memory":67108864}} => throttle all: cpus 0.05, memory 64 MiB
+{"verb":"reset"} => reset
+{"verb":"reset","to":"s1"} => reset to snapshot s1
+{"verb":"snapshot","name":"s1"} => snapshot s1
+{"verb":"wait","until":{"height":{"node":"n2","height":7}}} => wait height 7 on n2
+{"verb":"sync"} => sync
+{"verb":"measure","kind":"tx","from":"n1","rounds":2} => measure tx propagation from n1, 2 round(s)
+{"verb":"measure"} => measure block propagation, 5 round(s)
+{"verb":"rpc","node":"n0","method":"getblockhash"} => rpc n0 getblockhash
+{"verb":"logs","node":"n0","tail":5} => logs n0
+{"verb":"down"} => down
+"#;
+        for case in cases.trim().lines() {
+            let (json, want) = case.split_once(" => ").unwrap();
+            let v: Verb = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(v.to_string(), want, "{json}");
+        }
+        for (dry_run, want) in [(false, "apply regbox"), (true, "plan regbox")] {
+            let spec = Box::new(crate::core::cluster::manifest::ClusterSpec::default_ring4());
+            let v = Verb::Apply {
+                spec,
+                dry_run,
+                timeout: None,
+            };
+            assert_eq!(v.to_string(), want);
+        }
+    }
 }
