@@ -316,113 +316,170 @@ impl Verb {
 
 impl fmt::Display for Verb {
     /// The verb in a few words, nodes as written: a scenario step's default label, and what the
-    /// cluster's lock says its holder is doing.
+    /// cluster's lock says its holder is doing. One family of verbs after the other.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let all = |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
         match self {
-            Verb::Status => f.write_str("status"),
-            Verb::Url { node } => write!(f, "url {node}"),
-            Verb::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
-            Verb::Send {
-                from,
-                to,
-                amount_sat,
-            } => write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat)),
-            Verb::Connect { a, b } => write!(f, "connect {a} {b}"),
-            Verb::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
-            Verb::Partition {
-                kind,
-                mode,
-                via,
-                reset,
-                ..
-            } => partition(f, kind, *mode, *via, *reset),
-            Verb::Netem { nodes, to, shaping } => {
-                write!(f, "netem {}", all(nodes))?;
-                if to.is_some() {
-                    write!(f, " to {}", all(to))?;
-                }
-                write!(f, ": {shaping}")
+            Verb::Status
+            | Verb::Url { .. }
+            | Verb::Mine { .. }
+            | Verb::Send { .. }
+            | Verb::Rpc { .. }
+            | Verb::Logs { .. } => chain_words(f, self),
+            Verb::Connect { .. }
+            | Verb::Disconnect { .. }
+            | Verb::Partition { .. }
+            | Verb::Heal { .. }
+            | Verb::Netem { .. }
+            | Verb::Cut { .. }
+            | Verb::Clear { .. } => network_words(f, self),
+            Verb::Fault { .. } | Verb::Disk { .. } | Verb::Clock { .. } | Verb::Throttle { .. } => {
+                node_words(f, self)
             }
-            Verb::Cut {
-                from,
-                to,
-                both,
-                block,
-            } => write!(
-                f,
-                "cut {} {} {} ({})",
-                from.join(","),
-                if *both { "<->" } else { "->" },
-                to.join(","),
-                block.name()
-            ),
-            Verb::Clear {
-                nodes,
-                shaping,
-                cuts,
-            } => {
-                f.write_str(match (shaping, cuts) {
-                    (true, true) => "clear link faults",
-                    (true, false) => "clear netem",
-                    _ => "clear cuts",
-                })?;
-                match nodes {
-                    Some(n) => write!(f, " of {}", n.join(",")),
-                    None => Ok(()),
-                }
-            }
-            Verb::Heal { sync: false, .. } => f.write_str("heal"),
-            Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
-            Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
-            Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
-            Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
-            Verb::Clock {
-                nodes,
-                offset: Some(0),
-                drift: Some(clock::Drift::NONE),
-            } => write!(f, "clock of {}: host's", all(nodes)),
-            Verb::Clock {
-                nodes,
-                offset,
-                drift,
-            } => {
-                write!(f, "clock of {}", all(nodes))?;
-                if let Some(o) = offset {
-                    write!(f, " {}", clock::describe(*o))?;
-                }
-                match drift {
-                    Some(d) if d.is_none() => write!(f, ", not drifting"),
-                    Some(d) => write!(f, ", drifting {d}"),
-                    None => Ok(()),
-                }
-            }
-            Verb::Throttle {
-                nodes, clear: true, ..
-            } => write!(f, "clear throttle of {}", all(nodes)),
-            Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
-            Verb::Reset { to: None, .. } => f.write_str("reset"),
-            Verb::Reset { to: Some(to), .. } => write!(f, "reset to snapshot {to}"),
-            Verb::Snapshot { name, .. } => write!(f, "snapshot {name}"),
-            Verb::Wait { until, .. } => write!(f, "wait {until}"),
-            Verb::Sync { .. } => f.write_str("sync"),
-            Verb::Measure {
-                kind, from, rounds, ..
-            } => {
-                write!(f, "measure {kind} propagation")?;
-                if let Some(n) = from {
-                    write!(f, " from {n}")?;
-                }
-                write!(f, ", {rounds} round(s)")
-            }
-            Verb::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
-            Verb::Logs { node, .. } => write!(f, "logs {node}"),
-            Verb::Apply { spec, dry_run, .. } => {
-                let word = if *dry_run { "plan" } else { "apply" };
-                write!(f, "{word} {}", spec.name)
-            }
-            Verb::Down => f.write_str("down"),
+            Verb::Reset { .. }
+            | Verb::Snapshot { .. }
+            | Verb::Wait { .. }
+            | Verb::Sync { .. }
+            | Verb::Measure { .. }
+            | Verb::Apply { .. }
+            | Verb::Down => cluster_words(f, self),
         }
+    }
+}
+
+/// Nodes as a verb's few words name them: as written, or `all` for every node.
+fn nodes_or_all(nodes: &Option<Vec<String>>) -> String {
+    nodes.as_ref().map_or("all".into(), |n| n.join(","))
+}
+
+/// Reading a cluster and using its chain: status, url, mine, send, rpc, logs.
+fn chain_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Status => f.write_str("status"),
+        Verb::Url { node } => write!(f, "url {node}"),
+        Verb::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
+        Verb::Send {
+            from,
+            to,
+            amount_sat,
+        } => write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat)),
+        Verb::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
+        Verb::Logs { node, .. } => write!(f, "logs {node}"),
+        _ => unreachable!("chain verbs only"),
+    }
+}
+
+/// The network between the nodes: connect, disconnect, partition, heal, netem, cut, clear.
+fn network_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Connect { a, b } => write!(f, "connect {a} {b}"),
+        Verb::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
+        Verb::Partition {
+            kind,
+            mode,
+            via,
+            reset,
+            ..
+        } => partition(f, kind, *mode, *via, *reset),
+        Verb::Heal { sync: false, .. } => f.write_str("heal"),
+        Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
+        Verb::Netem { nodes, to, shaping } => {
+            write!(f, "netem {}", nodes_or_all(nodes))?;
+            if to.is_some() {
+                write!(f, " to {}", nodes_or_all(to))?;
+            }
+            write!(f, ": {shaping}")
+        }
+        Verb::Cut {
+            from,
+            to,
+            both,
+            block,
+        } => write!(
+            f,
+            "cut {} {} {} ({})",
+            from.join(","),
+            if *both { "<->" } else { "->" },
+            to.join(","),
+            block.name()
+        ),
+        Verb::Clear {
+            nodes,
+            shaping,
+            cuts,
+        } => {
+            f.write_str(match (shaping, cuts) {
+                (true, true) => "clear link faults",
+                (true, false) => "clear netem",
+                _ => "clear cuts",
+            })?;
+            match nodes {
+                Some(n) => write!(f, " of {}", n.join(",")),
+                None => Ok(()),
+            }
+        }
+        _ => unreachable!("network verbs only"),
+    }
+}
+
+/// Faults of one node or some: fault (stop, start, …), disk, clock, throttle.
+fn node_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+        Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
+        Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
+        Verb::Clock {
+            nodes,
+            offset: Some(0),
+            drift: Some(clock::Drift::NONE),
+        } => write!(f, "clock of {}: host's", nodes_or_all(nodes)),
+        Verb::Clock {
+            nodes,
+            offset,
+            drift,
+        } => {
+            write!(f, "clock of {}", nodes_or_all(nodes))?;
+            if let Some(o) = offset {
+                write!(f, " {}", clock::describe(*o))?;
+            }
+            match drift {
+                Some(d) if d.is_none() => write!(f, ", not drifting"),
+                Some(d) => write!(f, ", drifting {d}"),
+                None => Ok(()),
+            }
+        }
+        Verb::Throttle {
+            nodes, clear: true, ..
+        } => write!(f, "clear throttle of {}", nodes_or_all(nodes)),
+        Verb::Throttle { nodes, limits, .. } => {
+            write!(f, "throttle {}: {limits}", nodes_or_all(nodes))
+        }
+        _ => unreachable!("node verbs only"),
+    }
+}
+
+/// The whole cluster: reset, snapshot, wait, sync, measure, apply, down.
+fn cluster_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Reset { to: None, .. } => f.write_str("reset"),
+        Verb::Reset { to: Some(to), .. } => write!(f, "reset to snapshot {to}"),
+        Verb::Snapshot { name, .. } => write!(f, "snapshot {name}"),
+        Verb::Wait { until, .. } => write!(f, "wait {until}"),
+        Verb::Sync { .. } => f.write_str("sync"),
+        Verb::Measure {
+            kind, from, rounds, ..
+        } => {
+            write!(f, "measure {kind} propagation")?;
+            if let Some(n) = from {
+                write!(f, " from {n}")?;
+            }
+            write!(f, ", {rounds} round(s)")
+        }
+        Verb::Apply { spec, dry_run, .. } => {
+            let word = if *dry_run { "plan" } else { "apply" };
+            write!(f, "{word} {}", spec.name)
+        }
+        Verb::Down => f.write_str("down"),
+        _ => unreachable!("cluster verbs only"),
     }
 }
 
