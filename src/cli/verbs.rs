@@ -61,40 +61,24 @@ pub(crate) async fn run_verb(
     Ok(act(ctx, target, &verb).await.map(drop))
 }
 
-/// The verb a command that acts on a cluster in one verb asks for, with the cluster it names (None:
-/// the one `-c` or the only one picks); any other command comes back.
-#[allow(clippy::type_complexity, clippy::result_large_err)]
-fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, Command> {
-    let secs = Duration::from_secs;
+/// A command translated into one verb: the cluster it names (None: the one `-c` or the only one
+/// picks) with the verb, or why it is refused; any other command comes back (`Err`).
+type Translated = Result<Result<(Option<String>, Verb), Failure>, Command>;
+
+/// The verb a command that acts on a cluster in one verb asks for, with the cluster it names; any
+/// other command comes back. One family of verbs after the other.
+#[allow(clippy::result_large_err)]
+fn verb_of(command: Command) -> Translated {
+    chain_verb(command)
+        .or_else(network_verb)
+        .or_else(node_verb)
+        .or_else(cluster_verb)
+}
+
+/// Reading a cluster and using its chain: status, url, mine, send, rpc, logs.
+#[allow(clippy::result_large_err)]
+fn chain_verb(command: Command) -> Translated {
     Ok(Ok(match command {
-        Command::Netem { .. } => (None, netem(command)),
-        Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
-        Command::Reset { to, timeout } => (
-            None,
-            Verb::Reset {
-                to,
-                timeout: Some(secs(timeout)),
-            },
-        ),
-        Command::Clock {
-            nodes,
-            offset,
-            drift,
-            clear,
-        } => (
-            None,
-            Verb::Clock {
-                nodes: (!nodes.is_empty()).then_some(nodes),
-                offset: if clear { Some(0) } else { offset },
-                drift: if clear {
-                    Some(clock::Drift::NONE)
-                } else {
-                    drift
-                },
-            },
-        ),
-        Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),
-        Command::Cut { .. } => return Ok(cut(command).map(|v| (None, v))),
         Command::Status { name } => (name, Verb::Status),
         Command::Url { node } => (None, Verb::Url { node }),
         Command::Mine { node, blocks } => (None, Verb::Mine { node, blocks }),
@@ -104,24 +88,6 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
                 from,
                 to,
                 amount_sat: amount,
-            },
-        ),
-        Command::Connect { a, b } => (None, Verb::Connect { a, b }),
-        Command::Disconnect { a, b } => (None, Verb::Disconnect { a, b }),
-        Command::Wait { condition, timeout } => match WaitFor::from_words(&condition) {
-            Ok(until) => (
-                None,
-                Verb::Wait {
-                    until,
-                    timeout: Some(secs(timeout)),
-                },
-            ),
-            Err(e) => return Ok(Err(Failure::Usage(e))),
-        },
-        Command::Sync { name, timeout } => (
-            name,
-            Verb::Sync {
-                timeout: Some(secs(timeout)),
             },
         ),
         Command::Rpc { node, method, args } => (
@@ -145,6 +111,18 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
                 follow: false,
             },
         ),
+        other => return Err(other),
+    }))
+}
+
+/// The network between the nodes: connect, disconnect, netem, cut, heal.
+#[allow(clippy::result_large_err)]
+fn network_verb(command: Command) -> Translated {
+    Ok(Ok(match command {
+        Command::Connect { a, b } => (None, Verb::Connect { a, b }),
+        Command::Disconnect { a, b } => (None, Verb::Disconnect { a, b }),
+        Command::Netem { .. } => (None, netem(command)),
+        Command::Cut { .. } => return Ok(cut(command).map(|v| (None, v))),
         Command::Heal {
             name,
             sync,
@@ -153,15 +131,74 @@ fn verb_of(command: Command) -> Result<Result<(Option<String>, Verb), Failure>, 
             name,
             Verb::Heal {
                 sync,
-                timeout: Some(secs(timeout)),
+                timeout: Some(Duration::from_secs(timeout)),
             },
         ),
+        other => return Err(other),
+    }))
+}
+
+/// Faults of one node or some: stop, start, restart, kill, pause, unpause, disk, clock, throttle.
+#[allow(clippy::result_large_err)]
+fn node_verb(command: Command) -> Translated {
+    Ok(Ok(match command {
         Command::Stop { node } => (None, fault(Fault::Stop, node)),
         Command::Start { node } => (None, fault(Fault::Start, node)),
         Command::Restart { node } => (None, fault(Fault::Restart, node)),
         Command::Kill { node } => (None, fault(Fault::Kill, node)),
         Command::Pause { node } => (None, fault(Fault::Pause, node)),
         Command::Unpause { node } => (None, fault(Fault::Unpause, node)),
+        Command::Disk { node, fill, .. } => (None, Verb::Disk { node, fill }),
+        Command::Clock {
+            nodes,
+            offset,
+            drift,
+            clear,
+        } => (
+            None,
+            Verb::Clock {
+                nodes: (!nodes.is_empty()).then_some(nodes),
+                offset: if clear { Some(0) } else { offset },
+                drift: if clear {
+                    Some(clock::Drift::NONE)
+                } else {
+                    drift
+                },
+            },
+        ),
+        Command::Throttle { .. } => return Ok(throttle(command).map(|v| (None, v))),
+        other => return Err(other),
+    }))
+}
+
+/// The whole cluster: reset, and waiting for a condition or for sync.
+#[allow(clippy::result_large_err)]
+fn cluster_verb(command: Command) -> Translated {
+    let secs = Duration::from_secs;
+    Ok(Ok(match command {
+        Command::Reset { to, timeout } => (
+            None,
+            Verb::Reset {
+                to,
+                timeout: Some(secs(timeout)),
+            },
+        ),
+        Command::Wait { condition, timeout } => match WaitFor::from_words(&condition) {
+            Ok(until) => (
+                None,
+                Verb::Wait {
+                    until,
+                    timeout: Some(secs(timeout)),
+                },
+            ),
+            Err(e) => return Ok(Err(Failure::Usage(e))),
+        },
+        Command::Sync { name, timeout } => (
+            name,
+            Verb::Sync {
+                timeout: Some(secs(timeout)),
+            },
+        ),
         other => return Err(other),
     }))
 }
@@ -573,4 +610,74 @@ async fn down(ctx: &Context, cluster: Option<String>, all: bool) -> Result<(), F
         output::print_json(&reports[0]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::verb_of;
+    use crate::cli::args::Cli;
+
+    /// What `verb_of` makes of a command line: the cluster it names and the verb's JSON, the usage
+    /// error, or that the command is no one verb.
+    fn verb_of_line(line: &str) -> String {
+        let words = std::iter::once("regbox").chain(line.split_whitespace());
+        let cli = Cli::try_parse_from(words).unwrap_or_else(|e| panic!("{line}: {e}"));
+        match verb_of(cli.command) {
+            Ok(Ok((target, verb))) => {
+                format!("{target:?} {}", serde_json::to_string(&verb).unwrap())
+            }
+            Ok(Err(e)) => format!("refused: {e}"),
+            Err(_) => "no verb".into(),
+        }
+    }
+
+    /// Every command that is one verb, as the CLI translates it (`line => what verb_of makes of it`).
+    #[test]
+    fn each_command_line_makes_its_verb() {
+        let cases = r#"
+netem n1 --delay 100ms --to n2 => None {"verb":"netem","nodes":["n1"],"to":["n2"],"shaping":{"delay_us":100000,"jitter_us":0,"distribution":"uniform","loss":0.0,"duplicate":0.0,"corrupt":0.0,"reorder":0.0,"rate_bps":null}}
+netem --clear => None {"verb":"clear","shaping":true,"cuts":false}
+disk n1 --fill => None {"verb":"disk","node":"n1","fill":true}
+disk n1 --free => None {"verb":"disk","node":"n1","fill":false}
+reset --to s1 --timeout 5 => None {"verb":"reset","to":"s1","timeout":5.0}
+clock n1,n2 --offset +3h --drift +1s/min => None {"verb":"clock","nodes":["n1","n2"],"offset":10800,"drift":"+1s/min"}
+clock --clear => None {"verb":"clock","offset":0,"drift":"0"}
+clock n1 --drift 0 => None {"verb":"clock","nodes":["n1"],"drift":"0"}
+throttle n2 --cpus 0.05 => None {"verb":"throttle","nodes":["n2"],"limits":{"cpus":0.05},"clear":false}
+throttle => refused: name the nodes to throttle (`throttle n2 --cpus 0.05`), or --clear
+throttle --clear => None {"verb":"throttle","limits":{},"clear":true}
+cut n0 n1 --reset => None {"verb":"cut","from":["n0"],"to":["n1"],"both":true,"block":"reset"}
+cut --from n0 --to n1,n2 => None {"verb":"cut","from":["n0"],"to":["n1","n2"],"both":false,"block":"drop"}
+cut --clear n0,n1 => None {"verb":"clear","nodes":["n0","n1"],"shaping":false,"cuts":true}
+cut n0 => refused: name two ends (`cut A B`) or --from and --to
+status lab => Some("lab") {"verb":"status"}
+status => None {"verb":"status"}
+url n0 => None {"verb":"url","node":"n0"}
+mine n0 3 => None {"verb":"mine","node":"n0","blocks":3}
+send n0 n1 0.5 => None {"verb":"send","from":"n0","to":"n1","amount_sat":50000000}
+connect n0 n1 => None {"verb":"connect","a":"n0","b":"n1"}
+disconnect n0 n1 => None {"verb":"disconnect","a":"n0","b":"n1"}
+wait height 7 n2 --timeout 9 => None {"verb":"wait","until":{"height":{"node":"n2","height":7}},"timeout":9.0}
+wait explode => refused: no condition `explode`: ready, sync_blocks, sync_mempools, height or peers
+sync lab --timeout 4 => Some("lab") {"verb":"sync","timeout":4.0}
+rpc n0 getblockhash 0 abc => None {"verb":"rpc","node":"n0","method":"getblockhash","params":[0,"abc"],"timeout":300.0}
+logs n0 --tail 5 => None {"verb":"logs","node":"n0","tail":5,"follow":false}
+heal lab --sync --timeout 7 => Some("lab") {"verb":"heal","sync":true,"timeout":7.0}
+heal => None {"verb":"heal","sync":false,"timeout":60.0}
+stop n0 => None {"verb":"fault","fault":"stop","node":"n0"}
+start n0 => None {"verb":"fault","fault":"start","node":"n0"}
+restart n0 => None {"verb":"fault","fault":"restart","node":"n0"}
+kill n0 => None {"verb":"fault","fault":"kill","node":"n0"}
+pause n0 => None {"verb":"fault","fault":"pause","node":"n0"}
+unpause n0 => None {"verb":"fault","fault":"unpause","node":"n0"}
+ls => no verb
+down => no verb
+"#;
+        for case in cases.trim().lines() {
+            let (line, want) = case.split_once(" => ").unwrap();
+            assert_eq!(verb_of_line(line), want, "{line}");
+        }
+    }
 }

@@ -25,6 +25,7 @@ pub mod node;
 pub mod progress;
 pub(crate) mod reconcile;
 pub(crate) mod relay;
+pub(crate) mod removal;
 pub mod repair;
 pub mod reset;
 pub mod rpc;

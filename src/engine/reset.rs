@@ -303,7 +303,7 @@ impl Cluster {
                 volumes.push(blueprint::disk_volume(&l.volume));
             }
         }
-        let left = crate::engine::lifecycle::remove_volumes(&self.docker, volumes).await;
+        let left = crate::engine::removal::remove_volumes(&self.docker, volumes).await;
         if left.is_empty() {
             Ok(())
         } else {

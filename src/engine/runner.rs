@@ -142,92 +142,28 @@ pub async fn run_reusing(
     hand_on: bool,
     opts: &RunOptions,
     cancel: impl Future<Output = ()>,
-    mut on_step: impl FnMut(&StepResult),
+    on_step: impl FnMut(&StepResult),
 ) -> (RunReport, Option<Cluster>) {
     let started = Instant::now();
-    let mut results = Vec::new();
     let cluster_name = spec.name.clone();
     tokio::pin!(cancel);
-    let mut record = |label: String,
-                      line: usize,
-                      t: Instant,
-                      outcome: Outcome,
-                      results: &mut Vec<StepResult>| {
-        let r = StepResult {
-            label,
-            line,
-            seconds: t.elapsed().as_secs_f64(),
-            outcome,
-            logs: None,
-        };
-        on_step(&r);
-        results.push(r);
+    let mut results = Results {
+        list: Vec::new(),
+        on_step,
     };
-
-    let t = Instant::now();
-    let up_label = format!(
-        "cluster {} ({} nodes, {} edges)",
-        if reused.is_some() { "reset" } else { "up" },
-        spec.nodes.len(),
-        spec.edges.len()
-    );
-    let mut interrupted = false;
-    let mut images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
-    let cluster = fresh_cluster(reused, spec, opts, &mut cancel).await;
-    let mut cluster = match cluster {
-        Ok(c) => {
-            record(up_label, 0, t, Outcome::Passed, &mut results);
-            images = c.spec().nodes.iter().map(|n| n.image.clone()).collect();
-            Some(c)
-        }
-        Err(e) => {
-            interrupted = e.is_interrupted();
-            record(up_label, 0, t, Outcome::Failed(e.to_string()), &mut results);
-            None
-        }
-    };
-
+    let (mut cluster, mut images, mut interrupted) =
+        first_step(reused, spec, opts, &mut cancel, &mut results).await;
     let mut state = State::default();
     if let Some(c) = cluster.as_mut() {
-        let mut failed = false;
-        for step in &scenario.steps {
-            if failed || interrupted {
-                record(
-                    step.label.clone(),
-                    step.line,
-                    Instant::now(),
-                    Outcome::Skipped,
-                    &mut results,
-                );
-                continue;
-            }
-            let t = Instant::now();
-            opts.up.progress.stage(&step.label, 0);
-            let outcome = tokio::select! {
-                r = execute(c, step, &mut state) => match r {
-                    Ok(()) => Outcome::Passed,
-                    Err(message) => { failed = true; Outcome::Failed(message) }
-                },
-                () = &mut cancel => { interrupted = true; Outcome::Failed("interrupted".into()) }
-            };
-            opts.up.progress.finish();
-            record(step.label.clone(), step.line, t, outcome, &mut results);
-            if failed {
-                let logs = last_logs(c).await;
-                if let Some(last) = results.last_mut() {
-                    last.logs = Some(logs);
-                }
-            }
-        }
+        interrupted = run_steps(c, scenario, opts, &mut cancel, &mut state, &mut results).await;
     }
-
     let handed = match cluster.take() {
         Some(c) if hand_on && !interrupted && !opts.keep && scenario.keeps_its_cluster() => Some(c),
         other => {
             // After a `down` step there is nothing left to tear down.
             let keep = opts.keep || state.down_at.is_some();
             if let Some((t, outcome)) = teardown(other, keep, &opts.up.progress).await {
-                record("teardown".into(), 0, t, outcome, &mut results);
+                results.record("teardown".into(), 0, t, outcome);
             }
             None
         }
@@ -237,12 +173,104 @@ pub async fn run_reusing(
     let report = RunReport {
         scenario: scenario.name.clone(),
         cluster: cluster_name,
-        steps: results,
+        steps: results.list,
         images,
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
     };
     (report, handed)
+}
+
+/// A run's step results as they come: each shown to the caller's `on_step`, then kept.
+struct Results<F> {
+    list: Vec<StepResult>,
+    on_step: F,
+}
+
+impl<F: FnMut(&StepResult)> Results<F> {
+    /// Records a step that started at `t` and ended now with `outcome`.
+    fn record(&mut self, label: String, line: usize, t: Instant, outcome: Outcome) {
+        let r = StepResult {
+            label,
+            line,
+            seconds: t.elapsed().as_secs_f64(),
+            outcome,
+            logs: None,
+        };
+        (self.on_step)(&r);
+        self.list.push(r);
+    }
+}
+
+/// The run's first step, recorded: its cluster up, or `reused` reset. Returns the cluster (None when
+/// that failed), the images it runs (the spec's when it did not come up), and whether `cancel` cut
+/// the step short.
+async fn first_step(
+    reused: Option<Cluster>,
+    spec: crate::core::cluster::manifest::ClusterSpec,
+    opts: &RunOptions,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    results: &mut Results<impl FnMut(&StepResult)>,
+) -> (Option<Cluster>, Vec<String>, bool) {
+    let t = Instant::now();
+    let up_label = format!(
+        "cluster {} ({} nodes, {} edges)",
+        if reused.is_some() { "reset" } else { "up" },
+        spec.nodes.len(),
+        spec.edges.len()
+    );
+    let images: Vec<String> = spec.nodes.iter().map(|n| n.image.clone()).collect();
+    match fresh_cluster(reused, spec, opts, cancel).await {
+        Ok(c) => {
+            results.record(up_label, 0, t, Outcome::Passed);
+            let images = c.spec().nodes.iter().map(|n| n.image.clone()).collect();
+            (Some(c), images, false)
+        }
+        Err(e) => {
+            let interrupted = e.is_interrupted();
+            results.record(up_label, 0, t, Outcome::Failed(e.to_string()));
+            (None, images, interrupted)
+        }
+    }
+}
+
+/// The scenario's steps on `c`, in order, each recorded: after a failure or an interruption the
+/// rest are skipped, and a failed step keeps the nodes' last log lines. Returns whether `cancel` cut
+/// the run short.
+async fn run_steps(
+    c: &mut Cluster,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    state: &mut State,
+    results: &mut Results<impl FnMut(&StepResult)>,
+) -> bool {
+    let (mut failed, mut interrupted) = (false, false);
+    for step in &scenario.steps {
+        if failed || interrupted {
+            let now = Instant::now();
+            results.record(step.label.clone(), step.line, now, Outcome::Skipped);
+            continue;
+        }
+        let t = Instant::now();
+        opts.up.progress.stage(&step.label, 0);
+        let outcome = tokio::select! {
+            r = execute(c, step, state) => match r {
+                Ok(()) => Outcome::Passed,
+                Err(message) => { failed = true; Outcome::Failed(message) }
+            },
+            () = &mut *cancel => { interrupted = true; Outcome::Failed("interrupted".into()) }
+        };
+        opts.up.progress.finish();
+        results.record(step.label.clone(), step.line, t, outcome);
+        if failed {
+            let logs = last_logs(c).await;
+            if let Some(last) = results.list.last_mut() {
+                last.logs = Some(logs);
+            }
+        }
+    }
+    interrupted
 }
 
 /// The run's cluster on a fresh chain: `reused` reset, else a new one made from `spec`.

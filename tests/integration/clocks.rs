@@ -336,13 +336,11 @@ fn a_drifting_clock_gains_at_its_rate_across_a_restart_and_set_while_paused() {
 /// hold after each, and the report shows them on its timeline.
 #[test]
 fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
-    use regbox::core::soak::{parse_log, EventKind};
+    use regbox::core::soak::EventKind;
     run(async {
-        let name = unique("soakclk");
-        let _guard = Teardown(name.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let (events, report) = (dir.path().join("e.jsonl"), dir.path().join("r.html"));
-        let manifest = dir.path().join("soak.yaml");
+        let soak = SoakRun::new("soakclk");
+        let name = &soak.name;
+        let manifest = soak.dir.path().join("soak.yaml");
         std::fs::write(
             &manifest,
             format!(
@@ -350,40 +348,14 @@ fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
             ),
         )
         .unwrap();
-        let out = regbox()
-            .args(["-c", &name, "soak"])
-            .arg(&manifest)
-            .args([
-                "--duration",
-                "36s",
-                "--seed",
-                "22",
-                "--gap",
-                "3s",
-                "--hold",
-                "5s",
-            ])
-            .args([
-                "--faults",
-                "clock,disk",
-                "--steps",
-                "3",
-                "--rate",
-                "30",
-                "--json",
-            ])
-            .arg("--events")
-            .arg(&events)
-            .arg("--report")
-            .arg(&report)
-            .output()
-            .await
-            .unwrap();
+        let args = "--duration 36s --seed 22 --gap 3s --hold 5s \
+                    --faults clock,disk --steps 3 --rate 30 --json";
+        let out = soak.command(&manifest, args).output().await.unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["ok"], true, "{summary}");
 
-        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        let log = soak.log();
         let faults: Vec<String> = (log.iter())
             .filter_map(|e| match &e.kind {
                 EventKind::Fault { detail, .. } => Some(detail.clone()),
@@ -408,7 +380,7 @@ fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
             invariants.len() >= 3 && invariants.iter().all(|ok| *ok),
             "{log:?}"
         );
-        let html = std::fs::read_to_string(&report).unwrap();
+        let html = std::fs::read_to_string(&soak.report).unwrap();
         assert!(
             html.contains("drifting -20s/min"),
             "the timeline names the drifting clock"
@@ -417,6 +389,6 @@ fn a_soak_draws_clock_and_disk_faults_ends_them_and_its_invariants_hold() {
             html.contains("fill the disk of n1"),
             "the timeline names the disk fault"
         );
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        assert_eq!(leftovers(name).await, Vec::<String>::new());
     });
 }

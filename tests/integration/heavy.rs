@@ -6,42 +6,19 @@ use super::*;
 
 #[test]
 fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
-    use regbox::core::soak::{parse_log, EventKind};
+    use regbox::core::soak::EventKind;
     run(async {
-        let name = unique("soak");
-        let _guard = Teardown(name.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let (events, report, junit) = (
-            dir.path().join("events.jsonl"),
-            dir.path().join("report.html"),
-            dir.path().join("junit.xml"),
-        );
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
-        let out = regbox()
-            .args(["-c", &name, "soak"])
-            .arg(&manifest)
-            .args([
-                "--duration",
-                "100s",
-                "--seed",
-                "181",
-                "--gap",
-                "8s",
-                "--hold",
-                "8s",
-            ])
-            .args(["--faults", "partition,kill,restart,pause,netem", "--json"])
-            // Seed 181's first five faults are one of each kind (kill, netem, restart, partition,
-            // pause), by 58 s of the 100; `--steps 5` runs all five however late a loaded machine
-            // makes them (without it, a run slowed by other builds ran only kill and netem). Its
-            // partition holds ≈ 8 s: at a block a second on random nodes both sides mine (all on one
-            // side: odds below 1 %), so one side reorganises and the report has all five plots.
-            .args(["--steps", "5"])
-            .args(["--rate", "60"])
-            .arg("--events")
-            .arg(&events)
-            .arg("--report")
-            .arg(&report)
+        let soak = SoakRun::new("soak");
+        let junit = soak.dir.path().join("junit.xml");
+        // Seed 181's first five faults are one of each kind (kill, netem, restart, partition, pause),
+        // by 58 s of the 100; `--steps 5` runs all five however late a loaded machine makes them
+        // (without it, a run slowed by other builds ran only kill and netem). Its partition holds
+        // ≈ 8 s: at a block a second on random nodes both sides mine (all on one side: odds below
+        // 1 %), so one side reorganises and the report has all five plots.
+        let args = "--duration 100s --seed 181 --gap 8s --hold 8s \
+                    --faults partition,kill,restart,pause,netem --json --steps 5 --rate 60";
+        let out = soak
+            .command(&soak_manifest(), args)
             .arg("--junit")
             .arg(&junit)
             .output()
@@ -52,7 +29,7 @@ fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
         assert_eq!(summary["ok"], true, "{summary}");
         assert_eq!(summary["seed"], 181);
 
-        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        let log = soak.log();
         assert!(matches!(log[0].kind, EventKind::Start { seed: 181, .. }));
         assert!(matches!(
             log.last().unwrap().kind,
@@ -100,7 +77,7 @@ fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
         // Five plots; the reorg plot is a "none" when no side of a partition mined (rare at this rate,
         // but not impossible: the run is seeded, which node mines when is not).
         let reorgs = count(|k| matches!(k, EventKind::Tip { reorg_depth, .. } if *reorg_depth > 0));
-        let html = std::fs::read_to_string(&report).unwrap();
+        let html = std::fs::read_to_string(&soak.report).unwrap();
         if reorgs > 0 {
             assert_eq!(html.matches("<svg").count(), 5);
         } else {
@@ -120,7 +97,7 @@ fn a_soak_run_survives_every_fault_kind_and_writes_its_log_report_and_junit() {
                 .count(),
             0
         );
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        assert_eq!(leftovers(&soak.name).await, Vec::<String>::new());
     });
 }
 

@@ -803,7 +803,7 @@ fn a_soak_refuses_bad_input_with_exit_2_before_anything_exists() {
         let name = unique("soakbad");
         // Nothing should exist; if something does, the assertion fails and this removes it.
         let _guard = Teardown(name.clone());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let manifest = soak_manifest();
         let bad = TempFile::new("bad-soak.yaml", "name: soakbad\nnodes: four\n");
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing");
@@ -870,7 +870,7 @@ fn a_soak_on_a_cluster_that_exists_is_refused_and_leaves_it_as_it_was() {
         let name = unique("soakold");
         let (_cluster, _guard) = up(cluster_spec(&name, 1, "line")).await;
         let before = outside::containers(&name).await;
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
+        let manifest = soak_manifest();
         let dir = tempfile::tempdir().unwrap();
         let out = regbox()
             .current_dir(dir.path())

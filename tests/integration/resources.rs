@@ -291,46 +291,27 @@ fn the_cli_throttles_keeps_it_across_up_and_refuses_bad_input_with_exit_2() {
 /// and the report shows the faults on its timeline.
 #[test]
 fn a_soak_draws_throttle_faults_ends_them_and_its_invariants_hold() {
-    use regbox::core::soak::{parse_log, EventKind};
+    use regbox::core::soak::EventKind;
     run(async {
-        let name = unique("soakthr");
-        let _guard = Teardown(name.clone());
-        let dir = tempfile::tempdir().unwrap();
-        let (events, report) = (dir.path().join("e.jsonl"), dir.path().join("r.html"));
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml");
-        let mut soak = regbox()
-            .args(["-c", &name, "soak"])
-            .arg(&manifest)
-            .args([
-                "--duration",
-                "60s",
-                "--seed",
-                "5",
-                "--gap",
-                "4s",
-                "--hold",
-                "6s",
-            ])
-            .args([
-                "--faults", "throttle", "--steps", "2", "--rate", "30", "--json",
-            ])
-            .arg("--events")
-            .arg(&events)
-            .arg("--report")
-            .arg(&report)
+        let soak = SoakRun::new("soakthr");
+        let name = &soak.name;
+        let args = "--duration 60s --seed 5 --gap 4s --hold 6s \
+                    --faults throttle --steps 2 --rate 30 --json";
+        let mut child = soak
+            .command(&soak_manifest(), args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // While a fault holds, the engine holds its limit on each of its nodes.
         let mut seen = false;
-        while soak.try_wait().unwrap().is_none() {
-            for c in outside::containers(&name).await {
+        while child.try_wait().unwrap().is_none() {
+            for c in outside::containers(name).await {
                 let throttled = c.labels.get("regbox.role").map(String::as_str) == Some("throttle");
                 let Some(node) = c.labels.get("regbox.node").filter(|_| throttled) else {
                     continue;
                 };
                 let limits: Limits = serde_json::from_str(&c.labels["regbox.throttle"]).unwrap();
-                let (nano, _) = engine_limits(&name, node).await;
+                let (nano, _) = engine_limits(name, node).await;
                 // The record is made after the update, and goes after the update back.
                 if nano == limits.nano_cpus().map(|n| n as i64) {
                     seen = true;
@@ -338,13 +319,13 @@ fn a_soak_draws_throttle_faults_ends_them_and_its_invariants_hold() {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let out = soak.wait_with_output().await.unwrap();
+        let out = child.wait_with_output().await.unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(seen, "no throttle seen in the engine while the faults held");
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["ok"], true, "{summary}");
 
-        let log = parse_log(&std::fs::read_to_string(&events).unwrap()).unwrap();
+        let log = soak.log();
         let faults: Vec<(usize, String)> = (log.iter())
             .filter_map(|e| match &e.kind {
                 EventKind::Fault { step, fault, .. } => Some((*step, fault.name().to_string())),
@@ -361,8 +342,8 @@ fn a_soak_draws_throttle_faults_ends_them_and_its_invariants_hold() {
                 assert!(*ok, "{e:?}");
             }
         }
-        let html = std::fs::read_to_string(&report).unwrap();
+        let html = std::fs::read_to_string(&soak.report).unwrap();
         assert!(html.contains("throttle"), "the timeline names the fault");
-        assert_eq!(leftovers(&name).await, Vec::<String>::new());
+        assert_eq!(leftovers(name).await, Vec::<String>::new());
     });
 }

@@ -1,6 +1,7 @@
 //! What the integration tests, the multi-host test and the benchmarks share: an outside view of the
 //! engine (straight through bollard, not regbox's facade), unique names, the node image built once,
-//! drop guards that tear clusters down, running the `regbox` binary, and a headless browser (`browser`).
+//! drop guards that tear clusters down, running the `regbox` binary, a soak run's cluster and files,
+//! and a headless browser (`browser`).
 #![allow(dead_code)]
 
 pub mod browser;
@@ -576,6 +577,54 @@ pub async fn run_scenario(name: &str, file: Option<&Path>) -> (std::process::Out
     let out = cmd.arg("--junit").arg(&junit).output().await.unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
     (out, xml)
+}
+
+/// A soak run on a cluster of its own: a unique name (its cluster torn down when this is dropped,
+/// also when the test fails) and a directory, gone with it, for the run's event log and report.
+pub struct SoakRun {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub events: std::path::PathBuf,
+    pub report: std::path::PathBuf,
+    _guard: Teardown,
+}
+
+impl SoakRun {
+    pub fn new(tag: &str) -> SoakRun {
+        let name = unique(tag);
+        let dir = tempfile::tempdir().unwrap();
+        SoakRun {
+            events: dir.path().join("events.jsonl"),
+            report: dir.path().join("report.html"),
+            _guard: Teardown(name.clone()),
+            name,
+            dir,
+        }
+    }
+
+    /// `regbox -c NAME soak MANIFEST ARGS --events … --report …`, to run or spawn (more arguments
+    /// may follow); `args` as typed on a command line, split at whitespace.
+    pub fn command(&self, manifest: &Path, args: &str) -> tokio::process::Command {
+        let mut cmd = regbox();
+        cmd.args(["-c", &self.name, "soak"])
+            .arg(manifest)
+            .args(args.split_whitespace())
+            .arg("--events")
+            .arg(&self.events)
+            .arg("--report")
+            .arg(&self.report);
+        cmd
+    }
+
+    /// The run's event log, read back.
+    pub fn log(&self) -> Vec<regbox::core::soak::Event> {
+        regbox::core::soak::parse_log(&std::fs::read_to_string(&self.events).unwrap()).unwrap()
+    }
+}
+
+/// The soak example manifest (`manifests/soak.yaml`).
+pub fn soak_manifest() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/soak.yaml")
 }
 
 /// Runs regbox and returns its stdout, failing the test on a non-zero exit.

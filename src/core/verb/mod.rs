@@ -316,113 +316,170 @@ impl Verb {
 
 impl fmt::Display for Verb {
     /// The verb in a few words, nodes as written: a scenario step's default label, and what the
-    /// cluster's lock says its holder is doing.
+    /// cluster's lock says its holder is doing. One family of verbs after the other.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let all = |n: &Option<Vec<String>>| n.as_ref().map_or("all".into(), |n| n.join(","));
         match self {
-            Verb::Status => f.write_str("status"),
-            Verb::Url { node } => write!(f, "url {node}"),
-            Verb::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
-            Verb::Send {
-                from,
-                to,
-                amount_sat,
-            } => write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat)),
-            Verb::Connect { a, b } => write!(f, "connect {a} {b}"),
-            Verb::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
-            Verb::Partition {
-                kind,
-                mode,
-                via,
-                reset,
-                ..
-            } => partition(f, kind, *mode, *via, *reset),
-            Verb::Netem { nodes, to, shaping } => {
-                write!(f, "netem {}", all(nodes))?;
-                if to.is_some() {
-                    write!(f, " to {}", all(to))?;
-                }
-                write!(f, ": {shaping}")
+            Verb::Status
+            | Verb::Url { .. }
+            | Verb::Mine { .. }
+            | Verb::Send { .. }
+            | Verb::Rpc { .. }
+            | Verb::Logs { .. } => chain_words(f, self),
+            Verb::Connect { .. }
+            | Verb::Disconnect { .. }
+            | Verb::Partition { .. }
+            | Verb::Heal { .. }
+            | Verb::Netem { .. }
+            | Verb::Cut { .. }
+            | Verb::Clear { .. } => network_words(f, self),
+            Verb::Fault { .. } | Verb::Disk { .. } | Verb::Clock { .. } | Verb::Throttle { .. } => {
+                node_words(f, self)
             }
-            Verb::Cut {
-                from,
-                to,
-                both,
-                block,
-            } => write!(
-                f,
-                "cut {} {} {} ({})",
-                from.join(","),
-                if *both { "<->" } else { "->" },
-                to.join(","),
-                block.name()
-            ),
-            Verb::Clear {
-                nodes,
-                shaping,
-                cuts,
-            } => {
-                f.write_str(match (shaping, cuts) {
-                    (true, true) => "clear link faults",
-                    (true, false) => "clear netem",
-                    _ => "clear cuts",
-                })?;
-                match nodes {
-                    Some(n) => write!(f, " of {}", n.join(",")),
-                    None => Ok(()),
-                }
-            }
-            Verb::Heal { sync: false, .. } => f.write_str("heal"),
-            Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
-            Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
-            Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
-            Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
-            Verb::Clock {
-                nodes,
-                offset: Some(0),
-                drift: Some(clock::Drift::NONE),
-            } => write!(f, "clock of {}: host's", all(nodes)),
-            Verb::Clock {
-                nodes,
-                offset,
-                drift,
-            } => {
-                write!(f, "clock of {}", all(nodes))?;
-                if let Some(o) = offset {
-                    write!(f, " {}", clock::describe(*o))?;
-                }
-                match drift {
-                    Some(d) if d.is_none() => write!(f, ", not drifting"),
-                    Some(d) => write!(f, ", drifting {d}"),
-                    None => Ok(()),
-                }
-            }
-            Verb::Throttle {
-                nodes, clear: true, ..
-            } => write!(f, "clear throttle of {}", all(nodes)),
-            Verb::Throttle { nodes, limits, .. } => write!(f, "throttle {}: {limits}", all(nodes)),
-            Verb::Reset { to: None, .. } => f.write_str("reset"),
-            Verb::Reset { to: Some(to), .. } => write!(f, "reset to snapshot {to}"),
-            Verb::Snapshot { name, .. } => write!(f, "snapshot {name}"),
-            Verb::Wait { until, .. } => write!(f, "wait {until}"),
-            Verb::Sync { .. } => f.write_str("sync"),
-            Verb::Measure {
-                kind, from, rounds, ..
-            } => {
-                write!(f, "measure {kind} propagation")?;
-                if let Some(n) = from {
-                    write!(f, " from {n}")?;
-                }
-                write!(f, ", {rounds} round(s)")
-            }
-            Verb::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
-            Verb::Logs { node, .. } => write!(f, "logs {node}"),
-            Verb::Apply { spec, dry_run, .. } => {
-                let word = if *dry_run { "plan" } else { "apply" };
-                write!(f, "{word} {}", spec.name)
-            }
-            Verb::Down => f.write_str("down"),
+            Verb::Reset { .. }
+            | Verb::Snapshot { .. }
+            | Verb::Wait { .. }
+            | Verb::Sync { .. }
+            | Verb::Measure { .. }
+            | Verb::Apply { .. }
+            | Verb::Down => cluster_words(f, self),
         }
+    }
+}
+
+/// Nodes as a verb's few words name them: as written, or `all` for every node.
+fn nodes_or_all(nodes: &Option<Vec<String>>) -> String {
+    nodes.as_ref().map_or("all".into(), |n| n.join(","))
+}
+
+/// Reading a cluster and using its chain: status, url, mine, send, rpc, logs.
+fn chain_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Status => f.write_str("status"),
+        Verb::Url { node } => write!(f, "url {node}"),
+        Verb::Mine { node, blocks } => write!(f, "mine {node} {blocks}"),
+        Verb::Send {
+            from,
+            to,
+            amount_sat,
+        } => write!(f, "send {} BTC {from} -> {to}", btc(*amount_sat)),
+        Verb::Rpc { node, method, .. } => write!(f, "rpc {node} {method}"),
+        Verb::Logs { node, .. } => write!(f, "logs {node}"),
+        _ => unreachable!("chain verbs only"),
+    }
+}
+
+/// The network between the nodes: connect, disconnect, partition, heal, netem, cut, clear.
+fn network_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Connect { a, b } => write!(f, "connect {a} {b}"),
+        Verb::Disconnect { a, b } => write!(f, "disconnect {a} {b}"),
+        Verb::Partition {
+            kind,
+            mode,
+            via,
+            reset,
+            ..
+        } => partition(f, kind, *mode, *via, *reset),
+        Verb::Heal { sync: false, .. } => f.write_str("heal"),
+        Verb::Heal { sync: true, .. } => f.write_str("heal and sync"),
+        Verb::Netem { nodes, to, shaping } => {
+            write!(f, "netem {}", nodes_or_all(nodes))?;
+            if to.is_some() {
+                write!(f, " to {}", nodes_or_all(to))?;
+            }
+            write!(f, ": {shaping}")
+        }
+        Verb::Cut {
+            from,
+            to,
+            both,
+            block,
+        } => write!(
+            f,
+            "cut {} {} {} ({})",
+            from.join(","),
+            if *both { "<->" } else { "->" },
+            to.join(","),
+            block.name()
+        ),
+        Verb::Clear {
+            nodes,
+            shaping,
+            cuts,
+        } => {
+            f.write_str(match (shaping, cuts) {
+                (true, true) => "clear link faults",
+                (true, false) => "clear netem",
+                _ => "clear cuts",
+            })?;
+            match nodes {
+                Some(n) => write!(f, " of {}", n.join(",")),
+                None => Ok(()),
+            }
+        }
+        _ => unreachable!("network verbs only"),
+    }
+}
+
+/// Faults of one node or some: fault (stop, start, …), disk, clock, throttle.
+fn node_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Fault { fault, node } => write!(f, "{} {node}", fault.name()),
+        Verb::Disk { node, fill: true } => write!(f, "fill the disk of {node}"),
+        Verb::Disk { node, fill: false } => write!(f, "free the disk of {node}"),
+        Verb::Clock {
+            nodes,
+            offset: Some(0),
+            drift: Some(clock::Drift::NONE),
+        } => write!(f, "clock of {}: host's", nodes_or_all(nodes)),
+        Verb::Clock {
+            nodes,
+            offset,
+            drift,
+        } => {
+            write!(f, "clock of {}", nodes_or_all(nodes))?;
+            if let Some(o) = offset {
+                write!(f, " {}", clock::describe(*o))?;
+            }
+            match drift {
+                Some(d) if d.is_none() => write!(f, ", not drifting"),
+                Some(d) => write!(f, ", drifting {d}"),
+                None => Ok(()),
+            }
+        }
+        Verb::Throttle {
+            nodes, clear: true, ..
+        } => write!(f, "clear throttle of {}", nodes_or_all(nodes)),
+        Verb::Throttle { nodes, limits, .. } => {
+            write!(f, "throttle {}: {limits}", nodes_or_all(nodes))
+        }
+        _ => unreachable!("node verbs only"),
+    }
+}
+
+/// The whole cluster: reset, snapshot, wait, sync, measure, apply, down.
+fn cluster_words(f: &mut fmt::Formatter<'_>, verb: &Verb) -> fmt::Result {
+    match verb {
+        Verb::Reset { to: None, .. } => f.write_str("reset"),
+        Verb::Reset { to: Some(to), .. } => write!(f, "reset to snapshot {to}"),
+        Verb::Snapshot { name, .. } => write!(f, "snapshot {name}"),
+        Verb::Wait { until, .. } => write!(f, "wait {until}"),
+        Verb::Sync { .. } => f.write_str("sync"),
+        Verb::Measure {
+            kind, from, rounds, ..
+        } => {
+            write!(f, "measure {kind} propagation")?;
+            if let Some(n) = from {
+                write!(f, " from {n}")?;
+            }
+            write!(f, ", {rounds} round(s)")
+        }
+        Verb::Apply { spec, dry_run, .. } => {
+            let word = if *dry_run { "plan" } else { "apply" };
+            write!(f, "{word} {}", spec.name)
+        }
+        Verb::Down => f.write_str("down"),
+        _ => unreachable!("cluster verbs only"),
     }
 }
 
@@ -694,5 +751,67 @@ mod tests {
     fn btc_is_exact_and_trimmed() {
         assert_eq!(btc(1), "0.00000001");
         assert_eq!(btc(MAX_SATS), "21000000");
+    }
+
+    /// A verb's few words (a scenario step's default label, what a lock's holder is doing), for every
+    /// form `Display` tells apart (`verb in JSON => its words`).
+    #[test]
+    fn every_verb_is_said_in_a_few_words() {
+        let cases = r#"
+{"verb":"status"} => status
+{"verb":"url","node":"n0"} => url n0
+{"verb":"mine","node":"n0","blocks":3} => mine n0 3
+{"verb":"send","from":"n0","to":"1","amount_sat":150000000} => send 1.5 BTC n0 -> 1
+{"verb":"connect","a":"n0","b":"n2"} => connect n0 n2
+{"verb":"disconnect","a":"n0","b":"n2"} => disconnect n0 n2
+{"verb":"partition","kind":{"groups":[["n0","n1"],["n2"]]},"via":"firewall","mode":"silent"} => partition [n0 n1] [n2] via firewall silent
+{"verb":"partition","kind":"halves","via":"firewall","reset":true} => partition halves via firewall reset
+{"verb":"partition","kind":{"random-halves":{"seed":7}}} => partition random-halves seed 7
+{"verb":"partition","kind":{"isolate":"n3"}} => partition isolate n3
+{"verb":"partition","kind":"bridge"} => partition bridge
+{"verb":"partition","kind":"majorities-ring"} => partition majorities-ring
+{"verb":"heal"} => heal
+{"verb":"heal","sync":true} => heal and sync
+{"verb":"netem","nodes":["n1","n2"],"to":["n3"],"shaping":{"delay_us":20000}} => netem n1,n2 to n3: delay 20ms
+{"verb":"netem","shaping":{"loss":0.1}} => netem all: loss 10%
+{"verb":"cut","from":["n0"],"to":["n1","n2"]} => cut n0 <-> n1,n2 (drop)
+{"verb":"cut","from":["n0"],"to":["n1"],"both":false,"block":"reset"} => cut n0 -> n1 (reset)
+{"verb":"clear","nodes":["n0","n1"],"shaping":true,"cuts":true} => clear link faults of n0,n1
+{"verb":"clear","shaping":true} => clear netem
+{"verb":"clear","cuts":true} => clear cuts
+{"verb":"fault","fault":"pause","node":"n3"} => pause n3
+{"verb":"disk","node":"n1","fill":true} => fill the disk of n1
+{"verb":"disk","node":"n1","fill":false} => free the disk of n1
+{"verb":"clock","offset":0,"drift":"0"} => clock of all: host's
+{"verb":"clock","nodes":["n1"],"offset":10800,"drift":"+1s/min"} => clock of n1 +3h, drifting +1s/min
+{"verb":"clock","nodes":["n1"],"drift":"0"} => clock of n1, not drifting
+{"verb":"clock","offset":-90} => clock of all -1m30s
+{"verb":"throttle","nodes":["n2"],"clear":true} => clear throttle of n2
+{"verb":"throttle","limits":{"cpus":0.05,"memory":67108864}} => throttle all: cpus 0.05, memory 64 MiB
+{"verb":"reset"} => reset
+{"verb":"reset","to":"s1"} => reset to snapshot s1
+{"verb":"snapshot","name":"s1"} => snapshot s1
+{"verb":"wait","until":{"height":{"node":"n2","height":7}}} => wait height 7 on n2
+{"verb":"sync"} => sync
+{"verb":"measure","kind":"tx","from":"n1","rounds":2} => measure tx propagation from n1, 2 round(s)
+{"verb":"measure"} => measure block propagation, 5 round(s)
+{"verb":"rpc","node":"n0","method":"getblockhash"} => rpc n0 getblockhash
+{"verb":"logs","node":"n0","tail":5} => logs n0
+{"verb":"down"} => down
+"#;
+        for case in cases.trim().lines() {
+            let (json, want) = case.split_once(" => ").unwrap();
+            let v: Verb = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(v.to_string(), want, "{json}");
+        }
+        for (dry_run, want) in [(false, "apply regbox"), (true, "plan regbox")] {
+            let spec = Box::new(crate::core::cluster::manifest::ClusterSpec::default_ring4());
+            let v = Verb::Apply {
+                spec,
+                dry_run,
+                timeout: None,
+            };
+            assert_eq!(v.to_string(), want);
+        }
     }
 }
