@@ -60,7 +60,7 @@ pub const RPC_CONCURRENCY: usize = 32;
 
 /// Poll interval that keeps a round of one RPC per node cheap on large clusters.
 pub fn interval_for(nodes: usize) -> Duration {
-    Duration::from_millis((20 + nodes as u64).min(250))
+    Duration::from_millis((10 + nodes as u64).min(250))
 }
 
 /// Runs `f` on every node concurrently (bounded) and returns the answers in node order.
