@@ -429,6 +429,7 @@ async fn run_raw(engine: &bollard::Docker, spec: &ClusterSpec) -> RawRun {
         control: subnet,
         data: data_subnet,
         rpcauth: blueprint::rpcauth(&[0; 16], "bench"),
+        init_token: blueprint::init_token("bench"),
     };
     let layouts = blueprint::nodes(spec, &nets);
     let containers: Vec<String> = layouts.iter().map(|l| l.container.clone()).collect();

@@ -2,8 +2,10 @@
 //! child, hands it the signals the engine sends (so `docker stop` still stops bitcoind cleanly), ends
 //! with bitcoind's own exit status, and on `SIGUSR1` carries out the request regbox wrote to
 //! `DATADIR/.regbox-init` without the container stopping: a fresh chain, a snapshot saved, a snapshot
-//! restored; `SIGUSR2` alone asks for a fresh chain (the reset's fast way: nothing to write first).
-//! Built by regbox's build script as a static binary with nothing but the standard library,
+//! restored. A fresh chain can also be asked for over TCP (the reset's fast way, no engine call at
+//! all): the init listens on port 18401 for the line `TOKEN fresh` (`TOKEN` from its environment's
+//! `REGBOX_INIT_TOKEN`; without one it does not listen) and answers `ok` or `error WHY` once the new
+//! bitcoind runs. Built by regbox's build script as a static binary with nothing but the standard library,
 //! so that it runs in any node image (Debian's, a Bitcoin Core release, a self-built binary).
 //!
 //! The request file holds one line: `ID fresh`, `ID save NAME`, `ID restore NAME` or `ID files`.
@@ -11,8 +13,7 @@
 //! `ID error WHY`. Files regbox left as `DATADIR/.regbox-NAME.next` are renamed to `.regbox-NAME`
 //! with every request (`files` does only that, bitcoind left running).
 //! A request found at start (written while the container was stopped) is carried out before bitcoind
-//! first starts. A fresh chain asked for by `SIGUSR2` is answered in `DATADIR/.regbox-init.fresh`
-//! (`signal ok` or `signal error WHY`), which regbox reads only to say why a node did not come back.
+//! first starts.
 //!
 //! With a fresh chain or a snapshot, the init also sets the node's declared clock again (its
 //! environment's `REGBOX_CLOCK`, a drift counted from then) and empties the filler of a full disk.
@@ -28,7 +29,10 @@ mod faketime;
 use std::cell::Cell;
 use std::ffi::OsString;
 use std::fs;
-use std::io;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::Mutex;
+use std::time::Duration;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -54,6 +58,7 @@ extern "C" {
     fn pthread_sigmask(how: i32, set: *const SigSet, old: *mut SigSet) -> i32;
     fn sigwait(set: *const SigSet, signal: *mut i32) -> i32;
     fn kill(pid: i32, signal: i32) -> i32;
+    fn getpid() -> i32;
     fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
 }
 
@@ -93,10 +98,16 @@ fn main() -> ExitCode {
     let waited = signals(&[SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD]);
     // Blocked here, taken by `sigwait` below; the child unblocks them before bitcoind runs.
     unsafe { pthread_sigmask(SIG_BLOCK, &waited, std::ptr::null_mut()) };
+    // Started after the mask is set, so that the listener's thread inherits it.
+    if let Some(token) = std::env::var_os("REGBOX_INIT_TOKEN").filter(|t| !t.is_empty()) {
+        let token = token.to_string_lossy().into_owned();
+        std::thread::spawn(move || listen(&token));
+    }
     let first = match init.request() {
-        Some(request) => init.carry_out(&request, None),
+        Some(request) => init.carry_out(&request, None).0,
         None => init.start(),
     };
+    init.empty_trash();
     let Some(mut child) = first else {
         return ExitCode::from(127);
     };
@@ -109,25 +120,73 @@ fn main() -> ExitCode {
                     return ExitCode::from(status);
                 }
             }
-            SIGUSR1 | SIGUSR2 => {
-                let request = match signal {
-                    SIGUSR1 => init.request(),
-                    _ => Some(Request {
-                        id: "signal".into(),
-                        action: Action::Fresh,
-                        answer: ".regbox-init.fresh",
-                    }),
-                };
-                if let Some(request) = request {
-                    let Some(pid) = init.carry_out(&request, Some(child)) else {
+            SIGUSR1 => {
+                if let Some(request) = init.request() {
+                    let Some(pid) = init.carry_out(&request, Some(child)).0 else {
                         return ExitCode::from(127);
                     };
+                    init.empty_trash();
                     child = pid;
                 }
+            }
+            SIGUSR2 => {
+                // The listener's poke: answer every connection waiting with one fresh chain.
+                let asked: Vec<TcpStream> = std::mem::take(&mut *ASKED.lock().unwrap());
+                if asked.is_empty() {
+                    continue;
+                }
+                let request = Request {
+                    id: "tcp".into(),
+                    action: Action::Fresh,
+                    answer: None,
+                };
+                let (pid, outcome) = init.carry_out(&request, Some(child));
+                let line = match &outcome {
+                    Ok(()) => "ok\n".to_string(),
+                    Err(why) => format!("error {why}\n"),
+                };
+                for mut stream in asked {
+                    let _ = stream.write_all(line.as_bytes());
+                }
+                init.empty_trash();
+                let Some(pid) = pid else {
+                    return ExitCode::from(127);
+                };
+                child = pid;
             }
             other => unsafe {
                 kill(child, other);
             },
+        }
+    }
+}
+
+/// The port the init listens on for a fresh chain.
+const PORT: u16 = 18401;
+
+/// Connections that asked for a fresh chain, answered by the main thread once it is carried out.
+static ASKED: Mutex<Vec<TcpStream>> = Mutex::new(Vec::new());
+
+/// Takes requests for a fresh chain over TCP: a connection that sends `TOKEN fresh` waits in
+/// [`ASKED`], and the main thread is poked with `SIGUSR2`; any other line is answered at once.
+fn listen(token: &str) {
+    let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("regbox-init: cannot listen on port {PORT} ({e}); regbox asks through the data directory instead");
+            return;
+        }
+    };
+    for mut stream in listener.incoming().flatten() {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_nodelay(true);
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).take(256).read_line(&mut line);
+        if line.trim_end() == format!("{token} fresh") {
+            ASKED.lock().unwrap().push(stream);
+            unsafe { kill(getpid(), SIGUSR2) };
+        } else {
+            let _ = stream.write_all(b"error not a request of this cluster's regbox\n");
         }
     }
 }
@@ -181,8 +240,8 @@ fn exit_status(status: i32) -> u8 {
 struct Request {
     id: String,
     action: Action,
-    /// The file the answer goes to.
-    answer: &'static str,
+    /// The file the answer goes to (none for a request over TCP, answered on its connection).
+    answer: Option<&'static str>,
 }
 
 enum Action {
@@ -249,26 +308,26 @@ impl Init {
             (Some("restore"), Some(name)) if plain(name) => Action::Restore(name.into()),
             _ => {
                 let why = format!("cannot read the request `{}`", text.trim());
-                self.answer(DONE, &id, Err(why));
+                self.answer(Some(DONE), &id, Err(why));
                 return None;
             }
         };
         Some(Request {
             id,
             action,
-            answer: DONE,
+            answer: Some(DONE),
         })
     }
 
     /// Stops bitcoind (`child`, when it runs), changes the chain directory as `request` says, starts
-    /// bitcoind again and answers. None when bitcoind cannot start again.
-    fn carry_out(&self, request: &Request, child: Option<i32>) -> Option<i32> {
+    /// bitcoind again and answers; bitcoind's pid (None when it cannot start again) and the answer.
+    fn carry_out(&self, request: &Request, child: Option<i32>) -> (Option<i32>, Result<(), String>) {
         if let (Action::Files, Some(pid)) = (&request.action, child) {
             // A rename: bitcoind reads either the old file or the new one, never half of one.
             self.put_in_place();
             self.keep_clock();
             self.answer(request.answer, &request.id, Ok(()));
-            return Some(pid);
+            return (Some(pid), Ok(()));
         }
         if let Some(pid) = child {
             // A snapshot is taken of a chain bitcoind flushed on its way out; what a reset throws
@@ -297,12 +356,14 @@ impl Init {
             (Ok(()), None) => Err("cannot start bitcoind again".to_string()),
             (Ok(()), Some(_)) => Ok(()),
         };
-        self.answer(request.answer, &request.id, answer);
-        self.empty_trash();
-        started
+        self.answer(request.answer, &request.id, answer.clone());
+        (started, answer)
     }
 
-    fn answer(&self, file: &str, id: &str, outcome: Result<(), String>) {
+    fn answer(&self, file: Option<&str>, id: &str, outcome: Result<(), String>) {
+        let Some(file) = file else {
+            return;
+        };
         let line = match outcome {
             Ok(()) => format!("{id} ok\n"),
             Err(why) => format!("{id} error {why}\n"),
@@ -387,6 +448,7 @@ impl Init {
         fs::rename(&chain, &to).map_err(|e| format!("cannot move {}: {e}", chain.display()))
     }
 
+    /// Removes the chains moved aside (after the new bitcoind started and regbox has its answer).
     fn empty_trash(&self) {
         let Ok(entries) = fs::read_dir(&self.datadir) else {
             return;

@@ -201,6 +201,7 @@ async fn half_partitioned(docker: &Docker) -> (Net, Net) {
         control: control_subnet,
         data: data_subnet,
         rpcauth: lifecycle::rpcauth_for("pw"),
+        init_token: blueprint::init_token("pw"),
     };
     for l in blueprint::nodes(&spec, &nets) {
         let node = crate::engine::reconcile::node_container(&l, control.clone(), None);

@@ -344,6 +344,7 @@ async fn read_back(docker: &Docker, name: &str) -> Result<Option<Recorded>> {
             control: subnet(NetRole::Control)?,
             data: subnet(NetRole::Segment(BASE))?,
             rpcauth: rpcauth_for(password),
+            init_token: blueprint::init_token(password),
         },
         password: password.clone(),
         lock_image: meta.image_id.clone(),
@@ -514,6 +515,7 @@ async fn up(
         control,
         data,
         rpcauth: rpcauth_for(&password),
+        init_token: blueprint::init_token(&password),
     };
     let mut cluster = Cluster::assemble(docker.clone(), spec, &networks, &password, relay);
     cluster.encrypted = docker.is_multi_host().then_some(encrypted);

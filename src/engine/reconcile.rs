@@ -42,6 +42,8 @@ pub(crate) const DOCKER_CONCURRENCY: usize = 16;
 
 /// While a node is awaited, how often the engine is asked whether its container stopped.
 const EXIT_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often a starting node is asked whether it answers RPC.
+const READY_POLL: Duration = Duration::from_millis(20);
 
 /// A node that has not answered an observation's RPC within this long is looked up on the engine
 /// (it may have just been killed; see `Cluster::peers_or_stopped`).
@@ -802,34 +804,14 @@ impl Cluster {
     /// mempool, then loads its wallet if it has one. If its container stops meanwhile, fails within
     /// `EXIT_CHECK_EVERY` with its last log lines.
     pub(crate) async fn wait_ready(&self, node: NodeId, timeout: Duration) -> Result<()> {
-        self.wait_answering(node, timeout, false).await
-    }
-
-    /// `wait_ready` for a bitcoind started again after the old one's network was switched off: the
-    /// old one, while it still answers, is told apart by that.
-    pub(crate) async fn wait_restarted(&self, node: NodeId, timeout: Duration) -> Result<()> {
-        self.wait_answering(node, timeout, true).await
-    }
-
-    async fn wait_answering(&self, node: NodeId, timeout: Duration, restarted: bool) -> Result<()> {
         let n = &self.nodes[node];
         let what = WaitFor::Ready(Some(vec![n.name().to_string()]));
         let label = format!("node `{}` to answer RPC", n.name());
         // The engine is asked whether the container still runs only now and then: at 20 ms a look, one
         // inspect per look and node would load the engine that is starting the other nodes.
         let looked = std::sync::Mutex::new(Instant::now());
-        let poll = Duration::from_millis(if restarted { 10 } else { 20 });
-        wait_until(&label, timeout, poll, || async {
-            let sample = match restarted {
-                true => match n.rpc.network_active().await {
-                    Ok(true) => n.sample(what.reading()).await?,
-                    Ok(false) => Sample::NotReady("the old bitcoind still answers".into()),
-                    Err(e) if e.is_not_ready() => Sample::NotReady(e.failure.to_string()),
-                    Err(e) => return Err(e.into()),
-                },
-                false => n.sample(what.reading()).await?,
-            };
-            let Sample::NotReady(why) = sample else {
+        wait_until(&label, timeout, READY_POLL, || async {
+            let Sample::NotReady(why) = n.sample(what.reading()).await? else {
                 return Ok(Check::Ready(()));
             };
             let look = {

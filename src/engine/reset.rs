@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::core::cluster::blueprint::{
-    self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_FRESH_FILE, INIT_REQUEST_FILE, LABEL_CONFIG,
+    self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_PORT, INIT_REQUEST_FILE, LABEL_CONFIG,
     LABEL_INIT,
     LABEL_NODE, LABEL_ROLE, ROLE_AGENT, ROLE_HOLD, SNAPSHOTS_DIR,
 };
@@ -23,16 +24,13 @@ use crate::core::verb::{NodeSnapshot, Report, ResetReport, SnapshotReport, Verb}
 use crate::engine::clock::clock_files;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::ContainerInfo;
-use crate::engine::error::{Error, Result};
+use crate::engine::error::{Error, Result, Timeout};
 use crate::engine::exec::Exec;
 use crate::engine::image::init_hash;
+use crate::engine::node::Node;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::DOCKER_CONCURRENCY;
 use crate::engine::wait::{on_all, wait_until, Check};
-
-/// Arguments that keep a bitcoind's network off from its start: a reset by signal cannot tell the new
-/// bitcoind from the old one by it.
-const NETWORK_OFF: [&str; 2] = ["-networkactive=0", "-nonetworkactive"];
 
 /// How often the init's answer file is read while a request is carried out.
 const ANSWER_POLL: Duration = Duration::from_millis(10);
@@ -120,8 +118,8 @@ impl Cluster {
         self.remove_nodes(&remade).await?;
         tracing::debug!("removed at {:?}", begun.elapsed());
         let action = to.map_or(Action::Fresh, |n| Action::Restore(n.to_string()));
-        // A running node with this regbox's init gets a fresh chain from a signal alone.
-        let (signalled, asked): (Vec<(usize, State)>, Vec<(usize, State)>) =
+        // A running node with this regbox's init is asked for a fresh chain over TCP.
+        let (over_tcp, asked): (Vec<(usize, State)>, Vec<(usize, State)>) =
             (in_place.iter().enumerate())
                 .filter_map(|(i, s)| s.map(|s| (i, s)))
                 .partition(|&(i, s)| {
@@ -130,12 +128,12 @@ impl Cluster {
                     to.is_none()
                         && s == State::Running
                         && init.map(String::as_str) == Some(init_hash())
-                        && !l.args.iter().any(|a| NETWORK_OFF.iter().any(|o| a.starts_with(o)))
+                        && !l.as_root
                 });
-        let signalled: Vec<usize> = signalled.into_iter().map(|(i, _)| i).collect();
+        let over_tcp: Vec<usize> = over_tcp.into_iter().map(|(i, _)| i).collect();
         tokio::try_join!(
             self.ask_init(&asked, action, timeout),
-            self.fresh_by_signal(&signalled, timeout)
+            self.fresh_over_tcp(&over_tcp, timeout)
         )?;
         tracing::debug!("bitcoind restarted in place at {:?}", begun.elapsed());
         if self.plane.segments.len() > 1 {
@@ -367,31 +365,38 @@ impl Cluster {
         Ok(())
     }
 
-    /// A fresh chain for each of `nodes` (running, with this regbox's init) by a signal alone: its
-    /// bitcoind's network switched off, `SIGUSR2` to the init, which starts bitcoind again on a
-    /// fresh chain with the declared clock; the new bitcoind is the one whose network is on. Nothing
-    /// is written through the engine first, and nothing read back unless a node does not come back.
-    async fn fresh_by_signal(&self, nodes: &[usize], timeout: Duration) -> Result<()> {
+    /// A fresh chain for each of `nodes` (running, with this regbox's init), asked of its init over
+    /// TCP on the control network: no engine call, and the answer comes once the new bitcoind runs.
+    /// A node whose init does not take the connection is asked through its data directory instead.
+    async fn fresh_over_tcp(&self, nodes: &[usize], timeout: Duration) -> Result<()> {
+        let token = blueprint::init_token(&self.password);
+        let token = &token;
         stream::iter(nodes.iter().map(|&i| async move {
             let n = &self.nodes[i];
             let asked = std::time::Instant::now();
-            if let Err(e) = n.rpc.set_network_active(false).await {
-                tracing::debug!("{}: {e}; asking its init through its data directory", n.name());
-                let request = new_request(Action::Fresh);
-                return self.restart_asked(i, State::Running, &request, timeout).await;
+            let addr = SocketAddr::new(n.layout.control_ip.into(), INIT_PORT);
+            let answer = tokio::time::timeout(timeout, ask_over_tcp(n, addr, token)).await;
+            match answer {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(why))) => {
+                    return Err(Error::BadRequest(format!("node {}: {why}", n.name())))
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("{}: its init over TCP: {e}; asking through its data directory", n.name());
+                    let request = new_request(Action::Fresh);
+                    return self.restart_asked(i, State::Running, &request, timeout).await;
+                }
+                Err(_) => {
+                    return Err(Timeout {
+                        what: format!("the init of node `{}` to restart bitcoind", n.name()),
+                        timeout,
+                        last: "no answer".into(),
+                    }
+                    .into())
+                }
             }
-            tracing::debug!("{}: network off after {:?}", n.name(), asked.elapsed());
-            self.docker.signal(&n.layout.container, "USR2").await?;
-            tracing::debug!("{}: signalled after {:?}", n.name(), asked.elapsed());
-            if let Err(e) = self.wait_restarted(i, timeout).await {
-                let path = format!("{DATADIR}/{INIT_FRESH_FILE}");
-                let answer = self.docker.read_file(&n.layout.container, &path).await;
-                let text = answer.ok().flatten().unwrap_or_default();
-                return Err(match init::answer(&String::from_utf8_lossy(&text), "signal") {
-                    Some(Err(why)) => Error::BadRequest(format!("node {}: {why}", n.name())),
-                    _ => e,
-                });
-            }
+            tracing::debug!("{}: answered after {:?}", n.name(), asked.elapsed());
+            self.wait_ready(i, timeout).await?;
             tracing::debug!("{}: ready after {:?}", n.name(), asked.elapsed());
             Ok::<_, Error>(())
         }))
@@ -589,6 +594,28 @@ pub(crate) fn by_name(listed: &[ContainerInfo]) -> HashMap<&str, &ContainerInfo>
 }
 
 /// A request of its own (its id tells its answer from earlier ones).
+/// Asks the init of node `n` at `addr` for a fresh chain with `token`: its answer (Ok once the new
+/// bitcoind runs, or why not), or the connection's failure.
+async fn ask_over_tcp(
+    n: &Node,
+    addr: SocketAddr,
+    token: &str,
+) -> std::io::Result<std::result::Result<(), String>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut stream = n.rpc.transport().stream(addr).await?;
+    stream.write_all(format!("{token} fresh\n").as_bytes()).await?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(stream)
+        .take(1024)
+        .read_line(&mut line)
+        .await?;
+    Ok(match line.trim_end() {
+        "ok" => Ok(()),
+        "" => Err("its init closed the connection without an answer".to_string()),
+        other => Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+    })
+}
+
 pub(crate) fn new_request(action: Action) -> Request {
     Request {
         id: format!("{:016x}", rand::random::<u64>()),

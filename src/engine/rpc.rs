@@ -170,13 +170,18 @@ impl Transport {
     /// Whether a TCP connection to `addr` opens within `within` (through the relay when there is one:
     /// the relay answered the CONNECT with 200).
     pub async fn probe(&self, addr: SocketAddr, within: Duration) -> bool {
-        let attempt = async {
-            match &self.relay {
-                None => TcpStream::connect(addr).await.map(drop),
-                Some(relay) => tunnel(relay, &addr.to_string()).await.map(drop),
-            }
+        let attempt = self.stream(addr);
+        matches!(tokio::time::timeout(within, attempt).await, Ok(Ok(_)))
+    }
+
+    /// A TCP connection to `addr`, directly or through the relay.
+    pub async fn stream(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let stream = match &self.relay {
+            None => TcpStream::connect(addr).await?,
+            Some(relay) => tunnel(relay, &addr.to_string()).await?,
         };
-        matches!(tokio::time::timeout(within, attempt).await, Ok(Ok(())))
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 }
 
@@ -551,19 +556,6 @@ impl RpcClient {
             Err(e) if e.code() == Some(RPC_CLIENT_NODE_NOT_CONNECTED) => Ok(()),
             other => other.map(|_| ()),
         }
-    }
-
-    /// Switches the node's network activity on or off (its peers are disconnected when off).
-    pub async fn set_network_active(&self, active: bool) -> Result<()> {
-        self.call::<Value>("setnetworkactive", json!([active]))
-            .await
-            .map(|_| ())
-    }
-
-    /// Whether the node's network activity is on.
-    pub async fn network_active(&self) -> Result<bool> {
-        let info: Value = self.call("getnetworkinfo", json!([])).await?;
-        Ok(info["networkactive"].as_bool().unwrap_or(true))
     }
 
     /// Creates (or, after a restart, loads) the node's wallet `regbox`.

@@ -252,6 +252,9 @@ struct Soak<'a> {
     active: Mutex<Option<usize>>,
     /// Background activity waits while the nodes are asked to agree.
     quiet: AtomicBool,
+    /// Held by background activity through each block or transaction, and by a settle throughout: a
+    /// settle begins only once the block being mined when it was called has been mined.
+    activity: tokio::sync::Mutex<()>,
     arrivals: Mutex<Arrivals>,
 }
 
@@ -275,6 +278,7 @@ impl<'a> Soak<'a> {
             restarted: Mutex::new(BTreeSet::new()),
             active: Mutex::new(None),
             quiet: AtomicBool::new(false),
+            activity: tokio::sync::Mutex::new(()),
             arrivals: Mutex::new(Arrivals::default()),
         };
         soak.emit(EventKind::Start {
@@ -441,8 +445,10 @@ impl<'a> Soak<'a> {
         last: bool,
     ) -> std::result::Result<(), Stop> {
         self.quiet.store(true, Ordering::SeqCst);
+        let in_flight = self.activity.lock().await;
         let result = self.settle_quietly(step, ended, last).await;
         self.quiet.store(false, Ordering::SeqCst);
+        drop(in_flight);
         result
     }
 
@@ -617,6 +623,7 @@ impl<'a> Soak<'a> {
                 return std::future::pending().await;
             };
             tokio::time::sleep_until(next.into()).await;
+            let _busy = self.activity.lock().await;
             let quiet = self.quiet.load(Ordering::SeqCst);
             if let (Some(at), Some(every)) = (next_block, block_every) {
                 if at <= Instant::now() {

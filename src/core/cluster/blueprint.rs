@@ -112,8 +112,8 @@ pub const LABEL_INIT: &str = "regbox.init";
 pub const INIT_REQUEST_FILE: &str = ".regbox-init";
 /// The file the init answers a request in.
 pub const INIT_DONE_FILE: &str = ".regbox-init.done";
-/// The file the init answers a fresh chain asked for by `SIGUSR2` in (`signal ok`, `signal error WHY`).
-pub const INIT_FRESH_FILE: &str = ".regbox-init.fresh";
+/// The port the init of a node of regbox's images listens on for a fresh chain (`images/init`).
+pub const INIT_PORT: u16 = 18401;
 /// The file the init writes when it starts bitcoind: the host's clock then, in Unix milliseconds
 /// (when its libfaketime starts measuring a drifting clock's rate).
 pub const INIT_STARTED_FILE: &str = ".regbox-init.started";
@@ -286,6 +286,16 @@ pub fn relay_token(password: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The token the init of each node requires of a request over TCP (its environment's
+/// `REGBOX_INIT_TOKEN`), derived from the cluster's RPC password as the relay's is.
+pub fn init_token(password: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(password.as_bytes()).expect("hmac takes any key length");
+    mac.update(b"regbox init");
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// `-rpcauth` value for `password`: bitcoind stores only the salted HMAC, so the password itself never
 /// appears in a container's command line.
 pub fn rpcauth(salt: &[u8], password: &str) -> String {
@@ -333,6 +343,8 @@ pub struct Networks {
     pub data: Subnet,
     /// The `-rpcauth` line (salted hash), never the password.
     pub rpcauth: String,
+    /// The token the nodes' inits require ([`init_token`]); empty: they take no request over TCP.
+    pub init_token: String,
 }
 
 /// Lays every node of `spec` out on `nets`.
@@ -387,6 +399,9 @@ pub fn nodes(spec: &ClusterSpec, nets: &Networks) -> Vec<NodeLayout> {
             if !as_root {
                 env.extend(clock_env());
                 env.push(Anchored::declared_env(node.clock, node.drift));
+                if !nets.init_token.is_empty() {
+                    env.push(format!("REGBOX_INIT_TOKEN={}", nets.init_token));
+                }
             }
             let mut layout = NodeLayout {
                 index,

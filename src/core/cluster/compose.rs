@@ -78,6 +78,7 @@ pub fn render(spec: &ClusterSpec, subnet: Subnet) -> String {
         control: subnet,
         data: subnet,
         rpcauth: String::new(),
+        init_token: String::new(),
     };
     let layouts = blueprint::nodes(spec, &nets);
     let label = || BTreeMap::from([(LABEL_EXPORT, spec.name.clone())]);
