@@ -13,8 +13,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::core::cluster::blueprint::{
     self, cluster_filter, DATADIR, INIT_DONE_FILE, INIT_PORT, INIT_REQUEST_FILE, LABEL_CONFIG,
-    LABEL_INIT,
-    LABEL_NODE, LABEL_ROLE, ROLE_AGENT, ROLE_HOLD, SNAPSHOTS_DIR,
+    LABEL_INIT, LABEL_NODE, LABEL_ROLE, ROLE_AGENT, ROLE_HOLD, SNAPSHOTS_DIR,
 };
 use crate::core::cluster::init::{self, Action, Request};
 use crate::core::cluster::plan::{Containers, Desired, Segments, State};
@@ -116,20 +115,18 @@ impl Cluster {
             .filter(|&i| in_place[i].is_none())
             .collect();
         self.remove_nodes(&remade).await?;
-        tracing::debug!("removed at {:?}", begun.elapsed());
         let action = to.map_or(Action::Fresh, |n| Action::Restore(n.to_string()));
         // A running node with this regbox's init is asked for a fresh chain over TCP.
-        let (over_tcp, asked): (Vec<(usize, State)>, Vec<(usize, State)>) =
-            (in_place.iter().enumerate())
-                .filter_map(|(i, s)| s.map(|s| (i, s)))
-                .partition(|&(i, s)| {
-                    let l = &self.nodes[i].layout;
-                    let init = seen[l.container.as_str()].labels.get(LABEL_INIT);
-                    to.is_none()
-                        && s == State::Running
-                        && init.map(String::as_str) == Some(init_hash())
-                        && !l.as_root
-                });
+        let (over_tcp, asked): (Vec<_>, Vec<_>) = (in_place.iter().enumerate())
+            .filter_map(|(i, s)| s.map(|s| (i, s)))
+            .partition(|&(i, s)| {
+                let l = &self.nodes[i].layout;
+                let init = seen[l.container.as_str()].labels.get(LABEL_INIT);
+                to.is_none()
+                    && s == State::Running
+                    && init.map(String::as_str) == Some(init_hash())
+                    && !l.as_root
+            });
         let over_tcp: Vec<usize> = over_tcp.into_iter().map(|(i, _)| i).collect();
         tokio::try_join!(
             self.ask_init(&asked, action, timeout),
@@ -382,9 +379,14 @@ impl Cluster {
                     return Err(Error::BadRequest(format!("node {}: {why}", n.name())))
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!("{}: its init over TCP: {e}; asking through its data directory", n.name());
+                    tracing::debug!(
+                        "{}: its init over TCP: {e}; asking through its data directory",
+                        n.name()
+                    );
                     let request = new_request(Action::Fresh);
-                    return self.restart_asked(i, State::Running, &request, timeout).await;
+                    return self
+                        .restart_asked(i, State::Running, &request, timeout)
+                        .await;
                 }
                 Err(_) => {
                     return Err(Timeout {
@@ -603,7 +605,9 @@ async fn ask_over_tcp(
 ) -> std::io::Result<std::result::Result<(), String>> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let mut stream = n.rpc.transport().stream(addr).await?;
-    stream.write_all(format!("{token} fresh\n").as_bytes()).await?;
+    stream
+        .write_all(format!("{token} fresh\n").as_bytes())
+        .await?;
     let mut line = String::new();
     tokio::io::BufReader::new(stream)
         .take(1024)

@@ -142,6 +142,39 @@ fn a_reset_after_partitions_link_faults_held_and_killed_nodes_gives_the_declared
         let tip = cluster.sync_blocks(WAIT).await.unwrap();
         let header = cluster.nodes()[0].rpc.get_block_header(&tip).await.unwrap();
         assert_eq!(header.height, 1);
+
+        // A reset of running nodes asks each init over TCP: the engine sees no call on any node's
+        // container (no signal, no file written or read). A clock set on a running node goes back
+        // to the declared one all the same.
+        exec(
+            &mut cluster,
+            Verb::Clock {
+                nodes: Some(vec!["n0".into()]),
+                offset: Some(-600),
+                drift: Some(regbox::clock::Drift { gain: 1, per: 60 }),
+            },
+        )
+        .await;
+        let since = outside::event_time();
+        cluster.reset(None, WAIT).await.unwrap();
+        let until = outside::event_time();
+        let ids: Vec<String> = after.iter().map(|(id, _)| id.clone()).collect();
+        let events = outside::container_events(&name, &since, &until).await;
+        // The lock's marker was made and removed meanwhile: the engine's events were read.
+        assert!(
+            events.iter().any(|(_, action)| action == "create"),
+            "{events:?}"
+        );
+        let on_nodes: Vec<&(String, String)> =
+            events.iter().filter(|(id, _)| ids.contains(id)).collect();
+        assert!(
+            on_nodes.is_empty(),
+            "engine events on node containers during a reset: {on_nodes:?}"
+        );
+        for s in cluster.status().await.unwrap() {
+            assert_eq!((s.height, s.clock, s.drift), (Some(0), None, None), "{s:?}");
+        }
+        assert_eq!(graph(&cluster).await, cluster.expected_graph());
     });
 }
 

@@ -211,6 +211,41 @@ pub mod outside {
             .unwrap();
     }
 
+    /// Unix time now, as the engine's event filters take it (`seconds.nanoseconds`).
+    pub fn event_time() -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+    }
+
+    /// The engine's events for cluster `cluster`'s containers between `since` and `until`
+    /// ([`event_time`]): each as (container id, action).
+    pub async fn container_events(
+        cluster: &str,
+        since: &str,
+        until: &str,
+    ) -> Vec<(String, String)> {
+        use bollard::query_parameters::EventsOptionsBuilder;
+        use futures::StreamExt;
+        let mut filters = label_filter(&cluster_label(Some(cluster)));
+        filters.insert("type", vec!["container".to_string()]);
+        let opts = EventsOptionsBuilder::new()
+            .since(since)
+            .until(until)
+            .filters(&filters)
+            .build();
+        engine()
+            .events(Some(opts))
+            .map(|e| {
+                let e = e.unwrap();
+                let id = e.actor.and_then(|a| a.id).unwrap_or_default();
+                (id, e.action.unwrap_or_default())
+            })
+            .collect()
+            .await
+    }
+
     /// Kills a container from outside regbox (SIGKILL).
     pub async fn kill(name: &str) {
         engine()
