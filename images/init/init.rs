@@ -2,10 +2,11 @@
 //! child, hands it the signals the engine sends (so `docker stop` still stops bitcoind cleanly), ends
 //! with bitcoind's own exit status, and on `SIGUSR1` carries out the request regbox wrote to
 //! `DATADIR/.regbox-init` without the container stopping: a fresh chain, a snapshot saved, a snapshot
-//! restored. A fresh chain can also be asked for over TCP (the reset's fast way, no engine call at
-//! all): the init listens on port 18401 for the line `TOKEN fresh` (`TOKEN` from its environment's
-//! `REGBOX_INIT_TOKEN`; without one it does not listen) and answers `ok` or `error WHY` once the new
-//! bitcoind runs. Built by regbox's build script as a static binary with nothing but the standard library,
+//! restored. Over TCP (no engine call at all) the init takes two requests: it listens on port 18401
+//! for the line `TOKEN fresh` (the reset's fast way), answered `ok` or `error WHY` once the new
+//! bitcoind runs, and `TOKEN halt`, which stops bitcoind where it is (`SIGSTOP`: no more CPU, the
+//! container still running, so its network endpoints stay for `down` to detach one at a time).
+//! `TOKEN` comes from its environment's `REGBOX_INIT_TOKEN`; without one it does not listen. Built by regbox's build script as a static binary with nothing but the standard library,
 //! so that it runs in any node image (Debian's, a Bitcoin Core release, a self-built binary).
 //!
 //! The request file holds one line: `ID fresh`, `ID save NAME`, `ID restore NAME` or `ID files`.
@@ -31,6 +32,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use std::os::unix::process::CommandExt;
@@ -40,6 +42,7 @@ use std::process::{Command, ExitCode};
 const SIGHUP: i32 = 1;
 const SIGINT: i32 = 2;
 const SIGKILL: i32 = 9;
+const SIGSTOP: i32 = 19;
 const SIGUSR1: i32 = 10;
 const SIGUSR2: i32 = 12;
 const SIGTERM: i32 = 15;
@@ -167,8 +170,11 @@ const PORT: u16 = 18401;
 /// Connections that asked for a fresh chain, answered by the main thread once it is carried out.
 static ASKED: Mutex<Vec<TcpStream>> = Mutex::new(Vec::new());
 
-/// Takes requests for a fresh chain over TCP: a connection that sends `TOKEN fresh` waits in
-/// [`ASKED`], and the main thread is poked with `SIGUSR2`; any other line is answered at once.
+/// The bitcoind last started (for a halt, which the listener carries out itself).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Takes requests over TCP: a connection that sends `TOKEN fresh` waits in [`ASKED`], and the main
+/// thread is poked with `SIGUSR2`; `TOKEN halt` stops bitcoind at once; any other line is refused.
 fn listen(token: &str) {
     let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)) {
         Ok(listener) => listener,
@@ -182,9 +188,17 @@ fn listen(token: &str) {
         let _ = stream.set_nodelay(true);
         let mut line = String::new();
         let _ = BufReader::new(&stream).take(256).read_line(&mut line);
-        if line.trim_end() == format!("{token} fresh") {
+        let line = line.trim_end();
+        if line == format!("{token} fresh") {
             ASKED.lock().unwrap().push(stream);
             unsafe { kill(getpid(), SIGUSR2) };
+        } else if line == format!("{token} halt") {
+            let child = CHILD.load(Ordering::SeqCst);
+            let answer: &[u8] = match child > 0 && unsafe { kill(child, SIGSTOP) } == 0 {
+                true => b"ok\n",
+                false => b"error bitcoind is not running\n",
+            };
+            let _ = stream.write_all(answer);
         } else {
             let _ = stream.write_all(b"error not a request of this cluster's regbox\n");
         }
@@ -277,6 +291,7 @@ impl Init {
             });
         }
         let child = command.spawn()?;
+        CHILD.store(child.id() as i32, Ordering::SeqCst);
         // Reaped with waitpid, not through `Child`.
         Ok(child.id() as i32)
     }

@@ -375,3 +375,4 @@ class DownReport:
     containers: int
     volumes: int
     networks: int
+    halted: int = 0

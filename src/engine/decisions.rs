@@ -204,7 +204,7 @@ async fn half_partitioned(docker: &Docker) -> (Net, Net) {
         init_token: blueprint::init_token("pw"),
     };
     for l in blueprint::nodes(&spec, &nets) {
-        let node = crate::engine::reconcile::node_container(&l, control.clone(), None);
+        let node = crate::engine::launch::node_container(&l, control.clone(), None);
         docker.create(&l.container, &node).await.unwrap();
         let (on, subnet) = match l.index {
             2 => (&segment, segment_subnet),

@@ -16,6 +16,7 @@ pub mod export;
 pub mod faults;
 pub mod host;
 pub mod image;
+pub(crate) mod launch;
 pub mod lifecycle;
 pub mod links;
 pub mod lock;

@@ -26,9 +26,9 @@ use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result, Timeout};
 use crate::engine::exec::Exec;
 use crate::engine::image::init_hash;
-use crate::engine::node::Node;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::DOCKER_CONCURRENCY;
+use crate::engine::rpc::Transport;
 use crate::engine::wait::{on_all, wait_until, Check};
 
 /// How often the init's answer file is read while a request is carried out.
@@ -372,7 +372,8 @@ impl Cluster {
             let n = &self.nodes[i];
             let asked = std::time::Instant::now();
             let addr = SocketAddr::new(n.layout.control_ip.into(), INIT_PORT);
-            let answer = tokio::time::timeout(timeout, ask_over_tcp(n, addr, token)).await;
+            let ask = init_request(n.rpc.transport(), addr, token, "fresh");
+            let answer = tokio::time::timeout(timeout, ask).await;
             match answer {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(why))) => {
@@ -595,18 +596,18 @@ pub(crate) fn by_name(listed: &[ContainerInfo]) -> HashMap<&str, &ContainerInfo>
     listed.iter().map(|c| (c.name.as_str(), c)).collect()
 }
 
-/// A request of its own (its id tells its answer from earlier ones).
-/// Asks the init of node `n` at `addr` for a fresh chain with `token`: its answer (Ok once the new
-/// bitcoind runs, or why not), or the connection's failure.
-async fn ask_over_tcp(
-    n: &Node,
+/// Asks the init at `addr` (through `transport`) over TCP, with `token`, for `what` (`fresh`, `halt`):
+/// its answer (Ok once carried out, or why not), or the connection's failure.
+pub(crate) async fn init_request(
+    transport: &Transport,
     addr: SocketAddr,
     token: &str,
+    what: &str,
 ) -> std::io::Result<std::result::Result<(), String>> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    let mut stream = n.rpc.transport().stream(addr).await?;
+    let mut stream = transport.stream(addr).await?;
     stream
-        .write_all(format!("{token} fresh\n").as_bytes())
+        .write_all(format!("{token} {what}\n").as_bytes())
         .await?;
     let mut line = String::new();
     tokio::io::BufReader::new(stream)
@@ -620,6 +621,7 @@ async fn ask_over_tcp(
     })
 }
 
+/// A request of its own (its id tells its answer from earlier ones).
 pub(crate) fn new_request(action: Action) -> Request {
     Request {
         id: format!("{:016x}", rand::random::<u64>()),

@@ -27,6 +27,9 @@ fn ring4_comes_up_verified_mines_to_all_and_goes_down_without_leftovers() {
             (report.containers, report.volumes, report.networks),
             (5, 4, 2)
         );
+        // Every node's bitcoind was stopped where it was (over TCP, by its init) before the engine
+        // began to detach and remove.
+        assert_eq!(report.halted, 4);
         assert_eq!(leftovers(&name).await, Vec::<String>::new());
     });
 }

@@ -352,6 +352,10 @@ pub struct DownReport {
     pub containers: usize,
     pub volumes: usize,
     pub networks: usize,
+    /// Nodes whose bitcoind was stopped where it was before the engine's work began (the load taken
+    /// off the host: see `engine::removal`).
+    #[serde(default)]
+    pub halted: usize,
 }
 
 /// The plan of `apply` and `up --dry-run`, nodes by name: what is created, recreated (and why),
