@@ -48,6 +48,8 @@ Environment:
   SOURCE_DATE_EPOCH     the file times inside a built node image
   REGBOX_COMPLETE       set by the completion script: answer a completion, run nothing
   REGBOX_BIN            the regbox binary the fault agent's image is made from (default: this one)
+  REGBOX_CLOCK          set by regbox in a node's container: the declared clock its init sets again
+  REGBOX_INIT_TOKEN     set by regbox in a node's container: the token its init asks of a request
   REGBOX_OPERATOR       the operator every command on a cluster goes to, as --operator
   REGBOX_TOKEN          the operator's bearer token, when no --token-file is given
   REGBOX_OPERATOR_CA    the CA an https:// operator is trusted by, as --operator-ca
