@@ -13,7 +13,7 @@ use crate::core::faults::clock::{self, Anchored, Drift};
 use crate::core::verb::{Clocks, NodeClock};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::core::cluster::plan::{Containers, Desired, Segments, State};
+use crate::core::cluster::plan::State;
 use crate::engine::cluster::Cluster;
 use crate::engine::docker::ContainerInfo;
 use crate::engine::error::{Error, Result};
@@ -158,14 +158,7 @@ impl Cluster {
             }
         });
         futures::future::try_join_all(settled).await?;
-        let desired = Desired {
-            edges: &self.spec.edges,
-            containers: Containers::AsTheyAre,
-            segments: Segments::Keep,
-            mode: self.mode,
-        };
-        self.converge_quietly(&desired, timeout).await?;
-        Ok(())
+        self.rewire_declared(timeout).await
     }
 
     /// Writes the clocks `set` (one per node of `ids`) into the nodes' clock files. libfaketime reads

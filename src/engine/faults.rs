@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::core::cluster::blueprint::{self, LABEL_FAULT, LABEL_NODE, LABEL_ROLE, ROLE_HOLD};
-use crate::core::cluster::plan::{Containers, Desired, Segments};
 use crate::core::faults::node::Fault;
 use crate::core::topology::NodeId;
 use crate::core::verb::Verb;
@@ -67,14 +66,7 @@ impl Cluster {
         // A container started afresh has a new network namespace: its link faults are set again.
         self.mend_links_locked().await?;
         // The node's declared edges come back inside the active partition, through the one loop.
-        let desired = Desired {
-            edges: &self.spec.edges,
-            containers: Containers::AsTheyAre,
-            segments: Segments::Keep,
-            mode: self.mode,
-        };
-        self.converge_quietly(&desired, timeout).await?;
-        Ok(())
+        self.rewire_declared(timeout).await
     }
 
     /// Records that `node` is down on purpose (see `blueprint::ROLE_HOLD`), for `why` (a node fault's

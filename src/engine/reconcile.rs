@@ -306,6 +306,19 @@ impl Cluster {
         self.converge(desired, timeout, &fx).await
     }
 
+    /// The declared edges wired again inside the active partition, containers and segments as they
+    /// are (after a node fault or a clock jump closed sessions).
+    pub(crate) async fn rewire_declared(&self, timeout: Duration) -> Result<()> {
+        let desired = Desired {
+            edges: &self.spec.edges,
+            containers: plan::Containers::AsTheyAre,
+            segments: plan::Segments::Keep,
+            mode: self.mode,
+        };
+        self.converge_quietly(&desired, timeout).await?;
+        Ok(())
+    }
+
     fn wiring_timeout(
         &self,
         observed: &Observed,
